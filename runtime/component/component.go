@@ -1,0 +1,108 @@
+package component
+
+import (
+	"context"
+
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Batch is what a source hands the engine: records in source order plus the
+// callback that reports their fate.
+type Batch struct {
+	// Messages are the records, in source order.
+	Messages []message.Message
+	// Lane names the ordered stream the batch belongs to (a Kafka
+	// topic-partition, a file, one HTTP request). The engine keeps the order
+	// of records within a lane and acknowledges a lane's batches in the order
+	// they were read.
+	Lane string
+	// Ack is called exactly once by the engine. A nil error means every
+	// record of the batch was handled (delivered, filtered, dead-lettered or
+	// dropped by policy) and every earlier batch of the same lane was too, so
+	// the source may commit the position after the last record. A non-nil
+	// error means the records were not handled (the task stopped or blocked):
+	// the source must not commit them. Ack may be nil.
+	Ack func(err error)
+}
+
+// Source pulls records in.
+type Source interface {
+	// Open connects to the outside world. It may be retried.
+	Open(ctx context.Context) error
+	// Read blocks until a batch is available. It returns io.EOF when a finite
+	// source is exhausted and ctx.Err() when ctx ends. Read is called from one
+	// goroutine.
+	Read(ctx context.Context) (Batch, error)
+	// Close releases resources and unblocks a pending Read. Positions already
+	// acknowledged must be committed before Close returns.
+	Close(ctx context.Context) error
+}
+
+// Sink pushes records out.
+type Sink interface {
+	Open(ctx context.Context) error
+	// Write delivers msgs and returns once they are safely delivered (an
+	// acknowledgement from the other end, data handed to the OS). It may be
+	// called concurrently by the task's workers; records of one lane always
+	// come from the same worker, in order. Write must not retain msgs or the
+	// bytes they point to after it returns. Errors are classified with the
+	// helpers of this package (Retryable, EventPermanent, TaskPermanent);
+	// an unclassified error is treated as retryable.
+	Write(ctx context.Context, msgs []message.Message) error
+	Close(ctx context.Context) error
+}
+
+// Transform turns records into outputs. Each output carries the Ref of the
+// input it came from (copying the input Message value keeps it). An input
+// that yields no output and no failure counts as filtered.
+type Transform interface {
+	// Apply appends outputs and per-record failures to out. A returned error
+	// fails the whole batch (the engine then isolates the offending record).
+	Apply(ctx context.Context, in []message.Message, out *Output) error
+}
+
+// Opener is implemented by transforms that hold resources (WASM instances).
+type Opener interface {
+	Open(ctx context.Context) error
+}
+
+// Closer is implemented by components that release resources at the end.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Output collects what a transform produced for one batch.
+type Output struct {
+	Messages []message.Message
+	Failures []Failure
+	// Buf is scratch space for output payloads, reset by the engine only
+	// after every output of the batch was delivered. Append to it and slice
+	// the appended region; earlier slices stay valid when append reallocates.
+	Buf []byte
+}
+
+// Failure reports that the input with Ref could not be transformed.
+type Failure struct {
+	Ref int32
+	Err error
+}
+
+// Emit appends an output that descends from in and carries payload.
+func (o *Output) Emit(in *message.Message, payload []byte) {
+	m := *in
+	m.Payload = payload
+	o.Messages = append(o.Messages, m)
+}
+
+// Fail records a failure for the input in.
+func (o *Output) Fail(in *message.Message, err error) {
+	o.Failures = append(o.Failures, Failure{Ref: in.Ref, Err: err})
+}
+
+// Reset empties o, keeping its capacity.
+func (o *Output) Reset() {
+	clear(o.Messages) // drop references so the GC can free source buffers
+	o.Messages = o.Messages[:0]
+	o.Failures = o.Failures[:0]
+	o.Buf = o.Buf[:0]
+}
