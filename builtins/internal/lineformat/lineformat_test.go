@@ -1,0 +1,79 @@
+package lineformat
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+func TestAppend(t *testing.T) {
+	pos := message.Position{Stream: "stdin", Offset: 42}
+	at := time.Date(2026, 11, 25, 15, 0, 0, 123456789, time.UTC)
+	cases := []struct {
+		format Format
+		line   string
+		want   string // "" means a decode error
+		err    error
+	}{
+		{Auto, `{"specversion":"1.0","id":"x","source":"s","type":"t"}`, `{"specversion":"1.0","id":"x","source":"s","type":"t"}`, nil},
+		{Auto, `{"a": 1}`, `{"specversion":"1.0","id":"stdin-0-42","source":"src","type":"typ","time":"2026-11-25T15:00:00.123Z","datacontenttype":"application/json","data":{"a": 1}}`, nil},
+		{Auto, `  [1,2] `, `{"specversion":"1.0","id":"stdin-0-42","source":"src","type":"typ","time":"2026-11-25T15:00:00.123Z","datacontenttype":"application/json","data":[1,2]}`, nil},
+		{Auto, "plain \"text\"\r", `{"specversion":"1.0","id":"stdin-0-42","source":"src","type":"typ","time":"2026-11-25T15:00:00.123Z","datacontenttype":"text/plain","data":"plain \"text\""}`, nil},
+		{Auto, `{"a": 1`, `{"specversion":"1.0","id":"stdin-0-42","source":"src","type":"typ","time":"2026-11-25T15:00:00.123Z","datacontenttype":"text/plain","data":"{\"a\": 1"}`, nil},
+		{JSON, `{"a": 1`, ``, ErrDecode},
+		{JSON, `7`, `{"specversion":"1.0","id":"stdin-0-42","source":"src","type":"typ","time":"2026-11-25T15:00:00.123Z","datacontenttype":"application/json","data":7}`, nil},
+		{CloudEvents, `{"a": 1}`, ``, ErrDecode},
+		{CloudEvents, `{"specversion":"1.0","id":"x","source":"s"}`, ``, ErrDecode},
+		{CloudEvents, `{"specversion":"1.0","id":1,"source":"s","type":"t"}`, ``, ErrDecode},
+		{CloudEvents, `{"specversion":"1.0","id":"x","source":"s","type":"t","data":{}}`, `{"specversion":"1.0","id":"x","source":"s","type":"t","data":{}}`, nil},
+		{Auto, string(make([]byte, 2000)), ``, ErrTooLarge},
+	}
+	for _, c := range cases {
+		w := Wrapper{Format: c.format, Source: "src", Type: "typ", MaxEvent: 1024}
+		w.SetTime(at)
+		got, err := w.Append([]byte("keep:"), []byte(c.line), pos)
+		if c.err != nil {
+			if !errors.Is(err, c.err) || string(got) != "keep:" {
+				t.Errorf("%s %q: got %q, %v; want error %v", c.format, c.line, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || string(got) != "keep:"+c.want {
+			t.Errorf("%s %q:\n got %s (%v)\nwant keep:%s", c.format, c.line, got, err, c.want)
+		}
+		if !json.Valid(got[5:]) {
+			t.Errorf("%s %q: output is not JSON: %s", c.format, c.line, got)
+		}
+	}
+}
+
+func FuzzAppend(f *testing.F) {
+	f.Add([]byte(`{"specversion":"1.0"}`), uint8(0))
+	f.Add([]byte(`{"a":"\u00e9"}`), uint8(1))
+	f.Add([]byte("text\x00\x1f\"\\"), uint8(2))
+	f.Fuzz(func(t *testing.T, line []byte, fm uint8) {
+		format := []Format{Auto, JSON, CloudEvents}[int(fm)%3]
+		w := Wrapper{Format: format, Source: "s\"rc", Type: "t"}
+		out, err := w.Append(nil, line, message.Position{Stream: `C:\path "x"`, Offset: 1})
+		if err != nil {
+			return
+		}
+		if !json.Valid(out) {
+			t.Fatalf("format %s line %q gave invalid JSON %q", format, line, out)
+		}
+	})
+}
+
+func BenchmarkAppendWrap(b *testing.B) {
+	line := []byte(`{"order_id":"o-000042","region":"eu-west-1","amount":129.5,"currency":"EUR","customer":{"id":"c-17","tier":"gold"},"items":3,"note":"generated order for the benchmark workload"}`)
+	w := Wrapper{Format: Auto, Source: "stdin", Type: "sluice.line"}
+	var dst []byte
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		dst, _ = w.Append(dst[:0], line, message.Position{Stream: "stdin", Offset: 1234})
+	}
+}
