@@ -1,0 +1,299 @@
+package instrument
+
+import "fmt"
+
+// body is one function body as analysis found it.
+type body struct {
+	raw       []byte // the whole body: locals then code
+	codeStart int    // offset of the first instruction in raw
+	numLocals uint32 // params plus declared locals
+	localDecl []byte // the raw local declarations (without their count)
+	nDecl     uint32
+	hasLoop   bool
+	indirect  bool
+	callees   []uint32 // defined-function indexes (0-based among defined)
+	needEntry bool
+}
+
+// analyze decodes every body once to find loops and the call graph, then
+// marks the functions that need an entry check: those with a loop (an
+// inner loop restarts its countdown on every call, so calls must count
+// too) and those on a call cycle (recursion without loops).
+func (m *module) analyze() ([]body, error) {
+	s := m.find(secCode)
+	if s == nil {
+		return nil, nil
+	}
+	r := &reader{b: s.body}
+	n := r.u32()
+	if int(n) != len(m.funcTypes) {
+		return nil, fmt.Errorf("code section has %d bodies for %d functions", n, len(m.funcTypes))
+	}
+	bodies := make([]body, n)
+	addressTaken := map[uint32]bool{}
+	imp := uint32(m.funcImports)
+	for i := uint32(0); i < n; i++ {
+		size := r.u32()
+		raw := r.bytes(int(size))
+		if r.err != nil {
+			return nil, fmt.Errorf("code section: %w", r.err)
+		}
+		b := &bodies[i]
+		b.raw = raw
+		br := &reader{b: raw}
+		b.nDecl = br.u32()
+		declStart := br.pos
+		locals := uint64(m.types[m.funcTypes[i]].params)
+		for j := uint32(0); j < b.nDecl && br.err == nil; j++ {
+			locals += uint64(br.u32())
+			br.byte()
+		}
+		if locals >= 50000 {
+			return nil, fmt.Errorf("function %d declares %d locals (at most 50000)", imp+i, locals)
+		}
+		b.numLocals = uint32(locals)
+		b.localDecl = raw[declStart:br.pos]
+		b.codeStart = br.pos
+		for !br.done() {
+			in := next(br)
+			switch in.kind {
+			case kindLoop:
+				b.hasLoop = true
+			case kindCall:
+				if in.idx >= imp {
+					b.callees = append(b.callees, in.idx-imp)
+				}
+			case kindRefFunc:
+				if in.idx >= imp {
+					addressTaken[in.idx-imp] = true
+				}
+			case kindIndirect:
+				b.indirect = true
+			}
+		}
+		if br.err != nil {
+			return nil, fmt.Errorf("function %d: %w", imp+i, br.err)
+		}
+	}
+	if es := m.find(secElement); es != nil {
+		if err := elementFuncs(es.body, func(idx uint32) {
+			if idx >= imp {
+				addressTaken[idx-imp] = true
+			}
+		}); err != nil {
+			return nil, fmt.Errorf("element section: %w", err)
+		}
+	}
+	var targets []uint32
+	for f := range addressTaken {
+		if f < n {
+			targets = append(targets, f)
+		}
+	}
+	cyclic := cycles(bodies, targets)
+	for i := range bodies {
+		bodies[i].needEntry = bodies[i].hasLoop || cyclic[i]
+	}
+	return bodies, nil
+}
+
+// elementFuncs reports every function index an element segment names.
+func elementFuncs(b []byte, fn func(uint32)) error {
+	r := &reader{b: b}
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		flags := r.u32()
+		if flags > 7 {
+			return fmt.Errorf("segment %d: unknown flags %d", i, flags)
+		}
+		if flags&1 == 0 {
+			if flags&2 != 0 {
+				r.u32()
+			}
+			skipExpr(r, fn)
+		}
+		if flags&3 != 0 {
+			r.byte()
+		}
+		cnt := r.u32()
+		for j := uint32(0); j < cnt && r.err == nil; j++ {
+			if flags&4 != 0 {
+				skipExpr(r, fn)
+			} else {
+				fn(r.u32())
+			}
+		}
+	}
+	return r.err
+}
+
+func skipExpr(r *reader, refFunc func(uint32)) {
+	for r.err == nil {
+		if r.pos < len(r.b) && r.b[r.pos] == 0x0b {
+			r.pos++
+			return
+		}
+		in := next(r)
+		if in.kind == kindRefFunc {
+			refFunc(in.idx)
+		}
+	}
+}
+
+// cycles marks the functions that lie on a cycle of the call graph, where
+// an indirect call may reach any address-taken function. Tarjan's
+// algorithm, iterative so that deep graphs cannot overflow the stack.
+func cycles(bodies []body, indirectTargets []uint32) []bool {
+	// Node len(bodies) stands for the table: every function that calls
+	// indirectly has an edge to it, and it has an edge to every
+	// address-taken function. Reachability is the same as with an edge
+	// from each indirect caller to each target, at linear size.
+	table := len(bodies)
+	n := table + 1
+	toTable := []uint32{uint32(table)}
+	succ := func(v int) []uint32 {
+		if v == table {
+			return indirectTargets
+		}
+		if bodies[v].indirect {
+			return append(bodies[v].callees[:len(bodies[v].callees):len(bodies[v].callees)], toTable...)
+		}
+		return bodies[v].callees
+	}
+	index := make([]int, n)
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	for i := range index {
+		index[i] = -1
+	}
+	cyclic := make([]bool, n)
+	var stack []int
+	type frame struct {
+		v     int
+		succ  []uint32
+		child int
+	}
+	counter := 0
+	for root := 0; root < n; root++ {
+		if index[root] >= 0 {
+			continue
+		}
+		work := []frame{{v: root, succ: succ(root)}}
+		index[root], low[root] = counter, counter
+		counter++
+		stack = append(stack, root)
+		onStack[root] = true
+		for len(work) > 0 {
+			f := &work[len(work)-1]
+			if f.child < len(f.succ) {
+				w := int(f.succ[f.child])
+				f.child++
+				if w >= n {
+					continue
+				}
+				if w == f.v {
+					cyclic[w] = true
+				}
+				if index[w] < 0 {
+					index[w], low[w] = counter, counter
+					counter++
+					stack = append(stack, w)
+					onStack[w] = true
+					work = append(work, frame{v: w, succ: succ(w)})
+				} else if onStack[w] && index[w] < low[f.v] {
+					low[f.v] = index[w]
+				}
+				continue
+			}
+			v := f.v
+			work = work[:len(work)-1]
+			if len(work) > 0 {
+				p := work[len(work)-1].v
+				if low[v] < low[p] {
+					low[p] = low[v]
+				}
+			}
+			if low[v] == index[v] {
+				size := 0
+				for {
+					w := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					onStack[w] = false
+					size++
+					if size > 1 || w != v {
+						cyclic[w] = true
+					}
+					if w == v {
+						break
+					}
+				}
+				if size > 1 {
+					cyclic[v] = true
+				}
+			}
+		}
+	}
+	return cyclic[:table]
+}
+
+// rewriteBody appends the instrumented body of fb to dst.
+func (m *module) rewriteBody(dst []byte, fb *body, opt Options, check, fuel uint32, remap func(uint32) uint32, res *Result) []byte {
+	c := fb.numLocals // the new countdown local
+	dst = appendU32(dst, fb.nDecl+1)
+	dst = append(dst, fb.localDecl...)
+	dst = append(dst, 1, 0x7f)
+	if fb.needEntry {
+		res.Checked++
+		dst = append(dst, 0x23) // global.get fuel
+		dst = appendU32(dst, fuel)
+		dst = append(dst, 0x41, 0x01, 0x6b, 0x22) // i32.const 1; i32.sub; local.tee c
+		dst = appendU32(dst, c)
+		dst = append(dst, 0x24) // global.set fuel
+		dst = appendU32(dst, fuel)
+		dst = append(dst, 0x20) // local.get c
+		dst = appendU32(dst, c)
+		dst = append(dst, 0x45, 0x04, 0x40, 0x41) // i32.eqz; if; i32.const
+		dst = appendS32(dst, opt.CallBudget)
+		dst = append(dst, 0x24) // global.set fuel
+		dst = appendU32(dst, fuel)
+		dst = append(dst, 0x10) // call check
+		dst = appendU32(dst, check)
+		dst = append(dst, 0x0b)
+	}
+	if fb.hasLoop {
+		dst = append(dst, 0x41) // i32.const LoopBudget; local.set c
+		dst = appendS32(dst, opt.LoopBudget)
+		dst = append(dst, 0x21)
+		dst = appendU32(dst, c)
+	}
+	code := fb.raw
+	r := &reader{b: code, pos: fb.codeStart}
+	copied := fb.codeStart
+	for !r.done() {
+		in := next(r)
+		switch in.kind {
+		case kindLoop:
+			res.Loops++
+			dst = append(dst, code[copied:r.pos]...)
+			copied = r.pos
+			dst = append(dst, 0x20) // local.get c
+			dst = appendU32(dst, c)
+			dst = append(dst, 0x41, 0x01, 0x6b, 0x22) // i32.const 1; i32.sub; local.tee c
+			dst = appendU32(dst, c)
+			dst = append(dst, 0x45, 0x04, 0x40, 0x41) // i32.eqz; if; i32.const
+			dst = appendS32(dst, opt.LoopBudget)
+			dst = append(dst, 0x21) // local.set c
+			dst = appendU32(dst, c)
+			dst = append(dst, 0x10) // call check
+			dst = appendU32(dst, check)
+			dst = append(dst, 0x0b)
+		case kindCall, kindRefFunc:
+			if in.idx >= check {
+				dst = append(dst, code[copied:in.idxPos]...)
+				dst = appendU32(dst, remap(in.idx))
+				copied = r.pos
+			}
+		}
+	}
+	return append(dst, code[copied:]...)
+}
