@@ -82,6 +82,17 @@ func Valid(data []byte) bool {
 	return SkipSpace(data, end) == len(data)
 }
 
+// ValidAt validates the one JSON value starting at data[i] (no leading
+// whitespace) with the same rules as Valid, and returns the index just past
+// it, or -1 when it is malformed. Bytes after the value are not looked at, so
+// a caller can validate a document piece by piece while walking it.
+func ValidAt(data []byte, i int) int {
+	if i < 0 {
+		return -1
+	}
+	return validValue(data, i, 0)
+}
+
 // maxDepth bounds nesting so hostile input cannot exhaust the stack.
 const maxDepth = 10000
 

@@ -23,6 +23,38 @@ func TestValidMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+func TestValidAt(t *testing.T) {
+	for _, c := range validityCases {
+		data := []byte(c)
+		i := SkipSpace(data, 0)
+		end := ValidAt(data, i)
+		got := end >= 0 && SkipSpace(data, end) == len(data)
+		if want := json.Valid(data); got != want {
+			t.Errorf("ValidAt(%q) = %d, encoding/json says valid=%v", c, end, want)
+		}
+	}
+	// A valid value followed by anything: ValidAt stops right after it.
+	for _, c := range []struct {
+		in   string
+		i    int
+		want int
+	}{
+		{`{"a":1} trailing`, 0, 7},
+		{`xx"s\n"yy`, 2, 7},
+		{`[1,2]]`, 0, 5},
+		{`123abc`, 0, 3},
+		{`{"a":}`, 0, -1},
+		{`"x`, 0, -1},
+		{``, 0, -1},
+		{`1`, -1, -1},
+		{`1`, 5, -1},
+	} {
+		if got := ValidAt([]byte(c.in), c.i); got != c.want {
+			t.Errorf("ValidAt(%q, %d) = %d, want %d", c.in, c.i, got, c.want)
+		}
+	}
+}
+
 func TestGet(t *testing.T) {
 	doc := []byte(`{"data": {"value": {"order_id": "o-1", "amount": 12.5, "items": [{"sku": "A"}, {"sku": "B"}]}, "key": "k"},
 		"a\"b": 1, "dup": 1, "dup": 2, "caf\u00e9": true}`)
