@@ -1,0 +1,499 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/BurntSushi/toml"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/logx"
+	"github.com/sluicehq/sluice/runtime/metrics"
+)
+
+// Loader loads task files. The zero value is not usable: set Registry.
+type Loader struct {
+	Registry *component.Registry
+	// BuildFilter compiles a [filter] table; problems go to p (rooted at
+	// "filter"). Nil means tasks may not have a filter.
+	BuildFilter func(cfg *FilterConfig, p *component.Problems) Filter
+	// LookupEnv resolves ${env:NAME}; nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// MaxEvent is the default largest event (bytes); 0 means 1 MiB.
+	MaxEvent int
+	// Quota is the largest number of tasks one process runs; 0 means 20.
+	Quota    int
+	StateDir string
+	Shared   *component.Shared
+	Metrics  *metrics.Set
+	Logger   zerolog.Logger
+}
+
+// DefaultMaxEvent is the default limit on one event (design.md §2).
+const DefaultMaxEvent = 1 << 20
+
+// DefaultQuota is the default number of tasks one process runs.
+const DefaultQuota = 20
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
+
+// fileSchema is the top level of a task file. Component tables stay generic
+// here; each is decoded against its own spec.
+type fileSchema struct {
+	Name         string             `toml:"name" required:"true" doc:"Task name: letters, digits and '-', starting with a letter or digit, at most 127 characters."`
+	Description  string             `toml:"description" doc:"Free text shown by sluice list and the admin API."`
+	Source       map[string]any     `toml:"source" required:"true" doc:"Where events come from."`
+	Filter       *FilterConfig      `toml:"filter" doc:"Which events go on."`
+	Transform    []map[string]any   `toml:"transform" doc:"The transform chain, applied in order."`
+	Sink         map[string]any     `toml:"sink" required:"true" doc:"Where events go."`
+	Retry        *retrySchema       `toml:"retry" doc:"How failed deliveries are retried."`
+	Errors       *errorsSchema      `toml:"errors" doc:"What happens after the last retry."`
+	DeadLetter   map[string]any     `toml:"dead_letter" doc:"A sink receiving events that cannot be delivered, parsed or transformed."`
+	MaxInFlight  int                `toml:"max_in_flight" min:"1" max:"4096" doc:"Source batches in flight per task; bounds memory and the duplicates a crash can cause."`
+	MaxEventSize component.ByteSize `toml:"max_event_size" doc:"Largest event accepted; larger ones go to the dead-letter queue at stage decode."`
+	ExactlyOnce  bool               `toml:"exactly_once" doc:"Kafka to Kafka in transactions (both ends must be Kafka)."`
+}
+
+type retrySchema struct {
+	Policy     string             `toml:"policy" enum:"backoff,exponential,custom,none" doc:"backoff: 3 retries 10-20 s apart; exponential: 1 s doubling to 512 s, up to 176 retries within a day; custom; none."`
+	Attempts   *int               `toml:"attempts" min:"0" max:"1000000" doc:"custom: retries after the first try."`
+	Initial    component.Duration `toml:"initial" doc:"custom: first interval."`
+	Max        component.Duration `toml:"max" doc:"custom: largest interval."`
+	MaxAge     component.Duration `toml:"max_age" doc:"custom: give up once the first try is this old."`
+	Multiplier float64            `toml:"multiplier" min:"1" max:"100" doc:"custom: growth of the interval per retry."`
+	Jitter     *float64           `toml:"jitter" min:"0" max:"1" doc:"custom: fraction of each interval that is randomized."`
+}
+
+type errorsSchema struct {
+	Tolerance string `toml:"tolerance" enum:"all,none" doc:"all: after the last retry the event goes to the dead-letter queue and the task goes on; none: the task stops in Blocked, keeping its position."`
+}
+
+// Engine keys live in component tables but belong to the engine.
+type sourceEngineKeys struct {
+	Concurrency int    `toml:"concurrency" min:"1" max:"32"`
+	Order       string `toml:"order" enum:"partition,key,none"`
+}
+
+type sinkBatch struct {
+	MaxEvents int                `toml:"max_events" min:"1" max:"1000000"`
+	MaxWait   component.Duration `toml:"max_wait"`
+	MaxBytes  component.ByteSize `toml:"max_bytes"`
+}
+
+type sinkEngineKeys struct {
+	Batch sinkBatch `toml:"batch"`
+}
+
+func (l *Loader) lookupEnv(name string) (string, bool) {
+	if l.LookupEnv != nil {
+		return l.LookupEnv(name)
+	}
+	return os.LookupEnv(name)
+}
+
+// Expand lists the task files named by args: files as they are, folders as
+// the *.toml files they hold (not recursive), sorted.
+func Expand(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, fmt.Errorf("task file %s: %w", a, errors.Unwrap(err))
+		}
+		if !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		m, err := filepath.Glob(filepath.Join(a, "*.toml"))
+		if err != nil {
+			return nil, err
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("task folder %s holds no *.toml files", a)
+		}
+		sort.Strings(m)
+		out = append(out, m...)
+	}
+	return out, nil
+}
+
+// LoadAll loads every task file named by args (files or folders), checks
+// the task quota and that names are unique, and returns every problem of
+// every file at once.
+func (l *Loader) LoadAll(args []string) ([]*Task, error) {
+	files, err := Expand(args)
+	if err != nil {
+		return nil, err
+	}
+	var tasks []*Task
+	var diags Diagnostics
+	names := map[string]string{}
+	for _, f := range files {
+		t, err := l.LoadFile(f)
+		if err != nil {
+			var ds Diagnostics
+			if errors.As(err, &ds) {
+				diags = append(diags, ds...)
+				continue
+			}
+			return nil, err
+		}
+		if prev, dup := names[t.Name]; dup {
+			diags = append(diags, Diagnostic{File: f, Path: "name", Msg: fmt.Sprintf("task name %q is already used by %s; names must be unique in one process", t.Name, prev)})
+			continue
+		}
+		names[t.Name] = f
+		tasks = append(tasks, t)
+	}
+	quota := l.Quota
+	if quota == 0 {
+		quota = DefaultQuota
+	}
+	if len(files) > quota {
+		diags = append(diags, Diagnostic{File: files[quota], Msg: fmt.Sprintf("%d task files exceed the task quota of %d per process (raise it with --task-quota or SLUICE_TASK_QUOTA, or run more processes)", len(files), quota)})
+	}
+	if len(diags) > 0 {
+		l.closeAll(tasks)
+		return nil, diags
+	}
+	return tasks, nil
+}
+
+// LoadFile reads and loads one task file.
+func (l *Loader) LoadFile(path string) (*Task, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Diagnostics{{File: path, Msg: fmt.Sprintf("cannot read task file: %v", errors.Unwrap(err))}}
+	}
+	return l.Load(path, data)
+}
+
+// Load loads a task from data; file names it in diagnostics and anchors
+// relative paths.
+func (l *Loader) Load(file string, data []byte) (*Task, error) {
+	var tree map[string]any
+	if _, err := toml.Decode(string(data), &tree); err != nil {
+		return nil, Diagnostics{syntaxDiag(file, data, err)}
+	}
+	ix := buildIndex(data)
+	p := component.NewProblems()
+	expandTree(tree, l.lookupEnv, p, nil)
+
+	var fs fileSchema
+	component.Decode(tree, &fs, p)
+	dir := filepath.Dir(file)
+	t := &Task{Name: fs.Name, File: file, Dir: dir, Tolerance: "all", ExactlyOnce: fs.ExactlyOnce}
+	if fs.Name != "" {
+		switch n := utf8.RuneCountInString(fs.Name); {
+		case n > 127:
+			p.Addf([]string{"name"}, "task name is %d characters long; the limit is 127", n)
+		case !nameRE.MatchString(fs.Name):
+			p.Addf([]string{"name"}, "invalid task name %q: use letters, digits and '-', starting with a letter or digit", fs.Name)
+		}
+	}
+	log := l.Logger.With().Str(logx.Task, fs.Name).Logger()
+
+	t.Engine = Engine{Concurrency: 1, Order: "partition", MaxEvents: 256, MaxEvent: l.MaxEvent}
+	if t.Engine.MaxEvent == 0 {
+		t.Engine.MaxEvent = DefaultMaxEvent
+	}
+	if fs.MaxEventSize > 0 {
+		t.Engine.MaxEvent = int(fs.MaxEventSize)
+	}
+
+	env := func(path []string, kind string) component.Env {
+		return component.Env{
+			Task:        fs.Name,
+			Dir:         dir,
+			StateDir:    l.StateDir,
+			Concurrency: t.Engine.Concurrency,
+			MaxEvent:    t.Engine.MaxEvent,
+			Logger:      log.With().Str(logx.Component, component.FormatPath(path)+"."+kind).Logger(),
+			Shared:      l.Shared,
+			Metrics:     l.Metrics,
+			Problems:    p.At(path...),
+		}
+	}
+
+	// The source first: its concurrency is part of every component's Env.
+	if fs.Source != nil {
+		var ek sourceEngineKeys
+		ek.Concurrency, ek.Order = 1, "partition"
+		ct := l.decodeComponent(component.KindSource, fs.Source, []string{"source"}, p, &ek)
+		t.Engine.Concurrency, t.Engine.Order = ek.Concurrency, ek.Order
+		if ct != nil {
+			t.Source = *ct
+		}
+	}
+	if fs.Sink != nil {
+		ek := sinkEngineKeys{Batch: sinkBatch{MaxEvents: 256}}
+		ct := l.decodeComponent(component.KindSink, fs.Sink, []string{"sink"}, p, &ek)
+		if ct != nil {
+			t.Sink = *ct
+			t.Engine.MaxEvents, t.Engine.MaxWait = ek.Batch.MaxEvents, ek.Batch.MaxWait.D()
+		}
+	}
+	for i, tr := range fs.Transform {
+		ct := l.decodeComponent(component.KindTransform, tr, []string{"transform", component.Index(i)}, p, nil)
+		if ct != nil {
+			t.Transforms = append(t.Transforms, *ct)
+		}
+	}
+	if fs.DeadLetter != nil {
+		ct := l.decodeComponent(component.KindSink, fs.DeadLetter, []string{"dead_letter"}, p, &sinkEngineKeys{})
+		if ct != nil {
+			t.DeadLetter = ct
+		}
+	}
+	if fs.Filter != nil {
+		fp := p.At("filter")
+		switch {
+		case fs.Filter.Pattern != nil && fs.Filter.PatternJSON != "":
+			fp.KeyErrorf([]string{"pattern_json"}, "pattern and pattern_json are exclusive: give the pattern in one form")
+		case l.BuildFilter == nil:
+			fp.Addf(nil, "filters are not available in this build")
+		default:
+			t.Filter = l.BuildFilter(fs.Filter, fp)
+		}
+	}
+	t.Retry = retryFrom(fs.Retry, p)
+	if fs.Errors != nil && fs.Errors.Tolerance != "" {
+		t.Tolerance = fs.Errors.Tolerance
+	}
+	t.Engine.MaxInFlight = fs.MaxInFlight
+	if t.Engine.MaxInFlight == 0 {
+		t.Engine.MaxInFlight = max(4, 2*t.Engine.Concurrency)
+	}
+
+	// Build only what decoded cleanly: Build may assume a valid config.
+	if p.Len() == 0 {
+		l.build(t, env)
+	}
+	if p.Len() > 0 {
+		l.closeAll([]*Task{t})
+		diags := make(Diagnostics, 0, p.Len())
+		seen := map[string]bool{}
+		for _, pr := range p.List() {
+			d := ix.diagnose(file, pr)
+			// An engine key that the component declares too is checked by
+			// both; say it once.
+			if k := d.Error(); !seen[k] {
+				seen[k] = true
+				diags = append(diags, d)
+			}
+		}
+		sort.SliceStable(diags, func(i, j int) bool {
+			if diags[i].Line != diags[j].Line {
+				return diags[i].Line < diags[j].Line
+			}
+			return diags[i].Col < diags[j].Col
+		})
+		return nil, diags
+	}
+	return t, nil
+}
+
+// decodeComponent checks a component table's type and decodes it. Engine
+// keys (concurrency, order, batch) are decoded into engineKeys and handed to
+// the component too only when its config declares them.
+func (l *Loader) decodeComponent(kind component.Kind, tree map[string]any, path []string, p *component.Problems, engineKeys any) *Component {
+	cp := p.At(path...)
+	typ, ok := tree["type"].(string)
+	if !ok {
+		if _, present := tree["type"]; present {
+			cp.Addf([]string{"type"}, "type must be a string naming the %s (known: %s)", kind, strings.Join(l.Registry.Names(kind), ", "))
+		} else {
+			cp.KeyErrorf(nil, "missing required key \"type\" (known %s types: %s)", kind, strings.Join(l.Registry.Names(kind), ", "))
+		}
+		return nil
+	}
+	spec, ok := l.Registry.Lookup(kind, typ)
+	if !ok {
+		msg := fmt.Sprintf("unknown %s type %q%s (known: %s)", kind, typ, component.Suggest(typ, l.Registry.Names(kind)), strings.Join(l.Registry.Names(kind), ", "))
+		if kind == component.KindTransform {
+			msg = "invalid transform: TRANSFORM_KIND: " + msg
+		}
+		cp.Addf([]string{"type"}, "%s", msg)
+		return nil
+	}
+	cfg := spec.New()
+	rest := tree
+	if engineKeys != nil {
+		declared := map[string]bool{}
+		fields, _ := component.FieldsOf(cfg)
+		for _, f := range fields {
+			declared[f.Name] = true
+		}
+		mine := map[string]any{}
+		rest = map[string]any{}
+		for k, v := range tree {
+			if isEngineKey(engineKeys, k) {
+				mine[k] = v
+				if !declared[k] {
+					continue
+				}
+			}
+			rest[k] = v
+		}
+		ep := component.NewProblems(path...)
+		component.Decode(mine, engineKeys, ep)
+		for _, pr := range ep.List() {
+			pr.Path = pr.Path[len(path):]
+			cp.Add(pr)
+		}
+	}
+	before := p.Len()
+	component.Decode(rest, cfg, cp, "type")
+	c := &Component{Type: typ, Spec: spec, Config: cfg, Path: path}
+	if p.Len() > before {
+		c.Spec = nil // not buildable
+	}
+	return c
+}
+
+func isEngineKey(keys any, k string) bool {
+	t := reflect.TypeOf(keys).Elem()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); name == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Loader) build(t *Task, env func([]string, string) component.Env) {
+	one := func(c *Component, kind component.Kind) {
+		if c == nil || c.Spec == nil {
+			return
+		}
+		e := env(c.Path, c.Type)
+		inst, err := c.Spec.Build(c.Config, e)
+		if err != nil {
+			e.Problems.Addf(nil, "%v", err)
+			return
+		}
+		var ok bool
+		switch kind {
+		case component.KindSource:
+			_, ok = inst.(component.Source)
+		case component.KindSink:
+			_, ok = inst.(component.Sink)
+		case component.KindTransform:
+			_, ok = inst.(component.Transform)
+		}
+		if !ok {
+			panic(fmt.Sprintf("%s %q: Build returned %T, not a %s", kind, c.Type, inst, kind))
+		}
+		c.Instance = inst
+	}
+	one(&t.Source, component.KindSource)
+	for i := range t.Transforms {
+		one(&t.Transforms[i], component.KindTransform)
+	}
+	one(&t.Sink, component.KindSink)
+	one(t.DeadLetter, component.KindSink)
+}
+
+// closeAll releases what Build created for tasks that will not run.
+func (l *Loader) closeAll(tasks []*Task) {
+	for _, t := range tasks {
+		t.Discard(context.Background())
+	}
+}
+
+// Discard releases what Build created (compiled modules, say) for a task that
+// will not run. Components are closed even though never opened, which
+// their contract allows.
+func (t *Task) Discard(ctx context.Context) {
+	for _, c := range t.components() {
+		if cl, ok := c.Instance.(component.Closer); ok {
+			_ = cl.Close(ctx)
+		}
+		c.Instance = nil
+	}
+}
+
+func (t *Task) components() []*Component {
+	out := []*Component{&t.Source}
+	for i := range t.Transforms {
+		out = append(out, &t.Transforms[i])
+	}
+	out = append(out, &t.Sink)
+	if t.DeadLetter != nil {
+		out = append(out, t.DeadLetter)
+	}
+	return out
+}
+
+func retryFrom(rs *retrySchema, p *component.Problems) Retry {
+	policy := "backoff"
+	if rs != nil && rs.Policy != "" {
+		policy = rs.Policy
+	}
+	r := Retry{Policy: policy}
+	switch policy {
+	case "backoff":
+		// 3 retries, each after a random 10-20 s (design.md §4).
+		r.Attempts, r.Initial, r.Max, r.Jitter = 3, 10*time.Second, 20*time.Second, 1
+	case "exponential":
+		// 1 s doubling to 512 s, up to 176 retries within one day.
+		r.Attempts, r.Initial, r.Max, r.MaxAge = 176, time.Second, 512*time.Second, 24*time.Hour
+	case "none":
+	case "custom":
+		r.Attempts, r.Initial, r.Max, r.Jitter = 3, time.Second, time.Minute, 0.2
+		if rs.Attempts != nil {
+			r.Attempts = *rs.Attempts
+		}
+		if rs.Initial > 0 {
+			r.Initial = rs.Initial.D()
+		}
+		if rs.Max > 0 {
+			r.Max = rs.Max.D()
+		}
+		r.MaxAge = rs.MaxAge.D()
+		if rs.Jitter != nil {
+			r.Jitter = *rs.Jitter
+		}
+		if r.Max < r.Initial {
+			p.Addf([]string{"retry", "max"}, "max (%s) must not be below initial (%s)", r.Max, r.Initial)
+		}
+	}
+	if rs != nil && policy != "custom" {
+		for _, k := range []struct {
+			set  bool
+			name string
+		}{{rs.Attempts != nil, "attempts"}, {rs.Initial > 0, "initial"}, {rs.Max > 0, "max"}, {rs.MaxAge > 0, "max_age"}, {rs.Jitter != nil, "jitter"}, {rs.Multiplier > 0, "multiplier"}} {
+			if k.set {
+				p.KeyErrorf([]string{"retry", k.name}, "%s applies only to policy = \"custom\" (policy is %q)", k.name, policy)
+			}
+		}
+	}
+	return r
+}
+
+// syntaxDiag turns a TOML syntax error into a diagnostic.
+func syntaxDiag(file string, data []byte, err error) Diagnostic {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		// Position.Start is exact; Line can be one past it when the lexer
+		// already consumed the newline that ended the faulty construct.
+		ix := buildIndex(data)
+		off := min(max(pe.Position.Start, 0), len(data))
+		d := Diagnostic{File: file, Msg: "invalid TOML: " + pe.Message}
+		d.Line, d.Col = ix.lineCol(off)
+		d.Snippet = ix.snippet(span{off: off, len: max(pe.Position.Len, 1)})
+		return d
+	}
+	return Diagnostic{File: file, Msg: "invalid TOML: " + err.Error()}
+}
+

@@ -1,0 +1,72 @@
+// Package config loads task files: it decodes the TOML, expands environment
+// references, checks every key against the component specs, builds the
+// components and reports every problem at once as FILE:LINE:COL diagnostics.
+// Loading reads local files (task files, WASM modules) and never the
+// network.
+package config
+
+import (
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/component"
+)
+
+// Task is one loaded, validated task file.
+type Task struct {
+	Name string
+	File string // path as given
+	Dir  string // folder of the file; relative paths in the task resolve against it
+
+	Source     Component
+	Filter     Filter // nil: every event matches
+	Transforms []Component
+	Sink       Component
+	DeadLetter *Component // a sink; nil when [dead_letter] is absent
+
+	Engine     Engine
+	Retry      Retry
+	Tolerance  string // "all" | "none"
+	ExactlyOnce bool  // exactly_once: Kafka to Kafka in transactions
+}
+
+// Component is one configured source, transform or sink.
+type Component struct {
+	Type     string
+	Spec     *component.Spec
+	Config   any      // the decoded config struct
+	Instance any      // what Spec.Build returned
+	Path     []string // where it sits in the file ("transform", "[1]")
+}
+
+// Filter decides whether an event goes on. It reads the source event and may
+// fail for one event (a condition that hits a runtime error).
+type Filter interface {
+	Match(event []byte) (bool, error)
+}
+
+// FilterConfig is the [filter] table as written.
+type FilterConfig struct {
+	Pattern     map[string]any `toml:"pattern" doc:"Event pattern (event-patterns.md) mirroring the event's shape; exclusive with pattern_json."`
+	PatternJSON string         `toml:"pattern_json" doc:"The same pattern as JSON text; needed for null literals."`
+	Condition   string         `toml:"condition" doc:"expr-lang boolean expression over the event, ANDed with the pattern."`
+}
+
+// Engine holds the task settings the engine itself applies.
+type Engine struct {
+	Concurrency int           // workers, 1..32 ([source] concurrency)
+	Order       string        // partition | key | none ([source] order)
+	MaxInFlight int           // source batches in flight per task
+	MaxEvents   int           // sink batch size ([sink] batch.max_events)
+	MaxWait     time.Duration // longest a partial sink batch waits ([sink] batch.max_wait)
+	MaxEvent    int           // largest event in bytes
+}
+
+// Retry is the [retry] table (design.md §4).
+type Retry struct {
+	Policy   string        // backoff | exponential | custom | none
+	Attempts int           // retries after the first try
+	Initial  time.Duration // first interval
+	Max      time.Duration // largest interval
+	MaxAge   time.Duration // give up once the first try is this old
+	Jitter   float64       // 0..1, fraction of each interval randomized
+}
