@@ -82,4 +82,3 @@ func expandTree(v any, lookup func(string) (string, bool), p *component.Problems
 	}
 	return v
 }
-

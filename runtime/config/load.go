@@ -496,4 +496,3 @@ func syntaxDiag(file string, data []byte, err error) Diagnostic {
 	}
 	return Diagnostic{File: file, Msg: "invalid TOML: " + err.Error()}
 }
-

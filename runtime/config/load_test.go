@@ -43,10 +43,10 @@ func (c *testTransformConfig) Validate(p *component.Problems) {
 
 type nopComp struct{}
 
-func (nopComp) Open(context.Context) error                               { return nil }
-func (nopComp) Close(context.Context) error                              { return nil }
-func (nopComp) Read(context.Context) (component.Batch, error)            { return component.Batch{}, nil }
-func (nopComp) Write(context.Context, []message.Message) error           { return nil }
+func (nopComp) Open(context.Context) error                                        { return nil }
+func (nopComp) Close(context.Context) error                                       { return nil }
+func (nopComp) Read(context.Context) (component.Batch, error)                     { return component.Batch{}, nil }
+func (nopComp) Write(context.Context, []message.Message) error                    { return nil }
 func (nopComp) Apply(context.Context, []message.Message, *component.Output) error { return nil }
 
 func testRegistry() *component.Registry {
@@ -55,9 +55,11 @@ func testRegistry() *component.Registry {
 		Build: func(any, component.Env) (any, error) { return nopComp{}, nil }})
 	r.Register(component.Spec{Kind: component.KindSink, Name: "out", New: func() any { return &testSinkConfig{} },
 		Build: func(any, component.Env) (any, error) { return nopComp{}, nil }})
-	r.Register(component.Spec{Kind: component.KindSink, Name: "plain", New: func() any { return &struct {
-		Path string `toml:"path"`
-	}{} },
+	r.Register(component.Spec{Kind: component.KindSink, Name: "plain", New: func() any {
+		return &struct {
+			Path string `toml:"path"`
+		}{}
+	},
 		Build: func(any, component.Env) (any, error) { return nopComp{}, nil }})
 	r.Register(component.Spec{Kind: component.KindTransform, Name: "template", New: func() any { return &testTransformConfig{} },
 		Build: func(any, component.Env) (any, error) { return nopComp{}, nil }})

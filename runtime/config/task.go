@@ -23,10 +23,10 @@ type Task struct {
 	Sink       Component
 	DeadLetter *Component // a sink; nil when [dead_letter] is absent
 
-	Engine     Engine
-	Retry      Retry
-	Tolerance  string // "all" | "none"
-	ExactlyOnce bool  // exactly_once: Kafka to Kafka in transactions
+	Engine      Engine
+	Retry       Retry
+	Tolerance   string // "all" | "none"
+	ExactlyOnce bool   // exactly_once: Kafka to Kafka in transactions
 }
 
 // Component is one configured source, transform or sink.
