@@ -1,0 +1,380 @@
+// Package abi is the host side of the Sluice transform ABI, version 1: it
+// writes a batch of records into guest memory and reads the guest's
+// per-record outcomes back. docs/abi.md specifies the layout byte by byte;
+// the constants below are its names.
+//
+// All integers are little-endian. Offsets inside a batch are relative to
+// the batch's first byte; addresses inside a result are absolute addresses
+// in the guest's linear memory.
+package abi
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Version is the ABI version this package speaks. A module's
+// sluice_abi_version export must return it.
+const Version = 1
+
+// Batch layout.
+const (
+	BatchHeaderSize = 16 // version, count, size, cursor
+	RecordSize      = 64 // one record descriptor
+	HeaderEntrySize = 16 // key off/len, value off/len
+
+	// Offsets inside a record descriptor.
+	RecPayloadOff  = 0
+	RecPayloadLen  = 4
+	RecKeyOff      = 8
+	RecKeyLen      = 12
+	RecHeadersOff  = 16
+	RecHeadersN    = 20
+	RecStreamOff   = 24
+	RecStreamLen   = 28
+	RecPartition   = 32
+	RecFlags       = 36
+	RecOffset      = 40
+	RecTime        = 48
+	RecEventOff    = 56
+	RecEventLen    = 60
+	FlagHasKey     = 1 << 0
+	FlagHasTime    = 1 << 1
+	FlagPayloadIsE = 1 << 2 // the payload is the source event itself
+
+	// CursorNone is what the host writes in the cursor field before a call.
+	CursorNone = 0xffffffff
+)
+
+// Result layout.
+const (
+	ResultHeaderSize = 16 // version, count, outputs address, outputs count
+	OutcomeSize      = 16 // kind, a, b, c
+	OutputSize       = 32 // payload, key, headers, flags, reserved
+
+	OutcomePass  = 0
+	OutcomeEmit  = 1
+	OutcomeDrop  = 2
+	OutcomeRetry = 3
+	OutcomeFail  = 4
+
+	OutSetKey     = 1 << 0
+	OutSetHeaders = 1 << 1
+)
+
+// EncodedSize returns the bytes Encode needs for msgs.
+func EncodedSize(msgs []message.Message) int {
+	n := BatchHeaderSize + RecordSize*len(msgs)
+	var stream string
+	for i := range msgs {
+		m := &msgs[i]
+		n += len(m.Payload) + len(m.Key)
+		if !samePayload(m) {
+			n += len(m.Event)
+		}
+		if i == 0 || m.Pos.Stream != stream {
+			n += len(m.Pos.Stream)
+			stream = m.Pos.Stream
+		}
+		if len(m.Headers) > 0 {
+			n += 3 + HeaderEntrySize*len(m.Headers)
+			for j := range m.Headers {
+				n += len(m.Headers[j].Key) + len(m.Headers[j].Value)
+			}
+		}
+	}
+	return n
+}
+
+// samePayload reports whether the payload is the unchanged source event,
+// which is then written once.
+func samePayload(m *message.Message) bool {
+	return len(m.Payload) == len(m.Event) && (len(m.Payload) == 0 || unsafe.SliceData(m.Payload) == unsafe.SliceData(m.Event))
+}
+
+var le = binary.LittleEndian
+
+// Encode writes msgs as a version 1 batch into dst, which must hold at
+// least EncodedSize(msgs) bytes, and returns the bytes written. It does not
+// allocate.
+func Encode(dst []byte, msgs []message.Message) int {
+	le.PutUint32(dst[0:], Version)
+	le.PutUint32(dst[4:], uint32(len(msgs)))
+	le.PutUint32(dst[12:], CursorNone)
+	pos := BatchHeaderSize + RecordSize*len(msgs)
+	put := func(b []byte) (uint32, uint32) {
+		off := pos
+		pos += copy(dst[pos:], b)
+		return uint32(off), uint32(len(b))
+	}
+	var streamOff, streamLen uint32
+	var stream string
+	for i := range msgs {
+		m := &msgs[i]
+		d := dst[BatchHeaderSize+RecordSize*i : BatchHeaderSize+RecordSize*(i+1)]
+		po, pl := put(m.Payload)
+		le.PutUint32(d[RecPayloadOff:], po)
+		le.PutUint32(d[RecPayloadLen:], pl)
+		var flags uint32
+		if samePayload(m) {
+			flags |= FlagPayloadIsE
+			le.PutUint32(d[RecEventOff:], po)
+			le.PutUint32(d[RecEventLen:], pl)
+		} else {
+			eo, el := put(m.Event)
+			le.PutUint32(d[RecEventOff:], eo)
+			le.PutUint32(d[RecEventLen:], el)
+		}
+		ko, kl := put(m.Key)
+		if m.Key != nil {
+			flags |= FlagHasKey
+		}
+		le.PutUint32(d[RecKeyOff:], ko)
+		le.PutUint32(d[RecKeyLen:], kl)
+		if i == 0 || m.Pos.Stream != stream {
+			off := pos
+			pos += copy(dst[pos:], m.Pos.Stream)
+			streamOff, streamLen, stream = uint32(off), uint32(len(m.Pos.Stream)), m.Pos.Stream
+		}
+		le.PutUint32(d[RecStreamOff:], streamOff)
+		le.PutUint32(d[RecStreamLen:], streamLen)
+		le.PutUint32(d[RecPartition:], uint32(m.Pos.Partition))
+		le.PutUint64(d[RecOffset:], uint64(m.Pos.Offset))
+		var ts int64
+		if !m.Time.IsZero() {
+			flags |= FlagHasTime
+			ts = m.Time.UnixNano()
+		}
+		le.PutUint64(d[RecTime:], uint64(ts))
+		if len(m.Headers) == 0 {
+			le.PutUint32(d[RecHeadersOff:], uint32(pos))
+			le.PutUint32(d[RecHeadersN:], 0)
+		} else {
+			pos = (pos + 3) &^ 3
+			table := pos
+			pos += HeaderEntrySize * len(m.Headers)
+			for j := range m.Headers {
+				h := &m.Headers[j]
+				e := dst[table+HeaderEntrySize*j:]
+				off := pos
+				pos += copy(dst[pos:], h.Key)
+				le.PutUint32(e[0:], uint32(off))
+				le.PutUint32(e[4:], uint32(len(h.Key)))
+				vo, vl := put(h.Value)
+				le.PutUint32(e[8:], vo)
+				le.PutUint32(e[12:], vl)
+			}
+			le.PutUint32(d[RecHeadersOff:], uint32(table))
+			le.PutUint32(d[RecHeadersN:], uint32(len(m.Headers)))
+		}
+		le.PutUint32(d[RecFlags:], flags)
+	}
+	le.PutUint32(dst[8:], uint32(pos))
+	return pos
+}
+
+// Cursor reads the cursor field of a batch written at batch (the index of
+// the record the guest said it was working on), or -1.
+func Cursor(batch []byte, n int) int {
+	if len(batch) < BatchHeaderSize {
+		return -1
+	}
+	c := le.Uint32(batch[12:])
+	if c == CursorNone || int64(c) >= int64(n) {
+		return -1
+	}
+	return int(c)
+}
+
+// ResultError is a malformed result: the guest broke the ABI. The batch
+// fails as a whole and the instance is discarded.
+type ResultError struct{ Msg string }
+
+func (e *ResultError) Error() string { return "module broke the ABI: " + e.Msg }
+
+// ErrOutputTooLarge reports outputs larger than the configured cap.
+var ErrOutputTooLarge = errors.New("output exceeds max_output")
+
+// RecordError is the failure a guest reported for one record: a retry or a
+// fail outcome, with the guest's code and message.
+type RecordError struct {
+	Retry bool
+	Code  uint32
+	Msg   string
+}
+
+func (e *RecordError) Error() string {
+	verb := "failed"
+	if e.Retry {
+		verb = "asked to retry"
+	}
+	if e.Msg == "" {
+		return fmt.Sprintf("module %s the record (code %d)", verb, e.Code)
+	}
+	return fmt.Sprintf("module %s the record (code %d): %s", verb, e.Code, e.Msg)
+}
+
+// Limits bound what Decode accepts.
+type Limits struct {
+	// MaxOutput caps the bytes copied out of the guest for one call
+	// (payloads, keys, headers); 0 means no cap.
+	MaxOutput int
+}
+
+// Decode reads the result the guest returned (packed as address<<32 |
+// length) from its memory mem, for the inputs in, and appends outputs and
+// per-record failures to out. On error out is restored to its length at
+// entry, so a failed call leaves no partial outputs.
+func Decode(mem []byte, packed uint64, in []message.Message, out *component.Output, lim Limits) error {
+	nMsgs, nFail, nBuf := len(out.Messages), len(out.Failures), len(out.Buf)
+	err := decode(mem, packed, in, out, lim)
+	if err != nil {
+		clear(out.Messages[nMsgs:])
+		out.Messages, out.Failures, out.Buf = out.Messages[:nMsgs], out.Failures[:nFail], out.Buf[:nBuf]
+	}
+	return err
+}
+
+func span(mem []byte, addr, n uint32) ([]byte, bool) {
+	end := uint64(addr) + uint64(n)
+	if end > uint64(len(mem)) {
+		return nil, false
+	}
+	return mem[addr:end:end], true
+}
+
+func decode(mem []byte, packed uint64, in []message.Message, out *component.Output, lim Limits) error {
+	addr, size := uint32(packed>>32), uint32(packed)
+	res, ok := span(mem, addr, size)
+	if !ok || size < ResultHeaderSize {
+		return &ResultError{fmt.Sprintf("result at %d (%d bytes) is outside memory or shorter than its header", addr, size)}
+	}
+	if v := le.Uint32(res[0:]); v != Version {
+		return &ResultError{fmt.Sprintf("result version %d, want %d", v, Version)}
+	}
+	if n := le.Uint32(res[4:]); int64(n) != int64(len(in)) {
+		return &ResultError{fmt.Sprintf("result has %d outcomes for %d records", n, len(in))}
+	}
+	if uint64(ResultHeaderSize)+uint64(OutcomeSize)*uint64(len(in)) > uint64(size) {
+		return &ResultError{"result is shorter than its outcomes"}
+	}
+	outAddr, outN := le.Uint32(res[8:]), le.Uint32(res[12:])
+	if uint64(outN)*OutputSize > math.MaxUint32 {
+		return &ResultError{"output table too large"}
+	}
+	outs, ok := span(mem, outAddr, outN*OutputSize)
+	if !ok {
+		return &ResultError{fmt.Sprintf("output table at %d (%d entries) is outside memory", outAddr, outN)}
+	}
+	budget := lim.MaxOutput
+	if budget <= 0 {
+		budget = math.MaxInt
+	}
+	for i := range in {
+		o := res[ResultHeaderSize+OutcomeSize*i:]
+		kind, a, b, c := le.Uint32(o[0:]), le.Uint32(o[4:]), le.Uint32(o[8:]), le.Uint32(o[12:])
+		src := &in[i]
+		switch kind {
+		case OutcomePass:
+			out.Messages = append(out.Messages, *src)
+		case OutcomeDrop:
+		case OutcomeEmit:
+			if uint64(a)+uint64(b) > uint64(outN) {
+				return &ResultError{fmt.Sprintf("record %d emits outputs %d..%d of %d", i, a, uint64(a)+uint64(b), outN)}
+			}
+			for j := a; j < a+b; j++ {
+				if err := emit(mem, outs[OutputSize*j:], src, out, &budget); err != nil {
+					return fmt.Errorf("record %d output %d: %w", i, j-a, err)
+				}
+			}
+		case OutcomeRetry, OutcomeFail:
+			msg, ok := span(mem, b, c)
+			if !ok {
+				return &ResultError{fmt.Sprintf("record %d: error message outside memory", i)}
+			}
+			if len(msg) > 4096 {
+				msg = msg[:4096]
+			}
+			rerr := &RecordError{Retry: kind == OutcomeRetry, Code: a, Msg: string(msg)}
+			if rerr.Retry {
+				out.Fail(src, component.Retryable(rerr, 0))
+			} else {
+				out.Fail(src, component.EventPermanent(rerr))
+			}
+		default:
+			return &ResultError{fmt.Sprintf("record %d has unknown outcome kind %d", i, kind)}
+		}
+	}
+	return nil
+}
+
+func emit(mem, d []byte, src *message.Message, out *component.Output, budget *int) error {
+	take := func(addr, n uint32) ([]byte, error) {
+		b, ok := span(mem, addr, n)
+		if !ok {
+			return nil, &ResultError{fmt.Sprintf("bytes at %d (%d) are outside memory", addr, n)}
+		}
+		if *budget -= len(b); *budget < 0 {
+			return nil, ErrOutputTooLarge
+		}
+		return b, nil
+	}
+	payload, err := take(le.Uint32(d[0:]), le.Uint32(d[4:]))
+	if err != nil {
+		return err
+	}
+	flags := le.Uint32(d[24:])
+	m := *src
+	start := len(out.Buf)
+	out.Buf = append(out.Buf, payload...)
+	m.Payload = out.Buf[start:len(out.Buf):len(out.Buf)]
+	if flags&OutSetKey != 0 {
+		key, err := take(le.Uint32(d[8:]), le.Uint32(d[12:]))
+		if err != nil {
+			return err
+		}
+		if len(key) == 0 {
+			m.Key = nil
+		} else {
+			start := len(out.Buf)
+			out.Buf = append(out.Buf, key...)
+			m.Key = out.Buf[start:len(out.Buf):len(out.Buf)]
+		}
+	}
+	if flags&OutSetHeaders != 0 {
+		addr, n := le.Uint32(d[16:]), le.Uint32(d[20:])
+		if uint64(n)*HeaderEntrySize > math.MaxUint32 {
+			return &ResultError{"header table too large"}
+		}
+		table, err := take(addr, n*HeaderEntrySize)
+		if err != nil {
+			return err
+		}
+		m.Headers = nil
+		if n > 0 {
+			m.Headers = make([]message.Header, n)
+		}
+		for k := range m.Headers {
+			e := table[HeaderEntrySize*k:]
+			key, err := take(le.Uint32(e[0:]), le.Uint32(e[4:]))
+			if err != nil {
+				return err
+			}
+			val, err := take(le.Uint32(e[8:]), le.Uint32(e[12:]))
+			if err != nil {
+				return err
+			}
+			start := len(out.Buf)
+			out.Buf = append(out.Buf, val...)
+			m.Headers[k] = message.Header{Key: string(key), Value: out.Buf[start:len(out.Buf):len(out.Buf)]}
+		}
+	}
+	out.Messages = append(out.Messages, m)
+	return nil
+}

@@ -1,0 +1,259 @@
+package wasmhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sluicehq/sluice/runtime/wasmhost/abi"
+	"github.com/sluicehq/sluice/runtime/wasmhost/instrument"
+)
+
+// Export names of the ABI.
+const (
+	ExportVersion  = "sluice_abi_version"
+	ExportAlloc    = "sluice_alloc"
+	ExportInit     = "sluice_init"
+	ExportDescribe = "sluice_describe"
+	ExportProcess  = "sluice_process"
+	ExportClose    = "sluice_close"
+)
+
+var (
+	i32, i64 = api.ValueTypeI32, api.ValueTypeI64
+
+	exportSigs = map[string][2][]api.ValueType{
+		ExportVersion:  {nil, {i32}},
+		ExportAlloc:    {{i32}, {i32}},
+		ExportInit:     {{i32, i32}, {i64}},
+		ExportDescribe: {nil, {i64}},
+		ExportProcess:  {{i32, i32}, {i64}},
+		ExportClose:    {nil, nil},
+		"_initialize":  {nil, nil},
+	}
+	requiredExports = []string{ExportVersion, ExportAlloc, ExportDescribe, ExportProcess}
+)
+
+// Module is a compiled, checked module, ready to be instantiated.
+type Module struct {
+	host *Host
+	c    *compiled
+	// Name identifies the module in logs and metrics (its file name).
+	Name string
+	// Size is the size of the original module in bytes.
+	Size          int
+	hasInit       bool
+	hasClose      bool
+	hasInitialize bool
+}
+
+// LoadOptions configure Load.
+type LoadOptions struct {
+	// MemoryLimit caps the module's linear memory in bytes (rounded down to
+	// 64 KiB pages). 0: no cap beyond the module's own.
+	MemoryLimit int64
+}
+
+// Load checks and compiles wasm. Compilation happens once per content and
+// memory limit for the life of the Host, and once per machine when the Host
+// has a cache directory. Errors say what is wrong with the module.
+func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptions) (*Module, error) {
+	pages := uint32(0)
+	if opt.MemoryLimit > 0 {
+		p := opt.MemoryLimit / 65536
+		if p < 1 {
+			return nil, fmt.Errorf("memory_limit %d bytes is below one 64 KiB page", opt.MemoryLimit)
+		}
+		pages = uint32(min(p, 65536))
+	}
+	key := modKey{sum: sha256.Sum256(wasm), pages: pages}
+	h.mu.Lock()
+	c, ok := h.modules[key]
+	if !ok {
+		c = &compiled{}
+		h.modules[key] = c
+	}
+	h.mu.Unlock()
+	c.once.Do(func() {
+		c.info, c.err = instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: pages})
+		if c.err != nil {
+			return
+		}
+		c.cm, c.err = h.rt.CompileModule(ctx, c.info.Module)
+		c.info.Module = nil // wazero keeps what it needs
+		if c.err != nil {
+			c.err = fmt.Errorf("invalid module: %w", c.err)
+		}
+	})
+	if c.err != nil {
+		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {
+			h.mu.Lock()
+			delete(h.modules, key)
+			h.mu.Unlock()
+		}
+		return nil, c.err
+	}
+	m := &Module{host: h, c: c, Name: name, Size: len(wasm)}
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// check verifies imports and exports against the ABI before anything runs.
+func (m *Module) check() error {
+	cm := m.c.cm
+	var problems []string
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		switch mod {
+		case "wasi_snapshot_preview1":
+		case instrument.CheckModule:
+		case importModule:
+			sig, ok := hostImports[name]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("imports %s.%s, which does not exist (the sluice module offers %s)", mod, name, strings.Join(hostImportNames(), ", ")))
+			} else if !slices.Equal(f.ParamTypes(), sig[0]) || !slices.Equal(f.ResultTypes(), sig[1]) {
+				problems = append(problems, fmt.Sprintf("imports %s.%s with signature %s, want %s", mod, name, sigString(f.ParamTypes(), f.ResultTypes()), sigString(sig[0], sig[1])))
+			}
+		default:
+			problems = append(problems, fmt.Sprintf("imports %s.%s, which the sandbox does not grant (allowed: wasi_snapshot_preview1 and sluice.{%s})", mod, name, strings.Join(hostImportNames(), ",")))
+		}
+	}
+	exports := cm.ExportedFunctions()
+	for _, name := range requiredExports {
+		if _, ok := exports[name]; !ok {
+			hint := ""
+			if _, cmd := exports["_start"]; cmd {
+				hint = " (it is a command module: build it as a reactor, e.g. go build -buildmode=c-shared)"
+			}
+			problems = append(problems, fmt.Sprintf("does not export %s%s", name, hint))
+		}
+	}
+	for name, sig := range exportSigs {
+		f, ok := exports[name]
+		if !ok {
+			continue
+		}
+		if !slices.Equal(f.ParamTypes(), sig[0]) || !slices.Equal(f.ResultTypes(), sig[1]) {
+			problems = append(problems, fmt.Sprintf("exports %s with signature %s, want %s", name, sigString(f.ParamTypes(), f.ResultTypes()), sigString(sig[0], sig[1])))
+		}
+	}
+	if _, ok := cm.ExportedMemories()["memory"]; !ok {
+		problems = append(problems, "does not export its memory as \"memory\"")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("module %s", strings.Join(problems, "; "))
+	}
+	_, m.hasInit = exports[ExportInit]
+	_, m.hasClose = exports[ExportClose]
+	_, m.hasInitialize = exports["_initialize"]
+	return nil
+}
+
+func hostImportNames() []string {
+	names := make([]string, 0, len(hostImports))
+	for n := range hostImports {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func sigString(params, results []api.ValueType) string {
+	f := func(ts []api.ValueType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = api.ValueTypeName(t)
+		}
+		return "(" + strings.Join(s, ", ") + ")"
+	}
+	return f(params) + " -> " + f(results)
+}
+
+// Description is what a module says about itself (sluice_describe).
+type Description struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Summary string `json:"summary,omitempty"`
+	// Parameters lists the keys the module's config table accepts. nil
+	// (absent from the JSON) means the module does not say, and config
+	// keys are not checked by the host.
+	Parameters []Parameter `json:"parameters"`
+}
+
+// Parameter is one key of a module's config.
+type Parameter struct {
+	Name     string          `json:"name"`
+	Type     string          `json:"type,omitempty"`
+	Required bool            `json:"required,omitempty"`
+	Default  json.RawMessage `json:"default,omitempty"`
+	Doc      string          `json:"doc,omitempty"`
+}
+
+// Inspection is what Inspect reports about a module without running a
+// batch: for `sluice plugin inspect` and validation.
+type Inspection struct {
+	ABIVersion  int
+	Description Description
+	Imports     []string // "module.name"
+	Exports     []string
+	Size        int
+	// MemoryPages is the initial memory and MemoryMaxPages the maximum
+	// after the memory limit, in 64 KiB pages.
+	MemoryPages, MemoryMaxPages uint32
+	// InstrumentedFuncs and InstrumentedLoops count the runaway checks.
+	InstrumentedFuncs, InstrumentedLoops int
+}
+
+// Inspect loads wasm with opt, instantiates it once (running its
+// _initialize but not sluice_init) and reads its ABI version and
+// self-description.
+func (h *Host) Inspect(ctx context.Context, name string, wasm []byte, opt LoadOptions) (*Inspection, error) {
+	m, err := h.Load(ctx, name, wasm, opt)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := m.newInstance(ctx, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer inst.close(ctx)
+	d, err := inst.describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inspection{ABIVersion: abi.Version, Description: d, Size: len(wasm),
+		MemoryPages: m.c.info.MemoryMin, MemoryMaxPages: m.c.info.MemoryMax,
+		InstrumentedFuncs: m.c.info.Checked, InstrumentedLoops: m.c.info.Loops}
+	for _, f := range m.c.cm.ImportedFunctions() {
+		mod, n, _ := f.Import()
+		if mod != instrument.CheckModule {
+			in.Imports = append(in.Imports, mod+"."+n)
+		}
+	}
+	for n := range m.c.cm.ExportedFunctions() {
+		in.Exports = append(in.Exports, n)
+	}
+	sort.Strings(in.Imports)
+	sort.Strings(in.Exports)
+	return in, nil
+}
+
+// InspectFile is Inspect with a throwaway in-memory Host, for tools that
+// look at one module and exit.
+func InspectFile(ctx context.Context, name string, wasm []byte) (*Inspection, error) {
+	h, err := New(ctx, Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close(ctx)
+	return h.Inspect(ctx, name, wasm, LoadOptions{})
+}

@@ -1,0 +1,242 @@
+package wasmhost
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sluicehq/sluice/runtime/logx"
+	"github.com/sluicehq/sluice/runtime/metrics"
+)
+
+// maxGuestMetrics bounds the metric names one transform may create, so a
+// guest cannot blow up the process's metric cardinality.
+const maxGuestMetrics = 256
+
+// State is what every instance of one transform shares: its logger, its
+// metrics and its key-value store.
+type State struct {
+	logger zerolog.Logger
+	guest  zerolog.Logger // sampled: guests may log per record
+	kv     *KV
+
+	task, module string
+	counters     *prometheus.CounterVec
+	gauges       *prometheus.GaugeVec
+	mu           sync.Mutex
+	metricNames  map[string]metricPair
+	warnedFull   bool
+}
+
+type metricPair struct {
+	c prometheus.Counter
+	g prometheus.Gauge
+}
+
+func newState(logger *zerolog.Logger, task, module string, set *metrics.Set, kv *KV) *State {
+	lg := zerolog.Nop()
+	if logger != nil {
+		lg = logger.With().Str(logx.Plugin, module).Logger()
+	}
+	if kv == nil {
+		kv = NewKV(0)
+	}
+	s := &State{logger: lg, kv: kv, task: task, module: module, metricNames: map[string]metricPair{}}
+	s.guest = lg.Sample(&zerolog.BurstSampler{Burst: 200, Period: time.Second})
+	if set != nil {
+		s.counters = set.Counter("wasm_guest_counter_total", "Counters a WASM transform module increments (sluice.metric kind 0).", "task", "module", "name")
+		s.gauges = set.Gauge("wasm_guest_gauge", "Gauges a WASM transform module sets (sluice.metric kinds 1 and 2).", "task", "module", "name")
+	}
+	return s
+}
+
+// metric returns the collectors for name, nil once the name cap is hit.
+func (s *State) metric(name []byte) (metricPair, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.metricNames[string(name)]; ok {
+		return p, true
+	}
+	if s.counters == nil {
+		return metricPair{}, false
+	}
+	if len(s.metricNames) >= maxGuestMetrics {
+		if !s.warnedFull {
+			s.warnedFull = true
+			s.logger.Warn().Int("limit", maxGuestMetrics).Msg("module created too many metric names; ignoring new ones")
+		}
+		return metricPair{}, false
+	}
+	n := string(name)
+	p := metricPair{c: s.counters.WithLabelValues(s.task, s.module, n), g: s.gauges.WithLabelValues(s.task, s.module, n)}
+	s.metricNames[n] = p
+	return p, true
+}
+
+func stateOf(ctx context.Context) *instance {
+	if c, ok := ctx.(*callCtx); ok {
+		return c.inst
+	}
+	return nil
+}
+
+// guestBytes returns a view of guest memory, or nil when out of bounds.
+func guestBytes(m api.Module, ptr, n uint64) ([]byte, bool) {
+	return m.Memory().Read(uint32(ptr), uint32(n))
+}
+
+// Log levels of sluice.log.
+const (
+	LogDebug = 0
+	LogInfo  = 1
+	LogWarn  = 2
+	LogError = 3
+)
+
+func hostLog(ctx context.Context, m api.Module, stack []uint64) {
+	inst := stateOf(ctx)
+	msg, ok := guestBytes(m, stack[1], stack[2])
+	if inst == nil || !ok {
+		return
+	}
+	lg := &inst.state.guest
+	var ev *zerolog.Event
+	switch stack[0] {
+	case LogDebug:
+		ev = lg.Debug()
+	case LogInfo:
+		ev = lg.Info()
+	case LogWarn:
+		ev = lg.Warn()
+	default:
+		ev = lg.Error()
+	}
+	ev.Msg(string(msg))
+}
+
+// Metric kinds of sluice.metric.
+const (
+	MetricCounterAdd = 0
+	MetricGaugeSet   = 1
+	MetricGaugeAdd   = 2
+)
+
+func hostMetric(ctx context.Context, m api.Module, stack []uint64) {
+	inst := stateOf(ctx)
+	name, ok := guestBytes(m, stack[1], stack[2])
+	if inst == nil || !ok || len(name) == 0 || len(name) > 128 {
+		return
+	}
+	p, ok := inst.state.metric(name)
+	if !ok {
+		return
+	}
+	v := api.DecodeF64(stack[3])
+	switch stack[0] {
+	case MetricCounterAdd:
+		if v > 0 {
+			p.c.Add(v)
+		}
+	case MetricGaugeSet:
+		p.g.Set(v)
+	case MetricGaugeAdd:
+		p.g.Add(v)
+	}
+}
+
+// Results of the kv imports.
+const (
+	KVMissing  = -1 // kv_get: no such key
+	KVOK       = 0
+	KVFull     = 1 // kv_put: the store holds its maximum of entries
+	KVTooLarge = 2 // kv_put: key or value over the limits
+	KVBadArgs  = 3 // a pointer outside memory
+)
+
+func hostKVGet(ctx context.Context, m api.Module, stack []uint64) {
+	inst := stateOf(ctx)
+	key, ok := guestBytes(m, stack[0], stack[1])
+	if inst == nil || !ok {
+		stack[0] = uint64(uint32(KVBadArgs))
+		return
+	}
+	n := inst.state.kv.getInto(key, func(v []byte) bool {
+		if len(v) > int(uint32(stack[3])) {
+			return false
+		}
+		return m.Memory().Write(uint32(stack[2]), v)
+	})
+	stack[0] = uint64(uint32(int32(n)))
+}
+
+func hostKVPut(ctx context.Context, m api.Module, stack []uint64) {
+	inst := stateOf(ctx)
+	key, ok1 := guestBytes(m, stack[0], stack[1])
+	val, ok2 := guestBytes(m, stack[2], stack[3])
+	if inst == nil || !ok1 || !ok2 {
+		stack[0] = KVBadArgs
+		return
+	}
+	stack[0] = uint64(inst.state.kv.Put(key, val, time.Duration(int64(stack[4]))*time.Millisecond))
+}
+
+func hostKVDelete(ctx context.Context, m api.Module, stack []uint64) {
+	inst := stateOf(ctx)
+	key, ok := guestBytes(m, stack[0], stack[1])
+	if inst == nil || !ok {
+		stack[0] = KVBadArgs
+		return
+	}
+	inst.state.kv.Delete(key)
+	stack[0] = KVOK
+}
+
+// lineWriter turns a guest's stdout or stderr into log lines.
+type lineWriter struct {
+	log    zerolog.Logger
+	stream string
+	buf    []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := indexByte(p, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			if len(w.buf) >= 4096 {
+				w.flush()
+			}
+			break
+		}
+		w.buf = append(w.buf, p[:i]...)
+		w.flush()
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (w *lineWriter) flush() {
+	if len(w.buf) == 0 {
+		return
+	}
+	ev := w.log.Info()
+	if w.stream == "stderr" {
+		ev = w.log.Warn()
+	}
+	ev.Str("stream", w.stream).Msg(string(w.buf))
+	w.buf = w.buf[:0]
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,96 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Log levels.
+const (
+	LevelDebug = 0
+	LevelInfo  = 1
+	LevelWarn  = 2
+	LevelError = 3
+)
+
+// Log writes msg to the task's log at level, tagged with the task and
+// module names. The host samples guest logs, so logging per record is
+// possible but not free.
+func Log(level int, msg string) { hostLog(uint32(level), msg) }
+
+// Debugf logs at debug level.
+func Debugf(format string, args ...any) { Log(LevelDebug, fmt.Sprintf(format, args...)) }
+
+// Infof logs at info level.
+func Infof(format string, args ...any) { Log(LevelInfo, fmt.Sprintf(format, args...)) }
+
+// Warnf logs at warn level.
+func Warnf(format string, args ...any) { Log(LevelWarn, fmt.Sprintf(format, args...)) }
+
+// Errorf logs at error level.
+func Errorf(format string, args ...any) { Log(LevelError, fmt.Sprintf(format, args...)) }
+
+// Metric kinds of the host import.
+const (
+	metricCounterAdd = 0
+	metricGaugeSet   = 1
+	metricGaugeAdd   = 2
+)
+
+// CounterAdd adds delta (> 0) to the counter name, exported as the task's
+// sluice_wasm_guest_counter_total{name=...}.
+func CounterAdd(name string, delta float64) { hostMetric(metricCounterAdd, name, delta) }
+
+// GaugeSet sets the gauge name (sluice_wasm_guest_gauge{name=...}).
+func GaugeSet(name string, v float64) { hostMetric(metricGaugeSet, name, v) }
+
+// GaugeAdd adds delta to the gauge name.
+func GaugeAdd(name string, delta float64) { hostMetric(metricGaugeAdd, name, delta) }
+
+// Errors of the key-value state.
+var (
+	ErrStateFull     = errors.New("sdk: state store is full")
+	ErrStateTooLarge = errors.New("sdk: state key or value too large (key <= 1 KiB, value <= 1 MiB)")
+)
+
+// State is the transform's key-value state, kept by the host: shared by
+// every instance of the transform in the task, surviving instance
+// replacement, and saved across restarts when the task sets
+// persist_state.
+var State kvState
+
+type kvState struct{ buf []byte }
+
+// Get returns the value of key. The slice is valid until the next Get.
+func (s *kvState) Get(key []byte) ([]byte, bool) {
+	if s.buf == nil {
+		s.buf = make([]byte, 4096)
+	}
+	for {
+		n := hostKVGet(key, s.buf)
+		if n < 0 {
+			return nil, false
+		}
+		if n <= len(s.buf) {
+			return s.buf[:n], true
+		}
+		s.buf = make([]byte, n)
+	}
+}
+
+// Put stores val under key; ttl > 0 expires it (millisecond precision).
+func (s *kvState) Put(key, val []byte, ttl time.Duration) error {
+	switch hostKVPut(key, val, ttl.Milliseconds()) {
+	case 0:
+		return nil
+	case 1:
+		return ErrStateFull
+	case 2:
+		return ErrStateTooLarge
+	}
+	return errors.New("sdk: state put failed")
+}
+
+// Delete removes key.
+func (s *kvState) Delete(key []byte) { hostKVDelete(key) }

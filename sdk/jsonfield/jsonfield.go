@@ -1,0 +1,532 @@
+// Package jsonfield reads and writes single fields of a JSON document in
+// place, by path, without decoding the document: a byte scanner finds the
+// value and the edit splices new bytes in. It never allocates when reading
+// a field without escapes, and an edit costs one append of the document.
+//
+// A path is a list of object keys; on an array, a key that is a decimal
+// number selects an element ("items", "0", "sku"). The document is assumed
+// to be valid JSON (the host hands guests valid CloudEvents JSON); on
+// invalid input the functions return not-found or an error, never panic.
+package jsonfield
+
+import (
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Kind is the type of a JSON value.
+type Kind byte
+
+// Kinds of JSON values.
+const (
+	Invalid Kind = iota
+	Null
+	Bool
+	Number
+	String
+	Array
+	Object
+)
+
+// ErrSyntax reports a document the scanner could not walk.
+var ErrSyntax = errors.New("jsonfield: invalid JSON")
+
+// ErrNotObject reports a path that runs into a value that is not an object
+// or array.
+var ErrNotObject = errors.New("jsonfield: path runs into a value that is not an object")
+
+// KindOf returns the kind of the raw value v.
+func KindOf(v []byte) Kind {
+	if len(v) == 0 {
+		return Invalid
+	}
+	switch v[0] {
+	case 'n':
+		return Null
+	case 't', 'f':
+		return Bool
+	case '"':
+		return String
+	case '[':
+		return Array
+	case '{':
+		return Object
+	}
+	return Number
+}
+
+// Get returns the raw bytes of the value at path (a sub-slice of doc).
+func Get(doc []byte, path ...string) ([]byte, bool) {
+	s, e, ok := find(doc, path)
+	if !ok {
+		return nil, false
+	}
+	return doc[s:e], true
+}
+
+// GetString returns the contents of the string at path. Without escapes it
+// is a sub-slice of doc; with escapes it is unescaped into a new slice.
+func GetString(doc []byte, path ...string) ([]byte, bool) {
+	v, ok := Get(doc, path...)
+	if !ok || KindOf(v) != String {
+		return nil, false
+	}
+	return Unquote(nil, v)
+}
+
+// GetInt returns the integer at path.
+func GetInt(doc []byte, path ...string) (int64, bool) {
+	v, ok := Get(doc, path...)
+	if !ok || KindOf(v) != Number {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	return n, err == nil
+}
+
+// GetFloat returns the number at path.
+func GetFloat(doc []byte, path ...string) (float64, bool) {
+	v, ok := Get(doc, path...)
+	if !ok || KindOf(v) != Number {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	return f, err == nil
+}
+
+// GetBool returns the boolean at path.
+func GetBool(doc []byte, path ...string) (bool, bool) {
+	v, ok := Get(doc, path...)
+	if !ok || KindOf(v) != Bool {
+		return false, false
+	}
+	return v[0] == 't', true
+}
+
+// Set appends to dst a copy of doc in which the value at path is the raw
+// JSON value. A missing key is added to its object, creating the objects
+// on the way; a path through a scalar is ErrNotObject.
+func Set(dst, doc, value []byte, path ...string) ([]byte, error) {
+	if len(path) == 0 {
+		return append(dst, value...), nil
+	}
+	i := skipWS(doc, 0)
+	for depth := 0; ; depth++ {
+		if i >= len(doc) {
+			return dst, ErrSyntax
+		}
+		key := path[depth]
+		vs, ve, found, err := member(doc, i, key)
+		if err != nil {
+			return dst, err
+		}
+		if found {
+			if depth == len(path)-1 {
+				dst = append(dst, doc[:vs]...)
+				dst = append(dst, value...)
+				return append(dst, doc[ve:]...), nil
+			}
+			i = vs
+			continue
+		}
+		if doc[i] != '{' {
+			return dst, ErrNotObject
+		}
+		// Insert the rest of the path before the object's closing brace.
+		end := skipValue(doc, i)
+		if end < 0 {
+			return dst, ErrSyntax
+		}
+		closeAt := end - 1
+		empty := skipWS(doc, i+1) == closeAt
+		dst = append(dst, doc[:closeAt]...)
+		if !empty {
+			dst = append(dst, ',')
+		}
+		for j := depth; j < len(path); j++ {
+			dst = AppendString(dst, []byte(path[j]))
+			dst = append(dst, ':')
+			if j < len(path)-1 {
+				dst = append(dst, '{')
+			}
+		}
+		dst = append(dst, value...)
+		for j := depth; j < len(path)-1; j++ {
+			dst = append(dst, '}')
+		}
+		return append(dst, doc[closeAt:]...), nil
+	}
+}
+
+// SetString is Set with s quoted as a JSON string.
+func SetString(dst, doc, s []byte, path ...string) ([]byte, error) {
+	// Quote into the tail of dst, past the bytes Set will write, then move.
+	var buf [256]byte
+	q := AppendString(buf[:0], s)
+	return Set(dst, doc, q, path...)
+}
+
+// Delete appends to dst a copy of doc without the member at path (doc
+// unchanged when it is absent).
+func Delete(dst, doc []byte, path ...string) ([]byte, error) {
+	if len(path) == 0 {
+		return dst, ErrNotObject
+	}
+	i := skipWS(doc, 0)
+	if len(path) > 1 {
+		s, _, ok := find(doc, path[:len(path)-1])
+		if !ok {
+			return append(dst, doc...), nil
+		}
+		i = s
+	}
+	if i >= len(doc) || doc[i] != '{' {
+		return append(dst, doc...), nil
+	}
+	// Walk members, remembering where each starts, to cut one with its comma.
+	key := path[len(path)-1]
+	j := i + 1
+	prevEnd := -1 // end of the previous member's value
+	for {
+		j = skipWS(doc, j)
+		if j >= len(doc) {
+			return dst, ErrSyntax
+		}
+		if doc[j] == '}' {
+			return append(dst, doc...), nil
+		}
+		ks := j
+		ke := skipString(doc, j)
+		if ke < 0 {
+			return dst, ErrSyntax
+		}
+		c := skipWS(doc, ke)
+		if c >= len(doc) || doc[c] != ':' {
+			return dst, ErrSyntax
+		}
+		vs := skipWS(doc, c+1)
+		ve := skipValue(doc, vs)
+		if ve < 0 {
+			return dst, ErrSyntax
+		}
+		if keyEquals(doc[ks:ke], key) {
+			n := skipWS(doc, ve)
+			if n < len(doc) && doc[n] == ',' { // cut "member,"
+				dst = append(dst, doc[:ks]...)
+				return append(dst, doc[skipWS(doc, n+1):]...), nil
+			}
+			if prevEnd >= 0 { // last member: cut ",member"
+				dst = append(dst, doc[:prevEnd]...)
+				return append(dst, doc[n:]...), nil
+			}
+			dst = append(dst, doc[:ks]...)
+			return append(dst, doc[n:]...), nil
+		}
+		j = skipWS(doc, ve)
+		prevEnd = ve
+		if j < len(doc) && doc[j] == ',' {
+			j++
+		}
+	}
+}
+
+// find returns the bounds of the value at path.
+func find(doc []byte, path []string) (int, int, bool) {
+	i := skipWS(doc, 0)
+	for _, key := range path {
+		vs, _, found, err := member(doc, i, key)
+		if err != nil || !found {
+			return 0, 0, false
+		}
+		i = vs
+	}
+	e := skipValue(doc, i)
+	if e < 0 {
+		return 0, 0, false
+	}
+	return i, e, true
+}
+
+// member finds key in the object or array starting at doc[i].
+func member(doc []byte, i int, key string) (vs, ve int, found bool, err error) {
+	if i >= len(doc) {
+		return 0, 0, false, ErrSyntax
+	}
+	switch doc[i] {
+	case '{':
+		j := i + 1
+		for {
+			j = skipWS(doc, j)
+			if j >= len(doc) {
+				return 0, 0, false, ErrSyntax
+			}
+			if doc[j] == '}' {
+				return 0, 0, false, nil
+			}
+			ke := skipString(doc, j)
+			if ke < 0 {
+				return 0, 0, false, ErrSyntax
+			}
+			c := skipWS(doc, ke)
+			if c >= len(doc) || doc[c] != ':' {
+				return 0, 0, false, ErrSyntax
+			}
+			vs = skipWS(doc, c+1)
+			ve = skipValue(doc, vs)
+			if ve < 0 {
+				return 0, 0, false, ErrSyntax
+			}
+			if keyEquals(doc[j:ke], key) {
+				return vs, ve, true, nil
+			}
+			j = skipWS(doc, ve)
+			if j < len(doc) && doc[j] == ',' {
+				j++
+			}
+		}
+	case '[':
+		idx, err := strconv.Atoi(key)
+		if err != nil || idx < 0 {
+			return 0, 0, false, ErrNotObject
+		}
+		j := i + 1
+		for n := 0; ; n++ {
+			j = skipWS(doc, j)
+			if j >= len(doc) {
+				return 0, 0, false, ErrSyntax
+			}
+			if doc[j] == ']' {
+				return 0, 0, false, ErrNotObject // cannot add to an array by index
+			}
+			ve = skipValue(doc, j)
+			if ve < 0 {
+				return 0, 0, false, ErrSyntax
+			}
+			if n == idx {
+				return j, ve, true, nil
+			}
+			j = skipWS(doc, ve)
+			if j < len(doc) && doc[j] == ',' {
+				j++
+			}
+		}
+	}
+	return 0, 0, false, ErrNotObject
+}
+
+// keyEquals compares the quoted key q with key, unescaping when needed.
+func keyEquals(q []byte, key string) bool {
+	raw := q[1 : len(q)-1]
+	if len(raw) == len(key) && string(raw) == key {
+		return true
+	}
+	for _, c := range raw {
+		if c == '\\' {
+			var buf [64]byte
+			u, ok := Unquote(buf[:0], q)
+			return ok && string(u) == key
+		}
+	}
+	return false
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i], or -1.
+func skipString(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			i++
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index after the value starting at b[i], or -1.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return skipString(b, i)
+	case c == '{' || c == '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				e := skipString(b, i)
+				if e < 0 {
+					return -1
+				}
+				i = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return -1
+	case c == 't' || c == 'n':
+		if i+4 > len(b) {
+			return -1
+		}
+		return i + 4
+	case c == 'f':
+		if i+5 > len(b) {
+			return -1
+		}
+		return i + 5
+	case c == '-' || (c >= '0' && c <= '9'):
+		j := i + 1
+		for j < len(b) {
+			c := b[j]
+			if (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-' {
+				j++
+				continue
+			}
+			break
+		}
+		return j
+	}
+	return -1
+}
+
+// AppendString appends s as a quoted JSON string.
+func AppendString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, `\ufffd`...)
+				i++
+				start = i
+				continue
+			}
+			i += size
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			const hex = "0123456789abcdef"
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// Unquote returns the contents of the quoted JSON string q: a sub-slice of
+// q when it has no escapes, else the unescaped bytes appended to dst.
+func Unquote(dst, q []byte) ([]byte, bool) {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return nil, false
+	}
+	raw := q[1 : len(q)-1]
+	esc := -1
+	for i, c := range raw {
+		if c == '\\' {
+			esc = i
+			break
+		}
+	}
+	if esc < 0 {
+		return raw, true
+	}
+	dst = append(dst, raw[:esc]...)
+	for i := esc; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			continue
+		}
+		i++
+		if i >= len(raw) {
+			return nil, false
+		}
+		switch raw[i] {
+		case '"', '\\', '/':
+			dst = append(dst, raw[i])
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, n := hex4(raw, i+1)
+			if n < 0 {
+				return nil, false
+			}
+			i += 4
+			if r >= 0xd800 && r < 0xdc00 && i+6 < len(raw)+0 && raw[i+1] == '\\' && raw[i+2] == 'u' {
+				if r2, n2 := hex4(raw, i+3); n2 >= 0 && r2 >= 0xdc00 && r2 < 0xe000 {
+					r = 0x10000 + (r-0xd800)<<10 + (r2 - 0xdc00)
+					i += 6
+				}
+			}
+			dst = utf8.AppendRune(dst, rune(r))
+		default:
+			return nil, false
+		}
+	}
+	return dst, true
+}
+
+func hex4(b []byte, i int) (int, int) {
+	if i+4 > len(b) {
+		return 0, -1
+	}
+	v := 0
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | int(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | int(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | int(c-'A'+10)
+		default:
+			return 0, -1
+		}
+	}
+	return v, 4
+}

@@ -1,0 +1,258 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+)
+
+// Plugin describes a transform module. Register one from an init function.
+type Plugin struct {
+	// Name and Version identify the module (sluice plugin inspect shows
+	// them); Summary is one line about what it does.
+	Name, Version, Summary string
+	// Config, when set, points to a struct that the task's `config` table is
+	// decoded into (encoding/json, unknown keys rejected) before Init runs.
+	// Its fields' `json` tags name the parameters, `doc:"..."` describes
+	// them and `required:"true"` makes them mandatory; the host checks the
+	// task file against them at validation.
+	Config any
+	// Params replaces the parameter list derived from Config.
+	Params []Param
+	// Init runs once per instance after Config is decoded. An error rejects
+	// the config: the task fails to load with the message.
+	Init func() error
+	// Handler transforms each record.
+	Handler Handler
+	// Close runs when the host retires an instance (optional).
+	Close func()
+}
+
+// Param describes one config key.
+type Param struct {
+	Name     string `json:"name"`
+	Type     string `json:"type,omitempty"`
+	Required bool   `json:"required,omitempty"`
+	Doc      string `json:"doc,omitempty"`
+	Default  any    `json:"default,omitempty"`
+}
+
+var plugin *Plugin
+
+// Register installs p as the module's transform. Call it once, from an
+// init function (a reactor module runs init functions, not main).
+func Register(p Plugin) {
+	if plugin != nil {
+		panic("sdk: Register called twice")
+	}
+	if p.Handler == nil {
+		panic("sdk: Plugin.Handler is nil")
+	}
+	plugin = &p
+}
+
+// Handler transforms one record: it calls out's methods to pass the record
+// on unchanged, emit outputs or drop it, and returns an error to fail it.
+// A handler that neither emits nor passes drops the record.
+type Handler interface {
+	Handle(r *Record, out *Output) error
+}
+
+// MapFunc returns one payload per record. dst is empty scratch space owned
+// by the SDK: append the new payload to it to avoid allocating. Returning
+// r.Payload() itself passes the record on unchanged, without a copy;
+// returning nil drops the record.
+type MapFunc func(r *Record, dst []byte) ([]byte, error)
+
+// Handle implements Handler.
+func (f MapFunc) Handle(r *Record, out *Output) error {
+	p, err := f(r, out.Scratch())
+	if err != nil {
+		return err
+	}
+	switch {
+	case p == nil:
+	case len(p) == len(r.payload) && (len(p) == 0 || unsafe.SliceData(p) == unsafe.SliceData(r.payload)):
+		out.Pass()
+	default:
+		out.Emit(p)
+	}
+	return nil
+}
+
+// FilterFunc keeps the records it returns true for, unchanged.
+type FilterFunc func(r *Record) (bool, error)
+
+// Handle implements Handler.
+func (f FilterFunc) Handle(r *Record, out *Output) error {
+	keep, err := f(r)
+	if err == nil && keep {
+		out.Pass()
+	}
+	return err
+}
+
+// FlatMapFunc emits any number of outputs per record (split, fan-out) with
+// out.Emit or out.EmitRecord.
+type FlatMapFunc func(r *Record, out *Output) error
+
+// Handle implements Handler.
+func (f FlatMapFunc) Handle(r *Record, out *Output) error { return f(r, out) }
+
+// Out is an output with its metadata.
+type Out struct {
+	Payload []byte
+	// Key replaces the input's key when SetKey is true (nil or empty: no
+	// key).
+	Key    []byte
+	SetKey bool
+	// Headers replace the input's headers when SetHeaders is true.
+	Headers    []Header
+	SetHeaders bool
+}
+
+// Output collects what a handler produces for one record.
+type Output struct {
+	b     *batchState
+	pass  bool
+	first int // index in b.outs of this record's first output
+}
+
+// Pass sends the record on unchanged (without copying it).
+func (o *Output) Pass() { o.pass = true }
+
+// Scratch returns empty space to append an output to; Emit of a slice
+// appended to it costs no allocation. Valid until the handler returns.
+func (o *Output) Scratch() []byte { return o.b.arena[len(o.b.arena):] }
+
+// Emit adds an output with payload, keeping the input's key and headers.
+func (o *Output) Emit(payload []byte) { o.EmitRecord(Out{Payload: payload}) }
+
+// EmitRecord adds an output.
+func (o *Output) EmitRecord(out Out) {
+	o.b.claim(out.Payload)
+	o.b.outs = append(o.b.outs, out)
+}
+
+// Error codes the SDK reports (guests may use any others).
+const (
+	// CodeError is a handler's plain error.
+	CodeError = 1
+	// CodePanic is a handler that panicked.
+	CodePanic = 2
+	// CodeNoHandler is a module that registered no plugin.
+	CodeNoHandler = 3
+)
+
+// CodedError is an error with a code the host records with the failure.
+type CodedError struct {
+	Code  uint32
+	Err   error
+	retry bool
+}
+
+func (e *CodedError) Error() string { return e.Err.Error() }
+func (e *CodedError) Unwrap() error { return e.Err }
+
+// Retry marks err so that the record is retried on the task's retry policy
+// instead of going to the dead-letter queue.
+func Retry(err error) error { return &CodedError{Code: CodeError, Err: err, retry: true} }
+
+// Fail returns an error carrying code.
+func Fail(code uint32, err error) error { return &CodedError{Code: code, Err: err} }
+
+// outcome is the fate of one record.
+type outcome struct {
+	kind     uint32
+	first, n int
+	code     uint32
+	msg      string
+}
+
+// batchState is reused across batches.
+type batchState struct {
+	rec      Record
+	out      Output
+	outcomes []outcome
+	outs     []Out
+	arena    []byte
+	grow     bool
+}
+
+var state batchState
+
+// claim advances the arena past p when p was appended to Scratch.
+func (b *batchState) claim(p []byte) {
+	a := b.arena
+	if len(p) == 0 || cap(a) == len(a) {
+		return
+	}
+	if unsafe.SliceData(p) == unsafe.SliceData(a[len(a):len(a)+1]) && len(p) <= cap(a)-len(a) {
+		b.arena = a[:len(a)+len(p)]
+	} else if len(p) > cap(a)-len(a) {
+		b.grow = true
+	}
+}
+
+// process runs the handler over a batch and fills b.outcomes and b.outs.
+// setCursor, when not nil, records the record being handled where the host
+// can see it should the call die.
+func (b *batchState) process(batch []byte, setCursor func(int)) {
+	n := int(le.Uint32(batch[4:]))
+	b.outcomes = b.outcomes[:0]
+	clear(b.outs)
+	b.outs = b.outs[:0]
+	if b.grow || b.arena == nil {
+		b.arena = make([]byte, 0, max(2*cap(b.arena), 64<<10))
+		b.grow = false
+	}
+	b.arena = b.arena[:0]
+	for i := range n {
+		if setCursor != nil {
+			setCursor(i)
+		}
+		if plugin == nil {
+			b.outcomes = append(b.outcomes, outcome{kind: outcomeFail, code: CodeNoHandler, msg: "module registered no plugin (call sdk.Register from an init function)"})
+			continue
+		}
+		b.rec.reset(batch, i)
+		b.out = Output{b: b, first: len(b.outs)}
+		err := b.handle()
+		switch {
+		case err != nil:
+			clear(b.outs[b.out.first:])
+			b.outs = b.outs[:b.out.first]
+			oc := outcome{kind: outcomeFail, code: CodeError, msg: err.Error()}
+			var ce *CodedError
+			if errors.As(err, &ce) {
+				oc.code = ce.Code
+				if ce.retry {
+					oc.kind = outcomeRetry
+				}
+			}
+			b.outcomes = append(b.outcomes, oc)
+		case b.out.pass && len(b.outs) == b.out.first:
+			b.outcomes = append(b.outcomes, outcome{kind: outcomePass})
+		case b.out.pass:
+			// Pass plus emits: the input goes on too, as an output.
+			b.outs = append(b.outs, Out{Payload: b.rec.payload})
+			fallthrough
+		default:
+			if k := len(b.outs) - b.out.first; k == 0 {
+				b.outcomes = append(b.outcomes, outcome{kind: outcomeDrop})
+			} else {
+				b.outcomes = append(b.outcomes, outcome{kind: outcomeEmit, first: b.out.first, n: k})
+			}
+		}
+	}
+}
+
+// handle calls the handler, turning a panic into the record's error.
+func (b *batchState) handle() (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &CodedError{Code: CodePanic, Err: fmt.Errorf("panic in handler: %v", v)}
+		}
+	}()
+	return plugin.Handler.Handle(&b.rec, &b.out)
+}
