@@ -1,0 +1,247 @@
+package jsonpath
+
+import (
+	"bytes"
+
+	"github.com/sluicehq/sluice/runtime/jsonscan"
+)
+
+// Span locates a value found in a document: data[Start:End]. The zero Span
+// means "not found" (a JSON value is never empty, so End > Start when found).
+type Span struct {
+	Start, End int
+}
+
+// Found reports whether the span holds a value.
+func (s Span) Found() bool { return s.End > s.Start }
+
+// Set resolves several paths against a document in one pass that also
+// validates it. Paths are merged into a tree so a shared prefix ($.data) is
+// walked once, and everything off the paths is only validated, never
+// decoded. A Set is built once (Add) and then only read, so one Set may be
+// used by many goroutines.
+type Set struct {
+	nodes []node // nodes[0] is the root ($)
+	slots int
+}
+
+type node struct {
+	seg  jsonscan.Seg
+	slot int   // slot filled with this node's value; -1: none
+	kids []int // child nodes
+	keys bool  // some kid is a key step
+	idx  bool  // some kid is an index step
+	sub  []int // slots in this node's subtree, itself included
+}
+
+// NewSet returns an empty set.
+func NewSet() *Set {
+	return &Set{nodes: []node{{slot: -1}}}
+}
+
+// Add registers the path segs and returns its slot: the index of its Span in
+// what Resolve fills. Adding the same path twice returns the same slot.
+func (s *Set) Add(segs []jsonscan.Seg) int {
+	n := 0
+	for _, seg := range segs {
+		next := -1
+		for _, k := range s.nodes[n].kids {
+			if s.nodes[k].seg == seg {
+				next = k
+				break
+			}
+		}
+		if next < 0 {
+			next = len(s.nodes)
+			s.nodes = append(s.nodes, node{seg: seg, slot: -1})
+			s.nodes[n].kids = append(s.nodes[n].kids, next)
+			if seg.IsIndex {
+				s.nodes[n].idx = true
+			} else {
+				s.nodes[n].keys = true
+			}
+		}
+		n = next
+	}
+	if s.nodes[n].slot < 0 {
+		s.nodes[n].slot = s.slots
+		s.slots++
+		// Record the slot in the subtree lists of the node and its
+		// ancestors, so a duplicate key can forget what an earlier copy
+		// of the object set.
+		m := 0
+		s.nodes[0].sub = append(s.nodes[0].sub, s.nodes[n].slot)
+		for _, seg := range segs {
+			for _, k := range s.nodes[m].kids {
+				if s.nodes[k].seg == seg {
+					m = k
+					break
+				}
+			}
+			s.nodes[m].sub = append(s.nodes[m].sub, s.nodes[n].slot)
+		}
+	}
+	return s.nodes[n].slot
+}
+
+// Slots returns the number of distinct paths added: the length Resolve needs.
+func (s *Set) Slots() int { return s.slots }
+
+// Resolve finds every path of the set in data and fills spans (len(spans)
+// must be at least Slots()). It returns false, with every span cleared, when
+// data is not exactly one valid JSON value (surrounding whitespace allowed):
+// on a payload that is not JSON every path finds nothing. Where an object
+// repeats a key, the last one wins, as in encoding/json and jsonscan.Get.
+// Resolve does not allocate.
+func (s *Set) Resolve(data []byte, spans []Span) bool {
+	spans = spans[:s.slots]
+	clear(spans)
+	i := jsonscan.SkipSpace(data, 0)
+	end := s.walk(data, i, 0, spans)
+	if end < 0 || jsonscan.SkipSpace(data, end) != len(data) {
+		clear(spans)
+		return false
+	}
+	return true
+}
+
+// walk validates the value at data[i] while recording the spans of node n's
+// subtree, and returns the index just past the value, or -1.
+func (s *Set) walk(data []byte, i, n int, spans []Span) int {
+	nd := &s.nodes[n]
+	var end int
+	switch {
+	case i >= len(data):
+		return -1
+	case data[i] == '{' && nd.keys:
+		end = s.walkObject(data, i, nd, spans)
+	case data[i] == '[' && nd.idx:
+		end = s.walkArray(data, i, nd, spans)
+	default:
+		end = jsonscan.ValidAt(data, i)
+	}
+	if end >= 0 && nd.slot >= 0 {
+		spans[nd.slot] = Span{i, end}
+	}
+	return end
+}
+
+func (s *Set) walkObject(data []byte, i int, nd *node, spans []Span) int {
+	i = jsonscan.SkipSpace(data, i+1)
+	if i < len(data) && data[i] == '}' {
+		return i + 1
+	}
+	for {
+		if i >= len(data) || data[i] != '"' {
+			return -1
+		}
+		ke := jsonscan.ValidAt(data, i)
+		if ke < 0 {
+			return -1
+		}
+		key := data[i+1 : ke-1]
+		i = jsonscan.SkipSpace(data, ke)
+		if i >= len(data) || data[i] != ':' {
+			return -1
+		}
+		i = jsonscan.SkipSpace(data, i+1)
+		kid := s.matchKey(nd, key)
+		if kid >= 0 {
+			// A later duplicate of the key replaces what an earlier one
+			// found, including paths it does not reach.
+			for _, sl := range s.nodes[kid].sub {
+				spans[sl] = Span{}
+			}
+			i = s.walk(data, i, kid, spans)
+		} else {
+			i = jsonscan.ValidAt(data, i)
+		}
+		if i < 0 {
+			return -1
+		}
+		i = jsonscan.SkipSpace(data, i)
+		if i >= len(data) {
+			return -1
+		}
+		switch data[i] {
+		case '}':
+			return i + 1
+		case ',':
+			i = jsonscan.SkipSpace(data, i+1)
+		default:
+			return -1
+		}
+	}
+}
+
+// matchKey returns the key kid of nd that the raw (still escaped) key names,
+// or -1.
+func (s *Set) matchKey(nd *node, key []byte) int {
+	esc := -1 // unknown
+	for _, k := range nd.kids {
+		seg := &s.nodes[k].seg
+		if seg.IsIndex {
+			continue
+		}
+		if len(key) == len(seg.Key) && string(key) == seg.Key {
+			if esc < 0 {
+				esc = b2i(bytes.IndexByte(key, '\\') >= 0)
+			}
+			if esc == 0 {
+				return k
+			}
+		}
+		if len(key) >= len(seg.Key) { // escapes only make the raw key longer
+			if esc < 0 {
+				esc = b2i(bytes.IndexByte(key, '\\') >= 0)
+			}
+			if esc == 1 && jsonscan.EscapedEqual(key, seg.Key) {
+				return k
+			}
+		}
+	}
+	return -1
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *Set) walkArray(data []byte, i int, nd *node, spans []Span) int {
+	i = jsonscan.SkipSpace(data, i+1)
+	if i < len(data) && data[i] == ']' {
+		return i + 1
+	}
+	for n := 0; ; n++ {
+		kid := -1
+		for _, k := range nd.kids {
+			if seg := &s.nodes[k].seg; seg.IsIndex && seg.Index == n {
+				kid = k
+				break
+			}
+		}
+		if kid >= 0 {
+			i = s.walk(data, i, kid, spans)
+		} else {
+			i = jsonscan.ValidAt(data, i)
+		}
+		if i < 0 {
+			return -1
+		}
+		i = jsonscan.SkipSpace(data, i)
+		if i >= len(data) {
+			return -1
+		}
+		switch data[i] {
+		case ']':
+			return i + 1
+		case ',':
+			i = jsonscan.SkipSpace(data, i+1)
+		default:
+			return -1
+		}
+	}
+}
