@@ -1,0 +1,224 @@
+// Package http is the `http` ingest source: an HTTP endpoint that takes
+// events in request bodies (a JSON value, a JSON array, NDJSON, CloudEvents
+// in structured and binary mode) and answers 2xx only once the task has
+// handled them (design.md §3 "HTTP"). docs/connectors/http.md is the user
+// reference.
+//
+// Each request becomes one component.Batch in its own lane. The handler
+// waits for the batch's Ack: nil → 200, anything else, or no Ack within
+// response_timeout → 503 with Retry-After.
+package http
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/builtins/internal/lineformat"
+	"github.com/sluicehq/sluice/runtime/component"
+)
+
+// Config is the [source] table of `type = "http"`.
+type Config struct {
+	Address         string             `toml:"address" required:"true" doc:"Address to listen on, \"host:port\" (\"127.0.0.1:8080\", \":8080\" for every interface; port 0 picks a free port)."`
+	Path            string             `toml:"path" doc:"URL path that takes events. POST sends events; GET and HEAD answer 200 while the source runs (a health check for load balancers, no token needed). Other paths answer 404."`
+	Token           Secret             `toml:"token" doc:"Bearer token every POST must carry (\"Authorization: Bearer TOKEN\"); empty: no authentication. Write it as \"${env:VAR}\"; it is never logged."`
+	Format          string             `toml:"format" enum:"auto,json,cloudevents" doc:"How each element of a body becomes an event: auto wraps non-CloudEvents (JSON as data, text as a string), json wraps JSON and dead-letters non-JSON elements, cloudevents dead-letters anything that is not a CloudEvent."`
+	MaxBodySize     component.ByteSize `toml:"max_body_size" min:"1" doc:"Largest request body; a larger one is answered 413 and nothing of it is kept."`
+	MaxEventSize    component.ByteSize `toml:"max_event_size" doc:"Largest single event (one element of a body); a larger one goes to the dead-letter queue at stage decode. Default: the task's event limit (1 MiB)."`
+	ResponseTimeout component.Duration `toml:"response_timeout" doc:"How long a request waits, once its body is read, for the task to confirm its events (and, before reading, for a free request slot). Past it the answer is 503 with Retry-After."`
+	ReadTimeout     component.Duration `toml:"read_timeout" doc:"Longest time to read a request's headers and body; a slower client is disconnected."`
+	MaxRequests     int                `toml:"max_requests" min:"1" max:"100000" doc:"Requests handled at once (reading a body or waiting for confirmation). More wait up to response_timeout for a slot, then get 503. Bounds memory to about max_requests × 2 × max_body_size."`
+	EventSource     string             `toml:"event_source" doc:"CloudEvents source attribute of wrapped events. Default: \"sluice/TASK/http\"."`
+	EventType       string             `toml:"event_type" doc:"CloudEvents type attribute of wrapped events."`
+	TLS             *TLS               `toml:"tls" doc:"Serve HTTPS. The table's presence turns TLS on."`
+	Concurrency     int                `toml:"concurrency" min:"1" max:"32" doc:"Workers handling requests' events in parallel. Requests are independent, so more workers serve more concurrent clients."`
+	Order           string             `toml:"order" enum:"partition,key,none" doc:"Order kept while workers run in parallel. Each request is its own stream, so partition keeps the order of the events of one request; none lets one request's events spread over workers; key orders per record key (HTTP events carry none)."`
+}
+
+// TLS is the `tls` table of the source.
+type TLS struct {
+	CertFile     string `toml:"cert_file" required:"true" doc:"PEM certificate (chain) the server presents. Relative to the task file."`
+	KeyFile      string `toml:"key_file" required:"true" doc:"PEM private key of cert_file. Relative to the task file."`
+	ClientCAFile string `toml:"client_ca_file" doc:"PEM CA certificates; when set, clients must present a certificate they sign (mutual TLS)."`
+}
+
+// Defaults.
+const (
+	defaultMaxBody         = 10 << 20
+	defaultResponseTimeout = 10 * time.Second
+	defaultReadTimeout     = 30 * time.Second
+	defaultMaxRequests     = 64
+	defaultEventType       = "sluice.http"
+)
+
+func newConfig() any {
+	return &Config{
+		Path:            "/",
+		Format:          string(lineformat.Auto),
+		MaxBodySize:     defaultMaxBody,
+		ResponseTimeout: component.Duration(defaultResponseTimeout),
+		ReadTimeout:     component.Duration(defaultReadTimeout),
+		MaxRequests:     defaultMaxRequests,
+		EventType:       defaultEventType,
+		Concurrency:     1,
+		Order:           "partition",
+	}
+}
+
+// Validate checks what the tags cannot.
+func (c *Config) Validate(p *component.Problems) {
+	if c.Address != "" {
+		if err := checkAddress(c.Address); err != nil {
+			p.Addf([]string{"address"}, "%v", err)
+		}
+	}
+	if !strings.HasPrefix(c.Path, "/") {
+		p.Addf([]string{"path"}, "invalid path %q: must start with \"/\"", c.Path)
+	} else if strings.ContainsAny(c.Path, "?# \t") {
+		p.Addf([]string{"path"}, "invalid path %q: a path holds no query, fragment or whitespace", c.Path)
+	}
+	if c.ResponseTimeout <= 0 {
+		p.Addf([]string{"response_timeout"}, "must be positive (e.g. \"10s\")")
+	}
+	if c.ReadTimeout <= 0 {
+		p.Addf([]string{"read_timeout"}, "must be positive (e.g. \"30s\")")
+	}
+	if c.Token != "" && strings.TrimSpace(c.Token.Reveal()) != c.Token.Reveal() {
+		p.Addf([]string{"token"}, "must not start or end with whitespace (clients send it after \"Bearer \")")
+	}
+}
+
+func checkAddress(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		hint := ""
+		if !strings.Contains(addr, ":") {
+			hint = fmt.Sprintf(" (did you mean %q?)", addr+":8080")
+		}
+		return fmt.Errorf("invalid address %q: want \"host:port\"%s", addr, hint)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid address %q: the port must be a number in 0..65535", addr)
+	}
+	return nil
+}
+
+// config loads the files the table names (relative to dir) into a
+// tls.Config. It reads files only; Build calls it so a missing certificate is
+// a load-time error.
+func (t *TLS) config(dir string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(resolve(dir, t.CertFile), resolve(dir, t.KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(resolve(dir, t.ClientCAFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.client_ca_file: %s holds no PEM certificate", t.ClientCAFile)
+		}
+		c.ClientCAs = pool
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return c, nil
+}
+
+func resolve(dir, path string) string {
+	if filepath.IsAbs(path) || dir == "" {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
+// Secret is a config string that must never reach a log line or an error
+// message: it prints as "[redacted]" under every fmt verb and when marshalled
+// as text. Reveal returns the value itself.
+type Secret string
+
+// UnmarshalText stores the value as it is (the loader has already expanded
+// `${env:...}` references).
+func (s *Secret) UnmarshalText(b []byte) error {
+	*s = Secret(b)
+	return nil
+}
+
+// MarshalText renders the secret redacted.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// String returns "[redacted]", or "" when the secret is empty.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// Format makes every verb print the redacted form.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", s.String())
+		return
+	}
+	fmt.Fprint(f, s.String())
+}
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+const description = `Listens for HTTP requests and turns each request body into events.
+
+Bodies are chosen by Content-Type: a JSON value or a JSON array (application/json, one event per
+array element), NDJSON or text lines (application/x-ndjson, text/plain), a structured CloudEvent
+(application/cloudevents+json) or a batch of them (application/cloudevents-batch+json), and
+CloudEvents binary mode (ce-* headers, the body is the data). Without a Content-Type the body is
+sniffed: valid JSON is taken as JSON, anything else as lines.
+
+A request is answered 200 only once every one of its events was handled by the task (delivered,
+filtered or dead-lettered); past response_timeout it gets 503 with Retry-After. See
+docs/connectors/http.md for answers, event shape and delivery guarantee.`
+
+const example = `name = "ingest"
+
+[source]
+type = "http"
+address = "127.0.0.1:8080"
+path = "/events"
+token = "${env:INGEST_TOKEN:-change-me}"
+format = "auto"
+max_body_size = "10MiB"
+response_timeout = "10s"
+concurrency = 4
+
+[sink]
+type = "http"
+url = "http://127.0.0.1:9000/hook"
+`
+
+// Register adds the source's spec to r.
+func Register(r *component.Registry) {
+	r.Register(component.Spec{
+		Kind:        component.KindSource,
+		Name:        "http",
+		Summary:     "Receive events over HTTP (JSON, NDJSON, CloudEvents); answer 200 once they are handled.",
+		Description: description,
+		Example:     example,
+		New:         newConfig,
+		Build: func(cfg any, env component.Env) (any, error) {
+			return New(cfg.(*Config), env)
+		},
+	})
+}
