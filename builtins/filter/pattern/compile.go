@@ -1,0 +1,726 @@
+package pattern
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxOperators is the per-field limit on operator objects (Alibaba's
+// "expressions per field"); literals are not counted.
+const maxOperators = 5
+
+// Complexity caps. $or alternatives are multiplied out where branches name
+// the same keys (so fields under one array come from one element); these
+// caps stop a pathological pattern from exploding at load.
+const (
+	maxAltsPerNode = 256
+	maxAltsTotal   = 4096
+	maxPerMask     = 64 // bit masks of the matcher
+)
+
+// Compile compiles a pattern given as the generic tree BurntSushi/toml
+// decodes a table into ([filter.pattern]). A nil or empty tree matches
+// every event. On failure the error is an *Error listing every problem.
+func Compile(tree map[string]any) (*Pattern, error) {
+	if tree == nil {
+		return compileValue(&value{kind: vObject, off: -1})
+	}
+	return compileValue(fromTree(tree))
+}
+
+// CompileJSON compiles a pattern given as JSON text (pattern_json). Problems
+// carry the byte offset of the offending value in text. On failure the
+// error is an *Error listing every problem.
+func CompileJSON(text []byte) (*Pattern, error) {
+	v, p := fromJSON(text)
+	if p != nil {
+		return nil, &Error{Problems: []Problem{*p}}
+	}
+	return compileValue(v)
+}
+
+// MustCompileJSON is CompileJSON that panics on error, for tests and
+// package-level patterns written in code.
+func MustCompileJSON(text string) *Pattern {
+	p, err := CompileJSON([]byte(text))
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func compileValue(root *value) (*Pattern, error) {
+	c := &compiler{
+		leafSets: map[string]*leafSet{},
+		conjs:    map[string]*conj{},
+		nodes:    map[string]*objNode{},
+		merges:   map[[2]int]*conj{},
+		products: map[[2]int]*objNode{},
+	}
+	if root.kind != vObject {
+		c.fail(root, nil, CodePatternNotObject, "a pattern is a JSON object mirroring the event, got %s", root.typeName())
+		return nil, c.err()
+	}
+	if len(root.obj) == 0 {
+		return &Pattern{all: true}, nil
+	}
+	node := c.object(root, nil)
+	if c.tooComplex {
+		c.fail(root, nil, CodeTooComplex, "the $or branches multiply into more than %d alternatives (or more than %d meet at one key); split the task or merge branches with value lists", maxAltsTotal, maxPerMask)
+	}
+	if len(c.problems) > 0 || node == nil {
+		return nil, c.err()
+	}
+	p := &Pattern{}
+	p.root = c.level([]*objNode{node}, &p.nslots)
+	if c.tooComplex {
+		c.fail(root, nil, CodeTooComplex, "more than %d different sub-patterns meet at one key; merge $or branches with value lists", maxPerMask)
+		return nil, c.err()
+	}
+	return p, nil
+}
+
+type compiler struct {
+	problems   []Problem
+	leafSets   map[string]*leafSet
+	conjs      map[string]*conj
+	nodes      map[string]*objNode
+	merges     map[[2]int]*conj
+	products   map[[2]int]*objNode
+	ids        int
+	alts       int
+	tooComplex bool
+}
+
+func (c *compiler) err() error {
+	if len(c.problems) == 0 {
+		return nil
+	}
+	return &Error{Problems: c.problems}
+}
+
+func (c *compiler) fail(v *value, path []string, code, format string, args ...any) {
+	off := -1
+	if v != nil {
+		off = v.off
+	}
+	c.problems = append(c.problems, Problem{Code: code, Detail: fmt.Sprintf(format, args...), Path: path, Offset: off})
+}
+
+// sub returns path+el in a new slice (paths are kept by problems).
+func sub(path []string, el ...string) []string {
+	out := make([]string, 0, len(path)+len(el))
+	return append(append(out, path...), el...)
+}
+
+// --- normal form ---------------------------------------------------------
+
+// leafSet is one leaf array: the field matches when any matcher accepts any
+// leaf of the event value.
+type leafSet struct {
+	id      int
+	ms      []matcher
+	missing bool // holds exists:false, so an absent leaf satisfies it
+}
+
+// field is one key of a conjunction: every leaf array and the object node
+// (if any) must hold on the event value at key.
+type field struct {
+	key    string
+	leaves []*leafSet
+	obj    *objNode
+}
+
+// conj is a conjunction of fields on one event object, without $or.
+type conj struct {
+	id     int
+	fields []field
+}
+
+// objNode is an object pattern in disjunctive form: it holds on an event
+// value when one of its alternatives does. On an event array it holds when
+// one element satisfies one whole alternative, which is what makes fields
+// under one array come from the same element.
+type objNode struct {
+	id   int
+	alts []*conj
+}
+
+func (c *compiler) nextID() int { c.ids++; return c.ids }
+
+func (c *compiler) internLeaf(ms []matcher) *leafSet {
+	sort.Slice(ms, func(i, j int) bool { return ms[i].canon < ms[j].canon })
+	out := ms[:0]
+	var key strings.Builder
+	missing := false
+	for i, m := range ms {
+		if i > 0 && m.canon == ms[i-1].canon {
+			continue
+		}
+		out = append(out, m)
+		key.WriteString(m.canon)
+		key.WriteByte(0)
+		if m.op == mNotExists {
+			missing = true
+		}
+	}
+	if ls, ok := c.leafSets[key.String()]; ok {
+		return ls
+	}
+	ls := &leafSet{id: c.nextID(), ms: out, missing: missing}
+	c.leafSets[key.String()] = ls
+	return ls
+}
+
+func (c *compiler) internConj(fields []field) *conj {
+	sort.Slice(fields, func(i, j int) bool { return fields[i].key < fields[j].key })
+	var key strings.Builder
+	for i := range fields {
+		f := &fields[i]
+		sort.Slice(f.leaves, func(a, b int) bool { return f.leaves[a].id < f.leaves[b].id })
+		key.WriteString(strconv.Quote(f.key))
+		for _, l := range f.leaves {
+			key.WriteString(" l")
+			key.WriteString(strconv.Itoa(l.id))
+		}
+		if f.obj != nil {
+			key.WriteString(" o")
+			key.WriteString(strconv.Itoa(f.obj.id))
+		}
+		key.WriteByte(';')
+	}
+	if cj, ok := c.conjs[key.String()]; ok {
+		return cj
+	}
+	cj := &conj{id: c.nextID(), fields: fields}
+	c.conjs[key.String()] = cj
+	return cj
+}
+
+func (c *compiler) internNode(alts []*conj) *objNode {
+	sort.Slice(alts, func(i, j int) bool { return alts[i].id < alts[j].id })
+	out := alts[:0]
+	var key strings.Builder
+	for i, a := range alts {
+		if i > 0 && a == alts[i-1] {
+			continue
+		}
+		out = append(out, a)
+		key.WriteString(strconv.Itoa(a.id))
+		key.WriteByte(',')
+	}
+	if n, ok := c.nodes[key.String()]; ok {
+		return n
+	}
+	if len(out) > maxAltsPerNode {
+		c.tooComplex = true
+	}
+	c.alts += len(out)
+	if c.alts > maxAltsTotal {
+		c.tooComplex = true
+	}
+	n := &objNode{id: c.nextID(), alts: out}
+	c.nodes[key.String()] = n
+	return n
+}
+
+// merge is the conjunction of two conjunctions on the same event object.
+func (c *compiler) merge(a, b *conj) *conj {
+	if a == b {
+		return a
+	}
+	if a.id > b.id {
+		a, b = b, a
+	}
+	k := [2]int{a.id, b.id}
+	if m, ok := c.merges[k]; ok {
+		return m
+	}
+	byKey := map[string]field{}
+	for _, f := range a.fields {
+		byKey[f.key] = field{key: f.key, leaves: append([]*leafSet(nil), f.leaves...), obj: f.obj}
+	}
+	for _, f := range b.fields {
+		g, ok := byKey[f.key]
+		if !ok {
+			byKey[f.key] = field{key: f.key, leaves: append([]*leafSet(nil), f.leaves...), obj: f.obj}
+			continue
+		}
+		for _, l := range f.leaves {
+			dup := false
+			for _, h := range g.leaves {
+				dup = dup || h == l
+			}
+			if !dup {
+				g.leaves = append(g.leaves, l)
+			}
+		}
+		switch {
+		case g.obj == nil:
+			g.obj = f.obj
+		case f.obj != nil && !c.tooComplex:
+			g.obj = c.product(g.obj, f.obj)
+		}
+		byKey[f.key] = g
+	}
+	fields := make([]field, 0, len(byKey))
+	for _, f := range byKey {
+		fields = append(fields, f)
+	}
+	m := c.internConj(fields)
+	c.merges[k] = m
+	return m
+}
+
+// product is the conjunction of two object nodes on the same event value.
+func (c *compiler) product(x, y *objNode) *objNode {
+	if x == y {
+		return x
+	}
+	if x.id > y.id {
+		x, y = y, x
+	}
+	k := [2]int{x.id, y.id}
+	if p, ok := c.products[k]; ok {
+		return p
+	}
+	var alts []*conj
+	for _, a := range x.alts {
+		for _, b := range y.alts {
+			if c.tooComplex {
+				break
+			}
+			alts = append(alts, c.merge(a, b))
+			if len(alts) > maxAltsPerNode {
+				c.tooComplex = true
+			}
+		}
+	}
+	p := c.internNode(alts)
+	c.products[k] = p
+	return p
+}
+
+// --- pattern document -> normal form ----------------------------------------
+
+// object compiles a non-empty object pattern; nil when it has problems.
+func (c *compiler) object(v *value, path []string) *objNode {
+	var fields []field
+	var or *value
+	var orPath []string
+	bad := false
+	for _, m := range v.obj {
+		p := sub(path, m.key)
+		if m.key == "$or" {
+			or, orPath = m.val, p
+			continue
+		}
+		switch m.val.kind {
+		case vObject:
+			if len(m.val.obj) == 0 {
+				c.fail(m.val, p, CodeEmptyObject, "%q is an empty object; name the fields to match inside it or remove it", m.key)
+				bad = true
+				continue
+			}
+			n := c.object(m.val, p)
+			if n == nil {
+				bad = true
+				continue
+			}
+			fields = append(fields, field{key: m.key, obj: n})
+		case vArray:
+			ls := c.leaf(m.val, p, m.key)
+			if ls == nil {
+				bad = true
+				continue
+			}
+			fields = append(fields, field{key: m.key, leaves: []*leafSet{ls}})
+		default:
+			c.fail(m.val, p, CodeNotArray, "%q must be an array of matchers (e.g. [%s]) or a nested object, got %s", m.key, example(m.val), m.val.typeName())
+			bad = true
+		}
+	}
+	var orNode *objNode
+	if or != nil {
+		if orNode = c.or(or, orPath); orNode == nil {
+			bad = true
+		}
+	}
+	if bad {
+		return nil
+	}
+	node := c.internNode([]*conj{c.internConj(fields)})
+	if orNode != nil {
+		node = c.product(node, orNode)
+	}
+	return node
+}
+
+func example(v *value) string {
+	switch v.kind {
+	case vString:
+		return strconv.Quote(v.s)
+	case vNumber:
+		return v.s
+	case vBool:
+		return strconv.FormatBool(v.b)
+	case vNull:
+		return "null"
+	}
+	return `"value"`
+}
+
+func (c *compiler) or(v *value, path []string) *objNode {
+	const want = "$or takes an array of at least two objects, each a sub-pattern"
+	if v.kind != vArray {
+		c.fail(v, path, CodeOrSyntax, "%s, got %s", want, v.typeName())
+		return nil
+	}
+	if len(v.arr) < 2 {
+		c.fail(v, path, CodeOrSyntax, "%s, got %d", want, len(v.arr))
+	}
+	var alts []*conj
+	bad := len(v.arr) < 2
+	for i, b := range v.arr {
+		p := sub(path, index(i))
+		if b.kind != vObject {
+			c.fail(b, p, CodeOrSyntax, "%s, got %s", want, b.typeName())
+			bad = true
+			continue
+		}
+		if len(b.obj) == 0 {
+			c.fail(b, p, CodeEmptyObject, "$or branch %d is an empty object; give it fields or remove it", i)
+			bad = true
+			continue
+		}
+		n := c.object(b, p)
+		if n == nil {
+			bad = true
+			continue
+		}
+		alts = append(alts, n.alts...)
+	}
+	if bad {
+		return nil
+	}
+	return c.internNode(alts)
+}
+
+// leaf compiles a leaf array; nil when it has problems.
+func (c *compiler) leaf(v *value, path []string, key string) *leafSet {
+	if len(v.arr) == 0 {
+		c.fail(v, path, CodeEmptyArray, "%q has no matchers; give at least one value or operator", key)
+		return nil
+	}
+	var ms []matcher
+	ops := 0
+	bad := false
+	for i, e := range v.arr {
+		p := sub(path, index(i))
+		var m matcher
+		ok := true
+		switch e.kind {
+		case vString:
+			m = matcher{op: mString, s: e.s, canon: "s" + strconv.Quote(e.s)}
+		case vNumber:
+			if !e.fOK {
+				c.fail(e, p, CodeNumericSyntax, "number %s is not a finite binary64 value", e.s)
+				ok = false
+				break
+			}
+			m = matcher{op: mNumber, f: e.f, canon: "n" + fmtFloat(e.f)}
+		case vBool:
+			if e.b {
+				m = matcher{op: mTrue, canon: "t"}
+			} else {
+				m = matcher{op: mFalse, canon: "f"}
+			}
+		case vNull:
+			m = matcher{op: mNull, canon: "z"}
+		case vArray:
+			c.fail(e, p, CodeNestedArray, "a matcher cannot be an array; put its values directly in the field's array")
+			ok = false
+		case vObject:
+			ops++
+			m, ok = c.operator(e, p)
+		default:
+			c.fail(e, p, CodeOperandType, "%s cannot be matched (JSON has no such type); quote it as a string", e.typeName())
+			ok = false
+		}
+		if !ok {
+			bad = true
+			continue
+		}
+		ms = append(ms, m)
+	}
+	if ops > maxOperators {
+		c.fail(v, path, CodeTooManyExpressions, "%q has %d operator objects, at most %d are allowed (literal values are not counted)", key, ops, maxOperators)
+		bad = true
+	}
+	if bad {
+		return nil
+	}
+	return c.internLeaf(ms)
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+const operatorList = "prefix, suffix, contains, equals-ignore-case, wildcard, anything-but, numeric, cidr, exists"
+
+func (c *compiler) operator(v *value, path []string) (matcher, bool) {
+	if len(v.obj) != 1 {
+		keys := make([]string, len(v.obj))
+		for i, m := range v.obj {
+			keys[i] = m.key
+		}
+		c.fail(v, path, CodeBadOperatorObject, "an operator object has exactly one key, got %d (%s); put each operator in its own object", len(v.obj), strings.Join(keys, ", "))
+		return matcher{}, false
+	}
+	name, arg := v.obj[0].key, v.obj[0].val
+	p := sub(path, name)
+	switch name {
+	case "prefix", "suffix":
+		plain, fold := mPrefix, mPrefixFold
+		if name == "suffix" {
+			plain, fold = mSuffix, mSuffixFold
+		}
+		if arg.kind == vString && arg.s != "" {
+			return matcher{op: plain, s: arg.s, canon: name + strconv.Quote(arg.s)}, true
+		}
+		if arg.kind == vObject && len(arg.obj) == 1 && arg.obj[0].key == "equals-ignore-case" {
+			if o := arg.obj[0].val; o.kind == vString && o.s != "" {
+				return matcher{op: fold, s: o.s, runes: utf8.RuneCountInString(o.s), canon: name + "~" + strconv.Quote(o.s)}, true
+			}
+			c.fail(arg.obj[0].val, sub(p, "equals-ignore-case"), CodeOperandType, "%s equals-ignore-case takes a non-empty string, got %s", name, describe(arg.obj[0].val))
+			return matcher{}, false
+		}
+		c.fail(arg, p, CodeOperandType, `%s takes a non-empty string or {"equals-ignore-case": "<string>"}, got %s`, name, describe(arg))
+	case "contains":
+		if arg.kind == vString && arg.s != "" {
+			return matcher{op: mContains, s: arg.s, canon: "c" + strconv.Quote(arg.s)}, true
+		}
+		c.fail(arg, p, CodeOperandType, "contains takes a non-empty string, got %s", describe(arg))
+	case "equals-ignore-case":
+		if arg.kind == vString {
+			return matcher{op: mEqualFold, s: arg.s, canon: "e" + strconv.Quote(arg.s)}, true
+		}
+		c.fail(arg, p, CodeOperandType, "equals-ignore-case takes a string, got %s", describe(arg))
+	case "wildcard":
+		if arg.kind != vString {
+			c.fail(arg, p, CodeOperandType, "wildcard takes a string, got %s", describe(arg))
+			break
+		}
+		wc, msg := parseWildcard(arg.s)
+		if msg != "" {
+			c.fail(arg, p, CodeWildcardSyntax, "%s", msg)
+			break
+		}
+		return matcher{op: mWildcard, wc: wc, canon: "w" + strconv.Quote(arg.s)}, true
+	case "anything-but":
+		x, canon, ok := c.anythingBut(arg, p)
+		if ok {
+			return matcher{op: mAnythingBut, but: x, canon: "!" + canon}, true
+		}
+	case "numeric":
+		conds, ok := c.numeric(arg, p)
+		if ok {
+			var canon strings.Builder
+			canon.WriteString("#")
+			for _, n := range conds {
+				canon.WriteString(strconv.Itoa(int(n.op)) + ":" + fmtFloat(n.f) + ";")
+			}
+			return matcher{op: mNumeric, num: conds, canon: canon.String()}, true
+		}
+	case "cidr":
+		if arg.kind != vString {
+			c.fail(arg, p, CodeOperandType, "cidr takes a string such as \"10.0.0.0/8\" or \"2001:db8::/32\", got %s", describe(arg))
+			break
+		}
+		pfx, msg := parseCIDR(arg.s)
+		if msg != "" {
+			c.fail(arg, p, CodeCIDRInvalid, "%s", msg)
+			break
+		}
+		return matcher{op: mCIDR, cidr: pfx, canon: "i" + pfx.String()}, true
+	case "exists":
+		if arg.kind == vBool {
+			if arg.b {
+				return matcher{op: mExists, canon: "x"}, true
+			}
+			return matcher{op: mNotExists, canon: "X"}, true
+		}
+		c.fail(arg, p, CodeOperandType, "exists takes true or false, got %s", describe(arg))
+	default:
+		c.fail(v, p, CodeUnknownOperator, "unknown operator %q; the operators are %s", name, operatorList)
+	}
+	return matcher{}, false
+}
+
+// describe names a value's type and, for short scalars, the value.
+func describe(v *value) string {
+	switch v.kind {
+	case vString:
+		if v.s == "" {
+			return "an empty string"
+		}
+		return "the string " + strconv.Quote(v.s)
+	case vNumber:
+		return "the number " + v.s
+	case vBool:
+		return strconv.FormatBool(v.b)
+	}
+	return v.typeName()
+}
+
+func (c *compiler) anythingBut(arg *value, path []string) (*exclusion, string, bool) {
+	x := &exclusion{form: mString}
+	var canon []string
+	addScalar := func(e *value, p []string) bool {
+		switch e.kind {
+		case vString:
+			x.strs = append(x.strs, e.s)
+			canon = append(canon, "s"+strconv.Quote(e.s))
+		case vNumber:
+			if !e.fOK {
+				c.fail(e, p, CodeNumericSyntax, "number %s is not a finite binary64 value", e.s)
+				return false
+			}
+			x.nums = append(x.nums, e.f)
+			canon = append(canon, "n"+fmtFloat(e.f))
+		case vBool:
+			if e.b {
+				x.isTrue = true
+				canon = append(canon, "t")
+			} else {
+				x.isFalse = true
+				canon = append(canon, "f")
+			}
+		case vNull:
+			x.isNull = true
+			canon = append(canon, "z")
+		case vOther:
+			c.fail(e, p, CodeOperandType, "anything-but cannot exclude %s; quote it as a string", e.typeName())
+			return false
+		default:
+			c.fail(e, p, CodeAnythingButSyntax, "an anything-but list holds only strings, numbers, booleans or null, got %s", e.typeName())
+			return false
+		}
+		return true
+	}
+	switch arg.kind {
+	case vArray:
+		if len(arg.arr) == 0 {
+			c.fail(arg, path, CodeAnythingButSyntax, "anything-but needs at least one value to exclude")
+			return nil, "", false
+		}
+		ok := true
+		for i, e := range arg.arr {
+			ok = addScalar(e, sub(path, index(i))) && ok
+		}
+		if !ok {
+			return nil, "", false
+		}
+	case vObject:
+		const forms = "prefix, suffix, equals-ignore-case or wildcard"
+		if len(arg.obj) != 1 {
+			c.fail(arg, path, CodeAnythingButSyntax, "an anything-but object has exactly one key (%s), got %d", forms, len(arg.obj))
+			return nil, "", false
+		}
+		name, op := arg.obj[0].key, arg.obj[0].val
+		p := sub(path, name)
+		switch name {
+		case "prefix":
+			x.form = mPrefix
+		case "suffix":
+			x.form = mSuffix
+		case "equals-ignore-case":
+			x.form = mEqualFold
+		case "wildcard":
+			x.form = mWildcard
+		default:
+			c.fail(arg, p, CodeAnythingButSyntax, "anything-but cannot take %q; its object forms are %s", name, forms)
+			return nil, "", false
+		}
+		ops := []*value{op}
+		opPaths := [][]string{p}
+		if op.kind == vArray {
+			if len(op.arr) == 0 {
+				c.fail(op, p, CodeAnythingButSyntax, "anything-but %s needs at least one operand", name)
+				return nil, "", false
+			}
+			ops, opPaths = op.arr, nil
+			for i := range op.arr {
+				opPaths = append(opPaths, sub(p, index(i)))
+			}
+		}
+		ok := true
+		for i, o := range ops {
+			nonEmpty := x.form == mPrefix || x.form == mSuffix
+			if o.kind != vString || (nonEmpty && o.s == "") {
+				want := "a string"
+				if nonEmpty {
+					want = "a non-empty string"
+				}
+				c.fail(o, opPaths[i], CodeOperandType, "anything-but %s takes %s or a list of them, got %s", name, want, describe(o))
+				ok = false
+				continue
+			}
+			if x.form == mWildcard {
+				wc, msg := parseWildcard(o.s)
+				if msg != "" {
+					c.fail(o, opPaths[i], CodeWildcardSyntax, "%s", msg)
+					ok = false
+					continue
+				}
+				x.wcs = append(x.wcs, wc)
+			}
+			x.strs = append(x.strs, o.s)
+			canon = append(canon, strconv.Quote(o.s))
+		}
+		if !ok {
+			return nil, "", false
+		}
+		canon = append(canon, name)
+	default:
+		if !addScalar(arg, path) {
+			return nil, "", false
+		}
+	}
+	sort.Strings(canon)
+	return x, strings.Join(canon, ","), true
+}
+
+func (c *compiler) numeric(arg *value, path []string) ([]numCond, bool) {
+	const want = `numeric takes [op, number] or [op, number, op, number] with op one of =, !=, <, <=, >, >=`
+	if arg.kind != vArray || (len(arg.arr) != 2 && len(arg.arr) != 4) {
+		what := arg.typeName()
+		if arg.kind == vArray {
+			what = strconv.Itoa(len(arg.arr)) + " elements"
+		}
+		c.fail(arg, path, CodeNumericSyntax, "%s, got %s", want, what)
+		return nil, false
+	}
+	var conds []numCond
+	ok := true
+	for i := 0; i < len(arg.arr); i += 2 {
+		o, n := arg.arr[i], arg.arr[i+1]
+		op, known := numOps[o.s]
+		if o.kind != vString || !known {
+			c.fail(o, sub(path, index(i)), CodeNumericSyntax, "%s is not a numeric operator; use one of =, !=, <, <=, >, >=", describe(o))
+			ok = false
+		}
+		switch {
+		case n.kind != vNumber:
+			c.fail(n, sub(path, index(i+1)), CodeNumericSyntax, "numeric compares with a number, got %s", describe(n))
+			ok = false
+		case !n.fOK:
+			c.fail(n, sub(path, index(i+1)), CodeNumericSyntax, "%s is not a finite binary64 number", n.s)
+			ok = false
+		}
+		conds = append(conds, numCond{op: op, f: n.f})
+	}
+	return conds, ok
+}

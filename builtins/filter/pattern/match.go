@@ -1,0 +1,531 @@
+package pattern
+
+import (
+	"sync"
+
+	"github.com/sluicehq/sluice/runtime/jsonscan"
+)
+
+// Pattern is a compiled event pattern. It is immutable and safe for
+// concurrent use.
+type Pattern struct {
+	all    bool // the empty pattern: matches every event without reading it
+	root   *level
+	nslots int
+}
+
+// MatchesAll reports whether the pattern is empty (`{}`), which matches
+// every event.
+func (p *Pattern) MatchesAll() bool { return p == nil || p.all }
+
+// level is the set of object nodes evaluated together on one event value:
+// the root, or every sub-pattern that the alternatives of the parent level
+// hang under one key. One walk over the value serves them all.
+type level struct {
+	nodes   []*objNode
+	keys    []keyEntry
+	index   map[string]int // key lookup when there are many keys
+	lens    uint64         // bit n set: some key is n bytes long (n < 64)
+	slot    int            // first of 2*len(keys) state slots
+	missing uint64         // nodes that hold on a missing value (only exists:false below)
+	reqs    [][][]req      // node -> alternative -> requirements
+}
+
+// keyEntry is one key named at a level: the distinct leaf arrays and the
+// child level (distinct sub-patterns) applied to its value.
+type keyEntry struct {
+	key         string
+	leaves      []*leafSet
+	leafMissing uint64 // leaves satisfied by an absent leaf
+	child       *level
+}
+
+// req is one field of an alternative: the leaf arrays (bits of keyEntry
+// leaves) and the child node (bit of the child level) that must hold.
+type req struct {
+	key   int
+	leaf  uint64
+	child uint64
+}
+
+func (c *compiler) level(nodes []*objNode, nslots *int) *level {
+	if len(nodes) > maxPerMask {
+		c.tooComplex = true
+		return nil
+	}
+	lv := &level{nodes: nodes, slot: *nslots}
+	keyIdx := map[string]int{}
+	leafBit := []map[*leafSet]int{}
+	childBit := []map[*objNode]int{}
+	var children [][]*objNode
+	for _, n := range nodes {
+		for _, a := range n.alts {
+			for _, f := range a.fields {
+				k, ok := keyIdx[f.key]
+				if !ok {
+					k = len(lv.keys)
+					keyIdx[f.key] = k
+					lv.keys = append(lv.keys, keyEntry{key: f.key})
+					leafBit = append(leafBit, map[*leafSet]int{})
+					childBit = append(childBit, map[*objNode]int{})
+					children = append(children, nil)
+				}
+				for _, l := range f.leaves {
+					if _, ok := leafBit[k][l]; !ok {
+						leafBit[k][l] = len(lv.keys[k].leaves)
+						lv.keys[k].leaves = append(lv.keys[k].leaves, l)
+					}
+				}
+				if f.obj != nil {
+					if _, ok := childBit[k][f.obj]; !ok {
+						childBit[k][f.obj] = len(children[k])
+						children[k] = append(children[k], f.obj)
+					}
+				}
+			}
+		}
+	}
+	*nslots += 2 * len(lv.keys)
+	for _, e := range lv.keys {
+		if n := len(e.key); n < 64 {
+			lv.lens |= 1 << n
+		} else {
+			lv.lens |= 1 << 63 // checked by lookup
+		}
+	}
+	if len(lv.keys) > 8 {
+		lv.index = keyIdx
+	}
+	for k := range lv.keys {
+		e := &lv.keys[k]
+		if len(e.leaves) > maxPerMask {
+			c.tooComplex = true
+			return nil
+		}
+		for b, l := range e.leaves {
+			if l.missing {
+				e.leafMissing |= 1 << b
+			}
+		}
+		if len(children[k]) > 0 {
+			if e.child = c.level(children[k], nslots); e.child == nil {
+				return nil
+			}
+		}
+	}
+	for _, n := range nodes {
+		var alts [][]req
+		for _, a := range n.alts {
+			var rs []req
+			for _, f := range a.fields {
+				k := keyIdx[f.key]
+				r := req{key: k}
+				for _, l := range f.leaves {
+					r.leaf |= 1 << leafBit[k][l]
+				}
+				if f.obj != nil {
+					r.child = 1 << childBit[k][f.obj]
+				}
+				rs = append(rs, r)
+			}
+			alts = append(alts, rs)
+		}
+		lv.reqs = append(lv.reqs, alts)
+	}
+	// What holds when the value is missing: every key missing.
+	for ni := range nodes {
+		for _, rs := range lv.reqs[ni] {
+			if lv.allHold(rs, nil) {
+				lv.missing |= 1 << ni
+				break
+			}
+		}
+	}
+	return lv
+}
+
+// allHold checks one alternative against the key results in slots (nil:
+// every key missing).
+func (lv *level) allHold(rs []req, slots []uint64) bool {
+	for _, r := range rs {
+		var lb, cb uint64
+		if slots != nil {
+			lb, cb = slots[2*r.key], slots[2*r.key+1]
+		} else {
+			lb = lv.keys[r.key].leafMissing
+			if ch := lv.keys[r.key].child; ch != nil {
+				cb = ch.missing
+			}
+		}
+		if lb&r.leaf != r.leaf || cb&r.child != r.child {
+			return false
+		}
+	}
+	return true
+}
+
+// state is the scratch of one Match call. It holds no pointers that are
+// stored through other pointers, so it and its arrays stay on the stack.
+type state struct {
+	slots []uint64
+}
+
+// maxDepth bounds the nesting the matcher follows.
+const maxDepth = 10000
+
+var slotPool = sync.Pool{New: func() any { return new([]uint64) }}
+
+// Match reports whether the event (one JSON document) matches. It never
+// fails: malformed JSON, or a value of the wrong type, simply does not
+// match. It reads the event once, following only the keys the pattern
+// names, and does not allocate for patterns of up to 24 keys per path
+// level set and strings without long escapes.
+func (p *Pattern) Match(event []byte) bool {
+	if p == nil || p.all {
+		return true
+	}
+	var small [48]uint64
+	var st state
+	if p.nslots <= len(small) {
+		st.slots = small[:p.nslots]
+	} else {
+		sp := slotPool.Get().(*[]uint64)
+		if cap(*sp) < p.nslots {
+			*sp = make([]uint64, p.nslots)
+		}
+		st.slots = (*sp)[:p.nslots]
+		defer slotPool.Put(sp)
+	}
+	i := jsonscan.SkipSpace(event, 0)
+	if i >= len(event) {
+		return false
+	}
+	mask, end := p.root.eval(&st, event, i, 0)
+	if end < 0 || jsonscan.SkipSpace(event, end) != len(event) {
+		return false
+	}
+	return mask&1 != 0
+}
+
+// eval evaluates the level's nodes on the value at d[i] and returns the
+// mask of nodes that hold and the index past the value (-1: malformed).
+func (lv *level) eval(st *state, d []byte, i, depth int) (uint64, int) {
+	if depth > maxDepth {
+		return 0, -1
+	}
+	switch d[i] {
+	case '{':
+		return lv.evalObject(st, d, i, depth)
+	case '[':
+		mask, saw, end := lv.evalArray(st, d, i, depth)
+		if !saw {
+			mask = lv.missing
+		}
+		return mask, end
+	}
+	// A scalar holds no keys: every sub-field is missing.
+	return lv.missing, jsonscan.ValidAt(d, i)
+}
+
+// evalArray ORs the level over the elements (nested arrays flattened);
+// saw reports whether there was any element at all.
+func (lv *level) evalArray(st *state, d []byte, i, depth int) (mask uint64, saw bool, end int) {
+	i = jsonscan.SkipSpace(d, i+1)
+	if i < len(d) && d[i] == ']' {
+		return 0, false, i + 1
+	}
+	for {
+		if i >= len(d) {
+			return 0, false, -1
+		}
+		var m uint64
+		var e int
+		switch d[i] {
+		case '[':
+			var s bool
+			m, s, e = lv.evalArray(st, d, i, depth+1)
+			saw = saw || s
+		case '{':
+			m, e = lv.evalObject(st, d, i, depth+1)
+			saw = true
+		default:
+			m, e = lv.missing, jsonscan.ValidAt(d, i)
+			saw = true
+		}
+		if e < 0 {
+			return 0, false, -1
+		}
+		mask |= m
+		i = jsonscan.SkipSpace(d, e)
+		if i >= len(d) {
+			return 0, false, -1
+		}
+		if d[i] == ']' {
+			return mask, saw, i + 1
+		}
+		if d[i] != ',' {
+			return 0, false, -1
+		}
+		i = jsonscan.SkipSpace(d, i+1)
+	}
+}
+
+func (lv *level) evalObject(st *state, d []byte, i, depth int) (uint64, int) {
+	slots := st.slots[lv.slot : lv.slot+2*len(lv.keys)]
+	for k := range lv.keys {
+		e := &lv.keys[k]
+		slots[2*k] = e.leafMissing
+		if e.child != nil {
+			slots[2*k+1] = e.child.missing
+		} else {
+			slots[2*k+1] = 0
+		}
+	}
+	i = jsonscan.SkipSpace(d, i+1)
+	if i < len(d) && d[i] == '}' {
+		return lv.result(slots), i + 1
+	}
+	for {
+		if i >= len(d) || d[i] != '"' {
+			return 0, -1
+		}
+		ke, esc := scanString(d, i)
+		if ke < 0 {
+			return 0, -1
+		}
+		k := -1
+		if n := min(ke-i-2, 63); lv.lens&(1<<n) != 0 || esc {
+			k = lv.lookup(d[i:ke], esc)
+		}
+		i = jsonscan.SkipSpace(d, ke)
+		if i >= len(d) || d[i] != ':' {
+			return 0, -1
+		}
+		i = jsonscan.SkipSpace(d, i+1)
+		if i >= len(d) {
+			return 0, -1
+		}
+		var end int
+		if k < 0 {
+			end = jsonscan.ValidAt(d, i)
+		} else {
+			e := &lv.keys[k]
+			if e.leaves != nil {
+				slots[2*k], end = e.evalLeaf(st, d, i, depth+1)
+			}
+			if e.child != nil && end >= 0 {
+				slots[2*k+1], end = e.child.eval(st, d, i, depth+1)
+			}
+		}
+		if end < 0 {
+			return 0, -1
+		}
+		i = jsonscan.SkipSpace(d, end)
+		if i >= len(d) {
+			return 0, -1
+		}
+		if d[i] == '}' {
+			return lv.result(slots), i + 1
+		}
+		if d[i] != ',' {
+			return 0, -1
+		}
+		i = jsonscan.SkipSpace(d, i+1)
+	}
+}
+
+func (lv *level) result(slots []uint64) uint64 {
+	var mask uint64
+	for ni, alts := range lv.reqs {
+		for _, rs := range alts {
+			if lv.allHold(rs, slots) {
+				mask |= 1 << ni
+				break
+			}
+		}
+	}
+	return mask
+}
+
+// lookup finds the key token tok (quotes included) among the level's keys.
+func (lv *level) lookup(tok []byte, esc bool) int {
+	raw := tok[1 : len(tok)-1]
+	var tmp [64]byte
+	if esc {
+		b, ok := jsonscan.AppendString(tmp[:0], tok)
+		if !ok {
+			return -1
+		}
+		raw = b
+	}
+	if lv.index != nil {
+		if k, ok := lv.index[string(raw)]; ok {
+			return k
+		}
+		return -1
+	}
+	for k := range lv.keys {
+		if lv.keys[k].key == string(raw) {
+			return k
+		}
+	}
+	return -1
+}
+
+// evalLeaf applies the key's leaf arrays to the value at d[i]: the bits of
+// the arrays that hold, and the index past the value.
+func (e *keyEntry) evalLeaf(st *state, d []byte, i, depth int) (uint64, int) {
+	switch d[i] {
+	case '{':
+		// An object is not a leaf: only exists:false holds.
+		return e.leafMissing, jsonscan.ValidAt(d, i)
+	case '[':
+		bits, saw, end := e.evalLeafArray(st, d, i, depth)
+		if !saw {
+			bits = e.leafMissing
+		}
+		return bits, end
+	}
+	var tmp [128]byte
+	sc, end := newScalar(d, i, tmp[:0])
+	if end < 0 {
+		return 0, -1
+	}
+	return e.matchScalar(&sc, st, 0), end
+}
+
+func (e *keyEntry) evalLeafArray(st *state, d []byte, i, depth int) (bits uint64, saw bool, end int) {
+	if depth > maxDepth {
+		return 0, false, -1
+	}
+	i = jsonscan.SkipSpace(d, i+1)
+	if i < len(d) && d[i] == ']' {
+		return 0, false, i + 1
+	}
+	for {
+		if i >= len(d) {
+			return 0, false, -1
+		}
+		var ee int
+		switch d[i] {
+		case '[':
+			b, s, x := e.evalLeafArray(st, d, i, depth+1)
+			bits |= b
+			saw = saw || s
+			ee = x
+		case '{':
+			ee = jsonscan.ValidAt(d, i)
+		default:
+			var tmp [128]byte
+			var sc scalar
+			if sc, ee = newScalar(d, i, tmp[:0]); ee >= 0 {
+				bits = e.matchScalar(&sc, st, bits)
+				saw = true
+			}
+		}
+		if ee < 0 {
+			return 0, false, -1
+		}
+		i = jsonscan.SkipSpace(d, ee)
+		if i >= len(d) {
+			return 0, false, -1
+		}
+		if d[i] == ']' {
+			return bits, saw, i + 1
+		}
+		if d[i] != ',' {
+			return 0, false, -1
+		}
+		i = jsonscan.SkipSpace(d, i+1)
+	}
+}
+
+// matchScalar adds to have the bits of the leaf arrays that accept sc.
+func (e *keyEntry) matchScalar(sc *scalar, st *state, have uint64) uint64 {
+	for b, l := range e.leaves {
+		if have&(1<<b) != 0 {
+			continue
+		}
+		for j := range l.ms {
+			if l.ms[j].match(sc, st) {
+				have |= 1 << b
+				break
+			}
+		}
+	}
+	return have
+}
+
+// newScalar validates the leaf at d[i] and sets it up, decoding a string
+// with escapes into buf (grown on the heap only for long strings).
+func newScalar(d []byte, i int, buf []byte) (scalar, int) {
+	sc := scalar{kind: jsonscan.KindOf(d[i])}
+	if sc.kind != jsonscan.String {
+		end := jsonscan.ValidAt(d, i)
+		if end < 0 {
+			return sc, -1
+		}
+		sc.tok = d[i:end]
+		return sc, end
+	}
+	end, esc := scanString(d, i)
+	if end < 0 {
+		return sc, -1
+	}
+	sc.tok = d[i:end]
+	if !esc {
+		sc.str, sc.strOK = d[i+1:end-1], true
+	} else {
+		sc.str, sc.strOK = jsonscan.AppendString(buf, sc.tok)
+	}
+	return sc, end
+}
+
+// strPlain marks string bytes that need no attention: not '"', not '\\',
+// not a control character.
+var strPlain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return
+}()
+
+// scanString validates the string at d[i] ('"') like jsonscan.ValidAt and
+// also reports whether it holds escapes.
+func scanString(d []byte, i int) (end int, esc bool) {
+	i++
+	for {
+		for i < len(d) && strPlain[d[i]] {
+			i++
+		}
+		if i >= len(d) {
+			return -1, false
+		}
+		switch d[i] {
+		case '"':
+			return i + 1, esc
+		case '\\':
+			esc = true
+			if i+1 >= len(d) {
+				return -1, false
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || !isHex(d[i+2]) || !isHex(d[i+3]) || !isHex(d[i+4]) || !isHex(d[i+5]) {
+					return -1, false
+				}
+				i += 6
+			default:
+				return -1, false
+			}
+		default: // a control character
+			return -1, false
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
