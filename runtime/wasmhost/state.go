@@ -105,7 +105,7 @@ func hostLog(ctx context.Context, m api.Module, stack []uint64) {
 	}
 	lg := &inst.state.guest
 	var ev *zerolog.Event
-	switch stack[0] {
+	switch uint32(stack[0]) {
 	case LogDebug:
 		ev = lg.Debug()
 	case LogInfo:
@@ -136,7 +136,7 @@ func hostMetric(ctx context.Context, m api.Module, stack []uint64) {
 		return
 	}
 	v := api.DecodeF64(stack[3])
-	switch stack[0] {
+	switch uint32(stack[0]) {
 	case MetricCounterAdd:
 		if v > 0 {
 			p.c.Add(v)

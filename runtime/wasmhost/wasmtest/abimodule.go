@@ -1,0 +1,110 @@
+package wasmtest
+
+// ABIModule describes a hand-made module that speaks the Sluice ABI just
+// enough for host tests: every record passes unchanged, except that a
+// payload starting with '!' traps and one starting with '@' loops forever
+// (when PerRecord is set). It needs no compiler and instantiates in
+// microseconds.
+type ABIModule struct {
+	// Version is what sluice_abi_version returns (1 when 0).
+	Version int32
+	// PerRecord walks the records, updating the cursor and acting on the
+	// payload's first byte. Without it the module touches no record: the
+	// cheapest possible guest, for measuring the host's own cost.
+	PerRecord bool
+	// Imports adds function imports (to test the sandbox's refusal).
+	Imports []Import
+	// NoDescribe leaves out sluice_describe.
+	NoDescribe bool
+	// InitError makes sluice_init return this message.
+	InitError string
+	// Pages is the memory size (default 64 pages, 4 MiB).
+	Pages int
+}
+
+// Memory map of the hand-made module.
+const (
+	abiDescAt   = 1024    // the description JSON
+	abiErrAt    = 2048    // the init error message
+	abiResultAt = 4096    // result header, then outcomes (zero: pass)
+	abiInputAt  = 1 << 20 // the input buffer, up to the end of memory
+)
+
+// Bytes assembles the module.
+func (a ABIModule) Bytes() []byte {
+	if a.Version == 0 {
+		a.Version = 1
+	}
+	if a.Pages == 0 {
+		a.Pages = 64
+	}
+	desc := `{"name":"handmade","version":"0.1.0","parameters":[{"name":"any","type":"string"}]}`
+	data := make([]byte, abiResultAt-abiDescAt)
+	copy(data, desc)
+	copy(data[abiErrAt-abiDescAt:], a.InitError)
+	voidI32 := FuncType{Results: []byte{I32}}
+	imp := uint32(len(a.Imports))
+	const (
+		ptr, n, count, i, p = 0, 1, 2, 3, 4
+	)
+	body := Code{}.
+		LocalGet(ptr).I32Load(4).LocalSet(count)
+	if a.PerRecord {
+		body = body.Block().Loop().
+			LocalGet(i).LocalGet(count).Op(OpI32GeU).BrIf(1).
+			// cursor = i
+			LocalGet(ptr).LocalGet(i).I32Store(12).
+			// p = ptr + payload_off(i)
+			LocalGet(ptr).LocalGet(ptr).LocalGet(i).I32Const(64).Op(OpI32Mul).Op(OpI32Add).I32Load(16).Op(OpI32Add).LocalSet(p).
+			// trap on '!'
+			LocalGet(p).I32Load8U(0).I32Const('!').Op(OpI32Eq).If().Op(OpUnreachable).End().
+			// spin on '@'
+			LocalGet(p).I32Load8U(0).I32Const('@').Op(OpI32Eq).If().Loop().Br(0).End().End().
+			LocalGet(i).I32Const(1).Op(OpI32Add).LocalSet(i).
+			Br(0).End().End()
+	}
+	// Result header: version 1, count, no outputs.
+	body = body.
+		I32Const(abiResultAt).I32Const(1).I32Store(0).
+		I32Const(abiResultAt).LocalGet(count).I32Store(4).
+		I32Const(abiResultAt).I32Const(0).I32Store(8).
+		I32Const(abiResultAt).I32Const(0).I32Store(12).
+		// (abiResultAt << 32) | (16 + 16*count)
+		I64Const(abiResultAt << 32).
+		LocalGet(count).I32Const(16).Op(OpI32Mul).I32Const(16).Op(OpI32Add).Op(OpI64ExtendU).
+		Op(OpI64Or)
+	funcs := []Func{
+		{Type: voidI32, Export: "sluice_abi_version", Body: Code{}.I32Const(a.Version)},
+		{Type: FuncType{Params: []byte{I32}, Results: []byte{I32}}, Export: "sluice_alloc", Body: Code{}.I32Const(abiInputAt)},
+		{Type: FuncType{Params: []byte{I32, I32}, Results: []byte{I64}}, Export: "sluice_process", Locals: []byte{I32, I32, I32}, Body: body},
+	}
+	initBody := Code{}.I64Const(0)
+	if a.InitError != "" {
+		initBody = Code{}.I64Const(int64(abiErrAt)<<32 | int64(len(a.InitError)))
+	}
+	funcs = append(funcs, Func{Type: FuncType{Params: []byte{I32, I32}, Results: []byte{I64}}, Export: "sluice_init", Body: initBody})
+	if !a.NoDescribe {
+		funcs = append(funcs, Func{Type: FuncType{Results: []byte{I64}}, Export: "sluice_describe",
+			Body: Code{}.I64Const(int64(abiDescAt)<<32 | int64(len(desc)))})
+	}
+	_ = imp
+	return Module{Imports: a.Imports, Funcs: funcs, MemoryPages: a.Pages, ExportMemory: true,
+		Data: data, DataOffset: abiDescAt}.Bytes()
+}
+
+// Spin is a loop-heavy module for measuring the runaway protection: its
+// export spin(n) runs n iterations of a byte-hashing loop over its memory.
+func Spin() []byte {
+	const n, i, acc = 0, 1, 2
+	body := Code{}.Block().Loop().
+		LocalGet(i).LocalGet(n).Op(OpI32GeU).BrIf(1).
+		// acc = acc*31 ^ mem[i & 0xffff]
+		LocalGet(acc).I32Const(31).Op(OpI32Mul).
+		LocalGet(i).I32Const(0xffff).Op(OpI32And).I32Load8U(0).
+		Op(OpI32Xor).LocalSet(acc).
+		LocalGet(i).I32Const(1).Op(OpI32Add).LocalSet(i).
+		Br(0).End().End().LocalGet(acc)
+	return Module{MemoryPages: 1, Funcs: []Func{{
+		Type: FuncType{Params: []byte{I32}, Results: []byte{I32}}, Locals: []byte{I32, I32}, Export: "spin", Body: body,
+	}}}.Bytes()
+}

@@ -1,0 +1,148 @@
+package wasmtest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// CacheDir is the wazero compilation cache every test binary of the
+// repository shares, so a Go guest is compiled once per machine rather
+// than once per package. wazero keys entries by its own version and the
+// module's hash, so one directory serves every version.
+func CacheDir() string { return filepath.Join(os.TempDir(), "sluice-test-wazero-cache") }
+
+var (
+	guestMu   sync.Mutex
+	guestOnce = map[string]*guestBuild{}
+)
+
+type guestBuild struct {
+	once sync.Once
+	wasm []byte
+	path string
+	err  error
+}
+
+// GuestsDir is the folder of the test guests' Go module.
+func GuestsDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "testdata", "guests")
+}
+
+// SDKDir is the folder of the Go SDK module.
+func SDKDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "sdk")
+}
+
+// GoGuest builds the Go guest testdata/guests/<name> with
+// GOOS=wasip1 GOARCH=wasm -buildmode=c-shared and returns its bytes and
+// path. It builds at most once per test binary, and keeps the result under
+// os.TempDir() keyed by the hash of the Go version and every source file it
+// depends on, so other test binaries reuse it.
+func GoGuest(t testing.TB, name string) ([]byte, string) {
+	t.Helper()
+	guestMu.Lock()
+	b := guestOnce[name]
+	if b == nil {
+		b = &guestBuild{}
+		guestOnce[name] = b
+	}
+	guestMu.Unlock()
+	b.once.Do(func() { b.wasm, b.path, b.err = buildGuest(name) })
+	if b.err != nil {
+		t.Fatalf("build Go guest %s: %v", name, b.err)
+	}
+	return b.wasm, b.path
+}
+
+func buildGuest(name string) ([]byte, string, error) {
+	dir := GuestsDir()
+	h := sha256.New()
+	fmt.Fprintln(h, runtime.Version(), name)
+	for _, root := range []string{filepath.Join(dir, name), SDKDir()} {
+		if err := hashTree(h, root); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := hashFile(h, filepath.Join(dir, "go.mod")); err != nil {
+		return nil, "", err
+	}
+	outDir := filepath.Join(os.TempDir(), "sluice-test-guests")
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, "", err
+	}
+	out := filepath.Join(outDir, name+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".wasm")
+	if wasm, err := os.ReadFile(out); err == nil {
+		return wasm, out, nil
+	}
+	tmp, err := os.CreateTemp(outDir, name+".*.tmp")
+	if err != nil {
+		return nil, "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		gobin = "go"
+	}
+	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-trimpath", "-o", tmp.Name(), "./"+name)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")
+	if outp, err := cmd.CombinedOutput(); err != nil {
+		return nil, "", fmt.Errorf("%v\n%s", err, outp)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return nil, "", err
+	}
+	wasm, err := os.ReadFile(out)
+	return wasm, out, err
+}
+
+func hashTree(h io.Writer, root string) error {
+	var files []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "testdata" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && (strings.HasSuffix(p, ".go") || d.Name() == "go.mod") && !strings.HasSuffix(p, "_test.go") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		fmt.Fprintln(h, rel)
+		if err := hashFile(h, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hashFile(h io.Writer, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	_, err = h.Write(b)
+	return err
+}
