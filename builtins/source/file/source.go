@@ -1,0 +1,1206 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/builtins/internal/checkpoint"
+	"github.com/sluicehq/sluice/builtins/internal/lineformat"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/logx"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// checkpointName is the file stem of the source's checkpoint in the task's
+// state folder.
+const checkpointName = "source.file"
+
+// errClosed is returned by Read once Close was called.
+var errClosed = errors.New("file source: closed")
+
+// options is the resolved configuration.
+type options struct {
+	pattern    string // absolute path or glob
+	glob       bool
+	tail       bool
+	format     lineformat.Format
+	startAtEnd bool
+	limit      int
+	maxEvents  int
+	maxBytes   int
+	poll       time.Duration
+	rotateWait time.Duration
+
+	multiline        *regexp.Regexp
+	multilineTimeout time.Duration
+
+	stateDir, taskDir, task string
+	logger                  zerolog.Logger
+}
+
+// Source is the file source. Read runs on one goroutine; Ack callbacks and
+// Close may run on others.
+type Source struct {
+	o      options
+	log    zerolog.Logger
+	badLog zerolog.Logger // sampled: a file full of bad lines must not flood the log
+
+	closing   chan struct{}
+	closeOnce sync.Once
+
+	// readMu is held by Read for its whole call and by Open and Close, so
+	// the reading state below has one owner at a time.
+	readMu  sync.Mutex
+	opened  bool
+	closed  bool
+	eof     bool
+	streams []*stream
+	byPath  map[string]*stream
+	rr      int             // round-robin start over streams
+	retired map[fileID]bool // files finished during this run (a glob must not restart them)
+
+	// mu guards what Ack callbacks and the committer touch: the commit
+	// fields of streams and segments, and the structure (stream and segment
+	// lists, generations, fingerprints) that snapshots read.
+	mu         sync.Mutex
+	store      *checkpoint.Store
+	dirty      bool
+	kick       chan struct{}
+	stopCommit chan struct{}
+	commitDone chan struct{}
+}
+
+// stream is one path: a lane of ordered batches whose files follow each
+// other at that path.
+type stream struct {
+	path    string
+	wrap    lineformat.Wrapper
+	segs    []*segment // oldest first (under mu)
+	active  *segment   // the file now at path, nil when missing
+	nextGen int32      // (under mu)
+	waiting bool       // "waiting for file" was logged
+
+	// Under mu.
+	inflight []*inflight // unacked batches, in read order
+	epoch    int         // bumped by each rewind; acks of older batches are ignored
+	rewind   *inflight   // first failed batch, applied by the next Read
+}
+
+// segment is one file read for a stream: one generation.
+type segment struct {
+	st       *stream
+	id       fileID
+	gen      int32
+	name     string // current name as far as we know (under mu)
+	f        *os.File
+	rd       *lineReader
+	startOff int64
+	fp       fingerprint // (under mu)
+
+	rotated   bool      // no longer at the stream's path
+	rotatedAt time.Time //
+	truncated bool      // its file was truncated: ended, not checkpointed (under mu)
+	finishing bool      // rotated and quiet: its unterminated last line may be emitted
+	drained   bool      // nothing more will be read from it
+	lastData  time.Time
+	readErr   bool // the last read failed (logged once)
+
+	line       int64 // number of the line starting at countedOff; 0 when unknown
+	countedOff int64
+	ml         pendingEvent
+
+	// Under mu.
+	committed int64 // start of the first line not handled yet
+	emitted   int64 // end of the last line emitted in a batch
+	pending   int   // batches not yet acknowledged
+}
+
+// pendingEvent is a multiline event still collecting lines.
+type pendingEvent struct {
+	active bool
+	buf    []byte // the joined lines, at most limit bytes
+	off    int64  // offset of its first line
+	end    int64  // end of its last line
+	size   int64  // full joined size
+	lines  int64  // lines in it
+	last   time.Time
+}
+
+// inflight is one batch handed out and not yet acknowledged.
+type inflight struct {
+	seg        *segment
+	start, end int64
+	epoch      int
+	done       bool
+	err        error
+}
+
+func newSource(o options) *Source {
+	s := &Source{
+		o:       o,
+		log:     o.logger.With().Str(logx.Component, "source.file").Logger(),
+		closing: make(chan struct{}),
+		byPath:  map[string]*stream{},
+		retired: map[fileID]bool{},
+		kick:    make(chan struct{}, 1),
+	}
+	s.badLog = s.log.Sample(&zerolog.BurstSampler{Burst: 20, Period: 10 * time.Second})
+	return s
+}
+
+var _ component.Source = (*Source)(nil)
+
+// Open loads the checkpoint and opens the files. In read mode a missing
+// file is an error; in tail mode the source waits for it.
+func (s *Source) Open(ctx context.Context) error {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	if s.opened {
+		return nil
+	}
+	if err := s.openStore(); err != nil {
+		return err
+	}
+	prev := s.loadState()
+	if err := s.discover(prev); err != nil {
+		s.closeFiles()
+		s.streams, s.byPath = nil, map[string]*stream{}
+		return err
+	}
+	s.opened = true
+	if s.store != nil {
+		s.dirty = true
+		if s.o.tail {
+			// Make the starting position durable now: with start = "end", a
+			// crash before the first acknowledgement must not move it.
+			if err := s.save(); err != nil {
+				s.closeFiles()
+				s.streams, s.byPath, s.opened = nil, map[string]*stream{}, false
+				return component.Retryable(fmt.Errorf("file source: %w", err), 0)
+			}
+		}
+		s.stopCommit = make(chan struct{})
+		s.commitDone = make(chan struct{})
+		go s.committer()
+	}
+	return nil
+}
+
+func (s *Source) openStore() error {
+	if s.store != nil {
+		return nil
+	}
+	dir := checkpoint.Dir(s.o.stateDir, s.o.taskDir, s.o.task)
+	st, err := checkpoint.Open(dir, checkpointName)
+	if err != nil {
+		if s.o.tail || errors.Is(err, checkpoint.ErrLocked) {
+			return component.TaskPermanent(fmt.Errorf("file source: %w", err))
+		}
+		s.log.Warn().Err(err).Msg("no checkpoint: an interrupted run will start over")
+		return nil
+	}
+	s.store = st
+	return nil
+}
+
+// loadState returns the checkpoint of the current mode, or nil.
+func (s *Source) loadState() *state {
+	if s.store == nil {
+		return nil
+	}
+	var prev *state
+	data, err := os.ReadFile(s.store.Path())
+	if err == nil {
+		prev, err = decodeState(data)
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		bad := s.store.Path() + ".bad"
+		os.Rename(s.store.Path(), bad)
+		s.log.Error().Err(err).Str(logx.File, bad).Msg("checkpoint unreadable, moved aside; starting without it")
+		return nil
+	}
+	mode := s.mode()
+	if prev.Mode != mode {
+		s.log.Info().Str("checkpoint_mode", prev.Mode).Msg("checkpoint written in the other mode; starting without it")
+		return nil
+	}
+	return prev
+}
+
+func (s *Source) mode() string {
+	if s.o.tail {
+		return "tail"
+	}
+	return "read"
+}
+
+// matches lists the regular files the pattern names now, sorted.
+func (s *Source) matches() ([]string, error) {
+	if !s.o.glob {
+		return []string{s.o.pattern}, nil
+	}
+	m, err := filepath.Glob(s.o.pattern)
+	if err != nil {
+		return nil, fmt.Errorf("file source: glob %q: %w", s.o.pattern, err)
+	}
+	out := m[:0]
+	for _, p := range m {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (s *Source) covers(path string) bool {
+	if !s.o.glob {
+		return path == s.o.pattern
+	}
+	ok, _ := filepath.Match(s.o.pattern, path)
+	return ok
+}
+
+// discover builds the streams at Open: those of the checkpoint first, then
+// every matching file.
+func (s *Source) discover(prev *state) error {
+	firstRun := prev == nil
+	if prev != nil {
+		for _, ss := range prev.Streams {
+			if !s.covers(ss.Path) {
+				s.log.Info().Str(logx.File, ss.Path).Msg("checkpointed file no longer matches path; forgetting it")
+				continue
+			}
+			st := s.addStream(ss.Path, ss.NextGen)
+			for _, fs := range ss.Files {
+				s.restoreSegment(st, fs)
+			}
+		}
+	}
+	paths, err := s.matches()
+	if err != nil {
+		return err
+	}
+	if !s.o.tail {
+		if len(paths) == 0 {
+			return component.TaskPermanent(fmt.Errorf("file source: no file matches %q", s.o.pattern))
+		}
+		for _, p := range paths {
+			st := s.byPath[p]
+			if st == nil {
+				st = s.addStream(p, 0)
+			}
+			if st.active != nil {
+				continue
+			}
+			st.nextGen = 0 // read mode: positions are always in generation 0
+			fi, err := os.Stat(p)
+			if err != nil {
+				return component.TaskPermanent(fmt.Errorf("file source: %w", err))
+			}
+			if !fi.Mode().IsRegular() {
+				return component.TaskPermanent(fmt.Errorf("file source: %s is not a regular file (use the stdin source for pipes)", p))
+			}
+			if _, err := s.openSegment(st, p, 0, false); err != nil {
+				return component.TaskPermanent(fmt.Errorf("file source: %w", err))
+			}
+		}
+		// Streams of the checkpoint whose file is gone have nothing to read.
+		for _, st := range s.streams {
+			if st.active == nil {
+				for _, sg := range st.segs {
+					sg.drained = true
+				}
+			}
+		}
+		return nil
+	}
+	if !s.o.glob {
+		if fi, err := os.Stat(s.o.pattern); err == nil && !fi.Mode().IsRegular() {
+			return component.TaskPermanent(fmt.Errorf("file source: %s is not a regular file (use the stdin source for pipes)", s.o.pattern))
+		}
+		if s.byPath[s.o.pattern] == nil {
+			s.addStream(s.o.pattern, 0)
+		}
+	}
+	for _, p := range paths {
+		if s.byPath[p] == nil && !s.tracked(p) {
+			s.addStream(p, 0)
+		}
+	}
+	for _, st := range s.streams {
+		s.checkStream(st, time.Now(), firstRun && s.o.startAtEnd)
+	}
+	return nil
+}
+
+func (s *Source) addStream(path string, nextGen int32) *stream {
+	st := &stream{path: path, nextGen: nextGen}
+	st.wrap = lineformat.Wrapper{Format: s.o.format, Source: sourceURI(path), Type: EventType, MaxEvent: s.o.limit}
+	s.mu.Lock()
+	s.streams = append(s.streams, st)
+	s.byPath[path] = st
+	s.mu.Unlock()
+	return st
+}
+
+// restoreSegment finds the checkpointed file fs of st (at the stream's path,
+// at its last known name, or renamed next to the path) and resumes it.
+func (s *Source) restoreSegment(st *stream, fs fileState) {
+	cands := []string{st.path}
+	if fs.Name != "" && fs.Name != st.path && s.o.tail {
+		cands = append(cands, fs.Name)
+	}
+	dir, base := filepath.Split(st.path)
+	if ents, err := os.ReadDir(dir); err == nil && s.o.tail {
+		for _, e := range ents {
+			n := filepath.Join(dir, e.Name())
+			if strings.HasPrefix(e.Name(), base) && n != st.path && n != fs.Name {
+				cands = append(cands, n)
+			}
+		}
+	}
+	for _, c := range cands {
+		fi, err := os.Stat(c)
+		if err != nil || !fi.Mode().IsRegular() || idOf(fi) != fs.id() {
+			continue
+		}
+		f, err := os.Open(c)
+		if err != nil {
+			s.log.Warn().Err(err).Str(logx.File, c).Msg("cannot open checkpointed file")
+			continue
+		}
+		fi, err = f.Stat()
+		if err != nil || idOf(fi) != fs.id() {
+			f.Close()
+			continue
+		}
+		want := fs.fp()
+		got, err := fingerprintOf(f, min(fi.Size(), int64(want.n)))
+		if err != nil || got != want {
+			f.Close()
+			continue // the inode was reused by another file
+		}
+		if fi.Size() < fs.Offset {
+			f.Close()
+			s.log.Warn().Str(logx.File, c).Int64(logx.Offset, fs.Offset).Int64("size", fi.Size()).
+				Msg("checkpointed file was truncated while stopped; reading it as a new file")
+			return
+		}
+		sg := s.newSegment(st, f, fi, c, fs.Gen, fs.Offset)
+		sg.fp = want
+		if c != st.path {
+			sg.rotated, sg.rotatedAt = true, time.Now()
+		} else {
+			st.active = sg
+		}
+		s.log.Info().Str(logx.File, c).Int32(logx.Partition, fs.Gen).Int64(logx.Offset, fs.Offset).Msg("resuming file")
+		return
+	}
+	s.log.Warn().Str(logx.File, st.path).Str("last_name", fs.Name).Int32(logx.Partition, fs.Gen).Int64(logx.Offset, fs.Offset).
+		Msg("checkpointed file not found (rotated away or deleted while stopped); lines it got after the checkpoint are lost")
+}
+
+// openSegment opens the file at path as the next generation of st,
+// starting at off (or at the end of its last complete line with atEnd).
+func (s *Source) openSegment(st *stream, path string, off int64, atEnd bool) (*segment, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if atEnd {
+		off = lastLineEnd(f, fi.Size())
+	}
+	fp, err := fingerprintOf(f, fi.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	gen := st.nextGen
+	s.mu.Unlock()
+	sg := s.newSegment(st, f, fi, path, gen, off)
+	s.mu.Lock()
+	sg.fp = fp
+	s.dirty = true
+	s.mu.Unlock()
+	st.active = sg
+	ev := s.log.Info().Str(logx.File, path).Int32(logx.Partition, gen)
+	if off > 0 {
+		ev = ev.Int64(logx.Offset, off)
+	}
+	ev.Msg("reading file")
+	return sg, nil
+}
+
+func (s *Source) newSegment(st *stream, f *os.File, fi os.FileInfo, name string, gen int32, off int64) *segment {
+	sg := &segment{
+		st: st, id: idOf(fi), gen: gen, name: name, f: f,
+		rd:       newLineReader(f, off, s.o.limit),
+		startOff: off, committed: off, emitted: off,
+		lastData: time.Now(), countedOff: off,
+	}
+	if off == 0 {
+		sg.line = 1
+	}
+	s.mu.Lock()
+	st.segs = append(st.segs, sg)
+	slices.SortStableFunc(st.segs, func(a, b *segment) int { return int(a.gen - b.gen) })
+	if gen >= st.nextGen {
+		st.nextGen = gen + 1
+	}
+	s.mu.Unlock()
+	return sg
+}
+
+// lastLineEnd returns the offset just past the last '\n' in the final 64KiB
+// of f (size when there is none): where start = "end" begins, so that a
+// line being written is read whole.
+func lastLineEnd(f *os.File, size int64) int64 {
+	n := min(size, 64<<10)
+	buf := make([]byte, n)
+	got, _ := f.ReadAt(buf, size-n)
+	for i := got - 1; i >= 0; i-- {
+		if buf[i] == '\n' {
+			return size - n + int64(i) + 1
+		}
+	}
+	return size
+}
+
+// checkStream notices rotation, deletion, truncation and the (re)appearance
+// of the file at st.path. atEnd starts a newly found file at its end.
+func (s *Source) checkStream(st *stream, now time.Time, atEnd bool) {
+	fi, err := os.Stat(st.path)
+	exists := err == nil && fi.Mode().IsRegular()
+	if act := st.active; act != nil {
+		switch {
+		case !exists || idOf(fi) != act.id:
+			act.rotated, act.rotatedAt = true, now
+			st.active = nil
+			what := "file rotated"
+			if !exists {
+				what = "file removed or renamed"
+			}
+			s.log.Info().Str(logx.File, st.path).Int32(logx.Partition, act.gen).Msg(what + "; reading it to its end")
+		default:
+			if cur, err := act.f.Stat(); err == nil && cur.Size() < act.rd.readEnd() {
+				s.truncate(st, act, now)
+			}
+		}
+	}
+	if st.active == nil && exists {
+		id := idOf(fi)
+		for _, sg := range st.segs {
+			if sg.id == id && !sg.truncated {
+				return // a rotated file came back under its old name; keep draining it
+			}
+		}
+		if _, err := s.openSegment(st, st.path, 0, atEnd); err != nil {
+			if !st.waiting {
+				s.log.Warn().Err(err).Str(logx.File, st.path).Msg("cannot open file; retrying at each poll")
+				st.waiting = true
+			}
+			return
+		}
+		st.waiting = false
+		return
+	}
+	if !exists && st.active == nil && !st.waiting {
+		s.log.Info().Str(logx.File, st.path).Msg("waiting for file to appear")
+		st.waiting = true
+	}
+}
+
+// truncate ends a file that shrank (copytruncate) and reads it again from
+// its start as the next generation.
+func (s *Source) truncate(st *stream, old *segment, now time.Time) {
+	s.log.Info().Str(logx.File, st.path).Int32(logx.Partition, old.gen).Int64(logx.Offset, old.rd.readEnd()).
+		Msg("file truncated; reading it from its start")
+	f := old.f
+	fi, err := f.Stat()
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	old.truncated = true
+	old.f = nil
+	gen := st.nextGen
+	s.dirty = true
+	s.mu.Unlock()
+	old.drained = true
+	old.rd = nil
+	old.ml = pendingEvent{}
+	sg := s.newSegment(st, f, fi, st.path, gen, 0)
+	fp, _ := fingerprintOf(f, fi.Size())
+	s.mu.Lock()
+	sg.fp = fp
+	s.mu.Unlock()
+	st.active = sg
+	_ = now
+}
+
+// Read returns the next batch. In read mode it returns io.EOF once every
+// file was read to its end; in tail mode it waits for data.
+func (s *Source) Read(ctx context.Context) (component.Batch, error) {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	if s.closed {
+		return component.Batch{}, errClosed
+	}
+	if !s.opened {
+		return component.Batch{}, errors.New("file source: Read before Open")
+	}
+	if s.eof {
+		return component.Batch{}, io.EOF
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	polled := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return component.Batch{}, err
+		}
+		select {
+		case <-s.closing:
+			return component.Batch{}, errClosed
+		default:
+		}
+		s.applyRewinds()
+		now := time.Now()
+		b, ok, err := s.tryRead(now)
+		if err != nil {
+			return component.Batch{}, err
+		}
+		if ok {
+			return b, nil
+		}
+		if !s.o.tail {
+			s.retire()
+			if s.allDrained() {
+				s.eof = true
+				return component.Batch{}, io.EOF
+			}
+			continue
+		}
+		if !polled {
+			s.poll(now)
+			polled = true
+			continue
+		}
+		polled = false
+		if timer == nil {
+			timer = time.NewTimer(s.o.poll)
+		} else {
+			timer.Reset(s.o.poll)
+		}
+		select {
+		case <-ctx.Done():
+			return component.Batch{}, ctx.Err()
+		case <-s.closing:
+			return component.Batch{}, errClosed
+		case <-timer.C:
+		}
+	}
+}
+
+func (s *Source) allDrained() bool {
+	for _, st := range s.streams {
+		for _, sg := range st.segs {
+			if !sg.drained {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// poll runs when no file has data: it checks rotation and truncation, looks
+// for new files, finishes quiet rotated files and retires finished ones.
+func (s *Source) poll(now time.Time) {
+	if s.o.glob {
+		paths, err := s.matches()
+		if err != nil {
+			s.badLog.Warn().Err(err).Msg("glob failed")
+		}
+		for _, p := range paths {
+			if s.byPath[p] != nil || s.tracked(p) {
+				continue
+			}
+			s.addStream(p, 0)
+		}
+	}
+	for _, st := range s.streams {
+		s.checkStream(st, now, false)
+		for _, sg := range st.segs {
+			if sg.rotated && !sg.drained && !sg.finishing {
+				quiet := now.Sub(sg.lastData)
+				if since := now.Sub(sg.rotatedAt); since < quiet {
+					quiet = since
+				}
+				if quiet >= s.o.rotateWait {
+					sg.finishing = true
+				}
+			}
+		}
+	}
+	s.retire()
+	if s.o.glob {
+		s.forgetGone()
+	}
+}
+
+// tracked reports whether the file at path is already read as part of
+// another stream (a rotated name matching the glob) or was finished.
+func (s *Source) tracked(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return true
+	}
+	id := idOf(fi)
+	if id == (fileID{}) {
+		return false
+	}
+	if s.retired[id] {
+		return true
+	}
+	for _, st := range s.streams {
+		for _, sg := range st.segs {
+			if sg.id == id && !sg.truncated {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// retire closes drained files whose batches were all handled and drops them
+// from the checkpoint (in read mode they stay in it, fully read, until the
+// run completes).
+func (s *Source) retire() {
+	for _, st := range s.streams {
+		s.mu.Lock()
+		if st.rewind != nil {
+			s.mu.Unlock()
+			continue
+		}
+		keep := st.segs[:0]
+		for _, sg := range st.segs {
+			done := sg.drained && sg.pending == 0 && (sg.truncated || sg.committed >= sg.emitted)
+			if !done {
+				keep = append(keep, sg)
+				continue
+			}
+			if sg.f != nil {
+				sg.f.Close()
+				sg.f = nil
+			}
+			if !s.o.tail && !sg.truncated {
+				keep = append(keep, sg) // closed, kept as "read to the end"
+				continue
+			}
+			if !sg.truncated {
+				s.retired[sg.id] = true
+			}
+			s.dirty = true
+			if sg.rotated {
+				s.log.Info().Str(logx.File, st.path).Int32(logx.Partition, sg.gen).Msg("finished rotated file")
+			}
+		}
+		clear(st.segs[len(keep):])
+		st.segs = keep
+		s.mu.Unlock()
+	}
+	s.signal()
+}
+
+// forgetGone drops streams of a glob whose file is gone and finished.
+func (s *Source) forgetGone() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := s.streams[:0]
+	for _, st := range s.streams {
+		if st.active == nil && len(st.segs) == 0 && len(st.inflight) == 0 {
+			if _, err := os.Stat(st.path); errors.Is(err, os.ErrNotExist) {
+				delete(s.byPath, st.path)
+				s.dirty = true
+				continue
+			}
+		}
+		keep = append(keep, st)
+	}
+	clear(s.streams[len(keep):])
+	s.streams = keep
+}
+
+// tryRead builds a batch from the first file with data, taking streams in
+// turn so that a busy file does not starve the others.
+func (s *Source) tryRead(now time.Time) (component.Batch, bool, error) {
+	n := len(s.streams)
+	for k := range n {
+		i := (s.rr + k) % n
+		st := s.streams[i]
+		for _, sg := range st.segs {
+			if sg.drained {
+				continue
+			}
+			b, ok, err := s.readBatch(sg, now)
+			if err != nil {
+				return component.Batch{}, false, err
+			}
+			if ok {
+				s.rr = (i + 1) % n
+				return b, true, nil
+			}
+		}
+	}
+	return component.Batch{}, false, nil
+}
+
+// batchBuilder accumulates one batch's events in one slab.
+type batchBuilder struct {
+	now   time.Time
+	slab  []byte
+	spans []span
+	msgs  []message.Message
+	end   int64
+}
+
+type span struct{ a, b int }
+
+// readBatch reads up to a batch of events from sg. A read error fails a
+// read-mode run; in tail mode it is logged and the file retried at each
+// poll.
+func (s *Source) readBatch(sg *segment, now time.Time) (component.Batch, bool, error) {
+	st := sg.st
+	final := !s.o.tail || sg.finishing
+	st.wrap.SetTime(now)
+	bb := batchBuilder{now: now, slab: make([]byte, 0, 4<<10)}
+	eof := false
+	for len(bb.msgs) < s.o.maxEvents && len(bb.slab) < s.o.maxBytes {
+		ln, ok, err := sg.rd.next(final)
+		if err != nil {
+			if !s.o.tail && len(bb.msgs) == 0 {
+				return component.Batch{}, false, fmt.Errorf("file source: read %s: %w", sg.name, err)
+			}
+			if !sg.readErr {
+				s.log.Warn().Err(err).Str(logx.File, sg.name).Msg("read failed; retrying at each poll")
+				sg.readErr = true
+			}
+			break
+		}
+		sg.readErr = false
+		if !ok {
+			eof = true
+			break
+		}
+		sg.lastData = now
+		if s.o.multiline != nil {
+			s.multiline(sg, ln, now, &bb)
+			continue
+		}
+		sg.count(ln.end)
+		if isBlank(ln.data) && ln.size == int64(len(ln.data)) {
+			continue
+		}
+		s.emit(sg, &bb, ln.data, ln.off, ln.end, ln.size, 1)
+	}
+	if eof && sg.ml.active && (final || now.Sub(sg.ml.last) >= s.o.multilineTimeout) {
+		s.flushPending(sg, &bb)
+	}
+	if eof && final {
+		sg.drained = true
+	}
+	if len(bb.msgs) == 0 {
+		return component.Batch{}, false, nil
+	}
+	for i, sp := range bb.spans {
+		p := bb.slab[sp.a:sp.b:sp.b]
+		bb.msgs[i].Payload, bb.msgs[i].Event = p, p
+	}
+	s.updateFingerprint(sg)
+	fl := &inflight{seg: sg, start: bb.msgs[0].Pos.Offset, end: bb.end}
+	s.mu.Lock()
+	fl.epoch = st.epoch
+	st.inflight = append(st.inflight, fl)
+	sg.pending++
+	sg.emitted = bb.end
+	s.mu.Unlock()
+	return component.Batch{
+		Messages: bb.msgs,
+		Lane:     st.path,
+		Ack:      func(err error) { s.ack(fl, err) },
+	}, true, nil
+}
+
+// count advances the line counter past a line ending at end.
+func (sg *segment) count(end int64) {
+	if sg.line > 0 {
+		sg.line++
+	}
+	sg.countedOff = end
+}
+
+// lineAt returns the number of the line that started `back` counted lines
+// ago, counting the file's lines once if the number is not known yet
+// (after resuming mid-file).
+func (sg *segment) lineAt(back int64) int64 {
+	if sg.line == 0 && sg.f != nil {
+		n, err := countNewlines(sg.f, 0, sg.countedOff)
+		if err != nil {
+			return 0
+		}
+		sg.line = n + 1
+	}
+	if sg.line == 0 {
+		return 0
+	}
+	return sg.line - back
+}
+
+func isBlank(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// emit adds the event made of data (a line, or joined lines) to the batch.
+// size is its full length (more than len(data) when it was cut); back is how
+// many counted lines ago it started.
+func (s *Source) emit(sg *segment, bb *batchBuilder, data []byte, off, end, size int64, back int64) {
+	st := sg.st
+	pos := message.Position{Stream: st.path, Partition: sg.gen, Offset: off}
+	a := len(bb.slab)
+	var err error
+	if size > int64(len(data)) {
+		err = fmt.Errorf("%w: %d bytes, the limit is %d (raise max_event_size); the record holds its first %d bytes",
+			lineformat.ErrTooLarge, size, s.o.limit, len(data))
+	} else {
+		bb.slab, err = st.wrap.Append(bb.slab, data, pos)
+	}
+	m := message.Message{Time: bb.now, Pos: pos}
+	if err != nil {
+		raw := data
+		if n := len(raw); n > 0 && raw[n-1] == '\r' {
+			raw = raw[:n-1]
+		}
+		bb.slab = append(bb.slab[:a], raw...)
+		line := sg.lineAt(back)
+		m.Err = fmt.Errorf("%s line %d: %w", st.path, line, err)
+		if ev := s.badLog.Warn(); ev != nil {
+			ev.Err(err).Str(logx.File, st.path).Int64(logx.Line, line).Int32(logx.Partition, sg.gen).
+				Int64(logx.Offset, off).Str(logx.Stage, "decode").Msg("line cannot be decoded; sending it to the dead-letter path")
+		}
+	}
+	bb.spans = append(bb.spans, span{a, len(bb.slab)})
+	bb.msgs = append(bb.msgs, m)
+	bb.end = end
+}
+
+// multiline feeds one line to sg's pending event.
+func (s *Source) multiline(sg *segment, ln rawLine, now time.Time, bb *batchBuilder) {
+	data, size := ln.data, ln.size
+	if n := len(data); n > 0 && data[n-1] == '\r' && size == int64(n) {
+		data, size = data[:n-1], size-1
+	}
+	p := &sg.ml
+	blank := isBlank(data) && size == int64(len(data))
+	if !p.active || s.o.multiline.Match(data) {
+		if p.active {
+			s.flushPending(sg, bb)
+		}
+		sg.count(ln.end)
+		if blank {
+			return
+		}
+		*p = pendingEvent{active: true, buf: append(p.buf[:0], data...), off: ln.off, end: ln.end, size: size, lines: 1, last: now}
+		return
+	}
+	sg.count(ln.end)
+	if room := s.o.limit - len(p.buf); room > 0 {
+		p.buf = append(p.buf, '\n')
+		p.buf = append(p.buf, data[:min(len(data), room-1)]...)
+	}
+	p.size += 1 + size
+	p.end = ln.end
+	p.lines++
+	p.last = now
+}
+
+// flushPending emits sg's pending multiline event.
+func (s *Source) flushPending(sg *segment, bb *batchBuilder) {
+	p := &sg.ml
+	if !p.active {
+		return
+	}
+	s.emit(sg, bb, p.buf, p.off, p.end, p.size, p.lines)
+	p.active = false
+}
+
+// updateFingerprint extends the fingerprint of a file still shorter than
+// fpMax once more of it was read.
+func (s *Source) updateFingerprint(sg *segment) {
+	s.mu.Lock()
+	n := sg.fp.n
+	s.mu.Unlock()
+	if n >= fpMax || sg.f == nil || sg.rd.readEnd() <= int64(n) {
+		return
+	}
+	fp, err := fingerprintOf(sg.f, sg.rd.readEnd())
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	sg.fp = fp
+	s.mu.Unlock()
+}
+
+// ack records the fate of a batch and commits the handled prefix of its
+// lane.
+func (s *Source) ack(fl *inflight, err error) {
+	s.mu.Lock()
+	if fl.done {
+		s.mu.Unlock()
+		return // the engine calls Ack once; tolerate a second call
+	}
+	fl.done, fl.err = true, err
+	st := fl.seg.st
+	for len(st.inflight) > 0 && st.inflight[0].done {
+		h := st.inflight[0]
+		st.inflight[0] = nil
+		st.inflight = st.inflight[1:]
+		h.seg.pending--
+		if h.epoch != st.epoch {
+			continue // read before a rewind: its lines are read again
+		}
+		if h.err != nil {
+			if st.rewind == nil {
+				st.rewind = h
+			}
+			continue
+		}
+		if st.rewind == nil && h.end > h.seg.committed {
+			h.seg.committed = h.end
+			s.dirty = true
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Debug().Err(err).Str(logx.File, st.path).Int64(logx.Offset, fl.start).Msg("batch not handled; it will be read again")
+	}
+	s.signal()
+}
+
+// applyRewinds repositions lanes whose batch failed at the start of that
+// batch, so the lines are read again if the task goes on.
+func (s *Source) applyRewinds() {
+	for _, st := range s.streams {
+		s.mu.Lock()
+		rw := st.rewind
+		if rw == nil {
+			s.mu.Unlock()
+			continue
+		}
+		st.rewind = nil
+		st.epoch++
+		s.mu.Unlock()
+		after := false
+		for _, sg := range st.segs {
+			if sg != rw.seg && !after {
+				continue
+			}
+			off := sg.startOff
+			if sg == rw.seg {
+				off = rw.start
+			}
+			after = true
+			if sg.truncated || sg.rd == nil || sg.f == nil {
+				continue
+			}
+			sg.rd.reset(off)
+			sg.ml = pendingEvent{}
+			sg.drained, sg.finishing = false, false
+			sg.countedOff = off
+			if off == 0 {
+				sg.line = 1
+			} else {
+				sg.line = 0
+			}
+			s.mu.Lock()
+			sg.emitted = min(sg.emitted, off)
+			if sg.committed > off {
+				sg.committed = off // cannot happen: a failed batch is never committed
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// signal wakes the committer.
+func (s *Source) signal() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// committer saves the checkpoint whenever positions move, coalescing the
+// acknowledgements that arrive while a save is in progress.
+func (s *Source) committer() {
+	defer close(s.commitDone)
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-s.stopCommit:
+			return
+		case <-s.kick:
+		case <-retry:
+		}
+		retry = nil
+		if err := s.save(); err != nil {
+			s.badLog.Error().Err(err).Msg("cannot save the checkpoint; retrying (a crash now would repeat lines)")
+			retry = time.After(time.Second)
+		}
+	}
+}
+
+// save writes the checkpoint if positions changed since the last save.
+func (s *Source) save() error {
+	s.mu.Lock()
+	if !s.dirty || s.store == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	snap := s.snapshotLocked()
+	s.dirty = false
+	s.mu.Unlock()
+	if err := s.store.Save(snap); err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (s *Source) snapshotLocked() *state {
+	snap := &state{Mode: s.mode(), Streams: make([]streamState, 0, len(s.streams))}
+	for _, st := range s.streams {
+		ss := streamState{Path: st.path, NextGen: st.nextGen, Files: []fileState{}}
+		for _, sg := range st.segs {
+			if sg.truncated {
+				continue
+			}
+			ss.Files = append(ss.Files, fileState{
+				Dev: sg.id.dev, Ino: sg.id.ino, Gen: sg.gen, Offset: sg.committed,
+				Fingerprint: fpString(sg.fp), FingerprintLen: sg.fp.n, Name: sg.name,
+			})
+		}
+		snap.Streams = append(snap.Streams, ss)
+	}
+	return snap
+}
+
+// complete reports whether a read-mode run read and handled everything.
+func (s *Source) completeLocked() bool {
+	if s.o.tail || !s.eof {
+		return false
+	}
+	for _, st := range s.streams {
+		if len(st.inflight) > 0 || st.rewind != nil {
+			return false
+		}
+		for _, sg := range st.segs {
+			if !sg.drained || sg.pending > 0 || sg.committed < sg.emitted {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Close stops reading, commits the acknowledged positions and releases the
+// files. Batches not acknowledged by then are read again by the next run.
+// After a read-mode run that read and handled every line, the checkpoint is
+// removed so that the next run reads the files again.
+func (s *Source) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.commitDone != nil {
+		close(s.stopCommit)
+		<-s.commitDone
+	}
+	var err error
+	if s.store != nil && s.opened {
+		s.mu.Lock()
+		complete := s.completeLocked()
+		s.mu.Unlock()
+		if complete {
+			err = s.store.Remove()
+		} else {
+			err = s.save()
+		}
+	}
+	s.closeFiles()
+	if s.store != nil {
+		if cerr := s.store.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("file source: %w", err)
+	}
+	return nil
+}
+
+func (s *Source) closeFiles() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.streams {
+		for _, sg := range st.segs {
+			if sg.f != nil {
+				sg.f.Close()
+				sg.f = nil
+			}
+		}
+	}
+}

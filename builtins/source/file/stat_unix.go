@@ -1,0 +1,17 @@
+//go:build unix
+
+package file
+
+import (
+	"os"
+	"syscall"
+)
+
+// idOf returns the device and inode of a file: what identifies it across
+// renames.
+func idOf(fi os.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
+	}
+	return fileID{}
+}
