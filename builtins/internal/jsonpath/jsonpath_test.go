@@ -146,7 +146,7 @@ const kafkaEvent = `{
 
 func TestSetResolve(t *testing.T) {
 	doc := `{"a": {"b": [10, {"c": "x"}, [true]], "d": null}, "e\u0301": 1, "dup": {"x": 1, "y": 2}, "dup": {"x": 3},
-	"esc\"k": "q", "n": -1.5e3, "arr": [[], {}], "a\\b": 4, "a\u005cb": 5}`
+	"esc\"k": "q", "n": -1.5e3, "arr": [[], {}], "a\\b": 4, "a\u005cb": 5, "x\ny": 6}`
 	cases := []struct {
 		path string
 		want string // "" = not found
@@ -173,6 +173,8 @@ func TestSetResolve(t *testing.T) {
 		{`$[0]`, ``},
 		{`$['a\\b']`, `5`},
 		{`$.missing`, ``},
+		{`$['x\ny']`, `6`}, // path escape \n = newline = JSON escape \n
+		{`$['x\\ny']`, ``}, // a backslash and an n: same raw bytes, different key
 	}
 	set := NewSet()
 	slots := map[string]int{}

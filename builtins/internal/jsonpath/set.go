@@ -1,7 +1,7 @@
 package jsonpath
 
 import (
-	"bytes"
+	"strings"
 
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 )
@@ -26,12 +26,22 @@ type Set struct {
 }
 
 type node struct {
-	seg  jsonscan.Seg
-	slot int   // slot filled with this node's value; -1: none
-	kids []int // child nodes
-	keys bool  // some kid is a key step
-	idx  bool  // some kid is an index step
-	sub  []int // slots in this node's subtree, itself included
+	slot    int      // slot filled with this node's value; -1: none
+	keyKids []keyKid // children reached through an object key
+	idxKids []idxKid // children reached through an array index
+	sub     []int    // slots in this node's subtree, itself included
+}
+
+type keyKid struct {
+	key  string
+	node int
+	// backslash is set when key holds a backslash, which a raw JSON key
+	// can only spell as an escape.
+	backslash bool
+}
+
+type idxKid struct {
+	index, node int
 }
 
 // NewSet returns an empty set.
@@ -39,49 +49,56 @@ func NewSet() *Set {
 	return &Set{nodes: []node{{slot: -1}}}
 }
 
+// child returns the child of node n reached by seg, or -1.
+func (s *Set) child(n int, seg jsonscan.Seg) int {
+	if seg.IsIndex {
+		for _, k := range s.nodes[n].idxKids {
+			if k.index == seg.Index {
+				return k.node
+			}
+		}
+		return -1
+	}
+	for _, k := range s.nodes[n].keyKids {
+		if k.key == seg.Key {
+			return k.node
+		}
+	}
+	return -1
+}
+
 // Add registers the path segs and returns its slot: the index of its Span in
 // what Resolve fills. Adding the same path twice returns the same slot.
 func (s *Set) Add(segs []jsonscan.Seg) int {
 	n := 0
 	for _, seg := range segs {
-		next := -1
-		for _, k := range s.nodes[n].kids {
-			if s.nodes[k].seg == seg {
-				next = k
-				break
-			}
-		}
+		next := s.child(n, seg)
 		if next < 0 {
 			next = len(s.nodes)
-			s.nodes = append(s.nodes, node{seg: seg, slot: -1})
-			s.nodes[n].kids = append(s.nodes[n].kids, next)
+			s.nodes = append(s.nodes, node{slot: -1})
 			if seg.IsIndex {
-				s.nodes[n].idx = true
+				s.nodes[n].idxKids = append(s.nodes[n].idxKids, idxKid{index: seg.Index, node: next})
 			} else {
-				s.nodes[n].keys = true
+				s.nodes[n].keyKids = append(s.nodes[n].keyKids, keyKid{key: seg.Key, node: next, backslash: strings.Contains(seg.Key, `\`)})
 			}
 		}
 		n = next
 	}
-	if s.nodes[n].slot < 0 {
-		s.nodes[n].slot = s.slots
-		s.slots++
-		// Record the slot in the subtree lists of the node and its
-		// ancestors, so a duplicate key can forget what an earlier copy
-		// of the object set.
-		m := 0
-		s.nodes[0].sub = append(s.nodes[0].sub, s.nodes[n].slot)
-		for _, seg := range segs {
-			for _, k := range s.nodes[m].kids {
-				if s.nodes[k].seg == seg {
-					m = k
-					break
-				}
-			}
-			s.nodes[m].sub = append(s.nodes[m].sub, s.nodes[n].slot)
-		}
+	if s.nodes[n].slot >= 0 {
+		return s.nodes[n].slot
 	}
-	return s.nodes[n].slot
+	slot := s.slots
+	s.nodes[n].slot = slot
+	s.slots++
+	// Record the slot in the subtree lists of the node and its ancestors,
+	// so a duplicate key can forget what an earlier copy of the object set.
+	m := 0
+	s.nodes[0].sub = append(s.nodes[0].sub, slot)
+	for _, seg := range segs {
+		m = s.child(m, seg)
+		s.nodes[m].sub = append(s.nodes[m].sub, slot)
+	}
+	return slot
 }
 
 // Slots returns the number of distinct paths added: the length Resolve needs.
@@ -113,9 +130,9 @@ func (s *Set) walk(data []byte, i, n int, spans []Span) int {
 	switch {
 	case i >= len(data):
 		return -1
-	case data[i] == '{' && nd.keys:
+	case data[i] == '{' && len(nd.keyKids) > 0:
 		end = s.walkObject(data, i, nd, spans)
-	case data[i] == '[' && nd.idx:
+	case data[i] == '[' && len(nd.idxKids) > 0:
 		end = s.walkArray(data, i, nd, spans)
 	default:
 		end = jsonscan.ValidAt(data, i)
@@ -175,39 +192,29 @@ func (s *Set) walkObject(data []byte, i int, nd *node, spans []Span) int {
 }
 
 // matchKey returns the key kid of nd that the raw (still escaped) key names,
-// or -1.
+// or -1. Every JSON escape is longer than the character it stands for, so a
+// raw key of the same length as the wanted one matches only byte for byte
+// and without escapes (which it has only if the wanted key holds a
+// backslash), and a longer one only through its escapes.
 func (s *Set) matchKey(nd *node, key []byte) int {
-	esc := -1 // unknown
-	for _, k := range nd.kids {
-		seg := &s.nodes[k].seg
-		if seg.IsIndex {
-			continue
-		}
-		if len(key) == len(seg.Key) && string(key) == seg.Key {
-			if esc < 0 {
-				esc = b2i(bytes.IndexByte(key, '\\') >= 0)
+	for i := range nd.keyKids {
+		kid := &nd.keyKids[i]
+		switch {
+		case len(key) == len(kid.key):
+			if string(key) == kid.key && !kid.backslash {
+				return kid.node
 			}
-			if esc == 0 {
-				return k
+		case len(key) > len(kid.key):
+			// A cheap look at the first byte spares most calls.
+			if kid.key != "" && key[0] != kid.key[0] && key[0] != '\\' {
+				continue
 			}
-		}
-		if len(key) >= len(seg.Key) { // escapes only make the raw key longer
-			if esc < 0 {
-				esc = b2i(bytes.IndexByte(key, '\\') >= 0)
-			}
-			if esc == 1 && jsonscan.EscapedEqual(key, seg.Key) {
-				return k
+			if jsonscan.EscapedEqual(key, kid.key) {
+				return kid.node
 			}
 		}
 	}
 	return -1
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func (s *Set) walkArray(data []byte, i int, nd *node, spans []Span) int {
@@ -217,9 +224,9 @@ func (s *Set) walkArray(data []byte, i int, nd *node, spans []Span) int {
 	}
 	for n := 0; ; n++ {
 		kid := -1
-		for _, k := range nd.kids {
-			if seg := &s.nodes[k].seg; seg.IsIndex && seg.Index == n {
-				kid = k
+		for _, k := range nd.idxKids {
+			if k.index == n {
+				kid = k.node
 				break
 			}
 		}
