@@ -309,13 +309,14 @@ func (c *compiler) product(x, y *objNode) *objNode {
 // object compiles a non-empty object pattern; nil when it has problems.
 func (c *compiler) object(v *value, path []string) *objNode {
 	var fields []field
-	var or *value
-	var orPath []string
+	var orNode *objNode
 	bad := false
 	for _, m := range v.obj {
 		p := sub(path, m.key)
 		if m.key == "$or" {
-			or, orPath = m.val, p
+			if orNode = c.or(m.val, p); orNode == nil {
+				bad = true
+			}
 			continue
 		}
 		switch m.val.kind {
@@ -340,12 +341,6 @@ func (c *compiler) object(v *value, path []string) *objNode {
 			fields = append(fields, field{key: m.key, leaves: []*leafSet{ls}})
 		default:
 			c.fail(m.val, p, CodeNotArray, "%q must be an array of matchers (e.g. [%s]) or a nested object, got %s", m.key, example(m.val), m.val.typeName())
-			bad = true
-		}
-	}
-	var orNode *objNode
-	if or != nil {
-		if orNode = c.or(or, orPath); orNode == nil {
 			bad = true
 		}
 	}

@@ -369,7 +369,7 @@ func parseAddr(s []byte) (netip.Addr, bool) {
 		octet = octet*10 + int(c-'0')
 		digits++
 		if octet > 255 {
-			return netip.Addr{}, false
+			return parseAddrSlow(s)
 		}
 	}
 	if n != 4 {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/jsonscan"
@@ -118,14 +119,17 @@ func (v *value) setInt(i int64) {
 // fromJSON parses pattern JSON text, keeping each value's byte offset.
 // Duplicate keys: the last one wins, as with encoding/json.
 func fromJSON(text []byte) (*value, *Problem) {
+	// RawMessage checks the syntax only (a number too big for binary64 is
+	// the compiler's business, reported at its path).
 	var syntax *json.SyntaxError
-	var probe any
-	if err := json.Unmarshal(text, &probe); err != nil {
-		off := -1
-		if errors.As(err, &syntax) {
-			off = int(syntax.Offset)
+	var raw json.RawMessage
+	if err := json.Unmarshal(text, &raw); err != nil {
+		off := len(text)
+		if errors.As(err, &syntax) && syntax.Offset > 0 && int(syntax.Offset) <= len(text) &&
+			!strings.HasPrefix(syntax.Error(), "unexpected end") {
+			off = int(syntax.Offset) - 1 // Offset counts the bytes read, the bad one included
 		}
-		return nil, &Problem{Code: CodeJSONSyntax, Detail: "pattern_json is not valid JSON: " + err.Error(), Offset: off}
+		return nil, &Problem{Code: CodeJSONSyntax, Detail: "pattern_json is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: "), Offset: off}
 	}
 	// encoding/json accepts what jsonscan.Valid accepts except invalid
 	// UTF-8, which both pass through; the walk below cannot fail.
