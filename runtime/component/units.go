@@ -76,3 +76,9 @@ func (s ByteSize) String() string {
 	}
 	return strconv.FormatInt(n, 10)
 }
+
+// MarshalText renders the size as String does.
+func (s ByteSize) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// MarshalText renders the duration as String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }

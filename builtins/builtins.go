@@ -1,0 +1,18 @@
+// Package builtins lists the components compiled into Sluice. Registration
+// is explicit, one list in one place: a test can build a registry with only
+// what it needs, and a custom build can drop what it does not.
+package builtins
+
+import (
+	"github.com/sluicehq/sluice/builtins/sink/stdout"
+	"github.com/sluicehq/sluice/builtins/source/generate"
+	"github.com/sluicehq/sluice/builtins/source/stdin"
+	"github.com/sluicehq/sluice/runtime/component"
+)
+
+// RegisterAll adds every builtin component to r.
+func RegisterAll(r *component.Registry) {
+	stdin.Register(r)
+	generate.Register(r)
+	stdout.Register(r)
+}

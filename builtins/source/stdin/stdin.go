@@ -1,0 +1,183 @@
+// Package stdin is the `stdin` source: one event per line of standard input.
+package stdin
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/builtins/internal/lineformat"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/logx"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Config is the [source] table of a stdin task.
+type Config struct {
+	Format    string `toml:"format" enum:"auto,json,cloudevents" doc:"How a line becomes an event: auto (a CloudEvent as it is, other JSON or text wrapped), json (strict), cloudevents (strict)."`
+	BatchSize int    `toml:"batch_size" min:"1" max:"100000" doc:"Most lines per batch. A batch is also cut when no more input is waiting."`
+	Source    string `toml:"event_source" doc:"CloudEvents source attribute of wrapped events."`
+	Type      string `toml:"event_type" doc:"CloudEvents type attribute of wrapped events."`
+}
+
+// Register adds the stdin source to r.
+func Register(r *component.Registry) {
+	r.Register(component.Spec{
+		Kind:    component.KindSource,
+		Name:    "stdin",
+		Summary: "Reads one event per line from standard input until it ends.",
+		Description: "Each line becomes one event according to `format`. Event ids are `stdin-0-<byte offset>`, " +
+			"so the same input gives the same ids. A line that a strict format rejects, or that is larger " +
+			"than max_event_size, goes to the dead-letter queue at stage `decode`. Delivery is at-least-once " +
+			"within one run; standard input cannot be re-read, so nothing is checkpointed.",
+		Example: "[source]\ntype = \"stdin\"\nformat = \"auto\"\n",
+		New: func() any {
+			return &Config{Format: "auto", BatchSize: 512, Source: "sluice/stdin", Type: "sluice.line"}
+		},
+		Build: func(cfg any, env component.Env) (any, error) {
+			c := cfg.(*Config)
+			return New(os.Stdin, c, env), nil
+		},
+	})
+}
+
+// Source reads events from a reader, one per line.
+type Source struct {
+	r      *bufio.Reader
+	closer io.Closer
+	cfg    Config
+	w      lineformat.Wrapper
+	log    zerolog.Logger
+	off    int64
+	line   int64
+	eof    bool
+	avg    int // running estimate of batch bytes, to size the next arena
+}
+
+// New returns a source reading from r.
+func New(r io.Reader, cfg *Config, env component.Env) *Source {
+	s := &Source{r: bufio.NewReaderSize(r, 256<<10), cfg: *cfg, log: env.Logger}
+	if c, ok := r.(io.Closer); ok && r != os.Stdin {
+		s.closer = c
+	}
+	s.w = lineformat.Wrapper{Format: lineformat.Format(cfg.Format), Source: cfg.Source, Type: cfg.Type, MaxEvent: env.MaxEvent}
+	return s
+}
+
+// Open does nothing: standard input is already open.
+func (s *Source) Open(context.Context) error { return nil }
+
+// Close releases the reader when it is not standard input.
+func (s *Source) Close(context.Context) error {
+	if s.closer != nil {
+		return s.closer.Close()
+	}
+	return nil
+}
+
+// Read returns the next lines. It cuts a batch at batch_size lines or when
+// no more input is buffered, so a slow producer sees its lines promptly.
+func (s *Source) Read(ctx context.Context) (component.Batch, error) {
+	if s.eof {
+		return component.Batch{}, io.EOF
+	}
+	if err := ctx.Err(); err != nil {
+		return component.Batch{}, err
+	}
+	msgs := make([]message.Message, 0, min(s.cfg.BatchSize, 64))
+	arena := make([]byte, 0, max(s.avg, 4096))
+	s.w.SetTime(time.Now())
+	now := time.Now()
+	for len(msgs) < s.cfg.BatchSize {
+		if len(msgs) > 0 && s.r.Buffered() == 0 {
+			break
+		}
+		line, n, err := s.readLine()
+		if len(trimCR(line)) > 0 {
+			msgs, arena = s.add(msgs, arena, line, now)
+		}
+		s.off += int64(n)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				s.eof = true
+				break
+			}
+			return component.Batch{}, fmt.Errorf("read standard input: %w", err)
+		}
+	}
+	s.avg = (s.avg + len(arena)) / 2
+	if len(msgs) == 0 && s.eof {
+		return component.Batch{}, io.EOF
+	}
+	return component.Batch{Messages: msgs, Lane: "stdin"}, nil
+}
+
+func trimCR(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		return b[:n-1]
+	}
+	return b
+}
+
+// add wraps one line into an event stored in the batch's arena.
+func (s *Source) add(msgs []message.Message, arena, line []byte, now time.Time) ([]message.Message, []byte) {
+	s.line++
+	pos := message.Position{Stream: "stdin", Offset: s.off}
+	start := len(arena)
+	out, err := s.w.Append(arena, line, pos)
+	m := message.Message{Pos: pos, Time: now}
+	if err != nil {
+		// Keep the raw line for the dead-letter record.
+		raw := append([]byte(nil), line...)
+		m.Payload, m.Event, m.Err = raw, raw, fmt.Errorf("stdin line %d: %w", s.line, err)
+		s.log.Warn().Int64(logx.Line, s.line).Err(err).Msg("cannot decode line")
+		return append(msgs, m), arena
+	}
+	// Slices of an arena that append later moves stay valid: they keep the
+	// old array alive.
+	arena = out
+	m.Payload = arena[start:len(arena):len(arena)]
+	m.Event = m.Payload
+	return append(msgs, m), arena
+}
+
+// readLine returns one line without its newline and the bytes it consumed.
+// A line longer than the reader's buffer is assembled; one beyond 4x
+// max_event_size is cut there (the rest is skipped, but counted in the
+// offset) so a runaway line cannot exhaust memory.
+func (s *Source) readLine() ([]byte, int, error) {
+	line, err := s.r.ReadSlice('\n')
+	if err == nil {
+		return line[:len(line)-1], len(line), nil
+	}
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return line, len(line), err
+	}
+	limit := 4 * max(s.w.MaxEvent, 1<<20)
+	long := append([]byte(nil), line...)
+	n := len(line)
+	for {
+		line, err = s.r.ReadSlice('\n')
+		n += len(line)
+		if len(long) < limit {
+			long = append(long, line...)
+		}
+		if err == nil {
+			if k := len(long); k > 0 && long[k-1] == '\n' {
+				long = long[:k-1]
+			}
+			return long, n, nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return long, n, err
+		}
+	}
+}
+
+var _ component.Source = (*Source)(nil)

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+)
+
+// isTerminal reports whether w is an interactive terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// termWriter serialises writes to the terminal so log lines and the
+// progress line do not interleave: a log line first erases the progress
+// line, which the next tick draws again.
+type termWriter struct {
+	mu       sync.Mutex
+	w        io.Writer
+	progress bool // a progress line is on screen
+}
+
+func (t *termWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.progress {
+		io.WriteString(t.w, "\r\033[K")
+		t.progress = false
+	}
+	return t.w.Write(p)
+}
+
+func (t *termWriter) drawProgress(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	io.WriteString(t.w, "\r\033[K"+line)
+	t.progress = true
+}
+
+func (t *termWriter) clearProgress() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.progress {
+		io.WriteString(t.w, "\r\033[K")
+		t.progress = false
+	}
+}
+
+// newLogger builds the process logger: JSON unless the output is a
+// terminal (or the format says otherwise).
+func newLogger(w io.Writer, level, format string, terminal bool) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, err
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	if format == "console" || (format == "auto" && terminal) {
+		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !terminal}
+		return zerolog.New(cw).Level(lvl).With().Timestamp().Logger(), nil
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}

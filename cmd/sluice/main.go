@@ -1,0 +1,80 @@
+// Command sluice runs stream-processing tasks declared in TOML files.
+//
+//	sluice run FILE|DIR...        run tasks until their sources end or SIGTERM
+//	sluice validate FILE|DIR...   check task files and exit
+//	sluice test TASK.toml --input EVENTS.jsonl [--expect WANT.jsonl]
+//	sluice list [--kind KIND]     list the components this build knows
+//	sluice version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // a task failed, a file is invalid, a test did not pass
+	exitUsage   = 2 // the command line is wrong
+	exitSignals = 1
+)
+
+// version is set by the linker (-X main.version=...).
+var version = "dev"
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run tasks until their sources end or the process is stopped", runCmd},
+		{"validate", "check task files and report every problem", validateCmd},
+		{"test", "run events through a task's filter and transforms", testCmd},
+		{"list", "list the sources, transforms and sinks of this build", listCmd},
+		{"version", "print the version", versionCmd},
+	}
+}
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the CLI with args (without the program name).
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: sluice COMMAND [ARGS]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'sluice COMMAND -h' for a command's options.")
+}
+
+func versionCmd(args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "sluice %s\n", version)
+	return exitOK
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/runtime/admin"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/metrics"
+)
+
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", stderr, "run [options] FILE|DIR...")
+	var s settings
+	check := bindSettings(fs, &s)
+	files, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if err := check(); err != nil {
+		fmt.Fprintf(stderr, "sluice run: %v\n", err)
+		return exitUsage
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "sluice run: name at least one task file or folder")
+		fs.Usage()
+		return exitUsage
+	}
+
+	terminal := isTerminal(stderr)
+	tw := &termWriter{w: stderr}
+	log, err := newLogger(tw, s.logLevel, s.logFormat, terminal)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice run: invalid --log-level %q: want debug, info, warn or error\n", s.logLevel)
+		return exitUsage
+	}
+
+	ms := metrics.New()
+	shared := component.NewShared()
+	defer shared.Close()
+	loader := newLoader(s, log, ms, shared)
+	tasks, err := loader.LoadAll(files)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// A second signal means "now": skip the drain.
+		<-ctx.Done()
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+		<-sig
+		log.Warn().Msg("second signal: exiting without draining")
+		os.Exit(130)
+	}()
+
+	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout}
+	runners := make([]*engine.Task, len(tasks))
+	for i, t := range tasks {
+		runners[i] = engine.New(t, opts)
+	}
+
+	if s.adminAddr != "" {
+		srv, err := admin.Start(s.adminAddr, runners, ms, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice run: admin API: %v\n", err)
+			return exitFailed
+		}
+		defer srv.Close()
+	}
+
+	showProgress := s.progress == "always" || (s.progress == "auto" && terminal)
+	var stopProgress func()
+	if showProgress {
+		stopProgress = startProgress(tw, runners)
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(runners))
+	for i, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	if stopProgress != nil {
+		stopProgress()
+	}
+	code := exitOK
+	for _, err := range errs {
+		if err != nil {
+			log.Error().Err(err).Msg("task ended with an error")
+			code = exitFailed
+		}
+	}
+	return code
+}
+
+func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *component.Shared) *config.Loader {
+	stateDir := s.stateDir
+	if stateDir != "" {
+		if abs, err := filepath.Abs(stateDir); err == nil {
+			stateDir = abs
+		}
+	}
+	return &config.Loader{
+		Registry:    registry(),
+		BuildFilter: buildFilter,
+		MaxEvent:    int(s.maxEventSize),
+		Quota:       s.taskQuota,
+		StateDir:    stateDir,
+		Shared:      shared,
+		Metrics:     ms,
+		Logger:      log,
+	}
+}
+
+// startProgress draws a live progress line until the returned func is
+// called.
+func startProgress(tw *termWriter, tasks []*engine.Task) func() {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		start := time.Now()
+		var lastIn, lastOut uint64
+		last := start
+		for {
+			select {
+			case <-done:
+				tw.clearProgress()
+				return
+			case now := <-tick.C:
+				var total engine.Stats
+				for _, t := range tasks {
+					s := t.Stats()
+					total.In += s.In
+					total.Out += s.Out
+					total.Filtered += s.Filtered
+					total.DeadLettered += s.DeadLettered + s.Dropped
+				}
+				dt := now.Sub(last).Seconds()
+				inRate := float64(total.In-lastIn) / dt
+				outRate := float64(total.Out-lastOut) / dt
+				lastIn, lastOut, last = total.In, total.Out, now
+				tw.drawProgress(fmt.Sprintf("%s  in %d (%s/s)  out %d (%s/s)  filtered %d  failed %d",
+					time.Since(start).Truncate(time.Second), total.In, human(inRate), total.Out, human(outRate), total.Filtered, total.DeadLettered))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+func human(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+var _ = errors.New

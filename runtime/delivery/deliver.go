@@ -1,0 +1,202 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Result is the fate of one record handed to Deliver.
+type Result struct {
+	// Err is nil when the record was delivered; otherwise the final failure
+	// (event-permanent, or retryable with the retries exhausted).
+	Err error
+	// Attempts counts the writes that carried the record.
+	Attempts int
+}
+
+// ErrGaveUp wraps the last error of a record whose retries ran out.
+var ErrGaveUp = errors.New("retries exhausted")
+
+// Stop is returned by Deliver when the task cannot go on: a task-permanent
+// failure (auth refused, unknown topic) or the end of ctx. Records without a
+// final Result were then not handled and must not be committed.
+type Stop struct{ Err error }
+
+func (s *Stop) Error() string { return s.Err.Error() }
+func (s *Stop) Unwrap() error { return s.Err }
+
+// Deliverer writes batches through a sink with retries and splitting.
+type Deliverer struct {
+	Write  func(ctx context.Context, msgs []message.Message) error
+	Policy Policy
+	Clock  Clock
+	// Rand returns a float in [0,1) for jitter; nil means math/rand.
+	Rand func() float64
+	// OnRetry, if set, is told about every retry before its wait.
+	OnRetry func(attempt int, wait time.Duration, err error)
+}
+
+// Deliver writes msgs and sets results[i] for each record. Retryable
+// failures are retried on the policy (a longer Retry-After from the server
+// wins, within the policy's maximum age); a batch rejected as a whole with an
+// event-permanent error is split at once until the offending records are
+// isolated; per-record errors (component.RecordErrors) retry or fail only
+// the records concerned. It returns a *Stop when the task cannot go on.
+func (d *Deliverer) Deliver(ctx context.Context, msgs []message.Message, results []Result) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	for i := range results[:len(msgs)] {
+		results[i] = Result{}
+	}
+	return d.deliver(ctx, msgs, results, 1, d.clock().Now())
+}
+
+func (d *Deliverer) clock() Clock {
+	if d.Clock == nil {
+		return SystemClock{}
+	}
+	return d.Clock
+}
+
+func (d *Deliverer) rand() float64 {
+	if d.Rand == nil {
+		return defaultRand()
+	}
+	return d.Rand()
+}
+
+func (d *Deliverer) deliver(ctx context.Context, msgs []message.Message, res []Result, attempt int, first time.Time) error {
+	for {
+		for i := range msgs {
+			res[i].Attempts++
+		}
+		err := d.Write(ctx, msgs)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return &Stop{Err: ctx.Err()}
+		}
+		var re *component.RecordErrors
+		if errors.As(err, &re) {
+			return d.recordErrors(ctx, msgs, res, re, attempt, first)
+		}
+		switch component.ClassOf(err) {
+		case component.ClassTaskPermanent:
+			return &Stop{Err: err}
+		case component.ClassEventPermanent:
+			if len(msgs) == 1 {
+				res[0].Err = err
+				return nil
+			}
+			// Isolate the poison records at once: no wait, the same attempt.
+			h := len(msgs) / 2
+			if err := d.deliver(ctx, msgs[:h], res[:h], attempt, first); err != nil {
+				return err
+			}
+			return d.deliver(ctx, msgs[h:], res[h:], attempt, first)
+		}
+		wait, ok := d.wait(attempt, err, first)
+		if !ok {
+			final := fmt.Errorf("%w after %d attempts: %w", ErrGaveUp, attempt, err)
+			for i := range msgs {
+				res[i].Err = final
+			}
+			return nil
+		}
+		if d.OnRetry != nil {
+			d.OnRetry(attempt, wait, err)
+		}
+		if err := d.clock().Sleep(ctx, wait); err != nil {
+			return &Stop{Err: err}
+		}
+		attempt++
+	}
+}
+
+// wait returns how long to wait before retry number attempt, or false when
+// the policy says to give up.
+func (d *Deliverer) wait(attempt int, err error, first time.Time) (time.Duration, bool) {
+	p := d.Policy
+	if attempt > p.Attempts {
+		return 0, false
+	}
+	w := p.Interval(attempt, d.rand)
+	if ra := component.RetryAfter(err); ra > w {
+		w = ra
+	}
+	if p.MaxAge > 0 {
+		left := first.Add(p.MaxAge).Sub(d.clock().Now())
+		if left <= 0 {
+			return 0, false
+		}
+		if w > left {
+			w = left
+		}
+	}
+	return w, true
+}
+
+// recordErrors handles a write that reported per-record failures: the
+// records not listed were delivered; event-permanent ones fail; retryable
+// ones are written again on the policy.
+func (d *Deliverer) recordErrors(ctx context.Context, msgs []message.Message, res []Result, re *component.RecordErrors, attempt int, first time.Time) error {
+	var retry []int
+	var lastErr error
+	for i, e := range re.Errs {
+		if i < 0 || i >= len(msgs) {
+			continue
+		}
+		switch component.ClassOf(e) {
+		case component.ClassTaskPermanent:
+			return &Stop{Err: e}
+		case component.ClassEventPermanent:
+			res[i].Err = e
+		default:
+			retry = append(retry, i)
+			lastErr = e
+		}
+	}
+	if len(retry) == 0 {
+		return nil
+	}
+	wait, ok := d.wait(attempt, lastErr, first)
+	if !ok {
+		for _, i := range retry {
+			res[i].Err = fmt.Errorf("%w after %d attempts: %w", ErrGaveUp, attempt, re.Errs[i])
+		}
+		return nil
+	}
+	if d.OnRetry != nil {
+		d.OnRetry(attempt, wait, lastErr)
+	}
+	if err := d.clock().Sleep(ctx, wait); err != nil {
+		return &Stop{Err: err}
+	}
+	sortInts(retry)
+	sub := make([]message.Message, len(retry))
+	subRes := make([]Result, len(retry))
+	for j, i := range retry {
+		sub[j] = msgs[i]
+		subRes[j].Attempts = res[i].Attempts
+	}
+	err := d.deliver(ctx, sub, subRes, attempt+1, first)
+	for j, i := range retry {
+		res[i] = subRes[j]
+	}
+	return err
+}
+
+func sortInts(a []int) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}

@@ -1,0 +1,458 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/delivery"
+	"github.com/sluicehq/sluice/runtime/logx"
+	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
+)
+
+// Options are the process-wide settings a task runs with.
+type Options struct {
+	Logger  zerolog.Logger
+	Metrics *metrics.Set
+	// ShutdownTimeout bounds the drain after ctx ends (default 30 s).
+	ShutdownTimeout time.Duration
+	// Clock drives retry waits (tests use a fake one).
+	Clock delivery.Clock
+}
+
+// ErrBlocked is wrapped by Run's error when the task stopped in Blocked.
+var ErrBlocked = errors.New("task blocked")
+
+// ErrStartFailed is wrapped by Run's error when the task stopped in
+// StartFailed.
+var ErrStartFailed = errors.New("task failed")
+
+// errStopping nacks batches that were read but not handled because the task
+// is stopping.
+var errStopping = errors.New("task stopping before the batch was handled")
+
+// Task runs one configured task.
+type Task struct {
+	cfg  *config.Task
+	opts Options
+	log  zerolog.Logger
+
+	state  atomic.Int32
+	mu     sync.Mutex
+	reason error
+
+	stats counters
+	m     taskMetrics
+
+	src  component.Source
+	sink component.Sink
+	dlq  component.Sink
+	trs  []component.Transform
+
+	deliver    delivery.Deliverer
+	dlqDeliver delivery.Deliverer
+	dlqRaw     bool
+
+	slots    chan struct{}
+	tracker  *tracker
+	nacked   atomic.Int64 // batches nacked because the shutdown deadline passed
+	stopRead context.CancelFunc // ends reading (block, fail)
+	halted   atomic.Bool        // no more processing: nack what comes
+
+	pauseMu sync.Mutex
+	paused  chan struct{} // closed when not paused; nil when running
+}
+
+type taskMetrics struct {
+	in, out, filtered, dlq, dropped, retries prometheus.Counter
+	failed                                   *prometheus.CounterVec
+	write                                    prometheus.Observer
+}
+
+// New prepares a task. It does no I/O.
+func New(cfg *config.Task, opts Options) *Task {
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = delivery.SystemClock{}
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	t := &Task{cfg: cfg, opts: opts}
+	t.log = opts.Logger.With().Str(logx.Task, cfg.Name).Logger()
+	t.src = cfg.Source.Instance.(component.Source)
+	t.sink = cfg.Sink.Instance.(component.Sink)
+	if cfg.DeadLetter != nil {
+		t.dlq = cfg.DeadLetter.Instance.(component.Sink)
+		if r, ok := t.dlq.(delivery.RawDeadLetters); ok {
+			t.dlqRaw = r.DeadLetterRaw()
+		}
+	}
+	for _, c := range cfg.Transforms {
+		t.trs = append(t.trs, c.Instance.(component.Transform))
+	}
+	policy := PolicyOf(cfg.Retry)
+	ms := opts.Metrics
+	lbl := prometheus.Labels{"task": cfg.Name}
+	t.m = taskMetrics{
+		in:       ms.Counter("events_in_total", "Events read from the source.", "task").With(lbl),
+		out:      ms.Counter("events_out_total", "Outputs delivered to the sink.", "task").With(lbl),
+		filtered: ms.Counter("events_filtered_total", "Events dropped by the filter or a transform.", "task").With(lbl),
+		dlq:      ms.Counter("events_dead_lettered_total", "Events sent to the dead-letter queue.", "task").With(lbl),
+		dropped:  ms.Counter("events_dropped_total", "Failed events dropped by policy (no dead-letter queue).", "task").With(lbl),
+		retries:  ms.Counter("retries_total", "Sink and transform retries.", "task").With(lbl),
+		failed:   ms.Counter("events_failed_total", "Event failures by stage and error class.", "task", "stage", "error_type").MustCurryWith(lbl),
+		write:    ms.Histogram("sink_write_seconds", "Time to deliver one sink batch, retries included.", nil, "task").With(lbl),
+	}
+	onRetry := func(attempt int, wait time.Duration, err error) {
+		t.stats.retries.Add(1)
+		t.m.retries.Inc()
+		t.log.Warn().Err(err).Int(logx.Attempt, attempt).Dur("wait", wait).Msg("delivery failed; retrying")
+	}
+	t.deliver = delivery.Deliverer{Write: t.sink.Write, Policy: policy, Clock: opts.Clock, OnRetry: onRetry}
+	if t.dlq != nil {
+		t.dlqDeliver = delivery.Deliverer{Write: t.dlq.Write, Policy: policy, Clock: opts.Clock, OnRetry: onRetry}
+	}
+	return t
+}
+
+// PolicyOf turns a task's [retry] settings into a delivery policy.
+func PolicyOf(r config.Retry) delivery.Policy {
+	switch r.Policy {
+	case "none":
+		return delivery.None
+	case "backoff", "":
+		p := delivery.Backoff
+		return p
+	case "exponential":
+		return delivery.Exponential
+	}
+	return delivery.Policy{Attempts: r.Attempts, Initial: r.Initial, Max: r.Max, Multiplier: 2, Jitter: r.Jitter, MaxAge: r.MaxAge}
+}
+
+// Name returns the task name.
+func (t *Task) Name() string { return t.cfg.Name }
+
+// State returns the task's current state.
+func (t *Task) State() State { return State(t.state.Load()) }
+
+// Reason returns the error behind a Blocked or StartFailed state.
+func (t *Task) Reason() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.reason
+}
+
+// Stats returns the task's counters.
+func (t *Task) Stats() Stats { return t.stats.snapshot() }
+
+func (t *Task) setState(s State) { t.state.Store(int32(s)) }
+
+// Pause stops reading from the source; in-flight batches still finish.
+func (t *Task) Pause() {
+	t.pauseMu.Lock()
+	defer t.pauseMu.Unlock()
+	if t.paused != nil || t.State() != Running {
+		return
+	}
+	t.paused = make(chan struct{})
+	t.setState(Paused)
+	if p, ok := t.src.(interface{ Pause() }); ok {
+		p.Pause()
+	}
+}
+
+// Resume undoes Pause.
+func (t *Task) Resume() {
+	t.pauseMu.Lock()
+	defer t.pauseMu.Unlock()
+	if t.paused == nil {
+		return
+	}
+	close(t.paused)
+	t.paused = nil
+	if t.State() == Paused {
+		t.setState(Running)
+	}
+	if p, ok := t.src.(interface{ Resume() }); ok {
+		p.Resume()
+	}
+}
+
+func (t *Task) waitResume(ctx context.Context) {
+	t.pauseMu.Lock()
+	ch := t.paused
+	t.pauseMu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
+// stop halts the task in state s (Blocked or StartFailed) with err: reading
+// ends and what is still queued is nacked, keeping the source position.
+func (t *Task) stop(s State, err error) {
+	t.mu.Lock()
+	if t.reason == nil {
+		t.reason = err
+		t.setState(s)
+		if s == Blocked {
+			t.log.Error().Err(err).Msg("task blocked (errors.tolerance = \"none\"); its position is kept and it resumes from there when restarted")
+		} else {
+			t.log.Error().Err(err).Msg("task failed; its position is kept")
+		}
+	}
+	t.mu.Unlock()
+	t.halted.Store(true)
+	if t.stopRead != nil {
+		t.stopRead()
+	}
+}
+
+// Run opens the components, processes events until the source ends or ctx
+// ends, drains and closes. It returns nil when the task ended normally (a
+// finite source was exhausted, or ctx ended and everything read was handled
+// within the shutdown deadline).
+func (t *Task) Run(ctx context.Context) error {
+	t.setState(Starting)
+	if err := t.open(ctx); err != nil {
+		t.stop(StartFailed, err)
+		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, err)
+	}
+	t.setState(Running)
+	t.log.Info().Str("source", t.cfg.Source.Type).Str("sink", t.cfg.Sink.Type).Int("concurrency", t.cfg.Engine.Concurrency).Msg("task running")
+
+	readCtx, stopRead := context.WithCancel(ctx)
+	t.mu.Lock()
+	t.stopRead = stopRead
+	t.mu.Unlock()
+	defer stopRead()
+
+	// Work outlives ctx by the shutdown deadline so that what was read is
+	// delivered and committed.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopDeadline := context.AfterFunc(ctx, func() {
+		time.AfterFunc(t.opts.ShutdownTimeout, cancelWork)
+	})
+	defer stopDeadline()
+
+	e := t.cfg.Engine
+	t.slots = make(chan struct{}, e.MaxInFlight)
+	t.tracker = newTracker(func() { <-t.slots })
+	workers := make([]*worker, e.Concurrency)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := t.newWorker(i)
+		workers[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(workCtx)
+		}()
+	}
+
+	readErr := t.read(readCtx, workers)
+	for _, w := range workers {
+		close(w.in)
+	}
+	wg.Wait()
+
+	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), t.opts.ShutdownTimeout)
+	defer cancelClose()
+	if err := t.src.Close(closeCtx); err != nil {
+		t.log.Error().Err(err).Msg("closing the source")
+	}
+	closeTransforms(closeCtx, t.trs)
+	if err := t.sink.Close(closeCtx); err != nil {
+		t.log.Error().Err(err).Msg("closing the sink")
+	}
+	if t.dlq != nil {
+		if err := t.dlq.Close(closeCtx); err != nil {
+			t.log.Error().Err(err).Msg("closing the dead-letter sink")
+		}
+	}
+
+	switch t.State() {
+	case Blocked:
+		return fmt.Errorf("%w: %s: %w", ErrBlocked, t.cfg.Name, t.Reason())
+	case StartFailed:
+		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, t.Reason())
+	}
+	if readErr != nil {
+		t.stop(StartFailed, readErr)
+		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, readErr)
+	}
+	t.setState(Stopped)
+	if n := t.nacked.Load(); n > 0 {
+		return fmt.Errorf("%s: shutdown deadline (%s) passed with %d batches not delivered; they were not committed and will be read again", t.cfg.Name, t.opts.ShutdownTimeout, n)
+	}
+	s := t.Stats()
+	t.log.Info().Uint64("in", s.In).Uint64("delivered", s.Delivered).Uint64("filtered", s.Filtered).
+		Uint64("dead_lettered", s.DeadLettered).Uint64("dropped", s.Dropped).Uint64("out", s.Out).Msg("task stopped")
+	return nil
+}
+
+// open opens the components in dependency order: sinks first, so that the
+// first event read has somewhere to go. A retryable failure is retried with
+// a capped backoff until ctx ends; a task-permanent one fails the task.
+func (t *Task) open(ctx context.Context) error {
+	type step struct {
+		what  string
+		open  func(context.Context) error
+		close func(context.Context) error
+	}
+	steps := []step{{"sink", t.sink.Open, t.sink.Close}}
+	if t.dlq != nil {
+		steps = append(steps, step{"dead-letter sink", t.dlq.Open, t.dlq.Close})
+	}
+	for i, tr := range t.trs {
+		if o, ok := tr.(component.Opener); ok {
+			s := step{what: fmt.Sprintf("transform[%d]", i), open: o.Open}
+			if c, ok := tr.(component.Closer); ok {
+				s.close = c.Close
+			}
+			steps = append(steps, s)
+		}
+	}
+	steps = append(steps, step{"source", t.src.Open, t.src.Close})
+
+	var opened []step
+	undo := func() {
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.ShutdownTimeout)
+		defer cancel()
+		for i := len(opened) - 1; i >= 0; i-- {
+			if opened[i].close != nil {
+				_ = opened[i].close(c)
+			}
+		}
+	}
+	for _, s := range steps {
+		backoff := 500 * time.Millisecond
+		for {
+			err := s.open(ctx)
+			if err == nil {
+				break
+			}
+			// A component that failed to open may hold half its resources.
+			opened = append(opened, s)
+			if ctx.Err() != nil || component.ClassOf(err) != component.ClassRetryable {
+				undo()
+				return fmt.Errorf("open %s: %w", s.what, err)
+			}
+			opened = opened[:len(opened)-1]
+			t.log.Warn().Err(err).Str(logx.Component, s.what).Dur("retry_in", backoff).Msg("cannot open; retrying")
+			if err := t.opts.Clock.Sleep(ctx, backoff); err != nil {
+				undo()
+				return fmt.Errorf("open %s: %w", s.what, ctx.Err())
+			}
+			backoff = min(backoff*2, 30*time.Second)
+		}
+		opened = append(opened, s)
+	}
+	return nil
+}
+
+// read pulls batches and hands them to workers until the source ends, ctx
+// ends or the task halts. It returns a source error that stopped the task.
+func (t *Task) read(ctx context.Context, workers []*worker) error {
+	e := t.cfg.Engine
+	rr := 0
+	backoff := 100 * time.Millisecond
+	for {
+		t.waitResume(ctx)
+		select {
+		case t.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		b, err := t.src.Read(ctx)
+		if err != nil {
+			<-t.slots
+			switch {
+			case errors.Is(err, io.EOF):
+				return nil
+			case ctx.Err() != nil:
+				return nil
+			case component.ClassOf(err) == component.ClassTaskPermanent:
+				return err
+			}
+			t.log.Warn().Err(err).Dur("retry_in", backoff).Msg("source read failed; retrying")
+			if t.opts.Clock.Sleep(ctx, backoff) != nil {
+				return nil
+			}
+			backoff = min(backoff*2, 30*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		n := len(b.Messages)
+		var bytes int
+		for i := range b.Messages {
+			bytes += len(b.Messages[i].Payload)
+		}
+		t.stats.in.Add(uint64(n))
+		t.stats.bytesIn.Add(uint64(bytes))
+		t.m.in.Add(float64(n))
+		if n == 0 {
+			p := t.tracker.add(b.Lane, b.Ack, 1)
+			t.tracker.finish(b.Lane, p, nil)
+			continue
+		}
+		switch {
+		case len(workers) == 1:
+			p := t.tracker.add(b.Lane, b.Ack, 1)
+			workers[0].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
+		case e.Order == "none":
+			p := t.tracker.add(b.Lane, b.Ack, 1)
+			workers[rr%len(workers)].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
+			rr++
+		case e.Order == "key":
+			t.dispatchByKey(b, workers)
+		default:
+			h := fnv.New32a()
+			_, _ = io.WriteString(h, b.Lane)
+			p := t.tracker.add(b.Lane, b.Ack, 1)
+			workers[int(h.Sum32()%uint32(len(workers)))].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
+		}
+	}
+}
+
+// dispatchByKey spreads one batch over the workers by record key, so that
+// records of one key stay in order on one worker.
+func (t *Task) dispatchByKey(b component.Batch, workers []*worker) {
+	parts := make([][]message.Message, len(workers))
+	for i := range b.Messages {
+		h := fnv.New32a()
+		_, _ = h.Write(b.Messages[i].Key)
+		w := int(h.Sum32() % uint32(len(workers)))
+		parts[w] = append(parts[w], b.Messages[i])
+	}
+	n := 0
+	for _, p := range parts {
+		if len(p) > 0 {
+			n++
+		}
+	}
+	p := t.tracker.add(b.Lane, b.Ack, n)
+	for w, msgs := range parts {
+		if len(msgs) > 0 {
+			workers[w].in <- &job{msgs: msgs, lane: b.Lane, p: p}
+		}
+	}
+}
