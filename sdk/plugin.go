@@ -181,16 +181,21 @@ type batchState struct {
 
 var state batchState
 
-// claim advances the arena past p when p was appended to Scratch.
+// claim advances the arena past p when p lies in the arena's spare
+// capacity (it was appended to Scratch, possibly after other scratch
+// bytes), so that later scratch space does not overwrite it.
 func (b *batchState) claim(p []byte) {
 	a := b.arena
 	if len(p) == 0 || cap(a) == len(a) {
 		return
 	}
-	if unsafe.SliceData(p) == unsafe.SliceData(a[len(a):len(a)+1]) && len(p) <= cap(a)-len(a) {
-		b.arena = a[:len(a)+len(p)]
-	} else if len(p) > cap(a)-len(a) {
-		b.grow = true
+	free := a[len(a):cap(a)]
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(free)))
+	if start >= lo && start+uintptr(len(p)) <= lo+uintptr(len(free)) {
+		b.arena = a[:len(a)+int(start-lo)+len(p)]
+	} else if len(p) > len(free)/2 {
+		b.grow = true // outputs outgrow the arena: double it next batch
 	}
 }
 

@@ -66,7 +66,7 @@ type Task struct {
 
 	slots    chan struct{}
 	tracker  *tracker
-	nacked   atomic.Int64 // batches nacked because the shutdown deadline passed
+	nacked   atomic.Int64       // batches nacked because the shutdown deadline passed
 	stopRead context.CancelFunc // ends reading (block, fail)
 	halted   atomic.Bool        // no more processing: nack what comes
 

@@ -29,8 +29,9 @@ type Host struct {
 }
 
 type modKey struct {
-	sum   [sha256.Size]byte
-	pages uint32
+	sum         [sha256.Size]byte
+	pages       uint32
+	unprotected bool
 }
 
 // compiled is a module compiled for one memory cap, shared by every

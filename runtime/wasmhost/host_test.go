@@ -224,7 +224,7 @@ func TestInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 	if in.ABIVersion != 1 || in.Description.Name != "handmade" || len(in.Description.Parameters) != 1 ||
-		in.MemoryMaxPages != 512 || in.InstrumentedLoops != 1 || len(in.Imports) != 0 {
+		in.MemoryMaxPages != 512 || in.InstrumentedLoops != 2 || len(in.Imports) != 0 {
 		t.Errorf("inspection = %+v", in)
 	}
 }

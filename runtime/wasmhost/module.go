@@ -59,6 +59,9 @@ type LoadOptions struct {
 	// MemoryLimit caps the module's linear memory in bytes (rounded down to
 	// 64 KiB pages). 0: no cap beyond the module's own.
 	MemoryLimit int64
+	// unprotected skips the runaway instrumentation; only benchmarks set it
+	// (export_test.go), to measure what the protection costs.
+	unprotected bool
 }
 
 // Load checks and compiles wasm. Compilation happens once per content and
@@ -73,7 +76,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 		}
 		pages = uint32(min(p, 65536))
 	}
-	key := modKey{sum: sha256.Sum256(wasm), pages: pages}
+	key := modKey{sum: sha256.Sum256(wasm), pages: pages, unprotected: opt.unprotected}
 	h.mu.Lock()
 	c, ok := h.modules[key]
 	if !ok {
@@ -82,9 +85,12 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 	}
 	h.mu.Unlock()
 	c.once.Do(func() {
-		c.info, c.err = instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: pages})
+		c.info, c.err = instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: pages, LoopBudget: 8192})
 		if c.err != nil {
 			return
+		}
+		if opt.unprotected {
+			c.info.Module = wasm
 		}
 		c.cm, c.err = h.rt.CompileModule(ctx, c.info.Module)
 		c.info.Module = nil // wazero keeps what it needs

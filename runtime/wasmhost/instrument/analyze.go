@@ -1,6 +1,9 @@
 package instrument
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+)
 
 // body is one function body as analysis found it.
 type body struct {
@@ -13,6 +16,7 @@ type body struct {
 	indirect  bool
 	callees   []uint32 // defined-function indexes (0-based among defined)
 	needEntry bool
+	cyclic    bool
 }
 
 // analyze decodes every body once to find loops and the call graph, then
@@ -93,6 +97,7 @@ func (m *module) analyze() ([]body, error) {
 	cyclic := cycles(bodies, targets)
 	for i := range bodies {
 		bodies[i].needEntry = bodies[i].hasLoop || cyclic[i]
+		bodies[i].cyclic = cyclic[i]
 	}
 	return bodies, nil
 }
@@ -242,7 +247,12 @@ func (m *module) rewriteBody(dst []byte, fb *body, opt Options, check, fuel uint
 	dst = appendU32(dst, fb.nDecl+1)
 	dst = append(dst, fb.localDecl...)
 	dst = append(dst, 1, 0x7f)
-	if fb.needEntry {
+	if opt.globalLoops {
+		if fb.cyclic {
+			res.Checked++
+			dst = appendFuelCheck(dst, fuel, c, check, opt.CallBudget)
+		}
+	} else if fb.needEntry {
 		res.Checked++
 		dst = append(dst, 0x23) // global.get fuel
 		dst = appendU32(dst, fuel)
@@ -260,7 +270,7 @@ func (m *module) rewriteBody(dst []byte, fb *body, opt Options, check, fuel uint
 		dst = appendU32(dst, check)
 		dst = append(dst, 0x0b)
 	}
-	if fb.hasLoop {
+	if fb.hasLoop && !opt.globalLoops {
 		dst = append(dst, 0x41) // i32.const LoopBudget; local.set c
 		dst = appendS32(dst, opt.LoopBudget)
 		dst = append(dst, 0x21)
@@ -276,6 +286,10 @@ func (m *module) rewriteBody(dst []byte, fb *body, opt Options, check, fuel uint
 			res.Loops++
 			dst = append(dst, code[copied:r.pos]...)
 			copied = r.pos
+			if opt.globalLoops {
+				dst = appendFuelCheck(dst, fuel, c, check, opt.CallBudget)
+				continue
+			}
 			dst = append(dst, 0x20) // local.get c
 			dst = appendU32(dst, c)
 			dst = append(dst, 0x41, 0x01, 0x6b, 0x22) // i32.const 1; i32.sub; local.tee c
@@ -296,4 +310,24 @@ func (m *module) rewriteBody(dst []byte, fb *body, opt Options, check, fuel uint
 		}
 	}
 	return append(dst, code[copied:]...)
+}
+
+// appendFuelCheck appends the decrement of the fuel global and the call to
+// check when it runs out, using local c as a temporary.
+func appendFuelCheck(dst []byte, fuel, c, check uint32, budget int32) []byte {
+	dst = append(dst, 0x23) // global.get fuel
+	dst = appendU32(dst, fuel)
+	dst = append(dst, 0x41, 0x01, 0x6b, 0x22) // i32.const 1; i32.sub; local.tee c
+	dst = appendU32(dst, c)
+	dst = append(dst, 0x24) // global.set fuel
+	dst = appendU32(dst, fuel)
+	dst = append(dst, 0x20) // local.get c
+	dst = appendU32(dst, c)
+	dst = append(dst, 0x45, 0x04, 0x40, 0x41) // i32.eqz; if; i32.const
+	dst = appendS32(dst, budget)
+	dst = append(dst, 0x24) // global.set fuel
+	dst = appendU32(dst, fuel)
+	dst = append(dst, 0x10) // call check
+	dst = appendU32(dst, check)
+	return append(dst, 0x0b)
 }

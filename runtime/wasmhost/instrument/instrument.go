@@ -52,6 +52,9 @@ type Options struct {
 	// maximum becomes min(declared, MaxMemoryPages). A module whose initial
 	// memory exceeds the cap is rejected.
 	MaxMemoryPages uint32
+	// globalLoops counts loop iterations in the fuel global instead of a
+	// local (measured alternative; see BenchmarkSpin).
+	globalLoops bool
 }
 
 // Result describes what the rewrite found.
