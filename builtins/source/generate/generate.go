@@ -18,7 +18,7 @@ type Config struct {
 	Count     int64   `toml:"count" min:"0" doc:"Events to generate; 0 means no end."`
 	Rate      float64 `toml:"rate" min:"0" doc:"Events per second; 0 means as fast as the task takes them."`
 	BatchSize int     `toml:"batch_size" min:"1" max:"100000" doc:"Events per batch."`
-	Preset    string  `toml:"preset" enum:"orders,clicks" doc:"Shape of the events: orders (e-commerce orders, ~250 bytes) or clicks (web analytics, ~230 bytes)."`
+	Preset    string  `toml:"preset" enum:"orders,clicks" doc:"Shape of the events: orders (e-commerce orders, ~260 bytes) or clicks (web analytics, ~280 bytes)."`
 	Seed      int64   `toml:"seed" doc:"Seed of the pseudo-random values; the same seed gives the same events."`
 	Source    string  `toml:"event_source" doc:"CloudEvents source attribute."`
 }
@@ -45,11 +45,16 @@ type Source struct {
 	next  int64
 	start time.Time
 	src   []byte // quoted source attribute
+	typ   string
 }
 
 // New returns a generator.
 func New(cfg *Config) *Source {
-	return &Source{cfg: *cfg, src: jsonscan.AppendQuoted(nil, []byte(cfg.Source))}
+	typ := "sluice.order"
+	if cfg.Preset == "clicks" {
+		typ = "sluice.click"
+	}
+	return &Source{cfg: *cfg, src: jsonscan.AppendQuoted(nil, []byte(cfg.Source)), typ: typ}
 }
 
 // Open starts the clock of the rate.
@@ -109,10 +114,8 @@ func splitmix64(x uint64) uint64 {
 
 var (
 	regions   = []string{"eu-west-1", "eu-central-1", "us-east-1", "us-west-2", "ap-southeast-1", "cn-hangzhou"}
-	currency  = []string{"EUR", "EUR", "USD", "USD", "SGD", "CNY"}
 	tiers     = []string{"bronze", "silver", "gold", "platinum"}
 	statuses  = []string{"paid", "paid", "paid", "pending", "refunded", "failed"}
-	channels  = []string{"web", "mobile", "store", "partner"}
 	pages     = []string{"/", "/search", "/product/42", "/product/7", "/cart", "/checkout", "/account"}
 	agents    = []string{"Mozilla/5.0 (X11; Linux x86_64)", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)", "curl/8.4.0", "Mozilla/5.0 (Windows NT 10.0; Win64)"}
 	referrers = []string{"https://example.com/", "https://search.example/?q=boots", "", "https://news.example/article"}
@@ -126,11 +129,11 @@ func (s *Source) appendEvent(dst []byte, seq int64, now time.Time) []byte {
 	dst = strconv.AppendInt(dst, seq, 10)
 	dst = append(dst, `","source":`...)
 	dst = append(dst, s.src...)
-	dst = append(dst, `,"type":"sluice.generate.`...)
-	dst = append(dst, s.cfg.Preset...)
+	dst = append(dst, `,"type":"`...)
+	dst = append(dst, s.typ...)
 	dst = append(dst, `","time":"`...)
 	dst = now.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
-	dst = append(dst, `","datacontenttype":"application/json","data":`...)
+	dst = append(dst, `","data":`...)
 	switch s.cfg.Preset {
 	case "clicks":
 		dst = append(dst, `{"session":"s-`...)
@@ -159,9 +162,7 @@ func (s *Source) appendEvent(dst []byte, seq int64, now time.Time) []byte {
 		dst = strconv.AppendUint(dst, cents/100, 10)
 		dst = append(dst, '.')
 		dst = appendPadded(dst, int64(cents%100), 2)
-		dst = append(dst, `,"currency":"`...)
-		dst = append(dst, currency[i]...)
-		dst = append(dst, `","customer":{"id":"c-`...)
+		dst = append(dst, `,"customer":{"id":"c-`...)
 		dst = appendPadded(dst, int64((r>>24)%10000), 4)
 		dst = append(dst, `","tier":"`...)
 		dst = append(dst, pick(tiers, 36)...)
@@ -169,8 +170,6 @@ func (s *Source) appendEvent(dst []byte, seq int64, now time.Time) []byte {
 		dst = strconv.AppendUint(dst, 1+(r>>40)%9, 10)
 		dst = append(dst, `,"status":"`...)
 		dst = append(dst, pick(statuses, 44)...)
-		dst = append(dst, `","channel":"`...)
-		dst = append(dst, pick(channels, 50)...)
 		dst = append(dst, `"}}`...)
 	}
 	return dst
