@@ -1,0 +1,175 @@
+// Package kafkaconf holds what the Kafka source and sink share: connection
+// settings (brokers, SASL, TLS) and the franz-go client options built from
+// them, the kgo logger adapter, and the mapping of Kafka errors to the
+// component error classes.
+package kafkaconf
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluicehq/sluice/runtime/component"
+)
+
+// SASL mechanisms.
+const (
+	MechPlain       = "PLAIN"
+	MechScramSHA256 = "SCRAM-SHA-256"
+	MechScramSHA512 = "SCRAM-SHA-512"
+)
+
+// SASL is the `sasl` table of a Kafka connector.
+type SASL struct {
+	Mechanism string `toml:"mechanism" required:"true" enum:"PLAIN,SCRAM-SHA-256,SCRAM-SHA-512" doc:"SASL mechanism. PLAIN sends the password as is, so use it only over TLS."`
+	Username  string `toml:"username" required:"true" doc:"SASL user name."`
+	Password  Secret `toml:"password" required:"true" doc:"SASL password. Write it as \"${env:VAR}\" to keep it out of the file; it is never logged."`
+}
+
+// mechanism returns the franz-go mechanism for s.
+func (s *SASL) mechanism() (sasl.Mechanism, error) {
+	switch s.Mechanism {
+	case MechPlain:
+		return plain.Auth{User: s.Username, Pass: s.Password.Reveal()}.AsMechanism(), nil
+	case MechScramSHA256:
+		return scram.Auth{User: s.Username, Pass: s.Password.Reveal()}.AsSha256Mechanism(), nil
+	case MechScramSHA512:
+		return scram.Auth{User: s.Username, Pass: s.Password.Reveal()}.AsSha512Mechanism(), nil
+	}
+	return nil, fmt.Errorf("sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism)
+}
+
+// TLS is the `tls` table of a Kafka connector. Its presence turns TLS on.
+type TLS struct {
+	Enabled            *bool  `toml:"enabled" doc:"Use TLS. Defaults to true as soon as the [tls] table is present; set false to keep the table but switch TLS off."`
+	CAFile             string `toml:"ca_file" doc:"PEM file with the CA certificates that sign the brokers' certificates (default: the system pool). Relative to the task file."`
+	CertFile           string `toml:"cert_file" doc:"PEM client certificate for mutual TLS (needs key_file). Relative to the task file."`
+	KeyFile            string `toml:"key_file" doc:"PEM private key of cert_file. Relative to the task file."`
+	ServerName         string `toml:"server_name" doc:"Name to verify the brokers' certificates against (default: the host of each broker address)."`
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify" doc:"Accept any broker certificate. For tests only: it disables protection against impersonation."`
+}
+
+// Validate checks that the certificate and key come together.
+func (t *TLS) Validate(p *component.Problems) {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		if t.CertFile == "" {
+			p.KeyErrorf(nil, "key_file is set without cert_file: mutual TLS needs both")
+		} else {
+			p.KeyErrorf(nil, "cert_file is set without key_file: mutual TLS needs both")
+		}
+	}
+}
+
+func (t *TLS) on() bool { return t != nil && (t.Enabled == nil || *t.Enabled) }
+
+// Config loads the files t names (relative to dir) into a tls.Config.
+func (t *TLS) Config(dir string) (*tls.Config, error) {
+	c := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // documented test-only switch
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(resolve(dir, t.CAFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(resolve(dir, t.CertFile), resolve(dir, t.KeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+func resolve(dir, path string) string {
+	if filepath.IsAbs(path) || dir == "" {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
+// Conn is the connection part of a Kafka connector's config. The source and
+// sink config structs carry the same keys (brokers, client_id, sasl, tls,
+// dial_timeout) and build a Conn from them.
+type Conn struct {
+	Brokers     []string
+	ClientID    string
+	SASL        *SASL
+	TLS         *TLS
+	DialTimeout time.Duration
+}
+
+// ValidateBrokers reports each broker address that is not host:port. sub is
+// the key holding the list.
+func ValidateBrokers(p *component.Problems, sub string, brokers []string) {
+	if len(brokers) == 0 {
+		p.Addf([]string{sub}, "must list at least one broker as \"host:port\"")
+		return
+	}
+	for i, b := range brokers {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil {
+			hint := ""
+			if !strings.Contains(b, ":") {
+				hint = fmt.Sprintf(" (did you mean %q?)", b+":9092")
+			}
+			p.Addf([]string{sub, component.Index(i)}, "invalid broker address %q: want \"host:port\"%s", b, hint)
+			continue
+		}
+		n, err := strconv.Atoi(port)
+		if host == "" || err != nil || n < 1 || n > 65535 {
+			p.Addf([]string{sub, component.Index(i)}, "invalid broker address %q: want \"host:port\" with a port in 1..65535", b)
+		}
+	}
+}
+
+// Options returns the franz-go options for c. dir resolves relative file
+// paths; it reads the TLS files but makes no connection.
+func (c Conn) Options(dir string, log zerolog.Logger) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.WithLogger(NewLogger(log)),
+	}
+	if c.ClientID != "" {
+		opts = append(opts, kgo.ClientID(c.ClientID))
+	}
+	if c.DialTimeout > 0 {
+		opts = append(opts, kgo.DialTimeout(c.DialTimeout))
+	}
+	if c.TLS.on() {
+		tc, err := c.TLS.Config(dir)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if c.SASL != nil {
+		m, err := c.SASL.mechanism()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, nil
+}
