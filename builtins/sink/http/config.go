@@ -1,0 +1,290 @@
+// Package http is the `http` webhook sink: it posts batches of records to
+// a URL as NDJSON (default), as a JSON array, or one request per record,
+// and maps the answers to the component error classes (design.md §3 "Status
+// classes"). docs/connectors/http.md is the user reference.
+package http
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/component"
+)
+
+// Formats of the request body.
+const (
+	FormatNDJSON    = "ndjson"
+	FormatJSONArray = "json_array"
+	FormatSingle    = "single"
+)
+
+// Config is the [sink] table of `type = "http"`.
+type Config struct {
+	URL         string             `toml:"url" required:"true" doc:"Where to send records: an http:// or https:// URL. Credentials in it (user:password@) are sent as basic auth and never shown in messages."`
+	Method      string             `toml:"method" enum:"POST,PUT,PATCH" doc:"HTTP method of each request."`
+	Headers     map[string]string  `toml:"headers" doc:"Extra request headers, e.g. { \"X-Api-Key\" = \"${env:HOOK_KEY}\" }. A Content-Type here replaces the one the format implies."`
+	Token       Secret             `toml:"token" doc:"Bearer token sent as \"Authorization: Bearer TOKEN\". Write it as \"${env:VAR}\"; it is never logged."`
+	Format      string             `toml:"format" enum:"ndjson,json_array,single" doc:"Body of a request: ndjson (each payload on its own line, JSON compacted; a non-JSON payload holding a newline goes to the dead-letter queue), json_array ([p1,p2,...]; a non-JSON payload becomes a JSON string), single (one request per record, the payload as it is)."`
+	Timeout     component.Duration `toml:"timeout" doc:"Longest time for one request, from sending to the end of the answer's headers. A timeout is retried on the task's retry policy."`
+	Batch       Batch              `toml:"batch" doc:"How many records go into one Write. The task gathers up to max_events records or waits max_wait, whichever comes first; the sink splits a Write into several requests to keep each body within max_bytes."`
+	MaxInFlight int                `toml:"max_in_flight" min:"1" max:"1024" doc:"Requests this sink has open at once, across the task's workers."`
+	TLS         *TLS               `toml:"tls" doc:"TLS settings for https:// URLs (the system roots are trusted without this table)."`
+}
+
+// Batch is the `batch` table.
+type Batch struct {
+	MaxEvents int                `toml:"max_events" min:"1" max:"1000000" doc:"Most records in one Write."`
+	MaxBytes  component.ByteSize `toml:"max_bytes" doc:"Largest request body the sink builds from several records; a Write over it becomes several requests, in order. A single record larger than this is sent alone."`
+	MaxWait   component.Duration `toml:"max_wait" doc:"Longest time the task holds a partial batch before writing it."`
+}
+
+// TLS is the `tls` table of the sink.
+type TLS struct {
+	CAFile             string `toml:"ca_file" doc:"PEM CA certificates to trust instead of the system roots. Relative to the task file."`
+	CertFile           string `toml:"cert_file" doc:"PEM client certificate for mutual TLS (needs key_file). Relative to the task file."`
+	KeyFile            string `toml:"key_file" doc:"PEM private key of cert_file. Relative to the task file."`
+	ServerName         string `toml:"server_name" doc:"Name to verify the server's certificate against (default: the URL's host)."`
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify" doc:"Accept any server certificate. For tests only: it disables protection against impersonation."`
+}
+
+// Defaults.
+const (
+	defaultTimeout     = 30 * time.Second
+	defaultMaxEvents   = 100
+	defaultMaxBytes    = 1 << 20 // nginx's default client_max_body_size
+	defaultMaxWait     = time.Second
+	defaultMaxInFlight = 8
+)
+
+func newConfig() any {
+	return &Config{
+		Method:      http.MethodPost,
+		Format:      FormatNDJSON,
+		Timeout:     component.Duration(defaultTimeout),
+		Batch:       Batch{MaxEvents: defaultMaxEvents, MaxBytes: defaultMaxBytes, MaxWait: component.Duration(defaultMaxWait)},
+		MaxInFlight: defaultMaxInFlight,
+	}
+}
+
+// Validate checks what the tags cannot.
+func (c *Config) Validate(p *component.Problems) {
+	if c.URL != "" {
+		if _, err := parseURL(c.URL); err != nil {
+			p.Addf([]string{"url"}, "%v", err)
+		}
+	}
+	if c.Timeout <= 0 {
+		p.Addf([]string{"timeout"}, "must be positive (e.g. \"30s\")")
+	}
+	if c.Batch.MaxBytes <= 0 {
+		p.Addf([]string{"batch", "max_bytes"}, "must be positive (e.g. \"1MiB\")")
+	}
+	for name, v := range c.Headers {
+		path := []string{"headers", name}
+		switch {
+		case !validHeaderName(name):
+			p.KeyErrorf(path, "invalid header name %q: use letters, digits and !#$%%&'*+-.^_`|~", name)
+		case strings.ContainsAny(v, "\r\n\x00"):
+			p.Addf(path, "header value must not hold CR, LF or NUL")
+		}
+		switch http.CanonicalHeaderKey(name) {
+		case "Content-Length", "Transfer-Encoding", "Connection":
+			p.KeyErrorf(path, "header %q is set by the sink itself", name)
+		case "Authorization":
+			if c.Token != "" {
+				p.KeyErrorf(path, "header Authorization conflicts with token: keep one of them")
+			}
+		}
+	}
+	if t := c.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		if t.CertFile == "" {
+			p.KeyErrorf([]string{"tls"}, "key_file is set without cert_file: mutual TLS needs both")
+		} else {
+			p.KeyErrorf([]string{"tls"}, "cert_file is set without key_file: mutual TLS needs both")
+		}
+	}
+}
+
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid url %q: %v", redactRaw(raw), unwrapURLErr(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("invalid url %q: the scheme must be http or https", redactRaw(raw))
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("invalid url %q: no host (want e.g. \"http://127.0.0.1:8080/hook\")", redactRaw(raw))
+	}
+	if u.Fragment != "" {
+		return nil, fmt.Errorf("invalid url %q: a fragment (#...) is never sent; remove it", redactRaw(raw))
+	}
+	return u, nil
+}
+
+// unwrapURLErr drops url.Error's copy of the input, which could hold a
+// password.
+func unwrapURLErr(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+// redactRaw hides the userinfo of a URL that may not parse.
+func redactRaw(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	if at := strings.IndexByte(rest, '@'); at >= 0 && !strings.ContainsAny(rest[:at], "/?#") {
+		rest = "[redacted]@" + rest[at+1:]
+	}
+	return scheme + "://" + rest
+}
+
+// safeURL renders u for messages: without credentials and query.
+func safeURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	if c.RawQuery != "" {
+		c.RawQuery = ""
+		return c.String() + "?…"
+	}
+	return c.String()
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// config loads the files the table names (relative to dir).
+func (t *TLS) config(dir string) (*tls.Config, error) {
+	c := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // documented test-only switch
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(resolve(dir, t.CAFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(resolve(dir, t.CertFile), resolve(dir, t.KeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+func resolve(dir, path string) string {
+	if filepath.IsAbs(path) || dir == "" {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
+// Secret is a config string that must never reach a log line or an error
+// message: it prints as "[redacted]" under every fmt verb and when marshalled
+// as text. Reveal returns the value itself.
+type Secret string
+
+// UnmarshalText stores the value as it is (the loader has already expanded
+// `${env:...}` references).
+func (s *Secret) UnmarshalText(b []byte) error {
+	*s = Secret(b)
+	return nil
+}
+
+// MarshalText renders the secret redacted.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// String returns "[redacted]", or "" when the secret is empty.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// Format makes every verb print the redacted form.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", s.String())
+		return
+	}
+	fmt.Fprint(f, s.String())
+}
+
+// Reveal returns the secret value.
+func (s Secret) Reveal() string { return string(s) }
+
+const description = `Sends records to an HTTP endpoint (a webhook).
+
+Each Write becomes one request (several when the body would pass batch.max_bytes), or one request
+per record with format = "single". Answers map to the task's error classes: 2xx delivered; 5xx,
+429, 408, timeouts and connection errors retried (a Retry-After header is honoured); 400, 413, 422
+and other 4xx send the records to the dead-letter queue (a rejected batch is split to find the
+offending records); 401, 403, 404, 405, 410 and 415 stop the task. See docs/connectors/http.md.`
+
+const example = `name = "to-webhook"
+
+[source]
+type = "http"
+address = "127.0.0.1:8080"
+
+[sink]
+type = "http"
+url = "https://hooks.example.com/ingest"
+token = "${env:HOOK_TOKEN:-change-me}"
+headers = { "X-Source" = "sluice" }
+format = "ndjson"
+timeout = "10s"
+batch = { max_events = 500, max_bytes = "1MiB", max_wait = "1s" }
+max_in_flight = 4
+`
+
+// Register adds the sink's spec to r.
+func Register(r *component.Registry) {
+	r.Register(component.Spec{
+		Kind:        component.KindSink,
+		Name:        "http",
+		Summary:     "Post records to an HTTP endpoint as NDJSON, a JSON array, or one request each.",
+		Description: description,
+		Example:     example,
+		New:         newConfig,
+		Build: func(cfg any, env component.Env) (any, error) {
+			return New(cfg.(*Config), env)
+		},
+	})
+}
