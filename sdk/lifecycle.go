@@ -24,8 +24,6 @@ func describeJSON() []byte {
 		d.Name, d.Version, d.Summary = plugin.Name, plugin.Version, plugin.Summary
 		if plugin.Params != nil {
 			d.Parameters = plugin.Params
-		} else if plugin.Config != nil {
-			d.Parameters = paramsOf(plugin.Config)
 		}
 	}
 	b, err := json.Marshal(d)
@@ -99,7 +97,7 @@ func initPlugin(config []byte) error {
 		if err := dec.Decode(plugin.Config); err != nil {
 			return fmt.Errorf("invalid config: %v", strings.TrimPrefix(err.Error(), "json: "))
 		}
-		for _, p := range paramsOf(plugin.Config) {
+		for _, p := range plugin.Params {
 			if p.Required && !bytes.Contains(config, []byte(`"`+p.Name+`"`)) {
 				return fmt.Errorf("missing required config key %q", p.Name)
 			}

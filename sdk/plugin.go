@@ -48,6 +48,9 @@ func Register(p Plugin) {
 	if p.Handler == nil {
 		panic("sdk: Plugin.Handler is nil")
 	}
+	if p.Params == nil && p.Config != nil {
+		p.Params = paramsOf(p.Config) // defaults as registered, before any config
+	}
 	plugin = &p
 }
 

@@ -134,11 +134,7 @@ func Set(dst, doc, value []byte, path ...string) ([]byte, error) {
 			return dst, ErrNotObject
 		}
 		// Insert the rest of the path before the object's closing brace.
-		end := skipValue(doc, i)
-		if end < 0 {
-			return dst, ErrSyntax
-		}
-		closeAt := end - 1
+		closeAt := vs
 		empty := skipWS(doc, i+1) == closeAt
 		dst = append(dst, doc[:closeAt]...)
 		if !empty {
@@ -234,14 +230,17 @@ func Delete(dst, doc []byte, path ...string) ([]byte, error) {
 // find returns the bounds of the value at path.
 func find(doc []byte, path []string) (int, int, bool) {
 	i := skipWS(doc, 0)
+	e := -1
 	for _, key := range path {
-		vs, _, found, err := member(doc, i, key)
+		vs, ve, found, err := member(doc, i, key)
 		if err != nil || !found {
 			return 0, 0, false
 		}
-		i = vs
+		i, e = vs, ve
 	}
-	e := skipValue(doc, i)
+	if e < 0 {
+		e = skipValue(doc, i)
+	}
 	if e < 0 {
 		return 0, 0, false
 	}
@@ -262,7 +261,7 @@ func member(doc []byte, i int, key string) (vs, ve int, found bool, err error) {
 				return 0, 0, false, ErrSyntax
 			}
 			if doc[j] == '}' {
-				return 0, 0, false, nil
+				return j, j + 1, false, nil // not found: vs is the closing brace
 			}
 			ke := skipString(doc, j)
 			if ke < 0 {
@@ -286,8 +285,8 @@ func member(doc []byte, i int, key string) (vs, ve int, found bool, err error) {
 			}
 		}
 	case '[':
-		idx, err := strconv.Atoi(key)
-		if err != nil || idx < 0 {
+		idx, ok := index(key)
+		if !ok {
 			return 0, 0, false, ErrNotObject
 		}
 		j := i + 1
@@ -529,4 +528,21 @@ func hex4(b []byte, i int) (int, int) {
 		}
 	}
 	return v, 4
+}
+
+// index parses a canonical array index: decimal digits, no sign, no
+// leading zero.
+func index(k string) (int, bool) {
+	if k == "" || len(k) > 9 || (len(k) > 1 && k[0] == '0') {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }

@@ -1,9 +1,6 @@
 package instrument
 
-import (
-	"fmt"
-	"os"
-)
+import "fmt"
 
 // body is one function body as analysis found it.
 type body struct {
