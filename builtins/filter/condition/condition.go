@@ -1,0 +1,440 @@
+// Package condition compiles and evaluates filter conditions: boolean
+// expr-lang/expr expressions over the event, such as
+//
+//	data.value.amount > 100 && data.value.region startsWith "eu-"
+//
+// The event's top-level members are the variables (CloudEvents attributes
+// and data). Reading a field or index that is not in the event makes the
+// whole condition false instead of failing; optional chaining (a?.b) and
+// nil coalescing (a.b ?? 0) read a missing field as nil instead. Any other
+// run-time error is returned to the caller.
+package condition
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+	"github.com/expr-lang/expr/vm/runtime"
+
+	"github.com/sluicehq/sluice/runtime/jsonscan"
+)
+
+// Condition is a compiled condition. It is immutable and safe for
+// concurrent use.
+type Condition struct {
+	src     string
+	program *vm.Program
+	roots   map[string]bool // top-level members the expression reads; nil: all
+}
+
+// CompileError is a condition that does not compile or type-check.
+type CompileError struct {
+	// Offset is the byte offset in the expression where the problem is.
+	Offset int
+	// Line and Column (1-based line, 0-based column in characters) as
+	// expr reports them.
+	Line, Column int
+	// Msg is expr's message.
+	Msg string
+}
+
+func (e *CompileError) Error() string {
+	return fmt.Sprintf("invalid condition at offset %d (line %d, column %d): %s", e.Offset, e.Line, e.Column, e.Msg)
+}
+
+// RuntimeError is a condition that failed on one event for a reason other
+// than a missing field (a type mismatch, a non-boolean result).
+type RuntimeError struct {
+	Msg string
+	Err error
+}
+
+func (e *RuntimeError) Error() string { return "condition failed: " + e.Msg }
+
+func (e *RuntimeError) Unwrap() error { return e.Err }
+
+// Function names the compiler rewrites field reads into. They start with
+// '$' so they cannot clash with identifiers in an expression.
+const (
+	fetchName    = "$fetch"
+	fetchOptName = "$fetchOpt"
+)
+
+// vmPool reuses expr VMs (their stacks) across evaluations.
+var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+
+// errMissing aborts an evaluation that read a field the event lacks.
+var errMissing = errors.New("missing field")
+
+// Compile parses and type-checks src. The error is a *CompileError.
+func Compile(src string) (*Condition, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &CompileError{Offset: 0, Line: 1, Msg: "the condition is empty; remove it or write a boolean expression"}
+	}
+	// Names bound by `let` are the expression's own, not event fields.
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return nil, compileError(src, err)
+	}
+	lets := map[string]bool{}
+	var callee *ast.IdentifierNode
+	ast.Walk(&tree.Node, visitFunc(func(n *ast.Node) {
+		switch v := (*n).(type) {
+		case *ast.VariableDeclaratorNode:
+			lets[v.Name] = true
+		case *ast.CallNode:
+			// Only expr's builtins can be called (they parse as
+			// BuiltinNode); a call of a name is a typo.
+			if id, ok := v.Callee.(*ast.IdentifierNode); ok && callee == nil {
+				callee = id
+			}
+		}
+	}))
+	if callee != nil {
+		return nil, compileError(src, (&file.Error{Location: callee.Location(), Message: fmt.Sprintf("unknown function %s", callee.Value)}).Bind(file.NewSource(src)))
+	}
+	rw := &rewriter{lets: lets, roots: map[string]bool{}}
+	prog, err := expr.Compile(src,
+		expr.Env(map[string]any{}),
+		expr.AllowUndefinedVariables(),
+		expr.AsBool(),
+		expr.Function(fetchName, fetch),
+		expr.Function(fetchOptName, fetchOpt),
+		expr.Patch(rw),
+	)
+	if err != nil {
+		return nil, compileError(src, err)
+	}
+	c := &Condition{src: src, program: prog, roots: rw.roots}
+	if rw.wholeEnv {
+		c.roots = nil
+	}
+	return c, nil
+}
+
+// MustCompile is Compile that panics on error.
+func MustCompile(src string) *Condition {
+	c, err := Compile(src)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// String returns the expression source.
+func (c *Condition) String() string { return c.src }
+
+func compileError(src string, err error) *CompileError {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return &CompileError{Line: 1, Msg: err.Error()}
+	}
+	// expr counts From in characters; the loader wants bytes.
+	off := len(src)
+	n := 0
+	for i := range src {
+		if n == fe.From {
+			off = i
+			break
+		}
+		n++
+	}
+	if fe.From <= 0 {
+		off = 0
+	}
+	return &CompileError{Offset: off, Line: fe.Line, Column: fe.Column, Msg: fe.Message}
+}
+
+type visitFunc func(*ast.Node)
+
+func (f visitFunc) Visit(n *ast.Node) { f(n) }
+
+// rewriter turns every field read (identifier, a.b, a[i]) into a call of
+// $fetch, which fails with errMissing on a missing field, or of $fetchOpt
+// (nil instead) inside optional chains and on the left of ??. The walk is
+// post-order, so a chain or ?? sees its operands already rewritten and
+// relaxes them.
+type rewriter struct {
+	lets     map[string]bool
+	roots    map[string]bool
+	wholeEnv bool
+}
+
+func call(name string, args ...ast.Node) *ast.CallNode {
+	return &ast.CallNode{Callee: &ast.IdentifierNode{Value: name}, Arguments: args}
+}
+
+func (r *rewriter) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		if n.Value == "$env" {
+			r.wholeEnv = true
+			return
+		}
+		if r.lets[n.Value] || n.Value == fetchName || n.Value == fetchOptName {
+			return
+		}
+		r.roots[n.Value] = true
+		ast.Patch(node, call(fetchName, &ast.IdentifierNode{Value: "$env"}, &ast.StringNode{Value: n.Value}))
+	case *ast.MemberNode:
+		if n.Method {
+			return
+		}
+		name := fetchName
+		if n.Optional {
+			name = fetchOptName
+		}
+		ast.Patch(node, call(name, n.Node, n.Property))
+	case *ast.ChainNode:
+		relax(n.Node)
+	case *ast.BinaryNode:
+		if n.Operator == "??" {
+			relax(n.Left)
+		}
+	}
+}
+
+// relax makes the reads along a chain's spine optional.
+func relax(n ast.Node) {
+	for {
+		if ch, ok := n.(*ast.ChainNode); ok {
+			n = ch.Node
+			continue
+		}
+		c, ok := n.(*ast.CallNode)
+		if !ok || len(c.Arguments) != 2 {
+			return
+		}
+		id, ok := c.Callee.(*ast.IdentifierNode)
+		if !ok || (id.Value != fetchName && id.Value != fetchOptName) {
+			return
+		}
+		id.Value = fetchOptName
+		n = c.Arguments[0]
+	}
+}
+
+// fetch reads from[key]. A missing key or index, or a field of something
+// that is not an object, is errMissing.
+func fetch(params ...any) (any, error) {
+	v, ok, err := lookup(params[0], params[1])
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errMissing
+	}
+	return v, nil
+}
+
+// fetchOpt is fetch that yields nil for a missing field.
+func fetchOpt(params ...any) (any, error) {
+	v, _, err := lookup(params[0], params[1])
+	return v, err
+}
+
+func lookup(from, key any) (v any, ok bool, err error) {
+	switch f := from.(type) {
+	case nil:
+		return nil, false, nil
+	case map[string]any:
+		k, isStr := key.(string)
+		if !isStr {
+			return nil, false, fmt.Errorf("cannot index an object with %v (%T); object keys are strings", key, key)
+		}
+		v, ok = f[k]
+		return v, ok, nil
+	case []any:
+		i, isInt := toInt(key)
+		if !isInt {
+			if _, isStr := key.(string); isStr {
+				return nil, false, nil // a field of an array: not there
+			}
+			return nil, false, fmt.Errorf("cannot index an array with %v (%T)", key, key)
+		}
+		if i < 0 {
+			i += len(f)
+		}
+		if i < 0 || i >= len(f) {
+			return nil, false, nil
+		}
+		return f[i], true, nil
+	case string:
+		if _, isStr := key.(string); isStr {
+			return nil, false, nil
+		}
+		if i, isInt := toInt(key); isInt {
+			if i < 0 {
+				i += len(f)
+			}
+			if i < 0 || i >= len(f) {
+				return nil, false, nil
+			}
+		}
+	case bool, int, float64:
+		return nil, false, nil // scalars have no fields
+	}
+	// Everything else (values built inside the expression: maps of other
+	// types, structs) is expr's own business.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return runtime.Fetch(from, key), true, nil
+}
+
+func toInt(x any) (int, bool) {
+	switch i := x.(type) {
+	case int:
+		return i, true
+	case int64:
+		return int(i), true
+	case float64:
+		if i == math.Trunc(i) && math.Abs(i) < 1<<53 {
+			return int(i), true
+		}
+	}
+	return 0, false
+}
+
+// Eval runs the condition on one event. A condition that reads a field
+// the event lacks is false with a nil error. Malformed event JSON, a type
+// error or a result that is not a boolean is a *RuntimeError. A null
+// result counts as false.
+func (c *Condition) Eval(event []byte) (result bool, err error) {
+	env, ok := decodeEvent(event, c.roots)
+	if !ok {
+		return false, &RuntimeError{Msg: "the event is not valid JSON"}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			result, err = false, &RuntimeError{Msg: fmt.Sprint(r)}
+		}
+	}()
+	machine := vmPool.Get().(*vm.VM)
+	out, err := machine.Run(c.program, env)
+	vmPool.Put(machine)
+	if err != nil {
+		if errors.Is(err, errMissing) {
+			return false, nil
+		}
+		msg := err.Error()
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			msg = fe.Message
+		}
+		return false, &RuntimeError{Msg: msg, Err: err}
+	}
+	switch v := out.(type) {
+	case bool:
+		return v, nil
+	case nil:
+		return false, nil
+	}
+	return false, &RuntimeError{Msg: fmt.Sprintf("the condition gave %v (%T), want true or false", out, out)}
+}
+
+// decodeEvent decodes the event's top-level members named in roots (all
+// when roots is nil) into the expression's variables. Integers that fit
+// int64 become int, other numbers float64, so `amount > 100` works for both
+// and large IDs compare exactly.
+func decodeEvent(event []byte, roots map[string]bool) (map[string]any, bool) {
+	if !jsonscan.Valid(event) {
+		return nil, false
+	}
+	env := make(map[string]any, len(roots))
+	i := jsonscan.SkipSpace(event, 0)
+	if event[i] != '{' {
+		return env, true // not an object: there are no fields to read
+	}
+	it := jsonscan.MembersOf(event, i)
+	var key []byte
+	for it.Next() {
+		tok := it.Key()
+		key = key[:0]
+		if bytes.IndexByte(tok, '\\') < 0 {
+			key = append(key, tok...)
+		} else {
+			key, _ = jsonscan.AppendString(key, quoted(tok))
+		}
+		if roots != nil && !roots[string(key)] {
+			continue
+		}
+		vs, ve := it.Value()
+		env[string(key)] = decodeValue(event[vs:ve])
+	}
+	return env, true
+}
+
+func quoted(raw []byte) []byte {
+	q := make([]byte, 0, len(raw)+2)
+	q = append(q, '"')
+	q = append(q, raw...)
+	return append(q, '"')
+}
+
+// decodeValue decodes one valid JSON value.
+func decodeValue(d []byte) any {
+	switch jsonscan.KindOf(d[0]) {
+	case jsonscan.Null:
+		return nil
+	case jsonscan.True:
+		return true
+	case jsonscan.False:
+		return false
+	case jsonscan.String:
+		if s, ok := jsonscan.StringContent(d); ok {
+			return string(s)
+		}
+		s, _ := jsonscan.AppendString(nil, d)
+		return string(s)
+	case jsonscan.Number:
+		return number(d)
+	case jsonscan.Array:
+		out := []any{}
+		it := jsonscan.ElementsOf(d, 0)
+		for it.Next() {
+			s, e := it.Value()
+			out = append(out, decodeValue(d[s:e]))
+		}
+		return out
+	case jsonscan.Object:
+		out := map[string]any{}
+		it := jsonscan.MembersOf(d, 0)
+		for it.Next() {
+			s, e := it.Value()
+			k := string(it.Key())
+			if strings.IndexByte(k, '\\') >= 0 {
+				b, _ := jsonscan.AppendString(nil, quoted(it.Key()))
+				k = string(b)
+			}
+			out[k] = decodeValue(d[s:e])
+		}
+		return out
+	}
+	return nil
+}
+
+// number keeps integers exact when they fit int64 and uses binary64
+// otherwise (a number beyond binary64 becomes ±Inf).
+func number(tok []byte) any {
+	s := string(tok)
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return int(i)
+		}
+	}
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
+}

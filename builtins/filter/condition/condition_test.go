@@ -1,0 +1,179 @@
+package condition
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+var event = []byte(`{"specversion":"1.0","id":"e-1","source":"acs:alikafka","type":"alikafka:Topic:Message",
+	"nothing":null,
+	"data":{"topic":"orders","partition":7,"timestamp":1655952591589,"key":"user-42",
+		"value":{"amount":150,"price":99.5,"region":"eu-west-1","vip":true,"note":null,
+			"big":9007199254740993,"huge":123456789012345678901234567890,"neg":-0,
+			"items":[{"sku":"A","qty":1},{"sku":"B","qty":3}],"tags":["x","y"],"caf\u00e9":"ok"}}}`)
+
+func TestEval(t *testing.T) {
+	cases := []struct {
+		src  string
+		want bool
+	}{
+		{`data.value.amount > 100 && data.value.region startsWith "eu-"`, true},
+		{`data.value.amount > 200`, false},
+		{`data.value.price > 99`, true},      // float vs int literal
+		{`data.value.amount > 99.5`, true},   // int vs float literal
+		{`data.value.amount == 150.0`, true}, // mixed equality
+		{`data.partition in [1, 7]`, true},
+		{`data.timestamp > 1655952591000`, true}, // epoch ms, exact int
+		{`data.value.big == 9007199254740993`, true},
+		{`data.value.big != 9007199254740992`, true}, // int64 kept exact
+		{`data.value.huge > 1e29`, true},             // beyond int64: float64
+		{`data.value.neg == 0`, true},
+		{`data.value.vip`, true},
+		{`!data.value.vip`, false},
+		{`data.value.note == nil`, true},
+		{`data.value.note`, false}, // null result is false
+		{`nothing == nil`, true},
+		{`source == "acs:alikafka" and type endsWith ":Message"`, true},
+		{`source matches "^acs:"`, true},
+		{`data.value["café"] == "ok"`, true},
+		{`data.value.items[1].sku == "B"`, true},
+		{`data.value.items[-1].qty == 3`, true},
+		{`any(data.value.items, .qty > 2)`, true},
+		{`all(data.value.items, .qty > 2)`, false},
+		{`len(data.value.tags) == 2 && "y" in data.value.tags`, true},
+		{`"region" in data.value`, true},
+		{`"nope" in data.value`, false},
+		{`let a = data.value.amount; a * 2 == 300`, true},
+		{`upper(data.key) == "USER-42"`, true},
+		// missing fields make the whole condition false
+		{`data.value.missing > 100`, false},
+		{`data.value.missing == nil`, false},
+		{`data.value.missing > 100 || data.partition == 7`, false},
+		{`true || data.value.missing > 100`, true}, // short-circuit: never read
+		{`nosuch == "x"`, false},
+		{`data.value.items[5].sku == "A"`, false},
+		{`data.value.region.inner == 1`, false}, // field of a string
+		{`data.value.tags.first == 1`, false},   // field of an array
+		{`any(data.value.items, .color == "red")`, false},
+		// optional chaining and ?? read missing fields as nil
+		{`data.value?.missing == nil`, true},
+		{`data?.nope?.deeper == nil`, true},
+		{`data.value?.nope.deeper == nil`, true},
+		{`(data.value.missing ?? 5) > 3`, true},
+		{`(data.nope.deeper ?? "d") == "d"`, true},
+		{`(data.value.amount ?? 0) == 150`, true},
+		{`$env.source == "acs:alikafka"`, true},
+		{`$env["data"].partition == 7`, true},
+	}
+	for _, c := range cases {
+		t.Run(c.src, func(t *testing.T) {
+			cond, err := Compile(c.src)
+			if err != nil {
+				t.Fatalf("Compile: %v", err)
+			}
+			got, err := cond.Eval(event)
+			if err != nil {
+				t.Fatalf("Eval: %v", err)
+			}
+			if got != c.want {
+				t.Errorf("Eval = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestRuntimeErrors(t *testing.T) {
+	for _, c := range []struct{ src, msg string }{
+		{`data.value.region + 1 > 0`, "invalid operation"},
+		{`data.value.amount`, "bool"},
+		{`data.value.region > 3`, "invalid operation"},
+		{`data.value.items[0] > 1`, "invalid operation"},
+	} {
+		cond := MustCompile(c.src)
+		got, err := cond.Eval(event)
+		var re *RuntimeError
+		if got || !errors.As(err, &re) || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: got %v, %v; want a RuntimeError mentioning %q", c.src, got, err, c.msg)
+		}
+	}
+	for _, ev := range []string{`{"data":`, ``, `{"a":1} {"b":2}`, "{\"a\":\"\x01\"}"} {
+		got, err := MustCompile(`true`).Eval([]byte(ev))
+		var re *RuntimeError
+		if got || !errors.As(err, &re) {
+			t.Errorf("malformed event %q: got %v, %v; want a RuntimeError", ev, got, err)
+		}
+	}
+	// A non-object event has no fields.
+	if got, err := MustCompile(`data.x == 1`).Eval([]byte(`[1,2]`)); got || err != nil {
+		t.Errorf("array event: %v, %v", got, err)
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	for _, c := range []struct {
+		src    string
+		offset int
+		msg    string
+	}{
+		{`data.value.amount +`, 18, "unexpected token EOF"},
+		{`1 + 2`, 0, "expected bool"},
+		{`"é" == "x" &&`, 13, "unexpected token EOF"},
+		{`data.x > 1 && foo(2)`, 14, "unknown function foo"},
+		{`data.x >> 1`, 8, ""},
+		{"", 0, "empty"},
+		{"   ", 0, "empty"},
+		{`data.x > (1`, 10, ""},
+		{"data.x > 1 &&\n  ]", 16, ""},
+	} {
+		_, err := Compile(c.src)
+		var ce *CompileError
+		if !errors.As(err, &ce) {
+			t.Errorf("%q: got %v, want a CompileError", c.src, err)
+			continue
+		}
+		if ce.Offset != c.offset || !strings.Contains(ce.Msg, c.msg) {
+			t.Errorf("%q: offset %d msg %q, want offset %d msg containing %q", c.src, ce.Offset, ce.Msg, c.offset, c.msg)
+		}
+		if ce.Offset < 0 || ce.Offset > len(c.src) {
+			t.Errorf("%q: offset %d outside the source", c.src, ce.Offset)
+		}
+	}
+}
+
+func TestDecodesOnlyWhatItReads(t *testing.T) {
+	c := MustCompile(`source == "a"`)
+	if len(c.roots) != 1 || !c.roots["source"] {
+		t.Errorf("roots = %v", c.roots)
+	}
+	// A broken member the condition does not read still fails validation:
+	// the event must be JSON.
+	if _, err := c.Eval([]byte(`{"source":"a","data":{"x":}}`)); err == nil {
+		t.Error("want an error for malformed JSON")
+	}
+	if got, err := c.Eval([]byte(`{"data":{"x":[1,2,{"y":"\u00e9"}]},"source":"a"}`)); !got || err != nil {
+		t.Errorf("got %v, %v", got, err)
+	}
+	if c := MustCompile(`$env.a == 1`); c.roots != nil {
+		t.Errorf("$env must decode the whole event, roots = %v", c.roots)
+	}
+}
+
+func TestDuplicateKeysLastWins(t *testing.T) {
+	got, err := MustCompile(`data.v == 2`).Eval([]byte(`{"data":{"v":1,"v":2}}`))
+	if !got || err != nil {
+		t.Errorf("got %v, %v", got, err)
+	}
+}
+
+func BenchmarkEval(b *testing.B) {
+	ev := []byte(`{"specversion":"1.0","id":"8e215af8-0000-4249-8645-f96c1026aaaa","source":"acs:alikafka","type":"alikafka:Topic:Message","time":"2022-06-23T02:49:51.589Z","data":{"topic":"orders","partition":7,"offset":25,"value":{"region":"eu-west-1","amount":250.5,"severity":"high"}}}`)
+	c := MustCompile(`data.value.amount > 100 && data.value.region startsWith "eu-"`)
+	if ok, err := c.Eval(ev); !ok || err != nil {
+		b.Fatal(ok, err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Eval(ev)
+	}
+}
