@@ -63,9 +63,13 @@ func (fx *fixture) build() *Source {
 	r := component.NewRegistry()
 	Register(r)
 	spec, _ := r.Lookup(component.KindSource, "file")
+	level := zerolog.WarnLevel
+	if _, bench := t.(*testing.B); bench {
+		level = zerolog.Disabled
+	}
 	v, err := spec.Build(cfg, component.Env{
 		Task: "t1", Dir: fx.dir, StateDir: fx.state, MaxEvent: 1 << 20,
-		Logger:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		Logger:   zerolog.New(zerolog.NewTestWriter(t)).Level(level),
 		Problems: component.NewProblems("source"),
 	})
 	if err != nil {

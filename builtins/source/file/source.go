@@ -69,6 +69,8 @@ type Source struct {
 	streams []*stream
 	byPath  map[string]*stream
 	rr      int             // round-robin start over streams
+	// slabHint and countHint size the next batch after the last one.
+	slabHint, countHint int
 	retired map[fileID]bool // files finished during this run (a glob must not restart them)
 
 	// mu guards what Ack callbacks and the committer touch: the commit
@@ -806,7 +808,14 @@ func (s *Source) readBatch(sg *segment, now time.Time) (component.Batch, bool, e
 	st := sg.st
 	final := !s.o.tail || sg.finishing
 	st.wrap.SetTime(now)
-	bb := batchBuilder{now: now, slab: make([]byte, 0, 4<<10)}
+	// Size the batch from the previous one, so the slab is not grown (and
+	// copied) event by event.
+	bb := batchBuilder{
+		now:   now,
+		slab:  make([]byte, 0, s.slabHint),
+		spans: make([]span, 0, s.countHint),
+		msgs:  make([]message.Message, 0, s.countHint),
+	}
 	eof := false
 	for len(bb.msgs) < s.o.maxEvents && len(bb.slab) < s.o.maxBytes {
 		ln, ok, err := sg.rd.next(final)
@@ -849,6 +858,8 @@ func (s *Source) readBatch(sg *segment, now time.Time) (component.Batch, bool, e
 		p := bb.slab[sp.a:sp.b:sp.b]
 		bb.msgs[i].Payload, bb.msgs[i].Event = p, p
 	}
+	s.slabHint = max(len(bb.slab)+len(bb.slab)/8, 4<<10)
+	s.countHint = max(len(bb.msgs)+len(bb.msgs)/8, 8)
 	s.updateFingerprint(sg)
 	fl := &inflight{seg: sg, start: bb.msgs[0].Pos.Offset, end: bb.end}
 	s.mu.Lock()
