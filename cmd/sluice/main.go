@@ -36,6 +36,8 @@ func commands() []command {
 		{"validate", "check task files and report every problem", validateCmd},
 		{"test", "run events through a task's filter and transforms", testCmd},
 		{"list", "list the sources, transforms and sinks of this build", listCmd},
+		{"bench", "measure a stdin task end to end: events/s, MB/s, peak RSS", benchCmd},
+		{"docs", "write the component reference (docs/reference.md) from the specs", docsCmd},
 		{"version", "print the version", versionCmd},
 	}
 }
