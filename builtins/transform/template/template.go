@@ -49,20 +49,19 @@ func (c *Config) compile(p *component.Problems) *tpl.Template {
 	default:
 		text = *c.Template
 	}
+	// Problems about single variables are collected first so they come out
+	// in name order, whichever check found them.
 	vars := map[string]string{}
+	byVar := map[string][]component.Problem{}
 	switch v := c.Variables.(type) {
 	case nil:
 		p.KeyErrorf(nil, "invalid transform: TEMPLATE_REQUIRED: the template transform needs variables, e.g. variables = { u = \"$.data.key\" }")
 	case map[string]any:
-		names := make([]string, 0, len(v))
-		for name := range v {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			s, ok := v[name].(string)
+		for name, val := range v {
+			s, ok := val.(string)
 			if !ok {
-				p.Addf([]string{"variables", name}, "invalid transform: VARIABLES_INVALID: variable %q must be a string (a JSONPath starting with $, or a fixed text), got %s", name, describe(v[name]))
+				byVar[name] = append(byVar[name], component.Problem{Path: []string{"variables", name}, Offset: -1,
+					Msg: fmt.Sprintf("invalid transform: VARIABLES_INVALID: variable %q must be a string (a JSONPath starting with $, or a fixed text), got %s", name, describe(val))})
 				continue
 			}
 			vars[name] = s
@@ -74,11 +73,22 @@ func (c *Config) compile(p *component.Problems) *tpl.Template {
 	var errs tpl.Errors
 	if errors.As(err, &errs) {
 		for _, e := range errs {
-			where := []string{"template"}
-			if e.Var != "" {
-				where = []string{"variables", e.Var}
+			msg := fmt.Sprintf("invalid transform: %s: %s", e.Code, e.Msg)
+			if e.Var == "" {
+				p.AddAt([]string{"template"}, e.Offset, "%s", msg)
+				continue
 			}
-			p.AddAt(where, e.Offset, "invalid transform: %s: %s", e.Code, e.Msg)
+			byVar[e.Var] = append(byVar[e.Var], component.Problem{Path: []string{"variables", e.Var}, Offset: e.Offset, Msg: msg})
+		}
+	}
+	names := make([]string, 0, len(byVar))
+	for name := range byVar {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, pr := range byVar[name] {
+			p.Add(pr)
 		}
 	}
 	if p.Len() > before {
