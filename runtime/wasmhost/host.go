@@ -112,6 +112,24 @@ func Shared(env component.Env) (*Host, error) {
 	return v.(*Host), nil
 }
 
+// Install makes h the Host that Shared returns for tasks with stateDir
+// (tests use it to share one Host and one compilation cache across
+// components). It fails if another Host is already in place.
+func Install(shared *component.Shared, stateDir string, h *Host) error {
+	dir := ""
+	if stateDir != "" {
+		dir = filepath.Join(stateDir, "wasm-cache")
+	}
+	v, err := shared.Get(sharedKey{dir}, func() (any, func() error, error) { return h, nil, nil })
+	if err != nil {
+		return err
+	}
+	if v.(*Host) != h {
+		return fmt.Errorf("wasm host: another host is already installed for %q", stateDir)
+	}
+	return nil
+}
+
 // Host imports offered to guests, module "sluice". The signatures are part
 // of the ABI (docs/abi.md).
 const importModule = "sluice"

@@ -59,7 +59,7 @@ type Transformer struct {
 	slots chan struct{}   // one token per live instance
 	mu    sync.Mutex
 	desc  *Description
-	first *instance // created by Start, handed to the pool
+	started bool
 
 	callSeconds prometheus.Observer
 	traps       *prometheus.CounterVec
@@ -102,17 +102,18 @@ func (m *Module) NewTransformer(cfg TransformerConfig) *Transformer {
 	return t
 }
 
-// Start creates the first instance, which runs the module's init with the
-// config (a *ConfigError when the module rejects it), and reads the
-// module's self-description.
+// Start creates the first instance, reads the module's self-description,
+// then runs its init with the config. It returns the description even when
+// init rejects the config (a *ConfigError), so that callers can point at
+// the offending key.
 func (t *Transformer) Start(ctx context.Context) (*Description, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.desc != nil {
+	if t.started {
 		return t.desc, nil
 	}
 	t.slots <- struct{}{}
-	inst, err := t.mod.newInstance(ctx, t.state, t.cfg.Config)
+	inst, err := t.mod.newInstance(ctx, t.state, nil)
 	if err != nil {
 		<-t.slots
 		return nil, err
@@ -124,6 +125,12 @@ func (t *Transformer) Start(ctx context.Context) (*Description, error) {
 		return nil, err
 	}
 	t.desc = &d
+	if err := inst.init(ctx, t.cfg.Config); err != nil {
+		inst.discard()
+		<-t.slots
+		return t.desc, err
+	}
+	t.started = true
 	t.gaugeAdd(1)
 	t.idle <- inst
 	return t.desc, nil

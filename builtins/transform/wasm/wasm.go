@@ -1,0 +1,244 @@
+// Package wasm is the `wasm` transform: it runs a WebAssembly module that
+// speaks the Sluice transform ABI (docs/abi.md) over each batch, in a
+// sandbox with bounded memory, time and output. The host is
+// runtime/wasmhost; Go modules are written with the sdk module.
+package wasm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/wasmhost"
+)
+
+// Config is the wasm transform's configuration.
+type Config struct {
+	Module       string             `toml:"module" required:"true" doc:"Path of the .wasm module, relative to the task file's folder."`
+	Config       map[string]any     `toml:"config" doc:"Table handed to the module once per instance, as JSON, at start; the module checks it and a rejection fails validation."`
+	Timeout      component.Duration `toml:"timeout" doc:"Time budget of one call into the module (one batch of at most max_batch records). A call past it is stopped, and the record that caused it goes to the dead-letter queue. 1ms..1m."`
+	MemoryLimit  component.ByteSize `toml:"memory_limit" doc:"Most linear memory one instance may use. A module that needs more at start fails validation; one that grows past it traps, failing the record it was processing. 1MiB..4GiB."`
+	MaxBatch     int                `toml:"max_batch" min:"1" max:"65536" doc:"Records per call into the module."`
+	MaxOutput    component.ByteSize `toml:"max_output" doc:"Most output bytes (payloads, keys, headers) one call may return; a record whose outputs exceed it goes to the dead-letter queue."`
+	PersistState bool               `toml:"persist_state" doc:"Save the module's key-value state in the state directory at stop and load it at start (needs a state directory)."`
+}
+
+// Defaults.
+const (
+	DefaultTimeout     = 100 * time.Millisecond
+	DefaultMemoryLimit = 32 << 20
+)
+
+// Validate checks the bounds that tags cannot express.
+func (c *Config) Validate(p *component.Problems) {
+	if d := c.Timeout.D(); d < time.Millisecond || d > time.Minute {
+		p.Addf([]string{"timeout"}, "timeout %s is out of range: use 1ms..1m", d)
+	}
+	if c.MemoryLimit < 1<<20 || c.MemoryLimit > 4<<30 {
+		p.Addf([]string{"memory_limit"}, "memory_limit %s is out of range: use 1MiB..4GiB", c.MemoryLimit)
+	}
+	if c.MaxOutput < 1<<10 {
+		p.Addf([]string{"max_output"}, "max_output %s is too small: use at least 1KiB", c.MaxOutput)
+	}
+}
+
+// Register adds the wasm transform to r.
+func Register(r *component.Registry) {
+	r.Register(component.Spec{
+		Kind:    component.KindTransform,
+		Name:    "wasm",
+		Summary: "Run a sandboxed WebAssembly module over each batch (custom logic in any language).",
+		Description: "Loads `module` (core WebAssembly with WASI preview 1, built as a reactor, speaking the Sluice ABI " +
+			"of docs/abi.md; Go modules use the `sdk` module), compiles it once (the compiled code is cached in the " +
+			"state directory), hands it `config` as JSON, then calls it once per batch. For each record the module " +
+			"passes it on, replaces it, emits several outputs, drops it, asks for a retry (the task's retry policy " +
+			"applies) or fails it (the record goes to the dead-letter queue with the module's message); outputs may " +
+			"change the payload, key and headers. The sandbox grants no files, sockets or environment (the clock is " +
+			"readable), bounds memory (`memory_limit`), time per call (`timeout`) and output (`max_output`); a trap, " +
+			"a timeout or a limit breach fails only the offending record, the instance is replaced and the rest of " +
+			"the batch goes on. Modules may log, count, and keep key-value state shared by their instances.",
+		Example: "[[transform]]\ntype = \"wasm\"\nmodule = \"plugins/mask-pii/mask-pii.wasm\"\n" +
+			"config = { fields = [\"email\"] }\ntimeout = \"100ms\"\nmemory_limit = \"32MiB\"\n",
+		New: func() any {
+			return &Config{
+				Timeout:     component.Duration(DefaultTimeout),
+				MemoryLimit: DefaultMemoryLimit,
+				MaxBatch:    wasmhost.DefaultMaxBatch,
+				MaxOutput:   wasmhost.DefaultMaxOutput,
+			}
+		},
+		Build: build,
+	})
+}
+
+// Transform is a built wasm transform.
+type Transform struct {
+	tr        *wasmhost.Transformer
+	statePath string
+}
+
+var (
+	_ component.Transform = (*Transform)(nil)
+	_ component.Opener    = (*Transform)(nil)
+	_ component.Closer    = (*Transform)(nil)
+)
+
+func build(cfg any, env component.Env) (any, error) {
+	c := cfg.(*Config)
+	p := env.Problems
+	if p == nil {
+		p = component.NewProblems()
+	}
+	before := p.Len()
+	failed := func() (any, error) {
+		if p != env.Problems || env.Problems == nil {
+			return nil, errors.New(p.List()[before].Msg)
+		}
+		return nil, fmt.Errorf("wasm module %s not loaded (%d problem(s) above)", c.Module, p.Len()-before)
+	}
+	path := c.Module
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(env.Dir, path)
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		p.Addf([]string{"module"}, "cannot read WASM module %s: %v", path, errors.Unwrap(err))
+		return failed()
+	}
+	host, err := wasmhost.Shared(env)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	name := filepath.Base(path)
+	mod, err := host.Load(ctx, name, wasm, wasmhost.LoadOptions{MemoryLimit: int64(c.MemoryLimit)})
+	if err != nil {
+		p.Addf([]string{"module"}, "invalid WASM module %s: %v", path, err)
+		return failed()
+	}
+	var configJSON []byte
+	if c.Config != nil {
+		configJSON, err = json.Marshal(c.Config)
+		if err != nil {
+			p.Addf([]string{"config"}, "config cannot be handed to the module as JSON: %v", err)
+			return failed()
+		}
+	}
+	kv := wasmhost.NewKV(0)
+	t := &Transform{}
+	if c.PersistState {
+		if env.StateDir == "" {
+			p.Addf([]string{"persist_state"}, "persist_state needs a state directory (sluice run --state-dir)")
+			return failed()
+		}
+		sum := sha256.Sum256([]byte(path))
+		t.statePath = filepath.Join(env.StateDir, "wasm-state", env.Task,
+			strings.TrimSuffix(name, ".wasm")+"-"+hex.EncodeToString(sum[:4])+".kv")
+		if err := kv.Load(t.statePath); err != nil {
+			p.Addf([]string{"persist_state"}, "%v", err)
+			return failed()
+		}
+	}
+	lg := env.Logger
+	t.tr = mod.NewTransformer(wasmhost.TransformerConfig{
+		Task:      env.Task,
+		Config:    configJSON,
+		Instances: env.Concurrency,
+		Timeout:   c.Timeout.D(),
+		MaxBatch:  c.MaxBatch,
+		MaxOutput: int(c.MaxOutput),
+		Logger:    &lg,
+		Metrics:   env.Metrics,
+		KV:        kv,
+	})
+	desc, err := t.tr.Start(ctx)
+	if desc != nil {
+		checkParams(p, desc, c.Config)
+	}
+	if err != nil {
+		var ce *wasmhost.ConfigError
+		switch {
+		case p.Len() > before:
+			// The parameter check already said what is wrong with config.
+		case errors.As(err, &ce):
+			p.Addf([]string{"config"}, "%v", err)
+		default:
+			p.Addf([]string{"module"}, "WASM module %s failed to start: %v", path, err)
+		}
+		t.tr.Close(ctx)
+		return failed()
+	}
+	if p.Len() > before {
+		t.tr.Close(ctx)
+		return failed()
+	}
+	return t, nil
+}
+
+// checkParams reports config keys the module does not declare and
+// required ones that are missing, when the module lists its parameters.
+func checkParams(p *component.Problems, d *wasmhost.Description, config map[string]any) {
+	if d.Parameters == nil {
+		return
+	}
+	names := make([]string, 0, len(d.Parameters))
+	for _, prm := range d.Parameters {
+		names = append(names, prm.Name)
+	}
+	keys := make([]string, 0, len(config))
+	for k := range config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		found := false
+		for _, n := range names {
+			found = found || n == k
+		}
+		if !found {
+			valid := "it takes no config"
+			if len(names) > 0 {
+				valid = "it accepts " + strings.Join(names, ", ")
+			}
+			p.KeyErrorf([]string{"config", k}, "module %s has no parameter %q%s; %s", d.Name, k, component.Suggest(k, names), valid)
+		}
+	}
+	for _, prm := range d.Parameters {
+		if _, ok := config[prm.Name]; prm.Required && !ok {
+			p.KeyErrorf([]string{"config"}, "module %s needs config key %q (%s)", d.Name, prm.Name, prm.Doc)
+		}
+	}
+}
+
+// Open implements component.Opener: the first instance already runs.
+func (t *Transform) Open(context.Context) error { return nil }
+
+// Apply implements component.Transform.
+func (t *Transform) Apply(ctx context.Context, in []message.Message, out *component.Output) error {
+	return t.tr.Process(ctx, in, out)
+}
+
+// Close implements component.Closer: it retires the instances and saves
+// the state when persist_state is set.
+func (t *Transform) Close(ctx context.Context) error {
+	err := t.tr.Close(ctx)
+	if t.statePath != "" {
+		if serr := t.tr.KV().Save(t.statePath); err == nil {
+			err = serr
+		}
+	}
+	return err
+}
+
+// Describe returns the module's self-description.
+func (t *Transform) Describe() *wasmhost.Description { return t.tr.Description() }

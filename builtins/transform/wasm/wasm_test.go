@@ -1,0 +1,194 @@
+package wasm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/wasmhost"
+	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
+)
+
+var (
+	sharedOnce sync.Once
+	shared     *component.Shared
+)
+
+// env returns an Env whose WASM host uses the repository-wide test cache.
+func env(t *testing.T, dir, stateDir string) component.Env {
+	t.Helper()
+	sharedOnce.Do(func() {
+		shared = component.NewShared()
+		h, err := wasmhost.New(context.Background(), wasmhost.Options{CacheDir: wasmtest.CacheDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wasmhost.Install(shared, "", h); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if stateDir != "" {
+		h, _ := wasmhost.Shared(component.Env{Shared: shared})
+		wasmhost.Install(shared, stateDir, h)
+	}
+	return component.Env{Task: "t", Dir: dir, StateDir: stateDir, Concurrency: 2, MaxEvent: 1 << 20,
+		Logger: zerolog.New(zerolog.NewTestWriter(t)), Shared: shared, Metrics: metrics.New(),
+		Problems: component.NewProblems("transform", "[0]")}
+}
+
+// decode decodes a [[transform]] body the way the loader does.
+func decode(t *testing.T, src string) (*Config, *component.Problems) {
+	t.Helper()
+	var tree map[string]any
+	if _, err := toml.Decode(src, &tree); err != nil {
+		t.Fatal(err)
+	}
+	reg := component.NewRegistry()
+	Register(reg)
+	spec, _ := reg.Lookup(component.KindTransform, "wasm")
+	cfg := spec.New().(*Config)
+	p := component.NewProblems("transform", "[0]")
+	component.Decode(tree, cfg, p, "type")
+	return cfg, p
+}
+
+func problems(p *component.Problems) string {
+	var s []string
+	for _, pr := range p.List() {
+		s = append(s, pr.PathString()+": "+pr.Msg)
+	}
+	return strings.Join(s, "\n")
+}
+
+func writeModule(t *testing.T, dir, name string, wasm []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBuildProblems(t *testing.T) {
+	dir := t.TempDir()
+	hostile, _ := wasmtest.GoGuest(t, "hostile")
+	writeModule(t, dir, "hostile.wasm", hostile)
+	writeModule(t, dir, "text.wasm", []byte("hello"))
+	writeModule(t, dir, "v9.wasm", wasmtest.ABIModule{Version: 9}.Bytes())
+	writeModule(t, dir, "net.wasm", wasmtest.ABIModule{Imports: []wasmtest.Import{{Module: "env", Name: "connect", Type: wasmtest.FuncType{}}}}.Bytes())
+	writeModule(t, dir, "nodesc.wasm", wasmtest.ABIModule{NoDescribe: true}.Bytes())
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"missing file", `module = "nope.wasm"`, "transform[0].module: cannot read WASM module " + filepath.Join(dir, "nope.wasm") + ": no such file or directory"},
+		{"not wasm", `module = "text.wasm"`, "transform[0].module: invalid WASM module " + filepath.Join(dir, "text.wasm") + ": not a WebAssembly module"},
+		{"abi version", `module = "v9.wasm"`, "transform[0].module: WASM module " + filepath.Join(dir, "v9.wasm") + " failed to start: module speaks Sluice ABI version 9; this host speaks version 1"},
+		{"import", `module = "net.wasm"`, "imports env.connect, which the sandbox does not grant"},
+		{"missing export", `module = "nodesc.wasm"`, "does not export sluice_describe"},
+		{"init rejects", `module = "hostile.wasm"
+config = { reject = true }`, "transform[0].config: module rejected its config: reject is set"},
+		{"unknown parameter", `module = "hostile.wasm"
+config = { tga = "x" }`, `transform[0].config.tga: module hostile has no parameter "tga" (did you mean "tag"?); it accepts reject, tag`},
+		{"memory too small", `module = "hostile.wasm"
+memory_limit = "1MiB"`, "more than the memory limit of 1024 KiB; raise memory_limit"},
+		{"bad timeout", `module = "x.wasm"
+timeout = "0s"`, "transform[0].timeout: timeout 0s is out of range: use 1ms..1m"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, p := decode(t, tc.src)
+			if p.Len() == 0 {
+				e := env(t, dir, "")
+				_, err := build(cfg, e)
+				if err == nil {
+					t.Fatal("build succeeded")
+				}
+				p = e.Problems
+			}
+			if got := problems(p); !strings.Contains(got, tc.want) {
+				t.Fatalf("problems:\n%s\nwant a line containing:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestApplyThroughBuiltin(t *testing.T) {
+	dir := t.TempDir()
+	hostile, _ := wasmtest.GoGuest(t, "hostile")
+	writeModule(t, dir, "hostile.wasm", hostile)
+	stateDir := t.TempDir()
+	cfg, p := decode(t, `module = "hostile.wasm"
+config = { tag = "builtin" }
+timeout = "200ms"
+persist_state = true`)
+	if p.Len() > 0 {
+		t.Fatal(problems(p))
+	}
+	run := func(want string) {
+		t.Helper()
+		e := env(t, dir, stateDir)
+		inst, err := build(cfg, e)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, problems(e.Problems))
+		}
+		tr := inst.(*Transform)
+		ctx := context.Background()
+		if err := tr.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// State side effects of a batch that fails are repeated when the
+		// host re-runs it to isolate the culprit (at-least-once), so the
+		// counting record travels alone.
+		var out component.Output
+		if err := tr.Apply(ctx, []message.Message{{Payload: []byte(`{"do":"count","key":"k"}`)}}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) != 1 || string(out.Messages[0].Payload) != want {
+			t.Fatalf("count outputs %+v failures %+v", out.Messages, out.Failures)
+		}
+		in := []message.Message{
+			{Payload: []byte(`{"do":"loop"}`), Ref: 0},
+			{Payload: []byte(`{"do":"fail"}`), Ref: 1},
+			{Payload: []byte(`{"do":"ok"}`), Ref: 2},
+		}
+		out.Reset()
+		if err := tr.Apply(ctx, in, &out); err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) != 1 || out.Messages[0].Ref != 2 {
+			t.Fatalf("outputs %+v", out.Messages)
+		}
+		if len(out.Failures) != 2 || out.Failures[0].Ref != 0 || out.Failures[1].Ref != 1 {
+			t.Fatalf("failures %+v", out.Failures)
+		}
+		if err := tr.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("1")
+	run("2") // the state was saved at Close and loaded at the next build
+}
+
+func TestSpecExampleDecodes(t *testing.T) {
+	reg := component.NewRegistry()
+	Register(reg)
+	spec, _ := reg.Lookup(component.KindTransform, "wasm")
+	var doc struct {
+		Transform []map[string]any `toml:"transform"`
+	}
+	if _, err := toml.Decode(spec.Example, &doc); err != nil {
+		t.Fatal(err)
+	}
+	cfg := spec.New()
+	p := component.NewProblems()
+	component.Decode(doc.Transform[0], cfg, p, "type")
+	if p.Len() > 0 {
+		t.Fatal(problems(p))
+	}
+}
