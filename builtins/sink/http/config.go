@@ -33,7 +33,7 @@ type Config struct {
 	Headers     map[string]string  `toml:"headers" doc:"Extra request headers, e.g. { \"X-Api-Key\" = \"${env:HOOK_KEY}\" }. A Content-Type here replaces the one the format implies."`
 	Token       Secret             `toml:"token" doc:"Bearer token sent as \"Authorization: Bearer TOKEN\". Write it as \"${env:VAR}\"; it is never logged."`
 	Format      string             `toml:"format" enum:"ndjson,json_array,single" doc:"Body of a request: ndjson (each payload on its own line, JSON compacted; a non-JSON payload holding a newline goes to the dead-letter queue), json_array ([p1,p2,...]; a non-JSON payload becomes a JSON string), single (one request per record, the payload as it is)."`
-	Timeout     component.Duration `toml:"timeout" doc:"Longest time for one request, from sending to the end of the answer's headers. A timeout is retried on the task's retry policy."`
+	Timeout     component.Duration `toml:"timeout" doc:"Longest time for one request, from sending it to reading the answer (waiting for a max_in_flight slot is not counted). A timeout is retried on the task's retry policy."`
 	Batch       Batch              `toml:"batch" doc:"How many records go into one Write. The task gathers up to max_events records or waits max_wait, whichever comes first; the sink splits a Write into several requests to keep each body within max_bytes."`
 	MaxInFlight int                `toml:"max_in_flight" min:"1" max:"1024" doc:"Requests this sink has open at once, across the task's workers."`
 	TLS         *TLS               `toml:"tls" doc:"TLS settings for https:// URLs (the system roots are trusted without this table)."`

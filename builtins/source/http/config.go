@@ -30,7 +30,7 @@ type Config struct {
 	Path            string             `toml:"path" doc:"URL path that takes events. POST sends events; GET and HEAD answer 200 while the source runs (a health check for load balancers, no token needed). Other paths answer 404."`
 	Token           Secret             `toml:"token" doc:"Bearer token every POST must carry (\"Authorization: Bearer TOKEN\"); empty: no authentication. Write it as \"${env:VAR}\"; it is never logged."`
 	Format          string             `toml:"format" enum:"auto,json,cloudevents" doc:"How each element of a body becomes an event: auto wraps non-CloudEvents (JSON as data, text as a string), json wraps JSON and dead-letters non-JSON elements, cloudevents dead-letters anything that is not a CloudEvent."`
-	MaxBodySize     component.ByteSize `toml:"max_body_size" min:"1" doc:"Largest request body; a larger one is answered 413 and nothing of it is kept."`
+	MaxBodySize     component.ByteSize `toml:"max_body_size" doc:"Largest request body; a larger one is answered 413 and nothing of it is kept."`
 	MaxEventSize    component.ByteSize `toml:"max_event_size" doc:"Largest single event (one element of a body); a larger one goes to the dead-letter queue at stage decode. Default: the task's event limit (1 MiB)."`
 	ResponseTimeout component.Duration `toml:"response_timeout" doc:"How long a request waits, once its body is read, for the task to confirm its events (and, before reading, for a free request slot). Past it the answer is 503 with Retry-After."`
 	ReadTimeout     component.Duration `toml:"read_timeout" doc:"Longest time to read a request's headers and body; a slower client is disconnected."`
@@ -83,6 +83,9 @@ func (c *Config) Validate(p *component.Problems) {
 		p.Addf([]string{"path"}, "invalid path %q: must start with \"/\"", c.Path)
 	} else if strings.ContainsAny(c.Path, "?# \t") {
 		p.Addf([]string{"path"}, "invalid path %q: a path holds no query, fragment or whitespace", c.Path)
+	}
+	if c.MaxBodySize <= 0 {
+		p.Addf([]string{"max_body_size"}, "must be positive (e.g. \"10MiB\")")
 	}
 	if c.ResponseTimeout <= 0 {
 		p.Addf([]string{"response_timeout"}, "must be positive (e.g. \"10s\")")

@@ -50,6 +50,7 @@ func TestConfig(t *testing.T) {
 		{"tls without key", "address = \":8080\"\ntls = { cert_file = \"c.pem\" }", "source.tls", `missing required key "key_file"`},
 		{"token with space", "address = \":8080\"\ntoken = \" x\"", "source.token", "whitespace"},
 		{"body size", "address = \":8080\"\nmax_body_size = \"lots\"", "source.max_body_size", "invalid size"},
+		{"zero body size", "address = \":8080\"\nmax_body_size = \"0\"", "source.max_body_size", "must be positive"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
