@@ -55,10 +55,10 @@ type Transformer struct {
 	cfg   TransformerConfig
 	state *State
 
-	idle  chan *instance  // instances ready for a call
-	slots chan struct{}   // one token per live instance
-	mu    sync.Mutex
-	desc  *Description
+	idle    chan *instance // instances ready for a call
+	slots   chan struct{}  // one token per live instance
+	mu      sync.Mutex
+	desc    *Description
 	started bool
 
 	callSeconds prometheus.Observer

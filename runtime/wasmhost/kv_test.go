@@ -1,0 +1,61 @@
+package wasmhost
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestKV(t *testing.T) {
+	kv := NewKV(2)
+	now := time.Unix(100, 0)
+	kv.now = func() time.Time { return now }
+	if kv.Put([]byte("a"), []byte("1"), 0) != KVOK || kv.Put([]byte("b"), []byte("2"), time.Second) != KVOK {
+		t.Fatal("put")
+	}
+	if kv.Put([]byte("c"), []byte("3"), 0) != KVFull {
+		t.Error("store over its cap")
+	}
+	if v, ok := kv.Get([]byte("b")); !ok || string(v) != "2" {
+		t.Errorf("b = %q %v", v, ok)
+	}
+	now = now.Add(2 * time.Second)
+	if _, ok := kv.Get([]byte("b")); ok {
+		t.Error("b did not expire")
+	}
+	if kv.Put([]byte("c"), []byte("3"), 0) != KVOK {
+		t.Error("expired entry not reclaimed")
+	}
+	if kv.Put(bytes.Repeat([]byte("k"), MaxKVKey+1), nil, 0) != KVTooLarge {
+		t.Error("key limit")
+	}
+	path := filepath.Join(t.TempDir(), "s", "state.kv")
+	if err := kv.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	kv2 := NewKV(0)
+	if err := kv2.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := kv2.Get([]byte("c")); !ok || string(v) != "3" || kv2.Len() != 2 {
+		t.Errorf("loaded c = %q %v, %d entries", v, ok, kv2.Len())
+	}
+	kv2.Delete([]byte("c"))
+	if _, ok := kv2.Get([]byte("c")); ok {
+		t.Error("delete")
+	}
+	if err := NewKV(0).Load(filepath.Join(t.TempDir(), "missing")); err != nil {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// FuzzReadKV checks that a corrupt state file is an error, never a panic
+// or a huge allocation.
+func FuzzReadKV(f *testing.F) {
+	f.Add(append(append([]byte{}, kvMagic...), 1, 0, 0, 0, 'k', 1, 0, 0, 0, 'v', 0, 0, 0, 0, 0, 0, 0, 0))
+	f.Add([]byte("SLUICEKV1\n\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		readKV(bytes.NewReader(b), 1000)
+	})
+}
