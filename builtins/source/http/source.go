@@ -389,7 +389,11 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.tooLarge(w)
 			return
 		}
-		s.reply(w, http.StatusBadRequest, `{"error":"cannot read the body: `+jsonEscape(err.Error())+`"}`)
+		code := http.StatusBadRequest
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			code = http.StatusRequestTimeout // read_timeout passed while the body trickled in
+		}
+		s.reply(w, code, `{"error":"cannot read the body: `+jsonEscape(err.Error())+`"}`)
 		return
 	}
 

@@ -642,3 +642,25 @@ func TestGeneratedRequestIDs(t *testing.T) {
 		checkMsgs(t, b, []want{{id: b[0].Pos.Stream + "-0-0"}, {id: b[0].Pos.Stream + "-0-1"}})
 	}
 }
+
+func TestSlowBody(t *testing.T) {
+	s, base := startSource(t, `read_timeout = "200ms"`)
+	e := runEngine(t, s, nil)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest(http.MethodPost, base+"/", pr)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	go pw.Write([]byte("1\n2\n")) // then nothing more
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("post: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status %d, want 408: %s", resp.StatusCode, body)
+	}
+	if n := len(e.all()); n != 0 {
+		t.Errorf("a broken-off body produced %d batches", n)
+	}
+}
