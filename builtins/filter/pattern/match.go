@@ -177,9 +177,11 @@ var slotPool = sync.Pool{New: func() any { return new([]uint64) }}
 
 // Match reports whether the event (one JSON document) matches. It never
 // fails: malformed JSON, or a value of the wrong type, simply does not
-// match. It reads the event once, following only the keys the pattern
-// names, and does not allocate for patterns of up to 24 keys per path
-// level set and strings without long escapes.
+// match. It reads the event once, validating it and descending only into
+// the keys the pattern names. It does not allocate unless the pattern names
+// more than 24 keys in all (then it borrows scratch from a pool), a string
+// it tests holds escapes and is longer than 128 bytes, or a cidr operator
+// tests an IPv6 address.
 func (p *Pattern) Match(event []byte) bool {
 	if p == nil || p.all {
 		return true
