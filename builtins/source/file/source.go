@@ -68,10 +68,10 @@ type Source struct {
 	eof     bool
 	streams []*stream
 	byPath  map[string]*stream
-	rr      int             // round-robin start over streams
+	rr      int // round-robin start over streams
 	// slabHint and countHint size the next batch after the last one.
 	slabHint, countHint int
-	retired map[fileID]bool // files finished during this run (a glob must not restart them)
+	retired             map[fileID]bool // files finished during this run (a glob must not restart them)
 
 	// mu guards what Ack callbacks and the committer touch: the commit
 	// fields of streams and segments, and the structure (stream and segment
