@@ -18,7 +18,7 @@ import (
 // confirmed request delivers the events, and an unconfirmed one (503 with
 // Retry-After) becomes a retryable error carrying the hint.
 func TestIntoHTTPSource(t *testing.T) {
-	src, err := httpsource.New(&httpsource.Config{Address: "127.0.0.1:0", Path: "/in", Token: "tk", ResponseTimeout: component.Duration(300 * time.Millisecond)},
+	src, err := httpsource.New(&httpsource.Config{Address: "127.0.0.1:0", Path: "/in", Token: "tk", ResponseTimeout: component.Duration(time.Second)},
 		component.Env{Task: "recv", MaxEvent: 1 << 20, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)

@@ -499,7 +499,7 @@ func TestResponseTimeout(t *testing.T) {
 		}
 	})
 	t.Run("never read", func(t *testing.T) {
-		s, base := startSource(t, `response_timeout = "100ms"`)
+		s, base := startSource(t, `response_timeout = "1s"`)
 		resp, body := post(t, base+"/", `{"first":1}`, "Content-Type: application/json")
 		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "nothing was kept") {
 			t.Fatalf("status %d %s, want 503 nothing kept", resp.StatusCode, body)
@@ -538,7 +538,7 @@ func TestResponseTimeout(t *testing.T) {
 		}
 	})
 	t.Run("request slots", func(t *testing.T) {
-		s, base := startSource(t, "response_timeout = \"150ms\"\nmax_requests = 1")
+		s, base := startSource(t, "response_timeout = \"500ms\"\nmax_requests = 1")
 		runEngine(t, s, nil)
 		// The first request holds the only slot while its body trickles in.
 		pr, pw := io.Pipe()
@@ -662,5 +662,59 @@ func TestSlowBody(t *testing.T) {
 	}
 	if n := len(e.all()); n != 0 {
 		t.Errorf("a broken-off body produced %d batches", n)
+	}
+}
+
+// TestConcurrentMixed has 50 clients while the engine acknowledges some
+// batches at once, some slowly and some never: exactly the unacknowledged
+// requests get 503 with Retry-After, the others 200.
+func TestConcurrentMixed(t *testing.T) {
+	s, base := startSource(t, "concurrency = 4\nresponse_timeout = \"1s\"")
+	e := runEngine(t, s, func(b component.Batch) (time.Duration, bool, error) {
+		id := b.Messages[0].Pos.Stream
+		switch {
+		case strings.HasSuffix(id, "-never"):
+			return 0, false, nil
+		case strings.HasSuffix(id, "-slow"):
+			return 50 * time.Millisecond, true, nil
+		}
+		return 0, true, nil
+	})
+	const clients = 50
+	var wg sync.WaitGroup
+	var ok, unavailable atomic.Int32
+	for c := range clients {
+		wg.Go(func() {
+			for _, kind := range []string{"fast", "slow", "never"} {
+				if kind == "never" && c%5 != 0 {
+					continue
+				}
+				rid := fmt.Sprintf("c%d-%s", c, kind)
+				resp, body := post(t, base+"/", fmt.Sprintf(`[{"c":%d},{"c":%d}]`, c, c), "Content-Type: application/json", "X-Request-Id: "+rid)
+				want := 200
+				if kind == "never" {
+					want = 503
+				}
+				if resp.StatusCode != want {
+					t.Errorf("%s: status %d, want %d: %s", rid, resp.StatusCode, want, body)
+				}
+				switch resp.StatusCode {
+				case 200:
+					ok.Add(1)
+				case 503:
+					unavailable.Add(1)
+					if resp.Header.Get("Retry-After") == "" || !strings.Contains(body, rid) {
+						t.Errorf("%s: 503 without Retry-After or request id: %s", rid, body)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 2*clients || unavailable.Load() != clients/5 {
+		t.Errorf("%d answered 200 and %d 503, want %d and %d", ok.Load(), unavailable.Load(), 2*clients, clients/5)
+	}
+	if n := len(e.all()); n != 2*clients+clients/5 {
+		t.Errorf("engine read %d batches, want %d", n, 2*clients+clients/5)
 	}
 }
