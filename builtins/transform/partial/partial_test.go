@@ -282,3 +282,31 @@ func TestApplyDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentApply: workers share one Transform and its counter (run with
+// -race).
+func TestConcurrentApply(t *testing.T) {
+	m := metrics.New()
+	tr := newTransform(t, pathConfig(t, "$.data.key"), component.Env{Task: "c", Metrics: m})
+	done := make(chan struct{})
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			in := []message.Message{{Payload: []byte(`{"data": {"key": "k` + string(rune('0'+w)) + `"}}`)}, {Payload: []byte(`{}`)}}
+			var out component.Output
+			for range 250 {
+				out.Reset()
+				if err := tr.Apply(context.Background(), in, &out); err != nil || string(out.Messages[0].Payload) != "k"+string(rune('0'+w)) {
+					t.Errorf("worker %d: %q %v", w, out.Messages[0].Payload, err)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if n := counterValue(t, m, EmptyMetric, "c"); n != 1000 {
+		t.Fatalf("%s = %v, want 1000", EmptyMetric, n)
+	}
+}

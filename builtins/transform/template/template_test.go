@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -269,5 +270,29 @@ func TestApplyDoesNotAllocate(t *testing.T) {
 		_ = tr.Apply(context.Background(), in, &out)
 	}); n != 0 {
 		t.Fatalf("%v allocations per batch", n)
+	}
+}
+
+// TestConcurrentApply: workers share one Transform (run with -race).
+func TestConcurrentApply(t *testing.T) {
+	tr := mustBuild(t, tomlTemplate(`${k}/${p}`, `{ k = "$.data.key", p = "$.data.partition" }`), component.Env{})
+	done := make(chan struct{})
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			in := []message.Message{{Payload: []byte(fmt.Sprintf(`{"data": {"key": "w%d", "partition": %d}}`, w, w))}}
+			want := fmt.Sprintf("w%d/%d", w, w)
+			var out component.Output
+			for range 300 {
+				out.Reset()
+				if err := tr.Apply(context.Background(), in, &out); err != nil || string(out.Messages[0].Payload) != want {
+					t.Errorf("worker %d got %q, %v", w, out.Messages[0].Payload, err)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
 	}
 }
