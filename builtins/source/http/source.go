@@ -363,6 +363,12 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.tooLarge(w)
 		return
 	}
+	media := mediaType(r.Header.Get("Content-Type"))
+	f, serr := classify(media, r.Header.Get("Ce-Specversion") != "")
+	if serr != nil {
+		s.reply(w, serr.code, `{"error":"`+jsonEscape(serr.msg)+`"}`) // refused before reading the body
+		return
+	}
 
 	timer := time.NewTimer(s.timeout)
 	defer timer.Stop()
@@ -404,13 +410,7 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	b.reset(id, time.Now())
-	ct := r.Header.Get("Content-Type")
-	media := mediaType(ct)
-	f, serr := classify(media, r.Header.Get("Ce-Specversion") != "")
-	if serr == nil {
-		serr = b.split(f, s.format, r.Header, media)
-	}
-	if serr != nil {
+	if serr := b.split(f, s.format, r.Header, media); serr != nil {
 		s.builders.Put(b)
 		s.reply(w, serr.code, `{"error":"`+jsonEscape(serr.msg)+`","request_id":"`+jsonEscape(id)+`"}`)
 		return
