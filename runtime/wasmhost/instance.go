@@ -42,7 +42,10 @@ type instance struct {
 	// host functions without a context.WithValue allocation per call.
 	cctx callCtx
 
-	deadline  int64 // monotonic ns since epoch; past it the check traps
+	deadline  int64 // monotonic ns; past it the check looks at CPU time
+	hardStop  int64 // monotonic ns; past it the check traps whatever the CPU time
+	cpuStart  int64 // the thread's CPU time when the call began (cpuUnread, -1: unknown)
+	started   int64 // monotonic ns at the call's start
 	lastYield int64
 	budget    time.Duration
 
@@ -81,7 +84,16 @@ func hostCheck(ctx context.Context, _ []uint64) {
 	}
 	inst := c.inst
 	now := monotonic()
-	if now > inst.deadline {
+	if inst.cpuStart == cpuUnread {
+		// Read the thread's CPU clock (a system call) only for calls long
+		// enough to reach a check, assuming the thread ran since the start.
+		if cpu := threadCPU(); cpu >= 0 {
+			inst.cpuStart = cpu - (now - inst.started)
+		} else {
+			inst.cpuStart = -1
+		}
+	}
+	if now > inst.deadline && !inst.extend(now) {
 		panic(ErrTimeout)
 	}
 	if now-inst.lastYield > int64(yieldEvery) {
@@ -91,6 +103,29 @@ func hostCheck(ctx context.Context, _ []uint64) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// maxStretch bounds how far a starved call may run past its budget in
+// wall time: a call stops at budget*maxStretch whatever its CPU time.
+const maxStretch = 10
+
+const cpuUnread = -2
+
+// extend is called when the wall-clock deadline has passed. The budget is
+// CPU time of the calling thread (calls run with their OS thread locked),
+// so that a loaded machine, where the guest waits for a core, does not
+// stop it early: while the guest has used less CPU than its budget, the
+// deadline moves to when it could have used it all.
+func (inst *instance) extend(now int64) bool {
+	if inst.cpuStart < 0 || now > inst.hardStop {
+		return false
+	}
+	used := threadCPU() - inst.cpuStart
+	if used < 0 || used >= int64(inst.budget) {
+		return false
+	}
+	inst.deadline = now + int64(inst.budget) - used
+	return true
 }
 
 // newInstance instantiates the module, checks its ABI version and hands it
@@ -226,17 +261,25 @@ func (inst *instance) write(ctx context.Context, b []byte) (uint32, error) {
 	return inst.buf, nil
 }
 
-// enter prepares the call context for a call with the given budget.
+// enter prepares the call context for a call with the given budget and
+// locks the goroutine to its OS thread, whose CPU time measures the call.
 func (inst *instance) enter(ctx context.Context, budget time.Duration) context.Context {
+	runtime.LockOSThread()
 	now := monotonic()
 	inst.cctx.Context = ctx
 	inst.deadline = now + int64(budget)
+	inst.hardStop = now + maxStretch*int64(budget)
+	inst.cpuStart = cpuUnread
+	inst.started = now
 	inst.lastYield = now
 	inst.budget = budget
 	return &inst.cctx
 }
 
-func (inst *instance) leave() { inst.cctx.Context = nil }
+func (inst *instance) leave() {
+	inst.cctx.Context = nil
+	runtime.UnlockOSThread()
+}
 
 func (inst *instance) call(ctx context.Context, fn api.Function, budget time.Duration) (uint64, error) {
 	return inst.callStack(ctx, fn, budget)

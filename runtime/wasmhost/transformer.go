@@ -195,14 +195,14 @@ func (t *Transformer) Process(ctx context.Context, in []message.Message, out *co
 	for len(in) > 0 {
 		n, size := 0, abi.BatchHeaderSize
 		for n < len(in) && n < t.cfg.MaxBatch {
-			s := abi.EncodedSize(in[n : n+1])
+			s := abi.RecordEncodedSize(&in[n])
 			if n > 0 && size+s > t.cfg.MaxInput {
 				break
 			}
 			size += s
 			n++
 		}
-		if err := t.isolate(ctx, in[:n], out); err != nil {
+		if err := t.isolate(ctx, in[:n], size, out); err != nil {
 			return err
 		}
 		in = in[n:]
@@ -215,8 +215,11 @@ func (t *Transformer) Process(ctx context.Context, in []message.Message, out *co
 // fails that record with the reason. The guest's cursor (the record it said
 // it was working on) picks the split point when it is set; otherwise the
 // batch is halved.
-func (t *Transformer) isolate(ctx context.Context, msgs []message.Message, out *component.Output) error {
-	cursor, err := t.call(ctx, msgs, out)
+func (t *Transformer) isolate(ctx context.Context, msgs []message.Message, size int, out *component.Output) error {
+	if size <= 0 {
+		size = abi.EncodedSize(msgs)
+	}
+	cursor, err := t.call(ctx, msgs, size, out)
 	if err == nil {
 		return nil
 	}
@@ -242,7 +245,7 @@ func (t *Transformer) isolate(ctx context.Context, msgs []message.Message, out *
 		if len(p) == 0 {
 			continue
 		}
-		if err := t.isolate(ctx, p, out); err != nil {
+		if err := t.isolate(ctx, p, 0, out); err != nil {
 			return err
 		}
 	}
@@ -258,12 +261,11 @@ func (e *hostError) Unwrap() error { return e.err }
 
 // call makes one guest call for msgs. On failure it returns the guest's
 // cursor (-1 when unset) and the reason.
-func (t *Transformer) call(ctx context.Context, msgs []message.Message, out *component.Output) (int, error) {
+func (t *Transformer) call(ctx context.Context, msgs []message.Message, size int, out *component.Output) (int, error) {
 	inst, err := t.acquire(ctx)
 	if err != nil {
 		return -1, &hostError{err}
 	}
-	size := abi.EncodedSize(msgs)
 	if err := inst.reserve(ctx, size); err != nil {
 		t.fail("abi")
 		t.drop(inst)

@@ -65,6 +65,15 @@ func Get(doc []byte, path ...string) ([]byte, bool) {
 	return doc[s:e], true
 }
 
+// Span returns where the value at path lies in doc: doc[start:end]. With
+// it a handler reads a field and rewrites it in one scan:
+//
+//	s, e, ok := jsonfield.Span(doc, "data", "name")
+//	out := append(append(append(dst, doc[:s]...), newValue...), doc[e:]...)
+func Span(doc []byte, path ...string) (start, end int, ok bool) {
+	return find(doc, path)
+}
+
 // GetString returns the contents of the string at path. Without escapes it
 // is a sub-slice of doc; with escapes it is unescaped into a new slice.
 func GetString(doc []byte, path ...string) ([]byte, bool) {

@@ -68,25 +68,26 @@ const (
 	OutSetHeaders = 1 << 1
 )
 
-// EncodedSize returns the bytes Encode needs for msgs.
+// EncodedSize returns the bytes Encode needs for msgs (an upper bound:
+// streams shared by neighbours are counted once per record).
 func EncodedSize(msgs []message.Message) int {
-	n := BatchHeaderSize + RecordSize*len(msgs)
-	var stream string
+	n := BatchHeaderSize
 	for i := range msgs {
-		m := &msgs[i]
-		n += len(m.Payload) + len(m.Key)
-		if !samePayload(m) {
-			n += len(m.Event)
-		}
-		if i == 0 || m.Pos.Stream != stream {
-			n += len(m.Pos.Stream)
-			stream = m.Pos.Stream
-		}
-		if len(m.Headers) > 0 {
-			n += 3 + HeaderEntrySize*len(m.Headers)
-			for j := range m.Headers {
-				n += len(m.Headers[j].Key) + len(m.Headers[j].Value)
-			}
+		n += RecordEncodedSize(&msgs[i])
+	}
+	return n
+}
+
+// RecordEncodedSize is the share of one record in EncodedSize.
+func RecordEncodedSize(m *message.Message) int {
+	n := RecordSize + len(m.Payload) + len(m.Key) + len(m.Pos.Stream)
+	if !samePayload(m) {
+		n += len(m.Event)
+	}
+	if len(m.Headers) > 0 {
+		n += 3 + HeaderEntrySize*len(m.Headers)
+		for j := range m.Headers {
+			n += len(m.Headers[j].Key) + len(m.Headers[j].Value)
 		}
 	}
 	return n
@@ -104,43 +105,44 @@ var le = binary.LittleEndian
 // least EncodedSize(msgs) bytes, and returns the bytes written. It does not
 // allocate.
 func Encode(dst []byte, msgs []message.Message) int {
-	le.PutUint32(dst[0:], Version)
-	le.PutUint32(dst[4:], uint32(len(msgs)))
-	le.PutUint32(dst[12:], CursorNone)
+	h := dst[:BatchHeaderSize:BatchHeaderSize]
+	le.PutUint32(h[0:], Version)
+	le.PutUint32(h[4:], uint32(len(msgs)))
+	le.PutUint32(h[12:], CursorNone)
 	pos := BatchHeaderSize + RecordSize*len(msgs)
-	put := func(b []byte) (uint32, uint32) {
-		off := pos
-		pos += copy(dst[pos:], b)
-		return uint32(off), uint32(len(b))
-	}
 	var streamOff, streamLen uint32
 	var stream string
 	for i := range msgs {
 		m := &msgs[i]
-		d := dst[BatchHeaderSize+RecordSize*i : BatchHeaderSize+RecordSize*(i+1)]
-		po, pl := put(m.Payload)
+		at := BatchHeaderSize + RecordSize*i
+		d := dst[at : at+RecordSize : at+RecordSize]
+		var flags uint32
+
+		po := uint32(pos)
+		pos += copy(dst[pos:], m.Payload)
+		pl := uint32(len(m.Payload))
 		le.PutUint32(d[RecPayloadOff:], po)
 		le.PutUint32(d[RecPayloadLen:], pl)
-		var flags uint32
 		if samePayload(m) {
 			flags |= FlagPayloadIsE
 			le.PutUint32(d[RecEventOff:], po)
 			le.PutUint32(d[RecEventLen:], pl)
 		} else {
-			eo, el := put(m.Event)
-			le.PutUint32(d[RecEventOff:], eo)
-			le.PutUint32(d[RecEventLen:], el)
+			le.PutUint32(d[RecEventOff:], uint32(pos))
+			le.PutUint32(d[RecEventLen:], uint32(len(m.Event)))
+			pos += copy(dst[pos:], m.Event)
 		}
-		ko, kl := put(m.Key)
+
+		le.PutUint32(d[RecKeyOff:], uint32(pos))
+		le.PutUint32(d[RecKeyLen:], uint32(len(m.Key)))
 		if m.Key != nil {
 			flags |= FlagHasKey
+			pos += copy(dst[pos:], m.Key)
 		}
-		le.PutUint32(d[RecKeyOff:], ko)
-		le.PutUint32(d[RecKeyLen:], kl)
+
 		if i == 0 || m.Pos.Stream != stream {
-			off := pos
+			streamOff, streamLen, stream = uint32(pos), uint32(len(m.Pos.Stream)), m.Pos.Stream
 			pos += copy(dst[pos:], m.Pos.Stream)
-			streamOff, streamLen, stream = uint32(off), uint32(len(m.Pos.Stream)), m.Pos.Stream
 		}
 		le.PutUint32(d[RecStreamOff:], streamOff)
 		le.PutUint32(d[RecStreamLen:], streamLen)
@@ -152,6 +154,7 @@ func Encode(dst []byte, msgs []message.Message) int {
 			ts = m.Time.UnixNano()
 		}
 		le.PutUint64(d[RecTime:], uint64(ts))
+
 		if len(m.Headers) == 0 {
 			le.PutUint32(d[RecHeadersOff:], uint32(pos))
 			le.PutUint32(d[RecHeadersN:], 0)
@@ -160,22 +163,21 @@ func Encode(dst []byte, msgs []message.Message) int {
 			table := pos
 			pos += HeaderEntrySize * len(m.Headers)
 			for j := range m.Headers {
-				h := &m.Headers[j]
-				e := dst[table+HeaderEntrySize*j:]
-				off := pos
-				pos += copy(dst[pos:], h.Key)
-				le.PutUint32(e[0:], uint32(off))
-				le.PutUint32(e[4:], uint32(len(h.Key)))
-				vo, vl := put(h.Value)
-				le.PutUint32(e[8:], vo)
-				le.PutUint32(e[12:], vl)
+				hd := &m.Headers[j]
+				e := dst[table+HeaderEntrySize*j : table+HeaderEntrySize*(j+1)]
+				le.PutUint32(e[0:], uint32(pos))
+				le.PutUint32(e[4:], uint32(len(hd.Key)))
+				pos += copy(dst[pos:], hd.Key)
+				le.PutUint32(e[8:], uint32(pos))
+				le.PutUint32(e[12:], uint32(len(hd.Value)))
+				pos += copy(dst[pos:], hd.Value)
 			}
 			le.PutUint32(d[RecHeadersOff:], uint32(table))
 			le.PutUint32(d[RecHeadersN:], uint32(len(m.Headers)))
 		}
 		le.PutUint32(d[RecFlags:], flags)
 	}
-	le.PutUint32(dst[8:], uint32(pos))
+	le.PutUint32(h[8:], uint32(pos))
 	return pos
 }
 
@@ -276,13 +278,17 @@ func decode(mem []byte, packed uint64, in []message.Message, out *component.Outp
 	if budget <= 0 {
 		budget = math.MaxInt
 	}
+	outcomes := res[ResultHeaderSize : ResultHeaderSize+OutcomeSize*len(in)]
 	for i := range in {
-		o := res[ResultHeaderSize+OutcomeSize*i:]
-		kind, a, b, c := le.Uint32(o[0:]), le.Uint32(o[4:]), le.Uint32(o[8:]), le.Uint32(o[12:])
+		o := outcomes[OutcomeSize*i : OutcomeSize*(i+1) : OutcomeSize*(i+1)]
+		kind := le.Uint32(o[0:])
 		src := &in[i]
-		switch kind {
-		case OutcomePass:
+		if kind == OutcomePass {
 			out.Messages = append(out.Messages, *src)
+			continue
+		}
+		a, b, c := le.Uint32(o[4:]), le.Uint32(o[8:]), le.Uint32(o[12:])
+		switch kind {
 		case OutcomeDrop:
 		case OutcomeEmit:
 			if uint64(a)+uint64(b) > uint64(outN) {
