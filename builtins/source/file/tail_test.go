@@ -274,3 +274,20 @@ func TestCloseUnblocksRead(t *testing.T) {
 		t.Fatal("Close did not unblock Read")
 	}
 }
+
+// TestTailMultiline: in tail mode an event is complete when the next start
+// line arrives or when its file stays quiet for multiline.timeout.
+func TestTailMultiline(t *testing.T) {
+	fx := newFixture(t, tailKeys+"path = \"app.log\"\n[multiline]\nstart_pattern = '^\\['\ntimeout = \"150ms\"")
+	p := fx.path("app.log")
+	writeFile(t, p, "[1] boom\n  at a\n")
+	s := fx.open()
+	expectQuiet(t, s, 50*time.Millisecond) // the event may still grow
+	appendFile(t, p, "  at b\n[2] next\n")
+	equal(t, "closed by the next start", datas(t, msgs(readBatches(t, s, 1))), []string{"[1] boom\n  at a\n  at b"})
+	start := time.Now()
+	equal(t, "closed by the timeout", datas(t, msgs(readBatches(t, s, 1))), []string{"[2] next"})
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("event emitted after %v, before the timeout", d)
+	}
+}
