@@ -4,9 +4,15 @@
 package builtins
 
 import (
+	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/generate"
+	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
+	"github.com/sluicehq/sluice/builtins/transform/complete"
+	"github.com/sluicehq/sluice/builtins/transform/constant"
+	"github.com/sluicehq/sluice/builtins/transform/partial"
+	"github.com/sluicehq/sluice/builtins/transform/template"
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
@@ -14,5 +20,13 @@ import (
 func RegisterAll(r *component.Registry) {
 	stdin.Register(r)
 	generate.Register(r)
+	httpsource.Register(r)
+
+	complete.Register(r)
+	partial.Register(r)
+	constant.Register(r)
+	template.Register(r)
+
 	stdout.Register(r)
+	httpsink.Register(r)
 }
