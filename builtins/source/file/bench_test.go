@@ -53,7 +53,7 @@ func benchRead(b *testing.B, keys string) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
 
-// BenchmarkReadAuto reads a 30 MB NDJSON file in read mode, wrapping each
+// BenchmarkReadAuto reads a 24 MB NDJSON file in read mode, wrapping each
 // line (format auto), acknowledging every batch (checkpointed as it goes).
 func BenchmarkReadAuto(b *testing.B) { benchRead(b, `path = "in.jsonl"`) }
 

@@ -291,3 +291,46 @@ func TestTailMultiline(t *testing.T) {
 		t.Errorf("event emitted after %v, before the timeout", d)
 	}
 }
+
+// TestTailNackAcrossRotation: a failed batch of a rotated file rewinds the
+// lane to it; the rotated file and then the new one are read again.
+func TestTailNackAcrossRotation(t *testing.T) {
+	fx := newFixture(t, tailKeys+"path = \"app.log\"\nbatch = { max_events = 2 }")
+	p := fx.path("app.log")
+	writeFile(t, p, lines("old", 0, 4))
+	s := fx.open()
+	old := readBatches(t, s, 4)
+	os.Rename(p, p+".1")
+	writeFile(t, p, lines("new", 0, 2))
+	nw := readBatches(t, s, 2)
+	old[0].Ack(nil)
+	old[1].Ack(fmt.Errorf("blocked"))
+	nw[0].Ack(fmt.Errorf("blocked"))
+	g := byGen(t, msgs(readBatches(t, s, 4)))
+	equal(t, "old file again from the failed batch", g[0], want("old", 2, 4))
+	equal(t, "new file again", g[1], want("new", 0, 2))
+}
+
+// TestTailGlobIgnoresRotatedName: a pattern that also matches the rotated
+// name does not read the rotated file a second time while it is drained.
+func TestTailGlobIgnoresRotatedName(t *testing.T) {
+	fx := newFixture(t, tailKeys+`path = "logs/app*"`)
+	os.MkdirAll(fx.path("logs"), 0o755)
+	p := fx.path("logs/app.log")
+	writeFile(t, p, lines("l", 0, 2))
+	s := fx.open()
+	ackAll(readBatches(t, s, 2))
+	os.Rename(p, p+".1")
+	appendFile(t, p+".1", lines("l", 2, 3))
+	writeFile(t, p, lines("n", 0, 1))
+	bs := readBatches(t, s, 2)
+	ackAll(bs)
+	for _, m := range msgs(bs) {
+		if m.Pos.Stream != p {
+			t.Fatalf("line read as part of %s", m.Pos.Stream)
+		}
+	}
+	// Past rotate_wait the rotated file is finished, and still not read
+	// again under its new name.
+	expectQuiet(t, s, 700*time.Millisecond)
+}
