@@ -94,7 +94,7 @@ func build(cfg any, env component.Env) (any, error) {
 			mode: mode, mkdir: c.CreateDirs,
 		},
 		shared: env.Shared,
-		log:    env.Logger.With().Str(logx.Component, "sink.file").Str(logx.File, path).Logger(),
+		log:    env.Logger.With().Str(logx.File, path).Logger(),
 	}, nil
 }
 

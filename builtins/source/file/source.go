@@ -152,7 +152,7 @@ type inflight struct {
 func newSource(o options) *Source {
 	s := &Source{
 		o:       o,
-		log:     o.logger.With().Str(logx.Component, "source.file").Logger(),
+		log:     o.logger,
 		closing: make(chan struct{}),
 		byPath:  map[string]*stream{},
 		retired: map[fileID]bool{},
