@@ -1,0 +1,248 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/builtins/internal/kafkadev"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
+)
+
+// cluster starts a local cluster for the test with topics of n partitions.
+func cluster(t testing.TB, partitions int, topics ...string) *kafkadev.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := kafkadev.Start(ctx, "127.0.0.1:0", partitions, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); c.Close() })
+	return c
+}
+
+// uniq returns a name unique to the test, for groups and topics.
+func uniq(t testing.TB, prefix string) string {
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	return fmt.Sprintf("%s-%s-%d", prefix, name, rand.IntN(1e6))
+}
+
+// fastOpts shortens the client's timers so tests do not wait on defaults.
+var fastOpts = []kgo.Opt{kgo.MetadataMinAge(50 * time.Millisecond), kgo.MetadataMaxAge(time.Second)}
+
+// testEnv returns an Env for tests.
+func testEnv(t testing.TB) component.Env {
+	return component.Env{
+		Task:     "t1",
+		Dir:      t.TempDir(),
+		MaxEvent: 1 << 20,
+		Logger:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+		Metrics:  metrics.New(),
+		Problems: component.NewProblems("source"),
+	}
+}
+
+// decode runs the loader's decoding on tree and fails on any problem.
+func decode(t testing.TB, tree map[string]any) *Config {
+	t.Helper()
+	cfg := newConfig().(*Config)
+	p := component.NewProblems("source")
+	component.Decode(tree, cfg, p)
+	if p.Len() > 0 {
+		t.Fatalf("config problems: %v", p.List())
+	}
+	return cfg
+}
+
+// newSource decodes tree, builds and opens a source; Close runs at cleanup.
+func newSource(t testing.TB, env component.Env, tree map[string]any) *Source {
+	t.Helper()
+	cfg := decode(t, tree)
+	c, err := build(cfg, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.(*Source)
+	s.extra = fastOpts
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Open(ctx); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+// baseTree is the config of a source on c consuming topic in group.
+func baseTree(c *kafkadev.Cluster, topic, group string) map[string]any {
+	return map[string]any{
+		"brokers":            []any{c.Addr()},
+		"topics":             []any{topic},
+		"group":              group,
+		"offset":             "earliest",
+		"heartbeat_interval": "100ms",
+		"session_timeout":    "6s",
+		"rebalance_timeout":  "5s",
+		"revoke_timeout":     "2s",
+		"fetch_max_wait":     "100ms",
+	}
+}
+
+// produce writes recs synchronously.
+func produce(t testing.TB, addr string, recs ...*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// readBatches reads until n records arrived, or fails after timeout.
+func readBatches(t testing.TB, s *Source, n int, timeout time.Duration) []component.Batch {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []component.Batch
+	got := 0
+	for got < n {
+		b, err := s.Read(ctx)
+		if err != nil {
+			t.Fatalf("read after %d of %d records: %v", got, n, err)
+		}
+		out = append(out, b)
+		got += len(b.Messages)
+	}
+	return out
+}
+
+// committed returns the group's committed offsets of topic by partition.
+func committed(t testing.TB, addr, group, topic string) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("fetch offsets: %v", err)
+	}
+	out := map[int32]int64{}
+	for p, o := range resp[topic] {
+		if o.Err == nil {
+			out[p] = o.At
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or 15 s pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// collector records what a consumer delivered, by position.
+type collector struct {
+	mu   sync.Mutex
+	seen map[message.Position]int
+}
+
+func (c *collector) add(b component.Batch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[message.Position]int{}
+	}
+	for _, m := range b.Messages {
+		c.seen[m.Pos]++
+	}
+}
+
+func (c *collector) has(p message.Position) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[p] > 0
+}
+
+// lowest returns the lowest offset delivered from partition p, or -1.
+func (c *collector) lowest(p int32) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	low := int64(-1)
+	for pos := range c.seen {
+		if pos.Partition == p && (low < 0 || pos.Offset < low) {
+			low = pos.Offset
+		}
+	}
+	return low
+}
+
+// consume reads from s in a goroutine and acks each batch after delay,
+// until ctx ends.
+func consume(ctx context.Context, s *Source, col *collector, delay time.Duration) chan error {
+	done := make(chan error, 1)
+	go func() {
+		for {
+			b, err := s.Read(ctx)
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+					err = nil
+				}
+				done <- err
+				return
+			}
+			col.add(b)
+			if delay > 0 {
+				time.AfterFunc(delay, func() { b.Ack(nil) })
+			} else {
+				b.Ack(nil)
+			}
+		}
+	}()
+	return done
+}
+
+// metricValue reads a counter or gauge.
+func metricValue(t testing.TB, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	}
+	t.Fatalf("metric is neither counter nor gauge")
+	return 0
+}
