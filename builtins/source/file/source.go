@@ -112,7 +112,7 @@ type segment struct {
 	fp       fingerprint // (under mu)
 
 	rotated   bool      // no longer at the stream's path
-	rotatedAt time.Time //
+	rotatedAt time.Time // when the rotation was noticed
 	truncated bool      // its file was truncated: ended, not checkpointed (under mu)
 	finishing bool      // rotated and quiet: its unterminated last line may be emitted
 	drained   bool      // nothing more will be read from it
@@ -396,16 +396,19 @@ func (s *Source) restoreSegment(st *stream, fs fileState) {
 			continue
 		}
 		want := fs.fp()
-		got, err := fingerprintOf(f, min(fi.Size(), int64(want.n)))
+		if fi.Size() < fs.Offset || fi.Size() < int64(want.n) {
+			f.Close()
+			if c == st.path {
+				s.log.Warn().Str(logx.File, c).Int64(logx.Offset, fs.Offset).Int64("size", fi.Size()).
+					Msg("checkpointed file was truncated while stopped; reading it again from its start")
+				return
+			}
+			continue
+		}
+		got, err := fingerprintOf(f, int64(want.n))
 		if err != nil || got != want {
 			f.Close()
 			continue // the inode was reused by another file
-		}
-		if fi.Size() < fs.Offset {
-			f.Close()
-			s.log.Warn().Str(logx.File, c).Int64(logx.Offset, fs.Offset).Int64("size", fi.Size()).
-				Msg("checkpointed file was truncated while stopped; reading it as a new file")
-			return
 		}
 		sg := s.newSegment(st, f, fi, c, fs.Gen, fs.Offset)
 		sg.fp = want
@@ -514,7 +517,7 @@ func (s *Source) checkStream(st *stream, now time.Time, atEnd bool) {
 			s.log.Info().Str(logx.File, st.path).Int32(logx.Partition, act.gen).Msg(what + "; reading it to its end")
 		default:
 			if cur, err := act.f.Stat(); err == nil && cur.Size() < act.rd.readEnd() {
-				s.truncate(st, act, now)
+				s.truncate(st, act)
 			}
 		}
 	}
@@ -543,7 +546,7 @@ func (s *Source) checkStream(st *stream, now time.Time, atEnd bool) {
 
 // truncate ends a file that shrank (copytruncate) and reads it again from
 // its start as the next generation.
-func (s *Source) truncate(st *stream, old *segment, now time.Time) {
+func (s *Source) truncate(st *stream, old *segment) {
 	s.log.Info().Str(logx.File, st.path).Int32(logx.Partition, old.gen).Int64(logx.Offset, old.rd.readEnd()).
 		Msg("file truncated; reading it from its start")
 	f := old.f
@@ -566,7 +569,6 @@ func (s *Source) truncate(st *stream, old *segment, now time.Time) {
 	sg.fp = fp
 	s.mu.Unlock()
 	st.active = sg
-	_ = now
 }
 
 // Read returns the next batch. In read mode it returns io.EOF once every
