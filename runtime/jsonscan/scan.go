@@ -187,6 +187,18 @@ func literal(data []byte, i int, lit string) int {
 
 // validString validates the string starting at the quote data[i].
 func validString(data []byte, i int) int {
+	end, _ := ValidString(data, i)
+	return end
+}
+
+// ValidString validates the string starting at the quote data[i] with the
+// rules of Valid, and returns the index just past its closing quote (-1
+// when malformed) and whether it holds escapes (so a caller can use the
+// bytes as they are when it does not).
+func ValidString(data []byte, i int) (end int, escaped bool) {
+	if i < 0 || i >= len(data) || data[i] != '"' {
+		return -1, false
+	}
 	i++
 	for {
 		// Fast path: run over bytes that need no attention, 8 at a time.
@@ -198,28 +210,29 @@ func validString(data []byte, i int) int {
 			i++
 		}
 		if i >= len(data) {
-			return -1
+			return -1, false
 		}
 		switch data[i] {
 		case '"':
-			return i + 1
+			return i + 1, escaped
 		case '\\':
+			escaped = true
 			if i+1 >= len(data) {
-				return -1
+				return -1, false
 			}
 			switch data[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if i+6 > len(data) || !isHex(data[i+2]) || !isHex(data[i+3]) || !isHex(data[i+4]) || !isHex(data[i+5]) {
-					return -1
+					return -1, false
 				}
 				i += 6
 			default:
-				return -1
+				return -1, false
 			}
 		default: // control character
-			return -1
+			return -1, false
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -227,6 +228,39 @@ func BenchmarkGet(b *testing.B) {
 	for b.Loop() {
 		if _, _, ok := Get(benchEvent, path); !ok {
 			b.Fatal("missing")
+		}
+	}
+}
+
+func TestValidString(t *testing.T) {
+	// Every special byte at every position around the 8-byte blocks.
+	for n := 0; n < 20; n++ {
+		for pos := 0; pos < n; pos++ {
+			for _, special := range []string{`"`, `\\`, `\n`, `\u00e9`, "\x01", "\x1f", `\x`, "é", "\x7f", "\xff"} {
+				body := []byte(strings.Repeat("a", n))
+				s := append(append(append([]byte{'"'}, body[:pos]...), special...), body[pos:]...)
+				s = append(s, '"')
+				end, esc := ValidString(s, 0)
+				wantValid := json.Valid(s)
+				if (end == len(s)) != wantValid && !(special == `"` && end == pos+2) {
+					t.Errorf("ValidString(%q) = %d, encoding/json says valid=%v", s, end, wantValid)
+				}
+				if end == len(s) && esc != strings.HasPrefix(special, `\`) {
+					t.Errorf("ValidString(%q) escaped = %v", s, esc)
+				}
+				if got := ValidAt(s, 0); got != end {
+					t.Errorf("ValidAt(%q) = %d, ValidString %d", s, got, end)
+				}
+			}
+		}
+	}
+	for _, c := range []struct {
+		in  string
+		i   int
+		end int
+	}{{`x`, 0, -1}, {`"abc`, 0, -1}, {`""`, 5, -1}, {`""`, -1, -1}, {`a"b"`, 1, 4}} {
+		if end, _ := ValidString([]byte(c.in), c.i); end != c.end {
+			t.Errorf("ValidString(%q, %d) = %d, want %d", c.in, c.i, end, c.end)
 		}
 	}
 }
