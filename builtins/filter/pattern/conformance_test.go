@@ -551,3 +551,47 @@ type = ["b"]`, `{"data":{"filename":[{"prefix":"logs/"},{"suffix":".gz"}]},"$or"
 		}
 	}
 }
+
+func TestHostileNesting(t *testing.T) {
+	deep := strings.Repeat("[", 200000) + strings.Repeat("]", 200000)
+	for _, pat := range []string{`{"v":[1]}`, `{"v":{"w":[1]}}`, `{"x":[1]}`} {
+		p := MustCompileJSON(pat)
+		if p.Match([]byte(`{"v":` + deep + `}`)) {
+			t.Errorf("%s matched a hostile event", pat)
+		}
+	}
+	// Within the depth limit nesting is followed.
+	ok := strings.Repeat("[", 5000) + `{"w":1}` + strings.Repeat("]", 5000)
+	if !MustCompileJSON(`{"v":{"w":[1]}}`).Match([]byte(`{"v":` + ok + `}`)) {
+		t.Error("deep but legal nesting did not match")
+	}
+}
+
+func TestParseFloat(t *testing.T) {
+	for _, s := range []string{"0", "-0", "1", "250.5", "0.1", "0.000123", "123456789012345", "1234567890123456",
+		"9007199254740993", "-12.5", "1e3", "1E-7", "0.30000000000000004", "99999999999999999999999",
+		"3.14159265358979", "1655952591589", "100000000000000000000000.5", "0.0000000000000000000000001"} {
+		got, ok := parseFloat([]byte(s))
+		want, err := strconv.ParseFloat(s, 64)
+		if ok != (err == nil) || got != want || math.Signbit(got) != math.Signbit(want) {
+			t.Errorf("parseFloat(%s) = %v, %v; strconv says %v, %v", s, got, ok, want, err)
+		}
+	}
+}
+
+func TestMatchDoesNotAllocate(t *testing.T) {
+	ev := []byte(`{"source":"acs:x","id":"a\"b","data":{"items":[{"sku":"A","qty":2}],"ip":"10.1.2.3","n":12.5,"s":"caf\u00e9"}}`)
+	for _, pat := range []string{
+		`{"source":["acs:x"],"id":["a\"b"],"data":{"n":[{"numeric":[">",1]}]}}`,
+		`{"data":{"items":{"sku":["A"],"qty":[2]},"ip":[{"cidr":"10.0.0.0/8"}],"s":[{"equals-ignore-case":"CAFÉ"}]}}`,
+		`{"$or":[{"source":[{"prefix":"acs:"}]},{"data":{"s":[{"wildcard":"c*"}]}}],"id":[{"anything-but":{"suffix":"x"}}]}`,
+	} {
+		p := MustCompileJSON(pat)
+		if !p.Match(ev) {
+			t.Fatalf("%s does not match", pat)
+		}
+		if n := testing.AllocsPerRun(100, func() { p.Match(ev) }); n != 0 {
+			t.Errorf("%s: %v allocations per Match", pat, n)
+		}
+	}
+}

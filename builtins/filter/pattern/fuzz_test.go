@@ -3,6 +3,7 @@ package pattern
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -132,6 +133,23 @@ func FuzzMatchEvents(f *testing.F) {
 	f.Fuzz(func(t *testing.T, event []byte) {
 		for _, c := range patterns {
 			checkAgainstReference(t, c.text, c.p, event)
+		}
+	})
+}
+
+// FuzzParseFloat checks the fast number path against strconv.
+func FuzzParseFloat(f *testing.F) {
+	for _, s := range []string{"0", "-0.5", "250.5", "1655952591589", "0.000123", "1e5", "123456789012345.6"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !json.Valid([]byte(s)) || s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+			return
+		}
+		got, ok := parseFloat([]byte(s))
+		want, err := strconv.ParseFloat(s, 64)
+		if ok != (err == nil) || (ok && got != want) {
+			t.Fatalf("parseFloat(%s) = %v, %v; strconv says %v, %v", s, got, ok, want, err)
 		}
 	})
 }

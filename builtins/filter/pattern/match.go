@@ -168,6 +168,7 @@ func (lv *level) allHold(rs []req, slots []uint64) bool {
 // stored through other pointers, so it and its arrays stay on the stack.
 type state struct {
 	slots []uint64
+	buf   []byte // scratch for decoding escaped strings; never stored back
 }
 
 // maxDepth bounds the nesting the matcher follows.
@@ -187,7 +188,8 @@ func (p *Pattern) Match(event []byte) bool {
 		return true
 	}
 	var small [48]uint64
-	var st state
+	var buf [128]byte
+	st := state{buf: buf[:0]}
 	if p.nslots <= len(small) {
 		st.slots = small[:p.nslots]
 	} else {
@@ -232,6 +234,9 @@ func (lv *level) eval(st *state, d []byte, i, depth int) (uint64, int) {
 // evalArray ORs the level over the elements (nested arrays flattened);
 // saw reports whether there was any element at all.
 func (lv *level) evalArray(st *state, d []byte, i, depth int) (mask uint64, saw bool, end int) {
+	if depth > maxDepth {
+		return 0, false, -1
+	}
 	i = jsonscan.SkipSpace(d, i+1)
 	if i < len(d) && d[i] == ']' {
 		return 0, false, i + 1
@@ -291,7 +296,7 @@ func (lv *level) evalObject(st *state, d []byte, i, depth int) (uint64, int) {
 		if i >= len(d) || d[i] != '"' {
 			return 0, -1
 		}
-		ke, esc := scanString(d, i)
+		ke, esc := jsonscan.ValidString(d, i)
 		if ke < 0 {
 			return 0, -1
 		}
@@ -388,8 +393,11 @@ func (e *keyEntry) evalLeaf(st *state, d []byte, i, depth int) (uint64, int) {
 		}
 		return bits, end
 	}
-	var tmp [128]byte
-	sc, end := newScalar(d, i, tmp[:0])
+	var sc scalar
+	end, esc := sc.init(d, i)
+	if esc {
+		sc.str, sc.strOK = jsonscan.AppendString(st.buf, sc.tok)
+	}
 	if end < 0 {
 		return 0, -1
 	}
@@ -418,9 +426,12 @@ func (e *keyEntry) evalLeafArray(st *state, d []byte, i, depth int) (bits uint64
 		case '{':
 			ee = jsonscan.ValidAt(d, i)
 		default:
-			var tmp [128]byte
 			var sc scalar
-			if sc, ee = newScalar(d, i, tmp[:0]); ee >= 0 {
+			var esc bool
+			if ee, esc = sc.init(d, i); esc {
+				sc.str, sc.strOK = jsonscan.AppendString(st.buf, sc.tok)
+			}
+			if ee >= 0 {
 				bits = e.matchScalar(&sc, st, bits)
 				saw = true
 			}
@@ -458,76 +469,27 @@ func (e *keyEntry) matchScalar(sc *scalar, st *state, have uint64) uint64 {
 	return have
 }
 
-// newScalar validates the leaf at d[i] and sets it up, decoding a string
-// with escapes into buf (grown on the heap only for long strings).
-func newScalar(d []byte, i int, buf []byte) (scalar, int) {
-	sc := scalar{kind: jsonscan.KindOf(d[i])}
+// init validates the leaf at d[i] and sets sc up. It returns the index
+// past the leaf (-1 when malformed) and whether the leaf is a string with
+// escapes, which the caller decodes into its scratch buffer (kept out of
+// here so the buffer is never stored through a pointer and stays on the
+// stack).
+func (sc *scalar) init(d []byte, i int) (end int, escaped bool) {
+	sc.kind = jsonscan.KindOf(d[i])
 	if sc.kind != jsonscan.String {
-		end := jsonscan.ValidAt(d, i)
-		if end < 0 {
-			return sc, -1
+		end = jsonscan.ValidAt(d, i)
+		if end >= 0 {
+			sc.tok = d[i:end]
 		}
-		sc.tok = d[i:end]
-		return sc, end
+		return end, false
 	}
-	end, esc := scanString(d, i)
+	end, escaped = jsonscan.ValidString(d, i)
 	if end < 0 {
-		return sc, -1
+		return -1, false
 	}
 	sc.tok = d[i:end]
-	if !esc {
+	if !escaped {
 		sc.str, sc.strOK = d[i+1:end-1], true
-	} else {
-		sc.str, sc.strOK = jsonscan.AppendString(buf, sc.tok)
 	}
-	return sc, end
-}
-
-// strPlain marks string bytes that need no attention: not '"', not '\\',
-// not a control character.
-var strPlain = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return
-}()
-
-// scanString validates the string at d[i] ('"') like jsonscan.ValidAt and
-// also reports whether it holds escapes.
-func scanString(d []byte, i int) (end int, esc bool) {
-	i++
-	for {
-		for i < len(d) && strPlain[d[i]] {
-			i++
-		}
-		if i >= len(d) {
-			return -1, false
-		}
-		switch d[i] {
-		case '"':
-			return i + 1, esc
-		case '\\':
-			esc = true
-			if i+1 >= len(d) {
-				return -1, false
-			}
-			switch d[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(d) || !isHex(d[i+2]) || !isHex(d[i+3]) || !isHex(d[i+4]) || !isHex(d[i+5]) {
-					return -1, false
-				}
-				i += 6
-			default:
-				return -1, false
-			}
-		default: // a control character
-			return -1, false
-		}
-	}
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+	return end, escaped
 }

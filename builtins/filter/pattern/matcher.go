@@ -256,7 +256,7 @@ func (sc *scalar) number() (float64, bool) {
 		return 0, false
 	}
 	if sc.fState == 0 {
-		f, ok := jsonscan.Float(sc.tok)
+		f, ok := parseFloat(sc.tok)
 		sc.f = f
 		sc.fState = 1
 		if !ok {
@@ -389,4 +389,52 @@ func parseAddrSlow(s []byte) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a, true
+}
+
+// pow10 holds the powers of ten that binary64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseFloat parses a JSON number token. Plain integers and decimals of at
+// most 15 significant digits, the usual event numbers, take the exact fast
+// path (an exact integer divided by an exact power of ten rounds
+// correctly); anything else goes to strconv.
+func parseFloat(tok []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(tok) > 0 && tok[0] == '-' {
+		i, neg = 1, true
+	}
+	var mant uint64
+	digits, frac := 0, -1
+	for ; i < len(tok); i++ {
+		c := tok[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if digits > 15 {
+				return jsonscan.Float(tok)
+			}
+			mant = mant*10 + uint64(c-'0')
+			if mant != 0 {
+				digits++ // significant digits: leading zeros do not count
+			}
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && frac < 0:
+			frac = 0
+		default: // an exponent
+			return jsonscan.Float(tok)
+		}
+	}
+	if digits > 15 || frac > 22 {
+		return jsonscan.Float(tok)
+	}
+	f := float64(mant)
+	if frac > 0 {
+		f /= pow10[frac]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
 }
