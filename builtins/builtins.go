@@ -4,8 +4,10 @@
 package builtins
 
 import (
+	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
+	filesource "github.com/sluicehq/sluice/builtins/source/file"
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
@@ -20,6 +22,7 @@ import (
 func RegisterAll(r *component.Registry) {
 	stdin.Register(r)
 	generate.Register(r)
+	filesource.Register(r)
 	httpsource.Register(r)
 
 	complete.Register(r)
@@ -28,5 +31,6 @@ func RegisterAll(r *component.Registry) {
 	template.Register(r)
 
 	stdout.Register(r)
+	filesink.Register(r)
 	httpsink.Register(r)
 }

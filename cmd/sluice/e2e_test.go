@@ -230,3 +230,21 @@ func TestReferenceDocIsCurrent(t *testing.T) {
 		t.Fatalf("%s is stale: run 'go run ./cmd/sluice docs' and commit it", referencePath)
 	}
 }
+
+func TestE2EQuickstart(t *testing.T) {
+	task := filepath.Join("..", "..", "testdata", "pipelines", "quickstart.toml")
+	want, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pipelines", "quickstart.want.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sluice(t, "", "run", "--log-level", "warn", task)
+	if r.code != 0 || r.stdout != string(want) {
+		t.Fatalf("exit %d\nstdout:\n%s\nwant:\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+	}
+	// The same task as a unit test over the raw sample.
+	sample := filepath.Join("..", "..", "testdata", "samples", "orders.jsonl")
+	exp := filepath.Join("..", "..", "testdata", "pipelines", "quickstart.want.jsonl")
+	if r := sluice(t, "", "test", task, "--input", sample, "--expect", exp); r.code != 0 {
+		t.Fatalf("sluice test: %+v", r)
+	}
+}
