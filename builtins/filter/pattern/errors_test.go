@@ -3,6 +3,7 @@ package pattern
 import (
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -243,14 +244,35 @@ func TestTooComplex(t *testing.T) {
 	}
 	// Nested $or: each branch holds the next group.
 	nested := `{"items":{"a":[0]}}`
-	for i := 0; i < 12; i++ {
+	for i := 0; i < 9; i++ {
 		nested = `{"$or":[{"items":{"p` + string(rune('a'+i)) + `":[1]},"$or":[` + nested + `,{"z":[1]}]},{"items":{"q` + string(rune('a'+i)) + `":[1]},"$or":[` + nested + `,{"z":[2]}]}]}`
-		if len(nested) > 1<<20 {
+		if len(nested) > 1<<18 {
 			break
 		}
 	}
 	_, err := CompileJSON([]byte(nested))
 	if got := problemKeys(err); len(got) == 0 || !strings.HasPrefix(got[len(got)-1], CodeTooComplex) {
 		t.Errorf("got %q, want PATTERN_TOO_COMPLEX", got)
+	}
+}
+
+func TestTooManyLeafSetsAtOneKey(t *testing.T) {
+	orOf := func(n int) string {
+		var br []string
+		for i := 0; i < n; i++ {
+			br = append(br, `{"x":[`+strconv.Itoa(i)+`]}`)
+		}
+		return `{"$or":[` + strings.Join(br, ",") + `]}`
+	}
+	p, err := CompileJSON([]byte(orOf(60)))
+	if err != nil {
+		t.Fatalf("60 branches: %v", err)
+	}
+	if !p.Match([]byte(`{"x":59}`)) || p.Match([]byte(`{"x":60}`)) {
+		t.Error("60 branches match wrongly")
+	}
+	_, err = CompileJSON([]byte(orOf(70)))
+	if got := problemKeys(err); len(got) != 1 || got[0] != "PATTERN_TOO_COMPLEX $" {
+		t.Errorf("70 branches: got %q", got)
 	}
 }

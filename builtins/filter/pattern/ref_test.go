@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // This file is the reference matcher the fuzzer checks the fast one
@@ -74,12 +75,20 @@ func refTerms(p map[string]any) [][]refCond {
 
 // refMatch matches a decoded event against a pattern given as JSON text.
 func refMatch(pattern []byte, event any) bool {
-	p, _ := decodeUseNumber(pattern)
-	pm := p.(map[string]any)
-	if len(pm) == 0 {
-		return true
+	terms, ok := termCache.Load(string(pattern))
+	if !ok {
+		p, _ := decodeUseNumber(pattern)
+		pm := p.(map[string]any)
+		var t [][]refCond
+		if len(pm) > 0 {
+			t = refTerms(pm)
+		}
+		terms, _ = termCache.LoadOrStore(string(pattern), t)
 	}
-	for _, term := range refTerms(pm) {
+	if terms.([][]refCond) == nil {
+		return true // the empty pattern
+	}
+	for _, term := range terms.([][]refCond) {
 		if refConj(term, event, true) {
 			return true
 		}
@@ -200,7 +209,15 @@ func refEqual(lit, leaf any) bool {
 	return lit == leaf
 }
 
-func reMatch(expr string, s string) bool { return regexp.MustCompile(expr).MatchString(s) }
+var reCache, termCache sync.Map
+
+func reMatch(expr string, s string) bool {
+	re, ok := reCache.Load(expr)
+	if !ok {
+		re, _ = reCache.LoadOrStore(expr, regexp.MustCompile(expr))
+	}
+	return re.(*regexp.Regexp).MatchString(s)
+}
 
 func wildcardRegexp(w string) string {
 	var b strings.Builder
