@@ -74,7 +74,7 @@ func BenchmarkGoGuestUpper(b *testing.B) {
 	in := benchBatch(256)
 	for _, protected := range []bool{true, false} {
 		name := "protected"
-		opt := wasmhost.LoadOptions{MemoryLimit: 64 << 20}
+		opt := wasmhost.LoadOptions{MemoryLimit: testMemoryLimit}
 		if !protected {
 			name, opt = "unprotected", wasmhost.Unprotected(opt)
 		}
@@ -83,7 +83,7 @@ func BenchmarkGoGuestUpper(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tr := m.NewTransformer(wasmhost.TransformerConfig{})
+			tr := m.NewTransformer(wasmhost.TransformerConfig{Timeout: 10 * time.Second})
 			if _, err := tr.Start(context.Background()); err != nil {
 				b.Fatal(err)
 			}

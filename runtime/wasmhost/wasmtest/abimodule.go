@@ -20,12 +20,19 @@ type ABIModule struct {
 	InitError string
 	// Pages is the memory size (default 64 pages, 4 MiB).
 	Pages int
+	// Probe makes sluice_process call a WASI function the sandbox must
+	// refuse ("sock_accept" on fd 3, or "path_open" of "etc/passwd" under
+	// fd 3) and fail record 0 with the errno as its code (0: the call
+	// succeeded). Use with one-record batches.
+	Probe string
 }
 
 // Memory map of the hand-made module.
 const (
 	abiDescAt   = 1024    // the description JSON
 	abiErrAt    = 2048    // the init error message
+	abiPathAt   = 3072    // a path for the path_open probe
+	abiScratch  = 3584    // where probes write their results
 	abiResultAt = 4096    // result header, then outcomes (zero: pass)
 	abiInputAt  = 1 << 20 // the input buffer, up to the end of memory
 )
@@ -47,8 +54,35 @@ func (a ABIModule) Bytes() []byte {
 	const (
 		ptr, n, count, i, p = 0, 1, 2, 3, 4
 	)
+	var imports []Import
+	imports = append(imports, a.Imports...)
+	probeFn := uint32(len(imports))
+	switch a.Probe {
+	case "sock_accept":
+		imports = append(imports, Import{Module: "wasi_snapshot_preview1", Name: "sock_accept",
+			Type: FuncType{Params: []byte{I32, I32, I32}, Results: []byte{I32}}})
+	case "path_open":
+		imports = append(imports, Import{Module: "wasi_snapshot_preview1", Name: "path_open",
+			Type: FuncType{Params: []byte{I32, I32, I32, I32, I32, I64, I64, I32, I32}, Results: []byte{I32}}})
+		copy(data[abiPathAt-abiDescAt:], "etc/passwd")
+	}
 	body := Code{}.
 		LocalGet(ptr).I32Load(4).LocalSet(count)
+	switch a.Probe {
+	case "sock_accept":
+		body = body.I32Const(3).I32Const(0).I32Const(abiScratch).Call(probeFn).LocalSet(p)
+	case "path_open":
+		body = body.I32Const(3).I32Const(0).I32Const(abiPathAt).I32Const(10).I32Const(0).
+			I64Const(1 << 1).I64Const(0).I32Const(0).I32Const(abiScratch).Call(probeFn).LocalSet(p)
+	}
+	if a.Probe != "" {
+		// outcome 0: FAIL, code errno, message "probe"
+		body = body.I32Const(abiResultAt).I32Const(4).I32Store(16).
+			I32Const(abiResultAt).LocalGet(p).I32Store(20).
+			I32Const(abiResultAt).I32Const(abiErrAt).I32Store(24).
+			I32Const(abiResultAt).I32Const(5).I32Store(28)
+		copy(data[abiErrAt-abiDescAt:], "probe")
+	}
 	if a.PerRecord {
 		body = body.Block().Loop().
 			LocalGet(i).LocalGet(count).Op(OpI32GeU).BrIf(1).
@@ -73,6 +107,7 @@ func (a ABIModule) Bytes() []byte {
 		I64Const(abiResultAt << 32).
 		LocalGet(count).I32Const(16).Op(OpI32Mul).I32Const(16).Op(OpI32Add).Op(OpI64ExtendU).
 		Op(OpI64Or)
+	imp = uint32(len(imports))
 	funcs := []Func{
 		{Type: voidI32, Export: "sluice_abi_version", Body: Code{}.I32Const(a.Version)},
 		{Type: FuncType{Params: []byte{I32}, Results: []byte{I32}}, Export: "sluice_alloc", Body: Code{}.I32Const(abiInputAt)},
@@ -88,7 +123,7 @@ func (a ABIModule) Bytes() []byte {
 			Body: Code{}.I64Const(int64(abiDescAt)<<32 | int64(len(desc)))})
 	}
 	_ = imp
-	return Module{Imports: a.Imports, Funcs: funcs, MemoryPages: a.Pages, ExportMemory: true,
+	return Module{Imports: imports, Funcs: funcs, MemoryPages: a.Pages, ExportMemory: true,
 		Data: data, DataOffset: abiDescAt}.Bytes()
 }
 

@@ -4,10 +4,8 @@ package main
 
 import (
 	"errors"
-	"net"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/sluicehq/sluice/sdk"
 	"github.com/sluicehq/sluice/sdk/jsonfield"
@@ -18,7 +16,7 @@ var cfg struct {
 	Tag    string `json:"tag" doc:"a value to log at init"`
 }
 
-var sink []byte
+var sink [][]byte
 
 func init() {
 	sdk.Register(sdk.Plugin{
@@ -46,12 +44,12 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 		}
 	case "bomb":
 		for {
-			sink = append(sink, make([]byte, 1<<20)...)
+			sink = append(sink, make([]byte, 1<<20))
 		}
 	case "exit":
 		os.Exit(7)
 	case "giant":
-		big := make([]byte, 16<<20)
+		big := make([]byte, 6<<20)
 		for i := range big {
 			big[i] = 'x'
 		}
@@ -59,12 +57,6 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 		return nil
 	case "file":
 		_, err := os.ReadFile("/etc/passwd")
-		return report(err)
-	case "net":
-		c, err := net.DialTimeout("tcp", "127.0.0.1:9", 50*time.Millisecond)
-		if c != nil {
-			c.Close()
-		}
 		return report(err)
 	case "env":
 		out.Emit([]byte(strconv.Itoa(len(os.Environ()))))
