@@ -34,7 +34,68 @@ import (
 type Condition struct {
 	src     string
 	program *vm.Program
-	roots   map[string]bool // top-level members the expression reads; nil: all
+	need    *need // the part of the event the expression reads; nil: all
+}
+
+// need is the part of an event value a condition reads: the members named
+// by constant paths (data.value.amount), or the whole value when it is
+// used as a whole (len(data.items), "k" in data, data[k]).
+type need struct {
+	full bool
+	kids map[string]*need
+}
+
+func (n *need) mark(path []string) {
+	for _, k := range path {
+		if n.full {
+			return
+		}
+		if n.kids == nil {
+			n.kids = map[string]*need{}
+		}
+		c := n.kids[k]
+		if c == nil {
+			c = &need{}
+			n.kids[k] = c
+		}
+		n = c
+	}
+	n.full, n.kids = true, nil
+}
+
+// neededPaths finds what of the event the parsed expression reads. A
+// constant member chain from a variable is a path; a path consumed only as
+// the base of a longer constant chain needs just that member, any other
+// use needs the whole value.
+func neededPaths(tree *ast.Node, lets map[string]bool) *need {
+	paths := map[ast.Node][]string{}
+	consumed := map[ast.Node]bool{}
+	ast.Walk(tree, visitFunc(func(node *ast.Node) {
+		switch n := (*node).(type) {
+		case *ast.IdentifierNode:
+			if n.Value == "$env" {
+				paths[n] = []string{}
+			} else if !lets[n.Value] {
+				paths[n] = []string{n.Value}
+			}
+		case *ast.MemberNode:
+			base, ok := paths[n.Node]
+			if key, isStr := n.Property.(*ast.StringNode); ok && isStr && !n.Method {
+				paths[n] = append(append([]string{}, base...), key.Value)
+				consumed[n.Node] = true
+			}
+		}
+	}))
+	root := &need{}
+	for n, p := range paths {
+		if !consumed[n] {
+			root.mark(p)
+		}
+	}
+	if root.full {
+		return nil
+	}
+	return root
 }
 
 // CompileError is a condition that does not compile or type-check.
@@ -103,7 +164,8 @@ func Compile(src string) (*Condition, error) {
 	if callee != nil {
 		return nil, compileError(src, (&file.Error{Location: callee.Location(), Message: fmt.Sprintf("unknown function %s", callee.Value)}).Bind(file.NewSource(src)))
 	}
-	rw := &rewriter{lets: lets, roots: map[string]bool{}}
+	needed := neededPaths(&tree.Node, lets)
+	rw := &rewriter{lets: lets}
 	prog, err := expr.Compile(src,
 		expr.Env(map[string]any{}),
 		expr.AllowUndefinedVariables(),
@@ -115,11 +177,7 @@ func Compile(src string) (*Condition, error) {
 	if err != nil {
 		return nil, compileError(src, err)
 	}
-	c := &Condition{src: src, program: prog, roots: rw.roots}
-	if rw.wholeEnv {
-		c.roots = nil
-	}
-	return c, nil
+	return &Condition{src: src, program: prog, need: needed}, nil
 }
 
 // MustCompile is Compile that panics on error.
@@ -165,9 +223,7 @@ func (f visitFunc) Visit(n *ast.Node) { f(n) }
 // post-order, so a chain or ?? sees its operands already rewritten and
 // relaxes them.
 type rewriter struct {
-	lets     map[string]bool
-	roots    map[string]bool
-	wholeEnv bool
+	lets map[string]bool
 }
 
 func call(name string, args ...ast.Node) *ast.CallNode {
@@ -177,14 +233,9 @@ func call(name string, args ...ast.Node) *ast.CallNode {
 func (r *rewriter) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
-		if n.Value == "$env" {
-			r.wholeEnv = true
+		if n.Value == "$env" || r.lets[n.Value] || n.Value == fetchName || n.Value == fetchOptName {
 			return
 		}
-		if r.lets[n.Value] || n.Value == fetchName || n.Value == fetchOptName {
-			return
-		}
-		r.roots[n.Value] = true
 		ast.Patch(node, call(fetchName, &ast.IdentifierNode{Value: "$env"}, &ast.StringNode{Value: n.Value}))
 	case *ast.MemberNode:
 		if n.Method {
@@ -313,7 +364,7 @@ func toInt(x any) (int, bool) {
 // error or a result that is not a boolean is a *RuntimeError. A null
 // result counts as false.
 func (c *Condition) Eval(event []byte) (result bool, err error) {
-	env, ok := decodeEvent(event, c.roots)
+	env, ok := decodeEvent(event, c.need)
 	if !ok {
 		return false, &RuntimeError{Msg: "the event is not valid JSON"}
 	}
@@ -345,36 +396,59 @@ func (c *Condition) Eval(event []byte) (result bool, err error) {
 	return false, &RuntimeError{Msg: fmt.Sprintf("the condition gave %v (%T), want true or false", out, out)}
 }
 
-// decodeEvent decodes the event's top-level members named in roots (all
-// when roots is nil) into the expression's variables. Integers that fit
+// decodeEvent decodes what the condition reads of the event (all of it
+// when need is nil) into the expression's variables. Integers that fit
 // int64 become int, other numbers float64, so `amount > 100` works for both
 // and large IDs compare exactly.
-func decodeEvent(event []byte, roots map[string]bool) (map[string]any, bool) {
+func decodeEvent(event []byte, need *need) (map[string]any, bool) {
 	if !jsonscan.Valid(event) {
 		return nil, false
 	}
-	env := make(map[string]any, len(roots))
 	i := jsonscan.SkipSpace(event, 0)
 	if event[i] != '{' {
-		return env, true // not an object: there are no fields to read
+		return map[string]any{}, true // not an object: there are no fields to read
 	}
-	it := jsonscan.MembersOf(event, i)
-	var key []byte
+	env, _ := decodePart(event[i:], need).(map[string]any)
+	return env, true
+}
+
+// decodePart decodes the valid JSON value d, only the members need names
+// when it is an object (the whole value when need is nil or full).
+func decodePart(d []byte, need *need) any {
+	if need == nil || need.full || d[0] != '{' {
+		return decodeValue(d)
+	}
+	out := make(map[string]any, len(need.kids))
+	it := jsonscan.MembersOf(d, 0)
 	for it.Next() {
-		tok := it.Key()
-		key = key[:0]
-		if bytes.IndexByte(tok, '\\') < 0 {
-			key = append(key, tok...)
+		var k string
+		raw := it.Key()
+		if bytes.IndexByte(raw, '\\') < 0 {
+			if _, ok := need.kids[string(raw)]; !ok { // no allocation for skipped keys
+				continue
+			}
+			k = string(raw)
 		} else {
-			key, _ = jsonscan.AppendString(key, quoted(tok))
+			k = memberKey(&it)
 		}
-		if roots != nil && !roots[string(key)] {
+		sub, ok := need.kids[k]
+		if !ok {
 			continue
 		}
-		vs, ve := it.Value()
-		env[string(key)] = decodeValue(event[vs:ve])
+		s, e := it.Value()
+		out[k] = decodePart(d[s:e], sub)
 	}
-	return env, true
+	return out
+}
+
+// memberKey decodes the current member's key.
+func memberKey(it *jsonscan.Members) string {
+	raw := it.Key()
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw)
+	}
+	b, _ := jsonscan.AppendString(nil, quoted(raw))
+	return string(b)
 }
 
 func quoted(raw []byte) []byte {
@@ -413,12 +487,8 @@ func decodeValue(d []byte) any {
 		out := map[string]any{}
 		it := jsonscan.MembersOf(d, 0)
 		for it.Next() {
+			k := memberKey(&it)
 			s, e := it.Value()
-			k := string(it.Key())
-			if strings.IndexByte(k, '\\') >= 0 {
-				b, _ := jsonscan.AppendString(nil, quoted(it.Key()))
-				k = string(b)
-			}
 			out[k] = decodeValue(d[s:e])
 		}
 		return out

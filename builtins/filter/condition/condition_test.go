@@ -2,6 +2,7 @@ package condition
 
 import (
 	"errors"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -141,11 +142,46 @@ func TestCompileErrors(t *testing.T) {
 	}
 }
 
-func TestDecodesOnlyWhatItReads(t *testing.T) {
-	c := MustCompile(`source == "a"`)
-	if len(c.roots) != 1 || !c.roots["source"] {
-		t.Errorf("roots = %v", c.roots)
+func describeNeed(n *need) string {
+	if n == nil {
+		return "all"
 	}
+	if n.full {
+		return "*"
+	}
+	var keys []string
+	for k := range n.kids {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, k+":"+describeNeed(n.kids[k]))
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func TestDecodesOnlyWhatItReads(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{`source == "a"`, `{source:*}`},
+		{`data.value.amount > 1 && len(data.items) > 0`, `{data:{items:*,value:{amount:*}}}`},
+		{`data.value.amount > 1 && "k" in data`, `{data:*}`},
+		{`data["value"]["amount"] > 1`, `{data:{value:{amount:*}}}`},
+		{`data.items[0].sku == "A"`, `{data:{items:*}}`},
+		{`data[source] == 1`, `{data:*,source:*}`},
+		{`data?.value?.amount == 1`, `{data:{value:{amount:*}}}`},
+		{`let v = data.value; v.amount > 1`, `{data:{value:*}}`},
+		{`any(data.items, .sku == "A")`, `{data:{items:*}}`},
+		{`$env.a == 1`, `{a:*}`},
+		{`len($env) > 0`, `all`},
+		{`$env["data"].x == 1`, `{data:{x:*}}`},
+		{`true`, `{}`},
+	} {
+		if got := describeNeed(MustCompile(c.src).need); got != c.want {
+			t.Errorf("%s: needs %s, want %s", c.src, got, c.want)
+		}
+	}
+	c := MustCompile(`source == "a"`)
 	// A broken member the condition does not read still fails validation:
 	// the event must be JSON.
 	if _, err := c.Eval([]byte(`{"source":"a","data":{"x":}}`)); err == nil {
@@ -154,8 +190,14 @@ func TestDecodesOnlyWhatItReads(t *testing.T) {
 	if got, err := c.Eval([]byte(`{"data":{"x":[1,2,{"y":"\u00e9"}]},"source":"a"}`)); !got || err != nil {
 		t.Errorf("got %v, %v", got, err)
 	}
-	if c := MustCompile(`$env.a == 1`); c.roots != nil {
-		t.Errorf("$env must decode the whole event, roots = %v", c.roots)
+	// Partial decoding gives the same answers as full decoding.
+	for _, src := range []string{`data.value.amount > 100`, `data.value.items[1].sku == "B"`, `"region" in data.value`,
+		`data.value["caf\u00e9"] == "ok"`, `len(data.value.tags) == 2`, `data.value.missing == 1`} {
+		partial, _ := MustCompile(src).Eval(event)
+		full, _ := MustCompile(`$env != nil && (` + src + `)`).Eval(event)
+		if partial != full {
+			t.Errorf("%s: partial decoding says %v, full %v", src, partial, full)
+		}
 	}
 }
 
