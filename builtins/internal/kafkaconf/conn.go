@@ -173,3 +173,21 @@ func (c Conn) Options(dir string, log zerolog.Logger) ([]kgo.Opt, error) {
 	}
 	return opts, nil
 }
+
+// TopicProblem says what is wrong with a topic name (Kafka's rules), or "".
+func TopicProblem(t string) string {
+	switch {
+	case t == "":
+		return "topic name must not be empty"
+	case t == "." || t == "..":
+		return fmt.Sprintf("invalid topic name %q", t)
+	case len(t) > 249:
+		return fmt.Sprintf("topic name %q is longer than Kafka's limit of 249 characters", t[:20]+"…")
+	}
+	if i := strings.IndexFunc(t, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}); i >= 0 {
+		return fmt.Sprintf("invalid topic name %q: Kafka allows only letters, digits, '.', '_' and '-'", t)
+	}
+	return ""
+}

@@ -9,7 +9,6 @@ package kafka
 import (
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
@@ -100,7 +99,7 @@ func (c *Config) Validate(p *component.Problems) {
 		p.KeyErrorf([]string{"topics_regex"}, "topics and topics_regex are exclusive: keep one of them")
 	}
 	for i, t := range c.Topics {
-		if msg := topicProblem(t); msg != "" {
+		if msg := kafkaconf.TopicProblem(t); msg != "" {
 			p.Addf([]string{"topics", component.Index(i)}, "%s", msg)
 		}
 	}
@@ -140,24 +139,6 @@ func (c *Config) Validate(p *component.Problems) {
 			p.Addf([]string{key}, "must be between 1 byte and 2GiB")
 		}
 	}
-}
-
-// topicProblem says what is wrong with a topic name (Kafka's rules), or "".
-func topicProblem(t string) string {
-	switch {
-	case t == "":
-		return "topic name must not be empty"
-	case t == "." || t == "..":
-		return fmt.Sprintf("invalid topic name %q", t)
-	case len(t) > 249:
-		return fmt.Sprintf("topic name %q is longer than Kafka's limit of 249 characters", t[:20]+"…")
-	}
-	if i := strings.IndexFunc(t, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
-	}); i >= 0 {
-		return fmt.Sprintf("invalid topic name %q: Kafka allows only letters, digits, '.', '_' and '-'", t)
-	}
-	return ""
 }
 
 // Start positions for a new group.

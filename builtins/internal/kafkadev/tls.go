@@ -1,0 +1,129 @@
+package kafkadev
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// TLSFiles are the PEM files GenerateTLS wrote, and the server side config
+// to pass as Options.TLS.
+type TLSFiles struct {
+	CA         string // CA certificate: a client's ca_file
+	ClientCert string // client certificate signed by the CA: cert_file
+	ClientKey  string // its key: key_file
+	Server     *tls.Config
+}
+
+// GenerateTLS creates a throwaway CA in dir, a server certificate for hosts
+// (default 127.0.0.1 and localhost) and a client certificate. The server
+// config asks for client certificates signed by the CA when clientAuth is
+// true. For tests and local trials only.
+func GenerateTLS(dir string, clientAuth bool, hosts ...string) (*TLSFiles, error) {
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1", "localhost"}
+	}
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	caTpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "sluice dev CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTpl, caTpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage) (*ecdsa.PrivateKey, []byte, error) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		tpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: cn},
+			NotBefore:    now.Add(-time.Hour),
+			NotAfter:     now.Add(24 * time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		}
+		if usage == x509.ExtKeyUsageServerAuth {
+			for _, h := range hosts {
+				if ip := net.ParseIP(h); ip != nil {
+					tpl.IPAddresses = append(tpl.IPAddresses, ip)
+				} else {
+					tpl.DNSNames = append(tpl.DNSNames, h)
+				}
+			}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tpl, ca, &key.PublicKey, caKey)
+		return key, der, err
+	}
+	srvKey, srvDER, err := leaf(2, "kafka", x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return nil, err
+	}
+	cliKey, cliDER, err := leaf(3, "sluice", x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return nil, err
+	}
+	f := &TLSFiles{
+		CA:         filepath.Join(dir, "ca.pem"),
+		ClientCert: filepath.Join(dir, "client.pem"),
+		ClientKey:  filepath.Join(dir, "client-key.pem"),
+	}
+	keyPEM := func(k *ecdsa.PrivateKey) ([]byte, error) {
+		der, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+	}
+	cliKeyPEM, err := keyPEM(cliKey)
+	if err != nil {
+		return nil, err
+	}
+	srvKeyPEM, err := keyPEM(srvKey)
+	if err != nil {
+		return nil, err
+	}
+	certPEM := func(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+	for path, data := range map[string][]byte{f.CA: certPEM(caDER), f.ClientCert: certPEM(cliDER), f.ClientKey: cliKeyPEM} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	srvCert, err := tls.X509KeyPair(certPEM(srvDER), srvKeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	f.Server = &tls.Config{Certificates: []tls.Certificate{srvCert}, MinVersion: tls.VersionTLS12}
+	if clientAuth {
+		pool := x509.NewCertPool()
+		pool.AddCert(ca)
+		f.Server.ClientCAs = pool
+		f.Server.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return f, nil
+}

@@ -1,0 +1,427 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Register adds the kafka sink to r.
+func Register(r *component.Registry) {
+	r.Register(component.Spec{
+		Kind:    component.KindSink,
+		Name:    "kafka",
+		Summary: "Produce records to a Kafka topic (idempotent, acks=all); topic, key and headers may be templates.",
+		Description: "Writes each record's payload as the value of a Kafka record. `topic`, `key`, `headers` and `partition` " +
+			"may be templates over the original source event. Write returns once the brokers acknowledged every record; " +
+			"a record the brokers reject (too large, invalid) goes to the dead-letter queue, a missing topic or refused " +
+			"credentials stop the task, other failures are retried. As a dead-letter sink it keeps the original event as " +
+			"the value and the failure details in sluice-* headers. See docs/kafka.md.",
+		Example: `[sink]
+type = "kafka"
+brokers = ["127.0.0.1:9092"]
+topic = "orders-${region}"
+key = "${order}"
+variables = { region = "$.data.value.region", order = "$.data.value.order_id" }
+`,
+		New:   newConfig,
+		Build: build,
+	})
+}
+
+// Sink is the kafka sink.
+type Sink struct {
+	cfg  *Config
+	log  zerolog.Logger
+	opts []kgo.Opt
+	tpl  *templates
+	m    sinkMetrics
+	// manual partitions records by their Partition field and remembers
+	// those out of range, to fail them as event-permanent.
+	manual *manualPartitioner
+
+	// extra are options appended last; tests use them to shorten timers.
+	extra []kgo.Opt
+
+	mu     sync.Mutex
+	cl     *kgo.Client
+	closed bool
+}
+
+type sinkMetrics struct {
+	records prometheus.Counter
+	errors  *prometheus.CounterVec // error_type
+	latency prometheus.Observer
+}
+
+func build(c any, env component.Env) (any, error) {
+	cfg := c.(*Config)
+	tpl, ok := cfg.compile(nil)
+	if !ok {
+		return nil, errors.New("kafka sink: invalid templates") // Validate reported the details
+	}
+	conn := kafkaconf.Conn{Brokers: cfg.Brokers, ClientID: cfg.ClientID, SASL: cfg.SASL, TLS: cfg.TLS, DialTimeout: cfg.DialTimeout.D()}
+	opts, err := conn.Options(env.Dir, env.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{cfg: cfg, log: env.Logger, opts: opts, tpl: tpl, manual: &manualPartitioner{}}
+	if env.Metrics != nil {
+		lbl := prometheus.Labels{"task": env.Task}
+		ms := env.Metrics
+		s.m = sinkMetrics{
+			records: ms.Counter("kafka_producer_records_total", "Records the brokers acknowledged.", "task").With(lbl),
+			errors:  ms.Counter("kafka_producer_errors_total", "Records that failed to produce, by error class.", "task", "error_type").MustCurryWith(lbl),
+			latency: ms.Histogram("kafka_produce_seconds", "Time for one Write, from the first record handed to the client to the last acknowledgement.", nil, "task").With(lbl),
+		}
+	} else {
+		s.m = sinkMetrics{
+			records: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
+			errors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"error_type"}),
+			latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
+		}
+	}
+	return s, nil
+}
+
+// DeadLetterRaw tells the engine that, as a dead-letter sink, this sink
+// keeps the original event bytes as the record value and the failure
+// details as headers (design.md §4).
+func (s *Sink) DeadLetterRaw() bool { return true }
+
+func (s *Sink) clientOptions() []kgo.Opt {
+	cfg := s.cfg
+	opts := slices.Clone(s.opts)
+	var part kgo.Partitioner
+	switch cfg.Partitioner {
+	case "round_robin":
+		part = kgo.RoundRobinPartitioner()
+	case "manual":
+		part = s.manual
+	default:
+		// nil hasher: Kafka's murmur2, so keys land where the Java
+		// producer puts them.
+		part = kgo.StickyKeyPartitioner(nil)
+	}
+	var codec kgo.CompressionCodec
+	switch cfg.Compression {
+	case "gzip":
+		codec = kgo.GzipCompression()
+	case "snappy":
+		codec = kgo.SnappyCompression()
+	case "lz4":
+		codec = kgo.Lz4Compression()
+	case "zstd":
+		codec = kgo.ZstdCompression()
+	default:
+		codec = kgo.NoCompression()
+	}
+	acks := kgo.AllISRAcks()
+	switch cfg.Acks {
+	case "leader":
+		acks = kgo.LeaderAck()
+	case "none":
+		acks = kgo.NoAck()
+	}
+	opts = append(opts,
+		kgo.RecordPartitioner(part),
+		kgo.ProducerBatchCompression(codec),
+		kgo.RequiredAcks(acks),
+		kgo.ProducerBatchMaxBytes(int32(cfg.BatchMaxBytes)),
+		kgo.ProducerLinger(cfg.Linger.D()),
+		kgo.MaxBufferedRecords(cfg.MaxBuffered),
+	)
+	if !cfg.Idempotent {
+		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(cfg.MaxInFlight))
+	}
+	if cfg.DeliveryTimeout > 0 && cfg.Idempotent {
+		// A bounded Write needs in-flight records to be given up too; the
+		// cost is a possible duplicate, within at-least-once. The bound
+		// itself is the context of each Write: franz-go's own record
+		// timeout counts from the record timestamp, which is the source's.
+		opts = append(opts, kgo.AllowIdempotentProduceCancellation())
+	}
+	if cfg.AutoCreateTopics {
+		opts = append(opts, kgo.AllowAutoTopicCreation())
+	}
+	return append(opts, s.extra...)
+}
+
+// Open connects and checks the credentials and, for a fixed topic, that it
+// exists.
+func (s *Sink) Open(ctx context.Context) error {
+	s.mu.Lock()
+	if s.cl != nil || s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	cl, err := kgo.NewClient(s.clientOptions()...)
+	if err != nil {
+		return component.TaskPermanent(fmt.Errorf("open kafka sink: %w", err))
+	}
+	if err := s.probe(ctx, kadm.NewClient(cl)); err != nil {
+		cl.Close()
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		cl.Close()
+		return nil
+	}
+	s.cl = cl
+	s.log.Info().Strs("brokers", s.cfg.Brokers).Str("topic", s.cfg.Topic).Msg("kafka sink connected")
+	return nil
+}
+
+func (s *Sink) probe(ctx context.Context, adm *kadm.Client) error {
+	var topics []string
+	if s.tpl.fixedTopic != "" {
+		topics = append(topics, s.tpl.fixedTopic)
+	}
+	md, err := adm.Metadata(ctx, topics...)
+	if err != nil {
+		return kafkaconf.Classify(fmt.Errorf("open kafka sink: brokers %v: %w", s.cfg.Brokers, err))
+	}
+	if len(topics) == 0 || s.cfg.AutoCreateTopics {
+		return nil
+	}
+	td, ok := md.Topics[topics[0]]
+	switch {
+	case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
+		return component.TaskPermanent(fmt.Errorf("open kafka sink: topic %q does not exist on %v: create it, fix `topic`, or set auto_create_topics = true", topics[0], s.cfg.Brokers))
+	case td.Err != nil:
+		return kafkaconf.Classify(fmt.Errorf("open kafka sink: topic %q: %w", topics[0], td.Err))
+	}
+	return nil
+}
+
+// batchState collects the outcome of one Write's records. Promises run on
+// the client's goroutine, one at a time, but Writes run concurrently, so
+// each Write has its own.
+type batchState struct {
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	failed map[*kgo.Record]error
+}
+
+func (b *batchState) promise(r *kgo.Record, err error) {
+	if err != nil {
+		b.mu.Lock()
+		if b.failed == nil {
+			b.failed = map[*kgo.Record]error{}
+		}
+		b.failed[r] = err
+		b.mu.Unlock()
+	}
+	b.wg.Done()
+}
+
+// Write produces msgs and returns once the brokers acknowledged (or
+// rejected) every one of them. Per-record failures come back as a
+// *component.RecordErrors with classified errors.
+func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
+	s.mu.Lock()
+	cl := s.cl
+	s.mu.Unlock()
+	if cl == nil {
+		return errors.New("kafka sink: Write before Open or after Close")
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	pctx := ctx
+	if d := s.cfg.DeliveryTimeout.D(); d > 0 {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	recs := make([]kgo.Record, len(msgs))
+	var prep map[int]error
+	// Rendered topics, keys and headers live in one buffer for the Write:
+	// the client holds the records until their promises ran, and Write
+	// waits for all of them.
+	var buf []byte
+	bs := &batchState{}
+	for i := range msgs {
+		var err error
+		buf, err = s.record(&recs[i], &msgs[i], buf)
+		if err != nil {
+			if prep == nil {
+				prep = map[int]error{}
+			}
+			prep[i] = component.EventPermanent(err)
+		}
+	}
+	for i := range recs {
+		if prep[i] != nil {
+			continue
+		}
+		bs.wg.Add(1)
+		cl.Produce(pctx, &recs[i], bs.promise)
+	}
+	bs.wg.Wait()
+	s.m.latency.Observe(time.Since(start).Seconds())
+	ok := len(msgs) - len(prep) - len(bs.failed)
+	s.m.records.Add(float64(ok))
+	if len(prep) == 0 && len(bs.failed) == 0 {
+		return nil
+	}
+	re := &component.RecordErrors{Errs: prep}
+	if re.Errs == nil {
+		re.Errs = make(map[int]error, len(bs.failed))
+	}
+	for i := range recs {
+		r := &recs[i]
+		err, bad := bs.failed[r]
+		if !bad {
+			continue
+		}
+		if n, out := s.manual.bad.LoadAndDelete(r); out {
+			re.Errs[i] = component.EventPermanent(fmt.Errorf("event %s: partition %d is out of range: topic %q has %d partitions", msgs[i].Pos, r.Partition, r.Topic, n))
+			continue
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("not acknowledged within delivery_timeout (%s): %w", s.cfg.DeliveryTimeout, err)
+		}
+		re.Errs[i] = s.classify(r.Topic, err)
+	}
+	for _, err := range re.Errs {
+		s.m.errors.WithLabelValues(component.ClassOf(err).String()).Inc()
+	}
+	return re
+}
+
+// record fills r from m. Rendered text is appended to buf, which it returns.
+func (s *Sink) record(r *kgo.Record, m *message.Message, buf []byte) ([]byte, error) {
+	t := s.tpl
+	r.Value = m.Payload
+	if s.cfg.Timestamp == "source" && !m.Time.IsZero() {
+		r.Timestamp = m.Time
+	}
+	if t.fixedTopic != "" {
+		r.Topic = t.fixedTopic
+	} else {
+		start := len(buf)
+		buf = t.topic.AppendRender(buf, m.Event)
+		r.Topic = string(buf[start:])
+		if msg := kafkaconf.TopicProblem(r.Topic); msg != "" {
+			return buf, fmt.Errorf("topic template %q over event %s: %s", s.cfg.Topic, m.Pos, msg)
+		}
+	}
+	r.Key = m.Key
+	if t.key != nil {
+		start := len(buf)
+		buf = t.key.AppendRender(buf, m.Event)
+		r.Key = nil
+		if len(buf) > start {
+			r.Key = buf[start:len(buf):len(buf)]
+		}
+	}
+	if s.cfg.ForwardHeaders && len(m.Headers) > 0 || len(t.headers) > 0 {
+		r.Headers = make([]kgo.RecordHeader, 0, len(m.Headers)+len(t.headers))
+		if s.cfg.ForwardHeaders {
+			for _, h := range m.Headers {
+				if !t.overrides(h.Key) {
+					r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+				}
+			}
+		}
+		for _, h := range t.headers {
+			start := len(buf)
+			buf = h.tpl.AppendRender(buf, m.Event)
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.name, Value: buf[start:len(buf):len(buf)]})
+		}
+	}
+	switch {
+	case t.manualFixed:
+		r.Partition = t.fixedPart
+	case t.partition != nil:
+		start := len(buf)
+		buf = t.partition.AppendRender(buf, m.Event)
+		p, err := parsePartition(buf[start:])
+		if err != nil {
+			return buf, fmt.Errorf("event %s: %w", m.Pos, err)
+		}
+		r.Partition = p
+	}
+	return buf, nil
+}
+
+func (t *templates) overrides(name string) bool {
+	for _, h := range t.headers {
+		if h.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// classify maps a produce failure to its class. A topic that does not
+// exist stops the task when it is the configured topic, but only fails the
+// record when a template chose it: other records may route fine.
+func (s *Sink) classify(topic string, err error) error {
+	err = fmt.Errorf("produce to topic %q: %w", topic, err)
+	class := kafkaconf.Class(err)
+	if class == component.ClassTaskPermanent && s.tpl.fixedTopic == "" &&
+		(errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.InvalidTopicException)) {
+		class = component.ClassEventPermanent
+	}
+	switch class {
+	case component.ClassEventPermanent:
+		return component.EventPermanent(err)
+	case component.ClassTaskPermanent:
+		return component.TaskPermanent(err)
+	}
+	return component.Retryable(err, 0)
+}
+
+// Close releases the client. Records still buffered fail, which unblocks a
+// pending Write. It is safe without Open.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	cl := s.cl
+	s.cl = nil
+	s.closed = true
+	s.mu.Unlock()
+	if cl == nil {
+		return nil
+	}
+	var err error
+	if ferr := cl.Flush(ctx); ferr != nil {
+		err = fmt.Errorf("close kafka sink: flush: %w", ferr)
+	}
+	cl.Close()
+	return err
+}
+
+// manualPartitioner is kgo.ManualPartitioner that remembers which records
+// asked for a partition the topic does not have.
+type manualPartitioner struct{ bad sync.Map } // *kgo.Record -> partition count
+
+func (m *manualPartitioner) ForTopic(string) kgo.TopicPartitioner { return m }
+
+func (m *manualPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (m *manualPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Partition < 0 || int(r.Partition) >= n {
+		m.bad.Store(r, n)
+		return -1
+	}
+	return int(r.Partition)
+}
