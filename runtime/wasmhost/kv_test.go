@@ -59,3 +59,25 @@ func FuzzReadKV(f *testing.F) {
 		readKV(bytes.NewReader(b), 1000)
 	})
 }
+
+func TestRewriteCache(t *testing.T) {
+	dir := t.TempDir()
+	h := &Host{dir: dir}
+	wasm := []byte("\x00asm\x01\x00\x00\x00")
+	key := modKey{pages: 16}
+	first, err := h.rewrite(key, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.rewrite(key, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.Module, second.Module) || first.Funcs != second.Funcs {
+		t.Errorf("cached rewrite differs: %+v vs %+v", first, second)
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "sluice-"+rewriteVersion, "*.wasm"))
+	if len(matches) != 1 {
+		t.Errorf("cache files: %v", matches)
+	}
+}

@@ -253,10 +253,11 @@ func (h *Host) Inspect(ctx context.Context, name string, wasm []byte, opt LoadOp
 	return in, nil
 }
 
-// InspectFile is Inspect with a throwaway in-memory Host, for tools that
-// look at one module and exit.
-func InspectFile(ctx context.Context, name string, wasm []byte) (*Inspection, error) {
-	h, err := New(ctx, Options{})
+// InspectModule is Inspect with a throwaway Host, for tools that look at
+// one module and exit (`sluice plugin inspect`, validation of a plugin
+// build). opt.CacheDir lets them reuse compiled code.
+func InspectModule(ctx context.Context, name string, wasm []byte, opt Options) (*Inspection, error) {
+	h, err := New(ctx, opt)
 	if err != nil {
 		return nil, err
 	}

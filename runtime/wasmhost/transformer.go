@@ -192,6 +192,12 @@ func (t *Transformer) Apply(ctx context.Context, in []message.Message, out *comp
 // instance could be started, the context ended); failures caused by
 // records are reported per record.
 func (t *Transformer) Process(ctx context.Context, in []message.Message, out *component.Output) error {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return fmt.Errorf("wasm module %s: transform is closed", t.mod.Name)
+	}
 	for len(in) > 0 {
 		n, size := 0, abi.BatchHeaderSize
 		for n < len(in) && n < t.cfg.MaxBatch {

@@ -1,0 +1,74 @@
+package wasmhost
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/sluicehq/sluice/runtime/wasmhost/instrument"
+)
+
+// rewriteVersion names the instrumenter's output format: bump it whenever
+// the rewrite changes, so that stale rewritten modules are not reused.
+const rewriteVersion = "rw1"
+
+// rewrite instruments wasm for the memory cap in key. With a cache
+// directory the result is kept on disk next to wazero's compiled code, so
+// a restart skips the rewrite as it skips the compilation.
+func (h *Host) rewrite(key modKey, wasm []byte) (instrument.Result, error) {
+	path := ""
+	if h.dir != "" {
+		path = filepath.Join(h.dir, "sluice-"+rewriteVersion, fmt.Sprintf("%s-%d.wasm", hex.EncodeToString(key.sum[:]), key.pages))
+		if res, ok := readRewritten(path); ok {
+			return res, nil
+		}
+	}
+	res, err := instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: key.pages})
+	if err != nil || path == "" {
+		return res, err
+	}
+	writeRewritten(path, res) // a cache: failing to write only costs time
+	return res, nil
+}
+
+// The cached file: "SLRW", then u32 Funcs, Checked, Loops, MemoryMin,
+// MemoryMax, HasMemory (0/1), then the module.
+const rewriteHeader = 4 + 6*4
+
+func readRewritten(path string) (instrument.Result, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < rewriteHeader+8 || string(b[:4]) != "SLRW" || string(b[rewriteHeader:rewriteHeader+4]) != "\x00asm" {
+		return instrument.Result{}, false
+	}
+	u := func(i int) uint32 { return binary.LittleEndian.Uint32(b[4+4*i:]) }
+	return instrument.Result{Funcs: int(u(0)), Checked: int(u(1)), Loops: int(u(2)), MemoryMin: u(3), MemoryMax: u(4),
+		HasMemory: u(5) == 1, Module: b[rewriteHeader:]}, true
+}
+
+func writeRewritten(path string, res instrument.Result) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return
+	}
+	defer os.Remove(f.Name())
+	hdr := make([]byte, rewriteHeader)
+	copy(hdr, "SLRW")
+	has := uint32(0)
+	if res.HasMemory {
+		has = 1
+	}
+	for i, v := range []uint32{uint32(res.Funcs), uint32(res.Checked), uint32(res.Loops), res.MemoryMin, res.MemoryMax, has} {
+		binary.LittleEndian.PutUint32(hdr[4+4*i:], v)
+	}
+	_, err1 := f.Write(hdr)
+	_, err2 := f.Write(res.Module)
+	if err := f.Close(); err != nil || err1 != nil || err2 != nil {
+		return
+	}
+	os.Rename(f.Name(), path)
+}
