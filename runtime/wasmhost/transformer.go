@@ -173,7 +173,20 @@ func (t *Transformer) acquire(ctx context.Context) (*instance, error) {
 	}
 }
 
-func (t *Transformer) release(inst *instance) { t.idle <- inst }
+// release returns inst to the pool, or retires it when the transformer
+// was closed while the call ran.
+func (t *Transformer) release(inst *instance) {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		inst.close(context.Background())
+		t.gaugeAdd(-1)
+		<-t.slots
+		return
+	}
+	t.idle <- inst
+}
 
 func (t *Transformer) drop(inst *instance) {
 	inst.discard()

@@ -50,7 +50,6 @@ func (a ABIModule) Bytes() []byte {
 	copy(data, desc)
 	copy(data[abiErrAt-abiDescAt:], a.InitError)
 	voidI32 := FuncType{Results: []byte{I32}}
-	imp := uint32(len(a.Imports))
 	const (
 		ptr, n, count, i, p = 0, 1, 2, 3, 4
 	)
@@ -107,7 +106,6 @@ func (a ABIModule) Bytes() []byte {
 		I64Const(abiResultAt << 32).
 		LocalGet(count).I32Const(16).Op(OpI32Mul).I32Const(16).Op(OpI32Add).Op(OpI64ExtendU).
 		Op(OpI64Or)
-	imp = uint32(len(imports))
 	funcs := []Func{
 		{Type: voidI32, Export: "sluice_abi_version", Body: Code{}.I32Const(a.Version)},
 		{Type: FuncType{Params: []byte{I32}, Results: []byte{I32}}, Export: "sluice_alloc", Body: Code{}.I32Const(abiInputAt)},
@@ -122,7 +120,6 @@ func (a ABIModule) Bytes() []byte {
 		funcs = append(funcs, Func{Type: FuncType{Results: []byte{I64}}, Export: "sluice_describe",
 			Body: Code{}.I64Const(int64(abiDescAt)<<32 | int64(len(desc)))})
 	}
-	_ = imp
 	return Module{Imports: imports, Funcs: funcs, MemoryPages: a.Pages, ExportMemory: true,
 		Data: data, DataOffset: abiDescAt}.Bytes()
 }
