@@ -72,10 +72,18 @@ func decodeStruct(tree map[string]any, v reflect.Value, p *Problems, path []stri
 
 func decodeValue(raw any, v reflect.Value, p *Problems, path []string, sf reflect.StructField) {
 	if v.Kind() == reflect.Pointer && !isTextType(v.Type()) {
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
+		// Decode into a fresh value and set the pointer only when that
+		// worked, so a nil pointer still means "not given" to Validate.
+		fresh := reflect.New(v.Type().Elem())
+		if !v.IsNil() {
+			fresh.Elem().Set(v.Elem())
 		}
-		v = v.Elem()
+		before := p.Len()
+		decodeValue(raw, fresh.Elem(), p, path, sf)
+		if p.Len() == before {
+			v.Set(fresh)
+		}
+		return
 	}
 	want := typeName(v.Type())
 	bad := func() {
@@ -343,8 +351,12 @@ func Suggest(s string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
+	// Short strings are close to everything: "c" is one edit from "a".
 	limit := 2
-	if len(s) <= 3 {
+	switch n := len([]rune(s)); {
+	case n <= 2:
+		limit = 0
+	case n <= 5:
 		limit = 1
 	}
 	if best == "" || bestD > limit {

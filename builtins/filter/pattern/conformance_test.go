@@ -289,6 +289,10 @@ var ownCases = []matchCase{
 	{"$or under array other branch", `{"items":{"sku":["A"]},"$or":[{"items":{"qty":[1]}},{"x":[1]}]}`, `{"x":1,"items":[{"sku":"A","qty":2}]}`, true},
 	{"$or inside array pattern", `{"items":{"$or":[{"sku":["A"]},{"qty":[1]}],"ok":[true]}}`, `{"items":[{"sku":"A","ok":false},{"qty":1,"ok":true}]}`, true},
 	{"$or inside array pattern same element", `{"items":{"$or":[{"sku":["A"]},{"qty":[1]}],"ok":[true]}}`, `{"items":[{"sku":"A","ok":false},{"qty":2,"ok":true}]}`, false},
+	{"$or leaf and object on one key", `{"x":[1],"$or":[{"x":{"y":[1]}},{"z":[1]}]}`, `{"x":[{"y":1},1]}`, true},
+	{"$or leaf and object on one key miss", `{"x":[1],"$or":[{"x":{"y":[1]}},{"z":[1]}]}`, `{"x":[{"y":2},1]}`, false},
+	{"$or branches share a nested key", `{"$or":[{"d":{"a":[1]}},{"d":{"b":[1]}}],"d":{"c":[1]}}`, `{"d":[{"a":1},{"c":1}]}`, false},
+	{"$or branches share a nested key hit", `{"$or":[{"d":{"a":[1]}},{"d":{"b":[1]}}],"d":{"c":[1]}}`, `{"d":[{"a":1},{"b":1,"c":1}]}`, true},
 	// empty pattern, malformed events
 	{"empty pattern", `{}`, `{"a":1}`, true},
 	{"empty pattern on empty event", `{}`, `{}`, true},
