@@ -55,11 +55,11 @@ func TestDecodeReportsEverything(t *testing.T) {
 		"labels": "nope", "inner": map[string]any{"depth": int64(9), "deep": true}, "opt": "seven",
 	})
 	want := []string{
-		`sink.nmae: unknown key "nmae" (did you mean "name"?)`,
+		`sink.inner.deep: unknown key "deep"`,
 		`sink.inner.depth: value 9 is above the maximum 3 (allowed: 1..3)`,
-		`sink.inner.deep: unknown key "deep" (did you mean "depth"?)`,
 		`sink.labels: expected a table of string, got string "nope"`,
 		`sink.mode: invalid value "fsat": must be one of "fast", "slow" (did you mean "fast"?)`,
+		`sink.nmae: unknown key "nmae" (did you mean "name"?)`,
 		`sink.opt: expected an integer, got string "seven"`,
 		`sink.ratio: value 1.5 is above the maximum 1 (allowed: 0..1)`,
 		`sink.size: invalid size "lots" (want e.g. "512", "64KiB", "32MiB", "1GiB")`,
