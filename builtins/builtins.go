@@ -8,6 +8,7 @@ import (
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
+	"github.com/sluicehq/sluice/builtins/source/dlq"
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
@@ -23,6 +24,7 @@ func RegisterAll(r *component.Registry) {
 	stdin.Register(r)
 	generate.Register(r)
 	filesource.Register(r)
+	dlq.Register(r)
 	httpsource.Register(r)
 
 	complete.Register(r)

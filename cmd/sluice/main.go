@@ -35,6 +35,7 @@ func commands() []command {
 		{"run", "run tasks until their sources end or the process is stopped", runCmd},
 		{"validate", "check task files and report every problem", validateCmd},
 		{"test", "run events through a task's filter and transforms", testCmd},
+		{"dlq", "inspect (show) or replay dead-letter files", dlqCmd},
 		{"list", "list the sources, transforms and sinks of this build", listCmd},
 		{"bench", "measure a stdin task end to end: events/s, MB/s, peak RSS", benchCmd},
 		{"docs", "write the component reference (docs/reference.md) from the specs", docsCmd},

@@ -1,0 +1,211 @@
+// Package dlq is the `dlq` source: it reads a dead-letter file written by a
+// task (one JSON record per line, design.md §4) and emits each record's
+// original event, so a fixed task can process them again. `sluice dlq
+// replay` runs a task with this source in place of its own.
+package dlq
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/sluicehq/sluice/builtins/internal/lineformat"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/jsonscan"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Config is the [source] table of a dlq task.
+type Config struct {
+	Path      string   `toml:"path" required:"true" doc:"Dead-letter file to read (a glob reads several, in name order), relative to the task file's folder."`
+	Stages    []string `toml:"stages" doc:"Only records that failed at these stages: decode, filter, transform[N] (or transform for any), sink. Empty: all."`
+	BatchSize int      `toml:"batch_size" min:"1" max:"100000" doc:"Most records per batch."`
+}
+
+// Register adds the dlq source to r.
+func Register(r *component.Registry) {
+	r.Register(component.Spec{
+		Kind:    component.KindSource,
+		Name:    "dlq",
+		Summary: "Reads a dead-letter file and emits the original events it holds, for a replay.",
+		Description: "Each line of the file is a dead-letter record `{\"event\", \"task\", \"stage\", \"error\", ...}`. " +
+			"The source emits `event` unchanged when it is a CloudEvent; an event that failed to decode (the raw " +
+			"input line, kept as a JSON string or value) is wrapped as the `auto` line format would. Lines that are " +
+			"not dead-letter records go to the dead-letter queue at stage decode. The run is finite.",
+		Example: "[source]\ntype = \"dlq\"\npath = \"dlq/orders.jsonl\"\nstages = [\"sink\"]\n",
+		New:     func() any { return &Config{BatchSize: 512} },
+		Build: func(cfg any, env component.Env) (any, error) {
+			c := *cfg.(*Config)
+			if !filepath.IsAbs(c.Path) {
+				c.Path = filepath.Join(env.Dir, c.Path)
+			}
+			return New(c, env), nil
+		},
+	})
+}
+
+// Source reads dead-letter records.
+type Source struct {
+	cfg   Config
+	env   component.Env
+	files []string
+	f     *os.File
+	r     *bufio.Reader
+	name  string
+	off   int64
+	w     lineformat.Wrapper
+}
+
+// New returns a source for cfg (Path absolute).
+func New(cfg Config, env component.Env) *Source {
+	return &Source{cfg: cfg, env: env, w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay"}}
+}
+
+// Open lists the files to read.
+func (s *Source) Open(context.Context) error {
+	m, err := filepath.Glob(s.cfg.Path)
+	if err != nil {
+		return component.TaskPermanent(fmt.Errorf("dead-letter path %q: %w", s.cfg.Path, err))
+	}
+	if len(m) == 0 {
+		return component.TaskPermanent(fmt.Errorf("no dead-letter file matches %q", s.cfg.Path))
+	}
+	sort.Strings(m)
+	s.files = m
+	return nil
+}
+
+// Close closes the current file.
+func (s *Source) Close(context.Context) error {
+	if s.f != nil {
+		return s.f.Close()
+	}
+	return nil
+}
+
+// Read returns the next records' events.
+func (s *Source) Read(ctx context.Context) (component.Batch, error) {
+	var msgs []message.Message
+	now := time.Now()
+	for len(msgs) < s.cfg.BatchSize {
+		if err := ctx.Err(); err != nil {
+			return component.Batch{}, err
+		}
+		if s.r == nil {
+			if len(s.files) == 0 {
+				break
+			}
+			f, err := os.Open(s.files[0])
+			if err != nil {
+				return component.Batch{}, component.TaskPermanent(fmt.Errorf("open dead-letter file: %w", err))
+			}
+			s.f, s.r, s.name, s.off = f, bufio.NewReaderSize(f, 1<<20), s.files[0], 0
+			s.files = s.files[1:]
+			if len(msgs) > 0 {
+				break // one lane per batch
+			}
+		}
+		line, err := s.r.ReadBytes('\n')
+		pos := message.Position{Stream: s.name, Offset: s.off}
+		s.off += int64(len(line))
+		if len(line) > 0 {
+			if m, ok := s.decode(trimNL(line), pos, now); ok {
+				msgs = append(msgs, m)
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return component.Batch{}, fmt.Errorf("read %s: %w", s.name, err)
+			}
+			s.f.Close()
+			s.f, s.r = nil, nil
+			if len(msgs) > 0 {
+				break
+			}
+		}
+	}
+	if len(msgs) == 0 {
+		return component.Batch{}, io.EOF
+	}
+	return component.Batch{Messages: msgs, Lane: msgs[0].Pos.Stream}, nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// decode turns one dead-letter line into the message of its event. ok is
+// false for a record filtered out by stage or a blank line.
+func (s *Source) decode(line []byte, pos message.Position, now time.Time) (message.Message, bool) {
+	if jsonscan.SkipSpace(line, 0) == len(line) {
+		return message.Message{}, false
+	}
+	bad := func(why string) (message.Message, bool) {
+		raw := append([]byte(nil), line...)
+		return message.Message{Payload: raw, Event: raw, Pos: pos, Time: now,
+			Err: fmt.Errorf("%s at byte %d is not a dead-letter record: %s", s.name, pos.Offset, why)}, true
+	}
+	if !jsonscan.Valid(line) {
+		return bad("not JSON")
+	}
+	event, stage := Fields(line)
+	if event == nil {
+		return bad(`no "event" member`)
+	}
+	if !stageWanted(s.cfg.Stages, string(stage)) {
+		return message.Message{}, false
+	}
+	var raw []byte
+	if event[0] == '"' {
+		// An event that was not JSON (or a raw line that failed to decode)
+		// was kept as a string.
+		raw, _ = jsonscan.AppendString(nil, event)
+	} else {
+		raw = append([]byte(nil), event...)
+	}
+	out, err := s.w.Append(nil, raw, pos)
+	if err != nil {
+		return message.Message{Payload: raw, Event: raw, Pos: pos, Time: now, Err: err}, true
+	}
+	return message.Message{Payload: out, Event: out, Pos: pos, Time: now}, true
+}
+
+// Fields returns the raw "event" value and the decoded "stage" of a
+// dead-letter record.
+func Fields(rec []byte) (event, stage []byte) {
+	m := jsonscan.MembersOf(rec, jsonscan.SkipSpace(rec, 0))
+	for m.Next() {
+		switch {
+		case m.KeyIs("event"):
+			vs, ve := m.Value()
+			if ve > vs {
+				event = rec[vs:ve]
+			}
+		case m.KeyIs("stage"):
+			vs, ve := m.Value()
+			if ve > vs && rec[vs] == '"' {
+				stage, _ = jsonscan.AppendString(nil, rec[vs:ve])
+			}
+		}
+	}
+	return event, stage
+}
+
+func stageWanted(stages []string, stage string) bool {
+	if len(stages) == 0 || slices.Contains(stages, stage) {
+		return true
+	}
+	return len(stage) > 9 && stage[:9] == "transform" && slices.Contains(stages, "transform")
+}
+
+var _ component.Source = (*Source)(nil)
