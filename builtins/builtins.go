@@ -4,11 +4,12 @@
 package builtins
 
 import (
+	"github.com/sluicehq/sluice/builtins/filter"
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
-	filesource "github.com/sluicehq/sluice/builtins/source/file"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
+	filesource "github.com/sluicehq/sluice/builtins/source/file"
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
@@ -17,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/transform/partial"
 	"github.com/sluicehq/sluice/builtins/transform/template"
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
 )
 
 // RegisterAll adds every builtin component to r.
@@ -35,4 +37,14 @@ func RegisterAll(r *component.Registry) {
 	stdout.Register(r)
 	filesink.Register(r)
 	httpsink.Register(r)
+}
+
+// BuildFilter compiles a task's [filter] table for the config loader.
+func BuildFilter(cfg *config.FilterConfig, p *component.Problems) config.Filter {
+	f := filter.Build(cfg.Pattern, cfg.PatternJSON, cfg.Condition, p)
+	if f == nil {
+		// A typed nil would look like a filter to the engine.
+		return nil
+	}
+	return f
 }

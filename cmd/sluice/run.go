@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/builtins"
 	"github.com/sluicehq/sluice/runtime/admin"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
@@ -122,7 +123,7 @@ func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *componen
 	}
 	return &config.Loader{
 		Registry:    registry(),
-		BuildFilter: buildFilter,
+		BuildFilter: builtins.BuildFilter,
 		MaxEvent:    int(s.maxEventSize),
 		Quota:       s.taskQuota,
 		StateDir:    stateDir,

@@ -73,8 +73,10 @@ func (d *Deliverer) rand() float64 {
 
 func (d *Deliverer) deliver(ctx context.Context, msgs []message.Message, res []Result, attempt int, first time.Time) error {
 	for {
+		// Attempts counts tries on the retry schedule; the writes that split
+		// a rejected batch to isolate a poison record are not retries.
 		for i := range msgs {
-			res[i].Attempts++
+			res[i].Attempts = attempt
 		}
 		err := d.Write(ctx, msgs)
 		if err == nil {
@@ -184,7 +186,6 @@ func (d *Deliverer) recordErrors(ctx context.Context, msgs []message.Message, re
 	subRes := make([]Result, len(retry))
 	for j, i := range retry {
 		sub[j] = msgs[i]
-		subRes[j].Attempts = res[i].Attempts
 	}
 	err := d.deliver(ctx, sub, subRes, attempt+1, first)
 	for j, i := range retry {
