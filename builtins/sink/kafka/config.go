@@ -41,7 +41,7 @@ type Config struct {
 	Idempotent       bool               `toml:"idempotent" doc:"Idempotent producer: the broker drops duplicates of the producer's own retries, so a retry never writes a record twice and order holds per partition. Needs acks = \"all\"."`
 	Compression      string             `toml:"compression" enum:"none,gzip,snappy,lz4,zstd" doc:"Compression of record batches."`
 	BatchMaxBytes    component.ByteSize `toml:"batch_max_bytes" doc:"Largest record batch (before compression; max.message.bytes of the topic must be at least this). A single record larger than this goes to the dead-letter queue as MESSAGE_TOO_LARGE."`
-	Linger           component.Duration `toml:"linger" doc:"How long a partition's batch waits for more records before it is sent (linger.ms)."`
+	Linger           component.Duration `toml:"linger" doc:"How long a partition's batch waits for more records before it is sent (linger.ms). The task already gathers records into batches ([sink] batch), so the default sends at once."`
 	MaxInFlight      int                `toml:"max_in_flight" min:"1" max:"32" doc:"Produce requests in flight per broker when idempotent = false (more than 1 can reorder records on retries). The idempotent producer always allows 5, Kafka's maximum for it."`
 	MaxBuffered      int                `toml:"max_buffered_records" min:"1" max:"10000000" doc:"Records the client buffers before Write blocks (backpressure)."`
 	DeliveryTimeout  component.Duration `toml:"delivery_timeout" doc:"Longest time a record may take to be acknowledged; past it the record fails as retryable and the task's retry policy takes over. A request already sent is given up too, so a record may then be written twice (at-least-once). \"0s\": wait for the brokers however long it takes (never duplicates)."`
@@ -53,8 +53,11 @@ type Config struct {
 const (
 	defaultDeliveryTimeout = 30 * time.Second
 	defaultBatchMaxBytes   = 1000012 // Kafka's max.message.bytes default
-	defaultLinger          = 10 * time.Millisecond
-	defaultMaxBuffered     = 50000
+	// The engine hands Write whole batches ([sink] batch) and Write waits
+	// for them, so waiting for more records in the client only adds
+	// latency; while a request is out, records gather anyway.
+	defaultLinger      = 0
+	defaultMaxBuffered = 50000
 )
 
 func newConfig() any {
