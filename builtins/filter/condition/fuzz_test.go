@@ -33,6 +33,12 @@ func FuzzCondition(f *testing.F) {
 			return
 		}
 		got, err := c.Eval(ev)
+		// Decoding only what the expression reads must not change the answer.
+		whole := *c
+		whole.need = nil
+		if g, e := whole.Eval(ev); g != got || (e == nil) != (err == nil) {
+			t.Fatalf("%q on %q: partial decoding gives %v, %v; full decoding %v, %v", src, ev, got, err, g, e)
+		}
 		if err != nil {
 			var re *RuntimeError
 			if got || !errors.As(err, &re) {
