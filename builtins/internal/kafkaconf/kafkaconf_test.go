@@ -184,3 +184,14 @@ func TestLoggerLevels(t *testing.T) {
 		t.Fatal("disabled logger must disable kgo logging")
 	}
 }
+
+func TestLoggerSamplesWarnings(t *testing.T) {
+	var sb strings.Builder
+	l := NewLogger(zerolog.New(&sb))
+	for range 50 {
+		l.Log(kgo.LogLevelWarn, "unable to open connection to broker")
+	}
+	if n := strings.Count(sb.String(), "unable to open"); n != 10 {
+		t.Fatalf("%d warnings logged, want a burst of 10", n)
+	}
+}

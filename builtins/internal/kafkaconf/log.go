@@ -1,6 +1,8 @@
 package kafkaconf
 
 import (
+	"time"
+
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -10,8 +12,15 @@ import (
 // one: kgo Info → debug, kgo Debug → trace. Warnings and errors stay.
 type logger struct{ l zerolog.Logger }
 
-// NewLogger returns a kgo.Logger writing to l.
-func NewLogger(l zerolog.Logger) kgo.Logger { return logger{l} }
+// NewLogger returns a kgo.Logger writing to l. Warnings and errors are
+// sampled (a burst of 10 per 10 s each): during an outage the client warns
+// on every reconnection attempt.
+func NewLogger(l zerolog.Logger) kgo.Logger {
+	return logger{l.Sample(zerolog.LevelSampler{
+		WarnSampler:  &zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second},
+		ErrorSampler: &zerolog.BurstSampler{Burst: 10, Period: 10 * time.Second},
+	})}
+}
 
 func (g logger) Level() kgo.LogLevel {
 	switch lv := g.l.GetLevel(); {
