@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -529,5 +530,73 @@ func TestTopicsRegex(t *testing.T) {
 	}
 	if !lanes["orders-eu/0"] || !lanes["orders-us/0"] || len(lanes) != 2 {
 		t.Fatalf("lanes %v", lanes)
+	}
+}
+
+// TestExampleLoads: the Spec's example is valid TOML that decodes cleanly.
+func TestExampleLoads(t *testing.T) {
+	r := component.NewRegistry()
+	Register(r)
+	spec, _ := r.Lookup(component.KindSource, "kafka")
+	var doc map[string]map[string]any
+	if _, err := toml.Decode(spec.Example, &doc); err != nil {
+		t.Fatal(err)
+	}
+	p := component.NewProblems("source")
+	component.Decode(doc["source"], spec.New(), p, "type")
+	if p.Len() > 0 {
+		t.Fatalf("example problems: %v", p.List())
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	base := func(kv ...any) map[string]any {
+		m := map[string]any{"brokers": []any{"127.0.0.1:9092"}, "topics": []any{"t"}}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(m, kv[i].(string))
+				continue
+			}
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name string
+		tree map[string]any
+		want []string
+	}{
+		{"ok", base(), nil},
+		{"ok regex and time", base("topics", nil, "topics_regex", "^a-", "offset", "2024-05-01T00:00:00Z"), nil},
+		{"no topics", base("topics", nil), []string{`source: missing required key "topics"`}},
+		{"both", base("topics_regex", "x"), []string{"source.topics_regex: topics and topics_regex are exclusive"}},
+		{"bad topic", base("topics", []any{"a/b"}), []string{`source.topics[0]: invalid topic name "a/b"`}},
+		{"bad regex", base("topics", nil, "topics_regex", "("), []string{"source.topics_regex: invalid regular expression"}},
+		{"bad offset", base("offset", "yesterday"), []string{`source.offset: invalid offset "yesterday"`}},
+		{"concurrency", base("concurrency", int64(33)), []string{"source.concurrency: value 33 is above the maximum 32"}},
+		{"value format", base("value_format", "avro"), []string{"source.value_format: invalid value"}},
+		{"commit interval", base("commit_interval", "10ms"), []string{"source.commit_interval: must be at least 100ms"}},
+		{"revoke vs rebalance", base("revoke_timeout", "2m"), []string{"source.revoke_timeout: must be shorter than rebalance_timeout"}},
+		{"heartbeat", base("heartbeat_interval", "1m"), []string{"source.heartbeat_interval: must be shorter than session_timeout"}},
+		{"unknown key", base("topic", "t"), []string{`source.topic: unknown key "topic" (did you mean "topics"?)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := newConfig()
+			p := component.NewProblems("source")
+			component.Decode(tt.tree, cfg, p)
+			var got []string
+			for _, pr := range p.List() {
+				got = append(got, pr.PathString()+": "+pr.Msg)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("problems %q, want %d", got, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %q, want it to contain %q", got[i], w)
+				}
+			}
+		})
 	}
 }
