@@ -1,0 +1,828 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/runtime/logx"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// WhenFull is what Append does when a batch does not fit under MaxSize.
+type WhenFull string
+
+// The policies of WhenFull.
+const (
+	// Block makes Append wait until the reader commits enough to free a
+	// segment (or its context ends). Nothing is lost; the source slows down.
+	Block WhenFull = "block"
+	// DropOldest deletes the oldest segments, read or not, until the batch
+	// fits, and counts the unread records it deleted (Stats.Dropped).
+	DropOldest WhenFull = "drop_oldest"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxSize     = 1 << 30
+	DefaultSegmentSize = 64 << 20
+	DefaultReadBytes   = 4 << 20
+
+	minMaxSize     = 4 << 10
+	minSegmentSize = 1 << 10
+)
+
+// Options configure a Buffer.
+type Options struct {
+	// Dir holds the buffer's files; it is created if missing. One Buffer
+	// per directory: Open fails with ErrLocked if another has it open.
+	Dir string
+	// MaxSize caps the bytes of all segment files (records not yet
+	// deleted, framing and headers included). Default 1 GiB, minimum 4 KiB.
+	MaxSize int64
+	// SegmentSize is the size at which a new segment file is started.
+	// Space is reclaimed one whole segment at a time, so it is the
+	// granularity of both block and drop_oldest. Default MaxSize/8 capped at
+	// 64 MiB; it must be at most MaxSize/2. One Append never spans two
+	// segments, so a segment grows past SegmentSize when a single batch is
+	// larger.
+	SegmentSize int64
+	// WhenFull is Block (the default) or DropOldest.
+	WhenFull WhenFull
+	// NoSync skips the fsync that makes each Append and Commit durable
+	// before it returns. Data then survives a crash of the process (it is in
+	// the OS page cache) but not of the machine.
+	NoSync bool
+	// ReadBytes caps the record bytes of one Read batch (a batch always
+	// holds at least one record). Default 4 MiB.
+	ReadBytes int64
+	// Logger receives the recovery report and warnings about dropped or
+	// corrupt data. The zero value logs nothing.
+	Logger zerolog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Dir == "" {
+		return o, errors.New("no directory given")
+	}
+	if o.MaxSize == 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+	if o.MaxSize < minMaxSize {
+		return o, fmt.Errorf("max size %d is below the minimum of %d bytes", o.MaxSize, minMaxSize)
+	}
+	if o.SegmentSize == 0 {
+		o.SegmentSize = min(max(o.MaxSize/8, minSegmentSize), DefaultSegmentSize)
+	}
+	if o.SegmentSize < minSegmentSize || o.SegmentSize > o.MaxSize/2 {
+		return o, fmt.Errorf("segment size %d must be between %d bytes and half the max size (%d)", o.SegmentSize, minSegmentSize, o.MaxSize/2)
+	}
+	switch o.WhenFull {
+	case "":
+		o.WhenFull = Block
+	case Block, DropOldest:
+	default:
+		return o, fmt.Errorf("unknown when_full policy %q (want %q or %q)", o.WhenFull, Block, DropOldest)
+	}
+	if o.ReadBytes <= 0 {
+		o.ReadBytes = DefaultReadBytes
+	}
+	return o, nil
+}
+
+// Tag is the engine's bookkeeping for one record, stored with it and handed
+// back by Read. The buffer does not interpret Group. Last marks the final
+// record of a group (the last output of one source event, say); the buffer
+// counts Last records so that it can report how many groups a drop or a
+// corruption removed (Stats.DroppedGroups, Stats.LostGroups). The records of
+// a group should be appended in one call: drop_oldest deletes whole
+// segments and one Append never spans two, so a group is then never split
+// by a drop, unless the reader had already read part of it.
+type Tag struct {
+	Group uint32
+	Last  bool
+}
+
+// Cursor marks the end of a Batch; Commit takes it.
+type Cursor struct{ p pos }
+
+// Batch is what Read returns: records in append order with their tags.
+// The byte slices of Msgs point into memory owned by this batch alone: the
+// buffer never reuses it, so they stay valid for as long as the caller keeps
+// them. Message.Time is in UTC (the instant is kept exactly, the location is
+// not); Err and Ref are zero.
+type Batch struct {
+	Msgs   []message.Message
+	Tags   []Tag
+	Cursor Cursor
+}
+
+// Stats is a snapshot of a Buffer.
+type Stats struct {
+	// Records were appended and not yet committed.
+	Records uint64
+	// Unread were appended and not yet returned by Read.
+	Unread uint64
+	// Bytes is the size of all segment files.
+	Bytes int64
+	// Segments is the number of segment files.
+	Segments int
+	// Dropped counts unread records deleted by the drop_oldest policy since
+	// Open; DroppedGroups counts those of them that carried Tag.Last.
+	Dropped, DroppedGroups uint64
+	// Lost counts records skipped because they were found corrupt while
+	// reading (see the package documentation); LostGroups those with
+	// Tag.Last. Both stay zero unless the disk or the OS misbehaved.
+	Lost, LostGroups uint64
+}
+
+// segment is one segment file.
+type segment struct {
+	seq   uint64
+	start pos   // its first record
+	size  int64 // bytes written, header included
+}
+
+// Buffer is a persistent FIFO of messages; see the package documentation.
+type Buffer struct {
+	dir       string
+	opts      Options
+	log       zerolog.Logger
+	lock      *os.File
+	recovery  Recovery
+	encBuffer sync.Pool
+
+	mu      sync.Mutex
+	segs    []*segment // oldest first; the last one is appended to
+	wf      *os.File   // write handle of the last segment
+	used    int64      // bytes of all segment files
+	written pos        // end of the last write
+	durable pos        // end of the data Read may return
+	read    pos        // next record Read returns
+	commit  pos        // everything before it was delivered
+	writes  uint64     // completed writes
+	synced  uint64     // writes known to be on disk
+	dropGen uint64     // bumped when a drop moves read
+	failed  error      // sticky: a failed fsync leaves the file state unknown
+	closed  bool
+	dataCh  chan struct{} // closed when durable advances (and on Close)
+	spaceCh chan struct{} // closed when space is freed (and on Close)
+	ops     sync.WaitGroup
+
+	dropped, droppedGroups, lost, lostGroups uint64
+
+	syncMu sync.Mutex // one fsync leader at a time
+
+	commitMu sync.Mutex // serializes cursor writes
+	cursor   *cursorFile
+
+	// Reader state, owned by the Read in progress (readMu).
+	readMu sync.Mutex
+	rf     *os.File
+	rseq   uint64
+	rok    bool // the scanner is positioned at sc.off of segment rseq
+	sr     segReader
+	sc     scanner
+	dec    decodeState
+}
+
+// segPath is the file of segment seq: 20 decimal digits sort by name.
+func (b *Buffer) segPath(seq uint64) string {
+	return filepath.Join(b.dir, fmt.Sprintf("%020d.seg", seq))
+}
+
+// wake closes *ch, waking everyone waiting on it, and replaces it.
+func wake(ch *chan struct{}) {
+	close(*ch)
+	*ch = make(chan struct{})
+}
+
+// enterLocked registers a call that Close must wait for.
+func (b *Buffer) enterLocked() error {
+	if b.closed {
+		return ErrClosed
+	}
+	b.ops.Add(1)
+	return nil
+}
+
+// Recovery returns what Open found and repaired.
+func (b *Buffer) Recovery() Recovery { return b.recovery }
+
+// Stats returns a snapshot of the buffer's counters.
+func (b *Buffer) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return Stats{
+		Records:       b.written.index - b.commit.index,
+		Unread:        b.written.index - b.read.index,
+		Bytes:         b.used,
+		Segments:      len(b.segs),
+		Dropped:       b.dropped,
+		DroppedGroups: b.droppedGroups,
+		Lost:          b.lost,
+		LostGroups:    b.lostGroups,
+	}
+}
+
+// Append adds msgs at the end of the buffer, in order and contiguously even
+// when other goroutines append at the same time. tags is nil (each record
+// gets Tag{Last: true}) or holds one tag per message.
+//
+// The batch is all or nothing: when Append returns nil every record is
+// stored (on disk unless NoSync), and a crash in the middle of an Append
+// leaves none of its records after recovery. When the buffer is full,
+// Append waits (Block, until ctx ends) or drops the oldest segments
+// (DropOldest). It fails with ErrTooLarge for a batch that could never fit.
+func (b *Buffer) Append(ctx context.Context, msgs []message.Message, tags []Tag) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if tags != nil && len(tags) != len(msgs) {
+		return fmt.Errorf("append to disk buffer %s: %d tags for %d messages (give one tag per message, or nil)", b.dir, len(tags), len(msgs))
+	}
+	bp, _ := b.encBuffer.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	buf := (*bp)[:0]
+	var lasts uint64
+	for i := range msgs {
+		tag := Tag{Last: true}
+		if tags != nil {
+			tag = tags[i]
+		}
+		if tag.Last {
+			lasts++
+		}
+		start := len(buf)
+		buf = appendFrame(buf, &msgs[i], tag, i == len(msgs)-1)
+		if n := len(buf) - start - frameOverhead; n > MaxRecordSize {
+			return fmt.Errorf("append to disk buffer %s: record %d encodes to %d bytes, over the %d-byte limit: %w", b.dir, i, n, MaxRecordSize, ErrTooLarge)
+		}
+	}
+	err := b.append(ctx, buf, uint64(len(msgs)), lasts)
+	if cap(buf) <= 4<<20 { // do not pin the memory of one huge batch
+		*bp = buf
+		b.encBuffer.Put(bp)
+	}
+	return err
+}
+
+func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error {
+	need := int64(len(buf))
+	if need+headerSize > b.opts.MaxSize {
+		return fmt.Errorf("append to disk buffer %s: batch of %d records encodes to %d bytes, more than max_size %d allows: %w", b.dir, n, need, b.opts.MaxSize, ErrTooLarge)
+	}
+	b.mu.Lock()
+	if err := b.enterLocked(); err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	defer b.ops.Done()
+	for {
+		if b.failed != nil {
+			err := b.failed
+			b.mu.Unlock()
+			return err
+		}
+		act := b.segs[len(b.segs)-1]
+		rotate := act.size > headerSize && act.size+need > b.opts.SegmentSize
+		extra := need
+		if rotate {
+			extra += headerSize
+		}
+		if b.used+extra <= b.opts.MaxSize {
+			if rotate {
+				if err := b.rotateLocked(); err != nil {
+					b.mu.Unlock()
+					return err
+				}
+			}
+			break
+		}
+		if b.commit.index == b.written.index && act.size > headerSize {
+			// Everything was delivered but the last segment, still being
+			// written to, holds the space: start a new one and free it.
+			if err := b.rotateLocked(); err != nil {
+				b.mu.Unlock()
+				return err
+			}
+			b.removeConsumedLocked()
+			continue
+		}
+		if b.opts.WhenFull == DropOldest {
+			var err error
+			if len(b.segs) > 1 {
+				err = b.dropOldestLocked()
+			} else {
+				err = b.rotateLocked() // so that the full segment can be dropped
+			}
+			if err != nil {
+				b.mu.Unlock()
+				return err
+			}
+			continue
+		}
+		ch := b.spaceCh
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("append to disk buffer %s: full (%d of %d bytes), waiting for the sink to catch up: %w", b.dir, b.usedNow(), b.opts.MaxSize, ctx.Err())
+		}
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return ErrClosed
+		}
+	}
+
+	act := b.segs[len(b.segs)-1]
+	if _, err := b.wf.WriteAt(buf, act.size); err != nil {
+		// Cut what was written so the next append starts on a frame
+		// boundary; if even that fails the file can no longer be trusted.
+		if terr := b.wf.Truncate(act.size); terr != nil {
+			b.failed = fmt.Errorf("disk buffer %s is unusable after a failed write (%v) and a failed repair (%v); restart the task to recover", b.dir, err, terr)
+		}
+		b.mu.Unlock()
+		return fmt.Errorf("append to disk buffer %s: write %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
+	}
+	act.size += need
+	b.used += need
+	b.written = pos{act.seq, act.size, b.written.index + n, b.written.groups + lasts}
+	b.writes++
+	my := b.writes
+	if b.opts.NoSync {
+		b.publishLocked(b.written)
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	return b.syncUpTo(my)
+}
+
+func (b *Buffer) usedNow() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// syncUpTo returns once write number my is on disk. Appenders that wait at
+// the same time share one fsync (group commit): the leader syncs every
+// write done so far and publishes them all to the reader.
+func (b *Buffer) syncUpTo(my uint64) error {
+	b.syncMu.Lock()
+	defer b.syncMu.Unlock()
+	b.mu.Lock()
+	if b.synced >= my {
+		b.mu.Unlock()
+		return nil
+	}
+	if b.failed != nil {
+		err := b.failed
+		b.mu.Unlock()
+		return err
+	}
+	target, end, f := b.writes, b.written, b.wf
+	b.mu.Unlock()
+	err := f.Sync()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.synced >= target {
+		return nil // a rotation synced (and closed) the file meanwhile
+	}
+	if err != nil {
+		b.failed = fmt.Errorf("disk buffer %s is unusable after a failed fsync (%v); restart the task to recover", b.dir, err)
+		return b.failed
+	}
+	b.synced = target
+	b.publishLocked(end)
+	return nil
+}
+
+// publishLocked lets Read see the records before p.
+func (b *Buffer) publishLocked(p pos) {
+	if p.index <= b.durable.index {
+		return
+	}
+	b.durable = p
+	wake(&b.dataCh)
+}
+
+// rotateLocked seals the last segment and starts a new one.
+func (b *Buffer) rotateLocked() error {
+	old := b.segs[len(b.segs)-1]
+	if !b.opts.NoSync {
+		if err := b.wf.Sync(); err != nil {
+			b.failed = fmt.Errorf("disk buffer %s is unusable after a failed fsync (%v); restart the task to recover", b.dir, err)
+			return b.failed
+		}
+		b.synced = b.writes
+	}
+	b.publishLocked(b.written)
+	seq := old.seq + 1
+	start := pos{seq, headerSize, b.written.index, b.written.groups}
+	f, err := b.createSegment(start)
+	if err != nil {
+		return fmt.Errorf("append to disk buffer %s: start a new segment: %w", b.dir, err)
+	}
+	if err := b.wf.Close(); err != nil {
+		b.log.Warn().Err(err).Str(logx.File, b.segPath(old.seq)).Msg("disk buffer: closing a full segment failed")
+	}
+	b.wf = f
+	b.segs = append(b.segs, &segment{seq: seq, start: start, size: headerSize})
+	b.used += headerSize
+	b.written = start
+	return nil
+}
+
+// createSegment creates the file of the segment starting at start and
+// writes its header.
+func (b *Buffer) createSegment(start pos) (*os.File, error) {
+	path := b.segPath(start.seq)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	hdr := segHeader{seq: start.seq, firstIndex: start.index, firstGroups: start.groups}.append(nil)
+	_, err = f.WriteAt(hdr, 0)
+	if err == nil && !b.opts.NoSync {
+		if err = f.Sync(); err == nil {
+			err = syncDir(b.dir)
+		}
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return f, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// dropOldestLocked deletes the oldest segment (never the last one) for the
+// drop_oldest policy.
+func (b *Buffer) dropOldestLocked() error {
+	s, next := b.segs[0], b.segs[1]
+	if err := os.Remove(b.segPath(s.seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("append to disk buffer %s: drop the oldest segment: %w", b.dir, err)
+	}
+	b.segs = slices.Delete(b.segs, 0, 1)
+	b.used -= s.size
+	var n, g uint64
+	if b.read.index < next.start.index {
+		n = next.start.index - b.read.index
+		g = sub(next.start.groups, b.read.groups)
+		b.dropped += n
+		b.droppedGroups += g
+	}
+	if b.read.seq <= s.seq {
+		b.read = next.start
+		b.dropGen++
+	}
+	if b.commit.seq <= s.seq {
+		b.commit = next.start
+	}
+	b.log.Warn().Uint64("records", n).Uint64("groups", g).Str(logx.File, b.segPath(s.seq)).
+		Int64("max_size", b.opts.MaxSize).Msg("disk buffer full: dropped the oldest segment (when_full = drop_oldest)")
+	return nil
+}
+
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+// removeConsumedLocked takes the fully committed segments out of the list
+// and deletes their files. It never removes the last segment.
+func (b *Buffer) removeConsumedLocked() {
+	for _, s := range b.takeConsumedLocked() {
+		if err := os.Remove(b.segPath(s.seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			b.log.Warn().Err(err).Str(logx.File, b.segPath(s.seq)).Msg("disk buffer: deleting a delivered segment failed")
+		}
+		b.used -= s.size
+	}
+	wake(&b.spaceCh)
+}
+
+// takeConsumedLocked removes from the list the segments whose records are
+// all before the commit position.
+func (b *Buffer) takeConsumedLocked() []*segment {
+	n := 0
+	for n < len(b.segs)-1 && (b.segs[n].seq < b.commit.seq || b.segs[n+1].start.index <= b.commit.index) {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	gone := slices.Clone(b.segs[:n])
+	b.segs = slices.Delete(b.segs, 0, n)
+	return gone
+}
+
+// segIndexLocked returns the list index of segment seq, or -1.
+func (b *Buffer) segIndexLocked(seq uint64) int {
+	i := sort.Search(len(b.segs), func(i int) bool { return b.segs[i].seq >= seq })
+	if i < len(b.segs) && b.segs[i].seq == seq {
+		return i
+	}
+	return -1
+}
+
+// skipToLocked moves the read position to the start of next, counting the
+// records in between as lost (there are none when the reader simply
+// finished the previous segment).
+func (b *Buffer) skipToLocked(next *segment, why string) {
+	if next.start.index > b.read.index {
+		n, g := next.start.index-b.read.index, sub(next.start.groups, b.read.groups)
+		b.lost += n
+		b.lostGroups += g
+		b.log.Error().Uint64("records", n).Uint64("groups", g).Str(logx.File, b.segPath(b.read.seq)).
+			Msg("disk buffer: records lost, reading on from the next segment: " + why)
+	}
+	b.read = next.start
+}
+
+// Read waits until at least one record is unread (or ctx ends, or Close),
+// then returns up to max records in order, at most Options.ReadBytes of
+// them (but always at least one). Only one Read runs at a time. Records are
+// read again after a restart unless their cursor was committed.
+//
+// A corrupt record met while reading (a disk or OS fault: Open has already
+// repaired what a crash can do) is skipped with the rest of its segment,
+// logged and counted in Stats.Lost.
+func (b *Buffer) Read(ctx context.Context, maxRecords int) (Batch, error) {
+	if maxRecords < 1 {
+		return Batch{}, fmt.Errorf("read from disk buffer %s: max must be at least 1, got %d", b.dir, maxRecords)
+	}
+	b.readMu.Lock()
+	defer b.readMu.Unlock()
+	b.mu.Lock()
+	if err := b.enterLocked(); err != nil {
+		b.mu.Unlock()
+		return Batch{}, err
+	}
+	defer b.ops.Done()
+	for {
+		for b.read.index >= b.durable.index || b.closed {
+			if b.closed {
+				b.mu.Unlock()
+				return Batch{}, ErrClosed
+			}
+			ch := b.dataCh
+			b.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return Batch{}, ctx.Err()
+			}
+			b.mu.Lock()
+		}
+		i := b.segIndexLocked(b.read.seq)
+		if i < 0 {
+			// Deleted under the read position once all of it was read.
+			j := sort.Search(len(b.segs), func(j int) bool { return b.segs[j].seq > b.read.seq })
+			if j == len(b.segs) {
+				b.mu.Unlock()
+				return Batch{}, fmt.Errorf("read from disk buffer %s: internal error: no segment after the read position", b.dir)
+			}
+			b.skipToLocked(b.segs[j], "a segment is missing")
+			continue
+		}
+		seg := b.segs[i]
+		sealed := seg.seq < b.durable.seq
+		limit := seg.size
+		if !sealed {
+			limit = b.durable.off
+		}
+		if b.read.off >= limit {
+			if !sealed || i+1 >= len(b.segs) {
+				b.mu.Unlock()
+				return Batch{}, fmt.Errorf("read from disk buffer %s: internal error: no data at the read position", b.dir)
+			}
+			b.skipToLocked(b.segs[i+1], fmt.Sprintf("segment ends at byte %d", limit))
+			continue
+		}
+		start, gen := b.read, b.dropGen
+		b.mu.Unlock()
+
+		batch, end, err := b.readRange(start, limit, maxRecords)
+
+		b.mu.Lock()
+		if gen != b.dropGen {
+			continue // a drop went past these records; they count as dropped
+		}
+		if len(batch.Msgs) > 0 {
+			b.read = end
+			batch.Cursor = Cursor{end}
+			b.mu.Unlock()
+			return batch, nil // an error after them is met by the next Read
+		}
+		var c *corruption
+		if !errors.As(err, &c) {
+			b.mu.Unlock()
+			if err == nil {
+				err = errors.New("internal error: no record read")
+			}
+			return Batch{}, fmt.Errorf("read from disk buffer %s: %s: %w", b.dir, filepath.Base(b.segPath(seg.seq)), err)
+		}
+		why := fmt.Sprintf("corrupt record in %s at %v", filepath.Base(b.segPath(seg.seq)), c)
+		if sealed && i+1 < len(b.segs) {
+			b.read.off = limit
+			b.skipToLocked(b.segs[i+1], why)
+			continue
+		}
+		// In the segment being written to: skip to the end of what was
+		// written so far; appends go on after it.
+		n, g := b.durable.index-b.read.index, sub(b.durable.groups, b.read.groups)
+		b.lost += n
+		b.lostGroups += g
+		b.log.Error().Uint64("records", n).Uint64("groups", g).Str(logx.File, b.segPath(seg.seq)).
+			Msg("disk buffer: records lost: " + why)
+		b.read = b.durable
+	}
+}
+
+// chunkSize is the most one allocation of a batch's record memory holds
+// (larger records get their own).
+const chunkSize = 256 << 10
+
+// readRange reads up to max records of one segment from start, not past
+// limit. It runs without b.mu; only the reader touches the reader state.
+func (b *Buffer) readRange(start pos, limit int64, maxRecords int) (Batch, pos, error) {
+	if b.rf == nil || b.rseq != start.seq {
+		if b.rf != nil {
+			b.rf.Close()
+			b.rf = nil
+		}
+		f, err := os.Open(b.segPath(start.seq))
+		if err != nil {
+			return Batch{}, start, err
+		}
+		b.rf, b.rseq, b.rok = f, start.seq, false
+	}
+	if !b.rok || b.sc.off != start.off {
+		b.sr = segReader{f: b.rf, off: start.off}
+		if b.sc.br == nil {
+			b.sc.br = newBufReader(&b.sr)
+		} else {
+			b.sc.br.Reset(&b.sr)
+		}
+		b.sc.off = start.off
+		b.rok = true
+	}
+	b.sr.limit, b.sc.limit = limit, limit
+
+	var (
+		batch Batch
+		chunk []byte
+		bytes int64
+		p     = start
+	)
+	for len(batch.Msgs) < maxRecords && (len(batch.Msgs) == 0 || bytes < b.opts.ReadBytes) {
+		n, err := b.sc.head()
+		if err == io.EOF {
+			break
+		}
+		if err == nil && cap(chunk)-len(chunk) < n {
+			want := min(int64(chunkSize), limit-b.sc.off, b.opts.ReadBytes-bytes)
+			chunk = make([]byte, 0, max(int64(n), want))
+		}
+		var body []byte
+		if err == nil {
+			body = chunk[len(chunk) : len(chunk)+n : len(chunk)+n]
+			err = b.sc.body(body)
+		}
+		var m message.Message
+		var tag Tag
+		if err == nil {
+			if _, derr := b.dec.decodeRecord(body, &m, &tag); derr != nil {
+				err = &corruption{p.off, "undecodable record: " + derr.Error()}
+			}
+		}
+		if err != nil {
+			b.rok = false
+			return batch, p, err
+		}
+		chunk = chunk[:len(chunk)+n]
+		if batch.Msgs == nil {
+			batch.Msgs = make([]message.Message, 0, min(maxRecords, 256))
+			batch.Tags = make([]Tag, 0, min(maxRecords, 256))
+		}
+		batch.Msgs = append(batch.Msgs, m)
+		batch.Tags = append(batch.Tags, tag)
+		bytes += int64(n)
+		p.off = b.sc.off
+		p.index++
+		if tag.Last {
+			p.groups++
+		}
+	}
+	return batch, p, nil
+}
+
+// Commit records that every record up to c (a Batch's Cursor) was
+// delivered: after a restart, Read resumes after it. It writes the
+// position to the cursor file (and fsyncs it unless NoSync) and deletes the
+// segments that are now fully delivered, which frees space for a blocked
+// Append. Committing an older cursor than the last one is a no-op.
+func (b *Buffer) Commit(c Cursor) error {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	b.mu.Lock()
+	if err := b.enterLocked(); err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	defer b.ops.Done()
+	if c.p.index <= b.commit.index {
+		b.mu.Unlock()
+		return nil
+	}
+	if c.p.index > b.read.index {
+		b.mu.Unlock()
+		return fmt.Errorf("commit to disk buffer %s: the cursor is past the records read so far (a cursor from another buffer?)", b.dir)
+	}
+	b.commit = c.p
+	gone := b.takeConsumedLocked()
+	b.mu.Unlock()
+
+	err := b.cursor.write(c.p, !b.opts.NoSync)
+	if err != nil {
+		err = fmt.Errorf("commit to disk buffer %s: write the cursor: %w (records since the last commit will be read again after a restart)", b.dir, err)
+	}
+	var freed int64
+	for _, s := range gone {
+		if rerr := os.Remove(b.segPath(s.seq)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+			err = fmt.Errorf("commit to disk buffer %s: delete a delivered segment: %w", b.dir, rerr)
+		}
+		freed += s.size
+	}
+	if len(gone) > 0 {
+		b.mu.Lock()
+		b.used -= freed
+		wake(&b.spaceCh)
+		b.mu.Unlock()
+	}
+	return err
+}
+
+// Close waits for the calls in progress (a waiting Read or Append returns
+// ErrClosed), syncs the last segment and closes the files. Unread records
+// stay on disk for the next Open.
+func (b *Buffer) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	wake(&b.dataCh)
+	wake(&b.spaceCh)
+	b.mu.Unlock()
+	b.ops.Wait()
+
+	var errs []error
+	if b.wf != nil {
+		if b.failed == nil {
+			errs = append(errs, b.wf.Sync())
+		}
+		errs = append(errs, b.wf.Close())
+	}
+	if b.rf != nil {
+		b.rf.Close()
+	}
+	if b.cursor != nil {
+		errs = append(errs, b.cursor.f.Close())
+	}
+	if b.lock != nil {
+		b.lock.Close() // releases the lock
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close disk buffer %s: %w", b.dir, err)
+	}
+	return nil
+}
