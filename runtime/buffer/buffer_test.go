@@ -230,7 +230,7 @@ func TestCommitAndRestart(t *testing.T) {
 	if s := b.Stats(); s.Segments < 5 {
 		t.Fatalf("stats %+v, want several segments", s)
 	}
-	checkSeq(t, readN(t, b, 300, 64, true), 0)  // committed
+	checkSeq(t, readN(t, b, 300, 64, true), 0)   // committed
 	checkSeq(t, readN(t, b, 50, 64, false), 300) // read, not committed
 	segsBefore := b.Stats().Segments
 	if err := b.Close(); err != nil {
