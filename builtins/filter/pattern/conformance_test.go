@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/sluicehq/sluice/runtime/jsonscan"
 )
 
 // matchCase is one conformance vector: a pattern (JSON text), an event and
@@ -596,6 +598,29 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		}
 		if n := testing.AllocsPerRun(100, func() { p.Match(ev) }); n != 0 {
 			t.Errorf("%s: %v allocations per Match", pat, n)
+		}
+	}
+}
+
+func TestPlainString(t *testing.T) {
+	// Every special byte at every position around the 8-byte blocks, and
+	// trailing bytes after the string: plainString agrees with jsonscan.
+	for n := 0; n < 24; n++ {
+		for pos := 0; pos <= n; pos++ {
+			for _, special := range []string{`"`, `\\`, `\n`, `\"`, `\u00e9`, "\x01", "\x1f", "\x20", `\x`, "é", "\x7f", "\xff", "\x9f", "\xa2"} {
+				body := strings.Repeat("a", n)
+				s := []byte(`"` + body[:pos] + special + body[pos:] + `"` + `,"next":1`)
+				end, esc := plainString(s, 0)
+				wantEnd, wantEsc := jsonscan.ValidString(s, 0)
+				if end != wantEnd || (end >= 0 && esc != wantEsc) {
+					t.Fatalf("plainString(%q) = %d, %v; jsonscan.ValidString says %d, %v", s, end, esc, wantEnd, wantEsc)
+				}
+				for k := 0; k < len(s); k++ { // truncated input
+					if a, _ := plainString(s[:k], 0); a != func() int { e, _ := jsonscan.ValidString(s[:k], 0); return e }() {
+						t.Fatalf("plainString(%q) = %d disagrees with jsonscan", s[:k], a)
+					}
+				}
+			}
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package pattern
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"sync"
 
 	"github.com/sluicehq/sluice/runtime/jsonscan"
@@ -296,7 +298,7 @@ func (lv *level) evalObject(st *state, d []byte, i, depth int) (uint64, int) {
 		if i >= len(d) || d[i] != '"' {
 			return 0, -1
 		}
-		ke, esc := jsonscan.ValidString(d, i)
+		ke, esc := plainString(d, i)
 		if ke < 0 {
 			return 0, -1
 		}
@@ -314,7 +316,11 @@ func (lv *level) evalObject(st *state, d []byte, i, depth int) (uint64, int) {
 		}
 		var end int
 		if k < 0 {
-			end = jsonscan.ValidAt(d, i)
+			if d[i] == '"' {
+				end, _ = plainString(d, i)
+			} else {
+				end = jsonscan.ValidAt(d, i)
+			}
 		} else {
 			e := &lv.keys[k]
 			if e.leaves != nil {
@@ -356,15 +362,10 @@ func (lv *level) result(slots []uint64) uint64 {
 
 // lookup finds the key token tok (quotes included) among the level's keys.
 func (lv *level) lookup(tok []byte, esc bool) int {
-	raw := tok[1 : len(tok)-1]
-	var tmp [64]byte
 	if esc {
-		b, ok := jsonscan.AppendString(tmp[:0], tok)
-		if !ok {
-			return -1
-		}
-		raw = b
+		return lv.lookupEscaped(tok)
 	}
+	raw := tok[1 : len(tok)-1]
 	if lv.index != nil {
 		if k, ok := lv.index[string(raw)]; ok {
 			return k
@@ -373,6 +374,27 @@ func (lv *level) lookup(tok []byte, esc bool) int {
 	}
 	for k := range lv.keys {
 		if lv.keys[k].key == string(raw) {
+			return k
+		}
+	}
+	return -1
+}
+
+// lookupEscaped decodes a key with escapes before looking it up.
+func (lv *level) lookupEscaped(tok []byte) int {
+	var tmp [64]byte
+	b, ok := jsonscan.AppendString(tmp[:0], tok)
+	if !ok {
+		return -1
+	}
+	if lv.index != nil {
+		if k, ok := lv.index[string(b)]; ok {
+			return k
+		}
+		return -1
+	}
+	for k := range lv.keys {
+		if lv.keys[k].key == string(b) {
 			return k
 		}
 	}
@@ -483,7 +505,7 @@ func (sc *scalar) init(d []byte, i int) (end int, escaped bool) {
 		}
 		return end, false
 	}
-	end, escaped = jsonscan.ValidString(d, i)
+	end, escaped = plainString(d, i)
 	if end < 0 {
 		return -1, false
 	}
@@ -493,3 +515,37 @@ func (sc *scalar) init(d []byte, i int) (end int, escaped bool) {
 	}
 	return end, escaped
 }
+
+// plainString is jsonscan.ValidString with a fast path for the usual
+// string without escapes: it looks at 8 bytes at a time (SWAR) for the
+// closing quote, a backslash or a control character.
+func plainString(d []byte, i int) (end int, escaped bool) {
+	j := i + 1
+	for j+8 <= len(d) {
+		x := binary.LittleEndian.Uint64(d[j:])
+		q := x ^ (swarLo * '"')
+		b := x ^ (swarLo * '\\')
+		if m := ((x-swarLo*0x20)&^x | (q-swarLo)&^q | (b-swarLo)&^b) & swarHi; m != 0 {
+			// The lowest flagged byte is exact (borrows only run upward).
+			j += bits.TrailingZeros64(m) >> 3
+			if d[j] == '"' {
+				return j + 1, false
+			}
+			return jsonscan.ValidString(d, i)
+		}
+		j += 8
+	}
+	for j < len(d) && d[j] != '"' && d[j] != '\\' && d[j] >= 0x20 {
+		j++
+	}
+	if j < len(d) && d[j] == '"' {
+		return j + 1, false
+	}
+	return jsonscan.ValidString(d, i)
+}
+
+// SWAR constants: 0x01 and 0x80 in every byte.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
