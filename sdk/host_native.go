@@ -98,7 +98,7 @@ func NativeClose() { closePlugin() }
 // NativeProcess runs the handler over an ABI batch. The outputs' slices
 // are valid until the next call. For sdktest.
 func NativeProcess(batch []byte) []NativeOutcome {
-	state.process(batch, func(i int) { le.PutUint32(batch[12:], uint32(i)) })
+	state.process(batch)
 	res := make([]NativeOutcome, len(state.outcomes))
 	kinds := [...]string{"pass", "emit", "drop", "retry", "fail"}
 	for i, oc := range state.outcomes {

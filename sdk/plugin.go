@@ -203,9 +203,9 @@ func (b *batchState) claim(p []byte) {
 }
 
 // process runs the handler over a batch and fills b.outcomes and b.outs.
-// setCursor, when not nil, records the record being handled where the host
-// can see it should the call die.
-func (b *batchState) process(batch []byte, setCursor func(int)) {
+// Before each record it writes the record's index to the batch's cursor
+// field, where the host looks should the call die.
+func (b *batchState) process(batch []byte) {
 	n := int(le.Uint32(batch[4:]))
 	b.outcomes = b.outcomes[:0]
 	clear(b.outs)
@@ -216,9 +216,7 @@ func (b *batchState) process(batch []byte, setCursor func(int)) {
 	}
 	b.arena = b.arena[:0]
 	for i := range n {
-		if setCursor != nil {
-			setCursor(i)
-		}
+		le.PutUint32(batch[12:16], uint32(i))
 		if plugin == nil {
 			b.outcomes = append(b.outcomes, outcome{kind: outcomeFail, code: CodeNoHandler, msg: "module registered no plugin (call sdk.Register from an init function)"})
 			continue

@@ -95,6 +95,14 @@ func BenchmarkGoGuestUpper(b *testing.B) {
 	}
 }
 
+// BenchmarkGoGuestPass measures the Go SDK's own cost per record: a
+// handler that keeps every record.
+func BenchmarkGoGuestPass(b *testing.B) {
+	wasm, _ := wasmtest.GoGuest(b, "pass")
+	tr := transformer(b, wasm, wasmhost.TransformerConfig{Timeout: 10 * time.Second})
+	runBatches(b, tr, benchBatch(256), 256)
+}
+
 // BenchmarkHostOverhead measures the host's own cost per call with a guest
 // that does nothing (targets: <= 2 µs per call, <= 10 ns per record).
 func BenchmarkHostOverhead(b *testing.B) {

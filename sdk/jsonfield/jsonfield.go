@@ -10,6 +10,7 @@
 package jsonfield
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 	"unicode/utf8"
@@ -126,7 +127,7 @@ func Set(dst, doc, value []byte, path ...string) ([]byte, error) {
 			return dst, ErrSyntax
 		}
 		key := path[depth]
-		vs, ve, found, err := member(doc, i, key)
+		vs, ve, found, err := member(doc, i, key, depth == len(path)-1)
 		if err != nil {
 			return dst, err
 		}
@@ -240,8 +241,8 @@ func Delete(dst, doc []byte, path ...string) ([]byte, error) {
 func find(doc []byte, path []string) (int, int, bool) {
 	i := skipWS(doc, 0)
 	e := -1
-	for _, key := range path {
-		vs, ve, found, err := member(doc, i, key)
+	for n, key := range path {
+		vs, ve, found, err := member(doc, i, key, n == len(path)-1)
 		if err != nil || !found {
 			return 0, 0, false
 		}
@@ -256,39 +257,94 @@ func find(doc []byte, path []string) (int, int, bool) {
 	return i, e, true
 }
 
-// member finds key in the object or array starting at doc[i].
-func member(doc []byte, i int, key string) (vs, ve int, found bool, err error) {
+// member finds key in the object or array starting at doc[i]. The end of
+// a found value is computed only when wantEnd is set (descending into a
+// value does not need it); ve is then -1.
+func member(doc []byte, i int, key string, wantEnd bool) (vs, ve int, found bool, err error) {
 	if i >= len(doc) {
 		return 0, 0, false, ErrSyntax
 	}
 	switch doc[i] {
 	case '{':
+		// One loop with the scans written out: in WASM a Go function call
+		// costs far more than a few compares, so the common members
+		// (strings, numbers, literals) are skipped without calls.
 		j := i + 1
 		for {
-			j = skipWS(doc, j)
+			for j < len(doc) && doc[j] <= ' ' {
+				j++
+			}
 			if j >= len(doc) {
 				return 0, 0, false, ErrSyntax
 			}
 			if doc[j] == '}' {
 				return j, j + 1, false, nil // not found: vs is the closing brace
 			}
-			ke := skipString(doc, j)
-			if ke < 0 {
+			if doc[j] != '"' {
 				return 0, 0, false, ErrSyntax
 			}
-			c := skipWS(doc, ke)
-			if c >= len(doc) || doc[c] != ':' {
+			ks, k, esc := j+1, j+1, false
+			for k < len(doc) && doc[k] != '"' {
+				if doc[k] == '\\' {
+					esc = true
+					k++
+				}
+				k++
+			}
+			if k >= len(doc) {
 				return 0, 0, false, ErrSyntax
 			}
-			vs = skipWS(doc, c+1)
-			ve = skipValue(doc, vs)
-			if ve < 0 {
+			ke := k
+			j = ke + 1
+			for j < len(doc) && doc[j] <= ' ' {
+				j++
+			}
+			if j >= len(doc) || doc[j] != ':' {
 				return 0, 0, false, ErrSyntax
 			}
-			if keyEquals(doc[j:ke], key) {
+			j++
+			for j < len(doc) && doc[j] <= ' ' {
+				j++
+			}
+			if j >= len(doc) {
+				return 0, 0, false, ErrSyntax
+			}
+			vs = j
+			if (!esc && ke-ks == len(key) && string(doc[ks:ke]) == key) || (esc && keyEquals(doc[ks-1:ke+1], key)) {
+				if !wantEnd {
+					return vs, -1, true, nil
+				}
+				ve = skipValue(doc, vs)
+				if ve < 0 {
+					return 0, 0, false, ErrSyntax
+				}
 				return vs, ve, true, nil
 			}
-			j = skipWS(doc, ve)
+			switch doc[j] {
+			case '"':
+				k := j + 1
+				for k < len(doc) && doc[k] != '"' {
+					if doc[k] == '\\' {
+						k++
+					}
+					k++
+				}
+				if k >= len(doc) {
+					return 0, 0, false, ErrSyntax
+				}
+				j = k + 1
+			case '{', '[':
+				if j = skipValue(doc, j); j < 0 {
+					return 0, 0, false, ErrSyntax
+				}
+			default: // number, true, false, null
+				for j < len(doc) && doc[j] != ',' && doc[j] != '}' && doc[j] > ' ' {
+					j++
+				}
+			}
+			for j < len(doc) && doc[j] <= ' ' {
+				j++
+			}
 			if j < len(doc) && doc[j] == ',' {
 				j++
 			}
@@ -324,42 +380,63 @@ func member(doc []byte, i int, key string) (vs, ve int, found bool, err error) {
 }
 
 // keyEquals compares the quoted key q with key, unescaping when needed.
+// Escapes only lengthen a key, so a raw key no longer than key matches
+// only byte for byte.
 func keyEquals(q []byte, key string) bool {
 	raw := q[1 : len(q)-1]
-	if len(raw) == len(key) && string(raw) == key {
-		return true
+	if len(raw) <= len(key) {
+		return string(raw) == key
 	}
-	for _, c := range raw {
-		if c == '\\' {
-			var buf [64]byte
-			u, ok := Unquote(buf[:0], q)
-			return ok && string(u) == key
-		}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return false
 	}
-	return false
+	var buf [64]byte
+	u, ok := Unquote(buf[:0], q)
+	return ok && string(u) == key
 }
 
 func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
 		i++
 	}
 	return i
 }
 
 // skipString returns the index after the string starting at b[i], or -1.
+// Short strings are scanned inline; past 16 bytes it jumps from quote to
+// quote with bytes.IndexByte (assembly on most targets, wasm included),
+// counting the backslashes before each quote.
 func skipString(b []byte, i int) int {
 	if i >= len(b) || b[i] != '"' {
 		return -1
 	}
-	for i++; i < len(b); i++ {
-		switch b[i] {
+	j := i + 1
+	for end := min(len(b), j+16); j < end; j++ {
+		switch b[j] {
 		case '"':
-			return i + 1
+			return j + 1
 		case '\\':
-			i++
+			j++
 		}
 	}
-	return -1
+	if j >= len(b) {
+		return -1
+	}
+	for {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return -1
+		}
+		q := j + k
+		n := 0
+		for p := q - 1; p > i && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
+	}
 }
 
 // skipValue returns the index after the value starting at b[i], or -1.

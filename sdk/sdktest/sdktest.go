@@ -1,3 +1,5 @@
+//go:build !wasip1
+
 // Package sdktest runs a Sluice Go plugin natively, in plain `go test`,
 // with no WASM runtime: it encodes records exactly as the host does (ABI
 // version 1), runs the registered handler over them and returns each

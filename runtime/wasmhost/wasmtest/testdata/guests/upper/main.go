@@ -23,14 +23,14 @@ func init() {
 			}
 			// The string's bytes are copied as they are: escapes stay valid
 			// and only ASCII letters change.
-			dst = append(dst, doc[:s]...)
-			for _, c := range doc[s:e] {
+			dst = append(dst, doc...)
+			v := dst[s:e]
+			for i, c := range v {
 				if c >= 'a' && c <= 'z' {
-					c -= 'a' - 'A'
+					v[i] = c - ('a' - 'A')
 				}
-				dst = append(dst, c)
 			}
-			return append(dst, doc[e:]...), nil
+			return dst, nil
 		}),
 	})
 }
