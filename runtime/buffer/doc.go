@@ -63,7 +63,8 @@
 //
 // and the body is
 //
-//	u8       flags: 1 = last record of its Append call, 2 = Tag.Last
+//	u8       flags: 1 = last record of its Append call, 2 = Tag.Last,
+//	         4 = Event equals Payload and is not stored
 //	u32      Tag.Group
 //	u32      Pos.Partition (int32)
 //	u64      Pos.Offset (int64)
@@ -71,7 +72,7 @@
 //	uvarint  len, bytes: Pos.Stream
 //	uvarint  len+1, bytes: Key      (0 = nil, so nil and empty differ)
 //	uvarint  len+1, bytes: Payload
-//	uvarint  len+1, bytes: Event    (the original source event)
+//	uvarint  len+1, bytes: Event    (the original source event; absent with flag 4)
 //	uvarint  header count, then per header:
 //	         uvarint len, bytes: key; uvarint len+1, bytes: value
 //

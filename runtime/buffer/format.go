@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,8 +23,9 @@ const (
 	// partition, offset, seconds, nanoseconds.
 	recordFixed = 1 + 4 + 4 + 8 + 8 + 4
 	// minRecord is the smallest valid body: the fixed part plus one length
-	// byte for each of stream, key, payload, event and the header count.
-	minRecord = recordFixed + 5
+	// byte for each of stream, key, payload and the header count (the event
+	// may be left out, see flagSameEvent).
+	minRecord = recordFixed + 4
 
 	// MaxRecordSize is the largest encoded record Append accepts. It bounds
 	// the memory a reader needs for one record, so a corrupted length field
@@ -36,7 +38,10 @@ const (
 const (
 	flagBatchEnd = 1 << 0 // last record of one Append call
 	flagLast     = 1 << 1 // Tag.Last
-	knownFlags   = flagBatchEnd | flagLast
+	// flagSameEvent: Event equals Payload and is not stored (a task without
+	// transforms delivers the source event itself).
+	flagSameEvent = 1 << 2
+	knownFlags    = flagBatchEnd | flagLast | flagSameEvent
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -101,6 +106,10 @@ func appendFrame(dst []byte, m *message.Message, tag Tag, batchEnd bool) []byte 
 	if tag.Last {
 		flags |= flagLast
 	}
+	sameEvent := m.Event != nil && m.Payload != nil && bytes.Equal(m.Event, m.Payload)
+	if sameEvent {
+		flags |= flagSameEvent
+	}
 	dst = append(dst, flags)
 	dst = binary.LittleEndian.AppendUint32(dst, tag.Group)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(m.Pos.Partition))
@@ -111,7 +120,9 @@ func appendFrame(dst []byte, m *message.Message, tag Tag, batchEnd bool) []byte 
 	dst = append(dst, m.Pos.Stream...)
 	dst = appendBytes(dst, m.Key)
 	dst = appendBytes(dst, m.Payload)
-	dst = appendBytes(dst, m.Event)
+	if !sameEvent {
+		dst = appendBytes(dst, m.Event)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(m.Headers)))
 	for i := range m.Headers {
 		dst = binary.AppendUvarint(dst, uint64(len(m.Headers[i].Key)))
@@ -190,7 +201,12 @@ func (d *decodeState) decodeRecord(body []byte, m *message.Message, tag *Tag) (f
 	if m.Payload, ok = r.nilBytes(); !ok {
 		return 0, errors.New("payload runs past the record")
 	}
-	if m.Event, ok = r.nilBytes(); !ok {
+	if flags&flagSameEvent != 0 {
+		if m.Payload == nil {
+			return 0, errors.New("event marked equal to a nil payload")
+		}
+		m.Event = m.Payload
+	} else if m.Event, ok = r.nilBytes(); !ok {
 		return 0, errors.New("event runs past the record")
 	}
 	n, ok := r.uvarint()
