@@ -7,11 +7,13 @@ import (
 	"github.com/sluicehq/sluice/builtins/filter"
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
+	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
+	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
@@ -28,6 +30,7 @@ func RegisterAll(r *component.Registry) {
 	filesource.Register(r)
 	dlq.Register(r)
 	httpsource.Register(r)
+	kafkasource.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)
@@ -37,6 +40,7 @@ func RegisterAll(r *component.Registry) {
 	stdout.Register(r)
 	filesink.Register(r)
 	httpsink.Register(r)
+	kafkasink.Register(r)
 }
 
 // BuildFilter compiles a task's [filter] table for the config loader.
