@@ -624,3 +624,36 @@ func TestPlainString(t *testing.T) {
 		}
 	}
 }
+
+func TestManyKeysUsePooledScratch(t *testing.T) {
+	var pat, ev, miss []string
+	for i := 0; i < 30; i++ {
+		k := strconv.Quote("k" + strconv.Itoa(i))
+		pat = append(pat, k+`:[`+strconv.Itoa(i)+`]`)
+		ev = append(ev, k+`:`+strconv.Itoa(i))
+		if i != 17 {
+			miss = append(miss, k+`:`+strconv.Itoa(i))
+		}
+	}
+	p := MustCompileJSON(`{"nested":{` + strings.Join(pat, ",") + `},` + strings.Join(pat, ",") + `}`)
+	if p.nslots <= 48 {
+		t.Fatalf("want a pattern past the on-stack scratch, nslots = %d", p.nslots)
+	}
+	hit := []byte(`{"nested":{` + strings.Join(ev, ",") + `},` + strings.Join(ev, ",") + `}`)
+	no := []byte(`{"nested":{` + strings.Join(miss, ",") + `},` + strings.Join(ev, ",") + `}`)
+	done := make(chan bool)
+	for g := 0; g < 4; g++ {
+		go func() {
+			ok := true
+			for i := 0; i < 200; i++ {
+				ok = ok && p.Match(hit) && !p.Match(no)
+			}
+			done <- ok
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if !<-done {
+			t.Error("wrong result with pooled scratch")
+		}
+	}
+}
