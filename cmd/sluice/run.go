@@ -70,7 +70,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		os.Exit(130)
 	}()
 
-	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout}
+	// With an admin API a blocked task waits to be resumed; without one
+	// nobody could, so it ends and the exit status says so.
+	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout, HoldBlocked: s.adminAddr != ""}
 	runners := make([]*engine.Task, len(tasks))
 	for i, t := range tasks {
 		runners[i] = engine.New(t, opts)

@@ -106,3 +106,33 @@ func (o *Output) Reset() {
 	o.Failures = o.Failures[:0]
 	o.Buf = o.Buf[:0]
 }
+
+// Pauser is implemented by sources that can stop fetching while staying
+// connected (a Kafka member stays in its group). The engine pauses the
+// source of a paused or blocked task.
+type Pauser interface {
+	Pause()
+	Resume()
+}
+
+// Rewinder is implemented by sources that can read again, in place, every
+// record not acknowledged yet (a Kafka source seeks back to its committed
+// offsets). The engine rewinds the source when a blocked task is resumed; a
+// source without it goes on from where it is, its nack handling deciding
+// what is read again (an HTTP client retries after its 503).
+type Rewinder interface {
+	Rewind(ctx context.Context) error
+}
+
+// Cycler is implemented by sources that commit in cycles instead of on each
+// ack: Kafka exactly-once, where records consumed, records produced and
+// offsets commit together in one transaction. The engine reads until
+// CycleDue reports true, waits until every batch read in the cycle was
+// acknowledged, then calls EndCycle with commit = true when every one of
+// them was handled (nil ack) and false otherwise; the source then commits or
+// aborts the cycle and, after an abort, rewinds to the last committed
+// position.
+type Cycler interface {
+	CycleDue() bool
+	EndCycle(ctx context.Context, commit bool) error
+}

@@ -318,3 +318,38 @@ func TestConditionErrorGoesToTheDeadLetterQueue(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestBlockedTaskResumes: with HoldBlocked (an admin API), a blocked task
+// keeps its source and resumes from its committed position.
+func TestBlockedTaskResumes(t *testing.T) {
+	dir := t.TempDir()
+	h := newHook(t)
+	h.answer.Store(func(string) int { return 503 })
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), 50, nil)
+	text := fileTask(dir, h.URL, retryFast+"\n[errors]\ntolerance = \"none\"\n")
+	o := opts(t)
+	o.HoldBlocked = true
+	run := engine.New(load(t, dir, text), o)
+	done := make(chan error, 1)
+	go func() { done <- run.Run(context.Background()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for run.State() != engine.Blocked {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v", run.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a held task ended: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	h.answer.Store(func(string) int { return 200 })
+	run.Resume()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := h.delivered(); len(got) != 50 {
+		t.Fatalf("delivered %d of 50 after resuming", len(got))
+	}
+}

@@ -29,6 +29,9 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Clock drives retry waits (tests use a fake one).
 	Clock delivery.Clock
+	// HoldBlocked keeps a blocked task's source open and paused until it is
+	// resumed (through the admin API), instead of ending the task.
+	HoldBlocked bool
 }
 
 // ErrBlocked is wrapped by Run's error when the task stopped in Blocked.
@@ -72,6 +75,8 @@ type Task struct {
 
 	pauseMu sync.Mutex
 	paused  chan struct{} // closed when not paused; nil when running
+
+	resumeBlocked chan struct{}
 }
 
 type taskMetrics struct {
@@ -91,7 +96,7 @@ func New(cfg *config.Task, opts Options) *Task {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	t := &Task{cfg: cfg, opts: opts}
+	t := &Task{cfg: cfg, opts: opts, resumeBlocked: make(chan struct{}, 1)}
 	t.log = opts.Logger.With().Str(logx.Task, cfg.Name).Logger()
 	t.src = cfg.Source.Instance.(component.Source)
 	t.sink = cfg.Sink.Instance.(component.Sink)
@@ -170,13 +175,20 @@ func (t *Task) Pause() {
 	}
 	t.paused = make(chan struct{})
 	t.setState(Paused)
-	if p, ok := t.src.(interface{ Pause() }); ok {
+	if p, ok := t.src.(component.Pauser); ok {
 		p.Pause()
 	}
 }
 
-// Resume undoes Pause.
+// Resume undoes Pause, or resumes a blocked task held by HoldBlocked.
 func (t *Task) Resume() {
+	if t.State() == Blocked {
+		select {
+		case t.resumeBlocked <- struct{}{}:
+		default:
+		}
+		return
+	}
 	t.pauseMu.Lock()
 	defer t.pauseMu.Unlock()
 	if t.paused == nil {
@@ -187,7 +199,7 @@ func (t *Task) Resume() {
 	if t.State() == Paused {
 		t.setState(Running)
 	}
-	if p, ok := t.src.(interface{ Resume() }); ok {
+	if p, ok := t.src.(component.Pauser); ok {
 		p.Resume()
 	}
 }
@@ -235,44 +247,16 @@ func (t *Task) Run(ctx context.Context) error {
 		t.stop(StartFailed, err)
 		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, err)
 	}
-	t.setState(Running)
-	t.log.Info().Str("source", t.cfg.Source.Type).Str("sink", t.cfg.Sink.Type).Int("concurrency", t.cfg.Engine.Concurrency).Msg("task running")
-
-	readCtx, stopRead := context.WithCancel(ctx)
-	t.mu.Lock()
-	t.stopRead = stopRead
-	t.mu.Unlock()
-	defer stopRead()
-
-	// Work outlives ctx by the shutdown deadline so that what was read is
-	// delivered and committed.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	stopDeadline := context.AfterFunc(ctx, func() {
-		time.AfterFunc(t.opts.ShutdownTimeout, cancelWork)
-	})
-	defer stopDeadline()
-
-	e := t.cfg.Engine
-	t.slots = make(chan struct{}, e.MaxInFlight)
-	t.tracker = newTracker(func() { <-t.slots })
-	workers := make([]*worker, e.Concurrency)
-	var wg sync.WaitGroup
-	for i := range workers {
-		w := t.newWorker(i)
-		workers[i] = w
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.run(workCtx)
-		}()
+	var readErr error
+	for {
+		t.setState(Running)
+		t.log.Info().Str("source", t.cfg.Source.Type).Str("sink", t.cfg.Sink.Type).Int("concurrency", t.cfg.Engine.Concurrency).Msg("task running")
+		readErr = t.runOnce(ctx)
+		if t.State() == Blocked && t.opts.HoldBlocked && ctx.Err() == nil && t.holdBlocked(ctx) {
+			continue
+		}
+		break
 	}
-
-	readErr := t.read(readCtx, workers)
-	for _, w := range workers {
-		close(w.in)
-	}
-	wg.Wait()
 
 	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), t.opts.ShutdownTimeout)
 	defer cancelClose()
@@ -307,6 +291,99 @@ func (t *Task) Run(ctx context.Context) error {
 	t.log.Info().Uint64("in", s.In).Uint64("delivered", s.Delivered).Uint64("filtered", s.Filtered).
 		Uint64("dead_lettered", s.DeadLettered).Uint64("dropped", s.Dropped).Uint64("out", s.Out).Msg("task stopped")
 	return nil
+}
+
+// runOnce reads and processes until the source ends, ctx ends or the task
+// halts, then waits for the workers to settle every batch read.
+func (t *Task) runOnce(ctx context.Context) error {
+	readCtx, stopRead := context.WithCancel(ctx)
+	t.mu.Lock()
+	t.stopRead = stopRead
+	t.mu.Unlock()
+	defer stopRead()
+
+	// Work outlives ctx by the shutdown deadline so that what was read is
+	// delivered and committed.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopDeadline := context.AfterFunc(ctx, func() {
+		time.AfterFunc(t.opts.ShutdownTimeout, cancelWork)
+	})
+	defer stopDeadline()
+
+	e := t.cfg.Engine
+	t.slots = make(chan struct{}, e.MaxInFlight)
+	t.tracker = newTracker(func() { <-t.slots })
+	workers := make([]*worker, e.Concurrency)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := t.newWorker(i)
+		workers[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(workCtx)
+		}()
+	}
+	var cyc component.Cycler
+	if t.cfg.ExactlyOnce {
+		cyc, _ = t.src.(component.Cycler)
+	}
+	readErr := t.read(readCtx, workCtx, workers, cyc)
+	for _, w := range workers {
+		close(w.in)
+	}
+	wg.Wait()
+	if cyc != nil {
+		t.endCycle(workCtx, cyc)
+	}
+	return readErr
+}
+
+// endCycle waits until every batch read was acknowledged, then commits the
+// source's cycle, or aborts it when any batch was not handled.
+func (t *Task) endCycle(ctx context.Context, cyc component.Cycler) {
+	if err := t.tracker.waitIdle(ctx); err != nil {
+		_ = cyc.EndCycle(context.WithoutCancel(ctx), false)
+		return
+	}
+	commit := t.tracker.takeNacks() == 0 && !t.halted.Load()
+	if err := cyc.EndCycle(ctx, commit); err != nil {
+		t.log.Warn().Err(err).Bool("commit", commit).Msg("ending the transaction failed; its records will be read again")
+	}
+}
+
+// holdBlocked keeps a blocked task's source paused, in place, until Resume
+// (admin API) or ctx ends. It reports whether the task was resumed, with
+// the source rewound to its last committed position.
+func (t *Task) holdBlocked(ctx context.Context) bool {
+	if p, ok := t.src.(component.Pauser); ok {
+		p.Pause()
+	}
+	t.log.Warn().Msg("task blocked; resume it through the admin API (POST /tasks/{name}/resume) once the cause is fixed")
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.resumeBlocked:
+	}
+	if r, ok := t.src.(component.Rewinder); ok {
+		if err := r.Rewind(ctx); err != nil {
+			t.mu.Lock()
+			t.reason = fmt.Errorf("resuming: %w", err)
+			t.mu.Unlock()
+			t.setState(StartFailed)
+			return false
+		}
+	}
+	if p, ok := t.src.(component.Pauser); ok {
+		p.Resume()
+	}
+	t.mu.Lock()
+	t.reason = nil
+	t.mu.Unlock()
+	t.halted.Store(false)
+	t.log.Info().Msg("task resumed from its last committed position")
+	return true
 }
 
 // open opens the components in dependency order: sinks first, so that the
@@ -371,7 +448,7 @@ func (t *Task) open(ctx context.Context) error {
 
 // read pulls batches and hands them to workers until the source ends, ctx
 // ends or the task halts. It returns a source error that stopped the task.
-func (t *Task) read(ctx context.Context, workers []*worker) error {
+func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc component.Cycler) error {
 	e := t.cfg.Engine
 	rr := 0
 	backoff := 100 * time.Millisecond
@@ -429,6 +506,9 @@ func (t *Task) read(ctx context.Context, workers []*worker) error {
 			_, _ = io.WriteString(h, b.Lane)
 			p := t.tracker.add(b.Lane, b.Ack, 1)
 			workers[int(h.Sum32()%uint32(len(workers)))].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
+		}
+		if cyc != nil && cyc.CycleDue() {
+			t.endCycle(workCtx, cyc)
 		}
 	}
 }

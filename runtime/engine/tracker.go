@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -18,6 +19,9 @@ type tracker struct {
 	mu      sync.Mutex
 	lanes   map[string]*lane
 	release func() // frees one in-flight slot per finished batch
+	pending int    // batches added and not acked
+	nacks   int    // batches acked with an error since the last takeNacks
+	idle    chan struct{}
 }
 
 type lane struct {
@@ -54,8 +58,38 @@ func (t *tracker) add(laneName string, ack func(error), parts int) *pending {
 	} else {
 		l.tail.next, l.tail = p, p
 	}
+	t.pending++
 	t.mu.Unlock()
 	return p
+}
+
+// waitIdle blocks until every batch added so far was acked, or ctx ends.
+func (t *tracker) waitIdle(ctx context.Context) error {
+	t.mu.Lock()
+	if t.pending == 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	if t.idle == nil {
+		t.idle = make(chan struct{})
+	}
+	ch := t.idle
+	t.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// takeNacks returns the number of batches nacked since the last call.
+func (t *tracker) takeNacks() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.nacks
+	t.nacks = 0
+	return n
 }
 
 // finish reports that one part of p is over. err != nil means the part's
@@ -117,6 +151,16 @@ func (t *tracker) finish(laneName string, p *pending, err error) {
 			}
 		}
 		t.mu.Lock()
+		for _, q := range ready {
+			if q.err != nil {
+				t.nacks++
+			}
+		}
+		t.pending -= len(ready)
+		if t.pending == 0 && t.idle != nil {
+			close(t.idle)
+			t.idle = nil
+		}
 	}
 }
 
