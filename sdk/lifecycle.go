@@ -97,9 +97,12 @@ func initPlugin(config []byte) error {
 		if err := dec.Decode(plugin.Config); err != nil {
 			return fmt.Errorf("invalid config: %v", strings.TrimPrefix(err.Error(), "json: "))
 		}
-		for _, p := range plugin.Params {
-			if p.Required && !bytes.Contains(config, []byte(`"`+p.Name+`"`)) {
-				return fmt.Errorf("missing required config key %q", p.Name)
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(config, &keys); err == nil {
+			for _, p := range plugin.Params {
+				if _, ok := keys[p.Name]; p.Required && !ok {
+					return fmt.Errorf("missing required config key %q", p.Name)
+				}
 			}
 		}
 	} else if plugin.Config == nil && len(bytes.TrimSpace(config)) > 0 && !isEmptyObject(config) {
