@@ -144,7 +144,7 @@ func task(src component.Source, sink component.Sink, mod func(*config.Task)) *co
 }
 
 func opts(t *testing.T) engine.Options {
-	return engine.Options{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), ShutdownTimeout: 5 * time.Second}
+	return engine.Options{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(testLogLevel), ShutdownTimeout: 5 * time.Second}
 }
 
 func checkCounts(t *testing.T, s engine.Stats) {
@@ -383,3 +383,5 @@ func TestToleranceNoneBlocks(t *testing.T) {
 		t.Fatalf("reason %v", run.Reason())
 	}
 }
+
+var testLogLevel = zerolog.WarnLevel

@@ -583,7 +583,12 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		return component.Batch{}, errors.New("file source: Read before Open")
 	}
 	if s.eof {
-		return component.Batch{}, io.EOF
+		// A batch nacked after the end was reached (a blocked task being
+		// resumed) is read again rather than lost.
+		if !s.rewindPending() {
+			return component.Batch{}, io.EOF
+		}
+		s.eof = false
 	}
 	var timer *time.Timer
 	defer func() {
@@ -1146,6 +1151,18 @@ func (s *Source) snapshotLocked() *state {
 		snap.Streams = append(snap.Streams, ss)
 	}
 	return snap
+}
+
+// rewindPending reports whether a failed batch waits to be read again.
+func (s *Source) rewindPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.streams {
+		if st.rewind != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // complete reports whether a read-mode run read and handled everything.
