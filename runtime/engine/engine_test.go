@@ -172,7 +172,7 @@ func TestStdinToStdout(t *testing.T) {
 	}
 	for i, l := range lines[:1000] {
 		var ev struct {
-			ID   string `json:"id"`
+			ID   string          `json:"id"`
 			Data struct{ N int } `json:"data"`
 		}
 		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Data.N != i {
