@@ -19,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/transform/constant"
 	"github.com/sluicehq/sluice/builtins/transform/partial"
 	"github.com/sluicehq/sluice/builtins/transform/template"
+	"github.com/sluicehq/sluice/builtins/transform/wasm"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
 )
@@ -36,6 +37,7 @@ func RegisterAll(r *component.Registry) {
 	partial.Register(r)
 	constant.Register(r)
 	template.Register(r)
+	wasm.Register(r)
 
 	stdout.Register(r)
 	filesink.Register(r)

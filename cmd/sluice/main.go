@@ -36,6 +36,7 @@ func commands() []command {
 		{"validate", "check task files and report every problem", validateCmd},
 		{"test", "run events through a task's filter and transforms", testCmd},
 		{"dlq", "inspect (show) or replay dead-letter files", dlqCmd},
+		{"dev", "serve a local in-memory Kafka for trying pipelines (dev kafka)", devCmd},
 		{"list", "list the sources, transforms and sinks of this build", listCmd},
 		{"bench", "measure a stdin task end to end: events/s, MB/s, peak RSS", benchCmd},
 		{"docs", "write the component reference (docs/reference.md) from the specs", docsCmd},

@@ -29,6 +29,9 @@ type Loader struct {
 	BuildFilter func(cfg *FilterConfig, p *component.Problems) Filter
 	// LookupEnv resolves ${env:NAME}; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// TaskChecks validate what spans components (exactly_once needs Kafka at
+	// both ends); they run once every component decoded cleanly.
+	TaskChecks []func(t *Task, p *component.Problems)
 	// MaxEvent is the default largest event (bytes); 0 means 1 MiB.
 	MaxEvent int
 	// Quota is the largest number of tasks one process runs; 0 means 20.
@@ -277,6 +280,11 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 
 	// Build only what decoded cleanly: Build may assume a valid config.
 	if p.Len() == 0 {
+		for _, check := range l.TaskChecks {
+			check(t, p)
+		}
+	}
+	if p.Len() == 0 {
 		l.build(t, env)
 	}
 	if p.Len() > 0 {
@@ -377,9 +385,14 @@ func (l *Loader) build(t *Task, env func([]string, string) component.Env) {
 			return
 		}
 		e := env(c.Path, c.Type)
+		before := e.Problems.Len()
 		inst, err := c.Spec.Build(c.Config, e)
 		if err != nil {
-			e.Problems.Addf(nil, "%v", err)
+			// A Build that reported precise problems returns a summary too;
+			// say it only when it is all there is.
+			if e.Problems.Len() == before {
+				e.Problems.Addf(nil, "%v", err)
+			}
 			return
 		}
 		var ok bool

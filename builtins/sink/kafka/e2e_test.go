@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/builtins/internal/kafkadev"
+	"github.com/sluicehq/sluice/builtins/kafkadev"
 	sinkkafka "github.com/sluicehq/sluice/builtins/sink/kafka"
 	srckafka "github.com/sluicehq/sluice/builtins/source/kafka"
 	"github.com/sluicehq/sluice/runtime/component"

@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/builtins/internal/kafkadev"
+	"github.com/sluicehq/sluice/builtins/kafkadev"
 )
 
 // benchRecords are poll-sized batches of typical records: a ~110-byte JSON

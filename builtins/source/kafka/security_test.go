@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	"github.com/sluicehq/sluice/builtins/internal/kafkadev"
+	"github.com/sluicehq/sluice/builtins/kafkadev"
 )
 
 // TestSASLOverMutualTLS consumes from a cluster that wants both a client

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sluicehq/sluice/builtins/kafkadev"
+)
+
+// devCmd runs local stand-ins of the services tasks talk to, for trying
+// pipelines by hand.
+func devCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "kafka" {
+		fmt.Fprintln(stderr, "Usage: sluice dev kafka [--addr HOST:PORT] [--brokers N] [--partitions N] [--topics a,b]")
+		return exitUsage
+	}
+	fs := newFlagSet("dev kafka", stderr, "dev kafka [options]")
+	addr := fs.String("addr", "127.0.0.1:9092", "host:port of the first broker (more brokers take the next ports)")
+	brokers := fs.Int("brokers", 1, "number of brokers")
+	partitions := fs.Int("partitions", 1, "partitions of each topic, auto-created ones included")
+	topics := fs.String("topics", "", "comma-separated topics to create")
+	auto := fs.Bool("auto-create", true, "let clients create topics by using them")
+	if _, err := parseInterleaved(fs, args[1:]); err != nil {
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var ts []string
+	for _, t := range strings.Split(*topics, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			ts = append(ts, t)
+		}
+	}
+	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Addr: *addr, Brokers: *brokers, Partitions: *partitions, Topics: ts, AutoCreateTopics: *auto})
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice dev kafka: %v\n", err)
+		return exitFailed
+	}
+	fmt.Fprintf(stderr, "local Kafka (in memory) on %s, topics %v with %d partitions each; Ctrl-C stops it\n", strings.Join(c.Addrs(), ","), ts, *partitions)
+	<-ctx.Done()
+	c.Close()
+	return exitOK
+}
