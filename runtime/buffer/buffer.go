@@ -395,7 +395,7 @@ func (b *Buffer) syncUpTo(my uint64) error {
 	}
 	target, end, f := b.writes, b.written, b.wf
 	b.mu.Unlock()
-	err := f.Sync()
+	err := datasync(f)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.synced >= target {
@@ -423,7 +423,7 @@ func (b *Buffer) publishLocked(p pos) {
 func (b *Buffer) rotateLocked() error {
 	old := b.segs[len(b.segs)-1]
 	if !b.opts.NoSync {
-		if err := b.wf.Sync(); err != nil {
+		if err := datasync(b.wf); err != nil {
 			b.failed = fmt.Errorf("disk buffer %s is unusable after a failed fsync (%v); restart the task to recover", b.dir, err)
 			return b.failed
 		}
@@ -457,7 +457,7 @@ func (b *Buffer) createSegment(start pos) (*os.File, error) {
 	hdr := segHeader{seq: start.seq, firstIndex: start.index, firstGroups: start.groups}.append(nil)
 	_, err = f.WriteAt(hdr, 0)
 	if err == nil && !b.opts.NoSync {
-		if err = f.Sync(); err == nil {
+		if err = datasync(f); err == nil {
 			err = syncDir(b.dir)
 		}
 	}
@@ -708,7 +708,10 @@ func (b *Buffer) readRange(start pos, limit int64, maxRecords int) (Batch, pos, 
 			break
 		}
 		if err == nil && cap(chunk)-len(chunk) < n {
-			want := min(int64(chunkSize), limit-b.sc.off, b.opts.ReadBytes-bytes)
+			// Room for the records still wanted if they are the size of
+			// this one, within the data there is and the batch caps.
+			left := int64(maxRecords - len(batch.Msgs))
+			want := min(int64(chunkSize), limit-b.sc.off, b.opts.ReadBytes-bytes, left*int64(n))
 			chunk = make([]byte, 0, max(int64(n), want))
 		}
 		var body []byte
@@ -808,7 +811,7 @@ func (b *Buffer) Close() error {
 	var errs []error
 	if b.wf != nil {
 		if b.failed == nil {
-			errs = append(errs, b.wf.Sync())
+			errs = append(errs, datasync(b.wf))
 		}
 		errs = append(errs, b.wf.Close())
 	}

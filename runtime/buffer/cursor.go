@@ -102,7 +102,7 @@ func (c *cursorFile) write(p pos, sync bool) error {
 	}
 	c.gen = gen
 	if sync {
-		return c.f.Sync()
+		return datasync(c.f)
 	}
 	return nil
 }

@@ -202,7 +202,7 @@ func (b *Buffer) recover() error {
 		if err := wf.Truncate(good.off); err != nil {
 			return err
 		}
-		if err := wf.Sync(); err != nil {
+		if err := datasync(wf); err != nil {
 			return err
 		}
 		b.recovery.TruncatedBytes = tail.size - good.off
