@@ -159,6 +159,9 @@ func importKVGet(kp unsafe.Pointer, kn uint32, bp unsafe.Pointer, bn uint32) int
 //go:wasmimport sluice kv_put
 func importKVPut(kp unsafe.Pointer, kn uint32, vp unsafe.Pointer, vn uint32, ttlMillis int64) int32
 
+//go:wasmimport sluice kv_add
+func importKVAdd(kp unsafe.Pointer, kn uint32, vp unsafe.Pointer, vn uint32, ttlMillis int64) int32
+
 //go:wasmimport sluice kv_delete
 func importKVDelete(kp unsafe.Pointer, kn uint32) int32
 
@@ -176,6 +179,10 @@ func hostKVGet(key, buf []byte) int {
 
 func hostKVPut(key, val []byte, ttlMillis int64) int {
 	return int(importKVPut(unsafe.Pointer(unsafe.SliceData(key)), uint32(len(key)), unsafe.Pointer(unsafe.SliceData(val)), uint32(len(val)), ttlMillis))
+}
+
+func hostKVAdd(key, val []byte, ttlMillis int64) int {
+	return int(importKVAdd(unsafe.Pointer(unsafe.SliceData(key)), uint32(len(key)), unsafe.Pointer(unsafe.SliceData(val)), uint32(len(val)), ttlMillis))
 }
 
 func hostKVDelete(key []byte) {

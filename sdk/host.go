@@ -92,5 +92,23 @@ func (s *kvState) Put(key, val []byte, ttl time.Duration) error {
 	return errors.New("sdk: state put failed")
 }
 
+// Add stores val under key only when key holds no live entry, atomically
+// across every instance of the transform: of several instances adding one
+// key at once, exactly one gets true. ttl > 0 expires the entry. Use it to
+// claim a key (dedupe, first-seen); Get then tells who claimed it.
+func (s *kvState) Add(key, val []byte, ttl time.Duration) (bool, error) {
+	switch hostKVAdd(key, val, ttl.Milliseconds()) {
+	case 0:
+		return true, nil
+	case 4:
+		return false, nil
+	case 1:
+		return false, ErrStateFull
+	case 2:
+		return false, ErrStateTooLarge
+	}
+	return false, errors.New("sdk: state add failed")
+}
+
 // Delete removes key.
 func (s *kvState) Delete(key []byte) { hostKVDelete(key) }

@@ -17,6 +17,9 @@ type NativeHost interface {
 	Metric(kind int, name string, v float64)
 	KVGet(key []byte) ([]byte, bool)
 	KVPut(key, val []byte, ttl time.Duration) int
+	// KVAdd stores val only when key holds no live entry; it returns 0
+	// (stored), 4 (exists), or the codes of KVPut.
+	KVAdd(key, val []byte, ttl time.Duration) int
 	KVDelete(key []byte)
 }
 
@@ -69,6 +72,14 @@ func hostKVPut(key, val []byte, ttlMillis int64) int {
 		return 0
 	}
 	return h.KVPut(key, val, time.Duration(ttlMillis)*time.Millisecond)
+}
+
+func hostKVAdd(key, val []byte, ttlMillis int64) int {
+	h := currentHost()
+	if h == nil {
+		return 0
+	}
+	return h.KVAdd(key, val, time.Duration(ttlMillis)*time.Millisecond)
 }
 
 func hostKVDelete(key []byte) {

@@ -139,6 +139,7 @@ var hostImports = map[string][2][]api.ValueType{
 	"metric":    {{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeF64}, nil},
 	"kv_get":    {{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, {api.ValueTypeI32}},
 	"kv_put":    {{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI64}, {api.ValueTypeI32}},
+	"kv_add":    {{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI64}, {api.ValueTypeI32}},
 	"kv_delete": {{api.ValueTypeI32, api.ValueTypeI32}, {api.ValueTypeI32}},
 }
 
@@ -152,6 +153,7 @@ func (h *Host) instantiateImports(ctx context.Context) error {
 		"metric":    hostMetric,
 		"kv_get":    hostKVGet,
 		"kv_put":    hostKVPut,
+		"kv_add":    hostKVAdd,
 		"kv_delete": hostKVDelete,
 	}
 	for name, fn := range fns {

@@ -98,6 +98,37 @@ func (kv *KV) Put(key, val []byte, ttl time.Duration) int {
 	return KVOK
 }
 
+// Add stores a copy of val under key only when key holds no live entry:
+// an atomic "put if absent", so that instances running at once agree on
+// which of them claimed a key. It returns KVOK (stored), KVExists (a live
+// entry is there; nothing changed), KVFull or KVTooLarge.
+func (kv *KV) Add(key, val []byte, ttl time.Duration) int {
+	if len(key) > MaxKVKey || len(val) > MaxKVValue {
+		return KVTooLarge
+	}
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	now := kv.now().UnixNano()
+	if e, ok := kv.m[string(key)]; ok && (e.exp == 0 || e.exp > now) {
+		return KVExists
+	}
+	kv.puts++
+	if kv.puts%4096 == 0 || len(kv.m) >= kv.maxEntries {
+		kv.sweep(now)
+	}
+	e, exists := kv.m[string(key)]
+	if !exists && len(kv.m) >= kv.maxEntries {
+		return KVFull
+	}
+	e.val = append(e.val[:0], val...)
+	e.exp = 0
+	if ttl > 0 {
+		e.exp = now + int64(ttl)
+	}
+	kv.m[string(key)] = e
+	return KVOK
+}
+
 // Delete removes key.
 func (kv *KV) Delete(key []byte) {
 	kv.mu.Lock()

@@ -3,6 +3,9 @@ package wasmhost
 import (
 	"bytes"
 	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -47,6 +50,58 @@ func TestKV(t *testing.T) {
 	}
 	if err := NewKV(0).Load(filepath.Join(t.TempDir(), "missing")); err != nil {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestKVAdd(t *testing.T) {
+	kv := NewKV(2)
+	now := time.Unix(100, 0)
+	kv.now = func() time.Time { return now }
+	if got := kv.Add([]byte("a"), []byte("first"), time.Second); got != KVOK {
+		t.Fatalf("add to an empty store = %d", got)
+	}
+	if got := kv.Add([]byte("a"), []byte("second"), time.Second); got != KVExists {
+		t.Fatalf("add over a live entry = %d, want KVExists", got)
+	}
+	if v, _ := kv.Get([]byte("a")); string(v) != "first" {
+		t.Errorf("a = %q after a refused add", v)
+	}
+	now = now.Add(2 * time.Second)
+	if got := kv.Add([]byte("a"), []byte("third"), 0); got != KVOK {
+		t.Fatalf("add over an expired entry = %d", got)
+	}
+	if v, _ := kv.Get([]byte("a")); string(v) != "third" {
+		t.Errorf("a = %q", v)
+	}
+	kv.Put([]byte("b"), nil, 0)
+	if got := kv.Add([]byte("c"), nil, 0); got != KVFull {
+		t.Errorf("add to a full store = %d", got)
+	}
+	if got := kv.Add(bytes.Repeat([]byte("k"), MaxKVKey+1), nil, 0); got != KVTooLarge {
+		t.Errorf("add of a long key = %d", got)
+	}
+}
+
+// TestKVAddConcurrent checks that of many writers adding one key at once,
+// exactly one wins.
+func TestKVAddConcurrent(t *testing.T) {
+	kv := NewKV(0)
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 1000 {
+				if kv.Add([]byte(strconv.Itoa(k)), []byte{byte(i)}, time.Minute) == KVOK {
+					wins.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1000 {
+		t.Errorf("%d adds won for 1000 keys", wins.Load())
 	}
 }
 

@@ -155,6 +155,7 @@ const (
 	KVFull     = 1 // kv_put: the store holds its maximum of entries
 	KVTooLarge = 2 // kv_put: key or value over the limits
 	KVBadArgs  = 3 // a pointer outside memory
+	KVExists   = 4 // kv_add: the key holds a live entry
 )
 
 func hostKVGet(ctx context.Context, m api.Module, stack []uint64) {
@@ -182,6 +183,17 @@ func hostKVPut(ctx context.Context, m api.Module, stack []uint64) {
 		return
 	}
 	stack[0] = uint64(inst.state.kv.Put(key, val, time.Duration(int64(stack[4]))*time.Millisecond))
+}
+
+func hostKVAdd(ctx context.Context, m api.Module, stack []uint64) {
+	inst := stateOf(ctx)
+	key, ok1 := guestBytes(m, stack[0], stack[1])
+	val, ok2 := guestBytes(m, stack[2], stack[3])
+	if inst == nil || !ok1 || !ok2 {
+		stack[0] = KVBadArgs
+		return
+	}
+	stack[0] = uint64(inst.state.kv.Add(key, val, time.Duration(int64(stack[4]))*time.Millisecond))
 }
 
 func hostKVDelete(ctx context.Context, m api.Module, stack []uint64) {

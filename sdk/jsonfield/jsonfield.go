@@ -37,6 +37,9 @@ var ErrSyntax = errors.New("jsonfield: invalid JSON")
 // or array.
 var ErrNotObject = errors.New("jsonfield: path runs into a value that is not an object")
 
+// ErrNotArray reports a value that is not an array where one is needed.
+var ErrNotArray = errors.New("jsonfield: value is not an array")
+
 // KindOf returns the kind of the raw value v.
 func KindOf(v []byte) Kind {
 	if len(v) == 0 {
@@ -112,6 +115,42 @@ func GetBool(doc []byte, path ...string) (bool, bool) {
 		return false, false
 	}
 	return v[0] == 't', true
+}
+
+// Elements calls fn with the index and the raw bytes (sub-slices of v) of
+// each element of the JSON array v, in order, until fn returns false. It
+// returns ErrNotArray when v is not an array and ErrSyntax when the array
+// is malformed (fn may have seen the elements before the fault).
+func Elements(v []byte, fn func(i int, elem []byte) bool) error {
+	j := skipWS(v, 0)
+	if j >= len(v) || v[j] != '[' {
+		return ErrNotArray
+	}
+	j = skipWS(v, j+1)
+	if j < len(v) && v[j] == ']' {
+		return nil
+	}
+	for n := 0; ; n++ {
+		e := skipValue(v, j)
+		if e < 0 {
+			return ErrSyntax
+		}
+		if !fn(n, v[j:e]) {
+			return nil
+		}
+		j = skipWS(v, e)
+		if j >= len(v) {
+			return ErrSyntax
+		}
+		switch v[j] {
+		case ']':
+			return nil
+		case ',':
+			j = skipWS(v, j+1)
+		default:
+			return ErrSyntax
+		}
+	}
 }
 
 // Set appends to dst a copy of doc in which the value at path is the raw

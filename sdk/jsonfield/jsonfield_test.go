@@ -222,3 +222,75 @@ func lookup(v any, path []string) (any, bool) {
 	}
 	return v, true
 }
+
+func TestElements(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		err  error
+	}{
+		{`[]`, nil, nil},
+		{` [ ] `, nil, nil},
+		{`[1, "a,]", {"b":[2,3]}, [4], null, true]`, []string{`1`, `"a,]"`, `{"b":[2,3]}`, `[4]`, `null`, `true`}, nil},
+		{`{"a":1}`, nil, ErrNotArray},
+		{`"[1]"`, nil, ErrNotArray},
+		{``, nil, ErrNotArray},
+		{`[1 2]`, []string{`1`}, ErrSyntax},
+		{`[1,`, []string{`1`}, ErrSyntax},
+		{`["x`, nil, ErrSyntax},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			var got []string
+			err := Elements([]byte(tc.in), func(i int, e []byte) bool {
+				if i != len(got) {
+					t.Errorf("index %d, want %d", i, len(got))
+				}
+				got = append(got, string(e))
+				return true
+			})
+			if err != tc.err || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Elements = %q, %v; want %q, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+	n := 0
+	Elements([]byte(`[1,2,3]`), func(int, []byte) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Errorf("fn returning false did not stop the walk: %d calls", n)
+	}
+}
+
+// FuzzElements checks Elements against encoding/json on valid arrays and
+// that it never panics on anything else.
+func FuzzElements(f *testing.F) {
+	f.Add([]byte(`[1,"a",{"b":[2]},[3],null]`))
+	f.Add([]byte(`[ "\"]" , -1.5e3 ]`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var got [][]byte
+		err := Elements(in, func(_ int, e []byte) bool {
+			got = append(got, e)
+			return true
+		})
+		var want []json.RawMessage
+		if json.Unmarshal(in, &want) != nil || want == nil {
+			return // not an array (null decodes to a nil slice)
+		}
+		if err != nil {
+			t.Fatalf("Elements(%s): %v", in, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("Elements(%s): %d elements, encoding/json %d", in, len(got), len(want))
+		}
+		for i := range got {
+			var a, b any
+			if json.Unmarshal(got[i], &a) != nil {
+				t.Fatalf("element %d %q is not JSON", i, got[i])
+			}
+			json.Unmarshal(want[i], &b)
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("element %d = %s, want %s", i, got[i], want[i])
+			}
+		}
+	})
+}

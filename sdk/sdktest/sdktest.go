@@ -60,8 +60,16 @@ type Host struct {
 	Logs     []LogLine
 	Counters map[string]float64
 	Gauges   map[string]float64
-	kv       map[string][]byte
+	kv       map[string]entry
+	now      time.Time
 }
+
+type entry struct {
+	val []byte
+	exp time.Time // zero: never
+}
+
+func (e entry) live(now time.Time) bool { return e.exp.IsZero() || e.exp.After(now) }
 
 // New installs a fresh in-memory host and initializes the registered
 // plugin with config (JSON; "" for none), failing the test if the plugin
@@ -78,7 +86,8 @@ func New(t testing.TB, config string) *Host {
 // Start installs a fresh in-memory host without initializing the plugin
 // (to test Init with Host.Init).
 func Start(t testing.TB) *Host {
-	h := &Host{t: t, Counters: map[string]float64{}, Gauges: map[string]float64{}, kv: map[string][]byte{}}
+	h := &Host{t: t, Counters: map[string]float64{}, Gauges: map[string]float64{}, kv: map[string]entry{},
+		now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	sdk.SetNativeHost(h)
 	t.Cleanup(func() {
 		sdk.NativeClose()
@@ -127,12 +136,17 @@ func clone(b []byte) []byte {
 	return append([]byte{}, b...)
 }
 
-// State returns the value stored under key.
+// State returns the live value stored under key.
 func (h *Host) State(key string) ([]byte, bool) {
+	return h.KVGet([]byte(key))
+}
+
+// Advance moves the host's clock, which only expires key-value entries
+// (their TTLs count on it, not on the wall clock).
+func (h *Host) Advance(d time.Duration) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	v, ok := h.kv[key]
-	return v, ok
+	h.now = h.now.Add(d)
+	h.mu.Unlock()
 }
 
 // Log implements sdk.NativeHost.
@@ -160,19 +174,48 @@ func (h *Host) Metric(kind int, name string, v float64) {
 func (h *Host) KVGet(key []byte) ([]byte, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	v, ok := h.kv[string(key)]
-	return v, ok
+	e, ok := h.kv[string(key)]
+	if !ok || !e.live(h.now) {
+		return nil, false
+	}
+	return e.val, true
 }
 
-// KVPut implements sdk.NativeHost (TTLs are ignored natively).
-func (h *Host) KVPut(key, val []byte, _ time.Duration) int {
+// KVPut implements sdk.NativeHost. TTLs count on the host's clock
+// (Advance).
+func (h *Host) KVPut(key, val []byte, ttl time.Duration) int {
 	if len(key) > 1<<10 || len(val) > 1<<20 {
 		return 2
 	}
 	h.mu.Lock()
-	h.kv[string(key)] = clone(val)
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	h.kv[string(key)] = h.entry(val, ttl)
 	return 0
+}
+
+// KVAdd implements sdk.NativeHost.
+func (h *Host) KVAdd(key, val []byte, ttl time.Duration) int {
+	if len(key) > 1<<10 || len(val) > 1<<20 {
+		return 2
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e, ok := h.kv[string(key)]; ok && e.live(h.now) {
+		return 4
+	}
+	h.kv[string(key)] = h.entry(val, ttl)
+	return 0
+}
+
+func (h *Host) entry(val []byte, ttl time.Duration) entry {
+	e := entry{val: clone(val)}
+	if e.val == nil {
+		e.val = []byte{}
+	}
+	if ttl > 0 {
+		e.exp = h.now.Add(ttl.Truncate(time.Millisecond))
+	}
+	return e
 }
 
 // KVDelete implements sdk.NativeHost.

@@ -122,6 +122,32 @@ func TestStateLogsMetrics(t *testing.T) {
 	}
 }
 
+func TestStateTTLAndAdd(t *testing.T) {
+	h := sdktest.New(t, `{"field":"x"}`)
+	if err := sdk.State.Put([]byte("p"), []byte("1"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := sdk.State.Add([]byte("a"), []byte("first"), time.Minute); !ok || err != nil {
+		t.Fatalf("add = %v, %v", ok, err)
+	}
+	if ok, _ := sdk.State.Add([]byte("a"), []byte("second"), time.Minute); ok {
+		t.Fatal("add over a live entry succeeded")
+	}
+	if v, _ := sdk.State.Get([]byte("a")); string(v) != "first" {
+		t.Errorf("a = %q", v)
+	}
+	h.Advance(time.Minute)
+	if _, ok := h.State("p"); ok {
+		t.Error("p did not expire")
+	}
+	if ok, _ := sdk.State.Add([]byte("a"), []byte("third"), 0); !ok {
+		t.Error("add over an expired entry failed")
+	}
+	if _, err := sdk.State.Add(make([]byte, 2000), nil, 0); err != sdk.ErrStateTooLarge {
+		t.Errorf("long key: %v", err)
+	}
+}
+
 func TestInitAndDescribe(t *testing.T) {
 	h := sdktest.Start(t)
 	for _, tc := range []struct{ config, want string }{
