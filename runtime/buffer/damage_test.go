@@ -313,3 +313,27 @@ func TestLeftoverSegments(t *testing.T) {
 		t.Fatalf("leftover segment still there: %v", err)
 	}
 }
+
+// TestNewerFormat: a segment written in another format version stops Open
+// with a clear error instead of being deleted as damage.
+func TestNewerFormat(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	o := segmentsOf(t, dir, 20)
+	path := segFiles(t, dir)[0]
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[4] = 2 // version 2
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(o)
+	if err == nil || !strings.Contains(err.Error(), "format version 2") {
+		t.Fatalf("Open of a version 2 segment: %v, want a format version error", err)
+	}
+	if _, serr := os.Stat(path); serr != nil {
+		t.Fatalf("the segment was touched: %v", serr)
+	}
+}

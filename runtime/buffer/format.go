@@ -73,11 +73,11 @@ func parseHeader(b []byte) (segHeader, error) {
 	if string(b[:4]) != segMagic {
 		return segHeader{}, fmt.Errorf("not a buffer segment (magic %q, want %q)", b[:4], segMagic)
 	}
+	if v := binary.LittleEndian.Uint16(b[4:]); v != segVersion {
+		return segHeader{}, &versionError{v}
+	}
 	if crc32.Checksum(b[:36], castagnoli) != binary.LittleEndian.Uint32(b[36:]) {
 		return segHeader{}, errors.New("header checksum mismatch")
-	}
-	if v := binary.LittleEndian.Uint16(b[4:]); v != segVersion {
-		return segHeader{}, fmt.Errorf("segment format version %d, this build reads version %d", v, segVersion)
 	}
 	if n := binary.LittleEndian.Uint16(b[6:]); n != headerSize {
 		return segHeader{}, fmt.Errorf("header size %d, want %d", n, headerSize)
@@ -87,6 +87,15 @@ func parseHeader(b []byte) (segHeader, error) {
 		firstIndex:  binary.LittleEndian.Uint64(b[16:]),
 		firstGroups: binary.LittleEndian.Uint64(b[24:]),
 	}, nil
+}
+
+// versionError is a segment written in a format this build does not read.
+// Open refuses it rather than treating it as damage, so that running an
+// older Sluice on a newer buffer never deletes data.
+type versionError struct{ version uint16 }
+
+func (e *versionError) Error() string {
+	return fmt.Sprintf("segment format version %d, this build reads version %d (run the Sluice version that wrote it, or move the buffer directory away)", e.version, segVersion)
 }
 
 // frameCRC is the checksum stored in a frame: CRC-32C over the size field

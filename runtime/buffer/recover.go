@@ -258,6 +258,10 @@ func readSegHeader(path string) (int64, segHeader, error) {
 		return fi.Size(), segHeader{}, err
 	}
 	h, err := parseHeader(raw[:n])
+	var verr *versionError
+	if errors.As(err, &verr) {
+		return fi.Size(), segHeader{}, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
 	if err != nil {
 		return fi.Size(), segHeader{}, &corruption{0, err.Error()}
 	}

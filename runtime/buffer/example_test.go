@@ -1,0 +1,53 @@
+package buffer_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/sluicehq/sluice/runtime/buffer"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Workers append the outputs of each source event (tagging the last one),
+// acknowledge the source once Append returned, and one drain delivers and
+// commits.
+func Example() {
+	dir, _ := os.MkdirTemp("", "sluice-buffer-example")
+	defer os.RemoveAll(dir)
+	b, err := buffer.Open(buffer.Options{Dir: dir, MaxSize: 64 << 20, WhenFull: buffer.Block})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	ctx := context.Background()
+
+	// Source event 0 gave two outputs, event 1 gave one.
+	outs := []message.Message{{Payload: []byte("a0")}, {Payload: []byte("a1")}, {Payload: []byte("b0")}}
+	tags := []buffer.Tag{{Group: 0}, {Group: 0, Last: true}, {Group: 1, Last: true}}
+	if err := b.Append(ctx, outs, tags); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// ... the source batch may be acknowledged now.
+
+	batch, err := b.Read(ctx, 100)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for i, m := range batch.Msgs {
+		fmt.Printf("%s group=%d last=%v\n", m.Payload, batch.Tags[i].Group, batch.Tags[i].Last)
+	}
+	// ... deliver batch.Msgs to the sink, then:
+	if err := b.Commit(batch.Cursor); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Printf("%+v\n", b.Stats())
+	// Output:
+	// a0 group=0 last=false
+	// a1 group=0 last=true
+	// b0 group=1 last=true
+	// {Records:0 Unread:0 Bytes:172 Segments:1 Dropped:0 DroppedGroups:0 Lost:0 LostGroups:0}
+}
