@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr, "run [options] FILE|DIR...")
 	var s settings
 	check := bindSettings(fs, &s)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
 		return exitUsage
@@ -40,6 +42,19 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice run: %v\n", err)
+			return exitFailed
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "sluice run: %v\n", err)
+			return exitFailed
+		}
+		defer pprof.StopCPUProfile()
+	}
 	terminal := isTerminal(stderr)
 	tw := &termWriter{w: stderr}
 	log, err := newLogger(tw, s.logLevel, s.logFormat, terminal)

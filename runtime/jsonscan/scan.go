@@ -7,6 +7,11 @@
 // JSON value exactly, without surrounding whitespace.
 package jsonscan
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // Kind is the type of a JSON value, known from its first byte.
 type Kind uint8
 
@@ -55,6 +60,25 @@ func SkipSpace(data []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// SWAR helpers: they flag, in the high bit of each byte of a little-endian
+// word, the bytes that are '"', '\\' or (needsAttention) below 0x20. Only the
+// lowest flagged byte is exact (a borrow can flag bytes above it), which is
+// all the callers use.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+func quoteOrBackslash(x uint64) uint64 {
+	q := x ^ (lsb * '"')
+	b := x ^ (lsb * '\\')
+	return ((q - lsb) &^ q | (b - lsb) &^ b) & msb
+}
+
+func needsAttention(x uint64) uint64 {
+	return (quoteOrBackslash(x) | (x-lsb*0x20)&^x) & msb
 }
 
 // structural marks the bytes that matter when skipping a container.
@@ -201,9 +225,13 @@ func ValidString(data []byte, i int) (end int, escaped bool) {
 	}
 	i++
 	for {
-		// Fast path: run over bytes that need no attention, 8 at a time.
-		for i+8 <= len(data) && strSafe[data[i]] && strSafe[data[i+1]] && strSafe[data[i+2]] &&
-			strSafe[data[i+3]] && strSafe[data[i+4]] && strSafe[data[i+5]] && strSafe[data[i+6]] && strSafe[data[i+7]] {
+		// Fast path: find the next byte that needs attention 8 bytes at a
+		// time (SWAR), then finish byte by byte.
+		for i+8 <= len(data) {
+			if m := needsAttention(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		for i < len(data) && strSafe[data[i]] {
@@ -359,8 +387,11 @@ func skipString(data []byte, i int) int {
 func skipStringEsc(data []byte, i int) (end int, escaped bool) {
 	i++
 	for {
-		for i+8 <= len(data) && strPlain[data[i]] && strPlain[data[i+1]] && strPlain[data[i+2]] &&
-			strPlain[data[i+3]] && strPlain[data[i+4]] && strPlain[data[i+5]] && strPlain[data[i+6]] && strPlain[data[i+7]] {
+		for i+8 <= len(data) {
+			if m := quoteOrBackslash(binary.LittleEndian.Uint64(data[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		for i < len(data) && strPlain[data[i]] {
