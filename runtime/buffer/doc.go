@@ -19,15 +19,16 @@
 // A FIFO of opaque records needs append, sequential read and deletion of
 // the oldest data, nothing else. An embedded B-tree (bbolt) or LSM (pebble)
 // would give us keyed random access we never use and make us pay for it:
-// bbolt copies every page it touches on each transaction and only returns
-// freed pages to its freelist, so the file never shrinks after a backlog;
-// pebble brings a write-ahead log, memtables and background compaction that
-// rewrite the data we are about to delete, with their own memory budget and
-// tuning. A segment log writes each byte once, reads it once, reclaims space
-// by deleting a whole file, costs one fsync per append (shared by the
-// appenders waiting at the same time), and its memory is a fixed read-ahead
-// buffer plus the batch being read. The whole format is described below and
-// is a few hundred lines to check.
+// bbolt rewrites (copy-on-write) every page a transaction touches and only
+// returns freed pages to its freelist, so the file never shrinks after a
+// backlog; pebble brings a write-ahead log, memtables and background
+// compaction that rewrite the data we are about to delete (a deletion is a
+// tombstone), with their own memory budget and tuning, and a large
+// dependency. A segment log writes each byte once, reads it once, reclaims
+// space by deleting a whole file, costs one fsync per append (fdatasync on
+// Linux, shared by the appenders waiting at the same time), and its memory
+// is a fixed read-ahead buffer plus the batch being read. The whole format
+// is described below and is a few hundred lines to check.
 //
 // # Files
 //

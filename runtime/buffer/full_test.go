@@ -263,7 +263,9 @@ func TestMemoryBoundedBacklog(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapInuse)
 	}
+	opened := time.Now()
 	b = openT(t, o)
+	t.Logf("Open of a %d MiB backlog (checks the last %d MiB segment) took %v", total>>20, b.opts.SegmentSize>>20, time.Since(opened))
 	sample()
 	ctx := context.Background()
 	for n := 0; n < records; {
