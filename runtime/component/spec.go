@@ -47,6 +47,8 @@ type Env struct {
 	Dir         string         // folder of the task file; relative paths resolve against it
 	StateDir    string         // process state directory (checkpoints, caches); may be empty
 	Concurrency int            // the task's worker count
+	MaxInFlight int            // source batches in flight per task (max_in_flight)
+	ExactlyOnce bool           // the task runs in transactions (exactly_once = true)
 	MaxEvent    int            // largest event accepted, in bytes
 	Logger      zerolog.Logger // carries the task and component names
 	Shared      *Shared        // process-wide singletons (WASM runtime, caches)

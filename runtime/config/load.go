@@ -220,6 +220,8 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 			Dir:         dir,
 			StateDir:    l.StateDir,
 			Concurrency: t.Engine.Concurrency,
+			MaxInFlight: t.Engine.MaxInFlight,
+			ExactlyOnce: t.ExactlyOnce,
 			MaxEvent:    t.Engine.MaxEvent,
 			Logger:      log.With().Str(logx.Component, component.FormatPath(path)+"."+kind).Logger(),
 			Shared:      l.Shared,
