@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/jsonscan"
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -33,7 +34,7 @@ func Register(r *component.Registry) {
 		Kind:    component.KindSource,
 		Name:    "stdin",
 		Summary: "Reads one event per line from standard input until it ends.",
-		Description: "Each line becomes one event according to `format`. Event ids are `stdin-0-<byte offset>`, " +
+		Description: "Each line becomes one event according to `format`; blank lines are skipped. Event ids are `stdin-0-<byte offset>`, " +
 			"so the same input gives the same ids. A line that a strict format rejects, or that is larger " +
 			"than max_event_size, goes to the dead-letter queue at stage `decode`. Delivery is at-least-once " +
 			"within one run; standard input cannot be re-read, so nothing is checkpointed.",
@@ -108,7 +109,10 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			break
 		}
 		line, n, err := s.readLine()
-		if len(trimCR(line)) > 0 {
+		if n > 0 {
+			s.line++
+		}
+		if jsonscan.SkipSpace(line, 0) < len(line) { // blank lines are skipped
 			msgs, arena = s.add(msgs, arena, line, now)
 		}
 		s.off += int64(n)
@@ -139,16 +143,8 @@ type batchBuf struct {
 	arena []byte
 }
 
-func trimCR(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		return b[:n-1]
-	}
-	return b
-}
-
 // add wraps one line into an event stored in the batch's arena.
 func (s *Source) add(msgs []message.Message, arena, line []byte, now time.Time) ([]message.Message, []byte) {
-	s.line++
 	pos := message.Position{Stream: "stdin", Offset: s.off}
 	start := len(arena)
 	out, err := s.w.Append(arena, line, pos)
