@@ -72,6 +72,9 @@ type Task struct {
 	nacked   atomic.Int64       // batches nacked because the shutdown deadline passed
 	stopRead context.CancelFunc // ends reading (block, fail)
 	halted   atomic.Bool        // no more processing: nack what comes
+	// cycling is set while the source commits in cycles (exactly_once):
+	// a sink failure that retries cannot fix then aborts the cycle.
+	cycling bool
 
 	pauseMu sync.Mutex
 	paused  chan struct{} // closed when not paused; nil when running
@@ -204,6 +207,12 @@ func (t *Task) Resume() {
 	}
 }
 
+func (t *Task) isPaused() bool {
+	t.pauseMu.Lock()
+	defer t.pauseMu.Unlock()
+	return t.paused != nil
+}
+
 func (t *Task) waitResume(ctx context.Context) {
 	t.pauseMu.Lock()
 	ch := t.paused
@@ -312,6 +321,11 @@ func (t *Task) runOnce(ctx context.Context) error {
 	defer stopDeadline()
 
 	e := t.cfg.Engine
+	var cyc component.Cycler
+	if t.cfg.ExactlyOnce {
+		cyc, _ = t.src.(component.Cycler)
+	}
+	t.cycling = cyc != nil
 	t.slots = make(chan struct{}, e.MaxInFlight)
 	t.tracker = newTracker(func() { <-t.slots })
 	workers := make([]*worker, e.Concurrency)
@@ -324,10 +338,6 @@ func (t *Task) runOnce(ctx context.Context) error {
 			defer wg.Done()
 			w.run(workCtx)
 		}()
-	}
-	var cyc component.Cycler
-	if t.cfg.ExactlyOnce {
-		cyc, _ = t.src.(component.Cycler)
 	}
 	readErr := t.read(readCtx, workCtx, workers, cyc)
 	for _, w := range workers {
@@ -453,6 +463,11 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 	rr := 0
 	backoff := 100 * time.Millisecond
 	for {
+		if cyc != nil && t.isPaused() {
+			// A paused task reads nothing: end the open cycle now rather
+			// than leave its transaction open until the brokers time it out.
+			t.endCycle(workCtx, cyc)
+		}
 		t.waitResume(ctx)
 		select {
 		case t.slots <- struct{}{}:
@@ -486,12 +501,12 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 		t.stats.in.Add(uint64(n))
 		t.stats.bytesIn.Add(uint64(bytes))
 		t.m.in.Add(float64(n))
-		if n == 0 {
+		switch {
+		case n == 0:
+			// An empty batch lets a source that waits for records end a
+			// due cycle (a transaction must not stay open while idle).
 			p := t.tracker.add(b.Lane, b.Ack, 1)
 			t.tracker.finish(b.Lane, p, nil)
-			continue
-		}
-		switch {
 		case len(workers) == 1:
 			p := t.tracker.add(b.Lane, b.Ack, 1)
 			workers[0].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/component"
@@ -177,6 +178,18 @@ func (w *worker) flush(ctx context.Context) {
 // ones and acks j.
 func (w *worker) settle(ctx context.Context, j *job) {
 	t := w.t
+	if t.cycling && t.cfg.Tolerance != "none" {
+		for i := range j.fates {
+			if f := &j.fates[i]; f.Failed() && abortsCycle(f.Stage, f.Err) {
+				// In a transaction the failed write may have doomed it: the
+				// whole cycle aborts and is read again, which neither loses
+				// the event (as dead-lettering through the same doomed
+				// transaction would) nor duplicates it.
+				t.tracker.finish(j.lane, j.p, fmt.Errorf("%w: event %s: %w", errCycleAborted, j.msgs[i].Pos, f.Err))
+				return
+			}
+		}
+	}
 	var delivered, filtered uint64
 	w.dead = w.dead[:0]
 	now := time.Now()
@@ -246,12 +259,18 @@ func (w *worker) deadLetter(ctx context.Context, recs []delivery.Record) error {
 	// copies into a new array and leaves the old one to the slices.
 	res := make([]delivery.Result, len(msgs))
 	if err := t.dlqDeliver.Deliver(ctx, msgs, res); err != nil {
+		if t.cycling && abortsCycle("sink", err) {
+			return fmt.Errorf("%w: dead-letter queue: %w", errCycleAborted, err)
+		}
 		if ctx.Err() == nil {
 			t.stop(Blocked, errors.New("dead-letter queue unavailable: "+err.Error()))
 		}
 		return err
 	}
 	for i := range res {
+		if res[i].Err != nil && t.cycling && abortsCycle("sink", res[i].Err) {
+			return fmt.Errorf("%w: dead-letter queue: %w", errCycleAborted, res[i].Err)
+		}
 		if res[i].Err != nil {
 			// The dead-letter queue refused the record: nothing is left to
 			// keep it, so the task stops rather than lose it.
@@ -263,6 +282,27 @@ func (w *worker) deadLetter(ctx context.Context, recs []delivery.Record) error {
 	t.stats.deadLettered.Add(uint64(len(recs)))
 	t.m.dlq.Add(float64(len(recs)))
 	return nil
+}
+
+// errCycleAborted nacks a batch of an exactly-once cycle whose delivery
+// failed in a way retries did not fix: the cycle aborts and its records are
+// read again, without stopping the task.
+var errCycleAborted = errors.New("transaction aborted; its records will be read again")
+
+// abortsCycle reports whether a failure at stage aborts an exactly-once
+// cycle instead of going to the dead-letter queue: a sink (or dead-letter)
+// write that failed retryably, whose records may sit in the transaction.
+func abortsCycle(stage string, err error) bool {
+	if stage != "sink" {
+		return false
+	}
+	var s *delivery.Stop
+	if errors.As(err, &s) {
+		// The end of the shutdown deadline or a task-permanent failure:
+		// the task stops either way.
+		return false
+	}
+	return component.ClassOf(err) == component.ClassRetryable
 }
 
 func stageLabel(stage string) string {
