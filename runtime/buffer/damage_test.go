@@ -1,11 +1,14 @@
 package buffer
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // frameOffsets lists the offset of every valid frame of a segment file,
@@ -173,7 +176,7 @@ func TestDamagedTail(t *testing.T) {
 // and returns it closed, with the number of records.
 func segmentsOf(t *testing.T, dir string, n int) Options {
 	t.Helper()
-	o := Options{Dir: dir, MaxSize: 64 << 10, SegmentSize: 2 << 10}
+	o := Options{Dir: dir, MaxSize: 64 << 10, SegmentSize: 2 << 10, NoSync: true}
 	b := openT(t, o)
 	for i := 0; i < n; i += 5 {
 		appendT(t, b, testMsgs(i, 5))
@@ -336,4 +339,29 @@ func TestNewerFormat(t *testing.T) {
 	if _, serr := os.Stat(path); serr != nil {
 		t.Fatalf("the segment was touched: %v", serr)
 	}
+}
+
+// TestCorruptWhileOpen: a record damaged under a running buffer, in the
+// segment being written to, is met by the reader, which skips everything
+// written up to then (the frames after a bad one cannot be found reliably),
+// counts it, and reads later appends normally.
+func TestCorruptWhileOpen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := openT(t, Options{Dir: dir, NoSync: true})
+	appendT(t, b, testMsgs(0, 10))
+	appendT(t, b, testMsgs(10, 10))
+	path := segFiles(t, dir)[0]
+	flipByte(t, path, frameOffsets(t, path)[12]+20) // record 12
+	checkSeq(t, readN(t, b, 12, 100, true), 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if batch, err := b.Read(ctx, 100); !errors.Is(err, context.DeadlineExceeded) { // meets the damage, skips 12-19
+		t.Fatalf("Read over the damaged record: %d records, %v; want none and a deadline error", len(batch.Msgs), err)
+	}
+	if s := b.Stats(); s.Lost != 8 || s.LostGroups != 8 {
+		t.Fatalf("stats %+v, want 8 records lost", s)
+	}
+	appendT(t, b, testMsgs(20, 5))
+	checkSeq(t, readN(t, b, 5, 100, true), 20)
 }

@@ -119,8 +119,9 @@
 // misbehaved (or NoSync was on and the machine crashed). Open does not read
 // the older segments; the reader checks every record's checksum, and when
 // one is bad it logs an error, skips the rest of that segment (the records
-// after a bad length cannot be found reliably) and counts the skipped
-// records in Stats.Lost, which the header of the next segment makes exact.
+// after a bad length cannot be found reliably; in the segment still being
+// written to, everything written so far) and counts the skipped records in
+// Stats.Lost, which the header of the next segment makes exact.
 // Stopping the task instead would hold every later record hostage to one
 // bad sector, which is the opposite of what an edge buffer is for; a
 // segment with a damaged header is removed at Open and the gap it leaves is

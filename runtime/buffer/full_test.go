@@ -42,7 +42,7 @@ func checkDiskSize(t testing.TB, b *Buffer) {
 
 func TestBlockWhenFull(t *testing.T) {
 	t.Parallel()
-	b := openT(t, Options{Dir: t.TempDir(), MaxSize: 16 << 10, SegmentSize: 4 << 10})
+	b := openT(t, Options{Dir: t.TempDir(), MaxSize: 16 << 10, SegmentSize: 4 << 10, NoSync: true})
 	n := fillUntilFull(t, b, 0)
 	checkDiskSize(t, b)
 	if s := b.Stats(); s.Records != uint64(n) || s.Dropped != 0 {
@@ -84,7 +84,7 @@ func TestBlockWhenFull(t *testing.T) {
 // and frees the old one instead of waiting forever.
 func TestBlockFreesTheLastSegment(t *testing.T) {
 	t.Parallel()
-	b := openT(t, Options{Dir: t.TempDir(), MaxSize: 8 << 10, SegmentSize: 4 << 10})
+	b := openT(t, Options{Dir: t.TempDir(), MaxSize: 8 << 10, SegmentSize: 4 << 10, NoSync: true})
 	big := func(n int) []message.Message {
 		return []message.Message{{Payload: make([]byte, n), Pos: message.Position{Offset: int64(n)}}}
 	}
@@ -104,7 +104,7 @@ func TestBlockFreesTheLastSegment(t *testing.T) {
 
 func TestBlockedAppendEnds(t *testing.T) {
 	t.Parallel()
-	b := openT(t, Options{Dir: t.TempDir(), MaxSize: 16 << 10, SegmentSize: 4 << 10})
+	b := openT(t, Options{Dir: t.TempDir(), MaxSize: 16 << 10, SegmentSize: 4 << 10, NoSync: true})
 	n := fillUntilFull(t, b, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -123,7 +123,7 @@ func TestBlockedAppendEnds(t *testing.T) {
 
 func TestDropOldest(t *testing.T) {
 	t.Parallel()
-	o := Options{Dir: t.TempDir(), MaxSize: 16 << 10, SegmentSize: 4 << 10, WhenFull: DropOldest}
+	o := Options{Dir: t.TempDir(), MaxSize: 16 << 10, SegmentSize: 4 << 10, WhenFull: DropOldest, NoSync: true}
 	b := openT(t, o)
 	appendT(t, b, testMsgs(0, 5))
 	// Three records are in the drain's hands when their segment is dropped:
