@@ -5,6 +5,7 @@ package builtins
 
 import (
 	"github.com/sluicehq/sluice/builtins/filter"
+	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
@@ -43,6 +44,11 @@ func RegisterAll(r *component.Registry) {
 	filesink.Register(r)
 	httpsink.Register(r)
 	kafkasink.Register(r)
+}
+
+// TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).
+var TaskChecks = []func(*config.Task, *component.Problems){
+	kafkaconf.CheckExactlyOnce,
 }
 
 // BuildFilter compiles a task's [filter] table for the config loader.

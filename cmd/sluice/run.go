@@ -141,6 +141,7 @@ func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *componen
 	return &config.Loader{
 		Registry:    registry(),
 		BuildFilter: builtins.BuildFilter,
+		TaskChecks:  builtins.TaskChecks,
 		MaxEvent:    int(s.maxEventSize),
 		Quota:       s.taskQuota,
 		StateDir:    stateDir,

@@ -78,6 +78,17 @@ func newConfig() any {
 	}
 }
 
+// KafkaEndpoint describes the sink for kafkaconf.CheckExactlyOnce.
+func (c *Config) KafkaEndpoint() kafkaconf.Endpoint {
+	return kafkaconf.Endpoint{
+		Conn:            kafkaconf.Conn{Brokers: c.Brokers, ClientID: c.ClientID, SASL: c.SASL, TLS: c.TLS, DialTimeout: c.DialTimeout.D()},
+		Acks:            c.Acks,
+		Idempotent:      c.Idempotent,
+		Partitioner:     c.Partitioner,
+		DeliveryTimeout: c.DeliveryTimeout.D(),
+	}
+}
+
 // Validate checks what the tags cannot: templates compile and name only
 // known variables, a fixed topic is a valid name, settings agree.
 func (c *Config) Validate(p *component.Problems) {

@@ -56,6 +56,10 @@ type Sink struct {
 	// extra are options appended last; tests use them to shorten timers.
 	extra []kgo.Opt
 
+	// Exactly-once: records go through the task's transactional session,
+	// which the Kafka source opens and closes.
+	txn *kafkaconf.Txn
+
 	mu     sync.Mutex
 	cl     *kgo.Client
 	closed bool
@@ -79,6 +83,16 @@ func build(c any, env component.Env) (any, error) {
 		return nil, err
 	}
 	s := &Sink{cfg: cfg, log: env.Logger, opts: opts, tpl: tpl, manual: &manualPartitioner{}}
+	if env.ExactlyOnce {
+		if s.txn, err = kafkaconf.SharedTxn(env.Shared, env.Task); err != nil {
+			return nil, err
+		}
+		// The task's sink sets the producer of the shared session; a
+		// dead-letter sink (built after it) writes through that producer.
+		if base := env.Problems.Base(); len(base) == 0 || base[0] != "dead_letter" {
+			s.txn.SetProducer(s.producerOptions(), s.manual)
+		}
+	}
 	if env.Metrics != nil {
 		lbl := prometheus.Labels{"task": env.Task}
 		ms := env.Metrics
@@ -103,8 +117,14 @@ func build(c any, env component.Env) (any, error) {
 func (s *Sink) DeadLetterRaw() bool { return true }
 
 func (s *Sink) clientOptions() []kgo.Opt {
+	return append(slices.Clone(s.opts), s.producerOptions()...)
+}
+
+// producerOptions are the producing part of the client options (what an
+// exactly-once session takes from the sink).
+func (s *Sink) producerOptions() []kgo.Opt {
 	cfg := s.cfg
-	opts := slices.Clone(s.opts)
+	var opts []kgo.Opt
 	var part kgo.Partitioner
 	switch cfg.Partitioner {
 	case "round_robin":
@@ -169,6 +189,25 @@ func (s *Sink) Open(ctx context.Context) error {
 		return nil
 	}
 	s.mu.Unlock()
+	if s.txn != nil {
+		// Check the brokers and the topic with a throwaway client; the
+		// writes go through the session the source opens.
+		opts := slices.Clone(s.opts)
+		if s.cfg.AutoCreateTopics {
+			opts = append(opts, kgo.AllowAutoTopicCreation())
+		}
+		probe, err := kgo.NewClient(opts...)
+		if err != nil {
+			return component.TaskPermanent(fmt.Errorf("open kafka sink: %w", err))
+		}
+		err = s.probe(ctx, kadm.NewClient(probe))
+		probe.Close()
+		if err != nil {
+			return err
+		}
+		s.log.Info().Strs("brokers", s.cfg.Brokers).Str("topic", s.cfg.Topic).Msg("kafka sink ready (exactly-once: writes inside the source's transactions)")
+		return nil
+	}
 	cl, err := kgo.NewClient(s.clientOptions()...)
 	if err != nil {
 		return component.TaskPermanent(fmt.Errorf("open kafka sink: %w", err))
@@ -236,8 +275,19 @@ func (b *batchState) promise(r *kgo.Record, err error) {
 // *component.RecordErrors with classified errors.
 func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	s.mu.Lock()
-	cl := s.cl
+	cl, closed := s.cl, s.closed
 	s.mu.Unlock()
+	manual := s.manual
+	if s.txn != nil && !closed {
+		sess := s.txn.Session()
+		if sess == nil {
+			return errors.New("kafka sink: the exactly-once session is not open (the kafka source opens it)")
+		}
+		cl = sess.Client()
+		if _, p := s.txn.Producer(); p != nil {
+			manual = p.(*manualPartitioner)
+		}
+	}
 	if cl == nil {
 		return errors.New("kafka sink: Write before Open or after Close")
 	}
@@ -292,7 +342,7 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		if !bad {
 			continue
 		}
-		if n, out := s.manual.bad.LoadAndDelete(r); out {
+		if n, out := manual.bad.LoadAndDelete(r); out {
 			re.Errs[i] = component.EventPermanent(fmt.Errorf("event %s: partition %d is out of range: topic %q has %d partitions", msgs[i].Pos, r.Partition, r.Topic, n))
 			continue
 		}

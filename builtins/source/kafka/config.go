@@ -46,15 +46,28 @@ type Config struct {
 	FetchMaxPartitionBytes component.ByteSize `toml:"fetch_max_partition_bytes" doc:"Most bytes a broker returns per partition in one fetch (max.partition.fetch.bytes)."`
 	FetchMinBytes          component.ByteSize `toml:"fetch_min_bytes" doc:"Bytes a broker waits for before answering a fetch, up to fetch_max_wait (fetch.min.bytes)."`
 	FetchMaxWait           component.Duration `toml:"fetch_max_wait" doc:"Longest time a broker holds a fetch waiting for fetch_min_bytes (fetch.max.wait.ms)."`
-	IsolationLevel         string             `toml:"isolation_level" enum:"read_uncommitted,read_committed" doc:"read_committed skips records of aborted transactions and waits for open ones; read_uncommitted reads everything."`
+	IsolationLevel         string             `toml:"isolation_level" enum:"read_uncommitted,read_committed" doc:"read_committed skips records of aborted transactions and waits for open ones; read_uncommitted reads everything. Default: read_uncommitted, or read_committed with exactly_once."`
 
 	SessionTimeout    component.Duration `toml:"session_timeout" doc:"How long the group waits for a silent member before giving its partitions away (session.timeout.ms)."`
 	RebalanceTimeout  component.Duration `toml:"rebalance_timeout" doc:"How long members may take to rejoin once a rebalance starts (rebalance.timeout.ms); must exceed revoke_timeout."`
 	HeartbeatInterval component.Duration `toml:"heartbeat_interval" doc:"Time between heartbeats to the group coordinator (heartbeat.interval.ms)."`
 	RebalanceStrategy string             `toml:"rebalance_strategy" enum:"cooperative-sticky,sticky,range,roundrobin" doc:"How partitions are spread over the group's members. cooperative-sticky moves only the partitions that must move; the others stop the whole group on each rebalance. Every member of a group must agree."`
 	InstanceID        string             `toml:"instance_id" doc:"Static group membership (group.instance.id): a member that restarts within session_timeout gets its partitions back without a rebalance. Unique per process."`
-	CommitInterval    component.Duration `toml:"commit_interval" doc:"How often acknowledged offsets are committed. Offsets are also committed when partitions are revoked and on shutdown."`
+	CommitInterval    component.Duration `toml:"commit_interval" doc:"How often acknowledged offsets are committed. Offsets are also committed as soon as the records waiting for a commit fill half the in-flight window, when partitions are revoked, and on shutdown. With exactly_once: how long one transaction gathers records before it commits (records become visible to read_committed readers then)."`
 	RevokeTimeout     component.Duration `toml:"revoke_timeout" doc:"On a rebalance, how long to wait for in-flight batches of the partitions being taken away before committing what is done and letting go; what is not done by then is read again by the new owner."`
+
+	TransactionTimeout component.Duration `toml:"transaction_timeout" doc:"With exactly_once: how long a transaction may stay open before the brokers abort it (transaction.timeout.ms; brokers cap it at transaction.max.timeout.ms). It bounds how long a crashed process's last transaction holds up read_committed readers and the group's offsets when its successor has another transactional_id."`
+	TransactionalID    string             `toml:"transactional_id" doc:"With exactly_once: the producer's transactional id, unique per process. A process restarted with the same id fences its crashed predecessor's transaction at once. Default: \"<group>-<instance_id>\" with instance_id, else \"<group>-<random>\"."`
+}
+
+// KafkaEndpoint describes the source for kafkaconf.CheckExactlyOnce.
+func (c *Config) KafkaEndpoint() kafkaconf.Endpoint {
+	return kafkaconf.Endpoint{
+		Conn:               kafkaconf.Conn{Brokers: c.Brokers, ClientID: c.ClientID, SASL: c.SASL, TLS: c.TLS, DialTimeout: c.DialTimeout.D()},
+		IsolationLevel:     c.IsolationLevel,
+		CommitInterval:     c.CommitInterval.D(),
+		TransactionTimeout: c.TransactionTimeout.D(),
+	}
 }
 
 // Defaults.
@@ -79,13 +92,13 @@ func newConfig() any {
 		FetchMaxPartitionBytes: 1 << 20,
 		FetchMinBytes:          1,
 		FetchMaxWait:           component.Duration(defaultFetchMaxWait),
-		IsolationLevel:         "read_uncommitted",
 		SessionTimeout:         component.Duration(45 * time.Second),
 		RebalanceTimeout:       component.Duration(60 * time.Second),
 		HeartbeatInterval:      component.Duration(3 * time.Second),
 		RebalanceStrategy:      "cooperative-sticky",
 		CommitInterval:         component.Duration(5 * time.Second),
 		RevokeTimeout:          component.Duration(defaultRevokeTimeout),
+		TransactionTimeout:     component.Duration(90 * time.Second),
 	}
 }
 
@@ -123,6 +136,12 @@ func (c *Config) Validate(p *component.Problems) {
 	atLeast("heartbeat_interval", c.HeartbeatInterval, time.Millisecond)
 	atLeast("commit_interval", c.CommitInterval, 100*time.Millisecond)
 	atLeast("fetch_max_wait", c.FetchMaxWait, 10*time.Millisecond)
+	if d := c.TransactionTimeout.D(); d < time.Second || d > 15*time.Minute {
+		p.Addf([]string{"transaction_timeout"}, "must be between 1s and 15m")
+	}
+	if len(c.TransactionalID) > 256 {
+		p.Addf([]string{"transactional_id"}, "must be at most 256 characters")
+	}
 	if len(c.ClientID) > 256 {
 		p.Addf([]string{"client_id"}, "must be at most 256 characters")
 	}

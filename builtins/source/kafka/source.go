@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -34,7 +35,8 @@ func Register(r *component.Registry) {
 		Description: "Consumes `topics` (or `topics_regex`) in the consumer group `group` and emits one CloudEvent per record, " +
 			"with `data.topic`, `data.partition`, `data.offset`, `data.timestamp`, `data.headers`, `data.key` and `data.value`; " +
 			"the event id is `<topic>-<partition>-<offset>`. Offsets are committed only once every record before them was " +
-			"delivered, filtered or dead-lettered (at-least-once). See docs/kafka.md.",
+			"delivered, filtered or dead-lettered (at-least-once), or inside the task's transactions with `exactly_once = true` " +
+			"and a Kafka sink. See docs/kafka.md.",
 		Example: `[source]
 type = "kafka"
 brokers = ["127.0.0.1:9092"]
@@ -47,8 +49,10 @@ offset = "earliest"
 	})
 }
 
-// Source is the kafka source. Besides component.Source it offers Pause and
-// Resume, which stop fetching while the member stays in its group.
+// Source is the kafka source. Besides component.Source it implements
+// component.Pauser (fetching stops, the member stays in its group),
+// component.Rewinder (read again what was not acknowledged) and
+// component.Cycler (exactly-once transactions).
 type Source struct {
 	cfg      *Config
 	log      zerolog.Logger
@@ -57,11 +61,21 @@ type Source struct {
 	enc      *encoder
 	maxEvent int
 	m        sourceMetrics
+	// window is the most records handed out and not committed that Read
+	// allows (at-least-once): it bounds what a crash reads again. 0: no
+	// bound.
+	window int
+
+	// Exactly-once: the task's shared transactional session.
+	eos   bool
+	txn   *kafkaconf.Txn
+	txnID string
 
 	// extra are options appended last; tests use them to shorten timers.
 	extra []kgo.Opt
 
-	cl *kgo.Client
+	cl   *kgo.Client
+	sess *kgo.GroupTransactSession // exactly-once; cl is its client
 
 	mu       sync.Mutex
 	parts    map[tp]*partState
@@ -70,8 +84,20 @@ type Source struct {
 	closed   bool
 	paused   bool
 	assigned map[string]bool // topics with assigned partitions
-	ackCh    chan struct{}   // closed and replaced on every ack while waiters > 0
-	waiters  int
+	changed  chan struct{}   // closed and replaced on every ack, commit and state change
+	handed   int             // records handed out and not committed
+	acked    int             // of them, acknowledged
+	kick     chan struct{}   // asks the committer for a commit now
+	stop     context.CancelFunc
+	stopped  chan struct{} // closed when the committer ended
+
+	// Exactly-once cycle state, guarded by mu.
+	inTxn      bool
+	txnStart   time.Time
+	abortSoon  bool // the open transaction cannot commit (nack, rebalance)
+	retryAt    time.Time
+	backoff    time.Duration
+	pollCancel context.CancelFunc
 }
 
 type queued struct {
@@ -81,11 +107,13 @@ type queued struct {
 }
 
 type sourceMetrics struct {
-	records prometheus.Counter
-	nonJSON prometheus.Counter
-	lag     *prometheus.GaugeVec // topic, partition
-	commit  prometheus.Observer
-	commitE prometheus.Counter
+	records     prometheus.Counter
+	nonJSON     prometheus.Counter
+	lag         *prometheus.GaugeVec // topic, partition
+	commit      prometheus.Observer
+	commitE     prometheus.Counter
+	uncommitted prometheus.Gauge
+	txns        *prometheus.CounterVec // outcome
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -104,38 +132,72 @@ func build(c any, env component.Env) (any, error) {
 		maxEvent: env.MaxEvent,
 		parts:    map[tp]*partState{},
 		assigned: map[string]bool{},
+		changed:  make(chan struct{}),
+		kick:     make(chan struct{}, 1),
 	}
 	if s.group == "" {
 		s.group = "sluice-" + env.Task
 	}
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		ms := env.Metrics
-		s.m = sourceMetrics{
-			records: ms.Counter("kafka_consumer_records_total", "Records read from Kafka.", "task").With(lbl),
-			nonJSON: ms.Counter("kafka_value_not_json_total", "Record values that value_format = \"json\" could not parse and kept as a string.", "task").With(lbl),
-			lag:     ms.Gauge("kafka_consumer_lag", "Records between the last one read and the partition's high watermark.", "task", "topic", "partition").MustCurryWith(lbl),
-			commit:  ms.Histogram("kafka_consumer_commit_seconds", "Time of one offset commit request.", nil, "task").With(lbl),
-			commitE: ms.Counter("kafka_consumer_commit_errors_total", "Offset commits that failed.", "task").With(lbl),
+	if env.ExactlyOnce {
+		s.eos = true
+		if s.txn, err = kafkaconf.SharedTxn(env.Shared, env.Task); err != nil {
+			return nil, err
 		}
-	} else {
-		s.m = sourceMetrics{
-			records: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			nonJSON: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			lag:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"topic", "partition"}),
-			commit:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
-			commitE: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
+		s.txnID = cfg.TransactionalID
+		if s.txnID == "" {
+			s.txnID = defaultTxnID(s.group, cfg.InstanceID)
+		}
+	} else if env.MaxInFlight > 0 {
+		s.window = 2 * env.MaxInFlight * cfg.MaxPollRecords
+	}
+	s.m = newMetrics(env)
+	return s, nil
+}
+
+// defaultTxnID is the transactional id of a member: stable with static
+// membership, so that a restarted member fences its crashed predecessor's
+// transaction at once; unique otherwise, so that members never fence each
+// other.
+func defaultTxnID(group, instance string) string {
+	if instance != "" {
+		return group + "-" + instance
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return group + "-" + hex.EncodeToString(b[:])
+}
+
+func newMetrics(env component.Env) sourceMetrics {
+	if env.Metrics == nil {
+		return sourceMetrics{
+			records:     prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
+			nonJSON:     prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
+			lag:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"topic", "partition"}),
+			commit:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
+			commitE:     prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
+			uncommitted: prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"}),
+			txns:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"outcome"}),
 		}
 	}
-	return s, nil
+	lbl := prometheus.Labels{"task": env.Task}
+	ms := env.Metrics
+	return sourceMetrics{
+		records:     ms.Counter("kafka_consumer_records_total", "Records read from Kafka.", "task").With(lbl),
+		nonJSON:     ms.Counter("kafka_value_not_json_total", "Record values that value_format = \"json\" could not parse and kept as a string.", "task").With(lbl),
+		lag:         ms.Gauge("kafka_consumer_lag", "Records between the last one read and the partition's high watermark.", "task", "topic", "partition").MustCurryWith(lbl),
+		commit:      ms.Histogram("kafka_consumer_commit_seconds", "Time of one offset commit (with exactly_once: of ending one transaction).", nil, "task").With(lbl),
+		commitE:     ms.Counter("kafka_consumer_commit_errors_total", "Offset commits (or transactions) that failed.", "task").With(lbl),
+		uncommitted: ms.Gauge("kafka_consumer_uncommitted_records", "Records handed to the task and not committed yet: what a crash would read again.", "task").With(lbl),
+		txns:        ms.Counter("kafka_transactions_total", "Exactly-once transactions ended, by outcome (committed, aborted).", "task", "outcome").MustCurryWith(lbl),
+	}
 }
 
 // Group returns the consumer group the source joins.
 func (s *Source) Group() string { return s.group }
 
-func (s *Source) clientOptions() ([]kgo.Opt, error) {
+// consumerOptions returns the options of the consuming client.
+func (s *Source) consumerOptions() []kgo.Opt {
 	cfg := s.cfg
-	opts := slices.Clone(s.opts)
 	kind, ms, _ := ParseOffset(cfg.Offset)
 	start := kgo.NewOffset().AtEnd()
 	switch kind {
@@ -156,10 +218,10 @@ func (s *Source) clientOptions() ([]kgo.Opt, error) {
 		balancer = kgo.CooperativeStickyBalancer()
 	}
 	iso := kgo.ReadUncommitted()
-	if cfg.IsolationLevel == "read_committed" {
+	if cfg.IsolationLevel == "read_committed" || s.eos {
 		iso = kgo.ReadCommitted()
 	}
-	opts = append(opts,
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeStartOffset(start),
 		kgo.Balancers(balancer),
@@ -171,19 +233,17 @@ func (s *Source) clientOptions() ([]kgo.Opt, error) {
 		kgo.SessionTimeout(cfg.SessionTimeout.D()),
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout.D()),
 		kgo.HeartbeatInterval(cfg.HeartbeatInterval.D()),
-		// Commit only what the engine acknowledged (marks), on a timer,
-		// and never across a rebalance: polls and the partition callbacks
-		// gate each other, and Read allows rebalances again right after
-		// it has registered what it polled.
-		kgo.AutoCommitMarks(),
-		kgo.AutoCommitInterval(cfg.CommitInterval.D()),
-		kgo.AutoCommitCallback(s.onAutoCommit),
+		// The source commits itself (commit.go, or inside transactions),
+		// exactly the offsets the engine acknowledged, and never across a
+		// rebalance: polls and the partition callbacks gate each other,
+		// and Read allows rebalances again right after it has registered
+		// what it polled.
+		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(s.onAssigned),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
-		kgo.WithHooks(commitTimer{s.m.commit}),
-	)
+	}
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
@@ -192,11 +252,13 @@ func (s *Source) clientOptions() ([]kgo.Opt, error) {
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(cfg.Topics...))
 	}
-	return append(opts, s.extra...), nil
+	return opts
 }
 
 // Open connects, checks that the brokers accept the credentials and that
-// the configured topics exist, and starts consuming.
+// the configured topics exist, and starts consuming. Under exactly_once it
+// opens the task's transactional session, producing with the settings the
+// Kafka sink registered.
 func (s *Source) Open(ctx context.Context) error {
 	s.mu.Lock()
 	if s.cl != nil || s.closed {
@@ -204,10 +266,6 @@ func (s *Source) Open(ctx context.Context) error {
 		return nil
 	}
 	s.mu.Unlock()
-	opts, err := s.clientOptions()
-	if err != nil {
-		return err
-	}
 	// Check with a plain client first: a consumer client would start
 	// joining the group right away, before we know the topics exist.
 	probe, err := kgo.NewClient(s.opts...)
@@ -219,13 +277,38 @@ func (s *Source) Open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return component.TaskPermanent(fmt.Errorf("open kafka source: %w", err))
+	opts := append(slices.Clone(s.opts), s.consumerOptions()...)
+	var cl *kgo.Client
+	var sess *kgo.GroupTransactSession
+	if s.eos {
+		producer, _ := s.txn.Producer()
+		if producer == nil {
+			return component.TaskPermanent(errors.New("open kafka source: exactly_once needs a kafka sink, and none registered its producer settings"))
+		}
+		opts = append(opts, producer...)
+		opts = append(opts, kgo.TransactionalID(s.txnID), kgo.TransactionTimeout(s.cfg.TransactionTimeout.D()))
+		opts = append(opts, s.extra...)
+		if sess, err = kgo.NewGroupTransactSession(opts...); err != nil {
+			return component.TaskPermanent(fmt.Errorf("open kafka source: %w", err))
+		}
+		cl = sess.Client()
+	} else {
+		opts = append(opts, s.extra...)
+		if cl, err = kgo.NewClient(opts...); err != nil {
+			return component.TaskPermanent(fmt.Errorf("open kafka source: %w", err))
+		}
 	}
 	s.mu.Lock()
-	s.cl = cl
+	s.cl, s.sess = cl, sess
 	s.mu.Unlock()
+	if s.eos {
+		s.txn.SetSession(sess)
+		s.log.Info().Str("group", s.group).Strs("brokers", s.cfg.Brokers).Str("transactional_id", s.txnID).Msg("kafka source connected (exactly-once)")
+		return nil
+	}
+	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop, s.stopped = stop, make(chan struct{})
+	go s.committer(cctx, cl, s.stopped)
 	s.log.Info().Str("group", s.group).Strs("brokers", s.cfg.Brokers).Msg("kafka source connected")
 	return nil
 }
@@ -251,8 +334,18 @@ func (s *Source) probe(ctx context.Context, adm *kadm.Client) error {
 	return nil
 }
 
+// notifyLocked wakes everything waiting for a state change.
+func (s *Source) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
 // Read returns the next batch: the records polled from one partition,
-// in offset order. It blocks until records arrive or ctx ends.
+// in offset order. It blocks until records arrive or ctx ends, and while
+// the records handed out and not committed fill the window. Under
+// exactly_once it begins a transaction before handing out the first batch
+// of a cycle, and returns an empty batch once the cycle is due and no
+// records came, so that the engine can end it.
 func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 	for {
 		s.mu.Lock()
@@ -261,21 +354,78 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			return component.Batch{}, ErrClosed
 		}
 		cl := s.cl
+		if cl == nil {
+			s.mu.Unlock()
+			return component.Batch{}, errors.New("kafka source: Read before Open")
+		}
+		if s.eos {
+			if s.inTxn && s.abortSoon {
+				// Handing out more would only add to what aborts.
+				s.mu.Unlock()
+				return component.Batch{}, nil
+			}
+			if wait := time.Until(s.retryAt); wait > 0 && !s.inTxn {
+				ch := s.changed
+				s.mu.Unlock()
+				if err := sleep(ctx, wait, ch); err != nil {
+					return component.Batch{}, err
+				}
+				continue
+			}
+		}
 		if len(s.queue) > 0 {
 			q := s.queue[0]
+			if s.window > 0 && s.handed > 0 && s.handed+q.p.n > s.window {
+				// The window is full of records not committed yet: have
+				// them committed before handing out more.
+				ch := s.changed
+				s.mu.Unlock()
+				s.commitNow()
+				select {
+				case <-ch:
+				case <-ctx.Done():
+					return component.Batch{}, ctx.Err()
+				}
+				continue
+			}
+			if s.eos && !s.inTxn {
+				s.mu.Unlock()
+				if err := s.begin(); err != nil {
+					return component.Batch{}, err
+				}
+				continue
+			}
 			s.queue[0] = queued{}
 			s.queue = s.queue[1:]
 			q.p.handed = true
+			s.handed += q.p.n
+			s.m.uncommitted.Set(float64(s.handed))
 			s.mu.Unlock()
 			return q.b, nil
 		}
-		s.mu.Unlock()
-		if cl == nil {
-			return component.Batch{}, errors.New("kafka source: Read before Open")
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		cycleDue := false
+		if s.eos && s.inTxn {
+			// Wake up when the cycle is due, or when it must abort.
+			due := s.txnStart.Add(s.cfg.CommitInterval.D())
+			pctx, cancel = context.WithDeadline(ctx, due)
+			s.pollCancel = cancel
 		}
-		fs := cl.PollRecords(ctx, s.cfg.MaxPollRecords)
+		s.mu.Unlock()
+		fs := cl.PollRecords(pctx, s.cfg.MaxPollRecords)
 		err := s.take(fs)
 		cl.AllowRebalance()
+		if s.eos {
+			s.mu.Lock()
+			s.pollCancel = nil
+			cycleDue = s.inTxn && (s.abortSoon || !time.Now().Before(s.txnStart.Add(s.cfg.CommitInterval.D())))
+			empty := len(s.queue) == 0
+			s.mu.Unlock()
+			cancel()
+			if cycleDue && empty && err == nil && ctx.Err() == nil {
+				return component.Batch{}, nil
+			}
+		}
 		if err != nil {
 			return component.Batch{}, err
 		}
@@ -283,6 +433,19 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			return component.Batch{}, ctx.Err()
 		}
 	}
+}
+
+// sleep waits d, or until ctx ends or wake is closed.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-wake:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // take turns a poll into queued batches, one per partition. It runs while
@@ -334,7 +497,7 @@ func (s *Source) take(fs kgo.Fetches) error {
 			s.mu.Unlock()
 			continue
 		}
-		p := c.st.add(last)
+		p := c.st.add(c.fp.Records)
 		st := c.st
 		b.Ack = func(err error) { s.ack(st, p, err) }
 		s.queue = append(s.queue, queued{b: b, st: st, p: p})
@@ -391,20 +554,26 @@ func (s *Source) encode(st *partState, recs []*kgo.Record) component.Batch {
 	return component.Batch{Messages: msgs, Lane: st.lane}
 }
 
-// ack is a batch's Ack: it advances the partition's committable offset and
-// hands it to the client, which commits it on its timer.
+// ack is a batch's Ack: it advances the partition's acknowledged prefix.
+// At-least-once, the committer commits it (at once when enough records
+// wait); under exactly_once the transaction does, and a nack dooms the
+// open transaction.
 func (s *Source) ack(st *partState, p *pending, err error) {
 	s.mu.Lock()
-	moved := st.ack(p, err)
-	mark := st.mark
-	cl := s.cl
-	if s.waiters > 0 {
-		close(s.ackCh)
-		s.ackCh = make(chan struct{})
+	grew := st.ack(p, err)
+	if st.dead {
+		s.mu.Unlock()
+		return
 	}
+	s.acked += grew
+	kick := s.window > 0 && s.acked >= s.window/2
+	if err != nil && s.eos && s.inTxn {
+		s.abortSoonLocked()
+	}
+	s.notifyLocked()
 	s.mu.Unlock()
-	if moved && cl != nil {
-		cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{st.topic: {st.part: mark}})
+	if kick {
+		s.commitNow()
 	}
 }
 
@@ -418,7 +587,7 @@ func (s *Source) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 		}
 		for _, p := range parts {
 			k := tp{topic, p}
-			s.parts[k] = &partState{tp: k, lane: topic + "/" + strconv.Itoa(int(p))}
+			s.parts[k] = newPartState(k, topic+"/"+strconv.Itoa(int(p)))
 		}
 	}
 	paused := s.paused
@@ -429,33 +598,61 @@ func (s *Source) onAssigned(_ context.Context, cl *kgo.Client, assigned map[stri
 	s.log.Debug().Interface("partitions", assigned).Msg("partitions assigned")
 }
 
-// onRevoked gives partitions up cleanly: forget what was polled but not
-// handed out, wait (up to revoke_timeout) for the engine to finish the
-// batches in flight, commit what is done, and stop tracking.
-func (s *Source) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	s.mu.Lock()
+// statesLocked returns the states of the partitions named in m.
+func (s *Source) statesLocked(m map[string][]int32) []*partState {
 	var states []*partState
-	for topic, parts := range revoked {
+	for topic, parts := range m {
 		for _, p := range parts {
 			if st := s.parts[tp{topic, p}]; st != nil {
 				states = append(states, st)
 			}
 		}
 	}
+	return states
+}
+
+// forgetLocked stops tracking states: their partitions are no longer ours.
+func (s *Source) forgetLocked(states []*partState) {
+	for _, st := range states {
+		h, a := st.counts()
+		s.handed -= h
+		s.acked -= a
+		st.dead = true
+		delete(s.parts, st.tp)
+		s.m.lag.DeleteLabelValues(st.topic, strconv.Itoa(int(st.part)))
+	}
+	s.m.uncommitted.Set(float64(s.handed))
+	s.notifyLocked()
+}
+
+// onRevoked gives partitions up cleanly: forget what was polled but not
+// handed out, wait (up to revoke_timeout) for the engine to finish the
+// batches in flight, commit what is done, and stop tracking. Under
+// exactly_once the session aborts the open transaction instead, so there
+// is nothing to wait for or commit: the new owner reads from the last
+// committed transaction.
+func (s *Source) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	states := s.statesLocked(revoked)
 	s.dropQueuedLocked(states)
+	if s.eos {
+		s.forgetLocked(states)
+		if s.inTxn && len(states) > 0 {
+			s.abortSoonLocked()
+		}
+		s.mu.Unlock()
+		s.log.Debug().Interface("partitions", revoked).Msg("partitions revoked")
+		return
+	}
 	wait := !s.closing
 	s.mu.Unlock()
 	if wait {
 		s.awaitInFlight(ctx, states)
 	}
+	s.commit(ctx, cl, states, "partitions revoked")
 	s.mu.Lock()
-	for _, st := range states {
-		st.dead = true
-		delete(s.parts, st.tp)
-		s.m.lag.DeleteLabelValues(st.topic, strconv.Itoa(int(st.part)))
-	}
+	s.forgetLocked(states)
 	s.mu.Unlock()
-	s.commit(ctx, cl, "partitions revoked")
 	s.log.Debug().Interface("partitions", revoked).Msg("partitions revoked")
 }
 
@@ -463,19 +660,11 @@ func (s *Source) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 // missed heartbeat): committing is pointless, another member owns them.
 func (s *Source) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	s.mu.Lock()
-	var states []*partState
-	for topic, parts := range lost {
-		for _, p := range parts {
-			if st := s.parts[tp{topic, p}]; st != nil {
-				states = append(states, st)
-			}
-		}
-	}
+	states := s.statesLocked(lost)
 	s.dropQueuedLocked(states)
-	for _, st := range states {
-		st.dead = true
-		delete(s.parts, st.tp)
-		s.m.lag.DeleteLabelValues(st.topic, strconv.Itoa(int(st.part)))
+	s.forgetLocked(states)
+	if s.eos && s.inTxn && len(states) > 0 {
+		s.abortSoonLocked()
 	}
 	s.mu.Unlock()
 	if len(lost) > 0 {
@@ -513,11 +702,6 @@ func (s *Source) awaitInFlight(ctx context.Context, states []*partState) {
 	defer timer.Stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.waiters++
-	if s.ackCh == nil {
-		s.ackCh = make(chan struct{})
-	}
-	defer func() { s.waiters-- }()
 	for {
 		busy := false
 		for _, st := range states {
@@ -529,7 +713,7 @@ func (s *Source) awaitInFlight(ctx context.Context, states []*partState) {
 		if !busy || s.closing {
 			return
 		}
-		ch := s.ackCh
+		ch := s.changed
 		s.mu.Unlock()
 		select {
 		case <-ch:
@@ -542,32 +726,6 @@ func (s *Source) awaitInFlight(ctx context.Context, states []*partState) {
 			return
 		}
 		s.mu.Lock()
-	}
-}
-
-// commit commits the marked offsets synchronously.
-func (s *Source) commit(ctx context.Context, cl *kgo.Client, why string) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := cl.CommitMarkedOffsets(cctx); err != nil {
-		s.m.commitE.Inc()
-		s.log.Warn().Err(err).Str("why", why).Msg("offset commit failed; records after the last committed offset will be read again")
-	}
-}
-
-func (s *Source) onAutoCommit(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-	if err == nil && resp != nil {
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if p.ErrorCode != 0 {
-					err = fmt.Errorf("topic %q partition %d: error code %d", t.Topic, p.Partition, p.ErrorCode)
-				}
-			}
-		}
-	}
-	if err != nil {
-		s.m.commitE.Inc()
-		s.log.Warn().Err(err).Msg("periodic offset commit failed; the next one retries")
 	}
 }
 
@@ -599,6 +757,69 @@ func (s *Source) Resume() {
 	}
 }
 
+// Rewind makes the source read again, in place, every record not
+// acknowledged: each partition goes back to the end of its acknowledged
+// prefix (or to the first record read since the last commit), and what
+// was polled but not handed out is forgotten. The engine calls it, with no
+// Read in progress, when an admin resumes a blocked task. Under
+// exactly_once the engine has aborted the last transaction already, which
+// rewound the partitions to the last committed transaction.
+func (s *Source) Rewind(ctx context.Context) error {
+	s.mu.Lock()
+	cl := s.cl
+	if cl == nil || s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.eos {
+		inTxn := s.inTxn
+		s.mu.Unlock()
+		if inTxn {
+			if err := s.EndCycle(ctx, false); err != nil {
+				return err
+			}
+		}
+		s.mu.Lock()
+		s.retryAt, s.backoff = time.Time{}, 0
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	// A poll with a canceled context registers as a poller, which holds
+	// rebalances off until AllowRebalance: no revoke can run between
+	// choosing the offsets and setting them.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	cl.PollRecords(done, 1)
+	defer cl.AllowRebalance()
+	s.mu.Lock()
+	set := map[string]map[int32]kgo.EpochOffset{}
+	for _, st := range s.parts {
+		h, a := st.counts()
+		s.handed -= h
+		s.acked -= a
+		at, ok := st.rewindTo()
+		if !ok {
+			continue
+		}
+		if set[st.topic] == nil {
+			set[st.topic] = map[int32]kgo.EpochOffset{}
+		}
+		// The acknowledged prefix (mark) stays committable.
+		set[st.topic][st.part] = at
+	}
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	s.m.uncommitted.Set(float64(s.handed))
+	s.notifyLocked()
+	s.mu.Unlock()
+	if len(set) > 0 {
+		cl.SetOffsets(set)
+		s.log.Info().Interface("offsets", set).Msg("rewound to the last acknowledged records")
+	}
+	return nil
+}
+
 // Close commits the acknowledged offsets, leaves the group and releases
 // the client. It unblocks a pending Read. It is safe without Open.
 func (s *Source) Close(ctx context.Context) error {
@@ -608,20 +829,25 @@ func (s *Source) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closing = true
-	cl := s.cl
-	if s.waiters > 0 {
-		close(s.ackCh)
-		s.ackCh = make(chan struct{})
-	}
+	cl, sess, inTxn := s.cl, s.sess, s.inTxn
+	s.notifyLocked()
 	s.mu.Unlock()
 	var err error
-	if cl != nil {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if cerr := cl.CommitMarkedOffsets(cctx); cerr != nil {
-			s.m.commitE.Inc()
+	switch {
+	case sess != nil:
+		if inTxn {
+			// The engine ends the last cycle before closing; a transaction
+			// still open here was not acknowledged in full.
+			_ = s.EndCycle(ctx, false)
+		}
+		s.txn.SetSession(nil)
+		sess.Close()
+	case cl != nil:
+		s.stop()
+		<-s.stopped
+		if cerr := s.commit(ctx, cl, nil, "closing"); cerr != nil {
 			err = fmt.Errorf("close kafka source: commit offsets of group %q: %w", s.group, cerr)
 		}
-		cancel()
 		// Leaving runs onRevoked, which commits once more (nothing new)
 		// without waiting: the engine has finished by now.
 		cl.Close()
@@ -629,15 +855,7 @@ func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.queue = nil
+	s.notifyLocked()
 	s.mu.Unlock()
 	return err
-}
-
-// commitTimer observes the time of each OffsetCommit request.
-type commitTimer struct{ h prometheus.Observer }
-
-func (c commitTimer) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
-	if key == kmsg.OffsetCommit.Int16() && e2e.Err() == nil {
-		c.h.Observe(e2e.DurationE2E().Seconds())
-	}
 }

@@ -1,0 +1,193 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
+	"github.com/sluicehq/sluice/runtime/component"
+)
+
+// Exactly-once (exactly_once = true): the source, the Kafka sink and a
+// Kafka dead-letter sink share one franz-go GroupTransactSession. The
+// engine reads in cycles (component.Cycler): the source begins a
+// transaction before handing out the first batch of a cycle, the sinks
+// produce inside it, and once every batch of the cycle is acknowledged the
+// engine ends the cycle and the source commits the transaction together
+// with the group's offsets (the acknowledged prefix of each partition), or
+// aborts it, which rewinds every partition to the last committed
+// transaction. A rebalance aborts the open transaction (franz-go's
+// session does it), so a partition's new owner starts exactly where the
+// last commit left it.
+
+// Backoff after an aborted cycle, so that an outage is not hammered.
+const (
+	minAbortBackoff = 250 * time.Millisecond
+	maxAbortBackoff = 10 * time.Second
+)
+
+// CycleDue reports whether the open transaction should end: it has lasted
+// commit_interval, or it cannot commit anymore (a batch failed, partitions
+// were revoked).
+func (s *Source) CycleDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eos && s.inTxn && (s.abortSoon || !time.Now().Before(s.txnStart.Add(s.cfg.CommitInterval.D())))
+}
+
+// begin begins a transaction. Read calls it with no batch in flight.
+func (s *Source) begin() error {
+	s.mu.Lock()
+	sess := s.sess
+	s.mu.Unlock()
+	if err := sess.Begin(); err != nil {
+		return txnError(fmt.Errorf("kafka source: begin a transaction (transactional_id %q): %w", s.txnID, err), s.txnID)
+	}
+	s.mu.Lock()
+	s.inTxn, s.txnStart, s.abortSoon = true, time.Now(), false
+	s.mu.Unlock()
+	return nil
+}
+
+// abortSoonLocked marks the open transaction as unable to commit and
+// wakes a Read waiting for records, so that the cycle ends now.
+func (s *Source) abortSoonLocked() {
+	s.abortSoon = true
+	if s.pollCancel != nil {
+		s.pollCancel()
+	}
+	s.notifyLocked()
+}
+
+// EndCycle ends the open transaction: with commit, the records produced in
+// it and the acknowledged offsets commit together; otherwise (or when the
+// commit fails, or partitions were revoked meanwhile) everything aborts and
+// every partition goes back to its last committed offset, forgetting what
+// was read since. After an abort that the task asked for or that failed,
+// reading pauses briefly (growing up to 10 s while aborts repeat).
+func (s *Source) EndCycle(ctx context.Context, commit bool) error {
+	if !s.eos {
+		return nil
+	}
+	s.mu.Lock()
+	if !s.inTxn {
+		s.mu.Unlock()
+		return nil
+	}
+	sess, cl := s.sess, s.cl
+	marks := map[string]map[int32]kgo.EpochOffset{}
+	for _, st := range s.parts {
+		if off, ok := st.toCommit(); ok {
+			if marks[st.topic] == nil {
+				marks[st.topic] = map[int32]kgo.EpochOffset{}
+			}
+			marks[st.topic][st.part] = off
+		}
+	}
+	s.mu.Unlock()
+	// The session commits what was polled; commit what was acknowledged
+	// instead: batches polled but not handed out yet go to the next
+	// transaction.
+	fctx := kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
+		topics := req.Topics[:0]
+		for _, t := range req.Topics {
+			parts := t.Partitions[:0]
+			for _, p := range t.Partitions {
+				if eo, ok := marks[t.Topic][p.Partition]; ok {
+					p.Offset, p.LeaderEpoch = eo.Offset, eo.Epoch
+					parts = append(parts, p)
+				}
+			}
+			if len(parts) > 0 {
+				t.Partitions = parts
+				topics = append(topics, t)
+			}
+		}
+		req.Topics = topics
+		return nil
+	})
+	start := time.Now()
+	committed, err := sess.End(fctx, kgo.TransactionEndTry(commit))
+	s.m.commit.Observe(time.Since(start).Seconds())
+
+	s.mu.Lock()
+	s.inTxn, s.abortSoon = false, false
+	var rewind map[string]map[int32]kgo.EpochOffset
+	if committed {
+		s.m.txns.WithLabelValues("committed").Inc()
+		for topic, ps := range marks {
+			for p, eo := range ps {
+				if st := s.parts[tp{topic, p}]; st != nil {
+					st.committedTo(eo.Offset)
+				}
+			}
+		}
+		s.backoff = 0
+	} else {
+		s.m.txns.WithLabelValues("aborted").Inc()
+		if err != nil {
+			// The session may have given up before rewinding (a context
+			// ending): rewind ourselves to the first record read since
+			// the last commit.
+			rewind = map[string]map[int32]kgo.EpochOffset{}
+			for _, st := range s.parts {
+				if len(st.batches) > 0 {
+					if rewind[st.topic] == nil {
+						rewind[st.topic] = map[int32]kgo.EpochOffset{}
+					}
+					rewind[st.topic][st.part] = st.batches[0].first
+				}
+			}
+		}
+		clear(s.queue)
+		s.queue = s.queue[:0]
+		for _, st := range s.parts {
+			st.abort()
+		}
+		if !commit || err != nil {
+			s.backoff = min(max(2*s.backoff, minAbortBackoff), maxAbortBackoff)
+			s.retryAt = time.Now().Add(s.backoff)
+		}
+	}
+	s.handed, s.acked = 0, 0
+	for _, st := range s.parts {
+		h, a := st.counts()
+		s.handed += h
+		s.acked += a
+	}
+	s.m.uncommitted.Set(float64(s.handed))
+	s.notifyLocked()
+	closing := s.closing
+	s.mu.Unlock()
+
+	if len(rewind) > 0 && !closing {
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		cl.PollRecords(done, 1) // holds rebalances off until AllowRebalance
+		cl.SetOffsets(rewind)
+		cl.AllowRebalance()
+	}
+	switch {
+	case err != nil:
+		s.m.commitE.Inc()
+		return txnError(fmt.Errorf("kafka source: end transaction (commit %v): %w", commit, err), s.txnID)
+	case commit && !committed:
+		s.log.Info().Msg("transaction aborted (partitions were revoked, or the group moved on); its records will be read again")
+	}
+	return nil
+}
+
+// txnError classifies a transaction failure: a fenced producer means
+// another process uses the same transactional id, which no retry fixes.
+func txnError(err error, id string) error {
+	if errors.Is(err, kerr.ProducerFenced) {
+		return component.TaskPermanent(fmt.Errorf("%w: another process uses transactional_id %q; give each process its own (or leave transactional_id unset)", err, id))
+	}
+	return kafkaconf.Classify(err)
+}
