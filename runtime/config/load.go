@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/runtime/buffer"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/metrics"
@@ -93,8 +94,14 @@ type sinkBatch struct {
 	MaxBytes  component.ByteSize `toml:"max_bytes"`
 }
 
-type sinkEngineKeys struct {
+// dlqEngineKeys are those of [dead_letter]: no buffer in front of it.
+type dlqEngineKeys struct {
 	Batch sinkBatch `toml:"batch"`
+}
+
+type sinkEngineKeys struct {
+	Batch  sinkBatch      `toml:"batch"`
+	Buffer *buffer.Config `toml:"buffer"`
 }
 
 func (l *Loader) lookupEnv(name string) (string, bool) {
@@ -241,11 +248,21 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		}
 	}
 	if fs.Sink != nil {
-		ek := sinkEngineKeys{Batch: sinkBatch{MaxEvents: 256}}
+		ek := sinkEngineKeys{Batch: sinkBatch{MaxEvents: 256}, Buffer: buffer.NewConfig()}
 		ct := l.decodeComponent(component.KindSink, fs.Sink, []string{"sink"}, p, &ek)
 		if ct != nil {
 			t.Sink = *ct
 			t.Engine.MaxEvents, t.Engine.MaxWait = ek.Batch.MaxEvents, ek.Batch.MaxWait.D()
+		}
+		if _, ok := fs.Sink["buffer"]; ok && ek.Buffer != nil {
+			// Without a state directory the default buffer sits beside the
+			// task file, like other checkpoints.
+			state := l.StateDir
+			if state == "" {
+				state = filepath.Join(dir, ".sluice-state")
+			}
+			o := ek.Buffer.Options(dir, filepath.Join(state, "buffers", fs.Name), log.With().Str(logx.Component, "sink.buffer").Logger())
+			t.Engine.Buffer = &o
 		}
 	}
 	for i, tr := range fs.Transform {
@@ -255,7 +272,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		}
 	}
 	if fs.DeadLetter != nil {
-		ct := l.decodeComponent(component.KindSink, fs.DeadLetter, []string{"dead_letter"}, p, &sinkEngineKeys{})
+		ct := l.decodeComponent(component.KindSink, fs.DeadLetter, []string{"dead_letter"}, p, &dlqEngineKeys{})
 		if ct != nil {
 			t.DeadLetter = ct
 		}

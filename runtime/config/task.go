@@ -8,6 +8,7 @@ package config
 import (
 	"time"
 
+	"github.com/sluicehq/sluice/runtime/buffer"
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
@@ -59,6 +60,9 @@ type Engine struct {
 	MaxEvents   int           // sink batch size ([sink] batch.max_events)
 	MaxWait     time.Duration // longest a partial sink batch waits ([sink] batch.max_wait)
 	MaxEvent    int           // largest event in bytes
+	// Buffer, when set, puts a disk buffer in front of the sink ([sink]
+	// buffer); its Dir is resolved.
+	Buffer *buffer.Options
 }
 
 // Retry is the [retry] table (design.md §4).

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/runtime/buffer"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/delivery"
@@ -80,6 +81,11 @@ type Task struct {
 	paused  chan struct{} // closed when not paused; nil when running
 
 	resumeBlocked chan struct{}
+
+	buf         *buffer.Buffer
+	bufChunk    int // largest append, in bytes
+	drainCancel context.CancelFunc
+	drainDone   chan struct{}
 }
 
 type taskMetrics struct {
@@ -256,31 +262,32 @@ func (t *Task) Run(ctx context.Context) error {
 		t.stop(StartFailed, err)
 		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, err)
 	}
+	if err := t.openBuffer(); err != nil {
+		t.closeAll(ctx)
+		t.stop(StartFailed, err)
+		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, err)
+	}
+	t.startDrain()
 	var readErr error
 	for {
 		t.setState(Running)
 		t.log.Info().Str("source", t.cfg.Source.Type).Str("sink", t.cfg.Sink.Type).Int("concurrency", t.cfg.Engine.Concurrency).Msg("task running")
 		readErr = t.runOnce(ctx)
-		if t.State() == Blocked && t.opts.HoldBlocked && ctx.Err() == nil && t.holdBlocked(ctx) {
-			continue
+		if t.buf != nil && ctx.Err() == nil && !t.halted.Load() {
+			// A finite run ends once the buffer delivered what it holds.
+			t.waitDrained(ctx)
+		}
+		if t.State() == Blocked && t.opts.HoldBlocked && ctx.Err() == nil {
+			t.stopDrain()
+			if t.holdBlocked(ctx) {
+				t.startDrain()
+				continue
+			}
 		}
 		break
 	}
-
-	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), t.opts.ShutdownTimeout)
-	defer cancelClose()
-	if err := t.src.Close(closeCtx); err != nil {
-		t.log.Error().Err(err).Msg("closing the source")
-	}
-	closeTransforms(closeCtx, t.trs)
-	if err := t.sink.Close(closeCtx); err != nil {
-		t.log.Error().Err(err).Msg("closing the sink")
-	}
-	if t.dlq != nil {
-		if err := t.dlq.Close(closeCtx); err != nil {
-			t.log.Error().Err(err).Msg("closing the dead-letter sink")
-		}
-	}
+	t.stopDrain()
+	t.closeAll(ctx)
 
 	switch t.State() {
 	case Blocked:
@@ -300,6 +307,29 @@ func (t *Task) Run(ctx context.Context) error {
 	t.log.Info().Uint64("in", s.In).Uint64("delivered", s.Delivered).Uint64("filtered", s.Filtered).
 		Uint64("dead_lettered", s.DeadLettered).Uint64("dropped", s.Dropped).Uint64("out", s.Out).Msg("task stopped")
 	return nil
+}
+
+// closeAll closes the source, the transforms, the sinks and the buffer.
+func (t *Task) closeAll(ctx context.Context) {
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.ShutdownTimeout)
+	defer cancel()
+	if err := t.src.Close(closeCtx); err != nil {
+		t.log.Error().Err(err).Msg("closing the source")
+	}
+	closeTransforms(closeCtx, t.trs)
+	if err := t.sink.Close(closeCtx); err != nil {
+		t.log.Error().Err(err).Msg("closing the sink")
+	}
+	if t.dlq != nil {
+		if err := t.dlq.Close(closeCtx); err != nil {
+			t.log.Error().Err(err).Msg("closing the dead-letter sink")
+		}
+	}
+	if t.buf != nil {
+		if err := t.buf.Close(); err != nil {
+			t.log.Error().Err(err).Msg("closing the disk buffer")
+		}
+	}
 }
 
 // runOnce reads and processes until the source ends, ctx ends or the task

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sluicehq/sluice/runtime/buffer"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/delivery"
 	"github.com/sluicehq/sluice/runtime/logx"
@@ -34,6 +35,7 @@ type worker struct {
 	results []delivery.Result
 	dead    []delivery.Record
 	buf     []byte
+	tags    []buffer.Tag
 }
 
 func (t *Task) newWorker(id int) *worker {
@@ -119,6 +121,10 @@ func (w *worker) flush(ctx context.Context) {
 	if len(w.jobs) == 0 {
 		return
 	}
+	if w.t.buf != nil {
+		w.flushToBuffer(ctx)
+		return
+	}
 	max := w.t.cfg.Engine.MaxEvents
 	var stop error
 	for start := 0; start < len(w.pending) && stop == nil; start += max {
@@ -164,9 +170,66 @@ func (w *worker) flush(ctx context.Context) {
 		}
 	} else {
 		for _, j := range w.jobs {
-			w.settle(ctx, j)
+			w.settle(ctx, j, false)
 		}
 	}
+	w.reset()
+}
+
+// appendChunks appends pending outputs in chunks small enough for the
+// buffer's segments, cutting only between inputs: an input's outputs stay
+// contiguous in the buffer, which is how the drain counts them. An input
+// too large for the buffer on its own is dead-lettered.
+func (w *worker) appendChunks(ctx context.Context) error {
+	t := w.t
+	limit := t.bufChunk
+	start, size := 0, 0
+	for i := range w.pending {
+		m := &w.pending[i]
+		size += len(m.Payload) + len(m.Event) + len(m.Key) + 64
+		if !w.tags[i].Last {
+			continue
+		}
+		if i+1-start < t.cfg.Engine.MaxEvents && size < limit && i+1 < len(w.pending) {
+			continue
+		}
+		err := t.buf.Append(ctx, w.pending[start:i+1], w.tags[start:i+1])
+		if errors.Is(err, buffer.ErrTooLarge) {
+			// Too large even alone: each input of the chunk on its own.
+			err = w.appendOneByOne(ctx, start, i+1)
+		}
+		if err != nil {
+			return err
+		}
+		start, size = i+1, 0
+	}
+	return nil
+}
+
+func (w *worker) appendOneByOne(ctx context.Context, from, to int) error {
+	t := w.t
+	g := from
+	for i := from; i < to; i++ {
+		if !w.tags[i].Last {
+			continue
+		}
+		err := t.buf.Append(ctx, w.pending[g:i+1], w.tags[g:i+1])
+		if errors.Is(err, buffer.ErrTooLarge) {
+			f := &w.owners[g].fates[w.pending[g].Ref]
+			*f = Fate{Stage: "sink", Err: component.EventPermanent(fmt.Errorf("event too large for the disk buffer (max_size %s): %w", component.ByteSize(t.cfg.Engine.Buffer.MaxSize), err)), Attempts: 1}
+			f.Outputs = 0
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+		g = i + 1
+	}
+	return nil
+}
+
+// reset empties the worker's pending state after a flush.
+func (w *worker) reset() {
 	clear(w.pending)
 	clear(w.owners)
 	clear(w.jobs)
@@ -174,9 +237,39 @@ func (w *worker) flush(ctx context.Context) {
 	w.proc.Reset()
 }
 
+// flushToBuffer appends pending outputs to the task's disk buffer and acks
+// their jobs once the append is durable: from there the buffer's drain
+// delivers them, and counts each input delivered or dead-lettered.
+func (w *worker) flushToBuffer(ctx context.Context) {
+	t := w.t
+	tags := w.tags[:0]
+	for i := range w.pending {
+		last := i == len(w.pending)-1 || w.owners[i+1] != w.owners[i] || w.pending[i+1].Ref != w.pending[i].Ref
+		tags = append(tags, buffer.Tag{Group: uint32(w.pending[i].Ref), Last: last})
+	}
+	w.tags = tags
+	err := w.appendChunks(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			t.stop(Blocked, fmt.Errorf("disk buffer: %w", err))
+		} else {
+			t.nacked.Add(int64(len(w.jobs)))
+		}
+		for _, j := range w.jobs {
+			t.tracker.finish(j.lane, j.p, err)
+		}
+	} else {
+		for _, j := range w.jobs {
+			w.settle(ctx, j, true)
+		}
+	}
+	w.reset()
+}
+
 // settle counts how each event of j left the task, dead-letters the failed
-// ones and acks j.
-func (w *worker) settle(ctx context.Context, j *job) {
+// ones and acks j. With buffered set, events with outputs went to the disk
+// buffer: the drain counts them once it delivers them.
+func (w *worker) settle(ctx context.Context, j *job, buffered bool) {
 	t := w.t
 	if t.cycling && t.cfg.Tolerance != "none" {
 		for i := range j.fates {
@@ -199,9 +292,10 @@ func (w *worker) settle(ctx context.Context, j *job) {
 		case f.Failed():
 			m := &j.msgs[i]
 			w.dead = append(w.dead, delivery.Record{Event: m.Event, Task: t.cfg.Name, Stage: f.Stage, Err: f.Err, Attempts: f.Attempts, Pos: m.Pos, Time: now})
-			t.m.failed.WithLabelValues(stageLabel(f.Stage), errorType(f)).Inc()
 		case f.Outputs > 0:
-			delivered++
+			if !buffered {
+				delivered++
+			}
 		default:
 			filtered++
 		}
@@ -210,7 +304,7 @@ func (w *worker) settle(ctx context.Context, j *job) {
 	t.stats.filtered.Add(filtered)
 	t.m.filtered.Add(float64(filtered))
 	if len(w.dead) > 0 {
-		if err := w.deadLetter(ctx, w.dead); err != nil {
+		if err := t.deadLetter(ctx, w.dead, &w.buf); err != nil {
 			if ctx.Err() != nil {
 				t.nacked.Add(1)
 			}
@@ -224,10 +318,11 @@ func (w *worker) settle(ctx context.Context, j *job) {
 // deadLetter sends failed events to the dead-letter queue, or drops them
 // (counted and logged) when the task has none. Under tolerance = "none" it
 // blocks the task instead and returns the error: the batch is not handled.
-func (w *worker) deadLetter(ctx context.Context, recs []delivery.Record) error {
-	t := w.t
+// scratch holds the encoded records; the caller owns it.
+func (t *Task) deadLetter(ctx context.Context, recs []delivery.Record, scratch *[]byte) error {
 	for i := range recs {
 		r := &recs[i]
+		t.m.failed.WithLabelValues(stageLabel(r.Stage), errorTypeOf(r.Stage, r.Err)).Inc()
 		t.log.Warn().Str(logx.Stage, r.Stage).Str(logx.ErrorType, r.Class()).Str(logx.Position, r.Pos.String()).
 			Int(logx.Attempt, r.Attempts).Err(r.Err).Msg("event failed")
 	}
@@ -243,19 +338,20 @@ func (w *worker) deadLetter(ctx context.Context, recs []delivery.Record) error {
 		return nil
 	}
 	msgs := make([]message.Message, len(recs))
-	w.buf = w.buf[:0]
+	buf := (*scratch)[:0]
 	for i := range recs {
 		r := &recs[i]
 		if t.dlqRaw {
 			msgs[i] = message.Message{Payload: r.Event, Event: r.Event, Headers: r.Headers(), Pos: r.Pos, Time: r.Time}
 			continue
 		}
-		start := len(w.buf)
-		w.buf = r.AppendJSON(w.buf)
+		start := len(buf)
+		buf = r.AppendJSON(buf)
 		msgs[i] = message.Message{Event: r.Event, Pos: r.Pos, Time: r.Time}
-		msgs[i].Payload = w.buf[start:len(w.buf):len(w.buf)]
+		msgs[i].Payload = buf[start:len(buf):len(buf)]
 	}
-	// Payload slices of earlier records stay valid if w.buf grew: append
+	*scratch = buf
+	// Payload slices of earlier records stay valid if buf grew: append
 	// copies into a new array and leaves the old one to the slices.
 	res := make([]delivery.Result, len(msgs))
 	if err := t.dlqDeliver.Deliver(ctx, msgs, res); err != nil {
@@ -312,12 +408,12 @@ func stageLabel(stage string) string {
 	return stage
 }
 
-func errorType(f *Fate) string {
-	if f.Stage == "decode" {
+func errorTypeOf(stage string, err error) string {
+	if stage == "decode" {
 		return "decode"
 	}
-	if errors.Is(f.Err, delivery.ErrGaveUp) {
+	if errors.Is(err, delivery.ErrGaveUp) {
 		return "retries_exhausted"
 	}
-	return component.ClassOf(f.Err).String()
+	return component.ClassOf(err).String()
 }

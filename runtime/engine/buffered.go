@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/runtime/buffer"
+	"github.com/sluicehq/sluice/runtime/delivery"
+	"github.com/sluicehq/sluice/runtime/logx"
+)
+
+// A task with [sink] buffer writes its outputs to a disk buffer instead of
+// the sink: the source is acknowledged once they are on disk, and a drain
+// goroutine delivers them in order, dead-letters what fails, and commits
+// its read position. Each input's outputs are appended together, the last
+// one tagged, so the drain counts an input delivered when all its outputs
+// were, and dead-letters it once when any failed.
+
+// drainer is the state of the drain goroutine.
+type drainer struct {
+	t       *Task
+	results []delivery.Result
+	dead    []delivery.Record
+	scratch []byte
+	// the input being counted when its outputs straddle two reads
+	groupFailed bool
+	groupRec    delivery.Record
+	lost        uint64 // dropped and lost groups already counted
+	bufRecords  prometheus.Gauge
+	bufBytes    prometheus.Gauge
+}
+
+func (t *Task) openBuffer() error {
+	if t.cfg.Engine.Buffer == nil {
+		return nil
+	}
+	b, err := buffer.Open(*t.cfg.Engine.Buffer)
+	if err != nil {
+		return fmt.Errorf("disk buffer %s: %w", t.cfg.Engine.Buffer.Dir, err)
+	}
+	t.buf = b
+	// Appends stay well below a segment so that one never needs more room
+	// than the buffer can free.
+	seg := t.cfg.Engine.Buffer.SegmentSize
+	if seg <= 0 {
+		seg = min(t.cfg.Engine.Buffer.MaxSize/8, buffer.DefaultSegmentSize)
+		if seg <= 0 {
+			seg = buffer.DefaultSegmentSize
+		}
+	}
+	t.bufChunk = int(max(seg/4, 1024))
+	return nil
+}
+
+// startDrain runs the drain until stopDrain.
+func (t *Task) startDrain() {
+	if t.buf == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.drainCancel, t.drainDone = cancel, done
+	lbl := prometheus.Labels{"task": t.cfg.Name}
+	d := &drainer{t: t,
+		bufRecords: t.opts.Metrics.Gauge("buffer_records", "Records in the task's disk buffer, not yet delivered.", "task").With(lbl),
+		bufBytes:   t.opts.Metrics.Gauge("buffer_bytes", "Size of the task's disk buffer files.", "task").With(lbl),
+	}
+	go func() {
+		defer close(done)
+		d.run(ctx)
+	}()
+}
+
+// waitDrained blocks until the buffer holds nothing undelivered, the drain
+// stopped (blocked, failed) or ctx ends.
+func (t *Task) waitDrained(ctx context.Context) {
+	if t.buf == nil {
+		return
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for t.buf.Stats().Records > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.drainDone:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// stopDrain ends the drain: records not delivered stay in the buffer for
+// the next run.
+func (t *Task) stopDrain() {
+	if t.drainCancel == nil {
+		return
+	}
+	t.drainCancel()
+	<-t.drainDone
+	t.drainCancel = nil
+}
+
+func (d *drainer) run(ctx context.Context) {
+	t := d.t
+	max := t.cfg.Engine.MaxEvents
+	for {
+		d.countDropped()
+		b, err := t.buf.Read(ctx, max)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, buffer.ErrClosed) {
+				t.stop(Blocked, fmt.Errorf("reading the disk buffer: %w", err))
+			}
+			return
+		}
+		if cap(d.results) < len(b.Msgs) {
+			d.results = make([]delivery.Result, len(b.Msgs))
+		}
+		res := d.results[:len(b.Msgs)]
+		began := time.Now()
+		if err := t.deliver.Deliver(ctx, b.Msgs, res); err != nil {
+			var s *delivery.Stop
+			if errors.As(err, &s) && ctx.Err() == nil {
+				t.stop(StartFailed, s.Err)
+			}
+			return // not committed: read again by the next run
+		}
+		t.m.write.Observe(time.Since(began).Seconds())
+		var out, bytes, delivered uint64
+		d.dead = d.dead[:0]
+		now := time.Now()
+		for i := range b.Msgs {
+			m := &b.Msgs[i]
+			if r := res[i]; r.Err != nil {
+				if !d.groupFailed {
+					d.groupFailed = true
+					d.groupRec = delivery.Record{Event: m.Event, Task: t.cfg.Name, Stage: "sink", Err: r.Err, Attempts: r.Attempts, Pos: m.Pos, Time: now}
+				}
+			} else {
+				out++
+				bytes += uint64(len(m.Payload))
+			}
+			if b.Tags[i].Last {
+				if d.groupFailed {
+					d.dead = append(d.dead, d.groupRec)
+				} else {
+					delivered++
+				}
+				d.groupFailed = false
+			}
+		}
+		t.stats.out.Add(out)
+		t.stats.bytesOut.Add(bytes)
+		t.m.out.Add(float64(out))
+		if len(d.dead) > 0 {
+			if err := t.deadLetter(ctx, d.dead, &d.scratch); err != nil {
+				return // blocked (tolerance none) or stopping: not committed
+			}
+		}
+		t.stats.delivered.Add(delivered)
+		if err := t.buf.Commit(b.Cursor); err != nil {
+			t.stop(Blocked, fmt.Errorf("committing the disk buffer: %w", err))
+			return
+		}
+		st := t.buf.Stats()
+		d.bufRecords.Set(float64(st.Records))
+		d.bufBytes.Set(float64(st.Bytes))
+	}
+}
+
+// countDropped counts inputs the buffer dropped (when_full = drop_oldest)
+// or found corrupt as dropped by policy.
+func (d *drainer) countDropped() {
+	st := d.t.buf.Stats()
+	if n := st.DroppedGroups + st.LostGroups; n > d.lost {
+		d.t.stats.dropped.Add(n - d.lost)
+		d.t.m.dropped.Add(float64(n - d.lost))
+		d.t.log.Warn().Uint64(logx.Events, n-d.lost).Msg("disk buffer dropped events (when_full = \"drop_oldest\", or corrupt data)")
+		d.lost = n
+	}
+}
