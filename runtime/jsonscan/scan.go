@@ -74,7 +74,7 @@ const (
 func quoteOrBackslash(x uint64) uint64 {
 	q := x ^ (lsb * '"')
 	b := x ^ (lsb * '\\')
-	return ((q - lsb) &^ q | (b - lsb) &^ b) & msb
+	return ((q-lsb)&^q | (b-lsb)&^b) & msb
 }
 
 func needsAttention(x uint64) uint64 {
