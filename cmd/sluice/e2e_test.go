@@ -232,6 +232,7 @@ func TestReferenceDocIsCurrent(t *testing.T) {
 }
 
 func TestE2EQuickstart(t *testing.T) {
+	buildPlugins(t, "enrich") // the quickstart's WASM transform (make plugins)
 	task := filepath.Join("..", "..", "testdata", "pipelines", "quickstart.toml")
 	want, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pipelines", "quickstart.want.jsonl"))
 	if err != nil {

@@ -37,6 +37,7 @@ func commands() []command {
 		{"test", "run events through a task's filter and transforms", testCmd},
 		{"dlq", "inspect (show) or replay dead-letter files", dlqCmd},
 		{"dev", "serve a local in-memory Kafka for trying pipelines (dev kafka)", devCmd},
+		{"plugin", "scaffold (new), build and inspect WASM plugins", pluginCmd},
 		{"list", "list the sources, transforms and sinks of this build", listCmd},
 		{"bench", "measure a stdin task end to end: events/s, MB/s, peak RSS", benchCmd},
 		{"docs", "write the component reference (docs/reference.md) from the specs", docsCmd},

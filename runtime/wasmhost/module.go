@@ -207,16 +207,18 @@ type Parameter struct {
 // Inspection is what Inspect reports about a module without running a
 // batch: for `sluice plugin inspect` and validation.
 type Inspection struct {
-	ABIVersion  int
-	Description Description
-	Imports     []string // "module.name"
-	Exports     []string
-	Size        int
+	ABIVersion  int         `json:"abi_version"`
+	Description Description `json:"description"`
+	Imports     []string    `json:"imports"` // "module.name"
+	Exports     []string    `json:"exports"`
+	Size        int         `json:"size"`
 	// MemoryPages is the initial memory and MemoryMaxPages the maximum
 	// after the memory limit, in 64 KiB pages.
-	MemoryPages, MemoryMaxPages uint32
+	MemoryPages    uint32 `json:"memory_pages"`
+	MemoryMaxPages uint32 `json:"memory_max_pages"`
 	// InstrumentedFuncs and InstrumentedLoops count the runaway checks.
-	InstrumentedFuncs, InstrumentedLoops int
+	InstrumentedFuncs int `json:"instrumented_funcs"`
+	InstrumentedLoops int `json:"instrumented_loops"`
 }
 
 // Inspect loads wasm with opt, instantiates it once (running its
