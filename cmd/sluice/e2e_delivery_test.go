@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestE2EDeadLetterAndReplay: rejected and undecodable events land in the
@@ -114,4 +118,117 @@ path = "dlq.jsonl"
 	if _, err := os.Stat(filepath.Join(dir, "dlq.failed.jsonl")); !os.IsNotExist(err) {
 		t.Fatal("an empty failed file was left behind")
 	}
+}
+
+// TestE2EKill9DuringBufferedOutage: HTTP ingest answers 200 once events are
+// in the disk buffer, while the webhook is down; sluice is killed with
+// SIGKILL, the buffer's tail is torn, and after a restart with the webhook
+// back every accepted event arrives.
+func TestE2EKill9DuringBufferedOutage(t *testing.T) {
+	var up atomic.Bool
+	var mu sync.Mutex
+	seen := map[int]int{}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+			var ev struct{ Data struct{ N int } }
+			json.Unmarshal([]byte(l), &ev)
+			seen[ev.Data.N]++
+		}
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	task := write(t, dir, "buffered.toml", fmt.Sprintf(`name = "buffered"
+[source]
+type = "http"
+address = %q
+[sink]
+type = "http"
+url = %q
+batch = { max_events = 20, max_wait = "10ms" }
+buffer = { type = "disk", path = "buffer", max_size = "16MiB" }
+[retry]
+policy = "custom"
+attempts = 100000
+initial = "20ms"
+max = "50ms"
+`, addr, hook.URL))
+	state := filepath.Join(dir, "state")
+	start := func() *exec.Cmd {
+		cmd := exec.Command(sluiceBin, "run", "--state-dir", state, task)
+		cmd.Stderr = io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the ingest port", 10*time.Second, func() bool {
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		})
+		return cmd
+	}
+	cmd := start()
+	accepted := 0
+	for n := range 300 {
+		resp, err := http.Post("http://"+addr+"/", "application/json", strings.NewReader(fmt.Sprintf(`{"n":%d}`, n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("event %d: %d (the buffer should accept while the sink is down)", n, resp.StatusCode)
+		}
+		accepted++
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	// Tear the last segment's tail as a crash mid-write would.
+	segs, _ := filepath.Glob(filepath.Join(dir, "buffer", "*.seg"))
+	if len(segs) == 0 {
+		t.Fatal("no buffer on disk")
+	}
+	last := segs[len(segs)-1]
+	f, err := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0x40, 0, 0, 0, 0xde, 0xad}) // a frame header with no body
+	f.Close()
+
+	up.Store(true)
+	cmd = start()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	waitFor(t, "every accepted event", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == accepted
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after drain: %v", err)
+	}
+	for n := range accepted {
+		if seen[n] == 0 {
+			t.Fatalf("event %d lost", n)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
