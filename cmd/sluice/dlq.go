@@ -110,7 +110,7 @@ func dlqShow(args []string, stdout, stderr io.Writer) int {
 // the events go through the (fixed) task again.
 func dlqReplay(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("dlq replay", stderr, "dlq replay TASK.toml --from DLQ.jsonl [--stage S]... [--skip-transforms] [--failed FILE]")
-	from := fs.String("from", "", "dead-letter file to replay (a glob reads several)")
+	from := fs.String("from", "", "dead-letter file to replay (a glob reads several), or a Kafka dead-letter topic as kafka://host:port[,host:port]/topic")
 	var stages multiFlag
 	fs.Var(&stages, "stage", "only records of this stage (decode, filter, transform, transform[N], sink); repeatable")
 	skip := fs.Bool("skip-transforms", false, "send the events to the sink without the filter and transforms")
@@ -128,6 +128,10 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	if *failed == "" {
 		*failed = strings.TrimSuffix(*from, filepath.Ext(*from)) + ".failed.jsonl"
+		if strings.HasPrefix(*from, "kafka://") {
+			_, topic, _ := dlq.ParseKafkaURL(*from)
+			*failed = topic + ".failed.jsonl"
+		}
 	}
 	if abs(*failed) == abs(*from) {
 		fmt.Fprintln(stderr, "sluice dlq replay: --failed must not be the file being replayed")
@@ -156,7 +160,15 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 		c.Close(ctx)
 	}
 	env := component.Env{Task: task.Name, Dir: ".", MaxEvent: task.Engine.MaxEvent, Logger: log, Shared: shared, Metrics: ms}
-	src := dlq.New(dlq.Config{Path: abs(*from), Stages: stages, BatchSize: 512}, env)
+	var src component.Source = dlq.New(dlq.Config{Path: abs(*from), Stages: stages, BatchSize: 512}, env)
+	if strings.HasPrefix(*from, "kafka://") {
+		ks, err := dlq.NewKafka(*from, stages, env)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice dlq replay: %v\n", err)
+			return exitUsage
+		}
+		src = ks
+	}
 	task.Source = config.Component{Type: "dlq", Instance: src}
 	if *skip {
 		task.Filter, task.Transforms = nil, nil

@@ -1,0 +1,148 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/builtins/internal/lineformat"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/delivery"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// KafkaSource reads a Kafka dead-letter topic (written by a Kafka dead-letter
+// sink: the value is the original event, the details are sluice-* headers)
+// from its beginning to the end it had when the replay started. It joins no
+// consumer group and commits nothing: a replay is a one-off run.
+type KafkaSource struct {
+	brokers []string
+	topic   string
+	stages  []string
+	batch   int
+	env     component.Env
+
+	cl   *kgo.Client
+	ends map[int32]int64 // partition -> end offset at start
+	done map[int32]bool
+	w    lineformat.Wrapper
+}
+
+// ParseKafkaURL splits kafka://host:port[,host:port]/topic.
+func ParseKafkaURL(s string) (brokers []string, topic string, err error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "kafka" || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+		return nil, "", fmt.Errorf("%q is not a Kafka dead-letter address: want kafka://host:port[,host:port]/topic", s)
+	}
+	return strings.Split(u.Host, ","), strings.Trim(u.Path, "/"), nil
+}
+
+// NewKafka returns a source replaying the dead-letter topic at addr
+// (kafka://brokers/topic).
+func NewKafka(addr string, stages []string, env component.Env) (*KafkaSource, error) {
+	brokers, topic, err := ParseKafkaURL(addr)
+	if err != nil {
+		return nil, err
+	}
+	return &KafkaSource{brokers: brokers, topic: topic, stages: stages, batch: 512, env: env,
+		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay"}}, nil
+}
+
+// Open connects and notes where the topic ends now.
+func (s *KafkaSource) Open(ctx context.Context) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(s.topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
+	}
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, s.topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		cl.Close()
+		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
+	}
+	s.ends, s.done = map[int32]int64{}, map[int32]bool{}
+	ends.Each(func(o kadm.ListedOffset) {
+		s.ends[o.Partition] = o.Offset
+		if o.Offset == 0 {
+			s.done[o.Partition] = true
+		}
+	})
+	s.cl = cl
+	return nil
+}
+
+// Close disconnects.
+func (s *KafkaSource) Close(context.Context) error {
+	if s.cl != nil {
+		s.cl.Close()
+	}
+	return nil
+}
+
+// Read returns the next dead-letter events until the end noted at Open.
+func (s *KafkaSource) Read(ctx context.Context) (component.Batch, error) {
+	for {
+		if len(s.done) == len(s.ends) {
+			return component.Batch{}, io.EOF
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fs := s.cl.PollRecords(pctx, s.batch)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return component.Batch{}, err
+		}
+		var errs []error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				errs = append(errs, err)
+			}
+		})
+		if len(errs) > 0 {
+			return component.Batch{}, fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, errors.Join(errs...))
+		}
+		var msgs []message.Message
+		now := time.Now()
+		fs.EachRecord(func(r *kgo.Record) {
+			end := s.ends[r.Partition]
+			if r.Offset >= end || s.done[r.Partition] {
+				s.done[r.Partition] = true
+				return
+			}
+			if r.Offset+1 >= end {
+				s.done[r.Partition] = true
+			}
+			stage := ""
+			for _, h := range r.Headers {
+				if h.Key == delivery.HeaderStage {
+					stage = string(h.Value)
+				}
+			}
+			if !stageWanted(s.stages, stage) {
+				return
+			}
+			pos := message.Position{Stream: r.Topic, Partition: r.Partition, Offset: r.Offset}
+			out, err := s.w.Append(nil, r.Value, pos)
+			m := message.Message{Payload: out, Event: out, Key: r.Key, Pos: pos, Time: now}
+			if err != nil {
+				m.Payload, m.Event, m.Err = r.Value, r.Value, err
+			}
+			msgs = append(msgs, m)
+		})
+		if len(msgs) > 0 {
+			return component.Batch{Messages: msgs, Lane: s.topic}, nil
+		}
+	}
+}
+
+var _ component.Source = (*KafkaSource)(nil)
