@@ -1,0 +1,102 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/builtins/source/stdin"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// flaky is a transform that fails events holding "bad", asks for a retry
+// on events holding "retry" (until its third try), panics on nothing, and
+// splits events holding "split" in two.
+type flaky struct{ tries atomic.Int64 }
+
+func (f *flaky) Apply(_ context.Context, in []message.Message, out *component.Output) error {
+	for i := range in {
+		m := &in[i]
+		switch {
+		case bytes.Contains(m.Payload, []byte("bad")):
+			out.Fail(m, component.EventPermanent(errors.New("refused by the transform")))
+		case bytes.Contains(m.Payload, []byte("retry")):
+			if f.tries.Add(1) < 3 {
+				out.Fail(m, component.Retryable(errors.New("lookup table not loaded yet"), 0))
+				continue
+			}
+			out.Emit(m, m.Payload)
+		case bytes.Contains(m.Payload, []byte("split")):
+			out.Emit(m, []byte(`"one"`))
+			out.Emit(m, []byte(`"two"`))
+		case bytes.Contains(m.Payload, []byte("whole")):
+			return errors.New("the whole batch broke")
+		default:
+			out.Emit(m, m.Payload)
+		}
+	}
+	return nil
+}
+
+func TestTransformFailuresRetriesAndFanOut(t *testing.T) {
+	in := `{"k":"ok"}` + "\n" + `{"k":"bad"}` + "\n" + `{"k":"retry"}` + "\n" + `{"k":"split"}` + "\n" + `{"k":"whole"}` + "\n"
+	src := stdin.New(io.NopCloser(strings.NewReader(in)), &stdin.Config{Format: "json", BatchSize: 10, Source: "s", Type: "t"}, component.Env{})
+	sink, dlq := &memSink{}, &memSink{}
+	tr := &flaky{}
+	cfg := task(src, sink, func(c *config.Task) {
+		c.Transforms = []config.Component{{Type: "flaky", Instance: tr}}
+		c.DeadLetter = &config.Component{Type: "mem", Instance: dlq}
+		c.Retry = config.Retry{Policy: "custom", Attempts: 5, Initial: time.Millisecond, Max: time.Millisecond}
+	})
+	run := engine.New(cfg, opts(t))
+	if err := run.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := sink.payloads()
+	if len(got) != 4 || !strings.Contains(got[0], `"ok"`) || !strings.Contains(got[1], `"retry"`) || got[2] != `"one"` || got[3] != `"two"` {
+		t.Fatalf("delivered %q", got)
+	}
+	dead := dlq.payloads()
+	if len(dead) != 2 || !strings.Contains(dead[0], `"stage":"transform[0]"`) || !strings.Contains(dead[0], `"bad"`) ||
+		!strings.Contains(dead[1], `the whole batch broke`) || !strings.Contains(dead[1], `"whole"`) {
+		t.Fatalf("dead letters %q", dead)
+	}
+	s := run.Stats()
+	if s.Delivered != 3 || s.DeadLettered != 2 || s.Out != 4 || tr.tries.Load() != 3 {
+		t.Fatalf("stats %+v tries %d", s, tr.tries.Load())
+	}
+	checkCounts(t, s)
+}
+
+func TestTaskPermanentSinkErrorFailsTheTask(t *testing.T) {
+	dir := t.TempDir()
+	h := newHook(t)
+	h.answer.Store(func(string) int { return 401 })
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), 10, nil)
+	run := engine.New(load(t, dir, fileTask(dir, h.URL, retryFast)), opts(t))
+	err := run.Run(context.Background())
+	if !errors.Is(err, engine.ErrStartFailed) || run.State() != engine.StartFailed || !strings.Contains(run.Reason().Error(), "401") {
+		t.Fatalf("err %v state %v", err, run.State())
+	}
+	if h.requests.Load() != 1 {
+		t.Fatalf("a task-permanent error was retried: %d requests", h.requests.Load())
+	}
+	// The position is kept: the next run reads the events again.
+	h.answer.Store(func(string) int { return 200 })
+	run = engine.New(load(t, dir, fileTask(dir, h.URL, retryFast)), opts(t))
+	if err := run.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.delivered()) != 10 {
+		t.Fatalf("delivered %d after the fix", len(h.delivered()))
+	}
+}
