@@ -87,7 +87,7 @@ func decodeValue(raw any, v reflect.Value, p *Problems, path []string, sf reflec
 	}
 	want := typeName(v.Type())
 	bad := func() {
-		p.Addf(path, "expected %s, got %s", article(want), describe(raw))
+		p.Addf(path, "expected %s, got %s", article(want), Describe(raw))
 	}
 	if isTextType(v.Type()) {
 		s, ok := raw.(string)
@@ -274,7 +274,9 @@ func asList(raw any) ([]any, bool) {
 	return nil, false
 }
 
-func describe(raw any) string {
+// Describe names a decoded TOML value for error messages: `string "x"`,
+// `integer 7`, `a table`.
+func Describe(raw any) string {
 	switch v := raw.(type) {
 	case string:
 		return fmt.Sprintf("string %q", truncate(v, 40))

@@ -61,13 +61,13 @@ func (c *Config) compile(p *component.Problems) *tpl.Template {
 			s, ok := val.(string)
 			if !ok {
 				byVar[name] = append(byVar[name], component.Problem{Path: []string{"variables", name}, Offset: -1,
-					Msg: fmt.Sprintf("invalid transform: VARIABLES_INVALID: variable %q must be a string (a JSONPath starting with $, or a fixed text), got %s", name, describe(val))})
+					Msg: fmt.Sprintf("invalid transform: VARIABLES_INVALID: variable %q must be a string (a JSONPath starting with $, or a fixed text), got %s", name, component.Describe(val))})
 				continue
 			}
 			vars[name] = s
 		}
 	default:
-		p.Addf([]string{"variables"}, "invalid transform: VARIABLES_INVALID: variables must be a table of strings (name = \"$.path\" or fixed text), got %s", describe(v))
+		p.Addf([]string{"variables"}, "invalid transform: VARIABLES_INVALID: variables must be a table of strings (name = \"$.path\" or fixed text), got %s", component.Describe(v))
 	}
 	t, err := tpl.Compile(text, vars)
 	var errs tpl.Errors
@@ -108,23 +108,6 @@ func reported(p *component.Problems, key string) bool {
 	return false
 }
 
-func describe(v any) string {
-	switch v := v.(type) {
-	case string:
-		return fmt.Sprintf("string %q", v)
-	case int64:
-		return fmt.Sprintf("integer %d", v)
-	case float64:
-		return fmt.Sprintf("float %v", v)
-	case bool:
-		return fmt.Sprintf("boolean %v", v)
-	case []any, []map[string]any:
-		return "an array"
-	case map[string]any:
-		return "a table"
-	}
-	return fmt.Sprintf("a %T", v)
-}
 
 // Register adds the template transform to r.
 func Register(r *component.Registry) {
