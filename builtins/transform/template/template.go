@@ -108,7 +108,6 @@ func reported(p *component.Problems, key string) bool {
 	return false
 }
 
-
 // Register adds the template transform to r.
 func Register(r *component.Registry) {
 	r.Register(component.Spec{
