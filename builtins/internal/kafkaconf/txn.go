@@ -2,6 +2,7 @@ package kafkaconf
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,7 +21,8 @@ import (
 type Txn struct {
 	mu       sync.Mutex
 	producer []kgo.Opt
-	part     any // the sink's partitioner, which the dead-letter sink consults
+	part     any   // the sink's partitioner, which the dead-letter sink consults
+	batchMax int32 // the largest batch_max_bytes of the sinks sharing the producer
 	sess     *kgo.GroupTransactSession
 }
 
@@ -50,12 +52,25 @@ func (t *Txn) SetProducer(opts []kgo.Opt, partitioner any) {
 	t.part = partitioner
 }
 
-// Producer returns the sink's producer options and partitioner, or nil when
-// no Kafka sink registered.
+// NeedBatchBytes raises the producer's largest record batch to n: each
+// sink sharing the producer checks its own batch_max_bytes per record, and
+// the producer must take the largest.
+func (t *Txn) NeedBatchBytes(n int32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.batchMax = max(t.batchMax, n)
+}
+
+// Producer returns the sink's producer options (with the largest batch any
+// sink needs) and partitioner, or nil when no Kafka sink registered.
 func (t *Txn) Producer() ([]kgo.Opt, any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.producer, t.part
+	if t.producer == nil {
+		return nil, t.part
+	}
+	opts := append(slices.Clone(t.producer), kgo.ProducerBatchMaxBytes(t.batchMax))
+	return opts, t.part
 }
 
 // SetSession publishes the session the source opened (nil once closed).

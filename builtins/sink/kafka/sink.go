@@ -92,6 +92,7 @@ func build(c any, env component.Env) (any, error) {
 		if base := env.Problems.Base(); len(base) == 0 || base[0] != "dead_letter" {
 			s.txn.SetProducer(s.producerOptions(), s.manual)
 		}
+		s.txn.NeedBatchBytes(int32(cfg.BatchMaxBytes))
 	}
 	if env.Metrics != nil {
 		lbl := prometheus.Labels{"task": env.Task}
@@ -167,11 +168,13 @@ func (s *Sink) producerOptions() []kgo.Opt {
 	if !cfg.Idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(cfg.MaxInFlight))
 	}
-	if cfg.DeliveryTimeout > 0 && cfg.Idempotent {
+	if cfg.DeliveryTimeout > 0 && cfg.Idempotent && s.txn == nil {
 		// A bounded Write needs in-flight records to be given up too; the
 		// cost is a possible duplicate, within at-least-once. The bound
 		// itself is the context of each Write: franz-go's own record
 		// timeout counts from the record timestamp, which is the source's.
+		// A transactional producer cannot give up records in flight; it
+		// does not need to, since a failed transaction aborts whole.
 		opts = append(opts, kgo.AllowIdempotentProduceCancellation())
 	}
 	if cfg.AutoCreateTopics {
@@ -311,6 +314,9 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	for i := range msgs {
 		var err error
 		buf, err = s.record(&recs[i], &msgs[i], buf)
+		if err == nil && s.txn != nil {
+			err = s.fits(&recs[i])
+		}
 		if err != nil {
 			if prep == nil {
 				prep = map[int]error{}
@@ -355,6 +361,22 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		s.m.errors.WithLabelValues(component.ClassOf(err).String()).Inc()
 	}
 	return re
+}
+
+// fits checks a record against batch_max_bytes where the client cannot:
+// under exactly_once the sinks of a task share one producer, whose limit
+// is the largest of theirs. The size is that of a batch holding only r,
+// as the client computes it, give or take a few bytes of varints.
+func (s *Sink) fits(r *kgo.Record) error {
+	const batchOverhead, recordOverhead, headerOverhead = 61, 21, 10
+	n := batchOverhead + recordOverhead + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += headerOverhead + len(h.Key) + len(h.Value)
+	}
+	if n > int(s.cfg.BatchMaxBytes) {
+		return fmt.Errorf("produce to topic %q: %w (a batch of this record alone takes about %d bytes; batch_max_bytes is %d)", r.Topic, kerr.MessageTooLarge, n, int(s.cfg.BatchMaxBytes))
+	}
+	return nil
 }
 
 // record fills r from m. Rendered text is appended to buf, which it returns.

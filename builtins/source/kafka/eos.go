@@ -41,11 +41,24 @@ func (s *Source) CycleDue() bool {
 	return s.eos && s.inTxn && (s.abortSoon || !time.Now().Before(s.txnStart.Add(s.cfg.CommitInterval.D())))
 }
 
-// begin begins a transaction. Read calls it with no batch in flight.
-func (s *Source) begin() error {
+// begin begins a transaction. Read calls it with no batch in flight. A
+// transaction whose end failed (the brokers were unreachable) is aborted
+// first, as franz-go documents: until then the client is still in it.
+func (s *Source) begin(ctx context.Context) error {
 	s.mu.Lock()
-	sess := s.sess
+	sess, cl, unended := s.sess, s.cl, s.unended
 	s.mu.Unlock()
+	if unended {
+		if err := cl.AbortBufferedRecords(ctx); err != nil {
+			return err
+		}
+		if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+			return txnError(fmt.Errorf("kafka source: abort the transaction whose end failed: %w", err), s.txnID)
+		}
+		s.mu.Lock()
+		s.unended = false
+		s.mu.Unlock()
+	}
 	if err := sess.Begin(); err != nil {
 		return txnError(fmt.Errorf("kafka source: begin a transaction (transactional_id %q): %w", s.txnID, err), s.txnID)
 	}
@@ -132,6 +145,7 @@ func (s *Source) EndCycle(ctx context.Context, commit bool) error {
 	} else {
 		s.m.txns.WithLabelValues("aborted").Inc()
 		if err != nil {
+			s.unended = true
 			// The session may have given up before rewinding (a context
 			// ending): rewind ourselves to the first record read since
 			// the last commit.

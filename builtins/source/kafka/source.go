@@ -95,6 +95,7 @@ type Source struct {
 	inTxn      bool
 	txnStart   time.Time
 	abortSoon  bool // the open transaction cannot commit (nack, rebalance)
+	unended    bool // ending the last transaction failed: abort it before the next
 	retryAt    time.Time
 	backoff    time.Duration
 	pollCancel context.CancelFunc
@@ -390,7 +391,7 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			}
 			if s.eos && !s.inTxn {
 				s.mu.Unlock()
-				if err := s.begin(); err != nil {
+				if err := s.begin(ctx); err != nil {
 					return component.Batch{}, err
 				}
 				continue
