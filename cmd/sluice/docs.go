@@ -57,8 +57,7 @@ func renderReference(r *component.Registry) []byte {
 			}
 			fields, _ := component.FieldsOf(s.New())
 			if len(fields) > 0 {
-				b.WriteString("| key | type | default | description |\n|---|---|---|---|\n")
-				writeFieldRows(&b, fields, "")
+				b.WriteString(component.FieldTable(fields))
 				b.WriteString("\n")
 			}
 			if s.Example != "" {
@@ -67,27 +66,4 @@ func renderReference(r *component.Registry) []byte {
 		}
 	}
 	return b.Bytes()
-}
-
-func writeFieldRows(b *bytes.Buffer, fs []component.Field, prefix string) {
-	for _, f := range fs {
-		typ := f.Type
-		if f.Required {
-			typ += " (required)"
-		}
-		if len(f.Enum) > 0 {
-			typ += ": " + strings.Join(f.Enum, " \\| ")
-		}
-		if f.Min != "" || f.Max != "" {
-			typ += fmt.Sprintf(" [%s..%s]", f.Min, f.Max)
-		}
-		def := f.Default
-		if def != "" {
-			def = "`" + def + "`"
-		}
-		doc := strings.ReplaceAll(f.Doc, "|", "\\|")
-		doc = strings.ReplaceAll(doc, "\n", " ")
-		fmt.Fprintf(b, "| `%s%s` | %s | %s | %s |\n", prefix, f.Name, typ, def, doc)
-		writeFieldRows(b, f.Fields, prefix+f.Name+".")
-	}
 }
