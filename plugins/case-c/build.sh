@@ -4,6 +4,9 @@
 #   ./build.sh          rebuild case-c.wasm in place
 #   ./build.sh OUT      build to OUT (CI compares it with the committed one)
 set -eu
-cd "$(dirname "$0")"
-out=${1:-case-c.wasm}
+
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/case-c.wasm}
+case $out in /*) ;; *) out=$PWD/$out ;; esac
+cd "$here"
 clang --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor -Wl,--strip-all -o "$out" src/case.c

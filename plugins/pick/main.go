@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 
@@ -25,9 +26,19 @@ type member struct {
 	path   []string
 }
 
+// node is a key of the paths' trie: the fields are read in one pass over
+// the payload, not one scan per field (scans dominate a plugin's cost).
+type node struct {
+	key  string
+	slot int     // the member this key ends, or -1
+	kids []*node // keys below it
+}
+
 var (
 	cfg      = defaults()
 	members  []member
+	root     []*node
+	vals     [][]byte
 	writeNul bool
 )
 
@@ -40,33 +51,188 @@ func setup() error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	members = members[:0]
-	for _, n := range names {
+	members, root = members[:0], nil
+	for i, n := range names {
 		p, err := field.Parse(cfg.Fields[n])
 		if err != nil {
 			return fmt.Errorf("fields.%s: %v", n, err)
 		}
+		if len(p) == 0 {
+			return fmt.Errorf("fields.%s: name a field, not the whole payload", n)
+		}
 		members = append(members, member{prefix: append(jsonfield.AppendString([]byte(","), []byte(n)), ':'), path: p})
+		level := &root
+		for d, k := range p {
+			var nd *node
+			for _, c := range *level {
+				if c.key == k {
+					nd = c
+				}
+			}
+			if nd == nil {
+				nd = &node{key: k, slot: -1}
+				*level = append(*level, nd)
+			}
+			if d == len(p)-1 {
+				nd.slot = i
+			}
+			level = &nd.kids
+		}
 	}
+	vals = make([][]byte, len(members))
 	m, err := field.Choice("missing", cfg.Missing, "omit", "null")
 	writeNul = m == "null"
 	return err
 }
 
+// walk reads the members of the value v named by the trie level. Objects
+// are scanned in this one function, without a call per member: in WASM a
+// Go call costs more than scanning a short value.
+func walk(v []byte, level []*node) {
+	j := 0
+	for j < len(v) && v[j] <= ' ' {
+		j++
+	}
+	if j >= len(v) {
+		return
+	}
+	if v[j] == '[' {
+		for _, nd := range level {
+			if e, ok := jsonfield.Get(v, nd.key); ok {
+				visit(nd, e)
+			}
+		}
+		return
+	}
+	if v[j] != '{' {
+		return
+	}
+	j++
+	for {
+		for j < len(v) && v[j] <= ' ' {
+			j++
+		}
+		if j >= len(v) || v[j] != '"' {
+			return // the end of the object, or broken JSON
+		}
+		ke := endString(v, j)
+		if ke < 0 {
+			return
+		}
+		key := v[j+1 : ke-1]
+		esc := bytes.IndexByte(key, '\\') >= 0
+		j = ke
+		for j < len(v) && (v[j] <= ' ' || v[j] == ':') {
+			j++
+		}
+		if j >= len(v) {
+			return
+		}
+		vs := j
+		switch v[j] {
+		case '"':
+			j = endString(v, j)
+		case '{', '[':
+			j = skipContainer(v, j)
+		default:
+			for j < len(v) && v[j] != ',' && v[j] != '}' && v[j] > ' ' {
+				j++
+			}
+		}
+		if j > len(v) || j < 0 {
+			return
+		}
+		for _, nd := range level {
+			if string(key) == nd.key || (esc && unquotedIs(key, nd.key)) {
+				visit(nd, v[vs:j])
+			}
+		}
+		for j < len(v) && v[j] <= ' ' {
+			j++
+		}
+		if j < len(v) && v[j] == ',' {
+			j++
+		}
+	}
+}
+
+// skipContainer returns the index after the object or array at v[i], or
+// -1.
+func skipContainer(v []byte, i int) int {
+	depth := 0
+	for ; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			if i = endString(v, i); i < 0 {
+				return -1
+			}
+			i--
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
+}
+
+// endString returns the index after the string whose opening quote is
+// at v[i], or -1. It jumps from quote to quote with bytes.IndexByte, which
+// is assembly on WASM too: Go's own loops compile to slow WASM (every
+// branch goes through the function's block dispatch), so the fewer bytes
+// a Go loop looks at, the faster a plugin runs.
+func endString(v []byte, i int) int {
+	j := i + 1
+	for j <= len(v) {
+		k := bytes.IndexByte(v[j:], '"')
+		if k < 0 {
+			return -1
+		}
+		q := j + k
+		n := 0
+		for p := q - 1; p > i && v[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
+	}
+	return -1
+}
+
+func visit(nd *node, val []byte) {
+	if nd.slot >= 0 && vals[nd.slot] == nil {
+		vals[nd.slot] = val
+	}
+	if len(nd.kids) > 0 {
+		walk(val, nd.kids)
+	}
+}
+
+func unquotedIs(k []byte, key string) bool {
+	q := append(append(append(make([]byte, 0, len(k)+2), '"'), k...), '"')
+	u, ok := jsonfield.Unquote(nil, q)
+	return ok && string(u) == key
+}
+
 func mapper(r *sdk.Record, dst []byte) ([]byte, error) {
-	doc := r.Payload()
+	clear(vals)
+	walk(r.Payload(), root)
 	dst = append(dst, '{')
 	first := true
 	for i := range members {
-		m := &members[i]
-		v, ok := jsonfield.Get(doc, m.path...)
-		if !ok {
+		v := vals[i]
+		if v == nil {
 			if !writeNul {
 				continue
 			}
 			v = []byte("null")
 		}
-		p := m.prefix
+		p := members[i].prefix
 		if first {
 			p = p[1:]
 			first = false

@@ -294,3 +294,71 @@ func FuzzElements(f *testing.F) {
 		}
 	})
 }
+
+func TestMembers(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		err  error
+	}{
+		{`{}`, nil, nil},
+		{` { "a" : 1 , "b\"c":"x}", "d":{"e":[1,{}]}, "f":null,"g":-2.5e3 } `, []string{`a=1`, `b\"c="x}"`, `d={"e":[1,{}]}`, `f=null`, `g=-2.5e3`}, nil},
+		{`[1]`, nil, ErrNotObject},
+		{``, nil, ErrNotObject},
+		{`{"a":1 "b":2}`, []string{`a=1`}, ErrSyntax},
+		{`{"a":`, nil, ErrSyntax},
+		{`{"a"}`, nil, ErrSyntax},
+		{`{"a":1,`, []string{`a=1`}, ErrSyntax},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			var got []string
+			err := Members([]byte(tc.in), func(k, v []byte) bool {
+				got = append(got, string(k)+"="+string(v))
+				return true
+			})
+			if err != tc.err || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Members = %q, %v; want %q, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+// FuzzMembers checks Members against encoding/json on valid objects.
+func FuzzMembers(f *testing.F) {
+	f.Add([]byte(`{"a":1,"b":"x","c":{"d":[1,2]},"e":null}`))
+	f.Add([]byte(`{"\u0061":true, "b" : [ ] }`))
+	f.Add([]byte(`{"a":1`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var keys []string
+		var vals [][]byte
+		err := Members(in, func(k, v []byte) bool {
+			keys = append(keys, string(k))
+			vals = append(vals, v)
+			return true
+		})
+		var want map[string]json.RawMessage
+		if !utf8.Valid(in) || json.Unmarshal(in, &want) != nil || want == nil || hasDuplicateKeys(in) {
+			return // encoding/json replaces invalid UTF-8 in keys
+		}
+		if err != nil {
+			t.Fatalf("Members(%s): %v", in, err)
+		}
+		if len(keys) != len(want) {
+			t.Fatalf("Members(%s): %d members, encoding/json %d", in, len(keys), len(want))
+		}
+		for i, k := range keys {
+			u, ok := Unquote(nil, []byte(`"`+k+`"`))
+			if !ok {
+				t.Fatalf("key %q does not unquote", k)
+			}
+			var a, b any
+			if json.Unmarshal(vals[i], &a) != nil {
+				t.Fatalf("value %q of %q is not JSON", vals[i], k)
+			}
+			json.Unmarshal(want[string(u)], &b)
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("member %q = %s, want %s", u, vals[i], want[string(u)])
+			}
+		}
+	})
+}
