@@ -6,22 +6,42 @@ FUZZTIME ?= 15s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-short vet fmt-check bench fuzz clean
+.PHONY: all build plugins run test test-short vet fmt-check bench fuzz clean
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/sluice ./cmd/sluice
 
-# The quickstart: a bundled sample of orders through filter and transforms,
-# printed to stdout. Needs nothing external.
-run: build
+# First-party WASM plugins: every Go plugin (plugins/NAME/main.go) built by
+# the CLI to plugins/NAME/NAME.wasm. The C plugin's module is committed; with
+# clang and wasi-libc installed it is rebuilt and compared, and a module that
+# differs (another clang) must pass the plugin's tests.
+GO_PLUGINS := $(patsubst plugins/%/main.go,%,$(wildcard plugins/*/main.go))
+
+plugins: build
+	@set -e; for p in $(GO_PLUGINS); do GOFLAGS=-mod=mod $(BIN)/sluice plugin build plugins/$$p; done
+	@if command -v clang >/dev/null 2>&1 && [ -f /usr/lib/wasm32-wasi/crt1-reactor.o ]; then \
+		plugins/case-c/build.sh $(CURDIR)/$(BIN)/case-c.wasm; \
+		if cmp -s $(BIN)/case-c.wasm plugins/case-c/case-c.wasm; then echo "plugins/case-c: rebuilt, same bytes as the committed module"; \
+		else echo "plugins/case-c: the rebuilt module differs from the committed one; testing it"; \
+			cd plugins && $(GO) test -count 1 -run 'TestWASM|TestRebuild' ./case-c; fi; \
+	else echo "plugins/case-c: clang or wasi-libc not installed; using the committed case-c.wasm"; fi
+
+# The quickstart: a bundled sample of orders through a filter, a WASM
+# plugin and a template, printed to stdout. Needs nothing external.
+run: build plugins
 	$(BIN)/sluice run --progress never testdata/pipelines/quickstart.toml
 
 # What CI runs (.ci/run sets SLUICE_INTEGRATION=1 so service-backed tests
 # fail instead of skipping).
+# The SDK and the plugins are modules of their own; the plugins' module
+# takes the repository by a replace, and -mod=mod lets it follow the root
+# go.mod when a dependency moves.
 test: fmt-check vet
 	$(GO) test -race -shuffle=on -timeout 30m ./...
+	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./... && $(GO) test -race -shuffle=on ./...
+	cd plugins && GOFLAGS=-mod=mod $(GO) vet ./... && GOFLAGS=-mod=mod $(GO) test -race -shuffle=on -timeout 20m ./...
 
 test-short:
 	$(GO) test -short ./...
@@ -33,9 +53,16 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Go benchmarks of the hot path, then the end-to-end run of docs/performance.md.
-bench: build
+# The WASM figures (docs/abi.md's targets): Go guest, host overhead,
+# second start (runtime/wasmhost), C guest and the plugins (plugins/), then
+# the bench task with its template replaced by a WASM plugin (wasm-bench):
+# compare its events/s with bench.toml's.
+bench: build plugins
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./runtime/jsonscan ./builtins/filter/... ./builtins/internal/template ./builtins/transform/...
+	$(GO) test -run '^$$' -bench 'GoGuestUpper|GoGuestPass|HostOverhead|SecondStart' -benchmem -count 1 ./runtime/wasmhost
+	cd plugins && GOFLAGS=-mod=mod $(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/bench.toml
+	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/wasm-bench.toml
 	$(BIN)/sluice bench --events 1000000 testdata/pipelines/bench.toml
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target per run).
