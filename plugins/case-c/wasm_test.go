@@ -59,6 +59,11 @@ func check(t *testing.T, wasm []byte) {
 	if insp.Description.Name != "case-c" || len(insp.Description.Parameters) != 2 || insp.Size > 64<<10 {
 		t.Errorf("inspection %+v", insp)
 	}
+	var names []string
+	for _, p := range insp.Description.Parameters {
+		names = append(names, p.Name)
+	}
+	plugintest.CheckREADME(t, names)
 	tr := plugintest.Load(t, "case-c.wasm", wasm, `{"fields":["data.name","$.data.who.city","data.n"]}`, wasmhost.TransformerConfig{})
 	r := plugintest.Run(t, tr, plugintest.Events(
 		`{"data":{"name":"ada lovelace","who":{"city":"london"}}}`,

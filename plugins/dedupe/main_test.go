@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/plugins/internal/plugintest"
 	"github.com/sluicehq/sluice/sdk/sdktest"
 )
 
@@ -108,3 +109,10 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestREADME(t *testing.T) {
+	h := start(t, readmeConfig)
+	plugintest.CheckREADME(t, plugintest.ParamNames(h.Describe()))
+}
+
+const readmeConfig = `{"key":"a","window":"1m"}`

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/plugins/internal/plugintest"
 	"github.com/sluicehq/sluice/sdk/sdktest"
 )
 
@@ -120,3 +121,10 @@ func FuzzMask(f *testing.F) {
 		}
 	})
 }
+
+func TestREADME(t *testing.T) {
+	h := start(t, readmeConfig)
+	plugintest.CheckREADME(t, plugintest.ParamNames(h.Describe()))
+}
+
+const readmeConfig = `{"fields":["a"]}`

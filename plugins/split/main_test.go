@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicehq/sluice/plugins/internal/plugintest"
 	"github.com/sluicehq/sluice/sdk/sdktest"
 )
 
@@ -83,3 +84,10 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestREADME(t *testing.T) {
+	h := start(t, readmeConfig)
+	plugintest.CheckREADME(t, plugintest.ParamNames(h.Describe()))
+}
+
+const readmeConfig = `{"field":"a"}`

@@ -278,3 +278,41 @@ func BenchBatch(n int) []message.Message {
 	}
 	return in
 }
+
+// CheckREADME fails t unless the config table of README.md (in the test's
+// folder: the rows of the "## Config" section) lists exactly params, in
+// order, so that the reference cannot drift from the plugin.
+func CheckREADME(t testing.TB, params []string) {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "## "):
+			in = line == "## Config"
+		case in && strings.HasPrefix(line, "| `"):
+			name, _, _ := strings.Cut(line[3:], "`")
+			documented = append(documented, name)
+		}
+	}
+	if strings.Join(documented, " ") != strings.Join(params, " ") {
+		t.Errorf("README.md's config table lists %q; the plugin declares %q", documented, params)
+	}
+}
+
+// ParamNames returns the parameter names of a self-description decoded
+// from JSON (sdktest's Describe).
+func ParamNames(d map[string]any) []string {
+	var names []string
+	ps, _ := d["parameters"].([]any)
+	for _, p := range ps {
+		m, _ := p.(map[string]any)
+		n, _ := m["name"].(string)
+		names = append(names, n)
+	}
+	return names
+}
