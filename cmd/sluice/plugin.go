@@ -302,7 +302,7 @@ type = "stdout"
 	{"events.jsonl", `{"specversion":"1.0","id":"1","source":"demo","type":"user","data":{"name":"ada lovelace"}}
 {"specversion":"1.0","id":"2","source":"demo","type":"user","data":{"name":"grace hopper"}}
 `},
-	{".gitignore", "*.wasm\n"},
+	{".gitignore", "*.wasm\n.sluice/\n"},
 	{"README.md", `# @NAME@
 
 A Sluice WASM transform written in Go with the Sluice SDK.
