@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,7 +113,11 @@ func build(cfg any, env component.Env) (any, error) {
 	}
 	wasm, err := os.ReadFile(path)
 	if err != nil {
-		p.Addf([]string{"module"}, "cannot read WASM module %s: %v", path, errors.Unwrap(err))
+		hint := ""
+		if errors.Is(err, fs.ErrNotExist) {
+			hint = " (build it with 'sluice plugin build DIR'; the first-party plugins with 'make plugins')"
+		}
+		p.Addf([]string{"module"}, "cannot read WASM module %s: %v%s", path, errors.Unwrap(err), hint)
 		return failed()
 	}
 	host, err := wasmhost.Shared(env)
