@@ -390,7 +390,7 @@ func logLines(p *proc, msg string) []map[string]any {
 }
 
 // topicRecords sums the end offsets of topic's partitions.
-func topicRecords(t *testing.T, addr, topic string) int64 {
+func topicRecords(t testing.TB, addr, topic string) int64 {
 	t.Helper()
 	cl := newClient(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
