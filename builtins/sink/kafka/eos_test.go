@@ -4,14 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
+	sinkkafka "github.com/sluicehq/sluice/builtins/sink/kafka"
+	srckafka "github.com/sluicehq/sluice/builtins/source/kafka"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // readCommitted reads every committed record of topic from the start,
@@ -58,10 +67,10 @@ func TestEngineExactlyOnce(t *testing.T) {
 	}
 	defer c.Close()
 	const n = 900
-	produce := func(from, to int) {
+	produceE := func(from, to int) error {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		defer cl.Close()
 		var recs []*kgo.Record
@@ -72,11 +81,11 @@ func TestEngineExactlyOnce(t *testing.T) {
 			}
 			recs = append(recs, &kgo.Record{Topic: "in", Key: []byte(fmt.Sprintf("k%d", i%11)), Value: fmt.Appendf(nil, `{"seq":%d,"pad":%q}`, i, pad)})
 		}
-		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		return cl.ProduceSync(ctx, recs...).FirstErr()
 	}
-	produce(0, n/2)
+	if err := produceE(0, n/2); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	task := fmt.Sprintf(`name = "eos"
 exactly_once = true
@@ -137,11 +146,15 @@ delivery_timeout = "3s"
 	waitCommitted(n / 2)
 	// The brokers go away while the second half flows: open transactions
 	// fail and abort, and their records are read again once back.
-	go produce(n/2, n)
+	produced := make(chan error, 1)
+	go func() { produced <- produceE(n/2, n) }()
 	time.Sleep(100 * time.Millisecond)
 	c.Cut()
 	time.Sleep(1500 * time.Millisecond)
 	if err := c.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
 	waitCommitted(n)
@@ -171,5 +184,154 @@ delivery_timeout = "3s"
 	dl := readCommitted(t, c.Addr(), "dlq", 1)
 	if len(dl) != 1 || !strings.Contains(string(dl[0].Value), `"seq":77`) {
 		t.Fatalf("dead-letter topic holds %d records, want the oversize one once", len(dl))
+	}
+}
+
+// TestBlockedTaskResumes: under errors.tolerance = "none" a record the
+// output cannot take (its templated topic does not exist) blocks the task,
+// which holds its position; once the topic exists an admin resume rewinds
+// the source and every record arrives: exactly once for a read_committed
+// reader with exactly_once, at least once without. The metrics show the
+// commits (and transactions).
+func TestBlockedTaskResumes(t *testing.T) {
+	for _, eos := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exactly_once=%v", eos), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 2, Topics: []string{"in", "out-eu"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			const n = 300
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			var recs []*kgo.Record
+			for i := range n {
+				region := "eu"
+				if i%50 == 49 {
+					region = "us"
+				}
+				recs = append(recs, &kgo.Record{Topic: "in", Key: fmt.Appendf(nil, "k%d", i%7), Value: fmt.Appendf(nil, `{"seq":%d,"region":%q}`, i, region)})
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			text := fmt.Sprintf(`name = "resume"
+exactly_once = %[2]v
+max_in_flight = 4
+[source]
+type = "kafka"
+brokers = [%[1]q]
+topics = ["in"]
+group = "resume"
+offset = "earliest"
+concurrency = 2
+max_poll_records = 20
+heartbeat_interval = "200ms"
+commit_interval = "200ms"
+transaction_timeout = "20s"
+[sink]
+type = "kafka"
+brokers = [%[1]q]
+topic = "out-${region}"
+variables = { region = "$.data.value.region" }
+delivery_timeout = "5s"
+[retry]
+policy = "none"
+[errors]
+tolerance = "none"
+`, c.Addr(), eos)
+			r := component.NewRegistry()
+			srckafka.Register(r)
+			sinkkafka.Register(r)
+			lg := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+			ms := metrics.New()
+			l := &config.Loader{Registry: r, StateDir: filepath.Join(dir, "state"), Shared: component.NewShared(), Logger: lg, Metrics: ms,
+				TaskChecks: []func(*config.Task, *component.Problems){kafkaconf.CheckExactlyOnce}}
+			task, err := l.Load(filepath.Join(dir, "task.toml"), []byte(text))
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			run := engine.New(task, engine.Options{Logger: lg, Metrics: ms, ShutdownTimeout: 5 * time.Second, HoldBlocked: true})
+			rctx, rcancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- run.Run(rctx) }()
+			wait := func(what string, cond func() bool) {
+				t.Helper()
+				deadline := time.Now().Add(30 * time.Second)
+				for !cond() {
+					if time.Now().After(deadline) {
+						t.Fatalf("timed out waiting for %s (state %v, reason %v)", what, run.State(), run.Reason())
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			wait("the task to block", func() bool { return run.State() == engine.Blocked })
+			adm := kadm.NewClient(cl)
+			if _, err := adm.CreateTopic(ctx, 2, 1, nil, "out-us"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond) // let the blocked state settle: nothing moves meanwhile
+			run.Resume()
+			committed := func() int64 {
+				offs, err := adm.FetchOffsets(ctx, "resume")
+				if err != nil {
+					return -1
+				}
+				var total int64
+				offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+				return total
+			}
+			wait("every record committed after the resume", func() bool { return committed() == n })
+			rcancel()
+			if err := <-done; err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			seen := map[int]int{}
+			for _, topic := range []string{"out-eu", "out-us"} {
+				want := n - n/50
+				if topic == "out-us" {
+					want = n / 50
+				}
+				for _, r := range readCommitted(t, c.Addr(), topic, want) {
+					var v struct {
+						Data struct{ Value struct{ Seq int } }
+					}
+					if err := json.Unmarshal(r.Value, &v); err != nil {
+						t.Fatal(err)
+					}
+					seen[v.Data.Value.Seq]++
+				}
+			}
+			for i := range n {
+				if seen[i] == 0 || eos && seen[i] != 1 {
+					t.Fatalf("record %d arrived %d times (exactly_once %v)", i, seen[i], eos)
+				}
+			}
+			var buf strings.Builder
+			mfs, _ := ms.Registry.Gather()
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					switch mf.GetName() {
+					case "sluice_kafka_consumer_commit_seconds", "kafka_consumer_commit_seconds":
+						fmt.Fprintf(&buf, "%s %d; ", mf.GetName(), m.GetHistogram().GetSampleCount())
+						if m.GetHistogram().GetSampleCount() == 0 {
+							t.Errorf("no commit observed")
+						}
+					case "sluice_kafka_transactions_total", "kafka_transactions_total":
+						fmt.Fprintf(&buf, "%s %v %v; ", mf.GetName(), m.GetLabel(), m.GetCounter().GetValue())
+					}
+				}
+			}
+			t.Logf("metrics: %s", buf.String())
+			if eos && !strings.Contains(buf.String(), "committed") {
+				t.Errorf("no committed transaction counted")
+			}
+		})
 	}
 }
