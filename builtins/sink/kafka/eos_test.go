@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,10 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
@@ -334,4 +338,70 @@ tolerance = "none"
 			}
 		})
 	}
+}
+
+// TestExactlyOnceRejectedAfterSend: with exactly_once, a record the brokers
+// reject after it was sent (INVALID_RECORD here) fails the transaction for
+// good: the task stops with the reason instead of aborting and meeting the
+// same rejection forever, nothing of the transaction is visible, and the
+// group keeps its position.
+func TestExactlyOnceRejectedAfterSend(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 1, Topics: []string{"in", "out"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := range 20 {
+		recs = append(recs, &kgo.Record{Topic: "in", Value: fmt.Appendf(nil, `{"seq":%d}`, i)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "out", Err: kerr.InvalidRecord, Count: -1})
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	_, err = runTask(t, rctx, t.TempDir(), fmt.Sprintf(`name = "rej"
+exactly_once = true
+[source]
+type = "kafka"
+brokers = [%[1]q]
+topics = ["in"]
+group = "rej"
+offset = "earliest"
+commit_interval = "100ms"
+transaction_timeout = "20s"
+[sink]
+type = "kafka"
+brokers = [%[1]q]
+topic = "out"
+delivery_timeout = "5s"
+[retry]
+policy = "none"
+`, c.Addr()))
+	if !errors.Is(err, engine.ErrStartFailed) || !strings.Contains(err.Error(), "INVALID_RECORD") || !strings.Contains(err.Error(), "fails the whole transaction") {
+		t.Fatalf("run ended with %v; want StartFailed naming the rejection", err)
+	}
+	if rctx.Err() != nil {
+		t.Fatal("the task kept running")
+	}
+	if got := readCommitted(t, c.Addr(), "out", 0); len(got) != 0 {
+		t.Fatalf("%d records of the failed transaction are visible", len(got))
+	}
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, "rej")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.At > 0 {
+			t.Fatalf("group committed offset %d of %s/%d", o.At, o.Topic, o.Partition)
+		}
+	})
 }

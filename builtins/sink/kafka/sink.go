@@ -356,6 +356,14 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			err = fmt.Errorf("not acknowledged within delivery_timeout (%s): %w", s.cfg.DeliveryTimeout, err)
 		}
 		re.Errs[i] = s.classify(r.Topic, err)
+		if s.txn != nil && component.ClassOf(re.Errs[i]) == component.ClassEventPermanent &&
+			!errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(err, kerr.InvalidTopicException) {
+			// The brokers rejected a record they were sent: the
+			// transactional producer is failed for the whole transaction,
+			// dead-lettering through it is impossible, and aborting would
+			// only meet the same rejection again.
+			re.Errs[i] = component.TaskPermanent(fmt.Errorf("exactly_once: the brokers rejected event %s after it was sent, which fails the whole transaction (the task keeps its last committed position; fix the record or the topic): %w", msgs[i].Pos, err))
+		}
 	}
 	for _, err := range re.Errs {
 		s.m.errors.WithLabelValues(component.ClassOf(err).String()).Inc()
