@@ -5,7 +5,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"sort"
 
 	"github.com/sluicehq/sluice/plugins/internal/field"
@@ -180,26 +182,32 @@ func skipContainer(v []byte, i int) int {
 }
 
 // endString returns the index after the string whose opening quote is
-// at v[i], or -1. It jumps from quote to quote with bytes.IndexByte, which
-// is assembly on WASM too: Go's own loops compile to slow WASM (every
-// branch goes through the function's block dispatch), so the fewer bytes
-// a Go loop looks at, the faster a plugin runs.
+// at v[i], or -1. It looks at 8 bytes per step (SWAR): Go compiled to WASM
+// pays several nanoseconds per byte in a byte loop, and a call (even to
+// bytes.IndexByte) costs more than scanning a short string.
 func endString(v []byte, i int) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
 	j := i + 1
-	for j <= len(v) {
-		k := bytes.IndexByte(v[j:], '"')
-		if k < 0 {
+	for j < len(v) {
+		for j+8 <= len(v) {
+			x := binary.LittleEndian.Uint64(v[j:])
+			q, e := x^(lo*'"'), x^(lo*'\\')
+			if m := ((q-lo)&^q | (e-lo)&^e) & hi; m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
+		for j < len(v) && v[j] != '"' && v[j] != '\\' {
+			j++
+		}
+		if j >= len(v) {
 			return -1
 		}
-		q := j + k
-		n := 0
-		for p := q - 1; p > i && v[p] == '\\'; p-- {
-			n++
+		if v[j] == '"' {
+			return j + 1
 		}
-		if n%2 == 0 {
-			return q + 1
-		}
-		j = q + 1
+		j += 2
 	}
 	return -1
 }
