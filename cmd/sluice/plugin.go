@@ -339,7 +339,7 @@ func pluginBuild(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice plugin build: %v\n", err)
 		return exitFailed
 	}
-	in, err := wasmhost.InspectModule(context.Background(), filepath.Base(path), wasm, wasmhost.Options{})
+	in, err := wasmhost.InspectModule(context.Background(), filepath.Base(path), wasm, wasmhost.Options{CacheDir: wasmhost.CacheDir("")})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice plugin build: %s does not load: %v\n", path, err)
 		return exitFailed
@@ -407,7 +407,7 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice plugin inspect: %v\n", err)
 		return exitFailed
 	}
-	in, err := wasmhost.InspectModule(context.Background(), filepath.Base(pos[0]), wasm, wasmhost.Options{})
+	in, err := wasmhost.InspectModule(context.Background(), filepath.Base(pos[0]), wasm, wasmhost.Options{CacheDir: wasmhost.CacheDir("")})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice plugin inspect: %s: %v\n", pos[0], err)
 		return exitFailed

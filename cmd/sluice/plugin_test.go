@@ -8,7 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/runtime/wasmhost"
+	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
 )
+
+// The CLIs these tests run (here and in e2e_test.go) compile WASM modules
+// into the compilation cache every test binary of the repository shares,
+// not into each test's state directory.
+func init() { os.Setenv(wasmhost.CacheEnv, wasmtest.CacheDir()) }
 
 // TestEmbeddedSDKIsCurrent checks that the SDK `sluice plugin new` writes
 // is the one in sdk/.

@@ -88,14 +88,28 @@ func (h *Host) Close(ctx context.Context) error {
 
 type sharedKey struct{ dir string }
 
-// Shared returns the process-wide Host kept in env.Shared, creating it on
-// first use with its compilation cache in env.StateDir/wasm-cache (memory
-// only when the task has no state directory).
-func Shared(env component.Env) (*Host, error) {
-	dir := ""
-	if env.StateDir != "" {
-		dir = filepath.Join(env.StateDir, "wasm-cache")
+// CacheEnv names the environment variable that moves the compilation
+// cache out of the state directory: a folder shared by several state
+// directories (the test suite's, CI's), or a writable place when the state
+// directory is not.
+const CacheEnv = "SLUICE_WASM_CACHE"
+
+// CacheDir is where a Host for stateDir keeps compiled code: $SLUICE_WASM_CACHE
+// when set, else stateDir/wasm-cache, else "" (memory only).
+func CacheDir(stateDir string) string {
+	if d := os.Getenv(CacheEnv); d != "" {
+		return d
 	}
+	if stateDir != "" {
+		return filepath.Join(stateDir, "wasm-cache")
+	}
+	return ""
+}
+
+// Shared returns the process-wide Host kept in env.Shared, creating it on
+// first use with its compilation cache in CacheDir(env.StateDir).
+func Shared(env component.Env) (*Host, error) {
+	dir := CacheDir(env.StateDir)
 	if env.Shared == nil {
 		return nil, fmt.Errorf("wasm host: no shared registry in the environment")
 	}
@@ -116,10 +130,7 @@ func Shared(env component.Env) (*Host, error) {
 // (tests use it to share one Host and one compilation cache across
 // components). It fails if another Host is already in place.
 func Install(shared *component.Shared, stateDir string, h *Host) error {
-	dir := ""
-	if stateDir != "" {
-		dir = filepath.Join(stateDir, "wasm-cache")
-	}
+	dir := CacheDir(stateDir)
 	v, err := shared.Get(sharedKey{dir}, func() (any, func() error, error) { return h, nil, nil })
 	if err != nil {
 		return err
