@@ -128,6 +128,13 @@ topic = "out-%[2]s"
 	p.stop(t)
 }
 
+// skipShort skips the multi-second process tests under -short.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs sluice processes for several seconds; skipped with -short")
+	}
+}
+
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -253,6 +260,7 @@ batch = { max_events = 50 }
 // that every input record reaches the output, with at most the documented
 // window of duplicates per crash.
 func TestKillNineAndRestart(t *testing.T) {
+	skipShort(t)
 	const n, kills = 24_000, 4
 	c := startCluster(t, 4, "in", "out")
 	task := writeTask(t, k2kTask(c.Addr(), "k9", `instance_id = "k9-1"`))
@@ -283,6 +291,7 @@ func TestKillNineAndRestart(t *testing.T) {
 // partitions; stopping one (SIGTERM) mid-stream hands its partitions to the
 // other, with nothing lost and no more duplicates than the window.
 func TestScaleOutAndStop(t *testing.T) {
+	skipShort(t)
 	const n = 20_000
 	c := startCluster(t, 4, "in", "out")
 	task := writeTask(t, k2kTask(c.Addr(), "scale", ""))
@@ -333,6 +342,7 @@ func workersSeen(t *testing.T, addr string) map[string]int {
 // flow (three rebalances); every record arrives, duplicates stay within the
 // window per rebalance.
 func TestRebalanceDuringLoad(t *testing.T) {
+	skipShort(t)
 	const n = 20_000
 	c := startCluster(t, 6, "in", "out")
 	task := writeTask(t, k2kTask(c.Addr(), "rebal", ""))
@@ -367,6 +377,7 @@ func TestRebalanceDuringLoad(t *testing.T) {
 // connection reset, dials refused) while records flow, and come back; the
 // process rides it out (no restart) and every record arrives.
 func TestBrokerCutAndRestore(t *testing.T) {
+	skipShort(t)
 	const n = 15_000
 	c := startCluster(t, 4, "in", "out")
 	task := writeTask(t, k2kTask(c.Addr(), "cut", ""))
@@ -397,6 +408,7 @@ func TestBrokerCutAndRestore(t *testing.T) {
 // output sees every input record exactly once, and the one record the
 // output rejects lands once in the dead-letter topic.
 func TestExactlyOnceCrash(t *testing.T) {
+	skipShort(t)
 	const n, kills, poison = 15_000, 3, 4242
 	c := startCluster(t, 4, "in", "out", "dlq")
 	task := writeTask(t, fmt.Sprintf(`name = "eos"
