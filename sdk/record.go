@@ -12,8 +12,6 @@ type Record struct {
 	desc    []byte
 	index   int
 	payload []byte
-	event   []byte
-	key     []byte
 	flags   uint32
 }
 
@@ -25,9 +23,9 @@ type Header struct {
 func (r *Record) reset(batch []byte, i int) {
 	d := batch[batchHeaderSize+recordSize*i : batchHeaderSize+recordSize*(i+1)]
 	r.batch, r.desc, r.index = batch, d, i
+	// The event and key are sliced when asked for: most handlers read only
+	// the payload, and in WASM every bounds check counts.
 	r.payload = span(batch, d[0:], d[4:])
-	r.event = span(batch, d[56:], d[60:])
-	r.key = span(batch, d[8:], d[12:])
 	r.flags = le.Uint32(d[36:])
 }
 
@@ -46,13 +44,15 @@ func (r *Record) Payload() []byte { return r.payload }
 
 // Event is the original source event (CloudEvents JSON), unchanged by
 // earlier transforms. Read its attributes (id, source, type, time) here.
-func (r *Record) Event() []byte { return r.event }
+func (r *Record) Event() []byte { return span(r.batch, r.desc[56:], r.desc[60:]) }
 
 // PayloadIsEvent reports whether the payload is still the source event.
 func (r *Record) PayloadIsEvent() bool { return r.flags&flagPayloadEvent != 0 }
 
 // Key returns the record key and whether the record has one.
-func (r *Record) Key() ([]byte, bool) { return r.key, r.flags&flagHasKey != 0 }
+func (r *Record) Key() ([]byte, bool) {
+	return span(r.batch, r.desc[8:], r.desc[12:]), r.flags&flagHasKey != 0
+}
 
 // Stream names the ordered stream the record came from (a Kafka topic, a
 // file path).
