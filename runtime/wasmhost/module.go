@@ -85,12 +85,17 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 	}
 	h.mu.Unlock()
 	c.once.Do(func() {
-		c.info, c.err = instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: pages, LoopBudget: 8192})
+		if opt.unprotected {
+			c.info, c.err = instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: pages})
+			c.info.Module = wasm
+		} else {
+			// The rewritten module comes from the disk cache when the Host
+			// has one: a second start skips the rewrite (~25 ms for a Go
+			// module) as it skips the compilation.
+			c.info, c.err = h.rewrite(key, wasm)
+		}
 		if c.err != nil {
 			return
-		}
-		if opt.unprotected {
-			c.info.Module = wasm
 		}
 		c.cm, c.err = h.rt.CompileModule(ctx, c.info.Module)
 		c.info.Module = nil // wazero keeps what it needs
