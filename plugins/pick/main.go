@@ -40,6 +40,7 @@ var (
 	members  []member
 	root     []*node
 	vals     [][]byte
+	left     int // members not found yet in the current event
 	writeNul bool
 )
 
@@ -147,6 +148,9 @@ func walk(v []byte, level []*node) {
 				visit(nd, v[vs:j])
 			}
 		}
+		if left == 0 {
+			return // every member found: the rest of the event is not read
+		}
 		for j < len(v) && v[j] <= ' ' {
 			j++
 		}
@@ -224,6 +228,7 @@ func endString(v []byte, i int) (int, bool) {
 func visit(nd *node, val []byte) {
 	if nd.slot >= 0 && vals[nd.slot] == nil {
 		vals[nd.slot] = val
+		left--
 	}
 	if len(nd.kids) > 0 {
 		walk(val, nd.kids)
@@ -238,6 +243,7 @@ func unquotedIs(k []byte, key string) bool {
 
 func mapper(r *sdk.Record, dst []byte) ([]byte, error) {
 	clear(vals)
+	left = len(vals)
 	walk(r.Payload(), root)
 	dst = append(dst, '{')
 	first := true
