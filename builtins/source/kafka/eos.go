@@ -125,12 +125,18 @@ func (s *Source) EndCycle(ctx context.Context, commit bool) error {
 		req.Topics = topics
 		return nil
 	})
+	// Past the transaction timeout the brokers abort anyway; never wait
+	// longer (franz-go's End can wait on a group that never settles).
+	fctx, cancel := context.WithTimeout(fctx, s.cfg.TransactionTimeout.D())
+	defer cancel()
 	start := time.Now()
 	committed, err := sess.End(fctx, kgo.TransactionEndTry(commit))
 	s.m.commit.Observe(time.Since(start).Seconds())
 
 	s.mu.Lock()
 	s.inTxn, s.abortSoon = false, false
+	cause := s.abortErr
+	s.abortErr = nil
 	var rewind map[string]map[int32]kgo.EpochOffset
 	if committed {
 		s.m.txns.WithLabelValues("committed").Inc()
@@ -193,6 +199,8 @@ func (s *Source) EndCycle(ctx context.Context, commit bool) error {
 		return txnError(fmt.Errorf("kafka source: end transaction (commit %v): %w", commit, err), s.txnID)
 	case commit && !committed:
 		s.log.Info().Msg("transaction aborted (partitions were revoked, or the group moved on); its records will be read again")
+	case !commit && !closing && cause != nil:
+		s.log.Warn().Err(cause).Dur("retry_in", s.backoffNow()).Msg("transaction aborted after a failure; its records will be read again")
 	}
 	return nil
 }
@@ -204,4 +212,10 @@ func txnError(err error, id string) error {
 		return component.TaskPermanent(fmt.Errorf("%w: another process uses transactional_id %q; give each process its own (or leave transactional_id unset)", err, id))
 	}
 	return kafkaconf.Classify(err)
+}
+
+func (s *Source) backoffNow() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backoff
 }

@@ -95,7 +95,8 @@ type Source struct {
 	inTxn      bool
 	txnStart   time.Time
 	abortSoon  bool // the open transaction cannot commit (nack, rebalance)
-	unended    bool // ending the last transaction failed: abort it before the next
+	unended    bool  // ending the last transaction failed: abort it before the next
+	abortErr   error // the first failure of the open transaction
 	retryAt    time.Time
 	backoff    time.Duration
 	pollCancel context.CancelFunc
@@ -569,6 +570,9 @@ func (s *Source) ack(st *partState, p *pending, err error) {
 	s.acked += grew
 	kick := s.window > 0 && s.acked >= s.window/2
 	if err != nil && s.eos && s.inTxn {
+		if s.abortErr == nil {
+			s.abortErr = err
+		}
 		s.abortSoonLocked()
 	}
 	s.notifyLocked()
