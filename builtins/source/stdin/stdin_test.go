@@ -27,7 +27,7 @@ func readAll(t *testing.T, s *Source) []component.Batch {
 }
 
 func TestLinesOffsetsAndErrors(t *testing.T) {
-	long := strings.Repeat("x", 300<<10) // longer than the reader's buffer
+	long := strings.Repeat("x", 300<<10)                          // longer than the reader's buffer
 	in := "{\"a\":1}\r\n\n   \nnot json\n" + long + "\n{\"b\":2}" // last line without newline
 	cfg := &Config{Format: "json", BatchSize: 2, Source: "src", Type: "typ"}
 	s := New(io.NopCloser(strings.NewReader(in)), cfg, component.Env{MaxEvent: 100 << 10})
