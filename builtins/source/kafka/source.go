@@ -94,7 +94,7 @@ type Source struct {
 	// Exactly-once cycle state, guarded by mu.
 	inTxn      bool
 	txnStart   time.Time
-	abortSoon  bool // the open transaction cannot commit (nack, rebalance)
+	abortSoon  bool  // the open transaction cannot commit (nack, rebalance)
 	unended    bool  // ending the last transaction failed: abort it before the next
 	abortErr   error // the first failure of the open transaction
 	retryAt    time.Time
