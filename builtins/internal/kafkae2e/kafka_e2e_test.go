@@ -503,3 +503,58 @@ delivery_timeout = "10s"
 	_, raw := tally(t, c.Addr(), "out", n-1, false, 30*time.Second)
 	t.Logf("%d records exactly once after %d crashes (a read_uncommitted reader sees %d, aborted transactions included)", n-1, kills, raw)
 }
+
+// TestExactlyOnceScaleOut: with exactly_once, a second process joins the
+// group under load (a rebalance aborts open transactions), then the first
+// stops mid-stream; a read_committed reader still sees every record once.
+func TestExactlyOnceScaleOut(t *testing.T) {
+	skipShort(t)
+	const n = 15_000
+	c := startCluster(t, 4, "in", "out")
+	task := writeTask(t, fmt.Sprintf(`name = "eos-scale"
+exactly_once = true
+[source]
+type = "kafka"
+brokers = [%[1]q]
+topics = ["in"]
+group = "eos-scale"
+instance_id = "${env:WORKER}"
+offset = "earliest"
+concurrency = 2
+max_poll_records = 100
+heartbeat_interval = "250ms"
+session_timeout = "6s"
+rebalance_timeout = "12s"
+commit_interval = "200ms"
+transaction_timeout = "30s"
+fetch_max_wait = "100ms"
+[[transform]]
+type = "template"
+variables = { id = "$.id", seq = "$.data.value.seq" }
+template = '{"id":"${id}","seq":${seq}}'
+[sink]
+type = "kafka"
+brokers = [%[1]q]
+topic = "out"
+delivery_timeout = "10s"
+[retry]
+policy = "none"
+`, c.Addr()))
+	lp := produceLoad(t, c.Addr(), "in", 0, n, 4_000)
+	a := startSluice(t, "worker a", []string{"WORKER=a"}, task)
+	waitFor(t, "records committed by the first process", 20*time.Second, func() bool { return committedTotal(t, c.Addr(), "eos-scale") > 1000 })
+	b := startSluice(t, "worker b", []string{"WORKER=b"}, task)
+	waitFor(t, "both processes in the group", 20*time.Second, func() bool { return groupMembers(t, c.Addr(), "eos-scale") == 2 })
+	time.Sleep(time.Second)
+	a.stop(t)
+	lp.wait(t)
+	waitFor(t, "every input record committed", 60*time.Second, func() bool { return b.alive(t) && committedTotal(t, c.Addr(), "eos-scale") == n })
+	b.stop(t)
+	counts, total := tally(t, c.Addr(), "out", n, true, 30*time.Second)
+	dups := checkAll(t, counts, total, n)
+	if dups != 0 {
+		t.Fatalf("%d duplicates for a read_committed reader", dups)
+	}
+	_, raw := tally(t, c.Addr(), "out", n, false, 30*time.Second)
+	t.Logf("%d records exactly once across a join and a stop (read_uncommitted sees %d)", n, raw)
+}
