@@ -51,6 +51,8 @@ const endOfCycleMargin = 5 * time.Second
 //   - a source with isolation_level = "read_uncommitted" (it would process
 //     records of aborted upstream transactions);
 //   - a sink write that is not bounded (delivery_timeout = "0s");
+//   - a disk buffer in front of the sink (it acknowledges outside the
+//     transaction);
 //   - a cycle whose worst case outlasts the transaction timeout:
 //     commit_interval, plus the worst case of a sink write with every retry
 //     of the task's [retry] policy, plus the same for the dead-letter queue,
@@ -87,6 +89,9 @@ func CheckExactlyOnce(t *config.Task, p *component.Problems) {
 	}
 	if ok && sinkOK {
 		sameConn(p, "sink", "the source's", src.Conn, sink.Conn)
+	}
+	if t.Engine.Buffer != nil {
+		p.Addf([]string{"sink", "buffer"}, "exactly_once = true writes inside Kafka transactions, while a disk buffer acknowledges records once on disk, outside them: remove [sink.buffer] (the brokers keep the records during an outage) or exactly_once")
 	}
 	if sinkOK {
 		if !sink.Idempotent {

@@ -106,6 +106,10 @@ idempotent = false
 acks = "leader"`, 1), []string{`sink.idempotent: exactly_once = true needs the idempotent producer`, `sink.acks: exactly_once = true needs acks = "all" (not "leader")`}},
 		{"unbounded write", strings.Replace(eosBase, `topic = "out"`, `topic = "out"
 delivery_timeout = "0s"`, 1), []string{`sink.delivery_timeout: exactly_once = true needs a bounded write`}},
+		{"disk buffer", eosBase + `[sink.buffer]
+type = "disk"
+path = "buf"
+`, []string{`sink.buffer: exactly_once = true writes inside Kafka transactions, while a disk buffer acknowledges records once on disk`}},
 		{"read_uncommitted", strings.Replace(eosBase, `topics = ["in"]`, `topics = ["in"]
 isolation_level = "read_uncommitted"`, 1), []string{`source.isolation_level: exactly_once = true reads read_committed`}},
 		{"default retries outlast the transaction", strings.Replace(eosBase, `policy = "none"`, `policy = "backoff"`, 1),
