@@ -39,7 +39,15 @@ type Deliverer struct {
 	Rand func() float64
 	// OnRetry, if set, is told about every retry before its wait.
 	OnRetry func(attempt int, wait time.Duration, err error)
+	// Interrupt, when closed, ends retry waits at once (a Stop wrapping
+	// ErrInterrupted): the caller is stopping and would rather keep the
+	// records for later than wait. A write under way is not interrupted.
+	Interrupt <-chan struct{}
 }
+
+// ErrInterrupted is wrapped by the Stop of a delivery whose retry wait was
+// interrupted.
+var ErrInterrupted = errors.New("retry wait interrupted: stopping")
 
 // Deliver writes msgs and sets results[i] for each record. Retryable
 // failures are retried on the policy (a longer Retry-After from the server
@@ -115,11 +123,39 @@ func (d *Deliverer) deliver(ctx context.Context, msgs []message.Message, res []R
 		if d.OnRetry != nil {
 			d.OnRetry(attempt, wait, err)
 		}
-		if err := d.clock().Sleep(ctx, wait); err != nil {
+		if err := d.sleep(ctx, wait); err != nil {
 			return &Stop{Err: err}
 		}
 		attempt++
 	}
+}
+
+// sleep waits d, or less when ctx ends or Interrupt closes.
+func (d *Deliverer) sleep(ctx context.Context, wait time.Duration) error {
+	if d.Interrupt == nil {
+		return d.clock().Sleep(ctx, wait)
+	}
+	select {
+	case <-d.Interrupt:
+		return ErrInterrupted
+	default:
+	}
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-d.Interrupt:
+			cancel()
+		case <-ictx.Done():
+		}
+	}()
+	if err := d.clock().Sleep(ictx, wait); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return ErrInterrupted
+	}
+	return nil
 }
 
 // wait returns how long to wait before retry number attempt, or false when
@@ -178,7 +214,7 @@ func (d *Deliverer) recordErrors(ctx context.Context, msgs []message.Message, re
 	if d.OnRetry != nil {
 		d.OnRetry(attempt, wait, lastErr)
 	}
-	if err := d.clock().Sleep(ctx, wait); err != nil {
+	if err := d.sleep(ctx, wait); err != nil {
 		return &Stop{Err: err}
 	}
 	sortInts(retry)

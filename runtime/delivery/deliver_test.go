@@ -228,3 +228,21 @@ func TestRecordJSON(t *testing.T) {
 		t.Fatalf("non-JSON event: %s", got)
 	}
 }
+
+func TestInterruptEndsRetryWaits(t *testing.T) {
+	stop := make(chan struct{})
+	writes := 0
+	d := Deliverer{Policy: Backoff, Interrupt: stop, Write: func(context.Context, []message.Message) error {
+		writes++
+		if writes == 1 {
+			close(stop) // the task starts stopping while the first write fails
+		}
+		return errors.New("503")
+	}}
+	start := time.Now()
+	err := d.Deliver(context.Background(), msgs(1), make([]Result, 1))
+	var s *Stop
+	if !errors.As(err, &s) || !errors.Is(err, ErrInterrupted) || writes != 1 || time.Since(start) > time.Second {
+		t.Fatalf("err %v after %d writes in %v", err, writes, time.Since(start))
+	}
+}

@@ -61,9 +61,20 @@ func (t *Task) startDrain() {
 	if t.buf == nil {
 		return
 	}
+	// Stopping ends the wait for more records at once, but lets a delivery
+	// under way finish (within the shutdown deadline), so a stop does not
+	// turn into duplicates on the next run.
+	readCtx, stopRead := context.WithCancel(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	t.drainCancel, t.drainDone = cancel, done
+	t.drainCancel = func() {
+		stopRead()
+		timer := time.AfterFunc(t.opts.ShutdownTimeout, cancel)
+		<-done
+		timer.Stop()
+		cancel()
+	}
+	t.drainDone = done
 	lbl := prometheus.Labels{"task": t.cfg.Name}
 	d := &drainer{t: t,
 		bufRecords: t.opts.Metrics.Gauge("buffer_records", "Records in the task's disk buffer, not yet delivered.", "task").With(lbl),
@@ -71,7 +82,7 @@ func (t *Task) startDrain() {
 	}
 	go func() {
 		defer close(done)
-		d.run(ctx)
+		d.run(readCtx, ctx)
 	}()
 }
 
@@ -94,25 +105,29 @@ func (t *Task) waitDrained(ctx context.Context) {
 	}
 }
 
-// stopDrain ends the drain: records not delivered stay in the buffer for
-// the next run.
+// stopDrain ends the drain after the delivery under way: records not
+// delivered stay in the buffer for the next run.
 func (t *Task) stopDrain() {
 	if t.drainCancel == nil {
 		return
 	}
 	t.drainCancel()
-	<-t.drainDone
 	t.drainCancel = nil
 }
 
-func (d *drainer) run(ctx context.Context) {
+func (d *drainer) run(readCtx, ctx context.Context) {
 	t := d.t
 	max := t.cfg.Engine.MaxEvents
+	deliver := t.deliver
+	deliver.Interrupt = readCtx.Done()
 	for {
 		d.countDropped()
-		b, err := t.buf.Read(ctx, max)
+		if readCtx.Err() != nil {
+			return
+		}
+		b, err := t.buf.Read(readCtx, max)
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, buffer.ErrClosed) {
+			if readCtx.Err() == nil && !errors.Is(err, buffer.ErrClosed) {
 				t.stop(Blocked, fmt.Errorf("reading the disk buffer: %w", err))
 			}
 			return
@@ -122,9 +137,9 @@ func (d *drainer) run(ctx context.Context) {
 		}
 		res := d.results[:len(b.Msgs)]
 		began := time.Now()
-		if err := t.deliver.Deliver(ctx, b.Msgs, res); err != nil {
+		if err := deliver.Deliver(ctx, b.Msgs, res); err != nil {
 			var s *delivery.Stop
-			if errors.As(err, &s) && ctx.Err() == nil {
+			if errors.As(err, &s) && ctx.Err() == nil && !errors.Is(err, delivery.ErrInterrupted) {
 				t.stop(StartFailed, s.Err)
 			}
 			return // not committed: read again by the next run

@@ -57,7 +57,7 @@ buffer = { type = "disk", path = "buf", max_size = "1MiB" }`, 1)
 	run = engine.New(load(t, dir, text), opts(t))
 	ctx, cancel = context.WithCancel(context.Background())
 	go func() { done <- run.Run(ctx) }()
-	for deadline := time.Now().Add(10 * time.Second); len(h.delivered()) < 200; {
+	for deadline := time.Now().Add(10 * time.Second); run.Stats().Delivered < 200; {
 		if time.Now().After(deadline) {
 			t.Fatalf("delivered %d after the restart", len(h.delivered()))
 		}
