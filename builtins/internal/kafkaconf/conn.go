@@ -6,10 +6,8 @@ package kafkaconf
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/sluicehq/sluice/builtins/internal/tlsconf"
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
@@ -62,45 +61,16 @@ type TLS struct {
 }
 
 // Validate checks that the certificate and key come together.
-func (t *TLS) Validate(p *component.Problems) {
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		if t.CertFile == "" {
-			p.KeyErrorf(nil, "key_file is set without cert_file: mutual TLS needs both")
-		} else {
-			p.KeyErrorf(nil, "cert_file is set without key_file: mutual TLS needs both")
-		}
-	}
+func (t *TLS) Validate(p *component.Problems) { t.client().Validate(p) }
+
+func (t *TLS) client() *tlsconf.Client {
+	return &tlsconf.Client{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 }
 
 func (t *TLS) on() bool { return t != nil && (t.Enabled == nil || *t.Enabled) }
 
 // Config loads the files t names (relative to dir) into a tls.Config.
-func (t *TLS) Config(dir string) (*tls.Config, error) {
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // documented test-only switch
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(resolve(dir, t.CAFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(resolve(dir, t.CertFile), resolve(dir, t.KeyFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
-}
+func (t *TLS) Config(dir string) (*tls.Config, error) { return t.client().Config(dir) }
 
 func resolve(dir, path string) string {
 	if filepath.IsAbs(path) || dir == "" {

@@ -1,46 +1,6 @@
 package kafkaconf
 
-import "fmt"
+import "github.com/sluicehq/sluice/runtime/component"
 
-// Secret is a config string that must never reach a log line or an error
-// message: it prints as "[redacted]" under every fmt verb and when marshalled
-// as text. Reveal returns the value itself.
-type Secret string
-
-const redacted = "[redacted]"
-
-// UnmarshalText stores the value as it is (the loader has already expanded
-// `${env:...}` references).
-func (s *Secret) UnmarshalText(b []byte) error {
-	*s = Secret(b)
-	return nil
-}
-
-// MarshalText renders the secret redacted, so that encoding a config (for a
-// status page, a debug dump) never leaks it.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// String returns "[redacted]", or "" when the secret is empty.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return fmt.Sprintf("kafkaconf.Secret(%q)", s.String()) }
-
-// Format makes every verb (%s, %v, %q, %x, %d...) print the redacted form.
-func (s Secret) Format(f fmt.State, verb rune) {
-	switch verb {
-	case 'q':
-		fmt.Fprintf(f, "%q", s.String())
-	default:
-		fmt.Fprint(f, s.String())
-	}
-}
-
-// Reveal returns the secret value. Call it only where the value is handed to
-// the library that needs it.
-func (s Secret) Reveal() string { return string(s) }
+// Secret is a config string never shown in logs or errors (passwords).
+type Secret = component.Secret

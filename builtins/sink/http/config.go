@@ -5,17 +5,13 @@
 package http
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/builtins/internal/tlsconf"
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
@@ -47,13 +43,7 @@ type Batch struct {
 }
 
 // TLS is the `tls` table of the sink.
-type TLS struct {
-	CAFile             string `toml:"ca_file" doc:"PEM CA certificates to trust instead of the system roots. Relative to the task file."`
-	CertFile           string `toml:"cert_file" doc:"PEM client certificate for mutual TLS (needs key_file). Relative to the task file."`
-	KeyFile            string `toml:"key_file" doc:"PEM private key of cert_file. Relative to the task file."`
-	ServerName         string `toml:"server_name" doc:"Name to verify the server's certificate against (default: the URL's host)."`
-	InsecureSkipVerify bool   `toml:"insecure_skip_verify" doc:"Accept any server certificate. For tests only: it disables protection against impersonation."`
-}
+type TLS = tlsconf.Client
 
 // Defaults.
 const (
@@ -176,78 +166,8 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-// config loads the files the table names (relative to dir).
-func (t *TLS) config(dir string) (*tls.Config, error) {
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // documented test-only switch
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(resolve(dir, t.CAFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file: %s holds no PEM certificate", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(resolve(dir, t.CertFile), resolve(dir, t.KeyFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
-}
-
-func resolve(dir, path string) string {
-	if filepath.IsAbs(path) || dir == "" {
-		return path
-	}
-	return filepath.Join(dir, path)
-}
-
-// Secret is a config string that must never reach a log line or an error
-// message: it prints as "[redacted]" under every fmt verb and when marshalled
-// as text. Reveal returns the value itself.
-type Secret string
-
-// UnmarshalText stores the value as it is (the loader has already expanded
-// `${env:...}` references).
-func (s *Secret) UnmarshalText(b []byte) error {
-	*s = Secret(b)
-	return nil
-}
-
-// MarshalText renders the secret redacted.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// String returns "[redacted]", or "" when the secret is empty.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "[redacted]"
-}
-
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return strconv.Quote(s.String()) }
-
-// Format makes every verb print the redacted form.
-func (s Secret) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", s.String())
-		return
-	}
-	fmt.Fprint(f, s.String())
-}
-
-// Reveal returns the secret value.
-func (s Secret) Reveal() string { return string(s) }
+// Secret is a config string never shown in logs or errors.
+type Secret = component.Secret
 
 const description = `Sends records to an HTTP endpoint (a webhook).
 

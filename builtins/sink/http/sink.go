@@ -78,7 +78,7 @@ func New(cfg *Config, env component.Env) (*Sink, error) {
 	}
 	var tc *tls.Config
 	if cfg.TLS != nil {
-		if tc, err = cfg.TLS.config(env.Dir); err != nil {
+		if tc, err = cfg.TLS.Config(env.Dir); err != nil {
 			return nil, fmt.Errorf("http sink: %w", err)
 		}
 	}

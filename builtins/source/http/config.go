@@ -10,17 +10,14 @@
 package http
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
+	"github.com/sluicehq/sluice/builtins/internal/tlsconf"
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
@@ -43,11 +40,7 @@ type Config struct {
 }
 
 // TLS is the `tls` table of the source.
-type TLS struct {
-	CertFile     string `toml:"cert_file" required:"true" doc:"PEM certificate (chain) the server presents. Relative to the task file."`
-	KeyFile      string `toml:"key_file" required:"true" doc:"PEM private key of cert_file. Relative to the task file."`
-	ClientCAFile string `toml:"client_ca_file" doc:"PEM CA certificates; when set, clients must present a certificate they sign (mutual TLS)."`
-}
+type TLS = tlsconf.Server
 
 // Defaults.
 const (
@@ -113,74 +106,8 @@ func checkAddress(addr string) error {
 	return nil
 }
 
-// config loads the files the table names (relative to dir) into a
-// tls.Config. It reads files only; Build calls it so a missing certificate is
-// a load-time error.
-func (t *TLS) config(dir string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(resolve(dir, t.CertFile), resolve(dir, t.KeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
-	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(resolve(dir, t.ClientCAFile))
-		if err != nil {
-			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.client_ca_file: %s holds no PEM certificate", t.ClientCAFile)
-		}
-		c.ClientCAs = pool
-		c.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return c, nil
-}
-
-func resolve(dir, path string) string {
-	if filepath.IsAbs(path) || dir == "" {
-		return path
-	}
-	return filepath.Join(dir, path)
-}
-
-// Secret is a config string that must never reach a log line or an error
-// message: it prints as "[redacted]" under every fmt verb and when marshalled
-// as text. Reveal returns the value itself.
-type Secret string
-
-// UnmarshalText stores the value as it is (the loader has already expanded
-// `${env:...}` references).
-func (s *Secret) UnmarshalText(b []byte) error {
-	*s = Secret(b)
-	return nil
-}
-
-// MarshalText renders the secret redacted.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// String returns "[redacted]", or "" when the secret is empty.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "[redacted]"
-}
-
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return strconv.Quote(s.String()) }
-
-// Format makes every verb print the redacted form.
-func (s Secret) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", s.String())
-		return
-	}
-	fmt.Fprint(f, s.String())
-}
-
-// Reveal returns the secret value.
-func (s Secret) Reveal() string { return string(s) }
+// Secret is a config string never shown in logs or errors.
+type Secret = component.Secret
 
 const description = `Listens for HTTP requests and turns each request body into events.
 

@@ -110,7 +110,7 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 		s.hasToken, s.tokenSum = true, sha256.Sum256([]byte(tok))
 	}
 	if cfg.TLS != nil {
-		tc, err := cfg.TLS.config(env.Dir)
+		tc, err := cfg.TLS.Config(env.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("http source: %w", err)
 		}
