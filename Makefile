@@ -52,7 +52,8 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Go benchmarks of the hot path, then the end-to-end run of docs/performance.md.
+# Go benchmarks of the hot path, Kafka -> filter -> template -> Kafka on a
+# local in-process cluster, then the end-to-end runs of docs/performance.md.
 # The WASM figures (docs/abi.md's targets): Go guest, host overhead,
 # second start (runtime/wasmhost), C guest and the plugins (plugins/), then
 # the bench task with its template replaced by a WASM plugin (wasm-bench):
@@ -61,6 +62,7 @@ bench: build plugins
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./runtime/jsonscan ./builtins/filter/... ./builtins/internal/template ./builtins/transform/...
 	$(GO) test -run '^$$' -bench 'GoGuestUpper|GoGuestPass|HostOverhead|SecondStart' -benchmem -count 1 ./runtime/wasmhost
 	cd plugins && GOFLAGS=-mod=mod $(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+	$(GO) test -run '^$$' -bench KafkaPipeline -benchtime 200000x -count 1 ./builtins/internal/kafkae2e
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/bench.toml
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/wasm-bench.toml
 	$(BIN)/sluice bench --events 1000000 testdata/pipelines/bench.toml
