@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -29,42 +28,8 @@ func benchBatch(n int) []message.Message {
 	return in
 }
 
-// threadCPU returns the CPU time of the calling OS thread: on a shared
-// machine wall time also counts other processes, CPU time does not.
-func threadCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func runBatches(b *testing.B, tr *wasmhost.Transformer, in []message.Message, wantOut int) {
-	out := &component.Output{}
-	ctx := context.Background()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := threadCPU()
-	for b.Loop() {
-		// Not out.Reset: clearing the previous outputs is the engine's
-		// cost, not the host's.
-		out.Messages, out.Failures, out.Buf = out.Messages[:0], out.Failures[:0], out.Buf[:0]
-		if err := tr.Process(ctx, in, out); err != nil {
-			b.Fatal(err)
-		}
-		if len(out.Messages) != wantOut {
-			b.Fatalf("%d outputs (failures %v)", len(out.Messages), out.Failures)
-		}
-	}
-	cpu := threadCPU() - cpu0
-	b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/event")
-	if cpu > 0 {
-		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-		b.ReportMetric(float64(b.N*len(in))/cpu.Seconds(), "cpu-events/s")
-	}
+	wasmtest.RunBatches(b, tr, in, wantOut)
 }
 
 // BenchmarkGoGuestUpper is the Go-guest target: read a field, write one,

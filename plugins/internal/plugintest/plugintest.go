@@ -7,19 +7,12 @@ package plugintest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -75,80 +68,10 @@ func Build(t testing.TB, name string) []byte {
 
 func buildPlugin(name string) ([]byte, error) {
 	mod := ModuleDir()
-	h := sha256.New()
-	fmt.Fprintln(h, runtime.Version(), name, BuildFlags)
-	for _, root := range []string{filepath.Join(mod, name), filepath.Join(mod, "internal"), filepath.Join(mod, "..", "sdk")} {
-		if err := hashTree(h, root); err != nil {
-			return nil, err
-		}
-	}
-	for _, f := range []string{filepath.Join(mod, "go.mod")} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		h.Write(b)
-	}
-	outDir := filepath.Join(os.TempDir(), "sluice-test-plugins")
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, err
-	}
-	out := filepath.Join(outDir, name+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".wasm")
-	if wasm, err := os.ReadFile(out); err == nil {
-		return wasm, nil
-	}
-	tmp, err := os.CreateTemp(outDir, name+".*.tmp")
-	if err != nil {
-		return nil, err
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
-	}
-	args := append([]string{"build"}, BuildFlags...)
-	args = append(args, "-o", tmp.Name(), "./"+name)
-	cmd := exec.Command(gobin, args...)
-	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")
-	if outp, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("%v\n%s", err, outp)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return nil, err
-	}
-	return os.ReadFile(out)
-}
-
-func hashTree(h io.Writer, root string) error {
-	var files []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == "testdata" {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && (strings.HasSuffix(p, ".go") || d.Name() == "go.mod") && !strings.HasSuffix(p, "_test.go") {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, f)
-		fmt.Fprintln(h, rel, len(b))
-		h.Write(b)
-	}
-	return nil
+	wasm, _, err := wasmtest.BuildCached(mod, name, BuildFlags,
+		[]string{filepath.Join(mod, name), filepath.Join(mod, "internal"), filepath.Join(mod, "..", "sdk")},
+		[]string{filepath.Join(mod, "go.mod")})
+	return wasm, err
 }
 
 var (
@@ -228,39 +151,10 @@ func Run(t testing.TB, tr *wasmhost.Transformer, in []message.Message) Result {
 }
 
 // Bench runs in through tr b.N times on one locked OS thread and reports
-// events/s, and CPU time per batch and events per CPU second (on a shared
+// events/s, and CPU time per event and events per CPU second (on a shared
 // machine wall time also counts other processes).
 func Bench(b *testing.B, tr *wasmhost.Transformer, in []message.Message, wantOut int) {
-	out := &component.Output{}
-	ctx := context.Background()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := threadCPU()
-	for b.Loop() {
-		out.Messages, out.Failures, out.Buf = out.Messages[:0], out.Failures[:0], out.Buf[:0]
-		if err := tr.Process(ctx, in, out); err != nil {
-			b.Fatal(err)
-		}
-		if len(out.Messages) != wantOut {
-			b.Fatalf("%d outputs, want %d (failures %v)", len(out.Messages), wantOut, out.Failures)
-		}
-	}
-	cpu := threadCPU() - cpu0
-	b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "events/s")
-	if cpu > 0 {
-		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*len(in)), "cpu-ns/event")
-		b.ReportMetric(float64(b.N*len(in))/cpu.Seconds(), "cpu-events/s")
-	}
-}
-
-func threadCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	wasmtest.RunBatches(b, tr, in, wantOut)
 }
 
 // Event250 is a CloudEvent of about 250 bytes, as on the bench workload

@@ -69,25 +69,38 @@ func GoGuest(t testing.TB, name string) ([]byte, string) {
 
 func buildGuest(name string) ([]byte, string, error) {
 	dir := GuestsDir()
+	return BuildCached(dir, name, []string{"-buildmode=c-shared", "-trimpath"},
+		[]string{filepath.Join(dir, name), SDKDir()}, []string{filepath.Join(dir, "go.mod")})
+}
+
+// BuildCached builds the Go package ./pkg of the module in moduleDir to
+// WASM (GOOS=wasip1 GOARCH=wasm) with flags, once per content: the module
+// is kept under os.TempDir(), keyed by the Go version, the flags and a hash
+// of the sources in roots (folders) and files, so every test binary and
+// every run after the first reuse it. It returns the bytes and the path.
+func BuildCached(moduleDir, pkg string, flags, roots, files []string) ([]byte, string, error) {
 	h := sha256.New()
-	fmt.Fprintln(h, runtime.Version(), name)
-	for _, root := range []string{filepath.Join(dir, name), SDKDir()} {
+	fmt.Fprintln(h, runtime.Version(), pkg, flags)
+	for _, root := range roots {
 		if err := hashTree(h, root); err != nil {
 			return nil, "", err
 		}
 	}
-	if err := hashFile(h, filepath.Join(dir, "go.mod")); err != nil {
-		return nil, "", err
+	for _, f := range files {
+		if err := hashFile(h, f); err != nil {
+			return nil, "", err
+		}
 	}
 	outDir := filepath.Join(os.TempDir(), "sluice-test-guests")
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, "", err
 	}
-	out := filepath.Join(outDir, name+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".wasm")
+	base := filepath.Base(pkg)
+	out := filepath.Join(outDir, base+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".wasm")
 	if wasm, err := os.ReadFile(out); err == nil {
 		return wasm, out, nil
 	}
-	tmp, err := os.CreateTemp(outDir, name+".*.tmp")
+	tmp, err := os.CreateTemp(outDir, base+".*.tmp")
 	if err != nil {
 		return nil, "", err
 	}
@@ -97,8 +110,9 @@ func buildGuest(name string) ([]byte, string, error) {
 	if _, err := os.Stat(gobin); err != nil {
 		gobin = "go"
 	}
-	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-trimpath", "-o", tmp.Name(), "./"+name)
-	cmd.Dir = dir
+	args := append(append([]string{"build"}, flags...), "-o", tmp.Name(), "./"+pkg)
+	cmd := exec.Command(gobin, args...)
+	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")
 	if outp, err := cmd.CombinedOutput(); err != nil {
 		return nil, "", fmt.Errorf("%v\n%s", err, outp)
