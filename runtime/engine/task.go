@@ -258,12 +258,16 @@ func (t *Task) stop(s State, err error) {
 // within the shutdown deadline).
 func (t *Task) Run(ctx context.Context) error {
 	t.setState(Starting)
-	if err := t.open(ctx); err != nil {
+	// The disk buffer first: it is local, and a task whose buffer is held
+	// by another process must not join a consumer group.
+	if err := t.openBuffer(); err != nil {
 		t.stop(StartFailed, err)
 		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, err)
 	}
-	if err := t.openBuffer(); err != nil {
-		t.closeAll(ctx)
+	if err := t.open(ctx); err != nil {
+		if t.buf != nil {
+			t.buf.Close()
+		}
 		t.stop(StartFailed, err)
 		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, err)
 	}
