@@ -12,28 +12,17 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 )
 
+// decodeConfig runs the loader's path for a table written as TOML.
 func decodeConfig(t testing.TB, src string) (*Config, []component.Problem) {
 	t.Helper()
-	var tree map[string]any
-	if _, err := toml.Decode(src, &tree); err != nil {
-		t.Fatalf("toml: %v", err)
-	}
-	r := component.NewRegistry()
-	Register(r)
-	spec, ok := r.Lookup(component.KindSink, "file")
-	if !ok {
-		t.Fatal("file sink not registered")
-	}
-	cfg := spec.New()
-	p := component.NewProblems("sink")
-	component.Decode(tree, cfg, p, "type")
+	cfg, p := componenttest.Decode(t, Register, component.KindSink, "file", src)
 	return cfg.(*Config), p.List()
 }
 

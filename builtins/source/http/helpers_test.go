@@ -11,42 +11,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
-	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
-// decodeConfig runs the loader's path for a [source] table written as TOML:
-// decode into the spec's config (collecting problems) and return both.
+// decodeConfig runs the loader's path for a table written as TOML.
 func decodeConfig(t testing.TB, src string) (*Config, []component.Problem) {
 	t.Helper()
-	var tree map[string]any
-	if _, err := toml.Decode(src, &tree); err != nil {
-		t.Fatalf("toml: %v", err)
-	}
-	r := component.NewRegistry()
-	Register(r)
-	spec, ok := r.Lookup(component.KindSource, "http")
-	if !ok {
-		t.Fatal("http source not registered")
-	}
-	cfg := spec.New()
-	p := component.NewProblems("source")
-	component.Decode(tree, cfg, p, "type")
+	cfg, p := componenttest.Decode(t, Register, component.KindSource, "http", src)
 	return cfg.(*Config), p.List()
 }
 
 func testEnv(t testing.TB) component.Env {
-	return component.Env{
-		Task:     "t1",
-		MaxEvent: 1 << 20,
-		Logger:   zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-		Metrics:  metrics.New(),
-		Problems: component.NewProblems("source"),
-	}
+	return componenttest.Env(t, zerolog.WarnLevel, "source")
 }
 
 // startSource builds a source from TOML keys (address defaults to a free

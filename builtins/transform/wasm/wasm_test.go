@@ -11,6 +11,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
@@ -48,17 +49,8 @@ func env(t *testing.T, dir, stateDir string) component.Env {
 // decode decodes a [[transform]] body the way the loader does.
 func decode(t *testing.T, src string) (*Config, *component.Problems) {
 	t.Helper()
-	var tree map[string]any
-	if _, err := toml.Decode(src, &tree); err != nil {
-		t.Fatal(err)
-	}
-	reg := component.NewRegistry()
-	Register(reg)
-	spec, _ := reg.Lookup(component.KindTransform, "wasm")
-	cfg := spec.New().(*Config)
-	p := component.NewProblems("transform", "[0]")
-	component.Decode(tree, cfg, p, "type")
-	return cfg, p
+	cfg, p := componenttest.Decode(t, Register, component.KindTransform, "wasm", src, "transform", "[0]")
+	return cfg.(*Config), p
 }
 
 func problems(p *component.Problems) string {
