@@ -5,12 +5,15 @@
 package componenttest
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
@@ -48,5 +51,49 @@ func Env(t testing.TB, level zerolog.Level, path ...string) component.Env {
 		Logger:   zerolog.New(zerolog.NewTestWriter(t)).Level(level),
 		Metrics:  metrics.New(),
 		Problems: component.NewProblems(path...),
+	}
+}
+
+// Apply runs payloads through a one-to-one transform and returns the output
+// payloads. It fails the test when an output is missing, failed, lost its
+// input's metadata (Ref, Key) or has spare capacity (a consumer appending
+// to it would overwrite other data).
+func Apply(t testing.TB, tr component.Transform, payloads ...string) []string {
+	t.Helper()
+	in := make([]message.Message, len(payloads))
+	for i, p := range payloads {
+		in[i] = message.Message{Payload: []byte(p), Ref: int32(i), Key: []byte("k")}
+	}
+	var out component.Output
+	if err := tr.Apply(context.Background(), in, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Messages) != len(in) || len(out.Failures) != 0 {
+		t.Fatalf("%d outputs, %d failures for %d inputs", len(out.Messages), len(out.Failures), len(in))
+	}
+	got := make([]string, len(in))
+	for i, m := range out.Messages {
+		if m.Ref != int32(i) || string(m.Key) != "k" {
+			t.Fatalf("output %d lost its metadata", i)
+		}
+		if cap(m.Payload) != len(m.Payload) {
+			t.Fatalf("output %d has spare capacity: a consumer appending to it would overwrite other data", i)
+		}
+		got[i] = string(m.Payload)
+	}
+	return got
+}
+
+// OneProblem checks that probs holds exactly one problem, at path (key or
+// value, byte offset inside a string or -1) with a message starting with
+// msg.
+func OneProblem(t testing.TB, probs []component.Problem, path string, atKey bool, offset int, msg string) {
+	t.Helper()
+	if len(probs) != 1 {
+		t.Fatalf("problems: %+v", probs)
+	}
+	pr := probs[0]
+	if pr.PathString() != path || pr.AtKey != atKey || pr.Offset != offset || !strings.HasPrefix(pr.Msg, msg) {
+		t.Fatalf("problem %s (key %v, offset %d): %q\nwant %s (key %v, offset %d): %q", pr.PathString(), pr.AtKey, pr.Offset, pr.Msg, path, atKey, offset, msg)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -107,13 +108,7 @@ func TestConstantErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, probs := load(t, c.src)
-			if len(probs) != 1 {
-				t.Fatalf("problems: %+v", probs)
-			}
-			pr := probs[0]
-			if pr.PathString() != c.path || pr.AtKey != c.atKey || pr.Offset != c.offset || !strings.HasPrefix(pr.Msg, c.msg) {
-				t.Fatalf("problem %s (key %v, offset %d): %q\nwant %s (key %v, offset %d): %q", pr.PathString(), pr.AtKey, pr.Offset, pr.Msg, c.path, c.atKey, c.offset, c.msg)
-			}
+			componenttest.OneProblem(t, probs, c.path, c.atKey, c.offset, c.msg)
 		})
 	}
 }

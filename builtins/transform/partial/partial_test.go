@@ -9,6 +9,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
@@ -73,28 +74,7 @@ func newTransform(t testing.TB, cfg *Config, env component.Env) *Transform {
 
 func run(t testing.TB, tr component.Transform, payloads ...string) []string {
 	t.Helper()
-	in := make([]message.Message, len(payloads))
-	for i, p := range payloads {
-		in[i] = message.Message{Payload: []byte(p), Ref: int32(i), Key: []byte("k")}
-	}
-	var out component.Output
-	if err := tr.Apply(context.Background(), in, &out); err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Messages) != len(in) || len(out.Failures) != 0 {
-		t.Fatalf("%d outputs, %d failures for %d inputs", len(out.Messages), len(out.Failures), len(in))
-	}
-	got := make([]string, len(in))
-	for i, m := range out.Messages {
-		if m.Ref != int32(i) || string(m.Key) != "k" {
-			t.Fatalf("output %d lost its metadata", i)
-		}
-		if cap(m.Payload) != len(m.Payload) {
-			t.Fatalf("output %d has spare capacity: a consumer appending to it would overwrite other data", i)
-		}
-		got[i] = string(m.Payload)
-	}
-	return got
+	return componenttest.Apply(t, tr, payloads...)
 }
 
 func TestPartial(t *testing.T) {
@@ -225,13 +205,7 @@ func TestErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, probs := load(t, c.src)
-			if len(probs) != 1 {
-				t.Fatalf("problems: %+v", probs)
-			}
-			pr := probs[0]
-			if pr.PathString() != c.path || pr.AtKey != c.atKey || pr.Offset != c.offset || !strings.HasPrefix(pr.Msg, c.msg) {
-				t.Fatalf("problem %s (key %v, offset %d): %q\nwant %s (key %v, offset %d): %q", pr.PathString(), pr.AtKey, pr.Offset, pr.Msg, c.path, c.atKey, c.offset, c.msg)
-			}
+			componenttest.OneProblem(t, probs, c.path, c.atKey, c.offset, c.msg)
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -66,28 +67,7 @@ func mustBuild(t testing.TB, src string, env component.Env) *Transform {
 
 func run(t testing.TB, tr component.Transform, payloads ...string) []string {
 	t.Helper()
-	in := make([]message.Message, len(payloads))
-	for i, p := range payloads {
-		in[i] = message.Message{Payload: []byte(p), Ref: int32(i), Key: []byte("k")}
-	}
-	var out component.Output
-	if err := tr.Apply(context.Background(), in, &out); err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Messages) != len(in) || len(out.Failures) != 0 {
-		t.Fatalf("%d outputs, %d failures for %d inputs", len(out.Messages), len(out.Failures), len(in))
-	}
-	got := make([]string, len(in))
-	for i, m := range out.Messages {
-		if m.Ref != int32(i) || string(m.Key) != "k" {
-			t.Fatalf("output %d lost its metadata", i)
-		}
-		if cap(m.Payload) != len(m.Payload) {
-			t.Fatalf("output %d has spare capacity", i)
-		}
-		got[i] = string(m.Payload)
-	}
-	return got
+	return componenttest.Apply(t, tr, payloads...)
 }
 
 func tomlTemplate(text string, vars string) string {
