@@ -95,13 +95,10 @@ func (p *Processor) Process(ctx context.Context, msgs []message.Message, fates [
 		}
 		in = o.Messages
 	}
-	out := in[:0:0]
-	if len(p.Transforms) == 0 {
-		out = surv
-	} else {
-		// Drop outputs of events that failed later in the chain... or earlier:
-		// an event that failed has no outputs delivered.
-		out = in
+	// An event that failed anywhere in the chain has no output delivered,
+	// even one a transform emitted before a later one failed it.
+	out := in
+	if len(p.Transforms) > 0 {
 		n := 0
 		for i := range in {
 			if !fates[in[i].Ref].Failed() {

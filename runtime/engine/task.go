@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -551,10 +550,8 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 		case e.Order == "key":
 			t.dispatchByKey(b, workers)
 		default:
-			h := fnv.New32a()
-			_, _ = io.WriteString(h, b.Lane)
 			p := t.tracker.add(b.Lane, b.Ack, 1)
-			workers[int(h.Sum32()%uint32(len(workers)))].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
+			workers[int(fnv32a(b.Lane)%uint32(len(workers)))].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
 		}
 		if cyc != nil && cyc.CycleDue() {
 			t.endCycle(workCtx, cyc)
@@ -567,9 +564,7 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 func (t *Task) dispatchByKey(b component.Batch, workers []*worker) {
 	parts := make([][]message.Message, len(workers))
 	for i := range b.Messages {
-		h := fnv.New32a()
-		_, _ = h.Write(b.Messages[i].Key)
-		w := int(h.Sum32() % uint32(len(workers)))
+		w := int(fnv32a(b.Messages[i].Key) % uint32(len(workers)))
 		parts[w] = append(parts[w], b.Messages[i])
 	}
 	n := 0
@@ -584,4 +579,15 @@ func (t *Task) dispatchByKey(b component.Batch, workers []*worker) {
 			workers[w].in <- &job{msgs: msgs, lane: b.Lane, p: p}
 		}
 	}
+}
+
+// fnv32a is FNV-1a over s, inline: hash/fnv's Hash32 would allocate once per
+// record on the order = "key" path.
+func fnv32a[T string | []byte](s T) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }

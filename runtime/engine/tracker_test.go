@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -85,5 +86,15 @@ func TestTrackerNackStopsTheLanePrefix(t *testing.T) {
 	tr.finish("m", other, nil)
 	if len(got) != 3 || got[0] != nil || got[1] == nil || !errors.Is(got[2], errEarlierFailed) {
 		t.Fatalf("got %v", got)
+	}
+}
+
+func TestFNV32aMatchesHashFNV(t *testing.T) {
+	for _, s := range []string{"", "a", "orders/3", "a much longer lane name with spaces"} {
+		h := fnv.New32a()
+		h.Write([]byte(s))
+		if fnv32a(s) != h.Sum32() || fnv32a([]byte(s)) != h.Sum32() {
+			t.Fatalf("fnv32a(%q) = %d, hash/fnv says %d", s, fnv32a(s), h.Sum32())
+		}
 	}
 }
