@@ -90,7 +90,6 @@ func TestFixedPortAndCut(t *testing.T) {
 		}
 	}
 	t.Logf("restored produce after %v", time.Since(t0))
-	t0 = time.Now()
 	// Cancelling the start context stops the cluster.
 	cancel()
 	deadline := time.Now().Add(5 * time.Second)

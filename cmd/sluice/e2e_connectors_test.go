@@ -79,18 +79,6 @@ func appendLines(t *testing.T, path string, from, to int) {
 	}
 }
 
-// outputNumbers reads the "n" of every line in the sink's files, oldest
-// rotated file first.
-func outputNumbers(t *testing.T, path string) []int {
-	t.Helper()
-	var out []int
-	files, _ := filepath.Glob(path + ".*")
-	for i := len(files); i >= 1; i-- {
-		out = append(out, numbersIn(t, fmt.Sprintf("%s.%d", path, i))...)
-	}
-	return append(out, numbersIn(t, path)...)
-}
-
 func numbersIn(t *testing.T, path string) []int {
 	data, err := os.ReadFile(path)
 	if err != nil {

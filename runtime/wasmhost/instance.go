@@ -2,7 +2,6 @@ package wasmhost
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -351,5 +350,3 @@ func (inst *instance) discard() {
 		inst.m = nil
 	}
 }
-
-var le = binary.LittleEndian

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -71,13 +70,6 @@ func (t *TLS) on() bool { return t != nil && (t.Enabled == nil || *t.Enabled) }
 
 // Config loads the files t names (relative to dir) into a tls.Config.
 func (t *TLS) Config(dir string) (*tls.Config, error) { return t.client().Config(dir) }
-
-func resolve(dir, path string) string {
-	if filepath.IsAbs(path) || dir == "" {
-		return path
-	}
-	return filepath.Join(dir, path)
-}
 
 // Conn is the connection part of a Kafka connector's config. The source and
 // sink config structs carry the same keys (brokers, client_id, sasl, tls,

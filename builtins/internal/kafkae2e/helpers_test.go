@@ -1,7 +1,6 @@
 package kafkae2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -366,27 +365,6 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// logLines returns the JSON log lines of p whose message holds msg.
-func logLines(p *proc, msg string) []map[string]any {
-	f, err := os.Open(p.log)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil {
-			if s, _ := m["message"].(string); strings.Contains(s, msg) {
-				out = append(out, m)
-			}
-		}
-	}
-	return out
 }
 
 // topicRecords sums the end offsets of topic's partitions.

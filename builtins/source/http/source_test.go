@@ -30,15 +30,6 @@ type want struct {
 	raw  string         // raw bytes of a failed element
 }
 
-func jsonOf(t *testing.T, s string) any {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
-		t.Fatalf("bad JSON in test %q: %v", s, err)
-	}
-	return v
-}
-
 func checkMsgs(t *testing.T, got []message.Message, wants []want) {
 	t.Helper()
 	if len(got) != len(wants) {

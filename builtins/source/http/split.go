@@ -106,7 +106,6 @@ type builder struct {
 	out      []byte
 	msgs     []message.Message
 	spans    []span
-	scratch  []byte
 	attrs    []attr
 	stream   string
 	now      time.Time
