@@ -97,3 +97,27 @@ func OneProblem(t testing.TB, probs []component.Problem, path string, atKey bool
 		t.Fatalf("problem %s (key %v, offset %d): %q\nwant %s (key %v, offset %d): %q", pr.PathString(), pr.AtKey, pr.Offset, pr.Msg, path, atKey, offset, msg)
 	}
 }
+
+// Build decodes src as Decode does, fails the test on any problem, and
+// builds the component with env (see Env), as the loader would.
+func Build(t testing.TB, register func(*component.Registry), kind component.Kind, name, src string, env component.Env) any {
+	t.Helper()
+	cfg, p := Decode(t, register, kind, name, src)
+	if p.Len() > 0 {
+		t.Fatalf("%s %q config problems: %v", kind, name, p.List())
+	}
+	r := component.NewRegistry()
+	register(r)
+	spec, _ := r.Lookup(kind, name)
+	if env.Problems == nil {
+		env.Problems = component.NewProblems(string(kind))
+	}
+	v, err := spec.Build(cfg, env)
+	if err != nil {
+		t.Fatalf("build %s %q: %v", kind, name, err)
+	}
+	if env.Problems.Len() > 0 {
+		t.Fatalf("build %s %q: %v", kind, name, env.Problems.List())
+	}
+	return v
+}

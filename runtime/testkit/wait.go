@@ -1,0 +1,63 @@
+package testkit
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// DefaultWait is how long WaitFor waits before it gives up. It is long on
+// purpose: a loaded 2-core machine running the race detector may be tens of
+// times slower than a laptop, and a test that waits for a condition costs
+// nothing extra when the condition comes early.
+const DefaultWait = 60 * time.Second
+
+// Scale multiplies d by SLUICE_TEST_TIMEOUT_SCALE (a positive number,
+// default 1), for machines slower still (emulated arm).
+func Scale(d time.Duration) time.Duration {
+	if s := os.Getenv("SLUICE_TEST_TIMEOUT_SCALE"); s != "" {
+		if f, err := strconv.ParseFloat(s, 64); err == nil && f > 0 {
+			return time.Duration(float64(d) * f)
+		}
+	}
+	return d
+}
+
+// WaitFor polls cond until it returns true and fails the test if it has not
+// after DefaultWait (scaled). what says what was awaited, for the failure
+// message.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	WaitForWithin(t, DefaultWait, what, cond)
+}
+
+// WaitForWithin is WaitFor with a deadline of its own, for the rare test
+// whose subject is that something happens within a bound (still generous:
+// a bound a loaded machine meets by a wide margin).
+func WaitForWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Eventually(d, cond) {
+		t.Fatalf("timed out after %s waiting for %s", Scale(d), what)
+	}
+}
+
+// Eventually polls cond until it returns true or d (scaled) passes and
+// reports whether it did. The poll interval grows from 1 ms to 50 ms so a
+// fast condition is seen at once and a slow one costs little CPU.
+func Eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(Scale(d))
+	wait := time.Millisecond
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(wait) // polling, not synchronisation: the condition decides
+		if wait < 50*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
