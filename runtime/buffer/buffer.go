@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/statedir"
 )
 
 // WhenFull is what Append does when a batch does not fit under MaxSize.
@@ -450,7 +451,7 @@ func (b *Buffer) rotateLocked() error {
 // writes its header.
 func (b *Buffer) createSegment(start pos) (*os.File, error) {
 	path := b.segPath(start.seq)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, statedir.FileMode)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+
+	"github.com/sluicehq/sluice/runtime/statedir"
 )
 
 // The cursor file holds two fixed slots written alternately. Each write
@@ -71,7 +73,7 @@ func decodeCursor(b []byte) (gen uint64, p pos, ok bool) {
 // position in it. found is false for a new or unreadable file; damaged is
 // true when the file had content but no valid slot.
 func openCursor(path string) (c *cursorFile, p pos, found, damaged bool, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, statedir.FileMode)
 	if err != nil {
 		return nil, pos{}, false, false, err
 	}

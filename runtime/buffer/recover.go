@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/statedir"
 )
 
 // Recovery is what Open found on disk and repaired. A crash leaves at most
@@ -45,10 +46,10 @@ func Open(opts Options) (*Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open disk buffer %s: %w", opts.Dir, err)
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(o.Dir, statedir.DirMode); err != nil {
 		return nil, fmt.Errorf("open disk buffer: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(o.Dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	lock, err := os.OpenFile(filepath.Join(o.Dir, "lock"), os.O_RDWR|os.O_CREATE, statedir.FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("open disk buffer: %w", err)
 	}

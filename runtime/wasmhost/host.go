@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/statedir"
 	"github.com/sluicehq/sluice/runtime/wasmhost/instrument"
 )
 
@@ -54,7 +55,7 @@ type Options struct {
 func New(ctx context.Context, opt Options) (*Host, error) {
 	var cache wazero.CompilationCache
 	if opt.CacheDir != "" {
-		if err := os.MkdirAll(opt.CacheDir, 0o755); err != nil {
+		if err := os.MkdirAll(opt.CacheDir, statedir.DirMode); err != nil {
 			return nil, fmt.Errorf("create wasm compilation cache: %w", err)
 		}
 		c, err := wazero.NewCompilationCacheWithDir(opt.CacheDir)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/runtime/statedir"
 )
 
 // Limits of the key-value state.
@@ -158,7 +160,7 @@ var kvMagic = []byte("SLUICEKV1\n")
 
 // Save writes the live entries to path atomically.
 func (kv *KV) Save(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), statedir.DirMode); err != nil {
 		return fmt.Errorf("save wasm state: %w", err)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sluicehq/sluice/runtime/statedir"
 	"github.com/sluicehq/sluice/runtime/wasmhost/instrument"
 )
 
@@ -48,7 +49,7 @@ func readRewritten(path string) (instrument.Result, bool) {
 }
 
 func writeRewritten(path string, res instrument.Result) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), statedir.DirMode); err != nil {
 		return
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")

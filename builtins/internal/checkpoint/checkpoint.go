@@ -30,6 +30,8 @@ import (
 	"regexp"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/runtime/statedir"
 )
 
 // DefaultDirName is the state directory used next to the task file when the
@@ -77,12 +79,12 @@ func Open(dir, name string) (*Store, error) {
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("checkpoint: invalid name %q", name)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, statedir.DirMode); err != nil {
 		return nil, fmt.Errorf("create state directory %s: %w (set the state directory with --state-dir or SLUICE_STATE_DIR)", dir, err)
 	}
 	s := &Store{dir: dir, name: name}
 	lp := filepath.Join(dir, name+".lock")
-	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, statedir.FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint lock %s: %w", lp, err)
 	}
@@ -136,7 +138,7 @@ func (s *Store) Save(v any) error {
 		return err
 	}
 	tmp := s.Path() + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, statedir.FileMode)
 	if err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
