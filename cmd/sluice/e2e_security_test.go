@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -59,5 +60,49 @@ buffer = { type = "disk", max_size = "64MiB" }
 	}
 	if files < 2 {
 		t.Fatalf("expected buffer segments and checkpoint locks under the state dir, found %q", seen)
+	}
+}
+
+// TestE2EValidateHidesURLSecrets: the http sink's URL may carry a key in
+// its query or credentials in its userinfo; a problem with it names the
+// URL without either, and quotes no excerpt of the file, whether the
+// value was written in the file or came from the environment.
+func TestE2EValidateHidesURLSecrets(t *testing.T) {
+	dir := t.TempDir()
+	urls := []string{
+		"ftp://user:pw-SECRET@hooks.example.com/in?api_key=SECRET",
+		"http://hooks.example.com/in?api_key=SECRET#frag",
+		"http://hooks.exa mple.com/in?api_key=SECRET",
+		"http://hooks.example.com:port/in?api_key=SECRET",
+		"http://user:pw-SECRET@hooks.example.com/in#SECRET",
+	}
+	var files []string
+	for i, u := range urls {
+		files = append(files, write(t, dir, fmt.Sprintf("t%d.toml", i), fmt.Sprintf(`name = "t%d"
+[source]
+type = "stdin"
+[sink]
+type = "http"
+url = %q
+`, i, u)))
+	}
+	files = append(files, write(t, dir, "env.toml", `name = "env"
+[source]
+type = "stdin"
+[sink]
+type = "http"
+url = "${env:HOOK_URL}"
+`))
+	for _, f := range files {
+		r := sluiceIn(t, dir, []string{"HOOK_URL=ftp://hooks.example.com/in?api_key=SECRET"}, "validate", f)
+		if r.code == 0 {
+			t.Fatalf("validate %s passed: %+v", f, r)
+		}
+		if strings.Contains(r.stdout+r.stderr, "SECRET") {
+			t.Errorf("validate %s printed a secret:\n%s%s", filepath.Base(f), r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "sink.url: invalid url") {
+			t.Errorf("validate %s: no url problem:\n%s", filepath.Base(f), r.stderr)
+		}
 	}
 }

@@ -19,6 +19,9 @@ type Problem struct {
 	Offset int
 	// Msg is the message, lowercase, saying what is wrong and what is valid.
 	Msg string
+	// Sensitive marks a value that may hold a secret (a URL with a key in
+	// its query): the diagnostic then quotes no excerpt of the file.
+	Sensitive bool
 }
 
 // PathString renders Path as `transform[1].variables.order`.
@@ -87,6 +90,12 @@ func (p *Problems) Base() []string { return p.base }
 // base itself).
 func (p *Problems) Addf(sub []string, format string, args ...any) {
 	p.add(Problem{Path: p.join(sub), Offset: -1, Msg: fmt.Sprintf(format, args...)})
+}
+
+// AddSensitivef is Addf for a value that may hold a secret: the message
+// must not quote it, and the diagnostic shows no excerpt of the file.
+func (p *Problems) AddSensitivef(sub []string, format string, args ...any) {
+	p.add(Problem{Path: p.join(sub), Offset: -1, Msg: fmt.Sprintf(format, args...), Sensitive: true})
 }
 
 // KeyErrorf reports a problem located at a key rather than its value.

@@ -79,7 +79,9 @@ func (ix *index) diagnose(file string, pr component.Problem) Diagnostic {
 		}
 	}
 	d.Line, d.Col = ix.lineCol(s.off)
-	d.Snippet = ix.snippet(s)
+	if !pr.Sensitive {
+		d.Snippet = ix.snippet(s)
+	}
 	return d
 }
 

@@ -5,6 +5,7 @@
 package http
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -68,7 +69,7 @@ func newConfig() any {
 func (c *Config) Validate(p *component.Problems) {
 	if c.URL != "" {
 		if _, err := parseURL(c.URL); err != nil {
-			p.Addf([]string{"url"}, "%v", err)
+			p.AddSensitivef([]string{"url"}, "%v", err)
 		}
 	}
 	if c.Timeout <= 0 {
@@ -124,21 +125,49 @@ func parseURL(raw string) (*url.URL, error) {
 // password.
 func unwrapURLErr(err error) error {
 	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
+		err = ue.Err
+	}
+	var ee url.EscapeError
+	if errors.As(err, &ee) {
+		return errors.New("invalid %-escape (write a literal % as %25)") // the escape quotes bytes of the query
 	}
 	return err
 }
 
-// redactRaw hides the userinfo of a URL that may not parse.
+// redactRaw hides the userinfo, the query and the fragment of a URL that
+// may not parse, as safeURL does for one that does: any of them may hold a
+// key.
 func redactRaw(raw string) string {
+	tail := ""
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		tail = raw[i:i+1] + "…"
+		raw = raw[:i]
+	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return raw
+		return raw + tail
 	}
-	if at := strings.IndexByte(rest, '@'); at >= 0 && !strings.ContainsAny(rest[:at], "/?#") {
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 && !strings.ContainsAny(rest[:at], "/") {
 		rest = "[redacted]@" + rest[at+1:]
 	}
-	return scheme + "://" + rest
+	return scheme + "://" + rest + tail
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port
+// (RFC 6454), the default port of the scheme counting as written.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		portOf(a) == portOf(b)
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
 }
 
 // safeURL renders u for messages: without credentials and query.

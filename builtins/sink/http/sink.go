@@ -30,6 +30,7 @@ type Sink struct {
 	method   string
 	header   http.Header // static headers: User-Agent, Authorization, user headers
 	host     string      // a Host header from the config
+	private  []string    // headers dropped on a cross-origin redirect: the configured ones but Content-Type, Authorization
 	ctSet    bool        // the config sets Content-Type
 	format   string
 	timeout  time.Duration
@@ -71,11 +72,15 @@ func New(cfg *Config, env component.Env) (*Sink, error) {
 		default:
 			s.header.Set(ck, v)
 			s.ctSet = s.ctSet || ck == "Content-Type"
+			if ck != "Content-Type" {
+				s.private = append(s.private, ck)
+			}
 		}
 	}
 	if tok := cfg.Token.Reveal(); tok != "" {
 		s.header.Set("Authorization", "Bearer "+tok)
 	}
+	s.private = append(s.private, "Authorization")
 	var tc *tls.Config
 	if cfg.TLS != nil {
 		if tc, err = cfg.TLS.Config(env.Dir); err != nil {
@@ -104,6 +109,14 @@ func New(cfg *Config, env component.Env) (*Sink, error) {
 			}
 			if c := req.Response.StatusCode; c != http.StatusTemporaryRedirect && c != http.StatusPermanentRedirect {
 				return http.ErrUseLastResponse
+			}
+			if !sameOrigin(req.URL, via[0].URL) {
+				// net/http strips Authorization only when the host changes,
+				// and never the configured headers: an API key must not
+				// follow a redirect to someone else's server.
+				for _, k := range s.private {
+					req.Header.Del(k)
+				}
 			}
 			return nil
 		},
