@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // TestE2EStateDirIsOwnerOnly: everything Sluice writes under its state
@@ -105,4 +109,74 @@ url = "${env:HOOK_URL}"
 			t.Errorf("validate %s: no url problem:\n%s", filepath.Base(f), r.stderr)
 		}
 	}
+}
+
+// TestE2EAdminToken: `sluice run` refuses an admin address other machines
+// reach without a token; with --admin-token-file, pause needs the token
+// and a JSON request, and a cross-origin form post (what any web page open
+// in a local browser can send) changes nothing.
+func TestE2EAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	task := write(t, dir, "task.toml", `name = "gen"
+[source]
+type = "generate"
+rate = 100
+[sink]
+type = "file"
+path = "`+filepath.Join(dir, "out.jsonl")+`"
+`)
+	r := sluiceIn(t, dir, nil, "run", "--admin-addr", "0.0.0.0:0", task)
+	if r.code == 0 || !strings.Contains(r.stderr, "without a token") {
+		t.Fatalf("run on 0.0.0.0 without a token: %+v", r)
+	}
+	r = sluiceIn(t, dir, []string{"SLUICE_ADMIN_TOKEN=short"}, "run", "--admin-addr", "127.0.0.1:0", task)
+	if r.code != 2 || !strings.Contains(r.stderr, "shorter than 16") {
+		t.Fatalf("run with a short token: %+v", r)
+	}
+
+	const token = "0123456789abcdef-e2e"
+	tokenFile := write(t, dir, "token", token+"\n")
+	addr := freeAddr(t)
+	p := testkit.StartSluice(t, testkit.ProcOptions{Dir: dir}, "run", "--state-dir", filepath.Join(dir, "state"),
+		"--admin-addr", addr, "--admin-token-file", tokenFile, task)
+	p.WaitLog(t, "task running")
+	base := "http://" + addr
+	send := func(method, path, body string, headers map[string]string) int {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	state := func() string {
+		req, _ := http.NewRequest(http.MethodGet, base+"/tasks/gen", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v struct{ State string }
+		json.NewDecoder(resp.Body).Decode(&v)
+		return v.State
+	}
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+	if code := send(http.MethodPost, "/tasks/gen/pause", "a=1", form); code != 403 || state() != "Running" {
+		t.Fatalf("cross-origin form post: %d, state %s", code, state())
+	}
+	if code := send(http.MethodPost, "/tasks/gen/pause", "{}", map[string]string{"Content-Type": "application/json"}); code != 401 || state() != "Running" {
+		t.Fatalf("pause without the token: %d, state %s", code, state())
+	}
+	if code := send(http.MethodPost, "/tasks/gen/pause", "", map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + token}); code != 200 || state() != "Paused" {
+		t.Fatalf("pause with the token: %d, state %s", code, state())
+	}
+	if p.LogHas(token) {
+		t.Fatal("the token was logged")
+	}
+	p.Stop(t)
 }

@@ -94,7 +94,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if s.adminAddr != "" {
-		srv, err := admin.Start(s.adminAddr, runners, ms, log)
+		srv, err := admin.Start(s.adminAddr, runners, ms, admin.Options{Token: s.adminToken, Logger: log})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice run: admin API: %v\n", err)
 			return exitFailed

@@ -22,6 +22,8 @@ type settings struct {
 	taskQuota       int
 	maxEventSize    component.ByteSize
 	adminAddr       string
+	adminToken      string
+	adminTokenFile  string
 	logLevel        string
 	logFormat       string
 	progress        string
@@ -57,6 +59,8 @@ func bindSettings(fs *flag.FlagSet, s *settings) func() error {
 	}
 	fs.TextVar(&s.maxEventSize, "max-event-size", s.maxEventSize, "largest event; larger ones go to the dead-letter queue (SLUICE_MAX_EVENT_SIZE)")
 	fs.StringVar(&s.adminAddr, "admin-addr", envOr("SLUICE_ADMIN_ADDR", ""), "address of the admin HTTP API (tasks, pause/resume, metrics, health); empty: off (SLUICE_ADMIN_ADDR)")
+	fs.StringVar(&s.adminToken, "admin-token", envOr("SLUICE_ADMIN_TOKEN", ""), "bearer token of the admin API: required for pause/resume and the task views, and for an address other machines reach; prefer the variable or --admin-token-file, a flag shows in ps (SLUICE_ADMIN_TOKEN)")
+	fs.StringVar(&s.adminTokenFile, "admin-token-file", envOr("SLUICE_ADMIN_TOKEN_FILE", ""), "file holding the admin API's bearer token (SLUICE_ADMIN_TOKEN_FILE)")
 	fs.StringVar(&s.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (SLUICE_LOG_LEVEL)")
 	fs.StringVar(&s.logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "auto"), "json, console, or auto: console on a terminal, json otherwise (SLUICE_LOG_FORMAT)")
 	fs.StringVar(&s.progress, "progress", envOr("SLUICE_PROGRESS", "auto"), "live progress line: auto (on a terminal), always or never (SLUICE_PROGRESS)")
@@ -70,6 +74,9 @@ func bindSettings(fs *flag.FlagSet, s *settings) func() error {
 		case "auto", "always", "never":
 		default:
 			errs = append(errs, fmt.Errorf("--progress %q: want auto, always or never", s.progress))
+		}
+		if err := s.loadAdminToken(); err != nil {
+			errs = append(errs, err)
 		}
 		return errors.Join(errs...)
 	}
@@ -110,4 +117,32 @@ func newFlagSet(name string, stderr io.Writer, usage string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// loadAdminToken reads --admin-token-file into adminToken and checks the
+// token: one source of it, no surrounding whitespace, at least 16
+// characters (a token is guessed online, one request at a time, but a short
+// one still falls to a patient script).
+func (s *settings) loadAdminToken() error {
+	if s.adminTokenFile != "" {
+		if s.adminToken != "" {
+			return errors.New("--admin-token (SLUICE_ADMIN_TOKEN) and --admin-token-file (SLUICE_ADMIN_TOKEN_FILE) are both set: keep one")
+		}
+		data, err := os.ReadFile(s.adminTokenFile)
+		if err != nil {
+			return fmt.Errorf("--admin-token-file: %w", err)
+		}
+		s.adminToken = strings.TrimSpace(string(data))
+		if s.adminToken == "" {
+			return fmt.Errorf("--admin-token-file %s is empty", s.adminTokenFile)
+		}
+	}
+	switch t := s.adminToken; {
+	case t == "":
+	case strings.TrimSpace(t) != t:
+		return errors.New("the admin token must not start or end with whitespace")
+	case len(t) < 16:
+		return errors.New("the admin token is shorter than 16 characters: generate one, e.g. with `openssl rand -hex 32`")
+	}
+	return nil
 }

@@ -2,19 +2,24 @@
 // list with states and counters, pause and resume, Prometheus metrics, and
 // health and readiness probes.
 //
-//	GET  /tasks                  every task: name, state, reason, counters
-//	GET  /tasks/{name}           one task
-//	POST /tasks/{name}/pause     stop reading; in-flight events finish
-//	POST /tasks/{name}/resume
-//	GET  /metrics                Prometheus text format
-//	GET  /healthz                200 while the process serves
-//	GET  /readyz                 200 when every task is Running (or Paused), 503 otherwise
+//	GET  /tasks                  every task: name, state, reason, counters    token when one is set
+//	GET  /tasks/{name}           one task                                     token when one is set
+//	POST /tasks/{name}/pause     stop reading; in-flight events finish        token, JSON, same origin
+//	POST /tasks/{name}/resume                                                 token, JSON, same origin
+//	GET  /metrics                Prometheus text format                       open
+//	GET  /healthz                200 while the process serves                 open
+//	GET  /readyz                 200 when every task is Running (or Paused)   open
+//
+// The checks are small middlewares (RequireToken, RefuseCrossOrigin,
+// RequireJSON, LoopbackHost) that later endpoints, such as a web console,
+// reuse. docs/security.md explains the threat model.
 package admin
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -40,8 +45,27 @@ type TaskView struct {
 	Stats  engine.Stats `json:"stats"`
 }
 
+// Options configure the API.
+type Options struct {
+	// Token is the bearer token of mutating requests (and of the task
+	// views). Empty: the API is read-only, and Start allows only a loopback
+	// address.
+	Token  string
+	Logger zerolog.Logger
+}
+
 // Handler returns the admin API for tasks.
-func Handler(tasks []*engine.Task, ms *metrics.Set) http.Handler {
+func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
+	bearer := NewBearer(opts.Token)
+	read := func(h http.HandlerFunc) http.Handler {
+		if bearer.Set() {
+			return RequireToken(bearer, h)
+		}
+		return h
+	}
+	mutate := func(h http.HandlerFunc) http.Handler {
+		return RefuseCrossOrigin(RequireToken(bearer, RequireJSON(h)))
+	}
 	byName := map[string]*engine.Task{}
 	for _, t := range tasks {
 		byName[t.Name()] = t
@@ -54,13 +78,13 @@ func Handler(tasks []*engine.Task, ms *metrics.Set) http.Handler {
 		return v
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /tasks", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /tasks", read(func(w http.ResponseWriter, r *http.Request) {
 		out := make([]TaskView, 0, len(tasks))
 		for _, t := range tasks {
 			out = append(out, view(t))
 		}
 		writeJSON(w, http.StatusOK, out)
-	})
+	}))
 	withTask := func(h func(http.ResponseWriter, *engine.Task)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			t, ok := byName[r.PathValue("name")]
@@ -71,17 +95,17 @@ func Handler(tasks []*engine.Task, ms *metrics.Set) http.Handler {
 			h(w, t)
 		}
 	}
-	mux.HandleFunc("GET /tasks/{name}", withTask(func(w http.ResponseWriter, t *engine.Task) {
+	mux.Handle("GET /tasks/{name}", read(withTask(func(w http.ResponseWriter, t *engine.Task) {
 		writeJSON(w, http.StatusOK, view(t))
-	}))
-	mux.HandleFunc("POST /tasks/{name}/pause", withTask(func(w http.ResponseWriter, t *engine.Task) {
+	})))
+	mux.Handle("POST /tasks/{name}/pause", mutate(withTask(func(w http.ResponseWriter, t *engine.Task) {
 		t.Pause()
 		writeJSON(w, http.StatusOK, view(t))
-	}))
-	mux.HandleFunc("POST /tasks/{name}/resume", withTask(func(w http.ResponseWriter, t *engine.Task) {
+	})))
+	mux.Handle("POST /tasks/{name}/resume", mutate(withTask(func(w http.ResponseWriter, t *engine.Task) {
 		t.Resume()
 		writeJSON(w, http.StatusOK, view(t))
-	}))
+	})))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(ms.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -95,7 +119,7 @@ func Handler(tasks []*engine.Task, ms *metrics.Set) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	return mux
+	return LoopbackHost(mux)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -104,19 +128,32 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Start listens on addr and serves the API in the background.
-func Start(addr string, tasks []*engine.Task, ms *metrics.Set, log zerolog.Logger) (*Server, error) {
+// Start listens on addr and serves the API in the background. It refuses
+// an address other machines can reach (anything but loopback) when no
+// token is configured.
+func Start(addr string, tasks []*engine.Task, ms *metrics.Set, opts Options) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{srv: &http.Server{Handler: Handler(tasks, ms), ReadHeaderTimeout: 5 * time.Second}, addr: ln.Addr()}
+	if opts.Token == "" && !isLoopbackAddr(ln.Addr()) {
+		ln.Close()
+		return nil, fmt.Errorf("admin API on %s would be reachable from other machines without a token: set --admin-token-file FILE (or SLUICE_ADMIN_TOKEN), or listen on 127.0.0.1", addr)
+	}
+	s := &Server{srv: &http.Server{
+		Handler:           Handler(tasks, ms, opts),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}, addr: ln.Addr()}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error().Err(err).Msg("admin API stopped")
+			opts.Logger.Error().Err(err).Msg("admin API stopped")
 		}
 	}()
-	log.Info().Str("address", ln.Addr().String()).Msg("admin API listening")
+	opts.Logger.Info().Str("address", ln.Addr().String()).Bool("token", opts.Token != "").Msg("admin API listening")
 	return s, nil
 }
 

@@ -32,25 +32,15 @@ func TestAdminAPI(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- task.Run(ctx) }()
-	srv := httptest.NewServer(Handler([]*engine.Task{task}, ms))
+	srv := httptest.NewServer(Handler([]*engine.Task{task}, ms, Options{Token: "t"}))
 	defer srv.Close()
 
 	get := func(path string) (int, string) {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return call(t, http.MethodGet, srv.URL+path, "", "Authorization: Bearer t")
 	}
 	post := func(path string) int {
-		resp, err := http.Post(srv.URL+path, "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := call(t, http.MethodPost, srv.URL+path, "", "Authorization: Bearer t", "Content-Type: application/json")
+		return code
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
