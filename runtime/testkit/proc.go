@@ -200,3 +200,32 @@ func (p *Proc) DumpLog(t testing.TB) {
 	}
 	t.Logf("last log lines of %s:\n%s", p.Name, strings.Join(lines, "\n"))
 }
+
+// Memory returns the process's resident set size and its peak so far
+// (VmRSS and VmHWM of /proc/PID/status), in bytes. It works on Linux only;
+// elsewhere it returns an error (tests skip then).
+func (p *Proc) Memory() (rss, peak int64, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		var kb int64
+		if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err != nil {
+			return 0, 0, fmt.Errorf("%s: %q: %w", k, v, err)
+		}
+		if k == "VmRSS" {
+			rss = kb << 10
+		} else {
+			peak = kb << 10
+		}
+	}
+	if rss == 0 || peak == 0 {
+		return 0, 0, fmt.Errorf("no VmRSS/VmHWM in /proc/%d/status", p.Cmd.Process.Pid)
+	}
+	return rss, peak, nil
+}

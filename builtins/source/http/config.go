@@ -30,13 +30,21 @@ type Config struct {
 	MaxBodySize     component.ByteSize `toml:"max_body_size" doc:"Largest request body; a larger one is answered 413 and nothing of it is kept."`
 	MaxEventSize    component.ByteSize `toml:"max_event_size" doc:"Largest single event (one element of a body); a larger one goes to the dead-letter queue at stage decode. Default: the task's event limit (1 MiB)."`
 	ResponseTimeout component.Duration `toml:"response_timeout" doc:"How long a request waits, once its body is read, for the task to confirm its events (and, before reading, for a free request slot). Past it the answer is 503 with Retry-After."`
-	ReadTimeout     component.Duration `toml:"read_timeout" doc:"Longest time to read a request's headers and body; a slower client is disconnected."`
-	MaxRequests     int                `toml:"max_requests" min:"1" max:"100000" doc:"Requests handled at once (reading a body or waiting for confirmation). More wait up to response_timeout for a slot, then get 503. Bounds memory to about max_requests × 2 × max_body_size."`
+	ReadTimeout     component.Duration `toml:"read_timeout" doc:"Longest time to read a request's body (headers: at most 10 s of it); a slower client gets 408 and is disconnected."`
+	MinBodyRate     component.ByteSize `toml:"min_body_rate" doc:"Slowest average rate, in bytes per second, at which a body may arrive once it has taken 5 s; a slower client gets 408 and is disconnected (slowloris). \"0\" turns the check off (read_timeout still applies)."`
+	MaxRequests     int                `toml:"max_requests" min:"1" max:"100000" doc:"Requests whose events are handled at once (a request takes a slot once its body is read). More wait up to response_timeout for a slot, then get 503. Bodies being received or handled share max_requests × max_body_size bytes of memory."`
+	Batch           Batch              `toml:"batch" doc:"Size of the batches a request's events are handed to the task in; a larger body is handed over batch after batch, and answered once all of them were handled."`
 	EventSource     string             `toml:"event_source" doc:"CloudEvents source attribute of wrapped events. Default: \"sluice/TASK/http\"."`
 	EventType       string             `toml:"event_type" doc:"CloudEvents type attribute of wrapped events."`
 	TLS             *TLS               `toml:"tls" doc:"Serve HTTPS. The table's presence turns TLS on."`
 	Concurrency     int                `toml:"concurrency" min:"1" max:"32" doc:"Workers handling requests' events in parallel. Requests are independent, so more workers serve more concurrent clients."`
 	Order           string             `toml:"order" enum:"partition,key,none" doc:"Order kept while workers run in parallel. Each request is its own stream, so partition keeps the order of the events of one request; none lets one request's events spread over workers; key orders per record key (HTTP events carry none)."`
+}
+
+// Batch bounds the batches a request's events are handed to the task in.
+type Batch struct {
+	MaxEvents int                `toml:"max_events" min:"1" max:"100000" doc:"Most events in one batch."`
+	MaxBytes  component.ByteSize `toml:"max_bytes" doc:"Batch size in bytes of built events after which no more are added (a batch always holds at least one event)."`
 }
 
 // TLS is the `tls` table of the source.
@@ -48,6 +56,9 @@ const (
 	defaultResponseTimeout = 10 * time.Second
 	defaultReadTimeout     = 30 * time.Second
 	defaultMaxRequests     = 64
+	defaultMinBodyRate     = 16 << 10
+	defaultBatchEvents     = 1000
+	defaultBatchBytes      = 1 << 20
 	defaultEventType       = "sluice.http"
 )
 
@@ -59,6 +70,8 @@ func newConfig() any {
 		ResponseTimeout: component.Duration(defaultResponseTimeout),
 		ReadTimeout:     component.Duration(defaultReadTimeout),
 		MaxRequests:     defaultMaxRequests,
+		MinBodyRate:     defaultMinBodyRate,
+		Batch:           Batch{MaxEvents: defaultBatchEvents, MaxBytes: defaultBatchBytes},
 		EventType:       defaultEventType,
 		Concurrency:     1,
 		Order:           "partition",
@@ -85,6 +98,12 @@ func (c *Config) Validate(p *component.Problems) {
 	}
 	if c.ReadTimeout <= 0 {
 		p.Addf([]string{"read_timeout"}, "must be positive (e.g. \"30s\")")
+	}
+	if c.MinBodyRate < 0 {
+		p.Addf([]string{"min_body_rate"}, "must not be negative (e.g. \"16KiB\", or \"0\" for no minimum)")
+	}
+	if c.Batch.MaxBytes < 1 {
+		p.Addf([]string{"batch", "max_bytes"}, "must be at least 1 byte")
 	}
 	if c.Token != "" && strings.TrimSpace(c.Token.Reveal()) != c.Token.Reveal() {
 		p.Addf([]string{"token"}, "must not start or end with whitespace (clients send it after \"Bearer \")")

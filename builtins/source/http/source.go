@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,22 +37,24 @@ var ErrClosed = errors.New("http source: closed")
 // batch that Read hands to the engine, and answers once the batch's Ack
 // arrives.
 type Source struct {
-	addr       string
-	path       string
-	format     lineformat.Format
-	maxBody    int64
-	maxEvent   int
-	timeout    time.Duration
-	readTO     time.Duration
-	retryAfter string // Retry-After value of 503 answers, in seconds
-	tls        *tls.Config
-	log        zerolog.Logger
-	hasToken   bool
-	tokenSum   [32]byte // sha256 of the token: comparing digests takes constant time whatever the lengths
-	evSource   string
-	evType     string
-	idPrefix   string
-	seq        atomic.Uint64
+	addr                    string
+	path                    string
+	format                  lineformat.Format
+	maxBody                 int64
+	maxEvent                int
+	timeout                 time.Duration
+	readTO                  time.Duration
+	minRate                 float64 // bytes per second a body must keep to after bodyGrace; 0: none
+	batchEvents, batchBytes int     // a request's events go to the task in batches this large
+	retryAfter              string  // Retry-After value of 503 answers, in seconds
+	tls                     *tls.Config
+	log                     zerolog.Logger
+	hasToken                bool
+	tokenSum                [32]byte // sha256 of the token: comparing digests takes constant time whatever the lengths
+	evSource                string
+	evType                  string
+	idPrefix                string
+	seq                     atomic.Uint64
 
 	queue     chan *pending // handlers → Read; bounded, so a slow engine blocks handlers
 	slots     chan struct{} // one token per request being handled (max_requests)
@@ -67,6 +68,8 @@ type Source struct {
 	newConns map[net.Conn]struct{} // connections that have not sent a request yet
 
 	builders sync.Pool
+	budget   *budget // memory of request bodies
+	decoders decoders
 
 	requests  *prometheus.CounterVec // by status code
 	abandoned *prometheus.CounterVec // by outcome
@@ -102,6 +105,15 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 	if s.readTO <= 0 {
 		s.readTO = defaultReadTimeout
 	}
+	s.minRate = float64(cfg.MinBodyRate)
+	s.batchEvents, s.batchBytes = cfg.Batch.MaxEvents, int(cfg.Batch.MaxBytes)
+	if s.batchEvents <= 0 {
+		s.batchEvents = defaultBatchEvents
+	}
+	if s.batchBytes <= 0 {
+		s.batchBytes = defaultBatchBytes
+	}
+	s.decoders.maxBody = s.maxBody
 	if s.evSource == "" {
 		s.evSource = "sluice/" + env.Task + "/http"
 	}
@@ -123,6 +135,9 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 	s.idPrefix = hex.EncodeToString(rnd[:])
 	s.queue = make(chan *pending, max(1, cfg.Concurrency))
 	s.slots = make(chan struct{}, max(1, cmpOrInt(cfg.MaxRequests, defaultMaxRequests)))
+	// Bodies being received and requests being handled share
+	// max_requests × max_body_size bytes; one request always fits.
+	s.budget = newBudget(int64(cap(s.slots))*s.maxBody + 2*budgetUnit + 512)
 	s.builders.New = func() any {
 		return &builder{w: lineformat.Wrapper{Source: s.evSource, Type: s.evType, MaxEvent: s.maxEvent}}
 	}
@@ -299,6 +314,7 @@ const (
 // pending is one request's batch on its way through the engine.
 type pending struct {
 	s     *Source
+	chunk *chunk
 	batch component.Batch
 	state atomic.Int32
 	done  chan error // capacity 1: Ack never blocks
@@ -360,13 +376,50 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > s.maxBody {
-		s.tooLarge(w)
+		s.tooLarge(w, "body larger than max_body_size")
 		return
 	}
 	media := mediaType(r.Header.Get("Content-Type"))
 	f, serr := classify(media, r.Header.Get("Ce-Specversion") != "")
-	if serr != nil {
-		s.reply(w, serr.code, `{"error":"`+jsonEscape(serr.msg)+`"}`) // refused before reading the body
+	if serr == nil {
+		var c coding
+		if c, serr = parseCoding(r.Header.Values("Content-Encoding")); serr == nil {
+			s.handle(w, r, f, media, c)
+			return
+		}
+	}
+	s.reply(w, serr.code, `{"error":"`+jsonEscape(serr.msg)+`"}`) // refused before reading the body
+}
+
+// handle reads the body (holding no request slot: a slow client holds only
+// the memory it filled), then takes a slot and hands the events to the
+// task in batches, answering once every batch was confirmed.
+func (s *Source) handle(w http.ResponseWriter, r *http.Request, f framing, media string, c coding) {
+	b := s.builders.Get().(*builder)
+	held := 0
+	defer func() { s.budget.release(held) }()
+	body, err := s.receive(w, r, b.body[:0], c, &held)
+	b.body = body
+	if err != nil {
+		s.putBuilder(b)
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			s.tooLarge(w, "body larger than max_body_size")
+		case errors.Is(err, errDecodedTooLarge):
+			s.tooLarge(w, "body larger than max_body_size once decoded ("+c.String()+")")
+		case errors.Is(err, errTooSlow), errors.Is(err, errReadTimeout):
+			w.Header().Set("Connection", "close")
+			s.reply(w, http.StatusRequestTimeout, `{"error":"`+jsonEscape(err.Error())+`: nothing was kept"}`)
+		case errors.Is(err, errBudget):
+			s.unavailable(w, err.Error()+"; nothing was kept", "")
+		case errors.Is(err, errDecoded):
+			s.reply(w, http.StatusBadRequest, `{"error":"`+jsonEscape(err.Error())+` (Content-Encoding `+c.String()+`): nothing was kept"}`)
+		case r.Context().Err() != nil:
+			// The client went away; no answer reaches it.
+		default:
+			s.reply(w, http.StatusBadRequest, `{"error":"cannot read the body: `+jsonEscape(err.Error())+`"}`)
+		}
 		return
 	}
 
@@ -375,33 +428,18 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	select {
 	case s.slots <- struct{}{}:
 	case <-timer.C:
-		s.unavailable(w, "too many requests in progress (max_requests)", "")
+		s.putBuilder(b)
+		s.unavailable(w, "too many requests in progress (max_requests); nothing was kept", "")
 		return
 	case <-s.closed:
-		s.unavailable(w, "source is shutting down", "")
+		s.putBuilder(b)
+		s.unavailable(w, "source is shutting down; nothing was kept", "")
 		return
 	case <-r.Context().Done():
+		s.putBuilder(b)
 		return
 	}
 	defer func() { <-s.slots }()
-
-	b := s.builders.Get().(*builder)
-	body, err := readBody(b.body[:0], http.MaxBytesReader(w, r.Body, s.maxBody), r.ContentLength)
-	b.body = body
-	if err != nil {
-		s.builders.Put(b)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.tooLarge(w)
-			return
-		}
-		code := http.StatusBadRequest
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			code = http.StatusRequestTimeout // read_timeout passed while the body trickled in
-		}
-		s.reply(w, code, `{"error":"cannot read the body: `+jsonEscape(err.Error())+`"}`)
-		return
-	}
 
 	lane := s.idPrefix + "-" + strconv.FormatUint(s.seq.Add(1), 36)
 	id := lane
@@ -410,70 +448,149 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	b.reset(id, time.Now())
+	fl := &flight{s: s, b: b, ctx: r.Context(), id: id, lane: lane, timer: timer}
+	timer.Reset(s.timeout) // the body is read: the wait for confirmation starts now
+	b.flush, b.maxEvents, b.maxBytes = fl.submit, s.batchEvents, s.batchBytes
 	if serr := b.split(f, s.format, r.Header, media); serr != nil {
-		s.builders.Put(b)
+		s.putBuilder(b)
 		s.reply(w, serr.code, `{"error":"`+jsonEscape(serr.msg)+`","request_id":"`+jsonEscape(id)+`"}`)
 		return
 	}
-	msgs := b.finish()
-	if len(msgs) == 0 {
-		s.builders.Put(b)
-		s.accepted(w, id, 0, 0)
+	if !b.stopped && len(b.cur.msgs) > 0 {
+		last := b.cur
+		b.cur = &chunk{}
+		fl.submit(last)
+	}
+	for fl.why == "" && len(fl.inflight) > 0 {
+		fl.waitOldest()
+	}
+	if fl.why != "" {
+		fl.giveUp(w)
 		return
 	}
+	n, rej := int(b.next), b.rejected
+	s.putBuilder(b)
+	s.accepted(w, id, n-rej, rej)
+}
 
-	p := &pending{s: s, done: make(chan error, 1), id: id}
-	p.batch = component.Batch{Messages: msgs, Lane: lane, Ack: p.ack}
-	timer.Reset(s.timeout) // the body is read: the wait for confirmation starts now
-	var why string
+// putBuilder returns b to the pool, without a body buffer larger than
+// 1 MiB: the pool must not keep every large body ever received.
+func (s *Source) putBuilder(b *builder) {
+	if cap(b.body) > 1<<20 {
+		b.body = nil
+	}
+	if len(b.spare) > maxPipeline {
+		b.spare = b.spare[:maxPipeline]
+	}
+	b.flush = nil
+	s.builders.Put(b)
+}
+
+// maxPipeline is how many batches of one request may be in the task at
+// once: one being processed, one waiting, while the next is built.
+const maxPipeline = 2
+
+// flight is one request's batches on their way through the engine, all in
+// the request's lane, so the engine keeps their order and acknowledges
+// them in order.
+type flight struct {
+	s        *Source
+	b        *builder
+	ctx      context.Context
+	id, lane string
+	timer    *time.Timer // response_timeout since the last progress
+	inflight []*pending  // handed to the queue, not acknowledged, in order
+	taken    bool        // the engine took a batch: events may be delivered
+	why      string      // why the request failed; "" while it goes on
+	nacked   bool        // the task refused a batch
+}
+
+// submit hands one full batch to the engine, first waiting for the oldest
+// of the request's batches when maxPipeline are in flight. It returns
+// false once the request failed.
+func (fl *flight) submit(c *chunk) bool {
+	for fl.why == "" && len(fl.inflight) >= maxPipeline {
+		fl.waitOldest()
+	}
+	if fl.why != "" {
+		return false
+	}
+	s := fl.s
+	p := &pending{s: s, done: make(chan error, 1), id: fl.id, chunk: c}
+	p.batch = component.Batch{Messages: c.finish(), Lane: fl.lane, Ack: p.ack}
 	select {
 	case s.queue <- p:
-		select {
-		case err := <-p.done:
-			s.answer(w, p, b, err)
-			return
-		case <-timer.C:
-			why = "events not confirmed within response_timeout"
-		case <-s.closed:
-			why = "source is shutting down"
-		case <-r.Context().Done():
-			why = "client went away"
-		}
-	case <-timer.C:
-		why = "the task is busy: events not taken within response_timeout"
+		fl.inflight = append(fl.inflight, p)
+		return true
+	case <-fl.timer.C:
+		fl.why = "the task is busy: events not taken within response_timeout"
 	case <-s.closed:
-		why = "source is shutting down"
-	case <-r.Context().Done():
-		why = "client went away"
+		fl.why = "source is shutting down"
+	case <-fl.ctx.Done():
+		fl.why = "client went away"
 	}
-	switch {
-	case p.state.CompareAndSwap(statePending, stateDropped):
-		// Never read (or still in the queue, where Read will skip it): nothing
-		// was kept, and the buffers can be reused.
-		s.builders.Put(b)
-		s.unavailable(w, why+"; nothing was kept", id)
-	case p.state.CompareAndSwap(stateTaken, stateAbandoned):
-		// The engine holds the batch and may still deliver it: the buffers
-		// stay with it, and a retry may duplicate its events (same ids when
-		// the client sends the same X-Request-Id).
-		s.unavailable(w, why+"; the events may still be delivered, so a retry can duplicate them (send the same X-Request-Id so duplicates keep their ids)", id)
-	default:
-		// Ack arrived meanwhile.
-		s.answer(w, p, b, <-p.done)
+	return false
+}
+
+// waitOldest waits for the first batch in flight to be acknowledged, and
+// recycles its buffers.
+func (fl *flight) waitOldest() {
+	p := fl.inflight[0]
+	select {
+	case err := <-p.done:
+		fl.inflight = fl.inflight[1:]
+		fl.taken = true
+		if err != nil {
+			// The error is the task's (a stopped or blocked task); it is
+			// logged there, and the client needs only to know it must retry.
+			fl.why, fl.nacked = "the task could not handle the events", true
+			return
+		}
+		fl.b.spare = append(fl.b.spare, p.chunk)
+		fl.timer.Reset(fl.s.timeout)
+		return
+	case <-fl.timer.C:
+		fl.why = "events not confirmed within response_timeout"
+	case <-fl.s.closed:
+		fl.why = "source is shutting down"
+	case <-fl.ctx.Done():
+		fl.why = "client went away"
 	}
 }
 
-// answer replies to a request whose batch was acknowledged with err.
-func (s *Source) answer(w http.ResponseWriter, p *pending, b *builder, err error) {
-	n, rej := len(p.batch.Messages), b.rejected
-	s.builders.Put(b)
-	if err != nil {
-		// The error is the task's (a stopped or blocked task); it is logged
-		// there, and the client needs only to know it must retry.
-		s.unavailable(w, "the task could not handle the events; nothing was confirmed", p.id)
-		return
+// giveUp answers 503 for a request that failed, after settling its batches
+// still in flight: one still queued is dropped (Read skips it), one the
+// engine took is abandoned (it may still be delivered).
+func (fl *flight) giveUp(w http.ResponseWriter) {
+	s := fl.s
+	recycle := true
+	for _, p := range fl.inflight {
+		switch {
+		case p.state.CompareAndSwap(statePending, stateDropped):
+		case p.state.CompareAndSwap(stateTaken, stateAbandoned):
+			fl.taken, recycle = true, false
+		default:
+			// Acknowledged meanwhile.
+			fl.taken = true
+			if err := <-p.done; err != nil {
+				fl.nacked = true
+			}
+		}
 	}
-	s.accepted(w, p.id, n-rej, rej)
+	if recycle {
+		s.putBuilder(fl.b)
+	}
+	switch {
+	case fl.nacked:
+		s.unavailable(w, fl.why+"; nothing was confirmed, and events handled before the failure may have been delivered, so a retry can duplicate them", fl.id)
+	case fl.taken:
+		// The engine holds a batch and may still deliver it, or delivered
+		// earlier batches of the request: a retry may duplicate events
+		// (same ids when the client sends the same X-Request-Id).
+		s.unavailable(w, fl.why+"; the events may still be delivered, so a retry can duplicate them (send the same X-Request-Id so duplicates keep their ids)", fl.id)
+	default:
+		s.unavailable(w, fl.why+"; nothing was kept", fl.id)
+	}
 }
 
 func (s *Source) accepted(w http.ResponseWriter, id string, n, rejected int) {
@@ -497,9 +614,9 @@ func (s *Source) unavailable(w http.ResponseWriter, why, id string) {
 	s.reply(w, http.StatusServiceUnavailable, body+"}")
 }
 
-func (s *Source) tooLarge(w http.ResponseWriter) {
+func (s *Source) tooLarge(w http.ResponseWriter, what string) {
 	w.Header().Set("Connection", "close")
-	s.reply(w, http.StatusRequestEntityTooLarge, `{"error":"body larger than max_body_size (`+strconv.FormatInt(s.maxBody, 10)+` bytes): nothing was kept; split it into smaller requests"}`)
+	s.reply(w, http.StatusRequestEntityTooLarge, `{"error":"`+what+` (`+strconv.FormatInt(s.maxBody, 10)+` bytes): nothing was kept; split it into smaller requests"}`)
 }
 
 func (s *Source) reply(w http.ResponseWriter, code int, body string) {
@@ -541,29 +658,6 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
-}
-
-// readBody reads r to the end into buf. n is the announced length (-1:
-// unknown); the buffer is sized for it plus room to see the end.
-func readBody(buf []byte, r io.Reader, n int64) ([]byte, error) {
-	if n > 0 {
-		buf = slices.Grow(buf, int(n)+512)
-	} else if cap(buf) < 4096 {
-		buf = slices.Grow(buf, 4096)
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, cap(buf))
-		}
-		m, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 func jsonEscape(s string) string {

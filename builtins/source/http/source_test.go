@@ -529,32 +529,33 @@ func TestResponseTimeout(t *testing.T) {
 		}
 	})
 	t.Run("request slots", func(t *testing.T) {
-		s, base := startSource(t, "response_timeout = \"500ms\"\nmax_requests = 1")
-		runEngine(t, s, nil)
-		// The first request holds the only slot while its body trickles in.
-		pr, pw := io.Pipe()
-		done := make(chan int)
-		go func() {
-			req, _ := http.NewRequest(http.MethodPost, base+"/", pr)
-			req.Header.Set("Content-Type", "application/x-ndjson")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				done <- 0
-				return
+		s, base := startSource(t, "response_timeout = \"1s\"\nmax_requests = 1\nbatch = { max_events = 1 }")
+		// The first request holds the only slot while the task handles its
+		// events, batch after batch, each within response_timeout (a body
+		// being received holds none: see TestSlowSenders).
+		var firstBatches atomic.Int32
+		runEngine(t, s, func(b component.Batch) (time.Duration, bool, error) {
+			if b.Messages[0].Pos.Stream == "first" {
+				firstBatches.Add(1)
+				return 200 * time.Millisecond, true, nil
 			}
-			resp.Body.Close()
-			done <- resp.StatusCode
+			return 0, true, nil
+		})
+		done := make(chan string)
+		go func() {
+			_, body := post(t, base+"/", strings.Repeat("1\n", 30), "Content-Type: application/x-ndjson", "X-Request-Id: first")
+			done <- body
 		}()
-		pw.Write([]byte("1\n"))
-		waitFor(t, "the first request to hold the slot", func() bool { return len(s.slots) == 1 })
+		waitFor(t, "the first request to hold the slot", func() bool { return firstBatches.Load() > 0 })
 		resp, body := post(t, base+"/", `2`, "Content-Type: application/json")
 		if resp.StatusCode != 503 || !strings.Contains(body, "max_requests") || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("second request: %d %s, want 503 max_requests", resp.StatusCode, body)
 		}
-		pw.Close()
-		if code := <-done; code != 200 {
-			t.Fatalf("first request: %d, want 200", code)
+		if body := <-done; !strings.Contains(body, `"accepted":30,`) {
+			t.Fatalf("first request: %s, want 30 accepted", body)
+		}
+		if n := firstBatches.Load(); n != 30 {
+			t.Fatalf("first request came in %d batches, want 30 (batch.max_events = 1)", n)
 		}
 	})
 }

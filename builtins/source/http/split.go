@@ -93,23 +93,60 @@ func isTextMedia(m string) bool {
 		m == "application/x-www-form-urlencoded" || m == "application/yaml" || m == "application/javascript"
 }
 
-// span locates a built event inside builder.out; s < 0 marks a raw element
+// span locates a built event inside chunk.out; s < 0 marks a raw element
 // (a decode failure) whose Payload is already set.
 type span struct{ s, e int }
 
-// builder turns one request body into messages. Builders are pooled: the
-// buffers are reused once the engine acknowledged the batch that points into
-// them.
-type builder struct {
-	w        lineformat.Wrapper
-	body     []byte
+// chunk holds the events of one batch; they point into its out buffer.
+type chunk struct {
 	out      []byte
 	msgs     []message.Message
 	spans    []span
-	attrs    []attr
-	stream   string
-	now      time.Time
 	rejected int
+}
+
+func (c *chunk) reset() {
+	clear(c.msgs) // drop references into old buffers
+	c.msgs = c.msgs[:0]
+	c.spans = c.spans[:0]
+	c.out = c.out[:0]
+	c.rejected = 0
+}
+
+// finish points each built message at its event. Events are appended to
+// one buffer that may move while it grows, so slices are taken at the end.
+func (c *chunk) finish() []message.Message {
+	for i, sp := range c.spans {
+		if sp.s >= 0 {
+			ev := c.out[sp.s:sp.e:sp.e]
+			c.msgs[i].Payload, c.msgs[i].Event = ev, ev
+		}
+	}
+	return c.msgs
+}
+
+// builder turns one request body into batches of messages. Builders are
+// pooled: the buffers are reused once the engine acknowledged the batches
+// that point into them.
+type builder struct {
+	w      lineformat.Wrapper
+	body   []byte
+	cur    *chunk   // the batch being filled
+	spare  []*chunk // acknowledged batches, for reuse
+	attrs  []attr
+	stream string
+	now    time.Time
+	next   int64 // index of the next element of the body
+	// rejected counts the elements of the whole body that failed at decode.
+	rejected int
+
+	// A batch is handed to flush once it holds maxEvents events or
+	// maxBytes bytes of them; flush returns false to stop the split (the
+	// request failed). Without flush the whole body is one batch.
+	flush     func(*chunk) bool
+	maxEvents int
+	maxBytes  int
+	stopped   bool
 }
 
 // attr is one binary-mode CloudEvents attribute.
@@ -117,20 +154,41 @@ type attr struct{ name, value string }
 
 // reset prepares b for a request whose elements get positions in stream.
 func (b *builder) reset(stream string, now time.Time) {
-	clear(b.msgs) // drop references into old buffers
-	b.msgs = b.msgs[:0]
-	b.spans = b.spans[:0]
-	b.out = b.out[:0]
+	if b.cur == nil {
+		b.cur = &chunk{}
+	}
+	b.cur.reset()
 	b.stream = stream
 	b.now = now
+	b.next = 0
 	b.rejected = 0
+	b.stopped = false
+	b.flush = nil
 	b.w.SetTime(now)
+}
+
+// finish returns the messages of the batch being filled.
+func (b *builder) finish() []message.Message { return b.cur.finish() }
+
+// cut hands the batch being filled to flush and starts a new one.
+func (b *builder) cut() {
+	full := b.cur
+	if n := len(b.spare); n > 0 {
+		b.cur, b.spare = b.spare[n-1], b.spare[:n-1]
+		b.cur.reset()
+	} else {
+		b.cur = &chunk{}
+	}
+	if !b.flush(full) {
+		b.stopped = true
+	}
 }
 
 // split cuts b.body into messages following f. format is the source's
 // configured format; CloudEvents content types force the strict
 // cloudevents format. It returns a *statusError for a body that cannot be
-// cut into elements at all; per-element failures become messages with Err.
+// cut into elements at all, before any batch was handed on; per-element
+// failures become messages with Err.
 func (b *builder) split(f framing, format lineformat.Format, h http.Header, media string) *statusError {
 	body := b.body
 	b.w.Format = format
@@ -181,7 +239,7 @@ func (b *builder) split(f framing, format lineformat.Format, h http.Header, medi
 	}
 	if body[start] == '[' {
 		it := jsonscan.ElementsOf(body, start)
-		for it.Next() {
+		for !b.stopped && it.Next() {
 			s, e := it.Value()
 			b.add(body[s:e], s)
 		}
@@ -193,7 +251,7 @@ func (b *builder) split(f framing, format lineformat.Format, h http.Header, medi
 
 // lines adds one element per non-blank line of body.
 func (b *builder) lines(body []byte) {
-	for i := 0; i < len(body); {
+	for i := 0; i < len(body) && !b.stopped; {
 		j := bytes.IndexByte(body[i:], '\n')
 		next := len(body)
 		if j >= 0 {
@@ -215,37 +273,32 @@ func (b *builder) lines(body []byte) {
 
 // add builds the event for one element found at byte offset off of the body.
 func (b *builder) add(elem []byte, off int) {
-	pos := message.Position{Stream: b.stream, Offset: int64(len(b.msgs))}
-	start := len(b.out)
-	out, err := b.w.Append(b.out, elem, pos)
-	b.out = out
+	c := b.cur
+	pos := message.Position{Stream: b.stream, Offset: b.next}
+	b.next++
+	start := len(c.out)
+	out, err := b.w.Append(c.out, elem, pos)
+	c.out = out
 	if err != nil {
 		b.fail(elem, pos, fmt.Errorf("http request %s, element %d (body byte %d): %w", b.stream, pos.Offset, off, err))
-		return
+	} else {
+		c.msgs = append(c.msgs, message.Message{Time: b.now, Pos: pos})
+		c.spans = append(c.spans, span{start, len(c.out)})
 	}
-	b.msgs = append(b.msgs, message.Message{Time: b.now, Pos: pos})
-	b.spans = append(b.spans, span{start, len(b.out)})
+	if b.flush != nil && (len(c.msgs) >= b.maxEvents || len(c.out) >= b.maxBytes) {
+		b.cut()
+	}
 }
 
 // fail records an element that cannot become an event; the engine sends it
 // to the dead-letter queue at stage decode with raw as the original bytes.
 func (b *builder) fail(raw []byte, pos message.Position, err error) {
+	c := b.cur
 	raw = raw[:len(raw):len(raw)]
-	b.msgs = append(b.msgs, message.Message{Payload: raw, Event: raw, Time: b.now, Pos: pos, Err: err})
-	b.spans = append(b.spans, span{-1, -1})
+	c.msgs = append(c.msgs, message.Message{Payload: raw, Event: raw, Time: b.now, Pos: pos, Err: err})
+	c.spans = append(c.spans, span{-1, -1})
+	c.rejected++
 	b.rejected++
-}
-
-// finish points each built message at its event. Events are appended to
-// one buffer that may move while it grows, so slices are taken at the end.
-func (b *builder) finish() []message.Message {
-	for i, sp := range b.spans {
-		if sp.s >= 0 {
-			ev := b.out[sp.s:sp.e:sp.e]
-			b.msgs[i].Payload, b.msgs[i].Event = ev, ev
-		}
-	}
-	return b.msgs
 }
 
 // binary builds one CloudEvent from ce-* headers (CloudEvents HTTP binding,
@@ -287,9 +340,11 @@ func (b *builder) binary(h http.Header, media string, format lineformat.Format) 
 		return badRequest("CloudEvents binary mode: ce-specversion %q is not supported (want \"1.0\")", req[0])
 	}
 
+	c := b.cur
 	pos := message.Position{Stream: b.stream}
-	start := len(b.out)
-	out := append(b.out, '{')
+	b.next++
+	start := len(c.out)
+	out := append(c.out, '{')
 	for i, name := range required {
 		if i > 0 {
 			out = append(out, ',')
@@ -319,7 +374,7 @@ func (b *builder) binary(h http.Header, media string, format lineformat.Format) 
 				out = jsonscan.AppendCompact(out, tok)
 			}
 		case isJSONMedia(media) && format != lineformat.Auto:
-			b.out = out[:start]
+			c.out = out[:start]
 			b.fail(body, pos, fmt.Errorf("http request %s: %w: the body is not valid JSON although Content-Type is %s (format = %q)", b.stream, lineformat.ErrDecode, media, format))
 			return nil
 		case (isTextMedia(media) || isJSONMedia(media)) && utf8.Valid(body):
@@ -332,15 +387,15 @@ func (b *builder) binary(h http.Header, media string, format lineformat.Format) 
 		}
 	}
 	out = append(out, '}')
-	b.out = out
+	c.out = out
 	if limit := b.w.MaxEvent; limit > 0 && len(out)-start > limit {
 		ev := slices.Clone(out[start:])
-		b.out = out[:start]
+		c.out = out[:start]
 		b.fail(ev, pos, fmt.Errorf("http request %s: %w: %d bytes, the limit is %d (raise max_event_size)", b.stream, lineformat.ErrTooLarge, len(ev), limit))
 		return nil
 	}
-	b.msgs = append(b.msgs, message.Message{Time: b.now, Pos: pos})
-	b.spans = append(b.spans, span{start, len(out)})
+	c.msgs = append(c.msgs, message.Message{Time: b.now, Pos: pos})
+	c.spans = append(c.spans, span{start, len(out)})
 	return nil
 }
 
