@@ -62,6 +62,10 @@ func parseCoding(h []string) (coding, *statusError) {
 	return c, nil
 }
 
+// maxZstdWindow is the largest zstd window accepted whatever
+// max_body_size: what zstd's levels up to 19 use.
+const maxZstdWindow = 8 << 20
+
 // errDecoded marks a body that does not decode under its Content-Encoding.
 var errDecoded = errors.New("cannot decode the body")
 
@@ -103,12 +107,13 @@ func (d *decoders) open(c coding, r io.Reader) (decoded, error) {
 	case codingZstd:
 		zd, _ := d.zstd.Get().(*zstd.Decoder)
 		if zd == nil {
-			// One goroutine, low memory, and a window no larger than a
-			// body may be: a frame asking for more is refused, not
-			// allocated.
+			// One goroutine, low memory, and a bounded window: a frame
+			// asking for more than a body may hold (or the 8 MiB of
+			// zstd's usual levels) is refused, not allocated.
+			window := uint64(max(d.maxBody, maxZstdWindow))
 			var err error
 			zd, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-				zstd.WithDecoderMaxWindow(uint64(max(d.maxBody, 1<<20))), zstd.WithDecoderMaxMemory(uint64(max(d.maxBody, 1<<20))+1))
+				zstd.WithDecoderMaxWindow(window), zstd.WithDecoderMaxMemory(window))
 			if err != nil {
 				return decoded{}, err
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
+	"github.com/sluicehq/sluice/runtime/message"
 )
 
 var fuzzTypes = []string{
@@ -110,6 +111,29 @@ func FuzzSplit(f *testing.F) {
 		}
 		if fr == frameBinary && len(msgs) != 1 {
 			t.Fatalf("binary mode gave %d messages", len(msgs))
+		}
+
+		// Cut into batches, the body gives the same messages in order.
+		c := &builder{w: lineformat.Wrapper{Source: "s", Type: "t", MaxEvent: 64}}
+		c.body = body
+		c.reset("req", time.Unix(0, 0))
+		var got []message.Message
+		c.flush = func(ch *chunk) bool {
+			got = append(got, ch.finish()...)
+			return true
+		}
+		c.maxEvents, c.maxBytes = 1+len(body)%4, 1+len(body)%300
+		if serr := c.split(fr, fuzzFormats[int(format)%len(fuzzFormats)], h, media); serr != nil {
+			t.Fatalf("split in batches failed where the whole split did not: %v", serr)
+		}
+		got = append(got, c.finish()...)
+		if len(got) != len(msgs) || c.rejected != b.rejected {
+			t.Fatalf("in batches: %d messages (%d rejected), whole: %d (%d)", len(got), c.rejected, len(msgs), b.rejected)
+		}
+		for i := range got {
+			if !bytes.Equal(got[i].Payload, msgs[i].Payload) || got[i].Pos != msgs[i].Pos || (got[i].Err == nil) != (msgs[i].Err == nil) {
+				t.Fatalf("message %d differs in batches: %q %+v, whole: %q %+v", i, got[i].Payload, got[i].Pos, msgs[i].Payload, msgs[i].Pos)
+			}
 		}
 	})
 }

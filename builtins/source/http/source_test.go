@@ -710,3 +710,89 @@ func TestConcurrentMixed(t *testing.T) {
 		t.Errorf("engine read %d batches, want %d", n, 2*clients+clients/5)
 	}
 }
+
+// TestLargeBodyInBatches: a body with more elements than batch.max_events
+// reaches the task as several batches of one lane, in order, with
+// positions and ids running on across them; at most two are in the task at
+// once; the answer counts them all.
+func TestLargeBodyInBatches(t *testing.T) {
+	s, base := startSource(t, "format = \"json\"\nbatch = { max_events = 10 }")
+	var outstanding, most atomic.Int32
+	e := runEngine(t, s, func(b component.Batch) (time.Duration, bool, error) {
+		n := outstanding.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		go func() {
+			time.Sleep(5 * time.Millisecond) // a task that takes a while
+			outstanding.Add(-1)
+			b.Ack(nil)
+		}()
+		return 0, false, nil
+	})
+	var body strings.Builder
+	for i := range 95 {
+		if i%20 == 7 {
+			body.WriteString("not json\n")
+			continue
+		}
+		fmt.Fprintf(&body, "{\"i\":%d}\n", i)
+	}
+	resp, answer := post(t, base+"/", body.String(), "Content-Type: application/x-ndjson", "X-Request-Id: big-1")
+	if resp.StatusCode != 200 || !strings.Contains(answer, `"accepted":90,"rejected":5`) {
+		t.Fatalf("%d %s", resp.StatusCode, answer)
+	}
+	if m := most.Load(); m > maxPipeline {
+		t.Errorf("%d batches of the request were in the task at once, want at most %d", m, maxPipeline)
+	}
+	batches := e.all()
+	if len(batches) != 10 {
+		t.Fatalf("%d batches, want 10", len(batches))
+	}
+	e.mu.Lock()
+	lanes := map[string]bool{}
+	for _, b := range e.batches {
+		lanes[b.Lane] = true
+	}
+	e.mu.Unlock()
+	if len(lanes) != 1 {
+		t.Fatalf("batches in %d lanes, want one", len(lanes))
+	}
+	next := 0
+	for _, b := range batches {
+		for _, m := range b {
+			if m.Pos.Stream != "big-1" || m.Pos.Offset != int64(next) {
+				t.Fatalf("element %d: position %+v", next, m.Pos)
+			}
+			if m.Err == nil && !strings.Contains(string(m.Payload), fmt.Sprintf(`"id":"big-1-0-%d"`, next)) {
+				t.Fatalf("element %d: %s", next, m.Payload)
+			}
+			next++
+		}
+	}
+	if next != 95 {
+		t.Fatalf("%d elements, want 95", next)
+	}
+}
+
+// TestLargeBodyFailsMidway: when the task refuses the third batch of a
+// request, the answer is 503 and says that earlier events may have been
+// delivered; no later batch is handed over.
+func TestLargeBodyFailsMidway(t *testing.T) {
+	s, base := startSource(t, "batch = { max_events = 10 }")
+	var n atomic.Int32
+	e := runEngine(t, s, func(component.Batch) (time.Duration, bool, error) {
+		if n.Add(1) == 3 {
+			return 0, true, errors.New("task blocked")
+		}
+		return 0, true, nil
+	})
+	resp, answer := post(t, base+"/", strings.Repeat("1\n", 100), "Content-Type: application/x-ndjson")
+	if resp.StatusCode != 503 || !strings.Contains(answer, "may have been delivered") || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("%d %s", resp.StatusCode, answer)
+	}
+	// The source stops at the failure: at most the batch built meanwhile
+	// follows it.
+	if got := len(e.all()); got > 4 {
+		t.Fatalf("%d batches handed over after the third failed", got)
+	}
+}

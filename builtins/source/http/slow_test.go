@@ -1,0 +1,142 @@
+package http
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+// trickler is a client that sends its request headers, then its body two
+// bytes at a time every 100 ms (slowloris), until the server answers or
+// cuts it off.
+type trickler struct {
+	sent   atomic.Int64
+	status atomic.Int32 // the answer's status; -1: cut without an answer
+	ended  atomic.Int64 // nanoseconds from start until the answer or the cut
+}
+
+func startTrickler(t *testing.T, addr, extraHeaders string) *trickler {
+	t.Helper()
+	tr := &trickler{}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	start := time.Now()
+	fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: 1000000\r\n%s\r\n", addr, extraHeaders)
+	stop := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond) // the pace of the attack, not synchronisation
+		defer tick.Stop()
+		for {
+			if _, err := conn.Write([]byte("1\n")); err != nil {
+				return
+			}
+			tr.sent.Add(1)
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	go func() {
+		defer close(stop)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		code := int32(-1)
+		if err == nil {
+			code = int32(resp.StatusCode)
+			resp.Body.Close()
+		}
+		tr.ended.Store(int64(time.Since(start)))
+		tr.status.Store(code)
+		conn.Close()
+	}()
+	return tr
+}
+
+// TestSlowSenders: clients that trickle their bodies must not keep a
+// legitimate client out. With four request slots and eight tricklers, a
+// normal request is answered 200 at once (a body being received holds no
+// slot), and each trickler is cut off with 408 once it fell below
+// min_body_rate, long before read_timeout. With a token, tricklers without
+// it are refused before their body is read; tricklers with it are cut off
+// like the others.
+func TestSlowSenders(t *testing.T) {
+	for _, c := range []struct {
+		name, keys, auth, legit string
+	}{
+		{name: "no token"},
+		{name: "token", keys: `token = "s3cret"`, auth: "Authorization: Bearer s3cret\r\n", legit: "Authorization: Bearer s3cret"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, base := startSource(t, "max_requests = 4\nread_timeout = \"60s\"\n"+c.keys)
+			runEngine(t, s, nil)
+			addr := strings.TrimPrefix(base, "http://")
+			var ts []*trickler
+			for range 8 {
+				ts = append(ts, startTrickler(t, addr, c.auth))
+			}
+			var anon []*trickler
+			if c.auth != "" {
+				for range 4 {
+					anon = append(anon, startTrickler(t, addr, ""))
+				}
+			}
+			testkit.WaitFor(t, "every trickler to send a few bytes", func() bool {
+				for _, tr := range ts {
+					if tr.sent.Load() < 3 {
+						return false
+					}
+				}
+				return true
+			})
+			began := time.Now()
+			headers := []string{"Content-Type: application/json"}
+			if c.legit != "" {
+				headers = append(headers, c.legit)
+			}
+			resp, body := post(t, base+"/", `{"n":1}`, headers...)
+			took := time.Since(began)
+			if resp.StatusCode != 200 {
+				t.Fatalf("legitimate client answered %d after %v while 8 clients trickled: %s", resp.StatusCode, took, body)
+			}
+			t.Logf("legitimate client: 200 after %v, with 8 tricklers connected", took.Round(time.Millisecond))
+
+			testkit.WaitFor(t, "every trickler to be cut off", func() bool {
+				for _, tr := range append(ts, anon...) {
+					if tr.status.Load() == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			var longest time.Duration
+			for i, tr := range ts {
+				if st := tr.status.Load(); st != http.StatusRequestTimeout {
+					t.Errorf("trickler %d: status %d, want 408", i, st)
+				}
+				longest = max(longest, time.Duration(tr.ended.Load()))
+			}
+			t.Logf("tricklers cut off after at most %v (read_timeout 60s, min_body_rate 16KiB/s after 5s)", longest.Round(time.Millisecond))
+			// Generous: the rate cuts them after about 5 s; read_timeout
+			// would take 60 s.
+			if longest > 30*time.Second {
+				t.Errorf("tricklers held on for %v: the rate limit did not apply", longest)
+			}
+			for i, tr := range anon {
+				if st := tr.status.Load(); st != http.StatusUnauthorized {
+					t.Errorf("trickler %d without the token: status %d, want 401", i, st)
+				}
+			}
+		})
+	}
+}
