@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
@@ -179,4 +181,60 @@ path = "`+filepath.Join(dir, "out.jsonl")+`"
 		t.Fatal("the token was logged")
 	}
 	p.Stop(t)
+}
+
+// TestE2EInvalidUTF8: lines holding bytes that are not UTF-8 (Latin-1 text,
+// a truncated sequence inside a JSON string) become events in valid UTF-8
+// by default, each bad byte replaced by U+FFFD; with invalid_utf8 =
+// "reject" they go to the dead-letter file, which stays valid JSON and
+// keeps their exact bytes in event_base64.
+func TestE2EInvalidUTF8(t *testing.T) {
+	input := "caf\xe9 au lait\n{\"name\":\"Jos\xc3\"}\n{\"ok\":\"\u00e9\"}\n"
+	for _, policy := range []string{"replace", "reject"} {
+		t.Run(policy, func(t *testing.T) {
+			dir := t.TempDir()
+			task := write(t, dir, "task.toml", `name = "utf8"
+[source]
+type = "stdin"
+invalid_utf8 = "`+policy+`"
+[sink]
+type = "file"
+path = "`+filepath.Join(dir, "out.jsonl")+`"
+[dead_letter]
+type = "file"
+path = "`+filepath.Join(dir, "dlq.jsonl")+`"
+`)
+			r := sluice(t, input, "run", task)
+			if r.code != 0 {
+				t.Fatalf("run: %+v", r)
+			}
+			out, _ := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+			dlq, _ := os.ReadFile(filepath.Join(dir, "dlq.jsonl"))
+			for name, data := range map[string][]byte{"output": out, "dead letters": dlq} {
+				for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+					if line != "" && (!utf8.ValidString(line) || !json.Valid([]byte(line))) {
+						t.Errorf("%s: %q is not JSON in valid UTF-8", name, line)
+					}
+				}
+			}
+			lines := func(b []byte) int { return strings.Count(string(b), "\n") }
+			if policy == "replace" {
+				if lines(out) != 3 || lines(dlq) != 0 || !strings.Contains(string(out), "caf\ufffd au lait") || !strings.Contains(string(out), `"name":"Jos`+"\ufffd"+`"`) {
+					t.Fatalf("output:\n%s\ndead letters:\n%s", out, dlq)
+				}
+				return
+			}
+			if lines(out) != 1 || lines(dlq) != 2 {
+				t.Fatalf("output:\n%s\ndead letters:\n%s", out, dlq)
+			}
+			var rec struct {
+				EventBase64 string `json:"event_base64"`
+				Stage       string
+			}
+			json.Unmarshal([]byte(strings.Split(string(dlq), "\n")[0]), &rec)
+			if raw, _ := base64.StdEncoding.DecodeString(rec.EventBase64); string(raw) != "caf\xe9 au lait" || rec.Stage != "decode" {
+				t.Fatalf("dead letter keeps %q at stage %q, want the original bytes at decode", raw, rec.Stage)
+			}
+		})
+	}
 }

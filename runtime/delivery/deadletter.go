@@ -1,8 +1,10 @@
 package delivery
 
 import (
+	"encoding/base64"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
@@ -33,13 +35,22 @@ func (r *Record) Class() string {
 
 // AppendJSON appends the record as one JSON object (design.md §4):
 // {"event": <the original, as JSON or as a string>, "task", "stage",
-// "error": {"class", "message"}, "attempts", "position", "time"}.
+// "error": {"class", "message"}, "attempts", "position", "time"}. The
+// record is valid UTF-8 whatever the event holds: an event that is not
+// valid UTF-8 is written as a string with each bad byte replaced by U+FFFD,
+// followed by "event_base64" with its exact bytes (what a replay reads).
 func (r *Record) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"event":`...)
-	if len(r.Event) > 0 && jsonscan.Valid(r.Event) {
+	valid := utf8.Valid(r.Event)
+	if len(r.Event) > 0 && valid && jsonscan.Valid(r.Event) {
 		dst = jsonscan.AppendCompact(dst, r.Event)
 	} else {
 		dst = jsonscan.AppendQuoted(dst, r.Event)
+	}
+	if !valid {
+		dst = append(dst, `,"event_base64":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, r.Event)
+		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"task":`...)
 	dst = jsonscan.AppendQuoted(dst, []byte(r.Task))

@@ -394,7 +394,8 @@ func Float(tok []byte) (float64, bool) {
 
 // AppendQuoted appends s as a JSON string token (quotes included), escaping
 // '"', '\\' and control characters; other bytes, including non-ASCII and
-// '/', are copied as they are.
+// '/', are copied as they are, except bytes that are not valid UTF-8: each
+// becomes \ufffd, as in encoding/json, so the output is always valid JSON.
 func AppendQuoted(dst []byte, s []byte) []byte {
 	dst = append(dst, '"')
 	dst = AppendEscaped(dst, s)
@@ -405,11 +406,23 @@ const hexDigits = "0123456789abcdef"
 
 // AppendEscaped appends s escaped for the inside of a JSON string, without
 // quotes: '"' and '\\' are backslash-escaped, \n \t \r \b \f use their short
-// forms and other control characters \u00XX.
+// forms and other control characters \u00XX. Each byte that is not part of
+// valid UTF-8 becomes \ufffd (JSON text is UTF-8, RFC 8259 §8.1).
 func AppendEscaped(dst []byte, s []byte) []byte {
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c >= 0x80 {
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, `\ufffd`...)
+				start = i + 1
+				continue
+			}
+			i += size - 1
+			continue
+		}
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
 		}
@@ -431,6 +444,27 @@ func AppendEscaped(dst []byte, s []byte) []byte {
 			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		}
 		start = i + 1
+	}
+	return append(dst, s[start:]...)
+}
+
+// AppendValidUTF8 appends s with each byte that is not part of valid UTF-8
+// replaced by U+FFFD (its three UTF-8 bytes), as encoding/json decodes such
+// input. Valid text is copied as it is.
+func AppendValidUTF8(dst, s []byte) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\uFFFD"...)
+			start = i + 1
+		}
+		i += size
 	}
 	return append(dst, s[start:]...)
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 	"github.com/sluicehq/sluice/runtime/message"
@@ -35,6 +36,23 @@ const (
 // Enum lists the formats for config struct tags.
 const Enum = "auto,json,cloudevents"
 
+// UTF8Policy is the value of a line source's `invalid_utf8` key: what
+// happens to a line holding bytes that are not valid UTF-8. Events are JSON,
+// and JSON is UTF-8, so such bytes never pass through as they are.
+type UTF8Policy string
+
+const (
+	// Replace turns each invalid byte into U+FFFD (the zero value does the
+	// same), as encoding/json and the Kafka source do.
+	Replace UTF8Policy = "replace"
+	// Reject sends the line to the dead-letter queue at stage decode, with
+	// its bytes kept exactly.
+	Reject UTF8Policy = "reject"
+)
+
+// UTF8Enum lists the policies for config struct tags.
+const UTF8Enum = "replace,reject"
+
 // ErrTooLarge is wrapped by the error returned for a line over the limit.
 var ErrTooLarge = errors.New("event too large")
 
@@ -45,6 +63,9 @@ var ErrDecode = errors.New("cannot decode event")
 // source goroutine owns one.
 type Wrapper struct {
 	Format Format
+	// InvalidUTF8 says what to do with a line that is not valid UTF-8
+	// ("": Replace).
+	InvalidUTF8 UTF8Policy
 	// Source and Type are the CloudEvents attributes of wrapped events.
 	Source string
 	Type   string
@@ -57,6 +78,7 @@ type Wrapper struct {
 	timeTok        []byte
 	timeAt         time.Time
 	id             []byte // scratch for the id
+	fixed          []byte // scratch for a line with invalid UTF-8 replaced
 }
 
 // SetTime sets the ingest time written into wrapped events. Sources call it
@@ -74,7 +96,9 @@ func (w *Wrapper) SetTime(t time.Time) {
 }
 
 // Append appends the event built from line to dst and returns it. line must
-// not include its newline (a trailing '\r' is dropped). On a decode error or
+// not include its newline (a trailing '\r' is dropped). Bytes that are not
+// valid UTF-8 are replaced by U+FFFD, or make the line a decode error under
+// Reject; the event is always valid JSON in valid UTF-8. On a decode error or
 // an over-size line it returns dst unchanged and an error wrapping ErrDecode
 // or ErrTooLarge whose message names the reason; the caller keeps the raw
 // line for the dead-letter record.
@@ -84,6 +108,13 @@ func (w *Wrapper) Append(dst, line []byte, pos message.Position) ([]byte, error)
 	}
 	if w.MaxEvent > 0 && len(line) > w.MaxEvent {
 		return dst, fmt.Errorf("%w: %d bytes, the limit is %d (raise max_event_size)", ErrTooLarge, len(line), w.MaxEvent)
+	}
+	if !utf8.Valid(line) {
+		if w.InvalidUTF8 == Reject {
+			return dst, fmt.Errorf("%w: not valid UTF-8 (invalid_utf8 = \"reject\"; \"replace\" turns each bad byte into U+FFFD)", ErrDecode)
+		}
+		w.fixed = jsonscan.AppendValidUTF8(w.fixed[:0], line)
+		line = w.fixed
 	}
 	if w.srcTok == nil {
 		w.srcTok = jsonscan.AppendQuoted(nil, []byte(w.Source))

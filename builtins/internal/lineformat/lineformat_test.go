@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -50,19 +51,32 @@ func TestAppend(t *testing.T) {
 	}
 }
 
+// FuzzAppend: whatever the line, every format and UTF-8 policy gives
+// either an error or one JSON object in valid UTF-8 (RFC 8259 §8.1: JSON
+// exchanged between systems is UTF-8).
 func FuzzAppend(f *testing.F) {
 	f.Add([]byte(`{"specversion":"1.0"}`), uint8(0))
 	f.Add([]byte(`{"a":"\u00e9"}`), uint8(1))
 	f.Add([]byte("text\x00\x1f\"\\"), uint8(2))
+	f.Add([]byte("caf\xe9 latin-1"), uint8(0))
+	f.Add([]byte("{\"a\":\"\xff\xfe\"}"), uint8(1))
+	f.Add([]byte("{\"specversion\":\"1.0\",\"id\":\"\xc3\",\"source\":\"s\",\"type\":\"t\"}"), uint8(5))
 	f.Fuzz(func(t *testing.T, line []byte, fm uint8) {
 		format := []Format{Auto, JSON, CloudEvents}[int(fm)%3]
-		w := Wrapper{Format: format, Source: "s\"rc", Type: "t"}
+		policy := []UTF8Policy{Replace, Reject}[int(fm/3)%2]
+		w := Wrapper{Format: format, InvalidUTF8: policy, Source: "s\"rc", Type: "t"}
 		out, err := w.Append(nil, line, message.Position{Stream: `C:\path "x"`, Offset: 1})
 		if err != nil {
+			if policy == Reject && !utf8.Valid(line) && !errors.Is(err, ErrDecode) {
+				t.Fatalf("invalid UTF-8 under reject: %v, want a decode error", err)
+			}
 			return
 		}
-		if !json.Valid(out) {
-			t.Fatalf("format %s line %q gave invalid JSON %q", format, line, out)
+		if !json.Valid(out) || !utf8.Valid(out) {
+			t.Fatalf("format %s, %s: line %q gave %q: not JSON in valid UTF-8", format, policy, line, out)
+		}
+		if policy == Reject && !utf8.Valid(line) {
+			t.Fatalf("reject passed invalid UTF-8 %q", line)
 		}
 	})
 }

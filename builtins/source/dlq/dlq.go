@@ -7,6 +7,7 @@ package dlq
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -158,7 +159,7 @@ func (s *Source) decode(line []byte, pos message.Position, now time.Time) (messa
 	if !jsonscan.Valid(line) {
 		return bad("not JSON")
 	}
-	event, stage := Fields(line)
+	event, stage, b64 := Fields(line)
 	if event == nil {
 		return bad(`no "event" member`)
 	}
@@ -166,7 +167,14 @@ func (s *Source) decode(line []byte, pos message.Position, now time.Time) (messa
 		return message.Message{}, false
 	}
 	var raw []byte
-	if event[0] == '"' {
+	if b64 != nil {
+		// The event was not valid UTF-8: its exact bytes are here, and
+		// "event" holds them with U+FFFD in place of the bad bytes.
+		var err error
+		if raw, err = base64.StdEncoding.AppendDecode(nil, b64); err != nil {
+			return bad("event_base64 is not base64")
+		}
+	} else if event[0] == '"' {
 		// An event that was not JSON (or a raw line that failed to decode)
 		// was kept as a string.
 		raw, _ = jsonscan.AppendString(nil, event)
@@ -180,9 +188,9 @@ func (s *Source) decode(line []byte, pos message.Position, now time.Time) (messa
 	return message.Message{Payload: out, Event: out, Pos: pos, Time: now}, true
 }
 
-// Fields returns the raw "event" value and the decoded "stage" of a
-// dead-letter record.
-func Fields(rec []byte) (event, stage []byte) {
+// Fields returns the raw "event" value, the decoded "stage" and the decoded
+// "event_base64" string (nil when absent) of a dead-letter record.
+func Fields(rec []byte) (event, stage, eventBase64 []byte) {
 	m := jsonscan.MembersOf(rec, jsonscan.SkipSpace(rec, 0))
 	for m.Next() {
 		switch {
@@ -196,9 +204,14 @@ func Fields(rec []byte) (event, stage []byte) {
 			if ve > vs && rec[vs] == '"' {
 				stage, _ = jsonscan.AppendString(nil, rec[vs:ve])
 			}
+		case m.KeyIs("event_base64"):
+			vs, ve := m.Value()
+			if ve > vs && rec[vs] == '"' {
+				eventBase64, _ = jsonscan.AppendString(nil, rec[vs:ve])
+			}
 		}
 	}
-	return event, stage
+	return event, stage, eventBase64
 }
 
 func stageWanted(stages []string, stage string) bool {

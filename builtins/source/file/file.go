@@ -20,10 +20,11 @@ const EventType = "sluice.file.line"
 
 // Config is the `[source] type = "file"` table.
 type Config struct {
-	Path   string `toml:"path" required:"true" doc:"File to read, relative to the task file's folder. A glob pattern (*, ?, [a-z], as Go's path/filepath.Match) reads every matching file, each as its own ordered stream; in tail mode the pattern is re-evaluated at every poll so new files are picked up. The pattern should match live files only, not their rotated names (app.log, not app.log*)."`
-	Mode   string `toml:"mode" enum:"read,tail" doc:"read: read the file(s) to their end, then finish (a finite run); an interrupted run resumes from its checkpoint, a completed one reads everything again next time. tail: follow the file(s) forever, across rotation and truncation, from a checkpointed position."`
-	Format string `toml:"format" enum:"auto,json,cloudevents" doc:"How a line becomes an event: auto (CloudEvents taken as they are, other JSON wrapped as data, other text wrapped as a string), json (a line that is not JSON goes to the dead-letter queue), cloudevents (a line that is not a CloudEvent goes to the dead-letter queue)."`
-	Start  string `toml:"start" enum:"beginning,end" doc:"Tail mode: where to start in files that exist when the task first runs (with no checkpoint yet). Files that appear later, and every file once a checkpoint exists, are read from their checkpointed position or from their beginning."`
+	Path        string `toml:"path" required:"true" doc:"File to read, relative to the task file's folder. A glob pattern (*, ?, [a-z], as Go's path/filepath.Match) reads every matching file, each as its own ordered stream; in tail mode the pattern is re-evaluated at every poll so new files are picked up. The pattern should match live files only, not their rotated names (app.log, not app.log*)."`
+	Mode        string `toml:"mode" enum:"read,tail" doc:"read: read the file(s) to their end, then finish (a finite run); an interrupted run resumes from its checkpoint, a completed one reads everything again next time. tail: follow the file(s) forever, across rotation and truncation, from a checkpointed position."`
+	Format      string `toml:"format" enum:"auto,json,cloudevents" doc:"How a line becomes an event: auto (CloudEvents taken as they are, other JSON wrapped as data, other text wrapped as a string), json (a line that is not JSON goes to the dead-letter queue), cloudevents (a line that is not a CloudEvent goes to the dead-letter queue)."`
+	InvalidUTF8 string `toml:"invalid_utf8" enum:"replace,reject" doc:"What a line holding bytes that are not valid UTF-8 becomes: replace (each such byte becomes U+FFFD, so the event is valid JSON) or reject (the line goes to the dead-letter queue at stage decode, its bytes kept in event_base64)."`
+	Start       string `toml:"start" enum:"beginning,end" doc:"Tail mode: where to start in files that exist when the task first runs (with no checkpoint yet). Files that appear later, and every file once a checkpoint exists, are read from their checkpointed position or from their beginning."`
 
 	MaxEventSize component.ByteSize `toml:"max_event_size" doc:"Longest line (or multiline event) accepted; a longer one goes to the dead-letter queue at stage decode with its first max_event_size bytes. 0: the process-wide event limit."`
 	Batch        BatchConfig        `toml:"batch" doc:"Size of the batches handed to the task."`
@@ -51,6 +52,7 @@ func New() *Config {
 	return &Config{
 		Mode:         "read",
 		Format:       string(lineformat.Auto),
+		InvalidUTF8:  string(lineformat.Replace),
 		Start:        "beginning",
 		Batch:        BatchConfig{MaxEvents: 1000, MaxBytes: 1 << 20},
 		PollInterval: component.Duration(250 * time.Millisecond),
@@ -135,6 +137,7 @@ func build(cfg any, env component.Env) (any, error) {
 		glob:       hasMeta(c.Path),
 		tail:       c.Mode == "tail",
 		format:     lineformat.Format(c.Format),
+		utf8:       lineformat.UTF8Policy(c.InvalidUTF8),
 		startAtEnd: c.Start == "end",
 		limit:      limit,
 		maxEvents:  c.Batch.MaxEvents,

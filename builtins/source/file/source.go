@@ -36,6 +36,7 @@ type options struct {
 	glob       bool
 	tail       bool
 	format     lineformat.Format
+	utf8       lineformat.UTF8Policy
 	startAtEnd bool
 	limit      int
 	maxEvents  int
@@ -356,7 +357,7 @@ func (s *Source) discover(prev *state) error {
 
 func (s *Source) addStream(path string, nextGen int32) *stream {
 	st := &stream{path: path, nextGen: nextGen}
-	st.wrap = lineformat.Wrapper{Format: s.o.format, Source: sourceURI(path), Type: EventType, MaxEvent: s.o.limit}
+	st.wrap = lineformat.Wrapper{Format: s.o.format, InvalidUTF8: s.o.utf8, Source: sourceURI(path), Type: EventType, MaxEvent: s.o.limit}
 	s.mu.Lock()
 	s.streams = append(s.streams, st)
 	s.byPath[path] = st

@@ -27,6 +27,7 @@ type Config struct {
 	Path            string             `toml:"path" doc:"URL path that takes events. POST sends events; GET and HEAD answer 200 while the source runs (a health check for load balancers, no token needed). Other paths answer 404."`
 	Token           Secret             `toml:"token" doc:"Bearer token every POST must carry (\"Authorization: Bearer TOKEN\"); empty: no authentication. Write it as \"${env:VAR}\"; it is never logged."`
 	Format          string             `toml:"format" enum:"auto,json,cloudevents" doc:"How each element of a body becomes an event: auto wraps non-CloudEvents (JSON as data, text as a string), json wraps JSON and dead-letters non-JSON elements, cloudevents dead-letters anything that is not a CloudEvent."`
+	InvalidUTF8     string             `toml:"invalid_utf8" enum:"replace,reject" doc:"What an element holding bytes that are not valid UTF-8 becomes: replace (each such byte becomes U+FFFD, so the event is valid JSON) or reject (the element goes to the dead-letter queue at stage decode, its bytes kept in event_base64). Binary-mode JSON data follows the same rule."`
 	MaxBodySize     component.ByteSize `toml:"max_body_size" doc:"Largest request body, as sent and, when compressed, once decoded; a larger one is answered 413 and nothing of it is kept."`
 	MaxEventSize    component.ByteSize `toml:"max_event_size" doc:"Largest single event (one element of a body); a larger one goes to the dead-letter queue at stage decode. Default: the task's event limit (1 MiB)."`
 	ResponseTimeout component.Duration `toml:"response_timeout" doc:"How long a request waits without progress once its body is read: for a request slot, then for the task to take or confirm each batch of its events. Past it the answer is 503 with Retry-After."`
@@ -66,6 +67,7 @@ func newConfig() any {
 	return &Config{
 		Path:            "/",
 		Format:          string(lineformat.Auto),
+		InvalidUTF8:     string(lineformat.Replace),
 		MaxBodySize:     defaultMaxBody,
 		ResponseTimeout: component.Duration(defaultResponseTimeout),
 		ReadTimeout:     component.Duration(defaultReadTimeout),

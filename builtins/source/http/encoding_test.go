@@ -6,12 +6,16 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 )
 
 func compress(t *testing.T, coding string, data []byte) []byte {
@@ -140,5 +144,45 @@ func TestCompressionBomb(t *testing.T) {
 	}
 	if n := len(e.all()); n != 0 {
 		t.Fatalf("%d batches reached the task", n)
+	}
+}
+
+// TestInvalidUTF8: bytes that are not UTF-8, in NDJSON lines, in a JSON
+// array, in binary-mode data and attributes, never reach an event as they
+// are: each becomes U+FFFD by default, and with invalid_utf8 = "reject"
+// the element is dead-lettered at decode with its exact bytes.
+func TestInvalidUTF8(t *testing.T) {
+	body := "caf\xe9\n{\"n\":\"Jos\xc3\"}\n{\"ok\":1}\n"
+	for _, policy := range []string{"replace", "reject"} {
+		s, base := startSource(t, `invalid_utf8 = "`+policy+`"`)
+		e := runEngine(t, s, nil)
+		resp, answer := post(t, base+"/", body, "Content-Type: application/x-ndjson")
+		want := `"accepted":3,"rejected":0`
+		if policy == "reject" {
+			want = `"accepted":1,"rejected":2`
+		}
+		if resp.StatusCode != 200 || !strings.Contains(answer, want) {
+			t.Fatalf("%s: %d %s", policy, resp.StatusCode, answer)
+		}
+		resp, answer = post(t, base+"/", "{\"d\":\"\xff\"}", "Content-Type: application/json", "Ce-Specversion: 1.0", "Ce-Id: 1", "Ce-Source: s", "Ce-Type: t", "Ce-Who: caf\xe9")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s binary: %d %s", policy, resp.StatusCode, answer)
+		}
+		for _, b := range e.all() {
+			for _, m := range b {
+				if m.Err != nil {
+					if policy != "reject" || !errors.Is(m.Err, lineformat.ErrDecode) {
+						t.Fatalf("%s: unexpected failure %v", policy, m.Err)
+					}
+					continue
+				}
+				if !utf8.Valid(m.Payload) || !json.Valid(m.Payload) {
+					t.Fatalf("%s: event %q is not JSON in valid UTF-8", policy, m.Payload)
+				}
+			}
+		}
+		if policy == "replace" && !strings.Contains(string(e.all()[0][0].Payload), "caf\ufffd") {
+			t.Fatalf("replace: %s", e.all()[0][0].Payload)
+		}
 	}
 }

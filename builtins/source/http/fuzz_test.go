@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
@@ -30,6 +31,8 @@ func FuzzSplit(f *testing.F) {
 	f.Add([]byte(`[{"specversion":"1.0","id":"1","source":"s","type":"t"},{}]`), uint8(5), uint8(0), false)
 	f.Add([]byte("\x00\xff binary"), uint8(7), uint8(0), true)
 	f.Add([]byte(`{"t":1}`), uint8(1), uint8(1), true)
+	f.Add([]byte("{\"t\":\"\xff\"}\ncaf\xe9"), uint8(2), uint8(0), false)
+	f.Add([]byte("{\"t\":\"\xc3\"}"), uint8(1), uint8(0), true)
 	f.Fuzz(func(t *testing.T, body []byte, ct, format uint8, binary bool) {
 		h := http.Header{}
 		media := mediaType(fuzzTypes[int(ct)%len(fuzzTypes)])
@@ -76,8 +79,8 @@ func FuzzSplit(f *testing.F) {
 				continue
 			}
 			p := m.Payload
-			if !jsonscan.Valid(p) {
-				t.Fatalf("msg %d: event is not JSON: %q", i, p)
+			if !jsonscan.Valid(p) || !utf8.Valid(p) {
+				t.Fatalf("msg %d: event is not JSON in valid UTF-8: %q", i, p)
 			}
 			s := jsonscan.SkipSpace(p, 0)
 			if p[s] != '{' {

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -40,6 +41,7 @@ type Source struct {
 	addr                    string
 	path                    string
 	format                  lineformat.Format
+	utf8                    lineformat.UTF8Policy
 	maxBody                 int64
 	maxEvent                int
 	timeout                 time.Duration
@@ -83,6 +85,7 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 		addr:     cfg.Address,
 		path:     cmpOr(cfg.Path, "/"),
 		format:   lineformat.Format(cmpOr(cfg.Format, string(lineformat.Auto))),
+		utf8:     lineformat.UTF8Policy(cfg.InvalidUTF8),
 		maxBody:  int64(cfg.MaxBodySize),
 		maxEvent: int(cfg.MaxEventSize),
 		timeout:  cfg.ResponseTimeout.D(),
@@ -139,7 +142,7 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 	// max_requests × max_body_size bytes; one request always fits.
 	s.budget = newBudget(int64(cap(s.slots))*s.maxBody + 2*budgetUnit + 512)
 	s.builders.New = func() any {
-		return &builder{w: lineformat.Wrapper{Source: s.evSource, Type: s.evType, MaxEvent: s.maxEvent}}
+		return &builder{w: lineformat.Wrapper{InvalidUTF8: s.utf8, Source: s.evSource, Type: s.evType, MaxEvent: s.maxEvent}}
 	}
 	if env.Metrics != nil {
 		s.requests = env.Metrics.Counter("http_source_requests_total", "HTTP ingest requests answered, by status code.", "task", "code")
@@ -662,7 +665,7 @@ func validRequestID(id string) bool {
 
 func jsonEscape(s string) string {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
 			return string(jsonscan.AppendEscaped(nil, []byte(s)))
 		}
 	}

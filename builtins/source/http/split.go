@@ -363,6 +363,15 @@ func (b *builder) binary(h http.Header, media string, format lineformat.Format) 
 		out = appendMember(out, "datacontenttype", ct)
 	}
 	body := b.body
+	if isJSONMedia(media) && !utf8.Valid(body) {
+		// JSON data must be UTF-8 to stay JSON inside the event.
+		if b.w.InvalidUTF8 == lineformat.Reject {
+			c.out = out[:start]
+			b.fail(body, pos, fmt.Errorf("http request %s: %w: the body is not valid UTF-8 (invalid_utf8 = \"reject\")", b.stream, lineformat.ErrDecode))
+			return nil
+		}
+		body = jsonscan.AppendValidUTF8(nil, body)
+	}
 	if ds := jsonscan.SkipSpace(body, 0); ds < len(body) || (len(body) > 0 && !isJSONMedia(media)) {
 		switch {
 		case isJSONMedia(media) && jsonscan.Valid(body):

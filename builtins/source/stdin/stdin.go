@@ -22,10 +22,11 @@ import (
 
 // Config is the [source] table of a stdin task.
 type Config struct {
-	Format    string `toml:"format" enum:"auto,json,cloudevents" doc:"How a line becomes an event: auto (a CloudEvent as it is, other JSON or text wrapped), json (strict), cloudevents (strict)."`
-	BatchSize int    `toml:"batch_size" min:"1" max:"100000" doc:"Most lines per batch. A batch is also cut when no more input is waiting."`
-	Source    string `toml:"event_source" doc:"CloudEvents source attribute of wrapped events."`
-	Type      string `toml:"event_type" doc:"CloudEvents type attribute of wrapped events."`
+	Format      string `toml:"format" enum:"auto,json,cloudevents" doc:"How a line becomes an event: auto (a CloudEvent as it is, other JSON or text wrapped), json (strict), cloudevents (strict)."`
+	InvalidUTF8 string `toml:"invalid_utf8" enum:"replace,reject" doc:"What a line holding bytes that are not valid UTF-8 becomes: replace (each such byte becomes U+FFFD, so the event is valid JSON) or reject (the line goes to the dead-letter queue at stage decode, its bytes kept in event_base64)."`
+	BatchSize   int    `toml:"batch_size" min:"1" max:"100000" doc:"Most lines per batch. A batch is also cut when no more input is waiting."`
+	Source      string `toml:"event_source" doc:"CloudEvents source attribute of wrapped events."`
+	Type        string `toml:"event_type" doc:"CloudEvents type attribute of wrapped events."`
 }
 
 // Register adds the stdin source to r.
@@ -40,7 +41,7 @@ func Register(r *component.Registry) {
 			"within one run; standard input cannot be re-read, so nothing is checkpointed.",
 		Example: "[source]\ntype = \"stdin\"\nformat = \"auto\"\n",
 		New: func() any {
-			return &Config{Format: "auto", BatchSize: 512, Source: "sluice/stdin", Type: "sluice.line"}
+			return &Config{Format: "auto", InvalidUTF8: string(lineformat.Replace), BatchSize: 512, Source: "sluice/stdin", Type: "sluice.line"}
 		},
 		Build: func(cfg any, env component.Env) (any, error) {
 			c := cfg.(*Config)
@@ -69,7 +70,7 @@ func New(r io.Reader, cfg *Config, env component.Env) *Source {
 	if c, ok := r.(io.Closer); ok && r != os.Stdin {
 		s.closer = c
 	}
-	s.w = lineformat.Wrapper{Format: lineformat.Format(cfg.Format), Source: cfg.Source, Type: cfg.Type, MaxEvent: env.MaxEvent}
+	s.w = lineformat.Wrapper{Format: lineformat.Format(cfg.Format), InvalidUTF8: lineformat.UTF8Policy(cfg.InvalidUTF8), Source: cfg.Source, Type: cfg.Type, MaxEvent: env.MaxEvent}
 	return s
 }
 
