@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/runtime/testkit"
+	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
 )
 
 // TestE2EStateDirIsOwnerOnly: everything Sluice writes under its state
@@ -236,5 +237,52 @@ path = "`+filepath.Join(dir, "dlq.jsonl")+`"
 				t.Fatalf("dead letter keeps %q at stage %q, want the original bytes at decode", raw, rec.Stage)
 			}
 		})
+	}
+}
+
+// TestE2EInvalidJSONBeforeTemplate: a WASM module that passes on text (here
+// what a partial extracted) feeds a template that reads JSON. The record
+// must go to the dead-letter queue at the template, not become an empty
+// output counted as delivered.
+func TestE2EInvalidJSONBeforeTemplate(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "pass.wasm", string(wasmtest.ABIModule{PerRecord: true}.Bytes()))
+	task := write(t, dir, "task.toml", `name = "chain"
+[source]
+type = "stdin"
+
+[[transform]]
+type = "partial"
+path = "$.data.name"
+
+[[transform]]
+type = "wasm"
+module = "pass.wasm"
+
+[[transform]]
+type = "template"
+template = '{"name": "${n}"}'
+variables = { n = "$" }
+
+[sink]
+type = "file"
+path = "`+filepath.Join(dir, "out.jsonl")+`"
+[dead_letter]
+type = "file"
+path = "`+filepath.Join(dir, "dlq.jsonl")+`"
+`)
+	r := sluice(t, "{\"name\":\"ada\"}\n{\"name\":{\"first\":\"bob\"}}\n", "run", task)
+	if r.code != 0 {
+		t.Fatalf("run: %+v", r)
+	}
+	out, _ := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+	dlq, _ := os.ReadFile(filepath.Join(dir, "dlq.jsonl"))
+	// "ada" became the text ada: not JSON for the template. The object
+	// stayed JSON and renders.
+	if strings.TrimSpace(string(out)) != `{"name":"{\"first\":\"bob\"}"}` {
+		t.Fatalf("delivered:\n%s", out)
+	}
+	if strings.Count(string(dlq), "\n") != 1 || !strings.Contains(string(dlq), `"stage":"transform[2]"`) || !strings.Contains(string(dlq), "not JSON") {
+		t.Fatalf("dead letters:\n%s", dlq)
 	}
 }

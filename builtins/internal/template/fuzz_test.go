@@ -90,13 +90,29 @@ func FuzzRender(f *testing.F) {
 			}
 			return
 		}
-		out := tpl.AppendRender([]byte("pre"), input)
+		out, err := tpl.AppendRender([]byte("pre"), input)
 		if !bytes.HasPrefix(out, []byte("pre")) {
 			t.Fatal("prefix lost")
 		}
-		out2, _ := tpl.AppendRenderReport(nil, input)
-		if !bytes.Equal(out[3:], out2) {
-			t.Fatalf("AppendRender and AppendRenderReport differ: %q vs %q", out[3:], out2)
+		out2, _, err2 := tpl.AppendRenderReport(nil, input)
+		if !bytes.Equal(out[3:], out2) || (err == nil) != (err2 == nil) {
+			t.Fatalf("AppendRender and AppendRenderReport differ: %q (%v) vs %q (%v)", out[3:], err, out2, err2)
+		}
+		if err != nil {
+			if len(out) != 3 {
+				t.Fatalf("a failed render left %q", out)
+			}
+			if !tpl.JSON() && json.Valid(input) {
+				t.Fatalf("text template %q failed on JSON input %q: %v", text, input, err)
+			}
+			return
+		}
+		if tpl.JSON() {
+			// A JSON template renders JSON in valid UTF-8, or fails.
+			if !json.Valid(out2) || !utf8.Valid(out2) {
+				t.Fatalf("JSON template %q on %q rendered %q", text, input, out2)
+			}
+			return
 		}
 		if !utf8.Valid(input) || !utf8.ValidString(text) || len(input) > 8000 {
 			return // encoding/json replaces bad UTF-8; the engine passes it through
@@ -123,5 +139,56 @@ func FuzzJSONStringTemplate(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkJSONStringRender(t, tpl, in)
+	})
+}
+
+// FuzzJSONInjection: whatever the input's values hold, a JSON template
+// renders an object with exactly its own members, each string member
+// holding the input's value, or fails: a value can neither add members nor
+// break the document.
+func FuzzJSONInjection(f *testing.F) {
+	for _, v := range []any{"o-1\",\"role\":\"admin", "a\\\"b\n", 17, "17", "1, \"x\": 2", map[string]any{"k": "v\""}, nil, "\xff", "</x>"} {
+		in, _ := json.Marshal(map[string]any{"v": v, "w": []any{v}})
+		f.Add(in)
+	}
+	f.Add([]byte(`{"v": "raw\xffbyte"}`))
+	tpl, err := Compile(`{"s": "${v}", "h": "<${htmlEscape(v)}>", "j": "${jsonEscape(w)}", "n": ${v}, "k": "x"}`, map[string]string{"v": "$.v", "w": "$.w"})
+	if err != nil || !tpl.JSON() {
+		f.Fatalf("compile: %v (JSON %v)", err, tpl != nil && tpl.JSON())
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := tpl.AppendRender(nil, in)
+		if err != nil {
+			return
+		}
+		if !utf8.Valid(out) {
+			t.Fatalf("input %q rendered invalid UTF-8 %q", in, out)
+		}
+		dec := json.NewDecoder(bytes.NewReader(out))
+		tok, err := dec.Token()
+		if err != nil || tok != json.Delim('{') {
+			t.Fatalf("input %q rendered %q: not an object", in, out)
+		}
+		var keys []string
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				t.Fatalf("input %q rendered %q: %v", in, out, err)
+			}
+			keys = append(keys, k.(string))
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("input %q rendered %q: %v", in, out, err)
+			}
+		}
+		if strings.Join(keys, ",") != "s,h,j,n,k" {
+			t.Fatalf("input %q rendered %q: members %v", in, out, keys)
+		}
+		if _, err := dec.Token(); err != nil {
+			t.Fatalf("input %q rendered %q: %v", in, out, err)
+		}
+		if dec.More() {
+			t.Fatalf("input %q rendered %q: text after the object", in, out)
+		}
 	})
 }

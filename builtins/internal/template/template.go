@@ -10,18 +10,26 @@
 // Variables map a name to a JSONPath (a string starting with `$`, the definite
 // subset of package jsonpath) or to a fixed text used as it is. A placeholder
 // is `${name}`, `${jsonEscape(name)}` or `${htmlEscape(name)}`; substitution is
-// textual and single-pass (inserted text is never scanned for placeholders),
-// and a placeholder whose name is not a variable stays in the output as it is
+// single-pass (inserted text is never scanned for placeholders), and a
+// placeholder whose name is not a variable stays in the output as it is
 // written. A value found at a path is inserted as AppendValue renders it: a
 // string as its characters, anything else as compact JSON; a path that finds
-// nothing (or an input that is not JSON) inserts nothing.
+// nothing inserts nothing. A template with paths fails on an input that is
+// not JSON: an empty render would pass for a result.
+//
+// A JSON template (its text, with the placeholders taken as values, is a
+// JSON object or array) renders JSON or fails: a value inside a JSON string
+// is escaped for it, so no value can close the string and add members, and
+// a placeholder outside a string must render exactly one JSON value.
 //
 // A compiled Template is immutable and safe for concurrent use.
 package template
 
 import (
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -87,19 +95,37 @@ const (
 	escHTML
 )
 
+// where says what surrounds a placeholder, which decides how its value is
+// written.
+type where uint8
+
+const (
+	inText   where = iota // a text template: the value's characters
+	inString              // inside a string of a JSON template: escaped for it
+	asValue               // a value of a JSON template: one JSON value
+)
+
 // part is literal text followed by one inserted value (slot >= 0) or by
 // nothing (slot < 0, only the last part).
 type part struct {
-	lit  string
-	slot int
-	esc  escape
+	lit   string
+	slot  int
+	esc   escape
+	where where
+	ph    string // the placeholder as written, for messages
 }
 
 // Template is a compiled template.
 type Template struct {
 	parts []part
 	set   *jsonpath.Set
+	json  bool
+	first string // the first placeholder with a path, for messages
 }
+
+// JSON reports whether t is a JSON template: its text, with the
+// placeholders taken as values, is a JSON object or array.
+func (t *Template) JSON() bool { return t.json }
 
 // Compile parses text against vars. Every variable is checked, used or not:
 // a value starting with `$` must be a valid definite JSONPath, and values
@@ -140,28 +166,134 @@ func Compile(text string, vars map[string]string) (*Template, error) {
 	if errs != nil {
 		return nil, errs
 	}
-	t := &Template{set: jsonpath.NewSet()}
+	// The placeholders and what surrounds them: whether each sits inside a
+	// JSON string of the text decides, for a JSON template, how its value
+	// is written.
+	type item struct {
+		lit      string // literal text before the placeholder
+		ph       string // the placeholder as written; "" for the tail
+		name     string
+		esc      escape
+		isPath   bool
+		inString bool
+	}
+	var items []item
 	var lit strings.Builder
+	var lx lexer
+	midEscape := false // a placeholder splits an escape sequence of a string
 	for _, ph := range placeholders(text) {
 		lit.WriteString(text[ph.litStart:ph.start])
+		lx.feed(text[ph.litStart:ph.start])
 		if ph.start == ph.end { // the tail
 			break
 		}
 		name, esc, ok := lookup(text[ph.start+2:ph.end-1], vars)
 		if !ok {
 			lit.WriteString(text[ph.start:ph.end])
+			lx.feed(text[ph.start:ph.end])
 			continue
 		}
-		segs, isPath := paths[name]
-		if !isPath {
-			lit.Write(escapeText(nil, []byte(vars[name]), esc))
+		_, isPath := paths[name]
+		items = append(items, item{lit: lit.String(), ph: text[ph.start:ph.end], name: name, esc: esc, isPath: isPath, inString: lx.inString})
+		midEscape = midEscape || lx.pending > 0
+		lit.Reset()
+	}
+	items = append(items, item{lit: lit.String()})
+
+	// A JSON template is one whose skeleton (paths inside strings as
+	// nothing; fixed values as they will be written) is a JSON object or
+	// array whatever one JSON value stands for each path outside strings:
+	// a number, an object, a string. Such a placeholder then sits between
+	// delimiters, and a value rendered there cannot merge with its
+	// neighbours ("-${x}" or "1${x}" would).
+	isJSON := !midEscape
+	for _, stand := range []string{"0", "{}", `""`} {
+		if !isJSON {
+			break
+		}
+		var skel []byte
+		for _, it := range items {
+			skel = append(skel, it.lit...)
+			switch {
+			case it.ph == "" || it.isPath && it.inString:
+			case it.isPath:
+				skel = append(skel, stand...)
+			default:
+				skel = appendFixed(skel, vars[it.name], it.esc, it.inString)
+			}
+		}
+		start := jsonscan.SkipSpace(skel, 0)
+		isJSON = start < len(skel) && (skel[start] == '{' || skel[start] == '[') && jsonscan.Valid(skel)
+	}
+
+	t := &Template{set: jsonpath.NewSet(), json: isJSON}
+	lit.Reset()
+	for _, it := range items {
+		lit.WriteString(it.lit)
+		if it.ph == "" {
+			break
+		}
+		if !it.isPath {
+			lit.Write(appendFixed(nil, vars[it.name], it.esc, isJSON && it.inString))
 			continue
 		}
-		t.parts = append(t.parts, part{lit: lit.String(), slot: t.set.Add(segs), esc: esc})
+		w := inText
+		if isJSON {
+			w = asValue
+			if it.inString {
+				w = inString
+			}
+		}
+		if t.first == "" {
+			t.first = it.ph
+		}
+		t.parts = append(t.parts, part{lit: lit.String(), slot: t.set.Add(paths[it.name]), esc: it.esc, where: w, ph: it.ph})
 		lit.Reset()
 	}
 	t.parts = append(t.parts, part{lit: lit.String(), slot: -1})
 	return t, nil
+}
+
+// appendFixed appends a fixed value with its escape applied, and escaped
+// for a JSON string when it sits in one.
+func appendFixed(dst []byte, v string, esc escape, inJSONString bool) []byte {
+	if !inJSONString {
+		return escapeText(dst, []byte(v), esc)
+	}
+	if esc == escHTML {
+		return jsonscan.AppendEscaped(dst, appendHTMLEscaped(nil, []byte(v)))
+	}
+	return jsonscan.AppendEscaped(dst, []byte(v))
+}
+
+// lexer follows the literal text of a template to know whether the next
+// placeholder sits inside a JSON string, and whether it would split an
+// escape sequence there ("\\${x}", "\\u00${x}").
+type lexer struct {
+	inString bool
+	slash    bool // a backslash began an escape sequence
+	pending  int  // characters still due in the current escape sequence
+}
+
+func (l *lexer) feed(s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case !l.inString:
+			l.inString = c == '"'
+		case l.slash:
+			l.slash, l.pending = false, 0
+			if c == 'u' {
+				l.pending = 4
+			}
+		case l.pending > 0:
+			l.pending--
+		case c == '\\':
+			l.slash, l.pending = true, 1
+		case c == '"':
+			l.inString = false
+		}
+	}
 }
 
 // placeholder spans text[start:end] = "${...}" after the literal text
@@ -241,28 +373,30 @@ var spanPool = sync.Pool{New: func() any { return new([]jsonpath.Span) }}
 
 // AppendRender appends the template rendered against input (a JSON
 // document, normally an event) to dst and returns the extended slice. It
-// does not allocate beyond growing dst, reads input once whatever the
-// number of variables, and never fails: an input that is not JSON makes
-// every path find nothing.
-func (t *Template) AppendRender(dst, input []byte) []byte {
-	dst, _ = t.render(dst, input, false)
-	return dst
+// does not allocate beyond growing dst and reads input once whatever the
+// number of variables. It fails, returning dst unchanged, when the template
+// has paths and input is not JSON, and when a JSON template would not
+// render JSON (a placeholder outside a string whose value is not one JSON
+// value).
+func (t *Template) AppendRender(dst, input []byte) ([]byte, error) {
+	dst, _, err := t.render(dst, input, false)
+	return dst, err
 }
 
 // AppendRenderReport is AppendRender that also reports whether a value
 // taken from input was longer than MaxValueLen code points. Nothing is
 // truncated (event-patterns.md §9 item 13); callers log a warning.
-func (t *Template) AppendRenderReport(dst, input []byte) (out []byte, oversize bool) {
+func (t *Template) AppendRenderReport(dst, input []byte) (out []byte, oversize bool, err error) {
 	return t.render(dst, input, true)
 }
 
-func (t *Template) render(dst, input []byte, check bool) ([]byte, bool) {
+func (t *Template) render(dst, input []byte, check bool) ([]byte, bool, error) {
 	n := t.set.Slots()
 	if n == 0 {
 		for i := range t.parts {
 			dst = append(dst, t.parts[i].lit...)
 		}
-		return dst, false
+		return dst, false, nil
 	}
 	var stack [stackSlots]jsonpath.Span
 	var spans []jsonpath.Span
@@ -276,7 +410,10 @@ func (t *Template) render(dst, input []byte, check bool) ([]byte, bool) {
 		spans = (*p)[:n]
 		defer spanPool.Put(p)
 	}
-	t.set.Resolve(input, spans)
+	if !t.set.Resolve(input, spans) {
+		return dst, false, t.notJSON(input)
+	}
+	start := len(dst)
 	oversize := false
 	for i := range t.parts {
 		p := &t.parts[i]
@@ -286,17 +423,84 @@ func (t *Template) render(dst, input []byte, check bool) ([]byte, bool) {
 		}
 		sp := spans[p.slot]
 		if !sp.Found() {
+			if p.where == asValue {
+				return dst[:start], false, fmt.Errorf("%w: %s found nothing, and a JSON template needs one JSON value there (quote it, \"%s\", for an empty string)", ErrRender, p.ph, p.ph)
+			}
 			continue
 		}
 		tok := input[sp.Start:sp.End]
-		dst = appendEscapedValue(dst, tok, p.esc)
+		switch p.where {
+		case inText:
+			dst = appendEscapedValue(dst, tok, p.esc)
+		case inString:
+			dst = appendInString(dst, tok, p.esc)
+		case asValue:
+			mark := len(dst)
+			dst = appendEscapedValue(dst, tok, p.esc)
+			// A number, literal, object or array of the input is one JSON
+			// value as it is; a string's characters, or an escaped value,
+			// must be checked.
+			if (tok[0] == '"' || p.esc != escNone) && !jsonscan.Valid(dst[mark:]) {
+				return dst[:start], false, fmt.Errorf("%w: %s is %s, which is not one JSON value, so the JSON template would break (quote the placeholder, \"%s\", to insert it as a string)", ErrRender, p.ph, quoteShort(dst[mark:]), p.ph)
+			}
+			if tok[0] == '"' || tok[0] == '{' || tok[0] == '[' {
+				dst = repairUTF8(dst, mark)
+			}
+		}
 		// Rendering never makes a value longer than its JSON text, so
 		// only long tokens need counting.
 		if check && len(tok) > MaxValueLen && !oversize {
 			oversize = renderedLen(tok) > MaxValueLen
 		}
 	}
-	return dst, oversize
+	return dst, oversize, nil
+}
+
+// repairUTF8 replaces the bytes of dst[mark:] that are not valid UTF-8
+// with U+FFFD (they can only sit inside strings of a valid JSON value), so
+// a JSON template renders valid JSON whatever the previous stage wrote.
+func repairUTF8(dst []byte, mark int) []byte {
+	if utf8.Valid(dst[mark:]) {
+		return dst
+	}
+	fixed := jsonscan.AppendValidUTF8(nil, dst[mark:])
+	return append(dst[:mark], fixed...)
+}
+
+// ErrRender is wrapped by every error of AppendRender.
+var ErrRender = errors.New("template")
+
+func (t *Template) notJSON(input []byte) error {
+	return fmt.Errorf("%w: the input is not JSON (%d bytes: %s), so %s has nothing to read: the previous stage emitted text or invalid JSON", ErrRender, len(input), quoteShort(input), t.first)
+}
+
+// quoteShort quotes at most 64 bytes of b for a message.
+func quoteShort(b []byte) string {
+	if len(b) > 64 {
+		return strconv.Quote(string(b[:64])) + "…"
+	}
+	return strconv.Quote(string(b))
+}
+
+// appendInString appends the value tok escaped for the inside of a JSON
+// string, after the escape function esc: the value can neither close the
+// string nor hold bytes JSON forbids.
+func appendInString(dst, tok []byte, esc escape) []byte {
+	if tok[0] == '"' && esc != escHTML {
+		// A string without escapes, in valid UTF-8, is already written
+		// as a JSON string's inside.
+		if c, ok := jsonscan.StringContent(tok); ok && utf8.Valid(c) {
+			return append(dst, c...)
+		}
+	} else if tok[0] != '"' && tok[0] != '{' && tok[0] != '[' {
+		return append(dst, tok...) // numbers and literals hold nothing to escape
+	}
+	start := len(dst)
+	dst = AppendValue(dst, tok)
+	if esc == escHTML {
+		dst = escapeTail(dst, start, escHTML)
+	}
+	return escapeTail(dst, start, escJSON)
 }
 
 // renderedLen counts the code points of tok rendered by AppendValue. It
@@ -335,7 +539,7 @@ func appendEscapedValue(dst, tok []byte, esc escape) []byte {
 	case esc == escJSON && tok[0] == '"':
 		// A JSON string without backslashes cannot hold a quote or a
 		// control character: its content is already escaped.
-		if c, ok := jsonscan.StringContent(tok); ok {
+		if c, ok := jsonscan.StringContent(tok); ok && utf8.Valid(c) {
 			return append(dst, c...)
 		}
 	}
@@ -348,6 +552,10 @@ func appendEscapedValue(dst, tok []byte, esc escape) []byte {
 func escapeTail(dst []byte, start int, esc escape) []byte {
 	v := dst[start:]
 	i := firstEscaped(v, esc)
+	if esc == escJSON && !utf8.Valid(v) {
+		// Bytes that are not UTF-8 become \ufffd: escape from the start.
+		i = 0
+	}
 	if i < 0 {
 		return dst
 	}

@@ -398,7 +398,10 @@ func (s *Sink) record(r *kgo.Record, m *message.Message, buf []byte) ([]byte, er
 		r.Topic = t.fixedTopic
 	} else {
 		start := len(buf)
-		buf = t.topic.AppendRender(buf, m.Event)
+		var err error
+		if buf, err = t.topic.AppendRender(buf, m.Event); err != nil {
+			return buf, fmt.Errorf("topic template over event %s: %w", m.Pos, err)
+		}
 		r.Topic = string(buf[start:])
 		if msg := kafkaconf.TopicProblem(r.Topic); msg != "" {
 			return buf, fmt.Errorf("topic template %q over event %s: %s", s.cfg.Topic, m.Pos, msg)
@@ -407,7 +410,10 @@ func (s *Sink) record(r *kgo.Record, m *message.Message, buf []byte) ([]byte, er
 	r.Key = m.Key
 	if t.key != nil {
 		start := len(buf)
-		buf = t.key.AppendRender(buf, m.Event)
+		var err error
+		if buf, err = t.key.AppendRender(buf, m.Event); err != nil {
+			return buf, fmt.Errorf("key template over event %s: %w", m.Pos, err)
+		}
 		r.Key = nil
 		if len(buf) > start {
 			r.Key = buf[start:len(buf):len(buf)]
@@ -424,7 +430,10 @@ func (s *Sink) record(r *kgo.Record, m *message.Message, buf []byte) ([]byte, er
 		}
 		for _, h := range t.headers {
 			start := len(buf)
-			buf = h.tpl.AppendRender(buf, m.Event)
+			var err error
+			if buf, err = h.tpl.AppendRender(buf, m.Event); err != nil {
+				return buf, fmt.Errorf("header %q template over event %s: %w", h.name, m.Pos, err)
+			}
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.name, Value: buf[start:len(buf):len(buf)]})
 		}
 	}
@@ -433,7 +442,10 @@ func (s *Sink) record(r *kgo.Record, m *message.Message, buf []byte) ([]byte, er
 		r.Partition = t.fixedPart
 	case t.partition != nil:
 		start := len(buf)
-		buf = t.partition.AppendRender(buf, m.Event)
+		var err error
+		if buf, err = t.partition.AppendRender(buf, m.Event); err != nil {
+			return buf, fmt.Errorf("partition template over event %s: %w", m.Pos, err)
+		}
 		p, err := parsePartition(buf[start:])
 		if err != nil {
 			return buf, fmt.Errorf("event %s: %w", m.Pos, err)

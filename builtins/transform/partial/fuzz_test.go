@@ -2,6 +2,7 @@ package partial
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/internal/jsonpath"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
+	"github.com/sluicehq/sluice/runtime/message"
 )
 
 // refPartial is the partial transform written with encoding/json: decode the
@@ -56,6 +58,14 @@ func FuzzPartial(f *testing.F) {
 			return
 		}
 		tr := newTransform(t, &Config{Path: &path}, component.Env{})
+		if !json.Valid(input) {
+			// Not JSON: the record fails, nothing is emitted.
+			var out component.Output
+			if err := tr.Apply(context.Background(), []message.Message{{Payload: input}}, &out); err != nil || len(out.Messages) != 0 || len(out.Failures) != 1 {
+				t.Fatalf("non-JSON %q: err %v, %d outputs, %d failures", input, err, len(out.Messages), len(out.Failures))
+			}
+			return
+		}
 		got := []byte(run(t, tr, string(input))[0])
 		if !utf8.Valid(input) || len(input) > 8000 {
 			return // encoding/json replaces bad UTF-8; deep nesting limits differ

@@ -5,6 +5,7 @@ package partial
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -111,7 +112,13 @@ func (t *Transform) Apply(_ context.Context, in []message.Message, out *componen
 	var spans [1]jsonpath.Span
 	for i := range in {
 		m := &in[i]
-		if !t.set.Resolve(m.Payload, spans[:]) || !spans[0].Found() {
+		if !t.set.Resolve(m.Payload, spans[:]) {
+			// The previous stage emitted text or invalid JSON: an empty
+			// payload would pass for a result.
+			out.Fail(m, component.EventPermanent(fmt.Errorf("partial: the input is not JSON (%d bytes), so %s has nothing to read: the previous stage emitted text or invalid JSON", len(m.Payload), t.path)))
+			continue
+		}
+		if !spans[0].Found() {
 			t.empty.Inc()
 			n := len(out.Buf)
 			out.Emit(m, out.Buf[n:n:n])

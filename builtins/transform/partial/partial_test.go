@@ -144,28 +144,49 @@ func TestNoMatchGivesEmptyPayloadAndCounts(t *testing.T) {
 	m := metrics.New()
 	tr := newTransform(t, pathConfig(t, "$.data.key"), component.Env{Task: "orders", Metrics: m})
 	got := run(t, tr,
-		kafkaEvent,                        // found
-		`{"data": {}}`,                    // missing key
-		`{"data": "x"}`,                   // not an object
-		`{"data": {"key": ""}}`,           // found, empty string: not counted
-		`user user-42 on partition 7`,     // not JSON
-		`{"data": {"key": "k"}} trailing`, // not JSON
-		``,                                // empty
+		kafkaEvent,              // found
+		`{"data": {}}`,          // missing key
+		`{"data": "x"}`,         // not an object
+		`{"data": {"key": ""}}`, // found, empty string: not counted
 	)
-	want := []string{"user-42", "", "", "", "", "", ""}
+	want := []string{"user-42", "", "", ""}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("input %d: %q, want %q", i, got[i], want[i])
 		}
 	}
-	if n := counterValue(t, m, EmptyMetric, "orders"); n != 5 {
-		t.Fatalf("%s = %v, want 5", EmptyMetric, n)
+	if n := counterValue(t, m, EmptyMetric, "orders"); n != 2 {
+		t.Fatalf("%s = %v, want 2", EmptyMetric, n)
 	}
 	// A second partial of the same task shares the counter.
 	tr2 := newTransform(t, pathConfig(t, "$.x"), component.Env{Task: "orders", Metrics: m})
 	run(t, tr2, `{}`)
-	if n := counterValue(t, m, EmptyMetric, "orders"); n != 6 {
-		t.Fatalf("%s = %v, want 6", EmptyMetric, n)
+	if n := counterValue(t, m, EmptyMetric, "orders"); n != 3 {
+		t.Fatalf("%s = %v, want 3", EmptyMetric, n)
+	}
+}
+
+// TestNotJSONFails: an input that is not JSON (text from the previous
+// stage, invalid JSON from a WASM module) fails to the dead-letter queue
+// instead of passing on an empty payload that would count as delivered.
+func TestNotJSONFails(t *testing.T) {
+	tr := newTransform(t, pathConfig(t, "$.data.key"), component.Env{})
+	inputs := []string{`user user-42 on partition 7`, `{"data": {"key": "k"}} trailing`, ``, `{"data": {"key": "k"`}
+	in := make([]message.Message, len(inputs))
+	for i, p := range inputs {
+		in[i] = message.Message{Payload: []byte(p), Ref: int32(i)}
+	}
+	var out component.Output
+	if err := tr.Apply(context.Background(), in, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Messages) != 0 || len(out.Failures) != len(inputs) {
+		t.Fatalf("%d outputs, %d failures; want every input failed", len(out.Messages), len(out.Failures))
+	}
+	for _, f := range out.Failures {
+		if component.ClassOf(f.Err) != component.ClassEventPermanent || !strings.Contains(f.Err.Error(), "not JSON") {
+			t.Fatalf("failure %v (class %v), want an event-permanent \"not JSON\"", f.Err, component.ClassOf(f.Err))
+		}
 	}
 }
 
@@ -178,11 +199,8 @@ func TestChainReadsPreviousOutput(t *testing.T) {
 	if got := run(t, second, mid...)[0]; got != "/home" {
 		t.Fatalf("chain = %q", got)
 	}
-	// The output of a string that is not JSON finds nothing downstream.
-	third := newTransform(t, pathConfig(t, "$"), component.Env{})
-	if got := run(t, third, run(t, newTransform(t, pathConfig(t, "$.data.key"), component.Env{}), kafkaEvent)...)[0]; got != "" {
-		t.Fatalf("$ of non-JSON text = %q", got)
-	}
+	// The output of a string that is not JSON is not JSON downstream:
+	// TestNotJSONFails.
 }
 
 func TestErrors(t *testing.T) {

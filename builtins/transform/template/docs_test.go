@@ -119,7 +119,9 @@ func loadChain(r *component.Registry, src string) ([]component.Transform, []stri
 	return chain, probs, nil
 }
 
-func runChain(t *testing.T, chain []component.Transform, input []byte) []byte {
+// runChain runs input through chain and returns the output, or the failure
+// of the step that failed the record.
+func runChain(t *testing.T, chain []component.Transform, input []byte) ([]byte, error) {
 	t.Helper()
 	msgs := []message.Message{{Payload: input, Event: input}}
 	for _, tr := range chain {
@@ -127,12 +129,15 @@ func runChain(t *testing.T, chain []component.Transform, input []byte) []byte {
 		if err := tr.Apply(context.Background(), msgs, &out); err != nil {
 			t.Fatal(err)
 		}
+		if len(out.Failures) == 1 && len(out.Messages) == 0 {
+			return nil, out.Failures[0].Err
+		}
 		if len(out.Messages) != 1 || len(out.Failures) != 0 {
 			t.Fatalf("%d outputs, %d failures", len(out.Messages), len(out.Failures))
 		}
 		msgs = out.Messages
 	}
-	return msgs[0].Payload
+	return msgs[0].Payload, nil
 }
 
 func jsonEqual(a, b []byte) bool {
@@ -159,7 +164,7 @@ func TestDocExamples(t *testing.T) {
 		switch {
 		case b.role == "input":
 			if pending != nil {
-				t.Fatalf("%s: input block while the example at line %d has no output or problems block", where, pending.line)
+				t.Fatalf("%s: input block while the example at line %d has no output, failure or problems block", where, pending.line)
 			}
 			input = []byte(b.body)
 			if b.lang == "json" && !json.Valid(input) {
@@ -171,7 +176,7 @@ func TestDocExamples(t *testing.T) {
 			}
 			bb := b
 			pending = &bb
-		case b.role == "output" || b.role == "problems":
+		case b.role == "output" || b.role == "problems" || b.role == "failure":
 			if pending == nil {
 				t.Fatalf("%s: %s block without a toml transform block above it", where, b.role)
 			}
@@ -196,7 +201,18 @@ func TestDocExamples(t *testing.T) {
 				if input == nil {
 					t.Fatalf("%s:%d: no input block above the example", docPath, ex.line)
 				}
-				got := runChain(t, chain, input)
+				got, ferr := runChain(t, chain, input)
+				if b.role == "failure" {
+					// The record goes to the dead-letter queue with this
+					// reason.
+					if ferr == nil || ferr.Error() != b.body {
+						t.Fatalf("%s:%d: got %q (failure %v), want the failure\n%s", docPath, ex.line, got, ferr, b.body)
+					}
+					return
+				}
+				if ferr != nil {
+					t.Fatalf("%s:%d: the record failed: %v", docPath, ex.line, ferr)
+				}
 				switch b.lang {
 				case "json":
 					if !jsonEqual(got, []byte(b.body)) {

@@ -119,8 +119,10 @@ func Register(r *component.Registry) {
 			"text, true/false/null as such, an object or array as compact JSON; a path that matches nothing inserts " +
 			"nothing), any other value is fixed text. `${jsonEscape(name)}` escapes the value for the inside of a JSON " +
 			"string, `${htmlEscape(name)}` replaces `& < > \"` with entities. Placeholders naming no variable stay as " +
-			"written; inserted values are never scanned for placeholders. A JSON template is plain text to the " +
-			"renderer: quote string values yourself (`\"${jsonEscape(name)}\"`).",
+			"written; inserted values are never scanned for placeholders. A JSON template (a JSON object or array " +
+			"around the placeholders) always renders JSON: a value inside quotes is escaped for the string, and a " +
+			"placeholder outside quotes must render one JSON value. An input the template cannot render (not JSON " +
+			"although a variable reads it, or a value that would break a JSON template) goes to the dead-letter queue.",
 		Example: "[[transform]]\ntype = \"template\"\ntemplate = '''{\"user\": \"${jsonEscape(u)}\", \"ms\": ${ms}}'''\n" +
 			"[transform.variables]\nu = \"$.data.key\"\nms = \"$.data.timestamp\"\n",
 		New:   func() any { return &Config{} },
@@ -144,12 +146,20 @@ type Transform struct {
 	log zerolog.Logger
 }
 
-// Apply renders each input into out.Buf and emits the rendered region.
+// Apply renders each input into out.Buf and emits the rendered region. An
+// input the template cannot render (not JSON although the template reads
+// it, or a value that would break a JSON template) fails, to the
+// dead-letter queue: an empty or broken render must not pass for a result.
 func (t *Transform) Apply(_ context.Context, in []message.Message, out *component.Output) error {
 	for i := range in {
 		start := len(out.Buf)
 		var oversize bool
-		out.Buf, oversize = t.tpl.AppendRenderReport(out.Buf, in[i].Payload)
+		var err error
+		out.Buf, oversize, err = t.tpl.AppendRenderReport(out.Buf, in[i].Payload)
+		if err != nil {
+			out.Fail(&in[i], component.EventPermanent(err))
+			continue
+		}
 		end := len(out.Buf)
 		if oversize {
 			t.log.Warn().Str(logx.Position, in[i].Pos.String()).

@@ -84,12 +84,11 @@ func TestTemplate(t *testing.T) {
 		{"spec config", `{"user": "${u}", "ms": ${ms}}`, `{ u = "$.data.key", ms = "$.data.timestamp" }`, kafkaEvent, `{"user": "user-42", "ms": 1655952591589}`},
 		{"string holding JSON, escaped", `{"v": "${jsonEscape(v)}"}`, `{ v = "$.data.value" }`, kafkaEvent, `{"v": "{\"page\":\"/home\",\"ms\":31}"}`},
 		{"htmlEscape", `<p>${htmlEscape(v)}</p>`, `{ v = "$.data.value" }`, kafkaEvent, `<p>{&quot;page&quot;:&quot;/home&quot;,&quot;ms&quot;:31}</p>`},
-		{"missing path", `[${m}]`, `{ m = "$.data.nope" }`, kafkaEvent, `[]`},
+		{"missing path", `<${m}>`, `{ m = "$.data.nope" }`, kafkaEvent, `<>`},
 		{"null and booleans", `${a} ${b}`, `{ a = "$.z", b = "$.t" }`, `{"z": null, "t": true}`, `null true`},
 		{"undefined placeholder", `${k} ${x}`, `{ k = "$.data.key" }`, kafkaEvent, `user-42 ${x}`},
 		{"fixed value", `${env}:${k}`, `{ env = "prod", k = "$.data.key" }`, kafkaEvent, `prod:user-42`},
 		{"empty variables", `no placeholders`, `{}`, kafkaEvent, `no placeholders`},
-		{"non-JSON input", `[${k}|${f}]`, `{ k = "$.data.key", f = "fixed" }`, `user user-42`, `[|fixed]`},
 		{"whole input", `${e}`, `{ e = "$" }`, `{ "a": 1 }`, `{"a":1}`},
 		{"unicode", `→${k}←`, `{ k = "$.ü" }`, `{"ü": "ö\u00df"}`, `→öß←`},
 	}
@@ -117,10 +116,37 @@ func TestChain(t *testing.T) {
 	if got := run(t, second, run(t, first, kafkaEvent)...)[0]; got != "user-42@7" {
 		t.Fatalf("chain = %q", got)
 	}
-	// A text output read as JSON finds nothing.
-	third := mustBuild(t, tomlTemplate(`[${u}]`, `{ u = "$" }`), component.Env{})
-	if got := run(t, third, run(t, second, run(t, first, kafkaEvent)...)...)[0]; got != "[]" {
-		t.Fatalf("chain on text = %q", got)
+	// A text output read as JSON fails the record: TestNotRenderable.
+}
+
+// TestNotRenderable: an input the template cannot render fails the record
+// (event-permanent, so it goes to the dead-letter queue) instead of
+// emitting an empty or broken output that would count as delivered.
+func TestNotRenderable(t *testing.T) {
+	cases := []struct{ name, text, vars, input, why string }{
+		{"text input", `[${k}|${f}]`, `{ k = "$.data.key", f = "fixed" }`, `user user-42`, "not JSON"},
+		{"invalid JSON (a WASM module's output)", `{"u": "${u}"}`, `{ u = "$.user" }`, `{"user": "x"`, "not JSON"},
+		{"missing value in a JSON template", `{"u": ${u}}`, `{ u = "$.user" }`, `{}`, "found nothing"},
+		{"a string that would break a JSON template", `{"u": ${u}, "role": "user"}`, `{ u = "$.user" }`, `{"user": "1, \"role\": \"admin\""}`, "not one JSON value"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tr := mustBuild(t, tomlTemplate(c.text, c.vars), component.Env{})
+			var out component.Output
+			in := []message.Message{{Payload: []byte(c.input), Ref: 0}}
+			if err := tr.Apply(context.Background(), in, &out); err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Messages) != 0 || len(out.Failures) != 1 {
+				t.Fatalf("%d outputs (%q), %d failures; want the record failed", len(out.Messages), out.Buf, len(out.Failures))
+			}
+			if err := out.Failures[0].Err; component.ClassOf(err) != component.ClassEventPermanent || !strings.Contains(err.Error(), c.why) {
+				t.Fatalf("failure %v, want event-permanent naming %q", err, c.why)
+			}
+			if len(out.Buf) != 0 {
+				t.Fatalf("a failed render left %q in the buffer", out.Buf)
+			}
+		})
 	}
 }
 
