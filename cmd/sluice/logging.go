@@ -8,6 +8,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/runtime/logx"
 )
 
 // isTerminal reports whether w is an interactive terminal.
@@ -51,17 +53,27 @@ func (t *termWriter) clearProgress() {
 	}
 }
 
+// Repeated log lines: at most logBurst lines of one message per
+// logPeriod, for the whole process (logx.Limiter).
+const (
+	logBurst  = 100
+	logPeriod = 10 * time.Second
+)
+
 // newLogger builds the process logger: JSON unless the output is a
-// terminal (or the format says otherwise).
+// terminal (or the format says otherwise). Every logger of the process
+// derives from it, so its limiter of repeated lines applies to the engine
+// and every component.
 func newLogger(w io.Writer, level, format string, terminal bool) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
 		return zerolog.Logger{}, err
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
+	limit := logx.NewLimiter(logBurst, logPeriod)
 	if format == "console" || (format == "auto" && terminal) {
 		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !terminal}
-		return zerolog.New(cw).Level(lvl).With().Timestamp().Logger(), nil
+		return zerolog.New(cw).Level(lvl).Hook(limit).With().Timestamp().Logger(), nil
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(lvl).Hook(limit).With().Timestamp().Logger(), nil
 }

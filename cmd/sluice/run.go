@@ -85,9 +85,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		os.Exit(130)
 	}()
 
-	// With an admin API a blocked task waits to be resumed; without one
-	// nobody could, so it ends and the exit status says so.
-	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout, HoldBlocked: s.adminAddr != ""}
+	// With an admin API that can resume (it has a token) a blocked task
+	// waits to be resumed; otherwise nobody could, so it ends and the exit
+	// status says so.
+	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout, HoldBlocked: s.adminAddr != "" && s.adminToken != ""}
 	runners := make([]*engine.Task, len(tasks))
 	for i, t := range tasks {
 		runners[i] = engine.New(t, opts)

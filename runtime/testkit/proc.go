@@ -80,6 +80,10 @@ type ProcOptions struct {
 	Env   []string // added to the test's environment
 	Dir   string   // working directory; default a temp dir
 	Stdin []byte   // default: no input (an empty, closed stdin)
+	// MaxOpenFiles, when set, starts the process with RLIMIT_NOFILE (soft
+	// and hard) lowered to it (Unix only): the test binary re-executes
+	// itself, lowers its limit and becomes sluice.
+	MaxOpenFiles uint64
 }
 
 // StartSluice runs the sluice binary with args, its stdout and stderr going
@@ -97,8 +101,13 @@ func StartSluice(t testing.TB, o ProcOptions, args ...string) *Proc {
 		t.Fatal(err)
 	}
 	p.Cmd = exec.Command(SluiceBin(t), args...)
-	p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
 	p.Cmd.Env = append(os.Environ(), o.Env...)
+	if o.MaxOpenFiles > 0 {
+		exe, argv, env := launcher(o.MaxOpenFiles, SluiceBin(t), args)
+		p.Cmd = exec.Command(exe, argv...)
+		p.Cmd.Env = append(append(os.Environ(), o.Env...), env...)
+	}
+	p.Cmd.Stdout, p.Cmd.Stderr = logf, logf
 	p.Cmd.Dir = o.Dir
 	if p.Cmd.Dir == "" {
 		p.Cmd.Dir = dir

@@ -31,6 +31,7 @@ type Config struct {
 	PollInterval component.Duration `toml:"poll_interval" doc:"Tail mode: how often idle files are checked for new data, rotation, truncation and (with a glob) new files."`
 	RotateWait   component.Duration `toml:"rotate_wait" doc:"Tail mode: how long a rotated (renamed or deleted) file keeps being read after its last new data, for writers that reopen late. Its unterminated last line is emitted when this expires."`
 	Multiline    MultilineConfig    `toml:"multiline" doc:"Join several lines into one event (stack traces). Absent: every line is an event."`
+	MaxOpenFiles int                `toml:"max_open_files" min:"1" max:"100000" doc:"Most files the source keeps open at once. Past it, files idle at their end are closed and reopened at their position when they grow, so a glob may match any number of files. The source also keeps to half the process's open-file limit (RLIMIT_NOFILE)."`
 	Concurrency  int                `toml:"concurrency" min:"1" max:"32" doc:"Workers processing the source's batches; order is kept per file whatever the value."`
 	Order        string             `toml:"order" enum:"partition,key,none" doc:"Ordering across workers: partition keeps each file in order (the file source has no keys, so key behaves as partition); none drops ordering."`
 }
@@ -58,9 +59,26 @@ func New() *Config {
 		PollInterval: component.Duration(250 * time.Millisecond),
 		RotateWait:   component.Duration(5 * time.Second),
 		Multiline:    MultilineConfig{Timeout: component.Duration(time.Second)},
+		MaxOpenFiles: defaultMaxOpenFiles,
 		Concurrency:  1,
 		Order:        "partition",
 	}
+}
+
+// defaultMaxOpenFiles is max_open_files when the task does not set it.
+const defaultMaxOpenFiles = 256
+
+// openBudget returns how many files the source may keep open: max_open_files,
+// but at most half the process's open-file limit, which the sink, the
+// checkpoint, connections and other tasks share.
+func openBudget(configured int) int {
+	if configured <= 0 {
+		configured = defaultMaxOpenFiles
+	}
+	if lim := openFileLimit(); lim > 0 {
+		configured = min(configured, max(1, lim/2))
+	}
+	return configured
 }
 
 // Validate checks what the tags cannot.
@@ -144,6 +162,7 @@ func build(cfg any, env component.Env) (any, error) {
 		maxBytes:   int(c.Batch.MaxBytes),
 		poll:       c.PollInterval.D(),
 		rotateWait: c.RotateWait.D(),
+		maxOpen:    openBudget(c.MaxOpenFiles),
 		stateDir:   env.StateDir,
 		taskDir:    env.Dir,
 		task:       env.Task,

@@ -43,6 +43,7 @@ type options struct {
 	maxBytes   int
 	poll       time.Duration
 	rotateWait time.Duration
+	maxOpen    int // files kept open at once (max_open_files, within the rlimit)
 
 	multiline        *regexp.Regexp
 	multilineTimeout time.Duration
@@ -72,6 +73,7 @@ type Source struct {
 	rr      int // round-robin start over streams
 	// slabHint and countHint size the next batch after the last one.
 	slabHint, countHint int
+	open                int // segments holding an open file
 	retired             map[fileID]bool // files finished during this run (a glob must not restart them)
 
 	// mu guards what Ack callbacks and the committer touch: the commit
@@ -119,6 +121,14 @@ type segment struct {
 	drained   bool      // nothing more will be read from it
 	lastData  time.Time
 	readErr   bool // the last read failed (logged once)
+
+	// A parked segment's file is closed to stay within max_open_files; its
+	// reader keeps its position, and the file is reopened (and checked to
+	// be the same file) when there is more to read.
+	parked    bool
+	lastUse   time.Time // last read, for choosing which file to close
+	statSize  int64     // size seen by the last poll while parked
+	announced bool      // "reading file" was logged
 
 	line       int64 // number of the line starting at countedOff; 0 when unknown
 	countedOff int64
@@ -322,9 +332,9 @@ func (s *Source) discover(prev *state) error {
 			if !fi.Mode().IsRegular() {
 				return component.TaskPermanent(fmt.Errorf("file source: %s is not a regular file (use the stdin source for pipes)", p))
 			}
-			if _, err := s.openSegment(st, p, 0, false); err != nil {
-				return component.TaskPermanent(fmt.Errorf("file source: %w", err))
-			}
+			// Opened when its turn comes: a glob may match more files
+			// than the process may open.
+			st.active = s.newSegment(st, nil, fi, p, 0, 0)
 		}
 		// Streams of the checkpoint whose file is gone have nothing to read.
 		for _, st := range s.streams {
@@ -386,6 +396,10 @@ func (s *Source) restoreSegment(st *stream, fs fileState) {
 		if err != nil || !fi.Mode().IsRegular() || idOf(fi) != fs.id() {
 			continue
 		}
+		if !s.makeRoom(nil) {
+			s.log.Warn().Str(logx.File, c).Msg("no room under max_open_files to resume the checkpointed file; it is read again from its start when it can be opened")
+			return
+		}
 		f, err := os.Open(c)
 		if err != nil {
 			s.log.Warn().Err(err).Str(logx.File, c).Msg("cannot open checkpointed file")
@@ -428,6 +442,9 @@ func (s *Source) restoreSegment(st *stream, fs fileState) {
 // openSegment opens the file at path as the next generation of st,
 // starting at off (or at the end of its last complete line with atEnd).
 func (s *Source) openSegment(st *stream, path string, off int64, atEnd bool) (*segment, error) {
+	if !s.makeRoom(nil) {
+		return nil, errNoRoom
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -471,7 +488,11 @@ func (s *Source) newSegment(st *stream, f *os.File, fi os.FileInfo, name string,
 		st: st, id: idOf(fi), gen: gen, name: name, f: f,
 		rd:       newLineReader(f, off, s.o.limit),
 		startOff: off, committed: off, emitted: off,
-		lastData: time.Now(), countedOff: off,
+		lastData: time.Now(), countedOff: off, lastUse: time.Now(),
+		parked: f == nil, statSize: fi.Size(), announced: f != nil,
+	}
+	if f != nil {
+		s.open++
 	}
 	if off == 0 {
 		sg.line = 1
@@ -516,6 +537,12 @@ func (s *Source) checkStream(st *stream, now time.Time, atEnd bool) {
 				what = "file removed or renamed"
 			}
 			s.log.Info().Str(logx.File, st.path).Int32(logx.Partition, act.gen).Msg(what + "; reading it to its end")
+		case act.f == nil:
+			// Parked: the path's size tells whether it grew or shrank.
+			act.statSize = fi.Size()
+			if fi.Size() < act.rd.readEnd() && s.unpark(act) {
+				s.truncate(st, act)
+			}
 		default:
 			if cur, err := act.f.Stat(); err == nil && cur.Size() < act.rd.readEnd() {
 				s.truncate(st, act)
@@ -530,6 +557,9 @@ func (s *Source) checkStream(st *stream, now time.Time, atEnd bool) {
 			}
 		}
 		if _, err := s.openSegment(st, st.path, 0, atEnd); err != nil {
+			if errors.Is(err, errNoRoom) {
+				return // every open file is busy: retried at the next poll
+			}
 			if !st.waiting {
 				s.log.Warn().Err(err).Str(logx.File, st.path).Msg("cannot open file; retrying at each poll")
 				st.waiting = true
@@ -561,6 +591,7 @@ func (s *Source) truncate(st *stream, old *segment) {
 	gen := st.nextGen
 	s.dirty = true
 	s.mu.Unlock()
+	s.open-- // the file moves to the new segment, which counts it
 	old.drained = true
 	old.rd = nil
 	old.ml = pendingEvent{}
@@ -735,7 +766,9 @@ func (s *Source) retire() {
 			if sg.f != nil {
 				sg.f.Close()
 				sg.f = nil
+				s.open--
 			}
+			sg.parked = false
 			if !s.o.tail && !sg.truncated {
 				keep = append(keep, sg) // closed, kept as "read to the end"
 				continue
@@ -776,26 +809,159 @@ func (s *Source) forgetGone() {
 
 // tryRead builds a batch from the first file with data, taking streams in
 // turn so that a busy file does not starve the others.
+//
+// Files already open come first; a parked file is reopened only when no
+// open one has data, so a glob of more files than max_open_files reads
+// file after file instead of reopening one per batch.
 func (s *Source) tryRead(now time.Time) (component.Batch, bool, error) {
 	n := len(s.streams)
-	for k := range n {
-		i := (s.rr + k) % n
-		st := s.streams[i]
-		for _, sg := range st.segs {
-			if sg.drained {
-				continue
-			}
-			b, ok, err := s.readBatch(sg, now)
-			if err != nil {
-				return component.Batch{}, false, err
-			}
-			if ok {
-				s.rr = (i + 1) % n
-				return b, true, nil
+	for _, parked := range [...]bool{false, true} {
+		for k := range n {
+			i := (s.rr + k) % n
+			st := s.streams[i]
+			for _, sg := range st.segs {
+				if sg.drained || (sg.f == nil) != parked {
+					continue
+				}
+				if parked && (!s.hasMore(sg) || !s.unpark(sg)) {
+					continue
+				}
+				sg.lastUse = now
+				b, ok, err := s.readBatch(sg, now)
+				if err != nil {
+					return component.Batch{}, false, err
+				}
+				if ok {
+					s.rr = (i + 1) % n
+					return b, true, nil
+				}
 			}
 		}
 	}
 	return component.Batch{}, false, nil
+}
+
+// errNoRoom: every open file is in use and max_open_files is reached.
+var errNoRoom = errors.New("max_open_files reached")
+
+// hasMore reports whether a parked segment may have something to read: in
+// read mode until it is drained; in tail mode when the last poll saw it
+// grow, or when it was rotated and must be read to its end.
+func (s *Source) hasMore(sg *segment) bool {
+	if !s.o.tail || sg.rotated || sg.finishing {
+		return true
+	}
+	return sg.statSize > sg.rd.readEnd()
+}
+
+// makeRoom closes the least recently read parkable file until one more may
+// be opened. It reports false when none can be closed (every open file is
+// rotated or truncated, or is except).
+func (s *Source) makeRoom(except *segment) bool {
+	for s.open >= s.o.maxOpen {
+		var victim *segment
+		for _, st := range s.streams {
+			for _, sg := range st.segs {
+				if sg == except || sg.f == nil || sg.rotated || sg.truncated {
+					continue
+				}
+				if victim == nil || sg.lastUse.Before(victim.lastUse) {
+					victim = sg
+				}
+			}
+		}
+		if victim == nil {
+			return false
+		}
+		s.park(victim)
+	}
+	return true
+}
+
+// park closes sg's file; its reader keeps its position.
+func (s *Source) park(sg *segment) {
+	s.mu.Lock()
+	f := sg.f
+	sg.f = nil
+	s.mu.Unlock()
+	f.Close()
+	sg.rd.f = nil
+	sg.parked = true
+	s.open--
+	s.log.Debug().Str(logx.File, sg.name).Int64(logx.Offset, sg.rd.offset()).Msg("file closed while idle (max_open_files); reopened when it grows")
+}
+
+// unpark reopens a parked segment's file, checking it is the same file: at
+// its last known name, or, when it was renamed meanwhile (rotated), by its
+// identity next to its path. A file that cannot be found is finished; what
+// it got after its last read is lost, and logged.
+func (s *Source) unpark(sg *segment) bool {
+	if !s.makeRoom(sg) {
+		return false
+	}
+	f, name := openSame(sg.name, sg.id)
+	if f == nil && sg.id != (fileID{}) {
+		f, name = findByID(filepath.Dir(sg.st.path), sg.id)
+	}
+	if f == nil {
+		if sg.rotated || !s.o.tail {
+			sg.drained = true
+			s.log.Warn().Str(logx.File, sg.name).Int64(logx.Offset, sg.rd.offset()).
+				Msg("a file closed while idle (max_open_files) was moved or deleted and is not found: lines it got after this offset are lost; raise max_open_files")
+		}
+		return false
+	}
+	s.mu.Lock()
+	sg.f, sg.name = f, name
+	s.mu.Unlock()
+	sg.rd.f = f
+	sg.parked = false
+	s.open++
+	if !sg.announced {
+		sg.announced = true
+		if fi, err := f.Stat(); err == nil {
+			if fp, err := fingerprintOf(f, fi.Size()); err == nil {
+				s.mu.Lock()
+				sg.fp = fp
+				s.dirty = true
+				s.mu.Unlock()
+			}
+		}
+		s.log.Info().Str(logx.File, name).Int32(logx.Partition, sg.gen).Msg("reading file")
+	}
+	return true
+}
+
+// openSame opens the file at name if it is the file id (any file when id
+// is unknown on this platform).
+func openSame(name string, id fileID) (*os.File, string) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, ""
+	}
+	if fi, err := f.Stat(); err != nil || (id != (fileID{}) && idOf(fi) != id) {
+		f.Close()
+		return nil, ""
+	}
+	return f, name
+}
+
+// findByID looks in dir for the file id (a rotated file under its new name).
+func findByID(dir string, id fileID) (*os.File, string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, ""
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if fi, err := os.Stat(p); err == nil && idOf(fi) == id {
+			return openSame(p, id)
+		}
+	}
+	return nil, ""
 }
 
 // batchBuilder accumulates one batch's events in one slab.
@@ -1067,7 +1233,7 @@ func (s *Source) applyRewinds() {
 				off = rw.start
 			}
 			after = true
-			if sg.truncated || sg.rd == nil || sg.f == nil {
+			if sg.truncated || sg.rd == nil || (sg.f == nil && !sg.parked) {
 				continue
 			}
 			sg.rd.reset(off)
@@ -1234,4 +1400,5 @@ func (s *Source) closeFiles() {
 			}
 		}
 	}
+	s.open = 0
 }

@@ -15,3 +15,12 @@ func idOf(fi os.FileInfo) fileID {
 	}
 	return fileID{}
 }
+
+// openFileLimit returns the process's soft RLIMIT_NOFILE, or 0 when unknown.
+func openFileLimit() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 0
+	}
+	return int(lim.Cur)
+}
