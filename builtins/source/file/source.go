@@ -73,7 +73,7 @@ type Source struct {
 	rr      int // round-robin start over streams
 	// slabHint and countHint size the next batch after the last one.
 	slabHint, countHint int
-	open                int // segments holding an open file
+	open                int             // segments holding an open file
 	retired             map[fileID]bool // files finished during this run (a glob must not restart them)
 
 	// mu guards what Ack callbacks and the committer touch: the commit
