@@ -59,6 +59,23 @@ test-sdk:
 test-plugins:
 	cd plugins && GOFLAGS=-mod=mod $(GO) test -race -shuffle=on -timeout 20m ./...
 
+# Flake hunting (docs/contributing.md): COUNT runs of the tests of PKGS
+# that match RUN, in shuffled order, under the race detector (RACE= for
+# without), while BURNERS busy loops (default: all cores but one) keep the
+# machine loaded. The burners are started and stopped here, even on Ctrl-C.
+PKGS    ?= ./runtime/engine ./runtime/buffer ./runtime/wasmhost ./runtime/admin ./builtins/source/... ./builtins/sink/... ./builtins/internal/kafkae2e ./cmd/sluice
+COUNT   ?= 20
+RUN     ?= .
+RACE    ?= -race
+BURNERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 1 ? n - 1 : 1 )))
+STRESS_TIMEOUT ?= 4h
+
+stress:
+	@pids=; for i in $$(seq $(BURNERS)); do (while :; do :; done) & pids="$$pids $$!"; done; \
+	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
+	echo "make stress: $(COUNT) shuffled runs $(RACE) of $(PKGS) (-run '$(RUN)'), $(BURNERS) CPU burner(s):$$pids"; \
+	$(GO) test $(RACE) -count=$(COUNT) -shuffle=on -run '$(RUN)' -timeout $(STRESS_TIMEOUT) $(PKGS)
+
 test-short:
 	$(GO) test -short ./...
 

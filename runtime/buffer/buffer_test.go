@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // testMsg is record number i of a test: its payload names i, so order and
@@ -346,7 +347,7 @@ func TestOptionsAndMisuse(t *testing.T) {
 		_, err := b.Read(context.Background(), 10)
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	testkit.WaitBlocked(t, "(*Buffer).Read")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -214,7 +214,7 @@ func TestKill9(t *testing.T) {
 					if n, _ := dirBytes(t, dir); n > base+8<<20 {
 						break
 					}
-					time.Sleep(50 * time.Microsecond)
+					time.Sleep(50 * time.Microsecond) // a fine poll for the moment to kill (mid-write), not synchronisation
 				}
 				if err := cmd.Process.Kill(); err != nil {
 					t.Fatal(err)

@@ -182,7 +182,6 @@ func TestLoopingGuestDoesNotStallGC(t *testing.T) {
 	}
 }
 
-
 // TestHostileGoGuest runs every misbehaviour of the hostile guest between
 // good records and checks each record's fate. The time budget is the
 // subject of "loop" alone: it runs in a batch under a 300ms budget, the
