@@ -907,7 +907,7 @@ func (s *Source) unpark(sg *segment) bool {
 		if sg.rotated || !s.o.tail {
 			sg.drained = true
 			s.log.Warn().Str(logx.File, sg.name).Int64(logx.Offset, sg.rd.offset()).
-				Msg("a file closed while idle (max_open_files) was moved or deleted and is not found: lines it got after this offset are lost; raise max_open_files")
+				Msg("a file waiting to be (re)opened under max_open_files was moved or deleted and is not found: lines it got after this offset are lost; raise max_open_files")
 		}
 		return false
 	}

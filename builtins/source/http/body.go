@@ -143,11 +143,17 @@ func (s *Source) receive(w http.ResponseWriter, r *http.Request, buf []byte, c c
 		defer d.close()
 		in = d
 	}
+	// Room to see the end of the body: one byte past the limit, or past
+	// the announced length (the server stops an identity body there).
+	limit := int(s.maxBody) + 512
+	if r.ContentLength > 0 && c == codingIdentity {
+		limit = min(limit, int(r.ContentLength)+512)
+	}
 	grow := func(need int) ([]byte, error) {
 		// Take the memory first: a body over the budget waits for other
 		// requests to finish, without reading (TCP slows the client) and
 		// without that time counting against its rate.
-		want := min(max(2*cap(buf), 64<<10, len(buf)+need), int(s.maxBody)+512)
+		want := min(max(2*cap(buf), 64<<10, len(buf)+need), limit)
 		if extra := unitsFor(want) - *held; extra > 0 {
 			t0 := time.Now()
 			err := s.budget.acquire(r.Context(), extra, s.timeout, s.closed)
@@ -177,7 +183,7 @@ func (s *Source) receive(w http.ResponseWriter, r *http.Request, buf []byte, c c
 	}
 	for {
 		if len(buf) == cap(buf) {
-			if int64(len(buf)) > s.maxBody {
+			if int64(len(buf)) > s.maxBody || len(buf) >= limit {
 				return buf, errDecodedTooLarge
 			}
 			var err error
