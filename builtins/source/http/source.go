@@ -460,8 +460,10 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request, f framing, media
 		return
 	}
 	if !b.stopped && len(b.cur.msgs) > 0 {
+		// The last batch goes too; its buffers come back to b.spare once
+		// acknowledged, and the next request reuses them.
 		last := b.cur
-		b.cur = &chunk{}
+		b.cur = nil
 		fl.submit(last)
 	}
 	for fl.why == "" && len(fl.inflight) > 0 {

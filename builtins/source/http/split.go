@@ -155,7 +155,7 @@ type attr struct{ name, value string }
 // reset prepares b for a request whose elements get positions in stream.
 func (b *builder) reset(stream string, now time.Time) {
 	if b.cur == nil {
-		b.cur = &chunk{}
+		b.cur = b.takeChunk()
 	}
 	b.cur.reset()
 	b.stream = stream
@@ -170,15 +170,21 @@ func (b *builder) reset(stream string, now time.Time) {
 // finish returns the messages of the batch being filled.
 func (b *builder) finish() []message.Message { return b.cur.finish() }
 
+// takeChunk returns an acknowledged batch's buffers for reuse, or new ones.
+func (b *builder) takeChunk() *chunk {
+	if n := len(b.spare); n > 0 {
+		c := b.spare[n-1]
+		b.spare = b.spare[:n-1]
+		c.reset()
+		return c
+	}
+	return &chunk{}
+}
+
 // cut hands the batch being filled to flush and starts a new one.
 func (b *builder) cut() {
 	full := b.cur
-	if n := len(b.spare); n > 0 {
-		b.cur, b.spare = b.spare[n-1], b.spare[:n-1]
-		b.cur.reset()
-	} else {
-		b.cur = &chunk{}
-	}
+	b.cur = b.takeChunk()
 	if !b.flush(full) {
 		b.stopped = true
 	}
@@ -274,6 +280,14 @@ func (b *builder) lines(body []byte) {
 // add builds the event for one element found at byte offset off of the body.
 func (b *builder) add(elem []byte, off int) {
 	c := b.cur
+	if b.flush != nil && len(c.msgs) > 0 && (len(c.msgs) >= b.maxEvents || len(c.out) >= b.maxBytes) {
+		// Cut only when there is more: a body of exactly one batch is
+		// one batch.
+		if b.cut(); b.stopped {
+			return
+		}
+		c = b.cur
+	}
 	pos := message.Position{Stream: b.stream, Offset: b.next}
 	b.next++
 	start := len(c.out)
@@ -284,9 +298,6 @@ func (b *builder) add(elem []byte, off int) {
 	} else {
 		c.msgs = append(c.msgs, message.Message{Time: b.now, Pos: pos})
 		c.spans = append(c.spans, span{start, len(c.out)})
-	}
-	if b.flush != nil && (len(c.msgs) >= b.maxEvents || len(c.out) >= b.maxBytes) {
-		b.cut()
 	}
 }
 
