@@ -9,6 +9,7 @@ import (
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
+	mqttsink "github.com/sluicehq/sluice/builtins/sink/mqtt"
 	rabbitmqsink "github.com/sluicehq/sluice/builtins/sink/rabbitmq"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
+	mqttsource "github.com/sluicehq/sluice/builtins/source/mqtt"
 	rabbitmqsource "github.com/sluicehq/sluice/builtins/source/rabbitmq"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
@@ -36,6 +38,7 @@ func RegisterAll(r *component.Registry) {
 	httpsource.Register(r)
 	kafkasource.Register(r)
 	rabbitmqsource.Register(r)
+	mqttsource.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)
@@ -48,6 +51,7 @@ func RegisterAll(r *component.Registry) {
 	httpsink.Register(r)
 	kafkasink.Register(r)
 	rabbitmqsink.Register(r)
+	mqttsink.Register(r)
 }
 
 // TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).
