@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
+	"github.com/sluicehq/sluice/builtins/transform/function"
 	"github.com/sluicehq/sluice/builtins/transform/partial"
 	"github.com/sluicehq/sluice/builtins/transform/template"
 	"github.com/sluicehq/sluice/builtins/transform/wasm"
@@ -45,6 +46,7 @@ func RegisterAll(r *component.Registry) {
 	constant.Register(r)
 	template.Register(r)
 	wasm.Register(r)
+	function.Register(r)
 
 	stdout.Register(r)
 	filesink.Register(r)
