@@ -62,7 +62,9 @@ func TestConformance(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(enrich))
 	defer srv.Close()
 	componenttest.Transform(t, componenttest.TransformSuite{
-		New: func(t testing.TB) component.Transform { return newTransform(t, fmt.Sprintf("url = %q\nmax_batch = 2\n", srv.URL)) },
+		New: func(t testing.TB) component.Transform {
+			return newTransform(t, fmt.Sprintf("url = %q\nmax_batch = 2\n", srv.URL))
+		},
 		Inputs: [][]byte{
 			[]byte(`{"n":1}`), []byte(`{"n":2}`), []byte(`{"drop":true}`), []byte(`{"bad":true}`), []byte(`{"split":true}`), []byte(`not json`),
 		},
