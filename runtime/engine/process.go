@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
@@ -37,6 +38,9 @@ type Processor struct {
 	// retry outcome).
 	Retry delivery.Policy
 	Clock delivery.Clock
+	// OnRetry, when set, is told about each retry before its wait (the
+	// task logs and counts it).
+	OnRetry func(attempt int, wait time.Duration, err error)
 
 	outs      []component.Output
 	survivors []message.Message
@@ -180,6 +184,9 @@ func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in
 		w := p.Retry.Interval(attempt, rand.Float64)
 		if p.Retry.MaxAge > 0 && p.Clock.Now().Add(w).After(first.Add(p.Retry.MaxAge)) {
 			break
+		}
+		if p.OnRetry != nil {
+			p.OnRetry(attempt, w, fmt.Errorf("%s, %d events: %w", p.stages[k], len(pending), lastErr[pending[0].Ref]))
 		}
 		if err := p.Clock.Sleep(ctx, w); err != nil {
 			return err

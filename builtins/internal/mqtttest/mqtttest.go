@@ -186,3 +186,17 @@ func freePort(t testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// ConnectID connects a client with id and the clean-session flag to url;
+// it is disconnected at the end of the test.
+func ConnectID(t testing.TB, url, id string, clean bool) *Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(clean).
+		SetAutoReconnect(false).SetConnectTimeout(10 * time.Second)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(testkit.Scale(testkit.DefaultWait)) || tok.Error() != nil {
+		t.Fatalf("connect to %s: %v", url, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return &Client{URL: url, C: c}
+}
