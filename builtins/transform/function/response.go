@@ -111,6 +111,9 @@ func parseResult(v []byte, k int, rs resultSink) {
 		if !ok {
 			msg = errMsg // not a string: its JSON text
 		}
+		if len(msg) == 0 {
+			msg = []byte("the function reported an error without a message")
+		}
 		rs.fail(k, string(msg), retry)
 	case outputs != nil && output != nil:
 		rs.fail(k, fmt.Sprintf("result %d has both outputs and output: keep one", k), false)
