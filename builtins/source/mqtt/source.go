@@ -141,11 +141,7 @@ type session struct {
 
 	mu      sync.Mutex
 	queue   []paho.Message
-	toAck   []paho.Message
-	acking  bool // the acker goroutine is sending
 	wake    chan struct{}
-	ackWake chan struct{}
-	acked   chan struct{} // closed and replaced whenever toAck empties
 	dead    chan struct{}
 	reason  error
 	once    sync.Once
@@ -185,59 +181,6 @@ func (ss *session) onMessage(_ paho.Client, m paho.Message) {
 	}
 }
 
-// acker sends the acknowledgements handed to it, in order, until the
-// session ends.
-func (ss *session) acker() {
-	for {
-		select {
-		case <-ss.ackWake:
-		case <-ss.dead:
-			return
-		}
-		for {
-			ss.mu.Lock()
-			ms := ss.toAck
-			ss.toAck = nil
-			if len(ms) == 0 {
-				ss.acking = false
-				close(ss.acked)
-				ss.acked = make(chan struct{})
-				ss.mu.Unlock()
-				break
-			}
-			ss.acking = true
-			ss.mu.Unlock()
-			for _, m := range ms {
-				if ss.isDead() {
-					return
-				}
-				m.Ack()
-			}
-		}
-	}
-}
-
-// flushAcks waits until every acknowledgement handed over was passed to the
-// client, or ctx ends.
-func (ss *session) flushAcks(ctx context.Context) {
-	for {
-		ss.mu.Lock()
-		idle := len(ss.toAck) == 0 && !ss.acking
-		ch := ss.acked
-		ss.mu.Unlock()
-		if idle || ss.isDead() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ss.dead:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
 // Open connects and subscribes. Refused credentials or a refused
 // subscription fail the task; an unreachable broker is retried.
 func (s *Source) Open(ctx context.Context) error {
@@ -271,7 +214,7 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, component.TaskPermanent(err)
 	}
-	ss := &session{qos: s.cfg.QoS, wake: make(chan struct{}, 1), ackWake: make(chan struct{}, 1), acked: make(chan struct{}), dead: make(chan struct{}),
+	ss := &session{qos: s.cfg.QoS, wake: make(chan struct{}, 1), dead: make(chan struct{}),
 		dropped: func() { s.m.dropped.Inc() }}
 	s.mu.Lock()
 	s.gen++
@@ -300,7 +243,6 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 			}
 		}
 	}
-	go ss.acker()
 	s.mu.Lock()
 	s.opened = true
 	s.mu.Unlock()
@@ -438,21 +380,22 @@ func (s *Source) batch(ss *session, ms []paho.Message) component.Batch {
 	return b
 }
 
-// ack hands the messages to the session's acker. The engine acks a lane's
-// batches in read order and this source has one lane, so acknowledgements
-// leave in the order the messages arrived, as MQTT requires. A nack sends
-// nothing: the engine nacks only when the task stops or blocks, and the
-// broker sends the messages again on the next connection.
+// ack acknowledges the messages of a batch. The engine acks a lane's
+// batches in read order, one at a time, and this source has one lane, so
+// acknowledgements leave in the order the messages arrived, as MQTT
+// requires. paho hands each to its writer at once (it blocks only while
+// the connection is being torn down). A nack sends nothing: the engine
+// nacks only when the task stops or blocks, and the broker sends the
+// messages again on the next connection.
 func (s *Source) ack(ss *session, ms []paho.Message, err error) {
-	if err != nil || ss.isDead() {
+	if err != nil {
 		return
 	}
-	ss.mu.Lock()
-	ss.toAck = append(ss.toAck, ms...)
-	ss.mu.Unlock()
-	select {
-	case ss.ackWake <- struct{}{}:
-	default:
+	for _, m := range ms {
+		if ss.isDead() {
+			return // the broker sends them again to the next session
+		}
+		m.Ack()
 	}
 }
 
@@ -470,7 +413,8 @@ func (s *Source) Rewind(ctx context.Context) error {
 	return nil
 }
 
-// Close sends the acknowledgements handed over so far, then disconnects;
+// Close makes sure the broker has the acknowledgements sent so far, then
+// disconnects;
 // the persistent session keeps what was not acknowledged for the next
 // connection. It unblocks a pending Read and is safe without Open.
 func (s *Source) Close(ctx context.Context) error {
@@ -487,7 +431,6 @@ func (s *Source) Close(ctx context.Context) error {
 	if ss == nil {
 		return nil
 	}
-	ss.flushAcks(ctx)
 	if !ss.isDead() {
 		// A round trip after the acknowledgements: the broker answers in
 		// order, so once it answered it has them. Closing right after
