@@ -350,6 +350,7 @@ func (s *Source) batch(ss *session, ms []paho.Message) component.Batch {
 	msgs := make([]message.Message, len(ms))
 	now := time.Now()
 	nonJSON := 0
+	var key []byte // consecutive messages usually share a topic
 	for i, pm := range ms {
 		ss.seq++
 		start := len(buf)
@@ -361,7 +362,10 @@ func (s *Source) batch(ss *session, ms []paho.Message) component.Batch {
 		m := &msgs[i]
 		m.Payload = buf[start:len(buf):len(buf)]
 		m.Event = m.Payload
-		m.Key = []byte(pm.Topic())
+		if string(key) != pm.Topic() {
+			key = []byte(pm.Topic())
+		}
+		m.Key = key[:len(key):len(key)]
 		m.Time = now
 		m.Pos = message.Position{Stream: pm.Topic(), Offset: ss.seq}
 		if s.maxEvent > 0 && len(m.Payload) > s.maxEvent {

@@ -360,6 +360,7 @@ func (s *Source) batch(ss *session, ds []amqp.Delivery) component.Batch {
 	msgs := make([]message.Message, len(ds))
 	now := time.Now()
 	nonJSON := 0
+	var key []byte // consecutive messages usually share a routing key
 	for i := range ds {
 		d := &ds[i]
 		start := len(buf)
@@ -372,7 +373,10 @@ func (s *Source) batch(ss *session, ds []amqp.Delivery) component.Batch {
 		m.Payload = buf[start:len(buf):len(buf)]
 		m.Event = m.Payload
 		if d.RoutingKey != "" {
-			m.Key = []byte(d.RoutingKey)
+			if string(key) != d.RoutingKey {
+				key = []byte(d.RoutingKey)
+			}
+			m.Key = key[:len(key):len(key)]
 		}
 		m.Time = d.Timestamp
 		if m.Time.IsZero() {
