@@ -36,7 +36,7 @@ func TestFunctionInTask(t *testing.T) {
 			}
 		}
 		if err := json.NewDecoder(r.Body).Decode(&events); err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		var b bytes.Buffer

@@ -34,7 +34,7 @@ func newTransform(t testing.TB, src string) *Transform {
 func enrich(w http.ResponseWriter, r *http.Request) {
 	var events []any
 	if err := json.NewDecoder(r.Body).Decode(&events); err != nil {
-		http.Error(w, err.Error(), 400)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	var out []any
@@ -92,7 +92,7 @@ func TestResults(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		bodies.Store(n, string(b))
 		if r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("X-Custom") != "v" || r.Header.Get("Content-Type") != "application/json" {
-			http.Error(w, "headers", 401)
+			http.Error(w, "headers", http.StatusUnauthorized)
 			return
 		}
 		r.Body = io.NopCloser(strings.NewReader(string(b)))
