@@ -157,18 +157,13 @@ func TestPersistentSession(t *testing.T) {
 	openT(t, s2)
 	msgs := readN(t, s2, 4, true)
 	var bodies []string
-	dups := 0
 	for _, m := range msgs {
 		bodies = append(bodies, string(payload(t, m)))
-		if strings.Contains(string(m.Payload), `"duplicate":true`) {
-			dups++
-		}
 	}
+	// The two unacknowledged ones come again, first (Mosquitto does not
+	// always set their DUP flag, so the bodies tell).
 	if strings.Join(bodies, "") != `{"n":0}{"n":1}{"n":2}{"n":3}` {
 		t.Fatalf("got %v", bodies)
-	}
-	if dups != 2 {
-		t.Fatalf("%d messages marked duplicate, want the 2 unacknowledged ones", dups)
 	}
 	if err := s2.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -207,31 +202,40 @@ func TestReconnect(t *testing.T) {
 	seen := map[string]int{}
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
 	defer cancel()
-	cut, dups := false, 0
-	for len(seen) < n {
+	var unacked []string
+	done := func() bool {
+		if len(seen) < n {
+			return false
+		}
+		for _, u := range unacked {
+			if seen[u] < 2 {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() {
 		b, err := s.Read(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				t.Fatalf("read %d of %d: %v", len(seen), n, err)
+				t.Fatalf("read %d of %d (the unacknowledged batch %v seen %v): %v", len(seen), n, unacked, seen, err)
 			}
 			continue
 		}
 		for _, m := range b.Messages {
 			seen[string(payload(t, m))]++
-			if strings.Contains(string(m.Payload), `"duplicate":true`) {
-				dups++
-			}
 		}
-		if !cut && len(seen) >= 30 {
-			cut = true
+		if unacked == nil && len(seen) >= 30 {
+			// Not acked: the broker sends these again after the
+			// reconnect (done waits for it).
+			for _, m := range b.Messages {
+				unacked = append(unacked, string(payload(t, m)))
+			}
 			proxy.Cut()
 			proxy.Restore()
-			continue // not acked: sent again after the reconnect
+			continue
 		}
 		b.Ack(nil)
-	}
-	if dups == 0 {
-		t.Fatal("the batch unacknowledged at the cut was not sent again")
 	}
 }
 
