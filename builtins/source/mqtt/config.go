@@ -30,6 +30,7 @@ type Config struct {
 
 	Topics        []string `toml:"topics" required:"true" doc:"Topic filters to subscribe to, wildcards allowed (\"sensors/+/temperature\", \"plant/#\"). \"$share/<group>/<filter>\" is a shared subscription: the broker spreads its messages over the group's clients, to scale out over several processes."`
 	QoS           int      `toml:"qos" min:"0" max:"2" doc:"Subscription QoS: 1 (at least once, the default) and 2 are acknowledged after delivery and sent again after a crash; 0 is at most once (nothing is acknowledged, a crash loses what was in flight)."`
+	MaxUnacked    int      `toml:"max_unacked" min:"1" max:"1000000" doc:"Most QoS 1 and 2 messages handed to the task and not acknowledged yet; past it the source waits for acknowledgements. It bounds what a crash delivers twice, whatever the broker's own window (Mosquitto's max_inflight_messages is not a strict bound)."`
 	PayloadFormat string   `toml:"payload_format" enum:"json,text,base64" doc:"How data.payload holds the message payload: json (parsed, so patterns reach data.payload.*; a payload that is not JSON stays a string), text (a string; invalid UTF-8 becomes U+FFFD), base64 (a Base64 string, for binary payloads)."`
 }
 
@@ -38,6 +39,7 @@ func newConfig() any {
 		KeepAlive:      component.Duration(30 * time.Second),
 		ConnectTimeout: component.Duration(10 * time.Second),
 		QoS:            1,
+		MaxUnacked:     1000,
 		PayloadFormat:  eventenc.FormatJSON,
 	}
 }

@@ -141,6 +141,7 @@ type session struct {
 
 	mu      sync.Mutex
 	queue   []paho.Message
+	handed  int // QoS 1 and 2 messages handed out and not acknowledged
 	wake    chan struct{}
 	dead    chan struct{}
 	reason  error
@@ -308,6 +309,11 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		}
 		ss.mu.Lock()
 		n := min(len(ss.queue), maxBatch)
+		if ss.qos > 0 {
+			// Past max_unacked, wait for acknowledgements: what is handed
+			// out and not acknowledged is what a crash delivers twice.
+			n = min(n, s.cfg.MaxUnacked-ss.handed)
+		}
 		var ms []paho.Message
 		if n > 0 {
 			ms = make([]paho.Message, n)
@@ -316,6 +322,9 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			ss.queue = ss.queue[n:]
 			if len(ss.queue) == 0 {
 				ss.queue = nil
+			}
+			if ss.qos > 0 {
+				ss.handed += n
 			}
 		}
 		ss.mu.Unlock()
@@ -392,6 +401,13 @@ func (s *Source) batch(ss *session, ms []paho.Message) component.Batch {
 // nacks only when the task stops or blocks, and the broker sends the
 // messages again on the next connection.
 func (s *Source) ack(ss *session, ms []paho.Message, err error) {
+	ss.mu.Lock()
+	ss.handed -= len(ms)
+	ss.mu.Unlock()
+	select {
+	case ss.wake <- struct{}{}: // Read may wait for room under max_unacked
+	default:
+	}
 	if err != nil {
 		return
 	}
