@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -177,11 +176,8 @@ func Classify(err error) error {
 		case amqp.AccessRefused, amqp.NotFound, amqp.PreconditionFailed, amqp.NotAllowed, amqp.NotImplemented, amqp.CommandInvalid:
 			return component.TaskPermanent(err)
 		}
-		return component.Retryable(err, 0)
 	}
-	if errors.Is(err, io.EOF) {
-		return component.Retryable(err, 0)
-	}
+	// A closed connection, EOF, a timeout: retried.
 	return component.Retryable(err, 0)
 }
 

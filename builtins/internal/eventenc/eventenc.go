@@ -6,7 +6,6 @@ package eventenc
 
 import (
 	"encoding/base64"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -133,6 +132,3 @@ func (c *Clock) AppendMillis(dst []byte, ms int64) []byte {
 func (c *Clock) AppendTime(dst []byte, t time.Time) []byte {
 	return c.AppendMillis(dst, t.UnixMilli())
 }
-
-// AppendInt appends n in decimal.
-func AppendInt(dst []byte, n int64) []byte { return strconv.AppendInt(dst, n, 10) }
