@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +178,9 @@ func str(raw json.RawMessage) string {
 		return s
 	}
 	return strings.TrimSpace(string(raw))
+}
+
+// readCheckpoint returns the raw checkpoint document of the slot's source.
+func readCheckpoint(stateDir, slot string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(stateDir, "t1", "source.postgres_cdc."+slot+".json"))
 }

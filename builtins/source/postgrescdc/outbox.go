@@ -39,6 +39,7 @@ type outbox struct {
 	marks     []mark
 	open      map[string]*pending
 	sealed    []*pending
+	inTxn     bool  // the decoder is inside a transaction: open batches wait for its commit
 	failed    bool  // a batch was nacked: nothing advances until reset
 	closed    bool  // no more batches are handed out
 	fatal     error // returned by every Read
@@ -138,6 +139,10 @@ func (o *outbox) waitRoom() bool {
 func (o *outbox) addMark(m mark) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.addMarkLocked(m)
+}
+
+func (o *outbox) addMarkLocked(m mark) {
 	m.seq = o.seq
 	if n := len(o.marks); n > 0 && m.progress == nil && o.marks[n-1].progress == nil && o.marks[n-1].seq == m.seq {
 		if m.lsn > o.marks[n-1].lsn {
@@ -147,6 +152,20 @@ func (o *outbox) addMark(m mark) {
 		o.marks = append(o.marks, m)
 	}
 	o.advance()
+}
+
+// setTxn records whether the decoder is inside a transaction; a commit
+// registers its mark in the same step.
+func (o *outbox) setTxn(in bool, commit *mark) {
+	o.mu.Lock()
+	o.inTxn = in
+	if commit != nil {
+		o.addMarkLocked(*commit)
+	}
+	o.mu.Unlock()
+	if !in {
+		o.wake()
+	}
 }
 
 // ack records the fate of batch seq of generation gen.
@@ -212,6 +231,7 @@ func (o *outbox) reset() uint64 {
 	o.sealed = o.sealed[:0]
 	o.marks = o.marks[:0]
 	o.failed = false
+	o.inTxn = false
 	o.space.Broadcast()
 	return o.confirmed
 }
@@ -259,9 +279,12 @@ func (o *outbox) read(ctx context.Context) (component.Batch, error) {
 			o.mu.Unlock()
 			return component.Batch{}, component.Retryable(err, 0)
 		}
-		if len(o.sealed) == 0 && len(o.open) > 0 {
+		if len(o.sealed) == 0 && len(o.open) > 0 && !o.inTxn {
 			// Hand out what there is rather than wait for batches to fill:
-			// they fill by themselves while the engine is busy.
+			// they fill by themselves while the engine is busy. Only
+			// between transactions, so that a change handed out has its
+			// commit registered: acknowledging it then lets the position
+			// pass it.
 			for _, b := range o.openInOrder() {
 				o.seal(b)
 			}

@@ -264,13 +264,14 @@ func (d *decoder) handle(ctx context.Context, lsn uint64, data []byte) error {
 			return bad(err)
 		}
 		d.inTxn, d.begin, d.n = true, b, 0
+		s.ob.setTxn(true, nil)
 	case 'C':
 		c, err := parseCommit(data[1:])
 		if err != nil {
 			return bad(err)
 		}
 		d.inTxn = false
-		s.ob.addMark(mark{lsn: c.endLSN})
+		s.ob.setTxn(false, &mark{lsn: c.endLSN})
 	case 'R':
 		r, err := parseRelation(data[1:])
 		if err != nil {
@@ -401,7 +402,13 @@ func (d *decoder) emit(ri *relInfo, lsn uint64) error {
 			if i >= len(ri.types) {
 				break
 			}
-			dst = d.column(dst, ri, i, d.ch.after[i], true)
+			col := d.ch.after[i]
+			if col.kind == 'u' && d.ch.old == 'O' && i < len(d.ch.before) && d.ch.before[i].kind != 'u' {
+				// An unchanged TOAST value is not in the new tuple, but
+				// REPLICA IDENTITY FULL logged it in the old one.
+				col = d.ch.before[i]
+			}
+			dst = d.column(dst, ri, i, col, true)
 		}
 		dst = e.EndImage(dst)
 	}
