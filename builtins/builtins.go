@@ -9,6 +9,7 @@ import (
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
+	pgsink "github.com/sluicehq/sluice/builtins/sink/postgres"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
@@ -46,6 +47,7 @@ func RegisterAll(r *component.Registry) {
 	filesink.Register(r)
 	httpsink.Register(r)
 	kafkasink.Register(r)
+	pgsink.Register(r)
 }
 
 // TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).
