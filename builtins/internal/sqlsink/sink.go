@@ -31,12 +31,12 @@ type Column struct {
 type Kind uint8
 
 const (
-	KindText   Kind = iota // strings unquoted, other JSON as its text
-	KindBytes              // a base64 string, decoded (bytea, BLOB)
-	KindTime               // an RFC 3339 string (timestamps, DATETIME)
-	KindBool               // true/false
-	KindJSON               // any JSON value, as JSON text
-	KindArray              // PostgreSQL array from a JSON array
+	KindText  Kind = iota // strings unquoted, other JSON as its text
+	KindBytes             // a base64 string, decoded (bytea, BLOB)
+	KindTime              // an RFC 3339 string (timestamps, DATETIME)
+	KindBool              // true/false
+	KindJSON              // any JSON value, as JSON text
+	KindArray             // PostgreSQL array from a JSON array
 )
 
 // Value is one column's value in a row, ready for the driver.
@@ -92,14 +92,14 @@ type Sink struct {
 	log  zerolog.Logger
 	name string // "postgres sink", for messages
 
-	mu     sync.Mutex
-	opened bool
-	cols   []Column
-	key    []int
-	paths  *jsonpath.Set
-	slots  []int // per column: slot of its path
-	alt    [][2]int // per column: slots of the before/key alternatives (-1: none), cdc deletes
-	opSlot int
+	mu      sync.Mutex
+	opened  bool
+	cols    []Column
+	key     []int
+	paths   *jsonpath.Set
+	slots   []int    // per column: slot of its path
+	alt     [][2]int // per column: slots of the before/key alternatives (-1: none), cdc deletes
+	opSlot  int
 	scratch sync.Pool
 }
 

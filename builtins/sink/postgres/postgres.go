@@ -479,4 +479,3 @@ func detail(pe *pgconn.PgError) string {
 	}
 	return "; " + pe.Detail
 }
-
