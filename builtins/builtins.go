@@ -9,6 +9,7 @@ import (
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
+	mysqlsink "github.com/sluicehq/sluice/builtins/sink/mysql"
 	pgsink "github.com/sluicehq/sluice/builtins/sink/postgres"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
@@ -48,6 +49,7 @@ func RegisterAll(r *component.Registry) {
 	httpsink.Register(r)
 	kafkasink.Register(r)
 	pgsink.Register(r)
+	mysqlsink.Register(r)
 }
 
 // TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).
