@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
+	"github.com/sluicehq/sluice/builtins/internal/pgtext"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -73,8 +74,8 @@ func (s *Source) snapshot(ctx context.Context) error {
 		lsnText = string(appendLSN(nil, s.ob.position()))
 	}
 	s.log.Info().Bool("exported", exported).Str("lsn", lsnText).Int("tables", len(s.tables)).Msg("snapshot started")
-	r := &snapReader{s: s, c: c, enc: s.newEncoder(), conv: &converter{decimalAsNumber: s.cfg.DecimalAsNumber},
-		types: newTypeCache(), lsn: lsnText, tsMs: time.Now().UnixMilli()}
+	r := &snapReader{s: s, c: c, enc: s.newEncoder(), conv: &pgtext.Converter{DecimalAsNumber: s.cfg.DecimalAsNumber},
+		types: pgtext.NewTypeCache(), lsn: lsnText, tsMs: time.Now().UnixMilli()}
 	s.ob.mu.Lock()
 	done := map[string]*progress{}
 	for k, v := range s.st.Tables {
@@ -112,8 +113,8 @@ type snapReader struct {
 	s     *Source
 	c     *pgx.Conn
 	enc   *cdc.Encoder
-	conv  *converter
-	types *typeCache
+	conv  *pgtext.Converter
+	types *pgtext.TypeCache
 	lsn   string
 	tsMs  int64
 	rows  int64
@@ -184,17 +185,17 @@ func (r *snapReader) table(ctx context.Context, t *tableMeta, after []string) er
 }
 
 // describe builds the table's encoder description from a result's fields.
-func (r *snapReader) describe(ctx context.Context, t *tableMeta, fds []pgconn.FieldDescription) (*cdc.Table, []colType, []int, error) {
+func (r *snapReader) describe(ctx context.Context, t *tableMeta, fds []pgconn.FieldDescription) (*cdc.Table, []pgtext.ColType, []int, error) {
 	cols := make([]cdc.Column, len(fds))
-	types := make([]colType, len(fds))
+	types := make([]pgtext.ColType, len(fds))
 	idx := map[string]int{}
 	for i, fd := range fds {
-		ct, err := r.types.get(ctx, r.s.meta, fd.DataTypeOID)
+		ct, err := r.types.Get(ctx, r.s.meta, fd.DataTypeOID)
 		if err != nil {
 			return nil, nil, nil, r.s.queryErr("reading pg_type", err)
 		}
 		types[i] = ct
-		cols[i] = cdc.Column{Name: fd.Name, Type: ct.name}
+		cols[i] = cdc.Column{Name: fd.Name, Type: ct.Name()}
 		idx[fd.Name] = i
 	}
 	var key []int
@@ -209,7 +210,7 @@ func (r *snapReader) describe(ctx context.Context, t *tableMeta, fds []pgconn.Fi
 }
 
 // emit appends one snapshot row's event to the outbox.
-func (r *snapReader) emit(lane, stream string, tbl *cdc.Table, types []colType, pkIdx []int, vals [][]byte, ordinal int64) error {
+func (r *snapReader) emit(lane, stream string, tbl *cdc.Table, types []pgtext.ColType, pkIdx []int, vals [][]byte, ordinal int64) error {
 	s := r.s
 	r.id = append(r.id[:0], s.cfg.Slot...)
 	r.id = append(r.id, "-snapshot-"...)
@@ -240,7 +241,7 @@ func (r *snapReader) emit(lane, stream string, tbl *cdc.Table, types []colType, 
 		if v == nil {
 			dst = cdc.AppendNull(dst)
 		} else {
-			dst = r.conv.appendValue(dst, types[i], v)
+			dst = r.conv.AppendValue(dst, types[i], v)
 		}
 	}
 	dst = r.enc.EndImage(dst)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
+	"github.com/sluicehq/sluice/builtins/internal/pgtext"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -39,7 +40,7 @@ type session struct {
 // relInfo is what the decoder knows about a relation of the stream.
 type relInfo struct {
 	table *cdc.Table
-	types []colType
+	types []pgtext.ColType
 	isKey []bool // replica identity columns
 	lane  string
 }
@@ -82,8 +83,8 @@ func (s *Source) streamChanges(ctx context.Context) error {
 		s.stream = nil
 		s.mu.Unlock()
 	}()
-	d := &decoder{s: s, sess: sess, enc: s.newEncoder(), conv: &converter{decimalAsNumber: s.cfg.DecimalAsNumber},
-		types: newTypeCache(), rels: map[uint32]*relInfo{}}
+	d := &decoder{s: s, sess: sess, enc: s.newEncoder(), conv: &pgtext.Converter{DecimalAsNumber: s.cfg.DecimalAsNumber},
+		types: pgtext.NewTypeCache(), rels: map[uint32]*relInfo{}}
 	d.ops[0], d.ops[1], d.ops[2] = s.opCounter(cdc.Create), s.opCounter(cdc.Update), s.opCounter(cdc.Delete)
 	return d.loop(ctx)
 }
@@ -170,8 +171,8 @@ type decoder struct {
 	s     *Source
 	sess  *session
 	enc   *cdc.Encoder
-	conv  *converter
-	types *typeCache
+	conv  *pgtext.Converter
+	types *pgtext.TypeCache
 	rels  map[uint32]*relInfo
 	ops   [3]func()
 
@@ -315,16 +316,16 @@ func (d *decoder) relation(ctx context.Context, r relationMsg) (*relInfo, error)
 		meta = m
 	}
 	cols := make([]cdc.Column, len(r.cols))
-	types := make([]colType, len(r.cols))
+	types := make([]pgtext.ColType, len(r.cols))
 	isKey := make([]bool, len(r.cols))
 	byName := map[string]int{}
 	for i, c := range r.cols {
-		ct, err := d.types.get(ctx, s.meta, c.typeID)
+		ct, err := d.types.Get(ctx, s.meta, c.typeID)
 		if err != nil {
 			return nil, s.queryErr("reading pg_type", err)
 		}
 		types[i] = ct
-		cols[i] = cdc.Column{Name: c.name, Type: ct.name}
+		cols[i] = cdc.Column{Name: c.name, Type: ct.Name()}
 		isKey[i] = c.key
 		byName[c.name] = i
 	}
@@ -468,5 +469,5 @@ func (d *decoder) column(dst []byte, ri *relInfo, i int, c tupleCol, after bool)
 		return cdc.AppendBytes(dst, c.data)
 	}
 	dst = d.enc.Column(dst, i)
-	return d.conv.appendValue(dst, ri.types[i], c.data)
+	return d.conv.AppendValue(dst, ri.types[i], c.data)
 }

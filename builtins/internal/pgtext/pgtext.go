@@ -1,4 +1,8 @@
-package postgrescdc
+// Package pgtext turns PostgreSQL values in their text output format (what
+// pgoutput and text-format queries send) into typed JSON with the cdc
+// package's appenders: numbers as numbers, numeric as strings, json
+// embedded, timestamps as RFC 3339, bytea as base64, arrays as arrays.
+package pgtext
 
 import (
 	"encoding/hex"
@@ -23,18 +27,21 @@ const (
 	kArray                   // "{...}" -> JSON array of elem
 )
 
-// colType is the conversion of one column: its kind and, for arrays, the
+// ColType is the conversion of one column: its kind and, for arrays, the
 // kind of the elements.
-type colType struct {
+type ColType struct {
 	kind kind
 	elem kind
 	name string // type name, for the docs and errors
 }
 
+// Name returns the type's name.
+func (ct ColType) Name() string { return ct.name }
+
 // builtinTypes maps the OIDs of PostgreSQL's built-in types to their
 // conversion. Types not listed (enums, domains, user arrays) are looked up
-// in pg_type once (see typeCache).
-var builtinTypes = map[uint32]colType{
+// in pg_type once (see TypeCache).
+var builtinTypes = map[uint32]ColType{
 	16: {kind: kBool, name: "bool"}, 17: {kind: kBytea, name: "bytea"},
 	20: {kind: kNumber, name: "int8"}, 21: {kind: kNumber, name: "int2"}, 23: {kind: kNumber, name: "int4"},
 	26: {kind: kNumber, name: "oid"}, 28: {kind: kNumber, name: "xid"}, 5069: {kind: kNumber, name: "xid8"},
@@ -57,16 +64,16 @@ var builtinTypes = map[uint32]colType{
 	1182: {kind: kArray, elem: kString, name: "date[]"}, 1028: {kind: kArray, elem: kNumber, name: "oid[]"},
 }
 
-// converter turns column text into JSON. scratch is reused for array
+// Converter turns column text into JSON. scratch is reused for array
 // elements; it is not safe for concurrent use.
-type converter struct {
-	decimalAsNumber bool
+type Converter struct {
+	DecimalAsNumber bool
 	scratch         []byte // unescaped array element
 	raw             []byte // decoded bytea
 }
 
-// appendValue appends the JSON form of text, a value of type ct.
-func (c *converter) appendValue(dst []byte, ct colType, text []byte) []byte {
+// AppendValue appends the JSON form of text, a value of type ct.
+func (c *Converter) AppendValue(dst []byte, ct ColType, text []byte) []byte {
 	if ct.kind == kArray {
 		out, ok := c.appendArray(dst, ct.elem, text)
 		if ok {
@@ -77,12 +84,12 @@ func (c *converter) appendValue(dst []byte, ct colType, text []byte) []byte {
 	return c.appendScalar(dst, ct.kind, text)
 }
 
-func (c *converter) appendScalar(dst []byte, k kind, text []byte) []byte {
+func (c *Converter) appendScalar(dst []byte, k kind, text []byte) []byte {
 	switch k {
 	case kNumber:
 		return cdc.AppendNumberText(dst, text)
 	case kNumeric:
-		return cdc.AppendDecimal(dst, text, c.decimalAsNumber)
+		return cdc.AppendDecimal(dst, text, c.DecimalAsNumber)
 	case kBool:
 		switch string(text) {
 		case "t", "true":
@@ -181,7 +188,7 @@ func digits(b []byte) bool {
 // '{"a b","c\"d"}', '{{1,2},{3,4}}', '[0:1]={1,2}') to a JSON array whose
 // elements are converted as elem. ok is false when text is not a
 // well-formed literal; dst is then unchanged.
-func (c *converter) appendArray(dst []byte, elem kind, text []byte) ([]byte, bool) {
+func (c *Converter) appendArray(dst []byte, elem kind, text []byte) ([]byte, bool) {
 	start := len(dst)
 	i := 0
 	if len(text) > 0 && text[0] == '[' {
@@ -200,7 +207,7 @@ func (c *converter) appendArray(dst []byte, elem kind, text []byte) ([]byte, boo
 
 // appendArrayAt converts the array starting at text[i] ('{') and returns
 // the index just past its '}'.
-func (c *converter) appendArrayAt(dst []byte, elem kind, text []byte, i, depth int) ([]byte, int, bool) {
+func (c *Converter) appendArrayAt(dst []byte, elem kind, text []byte, i, depth int) ([]byte, int, bool) {
 	if i >= len(text) || text[i] != '{' || depth > 6 {
 		return dst, i, false
 	}
@@ -274,6 +281,6 @@ func (c *converter) appendArrayAt(dst []byte, elem kind, text []byte, i, depth i
 }
 
 // appendElem converts one array element.
-func (c *converter) appendElem(dst []byte, elem kind, text []byte) []byte {
+func (c *Converter) appendElem(dst []byte, elem kind, text []byte) []byte {
 	return c.appendScalar(dst, elem, text)
 }

@@ -1,4 +1,4 @@
-package postgrescdc
+package pgtext
 
 import (
 	"context"
@@ -7,15 +7,15 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// typeCache resolves column type OIDs to conversions: built-in types from
+// TypeCache resolves column type OIDs to conversions: built-in types from
 // a table, others (enums, domains, arrays of them) from pg_type, once.
-type typeCache struct {
-	m map[uint32]colType
+type TypeCache struct {
+	m map[uint32]ColType
 }
 
-func newTypeCache() *typeCache { return &typeCache{m: map[uint32]colType{}} }
+func NewTypeCache() *TypeCache { return &TypeCache{m: map[uint32]ColType{}} }
 
-func (tc *typeCache) get(ctx context.Context, c *pgx.Conn, oid uint32) (colType, error) {
+func (tc *TypeCache) Get(ctx context.Context, c *pgx.Conn, oid uint32) (ColType, error) {
 	if ct, ok := builtinTypes[oid]; ok {
 		return ct, nil
 	}
@@ -30,12 +30,12 @@ func (tc *typeCache) get(ctx context.Context, c *pgx.Conn, oid uint32) (colType,
 	return ct, nil
 }
 
-func (tc *typeCache) lookup(ctx context.Context, c *pgx.Conn, oid uint32, depth int) (colType, error) {
+func (tc *TypeCache) lookup(ctx context.Context, c *pgx.Conn, oid uint32, depth int) (ColType, error) {
 	if ct, ok := builtinTypes[oid]; ok {
 		return ct, nil
 	}
 	if depth > 8 {
-		return colType{kind: kString}, nil
+		return ColType{kind: kString}, nil
 	}
 	var typtype, category string
 	var elem, base uint32
@@ -43,10 +43,10 @@ func (tc *typeCache) lookup(ctx context.Context, c *pgx.Conn, oid uint32, depth 
 	err := c.QueryRow(ctx, "SELECT typtype::text, typcategory::text, typelem, typbasetype, format_type(oid, NULL) FROM pg_type WHERE oid = $1", oid).
 		Scan(&typtype, &category, &elem, &base, &name)
 	if err == pgx.ErrNoRows {
-		return colType{kind: kString, name: fmt.Sprintf("oid %d", oid)}, nil
+		return ColType{kind: kString, name: fmt.Sprintf("oid %d", oid)}, nil
 	}
 	if err != nil {
-		return colType{}, err
+		return ColType{}, err
 	}
 	switch {
 	case typtype == "d" && base != 0: // a domain converts as its base type
@@ -56,12 +56,12 @@ func (tc *typeCache) lookup(ctx context.Context, c *pgx.Conn, oid uint32, depth 
 	case category == "A" && elem != 0:
 		et, err := tc.lookup(ctx, c, elem, depth+1)
 		if err != nil {
-			return colType{}, err
+			return ColType{}, err
 		}
 		if et.kind == kArray {
 			et.kind = kString
 		}
-		return colType{kind: kArray, elem: et.kind, name: name}, nil
+		return ColType{kind: kArray, elem: et.kind, name: name}, nil
 	}
-	return colType{kind: kString, name: name}, nil
+	return ColType{kind: kString, name: name}, nil
 }
