@@ -18,6 +18,7 @@ import (
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
 	"github.com/sluicehq/sluice/builtins/source/postgrescdc"
+	"github.com/sluicehq/sluice/builtins/source/sqlsource"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
@@ -37,6 +38,7 @@ func RegisterAll(r *component.Registry) {
 	httpsource.Register(r)
 	kafkasource.Register(r)
 	postgrescdc.Register(r)
+	sqlsource.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)
