@@ -191,12 +191,18 @@ func (s *Sink) compile(all []Column, pk []string) error {
 		}
 		s.slots[i] = s.paths.Add(segs)
 		s.alt[i] = [2]int{-1, -1}
-		// A delete carries its key in before (or key), not after.
-		if s.cfg.Mode == ModeCDC && len(segs) >= 3 && segs[0].Key == "data" && segs[1].Key == "after" && !segs[1].IsIndex {
-			for j, img := range []string{"before", "key"} {
-				alt := slices.Clone(segs)
-				alt[1].Key = img
-				s.alt[i][j] = s.paths.Add(alt)
+		// A delete carries its key in before (or key), not after: a path
+		// through an "after" member gets the same path through those two.
+		if s.cfg.Mode == ModeCDC {
+			for j := range segs {
+				if !segs[j].IsIndex && segs[j].Key == "after" && j < len(segs)-1 {
+					for n, img := range []string{"before", "key"} {
+						alt := slices.Clone(segs)
+						alt[j].Key = img
+						s.alt[i][n] = s.paths.Add(alt)
+					}
+					break
+				}
 			}
 		}
 	}

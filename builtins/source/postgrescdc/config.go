@@ -30,7 +30,7 @@ type Config struct {
 	SnapshotChunk   int                `toml:"snapshot_chunk" min:"1" max:"1000000" doc:"Rows per primary-key chunk of the snapshot; the snapshot's progress is checkpointed after each delivered chunk."`
 	DecimalAsNumber bool               `toml:"decimal_as_number" doc:"Write numeric columns as JSON numbers instead of strings (readers that parse numbers as floats may lose digits)."`
 	StatusInterval  component.Duration `toml:"status_interval" doc:"How often the confirmed position is reported to the server (the standby heartbeat). A kill -9 may redeliver the changes acknowledged within this interval."`
-	Batch           Batch              `toml:"batch"`
+	Batch           Batch              `toml:"batch" doc:"How changes are grouped into batches for the engine."`
 	TLS             *tlsconf.Client    `toml:"tls" doc:"TLS settings overriding the DSN's sslmode and certificates."`
 }
 
