@@ -315,19 +315,30 @@ func (d *dialect) statement(p *sqlsink.Plan, g *sqlsink.Group) string {
 	}
 	var b strings.Builder
 	sel := func() {
+		// Each column's values arrive as one array literal in the text
+		// format, parsed by the column type's own input function; array
+		// columns come as text[] (unnest would flatten them) and are cast.
 		b.WriteString("SELECT ")
 		for i, c := range g.Cols {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "u.v%d::%s", i, p.Columns[c].Type)
+			if p.Columns[c].Kind == sqlsink.KindArray {
+				fmt.Fprintf(&b, "u.v%d::%s", i, p.Columns[c].Type)
+			} else {
+				fmt.Fprintf(&b, "u.v%d", i)
+			}
 		}
 		b.WriteString(" FROM unnest(")
-		for i := range g.Cols {
+		for i, c := range g.Cols {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "$%d::text[]", i+1)
+			if p.Columns[c].Kind == sqlsink.KindArray {
+				fmt.Fprintf(&b, "$%d::text[]", i+1)
+			} else {
+				fmt.Fprintf(&b, "$%d::%s[]", i+1, p.Columns[c].Type)
+			}
 		}
 		b.WriteString(") AS u(")
 		for i := range g.Cols {
@@ -397,27 +408,47 @@ func isKey(key []int, c int) bool {
 	return false
 }
 
-// args returns one text array per column of the group.
-func args(g *sqlsink.Group) []any {
-	out := make([]any, len(g.Cols))
-	for i, c := range g.Cols {
-		arr := make([]*string, len(g.Rows))
+// params returns one array literal per column of the group, in the text
+// format, written into buf (reused).
+func params(g *sqlsink.Group, buf []byte) ([][]byte, []byte) {
+	buf = buf[:0]
+	offs := make([]int, 0, len(g.Cols)+1)
+	for _, c := range g.Cols {
+		offs = append(offs, len(buf))
+		buf = append(buf, '{')
 		for j, r := range g.Rows {
-			v := r.Vals[c]
-			if !v.Null {
-				s := string(v.Text)
-				arr[j] = &s
+			if j > 0 {
+				buf = append(buf, ',')
 			}
+			v := r.Vals[c]
+			if v.Null {
+				buf = append(buf, "NULL"...)
+				continue
+			}
+			buf = appendQuotedElem(buf, v.Text)
 		}
-		out[i] = arr
+		buf = append(buf, '}')
 	}
-	return out
+	offs = append(offs, len(buf))
+	out := make([][]byte, len(g.Cols))
+	for i := range out {
+		out[i] = buf[offs[i]:offs[i+1]]
+	}
+	return out, buf
+}
+
+func (d *dialect) exec(ctx context.Context, tx pgx.Tx, p *sqlsink.Plan, g *sqlsink.Group, buf *[]byte) error {
+	ps, b := params(g, *buf)
+	*buf = b
+	_, err := tx.Conn().PgConn().ExecParams(ctx, d.statement(p, g), ps, nil, nil, nil).Close()
+	return err
 }
 
 func (d *dialect) Apply(ctx context.Context, p *sqlsink.Plan) error {
+	var buf []byte
 	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		for _, g := range p.Groups() {
-			if _, err := tx.Exec(ctx, d.statement(p, &g), args(&g)...); err != nil {
+			if err := d.exec(ctx, tx, p, &g, &buf); err != nil {
 				return err
 			}
 		}
@@ -427,13 +458,14 @@ func (d *dialect) Apply(ctx context.Context, p *sqlsink.Plan) error {
 
 func (d *dialect) ApplyEach(ctx context.Context, p *sqlsink.Plan) ([]error, error) {
 	rowErrs := make([]error, len(p.Rows))
+	var buf []byte
 	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		for i, r := range p.Rows {
 			g := p.RowGroup(r)
 			if _, err := tx.Exec(ctx, "SAVEPOINT sluice_row"); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, d.statement(p, &g), args(&g)...); err != nil {
+			if err := d.exec(ctx, tx, p, &g, &buf); err != nil {
 				if component.ClassOf(d.Classify(err)) != component.ClassEventPermanent {
 					return err
 				}
