@@ -83,4 +83,31 @@ func TestConfirmedPositionAdvances(t *testing.T) {
 	e.exec("INSERT INTO " + other + " SELECT generate_series(1, 1000)")
 	target = currentLSN()
 	testkit.WaitFor(t, "the idle slot to move past other tables' WAL", func() bool { return confirmed() >= target })
+	// The metrics: one insert read, and no lag once the position caught up.
+	metric := func(name, label, value string) (float64, bool) {
+		mfs, _ := src.env.Metrics.Registry.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == label && l.GetValue() == value {
+						if m.Gauge != nil {
+							return m.GetGauge().GetValue(), true
+						}
+						return m.GetCounter().GetValue(), true
+					}
+				}
+			}
+		}
+		return 0, false
+	}
+	if n, ok := metric("sluice_postgres_cdc_events_total", "op", "c"); !ok || n != 1 {
+		t.Fatalf("events_total{op=c} = %v (%v)", n, ok)
+	}
+	testkit.WaitFor(t, "the slot lag metric to fall to 0", func() bool {
+		v, ok := metric("sluice_postgres_cdc_slot_lag_bytes", "slot", e.slot)
+		return ok && v == 0
+	})
 }
