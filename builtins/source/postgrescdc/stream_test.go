@@ -2,8 +2,14 @@ package postgrescdc
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"testing"
 
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
+	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -110,4 +116,41 @@ func TestConfirmedPositionAdvances(t *testing.T) {
 		v, ok := metric("sluice_postgres_cdc_slot_lag_bytes", "slot", e.slot)
 		return ok && v == 0
 	})
+}
+
+// TestReconnect cuts the connections mid-stream: the source reconnects by
+// itself and resumes from the confirmed position, so every change arrives
+// (some twice).
+func TestReconnect(t *testing.T) {
+	e := newPG(t)
+	tbl := e.table("cut", "id int PRIMARY KEY")
+	proxy := testkit.NewProxy(t, "127.0.0.1:5432")
+	u, _ := url.Parse(e.dsn)
+	u.Host = proxy.Addr()
+	env := componenttest.Env(t, zerolog.InfoLevel)
+	env.StateDir = e.state
+	src := componenttest.Build(t, Register, component.KindSource, Name,
+		fmt.Sprintf("dsn = %q\nslot = %q\ntables = [%q]", u.String(), e.slot, tbl), env).(*Source)
+	if err := src.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	c := collect(t, src)
+	seen := map[string]bool{}
+	take := func(n int) {
+		for len(seen) < n {
+			ev := c.next()
+			seen[str(ev.Data.After["id"])] = true
+		}
+	}
+	for i := 1; i <= 50; i++ {
+		e.exec(fmt.Sprintf("INSERT INTO %s VALUES (%d)", tbl, i))
+	}
+	take(50)
+	proxy.Cut()
+	for i := 51; i <= 100; i++ {
+		e.exec(fmt.Sprintf("INSERT INTO %s VALUES (%d)", tbl, i))
+	}
+	proxy.Restore()
+	take(100)
 }
