@@ -11,6 +11,8 @@ import (
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
 	mqttsink "github.com/sluicehq/sluice/builtins/sink/mqtt"
 	rabbitmqsink "github.com/sluicehq/sluice/builtins/sink/rabbitmq"
+	mysqlsink "github.com/sluicehq/sluice/builtins/sink/mysql"
+	pgsink "github.com/sluicehq/sluice/builtins/sink/postgres"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
@@ -19,6 +21,8 @@ import (
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
 	mqttsource "github.com/sluicehq/sluice/builtins/source/mqtt"
 	rabbitmqsource "github.com/sluicehq/sluice/builtins/source/rabbitmq"
+	"github.com/sluicehq/sluice/builtins/source/postgrescdc"
+	"github.com/sluicehq/sluice/builtins/source/sqlsource"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
@@ -40,6 +44,8 @@ func RegisterAll(r *component.Registry) {
 	kafkasource.Register(r)
 	rabbitmqsource.Register(r)
 	mqttsource.Register(r)
+	postgrescdc.Register(r)
+	sqlsource.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)
@@ -54,6 +60,8 @@ func RegisterAll(r *component.Registry) {
 	kafkasink.Register(r)
 	rabbitmqsink.Register(r)
 	mqttsink.Register(r)
+	pgsink.Register(r)
+	mysqlsink.Register(r)
 }
 
 // TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).
