@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
+	"github.com/sluicehq/sluice/builtins/source/mysqlcdc"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
@@ -33,6 +34,7 @@ func RegisterAll(r *component.Registry) {
 	dlq.Register(r)
 	httpsource.Register(r)
 	kafkasource.Register(r)
+	mysqlcdc.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)

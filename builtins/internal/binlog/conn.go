@@ -39,7 +39,8 @@ const charsetUTF8MB4 = 45
 
 // Config says where and as whom to connect.
 type Config struct {
-	Addr     string // host:port
+	Net      string // "tcp" (default) or "unix"
+	Addr     string // host:port, or a socket path
 	User     string
 	Password string
 	DB       string      // optional default database
@@ -112,7 +113,11 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		cfg.Timeout = 30 * time.Second
 	}
 	d := net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	network := cfg.Net
+	if network == "" {
+		network = "tcp"
+	}
+	nc, err := d.DialContext(ctx, network, cfg.Addr)
 	if err != nil {
 		return nil, err
 	}

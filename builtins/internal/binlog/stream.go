@@ -189,5 +189,9 @@ func (s *Stream) Next() (Event, error) {
 	return ev, nil
 }
 
+// Buffered is how many bytes were received and not read yet: 0 means the
+// next event is not here yet.
+func (s *Stream) Buffered() int { return s.c.pc.br.Buffered() }
+
 // Close ends the dump and the connection.
 func (s *Stream) Close() error { return s.c.pc.nc.Close() }

@@ -3,11 +3,12 @@ package binlog
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/builtins/internal/cdc"
 )
 
 // valueLen returns the number of bytes the value of col takes at the start
@@ -237,8 +238,8 @@ func AppendJSON(dst []byte, col *Column, raw []byte) ([]byte, error) {
 	case TypeBlob, TypeTinyBlob, TypeMediumBlob, TypeLongBlob, TypeGeometry:
 		data := raw[col.Meta:]
 		switch {
-		case col.JSON && json.Valid(data):
-			return append(dst, data...), nil
+		case col.JSON:
+			return cdc.AppendJSON(dst, data), nil
 		case col.Binary || col.Type == TypeGeometry:
 			return appendBase64(dst, data), nil
 		}
@@ -290,11 +291,9 @@ func AppendJSON(dst []byte, col *Column, raw []byte) ([]byte, error) {
 	return dst, fmt.Errorf("column type %d (%s) is not supported", col.Type, typeName(col.Type))
 }
 
+// appendFloat writes floats as every change event does (cdc.AppendFloat).
 func appendFloat(dst []byte, f float64, bits int) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(dst, "null"...)
-	}
-	return strconv.AppendFloat(dst, f, 'g', -1, bits)
+	return cdc.AppendFloat(dst, f, bits)
 }
 
 var dig2bytes = [10]int{0, 1, 1, 2, 2, 3, 3, 4, 4, 4}
