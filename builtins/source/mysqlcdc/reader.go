@@ -370,7 +370,9 @@ func cdcTable(n tableName, cols []binlog.Column, key []int) *cdc.Table {
 	for i, c := range cols {
 		cc[i] = cdc.Column{Name: c.Name}
 	}
-	return cdc.NewTable(n.DB, "", n.Table, cc, key)
+	t := cdc.NewTable(n.DB, "", n.Table, cc, key)
+	t.SetSubject(n.String())
+	return t
 }
 
 // rowsEvent turns a rows event of a captured table into change events.
