@@ -389,6 +389,12 @@ func appendPadded(dst []byte, v, width int) []byte {
 	if v < 0 {
 		v = 0
 	}
+	switch {
+	case width == 2 && v < 100:
+		return append(dst, byte('0'+v/10), byte('0'+v%10))
+	case width == 4 && v < 10000:
+		return append(dst, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
+	}
 	var buf [20]byte
 	s := strconv.AppendInt(buf[:0], int64(v), 10)
 	for range width - len(s) {

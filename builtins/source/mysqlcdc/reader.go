@@ -34,6 +34,12 @@ type reader struct {
 	curStandalone bool // its GTID event says no COMMIT ends it (DDL)
 	mysqlGTID     string
 
+	// Rendered once per transaction (prepare).
+	prepared     *txn
+	preparedFile string
+	gtidText     []byte
+	posPrefix    []byte
+
 	byID    map[uint64]*tableInfo
 	tables  map[tableName]*tableState
 	pending int // rows in unflushed batches
@@ -42,6 +48,9 @@ type reader struct {
 	idBuf   []byte
 	tsMs    int64
 	lastLag time.Time
+	// slabHint sizes the next batch's buffer after the last one, so that
+	// it is not grown (and copied) event by event.
+	slabHint int
 }
 
 // tableInfo is a table id of the stream.
@@ -60,6 +69,7 @@ type tableState struct {
 	index  int // in options.tables
 	schema *binlog.TableSchema
 	b      *batchBuilder
+	spans  []span // reused: spans live only until their batch is handed out
 }
 
 type batchBuilder struct {
@@ -504,11 +514,10 @@ func (r *reader) image(dst []byte, ti *tableInfo, im cdc.Image, cells []binlog.C
 // appendID appends the change's id: "<gtid>:<n>", or "<file>:<pos>:<n>"
 // without a GTID.
 func (r *reader) appendID(dst []byte, evPos uint32, seq int) []byte {
+	r.prepare()
 	switch {
-	case r.cur != nil && len(r.cur.gtids) > 0:
-		dst = r.cur.gtids[0].Append(dst)
-	case r.mysqlGTID != "":
-		dst = append(dst, r.mysqlGTID...)
+	case len(r.gtidText) > 0:
+		dst = append(dst, r.gtidText...)
 	default:
 		dst = append(dst, r.file...)
 		dst = append(dst, ':')
@@ -518,23 +527,36 @@ func (r *reader) appendID(dst []byte, evPos uint32, seq int) []byte {
 	return strconv.AppendInt(dst, int64(seq), 10)
 }
 
+// prepare renders, once per transaction, what its changes repeat: the
+// GTID text and the source members up to "pos".
+func (r *reader) prepare() {
+	if r.prepared == r.cur && r.preparedFile == r.file {
+		return
+	}
+	r.prepared, r.preparedFile = r.cur, r.file
+	r.gtidText = r.gtidText[:0]
+	switch {
+	case r.cur != nil && len(r.cur.gtids) > 0:
+		r.gtidText = r.cur.gtids[0].Append(r.gtidText)
+	case r.mysqlGTID != "":
+		r.gtidText = append(r.gtidText, r.mysqlGTID...)
+	}
+	p := cdc.AppendMember(r.posPrefix[:0], "gtid")
+	if len(r.gtidText) > 0 {
+		p = cdc.AppendString(p, r.gtidText)
+	} else {
+		p = cdc.AppendNull(p)
+	}
+	p = cdc.AppendMember(p, "file")
+	p = cdc.AppendString(p, []byte(r.file))
+	r.posPrefix = cdc.AppendMember(p, "pos")
+}
+
 // appendPosition appends the source members gtid, file, pos, server_id and
 // row.
 func (r *reader) appendPosition(dst []byte, serverID, evPos uint32, seq int) []byte {
-	dst = cdc.AppendMember(dst, "gtid")
-	switch {
-	case r.cur != nil && len(r.cur.gtids) > 0:
-		dst = append(dst, '"')
-		dst = r.cur.gtids[0].Append(dst)
-		dst = append(dst, '"')
-	case r.mysqlGTID != "":
-		dst = cdc.AppendString(dst, []byte(r.mysqlGTID))
-	default:
-		dst = cdc.AppendNull(dst)
-	}
-	dst = cdc.AppendMember(dst, "file")
-	dst = cdc.AppendString(dst, []byte(r.file))
-	dst = cdc.AppendMember(dst, "pos")
+	r.prepare()
+	dst = append(dst, r.posPrefix...)
 	dst = strconv.AppendUint(dst, uint64(evPos), 10)
 	dst = cdc.AppendMember(dst, "server_id")
 	dst = strconv.AppendUint(dst, uint64(serverID), 10)
@@ -545,9 +567,12 @@ func (r *reader) appendPosition(dst []byte, serverID, evPos uint32, seq int) []b
 func (r *reader) builder(ts *tableState) *batchBuilder {
 	if ts.b == nil {
 		n := r.s.o.maxEvents
+		if ts.spans == nil {
+			ts.spans = make([]span, 0, n)
+		}
 		ts.b = &batchBuilder{
-			slab:  make([]byte, 0, 512*min(n, 256)),
-			spans: make([]span, 0, n),
+			slab:  r.s.getSlab(max(r.slabHint, 64<<10)),
+			spans: ts.spans[:0],
 			msgs:  make([]message.Message, 0, n),
 		}
 	}
@@ -571,6 +596,10 @@ func (r *reader) flush(ctx context.Context, ts *tableState) error {
 		return nil
 	}
 	ts.b = nil
+	ts.spans = b.spans[:0]
+	if len(b.msgs) >= r.s.o.maxEvents || len(b.slab) > r.slabHint {
+		r.slabHint = len(b.slab) + len(b.slab)/8
+	}
 	r.pending -= len(b.msgs)
 	for i, sp := range b.spans {
 		p := b.slab[sp.a:sp.b:sp.b]
@@ -588,8 +617,14 @@ func (r *reader) flush(ctx context.Context, ts *tableState) error {
 			return nil
 		}
 	} else {
-		txns := b.txns
-		ack = func(err error) { r.s.ackTxns(txns, err) }
+		txns, slab := b.txns, b.slab
+		ack = func(err error) {
+			r.s.ackTxns(txns, err)
+			if err == nil {
+				// Handled: nothing reads the events any more.
+				r.s.putSlab(slab)
+			}
+		}
 	}
 	var once atomic.Bool
 	batch := component.Batch{Messages: b.msgs, Lane: ts.lane, Ack: func(err error) {

@@ -86,6 +86,7 @@ type Source struct {
 	snapConn *sql.Conn // the snapshot's transaction, when one is to be read
 
 	out     chan component.Batch
+	slabs   sync.Pool // *[]byte of batches handled
 	closing chan struct{}
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -132,7 +133,7 @@ func newSource(o options) *Source {
 		failed:  make(chan struct{}),
 		done:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
-		out:     make(chan component.Batch, 4),
+		out:     make(chan component.Batch, 16),
 		gtids:   map[uint32]binlog.GTID{},
 		schemas: map[tableName]*binlog.TableSchema{},
 	}
@@ -511,6 +512,22 @@ func unsupportedMsg(err error) string {
 		return ue.msg
 	}
 	return ""
+}
+
+// getSlab returns an empty buffer for a batch's events, reusing one whose
+// batch was handled.
+func (s *Source) getSlab(size int) []byte {
+	if v := s.slabs.Get(); v != nil {
+		if b := *v.(*[]byte); cap(b) >= size {
+			return b[:0]
+		}
+	}
+	return make([]byte, 0, size)
+}
+
+func (s *Source) putSlab(b []byte) {
+	b = b[:0]
+	s.slabs.Put(&b)
 }
 
 // Read returns the next batch of changes.
