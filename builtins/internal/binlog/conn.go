@@ -134,6 +134,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, err
 	}
 	nc.SetDeadline(time.Time{})
+	c.pc.readDeadline = time.Time{}
 	return c, nil
 }
 

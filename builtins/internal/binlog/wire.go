@@ -32,6 +32,9 @@ type packetConn struct {
 	wbuf []byte
 	// timeout bounds each read and write when positive.
 	timeout time.Duration
+	// readDeadline is the read deadline set last: moving it costs a timer
+	// update, so a read moves it only once a quarter of timeout has passed.
+	readDeadline time.Time
 }
 
 func newPacketConn(nc net.Conn) *packetConn {
@@ -42,7 +45,13 @@ func newPacketConn(nc net.Conn) *packetConn {
 // until the next read.
 func (c *packetConn) read() ([]byte, error) {
 	if c.timeout > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(c.timeout))
+		if now := time.Now(); c.readDeadline.Sub(now) < c.timeout*3/4 {
+			c.readDeadline = now.Add(c.timeout)
+			c.nc.SetReadDeadline(c.readDeadline)
+		}
+	} else if !c.readDeadline.IsZero() {
+		c.readDeadline = time.Time{}
+		c.nc.SetReadDeadline(c.readDeadline)
 	}
 	c.buf = c.buf[:0]
 	var hdr [4]byte

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sluicehq/sluice/builtins/internal/binlog"
+	"github.com/sluicehq/sluice/builtins/internal/cdc"
 	"github.com/sluicehq/sluice/builtins/internal/checkpoint"
 )
 
@@ -72,13 +74,11 @@ func benchTable(b *testing.B) *benchData {
 // program would (dump from a GTID, CRC32 checked, table maps, rows split
 // into values, each row rendered as a JSON object {"column":value,...}
 // into one reused buffer), without envelopes, batches or the engine.
-func BenchmarkBinlogFloor(b *testing.B) {
-	d := benchTable(b)
+func floorRound(b *testing.B, d *benchData, envelope bool) time.Duration {
 	mc, _ := mysql.ParseDSN(d.f.dsn)
 	db, name := splitTable(d.table)
-	b.ResetTimer()
 	start := time.Now()
-	for range b.N {
+	{
 		ctx := context.Background()
 		c, err := binlog.Dial(ctx, binlog.Config{Addr: mc.Addr, User: mc.User, Password: mc.Passwd})
 		if err != nil {
@@ -93,6 +93,8 @@ func BenchmarkBinlogFloor(b *testing.B) {
 		var cells []binlog.Cell
 		var buf []byte
 		var names []string
+		var table *cdc.Table
+		enc := cdc.NewEncoder(cdc.Options{Connector: "mysql", Source: "mysql://" + mc.Addr, Type: EventType})
 		n := 0
 		for n < benchRows {
 			ev, err := s.Next()
@@ -112,7 +114,11 @@ func BenchmarkBinlogFloor(b *testing.B) {
 					tm = m
 					cells = make([]binlog.Cell, len(m.Columns))
 					names = []string{"id", "account", "name", "amount", "created", "note"}
-					tm.Columns[2].Name = "x" // a text column: not binary
+					cols := make([]cdc.Column, len(names))
+					for i, n := range names {
+						cols[i].Name = n
+					}
+					table = cdc.NewTable(db, "", name, cols, []int{0})
 				}
 			case ev.Type.IsRows() && tm != nil:
 				if err := s.Decoder().ParseRows(ev.Header, ev.Body, &re); err != nil {
@@ -124,6 +130,22 @@ func BenchmarkBinlogFloor(b *testing.B) {
 				for re.More() {
 					if err := re.NextImage(tm, false, cells); err != nil {
 						b.Fatal(err)
+					}
+					if envelope {
+						buf = enc.Begin(buf[:0], table, cdc.Create, []byte("0-1-1:0"), int64(ev.Timestamp)*1000)
+						buf = enc.NullImage(buf, cdc.Before)
+						buf = enc.BeginImage(buf, cdc.After)
+						for i := range cells {
+							buf = enc.Column(buf, i)
+							if buf, err = binlog.AppendJSON(buf, &tm.Columns[i], cells[i].Raw); err != nil {
+								b.Fatal(err)
+							}
+						}
+						buf = enc.EndImage(buf)
+						buf = enc.BeginSource(buf, false)
+						buf, _ = enc.End(buf)
+						n++
+						continue
 					}
 					buf = append(buf[:0], '{')
 					for i := range cells {
@@ -151,18 +173,15 @@ func BenchmarkBinlogFloor(b *testing.B) {
 			b.Fatalf("read %d rows, want %d", n, benchRows)
 		}
 	}
-	b.ReportMetric(float64(b.N*benchRows)/time.Since(start).Seconds(), "rows/s")
+	return time.Since(start)
 }
 
-// BenchmarkSource reads the same rows through the mysql_cdc source: change
+// sourceRound reads the same rows through the mysql_cdc source: change
 // events in Debezium's envelope, batches per table, acknowledged as they
 // come, the checkpoint committed behind them.
-func BenchmarkSource(b *testing.B) {
-	d := benchTable(b)
-	b.ResetTimer()
-	start := time.Now()
-	for range b.N {
-		b.StopTimer()
+func sourceRound(b *testing.B, d *benchData) time.Duration {
+	var took time.Duration
+	{
 		f := &fixture{t: b, dsn: d.f.dsn, db: d.f.db, state: b.TempDir()}
 		st, err := checkpoint.Open(filepath.Join(f.state, "t1"), checkpointName)
 		if err != nil {
@@ -171,7 +190,7 @@ func BenchmarkSource(b *testing.B) {
 		st.Save(state{GTID: d.from, File: "unused", Pos: 4})
 		st.Close()
 		s := f.build(f.config([]string{d.table}, "snapshot = false\n"))
-		b.StartTimer()
+		start := time.Now()
 		ctx := context.Background()
 		if err := s.Open(ctx); err != nil {
 			b.Fatal(err)
@@ -185,12 +204,48 @@ func BenchmarkSource(b *testing.B) {
 			n += len(batch.Messages)
 			batch.Ack(nil)
 		}
+		took = time.Since(start)
 		s.Close(ctx)
 		if n != benchRows {
 			b.Fatalf("read %d rows, want %d", n, benchRows)
 		}
 	}
-	b.ReportMetric(float64(b.N*benchRows)/time.Since(start).Seconds(), "rows/s")
+	return took
+}
+
+// BenchmarkCDC reads 200,000 inserted rows (transactions of 1,000) from
+// MariaDB's binlog with the mysql_cdc source and with two floors, in
+// alternating rounds, and reports the medians: rows/s of each and the
+// source's share of each floor. The floors are one loop on the protocol
+// package: the first renders each row as a JSON object, the second (its
+// "envelope" variant) writes each row as the same change event as the
+// source, with the same encoder, minus batches, acknowledgements and the
+// checkpoint.
+//
+//	go test -run '^$' -bench BenchmarkCDC -benchtime 1x ./builtins/source/mysqlcdc
+func BenchmarkCDC(b *testing.B) {
+	d := benchTable(b)
+	const rounds = 5
+	var floor, floorEnv, source []float64
+	for range b.N {
+		for range rounds {
+			floor = append(floor, benchRows/floorRound(b, d, false).Seconds())
+			floorEnv = append(floorEnv, benchRows/floorRound(b, d, true).Seconds())
+			source = append(source, benchRows/sourceRound(b, d).Seconds())
+		}
+	}
+	f, fe, s := median(floor), median(floorEnv), median(source)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(f, "floor_rows/s")
+	b.ReportMetric(fe, "floor+envelope_rows/s")
+	b.ReportMetric(s, "rows/s")
+	b.ReportMetric(100*s/f, "%_of_floor")
+	b.ReportMetric(100*s/fe, "%_of_floor+envelope")
+}
+
+func median(v []float64) float64 {
+	sort.Float64s(v)
+	return v[len(v)/2]
 }
 
 func splitTable(t string) (string, string) {

@@ -573,7 +573,7 @@ func (r *reader) builder(ts *tableState) *batchBuilder {
 		ts.b = &batchBuilder{
 			slab:  r.s.getSlab(max(r.slabHint, 64<<10)),
 			spans: ts.spans[:0],
-			msgs:  make([]message.Message, 0, n),
+			msgs:  r.s.getMsgs(n),
 		}
 	}
 	return ts.b
@@ -617,12 +617,13 @@ func (r *reader) flush(ctx context.Context, ts *tableState) error {
 			return nil
 		}
 	} else {
-		txns, slab := b.txns, b.slab
+		txns, slab, msgs := b.txns, b.slab, b.msgs
 		ack = func(err error) {
 			r.s.ackTxns(txns, err)
 			if err == nil {
 				// Handled: nothing reads the events any more.
 				r.s.putSlab(slab)
+				r.s.putMsgs(msgs)
 			}
 		}
 	}

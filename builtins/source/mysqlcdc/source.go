@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/internal/binlog"
 	"github.com/sluicehq/sluice/builtins/internal/checkpoint"
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
@@ -85,13 +86,14 @@ type Source struct {
 	start    state     // the position Open resumes from
 	snapConn *sql.Conn // the snapshot's transaction, when one is to be read
 
-	out     chan component.Batch
-	slabs   sync.Pool // *[]byte of batches handled
-	closing chan struct{}
-	cancel  context.CancelFunc
-	done    chan struct{}
-	failed  chan struct{}
-	runErr  error
+	out       chan component.Batch
+	slabs     sync.Pool // *[]byte of batches handled
+	msgSlices sync.Pool // *[]message.Message of batches handled
+	closing   chan struct{}
+	cancel    context.CancelFunc
+	done      chan struct{}
+	failed    chan struct{}
+	runErr    error
 
 	openMu    sync.Mutex // Open and Close
 	opened    bool
@@ -528,6 +530,23 @@ func (s *Source) getSlab(size int) []byte {
 func (s *Source) putSlab(b []byte) {
 	b = b[:0]
 	s.slabs.Put(&b)
+}
+
+// getMsgs returns an empty message slice for a batch, reusing one whose
+// batch was handled.
+func (s *Source) getMsgs(n int) []message.Message {
+	if v := s.msgSlices.Get(); v != nil {
+		if m := *v.(*[]message.Message); cap(m) >= n {
+			return m[:0]
+		}
+	}
+	return make([]message.Message, 0, n)
+}
+
+func (s *Source) putMsgs(m []message.Message) {
+	clear(m) // drop the references to the buffers
+	m = m[:0]
+	s.msgSlices.Put(&m)
 }
 
 // Read returns the next batch of changes.
