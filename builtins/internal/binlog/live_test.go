@@ -251,6 +251,9 @@ func TestLiveTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx.Rollback()
+	// A DDL statement (a standalone GTID group with a QUERY event), for
+	// the fuzz seed.
+	l.exec(t, "ALTER TABLE "+table+" COMMENT 'seed'")
 
 	ts, err := LoadSchema(context.Background(), l.db, "test", table)
 	if err != nil || ts == nil {
@@ -319,7 +322,7 @@ func seedStream(events []Event, table string) []byte {
 			if dec.ParseRows(ev.Header, ev.Body, &re) == nil && ids[re.TableID] {
 				out = append(out, ev.Raw...)
 			}
-		case ev.Type == MariaGTIDEvent || ev.Type == XIDEvent || ev.Type == RotateEvent:
+		case ev.Type == MariaGTIDEvent || ev.Type == XIDEvent || ev.Type == RotateEvent || ev.Type == MariaGTIDListEvent || ev.Type == QueryEvent:
 			out = append(out, ev.Raw...)
 		}
 	}
