@@ -171,7 +171,7 @@ path = "out.jsonl"
 			w = startWriter(t, f, table, rows+1)
 		}
 		before := countLines(out)
-		grow := 200 + rng.IntN(3000)
+		grow := 100 + rng.IntN(1500)
 		testkit.WaitFor(t, fmt.Sprintf("run %d to write %d more changes", i+1, grow), func() bool {
 			if p.Exited() {
 				t.Fatalf("%s exited: %v", p.Name, p.Err())

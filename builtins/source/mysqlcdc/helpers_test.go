@@ -122,6 +122,7 @@ type change struct {
 	} `json:"data"`
 	lane string
 	key  string
+	ack  func(error)
 }
 
 func decode(t testing.TB, lane string, payload, key []byte) change {

@@ -573,6 +573,61 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 	}
 }
 
+var _ component.Rewinder = (*Source)(nil)
+
+// Rewind goes back to the committed position, so that every change not
+// handled yet (a nacked batch's, and all after it) is read again: the
+// engine calls it when a blocked task is resumed.
+func (s *Source) Rewind(ctx context.Context) error {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	if !s.opened || s.closed {
+		return nil
+	}
+	s.cancel()
+	s.mu.Lock()
+	if s.stream != nil {
+		s.stream.Close()
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for len(s.out) > 0 {
+		<-s.out // read, never handed out: dropped
+	}
+	s.mu.Lock()
+	st := state{GTID: formatGTIDs(s.gtids), File: s.file, Pos: s.pos}
+	if s.snap != nil {
+		cp := *s.snap
+		cp.Tables = append([]snapTable(nil), s.snap.Tables...)
+		st.Snapshot = &cp
+	}
+	s.txns = nil // acknowledgements of what was read before are moot
+	s.stream = nil
+	s.mu.Unlock()
+	s.start = st
+	if s.snapConn != nil {
+		s.snapConn.Close()
+		s.snapConn = nil
+	}
+	if st.Snapshot != nil {
+		if err := s.beginSnapshot(ctx, false); err != nil {
+			return err
+		}
+	}
+	s.runErr = nil
+	s.failed = make(chan struct{})
+	rctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done = make(chan struct{})
+	go s.run(rctx)
+	s.log.Info().Str("gtid", st.GTID).Str("file", st.File).Uint32("pos", st.Pos).Msg("rewound to the committed position")
+	return nil
+}
+
 // run reads the snapshot, then the stream, until Close.
 func (s *Source) run(ctx context.Context) {
 	defer close(s.done)

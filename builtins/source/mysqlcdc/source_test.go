@@ -134,3 +134,54 @@ func TestStreamChanges(t *testing.T) {
 		t.Fatalf("after restart: %+v", got[0].Data)
 	}
 }
+
+// TestRewind: a nacked batch, then Rewind (a blocked task resumed): the
+// nacked changes and everything after them are read again, what was
+// acknowledged before them is not.
+func TestRewind(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("rw", "id INT PRIMARY KEY, v INT")
+	s := f.open(f.config([]string{table}, "snapshot = false\nmax_events = 1\n"))
+	ctx := context.Background()
+	for i := 1; i <= 6; i++ {
+		f.exec(fmt.Sprintf("INSERT INTO %s VALUES (%d, %d)", table, i, i))
+	}
+	read := func() change {
+		b, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Messages) != 1 {
+			t.Fatalf("%d messages", len(b.Messages))
+		}
+		c := decode(t, b.Lane, b.Messages[0].Payload, b.Messages[0].Key)
+		c.ack = b.Ack
+		return c
+	}
+	var ids []string
+	for range 4 {
+		c := read()
+		ids = append(ids, fmt.Sprint(c.Data.After["id"]))
+		switch c.Data.After["id"] {
+		case json.Number("3"):
+			c.ack(fmt.Errorf("sink down"))
+		default:
+			c.ack(nil)
+		}
+	}
+	if fmt.Sprint(ids) != "[1 2 3 4]" {
+		t.Fatalf("read %v", ids)
+	}
+	if err := s.Rewind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids = nil
+	for range 4 {
+		c := read()
+		ids = append(ids, fmt.Sprint(c.Data.After["id"]))
+		c.ack(nil)
+	}
+	if fmt.Sprint(ids) != "[3 4 5 6]" {
+		t.Fatalf("after Rewind: %v, want [3 4 5 6]", ids)
+	}
+}
