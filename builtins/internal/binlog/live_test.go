@@ -401,3 +401,35 @@ func TestLiveCaptureGreeting(t *testing.T) {
 		writeSeed(t, "FuzzGreeting", "mariadb", p)
 	}
 }
+
+// TestLiveHeartbeat: an idle stream receives heartbeat events, checksummed
+// like every other event, and a dump asked for blocking mode keeps the
+// connection open between them.
+func TestLiveHeartbeat(t *testing.T) {
+	l := newLive(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
+	defer cancel()
+	c, err := Dial(ctx, l.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.StartDump(DumpOptions{ServerID: uint32(300000 + os.Getpid()%100000), GTID: l.gtidPos(t), UseGTID: true, Heartbeat: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	for {
+		ev, err := s.Next()
+		if err != nil {
+			t.Fatalf("no heartbeat before the error: %v", err)
+		}
+		if ev.Type == HeartbeatEvent || ev.Type == HeartbeatEventV2 {
+			if ev.LogPos == 0 || s.File == "" {
+				t.Fatalf("heartbeat at %s:%d", s.File, ev.LogPos)
+			}
+			return
+		}
+	}
+}

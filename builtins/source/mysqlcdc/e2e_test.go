@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -257,5 +258,31 @@ func TestExamplePipeline(t *testing.T) {
 	p.Stop(t)
 	if p.LogHas(`"order":2`) || p.LogHas(`"qty":1,`) {
 		t.Error("a small order passed the filter")
+	}
+}
+
+// TestStartFailedProcess: a sluice process whose mysql_cdc task names a
+// missing table stops the task in StartFailed and exits with status 1
+// promptly (no retry loop, no hang), logging what to change.
+func TestStartFailedProcess(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	task := filepath.Join(dir, "bad.toml")
+	os.WriteFile(task, []byte(fmt.Sprintf("name = \"bad\"\n[source]\ntype = \"mysql_cdc\"\n%s\n[sink]\ntype = \"stdout\"\n",
+		f.config([]string{"test.missing_" + testkit.Unique(t, "t")}, ""))), 0o644)
+	p := testkit.StartSluice(t, testkit.ProcOptions{Dir: dir}, "run", "--log-format", "json", "--state-dir", filepath.Join(dir, "state"), task)
+	select {
+	case <-p.Done():
+	case <-time.After(testkit.Scale(testkit.DefaultWait)):
+		t.Fatal("sluice did not exit")
+	}
+	if p.Err() == nil {
+		t.Fatal("sluice exited with status 0")
+	}
+	for _, want := range []string{"task failed", "does not exist", "fix tables"} {
+		if !p.LogHas(want) {
+			p.DumpLog(t)
+			t.Fatalf("the log does not say %q", want)
+		}
 	}
 }
