@@ -176,7 +176,7 @@ func (r *reader) consume(ctx context.Context, stream *binlog.Stream) error {
 		ev, err := stream.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				err = errors.New("the server ended the stream")
+				err = errors.New("the connection to the server closed")
 			}
 			return r.s.dumpErr(state{GTID: formatGTIDs(r.gtids), File: r.file, Pos: r.pos}, err)
 		}

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"testing"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 func TestConformance(t *testing.T) {
@@ -184,4 +188,58 @@ func TestRewind(t *testing.T) {
 	if fmt.Sprint(ids) != "[3 4 5 6]" {
 		t.Fatalf("after Rewind: %v, want [3 4 5 6]", ids)
 	}
+}
+
+// TestReconnect cuts the replication connection (a TCP proxy in between)
+// in the middle of a stream of transactions: the source reconnects from
+// the last transaction it read and every change arrives, those read twice
+// with the same id and content.
+func TestReconnect(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("cut", "id INT PRIMARY KEY, v INT")
+	mc, _ := mysql.ParseDSN(f.dsn)
+	proxy := testkit.NewProxy(t, mc.Addr)
+	mc.Addr = proxy.Addr()
+	f.dsn = mc.FormatDSN()
+	s := f.open(f.config([]string{table}, "snapshot = false\nheartbeat = \"200ms\"\nmax_events = 10\n"))
+	c := collect(t, s)
+	write := func(from, to int) {
+		for i := from; i <= to; i++ {
+			tx, err := f.db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx.Exec(fmt.Sprintf("INSERT INTO %s VALUES (%d, 0)", table, i))
+			tx.Exec(fmt.Sprintf("UPDATE %s SET v = %d WHERE id = %d", table, i, i))
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(1, 50)
+	c.waitFor(t, "the first changes", func(ch []change) bool { return len(ch) >= 20 })
+	proxy.Cut()
+	write(51, 100)
+	proxy.Restore()
+	write(101, 150)
+	got := c.waitFor(t, "every change after the cut", func(ch []change) bool {
+		ids := map[string]bool{}
+		for _, x := range ch {
+			ids[x.ID] = true
+		}
+		return len(ids) == 300
+	})
+	byID := map[string]string{}
+	for _, x := range got {
+		body := fmt.Sprint(x.Data.Op, x.Data.Before, x.Data.After)
+		if prev, ok := byID[x.ID]; ok && prev != body {
+			t.Fatalf("change %s read twice with different content: %s / %s", x.ID, prev, body)
+		}
+		byID[x.ID] = body
+	}
+	want := f.rowsOf(table, "v")
+	if st := apply(got, []string{"v"}); !reflect.DeepEqual(st, want) {
+		t.Fatalf("replayed state differs from the table (%d rows vs %d)", len(st), len(want))
+	}
+	t.Logf("%d change events for 300 changes", len(got))
 }
