@@ -96,7 +96,9 @@ func (d *dialect) poolConfig() (*pgxpool.Config, error) {
 		}
 		cc.Fallbacks = nil
 	}
-	cc.RuntimeParams["application_name"] = "sluice"
+	if cc.RuntimeParams["application_name"] == "" {
+		cc.RuntimeParams["application_name"] = "sluice"
+	}
 	pc.MaxConns = int32(d.cfg.MaxConns)
 	d.where = fmt.Sprintf("%s/%s as %s", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cc.Database, cc.User)
 	return pc, nil

@@ -225,3 +225,26 @@ func TestReceivedJSON(t *testing.T) {
 		t.Fatal()
 	}
 }
+
+// TestTLS connects through TLS set by the tls table, overriding the DSN's
+// sslmode=disable (the local server has ssl = on with a self-signed
+// certificate).
+func TestTLS(t *testing.T) {
+	e := newPG(t)
+	tbl := e.table("id int PRIMARY KEY")
+	app := testkit.Unique(t, "app")
+	u, _ := url.Parse(e.dsn)
+	q := u.Query()
+	q.Set("application_name", app)
+	u.RawQuery = q.Encode()
+	s := e.sink(t, u.String(), fmt.Sprintf("table = %q\ncolumns = { id = \"$.id\" }\ntls = { insecure_skip_verify = true }", tbl))
+	open(t, s)
+	if err := write(t, s, `{"id":1}`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	e.db.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1 AND s.ssl", app).Scan(&n)
+	if n == 0 {
+		t.Fatal("the sink's connections do not use TLS")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -319,7 +320,10 @@ func TestSnapshotResumes(t *testing.T) {
 			select {
 			case ev := <-c.events:
 				<-c.lanes
-				if ev.Data.Op == "r" && firstIDs[str(ev.Data.After["id"])] {
+				// Rows of the two acknowledged chunks (ids up to 1000) must not
+				// come again; rows acknowledged beyond them, in a chunk not
+				// completely delivered, may.
+				if id, _ := strconv.Atoi(str(ev.Data.After["id"])); ev.Data.Op == "r" && id <= 1000 {
 					t.Fatalf("row %s of an acknowledged chunk was read again", str(ev.Data.After["id"]))
 				}
 				m.apply(ev)

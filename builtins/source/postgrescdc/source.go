@@ -239,9 +239,12 @@ func (s *Source) run(ctx context.Context) {
 			s.repl.Close(context.Background())
 			s.repl = nil
 		}
-		if s.snap != nil {
-			s.snap.Close(context.Background())
-			s.snap = nil
+		s.mu.Lock()
+		snap := s.snap
+		s.snap = nil
+		s.mu.Unlock()
+		if snap != nil {
+			snap.Close(context.Background())
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -323,12 +326,14 @@ func (s *Source) Close(ctx context.Context) error {
 	if sess != nil {
 		sess.abort()
 	}
+	s.mu.Lock()
 	if s.snap != nil {
 		// A snapshot query under way ends when its connection does.
 		if nc := s.snap.PgConn().Conn(); nc != nil {
 			nc.Close()
 		}
 	}
+	s.mu.Unlock()
 	s.wg.Wait()
 	s.release()
 	return nil

@@ -2,8 +2,14 @@ package postgrescdc
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"testing"
 
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
+	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -83,4 +89,68 @@ func TestConfirmedPositionAdvances(t *testing.T) {
 	e.exec("INSERT INTO " + other + " SELECT generate_series(1, 1000)")
 	target = currentLSN()
 	testkit.WaitFor(t, "the idle slot to move past other tables' WAL", func() bool { return confirmed() >= target })
+	// The metrics: one insert read, and no lag once the position caught up.
+	metric := func(name, label, value string) (float64, bool) {
+		mfs, _ := src.env.Metrics.Registry.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == label && l.GetValue() == value {
+						if m.Gauge != nil {
+							return m.GetGauge().GetValue(), true
+						}
+						return m.GetCounter().GetValue(), true
+					}
+				}
+			}
+		}
+		return 0, false
+	}
+	if n, ok := metric("sluice_postgres_cdc_events_total", "op", "c"); !ok || n != 1 {
+		t.Fatalf("events_total{op=c} = %v (%v)", n, ok)
+	}
+	testkit.WaitFor(t, "the slot lag metric to fall to 0", func() bool {
+		v, ok := metric("sluice_postgres_cdc_slot_lag_bytes", "slot", e.slot)
+		return ok && v == 0
+	})
+}
+
+// TestReconnect cuts the connections mid-stream: the source reconnects by
+// itself and resumes from the confirmed position, so every change arrives
+// (some twice).
+func TestReconnect(t *testing.T) {
+	e := newPG(t)
+	tbl := e.table("cut", "id int PRIMARY KEY")
+	proxy := testkit.NewProxy(t, "127.0.0.1:5432")
+	u, _ := url.Parse(e.dsn)
+	u.Host = proxy.Addr()
+	env := componenttest.Env(t, zerolog.InfoLevel)
+	env.StateDir = e.state
+	src := componenttest.Build(t, Register, component.KindSource, Name,
+		fmt.Sprintf("dsn = %q\nslot = %q\ntables = [%q]", u.String(), e.slot, tbl), env).(*Source)
+	if err := src.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	c := collect(t, src)
+	seen := map[string]bool{}
+	take := func(n int) {
+		for len(seen) < n {
+			ev := c.next()
+			seen[str(ev.Data.After["id"])] = true
+		}
+	}
+	for i := 1; i <= 50; i++ {
+		e.exec(fmt.Sprintf("INSERT INTO %s VALUES (%d)", tbl, i))
+	}
+	take(50)
+	proxy.Cut()
+	for i := 51; i <= 100; i++ {
+		e.exec(fmt.Sprintf("INSERT INTO %s VALUES (%d)", tbl, i))
+	}
+	proxy.Restore()
+	take(100)
 }
