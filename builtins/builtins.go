@@ -9,12 +9,14 @@ import (
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
+	natssink "github.com/sluicehq/sluice/builtins/sink/nats"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
+	natssource "github.com/sluicehq/sluice/builtins/source/nats"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
@@ -33,6 +35,7 @@ func RegisterAll(r *component.Registry) {
 	dlq.Register(r)
 	httpsource.Register(r)
 	kafkasource.Register(r)
+	natssource.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)
@@ -44,6 +47,7 @@ func RegisterAll(r *component.Registry) {
 	filesink.Register(r)
 	httpsink.Register(r)
 	kafkasink.Register(r)
+	natssink.Register(r)
 }
 
 // TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).
