@@ -10,6 +10,7 @@ import (
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
 	natssink "github.com/sluicehq/sluice/builtins/sink/nats"
+	redissink "github.com/sluicehq/sluice/builtins/sink/redis"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
@@ -17,6 +18,7 @@ import (
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
 	natssource "github.com/sluicehq/sluice/builtins/source/nats"
+	redissource "github.com/sluicehq/sluice/builtins/source/redis"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
@@ -36,6 +38,7 @@ func RegisterAll(r *component.Registry) {
 	httpsource.Register(r)
 	kafkasource.Register(r)
 	natssource.Register(r)
+	redissource.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)
@@ -48,6 +51,7 @@ func RegisterAll(r *component.Registry) {
 	httpsink.Register(r)
 	kafkasink.Register(r)
 	natssink.Register(r)
+	redissink.Register(r)
 }
 
 // TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).
