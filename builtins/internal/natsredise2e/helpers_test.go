@@ -1,0 +1,163 @@
+package natsredise2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/builtins/internal/natstest"
+	"github.com/sluicehq/sluice/builtins/internal/redistest"
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testkit.Cleanup()
+	os.Exit(code)
+}
+
+var regions = []string{"eu-west", "us-east", "eu-north", "ap-south"}
+
+// order is the JSON body of input record i: deterministic, so that the
+// expected output can be computed.
+func order(i int) []byte {
+	return fmt.Appendf(nil, `{"order_id":"o-%d","seq":%d,"region":%q,"amount":%d,"items":%d}`, i, i, regions[i%len(regions)], (i*37)%250, i%3)
+}
+
+type orderFields struct {
+	OrderID string `json:"order_id"`
+	Seq     int    `json:"seq"`
+	Region  string `json:"region"`
+	Amount  int    `json:"amount"`
+	Items   int    `json:"items"`
+}
+
+func orderOf(i int) orderFields {
+	var o orderFields
+	_ = json.Unmarshal(order(i), &o)
+	return o
+}
+
+func orders(from, to int) [][]byte {
+	out := make([][]byte, 0, to-from)
+	for i := from; i < to; i++ {
+		out = append(out, order(i))
+	}
+	return out
+}
+
+func writeTask(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "task.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// run starts `sluice run` on task with JSON logs.
+func run(t *testing.T, name string, env []string, task string) *testkit.Proc {
+	t.Helper()
+	return testkit.StartSluice(t, testkit.ProcOptions{Name: name, Env: env},
+		"run", "--log-format", "json", "--progress", "never", "--shutdown-timeout", "20s", "--state-dir", filepath.Join(t.TempDir(), "state"), task)
+}
+
+// loader publishes records in the background at a bounded rate, so that
+// processes are killed while input keeps arriving.
+type loader struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+	sent int
+}
+
+func startLoader(n, chunk int, publish func(from, to int) error) *loader {
+	l := &loader{}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for from := 0; from < n; from += chunk {
+			to := min(from+chunk, n)
+			if err := publish(from, to); err != nil {
+				l.mu.Lock()
+				l.err = err
+				l.mu.Unlock()
+				return
+			}
+			l.mu.Lock()
+			l.sent = to
+			l.mu.Unlock()
+			time.Sleep(50 * time.Millisecond) // pacing the load, not synchronisation
+		}
+	}()
+	return l
+}
+
+func (l *loader) wait(t *testing.T) {
+	t.Helper()
+	l.wg.Wait()
+	if l.err != nil {
+		t.Fatalf("loading input: %v", l.err)
+	}
+}
+
+// seqOf returns the "seq" member of a JSON output.
+func seqOf(t *testing.T, data []byte) int {
+	t.Helper()
+	var v struct {
+		Seq *int `json:"seq"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil || v.Seq == nil {
+		t.Fatalf("output %q has no seq: %v", data, err)
+	}
+	return *v.Seq
+}
+
+// checkAll checks that every seq in [0, n) is in counts exactly once or,
+// when dupsAllowed, at least once; it returns the duplicates.
+func checkAll(t *testing.T, counts map[int]int, n int, dupsAllowed bool) int {
+	t.Helper()
+	var missing []int
+	dups := 0
+	for i := range n {
+		c := counts[i]
+		if c == 0 {
+			missing = append(missing, i)
+		}
+		if c > 1 {
+			dups += c - 1
+		}
+	}
+	for s := range counts {
+		if s < 0 || s >= n {
+			t.Fatalf("output holds seq %d, outside the input", s)
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d records missing from the output (first: %v)", len(missing), n, missing[:min(10, len(missing))])
+	}
+	if dups > 0 && !dupsAllowed {
+		t.Fatalf("%d duplicates in the output; want none", dups)
+	}
+	return dups
+}
+
+func natsLocal(t *testing.T) *natstest.Server   { return natstest.Local(t) }
+func redisLocal(t *testing.T) *redistest.Server { return redistest.Local(t) }
+
+// logMsgs returns the "message" of each JSON log line holding s.
+func logLines(p *testkit.Proc, s string) []string {
+	data, _ := os.ReadFile(p.Log)
+	var out []string
+	for _, ln := range strings.Split(string(data), "\n") {
+		if strings.Contains(ln, s) {
+			out = append(out, ln)
+		}
+	}
+	return out
+}
