@@ -3,6 +3,10 @@ package natsredise2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,4 +164,36 @@ func logLines(p *testkit.Proc, s string) []string {
 		}
 	}
 	return out
+}
+
+// freeAddr returns a free loopback address for an admin API.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// metric returns the sum of the samples of the metric name on the admin API
+// at addr (0 when absent).
+func metric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, ln := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(ln, name+"{") || strings.HasPrefix(ln, name+" ") {
+			f := strings.Fields(ln)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
 }
