@@ -197,3 +197,25 @@ func metric(t *testing.T, addr, name string) float64 {
 	}
 	return sum
 }
+
+// valueOf returns data.value of a nats source's event.
+func valueOf(t *testing.T, event string) []byte {
+	t.Helper()
+	var ev struct{ Data struct{ Value json.RawMessage } }
+	if err := json.Unmarshal([]byte(event), &ev); err != nil {
+		t.Fatalf("event %s: %v", event, err)
+	}
+	return ev.Data.Value
+}
+
+// redisPayload returns data.fields.payload of a redis source's event.
+func redisPayload(t *testing.T, event []byte) []byte {
+	t.Helper()
+	var ev struct {
+		Data struct{ Fields struct{ Payload json.RawMessage } }
+	}
+	if err := json.Unmarshal(event, &ev); err != nil {
+		t.Fatalf("event %s: %v", event, err)
+	}
+	return ev.Data.Fields.Payload
+}
