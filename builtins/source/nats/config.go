@@ -37,7 +37,7 @@ type Config struct {
 	Start         string             `toml:"start" enum:"all,new" doc:"Where a durable Sluice creates begins: all (the first message the stream holds) or new (messages published from then on)."`
 	AckWait       component.Duration `toml:"ack_wait" doc:"For a durable Sluice creates: how long the server waits for a message's acknowledgement before it delivers the message again (to this or another process). Sluice tells the server it is still working on messages it holds longer than a third of it, so only a crashed or cut-off process gets its messages redelivered."`
 	MaxAckPending int                `toml:"max_ack_pending" min:"1" max:"1000000" doc:"For a durable Sluice creates: most messages handed out and not yet acknowledged, over every process on the durable. The server stops delivering at this limit: it is the backpressure, and it bounds the messages one process buffers."`
-	MaxBatch      int                `toml:"max_batch" min:"1" max:"100000" doc:"Most messages asked for in one pull request and handed to the engine as one batch."`
+	MaxBatch      int                `toml:"max_batch" min:"1" max:"100000" doc:"Most messages asked for in one pull request (at most the durable's max_ack_pending) and handed to the engine as one batch."`
 
 	ValueFormat string `toml:"value_format" enum:"json,text,base64" doc:"How data.value holds the message body: json (parsed, so patterns reach data.value.*; a body that is not JSON stays a string), text (a string; invalid UTF-8 becomes U+FFFD), base64 (a Base64 string, for binary bodies)."`
 }
@@ -91,8 +91,5 @@ func (c *Config) Validate(p *component.Problems) {
 	}
 	if c.AckWait.D() < time.Second {
 		p.Addf([]string{"ack_wait"}, "must be at least 1s")
-	}
-	if c.MaxBatch > c.MaxAckPending {
-		p.Addf([]string{"max_batch"}, "must not exceed max_ack_pending (%d): a pull could never be filled", c.MaxAckPending)
 	}
 }

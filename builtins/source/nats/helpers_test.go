@@ -32,7 +32,7 @@ func newFixture(t testing.TB) *fixture {
 
 // config is the source table for the fixture's stream, plus extra keys.
 func (fx *fixture) config(url, extra string) string {
-	return fmt.Sprintf("url = %q\nstream = %q\ndurable = %q\nack_wait = \"5s\"\n%s", url, fx.stream, fx.durable, extra)
+	return fmt.Sprintf("url = %q\nstream = %q\ndurable = %q\n%s", url, fx.stream, fx.durable, extra)
 }
 
 func (fx *fixture) build(t testing.TB, url, extra string) *Source {

@@ -60,19 +60,20 @@ type Source struct {
 	// The consume callback appends to queue; Read takes from it. The queue
 	// needs no bound of its own: the server stops delivering at the
 	// consumer's max_ack_pending.
-	mu       sync.Mutex
-	nc       *nats.Conn
-	cons     jetstream.Consumer
-	cc       jetstream.ConsumeContext
-	ackWait  time.Duration
-	queue    []held
-	wake     chan struct{} // closed and replaced when queue grows or an error comes
-	fatal    error         // a terminal consume error, returned by Read
-	inflight map[*inflight]struct{}
-	paused   bool
-	closed   bool
-	stop     chan struct{} // ends the keepalive goroutine
-	stopped  chan struct{}
+	mu            sync.Mutex
+	nc            *nats.Conn
+	cons          jetstream.Consumer
+	cc            jetstream.ConsumeContext
+	ackWait       time.Duration
+	maxAckPending int
+	queue         []held
+	wake          chan struct{} // closed and replaced when queue grows or an error comes
+	fatal         error         // a terminal consume error, returned by Read
+	inflight      map[*inflight]struct{}
+	paused        bool
+	closed        bool
+	stop          chan struct{} // ends the keepalive goroutine
+	stopped       chan struct{}
 }
 
 // held is a message received and not yet handed to the engine.
@@ -173,6 +174,7 @@ func (s *Source) Open(ctx context.Context) error {
 	}
 	s.nc, s.cons = nc, cons
 	s.ackWait = info.Config.AckWait
+	s.maxAckPending = info.Config.MaxAckPending
 	if s.ackWait <= 0 {
 		s.ackWait = defaultAckWait
 	}
@@ -258,8 +260,13 @@ func (s *Source) ensure(ctx context.Context, js jetstream.JetStream) (jetstream.
 
 // consumeLocked starts pulling into the queue.
 func (s *Source) consumeLocked() error {
+	// A pull larger than max_ack_pending could never be filled. Pulls
+	// expire every 10s (heartbeats every 5s), so that a durable deleted on
+	// the server is noticed within seconds.
+	batch := min(s.cfg.MaxBatch, max(1, s.maxAckPending))
 	cc, err := s.cons.Consume(s.receive,
-		jetstream.PullMaxMessages(s.cfg.MaxBatch),
+		jetstream.PullMaxMessages(batch),
+		jetstream.PullExpiry(10*time.Second),
 		jetstream.ConsumeErrHandler(s.consumeError))
 	if err != nil {
 		return err
@@ -298,14 +305,34 @@ func (s *Source) consumeError(_ jetstream.ConsumeContext, err error) {
 	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrBadRequest):
 		s.mu.Lock()
 		if s.fatal == nil && !s.closed {
-			s.fatal = component.TaskPermanent(fmt.Errorf("nats source: durable %q of stream %q: %w (it was deleted or changed on the server; restart the task to create it again)", s.durable, s.cfg.Stream, err))
+			s.fatal = component.TaskPermanent(fmt.Errorf("nats source: durable %q of stream %q: %w (it was deleted on the server; a restart creates it again when create = true, reading from start)", s.durable, s.cfg.Stream, err))
 			s.notifyLocked()
 		}
 		s.mu.Unlock()
 	case errors.Is(err, jetstream.ErrConnectionClosed):
 		// Close is under way.
+	case errors.Is(err, jetstream.ErrNoHeartbeat):
+		// The server went quiet: a cut connection (the client reconnects)
+		// or a durable deleted on a server too old to say so.
+		s.log.Warn().Err(err).Str("durable", s.durable).Msg("nats source: pulling; the client retries")
+		go s.checkDurable()
 	default:
 		s.log.Warn().Err(err).Str("durable", s.durable).Msg("nats source: pulling; the client retries")
+	}
+}
+
+// checkDurable stops the task when the durable no longer exists.
+func (s *Source) checkDurable() {
+	s.mu.Lock()
+	cons, closed := s.cons, s.closed
+	s.mu.Unlock()
+	if cons == nil || closed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cons.Info(ctx); errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.consumeError(nil, jetstream.ErrConsumerDeleted)
 	}
 }
 
