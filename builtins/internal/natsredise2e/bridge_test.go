@@ -11,10 +11,11 @@ import (
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
-// TestNATSToRedisBridge runs the NATS → Redis bridge: orders published on
-// JetStream subjects are filtered (EU, amount over 100, with items),
-// reshaped by a template and stored as one hash per order with a TTL. Every
-// expected order is checked field by field, and nothing else is there.
+// TestNATSToRedisBridge runs the NATS → Redis bridge of the docs,
+// testdata/pipelines/nats-to-redis.toml: orders published on JetStream
+// subjects are filtered (EU, amount over 100, with items), reshaped by a
+// template and stored as one hash per order with a TTL. Every expected
+// order is checked field by field, and nothing else is there.
 func TestNATSToRedisBridge(t *testing.T) {
 	const n = 400
 	nsrv, rsrv := natsLocal(t), redisLocal(t)
@@ -25,30 +26,8 @@ func TestNATSToRedisBridge(t *testing.T) {
 		nsrv.Publish(t, subject+"."+orderOf(i).Region, [][]byte{order(i)})
 	}
 	prefix := rsrv.Key(t, "order")
-	task := writeTask(t, fmt.Sprintf(`name = "nats-to-redis"
-[source]
-type = "nats"
-url = %q
-stream = %q
-durable = "bridge"
-[filter]
-condition = 'data.value.items > 0'
-[filter.pattern.data.value]
-region = [{ prefix = "eu-" }]
-amount = [{ numeric = [">", 100] }]
-[[transform]]
-type = "template"
-variables = { order = "$.data.value.order_id", amount = "$.data.value.amount", region = "$.data.value.region", id = "$.id", seq = "$.data.value.seq", subject = "$.data.subject" }
-template = '{"id":"${id}","seq":${seq},"order":"${order}","amount":${amount},"region":"${region}","subject":"${subject}"}'
-[sink]
-type = "redis"
-url = %q
-mode = "hash"
-key = "%s:${order}"
-variables = { order = "$.data.value.order_id" }
-ttl = "1h"
-batch = { max_events = 50 }
-`, nsrv.URL, stream, rsrv.URL, prefix))
+	task := example("nats-to-redis.toml")
+	env := []string{"NATS_URL=" + nsrv.URL, "NATS_STREAM=" + stream, "NATS_SUBJECT=" + subject, "REDIS_URL=" + rsrv.URL, "REDIS_PREFIX=" + prefix}
 	want := map[string]orderFields{}
 	for i := range n {
 		o := orderOf(i)
@@ -59,14 +38,14 @@ batch = { max_events = 50 }
 	if len(want) < 30 || len(want) > n/2 {
 		t.Fatalf("the input matches %d records; the test wants a real filter", len(want))
 	}
-	p := run(t, "sluice", nil, task)
+	p := run(t, "sluice", env, task)
 	ctx := redistest.Ctx(t)
 	testkit.WaitFor(t, "every expected order in Redis", func() bool {
 		keys, err := rsrv.C.Keys(ctx, prefix+":*").Result()
 		return err == nil && len(keys) >= len(want) || p.Exited()
 	})
 	testkit.WaitFor(t, "the durable to have every message acknowledged", func() bool {
-		ackPending, pending := nsrv.AckPending(t, stream, "bridge")
+		ackPending, pending := nsrv.AckPending(t, stream, "orders-to-redis")
 		return ackPending == 0 && pending == 0
 	})
 	p.Stop(t)

@@ -219,3 +219,8 @@ func redisPayload(t *testing.T, event []byte) []byte {
 	}
 	return ev.Data.Fields.Payload
 }
+
+// example returns the path of an example task of testdata/pipelines.
+func example(name string) string {
+	return filepath.Join(testkit.RepoRoot(), "testdata", "pipelines", name)
+}

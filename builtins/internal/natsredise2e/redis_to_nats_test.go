@@ -2,7 +2,6 @@ package natsredise2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,8 +10,9 @@ import (
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
-// TestRedisToNATS reads orders from a Redis stream, filters and reshapes
-// them, and publishes them into a JetStream stream by region. Each output
+// TestRedisToNATS runs testdata/pipelines/redis-to-nats.toml: it reads
+// orders from a Redis stream, filters and reshapes them, and publishes them
+// into a JetStream stream (created by Sluice) by region. Each output
 // is checked: its body, subject, headers and Nats-Msg-Id (the event id and
 // a payload hash).
 func TestRedisToNATS(t *testing.T) {
@@ -23,42 +23,20 @@ func TestRedisToNATS(t *testing.T) {
 	out := natstest.StreamName(t, "out")
 	subject := "sluice.e2e." + out
 	nsrv.DeleteAtEnd(t, out) // Sluice creates it
-	task := writeTask(t, fmt.Sprintf(`name = "redis-to-nats"
-[source]
-type = "redis"
-url = %q
-stream = %q
-group = "to-nats"
-consumer = "c1"
-[filter.pattern.data.fields.payload]
-region = [{ prefix = "eu-" }]
-amount = [{ numeric = [">", 100] }]
-[[transform]]
-type = "template"
-variables = { order = "$.data.fields.payload.order_id", amount = "$.data.fields.payload.amount", id = "$.id", seq = "$.data.fields.payload.seq" }
-template = '{"id":"${id}","seq":${seq},"order":"${order}","amount":${amount}}'
-[sink]
-type = "nats"
-url = %q
-subject = "%s.${region}"
-headers = { order = "${order}", via = "sluice" }
-variables = { region = "$.data.fields.payload.region", order = "$.data.fields.payload.order_id" }
-stream = %q
-subjects = ["%s.*"]
-batch = { max_events = 64 }
-`, rsrv.URL, in, nsrv.URL, subject, out, subject))
+	task := example("redis-to-nats.toml")
+	env := []string{"REDIS_URL=" + rsrv.URL, "REDIS_STREAM=" + in, "NATS_URL=" + nsrv.URL, "NATS_STREAM=" + out, "NATS_SUBJECT=" + subject}
 	want := map[int]orderFields{}
 	for i := range n {
 		if o := orderOf(i); strings.HasPrefix(o.Region, "eu-") && o.Amount > 100 {
 			want[i] = o
 		}
 	}
-	p := run(t, "sluice", nil, task)
+	p := run(t, "sluice", env, task)
 	p.WaitLog(t, "created the JetStream stream")
 	testkit.WaitFor(t, "every expected order in the output stream", func() bool {
 		return nsrv.StreamMsgs(t, out) >= uint64(len(want)) || p.Exited()
 	})
-	testkit.WaitFor(t, "the group to have acknowledged every entry", func() bool { return rsrv.Pending(t, in, "to-nats") == 0 })
+	testkit.WaitFor(t, "the group to have acknowledged every entry", func() bool { return rsrv.Pending(t, in, "orders-to-nats") == 0 })
 	p.Stop(t)
 	msgs := nsrv.ReadAll(t, out)
 	if len(msgs) != len(want) {
@@ -87,7 +65,7 @@ batch = { max_events = 64 }
 		if m.Subject != subject+"."+o.Region {
 			t.Fatalf("order %d published to %q", v.Seq, m.Subject)
 		}
-		if m.Header.Get("order") != o.OrderID || m.Header.Get("via") != "sluice" {
+		if m.Header.Get("order") != o.OrderID {
 			t.Fatalf("order %d headers %v", v.Seq, m.Header)
 		}
 		id := m.Header.Get("Nats-Msg-Id")
