@@ -94,7 +94,9 @@ batch = { max_events = 250 }
 	p.Stop(t)
 	counts := map[int]int{}
 	for _, m := range srv.ReadAll(t, out) {
-		var ev struct{ Data struct{ Value json.RawMessage } }
+		var ev struct {
+			Data struct{ Value json.RawMessage }
+		}
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +171,9 @@ batch = { max_events = 250 }
 	for _, e := range srv.Entries(t, out) {
 		// No transform: the output is the source's event.
 		var ev struct {
-			Data struct{ Fields struct{ Payload json.RawMessage } }
+			Data struct {
+				Fields struct{ Payload json.RawMessage }
+			}
 		}
 		if err := json.Unmarshal([]byte(e.Values["payload"].(string)), &ev); err != nil {
 			t.Fatal(err)

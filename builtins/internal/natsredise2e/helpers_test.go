@@ -6,9 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -201,7 +201,9 @@ func metric(t *testing.T, addr, name string) float64 {
 // valueOf returns data.value of a nats source's event.
 func valueOf(t *testing.T, event string) []byte {
 	t.Helper()
-	var ev struct{ Data struct{ Value json.RawMessage } }
+	var ev struct {
+		Data struct{ Value json.RawMessage }
+	}
 	if err := json.Unmarshal([]byte(event), &ev); err != nil {
 		t.Fatalf("event %s: %v", event, err)
 	}
@@ -212,7 +214,9 @@ func valueOf(t *testing.T, event string) []byte {
 func redisPayload(t *testing.T, event []byte) []byte {
 	t.Helper()
 	var ev struct {
-		Data struct{ Fields struct{ Payload json.RawMessage } }
+		Data struct {
+			Fields struct{ Payload json.RawMessage }
+		}
 	}
 	if err := json.Unmarshal(event, &ev); err != nil {
 		t.Fatalf("event %s: %v", event, err)
@@ -224,3 +228,5 @@ func redisPayload(t *testing.T, event []byte) []byte {
 func example(name string) string {
 	return filepath.Join(testkit.RepoRoot(), "testdata", "pipelines", name)
 }
+
+func redisLocal2(tb testing.TB) *redistest.Server { return redistest.Local(tb) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,8 @@ type Sink struct {
 	tpl  *templates
 	log  zerolog.Logger
 	m    sinkMetrics
+
+	argsHint atomic.Int32 // capacity for a command's arguments, learnt from the payloads
 
 	mu     sync.Mutex
 	rdb    *redis.Client
@@ -148,8 +151,13 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		cmd *redis.Cmd
 	}
 	cmds := make([]queued, 0, len(msgs))
-	var buf []byte
-	var args []any
+	// Rendered keys and hash values live in one buffer for the Write: the
+	// pipeline holds the arguments until Exec.
+	size := 0
+	for i := range msgs {
+		size += 32 + len(msgs[i].Payload)/2
+	}
+	buf := make([]byte, 0, size)
 	for i := range msgs {
 		m := &msgs[i]
 		var target string
@@ -164,8 +172,9 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 				continue
 			}
 		}
+		args := make([]any, 0, s.argsHint.Load())
 		var err error
-		args, buf, err = s.command(args[:0], buf, target, m)
+		args, buf, err = s.command(args, buf, target, m)
 		if err != nil {
 			fail(i, component.EventPermanent(fmt.Errorf("event %s: %w", m.Pos, err)))
 			continue
@@ -173,7 +182,10 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		if len(args) == 0 {
 			continue // nothing to write ({} in hash mode)
 		}
-		cmds = append(cmds, queued{i, pipe.Do(ctx, append([]any(nil), args...)...)})
+		if n := int32(len(args)); n > s.argsHint.Load() {
+			s.argsHint.Store(n)
+		}
+		cmds = append(cmds, queued{i, pipe.Do(ctx, args...)})
 		if s.cfg.Mode == ModeHash && s.cfg.TTL > 0 && args[0] == "HSET" {
 			cmds = append(cmds, queued{i, pipe.Do(ctx, "PEXPIRE", target, s.cfg.TTL.D().Milliseconds())})
 		}
