@@ -175,8 +175,8 @@ func TestBadCredentials(t *testing.T) {
 
 func TestConfigProblems(t *testing.T) {
 	for src, want := range map[string]string{
-		`subject = "a.*"`:                                  `sink.subject: invalid subject "a.*": a subject to publish to cannot hold the wildcards`,
-		`subject = "a.${nope}"`:                            `sink.subject: unknown variable "nope"`,
+		`subject = "a.*"`:       `sink.subject: invalid subject "a.*": a subject to publish to cannot hold the wildcards`,
+		`subject = "a.${nope}"`: `sink.subject: unknown variable "nope"`,
 		"subject = \"a\"\nmode = \"core\"\nstream = \"S\"": `sink.stream: stream is used only with mode = "jetstream"`,
 		"subject = \"a\"\nsubjects = [\"a\"]":              `sink.subjects: subjects describe the stream Sluice creates: set stream too`,
 		"subject = \"a\"\nuser = \"u\"\ntoken = \"t\"":     `sink: user, token, credentials_file and nkey_file are exclusive`,
