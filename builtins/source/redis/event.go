@@ -73,11 +73,11 @@ func (e *encoder) encode(es []entry) batchData {
 		en := &es[i]
 		ms, seq, ok := parseID(en.id)
 		buf = append(buf, e.head...)
-		buf = append(buf, en.id...)
+		buf = cejson.AppendText(buf, []byte(en.id)) // ids come from Redis: escaping is a safety net
 		buf = append(buf, e.mid...)
 		buf = e.clock.AppendMillis(buf, int64(ms))
 		buf = append(buf, e.data...)
-		buf = append(buf, en.id...)
+		buf = cejson.AppendText(buf, []byte(en.id))
 		buf = append(buf, `","fields":{`...)
 		buf = e.appendFields(buf, en.fields)
 		buf = append(buf, "}}}"...)
