@@ -44,7 +44,7 @@ func newEncoder(host, stream, valueFormat string, maxEvent int) *encoder {
 
 // sizeHint estimates the event size of m, to size a batch's buffer once.
 func (e *encoder) sizeHint(m jetstream.Msg) int {
-	n := len(e.head) + len(e.mid) + len(e.data) + 120 + 2*len(m.Subject()) + len(m.Data())
+	n := len(e.head) + len(e.mid) + len(e.data) + 200 + 3*len(m.Subject()) + len(m.Data())
 	if e.valueFormat == cejson.FormatBase64 {
 		n += len(m.Data())/3 + 4
 	}
