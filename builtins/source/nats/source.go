@@ -70,6 +70,7 @@ type Source struct {
 	wake          chan struct{} // closed and replaced when queue grows or an error comes
 	fatal         error         // a terminal consume error, returned by Read
 	inflight      map[*inflight]struct{}
+	back          []jetstream.Msg // received while Close drains the client
 	paused        bool
 	closed        bool
 	stop          chan struct{} // ends the keepalive goroutine
@@ -278,11 +279,10 @@ func (s *Source) consumeLocked() error {
 // receive is the consume callback: it queues msg for Read.
 func (s *Source) receive(msg jetstream.Msg) {
 	s.mu.Lock()
-	if s.closed || s.paused {
+	if s.closed {
+		// Close is draining the client: it hands this back too.
+		s.back = append(s.back, msg)
 		s.mu.Unlock()
-		// Not ours to handle any more: let the server deliver it again
-		// now instead of after ack_wait.
-		_ = msg.Nak()
 		return
 	}
 	s.queue = append(s.queue, held{msg: msg, at: time.Now()})
@@ -475,8 +475,10 @@ func (s *Source) keepalive(ackWait time.Duration, stop, stopped chan struct{}) {
 	}
 }
 
-// Pause stops pulling and hands the queued messages back, so that other
-// processes on the durable take them while this task is paused.
+// Pause stops pulling. Messages already received stay queued, reported
+// in progress, and are handed out after Resume: handed back now, they could
+// be sent to a pull request of this connection that the server still
+// holds, and wait for ack_wait.
 func (s *Source) Pause() {
 	s.mu.Lock()
 	if s.paused || s.closed {
@@ -486,12 +488,10 @@ func (s *Source) Pause() {
 	s.paused = true
 	cc := s.cc
 	s.cc = nil
-	q := s.takeQueueLocked()
 	s.mu.Unlock()
 	if cc != nil {
-		cc.Stop()
+		cc.Drain() // what the client still holds reaches receive, which queues it
 	}
-	nakAll(q)
 }
 
 // Resume undoes Pause.
@@ -521,12 +521,6 @@ func (s *Source) takeQueueLocked() []jetstream.Msg {
 	return q
 }
 
-func nakAll(msgs []jetstream.Msg) {
-	for _, m := range msgs {
-		_ = m.Nak()
-	}
-}
-
 // Close stops pulling and hands back to the server every message not
 // acknowledged (queued, or in batches never settled), so that they are
 // delivered again at once rather than after ack_wait; acknowledgements
@@ -549,11 +543,52 @@ func (s *Source) Close(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	if cc != nil {
-		cc.Stop()
+		// Drain rather than Stop: messages the client already received are
+		// passed to receive, which hands them back, instead of being
+		// dropped and left to ack_wait.
+		cc.Drain()
+		select {
+		case <-cc.Closed():
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
 	}
-	nakAll(back)
-	return s.shutdown()
+	s.mu.Lock()
+	back = append(back, s.back...)
+	s.back = nil
+	s.mu.Unlock()
+	err := s.shutdown()
+	// The server keeps this connection's pull requests until they expire
+	// or the connection closes: a message handed back before that could be
+	// sent to one of them and wait ack_wait. So it is handed back once the
+	// connection is closed, through a short-lived one.
+	if len(back) > 0 {
+		s.handBack(ctx, back)
+	}
+	return err
 }
+
+// handBack tells the server, on a new connection, that msgs were not
+// handled (-NAK on their reply subjects), so that it delivers them again
+// soon. The server drops a closed connection's pull requests a moment after
+// the close: the short delay keeps a message from being sent to one of
+// them. When the server cannot be reached they come again after ack_wait.
+func (s *Source) handBack(ctx context.Context, msgs []jetstream.Msg) {
+	nc, err := nats.Connect(s.conn.URL, s.opts...)
+	if err != nil {
+		s.log.Info().Err(err).Int("messages", len(msgs)).Msg("nats source: could not hand back unacknowledged messages; the server delivers them again after ack_wait")
+		return
+	}
+	defer nc.Close()
+	for _, m := range msgs {
+		if r := m.Reply(); r != "" {
+			_ = nc.Publish(r, nakBody)
+		}
+	}
+	_ = nc.FlushWithContext(ctx)
+}
+
+var nakBody = []byte(`-NAK {"delay":500000000}`)
 
 // shutdown ends the keepalive and closes the connection after flushing
 // what was sent (acknowledgements, naks).

@@ -276,7 +276,7 @@ func TestHeldMessagesAreNotRedelivered(t *testing.T) {
 	b.Ack(nil)
 }
 
-func TestPauseHandsBackAndResumes(t *testing.T) {
+func TestPauseKeepsAndResumes(t *testing.T) {
 	fx := newFixture(t)
 	fx.publish(t, "x", [][]byte{[]byte("1"), []byte("2"), []byte("3")})
 	s := open(t, fx.build(t, fx.srv.URL, "max_batch = 1\n"))
