@@ -80,9 +80,14 @@ func (s *Server) DeleteAtEnd(t testing.TB, name string) {
 }
 
 // Publish publishes bodies to subject through JetStream, waiting for
-// every acknowledgement.
+// every acknowledgement (in chunks that stay within the client's window of
+// outstanding publishes).
 func (s *Server) Publish(t testing.TB, subject string, bodies [][]byte) {
 	t.Helper()
+	for len(bodies) > 1000 {
+		s.Publish(t, subject, bodies[:1000])
+		bodies = bodies[1000:]
+	}
 	futs := make([]jetstream.PubAckFuture, 0, len(bodies))
 	for _, b := range bodies {
 		f, err := s.JS.PublishAsync(subject, b)
