@@ -9,7 +9,9 @@ import (
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
+	mysqlsink "github.com/sluicehq/sluice/builtins/sink/mysql"
 	natssink "github.com/sluicehq/sluice/builtins/sink/nats"
+	pgsink "github.com/sluicehq/sluice/builtins/sink/postgres"
 	redissink "github.com/sluicehq/sluice/builtins/sink/redis"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
@@ -18,7 +20,9 @@ import (
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
 	natssource "github.com/sluicehq/sluice/builtins/source/nats"
+	"github.com/sluicehq/sluice/builtins/source/postgrescdc"
 	redissource "github.com/sluicehq/sluice/builtins/source/redis"
+	"github.com/sluicehq/sluice/builtins/source/sqlsource"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
@@ -39,6 +43,8 @@ func RegisterAll(r *component.Registry) {
 	kafkasource.Register(r)
 	natssource.Register(r)
 	redissource.Register(r)
+	postgrescdc.Register(r)
+	sqlsource.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)
@@ -52,6 +58,8 @@ func RegisterAll(r *component.Registry) {
 	kafkasink.Register(r)
 	natssink.Register(r)
 	redissink.Register(r)
+	pgsink.Register(r)
+	mysqlsink.Register(r)
 }
 
 // TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).
