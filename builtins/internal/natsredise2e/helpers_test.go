@@ -154,18 +154,6 @@ func checkAll(t *testing.T, counts map[int]int, n int, dupsAllowed bool) int {
 func natsLocal(t *testing.T) *natstest.Server   { return natstest.Local(t) }
 func redisLocal(t *testing.T) *redistest.Server { return redistest.Local(t) }
 
-// logMsgs returns the "message" of each JSON log line holding s.
-func logLines(p *testkit.Proc, s string) []string {
-	data, _ := os.ReadFile(p.Log)
-	var out []string
-	for _, ln := range strings.Split(string(data), "\n") {
-		if strings.Contains(ln, s) {
-			out = append(out, ln)
-		}
-	}
-	return out
-}
-
 // freeAddr returns a free loopback address for an admin API.
 func freeAddr(t *testing.T) string {
 	t.Helper()

@@ -69,12 +69,11 @@ type Source struct {
 	loopDone    chan struct{}
 
 	// Acknowledgements wait in ackq; sendAcks sends them in one XACK.
-	ackq     []any
-	ackSend  sync.Mutex
-	ackWake  chan struct{}
-	ackStop  chan struct{}
-	ackDone  chan struct{}
-	ackFails int
+	ackq    []any
+	ackSend sync.Mutex
+	ackWake chan struct{}
+	ackStop chan struct{}
+	ackDone chan struct{}
 }
 
 // fetched is a batch read from Redis.
