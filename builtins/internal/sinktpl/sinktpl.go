@@ -1,8 +1,7 @@
-// Package sinktpl compiles the `${name}` templates of a sink's config
-// (subjects, stream names, keys, headers, fields) against its `variables`
-// table and reports every problem at the key it belongs to, as the kafka
-// sink does: a variable's problem once, at variables.NAME; a template's at
-// its key with the byte offset.
+// Package sinktpl compiles the templates of a sink's config (a topic, a
+// routing key, headers) over the original source event, reporting problems
+// where the user wrote them: the template text at its offset, a variable's
+// JSONPath under variables.<name>.
 package sinktpl
 
 import (
@@ -14,13 +13,13 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
-// Compiler compiles the templates of one config. Problems go to P (nil:
-// only the result counts).
+// Compiler compiles templates sharing one variables table. Problems go to P
+// (nil: not reported); OK turns false on the first problem.
 type Compiler struct {
 	Vars     map[string]string
 	P        *component.Problems
 	OK       bool
-	reported map[string]bool
+	reported map[string]bool // variables are shared: each is reported once
 }
 
 // New returns a Compiler over vars reporting to p (which may be nil).
@@ -30,9 +29,50 @@ func New(vars map[string]string, p *component.Problems) *Compiler {
 
 var placeholderRE = regexp.MustCompile(`\$\{([^}]*)\}`)
 
-// Compile compiles text, the value at key. strict rejects a placeholder
-// that names no variable: left in the output as written, it can only be a
-// mistake in a name (a subject, a key). It returns nil on a problem.
+// Field is a compiled template that may be a fixed text.
+type Field struct {
+	T *template.Template
+	// Fixed is the text when it holds no placeholder: rendering it costs
+	// nothing.
+	Fixed   string
+	IsFixed bool
+}
+
+// Render appends the rendered text over event to buf and returns the
+// extended buffer and the text (a string, which allocates unless fixed).
+func (f *Field) Render(buf, event []byte) ([]byte, string) {
+	if f.IsFixed {
+		return buf, f.Fixed
+	}
+	start := len(buf)
+	buf = f.T.AppendRender(buf, event)
+	return buf, string(buf[start:])
+}
+
+// AppendRender appends the rendered text to dst.
+func (f *Field) AppendRender(dst, event []byte) []byte {
+	if f.IsFixed {
+		return append(dst, f.Fixed...)
+	}
+	return f.T.AppendRender(dst, event)
+}
+
+// Field compiles text at key. strict rejects a placeholder that names no
+// variable (event-patterns.md §6.4 leaves it in the output as written, which
+// in a name such as a topic can only be a mistake).
+func (c *Compiler) Field(key []string, text string, strict bool) *Field {
+	t := c.Compile(key, text, strict)
+	if t == nil {
+		return nil
+	}
+	f := &Field{T: t}
+	if !strings.Contains(text, "${") {
+		f.Fixed, f.IsFixed = text, true
+	}
+	return f
+}
+
+// Compile compiles text at key; see Field.
 func (c *Compiler) Compile(key []string, text string, strict bool) *template.Template {
 	if strict {
 		for _, m := range placeholderRE.FindAllStringSubmatchIndex(text, -1) {
