@@ -108,9 +108,18 @@ bench: build plugins
 	$(GO) test -run '^$$' -bench 'GoGuestUpper|GoGuestPass|HostOverhead|SecondStart' -benchmem -count 1 ./runtime/wasmhost
 	cd plugins && GOFLAGS=-mod=mod $(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 	$(GO) test -run '^$$' -bench KafkaPipeline -benchtime 200000x -count 1 ./builtins/internal/kafkae2e
+	$(GO) test -run '^$$' -bench 'NATS|Redis' -benchtime 50000x -count 1 ./builtins/internal/natsredise2e
+	$(GO) test -run '^$$' -bench . -benchtime 60000x -count 1 ./builtins/source/rabbitmq ./builtins/sink/rabbitmq ./builtins/source/mqtt ./builtins/sink/mqtt
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/bench.toml
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/wasm-bench.toml
 	$(BIN)/sluice bench --events 1000000 testdata/pipelines/bench.toml
+	# Databases (docs/performance.md, "Databases"): CDC events/s from PostgreSQL and upsert rows/s into
+	# PostgreSQL and MariaDB, each next to a plain program on the same driver (the floor).
+	$(GO) test -run '^$$' -bench 'BenchmarkCDC' -benchtime 1x -count 1 ./builtins/source/postgrescdc
+	# CDC rows/s from MariaDB's binlog next to the protocol package alone (docs/performance.md, "MariaDB change data capture").
+	$(GO) test -run '^$$' -bench 'BenchmarkCDC' -benchtime 1x -count 1 ./builtins/source/mysqlcdc
+	$(GO) test -run '^$$' -bench 'BenchmarkUpsert' -benchtime 1x -count 1 ./builtins/sink/postgres ./builtins/sink/mysql
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builtins/internal/cdc
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target per run).
 fuzz:

@@ -22,7 +22,7 @@ func BenchmarkRender(b *testing.B) {
 			b.SetBytes(int64(len(benchEvent)))
 			b.ReportAllocs()
 			for b.Loop() {
-				buf, _ = tpl.AppendRender(buf[:0], benchEvent)
+				buf, _ = tpl.Render(buf[:0], benchEvent)
 			}
 		})
 	}

@@ -90,11 +90,11 @@ func FuzzRender(f *testing.F) {
 			}
 			return
 		}
-		out, err := tpl.AppendRender([]byte("pre"), input)
+		out, err := tpl.Render([]byte("pre"), input)
 		if !bytes.HasPrefix(out, []byte("pre")) {
 			t.Fatal("prefix lost")
 		}
-		out2, _, err2 := tpl.AppendRenderReport(nil, input)
+		out2, _, err2 := tpl.RenderReport(nil, input)
 		if !bytes.Equal(out[3:], out2) || (err == nil) != (err2 == nil) {
 			t.Fatalf("AppendRender and AppendRenderReport differ: %q (%v) vs %q (%v)", out[3:], err, out2, err2)
 		}
@@ -157,7 +157,7 @@ func FuzzJSONInjection(f *testing.F) {
 		f.Fatalf("compile: %v (JSON %v)", err, tpl != nil && tpl.JSON())
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		out, err := tpl.AppendRender(nil, in)
+		out, err := tpl.Render(nil, in)
 		if err != nil {
 			return
 		}

@@ -42,7 +42,7 @@ func TestJSONTemplateEscapesStrings(t *testing.T) {
 			if !tpl.JSON() {
 				t.Fatalf("%q is not taken as a JSON template", c.text)
 			}
-			out, err := tpl.AppendRender(nil, []byte(attack))
+			out, err := tpl.Render(nil, []byte(attack))
 			if err != nil {
 				t.Fatalf("render: %v", err)
 			}
@@ -80,7 +80,7 @@ func TestJSONTemplateValuesMustBeJSON(t *testing.T) {
 	}
 	for _, c := range good {
 		tpl := mustCompile(t, c.text, vars)
-		out, err := tpl.AppendRender(nil, []byte(input))
+		out, err := tpl.Render(nil, []byte(input))
 		if err != nil || string(out) != c.want {
 			t.Errorf("%s: %q, %v; want %q", c.text, out, err, c.want)
 		}
@@ -93,7 +93,7 @@ func TestJSONTemplateValuesMustBeJSON(t *testing.T) {
 	}
 	for _, c := range bad {
 		tpl := mustCompile(t, c.text, vars)
-		out, err := tpl.AppendRender([]byte("keep"), []byte(input))
+		out, err := tpl.Render([]byte("keep"), []byte(input))
 		if err == nil || !strings.Contains(err.Error(), c.why) {
 			t.Errorf("%s: rendered %q, err %v; want an error naming %s", c.text, out, err, c.why)
 		}
@@ -110,13 +110,13 @@ func TestJSONTemplateValuesMustBeJSON(t *testing.T) {
 func TestRenderNeedsJSONInput(t *testing.T) {
 	for _, in := range []string{`user-42`, `{"a": 1`, ``, `{"a": 1} {"a": 2}`} {
 		tpl := mustCompile(t, `[${a}]`, map[string]string{"a": "$.a"})
-		out, err := tpl.AppendRender(nil, []byte(in))
+		out, err := tpl.Render(nil, []byte(in))
 		if err == nil || !strings.Contains(err.Error(), "not JSON") || len(out) != 0 {
 			t.Errorf("input %q: %q, %v; want an error saying it is not JSON", in, out, err)
 		}
 	}
 	tpl := mustCompile(t, `fixed ${f}`, map[string]string{"f": "x"})
-	if out, err := tpl.AppendRender(nil, []byte("not json")); err != nil || string(out) != "fixed x" {
+	if out, err := tpl.Render(nil, []byte("not json")); err != nil || string(out) != "fixed x" {
 		t.Errorf("template without paths: %q, %v", out, err)
 	}
 }
@@ -135,9 +135,21 @@ func TestTextTemplatesUnchanged(t *testing.T) {
 		if tpl.JSON() {
 			t.Errorf("%q taken as a JSON template", c.text)
 		}
-		out, err := tpl.AppendRender(nil, []byte(input))
+		out, err := tpl.Render(nil, []byte(input))
 		if err != nil || string(out) != c.want {
 			t.Errorf("%s: %q, %v; want %q", c.text, out, err, c.want)
 		}
+	}
+}
+
+// TestAppendRenderForSinkNames: AppendRender, for sink names over the
+// source event, appends nothing where Render fails.
+func TestAppendRenderForSinkNames(t *testing.T) {
+	tpl := mustCompile(t, `orders-${r}`, map[string]string{"r": "$.region"})
+	if got := tpl.AppendRender([]byte("t:"), []byte(`{"region": "eu"}`)); string(got) != "t:orders-eu" {
+		t.Fatalf("got %q", got)
+	}
+	if got := tpl.AppendRender([]byte("t:"), []byte(`not json`)); string(got) != "t:" {
+		t.Fatalf("got %q, want nothing appended", got)
 	}
 }

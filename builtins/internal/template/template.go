@@ -371,23 +371,34 @@ const stackSlots = 16
 
 var spanPool = sync.Pool{New: func() any { return new([]jsonpath.Span) }}
 
-// AppendRender appends the template rendered against input (a JSON
-// document, normally an event) to dst and returns the extended slice. It
-// does not allocate beyond growing dst and reads input once whatever the
-// number of variables. It fails, returning dst unchanged, when the template
-// has paths and input is not JSON, and when a JSON template would not
-// render JSON (a placeholder outside a string whose value is not one JSON
-// value).
-func (t *Template) AppendRender(dst, input []byte) ([]byte, error) {
+// Render appends the template rendered against input (a JSON document,
+// normally an event) to dst and returns the extended slice. It does not
+// allocate beyond growing dst and reads input once whatever the number of
+// variables. It fails, returning dst unchanged, when the template has paths
+// and input is not JSON, and when a JSON template would not render JSON (a
+// placeholder outside a string whose value is not one JSON value).
+func (t *Template) Render(dst, input []byte) ([]byte, error) {
 	dst, _, err := t.render(dst, input, false)
 	return dst, err
 }
 
-// AppendRenderReport is AppendRender that also reports whether a value
-// taken from input was longer than MaxValueLen code points. Nothing is
-// truncated (event-patterns.md §9 item 13); callers log a warning.
-func (t *Template) AppendRenderReport(dst, input []byte) (out []byte, oversize bool, err error) {
+// RenderReport is Render that also reports whether a value taken from
+// input was longer than MaxValueLen code points. Nothing is truncated
+// (event-patterns.md §9 item 13); callers log a warning.
+func (t *Template) RenderReport(dst, input []byte) (out []byte, oversize bool, err error) {
 	return t.render(dst, input, true)
+}
+
+// AppendRender is Render for a sink's names (a topic, a key, a header) over
+// the original source event, which is always JSON: where Render fails it
+// appends nothing, and the sink's own check of the name (an empty topic)
+// reports it. Where the input may not be JSON (a transform), use Render.
+func (t *Template) AppendRender(dst, input []byte) []byte {
+	out, err := t.Render(dst, input)
+	if err != nil {
+		return dst
+	}
+	return out
 }
 
 func (t *Template) render(dst, input []byte, check bool) ([]byte, bool, error) {

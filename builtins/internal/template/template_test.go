@@ -120,7 +120,7 @@ func TestRender(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			tpl := mustCompile(t, c.text, c.vars)
 			prefix := []byte("prefix:")
-			got, err := tpl.AppendRender(prefix, []byte(c.input))
+			got, err := tpl.Render(prefix, []byte(c.input))
 			if err != nil {
 				t.Fatalf("render: %v", err)
 			}
@@ -194,7 +194,7 @@ func TestLimitsCountCodePoints(t *testing.T) {
 		tpl, err := Compile(`${v}`, map[string]string{"v": okVal})
 		if err != nil {
 			t.Errorf("value of %d %q: %v", MaxValueLen, ch, err)
-		} else if got, _ := tpl.AppendRender(nil, nil); string(got) != okVal {
+		} else if got, _ := tpl.Render(nil, nil); string(got) != okVal {
 			t.Errorf("fixed value rendered %d bytes", len(got))
 		}
 		if _, err := Compile(`${v}`, map[string]string{"v": okVal + ch}); err == nil || err.(Errors)[0].Code != CodeTooLong {
@@ -224,7 +224,7 @@ func TestAppendRenderReport(t *testing.T) {
 	tpl := mustCompile(t, `${v}`, map[string]string{"v": "$.v"})
 	render := func(v string) bool {
 		in, _ := json.Marshal(map[string]string{"v": v})
-		out, over, _ := tpl.AppendRenderReport(nil, in)
+		out, over, _ := tpl.RenderReport(nil, in)
 		if string(out) != v {
 			t.Fatalf("rendered %d bytes, want %d", len(out), len(v))
 		}
@@ -240,7 +240,7 @@ func TestAppendRenderReport(t *testing.T) {
 	if render(strings.Repeat("\"", MaxValueLen)) {
 		t.Error("10,240 escaped quotes flagged")
 	}
-	_, over, _ := tpl.AppendRenderReport(nil, []byte(`{"v": [`+strings.Repeat(`1, `, 6000)+`1]}`))
+	_, over, _ := tpl.RenderReport(nil, []byte(`{"v": [`+strings.Repeat(`1, `, 6000)+`1]}`))
 	if !over {
 		t.Error("long array not flagged")
 	}
@@ -263,7 +263,7 @@ func TestManySlotsUsePool(t *testing.T) {
 	in.WriteString("}")
 	tpl := mustCompile(t, text.String(), vars)
 	for range 3 {
-		if got, _ := tpl.AppendRender(nil, []byte(in.String())); string(got) != want.String() {
+		if got, _ := tpl.Render(nil, []byte(in.String())); string(got) != want.String() {
 			t.Fatalf("got %s", got)
 		}
 	}
@@ -274,7 +274,7 @@ func TestRenderDoesNotAllocate(t *testing.T) {
 		map[string]string{"k": "$.data.key", "h": "$.data.headers", "p": "$.data.partition", "q": "$.data.value"})
 	in := []byte(kafkaEvent)
 	buf := make([]byte, 0, 4096)
-	if n := testing.AllocsPerRun(200, func() { buf, _ = tpl.AppendRender(buf[:0], in) }); n != 0 {
+	if n := testing.AllocsPerRun(200, func() { buf, _ = tpl.Render(buf[:0], in) }); n != 0 {
 		t.Fatalf("AppendRender allocates %v times per run", n)
 	}
 	want := `{"who": "user-42", "hdr": {"headers":[],"isReadOnly":false}, "p": 7, "h": "{&quot;page&quot;:&quot;/home&quot;,&quot;ms&quot;:31}"}`
@@ -294,7 +294,7 @@ func TestConcurrentRender(t *testing.T) {
 			want := fmt.Sprintf("g%d:%d", g, g)
 			var buf []byte
 			for range 500 {
-				buf, _ = tpl.AppendRender(buf[:0], in)
+				buf, _ = tpl.Render(buf[:0], in)
 				if string(buf) != want {
 					t.Errorf("got %s want %s", buf, want)
 					return
@@ -323,7 +323,7 @@ func TestJSONEscapedTemplateIsValidJSON(t *testing.T) {
 // output is valid JSON whose strings are the input's values.
 func checkJSONStringRender(t *testing.T, tpl *Template, in []byte) {
 	t.Helper()
-	out, err := tpl.AppendRender(nil, in)
+	out, err := tpl.Render(nil, in)
 	if !json.Valid(in) {
 		if err == nil {
 			t.Fatalf("non-JSON input %q rendered %q", in, out)

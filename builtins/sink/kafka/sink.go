@@ -399,7 +399,7 @@ func (s *Sink) record(r *kgo.Record, m *message.Message, buf []byte) ([]byte, er
 	} else {
 		start := len(buf)
 		var err error
-		if buf, err = t.topic.AppendRender(buf, m.Event); err != nil {
+		if buf, err = t.topic.Render(buf, m.Event); err != nil {
 			return buf, fmt.Errorf("topic template over event %s: %w", m.Pos, err)
 		}
 		r.Topic = string(buf[start:])
@@ -411,7 +411,7 @@ func (s *Sink) record(r *kgo.Record, m *message.Message, buf []byte) ([]byte, er
 	if t.key != nil {
 		start := len(buf)
 		var err error
-		if buf, err = t.key.AppendRender(buf, m.Event); err != nil {
+		if buf, err = t.key.Render(buf, m.Event); err != nil {
 			return buf, fmt.Errorf("key template over event %s: %w", m.Pos, err)
 		}
 		r.Key = nil
@@ -431,7 +431,7 @@ func (s *Sink) record(r *kgo.Record, m *message.Message, buf []byte) ([]byte, er
 		for _, h := range t.headers {
 			start := len(buf)
 			var err error
-			if buf, err = h.tpl.AppendRender(buf, m.Event); err != nil {
+			if buf, err = h.tpl.Render(buf, m.Event); err != nil {
 				return buf, fmt.Errorf("header %q template over event %s: %w", h.name, m.Pos, err)
 			}
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.name, Value: buf[start:len(buf):len(buf)]})
@@ -443,7 +443,7 @@ func (s *Sink) record(r *kgo.Record, m *message.Message, buf []byte) ([]byte, er
 	case t.partition != nil:
 		start := len(buf)
 		var err error
-		if buf, err = t.partition.AppendRender(buf, m.Event); err != nil {
+		if buf, err = t.partition.Render(buf, m.Event); err != nil {
 			return buf, fmt.Errorf("partition template over event %s: %w", m.Pos, err)
 		}
 		p, err := parsePartition(buf[start:])

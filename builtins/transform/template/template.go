@@ -155,7 +155,7 @@ func (t *Transform) Apply(_ context.Context, in []message.Message, out *componen
 		start := len(out.Buf)
 		var oversize bool
 		var err error
-		out.Buf, oversize, err = t.tpl.AppendRenderReport(out.Buf, in[i].Payload)
+		out.Buf, oversize, err = t.tpl.RenderReport(out.Buf, in[i].Payload)
 		if err != nil {
 			out.Fail(&in[i], component.EventPermanent(err))
 			continue
