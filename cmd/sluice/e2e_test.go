@@ -146,21 +146,21 @@ type = "stdout"
 
 {"data": {"amount": 101.5, "id": "c"}}
 `)
-	r := sluice(t, "", "test", task, "--input", input)
+	r := sluice(t, "", "test", task, "--input", input, "--raw")
 	if r.code != 0 || r.stdout != `{"data":{"amount":150,"id":"a"}}`+"\n"+`{"data":{"amount":101.5,"id":"c"}}`+"\n" {
 		t.Fatalf("test output: %+v", r)
 	}
 	want := write(t, dir, "want.jsonl", `{"data": {"id": "a", "amount": 150.0}}
 {"data":{"amount":101.5,"id":"c"}}
 `)
-	if r := sluice(t, "", "test", task, "--input", input, "--expect", want); r.code != 0 {
+	if r := sluice(t, "", "test", task, "--input", input, "--raw", "--expect", want); r.code != 0 {
 		t.Fatalf("expect should pass (JSON equality): %+v", r)
 	}
 	wrong := write(t, dir, "wrong.jsonl", `{"data":{"amount":150,"id":"a"}}
 {"data":{"amount":101.5,"id":"X"}}
 {"extra":true}
 `)
-	r = sluice(t, "", "test", task, "--input", input, "--expect", wrong)
+	r = sluice(t, "", "test", task, "--input", input, "--raw", "--expect", wrong)
 	if r.code == 0 || !strings.Contains(r.stderr, "output 2 differs") || !strings.Contains(r.stderr, "output 3 missing") || !strings.Contains(r.stderr, "wrong.jsonl:2") {
 		t.Fatalf("mismatch not reported: %+v", r)
 	}

@@ -40,7 +40,9 @@ var pluginBuildFlags = []string{"-buildmode=c-shared", "-trimpath", "-ldflags=-s
 func pluginCmd(args []string, stdout, stderr io.Writer) int {
 	const usage = "Usage: sluice plugin new NAME [--dir DIR] [--module PATH]\n" +
 		"       sluice plugin build DIR [-o FILE.wasm]\n" +
-		"       sluice plugin inspect [--json] FILE.wasm"
+		"       sluice plugin inspect [--json] FILE.wasm\n\n" +
+		"Scaffolds a Go WASM transform, builds it, and shows what the host sees of a module.\n" +
+		"Run 'sluice help plugin SUBCOMMAND' for a subcommand's options."
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return exitUsage
@@ -52,7 +54,8 @@ func pluginCmd(args []string, stdout, stderr io.Writer) int {
 		return pluginBuild(args[1:], stdout, stderr)
 	case "inspect":
 		return pluginInspect(args[1:], stdout, stderr)
-	case "-h", "--help", "help":
+	}
+	if isHelp(args[0]) {
 		fmt.Fprintln(stdout, usage)
 		return exitOK
 	}
@@ -66,15 +69,15 @@ var pluginName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 // test, an example task and events, and the SDK beside it (or a replace
 // to this repository's sdk/ when the folder is inside a checkout).
 func pluginNew(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plugin new", stderr, "plugin new NAME [--dir DIR] [--module PATH]")
+	fs := newFlagSet("plugin new", stderr, "plugin new NAME [--dir DIR] [--module PATH]",
+		"Writes a Go plugin project: a handler, its test, an example task and events, and the SDK.")
 	dir := fs.String("dir", "", "folder to create (default: ./NAME)")
 	module := fs.String("module", "", "Go module path of the plugin (default: NAME)")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return exitUsage
+		return usageErr(err)
 	}
-	if len(pos) != 1 {
-		fs.Usage()
+	if !wantArgs(fs, pos, 1, 1, "the plugin's NAME") {
 		return exitUsage
 	}
 	name := pos[0]
@@ -319,14 +322,14 @@ plugin builds offline with only Go installed.
 
 // pluginBuild compiles a Go plugin to WASM and checks the result loads.
 func pluginBuild(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plugin build", stderr, "plugin build DIR [-o FILE.wasm]")
+	fs := newFlagSet("plugin build", stderr, "plugin build DIR [-o FILE.wasm]",
+		"Compiles the Go plugin in DIR to a WASM reactor with GOOS=wasip1 GOARCH=wasm and checks it loads.")
 	out := fs.String("o", "", "output file (default: DIR/NAME.wasm, NAME being DIR's name)")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return exitUsage
+		return usageErr(err)
 	}
-	if len(pos) != 1 {
-		fs.Usage()
+	if !wantArgs(fs, pos, 1, 1, "the plugin's folder DIR") {
 		return exitUsage
 	}
 	path, err := buildPlugin(pos[0], *out, stderr)
@@ -392,14 +395,14 @@ func buildPlugin(dir, out string, stderr io.Writer) (string, error) {
 
 // pluginInspect prints what the host sees of a module.
 func pluginInspect(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plugin inspect", stderr, "plugin inspect [--json] FILE.wasm")
+	fs := newFlagSet("plugin inspect", stderr, "plugin inspect [--json] FILE.wasm",
+		"Shows what the host sees of a module: ABI version, description, parameters, memory, imports, exports.")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return exitUsage
+		return usageErr(err)
 	}
-	if len(pos) != 1 {
-		fs.Usage()
+	if !wantArgs(fs, pos, 1, 1, "one FILE.wasm") {
 		return exitUsage
 	}
 	wasm, err := os.ReadFile(pos[0])

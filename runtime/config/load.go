@@ -43,7 +43,7 @@ type Loader struct {
 	Logger   zerolog.Logger
 }
 
-// DefaultMaxEvent is the default limit on one event (design.md §2).
+// DefaultMaxEvent is the default limit on one event (docs/configuration.md).
 const DefaultMaxEvent = 1 << 20
 
 // DefaultQuota is the default number of tasks one process runs.
@@ -89,12 +89,14 @@ type sourceEngineKeys struct {
 }
 
 type sinkBatch struct {
-	MaxEvents int                `toml:"max_events" min:"1" max:"1000000"`
-	MaxWait   component.Duration `toml:"max_wait"`
-	MaxBytes  component.ByteSize `toml:"max_bytes"`
+	MaxEvents int                `toml:"max_events" min:"1" max:"1000000" doc:"Most outputs in one sink write."`
+	MaxWait   component.Duration `toml:"max_wait" doc:"Longest time a partial batch waits for more outputs; 0: written as soon as the worker has no more input waiting."`
+	MaxBytes  component.ByteSize `toml:"max_bytes" doc:"Most payload bytes in one sink write, past its first output; 0: no limit."`
 }
 
-// dlqEngineKeys are those of [dead_letter]: no buffer in front of it.
+// dlqEngineKeys are those of [dead_letter]: no buffer in front of it, and
+// dead letters are written as soon as they fail (max_wait bounds a wait
+// that never happens).
 type dlqEngineKeys struct {
 	Batch sinkBatch `toml:"batch"`
 }
@@ -252,7 +254,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		ct := l.decodeComponent(component.KindSink, fs.Sink, []string{"sink"}, p, &ek)
 		if ct != nil {
 			t.Sink = *ct
-			t.Engine.MaxEvents, t.Engine.MaxWait = ek.Batch.MaxEvents, ek.Batch.MaxWait.D()
+			t.Engine.MaxEvents, t.Engine.MaxWait, t.Engine.MaxBytes = ek.Batch.MaxEvents, ek.Batch.MaxWait.D(), int(ek.Batch.MaxBytes)
 		}
 		if _, ok := fs.Sink["buffer"]; ok && ek.Buffer != nil {
 			// Without a state directory the default buffer sits beside the
@@ -272,9 +274,11 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		}
 	}
 	if fs.DeadLetter != nil {
-		ct := l.decodeComponent(component.KindSink, fs.DeadLetter, []string{"dead_letter"}, p, &dlqEngineKeys{})
+		ek := dlqEngineKeys{Batch: sinkBatch{MaxEvents: 256}}
+		ct := l.decodeComponent(component.KindSink, fs.DeadLetter, []string{"dead_letter"}, p, &ek)
 		if ct != nil {
 			t.DeadLetter = ct
+			t.Engine.DeadLetterMaxEvents, t.Engine.DeadLetterMaxBytes = ek.Batch.MaxEvents, int(ek.Batch.MaxBytes)
 		}
 	}
 	if fs.Filter != nil {
@@ -372,6 +376,9 @@ func (l *Loader) decodeComponent(kind component.Kind, tree map[string]any, path 
 			}
 			rest[k] = v
 		}
+		// The component's own defaults for the keys it declares are the
+		// engine's too: what its docs say is what the engine does.
+		seedFrom(reflect.ValueOf(engineKeys).Elem(), reflect.ValueOf(cfg).Elem())
 		ep := component.NewProblems(path...)
 		component.Decode(mine, engineKeys, ep)
 		for _, pr := range ep.List() {
@@ -386,6 +393,33 @@ func (l *Loader) decodeComponent(kind component.Kind, tree map[string]any, path 
 		c.Spec = nil // not buildable
 	}
 	return c
+}
+
+// seedFrom copies into dst the values of the fields src declares under the
+// same TOML key with the same type, descending into tables both declare.
+func seedFrom(dst, src reflect.Value) {
+	srcFields := map[string]reflect.Value{}
+	for i := range src.NumField() {
+		if name, _, _ := strings.Cut(src.Type().Field(i).Tag.Get("toml"), ","); name != "" && src.Type().Field(i).IsExported() {
+			srcFields[name] = src.Field(i)
+		}
+	}
+	for i := range dst.NumField() {
+		name, _, _ := strings.Cut(dst.Type().Field(i).Tag.Get("toml"), ",")
+		sv, ok := srcFields[name]
+		if !ok || name == "" {
+			continue
+		}
+		dv := dst.Field(i)
+		switch {
+		case sv.Type() == dv.Type():
+			dv.Set(sv)
+		case sv.Kind() == reflect.Struct && dv.Kind() == reflect.Struct:
+			seedFrom(dv, sv)
+		case sv.Type().ConvertibleTo(dv.Type()) && sv.Kind() == dv.Kind():
+			dv.Set(sv.Convert(dv.Type()))
+		}
+	}
 }
 
 func isEngineKey(keys any, k string) bool {
@@ -475,14 +509,17 @@ func retryFrom(rs *retrySchema, p *component.Problems) Retry {
 	r := Retry{Policy: policy}
 	switch policy {
 	case "backoff":
-		// 3 retries, each after a random 10-20 s (design.md §4).
+		// 3 retries, each after a random 10-20 s (docs/delivery.md).
 		r.Attempts, r.Initial, r.Max, r.Jitter = 3, 10*time.Second, 20*time.Second, 1
 	case "exponential":
 		// 1 s doubling to 512 s, up to 176 retries within one day.
-		r.Attempts, r.Initial, r.Max, r.MaxAge = 176, time.Second, 512*time.Second, 24*time.Hour
+		r.Attempts, r.Initial, r.Max, r.Multiplier, r.MaxAge = 176, time.Second, 512*time.Second, 2, 24*time.Hour
 	case "none":
 	case "custom":
-		r.Attempts, r.Initial, r.Max, r.Jitter = 3, time.Second, time.Minute, 0.2
+		r.Attempts, r.Initial, r.Max, r.Multiplier, r.Jitter = 3, time.Second, time.Minute, 2, 0.2
+		if rs.Multiplier > 0 {
+			r.Multiplier = rs.Multiplier
+		}
 		if rs.Attempts != nil {
 			r.Attempts = *rs.Attempts
 		}

@@ -197,4 +197,15 @@ func (s *Source) readLine() ([]byte, int, error) {
 	}
 }
 
-var _ component.Source = (*Source)(nil)
+// DecodeLine makes the event a line at byte offset off of standard input
+// becomes, for `sluice test`.
+func (s *Source) DecodeLine(dst, line []byte, _ int, off int64, now time.Time) ([]byte, error) {
+	w := lineformat.Wrapper{Format: s.w.Format, Source: s.w.Source, Type: s.w.Type, MaxEvent: s.w.MaxEvent}
+	w.SetTime(now)
+	return w.Append(dst, line, message.Position{Stream: "stdin", Offset: off})
+}
+
+var (
+	_ component.Source      = (*Source)(nil)
+	_ component.LineDecoder = (*Source)(nil)
+)
