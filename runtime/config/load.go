@@ -55,7 +55,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
 // here; each is decoded against its own spec.
 type fileSchema struct {
 	Name         string             `toml:"name" required:"true" doc:"Task name: letters, digits and '-', starting with a letter or digit, at most 127 characters."`
-	Description  string             `toml:"description" doc:"Free text shown by sluice list and the admin API."`
+	Description  string             `toml:"description" doc:"Free text shown by the admin API (GET /tasks)."`
 	Source       map[string]any     `toml:"source" required:"true" doc:"Where events come from."`
 	Filter       *FilterConfig      `toml:"filter" doc:"Which events go on."`
 	Transform    []map[string]any   `toml:"transform" doc:"The transform chain, applied in order."`
@@ -84,8 +84,8 @@ type errorsSchema struct {
 
 // Engine keys live in component tables but belong to the engine.
 type sourceEngineKeys struct {
-	Concurrency int    `toml:"concurrency" min:"1" max:"32"`
-	Order       string `toml:"order" enum:"partition,key,none"`
+	Concurrency int    `toml:"concurrency" min:"1" max:"32" doc:"Workers processing the task's events in parallel."`
+	Order       string `toml:"order" enum:"partition,key,none" doc:"What stays in order with several workers: partition (each lane on one worker), key (a lane spread over workers by record key), none."`
 }
 
 type sinkBatch struct {
@@ -95,15 +95,37 @@ type sinkBatch struct {
 }
 
 // dlqEngineKeys are those of [dead_letter]: no buffer in front of it, and
-// dead letters are written as soon as they fail (max_wait bounds a wait
-// that never happens).
+// no max_wait (the loader rejects it: dead letters are written as soon as
+// their batch is settled, never held).
 type dlqEngineKeys struct {
-	Batch sinkBatch `toml:"batch"`
+	Batch sinkBatch `toml:"batch" doc:"How the engine cuts writes to the dead-letter sink (max_events, max_bytes)."`
+}
+
+// TaskFields documents the keys of a task file outside the component
+// tables: the top level, [filter], [retry] and [errors].
+func TaskFields() []component.Field {
+	fs, _ := component.FieldsOf(&fileSchema{})
+	return fs
+}
+
+// EngineFields documents the engine keys a component table may hold, by
+// table: "source" (concurrency, order), "sink" (batch, buffer) and
+// "dead_letter" (batch).
+func EngineFields() map[string][]component.Field {
+	out := map[string][]component.Field{}
+	for table, keys := range map[string]any{
+		"source":      &sourceEngineKeys{Concurrency: 1, Order: "partition"},
+		"sink":        &sinkEngineKeys{Batch: sinkBatch{MaxEvents: 256}, Buffer: buffer.NewConfig()},
+		"dead_letter": &dlqEngineKeys{Batch: sinkBatch{MaxEvents: 256}},
+	} {
+		out[table], _ = component.FieldsOf(keys)
+	}
+	return out
 }
 
 type sinkEngineKeys struct {
-	Batch  sinkBatch      `toml:"batch"`
-	Buffer *buffer.Config `toml:"buffer"`
+	Batch  sinkBatch      `toml:"batch" doc:"How the engine gathers outputs into sink writes."`
+	Buffer *buffer.Config `toml:"buffer" doc:"A disk buffer in front of the sink (docs/delivery.md)."`
 }
 
 func (l *Loader) lookupEnv(name string) (string, bool) {
@@ -204,7 +226,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 	var fs fileSchema
 	component.Decode(tree, &fs, p)
 	dir := filepath.Dir(file)
-	t := &Task{Name: fs.Name, File: file, Dir: dir, Tolerance: "all", ExactlyOnce: fs.ExactlyOnce}
+	t := &Task{Name: fs.Name, Description: fs.Description, File: file, Dir: dir, Tolerance: "all", ExactlyOnce: fs.ExactlyOnce}
 	if fs.Name != "" {
 		switch n := utf8.RuneCountInString(fs.Name); {
 		case n > 127:
@@ -275,6 +297,11 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 	}
 	if fs.DeadLetter != nil {
 		ek := dlqEngineKeys{Batch: sinkBatch{MaxEvents: 256}}
+		if b, ok := fs.DeadLetter["batch"].(map[string]any); ok {
+			if _, ok := b["max_wait"]; ok {
+				p.KeyErrorf([]string{"dead_letter", "batch", "max_wait"}, "max_wait does not apply to [dead_letter]: dead letters are written as soon as their events fail, never held; remove it")
+			}
+		}
 		ct := l.decodeComponent(component.KindSink, fs.DeadLetter, []string{"dead_letter"}, p, &ek)
 		if ct != nil {
 			t.DeadLetter = ct

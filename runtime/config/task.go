@@ -14,9 +14,10 @@ import (
 
 // Task is one loaded, validated task file.
 type Task struct {
-	Name string
-	File string // path as given
-	Dir  string // folder of the file; relative paths in the task resolve against it
+	Name        string
+	Description string
+	File        string // path as given
+	Dir         string // folder of the file; relative paths in the task resolve against it
 
 	Source     Component
 	Filter     Filter // nil: every event matches

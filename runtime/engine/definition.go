@@ -14,7 +14,8 @@ import (
 // files: runtime/runner maps a loaded task file (runtime/config) to a
 // Definition, and a command or a test may build one directly.
 type Definition struct {
-	Name string
+	Name        string
+	Description string // free text for the admin API
 
 	Source     component.Source
 	Filter     Filter // nil: every event goes on

@@ -147,6 +147,9 @@ func New(def Definition, opts Options) *Task {
 // Name returns the task name.
 func (t *Task) Name() string { return t.cfg.Name }
 
+// Description returns the task's description.
+func (t *Task) Description() string { return t.cfg.Description }
+
 // State returns the task's current state.
 func (t *Task) State() State { return State(t.state.Load()) }
 

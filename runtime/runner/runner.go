@@ -22,11 +22,12 @@ func New(t *config.Task, opts engine.Options) *engine.Task {
 // components must have been built (config.Loader does).
 func Definition(t *config.Task) engine.Definition {
 	d := engine.Definition{
-		Name:       t.Name,
-		Source:     instance[component.Source](&t.Source, "source"),
-		SourceType: t.Source.Type,
-		Sink:       instance[component.Sink](&t.Sink, "sink"),
-		SinkType:   t.Sink.Type,
+		Name:        t.Name,
+		Description: t.Description,
+		Source:      instance[component.Source](&t.Source, "source"),
+		SourceType:  t.Source.Type,
+		Sink:        instance[component.Sink](&t.Sink, "sink"),
+		SinkType:    t.Sink.Type,
 		Engine: engine.Settings{
 			Concurrency: t.Engine.Concurrency,
 			Order:       engine.Order(t.Engine.Order),
