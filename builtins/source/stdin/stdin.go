@@ -61,11 +61,24 @@ type Source struct {
 	eof    bool
 	avg    int // running estimate of batch bytes, to size the next arena
 	pool   sync.Pool
+
+	// A batch is read by a goroutine so that Read returns when its context
+	// ends or the source closes, even while standard input stays open and
+	// idle (a blocked read of it cannot be interrupted): pending is the
+	// batch being read; a Read that gave up on it gets it next time.
+	pending   chan readResult
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+type readResult struct {
+	b   component.Batch
+	err error
 }
 
 // New returns a source reading from r.
 func New(r io.Reader, cfg *Config, env component.Env) *Source {
-	s := &Source{r: bufio.NewReaderSize(r, 256<<10), cfg: *cfg, log: env.Logger}
+	s := &Source{r: bufio.NewReaderSize(r, 256<<10), cfg: *cfg, log: env.Logger, closed: make(chan struct{})}
 	if c, ok := r.(io.Closer); ok && r != os.Stdin {
 		s.closer = c
 	}
@@ -76,22 +89,59 @@ func New(r io.Reader, cfg *Config, env component.Env) *Source {
 // Open does nothing: standard input is already open.
 func (s *Source) Open(context.Context) error { return nil }
 
-// Close releases the reader when it is not standard input.
+// Close releases the reader when it is not standard input and ends a
+// pending Read. A read of standard input under way goes on in the
+// background until input arrives or the process exits.
 func (s *Source) Close(context.Context) error {
+	s.closeOnce.Do(func() { close(s.closed) })
 	if s.closer != nil {
 		return s.closer.Close()
 	}
 	return nil
 }
 
+// ErrClosed is returned by a Read after Close.
+var ErrClosed = errors.New("stdin source closed")
+
 // Read returns the next lines. It cuts a batch at batch_size lines or when
-// no more input is buffered, so a slow producer sees its lines promptly.
+// no more input is buffered, so a slow producer sees its lines promptly. It
+// returns ctx.Err() as soon as ctx ends, and ErrClosed once the source is
+// closed, whether input comes or not.
 func (s *Source) Read(ctx context.Context) (component.Batch, error) {
-	if s.eof {
-		return component.Batch{}, io.EOF
-	}
 	if err := ctx.Err(); err != nil {
 		return component.Batch{}, err
+	}
+	if s.pending == nil {
+		if s.eof {
+			return component.Batch{}, io.EOF
+		}
+		select {
+		case <-s.closed:
+			return component.Batch{}, ErrClosed
+		default:
+		}
+		ch := make(chan readResult, 1)
+		go func() {
+			b, err := s.read()
+			ch <- readResult{b, err}
+		}()
+		s.pending = ch
+	}
+	select {
+	case r := <-s.pending:
+		s.pending = nil
+		return r.b, r.err
+	case <-ctx.Done():
+		return component.Batch{}, ctx.Err()
+	case <-s.closed:
+		return component.Batch{}, ErrClosed
+	}
+}
+
+// read reads one batch, blocking until input comes.
+func (s *Source) read() (component.Batch, error) {
+	if s.eof {
+		return component.Batch{}, io.EOF
 	}
 	bb, _ := s.pool.Get().(*batchBuf)
 	if bb == nil {
