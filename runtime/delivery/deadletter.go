@@ -31,7 +31,7 @@ func (r *Record) Class() string {
 	return component.ClassOf(r.Err).String()
 }
 
-// AppendJSON appends the record as one JSON object (design.md §4):
+// AppendJSON appends the record as one JSON object (docs/delivery.md, "Dead-letter queue"):
 // {"event": <the original, as JSON or as a string>, "task", "stage",
 // "error": {"class", "message"}, "attempts", "position", "time"}.
 func (r *Record) AppendJSON(dst []byte) []byte {

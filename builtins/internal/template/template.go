@@ -1,5 +1,5 @@
 // Package template compiles and renders the `${name}` templates of
-// event-patterns.md §6.4. The template transform uses it, and so do sinks for
+// docs/transforms.md ("template"). The template transform uses it, and so do sinks for
 // their `topic`, `key` and `headers` templates over the original event:
 //
 //	t, err := template.Compile("orders-${region}", map[string]string{"region": "$.data.region"})
@@ -30,7 +30,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 )
 
-// Limits of event-patterns.md §6.4, in Unicode code points.
+// Limits of docs/transforms.md ("Limits"), in Unicode code points.
 const (
 	// MaxTemplateLen is the longest template text.
 	MaxTemplateLen = 10240
@@ -39,7 +39,7 @@ const (
 	MaxValueLen = 10240
 )
 
-// Error codes Compile reports (event-patterns.md §6.6).
+// Error codes Compile reports (docs/transforms.md, "Error codes").
 const (
 	CodeJSONPathInvalid = "JSONPATH_INVALID"
 	CodeTooLong         = "TOO_LONG"
@@ -251,7 +251,7 @@ func (t *Template) AppendRender(dst, input []byte) []byte {
 
 // AppendRenderReport is AppendRender that also reports whether a value
 // taken from input was longer than MaxValueLen code points. Nothing is
-// truncated (event-patterns.md §9 item 13); callers log a warning.
+// truncated (docs/transforms.md, "Decisions"); callers log a warning.
 func (t *Template) AppendRenderReport(dst, input []byte) (out []byte, oversize bool) {
 	return t.render(dst, input, true)
 }
