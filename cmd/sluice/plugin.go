@@ -332,7 +332,7 @@ func pluginBuild(args []string, stdout, stderr io.Writer) int {
 	if !wantArgs(fs, pos, 1, 1, "the plugin's folder DIR") {
 		return exitUsage
 	}
-	path, err := buildPlugin(pos[0], *out, stderr)
+	path, shell, err := buildPlugin(pos[0], *out, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice plugin build: %v\n", err)
 		return exitFailed
@@ -349,48 +349,73 @@ func pluginBuild(args []string, stdout, stderr io.Writer) int {
 	}
 	d := in.Description
 	fmt.Fprintf(stdout, "built %s (%.1f MB): %s %s, %d parameter(s)\n", path, float64(len(wasm))/1e6, d.Name, d.Version, len(d.Parameters))
+	fmt.Fprintf(stdout, "the same by hand: %s\n", shell)
 	return exitOK
 }
 
+// shellQuote quotes args for a POSIX shell, so a printed command can be
+// pasted as it is.
+func shellQuote(args ...string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		safe := a != ""
+		for _, c := range a {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_-./,:=@%+", c)) {
+				safe = false
+				break
+			}
+		}
+		if safe {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 // buildPlugin runs go build for the plugin in dir and returns the output
-// path. The module is written next to its final name and renamed, so a
-// reader never sees half a file.
-func buildPlugin(dir, out string, stderr io.Writer) (string, error) {
+// path and the same build as a shell command a user can paste. The module
+// is written next to its final name and renamed, so a reader never sees
+// half a file.
+func buildPlugin(dir, out string, stderr io.Writer) (path, shell string, err error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("%s is not a folder with a Go plugin (create one with sluice plugin new NAME)", dir)
+		return "", "", fmt.Errorf("%s is not a folder with a Go plugin (create one with sluice plugin new NAME)", dir)
 	}
 	if out == "" {
 		out = filepath.Join(abs, filepath.Base(abs)+".wasm")
 	}
 	if out, err = filepath.Abs(out); err != nil {
-		return "", err
+		return "", "", err
 	}
+	env := []string{"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0"}
+	buildArgs := append(append([]string{"go", "build"}, pluginBuildFlags...), "-o")
+	shell = "cd " + shellQuote(abs) + " && " + shellQuote(env...) + " " + shellQuote(append(buildArgs, out, ".")...)
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		return "", errors.New("the Go toolchain (1.24 or later) is not on PATH: install it from go.dev/dl")
+		return "", "", errors.New("the Go toolchain (1.24 or later) is not on PATH: install it from go.dev/dl")
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cmdArgs := append(append([]string{"build"}, pluginBuildFlags...), "-o", tmp.Name(), ".")
-	cmd := exec.Command(gobin, cmdArgs...)
+	cmd := exec.Command(gobin, append(buildArgs[1:], tmp.Name(), ".")...)
 	cmd.Dir = abs
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("GOOS=wasip1 GOARCH=wasm go %s in %s: %v", strings.Join(cmdArgs, " "), abs, err)
+		return "", "", fmt.Errorf("go build failed (%v); the same by hand:\n  %s", err, shell)
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return out, nil
+	return out, shell, nil
 }
 
 // pluginInspect prints what the host sees of a module.

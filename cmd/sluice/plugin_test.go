@@ -98,6 +98,22 @@ func TestE2EPluginWalkthrough(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "shout.wasm") || !strings.Contains(r.stdout, "shout 0.1.0, 1 parameter(s)") {
 		t.Fatalf("plugin build: %+v", r)
 	}
+	// The build prints the same build as a command to paste in a shell; it
+	// makes the same bytes (the build is reproducible).
+	_, shell, ok := strings.Cut(r.stdout, "the same by hand: ")
+	if !ok {
+		t.Fatalf("plugin build printed no command:\n%s", r.stdout)
+	}
+	built := readFile(t, filepath.Join(dir, "shout.wasm"))
+	os.Remove(filepath.Join(dir, "shout.wasm"))
+	sh := exec.Command("sh", "-c", strings.TrimSpace(shell))
+	sh.Env = append(os.Environ(), offline...)
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("the printed command %s: %v\n%s", shell, err, out)
+	}
+	if readFile(t, filepath.Join(dir, "shout.wasm")) != built {
+		t.Fatalf("the printed command %s built other bytes", shell)
+	}
 	r = sluiceIn(t, dir, nil, "plugin", "inspect", "shout.wasm")
 	for _, want := range []string{"ABI version  1", "name         shout 0.1.0", "field        string, default \"name\"", "wasi_snapshot_preview1.fd_write", "sluice_process"} {
 		if !strings.Contains(r.stdout, want) {

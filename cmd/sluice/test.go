@@ -53,8 +53,11 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice test: %v\n", err)
 		return exitUsage
 	}
-	if len(pos) != 1 || *input == "" {
-		fmt.Fprintln(stderr, "sluice test: want one task file and --input")
+	if !wantArgs(fs, pos, 1, 1, "one task file") {
+		return exitUsage
+	}
+	if *input == "" {
+		fmt.Fprintln(stderr, "sluice test: --input is required")
 		fs.Usage()
 		return exitUsage
 	}
