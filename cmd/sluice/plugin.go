@@ -246,18 +246,19 @@ func init() { // a WASM reactor runs init functions, not main
 	})
 }
 
-// upper returns the record's payload with data.<field> upper-cased. It
-// appends the new payload to dst (scratch space: no allocation) and
-// returns the input itself to pass a record on unchanged, without a copy.
+// upper returns the record's payload with data.<field> upper-cased. The
+// string is unescaped before it changes and quoted again after, so escapes
+// (\n, \u00e9, \") and non-ASCII text stay valid JSON: upper-casing the
+// raw JSON text would turn \u00e9 into the invalid \U00E9. It appends the
+// new payload to dst (scratch space) and returns the input itself to pass a
+// record on unchanged, without a copy.
 func upper(r *sdk.Record, dst []byte) ([]byte, error) {
 	doc := r.Payload()
-	s, e, ok := jsonfield.Span(doc, "data", cfg.Field)
-	if !ok || jsonfield.KindOf(doc[s:e]) != jsonfield.String {
-		return doc, nil
+	s, ok := jsonfield.GetString(doc, "data", cfg.Field)
+	if !ok {
+		return doc, nil // no such field, or not a string
 	}
-	dst = append(dst, doc[:s]...)
-	dst = append(dst, bytes.ToUpper(doc[s:e])...)
-	return append(dst, doc[e:]...), nil
+	return jsonfield.SetString(dst, doc, bytes.ToUpper(s), "data", cfg.Field)
 }
 
 func main() {}
@@ -265,6 +266,7 @@ func main() {}
 	{"main_test.go", `package main
 
 import (
+	"encoding/json"
 	"testing"
 
 	"@SDK@/sdktest"
@@ -275,13 +277,42 @@ func TestUpper(t *testing.T) {
 	res := h.Process(
 		sdktest.Event(@BT@{"id":"1","data":{"name":"ada"}}@BT@),
 		sdktest.Event(@BT@{"id":"2","data":{"other":1}}@BT@),
+		sdktest.Event(@BT@{"id":"3","data":{"name":"caf\u00e9 \"\u00fcber\"\n\t\/ok"}}@BT@),
+		sdktest.Event(@BT@{"id":"4","data":{"name":"straße ǆ ﬁ 😀"}}@BT@),
+		sdktest.Event(@BT@{"id":"5","data":{"name":7}}@BT@),
 	)
-	if res[0].Kind != "emit" || string(res[0].Outputs[0].Payload) != @BT@{"id":"1","data":{"name":"ADA"}}@BT@ {
-		t.Errorf("record 0: %+v", res[0])
+	want := map[int]string{
+		0: @BT@{"id":"1","data":{"name":"ADA"}}@BT@,
+		2: @BT@{"id":"3","data":{"name":"CAFÉ \"ÜBER\"\n\t/OK"}}@BT@,
+		3: @BT@{"id":"4","data":{"name":"STRAßE Ǆ ﬁ 😀"}}@BT@, // simple case mapping: ß and ﬁ have no one-rune upper case
 	}
-	if res[1].Kind != "pass" {
-		t.Errorf("record 1: %+v", res[1])
+	for i, r := range res {
+		w, changed := want[i]
+		if !changed {
+			if r.Kind != "pass" {
+				t.Errorf("record %d: %+v, want it passed on unchanged", i, r)
+			}
+			continue
+		}
+		if r.Kind != "emit" || len(r.Outputs) != 1 {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+		got := r.Outputs[0].Payload
+		if !json.Valid(got) {
+			t.Errorf("record %d: invalid JSON %s", i, got)
+		}
+		var a, b any
+		json.Unmarshal(got, &a)
+		json.Unmarshal([]byte(w), &b)
+		if gs, ws := fmtJSON(a), fmtJSON(b); gs != ws {
+			t.Errorf("record %d: got %s, want %s", i, got, w)
+		}
 	}
+}
+
+func fmtJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 `},
 	{"task.toml", `# A task running the plugin: events from stdin, through @NAME@.wasm, to
@@ -304,6 +335,7 @@ type = "stdout"
 `},
 	{"events.jsonl", `{"specversion":"1.0","id":"1","source":"demo","type":"user","data":{"name":"ada lovelace"}}
 {"specversion":"1.0","id":"2","source":"demo","type":"user","data":{"name":"grace hopper"}}
+{"specversion":"1.0","id":"3","source":"demo","type":"user","data":{"name":"\u00e9mile \"the ace\" zola"}}
 `},
 	{".gitignore", "*.wasm\n.sluice/\n"},
 	{"README.md", `# @NAME@

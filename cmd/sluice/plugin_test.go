@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -121,8 +122,14 @@ func TestE2EPluginWalkthrough(t *testing.T) {
 		}
 	}
 	r = sluiceIn(t, dir, nil, "test", "task.toml", "--input", "events.jsonl")
-	if r.code != 0 || !strings.Contains(r.stdout, `"name":"ADA LOVELACE"`) || !strings.Contains(r.stdout, `"name":"GRACE HOPPER"`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `"name":"ADA LOVELACE"`) || !strings.Contains(r.stdout, `"name":"GRACE HOPPER"`) ||
+		!strings.Contains(r.stdout, `"name":"ÉMILE \"THE ACE\" ZOLA"`) {
 		t.Fatalf("sluice test: %+v", r)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("the scaffold's plugin wrote invalid JSON: %s", l)
+		}
 	}
 	r = sluiceIn(t, dir, nil, "validate", "task.toml")
 	if r.code != 0 {
