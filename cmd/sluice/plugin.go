@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice/runtime/wasmhost"
@@ -515,6 +516,10 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "exports")
 	for _, ex := range in.Exports {
+		if slices.Contains(in.Memories, ex) {
+			fmt.Fprintf(stdout, "  %s (memory)\n", ex)
+			continue
+		}
 		fmt.Fprintf(stdout, "  %s\n", ex)
 	}
 	return exitOK

@@ -215,7 +215,37 @@ func buildPlugins(t *testing.T, names ...string) {
 // TestE2EPluginInspectFirstParty inspects the committed C plugin.
 func TestE2EPluginInspectFirstParty(t *testing.T) {
 	r := sluiceIn(t, ".", nil, "plugin", "inspect", "--json", filepath.Join("..", "..", "plugins", "case-c", "case-c.wasm"))
-	if r.code != 0 || !strings.Contains(r.stdout, `"name": "case-c"`) || !strings.Contains(r.stdout, `"abi_version": 1`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `"name": "case-c"`) || !strings.Contains(r.stdout, `"abi_version": 1`) ||
+		!strings.Contains(r.stdout, "\"memories\": [\n    \"memory\"\n  ]") {
 		t.Fatalf("%+v", r)
 	}
+	// The text form lists the memory export, and each import once.
+	for _, wasm := range []string{filepath.Join("..", "..", "plugins", "case-c", "case-c.wasm"), goGuest(t)} {
+		r = sluiceIn(t, ".", nil, "plugin", "inspect", wasm)
+		if r.code != 0 || !strings.Contains(r.stdout, "\n  memory (memory)\n") {
+			t.Fatalf("%s: %+v", wasm, r)
+		}
+		seen := map[string]bool{}
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.HasPrefix(l, "  wasi_snapshot_preview1.") || strings.HasPrefix(l, "  sluice.") {
+				if seen[l] {
+					t.Errorf("%s: import listed twice: %s", wasm, l)
+				}
+				seen[l] = true
+			}
+		}
+		if len(seen) == 0 && strings.HasSuffix(wasm, "upper.wasm") { // the C module imports nothing
+			t.Errorf("%s: no imports listed:\n%s", wasm, r.stdout)
+		}
+	}
+}
+
+// goGuest writes a Go guest (which imports fd_write twice) for inspection.
+func goGuest(t *testing.T) string {
+	wasm, _ := wasmtest.GoGuest(t, "upper")
+	p := filepath.Join(t.TempDir(), "upper.wasm")
+	if err := os.WriteFile(p, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
