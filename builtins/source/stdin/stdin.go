@@ -37,7 +37,8 @@ func Register(r *component.Registry) {
 		Description: "Each line becomes one event according to `format`; blank lines are skipped. Event ids are `stdin-0-<byte offset>`, " +
 			"so the same input gives the same ids. A line that a strict format rejects, or that is larger " +
 			"than max_event_size, goes to the dead-letter queue at stage `decode`. Delivery is at-least-once " +
-			"within one run; standard input cannot be re-read, so nothing is checkpointed.",
+			"within one run; standard input cannot be re-read, so nothing is checkpointed. SIGTERM drains and stops the task " +
+			"even while standard input stays open and idle.",
 		Example: "[source]\ntype = \"stdin\"\nformat = \"auto\"\n",
 		New: func() any {
 			return &Config{Format: "auto", BatchSize: 512, Source: "sluice/stdin", Type: "sluice.line"}
