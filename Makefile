@@ -6,7 +6,7 @@ FUZZTIME ?= 15s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build plugins run test test-short vet fmt-check bench fuzz clean
+.PHONY: all build plugins run test test-root test-sdk test-plugins test-short vet lint fmt-check stress bench fuzz clean
 
 all: build
 
@@ -45,20 +45,65 @@ run: build plugins
 	$(BIN)/sluice run --progress never testdata/pipelines/quickstart.toml
 
 # What CI runs (.ci/run sets SLUICE_INTEGRATION=1 so service-backed tests
-# fail instead of skipping).
+# fail instead of skipping): every step below, each run even when an earlier
+# one failed, then a summary naming every step that failed (and a non-zero
+# exit if any did), so a root failure never hides the SDK's or the plugins'.
 # The SDK and the plugins are modules of their own; the plugins' module
 # takes the repository by a replace, and -mod=mod lets it follow the root
 # go.mod when a dependency moves.
-test: fmt-check vet
+TEST_STEPS := fmt-check vet lint test-root test-sdk test-plugins
+
+test:
+	@failed=; for step in $(TEST_STEPS); do \
+		echo "=== make $$step"; \
+		$(MAKE) --no-print-directory $$step || failed="$$failed $$step"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	echo "make test: every step passed ($(TEST_STEPS))"
+
+test-root:
 	$(GO) test -race -shuffle=on -timeout 30m ./...
-	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./... && $(GO) test -race -shuffle=on ./...
-	cd plugins && GOFLAGS=-mod=mod $(GO) vet ./... && GOFLAGS=-mod=mod $(GO) test -race -shuffle=on -timeout 20m ./...
+
+test-sdk:
+	cd sdk && $(GO) test -race -shuffle=on ./...
+
+test-plugins:
+	cd plugins && GOFLAGS=-mod=mod $(GO) test -race -shuffle=on -timeout 20m ./...
+
+# Flake hunting (docs/contributing.md): COUNT runs of the tests of PKGS
+# that match RUN, in shuffled order, under the race detector (RACE= for
+# without), while BURNERS busy loops (default: all cores but one) keep the
+# machine loaded. The burners are started and stopped here, even on Ctrl-C.
+PKGS    ?= ./runtime/engine ./runtime/buffer ./runtime/wasmhost ./runtime/admin ./builtins/source/... ./builtins/sink/... ./builtins/internal/kafkae2e ./cmd/sluice
+COUNT   ?= 20
+RUN     ?= .
+RACE    ?= -race
+BURNERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 1 ? n - 1 : 1 )))
+STRESS_TIMEOUT ?= 4h
+
+stress:
+	@pids=; for i in $$(seq $(BURNERS)); do (while :; do :; done) & pids="$$pids $$!"; done; \
+	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
+	echo "make stress: $(COUNT) shuffled runs $(RACE) of $(PKGS) (-run '$(RUN)'), $(BURNERS) CPU burner(s):$$pids"; \
+	$(GO) test $(RACE) -count=$(COUNT) -shuffle=on -run '$(RUN)' -timeout $(STRESS_TIMEOUT) $(PKGS)
 
 test-short:
 	$(GO) test -short ./...
 
 vet:
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+	cd plugins && GOFLAGS=-mod=mod $(GO) vet ./...
+
+# staticcheck, pinned by go.mod's tool directive (nothing to install). The
+# SDK is checked as built for the host and for wasip1 together (-matrix), so
+# code used by one build only is not reported unused; the plugins' module
+# borrows the root's binary.
+STATICCHECK = $$(cd $(CURDIR) && $(GO) tool -n staticcheck)
+lint:
+	$(GO) tool staticcheck ./...
+	cd sdk && printf 'host:\nwasip1: GOOS=wasip1 GOARCH=wasm\n' | $(STATICCHECK) -matrix ./...
+	cd plugins && GOFLAGS=-mod=mod $(STATICCHECK) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

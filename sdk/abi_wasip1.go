@@ -10,12 +10,14 @@ import (
 // at a time.
 
 //go:wasmexport sluice_abi_version
+//lint:ignore U1000 called by the host through go:wasmexport, which staticcheck does not see
 func exportVersion() uint32 { return ABIVersion }
 
 // inbuf is the buffer the host writes batches and config into.
 var inbuf []byte
 
 //go:wasmexport sluice_alloc
+//lint:ignore U1000 called by the host through go:wasmexport, which staticcheck does not see
 func exportAlloc(size uint32) uint32 {
 	if int(size) > cap(inbuf) {
 		inbuf = make([]byte, size)
@@ -27,6 +29,7 @@ func exportAlloc(size uint32) uint32 {
 var keep []byte // keeps returned bytes alive until the next call
 
 //go:wasmexport sluice_init
+//lint:ignore U1000 called by the host through go:wasmexport, which staticcheck does not see
 func exportInit(ptr, n uint32) uint64 {
 	if err := initPlugin(mem(ptr, n)); err != nil {
 		keep = []byte(err.Error())
@@ -36,18 +39,21 @@ func exportInit(ptr, n uint32) uint64 {
 }
 
 //go:wasmexport sluice_describe
+//lint:ignore U1000 called by the host through go:wasmexport, which staticcheck does not see
 func exportDescribe() uint64 {
 	keep = describeJSON()
 	return pack(keep)
 }
 
 //go:wasmexport sluice_close
+//lint:ignore U1000 called by the host through go:wasmexport, which staticcheck does not see
 func exportClose() { closePlugin() }
 
 // result is the encoded result of the last batch.
 var result []byte
 
 //go:wasmexport sluice_process
+//lint:ignore U1000 called by the host through go:wasmexport, which staticcheck does not see
 func exportProcess(ptr, n uint32) uint64 {
 	batch := mem(ptr, n)
 	state.process(batch)

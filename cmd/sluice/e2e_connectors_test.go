@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // daemon is a `sluice run` process the test stops with SIGTERM.
@@ -55,18 +57,6 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func appendLines(t *testing.T, path string, from, to int) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
@@ -79,11 +69,16 @@ func appendLines(t *testing.T, path string, from, to int) {
 	}
 }
 
+// numbersIn returns the n of every line of path. The sink may be writing
+// the file as it is read: a last line without its newline is a write under
+// way, not yet there (the sink writes whole lines, and a graceful stop leaves
+// none unterminated).
 func numbersIn(t *testing.T, path string) []int {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
+	data = data[:bytes.LastIndexByte(data, '\n')+1]
 	var out []int
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
@@ -117,7 +112,7 @@ path = %q
 
 	appendLines(t, logPath, 0, 100)
 	d := startDaemon(t, state, task)
-	waitFor(t, "the first 100 lines", 15*time.Second, func() bool { return len(numbersIn(t, outPath)) >= 100 })
+	testkit.WaitFor(t, "the first 100 lines", func() bool { return len(numbersIn(t, outPath)) >= 100 })
 	appendLines(t, logPath, 100, 150)
 	// Rotate: the writer renames the log, writes a little more into the old
 	// file, then starts a new one.
@@ -126,20 +121,23 @@ path = %q
 	}
 	appendLines(t, logPath+".1", 150, 160)
 	appendLines(t, logPath, 160, 200)
-	waitFor(t, "200 lines", 15*time.Second, func() bool { return len(numbersIn(t, outPath)) >= 200 })
+	testkit.WaitFor(t, "200 lines", func() bool { return len(numbersIn(t, outPath)) >= 200 })
 	d.stop(t)
 
 	// While stopped, the log grows; a restart picks up exactly there.
 	appendLines(t, logPath, 200, 260)
 	d = startDaemon(t, state, task)
 	appendLines(t, logPath, 260, 300)
-	waitFor(t, "300 lines", 15*time.Second, func() bool { return len(numbersIn(t, outPath)) >= 300 })
+	testkit.WaitFor(t, "300 lines", func() bool { return len(numbersIn(t, outPath)) >= 300 })
 	d.stop(t)
 	d = startDaemon(t, state, task)
 	appendLines(t, logPath, 300, 310)
-	waitFor(t, "310 lines", 15*time.Second, func() bool { return len(numbersIn(t, outPath)) >= 310 })
+	testkit.WaitFor(t, "310 lines", func() bool { return len(numbersIn(t, outPath)) >= 310 })
 	d.stop(t)
 
+	if data, _ := os.ReadFile(outPath); !bytes.HasSuffix(data, []byte("\n")) {
+		t.Fatalf("%s ends in an unterminated line after a graceful stop", outPath)
+	}
 	got := numbersIn(t, outPath)
 	if len(got) != 310 {
 		t.Fatalf("got %d lines, want 310 (graceful restarts neither skip nor repeat)", len(got))
@@ -207,7 +205,7 @@ max = "100ms"
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	waitFor(t, "the ingest port", 10*time.Second, func() bool {
+	testkit.WaitFor(t, "the ingest port", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -230,6 +228,7 @@ max = "100ms"
 			defer wg.Done()
 			for i := range perClient {
 				body := fmt.Sprintf(`{"client":%d,"i":%d}`, c, i)
+				start := time.Now()
 				for attempt := 0; ; attempt++ {
 					req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(body))
 					req.Header.Set("Authorization", "Bearer s3cret")
@@ -247,16 +246,18 @@ max = "100ms"
 						}
 						got503.Add(1)
 					}
-					if attempt > 200 {
-						t.Errorf("client %d event %d never accepted", c, i)
+					if time.Since(start) > testkit.Scale(testkit.DefaultWait) {
+						t.Errorf("client %d event %d never accepted (%d attempts)", c, i, attempt)
 						return
 					}
-					time.Sleep(50 * time.Millisecond)
+					time.Sleep(50 * time.Millisecond) // the client's retry back-off, not synchronisation
 				}
 			}
 		}()
 	}
-	time.Sleep(2 * time.Second) // the webhook stays down past response_timeout
+	// The webhook stays down until the ingest answered 503 (past its
+	// response_timeout, the events not delivered).
+	testkit.WaitFor(t, "a client to get a 503", func() bool { return got503.Load() > 0 })
 	up.Store(true)
 	wg.Wait()
 	cmd.Process.Signal(syscall.SIGTERM)

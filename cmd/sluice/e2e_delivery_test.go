@@ -15,7 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // TestE2EDeadLetterAndReplay: rejected and undecodable events land in the
@@ -167,7 +168,7 @@ max = "50ms"
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the ingest port", 10*time.Second, func() bool {
+		testkit.WaitFor(t, "the ingest port", func() bool {
 			c, err := net.Dial("tcp", addr)
 			if err == nil {
 				c.Close()
@@ -207,7 +208,7 @@ max = "50ms"
 	up.Store(true)
 	cmd = start()
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	waitFor(t, "every accepted event", 20*time.Second, func() bool {
+	testkit.WaitFor(t, "every accepted event", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) == accepted

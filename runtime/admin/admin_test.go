@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
 	"github.com/sluicehq/sluice/runtime/runner"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 func TestAdminAPI(t *testing.T) {
@@ -53,28 +53,23 @@ func TestAdminAPI(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.WaitFor(t, "the task to be ready", func() bool {
 		code, _ := get("/readyz")
-		if code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("never ready")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return code == 200
+	})
 	if code, body := get("/tasks"); code != 200 || !strings.Contains(body, `"name":"gen"`) || !strings.Contains(body, `"state":"Running"`) {
 		t.Fatalf("%d %s", code, body)
 	}
 	if post("/tasks/gen/pause") != 200 || task.State() != engine.Paused {
 		t.Fatalf("pause: state %v", task.State())
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The reader finishes the read under way, then parks until resumed:
+	// once it is parked, nothing more comes in, and the API says so.
+	testkit.WaitBlocked(t, "(*Task).waitResume")
 	before := task.Stats().In
-	time.Sleep(150 * time.Millisecond)
-	if after := task.Stats().In; after > before+10 {
-		t.Fatalf("a paused task kept reading: %d -> %d", before, after)
+	var paused TaskView
+	if _, body := get("/tasks/gen"); json.Unmarshal([]byte(body), &paused) != nil || paused.State != "Paused" || paused.Stats.In != before {
+		t.Fatalf("a paused task: %s, want state Paused and %d events in", body, before)
 	}
 	if post("/tasks/gen/resume") != 200 || task.State() != engine.Running {
 		t.Fatalf("resume: state %v", task.State())

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // testMsg is record number i of a test: its payload names i, so order and
@@ -82,7 +83,15 @@ func sameMsg(got, want message.Message) string {
 func openT(t testing.TB, o Options) *Buffer {
 	t.Helper()
 	o.Logger = zerolog.New(zerolog.NewTestWriter(t))
-	b, err := Open(o)
+	// A child process forked by a parallel test (TestKill9) holds a copy of
+	// every descriptor, the lock file's too, until it execs: a buffer just
+	// closed here can look locked for that moment. Only the tests fork.
+	var b *Buffer
+	var err error
+	testkit.Eventually(testkit.DefaultWait, func() bool {
+		b, err = Open(o)
+		return !errors.Is(err, ErrLocked)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +355,7 @@ func TestOptionsAndMisuse(t *testing.T) {
 		_, err := b.Read(context.Background(), 10)
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	testkit.WaitBlocked(t, "(*Buffer).Read")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // The crash test re-runs this test binary as a child that appends and
@@ -209,12 +210,22 @@ func TestKill9(t *testing.T) {
 					pending = append(pending, id)
 				}
 			case line == "g":
+				// Kill once the 64 MiB write is under way. Building it
+				// takes the child a while (seconds under -race on a loaded
+				// machine): wait for the write itself, polled finely so the
+				// kill lands in the middle of it.
 				base, _ := dirBytes(t, dir)
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+				growing := false
+				for deadline := time.Now().Add(testkit.Scale(testkit.DefaultWait)); !growing && time.Now().Before(deadline); {
 					if n, _ := dirBytes(t, dir); n > base+8<<20 {
+						growing = true
 						break
 					}
-					time.Sleep(50 * time.Microsecond)
+					time.Sleep(50 * time.Microsecond) // a fine poll for the moment to kill, not synchronisation
+				}
+				if !growing {
+					cmd.Process.Kill()
+					t.Fatalf("round %d: the child never began writing its 64 MiB append", round)
 				}
 				if err := cmd.Process.Kill(); err != nil {
 					t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // fillUntilFull appends 5-record batches from number `from` until one
@@ -114,7 +115,7 @@ func TestBlockedAppendEnds(t *testing.T) {
 		t.Fatalf("blocked Append after its context was cancelled: %v", err)
 	}
 	go func() { done <- b.Append(context.Background(), testMsgs(n, 5), nil) }()
-	time.Sleep(10 * time.Millisecond)
+	testkit.WaitBlocked(t, "(*Buffer).Append")
 	b.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("blocked Append after Close: %v, want ErrClosed", err)
@@ -205,9 +206,7 @@ func TestMaxSizeUnderLoad(t *testing.T) {
 				next += k
 				checkDiskSize(t, b)
 			}
-			for b.Stats().Unread > 0 {
-				time.Sleep(time.Millisecond)
-			}
+			testkit.WaitFor(t, "the reader to read everything", func() bool { return b.Stats().Unread == 0 })
 			close(stop)
 			wg.Wait()
 			s := b.Stats()

@@ -29,7 +29,6 @@ type drainer struct {
 	// the input being counted when its outputs straddle two reads
 	groupFailed bool
 	groupRec    delivery.Record
-	lost        uint64 // dropped and lost groups already counted
 	bufRecords  prometheus.Gauge
 	bufBytes    prometheus.Gauge
 }
@@ -120,8 +119,9 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 	max := t.cfg.Engine.MaxEvents
 	deliver := t.deliver
 	deliver.Interrupt = readCtx.Done()
+	defer t.countBufferDrops() // what was dropped while the last batch was under way
 	for {
-		d.countDropped()
+		t.countBufferDrops()
 		if readCtx.Err() != nil {
 			return
 		}
@@ -191,14 +191,18 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 	}
 }
 
-// countDropped counts inputs the buffer dropped (when_full = drop_oldest)
-// or found corrupt as dropped by policy.
-func (d *drainer) countDropped() {
-	st := d.t.buf.Stats()
-	if n := st.DroppedGroups + st.LostGroups; n > d.lost {
-		d.t.stats.dropped.Add(n - d.lost)
-		d.t.m.dropped.Add(float64(n - d.lost))
-		d.t.log.Warn().Uint64(logx.Events, n-d.lost).Msg("disk buffer dropped events (when_full = \"drop_oldest\", or corrupt data)")
-		d.lost = n
+// countBufferDrops counts the inputs the buffer dropped (when_full =
+// "drop_oldest") or found corrupt as dropped by policy, once each: the
+// workers call it after appending (where drops happen), the drain after
+// reading.
+func (t *Task) countBufferDrops() {
+	st := t.buf.Stats()
+	t.bufLostMu.Lock()
+	defer t.bufLostMu.Unlock()
+	if n := st.DroppedGroups + st.LostGroups; n > t.bufLost {
+		t.stats.dropped.Add(n - t.bufLost)
+		t.m.dropped.Add(float64(n - t.bufLost))
+		t.log.Warn().Uint64(logx.Events, n-t.bufLost).Msg("disk buffer dropped events (when_full = \"drop_oldest\", or corrupt data)")
+		t.bufLost = n
 	}
 }

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // cycleSource plays a transactional source (Kafka exactly-once): it reads
@@ -43,7 +46,7 @@ func (s *cycleSource) Read(ctx context.Context) (component.Batch, error) {
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond): // a source's poll for new records, not synchronisation
 		}
 		s.mu.Lock()
 		s.idle = true
@@ -98,17 +101,6 @@ func (s *cycleSource) state() (committed int, ends []bool, nacks int) {
 	return s.committed, append([]bool(nil), s.ends...), s.nacks
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestCycleEndsWhileIdle: the last cycle of a burst commits while the source
 // waits for more records (through the empty batches it returns), not only
 // when the task stops.
@@ -120,7 +112,7 @@ func TestCycleEndsWhileIdle(t *testing.T) {
 	run := engine.New(task(src, sink, func(c *config.Task) { c.ExactlyOnce = true }), opts(t))
 	done := make(chan error, 1)
 	go func() { done <- run.Run(ctx) }()
-	waitUntil(t, "every record committed while the task runs", func() bool {
+	testkit.WaitFor(t, "every record committed while the task runs", func() bool {
 		c, _, _ := src.state()
 		return c == 25
 	})
@@ -195,7 +187,7 @@ func TestCycleAbortsOnRetryableSinkFailure(t *testing.T) {
 			}), opts(t))
 			done := make(chan error, 1)
 			go func() { done <- run.Run(ctx) }()
-			waitUntil(t, "every record committed", func() bool {
+			testkit.WaitFor(t, "every record committed", func() bool {
 				c, _, _ := src.state()
 				return c == 40
 			})
@@ -236,31 +228,89 @@ func TestCycleAbortsOnRetryableSinkFailure(t *testing.T) {
 	}
 }
 
+// gatedSink takes records until it holds limit of them, then holds the next
+// write until the limit is raised: in a synctest bubble the engine runs up
+// to that point and goes quiet, so synctest.Wait returns and the test looks
+// at a settled state.
+type gatedSink struct {
+	memSink
+	gate   sync.Mutex
+	held   int
+	limit  int
+	raised chan struct{}
+}
+
+func newGatedSink(limit int) *gatedSink {
+	return &gatedSink{limit: limit, raised: make(chan struct{})}
+}
+
+func (s *gatedSink) Write(ctx context.Context, msgs []message.Message) error {
+	for {
+		s.gate.Lock()
+		open, raised := s.held < s.limit, s.raised
+		if open {
+			s.held += len(msgs)
+		}
+		s.gate.Unlock()
+		if open {
+			return s.memSink.Write(ctx, msgs)
+		}
+		select {
+		case <-raised:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *gatedSink) setLimit(n int) {
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	s.limit = n
+	close(s.raised)
+	s.raised = make(chan struct{})
+}
+
 // TestPausedTaskEndsItsCycle: pausing a task commits its open cycle instead
-// of leaving the transaction open while nothing is read.
+// of leaving the transaction open while nothing is read, and a paused task
+// then does nothing, however long it stays paused. The bubble's clock makes
+// "however long" an hour that takes no time, and synctest.Wait makes
+// "nothing more happens" exact rather than a guess.
 func TestPausedTaskEndsItsCycle(t *testing.T) {
-	src := &cycleSource{n: 1 << 30, per: 5, cycleLen: 1 << 30}
-	sink := &memSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	run := engine.New(task(src, sink, func(c *config.Task) { c.ExactlyOnce = true }), opts(t))
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
-	waitUntil(t, "records delivered", func() bool { return len(sink.payloads()) > 50 })
-	run.Pause()
-	waitUntil(t, "the open cycle committed", func() bool {
-		c, ends, _ := src.state()
-		return len(ends) == 1 && ends[0] && c > 50
+	synctest.Test(t, func(t *testing.T) {
+		src := &cycleSource{n: 1 << 30, per: 5, cycleLen: 1 << 30}
+		sink := newGatedSink(50)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		run := engine.New(task(src, sink, func(c *config.Task) { c.ExactlyOnce = true }), opts(t))
+		done := make(chan error, 1)
+		go func() { done <- run.Run(ctx) }()
+		synctest.Wait() // the sink took 50 records and holds the next write
+		run.Pause()
+		sink.setLimit(math.MaxInt)
+		synctest.Wait() // what was in flight is delivered; the paused task ended its cycle
+		committed, ends, _ := src.state()
+		if len(ends) != 1 || !ends[0] || committed < 50 {
+			t.Fatalf("after the pause: committed %d, cycles %v; want one committed cycle of at least 50", committed, ends)
+		}
+		if n := len(sink.payloads()); n != committed {
+			t.Fatalf("delivered %d, committed %d", n, committed)
+		}
+		time.Sleep(time.Hour) // the bubble's clock: passes once every goroutine waits
+		synctest.Wait()
+		if c, ends, _ := src.state(); c != committed || len(ends) != 1 || len(sink.payloads()) != committed {
+			t.Fatalf("a paused task went on: committed %d -> %d, cycles %v, delivered %d", committed, c, ends, len(sink.payloads()))
+		}
+		sink.setLimit(committed + 20)
+		run.Resume()
+		synctest.Wait()
+		if n := len(sink.payloads()); n < committed+20 {
+			t.Fatalf("resumed, yet delivered %d, want at least %d", n, committed+20)
+		}
+		sink.setLimit(math.MaxInt)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	})
-	committed, _, _ := src.state()
-	time.Sleep(50 * time.Millisecond)
-	if c, ends, _ := src.state(); c != committed || len(ends) != 1 {
-		t.Fatalf("a paused task went on: committed %d -> %d, cycles %v", committed, c, ends)
-	}
-	run.Resume()
-	waitUntil(t, "reading again", func() bool { return len(sink.payloads()) > committed+20 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -96,7 +97,7 @@ func (s *memSink) Write(ctx context.Context, msgs []message.Message) error {
 		}
 	}
 	if s.delay > 0 {
-		time.Sleep(s.delay)
+		time.Sleep(s.delay) // a slow sink, not synchronisation (and fake time in a synctest bubble)
 	}
 	var bad *component.RecordErrors
 	s.mu.Lock()
@@ -272,46 +273,57 @@ func (s *endless) Read(ctx context.Context) (component.Batch, error) {
 	}}, nil
 }
 
+// TestShutdownDrainsWhatWasRead: on a stop every batch read is delivered
+// and acknowledged before Run returns. In a synctest bubble the slow sink's
+// delay and the 100ms of running are the bubble's clock: the same work on
+// any machine.
 func TestShutdownDrainsWhatWasRead(t *testing.T) {
-	src := &endless{}
-	sink := &memSink{delay: 2 * time.Millisecond}
-	run := engine.New(task(src, sink, nil), opts(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- run.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	read := src.n.Load()
-	if src.acked.Load() != read || src.nacked.Load() != 0 || int64(len(sink.payloads())) != read {
-		t.Fatalf("read %d acked %d nacked %d delivered %d", read, src.acked.Load(), src.nacked.Load(), len(sink.payloads()))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		src := &endless{}
+		sink := &memSink{delay: 2 * time.Millisecond}
+		run := engine.New(task(src, sink, nil), opts(t))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- run.Run(ctx) }()
+		time.Sleep(100 * time.Millisecond) // the bubble's clock: 50 slow writes' worth on any machine
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		read := src.n.Load()
+		if read < 10 || src.acked.Load() != read || src.nacked.Load() != 0 || int64(len(sink.payloads())) != read {
+			t.Fatalf("read %d acked %d nacked %d delivered %d", read, src.acked.Load(), src.nacked.Load(), len(sink.payloads()))
+		}
+	})
 }
 
+// TestShutdownDeadlineNacks: a sink that never returns holds the stop for
+// the shutdown timeout and no longer; what it held is nacked, never acked.
+// The bubble's clock measures the wait exactly.
 func TestShutdownDeadlineNacks(t *testing.T) {
-	src := &endless{}
-	sink := &memSink{block: make(chan struct{})}
-	o := opts(t)
-	o.ShutdownTimeout = 200 * time.Millisecond
-	run := engine.New(task(src, sink, nil), o)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- run.Run(ctx) }()
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	start := time.Now()
-	err := <-done
-	if err == nil || !strings.Contains(err.Error(), "shutdown deadline") {
-		t.Fatalf("want a shutdown deadline error, got %v", err)
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Fatalf("took %v to give up", el)
-	}
-	if src.acked.Load() != 0 || src.nacked.Load() == 0 {
-		t.Fatalf("acked %d nacked %d: nothing undelivered may be acked", src.acked.Load(), src.nacked.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		src := &endless{}
+		sink := &memSink{block: make(chan struct{})}
+		o := opts(t)
+		o.ShutdownTimeout = 200 * time.Millisecond
+		run := engine.New(task(src, sink, nil), o)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- run.Run(ctx) }()
+		synctest.Wait() // the sink holds a write; the reader filled its in-flight slots
+		cancel()
+		start := time.Now()
+		err := <-done
+		if err == nil || !strings.Contains(err.Error(), "shutdown deadline") {
+			t.Fatalf("want a shutdown deadline error, got %v", err)
+		}
+		if el := time.Since(start); el < o.ShutdownTimeout || el > o.ShutdownTimeout+time.Second {
+			t.Fatalf("gave up after %v, want the shutdown timeout of %v", el, o.ShutdownTimeout)
+		}
+		if src.acked.Load() != 0 || src.nacked.Load() == 0 {
+			t.Fatalf("acked %d nacked %d: nothing undelivered may be acked", src.acked.Load(), src.nacked.Load())
+		}
+	})
 }
 
 func TestFailuresGoToTheDeadLetterQueue(t *testing.T) {

@@ -84,6 +84,8 @@ type Task struct {
 	bufChunk    int // largest append, in bytes
 	drainCancel context.CancelFunc
 	drainDone   chan struct{}
+	bufLostMu   sync.Mutex
+	bufLost     uint64 // buffer groups dropped or lost, already counted
 }
 
 type taskMetrics struct {

@@ -252,6 +252,9 @@ func (w *worker) flushToBuffer(ctx context.Context) {
 	}
 	w.tags = tags
 	err := w.appendChunks(ctx)
+	// Appends are where a full drop_oldest buffer drops: count it now,
+	// not when the drain (stuck on a sink that is down) next gets round.
+	t.countBufferDrops()
 	if err != nil {
 		if ctx.Err() == nil {
 			t.stop(Blocked, fmt.Errorf("disk buffer: %w", err))

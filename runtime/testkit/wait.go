@@ -2,7 +2,9 @@ package testkit
 
 import (
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,4 +62,35 @@ func Eventually(d time.Duration, cond func() bool) bool {
 			wait *= 2
 		}
 	}
+}
+
+// WaitBlocked waits until some goroutine is parked inside fn, a function
+// as a stack trace names it ("(*Source).Read"): waiting on a channel, a
+// select, a lock, a timer or the network. A test that must act while a
+// call waits (Close unblocks Read) checks that it does instead of sleeping
+// and hoping.
+func WaitBlocked(t testing.TB, fn string) {
+	t.Helper()
+	WaitFor(t, fn+" to block", func() bool { return Blocked(fn) })
+}
+
+// Blocked reports whether some goroutine is parked inside fn (see
+// WaitBlocked); a goroutine other than the test's polls it with Eventually.
+func Blocked(fn string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		head, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(g, fn+"(") && !strings.Contains(head, "[running]") && !strings.Contains(head, "[runnable]") {
+			return true
+		}
+	}
+	return false
 }

@@ -296,7 +296,7 @@ func closeWithin(c interface{ Close(context.Context) error }) error {
 	case err := <-done:
 		return err
 	case <-time.After(testkit.Scale(testkit.DefaultWait) + time.Second):
-		return errors.New("Close did not return")
+		return errors.New("close did not return")
 	}
 }
 

@@ -1,18 +1,13 @@
 package kafkae2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,46 +15,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/builtins/kafkadev"
-)
-
-var (
-	buildOnce sync.Once
-	buildDir  string
-	binPath   string
-	buildErr  error
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testkit.Cleanup()
 	os.Exit(code)
-}
-
-// sluiceBin builds the sluice command once for the package.
-func sluiceBin(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "sluice-kafka-e2e-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(buildDir, "sluice")
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/sluice")
-		cmd.Dir = root
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/sluice: %v\n%s", err, out.String())
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
 }
 
 // startCluster starts a local Kafka cluster on a free port with the topics.
@@ -74,110 +36,21 @@ func startCluster(t testing.TB, partitions int, topics ...string) *kafkadev.Clus
 	return c
 }
 
-// proc is one running `sluice run`.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
-}
-
-// startSluice runs `sluice run` on the task files, logging to a file of the
-// test; env adds environment variables.
-func startSluice(t *testing.T, name string, env []string, tasks ...string) *proc {
+// startSluice runs `sluice run` on the task files with JSON logs and a
+// state folder of its own; env adds environment variables.
+func startSluice(t *testing.T, name string, env []string, tasks ...string) *testkit.Proc {
 	t.Helper()
-	dir := t.TempDir()
-	p := &proc{name: name, log: filepath.Join(dir, "sluice.log"), done: make(chan struct{})}
-	logf, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"run", "--log-format", "json", "--progress", "never", "--shutdown-timeout", "15s", "--state-dir", filepath.Join(dir, "state")}, tasks...)
-	p.cmd = exec.Command(sluiceBin(t), args...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.Env = append(os.Environ(), env...)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			p.dumpLog(t)
-		}
-	})
-	return p
-}
-
-// dumpLog shows the end of the process's log in the test output.
-func (p *proc) dumpLog(t *testing.T) {
-	data, _ := os.ReadFile(p.log)
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
-	}
-	t.Logf("last log lines of %s:\n%s", p.name, strings.Join(lines, "\n"))
-}
-
-// kill ends the process with SIGKILL, as a crash would.
-func (p *proc) kill(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop sends SIGTERM once the task runs (before, the signal handler may
-// not be installed yet) and waits for a clean exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	waitFor(t, p.name+" to run its task", 20*time.Second, func() bool { return p.exited() || p.logHas(`"task running"`) })
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-		t.Fatalf("%s did not stop within 30s of SIGTERM", p.name)
-	}
-	if p.err != nil {
-		p.dumpLog(t)
-		t.Fatalf("%s exited with %v after SIGTERM, want 0", p.name, p.err)
-	}
-}
-
-// exited reports whether the process ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	args := append([]string{"run", "--log-format", "json", "--progress", "never", "--shutdown-timeout", "15s", "--state-dir", filepath.Join(t.TempDir(), "state")}, tasks...)
+	return testkit.StartSluice(t, testkit.ProcOptions{Name: name, Env: env}, args...)
 }
 
 // alive fails the test if the process ended.
-func (p *proc) alive(t *testing.T) bool {
+func alive(t *testing.T, p *testkit.Proc) bool {
 	t.Helper()
-	if p.exited() {
-		t.Fatalf("%s exited: %v", p.name, p.err)
+	if p.Exited() {
+		t.Fatalf("%s exited: %v", p.Name, p.Err())
 	}
 	return true
-}
-
-// logHas reports whether the process logged a line holding s.
-func (p *proc) logHas(s string) bool {
-	data, _ := os.ReadFile(p.log)
-	return bytes.Contains(data, []byte(s))
 }
 
 func writeTask(t *testing.T, text string) string {
@@ -199,6 +72,17 @@ func newClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
+// shortClient is a client for one question, closed by the caller: the
+// helpers polled by WaitFor would otherwise keep hundreds open.
+func shortClient(t testing.TB, addr string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
 // order is the value of an input record: seq numbers every record the test
 // produced.
 func order(seq int) []byte {
@@ -206,30 +90,46 @@ func order(seq int) []byte {
 	return fmt.Appendf(nil, `{"seq":%d,"order_id":"o-%d","region":%q,"amount":%d,"items":%d}`, seq, seq, regions[seq%len(regions)], (seq*37)%250, seq%5)
 }
 
-// loadProducer produces records seq from..to-1 to topic at about rate
-// records per second, in the background. Wait returns once all are
-// acknowledged.
+// loadProducer produces numbered records to a topic at about a rate per
+// second, in the background.
 type loadProducer struct {
-	done chan struct{}
-	sent atomic.Int64
-	err  error
+	done   chan struct{}
+	finish chan struct{}
+	sent   atomic.Int64
+	err    error
 }
 
+// produceLoad produces records seq from..to-1; wait returns once all are
+// acknowledged.
 func produceLoad(t *testing.T, addr, topic string, from, to, rate int) *loadProducer {
 	t.Helper()
-	lp := &loadProducer{done: make(chan struct{})}
+	return startLoad(t, addr, topic, from, to, rate)
+}
+
+// produceUntil produces records seq from, from+1, ... until until is called
+// (or max is reached): a test whose load must last until the processes did
+// something, however slow the machine, says when it may end, and reads the
+// number produced from until.
+func produceUntil(t *testing.T, addr, topic string, from, max, rate int) *loadProducer {
+	t.Helper()
+	return startLoad(t, addr, topic, from, max, rate)
+}
+
+func startLoad(t *testing.T, addr, topic string, from, to, rate int) *loadProducer {
+	lp := &loadProducer{done: make(chan struct{}), finish: make(chan struct{})}
 	cl := newClient(t, addr, kgo.ProducerLinger(5*time.Millisecond))
 	go func() {
 		defer close(lp.done)
 		const chunk = 100
 		tick := time.Duration(float64(time.Second) * chunk / float64(rate))
-		next := time.Now()
+		pace := time.NewTicker(tick) // the load's rate, not synchronisation
+		defer pace.Stop()
 		for seq := from; seq < to; seq += chunk {
 			var recs []*kgo.Record
 			for i := seq; i < min(seq+chunk, to); i++ {
 				recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", i%16), Value: order(i)})
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
 			err := cl.ProduceSync(ctx, recs...).FirstErr()
 			cancel()
 			if err != nil {
@@ -237,11 +137,23 @@ func produceLoad(t *testing.T, addr, topic string, from, to, rate int) *loadProd
 				return
 			}
 			lp.sent.Add(int64(len(recs)))
-			next = next.Add(tick)
-			time.Sleep(time.Until(next))
+			select {
+			case <-pace.C:
+			case <-lp.finish:
+				return
+			}
 		}
 	}()
+	t.Cleanup(func() { lp.stop(); <-lp.done })
 	return lp
+}
+
+func (lp *loadProducer) stop() {
+	select {
+	case <-lp.finish:
+	default:
+		close(lp.finish)
+	}
 }
 
 func (lp *loadProducer) wait(t *testing.T) {
@@ -250,6 +162,14 @@ func (lp *loadProducer) wait(t *testing.T) {
 	if lp.err != nil {
 		t.Fatalf("producing the input: %v", lp.err)
 	}
+}
+
+// until ends an open-ended load and returns the number of records produced.
+func (lp *loadProducer) until(t *testing.T) int {
+	t.Helper()
+	lp.stop()
+	lp.wait(t)
+	return int(lp.sent.Load())
 }
 
 // outRecord is what the e2e tasks write: the input's event id and seq.
@@ -322,7 +242,8 @@ func checkAll(t *testing.T, counts map[int]int, total, n int) int {
 // committedTotal sums the group's committed offsets.
 func committedTotal(t *testing.T, addr, group string) int64 {
 	t.Helper()
-	cl := newClient(t, addr)
+	cl := shortClient(t, addr)
+	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
@@ -341,7 +262,8 @@ func committedTotal(t *testing.T, addr, group string) int64 {
 // groupMembers returns how many members the group has.
 func groupMembers(t *testing.T, addr, group string) int {
 	t.Helper()
-	cl := newClient(t, addr)
+	cl := shortClient(t, addr)
+	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	dg, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
@@ -355,22 +277,11 @@ func groupMembers(t *testing.T, addr, group string) int {
 	return len(g.Members)
 }
 
-// waitFor polls cond every 50 ms until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // topicRecords sums the end offsets of topic's partitions.
 func topicRecords(t testing.TB, addr, topic string) int64 {
 	t.Helper()
-	cl := newClient(t, addr)
+	cl := shortClient(t, addr)
+	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	offs, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
@@ -380,4 +291,77 @@ func topicRecords(t testing.TB, addr, topic string) int64 {
 	var n int64
 	offs.Each(func(o kadm.ListedOffset) { n += o.Offset })
 	return n
+}
+
+// outWatch consumes the "out" topic in the background from its start and
+// counts the records each worker wrote (their "worker" header).
+type outWatch struct {
+	mu       sync.Mutex
+	byWorker map[string]int
+	next     map[int32]int64 // per partition: the offset after the last record read
+}
+
+func watchOut(t *testing.T, addr string) *outWatch {
+	t.Helper()
+	w := &outWatch{byWorker: map[string]int{}, next: map[int32]int64{}}
+	cl := newClient(t, addr, kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			w.mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				w.next[r.Partition] = r.Offset + 1
+				for _, h := range r.Headers {
+					if h.Key == "worker" {
+						w.byWorker[string(h.Value)]++
+					}
+				}
+			})
+			w.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+// wrote returns how many records worker wrote so far.
+func (w *outWatch) wrote(worker string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.byWorker[worker]
+}
+
+// all waits until the watch read every record the topic holds (its end
+// offsets; the output of these tests is not transactional) and returns the
+// counts per worker.
+func (w *outWatch) all(t *testing.T, addr string) map[string]int {
+	t.Helper()
+	cl := newClient(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the watch to read the whole output topic", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		caughtUp := true
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Offset > 0 && w.next[o.Partition] < o.Offset {
+				caughtUp = false
+			}
+		})
+		return caughtUp
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range w.byWorker {
+		out[k] = v
+	}
+	return out
 }

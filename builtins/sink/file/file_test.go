@@ -299,3 +299,30 @@ func TestWriteDoesNotRetain(t *testing.T) {
 	s.Write(context.Background(), payloads(`2`))
 	equal(t, "file", readLines(t, filepath.Join(dir, "o.jsonl")), []string{`{"x":1}`, `2`})
 }
+
+// TestTornTailCutOnOpen: a crash can cut a write short and leave the file
+// ending in half a line; the next run removes it (its records were never
+// acknowledged, so they come again) instead of running on from it.
+func TestTornTailCutOnOpen(t *testing.T) {
+	for _, tc := range []struct{ name, before, want string }{
+		{"whole lines", "{\"a\":1}\n", "{\"a\":1}\n{\"b\":2}\n"},
+		{"torn last line", "{\"a\":1}\n{\"a\":2,\"x\":", "{\"a\":1}\n{\"b\":2}\n"},
+		{"only a torn line", "{\"a\":", "{\"b\":2}\n"},
+		{"torn line longer than a read", "{\"a\":1}\n" + strings.Repeat("x", 200<<10), "{\"a\":1}\n{\"b\":2}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "out.jsonl")
+			if err := os.WriteFile(path, []byte(tc.before), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s := openSink(t, dir, `path = "out.jsonl"`, nil)
+			if err := s.Write(context.Background(), payloads(`{"b":2}`)); err != nil {
+				t.Fatal(err)
+			}
+			if data, _ := os.ReadFile(path); string(data) != tc.want {
+				t.Fatalf("file holds %q, want %q", data, tc.want)
+			}
+		})
+	}
+}

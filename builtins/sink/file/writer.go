@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
+	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
 )
 
@@ -104,8 +105,59 @@ func (w *writer) open() error {
 		f.Close()
 		return component.TaskPermanent(fmt.Errorf("file sink: %s is not a regular file (use the stdout sink for pipes)", w.path))
 	}
-	w.f, w.size = f, fi.Size()
+	size, err := cutTornTail(f, w.path, fi.Size())
+	if err != nil {
+		f.Close()
+		return component.Retryable(fmt.Errorf("file sink: %w", err), 0)
+	}
+	if size != fi.Size() {
+		w.log.Warn().Str(logx.File, w.path).Int64("bytes", fi.Size()-size).
+			Msg("file sink: removed an unterminated last line (a write cut short by a crash); its records were not acknowledged and are written again")
+	}
+	w.f, w.size = f, size
 	return nil
+}
+
+// cutTornTail truncates the file back to just after its last newline when
+// it does not end in one: a crash (kill -9) can cut a write short, and the
+// next record appended would otherwise run on from the torn line. It
+// returns the new size.
+func cutTornTail(f *os.File, path string, size int64) (int64, error) {
+	if size == 0 {
+		return 0, nil
+	}
+	r, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	buf := make([]byte, 64<<10)
+	end := size
+	for end > 0 {
+		start := max(end-int64(len(buf)), 0)
+		chunk := buf[:end-start]
+		if _, err := r.ReadAt(chunk, start); err != nil {
+			return 0, fmt.Errorf("read the end of %s: %w", path, err)
+		}
+		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
+			end = start + int64(i) + 1
+			break
+		}
+		end = start
+		if end == 0 {
+			break
+		}
+		if size-end > 64<<20 {
+			return size, nil // no newline in 64MiB: not a file of lines; leave it be
+		}
+	}
+	if end == size {
+		return size, nil
+	}
+	if err := f.Truncate(end); err != nil {
+		return 0, fmt.Errorf("remove the unterminated last line of %s: %w", path, err)
+	}
+	return end, nil
 }
 
 // errNewline rejects a record that would break the line framing.

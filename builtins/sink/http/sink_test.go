@@ -485,7 +485,7 @@ func TestConcurrentWrites(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // a slow server, so that requests overlap: not synchronisation
 		buf, err := io.ReadAll(r.Body)
 		if err != nil {
 			t.Error(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
 	"github.com/sluicehq/sluice/runtime/runner"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // runTask loads a task through the real loader and runs it with the real
@@ -110,14 +111,10 @@ topic = "dlq"
 			stats, rerr = runTask(t, rctx, dir, task)
 			close(done)
 		}()
-		deadline := time.Now().Add(30 * time.Second)
-		for !until() {
-			if time.Now().After(deadline) {
-				rcancel()
-				<-done
-				t.Fatalf("timed out; stats %+v", stats)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !testkit.Eventually(testkit.DefaultWait, until) {
+			rcancel()
+			<-done
+			t.Fatalf("timed out; stats %+v", stats)
 		}
 		rcancel() // SIGTERM
 		<-done

@@ -26,6 +26,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
 	"github.com/sluicehq/sluice/runtime/runner"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // readCommitted reads every committed record of topic from the start,
@@ -39,7 +40,7 @@ func readCommitted(t *testing.T, addr, topic string, want int) []*kgo.Record {
 	}
 	defer cl.Close()
 	var out []*kgo.Record
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testkit.Scale(testkit.DefaultWait))
 	for time.Now().Before(deadline) {
 		wait := 3 * time.Second
 		if len(out) >= want {
@@ -140,22 +141,16 @@ delivery_timeout = "3s"
 	}()
 	waitCommitted := func(want int64) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for committedTotal() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("group committed %d records, want %d", committedTotal(), want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testkit.WaitFor(t, fmt.Sprintf("the group to commit %d records", want), func() bool { return committedTotal() == want })
 	}
 	waitCommitted(n / 2)
 	// The brokers go away while the second half flows: open transactions
 	// fail and abort, and their records are read again once back.
 	produced := make(chan error, 1)
 	go func() { produced <- produceE(n/2, n) }()
-	time.Sleep(100 * time.Millisecond)
+	testkit.WaitFor(t, "the second half to flow", func() bool { return committedTotal() > n/2 })
 	c.Cut()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // the length of the outage, not synchronisation
 	if err := c.Restore(); err != nil {
 		t.Fatal(err)
 	}
@@ -268,12 +263,8 @@ tolerance = "none"
 			go func() { done <- run.Run(rctx) }()
 			wait := func(what string, cond func() bool) {
 				t.Helper()
-				deadline := time.Now().Add(30 * time.Second)
-				for !cond() {
-					if time.Now().After(deadline) {
-						t.Fatalf("timed out waiting for %s (state %v, reason %v)", what, run.State(), run.Reason())
-					}
-					time.Sleep(20 * time.Millisecond)
+				if !testkit.Eventually(testkit.DefaultWait, cond) {
+					t.Fatalf("timed out waiting for %s (state %v, reason %v)", what, run.State(), run.Reason())
 				}
 			}
 			wait("the task to block", func() bool { return run.State() == engine.Blocked })
@@ -281,7 +272,6 @@ tolerance = "none"
 			if _, err := adm.CreateTopic(ctx, 2, 1, nil, "out-us"); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond) // let the blocked state settle: nothing moves meanwhile
 			run.Resume()
 			committed := func() int64 {
 				offs, err := adm.FetchOffsets(ctx, "resume")

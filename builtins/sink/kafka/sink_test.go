@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/delivery"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 func TestRegister(t *testing.T) {
@@ -349,14 +350,12 @@ func TestBrokerGoneAndBack(t *testing.T) {
 	if err := c.Restore(); err != nil {
 		t.Fatal(err)
 	}
+	// The engine would retry the write; do the same until it goes through.
 	var last error
-	for attempt := 0; attempt < 20; attempt++ {
-		if last = write(t, s, msg(`{}`, "during-1"), msg(`{}`, "during-2")); last == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // the engine's retry policy waits between attempts
-	}
-	if last != nil {
+	if !testkit.Eventually(testkit.DefaultWait, func() bool {
+		last = write(t, s, msg(`{}`, "during-1"), msg(`{}`, "during-2"))
+		return last == nil
+	}) {
 		t.Fatalf("still failing after the broker came back: %v", last)
 	}
 	recs := consumeAll(t, c.Addr(), 3, "g")
@@ -489,7 +488,11 @@ func TestCloseUnblocksWrite(t *testing.T) {
 	c.Cut()
 	done := make(chan error, 1)
 	go func() { done <- s.Write(context.Background(), []message.Message{msg(`{}`, "x")}) }()
-	time.Sleep(300 * time.Millisecond)
+	testkit.WaitFor(t, "the write to wait for the brokers", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.cl != nil && s.cl.BufferedProduceRecords() > 0
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_ = s.Close(ctx)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 const crashKeys = "mode = \"tail\"\npoll_interval = \"10ms\"\nrotate_wait = \"100ms\"\npath = \"app.log\"\nbatch = { max_events = 20 }\n"
@@ -47,7 +48,7 @@ func TestCrashHelper(t *testing.T) {
 		}
 		out.WriteString(sb.String())
 		out.Sync()
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // a slow sink, so that a backlog is in flight at the kill
 		b.Ack(nil)
 	}
 }
@@ -74,8 +75,8 @@ func countLines(t *testing.T, path string) []string {
 
 // TestCrashRepeatsNeverSkips kills a tailing process (SIGKILL) in the middle
 // of a rotation, restarts from its checkpoint in this process and checks
-// that every line is delivered, with repeats bounded by the in-flight window
-// and nothing skipped.
+// that every line is delivered, the repeats being the last lines delivered
+// before the kill, and nothing skipped.
 func TestCrashRepeatsNeverSkips(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a process")
@@ -90,13 +91,9 @@ func TestCrashRepeatsNeverSkips(t *testing.T) {
 	}
 	waitDelivered := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for len(countLines(t, fx.path("delivered.txt"))) < n {
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("helper delivered fewer than %d lines in time", n)
-			}
-			time.Sleep(5 * time.Millisecond)
+		if !testkit.Eventually(testkit.DefaultWait, func() bool { return len(countLines(t, fx.path("delivered.txt"))) >= n }) {
+			cmd.Process.Kill()
+			t.Fatalf("helper delivered fewer than %d lines in time", n)
 		}
 	}
 	waitDelivered(500)
@@ -137,8 +134,27 @@ func TestCrashRepeatsNeverSkips(t *testing.T) {
 	}
 	dups := len(all) - 4000
 	t.Logf("helper delivered %d lines before SIGKILL; restart repeated %d", len(before), dups)
-	if dups > 200 {
-		t.Errorf("%d repeated lines; the in-flight window is 4 batches of 20", dups)
+	// How many repeat depends on the disk: the batches in flight plus those
+	// acknowledged while the last checkpoint save was under way
+	// (docs/connectors/file.md), and a loaded disk makes saves slow. What
+	// does not depend on it: the restart resumes from a saved position, so
+	// in each file the repeated lines are the last ones delivered before the
+	// kill, in order, with nothing in between skipped.
+	for _, gen := range []string{"old", "new"} {
+		var delivered, repeated []string
+		for _, l := range before {
+			if strings.HasPrefix(l, gen) {
+				delivered = append(delivered, l)
+			}
+		}
+		for _, l := range after {
+			if strings.HasPrefix(l, gen) && seen[l] > 1 {
+				repeated = append(repeated, l)
+			}
+		}
+		if tail := delivered[len(delivered)-len(repeated):]; strings.Join(tail, "|") != strings.Join(repeated, "|") {
+			t.Errorf("%s file: the restart repeated %d lines that are not the last ones delivered before the kill", gen, len(repeated))
+		}
 	}
 	expectQuiet(t, s, 300*time.Millisecond)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/runner"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // runTask loads a task file through the real loader and runs it with the
@@ -140,13 +141,10 @@ path = "out.jsonl"
 			done <- err
 		}()
 		if during != nil {
-			time.Sleep(50 * time.Millisecond)
+			testkit.WaitFor(t, "the task to deliver", func() bool { return len(fileLines(t, out)) > 0 })
 			during()
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for len(fileLines(t, out)) < n && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		testkit.WaitFor(t, fmt.Sprintf("%d lines delivered", n), func() bool { return len(fileLines(t, out)) >= n })
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("run: %v", err)

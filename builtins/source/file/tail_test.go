@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 const tailKeys = "mode = \"tail\"\npoll_interval = \"10ms\"\nrotate_wait = \"300ms\"\n"
@@ -50,38 +52,43 @@ func TestTailAppend(t *testing.T) {
 }
 
 func TestTailRotateRename(t *testing.T) {
-	fx := newFixture(t, tailKeys+`path = "app.log"`)
-	p := fx.path("app.log")
-	w, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	w.WriteString(lines("old", 0, 3))
-	s := fx.open()
-	ms := msgs(readBatches(t, s, 3))
-
-	// logrotate "create": rename, then a new file; the writer keeps writing
-	// to the old one for a while before it reopens.
-	if err := os.Rename(p, p+".1"); err != nil {
-		t.Fatal(err)
-	}
-	w.WriteString(lines("old", 3, 5))
-	writeFile(t, p, lines("new", 0, 2))
-	ms = append(ms, msgs(readBatches(t, s, 4))...)
-	time.Sleep(50 * time.Millisecond)
-	w.WriteString(lines("old", 5, 6) + "unterminated")
-	appendFile(t, p, lines("new", 2, 3))
-	ms = append(ms, msgs(readBatches(t, s, 3))...) // the unterminated line after rotate_wait
-	g := byGen(t, ms)
-	equal(t, "old file", g[0], append(want("old", 0, 6), "unterminated"))
-	equal(t, "new file", g[1], want("new", 0, 3))
-	for _, m := range ms {
-		if m.Pos.Stream != p {
-			t.Fatalf("stream %q, want the path %q for both generations", m.Pos.Stream, p)
+	// In a bubble the test's steps take no time on the clock the
+	// source's rotate_wait runs on: the old file stays open however slow
+	// the machine, and the 50ms pause is exactly 50ms.
+	synctest.Test(t, func(t *testing.T) {
+		fx := newFixture(t, tailKeys+`path = "app.log"`)
+		p := fx.path("app.log")
+		w, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	expectQuiet(t, s, 100*time.Millisecond)
+		defer w.Close()
+		w.WriteString(lines("old", 0, 3))
+		s := fx.open()
+		ms := msgs(readBatches(t, s, 3))
+
+		// logrotate "create": rename, then a new file; the writer keeps writing
+		// to the old one for a while before it reopens.
+		if err := os.Rename(p, p+".1"); err != nil {
+			t.Fatal(err)
+		}
+		w.WriteString(lines("old", 3, 5))
+		writeFile(t, p, lines("new", 0, 2))
+		ms = append(ms, msgs(readBatches(t, s, 4))...)
+		time.Sleep(50 * time.Millisecond) // the bubble's clock
+		w.WriteString(lines("old", 5, 6) + "unterminated")
+		appendFile(t, p, lines("new", 2, 3))
+		ms = append(ms, msgs(readBatches(t, s, 3))...) // the unterminated line after rotate_wait
+		g := byGen(t, ms)
+		equal(t, "old file", g[0], append(want("old", 0, 6), "unterminated"))
+		equal(t, "new file", g[1], want("new", 0, 3))
+		for _, m := range ms {
+			if m.Pos.Stream != p {
+				t.Fatalf("stream %q, want the path %q for both generations", m.Pos.Stream, p)
+			}
+		}
+		expectQuiet(t, s, 100*time.Millisecond)
+	})
 }
 
 func TestTailCopyTruncate(t *testing.T) {
@@ -263,7 +270,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 		_, err := s.Read(context.Background())
 		done <- err
 	}()
-	time.Sleep(30 * time.Millisecond)
+	testkit.WaitBlocked(t, "(*Source).Read")
 	closeSource(t, s)
 	select {
 	case err := <-done:

@@ -106,7 +106,7 @@ func runEngine(t testing.TB, s *Source, decide func(b component.Batch) (time.Dur
 			e.acks.Add(1)
 			go func() {
 				defer e.acks.Done()
-				time.Sleep(delay)
+				time.Sleep(delay) // a slow sink, as the test scripts it: not synchronisation
 				b.Ack(aerr)
 			}()
 		}
@@ -155,16 +155,4 @@ func post(t testing.TB, url string, body string, headers ...string) (*http.Respo
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, string(b)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

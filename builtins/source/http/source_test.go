@@ -19,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // want describes one expected message of a batch.
@@ -547,7 +548,7 @@ func TestResponseTimeout(t *testing.T) {
 			done <- resp.StatusCode
 		}()
 		pw.Write([]byte("1\n"))
-		waitFor(t, "the first request to hold the slot", func() bool { return len(s.slots) == 1 })
+		testkit.WaitFor(t, "the first request to hold the slot", func() bool { return len(s.slots) == 1 })
 		resp, body := post(t, base+"/", `2`, "Content-Type: application/json")
 		if resp.StatusCode != 503 || !strings.Contains(body, "max_requests") || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("second request: %d %s, want 503 max_requests", resp.StatusCode, body)
@@ -574,7 +575,7 @@ func TestClose(t *testing.T) {
 			codes <- resp.StatusCode
 		}()
 	}
-	waitFor(t, "requests to wait", func() bool { return len(s.slots) == n })
+	testkit.WaitFor(t, "requests to wait", func() bool { return len(s.slots) == n })
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -89,7 +89,7 @@ func TestEventEscapesTopicAndBroker(t *testing.T) {
 	if ev.ID != "a.b_c-d-7-25" || ev.Source != `kafka://we"ird:1/a.b_c-d` || ev.Data.Topic != "a.b_c-d" {
 		t.Fatalf("unexpected event %+v", ev)
 	}
-	if e.meta("a.b_c-d") != e.meta("a.b_c-d") {
+	if first := e.meta("a.b_c-d"); e.meta("a.b_c-d") != first {
 		t.Fatal("topic pieces are not cached")
 	}
 }

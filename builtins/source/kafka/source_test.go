@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 func TestRegister(t *testing.T) {
@@ -224,7 +225,7 @@ func TestCommitOnlyAckedPrefix(t *testing.T) {
 		t.Fatalf("want at least 6 batches of at most 4 records, got %d", len(bs))
 	}
 	end := func(i int) int64 { return bs[i].Messages[len(bs[i].Messages)-1].Pos.Offset + 1 }
-	settle := func() { time.Sleep(300 * time.Millisecond) } // several commit intervals
+	settle := func() { commitRound(t, s) }
 	check := func(want int64, what string) {
 		t.Helper()
 		if want < 0 {
@@ -234,7 +235,7 @@ func TestCommitOnlyAckedPrefix(t *testing.T) {
 			}
 			return
 		}
-		waitFor(t, what, func() bool { return committed(t, c.Addr(), group, "p")[0] == want })
+		testkit.WaitFor(t, what, func() bool { return committed(t, c.Addr(), group, "p")[0] == want })
 		settle()
 		if got := committed(t, c.Addr(), group, "p")[0]; got != want {
 			t.Fatalf("%s: committed %d, want %d", what, got, want)
@@ -306,7 +307,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 		_, err := s.Read(context.Background())
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	testkit.WaitBlocked(t, "(*Source).Read")
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +340,7 @@ func TestRebalance(t *testing.T) {
 	tree := baseTree(c, "r", group)
 	tree["max_poll_records"] = int64(10)
 	tree["commit_interval"] = "100ms"
-	tree["revoke_timeout"] = "1500ms"
+	tree["revoke_timeout"] = "3s"
 
 	a := newSource(t, testEnv(t), tree)
 	var colA, colB collector
@@ -360,11 +361,14 @@ func TestRebalance(t *testing.T) {
 	doneA := consume(ctx, a, &colA, 0)
 	b := newSource(t, testEnv(t), tree)
 	doneB := consume(ctx, b, &colB, 0)
-	// Finish the even partitions' held batches while the rebalance waits.
-	time.AfterFunc(300*time.Millisecond, func() {
-		held[0].Ack(nil)
-		held[2].Ack(nil)
-	})
+	// Finish the even partitions' held batches while the rebalance waits
+	// for what is in flight.
+	go func() {
+		if testkit.Eventually(testkit.DefaultWait, func() bool { return testkit.Blocked("(*Source).awaitInFlight") }) {
+			held[0].Ack(nil)
+			held[2].Ack(nil)
+		}
+	}()
 	owned := func(s *Source) map[int32]bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -374,11 +378,11 @@ func TestRebalance(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, "both members own partitions", func() bool {
+	testkit.WaitFor(t, "both members own partitions", func() bool {
 		na, nb := len(owned(a)), len(owned(b))
 		return na > 0 && nb > 0 && na+nb == parts
 	})
-	waitFor(t, "every record delivered", func() bool {
+	testkit.WaitFor(t, "every record delivered", func() bool {
 		n := 0
 		for i := range parts * perPart {
 			pos := message.Position{Stream: "r", Partition: int32(i % parts), Offset: int64(i / parts)}
@@ -397,14 +401,19 @@ func TestRebalance(t *testing.T) {
 		h := held[p]
 		first := h.Messages[0].Pos
 		if p%2 == 1 {
-			waitFor(t, fmt.Sprintf("partition %d: the new owner reads the unfinished batch at %s again", p, first), func() bool {
+			testkit.WaitFor(t, fmt.Sprintf("partition %d: the new owner reads the unfinished batch at %s again", p, first), func() bool {
 				return colB.has(first) && colB.has(message.Position{Stream: "r", Partition: p, Offset: perPart - 1})
 			})
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// An even partition was finished in the wait, so the revoke committed
+	// it to its end and the new owner has nothing to read again.
+	got := committed(t, c.Addr(), group, "r")
 	for p := range moved {
 		if p%2 == 0 {
+			if got[p] != perPart {
+				t.Errorf("partition %d: finished before the handover, yet committed at %d, not its end %d", p, got[p], perPart)
+			}
 			if low := colB.lowest(p); low >= 0 {
 				t.Errorf("partition %d: finished before the handover, yet the new owner read it again from offset %d", p, low)
 			}
@@ -415,7 +424,7 @@ func TestRebalance(t *testing.T) {
 			held[p].Ack(nil) // still the first member's: finishing it lets it commit
 		}
 	}
-	waitFor(t, "offsets committed to the log end", func() bool {
+	testkit.WaitFor(t, "offsets committed to the log end", func() bool {
 		got := committed(t, c.Addr(), group, "r")
 		for p := range int32(parts) {
 			if got[p] != perPart {
@@ -440,7 +449,7 @@ func TestRebalance(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := committed(t, c.Addr(), group, "r")
+	got = committed(t, c.Addr(), group, "r")
 	for p := range int32(parts) {
 		if got[p] != perPart {
 			t.Fatalf("after close partition %d committed %d, want %d", p, got[p], perPart)

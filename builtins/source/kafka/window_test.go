@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // uncommittedRecords counts the records read that the group has not
@@ -108,7 +109,7 @@ func TestWindowBoundsUncommitted(t *testing.T) {
 	for len(ackCh) > 0 {
 		(<-ackCh).Ack(nil)
 	}
-	waitFor(t, "every offset committed without the periodic commit", func() bool {
+	testkit.WaitFor(t, "every offset committed without the periodic commit", func() bool {
 		cm := committed(t, c.Addr(), group, "w")
 		return cm[0] == n/2 && cm[1] == n/2
 	})
@@ -152,7 +153,7 @@ func TestRewind(t *testing.T) {
 	p0[1].Ack(errors.New("sink down"))
 	p0[2].Ack(nil) // after the nack: not committable
 	end0 := p0[0].Messages[len(p0[0].Messages)-1].Pos.Offset + 1
-	waitFor(t, "the acknowledged prefix committed", func() bool {
+	testkit.WaitFor(t, "the acknowledged prefix committed", func() bool {
 		return committed(t, c.Addr(), group, "rw")[0] == end0
 	})
 
@@ -172,7 +173,7 @@ func TestRewind(t *testing.T) {
 		}
 		b.Ack(nil)
 	}
-	waitFor(t, "every offset committed after the rewind", func() bool {
+	testkit.WaitFor(t, "every offset committed after the rewind", func() bool {
 		cm := committed(t, c.Addr(), group, "rw")
 		return cm[0] == 20 && cm[1] == 20
 	})

@@ -106,12 +106,10 @@ func BuildCached(moduleDir, pkg string, flags, roots, files []string) ([]byte, s
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
-	}
+	// go test puts its own GOROOT/bin first on the PATH of the test
+	// binary, so "go" is the toolchain that built the host.
 	args := append(append([]string{"build"}, flags...), "-o", tmp.Name(), "./"+pkg)
-	cmd := exec.Command(gobin, args...)
+	cmd := exec.Command("go", args...)
 	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")
 	if outp, err := cmd.CombinedOutput(); err != nil {
