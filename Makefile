@@ -122,6 +122,11 @@ bench: build plugins
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/bench.toml
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/wasm-bench.toml
 	$(BIN)/sluice bench --events 1000000 testdata/pipelines/bench.toml
+	# Databases (docs/performance.md, "Databases"): CDC events/s from PostgreSQL and upsert rows/s into
+	# PostgreSQL and MariaDB, each next to a plain program on the same driver (the floor).
+	$(GO) test -run '^$$' -bench 'BenchmarkCDC' -benchtime 1x -count 1 ./builtins/source/postgrescdc
+	$(GO) test -run '^$$' -bench 'BenchmarkUpsert' -benchtime 1x -count 1 ./builtins/sink/postgres ./builtins/sink/mysql
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builtins/internal/cdc
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target per run).
 fuzz:

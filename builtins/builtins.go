@@ -9,12 +9,16 @@ import (
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
+	mysqlsink "github.com/sluicehq/sluice/builtins/sink/mysql"
+	pgsink "github.com/sluicehq/sluice/builtins/sink/postgres"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
+	"github.com/sluicehq/sluice/builtins/source/postgrescdc"
+	"github.com/sluicehq/sluice/builtins/source/sqlsource"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
@@ -33,6 +37,8 @@ func RegisterAll(r *component.Registry) {
 	dlq.Register(r)
 	httpsource.Register(r)
 	kafkasource.Register(r)
+	postgrescdc.Register(r)
+	sqlsource.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)
@@ -44,6 +50,8 @@ func RegisterAll(r *component.Registry) {
 	filesink.Register(r)
 	httpsink.Register(r)
 	kafkasink.Register(r)
+	pgsink.Register(r)
+	mysqlsink.Register(r)
 }
 
 // TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).

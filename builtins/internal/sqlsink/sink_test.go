@@ -1,0 +1,59 @@
+package sqlsink
+
+import (
+	"testing"
+)
+
+func row(i int, del bool, vals ...string) *Row {
+	r := &Row{Index: i, Delete: del}
+	for _, v := range vals {
+		if v == "-" {
+			r.Vals = append(r.Vals, Value{Null: true})
+			r.Present = append(r.Present, false)
+		} else {
+			r.Vals = append(r.Vals, Value{Text: []byte(v)})
+			r.Present = append(r.Present, true)
+		}
+	}
+	return r
+}
+
+// TestDedupeAndGroups checks that a batch keeps the last row of each key,
+// that an update missing a column inherits it from an earlier upsert of
+// the same key, and that rows split into statements by kind and columns.
+func TestDedupeAndGroups(t *testing.T) {
+	rows := []*Row{
+		row(0, false, "1", "a", "body"),
+		row(1, false, "2", "b", "x"),
+		row(2, false, "1", "a2", "-"), // body left out: unchanged
+		row(3, true, "2", "-", "-"),
+		row(4, false, "3", "c", "-"),
+	}
+	out := dedupe(rows, []int{0})
+	if len(out) != 3 || out[0].Index != 2 || out[1].Index != 3 || out[2].Index != 4 {
+		t.Fatalf("kept %v", out)
+	}
+	if !out[0].Present[2] || string(out[0].Vals[2].Text) != "body" {
+		t.Fatalf("the update did not inherit the earlier value: %+v", out[0])
+	}
+	p := &Plan{Key: []int{0}, Rows: out}
+	gs := p.Groups()
+	if len(gs) != 3 || !gs[0].Delete || len(gs[0].Rows) != 1 || len(gs[1].Cols) != 3 || len(gs[2].Cols) != 2 {
+		t.Fatalf("groups %+v", gs)
+	}
+	if g := p.RowGroup(out[2]); len(g.Cols) != 2 || g.Delete {
+		t.Fatalf("row group %+v", g)
+	}
+}
+
+func TestJSONText(t *testing.T) {
+	for in, want := range map[string]string{`"a\nb"`: "a\nb", `"plain"`: "plain", `12.5`: "12.5", `{"a":1}`: `{"a":1}`, `true`: "true"} {
+		got, ok := JSONText([]byte(in), nil)
+		if !ok || string(got) != want {
+			t.Errorf("%s: %q %v", in, got, ok)
+		}
+	}
+	if _, ok := JSONText([]byte(`"bad \x"`), nil); ok {
+		t.Error("a bad escape was accepted")
+	}
+}

@@ -1,0 +1,14 @@
+package mysql
+
+import (
+	"testing"
+
+	"github.com/sluicehq/sluice/builtins/internal/doctest"
+	"github.com/sluicehq/sluice/runtime/component"
+)
+
+// TestDocKeys keeps the key table of docs/connectors/mysql.md in step with the
+// spec (go test -run TestDocKeys -update rewrites it).
+func TestDocKeys(t *testing.T) {
+	doctest.Generated(t, "../../../docs/connectors/mysql.md", "mysql_sink", doctest.SpecTable(t, Register, component.KindSink, Name))
+}

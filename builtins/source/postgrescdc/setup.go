@@ -1,0 +1,304 @@
+package postgrescdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluicehq/sluice/runtime/component"
+)
+
+// tableMeta is what the catalog says about a captured table.
+type tableMeta struct {
+	schema, name string
+	pk           []string // primary key columns, in key order
+	replIdent    byte     // d(efault), f(ull), i(ndex), n(othing)
+}
+
+func (t *tableMeta) qualified() string { return t.schema + "." + t.name }
+
+// quoteIdent quotes a name for SQL.
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+func (t *tableMeta) sqlName() string { return pgx.Identifier{t.schema, t.name}.Sanitize() }
+
+// checkServer verifies what logical replication needs and says what to
+// change when it is missing.
+func (s *Source) checkServer(ctx context.Context, c *pgx.Conn) error {
+	var level string
+	if err := c.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
+		return s.queryErr("SHOW wal_level", err)
+	}
+	if level != "logical" {
+		return component.TaskPermanent(fmt.Errorf("postgres %s: wal_level is %q, logical replication needs \"logical\": "+
+			"run ALTER SYSTEM SET wal_level = logical (or set it in postgresql.conf) and restart the server", s.where, level))
+	}
+	return nil
+}
+
+// queryErr classifies a failed catalog query: a lost connection is
+// retried, a refused one (privileges) stops the task.
+func (s *Source) queryErr(what string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return component.TaskPermanent(fmt.Errorf("postgres %s: %s: %s (SQLSTATE %s)", s.where, what, pe.Message, pe.Code))
+	}
+	return component.Retryable(fmt.Errorf("postgres %s: %s: %w", s.where, what, err), 0)
+}
+
+// ensurePublication uses the publication when it exists and creates it
+// over the configured tables or schema when it does not. It returns the
+// tables the publication covers.
+func (s *Source) ensurePublication(ctx context.Context, c *pgx.Conn) ([]*tableMeta, error) {
+	pub := s.cfg.publication()
+	var exists bool
+	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", pub).Scan(&exists); err != nil {
+		return nil, s.queryErr("reading pg_publication", err)
+	}
+	if !exists {
+		if err := s.createPublication(ctx, c, pub); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := c.Query(ctx, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", pub)
+	if err != nil {
+		return nil, s.queryErr("reading pg_publication_tables", err)
+	}
+	var names [][2]string
+	for rows.Next() {
+		var sc, tb string
+		if err := rows.Scan(&sc, &tb); err != nil {
+			return nil, s.queryErr("reading pg_publication_tables", err)
+		}
+		names = append(names, [2]string{sc, tb})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.queryErr("reading pg_publication_tables", err)
+	}
+	// Listed tables must be in an existing publication too.
+	for _, t := range s.cfg.Tables {
+		sc, tb, _ := splitTable(t)
+		found := false
+		for _, n := range names {
+			found = found || (n[0] == sc && n[1] == tb)
+		}
+		if !found {
+			if _, err := s.lookupTable(ctx, c, sc, tb); err != nil {
+				return nil, err
+			}
+			return nil, component.TaskPermanent(fmt.Errorf("postgres %s: table %s.%s is not in publication %q: ALTER PUBLICATION %s ADD TABLE %s, or remove it from tables",
+				s.where, sc, tb, pub, quoteIdent(pub), pgx.Identifier{sc, tb}.Sanitize()))
+		}
+	}
+	var out []*tableMeta
+	for _, n := range names {
+		m, err := s.lookupTable(ctx, c, n[0], n[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	if len(out) == 0 {
+		return nil, component.TaskPermanent(fmt.Errorf("postgres %s: publication %q covers no table: add tables to it or list tables", s.where, pub))
+	}
+	return out, nil
+}
+
+func (s *Source) createPublication(ctx context.Context, c *pgx.Conn, pub string) error {
+	var target string
+	switch {
+	case len(s.cfg.Tables) > 0:
+		var names []string
+		for _, t := range s.cfg.Tables {
+			sc, tb, _ := splitTable(t)
+			m, err := s.lookupTable(ctx, c, sc, tb)
+			if err != nil {
+				return err
+			}
+			if len(m.pk) == 0 && m.replIdent != 'f' && m.replIdent != 'i' {
+				return component.TaskPermanent(fmt.Errorf("postgres %s: table %s has no primary key: once published, its UPDATEs and DELETEs would fail; "+
+					"add a primary key or run ALTER TABLE %s REPLICA IDENTITY FULL", s.where, m.qualified(), m.sqlName()))
+			}
+			names = append(names, m.sqlName())
+		}
+		target = "TABLE " + strings.Join(names, ", ")
+	case s.cfg.Schema != "":
+		var ok bool
+		if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", s.cfg.Schema).Scan(&ok); err != nil {
+			return s.queryErr("reading pg_namespace", err)
+		}
+		if !ok {
+			return component.TaskPermanent(fmt.Errorf("postgres %s: schema %q does not exist: fix schema", s.where, s.cfg.Schema))
+		}
+		target = "TABLES IN SCHEMA " + quoteIdent(s.cfg.Schema)
+	default:
+		return component.TaskPermanent(fmt.Errorf("postgres %s: publication %q does not exist and neither tables nor schema is set to create it: set tables (or schema), or create the publication", s.where, pub))
+	}
+	if _, err := c.Exec(ctx, "CREATE PUBLICATION "+quoteIdent(pub)+" FOR "+target); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42710" {
+			return nil // created concurrently
+		}
+		return s.queryErr("CREATE PUBLICATION "+pub, err)
+	}
+	s.log.Info().Str("publication", pub).Str("for", target).Msg("created publication")
+	return nil
+}
+
+// lookupTable reads a table's primary key and replica identity; a missing
+// table stops the task.
+func (s *Source) lookupTable(ctx context.Context, c *pgx.Conn, schema, name string) (*tableMeta, error) {
+	m := &tableMeta{schema: schema, name: name}
+	var ident string
+	err := c.QueryRow(ctx, `
+SELECT c.relreplident::text,
+       coalesce((SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
+                 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                 WHERE i.indrelid = c.oid AND i.indisprimary), '{}')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&ident, &m.pk)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, component.TaskPermanent(fmt.Errorf("postgres %s: table %s.%s does not exist: create it or fix tables", s.where, schema, name))
+	}
+	if err != nil {
+		return nil, s.queryErr("reading table "+schema+"."+name, err)
+	}
+	if ident != "" {
+		m.replIdent = ident[0]
+	}
+	return m, nil
+}
+
+// slotInfo is the state of the replication slot.
+type slotInfo struct {
+	exists    bool
+	plugin    string
+	activePID int32 // 0: not in use
+	confirmed uint64
+	database  string
+}
+
+func (s *Source) readSlot(ctx context.Context, c *pgx.Conn) (slotInfo, error) {
+	var si slotInfo
+	var pid *int32
+	var plugin, db *string
+	var confirmed *string
+	err := c.QueryRow(ctx, `SELECT plugin, active_pid, confirmed_flush_lsn::text, database FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).
+		Scan(&plugin, &pid, &confirmed, &db)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return si, nil
+	}
+	if err != nil {
+		return si, s.queryErr("reading pg_replication_slots", err)
+	}
+	si.exists = true
+	if plugin != nil {
+		si.plugin = *plugin
+	}
+	if pid != nil {
+		si.activePID = *pid
+	}
+	if db != nil {
+		si.database = *db
+	}
+	if confirmed != nil {
+		si.confirmed, _ = parseLSN(*confirmed)
+	}
+	return si, nil
+}
+
+// waitSlotFree checks that no other process streams from the slot. A
+// process that just died (kill -9) may hold it for a moment while the
+// server notices, so an active slot gets a short grace period before the
+// task fails.
+func (s *Source) waitSlotFree(ctx context.Context, c *pgx.Conn) (slotInfo, error) {
+	deadline := time.Now().Add(slotGrace)
+	for {
+		si, err := s.readSlot(ctx, c)
+		if err != nil || !si.exists || si.activePID == 0 {
+			return si, err
+		}
+		if time.Now().After(deadline) {
+			return si, component.TaskPermanent(fmt.Errorf("postgres %s: replication slot %q is in use by server process %d (another reader streams from it): "+
+				"stop that reader (SELECT pg_terminate_backend(%d)) or give this task another slot", s.where, s.cfg.Slot, si.activePID, si.activePID))
+		}
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return si, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// slotGrace is how long an active slot is waited for before giving up.
+var slotGrace = 10 * time.Second
+
+// parseLSN reads PostgreSQL's "16/B374D848" form.
+func parseLSN(s string) (uint64, error) {
+	i := strings.IndexByte(s, '/')
+	if i <= 0 || i == len(s)-1 {
+		return 0, fmt.Errorf("invalid LSN %q", s)
+	}
+	var hi, lo uint64
+	for _, p := range []struct {
+		s string
+		v *uint64
+	}{{s[:i], &hi}, {s[i+1:], &lo}} {
+		if len(p.s) > 8 {
+			return 0, fmt.Errorf("invalid LSN %q", s)
+		}
+		for _, ch := range []byte(p.s) {
+			var d byte
+			switch {
+			case ch >= '0' && ch <= '9':
+				d = ch - '0'
+			case ch >= 'A' && ch <= 'F':
+				d = ch - 'A' + 10
+			case ch >= 'a' && ch <= 'f':
+				d = ch - 'a' + 10
+			default:
+				return 0, fmt.Errorf("invalid LSN %q", s)
+			}
+			*p.v = *p.v<<4 | uint64(d)
+		}
+	}
+	return hi<<32 | lo, nil
+}
+
+// appendLSN appends lsn in PostgreSQL's form.
+func appendLSN(dst []byte, lsn uint64) []byte {
+	dst = appendHex(dst, lsn>>32)
+	dst = append(dst, '/')
+	return appendHex(dst, lsn&0xffffffff)
+}
+
+func appendHex(dst []byte, v uint64) []byte {
+	const digits = "0123456789ABCDEF"
+	if v == 0 {
+		return append(dst, '0')
+	}
+	var tmp [16]byte
+	i := len(tmp)
+	for v > 0 {
+		i--
+		tmp[i] = digits[v&0xf]
+		v >>= 4
+	}
+	return append(dst, tmp[i:]...)
+}
+
+// appendHex16 appends lsn as 16 hex digits, so ids sort by position.
+func appendHex16(dst []byte, v uint64) []byte {
+	const digits = "0123456789ABCDEF"
+	for sh := 60; sh >= 0; sh -= 4 {
+		dst = append(dst, digits[(v>>uint(sh))&0xf])
+	}
+	return dst
+}

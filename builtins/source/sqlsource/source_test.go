@@ -1,0 +1,197 @@
+package sqlsource
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+// db is one of the two databases, seen through database/sql-like calls.
+type db struct {
+	driver string
+	dsn    string
+	exec   func(t testing.TB, q string, args ...any)
+	ph     func(n int) string
+}
+
+func pgDB(t testing.TB) *db {
+	dsn := testkit.Postgres(t)
+	c, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return &db{driver: "postgres", dsn: dsn, ph: func(n int) string { return fmt.Sprintf("$%d", n) },
+		exec: func(t testing.TB, q string, args ...any) {
+			t.Helper()
+			if _, err := c.Exec(context.Background(), q, args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}}
+}
+
+func myDB(t testing.TB) *db {
+	dsn := testkit.MariaDB(t)
+	c, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &db{driver: "mysql", dsn: dsn, ph: func(int) string { return "?" },
+		exec: func(t testing.TB, q string, args ...any) {
+			t.Helper()
+			if _, err := c.Exec(q, args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}}
+}
+
+func (d *db) table(t testing.TB, cols string) string {
+	name := testkit.Unique(t, "sq")
+	d.exec(t, "CREATE TABLE "+name+" ("+cols+")")
+	t.Cleanup(func() { d.exec(t, "DROP TABLE IF EXISTS "+name) })
+	return name
+}
+
+func (d *db) source(t testing.TB, state, extra string) component.Source {
+	env := componenttest.Env(t, zerolog.InfoLevel)
+	env.StateDir = state
+	return componenttest.Build(t, Register, component.KindSource, Name,
+		fmt.Sprintf("driver = %q\ndsn = %q\npoll_interval = \"50ms\"\n%s", d.driver, d.dsn, extra), env).(component.Source)
+}
+
+func serial(d *db) string {
+	if d.driver == "postgres" {
+		return "id bigserial PRIMARY KEY"
+	}
+	return "id bigint AUTO_INCREMENT PRIMARY KEY"
+}
+
+func TestConformance(t *testing.T) {
+	for _, mk := range []func(testing.TB) *db{pgDB, myDB} {
+		d := mk(t)
+		t.Run(d.driver, func(t *testing.T) {
+			tbl := d.table(t, serial(d)+", body text NOT NULL")
+			state := t.TempDir()
+			componenttest.Source(t, componenttest.SourceSuite{
+				New: func(tb testing.TB) component.Source {
+					return d.source(tb, state, fmt.Sprintf("table = %q\nincrementing_column = \"id\"\nbatch_size = 7", tbl))
+				},
+				Produce: func(tb testing.TB, bodies [][]byte) {
+					for _, b := range bodies {
+						d.exec(tb, "INSERT INTO "+tbl+" (body) VALUES ("+d.ph(1)+")", string(b))
+					}
+				},
+				Body: func(tb testing.TB, m message.Message) []byte {
+					var ev struct {
+						Data struct {
+							Body string `json:"body"`
+						} `json:"data"`
+					}
+					if err := json.Unmarshal(m.Payload, &ev); err != nil {
+						tb.Fatalf("%v: %s", err, m.Payload)
+					}
+					return []byte(ev.Data.Body)
+				},
+				Redelivers: true,
+				Ordered:    true,
+			})
+		})
+	}
+}
+
+// readAll reads and acknowledges until n rows came, returning their data.
+func readAll(t *testing.T, src component.Source, n int) []map[string]json.RawMessage {
+	t.Helper()
+	var out []map[string]json.RawMessage
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
+	defer cancel()
+	for len(out) < n {
+		b, err := src.Read(ctx)
+		if err != nil {
+			t.Fatalf("Read: %v (%d of %d rows)", err, len(out), n)
+		}
+		for _, m := range b.Messages {
+			var ev struct {
+				Data map[string]json.RawMessage `json:"data"`
+			}
+			if err := json.Unmarshal(m.Payload, &ev); err != nil {
+				t.Fatalf("%v: %s", err, m.Payload)
+			}
+			out = append(out, ev.Data)
+		}
+		b.Ack(nil)
+	}
+	return out
+}
+
+// TestTimestampModes reads rows by timestamp, with more rows sharing one
+// timestamp than a batch holds, then updated rows.
+func TestTimestampModes(t *testing.T) {
+	for _, mk := range []func(testing.TB) *db{pgDB, myDB} {
+		d := mk(t)
+		for _, mode := range []string{"timestamp", "timestamp+incrementing"} {
+			t.Run(d.driver+"/"+mode, func(t *testing.T) {
+				tsType := "timestamp(6)"
+				if d.driver == "mysql" {
+					tsType = "datetime(6)"
+				}
+				tbl := d.table(t, "id int PRIMARY KEY, v text, amount decimal(10,2), at "+tsType)
+				for i := 1; i <= 12; i++ {
+					at := "2026-01-01 00:00:00"
+					if i > 10 {
+						at = fmt.Sprintf("2026-01-01 00:00:%02d", i)
+					}
+					d.exec(t, fmt.Sprintf("INSERT INTO %s VALUES (%d, 'v%d', %d.50, '%s')", tbl, i, i, i, at))
+				}
+				src := d.source(t, t.TempDir(), fmt.Sprintf("table = %q\nmode = %q\ntimestamp_column = \"at\"\nincrementing_column = \"id\"\nbatch_size = 4", tbl, mode))
+				if err := src.Open(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				defer src.Close(context.Background())
+				rows := readAll(t, src, 12)
+				seen := map[string]int{}
+				for _, r := range rows {
+					seen[string(r["id"])]++
+				}
+				if len(seen) != 12 {
+					t.Fatalf("rows: %v", seen)
+				}
+				if string(rows[0]["amount"]) != `"1.50"` || !strings.HasPrefix(string(rows[11]["at"]), `"2026-01-01T00:00:12`) {
+					t.Fatalf("typed values: %v", rows[11])
+				}
+				d.exec(t, "UPDATE "+tbl+" SET v = 'new', at = '2026-01-02 00:00:00' WHERE id = 3")
+				rows = readAll(t, src, 1)
+				if string(rows[0]["id"]) != "3" || string(rows[0]["v"]) != `"new"` {
+					t.Fatalf("updated row: %v", rows[0])
+				}
+			})
+		}
+	}
+}
+
+func TestBadQuery(t *testing.T) {
+	d := pgDB(t)
+	tbl := d.table(t, "id int PRIMARY KEY")
+	src := d.source(t, t.TempDir(), fmt.Sprintf("query = \"SELECT 1 AS x FROM %s\"\nincrementing_column = \"id\"", tbl))
+	if err := src.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	_, err := src.Read(context.Background())
+	if component.ClassOf(err) != component.ClassTaskPermanent {
+		t.Fatalf("Read: %v, want task-permanent", err)
+	}
+}
