@@ -45,7 +45,7 @@ var layers = []layer{
 	{"component packages", []string{"builtins/source/...", "builtins/sink/...", "builtins/transform/...", "builtins/filter/..."},
 		append([]string{"runtime/component", "runtime/delivery", "runtime/wasmhost", "builtins/internal/...", "builtins/lines"}, foundations...),
 		"a builtin implements the contracts with shared connector code (builtins/internal); it never reaches into the engine, the loader or another component"},
-	{"test helpers", []string{"builtins/internal/componenttest", "builtins/internal/doctest", "builtins/internal/kafkae2e"},
+	{"test helpers", []string{"builtins/internal/componenttest", "builtins/internal/doctest", "builtins/internal/kafkae2e", "builtins/internal/pgcluster"},
 		append([]string{"runtime/component", "runtime/testkit", "builtins/internal/..."}, foundations...),
 		"helpers only tests import (conformance suites, doc tests): the contracts and the test kit"},
 	{"shared connector code", []string{"builtins/internal/...", "builtins/lines", "builtins/kafkadev"},
