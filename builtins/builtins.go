@@ -9,19 +9,24 @@ import (
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
+	mqttsink "github.com/sluicehq/sluice/builtins/sink/mqtt"
 	mysqlsink "github.com/sluicehq/sluice/builtins/sink/mysql"
 	pgsink "github.com/sluicehq/sluice/builtins/sink/postgres"
+	rabbitmqsink "github.com/sluicehq/sluice/builtins/sink/rabbitmq"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
+	mqttsource "github.com/sluicehq/sluice/builtins/source/mqtt"
 	"github.com/sluicehq/sluice/builtins/source/postgrescdc"
+	rabbitmqsource "github.com/sluicehq/sluice/builtins/source/rabbitmq"
 	"github.com/sluicehq/sluice/builtins/source/sqlsource"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
+	"github.com/sluicehq/sluice/builtins/transform/function"
 	"github.com/sluicehq/sluice/builtins/transform/partial"
 	"github.com/sluicehq/sluice/builtins/transform/template"
 	"github.com/sluicehq/sluice/builtins/transform/wasm"
@@ -37,6 +42,8 @@ func RegisterAll(r *component.Registry) {
 	dlq.Register(r)
 	httpsource.Register(r)
 	kafkasource.Register(r)
+	rabbitmqsource.Register(r)
+	mqttsource.Register(r)
 	postgrescdc.Register(r)
 	sqlsource.Register(r)
 
@@ -45,11 +52,14 @@ func RegisterAll(r *component.Registry) {
 	constant.Register(r)
 	template.Register(r)
 	wasm.Register(r)
+	function.Register(r)
 
 	stdout.Register(r)
 	filesink.Register(r)
 	httpsink.Register(r)
 	kafkasink.Register(r)
+	rabbitmqsink.Register(r)
+	mqttsink.Register(r)
 	pgsink.Register(r)
 	mysqlsink.Register(r)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/delivery"
@@ -36,6 +37,9 @@ type Processor struct {
 	// retry outcome).
 	Retry delivery.Policy
 	Clock delivery.Clock
+	// OnRetry, when set, is told about each retry before its wait (the
+	// task logs and counts it).
+	OnRetry func(attempt int, wait time.Duration, err error)
 
 	outs      []component.Output
 	survivors []message.Message
@@ -138,58 +142,91 @@ func (p *Processor) apply(ctx context.Context, k int, tr component.Transform, in
 		}
 		return p.apply(ctx, k, tr, in[h:], o, fates)
 	}
+	var again []component.Failure
 	for _, f := range o.Failures[fstart:] {
 		if component.ClassOf(f.Err) == component.ClassRetryable && p.Retry.Attempts > 0 {
-			if err := p.retry(ctx, k, tr, in, f, o, fates); err != nil {
-				return err
-			}
+			again = append(again, f)
 			continue
 		}
 		fates[f.Ref] = Fate{Stage: p.stages[k], Err: f.Err, Attempts: 1}
 	}
+	if len(again) > 0 {
+		return p.retry(ctx, k, tr, in, again, o, fates)
+	}
 	return nil
 }
 
-// retry runs the transform again on the one event that asked for it.
-func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in []message.Message, f component.Failure, o *component.Output, fates []Fate) error {
-	var ev *message.Message
-	for i := range in {
-		if in[i].Ref == f.Ref {
-			ev = &in[i]
-			break
+// retry runs the transform again on the events that asked for it, together:
+// one call per attempt for all of them (a remote function answering 503
+// for a whole batch is retried as one batch, not event by event, each
+// with its own waits). Events drop out as they succeed or fail for good.
+func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in []message.Message, fails []component.Failure, o *component.Output, fates []Fate) error {
+	pending := make([]message.Message, 0, len(fails))
+	lastErr := make(map[int32]error, len(fails))
+	for _, f := range fails {
+		found := false
+		for i := range in {
+			if in[i].Ref == f.Ref {
+				pending = append(pending, in[i])
+				found = true
+				break
+			}
 		}
+		if !found {
+			fates[f.Ref] = Fate{Stage: p.stages[k], Err: f.Err, Attempts: 1}
+			continue
+		}
+		lastErr[f.Ref] = f.Err
 	}
-	if ev == nil {
-		fates[f.Ref] = Fate{Stage: p.stages[k], Err: f.Err, Attempts: 1}
-		return nil
-	}
-	lastErr := f.Err
 	first := p.Clock.Now()
-	for attempt := 1; attempt <= p.Retry.Attempts; attempt++ {
+	for attempt := 1; attempt <= p.Retry.Attempts && len(pending) > 0; attempt++ {
 		w := p.Retry.Interval(attempt, rand.Float64)
 		if p.Retry.MaxAge > 0 && p.Clock.Now().Add(w).After(first.Add(p.Retry.MaxAge)) {
 			break
 		}
+		if p.OnRetry != nil {
+			p.OnRetry(attempt, w, fmt.Errorf("%s, %d events: %w", p.stages[k], len(pending), lastErr[pending[0].Ref]))
+		}
 		if err := p.Clock.Sleep(ctx, w); err != nil {
 			return err
 		}
-		mark := len(o.Failures)
-		err := tr.Apply(ctx, []message.Message{*ev}, o)
-		if err == nil && len(o.Failures) == mark {
-			return nil
-		}
-		if err == nil {
-			lastErr = o.Failures[mark].Err
-			o.Failures = o.Failures[:mark]
-			if component.ClassOf(lastErr) != component.ClassRetryable {
-				fates[f.Ref] = Fate{Stage: p.stages[k], Err: lastErr, Attempts: attempt + 1}
-				return nil
+		mark, fmark := len(o.Messages), len(o.Failures)
+		if err := tr.Apply(ctx, pending, o); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
-		} else {
-			lastErr = err
+			o.Messages, o.Failures = o.Messages[:mark], o.Failures[:fmark]
+			for i := range pending {
+				lastErr[pending[i].Ref] = err
+			}
+			continue
 		}
+		failed := o.Failures[fmark:]
+		next := pending[:0]
+		for _, ev := range pending {
+			var ferr error
+			for _, f := range failed {
+				if f.Ref == ev.Ref {
+					ferr = f.Err
+					break
+				}
+			}
+			switch {
+			case ferr == nil:
+				// Succeeded: its outputs are in o.Messages.
+			case component.ClassOf(ferr) != component.ClassRetryable:
+				fates[ev.Ref] = Fate{Stage: p.stages[k], Err: ferr, Attempts: attempt + 1}
+			default:
+				lastErr[ev.Ref] = ferr
+				next = append(next, ev)
+			}
+		}
+		o.Failures = o.Failures[:fmark]
+		pending = next
 	}
-	fates[f.Ref] = Fate{Stage: p.stages[k], Err: fmt.Errorf("%w: %w", delivery.ErrGaveUp, lastErr), Attempts: p.Retry.Attempts + 1}
+	for _, ev := range pending {
+		fates[ev.Ref] = Fate{Stage: p.stages[k], Err: fmt.Errorf("%w: %w", delivery.ErrGaveUp, lastErr[ev.Ref]), Attempts: p.Retry.Attempts + 1}
+	}
 	return nil
 }
 

@@ -100,3 +100,52 @@ func TestTaskPermanentSinkErrorFailsTheTask(t *testing.T) {
 		t.Fatalf("delivered %d after the fix", len(h.delivered()))
 	}
 }
+
+// outage is a transform whose backend is down for its first calls: every
+// event of a call fails retryably, then all succeed (a remote function
+// answering 503). It counts calls.
+type outage struct {
+	down  int64
+	calls atomic.Int64
+}
+
+func (o *outage) Apply(_ context.Context, in []message.Message, out *component.Output) error {
+	if o.calls.Add(1) <= o.down {
+		for i := range in {
+			out.Fail(&in[i], component.Retryable(errors.New("503 service unavailable"), 0))
+		}
+		return nil
+	}
+	for i := range in {
+		out.Emit(&in[i], in[i].Payload)
+	}
+	return nil
+}
+
+// TestRetryableFailuresRetryTogether: the events a transform failed
+// retryably in one call are retried in one call per attempt, not one
+// call (and one wait) per event.
+func TestRetryableFailuresRetryTogether(t *testing.T) {
+	var b strings.Builder
+	for range 50 {
+		b.WriteString(`{"k":"v"}` + "\n")
+	}
+	src := stdin.New(io.NopCloser(strings.NewReader(b.String())), &stdin.Config{Format: "json", BatchSize: 50, Source: "s", Type: "t"}, component.Env{})
+	sink := &memSink{}
+	tr := &outage{down: 3}
+	cfg := task(src, sink, func(c *config.Task) {
+		c.Transforms = []config.Component{{Type: "outage", Instance: tr}}
+		c.Retry = config.Retry{Policy: "custom", Attempts: 5, Initial: time.Millisecond, Max: time.Millisecond}
+	})
+	run := engine.New(cfg, opts(t))
+	if err := run.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(sink.payloads()); got != 50 {
+		t.Fatalf("delivered %d of 50", got)
+	}
+	if c := tr.calls.Load(); c != 4 {
+		t.Fatalf("%d transform calls, want 4 (1 + 3 retries of the whole batch)", c)
+	}
+	checkCounts(t, run.Stats())
+}

@@ -43,6 +43,11 @@ func (t *Task) newWorker(id int) *worker {
 	e := t.cfg.Engine
 	proc := NewProcessor(t.cfg.Filter, t.trs, e.MaxEvent, t.cfg.Retry)
 	proc.Clock = t.opts.Clock
+	proc.OnRetry = func(attempt int, wait time.Duration, err error) {
+		t.stats.retries.Add(1)
+		t.m.retries.Inc()
+		t.log.Warn().Err(err).Int(logx.Attempt, attempt).Dur("wait", wait).Msg("transform failed; retrying")
+	}
 	return &worker{t: t, id: id, in: make(chan *job, max(1, e.MaxInFlight)), proc: proc}
 }
 

@@ -1,0 +1,639 @@
+package rabbitmq
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/builtins/internal/amqpconf"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Register adds the rabbitmq sink to r.
+func Register(r *component.Registry) {
+	r.Register(component.Spec{
+		Kind:    component.KindSink,
+		Name:    "rabbitmq",
+		Summary: "Publish records to a RabbitMQ exchange, persistent and with publisher confirms; exchange, routing key and headers may be templates.",
+		Description: "Publishes each record's payload to `exchange` with `routing_key` (templates over the original source " +
+			"event), as persistent messages, and returns once the broker confirmed every one (publisher confirms). A " +
+			"mandatory message no queue receives comes back and goes to the dead-letter queue; refused credentials or a " +
+			"missing exchange stop the task; a lost connection is reopened and the batch retried. A missing exchange or " +
+			"queue is declared unless `declare = false`. See docs/connectors/rabbitmq.md.",
+		Example: `[sink]
+type = "rabbitmq"
+url = "amqp://guest:guest@127.0.0.1:5672/"
+exchange = "orders"
+routing_key = "orders.${region}"
+variables = { region = "$.data.region" }
+headers = { source = "sluice" }
+`,
+		New:   newConfig,
+		Build: build,
+	})
+}
+
+// Sink is the rabbitmq sink.
+type Sink struct {
+	cfg   *Config
+	log   zerolog.Logger
+	conn  amqpconf.Conn
+	where string
+	tpl   *templates
+	m     sinkMetrics
+
+	mu        sync.Mutex
+	cur       *connection
+	closed    bool
+	exchanges map[string]bool // exchanges known to exist
+	topology  sync.Mutex      // one declaration at a time
+}
+
+// connection is one AMQP connection with its idle publishing channels.
+type connection struct {
+	conn *amqp.Connection
+	dead chan struct{}
+	idle []*pubChannel // guarded by Sink.mu
+}
+
+func (c *connection) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+type sinkMetrics struct {
+	messages   prometheus.Counter
+	errors     *prometheus.CounterVec // error_type
+	latency    prometheus.Observer
+	reconnects prometheus.Counter
+}
+
+func build(c any, env component.Env) (any, error) {
+	cfg := c.(*Config)
+	tpl, ok := cfg.compile(nil)
+	if !ok {
+		return nil, errors.New("rabbitmq sink: invalid templates") // Validate reported the details
+	}
+	s := &Sink{
+		cfg: cfg,
+		log: env.Logger,
+		conn: amqpconf.Conn{URL: cfg.URL, TLS: cfg.TLS, Heartbeat: cfg.Heartbeat.D(), DialTimeout: cfg.DialTimeout.D(),
+			Name: "sluice " + env.Task + " sink", Dir: env.Dir},
+		where:     amqpconf.Redact(cfg.URL),
+		tpl:       tpl,
+		exchanges: map[string]bool{"": true},
+	}
+	if env.Metrics != nil {
+		lbl := prometheus.Labels{"task": env.Task}
+		ms := env.Metrics
+		s.m = sinkMetrics{
+			messages:   ms.Counter("rabbitmq_publisher_messages_total", "Messages the broker confirmed.", "task").With(lbl),
+			errors:     ms.Counter("rabbitmq_publisher_errors_total", "Messages that failed to publish, by error class.", "task", "error_type").MustCurryWith(lbl),
+			latency:    ms.Histogram("rabbitmq_publish_seconds", "Time for one Write, from the first publish to the last confirm.", nil, "task").With(lbl),
+			reconnects: ms.Counter("rabbitmq_publisher_reconnects_total", "Connections reopened after the last one was lost.", "task").With(lbl),
+		}
+	} else {
+		s.m = sinkMetrics{
+			messages:   prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
+			errors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"error_type"}),
+			latency:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
+			reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
+		}
+	}
+	return s, nil
+}
+
+// Open connects, checks (or declares) a fixed exchange and the queue, and
+// opens a first channel in confirm mode. Refused credentials and a missing
+// exchange or queue with declare = false fail the task.
+func (s *Sink) Open(ctx context.Context) error {
+	c, err := s.connection(ctx, false)
+	if err != nil {
+		return fmt.Errorf("open rabbitmq sink: %w", err)
+	}
+	if c == nil {
+		return nil // closed meanwhile
+	}
+	pc, err := s.channel(c)
+	if err != nil {
+		return fmt.Errorf("open rabbitmq sink: %w", err)
+	}
+	s.release(c, pc)
+	s.log.Info().Str("url", s.where).Str("exchange", s.cfg.Exchange).Str("queue", s.cfg.Queue).Msg("rabbitmq sink connected (publisher confirms)")
+	return nil
+}
+
+// connection returns the live connection, dialing one (and checking the
+// topology) when there is none. Dialing stops waiting when ctx ends.
+func (s *Sink) connection(ctx context.Context, reconnect bool) (*connection, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("rabbitmq sink: Write after Close")
+	}
+	if s.cur != nil && !s.cur.isDead() {
+		c := s.cur
+		s.mu.Unlock()
+		return c, nil
+	}
+	reconnect = reconnect || s.cur != nil
+	s.mu.Unlock()
+
+	type result struct {
+		c   *connection
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, err := s.dial()
+		res <- result{c, err}
+	}()
+	var r result
+	select {
+	case r = <-res:
+	case <-ctx.Done():
+		go func() {
+			if r := <-res; r.c != nil {
+				_ = r.c.conn.Close()
+			}
+		}()
+		return nil, component.Retryable(fmt.Errorf("connect to RabbitMQ at %s: %w", s.where, ctx.Err()), 0)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = r.c.conn.Close()
+		return nil, nil
+	}
+	if s.cur != nil && !s.cur.isDead() {
+		// Another Write reconnected first.
+		_ = r.c.conn.Close()
+		return s.cur, nil
+	}
+	s.cur = r.c
+	if reconnect {
+		s.m.reconnects.Inc()
+		s.log.Info().Str("url", s.where).Msg("rabbitmq sink reconnected")
+	}
+	return r.c, nil
+}
+
+// dial connects and checks the fixed topology.
+func (s *Sink) dial() (*connection, error) {
+	conn, err := s.conn.Dial()
+	if err != nil {
+		return nil, err
+	}
+	c := &connection{conn: conn, dead: make(chan struct{})}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	go func() {
+		e := <-closed
+		close(c.dead)
+		if e != nil {
+			s.mu.Lock()
+			stopping := s.closed
+			s.mu.Unlock()
+			if !stopping {
+				s.log.Warn().Err(e).Str("url", s.where).Msg("rabbitmq sink connection lost; the next write reconnects")
+			}
+		}
+	}()
+	if err := s.checkTopology(c); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Sink) checkTopology(c *connection) error {
+	cfg := s.cfg
+	ch, err := c.conn.Channel()
+	if err != nil {
+		return component.Retryable(fmt.Errorf("open a channel on %s: %w", s.where, err), 0)
+	}
+	defer func() {
+		if ch != nil {
+			_ = ch.Close()
+		}
+	}()
+	if cfg.Queue != "" {
+		if ch, err = amqpconf.EnsureQueue(c.conn, ch, cfg.Queue, cfg.QueueType, cfg.Declare, s.log, s.where); err != nil {
+			return err
+		}
+	}
+	if s.tpl.exchange.IsFixed {
+		if ch, err = amqpconf.EnsureExchange(c.conn, ch, s.tpl.exchange.Fixed, cfg.ExchangeType, cfg.Declare, s.log, s.where); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureExchange checks, once per name, that an exchange a template
+// rendered exists (declaring it when declare is on). A missing one fails
+// only the records routed to it.
+func (s *Sink) ensureExchange(c *connection, name string) error {
+	s.mu.Lock()
+	known := s.exchanges[name]
+	s.mu.Unlock()
+	if known {
+		return nil
+	}
+	s.topology.Lock()
+	defer s.topology.Unlock()
+	ch, err := c.conn.Channel()
+	if err != nil {
+		return component.Retryable(fmt.Errorf("open a channel on %s: %w", s.where, err), 0)
+	}
+	ch, err = amqpconf.EnsureExchange(c.conn, ch, name, s.cfg.ExchangeType, s.cfg.Declare, s.log, s.where)
+	if ch != nil {
+		_ = ch.Close()
+	}
+	if err != nil {
+		if component.ClassOf(err) == component.ClassTaskPermanent {
+			// Other records may route to exchanges that exist.
+			return component.EventPermanent(err)
+		}
+		return err
+	}
+	s.mu.Lock()
+	s.exchanges[name] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// Write publishes msgs and returns once the broker confirmed every one.
+// Per-record failures (unroutable, a missing templated exchange, a nack)
+// come back as a *component.RecordErrors with classified errors.
+func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	c, err := s.connection(ctx, false)
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		return errors.New("rabbitmq sink: Write after Close")
+	}
+	start := time.Now()
+	pubs := make([]publishing, len(msgs))
+	var prep map[int]error
+	var buf []byte
+	for i := range msgs {
+		buf = s.prepare(&pubs[i], &msgs[i], buf)
+		if pubs[i].exchange != "" && !s.tpl.exchange.IsFixed {
+			if err := s.ensureExchange(c, pubs[i].exchange); err != nil {
+				if component.ClassOf(err) != component.ClassEventPermanent {
+					return err
+				}
+				if prep == nil {
+					prep = map[int]error{}
+				}
+				prep[i] = fmt.Errorf("event %s: %w", msgs[i].Pos, err)
+				pubs[i].skip = true
+			}
+		}
+	}
+	pc, err := s.channel(c)
+	if err != nil {
+		return err
+	}
+	res, err := pc.publish(ctx, s.cfg, pubs, s.cfg.ConfirmTimeout.D())
+	if err != nil {
+		// The channel's state is unknown (confirms outstanding, or it
+		// closed): it is not reused.
+		go func() { _ = pc.ch.Close() }()
+		if c.isDead() || errors.Is(err, amqp.ErrClosed) {
+			return component.Retryable(fmt.Errorf("publish to %s: connection lost: %w", s.where, err), 0)
+		}
+		return err
+	}
+	s.release(c, pc)
+	s.m.latency.Observe(time.Since(start).Seconds())
+	re := &component.RecordErrors{Errs: prep}
+	for i := range res {
+		switch {
+		case pubs[i].skip:
+		case res[i].returned != nil:
+			if re.Errs == nil {
+				re.Errs = map[int]error{}
+			}
+			r := res[i].returned
+			re.Errs[i] = component.EventPermanent(fmt.Errorf("event %s: unroutable: exchange %q has no queue bound for routing key %q (%d %s); bind a queue, fix routing_key, or set mandatory = false to drop such messages",
+				msgs[i].Pos, r.Exchange, r.RoutingKey, r.ReplyCode, r.ReplyText))
+		case !res[i].acked:
+			if re.Errs == nil {
+				re.Errs = map[int]error{}
+			}
+			re.Errs[i] = component.Retryable(fmt.Errorf("event %s: the broker refused the message (basic.nack): it could not store it", msgs[i].Pos), 0)
+		}
+	}
+	s.m.messages.Add(float64(len(msgs) - len(re.Errs)))
+	if len(re.Errs) == 0 {
+		return nil
+	}
+	for _, err := range re.Errs {
+		s.m.errors.WithLabelValues(component.ClassOf(err).String()).Inc()
+	}
+	return re
+}
+
+// publishing is one message ready to publish.
+type publishing struct {
+	exchange, key string
+	pub           amqp.Publishing
+	skip          bool // failed before publishing
+}
+
+// prepare renders the templates of m into p; rendered text goes to buf.
+func (s *Sink) prepare(p *publishing, m *message.Message, buf []byte) []byte {
+	t := s.tpl
+	buf, p.exchange = t.exchange.Render(buf, m.Event)
+	switch {
+	case t.routingKey != nil:
+		buf, p.key = t.routingKey.Render(buf, m.Event)
+	case len(m.Key) > 0:
+		p.key = string(m.Key)
+	}
+	p.pub = amqp.Publishing{Body: m.Payload, ContentType: s.cfg.ContentType, Timestamp: m.Time}
+	if s.cfg.Persistent {
+		p.pub.DeliveryMode = amqp.Persistent
+	}
+	if t.messageID != nil {
+		buf, p.pub.MessageId = t.messageID.Render(buf, m.Event)
+	}
+	if s.cfg.ForwardHeaders && len(m.Headers) > 0 || len(t.headers) > 0 {
+		h := make(amqp.Table, len(m.Headers)+len(t.headers))
+		if s.cfg.ForwardHeaders {
+			for _, mh := range m.Headers {
+				if !t.overrides(mh.Key) {
+					h[mh.Key] = string(mh.Value)
+				}
+			}
+		}
+		for _, th := range t.headers {
+			var v string
+			buf, v = th.tpl.Render(buf, m.Event)
+			h[th.name] = v
+		}
+		p.pub.Headers = h
+	}
+	return buf
+}
+
+// channel returns an idle confirm-mode channel of c, or opens one.
+func (s *Sink) channel(c *connection) (*pubChannel, error) {
+	s.mu.Lock()
+	if n := len(c.idle); n > 0 {
+		pc := c.idle[n-1]
+		c.idle = c.idle[:n-1]
+		s.mu.Unlock()
+		return pc, nil
+	}
+	s.mu.Unlock()
+	pc, err := openPubChannel(c.conn)
+	if err != nil {
+		return nil, component.Retryable(fmt.Errorf("open a confirm-mode channel on %s: %w", s.where, err), 0)
+	}
+	return pc, nil
+}
+
+// release returns pc to c's idle channels.
+func (s *Sink) release(c *connection, pc *pubChannel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || c.isDead() || pc.isDead() {
+		return
+	}
+	c.idle = append(c.idle, pc)
+}
+
+// Close closes the connection. It is safe without Open.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	c := s.cur
+	s.cur = nil
+	s.closed = true
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	if err := c.conn.CloseDeadline(deadline); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		return fmt.Errorf("close rabbitmq sink: %w", err)
+	}
+	return nil
+}
+
+// pubChannel is a channel in confirm mode used by one Write at a time. Its
+// goroutine takes confirms and returns as the connection's reader hands
+// them over: a mandatory message that cannot be routed comes back
+// (basic.return) before its confirm, so returns are always taken before
+// the confirm that follows them.
+type pubChannel struct {
+	ch       *amqp.Channel
+	confirms chan amqp.Confirmation
+	returns  chan amqp.Return
+	dead     chan struct{}
+
+	mu    sync.Mutex
+	batch *confirmBatch
+}
+
+// confirmBatch is the state of one Write's publishes.
+type confirmBatch struct {
+	first   uint64 // delivery tag of the first publish
+	n       int
+	results []result
+	pending int
+	rets    []amqp.Return
+	done    chan struct{}
+}
+
+type result struct {
+	confirmed bool
+	acked     bool
+	returned  *amqp.Return
+}
+
+func openPubChannel(conn *amqp.Connection) (*pubChannel, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, err
+	}
+	if err := ch.Confirm(false); err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	pc := &pubChannel{
+		ch:       ch,
+		confirms: ch.NotifyPublish(make(chan amqp.Confirmation, 256)),
+		returns:  ch.NotifyReturn(make(chan amqp.Return, 64)),
+		dead:     make(chan struct{}),
+	}
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	go pc.run(closed)
+	return pc, nil
+}
+
+func (pc *pubChannel) isDead() bool {
+	select {
+	case <-pc.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+func (pc *pubChannel) run(closed chan *amqp.Error) {
+	for {
+		select {
+		case r, ok := <-pc.returns:
+			if ok {
+				pc.onReturn(r)
+			}
+		case c, ok := <-pc.confirms:
+			if !ok {
+				close(pc.dead)
+				return
+			}
+			// A return precedes its confirm on the wire and was handed
+			// over first: take every waiting return before this confirm.
+			for drained := false; !drained; {
+				select {
+				case r, ok := <-pc.returns:
+					if ok {
+						pc.onReturn(r)
+					} else {
+						drained = true
+					}
+				default:
+					drained = true
+				}
+			}
+			pc.onConfirm(c)
+		case <-closed:
+			close(pc.dead)
+			return
+		}
+	}
+}
+
+func (pc *pubChannel) onReturn(r amqp.Return) {
+	pc.mu.Lock()
+	if b := pc.batch; b != nil {
+		b.rets = append(b.rets, r)
+	}
+	pc.mu.Unlock()
+}
+
+func (pc *pubChannel) onConfirm(c amqp.Confirmation) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	b := pc.batch
+	if b == nil || c.DeliveryTag < b.first || c.DeliveryTag >= b.first+uint64(b.n) {
+		return
+	}
+	r := &b.results[c.DeliveryTag-b.first]
+	if r.confirmed {
+		return
+	}
+	r.confirmed, r.acked = true, c.Ack
+	if b.pending--; b.pending == 0 {
+		close(b.done)
+	}
+}
+
+// publish publishes pubs (skipping those marked) and waits for their
+// confirms. It returns one result per publishing; an error means the
+// channel can no longer be trusted.
+func (pc *pubChannel) publish(ctx context.Context, cfg *Config, pubs []publishing, timeout time.Duration) ([]result, error) {
+	n := 0
+	for i := range pubs {
+		if !pubs[i].skip {
+			n++
+		}
+	}
+	results := make([]result, len(pubs))
+	if n == 0 {
+		return results, nil
+	}
+	b := &confirmBatch{first: pc.ch.GetNextPublishSeqNo(), n: n, results: make([]result, n), pending: n, done: make(chan struct{})}
+	pc.mu.Lock()
+	pc.batch = b
+	pc.mu.Unlock()
+	defer func() {
+		pc.mu.Lock()
+		pc.batch = nil
+		pc.mu.Unlock()
+	}()
+	for i := range pubs {
+		p := &pubs[i]
+		if p.skip {
+			continue
+		}
+		if err := pc.ch.PublishWithContext(ctx, p.exchange, p.key, cfg.Mandatory, false, p.pub); err != nil {
+			return nil, amqpconf.Classify(fmt.Errorf("publish to exchange %q: %w", p.exchange, err))
+		}
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-b.done:
+	case <-pc.dead:
+		return nil, component.Retryable(fmt.Errorf("channel closed before the broker confirmed %d messages", n), 0)
+	case <-ctx.Done():
+		return nil, component.Retryable(fmt.Errorf("waiting for publisher confirms: %w", ctx.Err()), 0)
+	case <-timer.C:
+		return nil, component.Retryable(fmt.Errorf("the broker did not confirm %d messages within confirm_timeout (%s)", n, timeout), 0)
+	}
+	pc.mu.Lock()
+	rets := b.rets
+	pc.mu.Unlock()
+	j := 0
+	for i := range pubs {
+		if pubs[i].skip {
+			continue
+		}
+		results[i].confirmed = b.results[j].confirmed
+		results[i].acked = b.results[j].acked
+		j++
+	}
+	// Returns come in publish order: match each to the next published
+	// message it is a copy of.
+	next := 0
+	for k := range rets {
+		r := &rets[k]
+		for i := next; i < len(pubs); i++ {
+			p := &pubs[i]
+			if p.skip || results[i].returned != nil {
+				continue
+			}
+			if p.exchange == r.Exchange && p.key == r.RoutingKey && bytes.Equal(p.pub.Body, r.Body) {
+				results[i].returned = r
+				next = i + 1
+				break
+			}
+		}
+	}
+	return results, nil
+}

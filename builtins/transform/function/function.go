@@ -1,0 +1,270 @@
+package function
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/builtins/internal/eventenc"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Register adds the function transform to r.
+func Register(r *component.Registry) {
+	r.Register(component.Spec{
+		Kind:    component.KindTransform,
+		Name:    "function",
+		Summary: "Call a remote function (AWS Lambda URL, Knative, OpenFaaS, any HTTP service) with a batch of events and use its answer as the outputs.",
+		Description: "POSTs the events as a JSON array to `url` and reads a JSON array with one result per event: its outputs " +
+			"(none filters the event, several fan it out) or an error, which sends the event to the dead-letter queue. " +
+			"A timeout, a connection failure, 408, 429 or a 5xx answer fails the call's events retryably, and the task's " +
+			"retry policy calls again (with all the events that are still failing in one call). See docs/connectors/function.md.",
+		Example: `[[transform]]
+type = "function"
+url = "https://fn.example.com/enrich"
+timeout = "10s"
+`,
+		New:   newConfig,
+		Build: build,
+	})
+}
+
+// Transform is the function transform.
+type Transform struct {
+	cfg      *Config
+	log      zerolog.Logger
+	client   *http.Client
+	url      string // without credentials
+	where    string // for messages
+	user     string
+	password string
+	headers  http.Header
+	m        metrics
+	bufs     sync.Pool // *[]byte request bodies
+}
+
+type metrics struct {
+	calls   *prometheus.CounterVec // outcome
+	latency prometheus.Observer
+}
+
+func build(c any, env component.Env) (any, error) {
+	cfg := c.(*Config)
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, err // Validate reported it
+	}
+	tr := &Transform{cfg: cfg, log: env.Logger, where: redact(cfg.URL), headers: http.Header{}}
+	if u.User != nil {
+		tr.user = u.User.Username()
+		tr.password, _ = u.User.Password()
+		u.User = nil
+	}
+	tr.url = u.String()
+	transport := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        64,
+		MaxIdleConnsPerHost: max(8, env.Concurrency*2),
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}
+	if cfg.TLS != nil {
+		tc, err := cfg.TLS.Config(env.Dir)
+		if err != nil {
+			return nil, err
+		}
+		transport.TLSClientConfig = tc
+	}
+	tr.client = &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tr.headers.Set("Content-Type", "application/json")
+	tr.headers.Set("Accept", "application/json")
+	tr.headers.Set("User-Agent", "sluice")
+	tr.headers.Set("X-Sluice-Task", env.Task)
+	for k, v := range cfg.Headers {
+		tr.headers.Set(k, v)
+	}
+	if cfg.Token != "" {
+		tr.headers.Set("Authorization", "Bearer "+cfg.Token.Reveal())
+	}
+	if env.Metrics != nil {
+		lbl := prometheus.Labels{"task": env.Task}
+		tr.m = metrics{
+			calls:   env.Metrics.Counter("function_calls_total", "Calls of the remote function, by outcome (ok, retryable, rejected).", "task", "outcome").MustCurryWith(lbl),
+			latency: env.Metrics.Histogram("function_call_seconds", "Time of one call of the remote function.", nil, "task").With(lbl),
+		}
+	} else {
+		tr.m = metrics{
+			calls:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"outcome"}),
+			latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
+		}
+	}
+	return tr, nil
+}
+
+// Close releases idle connections.
+func (t *Transform) Close(context.Context) error {
+	t.client.CloseIdleConnections()
+	return nil
+}
+
+// Apply calls the function with in, split into calls of at most max_batch
+// events and max_batch_bytes, in order.
+func (t *Transform) Apply(ctx context.Context, in []message.Message, out *component.Output) error {
+	start, size := 0, 2
+	for i := range in {
+		n := len(in[i].Payload) + 1
+		if i > start && (i-start >= t.cfg.MaxBatch || size+n > int(t.cfg.MaxBatchBytes)) {
+			if err := t.call(ctx, in[start:i], out); err != nil {
+				return err
+			}
+			start, size = i, 2
+		}
+		size += n
+	}
+	if start < len(in) {
+		return t.call(ctx, in[start:], out)
+	}
+	return nil
+}
+
+// call makes one request for in. Only the end of ctx is returned as an
+// error; every other failure is reported per event.
+func (t *Transform) call(ctx context.Context, in []message.Message, out *component.Output) error {
+	bp, _ := t.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	body := (*bp)[:0]
+	body = append(body, '[')
+	for i := range in {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		if v, ok := eventenc.JSONValue(in[i].Payload); ok {
+			body = append(body, v...)
+		} else {
+			// Not JSON (a template's text output): sent as a JSON string.
+			body = eventenc.AppendQuoted(body, in[i].Payload)
+		}
+	}
+	body = append(body, ']')
+	defer func() {
+		*bp = body
+		t.bufs.Put(bp)
+	}()
+
+	cctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout.D())
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if err != nil {
+		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s: %w", t.where, err)))
+		return nil
+	}
+	req.Header = t.headers.Clone()
+	if t.user != "" {
+		req.SetBasicAuth(t.user, t.password)
+	}
+	began := time.Now()
+	resp, err := t.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if cctx.Err() != nil {
+			err = fmt.Errorf("no answer within timeout (%s)", t.cfg.Timeout)
+		} else {
+			err = errors.Unwrap(err) // *url.Error repeats the URL, which may hold credentials
+		}
+		t.m.calls.WithLabelValues("retryable").Inc()
+		t.failAll(in, out, component.Retryable(fmt.Errorf("call function %s: %w", t.where, err), 0))
+		return nil
+	}
+	defer resp.Body.Close()
+	answer, rerr := io.ReadAll(io.LimitReader(resp.Body, int64(t.cfg.MaxResponse)+1))
+	t.m.latency.Observe(time.Since(began).Seconds())
+	if rerr != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t.m.calls.WithLabelValues("retryable").Inc()
+		t.failAll(in, out, component.Retryable(fmt.Errorf("call function %s: reading the answer: %w", t.where, rerr), 0))
+		return nil
+	}
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code < 300:
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		t.m.calls.WithLabelValues("retryable").Inc()
+		t.failAll(in, out, component.Retryable(fmt.Errorf("function %s answered %s: %s", t.where, resp.Status, excerpt(answer)), retryAfter(resp)))
+		return nil
+	default:
+		t.m.calls.WithLabelValues("rejected").Inc()
+		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s answered %s (%s): fix the request (url, headers, token) or the function", t.where, resp.Status, excerpt(answer))))
+		return nil
+	}
+	if len(answer) > int(t.cfg.MaxResponse) {
+		t.m.calls.WithLabelValues("rejected").Inc()
+		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s answered more than max_response_bytes (%s)", t.where, t.cfg.MaxResponse)))
+		return nil
+	}
+	rs := &results{in: in, out: out, where: t.where}
+	if err := parse(answer, len(in), t.cfg.Response, rs); err != nil {
+		t.m.calls.WithLabelValues("rejected").Inc()
+		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s: %w", t.where, err)))
+		return nil
+	}
+	t.m.calls.WithLabelValues("ok").Inc()
+	return nil
+}
+
+func (t *Transform) failAll(in []message.Message, out *component.Output, err error) {
+	for i := range in {
+		out.Fail(&in[i], err)
+	}
+}
+
+// retryAfter reads a Retry-After header given in seconds.
+func retryAfter(resp *http.Response) time.Duration {
+	if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return 0
+}
+
+// results turns parsed results into outputs and failures of one call.
+type results struct {
+	in    []message.Message
+	out   *component.Output
+	where string
+}
+
+func (r *results) output(i int, v []byte) {
+	o := r.out
+	start := len(o.Buf)
+	o.Buf = append(o.Buf, v...)
+	o.Emit(&r.in[i], o.Buf[start:len(o.Buf):len(o.Buf)])
+}
+
+func (r *results) fail(i int, msg string, retry bool) {
+	err := fmt.Errorf("function %s: %s", r.where, msg)
+	if retry {
+		r.out.Fail(&r.in[i], component.Retryable(err, 0))
+		return
+	}
+	r.out.Fail(&r.in[i], component.EventPermanent(err))
+}
