@@ -127,6 +127,16 @@ func matchAny(patterns []string, p string) bool {
 }
 
 func layerOf(p string) *layer {
+	// Shared test code is named for it: builtins/internal/*test and *e2e
+	// (amqptest, mqtttest, kafkae2e) hold helpers only tests import.
+	if rest, ok := strings.CutPrefix(p, "builtins/internal/"); ok && !strings.Contains(rest, "/") &&
+		(strings.HasSuffix(rest, "test") || strings.HasSuffix(rest, "e2e")) {
+		for i := range layers {
+			if layers[i].name == "test helpers" {
+				return &layers[i]
+			}
+		}
+	}
 	for i := range layers {
 		if matchAny(layers[i].pkgs, p) {
 			return &layers[i]
