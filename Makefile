@@ -126,6 +126,8 @@ bench: build plugins
 	# Databases (docs/performance.md, "Databases"): CDC events/s from PostgreSQL and upsert rows/s into
 	# PostgreSQL and MariaDB, each next to a plain program on the same driver (the floor).
 	$(GO) test -run '^$$' -bench 'BenchmarkCDC' -benchtime 1x -count 1 ./builtins/source/postgrescdc
+	# CDC rows/s from MariaDB's binlog next to the protocol package alone (docs/performance.md, "MariaDB change data capture").
+	$(GO) test -run '^$$' -bench 'BenchmarkCDC' -benchtime 1x -count 1 ./builtins/source/mysqlcdc
 	$(GO) test -run '^$$' -bench 'BenchmarkUpsert' -benchtime 1x -count 1 ./builtins/sink/postgres ./builtins/sink/mysql
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builtins/internal/cdc
 

@@ -20,6 +20,7 @@ import (
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
 	mqttsource "github.com/sluicehq/sluice/builtins/source/mqtt"
+	"github.com/sluicehq/sluice/builtins/source/mysqlcdc"
 	"github.com/sluicehq/sluice/builtins/source/postgrescdc"
 	rabbitmqsource "github.com/sluicehq/sluice/builtins/source/rabbitmq"
 	"github.com/sluicehq/sluice/builtins/source/sqlsource"
@@ -44,6 +45,7 @@ func RegisterAll(r *component.Registry) {
 	kafkasource.Register(r)
 	rabbitmqsource.Register(r)
 	mqttsource.Register(r)
+	mysqlcdc.Register(r)
 	postgrescdc.Register(r)
 	sqlsource.Register(r)
 

@@ -205,7 +205,7 @@ func TestValues(t *testing.T) {
 
 // TestFloatRoundTrip checks that floats read back as the same value.
 func TestFloatRoundTrip(t *testing.T) {
-	for _, f := range []float64{0, -0.0, 1.0 / 3, math.MaxFloat64, math.SmallestNonzeroFloat64, 123456789.125, -1e300} {
+	for _, f := range []float64{0, math.Copysign(0, -1), 1.0 / 3, math.MaxFloat64, math.SmallestNonzeroFloat64, 123456789.125, -1e300} {
 		var back float64
 		if err := json.Unmarshal(AppendFloat(nil, f, 64), &back); err != nil || back != f {
 			t.Errorf("%v read back as %v (%v)", f, back, err)

@@ -69,7 +69,7 @@ func TestParseMessages(t *testing.T) {
 	if c.op != 'U' || c.old != 'K' || string(c.before[0].data) != "1" || c.before[1].kind != 'n' || string(c.after[0].data) != "2" || c.after[1].kind != 'u' {
 		t.Fatalf("%+v", c)
 	}
-	if err := parseChange(msgChange('D', 'O', []string{"1", "x"}, nil), &c); err != nil || c.after != nil && len(c.after) != 0 || string(c.before[1].data) != "x" {
+	if err := parseChange(msgChange('D', 'O', []string{"1", "x"}, nil), &c); err != nil || len(c.after) != 0 || string(c.before[1].data) != "x" {
 		t.Fatalf("%+v %v", c, err)
 	}
 	if err := parseChange(msgChange('D', 0, nil, nil), &c); err == nil {

@@ -44,12 +44,6 @@ func (s *Source) beginSnapshot(ctx context.Context, name string) error {
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-func (s *Source) snapshotDone() bool {
-	s.ob.mu.Lock()
-	defer s.ob.mu.Unlock()
-	return s.st.SnapshotDone
-}
-
 // snapshot reads every table not yet delivered, in primary-key chunks,
 // and marks each chunk's progress for the checkpoint.
 func (s *Source) snapshot(ctx context.Context) error {

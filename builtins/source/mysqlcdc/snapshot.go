@@ -1,0 +1,333 @@
+package mysqlcdc
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/builtins/internal/binlog"
+	"github.com/sluicehq/sluice/builtins/internal/cdc"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// snapshot reads the tables not done yet in the snapshot transaction, in
+// primary-key chunks, each after the last key delivered.
+func (r *reader) snapshot(ctx context.Context) error {
+	conn := r.s.snapConn
+	defer func() {
+		conn.ExecContext(context.WithoutCancel(ctx), "COMMIT")
+		conn.Close()
+	}()
+	r.s.mu.Lock()
+	var snap snapshot
+	if r.s.snap != nil {
+		snap = *r.s.snap
+		snap.Tables = append([]snapTable(nil), r.s.snap.Tables...)
+	}
+	r.s.mu.Unlock()
+	start := parseSnapshotPosition(r.s.start)
+	for i, p := range snap.Tables {
+		if p.Done {
+			continue
+		}
+		db, table, _ := strings.Cut(p.Table, ".")
+		ts := r.tables[tableName{db, table}]
+		if ts == nil {
+			// No longer configured: count it as done.
+			r.s.ackSnapshot(i, nil, true, nil)
+			continue
+		}
+		began := time.Now()
+		n, err := r.snapshotTable(ctx, conn, ts, i, p.LastKey, snap, start)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return r.s.queryErr("snapshot of "+ts.lane, err)
+		}
+		r.s.log.Info().Str("table", ts.lane).Int("rows", n).Dur("took", time.Since(began)).Msg("table snapshot read")
+	}
+	return nil
+}
+
+// snapPosition is the snapshot's binlog position, for the source members.
+type snapPosition struct {
+	gtid string
+	file string
+	pos  uint32
+}
+
+func parseSnapshotPosition(st state) snapPosition {
+	p := snapPosition{gtid: st.GTID, file: st.File, pos: st.Pos}
+	return p
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// snapshotTable reads one table and returns how many rows it emitted.
+func (r *reader) snapshotTable(ctx context.Context, conn *sql.Conn, ts *tableState, idx int, lastKey [][]byte, snap snapshot, sp snapPosition) (int, error) {
+	sc := ts.schema
+	cols := make([]string, len(sc.Columns))
+	for i, c := range sc.Columns {
+		cols[i] = quoteIdent(c.Name)
+	}
+	from := " FROM " + quoteIdent(ts.name.DB) + "." + quoteIdent(ts.name.Table)
+	sel := "SELECT " + strings.Join(cols, ",") + from
+	keyed := len(sc.Key) > 0
+	order := ""
+	if keyed {
+		ks := make([]string, len(sc.Key))
+		for i, k := range sc.Key {
+			ks[i] = cols[k]
+		}
+		order = " ORDER BY " + strings.Join(ks, ",") + " LIMIT " + strconv.Itoa(r.s.o.chunk)
+	}
+	table := cdcTable(ts.name, binlogColumns(sc), sc.Key)
+	raw := make([]sql.RawBytes, len(sc.Columns))
+	ptrs := make([]any, len(raw))
+	for i := range raw {
+		ptrs[i] = &raw[i]
+	}
+	keyVals := make([][]byte, len(sc.Key))
+	if lastKey != nil {
+		for i := range keyVals {
+			if i < len(lastKey) {
+				keyVals[i] = append([]byte(nil), lastKey[i]...)
+			}
+		}
+	}
+	total := 0
+	for {
+		q := sel
+		var args []any
+		if keyed && lastKey != nil {
+			cond, a := keyCondition(cols, sc.Key, keyVals)
+			q += " WHERE " + cond
+			args = a
+		}
+		q += order
+		rows, err := conn.QueryContext(ctx, q, args...)
+		if err != nil {
+			return total, err
+		}
+		n := 0
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return total, err
+			}
+			n++
+			total++
+			for i, k := range sc.Key {
+				keyVals[i] = append(keyVals[i][:0], raw[k]...)
+			}
+			if err := r.snapshotRow(ctx, ts, table, idx, raw, keyVals, snap, sp, total); err != nil {
+				rows.Close()
+				return total, err
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return total, err
+		}
+		lastKey = keyVals
+		if !keyed || n < r.s.o.chunk {
+			break
+		}
+	}
+	b := r.builder(ts)
+	b.snapshot, b.snapIndex, b.final = true, idx, true
+	b.lastKey = copyKey(keyVals)
+	return total, r.flush(ctx, ts)
+}
+
+func copyKey(k [][]byte) [][]byte {
+	out := make([][]byte, len(k))
+	for i, v := range k {
+		out[i] = append([]byte{}, v...)
+	}
+	return out
+}
+
+// keyCondition is "key > last" for a (possibly composite) primary key, as
+// ORs of equalities that the optimizer turns into a range scan.
+func keyCondition(cols []string, key []int, last [][]byte) (string, []any) {
+	var ors []string
+	var args []any
+	for i := range key {
+		var ands []string
+		for j := 0; j < i; j++ {
+			ands = append(ands, cols[key[j]]+" = ?")
+			args = append(args, last[j])
+		}
+		ands = append(ands, cols[key[i]]+" > ?")
+		args = append(args, last[i])
+		ors = append(ors, "("+strings.Join(ands, " AND ")+")")
+	}
+	return strings.Join(ors, " OR "), args
+}
+
+// binlogColumns names the columns for the encoder.
+func binlogColumns(sc *binlog.TableSchema) []binlog.Column {
+	out := make([]binlog.Column, len(sc.Columns))
+	for i, c := range sc.Columns {
+		out[i].Name = c.Name
+	}
+	return out
+}
+
+// snapshotRow writes one row read by the snapshot as an "r" event.
+func (r *reader) snapshotRow(ctx context.Context, ts *tableState, table *cdc.Table, idx int, raw []sql.RawBytes, key [][]byte, snap snapshot, sp snapPosition, n int) error {
+	b := r.builder(ts)
+	b.snapshot, b.snapIndex = true, idx
+	r.idBuf = append(r.idBuf[:0], snap.Position...)
+	r.idBuf = append(r.idBuf, ':')
+	r.idBuf = append(r.idBuf, ts.lane...)
+	r.idBuf = append(r.idBuf, ':')
+	if len(key) == 0 {
+		r.idBuf = strconv.AppendInt(r.idBuf, int64(n), 10)
+	}
+	for i, k := range key {
+		if i > 0 {
+			r.idBuf = append(r.idBuf, ',')
+		}
+		r.idBuf = append(r.idBuf, k...)
+	}
+	start := len(b.slab)
+	dst := r.enc.Begin(b.slab, table, cdc.Read, r.idBuf, snap.TsMs)
+	dst = r.enc.NullImage(dst, cdc.Before)
+	dst = r.enc.BeginImage(dst, cdc.After)
+	for i, v := range raw {
+		dst = r.enc.Column(dst, i)
+		if v == nil {
+			dst = cdc.AppendNull(dst)
+			continue
+		}
+		dst = appendTextValue(dst, &ts.schema.Columns[i], v, r.s.o.decimalAsNumber)
+	}
+	dst = r.enc.EndImage(dst)
+	dst = r.enc.BeginSource(dst, true)
+	dst = cdc.AppendMember(dst, "gtid")
+	if sp.gtid != "" {
+		dst = cdc.AppendString(dst, []byte(sp.gtid))
+	} else {
+		dst = cdc.AppendNull(dst)
+	}
+	dst = cdc.AppendMember(dst, "file")
+	dst = cdc.AppendString(dst, []byte(sp.file))
+	dst = cdc.AppendMember(dst, "pos")
+	dst = strconv.AppendUint(dst, uint64(sp.pos), 10)
+	dst = cdc.AppendMember(dst, "server_id")
+	dst = strconv.AppendUint(dst, uint64(r.s.serverID), 10)
+	dst = cdc.AppendMember(dst, "row")
+	dst = strconv.AppendInt(dst, int64(n-1), 10)
+	dst, k := r.enc.End(dst)
+	b.slab = dst
+	ka, kb := 0, 0
+	if k != nil {
+		kb = len(dst) - 2
+		ka = kb - len(k)
+	}
+	b.spans = append(b.spans, span{start, len(dst), ka, kb})
+	b.msgs = append(b.msgs, message.Message{Time: time.UnixMilli(snap.TsMs), Pos: message.Position{Stream: ts.lane, Offset: int64(n - 1)}})
+	r.pending++
+	if len(b.msgs) >= r.s.o.maxEvents {
+		b.lastKey = copyKey(key)
+		return r.flush(ctx, ts)
+	}
+	return nil
+}
+
+// appendTextValue renders a value read by the snapshot (the server's text)
+// as the binlog path renders the same value.
+func appendTextValue(dst []byte, c *binlog.SchemaColumn, v []byte, decimalAsNumber bool) []byte {
+	switch c.DataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "float", "double", "real", "double precision":
+		if c.DataType == "float" || c.DataType == "double" || c.DataType == "real" {
+			if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+				bits := 64
+				if c.DataType == "float" {
+					bits = 32
+				}
+				return cdc.AppendFloat(dst, f, bits)
+			}
+		}
+		return cdc.AppendNumberText(dst, v)
+	case "decimal", "numeric":
+		return cdc.AppendDecimal(dst, v, decimalAsNumber)
+	case "year":
+		y, err := strconv.Atoi(string(v))
+		if err != nil {
+			return cdc.AppendString(dst, v)
+		}
+		return strconv.AppendInt(dst, int64(y), 10)
+	case "date":
+		if isZeroDate(v) {
+			return cdc.AppendNull(dst)
+		}
+		return cdc.AppendString(dst, v)
+	case "datetime", "timestamp":
+		if isZeroDate(v) {
+			return cdc.AppendNull(dst)
+		}
+		dst = append(dst, '"')
+		for _, ch := range v {
+			if ch == ' ' {
+				ch = 'T'
+			}
+			dst = append(dst, ch)
+		}
+		return append(dst, 'Z', '"')
+	case "bit":
+		var x uint64
+		for _, ch := range v {
+			x = x<<8 | uint64(ch)
+		}
+		if c.ColumnType == "bit(1)" {
+			return cdc.AppendBool(dst, x != 0)
+		}
+		return cdc.AppendUint(dst, x)
+	case "json":
+		return cdc.AppendJSON(dst, v)
+	}
+	if c.JSON {
+		return cdc.AppendJSON(dst, v)
+	}
+	if c.Binary {
+		return cdc.AppendBytes(dst, v)
+	}
+	return cdc.AppendString(dst, v)
+}
+
+func isZeroDate(v []byte) bool {
+	return len(v) >= 10 && string(v[:10]) == "0000-00-00"
+}
+
+// applySchema completes a table map from information_schema. When the
+// table has more columns now than the event (columns added since it was
+// written) and the event's columns match the first ones, those are used.
+func applySchema(sc *binlog.TableSchema, tm *binlog.TableMap, log zerolog.Logger) error {
+	err := sc.Apply(tm)
+	if err == nil || tm.HasNames || len(sc.Columns) <= len(tm.Columns) {
+		return err
+	}
+	prefix := *sc
+	prefix.Columns = sc.Columns[:len(tm.Columns)]
+	prefix.Key = nil
+	for _, k := range sc.Key {
+		if k >= len(tm.Columns) {
+			return err
+		}
+		prefix.Key = append(prefix.Key, k)
+	}
+	if perr := prefix.Apply(tm); perr != nil {
+		return err
+	}
+	log.Warn().Str("table", sc.Schema+"."+sc.Table).Int("event_columns", len(tm.Columns)).Int("columns", len(sc.Columns)).
+		Msg("binlog events older than columns added to the table: decoding them with the first columns")
+	return nil
+}
