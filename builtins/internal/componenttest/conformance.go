@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +60,8 @@ type SourceSuite struct {
 	Snapshot bool
 	// Count is how many records the read checks produce (default 40).
 	Count int
+
+	run string // this run of the suite, in the records' bodies
 }
 
 // produceAndOpen opens a source and produces bodies, in the order the
@@ -90,6 +93,7 @@ func Source(t *testing.T, s SourceSuite) {
 	if s.Count == 0 {
 		s.Count = 40
 	}
+	s.run = fmt.Sprintf("%d-%d", time.Now().UnixNano(), runs.Add(1))
 	t.Run("CloseWithoutOpen", func(t *testing.T) {
 		src := s.New(t)
 		if err := closeWithin(src); err != nil {
@@ -202,7 +206,7 @@ func Source(t *testing.T, s SourceSuite) {
 // sourceReadChecks are the checks of records the test produced.
 func sourceReadChecks(t *testing.T, s SourceSuite) {
 	t.Run("ReadAckCommit", func(t *testing.T) {
-		bodies := makeBodies(t, "read", s.Count)
+		bodies := makeBodies(t, s, "read", s.Count)
 		src := produceAndOpen(t, s, bodies)
 		got := readBodies(t, s, src, bodies, ackAll)
 		if s.Ordered {
@@ -214,7 +218,7 @@ func sourceReadChecks(t *testing.T, s SourceSuite) {
 		// The next source must not read what was acknowledged: produce a
 		// marker and expect it before any of the old records. A source that
 		// keeps no position reads them all again.
-		marker := makeBodies(t, "marker", 1)
+		marker := makeBodies(t, s, "marker", 1)
 		src = produceAndOpen(t, s, marker)
 		if s.Rereads {
 			readBodies(t, s, src, append(bodies, marker...), ackAll)
@@ -227,7 +231,7 @@ func sourceReadChecks(t *testing.T, s SourceSuite) {
 	})
 	if s.Redelivers {
 		t.Run("NackRedelivers", func(t *testing.T) {
-			bodies := makeBodies(t, "nack", s.Count)
+			bodies := makeBodies(t, s, "nack", s.Count)
 			src := produceAndOpen(t, s, bodies)
 			// Nack every other batch and never ack the rest.
 			n := 0
@@ -300,13 +304,21 @@ func closeWithin(c interface{ Close(context.Context) error }) error {
 	}
 }
 
-func makeBodies(t testing.TB, kind string, n int) [][]byte {
+// makeBodies returns n record bodies naming the test and the suite's run,
+// so that records of an earlier run (-count, a shared server) are never
+// taken for this run's.
+func makeBodies(t testing.TB, s SourceSuite, kind string, n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
-		out[i] = fmt.Appendf(nil, `{"conformance":%q,"test":%q,"n":%d}`, kind, t.Name(), i)
+		out[i] = fmt.Appendf(nil, `{"conformance":%q,"test":%q,"n":%d}`, kind, runName(t, s), i)
 	}
 	return out
 }
+
+func runName(t testing.TB, s SourceSuite) string { return t.Name() + "#" + s.run }
+
+// runs numbers the suite's runs in this process.
+var runs atomic.Int64
 
 // readBodies reads until every body of want was seen at least once, handing
 // each batch to settle, and returns the test's bodies by lane in read order.
@@ -337,7 +349,7 @@ func readBodies(t testing.TB, s SourceSuite, src component.Source, want [][]byte
 				continue
 			}
 			if !known[string(body)] {
-				if bytes.Contains(body, []byte(`"conformance"`)) && bytes.Contains(body, []byte(fmt.Sprintf("%q", t.Name()))) {
+				if bytes.Contains(body, []byte(`"conformance"`)) && bytes.Contains(body, []byte(fmt.Sprintf("%q", runName(t, s)))) {
 					t.Fatalf("read a record of this test that was acknowledged before: %s", body)
 				}
 				continue
@@ -446,8 +458,11 @@ type SinkSuite struct {
 //     task-permanent.
 func Sink(t *testing.T, s SinkSuite) {
 	if s.Payload == nil {
+		// The run in the payload keeps an earlier run's records (-count, a
+		// table or topic the test reuses) from passing for this run's.
+		run := fmt.Sprintf("%d-%d", time.Now().UnixNano(), runs.Add(1))
 		s.Payload = func(t testing.TB, i int) []byte {
-			return fmt.Appendf(nil, `{"conformance":%q,"n":%d}`, t.Name(), i)
+			return fmt.Appendf(nil, `{"conformance":%q,"n":%d}`, t.Name()+"#"+run, i)
 		}
 	}
 	if s.Same == nil {
