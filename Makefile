@@ -119,6 +119,7 @@ bench: build plugins
 	$(GO) test -run '^$$' -bench 'GoGuestUpper|GoGuestPass|HostOverhead|SecondStart' -benchmem -count 1 ./runtime/wasmhost
 	cd plugins && GOFLAGS=-mod=mod $(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 	$(GO) test -run '^$$' -bench KafkaPipeline -benchtime 200000x -count 1 ./builtins/internal/kafkae2e
+	$(GO) test -run '^$$' -bench 'NATS|Redis' -benchtime 50000x -count 1 ./builtins/internal/natsredise2e
 	$(GO) test -run '^$$' -bench . -benchtime 60000x -count 1 ./builtins/source/rabbitmq ./builtins/sink/rabbitmq ./builtins/source/mqtt ./builtins/sink/mqtt
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/bench.toml
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/wasm-bench.toml

@@ -11,8 +11,10 @@ import (
 	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
 	mqttsink "github.com/sluicehq/sluice/builtins/sink/mqtt"
 	mysqlsink "github.com/sluicehq/sluice/builtins/sink/mysql"
+	natssink "github.com/sluicehq/sluice/builtins/sink/nats"
 	pgsink "github.com/sluicehq/sluice/builtins/sink/postgres"
 	rabbitmqsink "github.com/sluicehq/sluice/builtins/sink/rabbitmq"
+	redissink "github.com/sluicehq/sluice/builtins/sink/redis"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
 	"github.com/sluicehq/sluice/builtins/source/dlq"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
@@ -21,8 +23,10 @@ import (
 	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
 	mqttsource "github.com/sluicehq/sluice/builtins/source/mqtt"
 	"github.com/sluicehq/sluice/builtins/source/mysqlcdc"
+	natssource "github.com/sluicehq/sluice/builtins/source/nats"
 	"github.com/sluicehq/sluice/builtins/source/postgrescdc"
 	rabbitmqsource "github.com/sluicehq/sluice/builtins/source/rabbitmq"
+	redissource "github.com/sluicehq/sluice/builtins/source/redis"
 	"github.com/sluicehq/sluice/builtins/source/sqlsource"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
@@ -43,6 +47,8 @@ func RegisterAll(r *component.Registry) {
 	dlq.Register(r)
 	httpsource.Register(r)
 	kafkasource.Register(r)
+	natssource.Register(r)
+	redissource.Register(r)
 	rabbitmqsource.Register(r)
 	mqttsource.Register(r)
 	mysqlcdc.Register(r)
@@ -60,6 +66,8 @@ func RegisterAll(r *component.Registry) {
 	filesink.Register(r)
 	httpsink.Register(r)
 	kafkasink.Register(r)
+	natssink.Register(r)
+	redissink.Register(r)
 	rabbitmqsink.Register(r)
 	mqttsink.Register(r)
 	pgsink.Register(r)

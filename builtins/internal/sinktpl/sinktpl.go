@@ -115,3 +115,7 @@ func (c *Compiler) Compile(key []string, text string, strict bool) *template.Tem
 	}
 	return nil
 }
+
+// Fixed reports whether text holds no placeholder, so that it can be used
+// as it is without rendering.
+func Fixed(text string) bool { return !strings.Contains(text, "${") }

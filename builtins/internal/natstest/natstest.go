@@ -1,0 +1,250 @@
+// Package natstest helps tests of the nats connectors talk to the local
+// NATS server with JetStream: connect, create per-test streams that are
+// deleted at the end of the test, publish, read a stream back, and start a
+// throwaway server with authentication. Only test binaries import it.
+package natstest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+// Server is a NATS server tests talk to.
+type Server struct {
+	URL  string
+	Addr string // host:port
+	NC   *nats.Conn
+	JS   jetstream.JetStream
+}
+
+// Local returns the local NATS server (testkit.NATS skips or fails the test
+// when it is down), connected.
+func Local(t testing.TB) *Server {
+	t.Helper()
+	u := testkit.NATS(t)
+	nc, err := nats.Connect(u, nats.Name("sluice-test"))
+	if err != nil {
+		t.Fatalf("connect to %s: %v", u, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(u, "nats://")
+	return &Server{URL: u, Addr: addr, NC: nc, JS: js}
+}
+
+// Ctx returns a context that ends with the test's default wait.
+func Ctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Stream creates a stream over subjects, deleted at the end of the test.
+func (s *Server) Stream(t testing.TB, name string, subjects ...string) jetstream.Stream {
+	t.Helper()
+	st, err := s.JS.CreateStream(Ctx(t), jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatalf("create stream %s: %v", name, err)
+	}
+	s.DeleteAtEnd(t, name)
+	return st
+}
+
+// DeleteAtEnd deletes the stream name (with its consumers) at the end of
+// the test, whoever created it.
+func (s *Server) DeleteAtEnd(t testing.TB, name string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.JS.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Logf("delete stream %s: %v", name, err)
+		}
+	})
+}
+
+// Publish publishes bodies to subject through JetStream, waiting for
+// every acknowledgement (in chunks that stay within the client's window of
+// outstanding publishes).
+func (s *Server) Publish(t testing.TB, subject string, bodies [][]byte) {
+	t.Helper()
+	for len(bodies) > 1000 {
+		s.Publish(t, subject, bodies[:1000])
+		bodies = bodies[1000:]
+	}
+	futs := make([]jetstream.PubAckFuture, 0, len(bodies))
+	for _, b := range bodies {
+		f, err := s.JS.PublishAsync(subject, b)
+		if err != nil {
+			t.Fatalf("publish to %s: %v", subject, err)
+		}
+		futs = append(futs, f)
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatalf("publish to %s: %v", subject, err)
+		case <-time.After(testkit.Scale(testkit.DefaultWait)):
+			t.Fatalf("publish to %s: no acknowledgement", subject)
+		}
+	}
+}
+
+// Msg is a message read back from a stream.
+type Msg struct {
+	Subject string
+	Data    []byte
+	Header  nats.Header
+	Seq     uint64
+}
+
+// ReadAll returns every message the stream holds, in sequence order.
+func (s *Server) ReadAll(t testing.TB, stream string) []Msg {
+	t.Helper()
+	ctx := Ctx(t)
+	st, err := s.JS.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Msg
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uint64(len(out)) < info.State.Msgs {
+		b, err := c.Fetch(int(min(info.State.Msgs-uint64(len(out)), 10000)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range b.Messages() {
+			md, _ := m.Metadata()
+			out = append(out, Msg{Subject: m.Subject(), Data: m.Data(), Header: m.Headers(), Seq: md.Sequence.Stream})
+			n++
+			if md.Sequence.Stream >= info.State.LastSeq {
+				return out
+			}
+		}
+		if err := b.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return out
+}
+
+// StreamMsgs returns how many messages the stream holds.
+func (s *Server) StreamMsgs(t testing.TB, stream string) uint64 {
+	t.Helper()
+	st, err := s.JS.Stream(Ctx(t), stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := st.Info(Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// AckPending returns the durable's messages delivered and not acknowledged,
+// and those not delivered yet.
+func (s *Server) AckPending(t testing.TB, stream, durable string) (ackPending int, pending uint64) {
+	t.Helper()
+	c, err := s.JS.Consumer(Ctx(t), stream, durable)
+	if err != nil {
+		t.Fatalf("durable %s: %v", durable, err)
+	}
+	info, err := c.Info(Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.NumAckPending, info.NumPending
+}
+
+// StreamName returns a unique JetStream stream name for the test (letters,
+// digits and '_' only).
+func StreamName(t testing.TB, prefix string) string {
+	return strings.ToUpper(testkit.Unique(t, prefix))
+}
+
+// AuthServer starts a throwaway nats-server with JetStream and
+// user/password authentication on a free port, stopped at the end of the
+// test. It skips the test when nats-server is not installed (fails with
+// SLUICE_INTEGRATION=1).
+func AuthServer(t testing.TB, user, password string) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		bin = "/usr/sbin/nats-server"
+		if _, serr := os.Stat(bin); serr != nil {
+			if testkit.Integration() {
+				t.Fatal("nats-server is not installed")
+			}
+			t.Skip("nats-server is not installed")
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	text := fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\nauthorization { user: %q, password: %q }\n", port, filepath.Join(dir, "js"), user, password)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	testkit.WaitFor(t, "the throwaway nats-server to listen", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	u := fmt.Sprintf("nats://%s:%s@%s", user, password, addr)
+	nc, err := nats.Connect(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Server{URL: "nats://" + addr, Addr: addr, NC: nc, JS: js}
+}

@@ -1,0 +1,187 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
+	"github.com/sluicehq/sluice/builtins/internal/redistest"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+func openSink(t *testing.T, src string) *Sink {
+	t.Helper()
+	s := buildSink(t, src)
+	if err := s.Open(redistest.Ctx(t)); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func record(id, payload string) message.Message {
+	ev := fmt.Sprintf(`{"specversion":"1.0","id":%q,"data":{"user":"u-%s","region":"eu"}}`, id, id)
+	return message.Message{Payload: []byte(payload), Event: []byte(ev), Pos: message.Position{Stream: "in", Offset: 1}}
+}
+
+func TestStreamModeFieldsAndTrim(t *testing.T) {
+	srv := redistest.Local(t)
+	stream := srv.Key(t, "s")
+	s := openSink(t, fmt.Sprintf(`url = %q
+stream = "%s:${region}"
+field = "body"
+fields = { id = "${id}", fixed = "f" }
+variables = { region = "$.data.region", id = "$.id" }
+max_len = 10
+`, srv.URL, stream))
+	msgs := make([]message.Message, 500)
+	for i := range msgs {
+		msgs[i] = record(fmt.Sprint(i), fmt.Sprintf(`{"n":%d}`, i))
+	}
+	if err := s.Write(redistest.Ctx(t), msgs); err != nil {
+		t.Fatal(err)
+	}
+	es := srv.Entries(t, stream+":eu")
+	// Trimming is approximate: whole nodes of about 100 entries go.
+	if len(es) >= 500 || len(es) < 10 {
+		t.Fatalf("the stream holds %d entries after max_len = 10", len(es))
+	}
+	last := es[len(es)-1].Values
+	if last["body"] != `{"n":499}` || last["id"] != "499" || last["fixed"] != "f" || len(last) != 3 {
+		t.Fatalf("last entry %v", last)
+	}
+}
+
+func TestHashMode(t *testing.T) {
+	srv := redistest.Local(t)
+	prefix := srv.Key(t, "user")
+	s := openSink(t, fmt.Sprintf(`url = %q
+mode = "hash"
+key = "%s:${user}"
+variables = { user = "$.data.user" }
+ttl = "1h"
+`, srv.URL, prefix))
+	ctx := redistest.Ctx(t)
+	err := s.Write(ctx, []message.Message{
+		record("1", `{"name":"Ann","tags":["a","b"], "age": 41, "esc\u00e9":"caf\u00e9\n", "nested":{"x":null}}`),
+		record("2", `{"name":"Bob"}`),
+		record("3", `[1,2]`),
+		record("4", `{}`),
+		record("5", `{"name": "broken"`),
+	})
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || len(re.Errs) != 2 || component.ClassOf(re.Errs[2]) != component.ClassEventPermanent || component.ClassOf(re.Errs[4]) != component.ClassEventPermanent {
+		t.Fatalf("Write: %v", err)
+	}
+	if !strings.Contains(re.Errs[2].Error(), "not one (a transform can shape it)") {
+		t.Fatalf("%v", re.Errs[2])
+	}
+	h, _ := srv.C.HGetAll(ctx, prefix+":u-1").Result()
+	want := map[string]string{"name": "Ann", "tags": `["a","b"]`, "age": "41", "escé": "café\n", "nested": `{"x":null}`}
+	if fmt.Sprint(h) != fmt.Sprint(want) {
+		t.Fatalf("hash\n got %v\nwant %v", h, want)
+	}
+	if ttl, _ := srv.C.PTTL(ctx, prefix+":u-1").Result(); ttl < 59*time.Minute {
+		t.Fatalf("ttl %v", ttl)
+	}
+	if n, _ := srv.C.Exists(ctx, prefix+":u-4").Result(); n != 0 {
+		t.Fatal("an empty object wrote a key")
+	}
+	// HSET merges; JSON null deletes.
+	if err := s.Write(ctx, []message.Message{record("1", `{"age":42}`), record("2", ` null `)}); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := srv.C.HGetAll(ctx, prefix+":u-1").Result(); h["age"] != "42" || h["name"] != "Ann" {
+		t.Fatalf("merged hash %v", h)
+	}
+	if n, _ := srv.C.Exists(ctx, prefix+":u-2").Result(); n != 0 {
+		t.Fatal("null did not delete the key")
+	}
+}
+
+func TestSetMode(t *testing.T) {
+	srv := redistest.Local(t)
+	prefix := srv.Key(t, "kv")
+	s := openSink(t, fmt.Sprintf("url = %q\nmode = \"set\"\nkey = \"%s:${id}\"\nvariables = { id = \"$.id\" }\nttl = \"90s\"\n", srv.URL, prefix))
+	ctx := redistest.Ctx(t)
+	if err := s.Write(ctx, []message.Message{record("a", `{"v":1}`), record("b", "plain text")}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := srv.C.Get(ctx, prefix+":a").Result(); v != `{"v":1}` {
+		t.Fatalf("%q", v)
+	}
+	if ttl, _ := srv.C.PTTL(ctx, prefix+":b").Result(); ttl <= 80*time.Second || ttl > 90*time.Second {
+		t.Fatalf("ttl %v", ttl)
+	}
+	if err := s.Write(ctx, []message.Message{record("a", "null")}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := srv.C.Exists(ctx, prefix+":a").Result(); n != 0 {
+		t.Fatal("null did not delete the key")
+	}
+	// A key rendered empty fails its record only.
+	s2 := openSink(t, fmt.Sprintf("url = %q\nmode = \"set\"\nkey = \"${nothing}\"\nvariables = { nothing = \"$.data.missing\" }\n", srv.URL))
+	err := s2.Write(ctx, []message.Message{record("a", "1")})
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || component.ClassOf(re.Errs[0]) != component.ClassEventPermanent || !strings.Contains(re.Errs[0].Error(), "rendered an empty key") {
+		t.Fatalf("Write: %v", err)
+	}
+}
+
+func TestWrongTypeFailsTheRecord(t *testing.T) {
+	srv := redistest.Local(t)
+	prefix := srv.Key(t, "wt")
+	ctx := redistest.Ctx(t)
+	srv.C.Set(ctx, prefix+":str", "x", 0)
+	s := openSink(t, fmt.Sprintf("url = %q\nstream = \"%s:${id}\"\nvariables = { id = \"$.id\" }\n", srv.URL, prefix))
+	err := s.Write(ctx, []message.Message{record("ok", "1"), record("str", "2")})
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || len(re.Errs) != 1 || component.ClassOf(re.Errs[1]) != component.ClassEventPermanent || !strings.Contains(re.Errs[1].Error(), "WRONGTYPE") {
+		t.Fatalf("Write: %v", err)
+	}
+	if len(srv.Entries(t, prefix+":ok")) != 1 {
+		t.Fatal("the good record was not written")
+	}
+}
+
+func TestBadCredentials(t *testing.T) {
+	auth := redistest.AuthServer(t, "right")
+	s := buildSink(t, fmt.Sprintf("url = %q\npassword = \"wrong\"\nstream = \"s\"\n", auth.URL))
+	err := s.Open(redistest.Ctx(t))
+	if component.ClassOf(err) != component.ClassTaskPermanent || !strings.Contains(err.Error(), "refused the credentials") || strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("Open: %v", err)
+	}
+	s = openSink(t, fmt.Sprintf("url = %q\npassword = \"right\"\nstream = \"s\"\n", auth.URL))
+	if err := s.Write(redistest.Ctx(t), []message.Message{record("a", "1")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	for src, want := range map[string]string{
+		`mode = "stream"`:                              `sink: mode = "stream" needs the stream key`,
+		"mode = \"hash\"":                              `sink: mode = "hash" needs the key key`,
+		"stream = \"s\"\nttl = \"1m\"":                 `sink.ttl: ttl is used only with mode = "hash" or "set"`,
+		"mode = \"set\"\nkey = \"k\"\nmax_len = 5":     `sink.max_len: max_len is used only with mode = "stream"`,
+		"stream = \"s\"\nfields = { payload = \"x\" }": `sink.fields.payload: field "payload" holds the payload`,
+		"stream = \"s:${nope}\"":                       `sink.stream: unknown variable "nope"`,
+	} {
+		_, p := componenttest.Decode(t, Register, component.KindSink, "redis", "url = \"redis://127.0.0.1:6379/0\"\n"+src)
+		var msgs []string
+		for _, pr := range p.List() {
+			msgs = append(msgs, pr.PathString()+": "+pr.Msg)
+		}
+		if len(msgs) != 1 || !strings.HasPrefix(msgs[0], want) {
+			t.Errorf("%s:\n got %q\nwant %s", src, msgs, want)
+		}
+	}
+	_, p := componenttest.Decode(t, Register, component.KindSink, "redis", "url = \"http://x\"\nstream = \"s\"\n")
+	if p.Len() != 1 || !strings.Contains(p.List()[0].Msg, "invalid Redis URL") {
+		t.Fatalf("%v", p.List())
+	}
+}
