@@ -3,6 +3,7 @@ package sdk
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -65,6 +66,18 @@ func paramsOf(cfg any) []Param {
 	return ps
 }
 
+func article(typ string) string {
+	switch typ {
+	case "int":
+		return "an integer"
+	case "float":
+		return "a number"
+	case "any":
+		return "any value"
+	}
+	return "a " + typ
+}
+
 func typeName(t reflect.Type) string {
 	switch t.Kind() {
 	case reflect.String:
@@ -95,6 +108,12 @@ func initPlugin(config []byte) error {
 		dec := json.NewDecoder(bytes.NewReader(config))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(plugin.Config); err != nil {
+			// A rejection that starts with key "PATH": points the host at
+			// the key (docs/abi.md, sluice_init).
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				return fmt.Errorf("invalid config: key %q: expected %s, got %s", te.Field, article(typeName(te.Type)), te.Value)
+			}
 			return fmt.Errorf("invalid config: %v", strings.TrimPrefix(err.Error(), "json: "))
 		}
 		var keys map[string]json.RawMessage

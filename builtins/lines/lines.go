@@ -1,5 +1,5 @@
 // Package lines frames payloads as newline-delimited records, the way every
-// line-writing sink (stdout, files) must (design.md §3): each payload is
+// line-writing sink (stdout, files) must (docs/architecture.md, "Line sources and line sinks"): each payload is
 // followed by a newline, a JSON payload is written compact, and a non-JSON
 // payload holding a newline is refused rather than breaking the framing.
 package lines

@@ -12,7 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluicehq/sluice/builtins/source/generate"
+	"github.com/rs/zerolog"
+
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
@@ -21,17 +22,17 @@ import (
 // standard input and its standard output counted, and reports events/s,
 // MB/s and the child's peak RSS.
 func benchCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("bench", stderr, "bench [--events N] [--cores N] [--preset orders|clicks] TASK.toml")
+	fs := newFlagSet("bench", stderr, "bench [--events N] [--cores N] [--preset orders|clicks] TASK.toml",
+		"Runs a stdin task as a child process over N generated events and reports events/s, MB/s and peak RSS.")
 	events := fs.Int64("events", 1_000_000, "events to push through the task")
 	cores := fs.Int("cores", 0, "GOMAXPROCS of the measured process (0: all)")
 	preset := fs.String("preset", "orders", "shape of the generated events")
 	keep := fs.String("input", "", "reuse (or create) this events file instead of a temporary one")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return exitUsage
+		return usageErr(err)
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "sluice bench: want one task file (its source must be stdin)")
+	if !wantArgs(fs, pos, 1, 1, "one task file (its source must be stdin)") {
 		return exitUsage
 	}
 	input := *keep
@@ -132,9 +133,16 @@ func ensureEvents(path string, n int64, preset string) (int64, error) {
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
-	src := generate.New(&generate.Config{Count: n, BatchSize: 4096, Preset: preset, Seed: 1, Source: "sluice/generate"})
+	inst, err := buildComponent(component.KindSource, "generate", map[string]any{"count": n, "batch_size": int64(4096), "preset": preset, "seed": int64(1)}, component.Env{Task: "bench", Logger: zerolog.Nop()})
+	if err != nil {
+		return 0, err
+	}
+	src := inst.(component.Source)
 	ctx := context.Background()
-	_ = src.Open(ctx)
+	if err := src.Open(ctx); err != nil {
+		return 0, err
+	}
+	defer src.Close(ctx)
 	for {
 		b, err := src.Read(ctx)
 		if err != nil {
@@ -175,5 +183,3 @@ func countLines(path string) (int64, error) {
 		}
 	}
 }
-
-var _ component.Source = (*generate.Source)(nil)

@@ -14,17 +14,32 @@ import (
 // devCmd runs local stand-ins of the services tasks talk to, for trying
 // pipelines by hand.
 func devCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "kafka" {
-		fmt.Fprintln(stderr, "Usage: sluice dev kafka [--addr HOST:PORT] [--brokers N] [--partitions N] [--topics a,b]")
+	const usage = "Usage: sluice dev kafka [--addr HOST:PORT] [--brokers N] [--partitions N] [--topics a,b]\n\n" +
+		"Serves a local in-memory Kafka (brokers and topics) until Ctrl-C, for trying pipelines.\n" +
+		"Run 'sluice help dev kafka' for its options."
+	switch {
+	case len(args) == 0:
+		fmt.Fprintln(stderr, usage)
+		return exitUsage
+	case isHelp(args[0]):
+		fmt.Fprintln(stdout, usage)
+		return exitOK
+	case args[0] != "kafka":
+		fmt.Fprintf(stderr, "sluice dev: unknown subcommand %q (want kafka)\n", args[0])
 		return exitUsage
 	}
-	fs := newFlagSet("dev kafka", stderr, "dev kafka [options]")
+	fs := newFlagSet("dev kafka", stderr, "dev kafka [options]",
+		"Serves a local in-memory Kafka until Ctrl-C (what tests use: franz-go's kfake).")
 	addr := fs.String("addr", "127.0.0.1:9092", "host:port of the first broker (more brokers take the next ports)")
 	brokers := fs.Int("brokers", 1, "number of brokers")
 	partitions := fs.Int("partitions", 1, "partitions of each topic, auto-created ones included")
 	topics := fs.String("topics", "", "comma-separated topics to create")
 	auto := fs.Bool("auto-create", true, "let clients create topics by using them")
-	if _, err := parseInterleaved(fs, args[1:]); err != nil {
+	pos, err := parseArgs(fs, args[1:], stdout)
+	if err != nil {
+		return usageErr(err)
+	}
+	if !wantArgs(fs, pos, 0, 0, "") {
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

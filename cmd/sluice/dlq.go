@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,19 +13,21 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/sluicehq/sluice/builtins/sink/file"
-	"github.com/sluicehq/sluice/builtins/source/dlq"
 	"github.com/sluicehq/sluice/runtime/component"
-	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/runner"
 )
 
 // dlqCmd inspects and replays dead-letter files.
 func dlqCmd(args []string, stdout, stderr io.Writer) int {
+	const usage = "Usage: sluice dlq show FILE...\n" +
+		"       sluice dlq replay TASK.toml --from FILE [options]\n\n" +
+		"Summarises dead-letter files, or runs their events through the (fixed) task again.\n" +
+		"Run 'sluice help dlq SUBCOMMAND' for a subcommand's options."
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: sluice dlq show FILE... | sluice dlq replay TASK.toml --from FILE [options]")
+		fmt.Fprintln(stderr, usage)
 		return exitUsage
 	}
 	switch args[0] {
@@ -33,6 +36,10 @@ func dlqCmd(args []string, stdout, stderr io.Writer) int {
 	case "replay":
 		return dlqReplay(args[1:], stdout, stderr)
 	}
+	if isHelp(args[0]) {
+		fmt.Fprintln(stdout, usage)
+		return exitOK
+	}
 	fmt.Fprintf(stderr, "sluice dlq: unknown subcommand %q (want show or replay)\n", args[0])
 	return exitUsage
 }
@@ -40,8 +47,13 @@ func dlqCmd(args []string, stdout, stderr io.Writer) int {
 // dlqShow summarises dead-letter files: records by task, stage and error
 // class, with one sample message each.
 func dlqShow(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: sluice dlq show FILE...")
+	fs := newFlagSet("dlq show", stderr, "dlq show FILE...",
+		"Counts the records of dead-letter files by task, stage and error class, with a sample message each.")
+	args, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return usageErr(err)
+	}
+	if !wantArgs(fs, args, 1, -1, "dead-letter FILE") {
 		return exitUsage
 	}
 	type key struct{ task, stage, class string }
@@ -109,28 +121,36 @@ func dlqShow(args []string, stdout, stderr io.Writer) int {
 // dlqReplay runs a task with its source replaced by a dead-letter file, so
 // the events go through the (fixed) task again.
 func dlqReplay(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("dlq replay", stderr, "dlq replay TASK.toml --from DLQ.jsonl [--stage S]... [--skip-transforms] [--failed FILE]")
+	fs := newFlagSet("dlq replay", stderr, "dlq replay TASK.toml --from DLQ.jsonl [--stage S]... [--skip-transforms] [--failed FILE]",
+		"Runs the task with its source replaced by the dead-letter records' original events; events that",
+		"fail again go to --failed.")
 	from := fs.String("from", "", "dead-letter file to replay (a glob reads several), or a Kafka dead-letter topic as kafka://host:port[,host:port]/topic")
 	var stages multiFlag
 	fs.Var(&stages, "stage", "only records of this stage (decode, filter, transform, transform[N], sink); repeatable")
 	skip := fs.Bool("skip-transforms", false, "send the events to the sink without the filter and transforms")
 	failed := fs.String("failed", "", "where events that fail again go (default: FROM.failed.jsonl)")
 	var s settings
-	check := bindSettings(fs, &s)
-	pos, err := parseInterleaved(fs, args)
+	check := bindSettings(fs, &s, settingStateDir, settingShutdownTimeout, settingMaxEventSize, settingLogLevel, settingLogFormat)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
+		return usageErr(err)
+	}
+	if err := check(); err != nil {
+		fmt.Fprintf(stderr, "sluice dlq replay: %v\n", err)
 		return exitUsage
 	}
-	if err := check(); err != nil || len(pos) != 1 || *from == "" {
-		fmt.Fprintln(stderr, "sluice dlq replay: want one task file and --from")
+	if !wantArgs(fs, pos, 1, 1, "one task file") {
+		return exitUsage
+	}
+	if *from == "" {
+		fmt.Fprintln(stderr, "sluice dlq replay: --from is required")
 		fs.Usage()
 		return exitUsage
 	}
 	if *failed == "" {
 		*failed = strings.TrimSuffix(*from, filepath.Ext(*from)) + ".failed.jsonl"
 		if strings.HasPrefix(*from, "kafka://") {
-			_, topic, _ := dlq.ParseKafkaURL(*from)
-			*failed = topic + ".failed.jsonl"
+			*failed = kafkaTopic(*from) + ".failed.jsonl"
 		}
 	}
 	if abs(*failed) == abs(*from) {
@@ -155,40 +175,46 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	// The task's own source and dead-letter sink are not used.
-	if c, ok := task.Source.Instance.(component.Closer); ok {
-		c.Close(ctx)
-	}
+	// The task runs with its source replaced by the dead-letter records and
+	// its dead-letter queue by the --failed file, both built through the
+	// registry as a task file would declare them.
 	env := component.Env{Task: task.Name, Dir: ".", MaxEvent: task.Engine.MaxEvent, Logger: log, Shared: shared, Metrics: ms}
-	var src component.Source = dlq.New(dlq.Config{Path: abs(*from), Stages: stages, BatchSize: 512}, env)
-	if strings.HasPrefix(*from, "kafka://") {
-		ks, err := dlq.NewKafka(*from, stages, env)
-		if err != nil {
-			fmt.Fprintf(stderr, "sluice dlq replay: %v\n", err)
-			return exitUsage
-		}
-		src = ks
+	path := *from
+	if !strings.HasPrefix(path, "kafka://") {
+		path = abs(path)
 	}
-	task.Source = config.Component{Type: "dlq", Instance: src}
-	if *skip {
-		task.Filter, task.Transforms = nil, nil
+	srcTable := map[string]any{"path": path}
+	if len(stages) > 0 {
+		srcTable["stages"] = toAnyList(stages)
 	}
-	fcfg := file.New()
-	fcfg.Path = abs(*failed)
-	sinkInst, err := buildSink("file", fcfg, env)
+	src, err := buildComponent(component.KindSource, "dlq", srcTable, env)
 	if err != nil {
-		fmt.Fprintf(stderr, "sluice dlq replay: %v\n", err)
+		fmt.Fprintf(stderr, "sluice dlq replay: --from: %v\n", err)
+		task.Discard(ctx)
+		return exitUsage
+	}
+	failedSink, err := buildComponent(component.KindSink, "file", map[string]any{"path": abs(*failed)}, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice dlq replay: --failed: %v\n", err)
+		task.Discard(ctx)
 		return exitFailed
 	}
+	def := runner.Definition(task)
+	closeUnused(ctx, task.Source.Instance)
 	if task.DeadLetter != nil {
-		if c, ok := task.DeadLetter.Instance.(component.Closer); ok {
-			c.Close(ctx)
-		}
+		closeUnused(ctx, task.DeadLetter.Instance)
 	}
-	task.DeadLetter = &config.Component{Type: "file", Instance: sinkInst}
-	task.Tolerance = "all"
+	def.Source, def.SourceType = src.(component.Source), "dlq"
+	def.DeadLetter = failedSink.(component.Sink)
+	def.Tolerance = engine.ToleranceAll
+	if *skip {
+		for _, tr := range def.Transforms {
+			closeUnused(ctx, tr)
+		}
+		def.Filter, def.Transforms = nil, nil
+	}
 
-	run := engine.New(task, engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout})
+	run := engine.New(def, engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout})
 	err = run.Run(ctx)
 	st := run.Stats()
 	fmt.Fprintf(stdout, "replayed %d events: %d delivered, %d filtered, %d failed again (in %s)\n", st.In, st.Delivered, st.Filtered, st.DeadLettered, *failed)
@@ -203,12 +229,29 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func buildSink(typ string, cfg any, env component.Env) (any, error) {
-	spec, ok := registry().Lookup(component.KindSink, typ)
-	if !ok {
-		return nil, fmt.Errorf("no %s sink in this build", typ)
+// closeUnused closes a built component the command does not run.
+func closeUnused(ctx context.Context, c any) {
+	if cl, ok := c.(component.Closer); ok {
+		_ = cl.Close(ctx)
 	}
-	return spec.Build(cfg, env)
+}
+
+// kafkaTopic returns the topic of a kafka://brokers/topic address.
+func kafkaTopic(addr string) string {
+	if u, err := url.Parse(addr); err == nil {
+		if t := strings.Trim(u.Path, "/"); t != "" {
+			return t
+		}
+	}
+	return "kafka-dlq"
+}
+
+func toAnyList(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 func abs(p string) string {

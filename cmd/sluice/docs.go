@@ -16,10 +16,15 @@ const referencePath = "docs/reference.md"
 // docsCmd writes the component reference generated from the registered
 // specs, so connector docs cannot drift from what the loader accepts.
 func docsCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("docs", stderr, "docs [--check] [--out docs/reference.md]")
+	fs := newFlagSet("docs", stderr, "docs [--check] [--out docs/reference.md]",
+		"Writes the component reference generated from the specs of this build.")
 	out := fs.String("out", referencePath, "file to write")
 	checkOnly := fs.Bool("check", false, "fail when the file differs from what would be written")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return usageErr(err)
+	}
+	if !wantArgs(fs, pos, 0, 0, "") {
 		return exitUsage
 	}
 	doc := renderReference(registry())

@@ -146,21 +146,21 @@ type = "stdout"
 
 {"data": {"amount": 101.5, "id": "c"}}
 `)
-	r := sluice(t, "", "test", task, "--input", input)
+	r := sluice(t, "", "test", task, "--input", input, "--raw")
 	if r.code != 0 || r.stdout != `{"data":{"amount":150,"id":"a"}}`+"\n"+`{"data":{"amount":101.5,"id":"c"}}`+"\n" {
 		t.Fatalf("test output: %+v", r)
 	}
 	want := write(t, dir, "want.jsonl", `{"data": {"id": "a", "amount": 150.0}}
 {"data":{"amount":101.5,"id":"c"}}
 `)
-	if r := sluice(t, "", "test", task, "--input", input, "--expect", want); r.code != 0 {
+	if r := sluice(t, "", "test", task, "--input", input, "--raw", "--expect", want); r.code != 0 {
 		t.Fatalf("expect should pass (JSON equality): %+v", r)
 	}
 	wrong := write(t, dir, "wrong.jsonl", `{"data":{"amount":150,"id":"a"}}
 {"data":{"amount":101.5,"id":"X"}}
 {"extra":true}
 `)
-	r = sluice(t, "", "test", task, "--input", input, "--expect", wrong)
+	r = sluice(t, "", "test", task, "--input", input, "--raw", "--expect", wrong)
 	if r.code == 0 || !strings.Contains(r.stderr, "output 2 differs") || !strings.Contains(r.stderr, "output 3 missing") || !strings.Contains(r.stderr, "wrong.jsonl:2") {
 		t.Fatalf("mismatch not reported: %+v", r)
 	}
@@ -247,5 +247,66 @@ func TestE2EQuickstart(t *testing.T) {
 	exp := filepath.Join("..", "..", "testdata", "pipelines", "quickstart.want.jsonl")
 	if r := sluice(t, "", "test", task, "--input", sample, "--expect", exp); r.code != 0 {
 		t.Fatalf("sluice test: %+v", r)
+	}
+}
+
+// TestE2ETestSeesWhatRunSees: by default `sluice test` decodes each input
+// line as the task's source does in `sluice run`, so the same lines give
+// the same outputs; --raw takes each line as the event itself, and
+// --expect shows outputs as they are written.
+func TestE2ETestSeesWhatRunSees(t *testing.T) {
+	dir := t.TempDir()
+	task := write(t, dir, "task.toml", `name = "t"
+[source]
+type = "stdin"
+[filter.pattern.data]
+region = [{ prefix = "eu-" }]
+[[transform]]
+type = "template"
+variables = { order = "$.data.order_id", id = "$.id" }
+template = '{ "order" : "${order}", "id": "${id}" }'
+[sink]
+type = "stdout"
+`)
+	lines := `{"order_id":"o-1","region":"eu-west-1"}
+not json
+
+{"order_id":"o-2","region":"us-east-1"}
+{"specversion":"1.0","id":"ce-3","source":"s","type":"t","data":{"order_id":"o-3","region":"eu-central-1"}}
+`
+	input := write(t, dir, "in.jsonl", lines)
+	run := sluice(t, lines, "run", "--log-level", "warn", task)
+	if run.code != 0 {
+		t.Fatalf("run: %+v", run)
+	}
+	want := `{"order":"o-1","id":"stdin-0-0"}` + "\n" + `{"order":"o-3","id":"ce-3"}` + "\n"
+	if run.stdout != want {
+		t.Fatalf("run printed:\n%s\nwant:\n%s", run.stdout, want)
+	}
+	r := sluice(t, "", "test", task, "--input", input)
+	if r.code != 0 || r.stdout != run.stdout || !strings.Contains(r.stderr, "each input line becomes the event the stdin source makes of it in sluice run") {
+		t.Fatalf("test printed:\n%s\nstderr:\n%s\nwant what run printed:\n%s", r.stdout, r.stderr, run.stdout)
+	}
+	// --raw: the lines are the events; only the CloudEvent has data.
+	r = sluice(t, "", "test", task, "--input", input, "--raw")
+	if r.code != 0 || r.stdout != `{"order":"o-3","id":"ce-3"}`+"\n" || !strings.Contains(r.stderr, "--raw: each input line is taken as the event itself") {
+		t.Fatalf("test --raw: %+v", r)
+	}
+	// --expect shows the output as written (compact), not the template's text.
+	wrong := write(t, dir, "wrong.jsonl", `{"order":"o-1","id":"stdin-0-0"}`+"\n"+`{"order":"o-3","id":"X"}`+"\n")
+	r = sluice(t, "", "test", task, "--input", input, "--expect", wrong)
+	if r.code != exitFailed || !strings.Contains(r.stderr, "got:  {\"order\":\"o-3\",\"id\":\"ce-3\"}\n") {
+		t.Fatalf("test --expect: %+v", r)
+	}
+	// --time fixes the ingest time of wrapped events.
+	ctask := write(t, dir, "complete.toml", "name = \"c\"\n[source]\ntype = \"stdin\"\n[sink]\ntype = \"stdout\"\n")
+	r = sluice(t, "", "test", ctask, "--input", input, "--time", "2024-05-01T10:00:00Z")
+	if r.code != 0 || !strings.Contains(r.stdout, `{"specversion":"1.0","id":"stdin-0-0","source":"sluice/stdin","type":"sluice.line","time":"2024-05-01T10:00:00.000Z","datacontenttype":"application/json","data":{"order_id":"o-1","region":"eu-west-1"}}`) {
+		t.Fatalf("test --time: %+v", r)
+	}
+	// A source that does not read lines says so.
+	ktask := write(t, dir, "gen.toml", "name = \"g\"\n[source]\ntype = \"generate\"\n[sink]\ntype = \"stdout\"\n")
+	if r = sluice(t, "", "test", ktask, "--input", input); !strings.Contains(r.stderr, "the generate source does not read lines: each input line is taken as the event itself") {
+		t.Fatalf("test with a generate task: %+v", r)
 	}
 }

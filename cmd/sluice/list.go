@@ -9,10 +9,15 @@ import (
 )
 
 func listCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("list", stderr, "list [--kind source|transform|sink] [--fields]")
+	fs := newFlagSet("list", stderr, "list [--kind source|transform|sink] [--fields]",
+		"Lists the sources, transforms and sinks of this build.")
 	kind := fs.String("kind", "", "only this kind: source, transform or sink")
 	fields := fs.Bool("fields", false, "also list each component's config keys")
-	if _, err := parseInterleaved(fs, args); err != nil {
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return usageErr(err)
+	}
+	if !wantArgs(fs, pos, 0, 0, "") {
 		return exitUsage
 	}
 	switch *kind {

@@ -5,6 +5,7 @@
 //	sluice test TASK.toml --input EVENTS.jsonl [--expect WANT.jsonl]
 //	sluice list [--kind KIND]     list the components this build knows
 //	sluice version
+//	sluice help COMMAND           a command's options (as COMMAND --help)
 package main
 
 import (
@@ -51,21 +52,52 @@ func main() {
 
 // Main runs the CLI with args (without the program name).
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
+		return exitUsage
 	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(args[1:], stdout, stderr)
-		}
+	switch args[0] {
+	case "-h", "--help", "-help":
+		usage(stdout)
+		return exitOK
+	case "help":
+		return helpCmd(args[1:], stdout, stderr)
+	}
+	if c, ok := lookupCommand(args[0]); ok {
+		return c.run(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return exitUsage
+}
+
+func lookupCommand(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// helpCmd prints the usage of a command (and subcommand) to stdout, as
+// `sluice CMD [SUB] --help` does.
+func helpCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stdout)
+		return exitOK
+	}
+	c, ok := lookupCommand(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "sluice help: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	if len(args) > 2 {
+		fmt.Fprintf(stderr, "sluice help: unexpected argument %q: want sluice help COMMAND [SUBCOMMAND]\n", args[2])
+		return exitUsage
+	}
+	return c.run(append(args[1:], "--help"), stdout, stderr)
 }
 
 func usage(w io.Writer) {
@@ -76,10 +108,18 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'sluice COMMAND -h' for a command's options.")
+	fmt.Fprintln(w, "Run 'sluice help COMMAND' (or 'sluice COMMAND --help') for a command's options.")
 }
 
 func versionCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("version", stderr, "version", "Prints the version of this build.")
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return usageErr(err)
+	}
+	if !wantArgs(fs, pos, 0, 0, "") {
+		return exitUsage
+	}
 	fmt.Fprintf(stdout, "sluice %s\n", version)
 	return exitOK
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice/runtime/wasmhost"
@@ -40,7 +41,9 @@ var pluginBuildFlags = []string{"-buildmode=c-shared", "-trimpath", "-ldflags=-s
 func pluginCmd(args []string, stdout, stderr io.Writer) int {
 	const usage = "Usage: sluice plugin new NAME [--dir DIR] [--module PATH]\n" +
 		"       sluice plugin build DIR [-o FILE.wasm]\n" +
-		"       sluice plugin inspect [--json] FILE.wasm"
+		"       sluice plugin inspect [--json] FILE.wasm\n\n" +
+		"Scaffolds a Go WASM transform, builds it, and shows what the host sees of a module.\n" +
+		"Run 'sluice help plugin SUBCOMMAND' for a subcommand's options."
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return exitUsage
@@ -52,7 +55,8 @@ func pluginCmd(args []string, stdout, stderr io.Writer) int {
 		return pluginBuild(args[1:], stdout, stderr)
 	case "inspect":
 		return pluginInspect(args[1:], stdout, stderr)
-	case "-h", "--help", "help":
+	}
+	if isHelp(args[0]) {
 		fmt.Fprintln(stdout, usage)
 		return exitOK
 	}
@@ -66,15 +70,15 @@ var pluginName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 // test, an example task and events, and the SDK beside it (or a replace
 // to this repository's sdk/ when the folder is inside a checkout).
 func pluginNew(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plugin new", stderr, "plugin new NAME [--dir DIR] [--module PATH]")
+	fs := newFlagSet("plugin new", stderr, "plugin new NAME [--dir DIR] [--module PATH]",
+		"Writes a Go plugin project: a handler, its test, an example task and events, and the SDK.")
 	dir := fs.String("dir", "", "folder to create (default: ./NAME)")
 	module := fs.String("module", "", "Go module path of the plugin (default: NAME)")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return exitUsage
+		return usageErr(err)
 	}
-	if len(pos) != 1 {
-		fs.Usage()
+	if !wantArgs(fs, pos, 1, 1, "the plugin's NAME") {
 		return exitUsage
 	}
 	name := pos[0]
@@ -243,18 +247,19 @@ func init() { // a WASM reactor runs init functions, not main
 	})
 }
 
-// upper returns the record's payload with data.<field> upper-cased. It
-// appends the new payload to dst (scratch space: no allocation) and
-// returns the input itself to pass a record on unchanged, without a copy.
+// upper returns the record's payload with data.<field> upper-cased. The
+// string is unescaped before it changes and quoted again after, so escapes
+// (\n, \u00e9, \") and non-ASCII text stay valid JSON: upper-casing the
+// raw JSON text would turn \u00e9 into the invalid \U00E9. It appends the
+// new payload to dst (scratch space) and returns the input itself to pass a
+// record on unchanged, without a copy.
 func upper(r *sdk.Record, dst []byte) ([]byte, error) {
 	doc := r.Payload()
-	s, e, ok := jsonfield.Span(doc, "data", cfg.Field)
-	if !ok || jsonfield.KindOf(doc[s:e]) != jsonfield.String {
-		return doc, nil
+	s, ok := jsonfield.GetString(doc, "data", cfg.Field)
+	if !ok {
+		return doc, nil // no such field, or not a string
 	}
-	dst = append(dst, doc[:s]...)
-	dst = append(dst, bytes.ToUpper(doc[s:e])...)
-	return append(dst, doc[e:]...), nil
+	return jsonfield.SetString(dst, doc, bytes.ToUpper(s), "data", cfg.Field)
 }
 
 func main() {}
@@ -262,6 +267,7 @@ func main() {}
 	{"main_test.go", `package main
 
 import (
+	"encoding/json"
 	"testing"
 
 	"@SDK@/sdktest"
@@ -272,13 +278,42 @@ func TestUpper(t *testing.T) {
 	res := h.Process(
 		sdktest.Event(@BT@{"id":"1","data":{"name":"ada"}}@BT@),
 		sdktest.Event(@BT@{"id":"2","data":{"other":1}}@BT@),
+		sdktest.Event(@BT@{"id":"3","data":{"name":"caf\u00e9 \"\u00fcber\"\n\t\/ok"}}@BT@),
+		sdktest.Event(@BT@{"id":"4","data":{"name":"straße ǆ ﬁ 😀"}}@BT@),
+		sdktest.Event(@BT@{"id":"5","data":{"name":7}}@BT@),
 	)
-	if res[0].Kind != "emit" || string(res[0].Outputs[0].Payload) != @BT@{"id":"1","data":{"name":"ADA"}}@BT@ {
-		t.Errorf("record 0: %+v", res[0])
+	want := map[int]string{
+		0: @BT@{"id":"1","data":{"name":"ADA"}}@BT@,
+		2: @BT@{"id":"3","data":{"name":"CAFÉ \"ÜBER\"\n\t/OK"}}@BT@,
+		3: @BT@{"id":"4","data":{"name":"STRAßE Ǆ ﬁ 😀"}}@BT@, // simple case mapping: ß and ﬁ have no one-rune upper case
 	}
-	if res[1].Kind != "pass" {
-		t.Errorf("record 1: %+v", res[1])
+	for i, r := range res {
+		w, changed := want[i]
+		if !changed {
+			if r.Kind != "pass" {
+				t.Errorf("record %d: %+v, want it passed on unchanged", i, r)
+			}
+			continue
+		}
+		if r.Kind != "emit" || len(r.Outputs) != 1 {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+		got := r.Outputs[0].Payload
+		if !json.Valid(got) {
+			t.Errorf("record %d: invalid JSON %s", i, got)
+		}
+		var a, b any
+		json.Unmarshal(got, &a)
+		json.Unmarshal([]byte(w), &b)
+		if gs, ws := fmtJSON(a), fmtJSON(b); gs != ws {
+			t.Errorf("record %d: got %s, want %s", i, got, w)
+		}
 	}
+}
+
+func fmtJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 `},
 	{"task.toml", `# A task running the plugin: events from stdin, through @NAME@.wasm, to
@@ -301,6 +336,7 @@ type = "stdout"
 `},
 	{"events.jsonl", `{"specversion":"1.0","id":"1","source":"demo","type":"user","data":{"name":"ada lovelace"}}
 {"specversion":"1.0","id":"2","source":"demo","type":"user","data":{"name":"grace hopper"}}
+{"specversion":"1.0","id":"3","source":"demo","type":"user","data":{"name":"\u00e9mile \"the ace\" zola"}}
 `},
 	{".gitignore", "*.wasm\n.sluice/\n"},
 	{"README.md", `# @NAME@
@@ -319,17 +355,17 @@ plugin builds offline with only Go installed.
 
 // pluginBuild compiles a Go plugin to WASM and checks the result loads.
 func pluginBuild(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plugin build", stderr, "plugin build DIR [-o FILE.wasm]")
+	fs := newFlagSet("plugin build", stderr, "plugin build DIR [-o FILE.wasm]",
+		"Compiles the Go plugin in DIR to a WASM reactor with GOOS=wasip1 GOARCH=wasm and checks it loads.")
 	out := fs.String("o", "", "output file (default: DIR/NAME.wasm, NAME being DIR's name)")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
+		return usageErr(err)
+	}
+	if !wantArgs(fs, pos, 1, 1, "the plugin's folder DIR") {
 		return exitUsage
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitUsage
-	}
-	path, err := buildPlugin(pos[0], *out, stderr)
+	path, shell, err := buildPlugin(pos[0], *out, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice plugin build: %v\n", err)
 		return exitFailed
@@ -346,60 +382,85 @@ func pluginBuild(args []string, stdout, stderr io.Writer) int {
 	}
 	d := in.Description
 	fmt.Fprintf(stdout, "built %s (%.1f MB): %s %s, %d parameter(s)\n", path, float64(len(wasm))/1e6, d.Name, d.Version, len(d.Parameters))
+	fmt.Fprintf(stdout, "the same by hand: %s\n", shell)
 	return exitOK
 }
 
+// shellQuote quotes args for a POSIX shell, so a printed command can be
+// pasted as it is.
+func shellQuote(args ...string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		safe := a != ""
+		for _, c := range a {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("_-./,:=@%+", c)) {
+				safe = false
+				break
+			}
+		}
+		if safe {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}
+
 // buildPlugin runs go build for the plugin in dir and returns the output
-// path. The module is written next to its final name and renamed, so a
-// reader never sees half a file.
-func buildPlugin(dir, out string, stderr io.Writer) (string, error) {
+// path and the same build as a shell command a user can paste. The module
+// is written next to its final name and renamed, so a reader never sees
+// half a file.
+func buildPlugin(dir, out string, stderr io.Writer) (path, shell string, err error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("%s is not a folder with a Go plugin (create one with sluice plugin new NAME)", dir)
+		return "", "", fmt.Errorf("%s is not a folder with a Go plugin (create one with sluice plugin new NAME)", dir)
 	}
 	if out == "" {
 		out = filepath.Join(abs, filepath.Base(abs)+".wasm")
 	}
 	if out, err = filepath.Abs(out); err != nil {
-		return "", err
+		return "", "", err
 	}
+	env := []string{"GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0"}
+	buildArgs := append(append([]string{"go", "build"}, pluginBuildFlags...), "-o")
+	shell = "cd " + shellQuote(abs) + " && " + shellQuote(env...) + " " + shellQuote(append(buildArgs, out, ".")...)
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		return "", errors.New("the Go toolchain (1.24 or later) is not on PATH: install it from go.dev/dl")
+		return "", "", errors.New("the Go toolchain (1.24 or later) is not on PATH: install it from go.dev/dl")
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	cmdArgs := append(append([]string{"build"}, pluginBuildFlags...), "-o", tmp.Name(), ".")
-	cmd := exec.Command(gobin, cmdArgs...)
+	cmd := exec.Command(gobin, append(buildArgs[1:], tmp.Name(), ".")...)
 	cmd.Dir = abs
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("GOOS=wasip1 GOARCH=wasm go %s in %s: %v", strings.Join(cmdArgs, " "), abs, err)
+		return "", "", fmt.Errorf("go build failed (%v); the same by hand:\n  %s", err, shell)
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return out, nil
+	return out, shell, nil
 }
 
 // pluginInspect prints what the host sees of a module.
 func pluginInspect(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("plugin inspect", stderr, "plugin inspect [--json] FILE.wasm")
+	fs := newFlagSet("plugin inspect", stderr, "plugin inspect [--json] FILE.wasm",
+		"Shows what the host sees of a module: ABI version, description, parameters, memory, imports, exports.")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return exitUsage
+		return usageErr(err)
 	}
-	if len(pos) != 1 {
-		fs.Usage()
+	if !wantArgs(fs, pos, 1, 1, "one FILE.wasm") {
 		return exitUsage
 	}
 	wasm, err := os.ReadFile(pos[0])
@@ -455,6 +516,10 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "exports")
 	for _, ex := range in.Exports {
+		if slices.Contains(in.Memories, ex) {
+			fmt.Fprintf(stdout, "  %s (memory)\n", ex)
+			continue
+		}
 		fmt.Fprintf(stdout, "  %s\n", ex)
 	}
 	return exitOK

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -98,6 +99,22 @@ func TestE2EPluginWalkthrough(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "shout.wasm") || !strings.Contains(r.stdout, "shout 0.1.0, 1 parameter(s)") {
 		t.Fatalf("plugin build: %+v", r)
 	}
+	// The build prints the same build as a command to paste in a shell; it
+	// makes the same bytes (the build is reproducible).
+	_, shell, ok := strings.Cut(r.stdout, "the same by hand: ")
+	if !ok {
+		t.Fatalf("plugin build printed no command:\n%s", r.stdout)
+	}
+	built := readFile(t, filepath.Join(dir, "shout.wasm"))
+	os.Remove(filepath.Join(dir, "shout.wasm"))
+	sh := exec.Command("sh", "-c", strings.TrimSpace(shell))
+	sh.Env = append(os.Environ(), offline...)
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("the printed command %s: %v\n%s", shell, err, out)
+	}
+	if readFile(t, filepath.Join(dir, "shout.wasm")) != built {
+		t.Fatalf("the printed command %s built other bytes", shell)
+	}
 	r = sluiceIn(t, dir, nil, "plugin", "inspect", "shout.wasm")
 	for _, want := range []string{"ABI version  1", "name         shout 0.1.0", "field        string, default \"name\"", "wasi_snapshot_preview1.fd_write", "sluice_process"} {
 		if !strings.Contains(r.stdout, want) {
@@ -105,8 +122,14 @@ func TestE2EPluginWalkthrough(t *testing.T) {
 		}
 	}
 	r = sluiceIn(t, dir, nil, "test", "task.toml", "--input", "events.jsonl")
-	if r.code != 0 || !strings.Contains(r.stdout, `"name":"ADA LOVELACE"`) || !strings.Contains(r.stdout, `"name":"GRACE HOPPER"`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `"name":"ADA LOVELACE"`) || !strings.Contains(r.stdout, `"name":"GRACE HOPPER"`) ||
+		!strings.Contains(r.stdout, `"name":"ÉMILE \"THE ACE\" ZOLA"`) {
 		t.Fatalf("sluice test: %+v", r)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("the scaffold's plugin wrote invalid JSON: %s", l)
+		}
 	}
 	r = sluiceIn(t, dir, nil, "validate", "task.toml")
 	if r.code != 0 {
@@ -192,7 +215,37 @@ func buildPlugins(t *testing.T, names ...string) {
 // TestE2EPluginInspectFirstParty inspects the committed C plugin.
 func TestE2EPluginInspectFirstParty(t *testing.T) {
 	r := sluiceIn(t, ".", nil, "plugin", "inspect", "--json", filepath.Join("..", "..", "plugins", "case-c", "case-c.wasm"))
-	if r.code != 0 || !strings.Contains(r.stdout, `"name": "case-c"`) || !strings.Contains(r.stdout, `"abi_version": 1`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `"name": "case-c"`) || !strings.Contains(r.stdout, `"abi_version": 1`) ||
+		!strings.Contains(r.stdout, "\"memories\": [\n    \"memory\"\n  ]") {
 		t.Fatalf("%+v", r)
 	}
+	// The text form lists the memory export, and each import once.
+	for _, wasm := range []string{filepath.Join("..", "..", "plugins", "case-c", "case-c.wasm"), goGuest(t)} {
+		r = sluiceIn(t, ".", nil, "plugin", "inspect", wasm)
+		if r.code != 0 || !strings.Contains(r.stdout, "\n  memory (memory)\n") {
+			t.Fatalf("%s: %+v", wasm, r)
+		}
+		seen := map[string]bool{}
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.HasPrefix(l, "  wasi_snapshot_preview1.") || strings.HasPrefix(l, "  sluice.") {
+				if seen[l] {
+					t.Errorf("%s: import listed twice: %s", wasm, l)
+				}
+				seen[l] = true
+			}
+		}
+		if len(seen) == 0 && strings.HasSuffix(wasm, "upper.wasm") { // the C module imports nothing
+			t.Errorf("%s: no imports listed:\n%s", wasm, r.stdout)
+		}
+	}
+}
+
+// goGuest writes a Go guest (which imports fd_write twice) for inspection.
+func goGuest(t *testing.T) string {
+	wasm, _ := wasmtest.GoGuest(t, "upper")
+	p := filepath.Join(t.TempDir(), "upper.wasm")
+	if err := os.WriteFile(p, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -21,24 +21,25 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/runner"
 )
 
 func runCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", stderr, "run [options] FILE|DIR...")
+	fs := newFlagSet("run", stderr, "run [options] FILE|DIR...",
+		"Runs the tasks of the files (a folder: its *.toml files) until their sources end, or until",
+		"SIGTERM/SIGINT: then each task drains what it read and commits within --shutdown-timeout.")
 	var s settings
 	check := bindSettings(fs, &s)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
-	files, err := parseInterleaved(fs, args)
+	files, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return exitUsage
+		return usageErr(err)
 	}
 	if err := check(); err != nil {
 		fmt.Fprintf(stderr, "sluice run: %v\n", err)
 		return exitUsage
 	}
-	if len(files) == 0 {
-		fmt.Fprintln(stderr, "sluice run: name at least one task file or folder")
-		fs.Usage()
+	if !wantArgs(fs, files, 1, -1, "task file or folder") {
 		return exitUsage
 	}
 
@@ -91,7 +92,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout, HoldBlocked: s.adminAddr != "" && s.adminToken != ""}
 	runners := make([]*engine.Task, len(tasks))
 	for i, t := range tasks {
-		runners[i] = engine.New(t, opts)
+		runners[i] = runner.New(t, opts)
 	}
 
 	if s.adminAddr != "" {

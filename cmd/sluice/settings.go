@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,8 +15,9 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 )
 
-// settings are the process-wide options of `sluice run` (design.md §2): each
-// is a flag with a SLUICE_* environment variable as its default.
+// settings are the process-wide options of `sluice run` (docs/configuration.md,
+// "Process settings"): each is a flag with a SLUICE_* environment variable
+// as its default. Other commands bind the ones that matter to them.
 type settings struct {
 	stateDir        string
 	shutdownTimeout time.Duration
@@ -29,6 +31,20 @@ type settings struct {
 	progress        string
 }
 
+// setting names one process setting, for the commands that bind a subset.
+type setting int
+
+const (
+	settingStateDir setting = iota
+	settingShutdownTimeout
+	settingTaskQuota
+	settingMaxEventSize
+	settingAdminAddr
+	settingLogLevel
+	settingLogFormat
+	settingProgress
+)
+
 func envOr(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
 		return v
@@ -36,44 +52,77 @@ func envOr(name, def string) string {
 	return def
 }
 
-// bindSettings declares the process flags on fs, with defaults from the
-// environment. Bad environment values are reported when parsing ends.
-func bindSettings(fs *flag.FlagSet, s *settings) func() error {
+// bindSettings sets every setting to its default (from the environment) and
+// declares the flags of those named in which (all when which is empty) on
+// fs. Bad environment values of bound settings are reported when parsing
+// ends.
+func bindSettings(fs *flag.FlagSet, s *settings, which ...setting) func() error {
+	bound := func(k setting) bool { return len(which) == 0 || slices.Contains(which, k) }
 	var errs []error
-	fs.StringVar(&s.stateDir, "state-dir", envOr("SLUICE_STATE_DIR", ".sluice"), "folder for checkpoints, buffers and the compiled-WASM cache (SLUICE_STATE_DIR)")
+	s.stateDir = envOr("SLUICE_STATE_DIR", ".sluice")
 	d, err := time.ParseDuration(envOr("SLUICE_SHUTDOWN_TIMEOUT", "30s"))
-	if err != nil {
+	if err != nil && bound(settingShutdownTimeout) {
 		errs = append(errs, fmt.Errorf("SLUICE_SHUTDOWN_TIMEOUT: %w", err))
 	}
-	fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", d, "how long a stopping task may drain and commit (SLUICE_SHUTDOWN_TIMEOUT)")
+	s.shutdownTimeout = d
 	q, err := strconv.Atoi(envOr("SLUICE_TASK_QUOTA", strconv.Itoa(config.DefaultQuota)))
-	if err != nil {
+	if err != nil && bound(settingTaskQuota) {
 		errs = append(errs, fmt.Errorf("SLUICE_TASK_QUOTA: %w", err))
 	}
-	fs.IntVar(&s.taskQuota, "task-quota", q, "most tasks in one process (SLUICE_TASK_QUOTA)")
+	s.taskQuota = q
 	s.maxEventSize = config.DefaultMaxEvent
 	if v := os.Getenv("SLUICE_MAX_EVENT_SIZE"); v != "" {
-		if err := s.maxEventSize.UnmarshalText([]byte(v)); err != nil {
+		if err := s.maxEventSize.UnmarshalText([]byte(v)); err != nil && bound(settingMaxEventSize) {
 			errs = append(errs, fmt.Errorf("SLUICE_MAX_EVENT_SIZE: %w", err))
 		}
 	}
-	fs.TextVar(&s.maxEventSize, "max-event-size", s.maxEventSize, "largest event; larger ones go to the dead-letter queue (SLUICE_MAX_EVENT_SIZE)")
-	fs.StringVar(&s.adminAddr, "admin-addr", envOr("SLUICE_ADMIN_ADDR", ""), "address of the admin HTTP API (tasks, pause/resume, metrics, health); empty: off (SLUICE_ADMIN_ADDR)")
-	fs.StringVar(&s.adminToken, "admin-token", envOr("SLUICE_ADMIN_TOKEN", ""), "bearer token of the admin API: required for pause/resume and the task views, and for an address other machines reach; prefer the variable or --admin-token-file, a flag shows in ps (SLUICE_ADMIN_TOKEN)")
-	fs.StringVar(&s.adminTokenFile, "admin-token-file", envOr("SLUICE_ADMIN_TOKEN_FILE", ""), "file holding the admin API's bearer token (SLUICE_ADMIN_TOKEN_FILE)")
-	fs.StringVar(&s.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (SLUICE_LOG_LEVEL)")
-	fs.StringVar(&s.logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "auto"), "json, console, or auto: console on a terminal, json otherwise (SLUICE_LOG_FORMAT)")
-	fs.StringVar(&s.progress, "progress", envOr("SLUICE_PROGRESS", "auto"), "live progress line: auto (on a terminal), always or never (SLUICE_PROGRESS)")
+	s.adminAddr = envOr("SLUICE_ADMIN_ADDR", "")
+	s.adminToken = envOr("SLUICE_ADMIN_TOKEN", "")
+	s.adminTokenFile = envOr("SLUICE_ADMIN_TOKEN_FILE", "")
+	s.logLevel = envOr("SLUICE_LOG_LEVEL", "info")
+	s.logFormat = envOr("SLUICE_LOG_FORMAT", "auto")
+	s.progress = envOr("SLUICE_PROGRESS", "auto")
+
+	if bound(settingStateDir) {
+		fs.StringVar(&s.stateDir, "state-dir", s.stateDir, "folder for checkpoints, buffers and the compiled-WASM cache (SLUICE_STATE_DIR)")
+	}
+	if bound(settingShutdownTimeout) {
+		fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", s.shutdownTimeout, "how long a stopping task may drain and commit (SLUICE_SHUTDOWN_TIMEOUT)")
+	}
+	if bound(settingTaskQuota) {
+		fs.IntVar(&s.taskQuota, "task-quota", s.taskQuota, "most tasks in one process (SLUICE_TASK_QUOTA)")
+	}
+	if bound(settingMaxEventSize) {
+		fs.TextVar(&s.maxEventSize, "max-event-size", s.maxEventSize, "largest event; larger ones go to the dead-letter queue (SLUICE_MAX_EVENT_SIZE)")
+	}
+	if bound(settingAdminAddr) {
+		fs.StringVar(&s.adminAddr, "admin-addr", s.adminAddr, "address of the admin HTTP API (tasks, pause/resume, metrics, health); empty: off (SLUICE_ADMIN_ADDR)")
+		fs.StringVar(&s.adminToken, "admin-token", s.adminToken, "bearer token of the admin API: required for pause/resume and the task views, and for an address other machines reach; prefer the variable or --admin-token-file, a flag shows in ps (SLUICE_ADMIN_TOKEN)")
+		fs.StringVar(&s.adminTokenFile, "admin-token-file", s.adminTokenFile, "file holding the admin API's bearer token (SLUICE_ADMIN_TOKEN_FILE)")
+	}
+	if bound(settingLogLevel) {
+		fs.StringVar(&s.logLevel, "log-level", s.logLevel, "debug, info, warn or error (SLUICE_LOG_LEVEL)")
+	}
+	if bound(settingLogFormat) {
+		fs.StringVar(&s.logFormat, "log-format", s.logFormat, "json, console, or auto: console on a terminal, json otherwise (SLUICE_LOG_FORMAT)")
+	}
+	if bound(settingProgress) {
+		fs.StringVar(&s.progress, "progress", s.progress, "live progress line: auto (on a terminal), always or never (SLUICE_PROGRESS)")
+	}
 	return func() error {
-		switch s.logFormat {
-		case "auto", "json", "console":
-		default:
-			errs = append(errs, fmt.Errorf("--log-format %q: want auto, json or console", s.logFormat))
+		if bound(settingLogFormat) {
+			switch s.logFormat {
+			case "auto", "json", "console":
+			default:
+				errs = append(errs, fmt.Errorf("--log-format %q: want auto, json or console", s.logFormat))
+			}
 		}
-		switch s.progress {
-		case "auto", "always", "never":
-		default:
-			errs = append(errs, fmt.Errorf("--progress %q: want auto, always or never", s.progress))
+		if bound(settingProgress) {
+			switch s.progress {
+			case "auto", "always", "never":
+			default:
+				errs = append(errs, fmt.Errorf("--progress %q: want auto, always or never", s.progress))
+			}
 		}
 		if err := s.loadAdminToken(); err != nil {
 			errs = append(errs, err)
@@ -109,12 +158,25 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func newFlagSet(name string, stderr io.Writer, usage string) *flag.FlagSet {
+// newFlagSet returns the flag set of a command; usage is its synopsis
+// after "sluice " and the lines after it describe the command. The usage
+// prints to the flag set's output: stderr, or stdout for -h/--help (see
+// parseArgs).
+func newFlagSet(name string, stderr io.Writer, usage string, about ...string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sluice %s\n\nOptions:\n", usage)
-		fs.PrintDefaults()
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: sluice %s\n", usage)
+		if len(about) > 0 {
+			fmt.Fprintf(w, "\n%s\n", strings.Join(about, "\n"))
+		}
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(w, "\nOptions:")
+			fs.PrintDefaults()
+		}
 	}
 	return fs
 }
@@ -145,4 +207,61 @@ func (s *settings) loadAdminToken() error {
 		return errors.New("the admin token is shorter than 16 characters: generate one, e.g. with `openssl rand -hex 32`")
 	}
 	return nil
+}
+
+// errHelp is returned by parseArgs after printing a requested usage.
+var errHelp = errors.New("help requested")
+
+// parseArgs parses flags anywhere among the arguments (see
+// parseInterleaved). -h or --help prints the usage to stdout and returns
+// errHelp; a bad flag prints the error and the usage to stderr.
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	usage := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on -h and on errors: decide below
+	pos, err := parseInterleaved(fs, args)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		errOut := fs.Output()
+		fs.SetOutput(stdout)
+		usage()
+		fs.SetOutput(errOut)
+		return nil, errHelp
+	case err != nil:
+		usage()
+		return nil, err
+	}
+	return pos, nil
+}
+
+// usageErr is the exit status after parseArgs failed.
+func usageErr(err error) int {
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// wantArgs checks the number of positional arguments: between lo and hi
+// (hi < 0: no upper bound). Otherwise it prints what is wrong and the usage
+// to stderr.
+func wantArgs(fs *flag.FlagSet, pos []string, lo, hi int, what string) bool {
+	if len(pos) >= lo && (hi < 0 || len(pos) <= hi) {
+		return true
+	}
+	switch {
+	case len(pos) < lo:
+		fmt.Fprintf(fs.Output(), "sluice %s: missing %s\n", fs.Name(), what)
+	case hi == 0:
+		fmt.Fprintf(fs.Output(), "sluice %s: unexpected argument %q: this command takes none\n", fs.Name(), pos[0])
+	default:
+		fmt.Fprintf(fs.Output(), "sluice %s: unexpected argument %q: want %s\n", fs.Name(), pos[hi], what)
+	}
+	fs.Usage()
+	return false
+}
+
+// isHelp reports whether arg asks for help where a subcommand is expected.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }

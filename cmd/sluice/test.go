@@ -11,39 +11,62 @@ import (
 	"math/big"
 	"os"
 	"reflect"
-
-	"github.com/rs/zerolog"
+	"time"
 
 	"github.com/sluicehq/sluice/builtins/lines"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/runner"
 )
 
 func bgCtx() context.Context { return context.Background() }
 
-// testCmd is a unit test for a task (design.md §6): each input line is an
-// event as it is, run through the filter and the transforms (not the source
-// or the sink); each output payload prints on its own line.
+// testCmd is a unit test for a task: each input line becomes an event, runs
+// through the filter and the transforms (not the sink), and each output
+// payload prints on its own line as the stdout sink writes it.
+//
+// A line becomes the event the task's source makes of it in `sluice run`
+// when the source reads lines (stdin, file, http: it is wrapped as a
+// CloudEvent unless it already is one, following the source's format);
+// with --raw, or for a source that does not read lines (kafka, generate,
+// dlq), the line is taken as the event itself, so partial envelopes such as
+// {"data": {...}} work. Which of the two applies is printed on stderr.
 func testCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("test", stderr, "test TASK.toml --input EVENTS.jsonl [--expect WANT.jsonl]")
-	input := fs.String("input", "", "events, one JSON event per line (required)")
-	expect := fs.String("expect", "", "expected output payloads, one per line")
+	fs := newFlagSet("test", stderr, "test TASK.toml --input EVENTS.jsonl [--expect WANT.jsonl] [--raw]",
+		"Runs each input line through the task's filter and transforms (not its sink) and prints each output",
+		"as the stdout sink writes it. A line becomes the event the task's source makes of it in sluice run",
+		"(stdin, file and http sources wrap lines that are not CloudEvents); with --raw, or a source that",
+		"does not read lines, the line is the event itself. Failed events are reported on stderr (exit 1).")
+	input := fs.String("input", "", "input lines, one event per line (required)")
+	expect := fs.String("expect", "", "expected output payloads, one per line; equal when the texts are equal or both are equal JSON")
+	raw := fs.Bool("raw", false, "take each input line as the event itself instead of decoding it as the task's source does")
+	at := fs.String("time", "", "ingest time (RFC 3339) written into the events the source wraps; default: now. Fix it to compare outputs that hold the event's time")
 	var s settings
-	check := bindSettings(fs, &s)
-	pos, err := parseInterleaved(fs, args)
+	check := bindSettings(fs, &s, settingStateDir, settingMaxEventSize)
+	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return exitUsage
+		return usageErr(err)
 	}
 	if err := check(); err != nil {
 		fmt.Fprintf(stderr, "sluice test: %v\n", err)
 		return exitUsage
 	}
-	if len(pos) != 1 || *input == "" {
-		fmt.Fprintln(stderr, "sluice test: want one task file and --input")
+	if !wantArgs(fs, pos, 1, 1, "one task file") {
+		return exitUsage
+	}
+	if *input == "" {
+		fmt.Fprintln(stderr, "sluice test: --input is required")
 		fs.Usage()
 		return exitUsage
+	}
+	now := time.Now()
+	if *at != "" {
+		if now, err = time.Parse(time.RFC3339Nano, *at); err != nil {
+			fmt.Fprintf(stderr, "sluice test: --time %q: want an RFC 3339 time such as 2024-05-01T10:00:00Z\n", *at)
+			return exitUsage
+		}
 	}
 	log, _ := newLogger(stderr, "warn", "console", false)
 	shared := component.NewShared()
@@ -57,34 +80,55 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	defer task.Discard(ctx)
 
-	events, lineNos, err := readLines(*input)
+	in, err := readInput(*input)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice test: %v\n", err)
 		return exitFailed
 	}
-	var trs []component.Transform
-	for _, c := range task.Transforms {
-		tr := c.Instance.(component.Transform)
+	decoder, _ := task.Source.Instance.(component.LineDecoder)
+	switch {
+	case *raw:
+		fmt.Fprintln(stderr, "sluice test: --raw: each input line is taken as the event itself")
+	case decoder == nil:
+		fmt.Fprintf(stderr, "sluice test: the %s source does not read lines: each input line is taken as the event itself (write it as the source emits it)\n", task.Source.Type)
+	default:
+		fmt.Fprintf(stderr, "sluice test: each input line becomes the event the %s source makes of it in sluice run (--raw: take the line as the event itself)\n", task.Source.Type)
+	}
+	if *raw {
+		decoder = nil
+	}
+
+	def := runner.Definition(task)
+	for i, tr := range def.Transforms {
 		if o, ok := tr.(component.Opener); ok {
 			if err := o.Open(ctx); err != nil {
-				fmt.Fprintf(stderr, "sluice test: open %s: %v\n", component.FormatPath(c.Path), err)
+				fmt.Fprintf(stderr, "sluice test: open %s: %v\n", component.FormatPath(task.Transforms[i].Path), err)
 				return exitFailed
 			}
 		}
-		trs = append(trs, tr)
 	}
-	proc := engine.NewProcessor(task.Filter, trs, task.Engine.MaxEvent, engine.PolicyOf(task.Retry))
+	proc := engine.NewProcessor(def.Filter, def.Transforms, def.Engine.MaxEvent, def.Retry)
 
-	var got [][]byte
+	var got [][]byte // outputs as the stdout sink writes them, without the newline
 	failed := 0
 	const chunk = 256
-	for start := 0; start < len(events); start += chunk {
-		end := min(start+chunk, len(events))
+	for start := 0; start < len(in.lines); start += chunk {
+		end := min(start+chunk, len(in.lines))
 		msgs := make([]message.Message, end-start)
 		for i := range msgs {
-			ev := events[start+i]
-			msgs[i] = message.Message{Payload: ev, Event: ev, Ref: int32(i),
-				Pos: message.Position{Stream: *input, Offset: int64(lineNos[start+i])}}
+			k := start + i
+			line := in.lines[k]
+			m := message.Message{Payload: line, Event: line, Ref: int32(i),
+				Pos: message.Position{Stream: *input, Offset: in.offsets[k]}, Time: now}
+			if decoder != nil {
+				ev, err := decoder.DecodeLine(nil, line, k, in.offsets[k], now)
+				if err != nil {
+					m.Err = err
+				} else {
+					m.Payload, m.Event = ev, ev
+				}
+			}
+			msgs[i] = m
 		}
 		fates := make([]engine.Fate, len(msgs))
 		outs, err := proc.Process(ctx, msgs, fates)
@@ -93,12 +137,18 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 			return exitFailed
 		}
 		for i := range outs {
-			got = append(got, append([]byte(nil), outs[i].Payload...))
+			line, err := lines.Append(nil, outs[i].Payload)
+			if err != nil {
+				failed++
+				fmt.Fprintf(stderr, "%s:%d: sink: %v\n", *input, in.numbers[start+int(outs[i].Ref)], err)
+				continue
+			}
+			got = append(got, line[:len(line)-1])
 		}
 		for i, f := range fates {
 			if f.Failed() {
 				failed++
-				fmt.Fprintf(stderr, "%s:%d: %s: %v\n", *input, lineNos[start+i], f.Stage, f.Err)
+				fmt.Fprintf(stderr, "%s:%d: %s: %v\n", *input, in.numbers[start+i], f.Stage, f.Err)
 			}
 		}
 		proc.Reset()
@@ -107,11 +157,8 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	if *expect == "" {
 		w := bufio.NewWriter(stdout)
 		for _, p := range got {
-			line, err := lines.Append(nil, p)
-			if err != nil {
-				line = append(p, '\n')
-			}
-			w.Write(line)
+			w.Write(p)
+			w.WriteByte('\n')
 		}
 		w.Flush()
 		if failed > 0 {
@@ -119,39 +166,49 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	want, wantLines, err := readLines(*expect)
+	want, err := readInput(*expect)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice test: %v\n", err)
 		return exitFailed
 	}
-	if diff := diffPayloads(got, want, wantLines, *expect); diff != "" {
+	if diff := diffPayloads(got, want.lines, want.numbers, *expect); diff != "" {
 		fmt.Fprint(stderr, diff)
 		return exitFailed
 	}
 	if failed > 0 {
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "ok: %d events in, %d outputs as expected\n", len(events), len(got))
+	fmt.Fprintf(stdout, "ok: %d events in, %d outputs as expected\n", len(in.lines), len(got))
 	return exitOK
 }
 
-// readLines returns the non-blank lines of a file and their line numbers.
-func readLines(path string) ([][]byte, []int, error) {
+// inputLines are the non-blank lines of a file with their line numbers
+// (1-based) and byte offsets.
+type inputLines struct {
+	lines   [][]byte
+	numbers []int
+	offsets []int64
+}
+
+func readInput(path string) (inputLines, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return inputLines{}, err
 	}
-	var out [][]byte
-	var nos []int
-	for i, l := range bytes.Split(data, []byte("\n")) {
-		l = bytes.TrimRight(l, "\r")
+	var in inputLines
+	off := 0
+	for i, l := range bytes.SplitAfter(data, []byte("\n")) {
+		start := off
+		off += len(l)
+		l = bytes.TrimRight(bytes.TrimSuffix(l, []byte("\n")), "\r")
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
 		}
-		out = append(out, l)
-		nos = append(nos, i+1)
+		in.lines = append(in.lines, l)
+		in.numbers = append(in.numbers, i+1)
+		in.offsets = append(in.offsets, int64(start))
 	}
-	return out, nos, nil
+	return in, nil
 }
 
 // samePayload: equal texts, or both JSON and equal as values (numbers by
@@ -220,5 +277,3 @@ func diffPayloads(got, want [][]byte, wantLines []int, wantFile string) string {
 	}
 	return b.String()
 }
-
-var _ = zerolog.Nop

@@ -11,19 +11,20 @@ import (
 )
 
 func validateCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", stderr, "validate [options] FILE|DIR...")
+	fs := newFlagSet("validate", stderr, "validate [options] FILE|DIR...",
+		"Checks task files (a folder: its *.toml files) as sluice run would before starting, and reports",
+		"every problem as FILE:LINE:COL: PATH: message. Reads local files only, never the network.")
 	var s settings
-	check := bindSettings(fs, &s)
-	files, err := parseInterleaved(fs, args)
+	check := bindSettings(fs, &s, settingStateDir, settingTaskQuota, settingMaxEventSize)
+	files, err := parseArgs(fs, args, stdout)
 	if err != nil {
-		return exitUsage
+		return usageErr(err)
 	}
 	if err := check(); err != nil {
 		fmt.Fprintf(stderr, "sluice validate: %v\n", err)
 		return exitUsage
 	}
-	if len(files) == 0 {
-		fmt.Fprintln(stderr, "sluice validate: name at least one task file or folder")
+	if !wantArgs(fs, files, 1, -1, "task file or folder") {
 		return exitUsage
 	}
 	shared := component.NewShared()

@@ -39,10 +39,11 @@ type Server struct {
 
 // TaskView is the JSON shape of one task.
 type TaskView struct {
-	Name   string       `json:"name"`
-	State  string       `json:"state"`
-	Reason string       `json:"reason,omitempty"`
-	Stats  engine.Stats `json:"stats"`
+	Name        string       `json:"name"`
+	Description string       `json:"description,omitempty"`
+	State       string       `json:"state"`
+	Reason      string       `json:"reason,omitempty"`
+	Stats       engine.Stats `json:"stats"`
 }
 
 // Options configure the API.
@@ -71,7 +72,7 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 		byName[t.Name()] = t
 	}
 	view := func(t *engine.Task) TaskView {
-		v := TaskView{Name: t.Name(), State: t.State().String(), Stats: t.Stats()}
+		v := TaskView{Name: t.Name(), Description: t.Description(), State: t.State().String(), Stats: t.Stats()}
 		if err := t.Reason(); err != nil {
 			v.Reason = err.Error()
 		}

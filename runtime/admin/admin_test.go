@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/runner"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -28,7 +29,7 @@ func TestAdminAPI(t *testing.T) {
 		Tolerance: "all",
 		Engine:    config.Engine{Concurrency: 1, Order: "partition", MaxInFlight: 4, MaxEvents: 100, MaxEvent: 1 << 20},
 	}
-	task := engine.New(cfg, engine.Options{Logger: zerolog.Nop(), Metrics: ms})
+	task := runner.New(cfg, engine.Options{Logger: zerolog.Nop(), Metrics: ms})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- task.Run(ctx) }()

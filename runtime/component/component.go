@@ -2,6 +2,7 @@ package component
 
 import (
 	"context"
+	"time"
 
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -135,4 +136,16 @@ type Rewinder interface {
 type Cycler interface {
 	CycleDue() bool
 	EndCycle(ctx context.Context, commit bool) error
+}
+
+// LineDecoder is implemented by sources that make one event of each line of
+// text (stdin, files, HTTP ingest). `sluice test` uses it so that its input
+// lines become the events `sluice run` would read from the task's source.
+type LineDecoder interface {
+	// DecodeLine appends to dst the event that line (without its newline)
+	// becomes when it is the n-th (0-based) non-blank line of the input and
+	// starts at byte offset off, with now as its ingest time. A line the
+	// source rejects (a strict format, an oversized line) returns dst and an
+	// error: in a run the event fails at stage decode.
+	DecodeLine(dst, line []byte, n int, off int64, now time.Time) ([]byte, error)
 }

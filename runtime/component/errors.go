@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Class is how a failure must be handled (design.md §3, status classes).
+// Class is how a failure must be handled (docs/delivery.md, "Stages and error classes").
 type Class int
 
 const (

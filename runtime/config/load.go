@@ -43,7 +43,7 @@ type Loader struct {
 	Logger   zerolog.Logger
 }
 
-// DefaultMaxEvent is the default limit on one event (design.md §2).
+// DefaultMaxEvent is the default limit on one event (docs/configuration.md).
 const DefaultMaxEvent = 1 << 20
 
 // DefaultQuota is the default number of tasks one process runs.
@@ -55,7 +55,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*$`)
 // here; each is decoded against its own spec.
 type fileSchema struct {
 	Name         string             `toml:"name" required:"true" doc:"Task name: letters, digits and '-', starting with a letter or digit, at most 127 characters."`
-	Description  string             `toml:"description" doc:"Free text shown by sluice list and the admin API."`
+	Description  string             `toml:"description" doc:"Free text shown by the admin API (GET /tasks)."`
 	Source       map[string]any     `toml:"source" required:"true" doc:"Where events come from."`
 	Filter       *FilterConfig      `toml:"filter" doc:"Which events go on."`
 	Transform    []map[string]any   `toml:"transform" doc:"The transform chain, applied in order."`
@@ -84,24 +84,48 @@ type errorsSchema struct {
 
 // Engine keys live in component tables but belong to the engine.
 type sourceEngineKeys struct {
-	Concurrency int    `toml:"concurrency" min:"1" max:"32"`
-	Order       string `toml:"order" enum:"partition,key,none"`
+	Concurrency int    `toml:"concurrency" min:"1" max:"32" doc:"Workers processing the task's events in parallel."`
+	Order       string `toml:"order" enum:"partition,key,none" doc:"What stays in order with several workers: partition (each lane on one worker), key (a lane spread over workers by record key), none."`
 }
 
 type sinkBatch struct {
-	MaxEvents int                `toml:"max_events" min:"1" max:"1000000"`
-	MaxWait   component.Duration `toml:"max_wait"`
-	MaxBytes  component.ByteSize `toml:"max_bytes"`
+	MaxEvents int                `toml:"max_events" min:"1" max:"1000000" doc:"Most outputs in one sink write."`
+	MaxWait   component.Duration `toml:"max_wait" doc:"Longest time a partial batch waits for more outputs; 0: written as soon as the worker has no more input waiting."`
+	MaxBytes  component.ByteSize `toml:"max_bytes" doc:"Most payload bytes in one sink write, past its first output; 0: no limit."`
 }
 
-// dlqEngineKeys are those of [dead_letter]: no buffer in front of it.
+// dlqEngineKeys are those of [dead_letter]: no buffer in front of it, and
+// no max_wait (the loader rejects it: dead letters are written as soon as
+// their batch is settled, never held).
 type dlqEngineKeys struct {
-	Batch sinkBatch `toml:"batch"`
+	Batch sinkBatch `toml:"batch" doc:"How the engine cuts writes to the dead-letter sink (max_events, max_bytes)."`
+}
+
+// TaskFields documents the keys of a task file outside the component
+// tables: the top level, [filter], [retry] and [errors].
+func TaskFields() []component.Field {
+	fs, _ := component.FieldsOf(&fileSchema{})
+	return fs
+}
+
+// EngineFields documents the engine keys a component table may hold, by
+// table: "source" (concurrency, order), "sink" (batch, buffer) and
+// "dead_letter" (batch).
+func EngineFields() map[string][]component.Field {
+	out := map[string][]component.Field{}
+	for table, keys := range map[string]any{
+		"source":      &sourceEngineKeys{Concurrency: 1, Order: "partition"},
+		"sink":        &sinkEngineKeys{Batch: sinkBatch{MaxEvents: 256}, Buffer: buffer.NewConfig()},
+		"dead_letter": &dlqEngineKeys{Batch: sinkBatch{MaxEvents: 256}},
+	} {
+		out[table], _ = component.FieldsOf(keys)
+	}
+	return out
 }
 
 type sinkEngineKeys struct {
-	Batch  sinkBatch      `toml:"batch"`
-	Buffer *buffer.Config `toml:"buffer"`
+	Batch  sinkBatch      `toml:"batch" doc:"How the engine gathers outputs into sink writes."`
+	Buffer *buffer.Config `toml:"buffer" doc:"A disk buffer in front of the sink (docs/delivery.md)."`
 }
 
 func (l *Loader) lookupEnv(name string) (string, bool) {
@@ -202,7 +226,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 	var fs fileSchema
 	component.Decode(tree, &fs, p)
 	dir := filepath.Dir(file)
-	t := &Task{Name: fs.Name, File: file, Dir: dir, Tolerance: "all", ExactlyOnce: fs.ExactlyOnce}
+	t := &Task{Name: fs.Name, Description: fs.Description, File: file, Dir: dir, Tolerance: "all", ExactlyOnce: fs.ExactlyOnce}
 	if fs.Name != "" {
 		switch n := utf8.RuneCountInString(fs.Name); {
 		case n > 127:
@@ -252,7 +276,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		ct := l.decodeComponent(component.KindSink, fs.Sink, []string{"sink"}, p, &ek)
 		if ct != nil {
 			t.Sink = *ct
-			t.Engine.MaxEvents, t.Engine.MaxWait = ek.Batch.MaxEvents, ek.Batch.MaxWait.D()
+			t.Engine.MaxEvents, t.Engine.MaxWait, t.Engine.MaxBytes = ek.Batch.MaxEvents, ek.Batch.MaxWait.D(), int(ek.Batch.MaxBytes)
 		}
 		if _, ok := fs.Sink["buffer"]; ok && ek.Buffer != nil {
 			// Without a state directory the default buffer sits beside the
@@ -272,9 +296,16 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		}
 	}
 	if fs.DeadLetter != nil {
-		ct := l.decodeComponent(component.KindSink, fs.DeadLetter, []string{"dead_letter"}, p, &dlqEngineKeys{})
+		ek := dlqEngineKeys{Batch: sinkBatch{MaxEvents: 256}}
+		if b, ok := fs.DeadLetter["batch"].(map[string]any); ok {
+			if _, ok := b["max_wait"]; ok {
+				p.KeyErrorf([]string{"dead_letter", "batch", "max_wait"}, "max_wait does not apply to [dead_letter]: dead letters are written as soon as their events fail, never held; remove it")
+			}
+		}
+		ct := l.decodeComponent(component.KindSink, fs.DeadLetter, []string{"dead_letter"}, p, &ek)
 		if ct != nil {
 			t.DeadLetter = ct
+			t.Engine.DeadLetterMaxEvents, t.Engine.DeadLetterMaxBytes = ek.Batch.MaxEvents, int(ek.Batch.MaxBytes)
 		}
 	}
 	if fs.Filter != nil {
@@ -372,6 +403,9 @@ func (l *Loader) decodeComponent(kind component.Kind, tree map[string]any, path 
 			}
 			rest[k] = v
 		}
+		// The component's own defaults for the keys it declares are the
+		// engine's too: what its docs say is what the engine does.
+		seedFrom(reflect.ValueOf(engineKeys).Elem(), reflect.ValueOf(cfg).Elem())
 		ep := component.NewProblems(path...)
 		component.Decode(mine, engineKeys, ep)
 		for _, pr := range ep.List() {
@@ -386,6 +420,33 @@ func (l *Loader) decodeComponent(kind component.Kind, tree map[string]any, path 
 		c.Spec = nil // not buildable
 	}
 	return c
+}
+
+// seedFrom copies into dst the values of the fields src declares under the
+// same TOML key with the same type, descending into tables both declare.
+func seedFrom(dst, src reflect.Value) {
+	srcFields := map[string]reflect.Value{}
+	for i := range src.NumField() {
+		if name, _, _ := strings.Cut(src.Type().Field(i).Tag.Get("toml"), ","); name != "" && src.Type().Field(i).IsExported() {
+			srcFields[name] = src.Field(i)
+		}
+	}
+	for i := range dst.NumField() {
+		name, _, _ := strings.Cut(dst.Type().Field(i).Tag.Get("toml"), ",")
+		sv, ok := srcFields[name]
+		if !ok || name == "" {
+			continue
+		}
+		dv := dst.Field(i)
+		switch {
+		case sv.Type() == dv.Type():
+			dv.Set(sv)
+		case sv.Kind() == reflect.Struct && dv.Kind() == reflect.Struct:
+			seedFrom(dv, sv)
+		case sv.Type().ConvertibleTo(dv.Type()) && sv.Kind() == dv.Kind():
+			dv.Set(sv.Convert(dv.Type()))
+		}
+	}
 }
 
 func isEngineKey(keys any, k string) bool {
@@ -475,14 +536,17 @@ func retryFrom(rs *retrySchema, p *component.Problems) Retry {
 	r := Retry{Policy: policy}
 	switch policy {
 	case "backoff":
-		// 3 retries, each after a random 10-20 s (design.md §4).
+		// 3 retries, each after a random 10-20 s (docs/delivery.md).
 		r.Attempts, r.Initial, r.Max, r.Jitter = 3, 10*time.Second, 20*time.Second, 1
 	case "exponential":
 		// 1 s doubling to 512 s, up to 176 retries within one day.
-		r.Attempts, r.Initial, r.Max, r.MaxAge = 176, time.Second, 512*time.Second, 24*time.Hour
+		r.Attempts, r.Initial, r.Max, r.Multiplier, r.MaxAge = 176, time.Second, 512*time.Second, 2, 24*time.Hour
 	case "none":
 	case "custom":
-		r.Attempts, r.Initial, r.Max, r.Jitter = 3, time.Second, time.Minute, 0.2
+		r.Attempts, r.Initial, r.Max, r.Multiplier, r.Jitter = 3, time.Second, time.Minute, 2, 0.2
+		if rs.Multiplier > 0 {
+			r.Multiplier = rs.Multiplier
+		}
 		if rs.Attempts != nil {
 			r.Attempts = *rs.Attempts
 		}

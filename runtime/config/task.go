@@ -14,9 +14,10 @@ import (
 
 // Task is one loaded, validated task file.
 type Task struct {
-	Name string
-	File string // path as given
-	Dir  string // folder of the file; relative paths in the task resolve against it
+	Name        string
+	Description string
+	File        string // path as given
+	Dir         string // folder of the file; relative paths in the task resolve against it
 
 	Source     Component
 	Filter     Filter // nil: every event matches
@@ -47,7 +48,7 @@ type Filter interface {
 
 // FilterConfig is the [filter] table as written.
 type FilterConfig struct {
-	Pattern     map[string]any `toml:"pattern" doc:"Event pattern (event-patterns.md) mirroring the event's shape; exclusive with pattern_json."`
+	Pattern     map[string]any `toml:"pattern" doc:"Event pattern (docs/filters.md) mirroring the event's shape; exclusive with pattern_json."`
 	PatternJSON string         `toml:"pattern_json" doc:"The same pattern as JSON text; needed for null literals."`
 	Condition   string         `toml:"condition" doc:"expr-lang boolean expression over the event, ANDed with the pattern."`
 }
@@ -58,19 +59,25 @@ type Engine struct {
 	Order       string        // partition | key | none ([source] order)
 	MaxInFlight int           // source batches in flight per task
 	MaxEvents   int           // sink batch size ([sink] batch.max_events)
+	MaxBytes    int           // payload bytes in one sink batch, past its first output ([sink] batch.max_bytes; 0: no limit)
 	MaxWait     time.Duration // longest a partial sink batch waits ([sink] batch.max_wait)
 	MaxEvent    int           // largest event in bytes
+	// DeadLetterMaxEvents and DeadLetterMaxBytes cut dead-letter writes
+	// ([dead_letter] batch.max_events, batch.max_bytes).
+	DeadLetterMaxEvents int
+	DeadLetterMaxBytes  int
 	// Buffer, when set, puts a disk buffer in front of the sink ([sink]
 	// buffer); its Dir is resolved.
 	Buffer *buffer.Options
 }
 
-// Retry is the [retry] table (design.md §4).
+// Retry is the [retry] table (docs/delivery.md).
 type Retry struct {
-	Policy   string        // backoff | exponential | custom | none
-	Attempts int           // retries after the first try
-	Initial  time.Duration // first interval
-	Max      time.Duration // largest interval
-	MaxAge   time.Duration // give up once the first try is this old
-	Jitter   float64       // 0..1, fraction of each interval randomized
+	Policy     string        // backoff | exponential | custom | none
+	Attempts   int           // retries after the first try
+	Initial    time.Duration // first interval
+	Max        time.Duration // largest interval
+	Multiplier float64       // growth of the interval per retry (custom, exponential)
+	MaxAge     time.Duration // give up once the first try is this old
+	Jitter     float64       // 0..1, fraction of each interval randomized
 }

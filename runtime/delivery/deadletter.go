@@ -33,7 +33,7 @@ func (r *Record) Class() string {
 	return component.ClassOf(r.Err).String()
 }
 
-// AppendJSON appends the record as one JSON object (design.md §4):
+// AppendJSON appends the record as one JSON object (docs/delivery.md, "Dead-letter queue"):
 // {"event": <the original, as JSON or as a string>, "task", "stage",
 // "error": {"class", "message"}, "attempts", "position", "time"}. The
 // record is valid UTF-8 whatever the event holds: an event that is not

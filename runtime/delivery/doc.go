@@ -2,7 +2,7 @@
 // failures on the task's retry policy (honouring a server's Retry-After),
 // splits a batch rejected as a whole until the offending records are
 // isolated, and reports per record whether it was delivered. It also
-// encodes the dead-letter record of design.md §4.
+// encodes the dead-letter record of docs/delivery.md.
 //
 // Who decides what: the sink classifies its errors (component.Retryable,
 // EventPermanent, TaskPermanent); this package decides when to try again;

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Policy is a retry schedule (design.md §4).
+// Policy is a retry schedule (docs/delivery.md, "Retry policies").
 type Policy struct {
 	// Attempts is the number of retries after the first try.
 	Attempts int
@@ -24,7 +24,7 @@ type Policy struct {
 	MaxAge time.Duration
 }
 
-// Policies by name, as design.md §4 defines them.
+// Policies by name, as docs/delivery.md defines them.
 var (
 	// Backoff: 3 retries, each after a random 10-20 s.
 	Backoff = Policy{Attempts: 3, Initial: 10 * time.Second, Max: 20 * time.Second, Spread: true}

@@ -137,12 +137,16 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 		}
 		res := d.results[:len(b.Msgs)]
 		began := time.Now()
-		if err := deliver.Deliver(ctx, b.Msgs, res); err != nil {
-			var s *delivery.Stop
-			if errors.As(err, &s) && ctx.Err() == nil && !errors.Is(err, delivery.ErrInterrupted) {
-				t.stop(StartFailed, s.Err)
+		e := &t.cfg.Engine
+		for start, end := 0, 0; start < len(b.Msgs); start = end {
+			end = start + cut(b.Msgs[start:], e.MaxEvents, e.MaxBytes)
+			if err := deliver.Deliver(ctx, b.Msgs[start:end], res[start:end]); err != nil {
+				var s *delivery.Stop
+				if errors.As(err, &s) && ctx.Err() == nil && !errors.Is(err, delivery.ErrInterrupted) {
+					t.stop(StartFailed, s.Err)
+				}
+				return // not committed: read again by the next run
 			}
-			return // not committed: read again by the next run
 		}
 		t.m.write.Observe(time.Since(began).Seconds())
 		var out, bytes, delivered uint64

@@ -22,11 +22,12 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/runner"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // load builds a task from TOML with every builtin, as `sluice run` does.
-func load(t *testing.T, dir, text string) *config.Task {
+func load(t *testing.T, dir, text string) engine.Definition {
 	t.Helper()
 	r := component.NewRegistry()
 	builtins.RegisterAll(r)
@@ -40,7 +41,7 @@ func load(t *testing.T, dir, text string) *config.Task {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return task
+	return runner.Definition(task)
 }
 
 func writeEvents(t *testing.T, path string, n int, poison func(int) bool) {

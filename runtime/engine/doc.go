@@ -14,9 +14,12 @@
 //   - Every source batch is acked exactly once, in read order per lane, after
 //     each of its events was delivered, filtered, dead-lettered or dropped
 //     by policy (a nil error), or nacked when the task stops before that.
-//   - Sinks see batches of at most batch.max_events outputs, written when
-//     full, when batch.max_wait passed, or (max_wait = 0) as soon as the
-//     worker has no more input waiting.
+//   - Sinks see batches of at most batch.max_events outputs and, past the
+//     first, batch.max_bytes payload bytes, written when full, when
+//     batch.max_wait passed, or (max_wait = 0) as soon as the worker has no
+//     more input waiting. Dead-letter writes are cut the same way.
+//   - The engine runs a Definition (built components and Settings); it
+//     knows nothing of task files (runtime/runner maps them).
 //   - Shutdown: when ctx ends the reader stops, workers drain what was read
 //     within the shutdown deadline, acks commit, then the source, the
 //     transforms and the sinks are closed.

@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/runner"
 )
 
 // laneSource emits numbered events on several lanes and records acks: it
@@ -129,7 +130,9 @@ func (s *memSink) payloads() []string {
 	return out
 }
 
-func task(src component.Source, sink component.Sink, mod func(*config.Task)) *config.Task {
+// task defines a task around src and sink; mod edits it as a loaded task
+// file would have it.
+func task(src component.Source, sink component.Sink, mod func(*config.Task)) engine.Definition {
 	t := &config.Task{
 		Name:      "t",
 		Source:    config.Component{Type: "test", Instance: src},
@@ -141,7 +144,7 @@ func task(src component.Source, sink component.Sink, mod func(*config.Task)) *co
 	if mod != nil {
 		mod(t)
 	}
-	return t
+	return runner.Definition(t)
 }
 
 func opts(t *testing.T) engine.Options {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/component"
-	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/delivery"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -31,7 +30,7 @@ func (f *Fate) Failed() bool { return f.Err != nil }
 // Processor runs events through the filter and the transform chain. It owns
 // scratch buffers and is not safe for concurrent use: each worker has one.
 type Processor struct {
-	Filter     config.Filter
+	Filter     Filter
 	Transforms []component.Transform
 	MaxEvent   int
 	// Retry applies to transform failures marked retryable (a WASM module's
@@ -48,7 +47,7 @@ type Processor struct {
 }
 
 // NewProcessor returns a processor for a task's filter and transforms.
-func NewProcessor(filter config.Filter, transforms []component.Transform, maxEvent int, retry delivery.Policy) *Processor {
+func NewProcessor(filter Filter, transforms []component.Transform, maxEvent int, retry delivery.Policy) *Processor {
 	p := &Processor{Filter: filter, Transforms: transforms, MaxEvent: maxEvent, Retry: retry, Clock: delivery.SystemClock{}}
 	p.outs = make([]component.Output, len(transforms))
 	p.stages = make([]string, len(transforms))

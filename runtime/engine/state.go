@@ -4,7 +4,7 @@ import (
 	"sync/atomic"
 )
 
-// State is where a task is in its life (design.md §6).
+// State is where a task is in its life (docs/configuration.md, "Task states").
 type State int32
 
 const (
@@ -30,7 +30,7 @@ func (s State) String() string {
 
 // Stats counts what a task did. Every input event leaves in exactly one way,
 // so Delivered + Filtered + DeadLettered + Dropped = In once the task is
-// idle (design.md §4).
+// idle (docs/delivery.md).
 type Stats struct {
 	In           uint64 `json:"in"`            // events read from the source
 	Delivered    uint64 `json:"delivered"`     // events whose outputs were all delivered

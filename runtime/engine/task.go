@@ -14,7 +14,6 @@ import (
 
 	"github.com/sluicehq/sluice/runtime/buffer"
 	"github.com/sluicehq/sluice/runtime/component"
-	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/delivery"
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
@@ -47,7 +46,7 @@ var errStopping = errors.New("task stopping before the batch was handled")
 
 // Task runs one configured task.
 type Task struct {
-	cfg  *config.Task
+	cfg  Definition
 	opts Options
 	log  zerolog.Logger
 
@@ -95,8 +94,9 @@ type taskMetrics struct {
 	write                                    prometheus.Observer
 }
 
-// New prepares a task. It does no I/O.
-func New(cfg *config.Task, opts Options) *Task {
+// New prepares a task from def; zero settings take their defaults (see
+// Settings). It does no I/O.
+func New(def Definition, opts Options) *Task {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 30 * time.Second
 	}
@@ -106,22 +106,24 @@ func New(cfg *config.Task, opts Options) *Task {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	t := &Task{cfg: cfg, opts: opts, resumeBlocked: make(chan struct{}, 1)}
-	t.log = opts.Logger.With().Str(logx.Task, cfg.Name).Logger()
-	t.src = cfg.Source.Instance.(component.Source)
-	t.sink = cfg.Sink.Instance.(component.Sink)
-	if cfg.DeadLetter != nil {
-		t.dlq = cfg.DeadLetter.Instance.(component.Sink)
+	def.Engine = def.Engine.withDefaults()
+	if def.Tolerance == "" {
+		def.Tolerance = ToleranceAll
+	}
+	t := &Task{cfg: def, opts: opts, resumeBlocked: make(chan struct{}, 1)}
+	t.log = opts.Logger.With().Str(logx.Task, def.Name).Logger()
+	t.src = def.Source
+	t.sink = def.Sink
+	if def.DeadLetter != nil {
+		t.dlq = def.DeadLetter
 		if r, ok := t.dlq.(delivery.RawDeadLetters); ok {
 			t.dlqRaw = r.DeadLetterRaw()
 		}
 	}
-	for _, c := range cfg.Transforms {
-		t.trs = append(t.trs, c.Instance.(component.Transform))
-	}
-	policy := PolicyOf(cfg.Retry)
+	t.trs = def.Transforms
+	policy := def.Retry
 	ms := opts.Metrics
-	lbl := prometheus.Labels{"task": cfg.Name}
+	lbl := prometheus.Labels{"task": def.Name}
 	t.m = taskMetrics{
 		in:       ms.Counter("events_in_total", "Events read from the source.", "task").With(lbl),
 		out:      ms.Counter("events_out_total", "Outputs delivered to the sink.", "task").With(lbl),
@@ -144,22 +146,11 @@ func New(cfg *config.Task, opts Options) *Task {
 	return t
 }
 
-// PolicyOf turns a task's [retry] settings into a delivery policy.
-func PolicyOf(r config.Retry) delivery.Policy {
-	switch r.Policy {
-	case "none":
-		return delivery.None
-	case "backoff", "":
-		p := delivery.Backoff
-		return p
-	case "exponential":
-		return delivery.Exponential
-	}
-	return delivery.Policy{Attempts: r.Attempts, Initial: r.Initial, Max: r.Max, Multiplier: 2, Jitter: r.Jitter, MaxAge: r.MaxAge}
-}
-
 // Name returns the task name.
 func (t *Task) Name() string { return t.cfg.Name }
+
+// Description returns the task's description.
+func (t *Task) Description() string { return t.cfg.Description }
 
 // State returns the task's current state.
 func (t *Task) State() State { return State(t.state.Load()) }
@@ -276,7 +267,7 @@ func (t *Task) Run(ctx context.Context) error {
 	var readErr error
 	for {
 		t.setState(Running)
-		t.log.Info().Str("source", t.cfg.Source.Type).Str("sink", t.cfg.Sink.Type).Int("concurrency", t.cfg.Engine.Concurrency).Msg("task running")
+		t.log.Info().Str("source", t.cfg.SourceType).Str("sink", t.cfg.SinkType).Int("concurrency", t.cfg.Engine.Concurrency).Msg("task running")
 		readErr = t.runOnce(ctx)
 		if t.buf != nil && ctx.Err() == nil && !t.halted.Load() {
 			// A finite run ends once the buffer delivered what it holds.
@@ -545,11 +536,11 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 		case len(workers) == 1:
 			p := t.tracker.add(b.Lane, b.Ack, 1)
 			workers[0].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
-		case e.Order == "none":
+		case e.Order == OrderNone:
 			p := t.tracker.add(b.Lane, b.Ack, 1)
 			workers[rr%len(workers)].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
 			rr++
-		case e.Order == "key":
+		case e.Order == OrderKey:
 			t.dispatchByKey(b, workers)
 		default:
 			p := t.tracker.add(b.Lane, b.Ack, 1)

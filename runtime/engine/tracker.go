@@ -13,7 +13,7 @@ var errEarlierFailed = errors.New("an earlier batch of the same lane was not han
 
 // tracker calls each source batch's Ack exactly once, in read order per
 // lane, once the batch and every earlier batch of its lane are finished. It
-// is the "commit only the contiguous prefix" rule of design.md §4, kept in
+// is the "commit only the contiguous prefix" rule of docs/delivery.md, kept in
 // one place so that sources can commit whatever they are acked.
 type tracker struct {
 	mu      sync.Mutex

@@ -30,6 +30,7 @@ type worker struct {
 	timer *time.Timer
 
 	pending []message.Message // outputs waiting for the sink
+	bytes   int               // payload bytes of pending
 	owners  []*job            // owners[i] produced pending[i]
 	jobs    []*job            // jobs whose outputs are pending
 	results []delivery.Result
@@ -40,7 +41,7 @@ type worker struct {
 
 func (t *Task) newWorker(id int) *worker {
 	e := t.cfg.Engine
-	proc := NewProcessor(t.cfg.Filter, t.trs, e.MaxEvent, PolicyOf(t.cfg.Retry))
+	proc := NewProcessor(t.cfg.Filter, t.trs, e.MaxEvent, t.cfg.Retry)
 	proc.Clock = t.opts.Clock
 	proc.OnRetry = func(attempt int, wait time.Duration, err error) {
 		t.stats.retries.Add(1)
@@ -86,7 +87,7 @@ func (w *worker) run(ctx context.Context) {
 			return
 		}
 		w.handle(ctx, j)
-		if len(w.jobs) > 0 && len(w.pending) >= w.t.cfg.Engine.MaxEvents {
+		if e := &w.t.cfg.Engine; len(w.jobs) > 0 && (len(w.pending) >= e.MaxEvents || e.MaxBytes > 0 && w.bytes >= e.MaxBytes) {
 			if timerC != nil {
 				w.timer.Stop()
 				timerC = nil
@@ -116,12 +117,13 @@ func (w *worker) handle(ctx context.Context, j *job) {
 	for i := range outs {
 		w.pending = append(w.pending, outs[i])
 		w.owners = append(w.owners, j)
+		w.bytes += len(outs[i].Payload)
 	}
 	w.jobs = append(w.jobs, j)
 }
 
-// flush delivers pending outputs in batches of at most max_events, then
-// settles every pending job.
+// flush delivers pending outputs in batches of at most max_events and
+// max_bytes, then settles every pending job.
 func (w *worker) flush(ctx context.Context) {
 	if len(w.jobs) == 0 {
 		return
@@ -130,10 +132,10 @@ func (w *worker) flush(ctx context.Context) {
 		w.flushToBuffer(ctx)
 		return
 	}
-	max := w.t.cfg.Engine.MaxEvents
+	e := &w.t.cfg.Engine
 	var stop error
-	for start := 0; start < len(w.pending) && stop == nil; start += max {
-		end := min(start+max, len(w.pending))
+	for start, end := 0, 0; start < len(w.pending) && stop == nil; start = end {
+		end = start + cut(w.pending[start:], e.MaxEvents, e.MaxBytes)
 		chunk := w.pending[start:end]
 		if cap(w.results) < len(chunk) {
 			w.results = make([]delivery.Result, len(chunk))
@@ -239,6 +241,7 @@ func (w *worker) reset() {
 	clear(w.owners)
 	clear(w.jobs)
 	w.pending, w.owners, w.jobs = w.pending[:0], w.owners[:0], w.jobs[:0]
+	w.bytes = 0
 	w.proc.Reset()
 }
 
@@ -279,7 +282,7 @@ func (w *worker) flushToBuffer(ctx context.Context) {
 // buffer: the drain counts them once it delivers them.
 func (w *worker) settle(ctx context.Context, j *job, buffered bool) {
 	t := w.t
-	if t.cycling && t.cfg.Tolerance != "none" {
+	if t.cycling && t.cfg.Tolerance != ToleranceNone {
 		for i := range j.fates {
 			if f := &j.fates[i]; f.Failed() && abortsCycle(f.Stage, f.Err) {
 				// In a transaction the failed write may have doomed it: the
@@ -334,7 +337,7 @@ func (t *Task) deadLetter(ctx context.Context, recs []delivery.Record, scratch *
 		t.log.Warn().Str(logx.Stage, r.Stage).Str(logx.ErrorType, r.Class()).Str(logx.Position, r.Pos.String()).
 			Int(logx.Attempt, r.Attempts).Err(r.Err).Msg("event failed")
 	}
-	if t.cfg.Tolerance == "none" {
+	if t.cfg.Tolerance == ToleranceNone {
 		r := &recs[0]
 		err := errors.New(r.Stage + " failed at " + r.Pos.String() + ": " + r.Err.Error())
 		t.stop(Blocked, err)
@@ -362,14 +365,18 @@ func (t *Task) deadLetter(ctx context.Context, recs []delivery.Record, scratch *
 	// Payload slices of earlier records stay valid if buf grew: append
 	// copies into a new array and leaves the old one to the slices.
 	res := make([]delivery.Result, len(msgs))
-	if err := t.dlqDeliver.Deliver(ctx, msgs, res); err != nil {
-		if t.cycling && abortsCycle("sink", err) {
-			return fmt.Errorf("%w: dead-letter queue: %w", errCycleAborted, err)
+	e := &t.cfg.Engine
+	for start, end := 0, 0; start < len(msgs); start = end {
+		end = start + cut(msgs[start:], e.DeadLetterMaxEvents, e.DeadLetterMaxBytes)
+		if err := t.dlqDeliver.Deliver(ctx, msgs[start:end], res[start:end]); err != nil {
+			if t.cycling && abortsCycle("sink", err) {
+				return fmt.Errorf("%w: dead-letter queue: %w", errCycleAborted, err)
+			}
+			if ctx.Err() == nil {
+				t.stop(Blocked, errors.New("dead-letter queue unavailable: "+err.Error()))
+			}
+			return err
 		}
-		if ctx.Err() == nil {
-			t.stop(Blocked, errors.New("dead-letter queue unavailable: "+err.Error()))
-		}
-		return err
 	}
 	for i := range res {
 		if res[i].Err != nil && t.cycling && abortsCycle("sink", res[i].Err) {

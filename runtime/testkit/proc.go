@@ -3,6 +3,7 @@ package testkit
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,6 +85,10 @@ type ProcOptions struct {
 	// and hard) lowered to it (Unix only): the test binary re-executes
 	// itself, lowers its limit and becomes sluice.
 	MaxOpenFiles uint64
+	// StdinFrom, when set, is the process's standard input instead of
+	// Stdin: the read end of an os.Pipe keeps it open for as long as the
+	// test holds the write end.
+	StdinFrom io.Reader
 }
 
 // StartSluice runs the sluice binary with args, its stdout and stderr going
@@ -114,6 +119,9 @@ func StartSluice(t testing.TB, o ProcOptions, args ...string) *Proc {
 	}
 	if o.Stdin != nil {
 		p.Cmd.Stdin = bytes.NewReader(o.Stdin)
+	}
+	if o.StdinFrom != nil {
+		p.Cmd.Stdin = o.StdinFrom
 	}
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -214,9 +214,11 @@ type Parameter struct {
 type Inspection struct {
 	ABIVersion  int         `json:"abi_version"`
 	Description Description `json:"description"`
-	Imports     []string    `json:"imports"` // "module.name"
-	Exports     []string    `json:"exports"`
-	Size        int         `json:"size"`
+	Imports     []string    `json:"imports"` // "module.name", each once
+	Exports     []string    `json:"exports"` // functions and memories
+	// Memories are the exported memories (the ABI wants one, "memory").
+	Memories []string `json:"memories"`
+	Size     int      `json:"size"`
 	// MemoryPages is the initial memory and MemoryMaxPages the maximum
 	// after the memory limit, in 64 KiB pages.
 	MemoryPages    uint32 `json:"memory_pages"`
@@ -255,8 +257,16 @@ func (h *Host) Inspect(ctx context.Context, name string, wasm []byte, opt LoadOp
 	for n := range m.c.cm.ExportedFunctions() {
 		in.Exports = append(in.Exports, n)
 	}
+	for n := range m.c.cm.ExportedMemories() {
+		in.Exports = append(in.Exports, n)
+		in.Memories = append(in.Memories, n)
+	}
+	// A module may import one function under several types or indexes
+	// (Go imports fd_write twice): the name is listed once.
 	sort.Strings(in.Imports)
+	in.Imports = slices.Compact(in.Imports)
 	sort.Strings(in.Exports)
+	sort.Strings(in.Memories)
 	return in, nil
 }
 

@@ -18,7 +18,8 @@ import (
 
 // matchCase is one conformance vector: a pattern (JSON text), an event and
 // the expected outcome. Cases marked spec come from the example tables of
-// event-patterns.md, in document order.
+// the pattern language's contract (Alibaba's and AWS's documented examples,
+// docs/filters.md), in the order of its sections.
 type matchCase struct {
 	name    string
 	pattern string
@@ -475,7 +476,7 @@ func problemKeys(err error) []string {
 }
 
 func TestTOMLFormsOfSpecSnippets(t *testing.T) {
-	// The TOML snippets of event-patterns.md, written as tables the way a
+	// The TOML snippets of the pattern contract (docs/filters.md), written as tables the way a
 	// task file has them, against their JSON forms.
 	cases := []struct {
 		toml, json string

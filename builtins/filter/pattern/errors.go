@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Error codes of event-patterns.md section 5, plus JSON_SYNTAX (pattern_json
+// Error codes of docs/filters.md ("Errors"), plus JSON_SYNTAX (pattern_json
 // is not JSON) and PATTERN_TOO_COMPLEX (the $or alternatives multiply past
 // what the matcher compiles; see docs/filters.md).
 const (

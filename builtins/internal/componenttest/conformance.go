@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +32,9 @@ type SourceSuite struct {
 	// the last one committed.
 	New func(t testing.TB) component.Source
 	// Produce makes records with these bodies available in the stream, in
-	// this order (publishes them, appends them, inserts rows).
+	// this order (publishes them, appends them, inserts rows). nil means the
+	// source makes its own records (a generator): the read checks then take
+	// Count records as they come, and Body is not used.
 	Produce func(t testing.TB, bodies [][]byte)
 	// Body returns, from a record the source emitted, the body Produce wrote
 	// (for a source that wraps records in a CloudEvent, its data). nil means
@@ -47,8 +50,30 @@ type SourceSuite struct {
 	Ordered bool
 	// Finite is true when Read returns io.EOF once the stream is exhausted.
 	Finite bool
+	// Rereads is true when the source keeps no position: every new source
+	// reads the stream from its start (a dead-letter replay). The commit
+	// check then expects the old records again instead of refusing them.
+	Rereads bool
+	// Snapshot is true when the source reads only the records that exist
+	// when it opens (a replay notes where the topic ends): the checks then
+	// produce before opening the source.
+	Snapshot bool
 	// Count is how many records the read checks produce (default 40).
 	Count int
+
+	run string // this run of the suite, in the records' bodies
+}
+
+// produceAndOpen opens a source and produces bodies, in the order the
+// source needs.
+func produceAndOpen(t testing.TB, s SourceSuite, bodies [][]byte) component.Source {
+	if s.Snapshot {
+		s.Produce(t, bodies)
+		return openSource(t, s)
+	}
+	src := openSource(t, s)
+	s.Produce(t, bodies)
+	return src
 }
 
 // Source runs the conformance checks on a source:
@@ -56,15 +81,19 @@ type SourceSuite struct {
 //   - every record produced is read, with a payload and a lane, none with
 //     a decode error, in order per lane when Ordered;
 //   - acknowledged records are committed by Close: the next source does not
-//     read them again;
+//     read them again (with Rereads: it reads them again, and the new ones);
+//   - without Produce (a generator), Count records are read, each with a
+//     payload and a lane;
 //   - with Redelivers, nacked and never-acked records are read again by the
 //     next source;
 //   - a Read blocked for want of records returns when its context ends, with
-//     the context's error, and when the source is closed.
+//     the context's error, and when the source is closed (and a Read after
+//     Close returns an error at once).
 func Source(t *testing.T, s SourceSuite) {
 	if s.Count == 0 {
 		s.Count = 40
 	}
+	s.run = fmt.Sprintf("%d-%d", time.Now().UnixNano(), runs.Add(1))
 	t.Run("CloseWithoutOpen", func(t *testing.T) {
 		src := s.New(t)
 		if err := closeWithin(src); err != nil {
@@ -75,6 +104,7 @@ func Source(t *testing.T, s SourceSuite) {
 		for i := range 2 {
 			src := s.New(t)
 			if err := src.Open(ctxT(t)); err != nil {
+				_ = closeWithin(src) // as the engine does: a failed Open may hold resources
 				t.Fatalf("Open #%d: %v", i+1, err)
 			}
 			if err := closeWithin(src); err != nil {
@@ -82,10 +112,102 @@ func Source(t *testing.T, s SourceSuite) {
 			}
 		}
 	})
-	t.Run("ReadAckCommit", func(t *testing.T) {
+	if s.Produce == nil {
+		t.Run("ReadGenerated", func(t *testing.T) {
+			src := openSource(t, s)
+			n := 0
+			ctx := ctxT(t)
+			for n < s.Count {
+				b, err := src.Read(ctx)
+				if err != nil {
+					t.Fatalf("Read: %v after %d of %d records", err, n, s.Count)
+				}
+				checkBatch(t, b)
+				n += len(b.Messages)
+				ackAll(b)
+			}
+			if err := closeWithin(src); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		})
+	} else {
+		sourceReadChecks(t, s)
+	}
+	t.Run("ContextEndsRead", func(t *testing.T) {
 		src := openSource(t, s)
-		bodies := makeBodies(t, "read", s.Count)
-		s.Produce(t, bodies)
+		drain(t, s, src)
+		// Records may still trickle in after drain saw none for a moment:
+		// a batch instead of the error is acknowledged and the Read tried
+		// again, until one is blocked for want of records.
+		for attempt := 0; ; attempt++ {
+			ctx, cancel := context.WithCancel(context.Background())
+			res := readAsync(src, ctx)
+			cancel()
+			var r readResult
+			select {
+			case r = <-res:
+			case <-time.After(testkit.Scale(testkit.DefaultWait)):
+				t.Fatal("Read did not return after its context ended")
+			}
+			if r.err == nil {
+				if attempt > 100 {
+					t.Fatalf("Read keeps returning records after its context ended")
+				}
+				ackAll(r.b)
+				continue
+			}
+			if !(s.Finite && errors.Is(r.err, io.EOF)) && !errors.Is(r.err, context.Canceled) {
+				t.Fatalf("Read after its context ended: error %v; want context.Canceled", r.err)
+			}
+			break
+		}
+		if err := closeWithin(src); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	})
+	t.Run("CloseUnblocksRead", func(t *testing.T) {
+		src := openSource(t, s)
+		drain(t, s, src)
+		res := readAsync(src, context.Background())
+		closed := make(chan error, 1)
+		go func() { closed <- src.Close(context.Background()) }()
+		select {
+		case r := <-res:
+			if r.err == nil && len(r.b.Messages) == 0 {
+				t.Fatal("Read returned an empty batch without an error after Close")
+			}
+			if r.err == nil {
+				// It raced with records coming in; the next Read must not
+				// wait for more.
+				ackAll(r.b)
+				select {
+				case r = <-readAsync(src, context.Background()):
+					if r.err == nil {
+						t.Fatalf("Read after Close returned %d records, want an error", len(r.b.Messages))
+					}
+				case <-time.After(testkit.Scale(testkit.DefaultWait)):
+					t.Fatal("Read after Close did not return")
+				}
+			}
+		case <-time.After(testkit.Scale(testkit.DefaultWait)):
+			t.Fatal("Read did not return after Close")
+		}
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		case <-time.After(testkit.Scale(testkit.DefaultWait)):
+			t.Fatal("Close did not return")
+		}
+	})
+}
+
+// sourceReadChecks are the checks of records the test produced.
+func sourceReadChecks(t *testing.T, s SourceSuite) {
+	t.Run("ReadAckCommit", func(t *testing.T) {
+		bodies := makeBodies(t, s, "read", s.Count)
+		src := produceAndOpen(t, s, bodies)
 		got := readBodies(t, s, src, bodies, ackAll)
 		if s.Ordered {
 			checkOrdered(t, got, bodies)
@@ -94,20 +216,23 @@ func Source(t *testing.T, s SourceSuite) {
 			t.Fatalf("Close: %v", err)
 		}
 		// The next source must not read what was acknowledged: produce a
-		// marker and expect it before any of the old records.
-		src = openSource(t, s)
-		marker := makeBodies(t, "marker", 1)
-		s.Produce(t, marker)
-		readBodies(t, s, src, marker, ackAll)
+		// marker and expect it before any of the old records. A source that
+		// keeps no position reads them all again.
+		marker := makeBodies(t, s, "marker", 1)
+		src = produceAndOpen(t, s, marker)
+		if s.Rereads {
+			readBodies(t, s, src, append(bodies, marker...), ackAll)
+		} else {
+			readBodies(t, s, src, marker, ackAll)
+		}
 		if err := closeWithin(src); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
 	})
 	if s.Redelivers {
 		t.Run("NackRedelivers", func(t *testing.T) {
-			src := openSource(t, s)
-			bodies := makeBodies(t, "nack", s.Count)
-			s.Produce(t, bodies)
+			bodies := makeBodies(t, s, "nack", s.Count)
+			src := produceAndOpen(t, s, bodies)
 			// Nack every other batch and never ack the rest.
 			n := 0
 			readBodies(t, s, src, bodies, func(b component.Batch) {
@@ -128,46 +253,6 @@ func Source(t *testing.T, s SourceSuite) {
 			}
 		})
 	}
-	t.Run("ContextEndsRead", func(t *testing.T) {
-		src := openSource(t, s)
-		drain(t, s, src)
-		ctx, cancel := context.WithCancel(context.Background())
-		res := readAsync(src, ctx)
-		cancel()
-		select {
-		case r := <-res:
-			if !s.Finite || !errors.Is(r.err, io.EOF) {
-				if !errors.Is(r.err, context.Canceled) {
-					t.Fatalf("Read after its context ended: %d records, error %v; want context.Canceled", len(r.b.Messages), r.err)
-				}
-			}
-		case <-time.After(testkit.Scale(testkit.DefaultWait)):
-			t.Fatal("Read did not return after its context ended")
-		}
-		if err := closeWithin(src); err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-	})
-	t.Run("CloseUnblocksRead", func(t *testing.T) {
-		src := openSource(t, s)
-		drain(t, s, src)
-		res := readAsync(src, context.Background())
-		closed := make(chan error, 1)
-		go func() { closed <- src.Close(context.Background()) }()
-		select {
-		case <-res:
-		case <-time.After(testkit.Scale(testkit.DefaultWait)):
-			t.Fatal("Read did not return after Close")
-		}
-		select {
-		case err := <-closed:
-			if err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-		case <-time.After(testkit.Scale(testkit.DefaultWait)):
-			t.Fatal("Close did not return")
-		}
-	})
 }
 
 type readResult struct {
@@ -199,10 +284,10 @@ func ctxT(t testing.TB) context.Context {
 func openSource(t testing.TB, s SourceSuite) component.Source {
 	t.Helper()
 	src := s.New(t)
+	t.Cleanup(func() { _ = src.Close(context.Background()) })
 	if err := src.Open(ctxT(t)); err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { _ = src.Close(context.Background()) })
 	return src
 }
 
@@ -219,13 +304,21 @@ func closeWithin(c interface{ Close(context.Context) error }) error {
 	}
 }
 
-func makeBodies(t testing.TB, kind string, n int) [][]byte {
+// makeBodies returns n record bodies naming the test and the suite's run,
+// so that records of an earlier run (-count, a shared server) are never
+// taken for this run's.
+func makeBodies(t testing.TB, s SourceSuite, kind string, n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
-		out[i] = fmt.Appendf(nil, `{"conformance":%q,"test":%q,"n":%d}`, kind, t.Name(), i)
+		out[i] = fmt.Appendf(nil, `{"conformance":%q,"test":%q,"n":%d}`, kind, runName(t, s), i)
 	}
 	return out
 }
+
+func runName(t testing.TB, s SourceSuite) string { return t.Name() + "#" + s.run }
+
+// runs numbers the suite's runs in this process.
+var runs atomic.Int64
 
 // readBodies reads until every body of want was seen at least once, handing
 // each batch to settle, and returns the test's bodies by lane in read order.
@@ -256,7 +349,7 @@ func readBodies(t testing.TB, s SourceSuite, src component.Source, want [][]byte
 				continue
 			}
 			if !known[string(body)] {
-				if bytes.Contains(body, []byte(`"conformance"`)) && bytes.Contains(body, []byte(fmt.Sprintf("%q", t.Name()))) {
+				if bytes.Contains(body, []byte(`"conformance"`)) && bytes.Contains(body, []byte(fmt.Sprintf("%q", runName(t, s)))) {
 					t.Fatalf("read a record of this test that was acknowledged before: %s", body)
 				}
 				continue
@@ -341,6 +434,11 @@ type SinkSuite struct {
 	// Poison returns a payload the sink must reject as event-permanent (a
 	// row violating a constraint, an unroutable message); nil skips it.
 	Poison func(t testing.TB) []byte
+	// Refused builds a sink, not opened, that the outside world refuses for
+	// good (bad credentials, a missing table or topic): Open or the first
+	// Write must fail as task-permanent, so the task stops instead of
+	// retrying forever. nil skips the check.
+	Refused func(t testing.TB) component.Sink
 }
 
 // Sink runs the conformance checks on a sink:
@@ -355,11 +453,16 @@ type SinkSuite struct {
 //     retryable within its context's deadline and a later Write succeeds
 //     once the service is back;
 //   - with Poison, a poison record is reported event-permanent, alone:
-//     the other records of its batch are delivered.
+//     the other records of its batch are delivered;
+//   - with Refused, a refused sink fails Open or its first Write as
+//     task-permanent.
 func Sink(t *testing.T, s SinkSuite) {
 	if s.Payload == nil {
+		// The run in the payload keeps an earlier run's records (-count, a
+		// table or topic the test reuses) from passing for this run's.
+		run := fmt.Sprintf("%d-%d", time.Now().UnixNano(), runs.Add(1))
 		s.Payload = func(t testing.TB, i int) []byte {
-			return fmt.Appendf(nil, `{"conformance":%q,"n":%d}`, t.Name(), i)
+			return fmt.Appendf(nil, `{"conformance":%q,"n":%d}`, t.Name()+"#"+run, i)
 		}
 	}
 	if s.Same == nil {
@@ -374,6 +477,7 @@ func Sink(t *testing.T, s SinkSuite) {
 		for i := range 2 {
 			sk := s.New(t)
 			if err := sk.Open(ctxT(t)); err != nil {
+				_ = closeWithin(sk)
 				t.Fatalf("Open #%d: %v", i+1, err)
 			}
 			if err := closeWithin(sk); err != nil {
@@ -475,6 +579,25 @@ func Sink(t *testing.T, s SinkSuite) {
 			waitReceived(t, s, payloads, false)
 		})
 	}
+	if s.Refused != nil {
+		t.Run("RefusedIsTaskPermanent", func(t *testing.T) {
+			sk := s.Refused(t)
+			t.Cleanup(func() { _ = closeWithin(sk) })
+			err := sk.Open(ctxT(t))
+			if err == nil {
+				msgs, _ := sinkBatch(t, s, 5000, 2)
+				ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
+				err = sk.Write(ctx, msgs)
+				cancel()
+			}
+			if err == nil {
+				t.Fatal("a refused sink opened and wrote without an error")
+			}
+			if c := component.ClassOf(err); c != component.ClassTaskPermanent {
+				t.Fatalf("a refused sink failed with class %s, want task_permanent: %v", c, err)
+			}
+		})
+	}
 	if s.Poison != nil {
 		t.Run("PoisonIsolated", func(t *testing.T) {
 			sk := openSink(t, s)
@@ -516,10 +639,10 @@ func Sink(t *testing.T, s SinkSuite) {
 func openSink(t testing.TB, s SinkSuite) component.Sink {
 	t.Helper()
 	sk := s.New(t)
+	t.Cleanup(func() { _ = sk.Close(context.Background()) })
 	if err := sk.Open(ctxT(t)); err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { _ = sk.Close(context.Background()) })
 	return sk
 }
 
@@ -588,8 +711,9 @@ type TransformSuite struct {
 // Transform runs the conformance checks on a transform:
 //   - Open and Close (when implemented) work, Close without Open too;
 //   - an empty batch gives no output and no failure;
-//   - every output and failure carries the Ref of an input, outputs have no
-//     spare capacity, and the inputs are not modified;
+//   - every output and failure carries the Ref of an input, outputs keep
+//     their input's original event and position and have no spare
+//     capacity, and the inputs are not modified;
 //   - the same batch gives the same outputs twice (an Output reused after
 //     Reset), and concurrent Applies, as the engine's workers make, agree.
 func Transform(t *testing.T, s TransformSuite) {
@@ -672,11 +796,6 @@ func Transform(t *testing.T, s TransformSuite) {
 func openTransform(t testing.TB, s TransformSuite) component.Transform {
 	t.Helper()
 	tr := s.New(t)
-	if o, ok := tr.(component.Opener); ok {
-		if err := o.Open(ctxT(t)); err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-	}
 	if c, ok := tr.(component.Closer); ok {
 		t.Cleanup(func() {
 			if err := closeWithin(c); err != nil {
@@ -684,13 +803,20 @@ func openTransform(t testing.TB, s TransformSuite) component.Transform {
 			}
 		})
 	}
+	if o, ok := tr.(component.Opener); ok {
+		if err := o.Open(ctxT(t)); err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+	}
 	return tr
 }
 
 func transformInputs(s TransformSuite) []message.Message {
 	in := make([]message.Message, len(s.Inputs))
 	for i, p := range s.Inputs {
-		p = slices.Clone(p)
+		// Without spare capacity, as sources hand payloads over: appending
+		// to one must not write into another's bytes.
+		p = slices.Clip(slices.Clone(p))
 		in[i] = message.Message{Payload: p, Event: p, Key: fmt.Appendf(nil, "k%d", i), Ref: int32(i),
 			Pos: message.Position{Stream: "conformance", Offset: int64(i)}}
 	}
@@ -725,6 +851,11 @@ func checkOutput(t testing.TB, in []message.Message, out *component.Output) {
 			t.Fatalf("output %d (Ref %d) comes after an output of Ref %d: outputs must follow input order", i, m.Ref, last)
 		}
 		last = m.Ref
+		// The original event and the position travel with the outputs:
+		// dead-letter records and sink templates read them.
+		if src := &in[m.Ref]; !bytes.Equal(m.Event, src.Event) || m.Pos != src.Pos {
+			t.Fatalf("output %d lost its input's event or position: event %q at %v, input's %q at %v", i, m.Event, m.Pos, src.Event, src.Pos)
+		}
 		if cap(m.Payload) != len(m.Payload) {
 			t.Fatalf("output %d has spare capacity: a consumer appending to it would overwrite other data", i)
 		}

@@ -1,4 +1,4 @@
-// Package jsonpath parses the definite JSONPath subset of event-patterns.md
+// Package jsonpath parses the definite JSONPath subset of docs/transforms.md
 // §6.2 and finds the values such paths name in raw JSON, in one validating
 // pass and without allocating.
 //

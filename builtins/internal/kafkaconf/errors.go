@@ -41,8 +41,8 @@ var taskPermanent = []*kerr.Error{
 	kerr.UnsupportedCompressionType,
 }
 
-// Class maps an error from franz-go to a component error class (design.md
-// §3): the explicit lists above first, then Kafka's own retriable flag,
+// Class maps an error from franz-go to a component error class
+// (docs/delivery.md): the explicit lists above first, then Kafka's own retriable flag,
 // TLS certificate problems as task-permanent, and everything else
 // (timeouts, refused connections, a closed client) as retryable.
 func Class(err error) component.Class {

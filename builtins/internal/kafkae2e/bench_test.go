@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/runner"
 )
 
 // BenchmarkKafkaPipeline measures Kafka -> filter -> template -> Kafka
@@ -103,7 +104,7 @@ policy = "none"
 	if err != nil {
 		b.Fatal(err)
 	}
-	run := engine.New(task, engine.Options{Logger: zerolog.Nop(), Metrics: metrics.New(), ShutdownTimeout: 10 * time.Second})
+	run := runner.New(task, engine.Options{Logger: zerolog.Nop(), Metrics: metrics.New(), ShutdownTimeout: 10 * time.Second})
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- run.Run(rctx) }()

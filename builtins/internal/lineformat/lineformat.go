@@ -1,6 +1,6 @@
 // Package lineformat turns one input line (stdin, a file, one element of an
 // HTTP body) into the CloudEvents JSON a task processes, following the
-// `format` setting every line source shares (design.md §3):
+// `format` setting every line source shares (docs/architecture.md, "Line sources and line sinks"):
 //
 //   - auto (default): a JSON object with a "specversion" member is taken as
 //     it is; any other JSON value is wrapped with data = the value; anything

@@ -58,8 +58,9 @@ func (f *Field) AppendRender(dst, event []byte) []byte {
 }
 
 // Field compiles text at key. strict rejects a placeholder that names no
-// variable (event-patterns.md §6.4 leaves it in the output as written, which
-// in a name such as a topic can only be a mistake).
+// variable (the template syntax of docs/transforms.md leaves it in the
+// output as written, which in a name such as a topic can only be a
+// mistake).
 func (c *Compiler) Field(key []string, text string, strict bool) *Field {
 	t := c.Compile(key, text, strict)
 	if t == nil {

@@ -1,5 +1,5 @@
 // Package template compiles and renders the `${name}` templates of
-// event-patterns.md §6.4. The template transform uses it, and so do sinks for
+// docs/transforms.md ("template"). The template transform uses it, and so do sinks for
 // their `topic`, `key` and `headers` templates over the original event:
 //
 //	t, err := template.Compile("orders-${region}", map[string]string{"region": "$.data.region"})
@@ -38,7 +38,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 )
 
-// Limits of event-patterns.md §6.4, in Unicode code points.
+// Limits of docs/transforms.md ("Limits"), in Unicode code points.
 const (
 	// MaxTemplateLen is the longest template text.
 	MaxTemplateLen = 10240
@@ -47,7 +47,7 @@ const (
 	MaxValueLen = 10240
 )
 
-// Error codes Compile reports (event-patterns.md §6.6).
+// Error codes Compile reports (docs/transforms.md, "Error codes").
 const (
 	CodeJSONPathInvalid = "JSONPATH_INVALID"
 	CodeTooLong         = "TOO_LONG"
@@ -384,7 +384,7 @@ func (t *Template) Render(dst, input []byte) ([]byte, error) {
 
 // RenderReport is Render that also reports whether a value taken from
 // input was longer than MaxValueLen code points. Nothing is truncated
-// (event-patterns.md §9 item 13); callers log a warning.
+// (docs/transforms.md, "Decisions"); callers log a warning.
 func (t *Template) RenderReport(dst, input []byte) (out []byte, oversize bool, err error) {
 	return t.render(dst, input, true)
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// kafkaEvent is the Kafka-sourced sample of event-patterns.md §1.1.
+// kafkaEvent is the Kafka-sourced sample of docs/transforms.md.
 const kafkaEvent = `{
   "specversion": "1.0",
   "id": "8e215af8-0000-4249-8645-f96c1026aaaa",
@@ -54,7 +54,7 @@ func TestRender(t *testing.T) {
 		input string
 		want  string
 	}{
-		// event-patterns.md §6.4 examples.
+		// docs/transforms.md template examples.
 		{"spec text", map[string]string{"k": "$.data.key", "p": "$.data.partition"}, `user ${k} on partition ${p}`, kafkaEvent,
 			`user user-42 on partition 7`},
 		{"spec json", map[string]string{"k": "$.data.key", "h": "$.data.headers"}, `{"who": "${k}", "hdr": ${h}, "v": 1}`, kafkaEvent,

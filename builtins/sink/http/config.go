@@ -1,7 +1,7 @@
 // Package http is the `http` webhook sink: it posts batches of records to
 // a URL as NDJSON (default), as a JSON array, or one request per record,
-// and maps the answers to the component error classes (design.md §3 "Status
-// classes"). docs/connectors/http.md is the user reference.
+// and maps the answers to the component error classes (docs/delivery.md,
+// "Stages and error classes"). docs/connectors/http.md is the user reference.
 package http
 
 import (

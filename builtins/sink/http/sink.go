@@ -435,7 +435,7 @@ func (s *Sink) send(ctx context.Context, ws *writeState, body []byte, ct string)
 	return s.statusError(resp)
 }
 
-// statusError classifies a non-2xx answer (design.md §3 status classes).
+// statusError classifies a non-2xx answer (docs/delivery.md, "Stages and error classes").
 func (s *Sink) statusError(resp *http.Response) error {
 	code := resp.StatusCode
 	var snip [512]byte

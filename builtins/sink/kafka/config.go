@@ -2,7 +2,7 @@
 // topic with franz-go's idempotent producer (acks=all by default) and
 // returns from Write only once the brokers acknowledged every record. The
 // topic, key, headers and partition may be templates over the original
-// source event (event-patterns.md §6.4). docs/kafka.md is the user
+// source event (docs/transforms.md, "template"). docs/kafka.md is the user
 // reference.
 package kafka
 
@@ -161,7 +161,7 @@ func (c *Config) compile(p *component.Problems) (*templates, bool) {
 	ok := true
 	reported := map[string]bool{} // variables are shared: report each once
 	one := func(key []string, text string) *template.Template {
-		// event-patterns.md §6.4 leaves an unknown placeholder in the
+		// The template syntax (docs/transforms.md) leaves an unknown placeholder in the
 		// output as written; in a topic or partition that can only be a
 		// mistake ('$' is not valid there), so those reject it.
 		strict := key[0] == "topic" || key[0] == "partition"

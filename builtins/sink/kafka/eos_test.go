@@ -25,6 +25,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/runner"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -256,7 +257,7 @@ tolerance = "none"
 			if err != nil {
 				t.Fatalf("load: %v", err)
 			}
-			run := engine.New(task, engine.Options{Logger: lg, Metrics: ms, ShutdownTimeout: 5 * time.Second, HoldBlocked: true})
+			run := runner.New(task, engine.Options{Logger: lg, Metrics: ms, ShutdownTimeout: 5 * time.Second, HoldBlocked: true})
 			rctx, rcancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- run.Run(rctx) }()

@@ -114,7 +114,7 @@ func build(c any, env component.Env) (any, error) {
 
 // DeadLetterRaw tells the engine that, as a dead-letter sink, this sink
 // keeps the original event bytes as the record value and the failure
-// details as headers (design.md §4).
+// details as headers (docs/delivery.md).
 func (s *Sink) DeadLetterRaw() bool { return true }
 
 func (s *Sink) clientOptions() []kgo.Opt {

@@ -1,5 +1,5 @@
 // Package dlq is the `dlq` source: it reads a dead-letter file written by a
-// task (one JSON record per line, design.md §4) and emits each record's
+// task (one JSON record per line, docs/delivery.md) and emits each record's
 // original event, so a fixed task can process them again. `sluice dlq
 // replay` runs a task with this source in place of its own.
 package dlq
@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
@@ -25,9 +26,18 @@ import (
 
 // Config is the [source] table of a dlq task.
 type Config struct {
-	Path      string   `toml:"path" required:"true" doc:"Dead-letter file to read (a glob reads several, in name order), relative to the task file's folder."`
+	Path      string   `toml:"path" required:"true" doc:"Dead-letter file to read (a glob reads several, in name order), relative to the task file's folder; or a Kafka dead-letter topic as kafka://host:port[,host:port]/topic, read from its beginning to the end it has when the run starts."`
 	Stages    []string `toml:"stages" doc:"Only records that failed at these stages: decode, filter, transform[N] (or transform for any), sink. Empty: all."`
 	BatchSize int      `toml:"batch_size" min:"1" max:"100000" doc:"Most records per batch."`
+}
+
+// Validate checks a Kafka address.
+func (c *Config) Validate(p *component.Problems) {
+	if strings.HasPrefix(c.Path, "kafka://") {
+		if _, _, err := ParseKafkaURL(c.Path); err != nil {
+			p.Addf([]string{"path"}, "%v", err)
+		}
+	}
 }
 
 // Register adds the dlq source to r.
@@ -44,6 +54,9 @@ func Register(r *component.Registry) {
 		New:     func() any { return &Config{BatchSize: 512} },
 		Build: func(cfg any, env component.Env) (any, error) {
 			c := *cfg.(*Config)
+			if strings.HasPrefix(c.Path, "kafka://") {
+				return NewKafka(c.Path, c.Stages, c.BatchSize, env)
+			}
 			if !filepath.IsAbs(c.Path) {
 				c.Path = filepath.Join(env.Dir, c.Path)
 			}

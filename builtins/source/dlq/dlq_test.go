@@ -84,7 +84,7 @@ func TestKafkaReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := NewKafka("kafka://"+strings.Join(c.Addrs(), ",")+"/dlq", []string{"sink"}, component.Env{})
+	s, err := NewKafka("kafka://"+strings.Join(c.Addrs(), ",")+"/dlq", []string{"sink"}, 0, component.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}

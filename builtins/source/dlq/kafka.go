@@ -45,13 +45,16 @@ func ParseKafkaURL(s string) (brokers []string, topic string, err error) {
 }
 
 // NewKafka returns a source replaying the dead-letter topic at addr
-// (kafka://brokers/topic).
-func NewKafka(addr string, stages []string, env component.Env) (*KafkaSource, error) {
+// (kafka://brokers/topic), batch records at a time (0: 512).
+func NewKafka(addr string, stages []string, batch int, env component.Env) (*KafkaSource, error) {
 	brokers, topic, err := ParseKafkaURL(addr)
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaSource{brokers: brokers, topic: topic, stages: stages, batch: 512, env: env,
+	if batch <= 0 {
+		batch = 512
+	}
+	return &KafkaSource{brokers: brokers, topic: topic, stages: stages, batch: batch, env: env,
 		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay"}}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/runner"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -34,7 +35,7 @@ func runTask(t *testing.T, ctx context.Context, dir, toml string) (engine.Stats,
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	run := engine.New(task, engine.Options{Logger: lg, ShutdownTimeout: 5 * time.Second})
+	run := runner.New(task, engine.Options{Logger: lg, ShutdownTimeout: 5 * time.Second})
 	err = run.Run(ctx)
 	return run.Stats(), err
 }

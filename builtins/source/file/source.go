@@ -173,7 +173,19 @@ func newSource(o options) *Source {
 	return s
 }
 
-var _ component.Source = (*Source)(nil)
+var (
+	_ component.Source      = (*Source)(nil)
+	_ component.LineDecoder = (*Source)(nil)
+)
+
+// DecodeLine makes the event a line at byte offset off of the configured
+// file becomes, for `sluice test`. Multiline joining is not applied: each
+// line is one event.
+func (s *Source) DecodeLine(dst, line []byte, _ int, off int64, now time.Time) ([]byte, error) {
+	w := lineformat.Wrapper{Format: s.o.format, Source: sourceURI(s.o.pattern), Type: EventType, MaxEvent: s.o.limit}
+	w.SetTime(now)
+	return w.Append(dst, line, message.Position{Stream: s.o.pattern, Offset: off})
+}
 
 // Open loads the checkpoint and opens the files. In read mode a missing
 // file is an error; in tail mode the source waits for it.

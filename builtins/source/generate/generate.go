@@ -4,8 +4,10 @@ package generate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/component"
@@ -41,12 +43,17 @@ func Register(r *component.Registry) {
 
 // Source generates events.
 type Source struct {
-	cfg   Config
-	next  int64
-	start time.Time
-	src   []byte // quoted source attribute
-	typ   string
+	cfg       Config
+	next      int64
+	start     time.Time
+	src       []byte // quoted source attribute
+	typ       string
+	closed    chan struct{}
+	closeOnce sync.Once
 }
+
+// ErrClosed is returned by a Read after Close.
+var ErrClosed = errors.New("generate source closed")
 
 // New returns a generator.
 func New(cfg *Config) *Source {
@@ -54,7 +61,7 @@ func New(cfg *Config) *Source {
 	if cfg.Preset == "clicks" {
 		typ = "sluice.click"
 	}
-	return &Source{cfg: *cfg, src: jsonscan.AppendQuoted(nil, []byte(cfg.Source)), typ: typ}
+	return &Source{cfg: *cfg, src: jsonscan.AppendQuoted(nil, []byte(cfg.Source)), typ: typ, closed: make(chan struct{})}
 }
 
 // Open starts the clock of the rate.
@@ -63,11 +70,22 @@ func (s *Source) Open(context.Context) error {
 	return nil
 }
 
-// Close does nothing.
-func (s *Source) Close(context.Context) error { return nil }
+// Close ends a Read waiting for the rate.
+func (s *Source) Close(context.Context) error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return nil
+}
 
 // Read returns the next batch, waiting when a rate is set.
 func (s *Source) Read(ctx context.Context) (component.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return component.Batch{}, err
+	}
+	select {
+	case <-s.closed:
+		return component.Batch{}, ErrClosed
+	default:
+	}
 	n := int64(s.cfg.BatchSize)
 	if s.cfg.Count > 0 {
 		if s.next >= s.cfg.Count {
@@ -86,6 +104,9 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			case <-ctx.Done():
 				t.Stop()
 				return component.Batch{}, ctx.Err()
+			case <-s.closed:
+				t.Stop()
+				return component.Batch{}, ErrClosed
 			}
 		}
 	}

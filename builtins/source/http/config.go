@@ -1,7 +1,7 @@
 // Package http is the `http` ingest source: an HTTP endpoint that takes
 // events in request bodies (a JSON value, a JSON array, NDJSON, CloudEvents
 // in structured and binary mode) and answers 2xx only once the task has
-// handled them (design.md §3 "HTTP"). docs/connectors/http.md is the user
+// handled them (docs/connectors/http.md). docs/connectors/http.md is the user
 // reference.
 //
 // Each request becomes one component.Batch in its own lane. The handler

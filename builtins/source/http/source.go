@@ -29,6 +29,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 	"github.com/sluicehq/sluice/runtime/logx"
+	"github.com/sluicehq/sluice/runtime/message"
 )
 
 // ErrClosed is returned by Open after Close.
@@ -165,6 +166,17 @@ func cmpOrInt(n, def int) int {
 	}
 	return n
 }
+
+// DecodeLine makes the event the n-th line of an NDJSON request body
+// becomes, for `sluice test`; the input stands for one request, whose id is
+// "http".
+func (s *Source) DecodeLine(dst, line []byte, n int, _ int64, now time.Time) ([]byte, error) {
+	w := lineformat.Wrapper{Format: s.format, Source: s.evSource, Type: s.evType, MaxEvent: s.maxEvent}
+	w.SetTime(now)
+	return w.Append(dst, line, message.Position{Stream: "http", Offset: int64(n)})
+}
+
+var _ component.LineDecoder = (*Source)(nil)
 
 // Open starts listening. A second Open while running does nothing.
 func (s *Source) Open(ctx context.Context) error {

@@ -1,6 +1,5 @@
 // Package kafka is the `kafka` source: it consumes topics in a consumer
-// group with franz-go and wraps each record in a CloudEvent (design.md §3,
-// event-patterns.md §1.1). Offsets are committed per partition only up to
+// group with franz-go and wraps each record in a CloudEvent (docs/kafka.md). Offsets are committed per partition only up to
 // the last record of the contiguous prefix of batches the engine
 // acknowledged, on a timer, when partitions are revoked and on Close.
 // docs/kafka.md is the user reference.

@@ -85,8 +85,8 @@ func (e *encoder) sizeHint(m *topicMeta, r *kgo.Record) int {
 	return n
 }
 
-// appendEvent appends the CloudEvent of r (event-patterns.md §1.1 with
-// design.md §3's choices) to dst. nonJSON reports a value that
+// appendEvent appends the CloudEvent of r (docs/kafka.md, "The event":
+// Alibaba's Kafka event with Sluice's choices) to dst. nonJSON reports a value that
 // value_format = "json" could not parse and kept as a string.
 func (e *encoder) appendEvent(dst []byte, m *topicMeta, r *kgo.Record) (out []byte, nonJSON bool) {
 	ms := r.Timestamp.UnixMilli()

@@ -20,8 +20,8 @@ func rec(key, value []byte, hs ...kgo.RecordHeader) *kgo.Record {
 
 const envelope = `{"specversion":"1.0","id":"clicks-7-25","source":"kafka://127.0.0.1:9092/clicks","type":"sluice.kafka.record","subject":"clicks","datacontenttype":"application/json; charset=utf-8","time":"2022-06-23T02:49:51.589Z","data":{"topic":"clicks","partition":7,"offset":25,"timestamp":1655952591589,`
 
-// TestEventGolden pins the exact bytes of the event (event-patterns.md §1.1
-// with design.md §3's choices) for each value and key format.
+// TestEventGolden pins the exact bytes of the event (docs/kafka.md,
+// "The event") for each value and key format.
 func TestEventGolden(t *testing.T) {
 	h := func(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }
 	tests := []struct {

@@ -209,7 +209,9 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			return component.Batch{}, ctx.Err()
 		case <-s.closed:
 			t.Stop()
-			return component.Batch{}, ctx.Err()
+			// An error, not ctx.Err() (nil when ctx lives on): an empty
+			// batch without one would read as "nothing yet".
+			return component.Batch{}, errClosed
 		case <-t.C:
 		}
 	}
@@ -374,6 +376,9 @@ func (s *Source) Close(context.Context) error {
 	s.db.close()
 	return s.store.Close()
 }
+
+// errClosed is returned by a Read that Close ended.
+var errClosed = errors.New("sql source: closed")
 
 var (
 	_ component.Source   = (*Source)(nil)

@@ -38,7 +38,8 @@ func Register(r *component.Registry) {
 		Description: "Each line becomes one event according to `format`; blank lines are skipped. Event ids are `stdin-0-<byte offset>`, " +
 			"so the same input gives the same ids. A line that a strict format rejects, or that is larger " +
 			"than max_event_size, goes to the dead-letter queue at stage `decode`. Delivery is at-least-once " +
-			"within one run; standard input cannot be re-read, so nothing is checkpointed.",
+			"within one run; standard input cannot be re-read, so nothing is checkpointed. SIGTERM drains and stops the task " +
+			"even while standard input stays open and idle.",
 		Example: "[source]\ntype = \"stdin\"\nformat = \"auto\"\n",
 		New: func() any {
 			return &Config{Format: "auto", InvalidUTF8: string(lineformat.Replace), BatchSize: 512, Source: "sluice/stdin", Type: "sluice.line"}
@@ -62,11 +63,24 @@ type Source struct {
 	eof    bool
 	avg    int // running estimate of batch bytes, to size the next arena
 	pool   sync.Pool
+
+	// A batch is read by a goroutine so that Read returns when its context
+	// ends or the source closes, even while standard input stays open and
+	// idle (a blocked read of it cannot be interrupted): pending is the
+	// batch being read; a Read that gave up on it gets it next time.
+	pending   chan readResult
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+type readResult struct {
+	b   component.Batch
+	err error
 }
 
 // New returns a source reading from r.
 func New(r io.Reader, cfg *Config, env component.Env) *Source {
-	s := &Source{r: bufio.NewReaderSize(r, 256<<10), cfg: *cfg, log: env.Logger}
+	s := &Source{r: bufio.NewReaderSize(r, 256<<10), cfg: *cfg, log: env.Logger, closed: make(chan struct{})}
 	if c, ok := r.(io.Closer); ok && r != os.Stdin {
 		s.closer = c
 	}
@@ -77,22 +91,59 @@ func New(r io.Reader, cfg *Config, env component.Env) *Source {
 // Open does nothing: standard input is already open.
 func (s *Source) Open(context.Context) error { return nil }
 
-// Close releases the reader when it is not standard input.
+// Close releases the reader when it is not standard input and ends a
+// pending Read. A read of standard input under way goes on in the
+// background until input arrives or the process exits.
 func (s *Source) Close(context.Context) error {
+	s.closeOnce.Do(func() { close(s.closed) })
 	if s.closer != nil {
 		return s.closer.Close()
 	}
 	return nil
 }
 
+// ErrClosed is returned by a Read after Close.
+var ErrClosed = errors.New("stdin source closed")
+
 // Read returns the next lines. It cuts a batch at batch_size lines or when
-// no more input is buffered, so a slow producer sees its lines promptly.
+// no more input is buffered, so a slow producer sees its lines promptly. It
+// returns ctx.Err() as soon as ctx ends, and ErrClosed once the source is
+// closed, whether input comes or not.
 func (s *Source) Read(ctx context.Context) (component.Batch, error) {
-	if s.eof {
-		return component.Batch{}, io.EOF
-	}
 	if err := ctx.Err(); err != nil {
 		return component.Batch{}, err
+	}
+	if s.pending == nil {
+		if s.eof {
+			return component.Batch{}, io.EOF
+		}
+		select {
+		case <-s.closed:
+			return component.Batch{}, ErrClosed
+		default:
+		}
+		ch := make(chan readResult, 1)
+		go func() {
+			b, err := s.read()
+			ch <- readResult{b, err}
+		}()
+		s.pending = ch
+	}
+	select {
+	case r := <-s.pending:
+		s.pending = nil
+		return r.b, r.err
+	case <-ctx.Done():
+		return component.Batch{}, ctx.Err()
+	case <-s.closed:
+		return component.Batch{}, ErrClosed
+	}
+}
+
+// read reads one batch, blocking until input comes.
+func (s *Source) read() (component.Batch, error) {
+	if s.eof {
+		return component.Batch{}, io.EOF
 	}
 	bb, _ := s.pool.Get().(*batchBuf)
 	if bb == nil {
@@ -198,4 +249,15 @@ func (s *Source) readLine() ([]byte, int, error) {
 	}
 }
 
-var _ component.Source = (*Source)(nil)
+// DecodeLine makes the event a line at byte offset off of standard input
+// becomes, for `sluice test`.
+func (s *Source) DecodeLine(dst, line []byte, _ int, off int64, now time.Time) ([]byte, error) {
+	w := lineformat.Wrapper{Format: s.w.Format, Source: s.w.Source, Type: s.w.Type, MaxEvent: s.w.MaxEvent}
+	w.SetTime(now)
+	return w.Append(dst, line, message.Position{Stream: "stdin", Offset: off})
+}
+
+var (
+	_ component.Source      = (*Source)(nil)
+	_ component.LineDecoder = (*Source)(nil)
+)

@@ -1,4 +1,4 @@
-// Package complete is the `complete` transform of event-patterns.md §6.1: it
+// Package complete is the `complete` transform (docs/transforms.md): it
 // hands its input on unchanged, so the sink receives the whole event (or, later
 // in a chain, the previous step's output) with its field order, number text and
 // spacing as they were.

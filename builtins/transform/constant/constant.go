@@ -1,4 +1,4 @@
-// Package constant is the `constant` transform of event-patterns.md §6.3: every
+// Package constant is the `constant` transform (docs/transforms.md): every
 // input becomes the same fixed text.
 package constant
 

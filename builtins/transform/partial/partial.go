@@ -1,4 +1,4 @@
-// Package partial is the `partial` transform of event-patterns.md §6.2: the
+// Package partial is the `partial` transform (docs/transforms.md): the
 // output is the one value a JSONPath names in the input.
 package partial
 
@@ -73,7 +73,7 @@ func Register(r *component.Registry) {
 }
 
 // EmptyMetric names the counter of inputs a partial path matched nothing in
-// (event-patterns.md §9 item 9).
+// (docs/transforms.md, "Decisions").
 const EmptyMetric = "transform_empty"
 
 func build(cfg any, env component.Env) (any, error) {

@@ -15,7 +15,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
-// kafkaEvent is the Kafka-sourced sample of event-patterns.md §1.1.
+// kafkaEvent is the Kafka-sourced sample of docs/transforms.md.
 const kafkaEvent = `{
   "specversion": "1.0",
   "id": "8e215af8-0000-4249-8645-f96c1026aaaa",
@@ -81,7 +81,7 @@ func TestPartial(t *testing.T) {
 	cases := []struct {
 		path, input, want string
 	}{
-		// event-patterns.md §6.2 table.
+		// docs/transforms.md, partial.
 		{`$.data.topic`, kafkaEvent, `clicks`},
 		{`$.data.partition`, kafkaEvent, `7`},
 		{`$.data.headers`, kafkaEvent, `{"headers":[],"isReadOnly":false}`},

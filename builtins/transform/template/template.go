@@ -1,4 +1,4 @@
-// Package template is the `template` transform of event-patterns.md §6.4: it
+// Package template is the `template` transform (docs/transforms.md): it
 // renders a text or JSON template whose `${name}` placeholders take values from
 // the input through JSONPath variables. The engine itself lives in
 // builtins/internal/template, shared with sinks.

@@ -16,7 +16,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/message"
 )
 
-// kafkaEvent is the Kafka-sourced sample of event-patterns.md §1.1.
+// kafkaEvent is the Kafka-sourced sample of docs/transforms.md.
 const kafkaEvent = `{
   "specversion": "1.0",
   "id": "8e215af8-0000-4249-8645-f96c1026aaaa",

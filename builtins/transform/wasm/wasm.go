@@ -14,7 +14,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,7 +179,11 @@ func build(cfg any, env component.Env) (any, error) {
 		case p.Len() > before:
 			// The parameter check already said what is wrong with config.
 		case errors.As(err, &ce):
-			p.Addf([]string{"config"}, "%v", err)
+			if sub, msg, ok := rejectionPath(ce.Msg); ok {
+				p.Addf(append([]string{"config"}, sub...), "module rejected its config: %s", msg)
+			} else {
+				p.Addf([]string{"config"}, "%v", err)
+			}
 		default:
 			p.Addf([]string{"module"}, "WASM module %s failed to start: %v", path, err)
 		}
@@ -219,10 +226,96 @@ func checkParams(p *component.Problems, d *wasmhost.Description, config map[stri
 		}
 	}
 	for _, prm := range d.Parameters {
-		if _, ok := config[prm.Name]; prm.Required && !ok {
+		v, ok := config[prm.Name]
+		if prm.Required && !ok {
 			p.KeyErrorf([]string{"config"}, "module %s needs config key %q (%s)", d.Name, prm.Name, prm.Doc)
 		}
+		if ok {
+			checkType(p, []string{"config", prm.Name}, prm.Type, v, d.Name)
+		}
 	}
+}
+
+// checkType reports a config value whose TOML type is not the parameter's
+// declared type (string, bool, int, float, list of T, table, any), at the
+// value's own path.
+func checkType(p *component.Problems, path []string, typ string, v any, module string) {
+	ok := true
+	switch {
+	case typ == "" || typ == "any":
+	case typ == "string":
+		_, ok = v.(string)
+	case typ == "bool":
+		_, ok = v.(bool)
+	case typ == "int":
+		_, ok = v.(int64)
+	case typ == "float":
+		switch v.(type) {
+		case int64, float64:
+		default:
+			ok = false
+		}
+	case typ == "table":
+		_, ok = v.(map[string]any)
+	case strings.HasPrefix(typ, "list of "):
+		elem := strings.TrimPrefix(typ, "list of ")
+		switch l := v.(type) {
+		case []any:
+			for i, e := range l {
+				checkType(p, append(slices.Clone(path), component.Index(i)), elem, e, module)
+			}
+		case []map[string]any:
+			for i, e := range l {
+				checkType(p, append(slices.Clone(path), component.Index(i)), elem, e, module)
+			}
+		default:
+			ok = false
+		}
+	}
+	if !ok {
+		p.Addf(path, "module %s expects %s, got %s", module, withArticle(typ), component.Describe(v))
+	}
+}
+
+func withArticle(typ string) string {
+	switch {
+	case strings.HasPrefix(typ, "list"):
+		return "a " + typ
+	case typ == "int":
+		return "an integer"
+	case typ == "float":
+		return "a number"
+	}
+	return "a " + typ
+}
+
+// keyedRejection matches a rejection that names the config key at fault:
+// `key "a.b[2]": message` (docs/abi.md, sluice_init).
+var keyedRejection = regexp.MustCompile(`^(?:invalid config: )?key "([^"]+)": (.*)$`)
+
+// rejectionPath splits a keyed rejection into the key's path below config
+// and the message; ok is false when msg names no key.
+func rejectionPath(msg string) (path []string, rest string, ok bool) {
+	m := keyedRejection.FindStringSubmatch(msg)
+	if m == nil {
+		return nil, msg, false
+	}
+	for _, part := range strings.Split(m[1], ".") {
+		name, idx, _ := strings.Cut(part, "[")
+		if name != "" {
+			path = append(path, name)
+		}
+		for idx != "" {
+			var n string
+			n, idx, _ = strings.Cut(idx, "]")
+			if _, err := strconv.Atoi(n); err != nil {
+				return nil, msg, false
+			}
+			path = append(path, "["+n+"]")
+			idx = strings.TrimPrefix(idx, "[")
+		}
+	}
+	return path, m[2], len(path) > 0
 }
 
 // Open implements component.Opener: the first instance already runs.

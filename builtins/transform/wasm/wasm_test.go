@@ -76,6 +76,7 @@ func TestBuildProblems(t *testing.T) {
 	writeModule(t, dir, "v9.wasm", wasmtest.ABIModule{Version: 9}.Bytes())
 	writeModule(t, dir, "net.wasm", wasmtest.ABIModule{Imports: []wasmtest.Import{{Module: "env", Name: "connect", Type: wasmtest.FuncType{}}}}.Bytes())
 	writeModule(t, dir, "nodesc.wasm", wasmtest.ABIModule{NoDescribe: true}.Bytes())
+	writeModule(t, dir, "keyed.wasm", wasmtest.ABIModule{InitError: `invalid config: key "any": must be lower-case`}.Bytes())
 	for _, tc := range []struct {
 		name, src, want string
 	}{
@@ -88,6 +89,10 @@ func TestBuildProblems(t *testing.T) {
 config = { reject = true }`, "transform[0].config: module rejected its config: reject is set"},
 		{"unknown parameter", `module = "hostile.wasm"
 config = { tga = "x" }`, `transform[0].config.tga: module hostile has no parameter "tga" (did you mean "tag"?); it accepts reject, tag`},
+		{"declared type", `module = "hostile.wasm"
+config = { tag = 5 }`, `transform[0].config.tag: module hostile expects a string, got integer 5`},
+		{"keyed rejection", `module = "keyed.wasm"
+config = { any = "X" }`, `transform[0].config.any: module rejected its config: must be lower-case`},
 		{"memory too small", `module = "hostile.wasm"
 memory_limit = "1MiB"`, "more than the memory limit of 1024 KiB; raise memory_limit"},
 		{"bad timeout", `module = "x.wasm"
@@ -182,5 +187,20 @@ func TestSpecExampleDecodes(t *testing.T) {
 	component.Decode(doc.Transform[0], cfg, p, "type")
 	if p.Len() > 0 {
 		t.Fatal(problems(p))
+	}
+}
+
+func TestRejectionPath(t *testing.T) {
+	for msg, want := range map[string]string{
+		`invalid config: key "limits.max[1]": expected an integer, got string`: `limits.max.[1]|expected an integer, got string`,
+		`key "a": bad`:                      `a|bad`,
+		`key "t[0][2]": bad`:                `t.[0].[2]|bad`,
+		`invalid config: unknown field "x"`: `|invalid config: unknown field "x"`,
+		`key "a[x]": bad`:                   `|key "a[x]": bad`,
+	} {
+		path, rest, _ := rejectionPath(msg)
+		if got := strings.Join(path, ".") + "|" + rest; got != want {
+			t.Errorf("%s: got %s, want %s", msg, got, want)
+		}
 	}
 }

@@ -21,12 +21,18 @@ func init() {
 			if !ok || jsonfield.KindOf(doc[s:e]) != jsonfield.String {
 				return doc, nil // unchanged: passed on without a copy
 			}
-			// The string's bytes are copied as they are: escapes stay valid
-			// and only ASCII letters change.
+			// The string's bytes are copied as they are and only ASCII
+			// letters outside escapes change: \n stays \n (\N is not JSON).
 			dst = append(dst, doc...)
 			v := dst[s:e]
-			for i, c := range v {
-				if c >= 'a' && c <= 'z' {
+			for i := 0; i < len(v); i++ {
+				switch c := v[i]; {
+				case c == '\\':
+					i++ // the escaped character stays
+					if i < len(v) && v[i] == 'u' {
+						i += 4
+					}
+				case c >= 'a' && c <= 'z':
 					v[i] = c - ('a' - 'A')
 				}
 			}
