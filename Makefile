@@ -4,14 +4,48 @@ GO      ?= go
 BIN     ?= bin
 FUZZTIME ?= 15s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+# Build tags: TAGS=devkafka adds `sluice dev kafka`; no_kafka, no_sql,
+# no_redis, no_nats, no_rabbitmq, no_mqtt (no_brokers: the last four) leave
+# connector families out (docs/edge.md says what each saves).
+TAGS    ?=
+# The release binary: static (no cgo), stripped of the symbol table and
+# DWARF (-s -w), no build paths (-trimpath), version stamped.
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GOBUILD  = CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)'
+DIST    ?= dist
+# What `make release` builds: GOOS/GOARCH[/GOARM].
+PLATFORMS ?= linux/amd64 linux/arm64 linux/arm/7
+SIZE_GOAL_MB := 20
 
-.PHONY: all build plugins run test test-root test-sdk test-plugins test-short vet lint fmt-check stress bench fuzz clean
+.PHONY: all build release sizes test-arm plugins run test test-root test-sdk test-plugins test-short vet lint fmt-check stress bench fuzz clean
 
 all: build
 
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/sluice ./cmd/sluice
+	$(GOBUILD) -o $(BIN)/sluice ./cmd/sluice
+
+# Release binaries for every platform, named sluice-VERSION-OS-ARCH (arm:
+# armv7, GOARM=7), and their SHA-256 checksums in dist/SHA256SUMS
+# (sha256sum -c SHA256SUMS checks a download).
+release:
+	@set -e; rm -rf $(DIST); mkdir -p $(DIST); for p in $(PLATFORMS); do \
+		os=$${p%%/*}; rest=$${p#*/}; arch=$${rest%%/*}; arm=; \
+		case $$rest in */*) arm=$${rest#*/};; esac; \
+		out=$(DIST)/sluice-$(VERSION)-$$os-$$arch$${arm:+v$$arm}; \
+		echo "build $$out"; \
+		GOOS=$$os GOARCH=$$arch GOARM=$$arm $(GOBUILD) -o $$out ./cmd/sluice; \
+	done; \
+	cd $(DIST) && sha256sum sluice-* >SHA256SUMS && cat SHA256SUMS && ls -l sluice-*
+
+# The binary size of each build tag (docs/edge.md's table), linux/amd64
+# unless GOARCH says otherwise: one release build per line.
+SIZE_TAGS ?= devkafka - no_kafka no_sql no_redis no_nats no_rabbitmq no_mqtt no_brokers no_sql,no_brokers no_sql,no_redis,no_nats,no_rabbitmq no_kafka,no_sql,no_brokers
+sizes:
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf $$dir' EXIT; for t in $(SIZE_TAGS); do \
+		[ "$$t" = - ] && t=; \
+		$(MAKE) --no-print-directory build BIN=$$dir TAGS=$$t >/dev/null; \
+		awk -v t="$${t:-(default)}" -v b=$$(stat -c %s $$dir/sluice) 'BEGIN { printf "%-45s %6.2f MB (%5.2f MiB)\n", t, b / 1e6, b / 1048576 }'; \
+	done
 
 # First-party WASM plugins: every Go plugin (plugins/NAME/main.go) built by
 # the CLI to plugins/NAME/NAME.wasm, only when its sources, the plugins'
