@@ -121,6 +121,38 @@ stress:
 	echo "make stress: $(COUNT) shuffled runs $(RACE) of $(PKGS) (-run '$(RUN)'), $(BURNERS) CPU burner(s):$$pids"; \
 	$(GO) test $(RACE) -count=$(COUNT) -shuffle=on -run '$(RUN)' -timeout $(STRESS_TIMEOUT) $(PKGS)
 
+# arm under emulation: for each of ARM_ARCHS (arm64; arm is armv7), the
+# release build runs the quickstart (its output compared with
+# testdata/pipelines/quickstart.want.jsonl), then ARM_PKGS' tests run as arm
+# binaries. No binfmt is needed: qemu-user runs each binary explicitly, the
+# test binaries through go test -exec, and what the tests start (the sluice
+# binary, a test binary re-executing itself) through SLUICE_TEST_EXEC
+# (runtime/testkit). Waits are scaled for the emulator's slowness; no -race
+# (the race detector needs cgo and has no armv7 port). Needs qemu-user
+# (Debian: apt-get install qemu-user); the services are used when running.
+ARM_ARCHS ?= arm64 arm
+ARM_PKGS  ?= ./runtime/... ./builtins/...
+ARM_SCALE ?= 4
+QEMU_arm64 = qemu-aarch64
+QEMU_arm   = qemu-arm
+
+test-arm: plugins
+	@command -v $(QEMU_arm64) >/dev/null || { echo "make test-arm: $(QEMU_arm64) not found: install qemu-user (apt-get install qemu-user)"; exit 1; }
+	@set -e; for arch in $(ARM_ARCHS); do \
+		qemu=$(QEMU_arm64); [ $$arch = arm ] && qemu=$(QEMU_arm); \
+		bin=$(CURDIR)/$(BIN)/sluice-linux-$$arch; \
+		echo "=== test-arm $$arch: build $$bin"; \
+		GOARCH=$$arch GOARM=7 $(GOBUILD) -o $$bin ./cmd/sluice; \
+		echo "=== test-arm $$arch: quickstart"; \
+		$$qemu $$bin run --progress never --log-level warn testdata/pipelines/quickstart.toml >$(BIN)/quickstart-$$arch.jsonl; \
+		cmp $(BIN)/quickstart-$$arch.jsonl testdata/pipelines/quickstart.want.jsonl || { echo "test-arm $$arch: the quickstart's output differs from testdata/pipelines/quickstart.want.jsonl"; diff $(BIN)/quickstart-$$arch.jsonl testdata/pipelines/quickstart.want.jsonl | head -20; exit 1; }; \
+		echo "=== test-arm $$arch: go test $(ARM_PKGS)"; \
+		start=$$(date +%s); \
+		GOARCH=$$arch GOARM=7 CGO_ENABLED=0 SLUICE_TEST_BIN=$$bin SLUICE_TEST_EXEC=$$qemu SLUICE_TEST_TIMEOUT_SCALE=$(ARM_SCALE) \
+			$(GO) test -exec $$qemu -count 1 -timeout 30m $(ARM_PKGS); \
+		echo "=== test-arm $$arch: passed in $$(( $$(date +%s) - start )) s"; \
+	done
+
 test-short:
 	$(GO) test -short ./...
 
@@ -149,6 +181,7 @@ fmt-check:
 # the bench task with its template replaced by a WASM plugin (wasm-bench):
 # compare its events/s with bench.toml's.
 bench: build plugins
+	@awk -v b=$$(stat -c %s $(BIN)/sluice) 'BEGIN { printf "binary size: %.2f MB (%s, tags: %s), goal <= $(SIZE_GOAL_MB) MB (docs/edge.md)\n", b / 1e6, "$(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)", "$(or $(TAGS),none)" }'
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./runtime/jsonscan ./builtins/filter/... ./builtins/internal/template ./builtins/transform/...
 	$(GO) test -run '^$$' -bench 'GoGuestUpper|GoGuestPass|HostOverhead|SecondStart' -benchmem -count 1 ./runtime/wasmhost
 	cd plugins && GOFLAGS=-mod=mod $(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
