@@ -147,3 +147,19 @@ func TestEdgeSensorsExample(t *testing.T) {
 	}
 	t.Logf("%d readings (%d records with redeliveries), %d filtered out on the box", want, len(got), 2*perPhase*sensors-want)
 }
+
+// TestEdgeDocShowsTheExample: docs/edge.md shows the example task as it is.
+func TestEdgeDocShowsTheExample(t *testing.T) {
+	root := testkit.RepoRoot()
+	task, err := os.ReadFile(filepath.Join(root, "testdata", "pipelines", "edge-sensors.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "edge.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```toml\n"+string(task)+"```") {
+		t.Fatal("docs/edge.md does not show testdata/pipelines/edge-sensors.toml as it is: copy the file into its toml block")
+	}
+}
