@@ -1,0 +1,299 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/logx"
+)
+
+// Supervisor runs the tasks of a set of task files (files and folders, as
+// `sluice run` takes them) and reloads them: Reload validates the files
+// anew and, only when every one is valid, stops the tasks whose file went
+// away, restarts those whose file changed and starts the new ones, leaving
+// the others untouched (docs/operations.md, "Reload").
+type Supervisor struct {
+	loader *config.Loader
+	args   []string
+	opts   engine.Options
+	log    zerolog.Logger
+	// KeepAlive keeps Run going when no task runs (a watched folder waits
+	// for its files to be fixed); without it Run ends with the last task.
+	KeepAlive bool
+
+	reload sync.Mutex // one reload at a time
+
+	mu       sync.Mutex
+	ctx      context.Context // Run's; nil before Run
+	tasks    map[string]*incarnation
+	order    []string // task names in file order
+	applying bool     // a reload is stopping and starting tasks
+	ended    bool     // Run returned
+	changed  chan struct{}
+}
+
+// incarnation is one run of one task: a reload that changes the task
+// replaces it with a new incarnation.
+type incarnation struct {
+	file   *config.Task
+	task   *engine.Task
+	cancel context.CancelFunc // nil until started
+	done   chan struct{}      // closed when Run returned
+	err    error              // Run's, once done is closed
+}
+
+// ReloadResult is what a reload did, task names in file order.
+type ReloadResult struct {
+	Started   []string `json:"started"`
+	Stopped   []string `json:"stopped"`
+	Restarted []string `json:"restarted"`
+	Unchanged []string `json:"unchanged"`
+}
+
+// InvalidError is the error of a reload whose files are not all valid; the
+// running tasks were left alone.
+type InvalidError struct {
+	// Problems are every problem found, each FILE:LINE:COL: message (or
+	// FILE: message when the problem has no position).
+	Problems []string
+}
+
+func (e *InvalidError) Error() string {
+	s := fmt.Sprintf("reload refused: %d problem(s) in the task files; the running tasks were left alone", len(e.Problems))
+	for _, p := range e.Problems {
+		s += "\n" + p
+	}
+	return s
+}
+
+// ErrStopping is the error of a reload asked for while the process stops.
+var ErrStopping = errors.New("reload refused: the process is stopping")
+
+// NewSupervisor loads the task files named by args (every problem of every
+// file at once, as config.Diagnostics) and prepares their tasks; Run runs
+// them.
+func NewSupervisor(loader *config.Loader, args []string, opts engine.Options) (*Supervisor, error) {
+	files, err := loader.LoadAll(args)
+	if err != nil {
+		return nil, err
+	}
+	s := &Supervisor{loader: loader, args: args, opts: opts, log: opts.Logger, tasks: map[string]*incarnation{}, changed: make(chan struct{}, 1)}
+	for _, f := range files {
+		s.tasks[f.Name] = &incarnation{file: f, task: New(f, opts), done: make(chan struct{})}
+		s.order = append(s.order, f.Name)
+	}
+	return s, nil
+}
+
+// Tasks returns the current tasks in file order: those a reload replaced
+// are gone, a task that ended stays.
+func (s *Supervisor) Tasks() []*engine.Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*engine.Task, 0, len(s.order))
+	for _, n := range s.order {
+		out = append(out, s.tasks[n].task)
+	}
+	return out
+}
+
+// Run runs the tasks until ctx ends (each task then drains, as on SIGTERM)
+// or, without KeepAlive, until every task ended. It returns the error of
+// each current task that ended with one, in file order; tasks a reload
+// stopped or replaced had theirs logged.
+func (s *Supervisor) Run(ctx context.Context) []error {
+	s.mu.Lock()
+	s.ctx = ctx
+	for _, n := range s.order {
+		s.start(s.tasks[n])
+	}
+	s.mu.Unlock()
+	done := ctx.Done()
+	for {
+		s.mu.Lock()
+		idle := s.live() == 0 && !s.applying && (!s.KeepAlive || ctx.Err() != nil)
+		s.ended = idle
+		s.mu.Unlock()
+		if idle {
+			break
+		}
+		select {
+		case <-s.changed:
+		case <-done:
+			done = nil // the tasks drain; wait for them through changed
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, n := range s.order {
+		if err := s.tasks[n].err; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// live counts the current tasks still running. s.mu is held.
+func (s *Supervisor) live() int {
+	n := 0
+	for _, inc := range s.tasks {
+		select {
+		case <-inc.done:
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// start runs inc in the background. s.mu is held and s.ctx is set.
+func (s *Supervisor) start(inc *incarnation) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	inc.cancel = cancel
+	go func() {
+		err := inc.task.Run(ctx)
+		cancel()
+		s.mu.Lock()
+		inc.err = err
+		close(inc.done)
+		s.mu.Unlock()
+		s.signal()
+	}()
+}
+
+func (s *Supervisor) signal() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Reload loads the task files again. When any file is invalid it returns
+// an *InvalidError with every problem and changes nothing. Otherwise it
+// stops (draining, as on SIGTERM) the tasks whose file is gone or changed,
+// waits for them to end, then starts the changed tasks again, from their
+// committed position, and the new ones. Tasks whose file is byte for byte
+// the same (at the same path) are not touched, even when they ended. It
+// returns once the new tasks were started; ctx is not used to interrupt a
+// reload half applied.
+func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
+	s.reload.Lock()
+	defer s.reload.Unlock()
+	if err := s.running(); err != nil {
+		return ReloadResult{}, err
+	}
+	files, err := s.loader.LoadAll(s.args)
+	if err != nil {
+		return ReloadResult{}, invalid(err)
+	}
+
+	var res ReloadResult
+	var stop []*incarnation // to stop: removed or changed
+	next := map[string]*incarnation{}
+	var order []string
+	s.mu.Lock()
+	if s.ended || s.ctx.Err() != nil {
+		s.mu.Unlock()
+		for _, f := range files {
+			f.Discard(context.WithoutCancel(ctx))
+		}
+		return ReloadResult{}, ErrStopping
+	}
+	for _, f := range files {
+		order = append(order, f.Name)
+		old, ok := s.tasks[f.Name]
+		switch {
+		case !ok:
+			res.Started = append(res.Started, f.Name)
+		case old.file.Digest == f.Digest && old.file.File == f.File:
+			res.Unchanged = append(res.Unchanged, f.Name)
+			f.Discard(context.WithoutCancel(ctx))
+			next[f.Name] = old
+			continue
+		default:
+			res.Restarted = append(res.Restarted, f.Name)
+			stop = append(stop, old)
+		}
+		next[f.Name] = &incarnation{file: f, task: New(f, s.opts), done: make(chan struct{})}
+	}
+	for _, n := range s.order {
+		if _, ok := next[n]; !ok {
+			res.Stopped = append(res.Stopped, n)
+			stop = append(stop, s.tasks[n])
+		}
+	}
+	s.applying = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.applying = false
+		s.mu.Unlock()
+		s.signal()
+	}()
+
+	s.log.Info().Strs("start", res.Started).Strs("restart", res.Restarted).Strs("stop", res.Stopped).Int("unchanged", len(res.Unchanged)).Msg("reloading the task files")
+	// Stop first: a new incarnation may need what the old one holds (a
+	// listening port, a consumer group member, a buffer's lock).
+	for _, inc := range stop {
+		inc.cancel()
+	}
+	for _, inc := range stop {
+		<-inc.done
+		if inc.err != nil {
+			s.log.Error().Err(inc.err).Str(logx.Task, inc.task.Name()).Msg("task stopped by the reload ended with an error")
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		// The process began to stop while the old tasks drained: start
+		// nothing new (the stopped incarnations stay current, ended).
+		for _, inc := range next {
+			if inc.cancel == nil {
+				inc.file.Discard(context.WithoutCancel(ctx))
+			}
+		}
+		return res, ErrStopping
+	}
+	s.tasks, s.order = next, order
+	for _, n := range order {
+		if inc := next[n]; inc.cancel == nil {
+			s.start(inc)
+		}
+	}
+	s.log.Info().Strs("started", res.Started).Strs("restarted", res.Restarted).Strs("stopped", res.Stopped).Msg("task files reloaded")
+	return res, nil
+}
+
+// running reports ErrStopping unless Run runs and its ctx did not end.
+// Reload checks again before it acts: this early check only spares a load.
+func (s *Supervisor) running() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil || s.ended || s.ctx.Err() != nil {
+		return ErrStopping
+	}
+	return nil
+}
+
+// invalid turns a loading error into an *InvalidError.
+func invalid(err error) *InvalidError {
+	var ds config.Diagnostics
+	if errors.As(err, &ds) {
+		out := make([]string, len(ds))
+		for i, d := range ds {
+			out[i] = d.Error()
+		}
+		return &InvalidError{Problems: out}
+	}
+	// A file or folder that cannot be listed.
+	return &InvalidError{Problems: []string{err.Error()}}
+}
