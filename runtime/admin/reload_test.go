@@ -75,7 +75,9 @@ func TestReloadRoute(t *testing.T) {
 		t.Fatalf("invalid files: %d %s", code, body)
 	}
 
-	answer = func() (ReloadResult, error) { return ReloadResult{}, errors.New("reload refused: the process is stopping") }
+	answer = func() (ReloadResult, error) {
+		return ReloadResult{}, errors.New("reload refused: the process is stopping")
+	}
 	if code, body := call(t, http.MethodPost, url, "", auth, js); code != 503 || !strings.Contains(body, "stopping") {
 		t.Fatalf("while stopping: %d %s", code, body)
 	}
