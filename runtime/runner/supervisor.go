@@ -229,6 +229,11 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 			stop = append(stop, s.tasks[n])
 		}
 	}
+	if len(stop) == 0 && len(res.Started) == 0 {
+		s.mu.Unlock()
+		s.log.Info().Int("unchanged", len(res.Unchanged)).Msg("task files reloaded: no task changed")
+		return res, nil
+	}
 	s.applying = true
 	s.mu.Unlock()
 	defer func() {
