@@ -19,23 +19,15 @@ import (
 	"github.com/sluicehq/sluice/runtime/runner"
 )
 
-// reloader returns the reload of SIGHUP and --watch: it logs what it did,
-// or every problem of the files it refused (nobody else sees the answer).
+// reloader returns the reload of SIGHUP and --watch.
 func reloader(ctx context.Context, sup *runner.Supervisor, log zerolog.Logger) func(trigger string) {
 	return func(trigger string) {
 		if ctx.Err() != nil {
 			return
 		}
 		log.Info().Str("trigger", trigger).Msg("reload requested")
-		_, err := sup.Reload(ctx)
-		var inv *runner.InvalidError
-		switch {
-		case errors.As(err, &inv):
-			for _, p := range inv.Problems {
-				log.Error().Str("trigger", trigger).Str("problem", p).Msg("invalid task file")
-			}
-			log.Error().Str("trigger", trigger).Int("problems", len(inv.Problems)).Msg("reload refused: the task files have problems (above); the running tasks keep running unchanged")
-		case err != nil:
+		// The supervisor logs what it did, or every problem it found.
+		if _, err := sup.Reload(ctx); err != nil && !errors.As(err, new(*runner.InvalidError)) {
 			log.Warn().Err(err).Str("trigger", trigger).Msg("reload not done")
 		}
 	}
@@ -68,8 +60,9 @@ func reloadOnSignal(ctx context.Context, log zerolog.Logger, reload func(string)
 
 // adminReload is POST /reload's: the supervisor's reload in the admin API's
 // terms.
-func adminReload(sup *runner.Supervisor) admin.ReloadFunc {
+func adminReload(sup *runner.Supervisor, log zerolog.Logger) admin.ReloadFunc {
 	return func(ctx context.Context) (admin.ReloadResult, error) {
+		log.Info().Str("trigger", "POST /reload").Msg("reload requested")
 		res, err := sup.Reload(ctx)
 		var inv *runner.InvalidError
 		if errors.As(err, &inv) {

@@ -104,7 +104,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if s.adminAddr != "" {
-		srv, err := admin.Start(s.adminAddr, nil, ms, admin.Options{Token: s.adminToken, Logger: log, Tasks: sup.Tasks, Reload: adminReload(sup)})
+		srv, err := admin.Start(s.adminAddr, nil, ms, admin.Options{Token: s.adminToken, Logger: log, Tasks: sup.Tasks, Reload: adminReload(sup, log)})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice run: admin API: %v\n", err)
 			return exitFailed

@@ -191,7 +191,12 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 	}
 	files, err := s.loader.LoadAll(s.args)
 	if err != nil {
-		return ReloadResult{}, invalid(err)
+		inv := invalid(err)
+		for _, p := range inv.Problems {
+			s.log.Error().Str("problem", p).Msg("invalid task file")
+		}
+		s.log.Error().Int("problems", len(inv.Problems)).Msg("reload refused: the task files have problems (above); the running tasks keep running unchanged")
+		return ReloadResult{}, inv
 	}
 
 	var res ReloadResult
