@@ -75,6 +75,9 @@ func (e *InvalidError) Error() string {
 // ErrStopping is the error of a reload asked for while the process stops.
 var ErrStopping = errors.New("reload refused: the process is stopping")
 
+// errNotStarted is the error of a reload asked for before Run.
+var errNotStarted = errors.New("reload refused: the tasks have not started yet; ask again")
+
 // NewSupervisor loads the task files named by args (every problem of every
 // file at once, as config.Diagnostics) and prepares their tasks; Run runs
 // them.
@@ -288,7 +291,10 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 func (s *Supervisor) running() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ctx == nil || s.ended || s.ctx.Err() != nil {
+	if s.ctx == nil {
+		return errNotStarted
+	}
+	if s.ended || s.ctx.Err() != nil {
 		return ErrStopping
 	}
 	return nil
