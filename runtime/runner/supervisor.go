@@ -206,12 +206,17 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 	var stop []*incarnation // to stop: removed or changed
 	next := map[string]*incarnation{}
 	var order []string
+	var discard []*config.Task // new loads of unchanged tasks
+	defer func() {
+		// Outside s.mu: closing what Build made (WASM modules) takes time.
+		for _, f := range discard {
+			f.Discard(context.WithoutCancel(ctx))
+		}
+	}()
 	s.mu.Lock()
 	if s.ended || s.ctx.Err() != nil {
 		s.mu.Unlock()
-		for _, f := range files {
-			f.Discard(context.WithoutCancel(ctx))
-		}
+		discard = files
 		return ReloadResult{}, ErrStopping
 	}
 	for _, f := range files {
@@ -222,7 +227,7 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 			res.Started = append(res.Started, f.Name)
 		case old.file.Digest == f.Digest && old.file.File == f.File:
 			res.Unchanged = append(res.Unchanged, f.Name)
-			f.Discard(context.WithoutCancel(ctx))
+			discard = append(discard, f)
 			next[f.Name] = old
 			continue
 		default:
@@ -271,7 +276,7 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 		// nothing new (the stopped incarnations stay current, ended).
 		for _, inc := range next {
 			if inc.cancel == nil {
-				inc.file.Discard(context.WithoutCancel(ctx))
+				discard = append(discard, inc.file)
 			}
 		}
 		return res, ErrStopping
