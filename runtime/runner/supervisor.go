@@ -2,8 +2,10 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -207,6 +209,7 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 	next := map[string]*incarnation{}
 	var order []string
 	var discard []*config.Task // new loads of unchanged tasks
+	var early []*config.Task   // the validation's loads of changed tasks
 	defer func() {
 		// Outside s.mu: closing what Build made (WASM modules) takes time.
 		for _, f := range discard {
@@ -233,6 +236,14 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 		default:
 			res.Restarted = append(res.Restarted, f.Name)
 			stop = append(stop, old)
+			// Loaded again once the old run closed (below): a component
+			// may read at Build what the old run saves at Close (a WASM
+			// module's persisted state). This load is released before the
+			// old run closes, so that whatever releasing it saves comes
+			// before what the old run saves.
+			early = append(early, f)
+			next[f.Name] = &incarnation{file: f, done: make(chan struct{})}
+			continue
 		}
 		next[f.Name] = &incarnation{file: f, task: New(f, s.opts), done: make(chan struct{})}
 	}
@@ -257,6 +268,9 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 	}()
 
 	s.log.Info().Strs("start", res.Started).Strs("restart", res.Restarted).Strs("stop", res.Stopped).Int("unchanged", len(res.Unchanged)).Msg("reloading the task files")
+	for _, f := range early {
+		f.Discard(context.WithoutCancel(ctx))
+	}
 	// Stop first: a new incarnation may need what the old one holds (a
 	// listening port, a consumer group member, a buffer's lock).
 	for _, inc := range stop {
@@ -267,6 +281,22 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 		if inc.err != nil {
 			s.log.Error().Err(inc.err).Str(logx.Task, inc.task.Name()).Msg("task stopped by the reload ended with an error")
 		}
+	}
+	for _, n := range res.Restarted {
+		inc := next[n]
+		f, err := s.rebuild(inc.file)
+		if err != nil {
+			// The old run stays, ended; with its digest cleared the next
+			// reload restarts it whatever its file then holds.
+			s.log.Error().Err(err).Str(logx.Task, n).Msg("task stopped and not restarted: reload again")
+			old := s.tasks[n]
+			cleared := *old.file
+			cleared.Digest = [32]byte{}
+			old.file = &cleared
+			next[n] = old
+			continue
+		}
+		inc.file, inc.task = f, New(f, s.opts)
 	}
 
 	s.mu.Lock()
@@ -289,6 +319,19 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 	}
 	s.log.Info().Strs("started", res.Started).Strs("restarted", res.Restarted).Strs("stopped", res.Stopped).Msg("task files reloaded")
 	return res, nil
+}
+
+// rebuild loads the file of a changed task again, now that its old run
+// closed, from the same bytes the reload validated.
+func (s *Supervisor) rebuild(f *config.Task) (*config.Task, error) {
+	data, err := os.ReadFile(f.File)
+	if err != nil {
+		return nil, err
+	}
+	if sha256.Sum256(data) != f.Digest {
+		return nil, fmt.Errorf("%s changed again during the reload", f.File)
+	}
+	return s.loader.Load(f.File, data)
 }
 
 // running reports ErrStopping unless Run runs and its ctx did not end.

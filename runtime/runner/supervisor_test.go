@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -16,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/runner"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
@@ -204,5 +207,90 @@ func TestSupervisorRunEndsWithItsTasks(t *testing.T) {
 	cancel()
 	if errs := <-done; len(errs) != 0 {
 		t.Fatalf("Run: %v", errs)
+	}
+}
+
+// stateful is a transform that reads a number from a file at Build and
+// writes it plus the batches it saw at Close, as a WASM module with
+// persist_state keeps its state (a load that never ran writes back what it
+// read).
+type stateful struct {
+	path    string
+	loaded  int
+	batches atomic.Int64
+}
+
+func (s *stateful) Apply(ctx context.Context, in []message.Message, out *component.Output) error {
+	s.batches.Add(1)
+	for i := range in {
+		out.Emit(&in[i], in[i].Payload)
+	}
+	return nil
+}
+
+func (s *stateful) Close(context.Context) error {
+	return os.WriteFile(s.path, fmt.Appendf(nil, "%d", s.loaded+int(s.batches.Load())), 0o644)
+}
+
+// TestReloadBuildsAChangedTaskAfterItsOldRunClosed: the new run of a
+// changed task sees what the old run saved when it closed.
+func TestReloadBuildsAChangedTaskAfterItsOldRunClosed(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state.txt")
+	writeFile(t, state, "0")
+	var mu sync.Mutex
+	var loads []int
+	l := newLoader(t)
+	type cfg struct {
+		Label string `toml:"label" doc:"changes the file"`
+	}
+	l.Registry.Register(component.Spec{
+		Kind: component.KindTransform, Name: "stateful", Summary: "test", New: func() any { return &cfg{} },
+		Build: func(any, component.Env) (any, error) {
+			data, err := os.ReadFile(state)
+			if err != nil {
+				return nil, err
+			}
+			var n int
+			fmt.Sscan(string(data), &n)
+			mu.Lock()
+			loads = append(loads, n)
+			mu.Unlock()
+			return &stateful{path: state, loaded: n}, nil
+		},
+	})
+	file := filepath.Join(dir, "a.toml")
+	writeFile(t, file, genTask(dir, "a", "[[transform]]\ntype = \"stateful\"\nlabel = \"1\"\n"))
+	s, err := runner.NewSupervisor(l, []string{dir}, engine.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan []error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitRunning(t, byName(s)["a"])
+
+	writeFile(t, file, genTask(dir, "a", "[[transform]]\ntype = \"stateful\"\nlabel = \"2\"\n"))
+	if res, err := s.Reload(context.Background()); err != nil || !slices.Equal(res.Restarted, []string{"a"}) {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	waitRunning(t, byName(s)["a"])
+	cancel()
+	if errs := <-done; len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	// Loads: the first run (0), the reload's validation (0), the new run,
+	// built after the old one saved what it saw (and after the
+	// validation's load, released unused, wrote back its 0).
+	mu.Lock()
+	defer mu.Unlock()
+	if len(loads) != 3 || loads[0] != 0 || loads[1] != 0 || loads[2] == 0 {
+		t.Fatalf("Build read %v, want [0 0 N>0]: the new run must be built after the old one closed", loads)
+	}
+	data, _ := os.ReadFile(state)
+	var final int
+	fmt.Sscan(string(data), &final)
+	if final <= loads[2] {
+		t.Fatalf("state after the second run: %d, want more than the %d it started from", final, loads[2])
 	}
 }
