@@ -19,9 +19,14 @@ import (
 	"github.com/sluicehq/sluice/runtime/runner"
 )
 
-// reloader returns the reload of SIGHUP and --watch.
+// reloader returns the reload of SIGHUP and --watch. One asked for while
+// the tasks start waits until they did.
 func reloader(ctx context.Context, sup *runner.Supervisor, log zerolog.Logger) func(trigger string) {
 	return func(trigger string) {
+		select {
+		case <-sup.Started():
+		case <-ctx.Done():
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -33,12 +38,18 @@ func reloader(ctx context.Context, sup *runner.Supervisor, log zerolog.Logger) f
 	}
 }
 
-// reloadOnSignal reloads on each SIGHUP until ctx ends or the returned func
-// is called. Signals that come during a reload make one more reload, not
-// one each.
-func reloadOnSignal(ctx context.Context, log zerolog.Logger, reload func(string)) func() {
+// notifyHUP starts catching SIGHUP (whose default is to end the process),
+// before the task files are loaded.
+func notifyHUP() chan os.Signal {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
+// reloadOnSignal reloads on each SIGHUP of hup until ctx ends or the
+// returned func is called. Signals that come during a reload make one more
+// reload, not one each.
+func reloadOnSignal(ctx context.Context, hup chan os.Signal, reload func(string)) func() {
 	done := make(chan struct{})
 	go func() {
 		for {

@@ -66,6 +66,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	hup := notifyHUP()
+	defer signal.Stop(hup)
 	ms := metrics.New()
 	shared := component.NewShared()
 	defer shared.Close()
@@ -94,7 +96,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}()
 
 	reload := reloader(ctx, sup, log)
-	stopReloads := reloadOnSignal(ctx, log, reload)
+	stopReloads := reloadOnSignal(ctx, hup, reload)
 	defer stopReloads()
 	if *watch {
 		if err := watchFiles(ctx, files, log, reload); err != nil {

@@ -38,6 +38,7 @@ type Supervisor struct {
 	applying bool     // a reload is stopping and starting tasks
 	ended    bool     // Run returned
 	changed  chan struct{}
+	started  chan struct{} // closed once Run started the tasks
 }
 
 // incarnation is one run of one task: a reload that changes the task
@@ -88,13 +89,17 @@ func NewSupervisor(loader *config.Loader, args []string, opts engine.Options) (*
 	if err != nil {
 		return nil, err
 	}
-	s := &Supervisor{loader: loader, args: args, opts: opts, log: opts.Logger, tasks: map[string]*incarnation{}, changed: make(chan struct{}, 1)}
+	s := &Supervisor{loader: loader, args: args, opts: opts, log: opts.Logger, tasks: map[string]*incarnation{}, changed: make(chan struct{}, 1), started: make(chan struct{})}
 	for _, f := range files {
 		s.tasks[f.Name] = &incarnation{file: f, task: New(f, opts), done: make(chan struct{})}
 		s.order = append(s.order, f.Name)
 	}
 	return s, nil
 }
+
+// Started is closed once Run started the tasks: a reload asked for earlier
+// is refused.
+func (s *Supervisor) Started() <-chan struct{} { return s.started }
 
 // Tasks returns the current tasks in file order: those a reload replaced
 // are gone, a task that ended stays.
@@ -119,6 +124,7 @@ func (s *Supervisor) Run(ctx context.Context) []error {
 		s.start(s.tasks[n])
 	}
 	s.mu.Unlock()
+	close(s.started)
 	done := ctx.Done()
 	for {
 		s.mu.Lock()
