@@ -288,6 +288,13 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 			s.log.Error().Err(inc.err).Str(logx.Task, inc.task.Name()).Msg("task stopped by the reload ended with an error")
 		}
 	}
+	if s.opts.Metrics != nil {
+		// A removed task leaves no series in /metrics; a restarted one
+		// keeps counting in its own.
+		for _, n := range res.Stopped {
+			s.opts.Metrics.Forget("task", n)
+		}
+	}
 	for _, n := range res.Restarted {
 		inc := next[n]
 		f, err := s.rebuild(inc.file)

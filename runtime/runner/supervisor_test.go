@@ -19,6 +19,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 	"github.com/sluicehq/sluice/runtime/runner"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
@@ -53,8 +54,12 @@ func newLoader(t *testing.T) *config.Loader {
 
 // startSupervisor runs the tasks of dir until the test ends.
 func startSupervisor(t *testing.T, dir string, keep bool) (*runner.Supervisor, <-chan []error, context.CancelFunc) {
+	return startSupervisorWith(t, dir, keep, metrics.New())
+}
+
+func startSupervisorWith(t *testing.T, dir string, keep bool, ms *metrics.Set) (*runner.Supervisor, <-chan []error, context.CancelFunc) {
 	t.Helper()
-	s, err := runner.NewSupervisor(newLoader(t), []string{dir}, engine.Options{Logger: zerolog.Nop()})
+	s, err := runner.NewSupervisor(newLoader(t), []string{dir}, engine.Options{Logger: zerolog.Nop(), Metrics: ms})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +132,8 @@ func TestReloadStartsStopsRestartsAndLeavesTheRest(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "keep.toml"), genTask(dir, "keep", ""))
 	writeFile(t, filepath.Join(dir, "change.toml"), genTask(dir, "change", ""))
 	writeFile(t, filepath.Join(dir, "drop.toml"), genTask(dir, "drop", ""))
-	s, _, _ := startSupervisor(t, dir, false)
+	ms := metrics.New()
+	s, _, _ := startSupervisorWith(t, dir, false, ms)
 	old := byName(s)
 	waitRunning(t, old["keep"], old["change"], old["drop"])
 
@@ -159,6 +165,27 @@ func TestReloadStartsStopsRestartsAndLeavesTheRest(t *testing.T) {
 		t.Errorf("keep: %s, want Running", st)
 	}
 	waitRunning(t, now["change"], now["new"])
+	// The removed task's series are gone; the others' go on.
+	tasksIn := map[string]bool{}
+	fams, err := ms.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "sluice_events_in_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "task" {
+					tasksIn[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if tasksIn["drop"] || !tasksIn["keep"] || !tasksIn["change"] || !tasksIn["new"] {
+		t.Errorf("tasks with sluice_events_in_total after the reload: %v; want keep, change and new", tasksIn)
+	}
 	testkit.WaitFor(t, "the changed task's outputs", func() bool {
 		data, _ := os.ReadFile(filepath.Join(dir, "change.jsonl"))
 		return strings.Contains(string(data), "v2\n")
