@@ -113,6 +113,18 @@ func (s *Supervisor) Tasks() []*engine.Task {
 	return out
 }
 
+// Loaded returns the loaded task file of the current task named name (nil
+// when there is none): where its file is, its components' configuration.
+// A reload that changes the task changes it.
+func (s *Supervisor) Loaded(name string) *config.Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if inc, ok := s.tasks[name]; ok {
+		return inc.file
+	}
+	return nil
+}
+
 // Run runs the tasks until ctx ends (each task then drains, as on SIGTERM)
 // or, without KeepAlive, until every task ended. It returns the error of
 // each current task that ended with one, in file order; tasks a reload

@@ -136,6 +136,7 @@ func TestReloadStartsStopsRestartsAndLeavesTheRest(t *testing.T) {
 	s, _, _ := startSupervisorWith(t, dir, false, ms)
 	old := byName(s)
 	waitRunning(t, old["keep"], old["change"], old["drop"])
+	keepFile, changeFile := s.Loaded("keep"), s.Loaded("change")
 
 	writeFile(t, filepath.Join(dir, "change.toml"), genTask(dir, "change", "[[transform]]\ntype = \"constant\"\nvalue = \"v2\"\n"))
 	if err := os.Remove(filepath.Join(dir, "drop.toml")); err != nil {
@@ -153,6 +154,9 @@ func TestReloadStartsStopsRestartsAndLeavesTheRest(t *testing.T) {
 	now := byName(s)
 	if len(now) != 3 || now["keep"] != old["keep"] || now["change"] == old["change"] || now["new"] == nil {
 		t.Fatalf("tasks after the reload: %v", now)
+	}
+	if s.Loaded("keep") != keepFile || s.Loaded("change") == changeFile || s.Loaded("change").Digest == changeFile.Digest || s.Loaded("drop") != nil {
+		t.Fatal("Loaded does not follow the reload")
 	}
 	// The replaced and the removed tasks drained and stopped before the
 	// reload returned; the unchanged one never stopped.
