@@ -222,4 +222,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BIN) .cache
+	rm -rf $(BIN) $(DIST) .cache
