@@ -86,7 +86,7 @@ type Source struct {
 	start    state     // the position Open resumes from
 	snapConn *sql.Conn // the snapshot's transaction, when one is to be read
 
-	out       chan component.Batch
+	out chan component.Batch
 	// Buffers and message slices of batches handled, for new batches. A
 	// free list rather than a sync.Pool: a pool is emptied by every other
 	// garbage collection, and a batch's buffer (hundreds of KiB) allocated
