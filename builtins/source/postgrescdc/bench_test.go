@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,13 +64,23 @@ func BenchmarkCDC(b *testing.B) {
 		e.exec(fmt.Sprintf("INSERT INTO %s SELECT g, 'eu-west-1', g * 1.25, 'order note ' || g, now() FROM generate_series(%d, %d) g", tbl, i+1, i+1000))
 	}
 
+	// CPU time of this process per event, the lowest of each side's runs
+	// (the server's decoding is not in it): unlike the rates, it hardly
+	// moves with the machine's load.
+	var floorCPU, sourceCPU time.Duration
+	lowest := func(d *time.Duration, v time.Duration) {
+		if *d == 0 || v < *d {
+			*d = v
+		}
+	}
 	floorRound := func(slot string) float64 {
 		fc, err := pgconn.Connect(context.Background(), e.dsn+"&replication=database")
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer fc.Close(context.Background())
-		start := time.Now()
+		start, c0 := time.Now(), cpuTime()
+		defer func() { lowest(&floorCPU, cpuTime()-c0) }()
 		if err := pglogrepl.StartReplication(context.Background(), fc, slot, 0, pglogrepl.StartReplicationOptions{
 			Mode: pglogrepl.LogicalReplication, PluginArgs: []string{"proto_version '1'", "publication_names '" + e.slot + "'"}}); err != nil {
 			b.Fatal(err)
@@ -105,7 +116,7 @@ func BenchmarkCDC(b *testing.B) {
 		if err := src.Open(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		start := time.Now()
+		start, c0 := time.Now(), cpuTime()
 		got := 0
 		for got < benchRows {
 			batch, err := src.Read(context.Background())
@@ -116,6 +127,7 @@ func BenchmarkCDC(b *testing.B) {
 			batch.Ack(nil)
 		}
 		rate = float64(got) / time.Since(start).Seconds()
+		lowest(&sourceCPU, cpuTime()-c0)
 		src.Close(context.Background())
 		return rate, start.Sub(opening)
 	}
@@ -142,7 +154,16 @@ func BenchmarkCDC(b *testing.B) {
 		b.ReportMetric(f, "floor-events/s")
 		b.ReportMetric(100*s/f, "%-of-floor")
 		b.ReportMetric(median(opens), "open_ms")
+		b.ReportMetric(float64(sourceCPU.Nanoseconds())/benchRows, "cpu-ns/event")
+		b.ReportMetric(float64(floorCPU.Nanoseconds())/benchRows, "floor-cpu-ns/event")
 	}
+}
+
+// cpuTime is the CPU time the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(v []float64) float64 {
