@@ -3,6 +3,7 @@ package redis
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -232,6 +233,18 @@ func parseClaim(v any) ([]entry, []string, string, error) {
 }
 
 func appendEntries(es []entry, deleted []string, items []any) ([]entry, []string, error) {
+	// One slice for every entry's fields, and room for every entry, rather
+	// than an allocation per entry and a slice grown entry by entry.
+	es = slices.Grow(es, len(items))
+	total := 0
+	for _, it := range items {
+		if e, ok := it.([]any); ok && len(e) == 2 {
+			if kv, ok := e[1].([]any); ok {
+				total += len(kv)
+			}
+		}
+	}
+	slab := make([]string, total)
 	for _, it := range items {
 		e, ok := it.([]any)
 		if !ok || len(e) != 2 {
@@ -249,7 +262,8 @@ func appendEntries(es []entry, deleted []string, items []any) ([]entry, []string
 		if !ok {
 			return nil, nil, fmt.Errorf("unexpected fields of entry %s: %T", id, e[1])
 		}
-		fs := make([]string, len(kv))
+		fs := slab[:len(kv):len(kv)]
+		slab = slab[len(kv):]
 		for i, x := range kv {
 			switch x := x.(type) {
 			case string:

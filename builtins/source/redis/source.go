@@ -69,7 +69,7 @@ type Source struct {
 	loopDone    chan struct{}
 
 	// Acknowledgements wait in ackq; sendAcks sends them in one XACK.
-	ackq    []any
+	ackq    []string
 	ackSend sync.Mutex
 	ackWake chan struct{}
 	ackStop chan struct{}
@@ -271,9 +271,7 @@ func (s *Source) ack(f *flight, err error) {
 	if err != nil {
 		s.rewind = true
 	} else {
-		for _, id := range f.ids {
-			s.ackq = append(s.ackq, id)
-		}
+		s.ackq = append(s.ackq, f.ids...)
 	}
 	s.notifyLocked()
 	s.mu.Unlock()
@@ -366,9 +364,13 @@ func (s *Source) sendAcks(ctx context.Context, rdb *redis.Client) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	// Each id as a *string: boxing a string into an interface allocates,
+	// a pointer does not (ids is not changed until Do returns).
 	args := make([]any, 0, len(ids)+3)
 	args = append(args, "XACK", s.cfg.Stream, s.group)
-	args = append(args, ids...)
+	for i := range ids {
+		args = append(args, &ids[i])
+	}
 	if err := rdb.Do(ctx, args...).Err(); err != nil {
 		s.mu.Lock()
 		s.ackq = append(ids, s.ackq...)
@@ -471,7 +473,7 @@ func (s *Source) loop(ctx context.Context, rdb *redis.Client) {
 			// Entries trimmed or deleted from the stream while pending:
 			// nothing to deliver, only the pending entry to drop.
 			s.mu.Lock()
-			s.ackq = append(s.ackq, toAny(deleted)...)
+			s.ackq = append(s.ackq, deleted...)
 			s.mu.Unlock()
 			s.log.Warn().Int("entries", len(deleted)).Msg("redis source: pending entries were deleted from the stream before they were delivered; acknowledging them")
 			select {
@@ -636,12 +638,4 @@ func splitID(id string) (ms, seq uint64) {
 	ms, _ = strconv.ParseUint(m, 10, 64)
 	seq, _ = strconv.ParseUint(q, 10, 64)
 	return ms, seq
-}
-
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }
