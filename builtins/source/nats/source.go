@@ -96,6 +96,7 @@ type inflight struct {
 	at   time.Time // when its messages were last reported in progress
 	buf  []byte
 	out  []message.Message
+	use  uint64 // bumped at each reuse: a late second Ack of an earlier use is ignored
 }
 
 type sourceMetrics struct {
@@ -378,10 +379,11 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			clear(s.queue[rest:])
 			s.queue = s.queue[:rest]
 			s.inflight[f] = struct{}{}
+			use := f.use
 			s.mu.Unlock()
 			b := s.encode(f)
 			b.Lane = s.lane
-			b.Ack = func(err error) { s.ack(f, err) }
+			b.Ack = func(err error) { s.ack(f, use, err) }
 			return b, nil
 		}
 		wake := s.wake
@@ -437,10 +439,13 @@ func (s *Source) encode(f *inflight) component.Batch {
 // ack settles a batch: each message is acknowledged after a nil error and
 // handed back to the server (delivered again at once, here or to another
 // process) after an error.
-func (s *Source) ack(f *inflight, err error) {
+func (s *Source) ack(f *inflight, use uint64, err error) {
 	s.mu.Lock()
 	_, mine := s.inflight[f]
-	delete(s.inflight, f)
+	mine = mine && f.use == use
+	if mine {
+		delete(s.inflight, f)
+	}
 	s.mu.Unlock()
 	if !mine {
 		return // Close handed it back already
@@ -470,6 +475,9 @@ func (s *Source) recycle(f *inflight) {
 	clear(f.msgs)
 	clear(f.out) // drops the references to headers and keys
 	f.msgs, f.out, f.buf = f.msgs[:0], f.out[:0], f.buf[:0]
+	s.mu.Lock()
+	f.use++
+	s.mu.Unlock()
 	s.spare.Put(f)
 }
 

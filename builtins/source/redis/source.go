@@ -241,8 +241,8 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			s.ready[0] = fetched{}
 			s.ready = s.ready[:0]
 			s.notifyLocked() // room for the next fetch
-			s.mu.Unlock()
 			f, use := fe.f, fe.f.use
+			s.mu.Unlock()
 			return component.Batch{Messages: fe.b.msgs, Lane: s.lane, Ack: func(err error) { s.ack(f, use, err) }}, nil
 		}
 		wake := s.wake

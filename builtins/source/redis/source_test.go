@@ -229,3 +229,21 @@ func TestCreatesGroupFromStart(t *testing.T) {
 		})
 	}
 }
+
+// TestLateSecondAckIsIgnored acknowledges a batch twice, the second time
+// (a nack) after the source reused the batch's memory for the next batch:
+// the second call must not settle the next batch, whose entry is then
+// acknowledged once.
+func TestLateSecondAckIsIgnored(t *testing.T) {
+	fx := newFixture(t)
+	fx.srv.Add(t, fx.stream, "payload", [][]byte{[]byte("1"), []byte("2"), []byte("3")})
+	s := open(t, fx.build(t, fx.srv.URL, "c1", "max_batch = 1\n"))
+	first := read(t, s)
+	first.Ack(nil)
+	second := read(t, s)
+	first.Ack(fmt.Errorf("a late second call"))
+	second.Ack(nil)
+	third := read(t, s)
+	third.Ack(nil)
+	testkit.WaitFor(t, "nothing pending", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
+}
