@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/component"
@@ -371,7 +372,13 @@ func (o *outbox) toBatch(b *pending) component.Batch {
 		}
 	}
 	gen, seq := b.gen, b.seq
+	// Ack is called once; a second call must not put b's memory twice in
+	// the free list (two batches would share it).
+	var once atomic.Bool
 	return component.Batch{Messages: msgs, Lane: b.lane, Ack: func(err error) {
+		if !once.CompareAndSwap(false, true) {
+			return
+		}
 		o.ack(gen, seq, err)
 		o.recycle(b)
 	}}
