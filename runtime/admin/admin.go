@@ -9,6 +9,7 @@
 //	GET  /metrics                Prometheus text format                       open
 //	GET  /healthz                200 while the process serves                 open
 //	GET  /readyz                 200 when every task is Running (or Paused)   open
+//	GET  /                       the web console (runtime/admin/console)      open; its API calls need the token
 //
 // The checks are small middlewares (RequireToken, RefuseCrossOrigin,
 // RequireJSON, LoopbackHost) that later endpoints, such as a web console,
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/runtime/admin/console"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
 )
@@ -111,6 +113,7 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	mux.Handle("GET /", console.Handler())
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		for _, t := range tasks {
 			if s := t.State(); s != engine.Running && s != engine.Paused {
