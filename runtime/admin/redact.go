@@ -1,0 +1,31 @@
+package admin
+
+import (
+	"regexp"
+)
+
+// The task file as the API shows it never holds a secret: the text is the
+// file as written (never the values the environment filled in), and what
+// the file itself may hold is masked too.
+var (
+	// ${env:NAME} and ${env:NAME:-default}: the reference stays out (a
+	// default may be a secret, and the console has no use for it).
+	envRef = regexp.MustCompile(`\$\{env:[^}]*\}`)
+	// A value whose key names a secret (password, token, sasl_password,
+	// api_key, ...), as key = "..." or key = '...', also inside inline
+	// tables.
+	secretKV = regexp.MustCompile(`(?i)((?:^|[\s{,.])"?[a-z0-9_-]*(?:password|passwd|secret|token|api_?key|private_?key|credentials?|access_?key|auth)[a-z0-9_-]*"?\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,}#]+)`)
+	// The password of a URL: scheme://user:PASSWORD@host.
+	urlPassword = regexp.MustCompile(`(://[^:/@\s"']+:)[^@\s"']+@`)
+)
+
+// RedactTOML masks the secrets of a task file's text with ***: every
+// ${env:...} reference, the value of every key that names a secret
+// (password, token, secret, api_key, credentials, auth ...) and the
+// password of URLs (scheme://user:***@host). It works on the text, so
+// comments and layout stay as written.
+func RedactTOML(raw string) string {
+	s := envRef.ReplaceAllString(raw, "***")
+	s = secretKV.ReplaceAllString(s, `$1"***"`)
+	return urlPassword.ReplaceAllString(s, `$1***@`)
+}

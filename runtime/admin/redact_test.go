@@ -1,0 +1,34 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRedactTOML(t *testing.T) {
+	raw := `name = "orders"
+[source]
+type = "kafka"
+brokers = ["${env:BROKERS}"]
+sasl_password = "hunter2"
+token = 'abc'
+tls = { cert = "c.pem", private_key = "k.pem" }
+[sink]
+type = "postgres"
+dsn = "postgres://app:s3cret@db:5432/x?sslmode=disable"
+url = "https://api/${env:API_TOKEN:-dflt}/x"
+api_key=plain
+topic = "tokens" # a value that merely mentions a token stays
+`
+	got := RedactTOML(raw)
+	for _, secret := range []string{"BROKERS", "hunter2", "abc", "k.pem", "s3cret", "API_TOKEN", "dflt", "plain"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("%q shows through:\n%s", secret, got)
+		}
+	}
+	for _, kept := range []string{`name = "orders"`, `type = "kafka"`, `cert = "c.pem"`, `topic = "tokens"`, "postgres://app:***@db:5432", `sasl_password = "***"`, `brokers = ["***"]`} {
+		if !strings.Contains(got, kept) {
+			t.Errorf("want %q kept in:\n%s", kept, got)
+		}
+	}
+}
