@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime/pprof"
 	"sync"
 	"syscall"
@@ -65,6 +66,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	ms := metrics.New()
+	ms.RegisterProcess(version)
 	shared := component.NewShared()
 	defer shared.Close()
 	loader := newLoader(s, log, ms, shared)
@@ -96,7 +98,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if s.adminAddr != "" {
-		srv, err := admin.Start(s.adminAddr, runners, ms, admin.Options{Token: s.adminToken, Logger: log})
+		srv, err := admin.Start(s.adminAddr, runners, ms, admin.Options{Token: s.adminToken, Logger: log,
+			Files: taskFiles(tasks), Playground: newPlayground(s, log, shared)})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice run: admin API: %v\n", err)
 			return exitFailed
@@ -151,6 +154,43 @@ func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *componen
 		Metrics:     ms,
 		Logger:      log,
 	}
+}
+
+// taskFiles tells the admin API where each task's file and dead letters
+// are.
+func taskFiles(tasks []*config.Task) func(string) admin.TaskFiles {
+	files := map[string]admin.TaskFiles{}
+	for _, t := range tasks {
+		f := admin.TaskFiles{Path: t.File}
+		if d := t.DeadLetter; d != nil {
+			f.DeadLetterWhere = fmt.Sprintf("the dead-letter queue is a %s sink ([dead_letter] in %s); read it with the tools of that system", d.Type, t.File)
+			if d.Type == "file" {
+				// The file sink's config, through its "path" key: the
+				// commands know the builtins only through the registry.
+				if p := stringField(d.Config, "Path"); p != "" {
+					if !filepath.IsAbs(p) {
+						p = filepath.Join(t.Dir, p)
+					}
+					f.DeadLetterPath = p
+				}
+			}
+		}
+		files[t.Name] = f
+	}
+	return func(name string) admin.TaskFiles { return files[name] }
+}
+
+// stringField returns the string field name of the struct v points to, or "".
+func stringField(v any, name string) string {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	f := rv.Elem().FieldByName(name)
+	if !f.IsValid() || f.Kind() != reflect.String {
+		return ""
+	}
+	return f.String()
 }
 
 // startProgress draws a live progress line until the returned func is

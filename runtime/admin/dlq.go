@@ -90,6 +90,12 @@ func (a *api) dlqList(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 	replayed := readReplayed(path)
 	page := DeadLetterPage{File: path, Items: []DeadLetter{}}
 	err := scanRecords(path, func(id int64, line []byte) {
+		var who struct {
+			Task string `json:"task"`
+		}
+		if json.Unmarshal(line, &who) == nil && who.Task != "" && who.Task != t.Name() {
+			return // a dead-letter file several tasks share
+		}
 		n := page.Total
 		page.Total++
 		if n < offset || n >= offset+limit {
@@ -230,8 +236,8 @@ func (a *api) dlqReplay(w http.ResponseWriter, r *http.Request, t *engine.Task) 
 		}
 		delete(want, id)
 		var rec record
-		if json.Unmarshal(line, &rec) != nil || len(rec.Event) == 0 {
-			return
+		if json.Unmarshal(line, &rec) != nil || len(rec.Event) == 0 || rec.Task != "" && rec.Task != t.Name() {
+			return // not a record of this task: reported missing
 		}
 		events = append(events, eventBytes(rec.Event))
 		ids = append(ids, id)

@@ -135,9 +135,13 @@ func (a *api) rewind(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 	case errors.Is(err, engine.ErrCannotSeek):
 		writeError(w, http.StatusConflict, err.Error())
 		return
-	case err != nil:
-		writeError(w, http.StatusInternalServerError, err.Error())
+	case err != nil && r.Context().Err() == nil:
+		// The source refused (a file rewinds only to its start, a Kafka
+		// group still assigning partitions): the task goes on as it was.
+		writeError(w, http.StatusConflict, err.Error())
 		return
+	case err != nil:
+		return // the client went away
 	}
 	writeJSON(w, http.StatusOK, viewOf(t))
 }
