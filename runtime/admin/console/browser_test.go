@@ -171,6 +171,11 @@ path = "webhook.dlq.jsonl"
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Pictures of an earlier run (a failure's above all) would mislead.
+	old, _ := filepath.Glob(filepath.Join(shots, "*.png"))
+	for _, f := range old {
+		os.Remove(f)
+	}
 
 	p := testkit.StartSluice(t, testkit.ProcOptions{Dir: dir, Env: []string{
 		"SLUICE_ADMIN_TOKEN=" + token,

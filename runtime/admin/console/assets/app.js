@@ -28,6 +28,7 @@ function route() {
   if (cleanup) { try { cleanup(); } catch { /* a page's cleanup never blocks the next */ } }
   cleanup = null;
   main.replaceChildren();
+  document.getElementById('toasts').replaceChildren(); // a page's messages end with it
   let page = tasksPage;
   let nav = 'tasks';
   if (parts[0] === 'tasks' && parts[1]) { page = taskPage; params.name = parts[1]; }

@@ -99,7 +99,7 @@ function errorBlock(err, config) {
   const out = [h('div', { id: 'pg-error', class: 'callout bad', role: 'alert', dataset: { line: String(line || ''), column: String(col || '') } },
     h('div.msg', h('strong', where ? `Error at ${where}: ` : 'Error: '), errorText(err)))];
   if (line && err.status === 400) {
-    const lines = config.value.split('\n');
+    const lines = config.value.replace(/\n+$/, '').split('\n');
     const ex = h('pre.excerpt', { id: 'pg-excerpt' });
     for (let i = Math.max(1, line - 2); i <= Math.min(lines.length, line + 2); i++) {
       ex.append(h('span.row' + (i === line ? '.hit' : ''), h('span.ln', String(i)), lines[i - 1] || ' '));

@@ -36,12 +36,16 @@ export function render(main, { name }) {
   // not stretched), and again when that changes.
   let chartW = 1000;
   const chart = sparkline([], { width: chartW, height: 90, axis: true, slots: 300 });
-  const chartBox = h('div.chart', chart, h('div.chart-legend', h('span', '5 min ago'), h('span', 'now')));
+  const since = h('span', '5 min ago');
+  const chartBox = h('div.chart', chart, h('div.chart-legend', since, h('span', 'now')));
   let lastHistory = [];
   const drawChart = () => {
     chart.setAttribute('width', chartW);
     chart.setAttribute('viewBox', `0 0 ${chartW} 90`);
-    drawSpark(chart, lastHistory, { width: chartW, height: 90, axis: true, slots: 300 });
+    // At least a minute wide, up to five as the history grows.
+    const span = Math.max(60, lastHistory.length);
+    drawSpark(chart, lastHistory, { width: chartW, height: 90, axis: true, slots: span });
+    setText(since, span >= 120 ? `${Math.round(span / 60)} min ago` : `${span} s ago`);
   };
   const resize = new ResizeObserver(() => {
     const w = Math.max(200, Math.floor(chartBox.clientWidth - 32));
@@ -75,7 +79,7 @@ export function render(main, { name }) {
       tile('received', 'Received'), tile('delivered', 'Delivered'), tile('filtered', 'Filtered'),
       tile('failed', 'Failed'), tile('dead_lettered', 'Dead-lettered'), tile('bytes_in', 'Bytes in'), tile('bytes_out', 'Bytes out'), tile('lag', 'Kafka lag')),
     h('div.panel',
-      h('div.panel-head', h('h2', 'Throughput'), h('span.hint', 'events per second, last 5 minutes'), h('div.right', rateNow)),
+      h('div.panel-head', h('h2', 'Throughput'), h('span.hint', 'events per second, up to the last 5 minutes'), h('div.right', rateNow)),
       chartBox),
     h('div.panel',
       h('div.panel-head', h('h2', 'Stages'), h('span.hint', 'events in, out and failed at each stage')),

@@ -22,7 +22,7 @@ export function render(main) {
   const banner = h('div');
   const table = h('table', { id: 'tasks' },
     h('thead', h('tr',
-      h('th', 'Task'), h('th', 'State'), h('th.num', 'Events/s'), h('th', 'Last 5 min'),
+      h('th', 'Task'), h('th', 'State'), h('th.num', 'Events/s'), h('th', { title: 'events per second, one point a second, up to the last 5 minutes' }, 'Throughput'),
       h('th.num', 'Received'), h('th.num', 'Delivered'), h('th.num', 'Filtered'), h('th.num', 'Failed'),
       h('th.num', 'Dead letters'), h('th.num', { title: 'Kafka consumer lag (records behind the end of the topic)' }, 'Lag'), h('th', ''))),
     body);
@@ -92,7 +92,7 @@ function makeRow(t) {
     rate: h('td.num'), received: h('td.num'), delivered: h('td.num'), filtered: h('td.num'),
     failed: h('td.num'), dead: h('td.num'), lag: h('td.num'),
   };
-  const spark = sparkline([], { width: 140, height: 28, slots: 300 });
+  const spark = sparkline([], { width: 140, height: 28, slots: 60 });
   const toggle = h('button.small', { type: 'button' });
   toggle.addEventListener('click', async (e) => {
     e.stopPropagation();
@@ -125,7 +125,8 @@ function makeRow(t) {
       reason.title = t.reason || '';
       reason.classList.toggle('hidden', !t.reason);
       setText(cells.rate, fmtRate(t.rate));
-      drawSpark(spark, t.rate_history, { width: 140, height: 28, slots: 300 });
+      // At least a minute wide, up to five as the history grows.
+      drawSpark(spark, t.rate_history, { width: 140, height: 28, slots: 60 });
       const c = t.counters;
       for (const [k, v] of [['received', c.received], ['delivered', c.delivered], ['filtered', c.filtered], ['failed', c.failed], ['dead', c.dead_lettered]]) {
         setText(cells[k], fmtInt(v));
