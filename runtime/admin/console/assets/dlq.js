@@ -2,7 +2,7 @@
 // that failed and why; select some and replay them through the task's
 // filter, transforms and sink.
 
-import { h, setText, fmtInt, fmtTime, jsonView, callout, toast, errorText } from './ui.js';
+import { h, setText, fmtInt, fmtTime, jsonView, callout, errorText } from './ui.js';
 import { get, post, taskPath } from './api.js';
 import * as live from './live.js';
 
@@ -100,7 +100,7 @@ export function render(main, params) {
       const row = h('tr.link', { dataset: { id: String(it.id) } },
         h('td', box),
         h('td.mono.faint', fmtTime(it.time)),
-        h('td', h('span.badge', it.stage || '—'), it.replayed ? h('span.pill.replayed', { title: 'sent through the task again' }, 'replayed') : null),
+        h('td.nowrap', h('span.badge', it.stage || '—'), it.replayed ? h('span.pill.replayed', { title: 'sent through the task again' }, 'replayed') : null),
         h('td', it.reason || '', it.attempts || it.class
           ? h('div.faint', [it.class, it.attempts ? `${it.attempts} attempt${it.attempts === 1 ? '' : 's'}` : ''].filter(Boolean).join(' · '))
           : null),
@@ -137,7 +137,6 @@ export function render(main, params) {
         ? ` ${res.delivered} delivered, ${res.filtered || 0} filtered, ${res.failed_again || 0} failed again.`
         : '';
       msg.replaceChildren(callout(res.failed_again ? 'warn' : 'ok', 'Replayed:', `${n} dead letter${n === 1 ? '' : 's'} sent through ${name} again.${outcome}`));
-      toast(`Replayed ${n} dead letter${n === 1 ? '' : 's'}`);
       selected.clear();
       await load();
     } catch (err) {
