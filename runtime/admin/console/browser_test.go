@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,6 +197,18 @@ path = "webhook.dlq.jsonl"
 		t.Fatalf("the webhook got Authorization %q: the secret did not reach the sink, so the test would prove nothing", a)
 	}
 
+	// A reverse proxy serving the API under a path prefix, as
+	// docs/operations.md's nginx example does: the console must keep every
+	// call under the prefix.
+	target, _ := url.Parse("http://" + addr)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1 // event streams pass at once
+	prefixed := http.NewServeMux()
+	prefixed.Handle("/sluice/", http.StripPrefix("/sluice", proxy))
+	prefixed.Handle("/sluice", http.RedirectHandler("/sluice/", http.StatusMovedPermanently))
+	proxySrv := httptest.NewServer(prefixed)
+	defer proxySrv.Close()
+
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(6*time.Minute))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "test.mjs")
@@ -205,6 +219,7 @@ path = "webhook.dlq.jsonl"
 		"SLUICE_SECRET="+secret,
 		"SLUICE_SECRET_ENV=SLUICE_TEST_HOOK_SECRET",
 		"SINK_RECEIVED_URL="+hookSrv.URL+"/received",
+		"PROXY_URL="+proxySrv.URL+"/sluice/",
 		"SCREENSHOTS="+shots,
 		"CHROMIUM="+chromiumPath(),
 		fmt.Sprintf("WAIT_MS=%d", testkit.Scale(testkit.DefaultWait).Milliseconds()),

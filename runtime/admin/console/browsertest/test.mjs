@@ -7,6 +7,7 @@
 //   SLUICE_SECRET      a ${env:...} value of a task file that no page may show
 //   SLUICE_SECRET_ENV  the name of that variable
 //   SINK_RECEIVED_URL  GET: the JSON array of events the webhook task delivered
+//   PROXY_URL          the same API behind a reverse proxy, under a path prefix
 //   SCREENSHOTS        folder for the screenshots
 //   WAIT_MS            longest wait for one condition
 //
@@ -286,6 +287,33 @@ template = '{"leak":"\${env:${SECRET_ENV}}"}'
   await page.click('#pg-run');
   await page.locator('#pg-result .pg-output, #pg-result .callout').first().waitFor();
   await noSecretOnPage('the playground');
+});
+
+await scenario('the console works behind a reverse proxy under a path prefix', async () => {
+  if (!env.PROXY_URL) throw new Skip('no PROXY_URL');
+  const prefix = new URL(env.PROXY_URL).pathname;
+  const outside = [];
+  const track = (req) => { const u = new URL(req.url()); if (!u.pathname.startsWith(prefix)) outside.push(u.pathname); };
+  page.on('request', track);
+  try {
+    await page.goto(env.PROXY_URL);
+    // Another origin: its own sessionStorage, so the token is asked again.
+    await page.locator('#token-input').waitFor({ state: 'visible' });
+    await page.fill('#token-input', TOKEN);
+    await page.click('#token-ok');
+    const btn = page.locator('tr[data-task="orders"] button');
+    await btn.waitFor();
+    await page.locator('#live.on').waitFor(); // the event stream passes the proxy
+    await btn.click(); // Pause: a POST through the proxy
+    await page.locator('tr[data-task="orders"] .pill[data-state="Paused"]').waitFor();
+    await btn.click(); // Resume
+    await page.locator('tr[data-task="orders"] .pill[data-state="Running"]').waitFor();
+    await page.goto(env.PROXY_URL + '#/tasks/orders');
+    await page.locator('#config pre.code').waitFor();
+    assert(outside.length === 0, `requests left the prefix ${prefix}: ${[...new Set(outside)].join(', ')}`);
+  } finally {
+    page.off('request', track);
+  }
 });
 
 await scenario('no page and no answer shows the secret', async () => {
