@@ -223,6 +223,7 @@ path = "webhook.dlq.jsonl"
 		"SCREENSHOTS="+shots,
 		"CHROMIUM="+chromiumPath(),
 		fmt.Sprintf("WAIT_MS=%d", testkit.Scale(testkit.DefaultWait).Milliseconds()),
+		"DOC_IMAGES="+os.Getenv("SLUICE_CONSOLE_DOC_IMAGES"),
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node test.mjs:\n%s", out)

@@ -24,7 +24,7 @@ export function render(main) {
     h('thead', h('tr',
       h('th', 'Task'), h('th', 'State'), h('th.num', 'Events/s'), h('th', { title: 'events per second, one point a second, up to the last 5 minutes' }, 'Throughput'),
       h('th.num', 'Received'), h('th.num', 'Delivered'), h('th.num', 'Filtered'), h('th.num', 'Failed'),
-      h('th.num', 'Dead letters'), h('th.num', { title: 'Kafka consumer lag (records behind the end of the topic)' }, 'Lag'), h('th', ''))),
+      h('th.num', { title: 'events sent to the dead-letter queue' }, 'Dead-lettered'), h('th.num', { title: 'Kafka consumer lag (records behind the end of the topic)' }, 'Lag'), h('th', ''))),
     body);
   const empty = h('div.empty', 'Waiting for the task list…');
   main.append(
@@ -92,7 +92,7 @@ function makeRow(t) {
     rate: h('td.num'), received: h('td.num'), delivered: h('td.num'), filtered: h('td.num'),
     failed: h('td.num'), dead: h('td.num'), lag: h('td.num'),
   };
-  const spark = sparkline([], { width: 140, height: 28, slots: 60 });
+  const spark = sparkline([], { width: 110, height: 28, slots: 60 });
   const toggle = h('button.small', { type: 'button' });
   toggle.addEventListener('click', async (e) => {
     e.stopPropagation();
@@ -126,7 +126,7 @@ function makeRow(t) {
       reason.classList.toggle('hidden', !t.reason);
       setText(cells.rate, fmtRate(t.rate));
       // At least a minute wide, up to five as the history grows.
-      drawSpark(spark, t.rate_history, { width: 140, height: 28, slots: 60 });
+      drawSpark(spark, t.rate_history, { width: 110, height: 28, slots: 60 });
       const c = t.counters;
       for (const [k, v] of [['received', c.received], ['delivered', c.delivered], ['filtered', c.filtered], ['failed', c.failed], ['dead', c.dead_lettered]]) {
         setText(cells[k], fmtInt(v));

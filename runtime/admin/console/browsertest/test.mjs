@@ -10,6 +10,8 @@
 //   PROXY_URL          the same API behind a reverse proxy, under a path prefix
 //   SCREENSHOTS        folder for the screenshots
 //   WAIT_MS            longest wait for one condition
+//   DOC_IMAGES         when set, a folder for the pictures of docs/operations.md
+//                      (SLUICE_CONSOLE_DOC_IMAGES=$PWD/docs/images go test -run TestBrowser ./runtime/admin/console)
 //
 // It prints one line per scenario ("ok", "skip" with why, "FAIL" with the
 // error) and "all scenarios passed" at the end when none failed; it exits 1
@@ -333,6 +335,34 @@ await scenario('no page and no answer shows the secret', async () => {
   assert(leaks.length === 0, `the secret was in the answers to: ${leaks.join(', ')}`);
   assert(consoleErrors.length === 0, `script errors on the pages: ${consoleErrors.join('; ')}`);
 });
+
+if (env.DOC_IMAGES) {
+  await scenario('pictures for the documentation', async () => {
+    mkdirSync(env.DOC_IMAGES, { recursive: true });
+    await page.setViewportSize({ width: 1200, height: 440 });
+    await go('#/');
+    await page.locator('tr[data-task="orders"] .pill[data-state="Running"]').waitFor();
+    await page.waitForTimeout(1500); // a picture, not synchronisation: one more tick of the sparklines
+    await page.screenshot({ path: join(env.DOC_IMAGES, 'console-tasks.png') });
+    await page.setViewportSize({ width: 1200, height: 760 });
+    await go('#/tasks/webhook');
+    await page.locator('.pipeline .stage[data-stage="sink"] dd').first().waitFor();
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: join(env.DOC_IMAGES, 'console-task.png') });
+    await page.setViewportSize({ width: 1200, height: 560 });
+    await go('#/playground');
+    await page.fill('#pg-config', `[filter.pattern.data]
+region = [{ prefix = "eu-" }]
+
+[[transform]]
+type = "template"
+template = = '{"order":"\${order}"}'
+`);
+    await page.click('#pg-run');
+    await page.locator('#pg-excerpt').waitFor();
+    await page.screenshot({ path: join(env.DOC_IMAGES, 'console-playground.png') });
+  });
+}
 
 await browser.close();
 console.log(`screenshots: ${SHOTS}`);
