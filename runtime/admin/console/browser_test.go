@@ -220,6 +220,7 @@ path = "webhook.dlq.jsonl"
 		"SLUICE_SECRET_ENV=SLUICE_TEST_HOOK_SECRET",
 		"SINK_RECEIVED_URL="+hookSrv.URL+"/received",
 		"PROXY_URL="+proxySrv.URL+"/sluice/",
+		"TASK_FILE="+orders,
 		"SCREENSHOTS="+shots,
 		"CHROMIUM="+chromiumPath(),
 		fmt.Sprintf("WAIT_MS=%d", testkit.Scale(testkit.DefaultWait).Milliseconds()),

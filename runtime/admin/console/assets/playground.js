@@ -38,8 +38,9 @@ const KEY_EVENT = 'sluice.playground.event';
 const KEY_CONFIG = 'sluice.playground.config';
 
 export function render(main) {
-  const event = h('textarea', { id: 'pg-event', spellcheck: false, 'aria-label': 'Event' });
-  const config = h('textarea', { id: 'pg-config', spellcheck: false, 'aria-label': 'Filter and transforms (TOML)' });
+  // wrap=off: a line of the fragment stays one line, as the error positions count them.
+  const event = h('textarea', { id: 'pg-event', spellcheck: 'false', wrap: 'off', 'aria-label': 'Event' });
+  const config = h('textarea', { id: 'pg-config', spellcheck: 'false', wrap: 'off', 'aria-label': 'Filter and transforms (TOML)' });
   event.value = load(KEY_EVENT, SAMPLE_EVENT);
   config.value = load(KEY_CONFIG, SAMPLE_CONFIG);
   const runBtn = h('button.primary', { type: 'button', id: 'pg-run' }, 'Run');

@@ -2,7 +2,7 @@
 // the live stream (rows are kept, only their text changes, so hovering or
 // selecting text survives the one-second refresh).
 
-import { h, setText, fmtInt, fmtRate, fmtLag, pill, updatePill, sparkline, drawSpark, callout, toast } from './ui.js';
+import { h, setText, fmtInt, fmtRate, fmtLag, pill, updatePill, sparkline, drawSpark, callout, toast, errorText } from './ui.js';
 import { post, taskPath } from './api.js';
 import * as live from './live.js';
 
@@ -27,10 +27,25 @@ export function render(main) {
       h('th.num', { title: 'events sent to the dead-letter queue' }, 'Dead-lettered'), h('th.num', { title: 'Kafka consumer lag (records behind the end of the topic)' }, 'Lag'), h('th', ''))),
     body);
   const empty = h('div.empty', 'Waiting for the task list…');
+  const reloadBtn = h('button', { type: 'button', id: 'reload', title: 'Read the task files again: changed tasks restart from their committed position, the others are left alone' }, 'Reload task files');
+  const reloadMsg = h('div', { id: 'reload-result' });
+  reloadBtn.addEventListener('click', async () => {
+    reloadBtn.disabled = true;
+    reloadMsg.replaceChildren();
+    try {
+      reloadMsg.replaceChildren(reloadOutcome(await post('reload')));
+      await live.refresh();
+    } catch (err) {
+      reloadMsg.replaceChildren(reloadFailure(err));
+    } finally {
+      reloadBtn.disabled = false;
+    }
+  });
   main.append(
     h('div.page-head',
       h('div', h('h1', 'Tasks'), h('div.sub', 'Every task of this sluice, live.')),
-      h('div.actions', filter)),
+      h('div.actions', filter, reloadBtn)),
+    reloadMsg,
     banner,
     h('div.tiles', Object.values(tiles).map((t) => t.el)),
     h('div.panel', h('div.table-wrap', table), empty));
@@ -74,6 +89,30 @@ export function render(main) {
     }
   });
   return () => { offTasks(); offStatus(); };
+}
+
+// reloadOutcome says what POST /reload did, task by task.
+function reloadOutcome(res) {
+  const parts = [];
+  for (const [key, verb] of [['started', 'started'], ['restarted', 'restarted'], ['stopped', 'stopped']]) {
+    const names = Array.isArray(res[key]) ? res[key] : [];
+    if (names.length) parts.push(`${verb} ${names.join(', ')}`);
+  }
+  const same = Array.isArray(res.unchanged) ? res.unchanged.length : 0;
+  parts.push(`${same} unchanged`);
+  return callout('ok', 'Reloaded:', parts.join('; ') + '.');
+}
+
+// reloadFailure shows a refused reload: every problem of the files, each
+// FILE:LINE:COL, and that the running tasks were left alone.
+function reloadFailure(err) {
+  const problems = Array.isArray(err.body?.problems) ? err.body.problems : [];
+  if (!problems.length) return callout(err.status === 405 || err.status === 404 ? 'warn' : 'bad', 'Reload:', errorText(err));
+  return h('div.callout.bad', { role: 'alert' },
+    h('div.msg',
+      h('strong', `Reload refused: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the task files. `),
+      'The running tasks keep running unchanged.',
+      h('ul.problems', problems.map((p) => h('li', h('code', p))))));
 }
 
 function tile(label, hint) {

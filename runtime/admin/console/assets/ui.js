@@ -223,8 +223,9 @@ function tokens(out, s) {
 // errorText is what to show of a failed call.
 export function errorText(err) {
   if (!err) return '';
-  if ((err.status === 404 || err.status === 405) && /^(tasks\/[^/]+\/(tap|dlq|rewind)|playground|events)/.test(err.path || '')) {
+  if ((err.status === 404 || err.status === 405) && /^(tasks\/[^/]+\/(tap|dlq|rewind)|playground|events|reload)/.test(err.path || '')) {
     const what = err.path.replace(/^tasks\/[^/]+\//, '').replace(/\?.*$/, '');
+    if (what === 'reload') return `this sluice does not take reloads over the admin API (no POST /reload, HTTP ${err.status}): send it SIGHUP, or restart it`;
     return `this sluice's admin API has no ${what} endpoint (HTTP ${err.status}): is it older than this console?`;
   }
   return err.message || String(err);

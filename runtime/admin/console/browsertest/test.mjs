@@ -8,6 +8,7 @@
 //   SLUICE_SECRET_ENV  the name of that variable
 //   SINK_RECEIVED_URL  GET: the JSON array of events the webhook task delivered
 //   PROXY_URL          the same API behind a reverse proxy, under a path prefix
+//   TASK_FILE          the file of the task "orders", which the reload scenario breaks and restores
 //   SCREENSHOTS        folder for the screenshots
 //   WAIT_MS            longest wait for one condition
 //   DOC_IMAGES         when set, a folder for the pictures of docs/operations.md
@@ -19,7 +20,7 @@
 // for it (an older API); every page is screenshotted.
 
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const env = process.env;
@@ -289,6 +290,32 @@ template = '{"leak":"\${env:${SECRET_ENV}}"}'
   await page.click('#pg-run');
   await page.locator('#pg-result .pg-output, #pg-result .callout').first().waitFor();
   await noSecretOnPage('the playground');
+});
+
+await scenario('a reload with an invalid task file shows its problems and changes nothing', async () => {
+  // No Content-Type: 415 when POST /reload exists, 405 when it does not
+  // (and nothing is reloaded either way).
+  const probe = await api('POST', 'reload');
+  if (probe.status === 405) throw new Skip('the admin API has no POST /reload');
+  if (!env.TASK_FILE) throw new Skip('no TASK_FILE');
+  const good = readFileSync(env.TASK_FILE, 'utf8');
+  await go('#/');
+  await page.locator('tr[data-task="orders"] .pill[data-state="Running"]').waitFor();
+  try {
+    writeFileSync(env.TASK_FILE, good.replace('rate = 20', 'rate = "fast"'));
+    await page.click('#reload');
+    const refused = page.locator('#reload-result .callout.bad');
+    await refused.waitFor();
+    const text = await refused.textContent();
+    assert(/orders\.toml:\d+:\d+/.test(text), `the refusal names no FILE:LINE:COL: ${text}`);
+    assert((await api('GET', 'tasks/orders')).json().state === 'Running', 'orders stopped after a refused reload');
+    await shot('reload-refused');
+  } finally {
+    writeFileSync(env.TASK_FILE, good);
+  }
+  await page.click('#reload');
+  await page.locator('#reload-result .callout.ok', { hasText: 'unchanged' }).waitFor();
+  await page.locator('tr[data-task="orders"] .pill[data-state="Running"]').waitFor();
 });
 
 await scenario('the console works behind a reverse proxy under a path prefix', async () => {
