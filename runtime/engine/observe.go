@@ -80,20 +80,6 @@ func (o *observer) init(transforms int) {
 
 func (o *observer) sink() int { return len(o.ids) - 1 }
 
-// stageIndex maps a stage id ("transform[1]", also "decode" for the source)
-// to its index, or -1.
-func (o *observer) stageIndex(id string) int {
-	if id == "decode" {
-		return stageSource
-	}
-	for i, s := range o.ids {
-		if s == id {
-			return i
-		}
-	}
-	return -1
-}
-
 func (o *observer) addError(stage, msg string) {
 	o.errMu.Lock()
 	o.errs[o.errN%maxErrors] = StageError{Time: time.Now().UTC(), Stage: stage, Message: msg}

@@ -283,6 +283,11 @@ func (w *worker) flushToBuffer(ctx context.Context) {
 			t.tracker.finish(j.lane, j.p, err)
 		}
 	} else {
+		// With a disk buffer, a batch's latency ends at the durable append:
+		// the buffer, not the sink, acknowledges it.
+		if len(w.pending) > 0 {
+			t.observeLatency(w.jobs[0].readAt)
+		}
 		for _, j := range w.jobs {
 			w.settle(ctx, j, true)
 		}
