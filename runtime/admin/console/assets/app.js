@@ -86,8 +86,10 @@ live.onStatus((s, err) => {
   }[s] || s;
   setText(liveEl, text);
   liveEl.className = 'live ' + (s === 'on' ? 'on' : s === 'polling' ? 'polling' : s === 'off' || s === 'locked' ? 'off' : '');
-  liveEl.title = err ? err.message : 'Connection to the admin API';
+  liveEl.title = s === 'locked' ? 'Click to enter the admin token' : err ? err.message : 'Connection to the admin API';
+  liveEl.classList.toggle('clickable', s === 'locked');
 });
+liveEl.addEventListener('click', () => live.retry());
 
 const themes = ['auto', 'light', 'dark'];
 const themeBtn = document.getElementById('theme');

@@ -99,7 +99,7 @@ export function render(main, params) {
       const detail = h('tr.detail.hidden', h('td', { colSpan: 5 }, jsonView(it.event)));
       const row = h('tr.link', { dataset: { id: String(it.id) } },
         h('td', box),
-        h('td.mono.faint', fmtTime(it.time)),
+        h('td.mono.faint', { title: it.time }, fmtTime(it.time)),
         h('td.nowrap', h('span.badge', it.stage || '—'), it.replayed ? h('span.pill.replayed', { title: 'sent through the task again' }, 'replayed') : null),
         h('td', it.reason || '', it.attempts || it.class
           ? h('div.faint', [it.class, it.attempts ? `${it.attempts} attempt${it.attempts === 1 ? '' : 's'}` : ''].filter(Boolean).join(' · '))

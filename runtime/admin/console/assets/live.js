@@ -4,7 +4,7 @@
 // timeout, a restart), with a growing delay. A sluice whose API predates the
 // stream (404) is read with one `GET /tasks` every two seconds instead.
 
-import { get, stream, APIError } from './api.js';
+import { get, stream, APIError, onTokenChange } from './api.js';
 
 const HISTORY = 300; // one sample a second: the last five minutes
 
@@ -92,6 +92,14 @@ function accept(list) {
   for (const f of listeners) f(tasks);
 }
 
+// A person who cancels the token dialog is not asked again every few
+// seconds: the stream waits until retry() (the "token needed" indicator, the
+// task list's button) or a new token.
+let wake = null;
+function waitWake() { return new Promise((r) => { wake = r; }); }
+export function retry() { if (wake) { const w = wake; wake = null; w(); } }
+onTokenChange((has) => { if (has) retry(); });
+
 // start opens the stream once; later calls do nothing.
 export function start() {
   if (started) return;
@@ -120,7 +128,12 @@ async function run() {
         await poll();
         continue;
       }
-      setStatus(err.status === 401 ? 'locked' : 'off', err);
+      if (err.status === 401) {
+        setStatus('locked', err);
+        await waitWake();
+        continue;
+      }
+      setStatus('off', err);
     }
     await sleep(delay);
     delay = Math.min(delay * 2, 15000);
@@ -136,7 +149,8 @@ async function poll() {
       accept(await get('tasks'));
       setStatus('polling');
     } catch (err) {
-      setStatus(err.status === 401 ? 'locked' : 'off', err);
+      if (err.status === 401) { setStatus('locked', err); await waitWake(); continue; }
+      setStatus('off', err);
       return;
     }
     await sleep(document.hidden ? 10000 : 2000);

@@ -117,7 +117,7 @@ export function render(main, params) {
     n++;
     const r = rec && typeof rec === 'object' ? rec : { event: rec };
     list.prepend(h('div.record',
-      h('div.meta', h('span.badge', r.stage || stage), h('span.mono', fmtTime(r.time)), h('span.faint', '#' + n)),
+      h('div.meta', h('span.badge', r.stage || stage), h('span.mono', { title: r.time }, fmtTime(r.time)), h('span.faint', '#' + n)),
       jsonView(r.event !== undefined ? r.event : r)));
     while (list.childElementCount > KEEP) list.lastElementChild.remove();
     empty.classList.add('hidden');

@@ -6,7 +6,7 @@
 // file come from GET /tasks/{name}, read again every three seconds while
 // the page is visible.
 
-import { h, setText, fmtInt, fmtRate, fmtBytes, fmtLag, fmtTime, pill, updatePill, sparkline, drawSpark, callout, toast, tomlView, svg, errorText } from './ui.js';
+import { h, setText, fmtInt, fmtRate, fmtBytes, fmtLag, fmtTime, fmtSeconds, pill, updatePill, sparkline, drawSpark, callout, toast, tomlView, svg, errorText } from './ui.js';
 import { get, post, taskPath } from './api.js';
 import * as live from './live.js';
 
@@ -77,7 +77,7 @@ export function render(main, { name }) {
     detailError,
     h('div.tiles',
       tile('received', 'Received'), tile('delivered', 'Delivered'), tile('filtered', 'Filtered'),
-      tile('failed', 'Failed'), tile('dead_lettered', 'Dead-lettered'), tile('bytes_in', 'Bytes in'), tile('bytes_out', 'Bytes out'), tile('lag', 'Kafka lag')),
+      tile('failed', 'Failed'), tile('dead_lettered', 'Dead-lettered'), tile('bytes_in', 'Bytes in'), tile('bytes_out', 'Bytes out'), tile('latency', 'Latency'), tile('lag', 'Kafka lag')),
     h('div.panel',
       h('div.panel-head', h('h2', 'Throughput'), h('span.hint', 'events per second, up to the last 5 minutes'), h('div.right', rateNow)),
       chartBox),
@@ -140,6 +140,8 @@ export function render(main, { name }) {
     setText(counters.bytes_in, fmtBytes(c.bytes_in));
     setText(counters.bytes_out, fmtBytes(c.bytes_out));
     setText(counters.lag, fmtLag(t.lag));
+    setText(counters.latency, fmtSeconds(t.latency_seconds));
+    counters.latency.parentElement.title = 'end to end, source read to sink acknowledgement, of the last delivered batch';
     counters.lag.parentElement.classList.toggle('hidden', t.lag === null || t.lag === undefined);
     setText(rateNow, `${fmtRate(t.rate)} events/s now`);
     lastHistory = t.rate_history || [];
@@ -181,7 +183,7 @@ export function render(main, { name }) {
     else if (!errors.length) errorsBody.replaceChildren(h('div.empty', 'No errors. '));
     else {
       const rows = [...errors].sort((a, b) => String(b.time).localeCompare(String(a.time))).map((e) =>
-        h('tr', h('td.mono.faint', fmtTime(e.time)), h('td', h('span.badge', e.stage || '—')), h('td', e.message)));
+        h('tr', h('td.mono.faint', { title: e.time }, fmtTime(e.time)), h('td', h('span.badge', e.stage || '—')), h('td', e.message)));
       errorsBody.replaceChildren(h('div.table-wrap', h('table',
         h('thead', h('tr', h('th', 'Time'), h('th', 'Stage'), h('th', 'Message'))), h('tbody', rows))));
     }

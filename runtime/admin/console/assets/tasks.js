@@ -83,7 +83,13 @@ export function render(main) {
   filter.addEventListener('input', () => update(live.current()));
   const offTasks = live.onTasks(update);
   const offStatus = live.onStatus((s, err) => {
-    if ((s === 'off' || s === 'locked') && err) {
+    if (s === 'locked') {
+      const again = h('button.small', { type: 'button', id: 'enter-token' }, 'Enter the token');
+      again.addEventListener('click', () => live.retry());
+      banner.replaceChildren(h('div.callout.warn', { role: 'status' },
+        h('div.msg', h('strong', 'The admin token is needed '), 'to show the tasks of this sluice. '), again));
+      if (!live.current().length) empty.textContent = 'No task list yet.';
+    } else if (s === 'off' && err) {
       banner.replaceChildren(callout('bad', 'Cannot read the task list:', err.message));
       if (!live.current().length) empty.textContent = 'No task list yet.';
     }

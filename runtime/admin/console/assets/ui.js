@@ -70,6 +70,13 @@ export function fmtBytes(n) {
   return (i === 0 ? intFmt.format(n) : oneDec.format(n)) + ' ' + units[i];
 }
 
+export function fmtSeconds(s) {
+  if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0) return '—';
+  if (s < 1e-3) return oneDec.format(s * 1e6) + ' µs';
+  if (s < 1) return oneDec.format(s * 1e3) + ' ms';
+  return oneDec.format(s) + ' s';
+}
+
 export function fmtTime(t) {
   if (!t) return '—';
   const d = new Date(t);

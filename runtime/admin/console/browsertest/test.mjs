@@ -129,6 +129,10 @@ await scenario('a wrong token is refused, the right one unlocks the console', as
   await go('');
   await page.locator('#token-input').waitFor({ state: 'visible' });
   await shot('token');
+  // Cancelled: the console says what it needs and does not nag.
+  await page.click('#token-cancel');
+  await page.locator('#enter-token').click();
+  await page.locator('#token-input').waitFor({ state: 'visible' });
   await page.fill('#token-input', 'not-the-token-0000000000');
   await page.click('#token-ok');
   await page.locator('#token-error', { hasText: 'refused' }).waitFor();
