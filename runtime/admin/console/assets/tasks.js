@@ -12,7 +12,7 @@ export function render(main) {
   const tiles = {
     tasks: tile('Tasks'),
     running: tile('Running'),
-    attention: tile('Paused or stopped'),
+    attention: tile('Not running'),
     rate: tile('Events/s', 'all tasks'),
     received: tile('Received'),
     dead: tile('Dead-lettered'),
