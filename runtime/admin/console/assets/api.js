@@ -13,6 +13,9 @@ export function token() {
   try { return sessionStorage.getItem(KEY) || ''; } catch { return ''; }
 }
 
+let memo = ''; // the token when sessionStorage refuses to keep it
+const tokenListeners = new Set();
+
 export function setToken(t) {
   try {
     if (t) sessionStorage.setItem(KEY, t); else sessionStorage.removeItem(KEY);
@@ -20,8 +23,6 @@ export function setToken(t) {
   memo = t || '';
   for (const f of tokenListeners) f(!!t);
 }
-let memo = '';
-const tokenListeners = new Set();
 export function onTokenChange(f) { tokenListeners.add(f); }
 function currentToken() { return token() || memo; }
 
@@ -58,7 +59,9 @@ async function authed(path, init) {
     const headers = new Headers(init.headers || {});
     const sent = currentToken();
     if (sent) headers.set('Authorization', 'Bearer ' + sent);
-    const res = await fetch(path, { ...init, headers, cache: 'no-store', credentials: 'omit', redirect: 'error' });
+    // same-origin credentials: a proxy's single sign-on cookie goes along
+    // (sluice itself uses none; it reads only the bearer token).
+    const res = await fetch(path, { ...init, headers, cache: 'no-store', credentials: 'same-origin' });
     if (res.status !== 401) return res;
     await res.body?.cancel().catch(() => {});
     if (sent && sent === currentToken()) setToken('');
