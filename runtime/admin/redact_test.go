@@ -32,3 +32,11 @@ topic = "tokens" # a value that merely mentions a token stays
 		}
 	}
 }
+
+// Keys a component's spec marks secret are masked whatever their names.
+func TestRedactTOMLSpecKeys(t *testing.T) {
+	got := RedactTOML("[sink]\ntype = \"x\"\nsigning = \"abc123\"\nheaders = { signing = 'k' }\nname_signing = \"kept\"\n", "signing")
+	if strings.Contains(got, "abc123") || strings.Contains(got, "'k'") || !strings.Contains(got, `name_signing = "kept"`) {
+		t.Fatalf("%s", got)
+	}
+}

@@ -63,6 +63,9 @@ type TaskFiles struct {
 	// ("kafka topic orders-dlq"), for the 409 of the browser.
 	DeadLetterPath  string
 	DeadLetterWhere string
+	// SecretKeys are the keys of the task's components whose specs mark
+	// them secret: the TOML view masks their values, whatever their names.
+	SecretKeys []string
 }
 
 func viewOf(t *engine.Task) TaskView {
@@ -101,7 +104,7 @@ func (a *api) getTask(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 		if err != nil {
 			d.TOML = fmt.Sprintf("# cannot read %s: %v", f.Path, err)
 		} else {
-			d.TOML = RedactTOML(string(raw))
+			d.TOML = RedactTOML(string(raw), f.SecretKeys...)
 		}
 	}
 	writeJSON(w, http.StatusOK, d)
