@@ -5,9 +5,9 @@ import (
 	"strings"
 )
 
-// valueRE is a TOML value on one line: a basic or literal string, or a bare
-// value up to a separator.
-const valueRE = `("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,}#]+)`
+// valueRE is a TOML value: a multi-line string, a basic or literal string,
+// or a bare value up to a separator.
+const valueRE = `("{3}[\s\S]*?"{3}|'{3}[\s\S]*?'{3}|"(?:[^"\\]|\\.)*"|'[^']*'|\[[^\]]*\]|[^\s,}#]+)`
 
 // The task file as the API shows it never holds a secret: the text is the
 // file as written (never the values the environment filled in), and what

@@ -18,10 +18,14 @@ type = "postgres"
 dsn = "postgres://app:s3cret@db:5432/x?sslmode=disable"
 url = "https://api/${env:API_TOKEN:-dflt}/x"
 api_key=plain
+tokens = ["tok-one", "tok-two"]
+password = """multi
+line-secret"""
+private_key = '''pem-secret'''
 topic = "tokens" # a value that merely mentions a token stays
 `
 	got := RedactTOML(raw)
-	for _, secret := range []string{"BROKERS", "hunter2", "abc", "k.pem", "s3cret", "API_TOKEN", "dflt", "plain"} {
+	for _, secret := range []string{"BROKERS", "hunter2", "abc", "k.pem", "s3cret", "API_TOKEN", "dflt", "plain", "line-secret", "multi", "pem-secret", "tok-one", "tok-two"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("%q shows through:\n%s", secret, got)
 		}
