@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -162,6 +163,15 @@ func taskFiles(tasks []*config.Task) func(string) admin.TaskFiles {
 	files := map[string]admin.TaskFiles{}
 	for _, t := range tasks {
 		f := admin.TaskFiles{Path: t.File}
+		comps := []*config.Component{&t.Source, &t.Sink, t.DeadLetter}
+		for i := range t.Transforms {
+			comps = append(comps, &t.Transforms[i])
+		}
+		for _, c := range comps {
+			if c != nil {
+				f.SecretKeys = append(f.SecretKeys, secretKeys(reflect.ValueOf(c.Config), 0)...)
+			}
+		}
 		if d := t.DeadLetter; d != nil {
 			f.DeadLetterWhere = fmt.Sprintf("the dead-letter queue is a %s sink ([dead_letter] in %s); read it with the tools of that system", d.Type, t.File)
 			if d.Type == "file" {
@@ -178,6 +188,35 @@ func taskFiles(tasks []*config.Task) func(string) admin.TaskFiles {
 		files[t.Name] = f
 	}
 	return func(name string) admin.TaskFiles { return files[name] }
+}
+
+// secretKeys returns the TOML keys of the fields of type component.Secret
+// in a component's config (nested tables too).
+func secretKeys(v reflect.Value, depth int) []string {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct || depth > 4 {
+		return nil
+	}
+	secret := reflect.TypeFor[component.Secret]()
+	var keys []string
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if !f.IsExported() || name == "" || name == "-" {
+			continue
+		}
+		if f.Type == secret {
+			keys = append(keys, name)
+			continue
+		}
+		keys = append(keys, secretKeys(v.Field(i), depth+1)...)
+	}
+	return keys
 }
 
 // stringField returns the string field name of the struct v points to, or "".

@@ -2,11 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // sluice top draws one table per /events event, with the token, and ends
@@ -40,5 +49,23 @@ func TestTopFollowsTheEventStream(t *testing.T) {
 	errb.Reset()
 	if code := topCmd([]string{"--admin", srv.URL}, &out, &errb); code != exitFailed || !strings.Contains(errb.String(), "401") || !strings.Contains(errb.String(), "SLUICE_ADMIN_TOKEN") {
 		t.Fatalf("wrong token: exit %d: %s", code, errb.String())
+	}
+}
+
+// The TOML view masks the keys the specs mark secret (component.Secret).
+func TestTaskFilesSecretKeys(t *testing.T) {
+	dir := t.TempDir()
+	task := write(t, dir, "t.toml", "name = \"t\"\n[source]\ntype = \"generate\"\n[sink]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\ntoken = \"x\"\n[dead_letter]\ntype = \"file\"\npath = \"dlq/dead.jsonl\"\n")
+	var s settings
+	s.maxEventSize = 1 << 20
+	loader := newLoader(s, zerolog.Nop(), metrics.New(), component.NewShared())
+	tk, err := loader.LoadFile(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Discard(context.Background())
+	f := taskFiles([]*config.Task{tk})("t")
+	if !slices.Contains(f.SecretKeys, "token") || f.Path != task || f.DeadLetterPath != filepath.Join(dir, "dlq", "dead.jsonl") {
+		t.Fatalf("%+v", f)
 	}
 }

@@ -3,6 +3,7 @@ package admin
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,12 +44,15 @@ type DeadLetterPage struct {
 
 // record is the JSON of a dead-letter record (delivery.Record.AppendJSON).
 type record struct {
-	Event    json.RawMessage `json:"event"`
-	Task     string          `json:"task"`
-	Stage    string          `json:"stage"`
-	Time     string          `json:"time"`
-	Attempts int             `json:"attempts"`
-	Error    struct {
+	Event json.RawMessage `json:"event"`
+	// EventBase64 holds the exact bytes of an event that was not UTF-8
+	// (Event then holds it with the bad bytes replaced).
+	EventBase64 string `json:"event_base64"`
+	Task        string `json:"task"`
+	Stage       string `json:"stage"`
+	Time        string `json:"time"`
+	Attempts    int    `json:"attempts"`
+	Error       struct {
 		Class   string `json:"class"`
 		Message string `json:"message"`
 	} `json:"error"`
@@ -239,7 +243,13 @@ func (a *api) dlqReplay(w http.ResponseWriter, r *http.Request, t *engine.Task) 
 		if json.Unmarshal(line, &rec) != nil || len(rec.Event) == 0 || rec.Task != "" && rec.Task != t.Name() {
 			return // not a record of this task: reported missing
 		}
-		events = append(events, eventBytes(rec.Event))
+		ev := eventBytes(rec.Event)
+		if rec.EventBase64 != "" {
+			if b, err := base64.StdEncoding.DecodeString(rec.EventBase64); err == nil {
+				ev = b
+			}
+		}
+		events = append(events, ev)
 		ids = append(ids, id)
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,6 +63,9 @@ type TaskFiles struct {
 	// ("kafka topic orders-dlq"), for the 409 of the browser.
 	DeadLetterPath  string
 	DeadLetterWhere string
+	// SecretKeys are the keys of the task's components whose specs mark
+	// them secret: the TOML view masks their values, whatever their names.
+	SecretKeys []string
 }
 
 func viewOf(t *engine.Task) TaskView {
@@ -100,7 +104,7 @@ func (a *api) getTask(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 		if err != nil {
 			d.TOML = fmt.Sprintf("# cannot read %s: %v", f.Path, err)
 		} else {
-			d.TOML = RedactTOML(string(raw))
+			d.TOML = RedactTOML(string(raw), f.SecretKeys...)
 		}
 	}
 	writeJSON(w, http.StatusOK, d)
@@ -130,10 +134,17 @@ func (a *api) rewind(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	err = t.Seek(r.Context(), to)
+	// Within the server's write timeout; a rewind waits for the events
+	// under way, which a slow sink may hold.
+	ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
+	defer cancel()
+	err = t.Seek(ctx, to)
 	switch {
 	case errors.Is(err, engine.ErrCannotSeek):
 		writeError(w, http.StatusConflict, err.Error())
+		return
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, "the rewind did not finish within 25 s: the events under way were not all delivered by then (is the sink slow or down?); the task's log says whether the source moved")
 		return
 	case err != nil && r.Context().Err() == nil:
 		// The source refused (a file rewinds only to its start, a Kafka

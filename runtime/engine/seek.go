@@ -50,6 +50,7 @@ func (t *Task) Lag() (int64, bool) {
 }
 
 type seekRequest struct {
+	ctx   context.Context // the asker's: a request it gave up on is not served
 	to    string
 	reply chan error
 }
@@ -69,7 +70,7 @@ func (t *Task) Seek(ctx context.Context, to string) error {
 	if s := t.State(); s != Running && s != Paused {
 		return fmt.Errorf("%w: the task is %s; only a running or paused task rewinds", ErrCannotSeek, s)
 	}
-	req := seekRequest{to: to, reply: make(chan error, 1)}
+	req := seekRequest{ctx: ctx, to: to, reply: make(chan error, 1)}
 	select {
 	case t.seekReq <- req:
 	case <-ctx.Done():
@@ -111,12 +112,19 @@ func (t *Task) readContext(ctx context.Context) context.Context {
 func (t *Task) serveSeek(workCtx context.Context) {
 	select {
 	case req := <-t.seekReq:
-		req.reply <- t.doSeek(workCtx, req.to)
+		req.reply <- t.doSeek(workCtx, req)
 	default:
 	}
 }
 
-func (t *Task) doSeek(ctx context.Context, to string) error {
+func (t *Task) doSeek(workCtx context.Context, req seekRequest) error {
+	if err := req.ctx.Err(); err != nil {
+		return err // the asker went away: nothing moves
+	}
+	ctx, stop := context.WithCancel(workCtx)
+	defer stop()
+	defer context.AfterFunc(req.ctx, stop)()
+	to := req.to
 	// Every batch read must be acknowledged first: a source's commit
 	// position must never jump over events still on their way.
 	if err := t.tracker.waitIdle(ctx); err != nil {

@@ -247,7 +247,7 @@ func (t *Task) waitResume(ctx, workCtx context.Context) {
 		case <-ctx.Done():
 			return
 		case req := <-t.seekReq:
-			req.reply <- t.doSeek(workCtx, req.to)
+			req.reply <- t.doSeek(workCtx, req)
 		}
 	}
 }
