@@ -109,7 +109,8 @@ export function render(main, { name }) {
       await live.refresh();
       loadDetail();
     } catch (err) {
-      actionsMsg.replaceChildren(callout(err.status === 409 ? 'warn' : 'bad', `${path.slice(1)}:`, errorText(err)));
+      const what = path.slice(1);
+      actionsMsg.replaceChildren(callout(err.status === 409 ? 'warn' : 'bad', `${what[0].toUpperCase()}${what.slice(1)} refused:`, errorText(err)));
       if (cur) setButtons(cur.state);
     }
   };
@@ -118,7 +119,7 @@ export function render(main, { name }) {
   rewindBtn.addEventListener('click', () => {
     let to = rewindTo.value;
     if (to === 'time') {
-      if (!rewindTime.value) { actionsMsg.replaceChildren(callout('warn', 'rewind:', 'pick a time first')); return; }
+      if (!rewindTime.value) { actionsMsg.replaceChildren(callout('warn', 'Rewind:', 'pick a time first.')); return; }
       to = new Date(rewindTime.value).toISOString();
     }
     act(rewindBtn, '/rewind', { to }, `Rewound ${name} to ${to}`).finally(() => { rewindBtn.disabled = false; });

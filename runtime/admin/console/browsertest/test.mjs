@@ -184,6 +184,19 @@ await scenario('pause and resume change the state', async () => {
   await noSecretOnPage('the task page');
 });
 
+await scenario('rewinding a source that cannot says why, and the task runs on', async () => {
+  await needs('POST', 'tasks/nope/rewind', { to: 'earliest' });
+  await go('#/tasks/orders');
+  await page.locator('.title-row .pill[data-state="Running"]').waitFor();
+  await page.selectOption('#rewind-to', 'earliest');
+  await page.click('#rewind');
+  const warn = page.locator('.callout.warn', { hasText: 'Rewind refused' });
+  await warn.waitFor();
+  assert(/generate|cannot/i.test(await warn.textContent()), `the refusal does not say why: ${await warn.textContent()}`);
+  assert((await api('GET', 'tasks/orders')).json().state === 'Running', 'orders stopped after a refused rewind');
+  await shot('task-rewind-refused');
+});
+
 await scenario('the task page shows stages and the task file with the secret redacted', async () => {
   await go('#/tasks/orders');
   await page.locator('.title-row .pill[data-state="Running"]').waitFor();
