@@ -54,6 +54,9 @@ type Options struct {
 	// address.
 	Token  string
 	Logger zerolog.Logger
+	// Tasks, when set, returns the current tasks at each request, in place
+	// of Handler's fixed list: a reload changes the set.
+	Tasks func() []*engine.Task
 	// Files says where a task's file and dead letters are (nil: the TOML
 	// view and the dead-letter browser answer 409).
 	Files func(task string) TaskFiles
@@ -66,9 +69,9 @@ type Options struct {
 
 // Handler returns the admin API for tasks.
 func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
-	a := &api{tasks: tasks, byName: map[string]*engine.Task{}, ms: ms, opts: opts, bearer: NewBearer(opts.Token)}
-	for _, t := range tasks {
-		a.byName[t.Name()] = t
+	a := &api{ms: ms, opts: opts, bearer: NewBearer(opts.Token)}
+	if a.opts.Tasks == nil {
+		a.opts.Tasks = func() []*engine.Task { return tasks }
 	}
 	if a.opts.Files == nil {
 		a.opts.Files = func(string) TaskFiles { return TaskFiles{} }
@@ -96,8 +99,6 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 
 // api holds what the handlers share.
 type api struct {
-	tasks  []*engine.Task
-	byName map[string]*engine.Task
 	ms     *metrics.Set
 	opts   Options
 	bearer Bearer
@@ -118,17 +119,19 @@ func (a *api) mutate(h http.HandlerFunc) http.Handler {
 
 func (a *api) withTask(h func(http.ResponseWriter, *http.Request, *engine.Task)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		t, ok := a.byName[r.PathValue("name")]
-		if !ok {
-			writeError(w, http.StatusNotFound, "no task named "+r.PathValue("name"))
-			return
+		name := r.PathValue("name")
+		for _, t := range a.opts.Tasks() {
+			if t.Name() == name {
+				h(w, r, t)
+				return
+			}
 		}
-		h(w, r, t)
+		writeError(w, http.StatusNotFound, "no task named "+name)
 	}
 }
 
 func (a *api) ready(w http.ResponseWriter, r *http.Request) {
-	for _, t := range a.tasks {
+	for _, t := range a.opts.Tasks() {
 		if s := t.State(); s != engine.Running && s != engine.Paused {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "task": t.Name(), "state": s.String()})
 			return

@@ -86,8 +86,9 @@ func viewOf(t *engine.Task) TaskView {
 }
 
 func (a *api) views() []TaskView {
-	out := make([]TaskView, 0, len(a.tasks))
-	for _, t := range a.tasks {
+	tasks := a.opts.Tasks()
+	out := make([]TaskView, 0, len(tasks))
+	for _, t := range tasks {
 		out = append(out, viewOf(t))
 	}
 	return out

@@ -162,7 +162,8 @@ func (t *Task) sampleRate(now time.Time) {
 	o.lastIn, o.lastAt = in, now
 }
 
-// sampleRates samples the rate every second until ctx ends.
+// sampleRates samples the rate every second until ctx ends; then the rate
+// is 0 (a stopped task reads nothing), and the next run starts afresh.
 func (t *Task) sampleRates(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -170,6 +171,12 @@ func (t *Task) sampleRates(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			o := &t.obs
+			o.rateMu.Lock()
+			o.rates[o.rateN%RateHistory] = 0
+			o.rateN++
+			o.lastAt = time.Time{}
+			o.rateMu.Unlock()
 			return
 		case now := <-tick.C:
 			t.sampleRate(now)

@@ -169,6 +169,9 @@ func TestStagesAndTaps(t *testing.T) {
 	if errs := tk.Errors(); s.Dropped != 4 || len(errs) != 4 || errs[0].Stage != "transform[0]" || !strings.Contains(errs[0].Message, "refused") {
 		t.Fatalf("4 events fail at the transform: stats %+v, errors %+v", s, errs)
 	}
+	if rate, hist := tk.Rate(); rate != 0 || len(hist) == 0 || hist[len(hist)-1] != 0 {
+		t.Fatalf("a stopped task's rate: %v %v", rate, hist)
+	}
 	if _, _, err := tk.Tap("transform[1]"); !errors.Is(err, engine.ErrNoStage) {
 		t.Fatalf("tap on a stage the task lacks: %v", err)
 	}

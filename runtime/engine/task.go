@@ -280,8 +280,15 @@ func (t *Task) stop(s State, err error) {
 func (t *Task) Run(ctx context.Context) error {
 	t.setState(Starting)
 	sampleCtx, stopSampling := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSampling()
-	go t.sampleRates(sampleCtx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t.sampleRates(sampleCtx)
+	}()
+	defer func() {
+		stopSampling()
+		<-sampled // Run returns with the rate at 0
+	}()
 	// The disk buffer first: it is local, and a task whose buffer is held
 	// by another process must not join a consumer group.
 	if err := t.openBuffer(); err != nil {

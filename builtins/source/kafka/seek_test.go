@@ -2,12 +2,17 @@ package kafka
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -68,5 +73,64 @@ func TestSeek(t *testing.T) {
 	produce(t, c.Addr(), &kgo.Record{Topic: "s", Value: []byte("new")})
 	if b := readBatches(t, s, 1, 10*time.Second); b[0].Messages[0].Pos.Offset != 10 {
 		t.Fatalf("after latest: offset %d", b[0].Messages[0].Pos.Offset)
+	}
+}
+
+// recordSink keeps the offsets of what it is given.
+type recordSink struct {
+	mu   sync.Mutex
+	offs []int64
+}
+
+func (s *recordSink) Open(context.Context) error  { return nil }
+func (s *recordSink) Close(context.Context) error { return nil }
+func (s *recordSink) Write(_ context.Context, msgs []message.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range msgs {
+		s.offs = append(s.offs, m.Pos.Offset)
+	}
+	return nil
+}
+
+func (s *recordSink) got() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.offs)
+}
+
+// Through the engine, as the admin API does it: a running task whose source
+// waits on an idle partition rewinds to the earliest offset and delivers
+// the partition again, and the task's lag is the source's.
+func TestSeekThroughTheEngine(t *testing.T) {
+	c := cluster(t, 1, "e")
+	var recs []*kgo.Record
+	for i := range 10 {
+		recs = append(recs, &kgo.Record{Topic: "e", Value: []byte(strconv.Itoa(i))})
+	}
+	produce(t, c.Addr(), recs...)
+	s := newSource(t, testEnv(t), baseTree(c, "e", uniq(t, "g")))
+	sink := &recordSink{}
+	tk := engine.New(engine.Definition{Name: "k", Source: s, SourceType: "kafka", Sink: sink, SinkType: "test"},
+		engine.Options{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tk.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	testkit.WaitFor(t, "the partition delivered", func() bool { return len(sink.got()) == 10 })
+	if lag, ok := tk.Lag(); !ok || lag != 0 {
+		t.Fatalf("lag %d %v", lag, ok)
+	}
+	if err := tk.Seek(ctx, "earliest"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the partition delivered again", func() bool { return len(sink.got()) == 20 })
+	if got := sink.got(); got[10] != 0 || got[19] != 9 {
+		t.Fatalf("offsets %v", got)
 	}
 }
