@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -155,7 +156,8 @@ func (t *Task) sampleRate(now time.Time) {
 	defer o.rateMu.Unlock()
 	if !o.lastAt.IsZero() {
 		if dt := now.Sub(o.lastAt).Seconds(); dt > 0 {
-			o.rates[o.rateN%RateHistory] = float64(in-o.lastIn) / dt
+			// Two decimals: a ticker's jitter is no information.
+			o.rates[o.rateN%RateHistory] = math.Round(float64(in-o.lastIn)/dt*100) / 100
 			o.rateN++
 		}
 	}
