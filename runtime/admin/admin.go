@@ -99,6 +99,7 @@ type api struct {
 	ms     *metrics.Set
 	opts   Options
 	bearer Bearer
+	dlq    dlqIndex
 }
 
 // read guards a GET that exposes task data: the token when one is set.
