@@ -18,8 +18,8 @@ import (
 	"github.com/sluicehq/sluice/runtime/admin"
 )
 
-// adminClient calls the admin API of a running `sluice run`.
-type adminClient struct {
+// apiClient calls the admin API of a running `sluice run`.
+type apiClient struct {
 	base  string
 	token string
 	http  *http.Client
@@ -35,7 +35,7 @@ func bindAdmin(fs *flag.FlagSet, s *settings) {
 	fs.StringVar(&s.adminAddr, "admin", s.adminAddr, "same as --admin-addr")
 }
 
-func newAdminClient(s settings) *adminClient {
+func newAPIClient(s settings) *apiClient {
 	addr := s.adminAddr
 	if addr == "" {
 		addr = defaultAdminAddr
@@ -43,12 +43,12 @@ func newAdminClient(s settings) *adminClient {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &adminClient{base: strings.TrimRight(addr, "/"), token: s.adminToken, http: &http.Client{}}
+	return &apiClient{base: strings.TrimRight(addr, "/"), token: s.adminToken, http: &http.Client{}}
 }
 
 // get sends a GET to path; an answer other than 200 is an error that says
 // what the API said.
-func (c *adminClient) get(ctx context.Context, path string) (*http.Response, error) {
+func (c *apiClient) get(ctx context.Context, path string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return nil, err
@@ -105,7 +105,7 @@ func tapCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	c := newAdminClient(s)
+	c := newAPIClient(s)
 	q := url.Values{"stage": {stage}}
 	if *limit > 0 {
 		q.Set("limit", fmt.Sprint(*limit))
@@ -156,7 +156,7 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	c := newAdminClient(s)
+	c := newAPIClient(s)
 	if *once {
 		views, err := c.tasks(ctx)
 		if err != nil {
@@ -206,7 +206,7 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func (c *adminClient) tasks(ctx context.Context) ([]admin.TaskView, error) {
+func (c *apiClient) tasks(ctx context.Context) ([]admin.TaskView, error) {
 	resp, err := c.get(ctx, "/tasks")
 	if err != nil {
 		return nil, err

@@ -64,7 +64,7 @@ func TestTaskFilesSecretKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tk.Discard(context.Background())
-	f := taskFiles([]*config.Task{tk})("t")
+	f := taskFiles(func(string) *config.Task { return tk })("t")
 	if !slices.Contains(f.SecretKeys, "token") || f.Path != task || f.DeadLetterPath != filepath.Join(dir, "dlq", "dead.jsonl") {
 		t.Fatalf("%+v", f)
 	}

@@ -13,6 +13,7 @@
 //	GET  /tasks/{name}/dlq        a page of dead letters                      token when one is set
 //	POST /tasks/{name}/dlq/replay dead letters through the task again         token, JSON, same origin
 //	POST /playground              an event through a filter/transforms        token, JSON, same origin
+//	POST /reload                  reload the task files (422: their problems) token, JSON, same origin
 //	GET  /metrics                 Prometheus text or OpenMetrics              open
 //	GET  /healthz                 200 while the process serves                open
 //	GET  /readyz                  200 when every task is Running (or Paused)  open
@@ -65,14 +66,14 @@ type Options struct {
 	// injected by the command, which may build components; the admin API
 	// itself knows none.
 	Playground Playground
+	// Reload, when set, serves POST /reload (reload.go).
+	Reload ReloadFunc
 }
 
 // Handler returns the admin API for tasks.
 func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 	a := &api{ms: ms, opts: opts, bearer: NewBearer(opts.Token)}
-	if a.opts.Tasks == nil {
-		a.opts.Tasks = func() []*engine.Task { return tasks }
-	}
+	a.opts.Tasks = currentTasks(tasks, opts)
 	if a.opts.Files == nil {
 		a.opts.Files = func(string) TaskFiles { return TaskFiles{} }
 	}
@@ -88,6 +89,9 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 	mux.Handle("GET /tasks/{name}/dlq", read(a.withTask(a.dlqList)))
 	mux.Handle("POST /tasks/{name}/dlq/replay", mutate(a.withTask(a.dlqReplay)))
 	mux.Handle("POST /playground", mutate(a.playground))
+	if opts.Reload != nil {
+		mux.Handle("POST /reload", mutate(reload(opts.Reload)))
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(ms.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -102,6 +106,7 @@ type api struct {
 	ms     *metrics.Set
 	opts   Options
 	bearer Bearer
+	dlq    dlqIndex
 }
 
 // read guards a GET that exposes task data: the token when one is set.
@@ -119,14 +124,12 @@ func (a *api) mutate(h http.HandlerFunc) http.Handler {
 
 func (a *api) withTask(h func(http.ResponseWriter, *http.Request, *engine.Task)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		for _, t := range a.opts.Tasks() {
-			if t.Name() == name {
-				h(w, r, t)
-				return
-			}
+		t := findTask(a.opts.Tasks(), r.PathValue("name"))
+		if t == nil {
+			writeError(w, http.StatusNotFound, "no task named "+r.PathValue("name"))
+			return
 		}
-		writeError(w, http.StatusNotFound, "no task named "+name)
+		h(w, r, t)
 	}
 }
 

@@ -248,6 +248,19 @@ func TestDeadLetterBrowseAndReplay(t *testing.T) {
 	if code, _ = call(t, "POST", srv.URL+"/tasks/gen/dlq/replay", `{"ids":[1]}`, auth); code != 415 {
 		t.Fatalf("replay without JSON content type: %d", code)
 	}
+	// The file grows: the new records count, a half-written one not yet.
+	f, _ := os.OpenFile(dlq, os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprintf(f, "%s\n%s", lines[0], lines[2][:40])
+	f.Close()
+	if _, body = call(t, "GET", srv.URL+"/tasks/gen/dlq?limit=500", "", auth); !strings.Contains(body, `"total":4`) || !strings.Contains(body, `"dead-0"`) {
+		t.Fatalf("after an append: %s", body)
+	}
+	// Rotated: a new, smaller file is read from its start.
+	os.Rename(dlq, dlq+".1")
+	os.WriteFile(dlq, []byte(lines[3]+"\n"), 0o644)
+	if _, body = call(t, "GET", srv.URL+"/tasks/gen/dlq", "", auth); !strings.Contains(body, `"total":1`) || !strings.Contains(body, `"dead-3"`) || !strings.Contains(body, `"id":0`) {
+		t.Fatalf("after a rotation: %s", body)
+	}
 }
 
 func TestDeadLetterBrowserNeedsAFile(t *testing.T) {

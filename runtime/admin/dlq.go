@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,25 +91,28 @@ func (a *api) dlqList(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 		return
 	}
 	limit = min(limit, 500)
-	replayed := readReplayed(path)
-	page := DeadLetterPage{File: path, Items: []DeadLetter{}}
-	err := scanRecords(path, func(id int64, line []byte) {
-		var who struct {
-			Task string `json:"task"`
-		}
-		if json.Unmarshal(line, &who) == nil && who.Task != "" && who.Task != t.Name() {
-			return // a dead-letter file several tasks share
-		}
-		n := page.Total
-		page.Total++
-		if n < offset || n >= offset+limit {
-			return
-		}
-		page.Items = append(page.Items, deadLetterOf(id, line, replayed[id]))
-	})
+	ids, err := a.dlq.records(path, t.Name())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
 		return
+	}
+	page := DeadLetterPage{File: path, Total: len(ids), Items: []DeadLetter{}}
+	if offset < len(ids) {
+		replayed := readReplayed(path)
+		f, err := os.Open(path)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
+			return
+		}
+		defer f.Close()
+		for _, id := range ids[offset:min(len(ids), offset+limit)] {
+			line, err := readRecord(f, id)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
+				return
+			}
+			page.Items = append(page.Items, deadLetterOf(id, line, replayed[id]))
+		}
 	}
 	writeJSON(w, http.StatusOK, page)
 }
@@ -139,34 +142,6 @@ func eventBytes(raw json.RawMessage) []byte {
 		return []byte(s)
 	}
 	return raw
-}
-
-// scanRecords calls fn with each non-blank line of path and its offset.
-func scanRecords(path string, fn func(id int64, line []byte)) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
-	var off int64
-	for {
-		line, err := readLine(br)
-		start := off
-		off += int64(len(line))
-		if l := strings.TrimSpace(string(line)); l != "" {
-			if !strings.HasSuffix(string(line), "\n") && err == io.EOF {
-				return nil // a record being written: not complete yet
-			}
-			fn(start, []byte(l))
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 func readLine(br *bufio.Reader) ([]byte, error) {
@@ -234,15 +209,27 @@ func (a *api) dlqReplay(w http.ResponseWriter, r *http.Request, t *engine.Task) 
 	}
 	var events [][]byte
 	var ids []int64
-	err := scanRecords(path, func(id int64, line []byte) {
-		if !want[id] {
-			return
+	known, err := a.dlq.records(path, t.Name())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
+		return
+	}
+	defer f.Close()
+	for id := range want {
+		if _, ok := slices.BinarySearch(known, id); !ok {
+			continue // not a record of this task: reported missing
+		}
+		line, err := readRecord(f, id)
+		var rec record
+		if err != nil || json.Unmarshal(line, &rec) != nil || len(rec.Event) == 0 {
+			continue
 		}
 		delete(want, id)
-		var rec record
-		if json.Unmarshal(line, &rec) != nil || len(rec.Event) == 0 || rec.Task != "" && rec.Task != t.Name() {
-			return // not a record of this task: reported missing
-		}
 		ev := eventBytes(rec.Event)
 		if rec.EventBase64 != "" {
 			if b, err := base64.StdEncoding.DecodeString(rec.EventBase64); err == nil {
@@ -251,10 +238,6 @@ func (a *api) dlqReplay(w http.ResponseWriter, r *http.Request, t *engine.Task) 
 		}
 		events = append(events, ev)
 		ids = append(ids, id)
-	})
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
-		return
 	}
 	if len(want) > 0 {
 		missing := make([]string, 0, len(want))

@@ -83,9 +83,10 @@ func (s *Set) RegisterProcess(version string) {
 
 // GaugeFunc adds to the gauge family name a function that emits its samples
 // when the registry is gathered (a value and its label values, in the order
-// of labels). key identifies the function: registering another one under
-// the same key (a task restarted by a reload) replaces it, so that a family
-// never holds a series twice.
+// of labels). key identifies the function, and is the value of the label
+// that names its series (the task): registering another one under the same
+// key (a task restarted by a reload) replaces it, so that a family never
+// holds a series twice, and Forget(label, key) removes it.
 func (s *Set) GaugeFunc(name, help string, labels []string, key string, fn func(emit func(v float64, labelValues ...string))) {
 	c := get(s, name, func() *funcCollector {
 		return &funcCollector{desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil), fns: map[string]func(func(float64, ...string)){}}
@@ -116,4 +117,37 @@ func (c *funcCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, lv...)
 		})
 	}
+}
+
+// forget drops the function registered under key.
+func (c *funcCollector) forget(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.fns[key]; !ok {
+		return 0
+	}
+	delete(c.fns, key)
+	return 1
+}
+
+// Forget removes, from every family with the label, the series whose label
+// has value: a task a reload removed leaves no series behind. It returns
+// how many series went.
+func (s *Set) Forget(label, value string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.vecs {
+		if v, ok := c.(interface {
+			DeletePartialMatch(prometheus.Labels) int
+		}); ok {
+			n += v.DeletePartialMatch(prometheus.Labels{label: value})
+		}
+		if f, ok := c.(*funcCollector); ok {
+			// A function's key is the value of the label naming its
+			// series (the task).
+			n += f.forget(value)
+		}
+	}
+	return n
 }

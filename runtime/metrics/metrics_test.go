@@ -39,3 +39,22 @@ func TestGaugeFuncReplacesByKey(t *testing.T) {
 		}
 	}
 }
+
+// Forget drops a removed task's function series with its other series.
+func TestForgetDropsGaugeFuncs(t *testing.T) {
+	s := New()
+	s.GaugeFunc("g", "help", []string{"task"}, "orders", func(e func(float64, ...string)) { e(1, "orders") })
+	s.Counter("c", "help", "task").WithLabelValues("orders").Inc()
+	if n := s.Forget("task", "orders"); n != 2 {
+		t.Fatalf("forgot %d series, want 2", n)
+	}
+	fams, err := s.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if len(f.GetMetric()) > 0 {
+			t.Errorf("%s still has series", f.GetName())
+		}
+	}
+}
