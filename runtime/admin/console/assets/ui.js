@@ -72,7 +72,7 @@ export function fmtBytes(n) {
 
 export function fmtSeconds(s) {
   if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0) return '—';
-  if (s < 1e-3) return oneDec.format(s * 1e6) + ' µs';
+  if (s < 1e-3) return intFmt.format(Math.round(s * 1e6)) + ' µs';
   if (s < 1) return oneDec.format(s * 1e3) + ' ms';
   return oneDec.format(s) + ' s';
 }
