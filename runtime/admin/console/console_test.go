@@ -77,6 +77,9 @@ func TestAssetsOffline(t *testing.T) {
 	external := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}`)
 	absolute := regexp.MustCompile(`(?:src|href)="/|fetch\(\s*['"]/|(?:get|post|stream)\(\s*['"]/|url\(\s*['"]?/`)
 	imports := regexp.MustCompile(`(?m)^import .* from '\./([^']+)';`)
+	// Event data and error messages reach the pages: they go in as text,
+	// never parsed as markup (docs/security.md).
+	markup := regexp.MustCompile(`\.innerHTML\s*=|\.outerHTML\s*=|insertAdjacentHTML|document\.write|\beval\(|new Function\(`)
 	n := 0
 	err := fs.WalkDir(assets, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -90,6 +93,9 @@ func TestAssetsOffline(t *testing.T) {
 		text := strings.ReplaceAll(string(data), "http://www.w3.org/2000/svg", "") // the SVG namespace is a name, not a fetch
 		if m := external.FindString(text); m != "" {
 			t.Errorf("%s names another origin: %q (the console must work offline)", p, m)
+		}
+		if m := markup.FindString(text); m != "" {
+			t.Errorf("%s parses text as markup or code (%q): build nodes with h() and text", p, m)
 		}
 		if m := absolute.FindString(text); m != "" {
 			t.Errorf("%s uses an absolute path %q: use a relative one, so the console works under a proxy's path prefix", p, m)
