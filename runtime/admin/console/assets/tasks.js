@@ -147,7 +147,7 @@ function makeRow(t) {
       await post(taskPath(t.name, '/' + action));
       await live.refresh();
     } catch (err) {
-      toast(`${action} ${t.name}: ${err.message}`, 'bad');
+      toast(`${action === 'pause' ? 'Pause' : 'Resume'} of ${t.name} refused: ${errorText(err)}`, 'bad');
     } finally {
       toggle.disabled = false;
     }
