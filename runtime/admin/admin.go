@@ -17,6 +17,7 @@
 //	GET  /metrics                 Prometheus text or OpenMetrics              open
 //	GET  /healthz                 200 while the process serves                open
 //	GET  /readyz                  200 when every task is Running (or Paused)  open
+//	GET  /                        the web console (runtime/admin/console)     open; its API calls need the token
 //
 // The checks are small middlewares (RequireToken, RefuseCrossOrigin,
 // RequireJSON, LoopbackHost) that every endpoint reuses. docs/security.md
@@ -35,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/runtime/admin/console"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
 )
@@ -95,6 +97,7 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.ready)
+	mux.Handle("GET /", console.Handler())
 	return LoopbackHost(mux)
 }
 
