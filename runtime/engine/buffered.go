@@ -119,6 +119,10 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 	max := t.cfg.Engine.MaxEvents
 	deliver := t.deliver
 	deliver.Interrupt = readCtx.Done()
+	// The events are on disk: a retryable failure is retried at the
+	// policy's cap until the sink is back, whatever the policy, instead of
+	// being dead-lettered or dropped once the policy is spent.
+	deliver.Persist = true
 	defer t.countBufferDrops() // what was dropped while the last batch was under way
 	for {
 		t.countBufferDrops()
