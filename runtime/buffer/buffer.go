@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -66,6 +67,9 @@ type Options struct {
 	// ReadBytes caps the record bytes of one Read batch (a batch always
 	// holds at least one record). Default 4 MiB.
 	ReadBytes int64
+	// Now is the clock of the backlog's age (Stats.Oldest); nil means
+	// time.Now. Tests simulate a long outage with it.
+	Now func() time.Time
 	// Logger receives the recovery report and warnings about dropped or
 	// corrupt data. The zero value logs nothing.
 	Logger zerolog.Logger
@@ -137,6 +141,12 @@ type Stats struct {
 	Bytes int64
 	// Segments is the number of segment files.
 	Segments int
+	// Oldest is when the oldest record not yet committed was appended
+	// (zero when there is none). It is exact to the second while the
+	// process runs; after a restart, records from before it are dated by
+	// the first append of their segment (or, for segments of builds
+	// without that field, the segment file's modification time).
+	Oldest time.Time
 	// Dropped counts unread records deleted by the drop_oldest policy since
 	// Open; DroppedGroups counts those of them that carried Tag.Last.
 	Dropped, DroppedGroups uint64
@@ -149,9 +159,23 @@ type Stats struct {
 // segment is one segment file.
 type segment struct {
 	seq   uint64
-	start pos   // its first record
-	size  int64 // bytes written, header included
+	start pos    // its first record
+	size  int64  // bytes written, header included
+	born  uint32 // as in the header
 }
+
+// mark says that record index was appended at unix (nanoseconds), and every
+// later record at or after it: the age of the backlog is read off the last
+// mark at or before the commit position.
+type mark struct {
+	index uint64
+	unix  int64
+}
+
+// maxMarks bounds the marks kept: one per second of appends at most, and
+// past this many every other one is forgotten (the age then errs on the old
+// side, by at most the gap between two marks left).
+const maxMarks = 4096
 
 // Buffer is a persistent FIFO of messages; see the package documentation.
 type Buffer struct {
@@ -173,6 +197,7 @@ type Buffer struct {
 	writes  uint64     // completed writes
 	synced  uint64     // writes known to be on disk
 	dropGen uint64     // bumped when a drop moves read
+	marks   []mark     // append times, oldest first; see mark
 	failed  error      // sticky: a failed fsync leaves the file state unknown
 	closed  bool
 	dataCh  chan struct{} // closed when durable advances (and on Close)
@@ -223,7 +248,12 @@ func (b *Buffer) Recovery() Recovery { return b.recovery }
 func (b *Buffer) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var oldest time.Time
+	if b.written.index > b.commit.index && len(b.marks) > 0 {
+		oldest = time.Unix(0, b.marks[0].unix)
+	}
 	return Stats{
+		Oldest:        oldest,
 		Records:       b.written.index - b.commit.index,
 		Unread:        b.written.index - b.read.index,
 		Bytes:         b.used,
@@ -349,6 +379,19 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 	}
 
 	act := b.segs[len(b.segs)-1]
+	now := b.now()
+	if act.size == headerSize && act.born != unixSeconds(now) {
+		// The segment's first records: date it (it may have been created
+		// empty long ago, at Open). The header is rewritten in place, and
+		// synced with the records; a torn header can only come with a
+		// crash before this Append returned, and only costs this Append.
+		hdr := segHeader{seq: act.seq, firstIndex: act.start.index, firstGroups: act.start.groups, born: unixSeconds(now)}.append(nil)
+		if _, err := b.wf.WriteAt(hdr, 0); err != nil {
+			b.mu.Unlock()
+			return fmt.Errorf("append to disk buffer %s: date %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
+		}
+		act.born = unixSeconds(now)
+	}
 	if _, err := b.wf.WriteAt(buf, act.size); err != nil {
 		// Cut what was written so the next append starts on a frame
 		// boundary; if even that fails the file can no longer be trusted.
@@ -360,6 +403,7 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 	}
 	act.size += need
 	b.used += need
+	b.addMarkLocked(b.written.index, now)
 	b.written = pos{act.seq, act.size, b.written.index + n, b.written.groups + lasts}
 	b.writes++
 	my := b.writes
@@ -370,6 +414,52 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 	}
 	b.mu.Unlock()
 	return b.syncUpTo(my)
+}
+
+func (b *Buffer) now() time.Time {
+	if b.opts.Now != nil {
+		return b.opts.Now()
+	}
+	return time.Now()
+}
+
+func unixSeconds(t time.Time) uint32 {
+	s := t.Unix()
+	if s <= 0 || s > 1<<32-1 {
+		return 0
+	}
+	return uint32(s)
+}
+
+// addMarkLocked notes that record index was appended at t, unless the last
+// mark is less than a second older.
+func (b *Buffer) addMarkLocked(index uint64, t time.Time) {
+	if n := len(b.marks); n > 0 && t.UnixNano()-b.marks[n-1].unix < int64(time.Second) {
+		return
+	}
+	if len(b.marks) >= maxMarks {
+		// Keep the first (the age of the oldest record) and every other.
+		k := 1
+		for i := 2; i < len(b.marks); i += 2 {
+			b.marks[k] = b.marks[i]
+			k++
+		}
+		b.marks = b.marks[:k]
+	}
+	b.marks = append(b.marks, mark{index, t.UnixNano()})
+}
+
+// pruneMarksLocked forgets the marks of committed records, keeping the
+// last one at or before the commit position, which dates the oldest
+// record left.
+func (b *Buffer) pruneMarksLocked() {
+	i := 0
+	for i+1 < len(b.marks) && b.marks[i+1].index <= b.commit.index {
+		i++
+	}
+	if i > 0 {
+		b.marks = slices.Delete(b.marks, 0, i)
+	}
 }
 
 func (b *Buffer) usedNow() int64 {
@@ -441,7 +531,7 @@ func (b *Buffer) rotateLocked() error {
 		b.log.Warn().Err(err).Str(logx.File, b.segPath(old.seq)).Msg("disk buffer: closing a full segment failed")
 	}
 	b.wf = f
-	b.segs = append(b.segs, &segment{seq: seq, start: start, size: headerSize})
+	b.segs = append(b.segs, &segment{seq: seq, start: start, size: headerSize, born: unixSeconds(b.now())})
 	b.used += headerSize
 	b.written = start
 	return nil
@@ -455,7 +545,7 @@ func (b *Buffer) createSegment(start pos) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	hdr := segHeader{seq: start.seq, firstIndex: start.index, firstGroups: start.groups}.append(nil)
+	hdr := segHeader{seq: start.seq, firstIndex: start.index, firstGroups: start.groups, born: unixSeconds(b.now())}.append(nil)
 	_, err = f.WriteAt(hdr, 0)
 	if err == nil && !b.opts.NoSync {
 		if err = datasync(f); err == nil {
@@ -504,6 +594,7 @@ func (b *Buffer) dropOldestLocked() error {
 	}
 	if b.commit.seq <= s.seq {
 		b.commit = next.start
+		b.pruneMarksLocked()
 	}
 	b.log.Warn().Uint64("records", n).Uint64("groups", g).Str(logx.File, b.segPath(s.seq)).
 		Int64("max_size", b.opts.MaxSize).Msg("disk buffer full: dropped the oldest segment (when_full = drop_oldest)")
@@ -771,6 +862,7 @@ func (b *Buffer) Commit(c Cursor) error {
 		return fmt.Errorf("commit to disk buffer %s: the cursor is past the records read so far (a cursor from another buffer?)", b.dir)
 	}
 	b.commit = c.p
+	b.pruneMarksLocked()
 	gone := b.takeConsumedLocked()
 	b.mu.Unlock()
 

@@ -53,7 +53,8 @@
 //	8   8  sequence number (as in the file name)
 //	16  8  global number of the segment's first record
 //	24  8  records with Tag.Last appended before this segment
-//	32  4  reserved (0)
+//	32  4  Unix seconds of the segment's first append (0 = unknown;
+//	       reserved and written as 0 by earlier builds)
 //	36  4  CRC-32C (Castagnoli) of bytes 0..35
 //
 // then records, each framed as

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
@@ -146,7 +147,7 @@ func (b *Buffer) recover() error {
 			b.note("removed %s: %s: %v", filepath.Base(path), what, herr)
 			continue
 		}
-		segs = append(segs, &segment{seq: seq, start: pos{seq, headerSize, h.firstIndex, h.firstGroups}, size: size})
+		segs = append(segs, &segment{seq: seq, start: pos{seq, headerSize, h.firstIndex, h.firstGroups}, size: size, born: h.born})
 	}
 
 	// Segments before the cursor's were delivered; a crash came before
@@ -174,7 +175,7 @@ func (b *Buffer) recover() error {
 			return err
 		}
 		b.wf = f
-		b.segs = []*segment{{seq: start.seq, start: start, size: headerSize}}
+		b.segs = []*segment{{seq: start.seq, start: start, size: headerSize, born: unixSeconds(b.now())}}
 		b.used = headerSize
 		b.written, b.durable, b.read, b.commit = start, start, start, start
 		b.recovery.Segments, b.recovery.Bytes = 1, headerSize
@@ -234,11 +235,28 @@ func (b *Buffer) recover() error {
 	b.commit = b.read
 	for _, s := range segs {
 		b.used += s.size
+		if s.size > headerSize {
+			b.marks = append(b.marks, mark{s.start.index, b.segmentBorn(s)})
+		}
 	}
+	b.pruneMarksLocked()
 	b.recovery.Segments = len(segs)
 	b.recovery.Bytes = b.used
 	b.recovery.Records = b.written.index - b.read.index
 	return nil
+}
+
+// segmentBorn dates the first record of s: the header's time, or for a
+// segment written by a build without it, the file's modification time
+// (its last append: the backlog then looks younger than it is).
+func (b *Buffer) segmentBorn(s *segment) int64 {
+	if s.born != 0 {
+		return int64(s.born) * int64(time.Second)
+	}
+	if fi, err := os.Stat(b.segPath(s.seq)); err == nil {
+		return fi.ModTime().UnixNano()
+	}
+	return b.now().UnixNano()
 }
 
 // readSegHeader returns the size of a segment file and its parsed header.
