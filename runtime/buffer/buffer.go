@@ -596,7 +596,9 @@ func (b *Buffer) dropOldestLocked() error {
 		b.commit = next.start
 		b.pruneMarksLocked()
 	}
-	b.log.Warn().Uint64("records", n).Uint64("groups", g).Str(logx.File, b.segPath(s.seq)).
+	// Debug only: a full buffer drops on every append; the caller reports
+	// Stats.Dropped at its own pace (the engine: once a minute).
+	b.log.Debug().Uint64("records", n).Uint64("groups", g).Str(logx.File, b.segPath(s.seq)).
 		Int64("max_size", b.opts.MaxSize).Msg("disk buffer full: dropped the oldest segment (when_full = drop_oldest)")
 	return nil
 }

@@ -1,0 +1,166 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+// skipClock is the engine clock of a simulated outage: every retry wait
+// passes at once and moves the time on by its length.
+type skipClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *skipClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *skipClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+	return nil
+}
+
+// orderedHook records the event numbers it accepts, in arrival order.
+type orderedHook struct {
+	*httptest.Server
+	mu       sync.Mutex
+	got      []int
+	requests atomic.Int64
+	up       func() bool
+}
+
+func newOrderedHook(t *testing.T, up func() bool) *orderedHook {
+	h := &orderedHook{up: up}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.requests.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		if !h.up() {
+			http.Error(w, "link down", http.StatusServiceUnavailable)
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+			var ev struct{ Data struct{ N int } }
+			if err := json.Unmarshal([]byte(l), &ev); err == nil {
+				h.got = append(h.got, ev.Data.N)
+			}
+		}
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *orderedHook) received() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]int(nil), h.got...)
+}
+
+// gauge reads a task's gauge from the registry (-1 when absent).
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// TestDiskBufferRidesOutADayOffline: under the default retry policy (3
+// retries within a minute), a buffered task whose sink is down for a
+// simulated day keeps every event: the drain retries at the policy's cap
+// (20 s) for as long as the outage lasts, the backlog gauges show the
+// events, their bytes and their age all along, and once the link is back
+// everything arrives once, in order, with nothing dead-lettered or dropped.
+func TestDiskBufferRidesOutADayOffline(t *testing.T) {
+	const events = 5000
+	dir := t.TempDir()
+	start := time.Date(2026, 12, 6, 6, 0, 0, 0, time.UTC)
+	clk := &skipClock{now: start}
+	var release atomic.Bool
+	h := newOrderedHook(t, func() bool { return release.Load() && clk.Now().Sub(start) >= 24*time.Hour })
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), events, nil)
+	text := strings.Replace(fileTask(dir, h.URL, ""), `batch = { max_events = 500, max_wait = "50ms" }`,
+		`batch = { max_events = 200, max_wait = "10ms" }
+buffer = { type = "disk", path = "buf", max_size = "64MiB" }`, 1)
+	o := opts(t)
+	o.Clock = clk
+	o.Metrics = metrics.New()
+	run := engine.New(load(t, dir, text), o)
+	done := make(chan error, 1)
+	go func() { done <- run.Run(context.Background()) }()
+
+	testkit.WaitFor(t, "every event in the buffer and a simulated day of retries", func() bool {
+		return run.Stats().In == events && clk.Now().Sub(start) >= 25*time.Hour
+	})
+	reg := o.Metrics.Registry
+	if got := gauge(t, reg, "sluice_buffer_records"); got != events {
+		t.Fatalf("sluice_buffer_records = %v during the outage, want %d", got, events)
+	}
+	if got := gauge(t, reg, "sluice_buffer_bytes"); got < events*20 {
+		t.Fatalf("sluice_buffer_bytes = %v during the outage", got)
+	}
+	if got := gauge(t, reg, "sluice_buffer_oldest_age_seconds"); got < (25 * time.Hour).Seconds() {
+		t.Fatalf("sluice_buffer_oldest_age_seconds = %v after 25 simulated hours", got)
+	}
+	if s := run.Stats(); s.DeadLettered != 0 || s.Dropped != 0 || s.Delivered != 0 {
+		t.Fatalf("during the outage: %+v", s)
+	}
+	if n := h.requests.Load(); n < 4000 {
+		t.Fatalf("%d tries in 25 simulated hours, want one every 20 s (the cap of the backoff policy)", n)
+	}
+
+	release.Store(true) // the link is back
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := h.received()
+	if len(got) != events {
+		t.Fatalf("received %d events, want %d", len(got), events)
+	}
+	for i, n := range got {
+		if n != i {
+			t.Fatalf("event %d arrived in place %d: out of order or repeated", n, i)
+		}
+	}
+	s := run.Stats()
+	if s.Delivered != events || s.DeadLettered != 0 || s.Dropped != 0 {
+		t.Fatalf("after the outage: %+v", s)
+	}
+	checkCounts(t, s)
+	// The task ended and its buffer closed: its gauges are gone.
+	if got := gauge(t, reg, "sluice_buffer_records"); got != -1 {
+		t.Fatalf("sluice_buffer_records = %v after the task ended", got)
+	}
+}
