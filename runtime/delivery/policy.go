@@ -66,7 +66,7 @@ func (p Policy) Interval(n int, rnd func() float64) time.Duration {
 // spin on a sink that is down. MaxPersistInterval caps a server's
 // Retry-After there, so that a wrong header cannot park the drain for days.
 const (
-	MinPersistInterval = 5 * time.Second
+	MinPersistInterval = time.Second
 	MaxPersistInterval = time.Hour
 )
 
