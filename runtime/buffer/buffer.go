@@ -147,6 +147,10 @@ type Stats struct {
 	// the first append of their segment (or, for segments of builds
 	// without that field, the segment file's modification time).
 	Oldest time.Time
+	// DiskFull is set while appends wait because the file system is full
+	// before MaxSize; DiskFullWaits counts the writes it refused.
+	DiskFull      bool
+	DiskFullWaits uint64
 	// Dropped counts unread records deleted by the drop_oldest policy since
 	// Open; DroppedGroups counts those of them that carried Tag.Last.
 	Dropped, DroppedGroups uint64
@@ -200,9 +204,13 @@ type Buffer struct {
 	marks   []mark     // append times, oldest first; see mark
 	failed  error      // sticky: a failed fsync leaves the file state unknown
 	closed  bool
-	dataCh  chan struct{} // closed when durable advances (and on Close)
-	spaceCh chan struct{} // closed when space is freed (and on Close)
-	ops     sync.WaitGroup
+	// diskFull is set while appends wait because the file system refused
+	// a write for want of space; diskFullCount counts those refusals.
+	diskFull      bool
+	diskFullCount uint64
+	dataCh        chan struct{} // closed when durable advances (and on Close)
+	spaceCh       chan struct{} // closed when space is freed (and on Close)
+	ops           sync.WaitGroup
 
 	dropped, droppedGroups, lost, lostGroups uint64
 
@@ -254,6 +262,8 @@ func (b *Buffer) Stats() Stats {
 	}
 	return Stats{
 		Oldest:        oldest,
+		DiskFull:      b.diskFull,
+		DiskFullWaits: b.diskFullCount,
 		Records:       b.written.index - b.commit.index,
 		Unread:        b.written.index - b.read.index,
 		Bytes:         b.used,
@@ -320,6 +330,82 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 		return err
 	}
 	defer b.ops.Done()
+	var act *segment
+	var now time.Time
+	for {
+		if err := b.reserveLocked(ctx, need); err != nil {
+			return err
+		}
+		act = b.segs[len(b.segs)-1]
+		now = b.now()
+		if act.size == headerSize && act.born != unixSeconds(now) {
+			// The segment's first records: date it (it may have been
+			// created empty long ago, at Open). The header is rewritten
+			// in place and synced with the records; a torn header can
+			// only come with a crash before this Append returned, and
+			// only costs this Append.
+			hdr := segHeader{seq: act.seq, firstIndex: act.start.index, firstGroups: act.start.groups, born: unixSeconds(now)}.append(nil)
+			if _, err := b.wf.WriteAt(hdr, 0); err != nil {
+				b.mu.Unlock()
+				return fmt.Errorf("append to disk buffer %s: date %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
+			}
+			act.born = unixSeconds(now)
+		}
+		_, err := b.wf.WriteAt(buf, act.size)
+		if err == nil {
+			break
+		}
+		// Cut what was written so the next append starts on a frame
+		// boundary; if even that fails the file can no longer be trusted.
+		if terr := b.wf.Truncate(act.size); terr != nil {
+			b.failed = fmt.Errorf("disk buffer %s is unusable after a failed write (%v) and a failed repair (%v); restart the task to recover", b.dir, err, terr)
+		} else if isNoSpace(err) {
+			// The disk is full before max_size: nothing of this append
+			// is kept; wait as for a full buffer, then write it again.
+			if err := b.waitForDiskLocked(ctx, err); err != nil {
+				return err
+			}
+			continue
+		}
+		b.mu.Unlock()
+		return fmt.Errorf("append to disk buffer %s: write %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
+	}
+	act.size += need
+	b.used += need
+	if b.diskFull {
+		b.diskFull = false
+		b.log.Info().Str(logx.File, b.dir).Msg("disk buffer: space again, accepting events")
+	}
+	b.addMarkLocked(b.written.index, now)
+	b.written = pos{act.seq, act.size, b.written.index + n, b.written.groups + lasts}
+	b.writes++
+	my := b.writes
+	if b.opts.NoSync {
+		b.publishLocked(b.written)
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	return b.syncUpTo(my)
+}
+
+// reserveLocked makes room for need more bytes in the last segment,
+// rotating, dropping or waiting as the policy says. It is called with b.mu
+// held and returns with it held, unless it returns an error.
+func (b *Buffer) reserveLocked(ctx context.Context, need int64) error {
+	// rotate starts a new segment; a full file system makes it wait as
+	// for a full buffer (ok false: try again).
+	rotate := func() (ok bool, err error) {
+		err = b.rotateLocked()
+		if err == nil {
+			return true, nil
+		}
+		if !isNoSpace(err) {
+			b.mu.Unlock()
+			return false, err
+		}
+		return false, b.waitForDiskLocked(ctx, err)
+	}
 	for {
 		if b.failed != nil {
 			err := b.failed
@@ -327,39 +413,37 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 			return err
 		}
 		act := b.segs[len(b.segs)-1]
-		rotate := act.size > headerSize && act.size+need > b.opts.SegmentSize
+		full := act.size > headerSize && act.size+need > b.opts.SegmentSize
 		extra := need
-		if rotate {
+		if full {
 			extra += headerSize
 		}
 		if b.used+extra <= b.opts.MaxSize {
-			if rotate {
-				if err := b.rotateLocked(); err != nil {
-					b.mu.Unlock()
-					return err
-				}
+			if !full {
+				return nil
 			}
-			break
+			if ok, err := rotate(); ok || err != nil {
+				return err
+			}
+			continue
 		}
 		if b.commit.index == b.written.index && act.size > headerSize {
 			// Everything was delivered but the last segment, still being
 			// written to, holds the space: start a new one and free it.
-			if err := b.rotateLocked(); err != nil {
-				b.mu.Unlock()
+			if ok, err := rotate(); err != nil {
 				return err
+			} else if ok {
+				b.removeConsumedLocked()
 			}
-			b.removeConsumedLocked()
 			continue
 		}
 		if b.opts.WhenFull == DropOldest {
-			var err error
 			if len(b.segs) > 1 {
-				err = b.dropOldestLocked()
-			} else {
-				err = b.rotateLocked() // so that the full segment can be dropped
-			}
-			if err != nil {
-				b.mu.Unlock()
+				if err := b.dropOldestLocked(); err != nil {
+					b.mu.Unlock()
+					return err
+				}
+			} else if _, err := rotate(); err != nil { // so that the full segment can be dropped
 				return err
 			}
 			continue
@@ -377,43 +461,48 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 			return ErrClosed
 		}
 	}
+}
 
-	act := b.segs[len(b.segs)-1]
-	now := b.now()
-	if act.size == headerSize && act.born != unixSeconds(now) {
-		// The segment's first records: date it (it may have been created
-		// empty long ago, at Open). The header is rewritten in place, and
-		// synced with the records; a torn header can only come with a
-		// crash before this Append returned, and only costs this Append.
-		hdr := segHeader{seq: act.seq, firstIndex: act.start.index, firstGroups: act.start.groups, born: unixSeconds(now)}.append(nil)
-		if _, err := b.wf.WriteAt(hdr, 0); err != nil {
+// diskRetry is how often an Append held by a full disk tries again when
+// nothing the buffer does frees space (another program filled the disk).
+const diskRetry = time.Second
+
+// waitForDiskLocked handles a write the file system refused for want of
+// space (cause): the disk is full before max_size. Under drop_oldest the
+// oldest segment goes, if there is one besides the one written to; under
+// block (or with nothing to drop) it waits for the drain to free a segment,
+// or diskRetry, or the end of ctx. It is called with b.mu held and returns
+// with it held, unless it returns an error (then b.mu is released).
+func (b *Buffer) waitForDiskLocked(ctx context.Context, cause error) error {
+	if !b.diskFull {
+		b.diskFull = true
+		b.log.Warn().Err(cause).Str(logx.File, b.dir).Int64("bytes", b.used).Int64("max_size", b.opts.MaxSize).
+			Msg("disk buffer: the file system is full before max_size; the buffer takes no more until space is freed (the source waits), nothing stored is lost")
+	}
+	b.diskFullCount++
+	if b.opts.WhenFull == DropOldest && len(b.segs) > 1 {
+		if err := b.dropOldestLocked(); err != nil {
 			b.mu.Unlock()
-			return fmt.Errorf("append to disk buffer %s: date %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
+			return err
 		}
-		act.born = unixSeconds(now)
-	}
-	if _, err := b.wf.WriteAt(buf, act.size); err != nil {
-		// Cut what was written so the next append starts on a frame
-		// boundary; if even that fails the file can no longer be trusted.
-		if terr := b.wf.Truncate(act.size); terr != nil {
-			b.failed = fmt.Errorf("disk buffer %s is unusable after a failed write (%v) and a failed repair (%v); restart the task to recover", b.dir, err, terr)
-		}
-		b.mu.Unlock()
-		return fmt.Errorf("append to disk buffer %s: write %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
-	}
-	act.size += need
-	b.used += need
-	b.addMarkLocked(b.written.index, now)
-	b.written = pos{act.seq, act.size, b.written.index + n, b.written.groups + lasts}
-	b.writes++
-	my := b.writes
-	if b.opts.NoSync {
-		b.publishLocked(b.written)
-		b.mu.Unlock()
 		return nil
 	}
+	ch := b.spaceCh
 	b.mu.Unlock()
-	return b.syncUpTo(my)
+	timer := time.NewTimer(diskRetry)
+	defer timer.Stop()
+	select {
+	case <-ch:
+	case <-timer.C:
+	case <-ctx.Done():
+		return fmt.Errorf("append to disk buffer %s: the file system is full (%v), waiting for space: %w", b.dir, cause, ctx.Err())
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
 }
 
 func (b *Buffer) now() time.Time {
