@@ -958,7 +958,14 @@ func (b *Buffer) Commit(c Cursor) error {
 	b.mu.Unlock()
 
 	err := b.cursor.write(c.p, !b.opts.NoSync)
-	if err != nil {
+	// A full disk can refuse the cursor (a file system that allocates on
+	// every write, or a cursor file from before it was preallocated):
+	// delete the delivered segments first, which frees space, then try
+	// again. Deleting them before the cursor is durable is safe: after a
+	// crash Open reads on from the oldest segment left, and everything
+	// before it was delivered.
+	retry := err != nil && isNoSpace(err) && len(gone) > 0
+	if err != nil && !retry {
 		err = fmt.Errorf("commit to disk buffer %s: write the cursor: %w (records since the last commit will be read again after a restart)", b.dir, err)
 	}
 	var freed int64
@@ -967,6 +974,11 @@ func (b *Buffer) Commit(c Cursor) error {
 			err = fmt.Errorf("commit to disk buffer %s: delete a delivered segment: %w", b.dir, rerr)
 		}
 		freed += s.size
+	}
+	if retry {
+		if err = b.cursor.write(c.p, !b.opts.NoSync); err != nil {
+			err = fmt.Errorf("commit to disk buffer %s: write the cursor: %w (records since the last commit will be read again after a restart)", b.dir, err)
+		}
 	}
 	if len(gone) > 0 {
 		b.mu.Lock()

@@ -179,7 +179,7 @@ func (b *Buffer) recover() error {
 		b.used = headerSize
 		b.written, b.durable, b.read, b.commit = start, start, start, start
 		b.recovery.Segments, b.recovery.Bytes = 1, headerSize
-		return nil
+		return b.preallocCursor()
 	}
 	b.segs = segs
 
@@ -243,6 +243,27 @@ func (b *Buffer) recover() error {
 	b.recovery.Segments = len(segs)
 	b.recovery.Bytes = b.used
 	b.recovery.Records = b.written.index - b.read.index
+	return b.preallocCursor()
+}
+
+// preallocCursor writes both slots of a new (or short) cursor file with
+// the start position, so that every later Commit overwrites bytes that
+// exist: on a full disk a commit, which is what frees space, must not need
+// any. Best effort: a disk already full at Open is reported, not fatal.
+func (b *Buffer) preallocCursor() error {
+	fi, err := b.cursor.f.Stat()
+	if err != nil || fi.Size() >= 2*cursorSlot {
+		return err
+	}
+	for range 2 {
+		if err := b.cursor.write(b.commit, !b.opts.NoSync); err != nil {
+			if isNoSpace(err) {
+				b.log.Warn().Err(err).Str(logx.File, b.dir).Msg("disk buffer: the disk is full, the cursor file could not be preallocated")
+				return nil
+			}
+			return fmt.Errorf("write the cursor: %w", err)
+		}
+	}
 	return nil
 }
 
