@@ -208,6 +208,7 @@ type Buffer struct {
 	// a write for want of space; diskFullCount counts those refusals.
 	diskFull      bool
 	diskFullCount uint64
+	diskLogAt     time.Time
 	dataCh        chan struct{} // closed when durable advances (and on Close)
 	spaceCh       chan struct{} // closed when space is freed (and on Close)
 	ops           sync.WaitGroup
@@ -372,10 +373,7 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 	}
 	act.size += need
 	b.used += need
-	if b.diskFull {
-		b.diskFull = false
-		b.log.Info().Str(logx.File, b.dir).Msg("disk buffer: space again, accepting events")
-	}
+	b.diskFull = false
 	b.addMarkLocked(b.written.index, now)
 	b.written = pos{act.seq, act.size, b.written.index + n, b.written.groups + lasts}
 	b.writes++
@@ -474,12 +472,16 @@ const diskRetry = time.Second
 // or diskRetry, or the end of ctx. It is called with b.mu held and returns
 // with it held, unless it returns an error (then b.mu is released).
 func (b *Buffer) waitForDiskLocked(ctx context.Context, cause error) error {
-	if !b.diskFull {
-		b.diskFull = true
-		b.log.Warn().Err(cause).Str(logx.File, b.dir).Int64("bytes", b.used).Int64("max_size", b.opts.MaxSize).
-			Msg("disk buffer: the file system is full before max_size; the buffer takes no more until space is freed (the source waits), nothing stored is lost")
-	}
 	b.diskFullCount++
+	// Once a minute at most: a disk that stays full refuses a write every
+	// time the drain frees a segment.
+	if now := b.now(); !b.diskFull && (b.diskLogAt.IsZero() || now.Sub(b.diskLogAt) >= time.Minute) {
+		b.diskLogAt = now
+		b.log.Warn().Err(cause).Str(logx.File, b.dir).Int64("bytes", b.used).Int64("max_size", b.opts.MaxSize).
+			Uint64("refused_writes", b.diskFullCount).Str("when_full", string(b.opts.WhenFull)).
+			Msg("disk buffer: the file system is full before max_size; the buffer takes no more until space is freed (block: the source waits; drop_oldest: the oldest segment goes), nothing stored is corrupted (reported at most once a minute)")
+	}
+	b.diskFull = true
 	if b.opts.WhenFull == DropOldest && len(b.segs) > 1 {
 		if err := b.dropOldestLocked(); err != nil {
 			b.mu.Unlock()

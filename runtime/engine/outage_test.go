@@ -164,3 +164,59 @@ buffer = { type = "disk", path = "buf", max_size = "64MiB" }`, 1)
 		t.Fatalf("sluice_buffer_records = %v after the task ended", got)
 	}
 }
+
+// TestDiskBufferFullDiskBackPressures: the buffer's folder is a 2 MiB file
+// system while the sink is down, and max_size allows far more. When the
+// disk fills, the buffer stops accepting and the source waits (it reads
+// no further than what the buffer holds plus what is in flight), the
+// task stays running, and once the sink is back every event arrives once,
+// in order: nothing was lost or corrupted on the full disk.
+func TestDiskBufferFullDiskBackPressures(t *testing.T) {
+	const events = 20000 // about 4 MiB in the buffer: twice the disk
+	dir := t.TempDir()
+	bufDir := testkit.Tmpfs(t, 2<<20)
+	var up atomic.Bool
+	h := newOrderedHook(t, up.Load)
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), events, nil)
+	text := strings.Replace(fileTask(dir, h.URL, retryFast), `batch = { max_events = 500, max_wait = "50ms" }`,
+		`batch = { max_events = 100, max_wait = "10ms" }
+buffer = { type = "disk", path = "`+bufDir+`", max_size = "64MiB", segment_size = "256KiB" }`, 1)
+	o := opts(t)
+	o.Metrics = metrics.New()
+	run := engine.New(load(t, dir, text), o)
+	done := make(chan error, 1)
+	go func() { done <- run.Run(context.Background()) }()
+
+	testkit.WaitFor(t, "the disk to fill and the source to wait", func() bool {
+		return h.requests.Load() > 3 && gauge(t, o.Metrics.Registry, "sluice_buffer_records") > 0 &&
+			testkit.Blocked("(*Buffer).waitForDiskLocked")
+	})
+	s := run.Stats()
+	if s.In >= events {
+		t.Fatalf("the source read all %d events onto a full disk", s.In)
+	}
+	if st := run.State(); st != engine.Running {
+		t.Fatalf("task %v on a full disk, want it running (waiting): %v", st, run.Reason())
+	}
+	if s.DeadLettered != 0 || s.Dropped != 0 {
+		t.Fatalf("on a full disk: %+v", s)
+	}
+
+	up.Store(true)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := h.received()
+	if len(got) != events {
+		t.Fatalf("received %d events, want %d", len(got), events)
+	}
+	for i, n := range got {
+		if n != i {
+			t.Fatalf("event %d arrived in place %d", n, i)
+		}
+	}
+	s = run.Stats()
+	if s.Delivered != events || s.DeadLettered != 0 || s.Dropped != 0 {
+		t.Fatalf("after the disk freed: %+v", s)
+	}
+}
