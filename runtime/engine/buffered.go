@@ -123,6 +123,27 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 	// policy's cap until the sink is back, whatever the policy, instead of
 	// being dead-lettered or dropped once the policy is spent.
 	deliver.Persist = true
+	// Past the policy the retries go on for as long as the outage lasts
+	// (every second under policy "none"): log them once a minute, count
+	// them all.
+	logRetry, policy := deliver.OnRetry, deliver.Policy
+	var loggedAt time.Time
+	deliver.OnRetry = func(attempt int, wait time.Duration, err error) {
+		now := t.opts.Clock.Now()
+		if attempt <= policy.Attempts || loggedAt.IsZero() || now.Sub(loggedAt) >= time.Minute {
+			if attempt > policy.Attempts {
+				loggedAt = now
+				t.log.Warn().Err(err).Int(logx.Attempt, attempt).Dur("wait", wait).
+					Msg("the sink is still failing past the retry policy; the events wait in the disk buffer and the batch is tried again at the policy's longest interval (logged once a minute)")
+			}
+			if logRetry != nil {
+				logRetry(attempt, wait, err)
+			}
+			return
+		}
+		t.stats.retries.Add(1)
+		t.m.retries.Inc()
+	}
 	defer t.countBufferDrops() // what was dropped while the last batch was under way
 	for {
 		t.countBufferDrops()
