@@ -253,9 +253,17 @@ func (t *Task) registerBufferMetrics() {
 	}
 }
 
+// unregisterBufferMetrics removes the task's backlog gauges, unless a new
+// run of the same task (a reload) registered its own meanwhile: the
+// registry tells which collector holds the name.
 func (t *Task) unregisterBufferMetrics() {
+	reg := t.opts.Metrics.Registry
 	for _, c := range t.bufMetrics {
-		t.opts.Metrics.Registry.Unregister(c)
+		var are prometheus.AlreadyRegisteredError
+		switch err := reg.Register(c); {
+		case err == nil, errors.As(err, &are) && are.ExistingCollector == c:
+			reg.Unregister(c)
+		}
 	}
 	t.bufMetrics = nil
 }

@@ -245,3 +245,34 @@ buffer = { type = "disk", path = "`+bufDir+`", max_size = "64MiB", segment_size 
 		t.Fatalf("after the disk freed: %+v", s)
 	}
 }
+
+// TestBufferGaugesSurviveAReload: a reload may run a new task of the same
+// name next to the old one for a moment; the old one stopping afterwards
+// leaves the new one's backlog gauges in place.
+func TestBufferGaugesSurviveAReload(t *testing.T) {
+	h := newOrderedHook(t, func() bool { return false })
+	ms := metrics.New()
+	start := func(events int) (*engine.Task, func()) {
+		dir := t.TempDir() // its own state: the file source's checkpoint is locked
+		writeEvents(t, filepath.Join(dir, "in.jsonl"), events, nil)
+		text := strings.Replace(fileTask(dir, h.URL, retryFast), `batch = { max_events = 500, max_wait = "50ms" }`,
+			`batch = { max_events = 5 }
+buffer = { type = "disk", path = "buf" }`, 1)
+		o := opts(t)
+		o.Metrics = ms
+		run := engine.New(load(t, dir, text), o)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- run.Run(ctx) }()
+		return run, func() { cancel(); <-done }
+	}
+	_, stopOld := start(10)
+	testkit.WaitFor(t, "the old task's backlog", func() bool { return gauge(t, ms.Registry, "sluice_buffer_records") == 10 })
+	_, stopNew := start(7)
+	defer stopNew()
+	testkit.WaitFor(t, "the new task's backlog", func() bool { return gauge(t, ms.Registry, "sluice_buffer_records") == 7 })
+	stopOld()
+	if got := gauge(t, ms.Registry, "sluice_buffer_records"); got != 7 {
+		t.Fatalf("sluice_buffer_records = %v after the old task stopped, want the new task's 7 (-1: gone)", got)
+	}
+}
