@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -114,13 +113,21 @@ func build(cfg any, env component.Env) (any, error) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(env.Dir, path)
 	}
-	wasm, err := os.ReadFile(path)
+	wasm, err := wasmhost.ReadModule(path)
 	if err != nil {
+		var fe *wasmhost.ModuleFileError
+		if errors.As(err, &fe) {
+			p.Addf([]string{"module"}, "WASM module %v", err)
+			return failed()
+		}
 		hint := ""
 		if errors.Is(err, fs.ErrNotExist) {
 			hint = " (build it with 'sluice plugin build DIR'; the first-party plugins with 'make plugins')"
 		}
-		p.Addf([]string{"module"}, "cannot read WASM module %s: %v%s", path, errors.Unwrap(err), hint)
+		if u := errors.Unwrap(err); u != nil {
+			err = u
+		}
+		p.Addf([]string{"module"}, "cannot read WASM module %s: %v%s", path, err, hint)
 		return failed()
 	}
 	host, err := wasmhost.Shared(env)
