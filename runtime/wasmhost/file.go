@@ -71,4 +71,3 @@ func fileKind(m fs.FileMode) string {
 	}
 	return "mode " + m.String()
 }
-
