@@ -33,6 +33,7 @@ type Config struct {
 	MemoryLimit  component.ByteSize `toml:"memory_limit" doc:"Most linear memory one instance may use. A module that needs more at start fails validation; one that grows past it traps, failing the record it was processing. 1MiB..4GiB."`
 	MaxBatch     int                `toml:"max_batch" min:"1" max:"65536" doc:"Records per call into the module."`
 	MaxOutput    component.ByteSize `toml:"max_output" doc:"Most output bytes (payloads, keys, headers) one call may return; a record whose outputs exceed it goes to the dead-letter queue."`
+	MaxOutputs   int                `toml:"max_outputs" min:"1" max:"16777216" doc:"Most outputs one call may return, empty ones included (each costs the host a message of about 170 bytes); a record whose outputs exceed it goes to the dead-letter queue."`
 	PersistState bool               `toml:"persist_state" doc:"Save the module's key-value state in the state directory at stop and load it at start (needs a state directory)."`
 }
 
@@ -78,6 +79,7 @@ func Register(r *component.Registry) {
 				MemoryLimit: DefaultMemoryLimit,
 				MaxBatch:    wasmhost.DefaultMaxBatch,
 				MaxOutput:   wasmhost.DefaultMaxOutput,
+				MaxOutputs:  wasmhost.DefaultMaxOutputs,
 			}
 		},
 		Build: build,
@@ -166,15 +168,16 @@ func build(cfg any, env component.Env) (any, error) {
 	}
 	lg := env.Logger
 	t.tr = mod.NewTransformer(wasmhost.TransformerConfig{
-		Task:      env.Task,
-		Config:    configJSON,
-		Instances: env.Concurrency,
-		Timeout:   c.Timeout.D(),
-		MaxBatch:  c.MaxBatch,
-		MaxOutput: int(c.MaxOutput),
-		Logger:    &lg,
-		Metrics:   env.Metrics,
-		KV:        kv,
+		Task:       env.Task,
+		Config:     configJSON,
+		Instances:  env.Concurrency,
+		Timeout:    c.Timeout.D(),
+		MaxBatch:   c.MaxBatch,
+		MaxOutput:  int(c.MaxOutput),
+		MaxOutputs: c.MaxOutputs,
+		Logger:     &lg,
+		Metrics:    env.Metrics,
+		KV:         kv,
 	})
 	desc, err := t.tr.Start(ctx)
 	if desc != nil {

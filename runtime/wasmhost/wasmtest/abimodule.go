@@ -25,7 +25,16 @@ type ABIModule struct {
 	// fd 3) and fail record 0 with the errno as its code (0: the call
 	// succeeded). Use with one-record batches.
 	Probe string
+	// Outputs makes every record emit this many empty outputs (payload
+	// of length 0, key and headers kept), all from one table of zeros at
+	// OutputsAt: a hostile module that costs the host a message per
+	// output while staying under any byte cap. Pages must leave room for
+	// the table (32 bytes per output above 8 MiB).
+	Outputs int
 }
+
+// OutputsAt is where the output table of ABIModule.Outputs starts.
+const OutputsAt = 8 << 20
 
 // Memory map of the hand-made module.
 const (
@@ -96,12 +105,24 @@ func (a ABIModule) Bytes() []byte {
 			LocalGet(i).I32Const(1).Op(OpI32Add).LocalSet(i).
 			Br(0).End().End()
 	}
-	// Result header: version 1, count, no outputs.
+	outAddr, outN := int32(0), int32(0)
+	if a.Outputs > 0 {
+		outAddr, outN = OutputsAt, int32(a.Outputs)
+		// outcome i: EMIT outputs [0, Outputs)
+		body = body.I32Const(0).LocalSet(i).Block().Loop().
+			LocalGet(i).LocalGet(count).Op(OpI32GeU).BrIf(1).
+			LocalGet(i).I32Const(16).Op(OpI32Mul).LocalTee(p).I32Const(1).I32Store(abiResultAt + 16).
+			LocalGet(p).I32Const(0).I32Store(abiResultAt + 20).
+			LocalGet(p).I32Const(outN).I32Store(abiResultAt + 24).
+			LocalGet(i).I32Const(1).Op(OpI32Add).LocalSet(i).
+			Br(0).End().End()
+	}
+	// Result header: version 1, count, outputs.
 	body = body.
 		I32Const(abiResultAt).I32Const(1).I32Store(0).
 		I32Const(abiResultAt).LocalGet(count).I32Store(4).
-		I32Const(abiResultAt).I32Const(0).I32Store(8).
-		I32Const(abiResultAt).I32Const(0).I32Store(12).
+		I32Const(abiResultAt).I32Const(outAddr).I32Store(8).
+		I32Const(abiResultAt).I32Const(outN).I32Store(12).
 		// (abiResultAt << 32) | (16 + 16*count)
 		I64Const(abiResultAt << 32).
 		LocalGet(count).I32Const(16).Op(OpI32Mul).I32Const(16).Op(OpI32Add).Op(OpI64ExtendU).

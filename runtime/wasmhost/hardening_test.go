@@ -1,0 +1,103 @@
+package wasmhost_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/runtime/wasmhost"
+	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
+)
+
+// loadWith loads wasm with a memory limit of its own (the shared helper
+// uses the default limit) and starts a transformer on it.
+func loadWith(t testing.TB, wasm []byte, memoryLimit int64, cfg wasmhost.TransformerConfig) *wasmhost.Transformer {
+	t.Helper()
+	ctx := context.Background()
+	m, err := sharedHost(t).Load(ctx, t.Name(), wasm, wasmhost.LoadOptions{MemoryLimit: memoryLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Logger == nil {
+		lg := zerolog.New(zerolog.NewTestWriter(t))
+		cfg.Logger = &lg
+	}
+	tr := m.NewTransformer(cfg)
+	if _, err := tr.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close(ctx) })
+	return tr
+}
+
+// peakRSS is the process's peak resident set (VmHWM), or 0 where
+// /proc/self/status does not exist.
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// A module that emits a million empty outputs per record stays under any
+// byte cap, but each output costs the host a message: before the count
+// cap, a batch of four such records grew the host by gigabytes. Now each
+// record fails alone with the reason, and the host allocates next to
+// nothing.
+func TestMillionEmptyOutputsFailTheRecord(t *testing.T) {
+	const outputs = 1 << 20
+	wasm := wasmtest.ABIModule{Outputs: outputs, Pages: (wasmtest.OutputsAt + 32*outputs + 65535) / 65536}.Bytes()
+	tr := loadWith(t, wasm, 64<<20, wasmhost.TransformerConfig{})
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	peakBefore := peakRSS()
+	out := process(t, tr, msgs("a", "b", "c", "d"))
+	runtime.ReadMemStats(&after)
+	peakAfter := peakRSS()
+
+	if len(out.Messages) != 0 {
+		t.Errorf("%d outputs delivered", len(out.Messages))
+	}
+	f := failures(out)
+	for i := int32(0); i < 4; i++ {
+		if !strings.Contains(f[i], fmt.Sprintf("outputs exceed max_outputs (%d)", wasmhost.DefaultMaxOutputs)) {
+			t.Errorf("record %d: failure %q", i, f[i])
+		}
+	}
+	alloc := int64(after.TotalAlloc - before.TotalAlloc)
+	t.Logf("host allocations during the batch: %d KiB; peak RSS %d MiB -> %d MiB", alloc>>10, peakBefore>>20, peakAfter>>20)
+	// Four records of a million messages are 680 MiB at least; the cap
+	// leaves the failures and their messages.
+	if alloc > 64<<20 {
+		t.Errorf("the host allocated %d MiB for four failed records", alloc>>20)
+	}
+	if peakBefore > 0 && peakAfter-peakBefore > 256<<20 {
+		t.Errorf("peak RSS grew by %d MiB", (peakAfter-peakBefore)>>20)
+	}
+
+	// Under the cap, outputs are delivered.
+	few := loadWith(t, wasmtest.ABIModule{Outputs: 1000, Pages: 256}.Bytes(), 64<<20, wasmhost.TransformerConfig{})
+	if out := process(t, few, msgs("a", "b")); len(out.Messages) != 2000 || len(out.Failures) != 0 {
+		t.Errorf("1000 outputs per record: %d outputs, failures %v", len(out.Messages), failures(out))
+	}
+	capped := loadWith(t, wasmtest.ABIModule{Outputs: 1000, Pages: 256}.Bytes(), 64<<20, wasmhost.TransformerConfig{MaxOutputs: 1500})
+	out = process(t, capped, msgs("a", "b"))
+	if len(out.Messages) != 2000 || len(out.Failures) != 0 {
+		t.Errorf("max_outputs 1500, 2 x 1000 outputs: the batch is split, each call under the cap: %d outputs, failures %v", len(out.Messages), failures(out))
+	}
+}
