@@ -10,6 +10,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/testkit"
 	"github.com/sluicehq/sluice/runtime/wasmhost"
 	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
 )
@@ -99,5 +101,43 @@ func TestMillionEmptyOutputsFailTheRecord(t *testing.T) {
 	out = process(t, capped, msgs("a", "b"))
 	if len(out.Messages) != 2000 || len(out.Failures) != 0 {
 		t.Errorf("max_outputs 1500, 2 x 1000 outputs: the batch is split, each call under the cap: %d outputs, failures %v", len(out.Messages), failures(out))
+	}
+}
+
+// The key-value state lives in host memory, outside memory_limit: a module
+// that puts new keys forever must meet the quota, see FULL (the SDK's
+// ErrStateFull), and the state's size must show in the metrics.
+func TestStateQuota(t *testing.T) {
+	wasm, _ := wasmtest.GoGuest(t, "hostile")
+	set := metrics.New()
+	kv := wasmhost.NewKVQuota(wasmhost.KVQuota{Bytes: 1 << 20})
+	tr := transformer(t, wasm, wasmhost.TransformerConfig{Task: "tq", Metrics: set, KV: kv, Timeout: testkit.Scale(testkit.DefaultWait)})
+	out := process(t, tr, msgs(`{"do":"fill"}`))
+	if len(out.Messages) != 1 {
+		t.Fatalf("outputs %v failures %v", payloads(out), failures(out))
+	}
+	// Each entry costs its key (7-10 bytes), its 1000-byte value and 64.
+	var n int
+	var msg string
+	fmt.Sscanf(string(out.Messages[0].Payload), "%d", &n)
+	_, msg, _ = strings.Cut(string(out.Messages[0].Payload), " ")
+	if n < 950 || n > 1000 || msg != "sdk: state store is full" {
+		t.Errorf("the guest stored %d entries of 1000 bytes in 1 MiB, then saw %q", n, msg)
+	}
+	keys, bytes := kv.Size()
+	if keys != n || bytes > 1<<20 || bytes < 1<<20-1100 {
+		t.Errorf("store: %d keys, %d bytes", keys, bytes)
+	}
+	gauge := func(name string) float64 {
+		return value(set.Gauge(name, "", "task", "module").WithLabelValues("tq", t.Name()))
+	}
+	if g := gauge("wasm_state_keys"); g != float64(keys) {
+		t.Errorf("wasm_state_keys = %v, want %d", g, keys)
+	}
+	if g := gauge("wasm_state_bytes"); g != float64(bytes) {
+		t.Errorf("wasm_state_bytes = %v, want %d", g, bytes)
+	}
+	if c := value(set.Counter("wasm_state_refused_total", "", "task", "module").WithLabelValues("tq", t.Name())); c != 1 {
+		t.Errorf("wasm_state_refused_total = %v, want 1", c)
 	}
 }

@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,7 @@ type State struct {
 	mu           sync.Mutex
 	metricNames  map[string]metricPair
 	warnedFull   bool
+	warnedKV     atomic.Bool
 }
 
 type metricPair struct {
@@ -50,6 +52,10 @@ func newState(logger *zerolog.Logger, task, module string, set *metrics.Set, kv 
 	if set != nil {
 		s.counters = set.Counter("wasm_guest_counter_total", "Counters a WASM transform module increments (sluice.metric kind 0).", "task", "module", "name")
 		s.gauges = set.Gauge("wasm_guest_gauge", "Gauges a WASM transform module sets (sluice.metric kinds 1 and 2).", "task", "module", "name")
+		kv.Observe(
+			set.Gauge("wasm_state_keys", "Entries in a WASM transform's key-value state (expired ones until swept).", "task", "module").WithLabelValues(task, module),
+			set.Gauge("wasm_state_bytes", "Bytes a WASM transform's key-value state counts against its quota (keys, values, 64 per entry).", "task", "module").WithLabelValues(task, module),
+			set.Counter("wasm_state_refused_total", "Writes to a WASM transform's key-value state refused because its quota (state_max_keys, state_max_bytes) was reached.", "task", "module").WithLabelValues(task, module))
 	}
 	return s
 }
@@ -152,7 +158,7 @@ func hostMetric(ctx context.Context, m api.Module, stack []uint64) {
 const (
 	KVMissing  = -1 // kv_get: no such key
 	KVOK       = 0
-	KVFull     = 1 // kv_put: the store holds its maximum of entries
+	KVFull     = 1 // kv_put: the store is at its quota of entries or bytes
 	KVTooLarge = 2 // kv_put: key or value over the limits
 	KVBadArgs  = 3 // a pointer outside memory
 	KVExists   = 4 // kv_add: the key holds a live entry
@@ -182,7 +188,22 @@ func hostKVPut(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = KVBadArgs
 		return
 	}
-	stack[0] = uint64(inst.state.kv.Put(key, val, time.Duration(int64(stack[4]))*time.Millisecond))
+	res := inst.state.kv.Put(key, val, time.Duration(int64(stack[4]))*time.Millisecond)
+	if res == KVFull {
+		inst.state.full()
+	}
+	stack[0] = uint64(res)
+}
+
+// full warns, once per transform, that the state's quota refuses writes.
+func (s *State) full() {
+	if s.warnedKV.Swap(true) {
+		return
+	}
+	q := s.kv.Quota()
+	keys, bytes := s.kv.Size()
+	s.logger.Warn().Int("keys", keys).Int64("bytes", bytes).Int("state_max_keys", q.Keys).Int64("state_max_bytes", q.Bytes).
+		Msg("the module's key-value state reached its quota: writes of new entries fail (FULL) until entries expire or are deleted; raise state_max_keys or state_max_bytes if the module needs more")
 }
 
 func hostKVAdd(ctx context.Context, m api.Module, stack []uint64) {
@@ -193,7 +214,11 @@ func hostKVAdd(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = KVBadArgs
 		return
 	}
-	stack[0] = uint64(inst.state.kv.Add(key, val, time.Duration(int64(stack[4]))*time.Millisecond))
+	res := inst.state.kv.Add(key, val, time.Duration(int64(stack[4]))*time.Millisecond)
+	if res == KVFull {
+		inst.state.full()
+	}
+	stack[0] = uint64(res)
 }
 
 func hostKVDelete(ctx context.Context, m api.Module, stack []uint64) {
