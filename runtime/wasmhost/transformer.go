@@ -24,7 +24,7 @@ const (
 	// DefaultMaxOutputs bounds the host memory of one call's outputs to
 	// about 11 MiB of messages, whatever their size.
 	DefaultMaxOutputs = 65536
-	DefaultMaxInput  = 8 << 20
+	DefaultMaxInput   = 8 << 20
 )
 
 // TransformerConfig configures one transform of one task.
