@@ -6,10 +6,13 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/metrics"
 	"github.com/sluicehq/sluice/runtime/testkit"
 	"github.com/sluicehq/sluice/runtime/wasmhost"
@@ -139,5 +142,83 @@ func TestStateQuota(t *testing.T) {
 	}
 	if c := value(set.Counter("wasm_state_refused_total", "", "task", "module").WithLabelValues("tq", t.Name())); c != 1 {
 		t.Errorf("wasm_state_refused_total = %v, want 1", c)
+	}
+}
+
+// A module whose loop does few iterations, each one large operation (a
+// memory.fill of its whole memory, a WASI call over it, a 1 MiB kv_put),
+// reached the host's check only every few thousand iterations: one call
+// ran for tens of seconds against a 100ms budget, and since compiled guest
+// code cannot be preempted, the garbage collector's stop-the-world waited
+// for it, freezing every other task of the process. Now bulk operations
+// are weighed by their length and host functions' time counts: the call
+// stops near its budget, and an innocent task running next to it is never
+// stalled for long.
+func TestHostileModuleDoesNotStallOthers(t *testing.T) {
+	innocent := transformer(t, wasmtest.ABIModule{PerRecord: true}.Bytes(), wasmhost.TransformerConfig{Task: "innocent"})
+	for _, hog := range []string{"fill", "copy", "random", "write", "kv"} {
+		t.Run(hog, func(t *testing.T) {
+			lg := zerolog.Nop() // the "write" hog logs its memory
+			hostile := loadWith(t, wasmtest.ABIModule{Hog: hog, Pages: testMemoryLimit >> 16}.Bytes(), testMemoryLimit,
+				wasmhost.TransformerConfig{Task: "hostile", Timeout: 100 * time.Millisecond, Logger: &lg})
+
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var maxGap time.Duration
+			var batches int
+			wg.Add(2)
+			go func() { // the innocent task
+				defer wg.Done()
+				last := time.Now()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					out := &component.Output{}
+					if err := innocent.Process(context.Background(), msgs("a", "b", "c"), out); err != nil || len(out.Messages) != 3 {
+						t.Errorf("innocent batch: %v, %d outputs", err, len(out.Messages))
+						return
+					}
+					now := time.Now()
+					maxGap = max(maxGap, now.Sub(last))
+					last = now
+					batches++
+				}
+			}()
+			go func() { // a process that allocates: collections keep coming
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						runtime.GC()
+					}
+				}
+			}()
+			start := time.Now()
+			out := process(t, hostile, msgs("x"))
+			took := time.Since(start)
+			close(stop)
+			wg.Wait()
+
+			t.Logf("hostile call stopped after %v; innocent task: %d batches, longest gap %v", took, batches, maxGap)
+			if f := failures(out); !strings.Contains(f[0], "exceeded its time budget of 100ms") {
+				t.Errorf("hostile record: %q, want a timeout", f[0])
+			}
+			// The budget is CPU time, stretched up to 10x in wall time on a
+			// starved machine: 1s. Before, these calls ran for 10-60s.
+			if limit := testkit.Scale(5 * time.Second); took > limit {
+				t.Errorf("the hostile call ran %v against a budget of 100ms", took)
+			}
+			if limit := testkit.Scale(time.Second); maxGap > limit {
+				t.Errorf("the innocent task was stalled for %v", maxGap)
+			}
+			if batches == 0 {
+				t.Errorf("the innocent task processed nothing while the hostile call ran")
+			}
+		})
 	}
 }

@@ -86,7 +86,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 	h.mu.Unlock()
 	c.once.Do(func() {
 		if opt.unprotected {
-			c.info, c.err = instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: pages})
+			c.info, c.err = instrument.Instrument(wasm, instrumentOptions(pages))
 			c.info.Module = wasm
 		} else {
 			// The rewritten module comes from the disk cache when the Host

@@ -13,7 +13,7 @@ import (
 
 // rewriteVersion names the instrumenter's output format: bump it whenever
 // the rewrite changes, so that stale rewritten modules are not reused.
-const rewriteVersion = "rw1"
+const rewriteVersion = "rw2"
 
 // rewrite instruments wasm for the memory cap in key. With a cache
 // directory the result is kept on disk next to wazero's compiled code, so
@@ -26,7 +26,7 @@ func (h *Host) rewrite(key modKey, wasm []byte) (instrument.Result, error) {
 			return res, nil
 		}
 	}
-	res, err := instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: key.pages})
+	res, err := instrument.Instrument(wasm, instrumentOptions(key.pages))
 	if err != nil || path == "" {
 		return res, err
 	}
@@ -72,4 +72,16 @@ func writeRewritten(path string, res instrument.Result) {
 		return
 	}
 	os.Rename(f.Name(), path)
+}
+
+// instrumentOptions is how the host rewrites every module. WASI functions
+// run in Go, where the budget cannot be checked, and some cost what their
+// arguments say (random_get and fd_write of the whole memory, poll_oneoff
+// of a million subscriptions): a check follows each of their calls, so
+// that their time counts. The functions of the sluice module check the
+// budget themselves (checkHost).
+func instrumentOptions(pages uint32) instrument.Options {
+	return instrument.Options{MaxMemoryPages: pages, CheckAfter: func(module, _ string) bool {
+		return module == "wasi_snapshot_preview1"
+	}}
 }

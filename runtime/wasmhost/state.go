@@ -121,8 +121,18 @@ func hostLog(ctx context.Context, m api.Module, stack []uint64) {
 	default:
 		ev = lg.Error()
 	}
-	ev.Msg(string(msg))
+	if ev != nil { // nil: sampled out or below the level; skip the copy
+		if len(msg) > maxGuestLog {
+			ev = ev.Int("truncated_from", len(msg))
+			msg = msg[:maxGuestLog]
+		}
+		ev.Msg(string(msg))
+	}
+	checkHost(inst)
 }
+
+// maxGuestLog caps one guest log message.
+const maxGuestLog = 64 << 10
 
 // Metric kinds of sluice.metric.
 const (
@@ -152,6 +162,7 @@ func hostMetric(ctx context.Context, m api.Module, stack []uint64) {
 	case MetricGaugeAdd:
 		p.g.Add(v)
 	}
+	checkHost(inst)
 }
 
 // Results of the kv imports.
@@ -178,6 +189,7 @@ func hostKVGet(ctx context.Context, m api.Module, stack []uint64) {
 		return m.Memory().Write(uint32(stack[2]), v)
 	})
 	stack[0] = uint64(uint32(int32(n)))
+	checkHost(inst)
 }
 
 func hostKVPut(ctx context.Context, m api.Module, stack []uint64) {
@@ -193,6 +205,7 @@ func hostKVPut(ctx context.Context, m api.Module, stack []uint64) {
 		inst.state.full()
 	}
 	stack[0] = uint64(res)
+	checkHost(inst)
 }
 
 // full warns, once per transform, that the state's quota refuses writes.
@@ -219,6 +232,7 @@ func hostKVAdd(ctx context.Context, m api.Module, stack []uint64) {
 		inst.state.full()
 	}
 	stack[0] = uint64(res)
+	checkHost(inst)
 }
 
 func hostKVDelete(ctx context.Context, m api.Module, stack []uint64) {
@@ -230,6 +244,7 @@ func hostKVDelete(ctx context.Context, m api.Module, stack []uint64) {
 	}
 	inst.state.kv.Delete(key)
 	stack[0] = KVOK
+	checkHost(inst)
 }
 
 // lineWriter turns a guest's stdout or stderr into log lines.
@@ -265,7 +280,9 @@ func (w *lineWriter) flush() {
 	if w.stream == "stderr" {
 		ev = w.log.Warn()
 	}
-	ev.Str("stream", w.stream).Msg(string(w.buf))
+	if ev != nil { // nil: sampled out; skip the copy
+		ev.Str("stream", w.stream).Msg(string(w.buf))
+	}
 	w.buf = w.buf[:0]
 }
 
