@@ -222,3 +222,26 @@ func TestHostileModuleDoesNotStallOthers(t *testing.T) {
 		})
 	}
 }
+
+// Go guests copy and clear memory with memory.copy and memory.fill (the
+// runtime's memmove and memclr): the rewrite weighs them, and a module
+// loaded from the rewrite cache reports the same as a fresh rewrite.
+func TestGoGuestBulkOperationsWeighed(t *testing.T) {
+	wasm, _ := wasmtest.GoGuest(t, "hostile")
+	// A second host reads the rewritten module from the disk cache.
+	fresh, err := wasmhost.New(context.Background(), wasmhost.Options{CacheDir: wasmtest.CacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close(context.Background())
+	for _, h := range []*wasmhost.Host{sharedHost(t), fresh} {
+		in, err := h.Inspect(context.Background(), "hostile", wasm, wasmhost.LoadOptions{MemoryLimit: testMemoryLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.InstrumentedBulk == 0 || in.InstrumentedLoops == 0 {
+			t.Errorf("bulk operations weighed: %d, loops checked: %d", in.InstrumentedBulk, in.InstrumentedLoops)
+		}
+		t.Logf("%d bulk operations, %d loops", in.InstrumentedBulk, in.InstrumentedLoops)
+	}
+}
