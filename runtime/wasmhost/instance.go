@@ -158,8 +158,8 @@ func (m *Module) newInstance(ctx context.Context, state *State, config []byte) (
 	}
 	inst := &instance{mod: m, state: state, stack: make([]uint64, 4)}
 	inst.cctx.inst = inst
-	inst.stdout = lineWriter{log: state.guest, stream: "stdout"}
-	inst.stderr = lineWriter{log: state.guest, stream: "stderr"}
+	inst.stdout = lineWriter{log: state.guest, stream: "stdout", inst: inst}
+	inst.stderr = lineWriter{log: state.guest, stream: "stderr", inst: inst}
 	cctx := inst.enter(ctx, initBudget)
 	am, err := m.host.rt.InstantiateModule(cctx, m.c.cm, moduleConfig(m.hasInitialize, inst))
 	inst.leave()
