@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
-	"sync"
 	"syscall"
 	"time"
 
@@ -27,10 +26,13 @@ import (
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr, "run [options] FILE|DIR...",
 		"Runs the tasks of the files (a folder: its *.toml files) until their sources end, or until",
-		"SIGTERM/SIGINT: then each task drains what it read and commits within --shutdown-timeout.")
+		"SIGTERM/SIGINT: then each task drains what it read and commits within --shutdown-timeout.",
+		"SIGHUP (or POST /reload on the admin API, or a change with --watch) reloads the task files:",
+		"invalid files are refused and logged; otherwise changed tasks restart, new ones start and removed ones stop.")
 	var s settings
 	check := bindSettings(fs, &s)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
+	watch := fs.Bool("watch", false, "reload the task files when they change (as SIGHUP does), and keep running when no task runs")
 	files, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return usageErr(err)
@@ -64,15 +66,22 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	hup := notifyHUP()
+	defer signal.Stop(hup)
 	ms := metrics.New()
 	shared := component.NewShared()
 	defer shared.Close()
 	loader := newLoader(s, log, ms, shared)
-	tasks, err := loader.LoadAll(files)
+	// With an admin API that can resume (it has a token) a blocked task
+	// waits to be resumed; otherwise nobody could, so it ends and the exit
+	// status says so.
+	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout, HoldBlocked: s.adminAddr != "" && s.adminToken != ""}
+	sup, err := runner.NewSupervisor(loader, files, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
+	sup.KeepAlive = *watch
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -86,17 +95,18 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		os.Exit(130)
 	}()
 
-	// With an admin API that can resume (it has a token) a blocked task
-	// waits to be resumed; otherwise nobody could, so it ends and the exit
-	// status says so.
-	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout, HoldBlocked: s.adminAddr != "" && s.adminToken != ""}
-	runners := make([]*engine.Task, len(tasks))
-	for i, t := range tasks {
-		runners[i] = runner.New(t, opts)
+	reload := reloader(ctx, sup, log)
+	stopReloads := reloadOnSignal(ctx, hup, reload)
+	defer stopReloads()
+	if *watch {
+		if err := watchFiles(ctx, files, log, reload); err != nil {
+			fmt.Fprintf(stderr, "sluice run: --watch: %v\n", err)
+			return exitFailed
+		}
 	}
 
 	if s.adminAddr != "" {
-		srv, err := admin.Start(s.adminAddr, runners, ms, admin.Options{Token: s.adminToken, Logger: log})
+		srv, err := admin.Start(s.adminAddr, nil, ms, admin.Options{Token: s.adminToken, Logger: log, Tasks: sup.Tasks, Reload: adminReload(sup, log)})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice run: admin API: %v\n", err)
 			return exitFailed
@@ -107,19 +117,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	showProgress := s.progress == "always" || (s.progress == "auto" && terminal)
 	var stopProgress func()
 	if showProgress {
-		stopProgress = startProgress(tw, runners)
+		stopProgress = startProgress(tw, sup.Tasks)
 	}
 
-	var wg sync.WaitGroup
-	errs := make([]error, len(runners))
-	for i, r := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = r.Run(ctx)
-		}()
-	}
-	wg.Wait()
+	errs := sup.Run(ctx)
 	if stopProgress != nil {
 		stopProgress()
 	}
@@ -155,7 +156,7 @@ func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *componen
 
 // startProgress draws a live progress line until the returned func is
 // called.
-func startProgress(tw *termWriter, tasks []*engine.Task) func() {
+func startProgress(tw *termWriter, tasks func() []*engine.Task) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -172,7 +173,7 @@ func startProgress(tw *termWriter, tasks []*engine.Task) func() {
 				return
 			case now := <-tick.C:
 				var total engine.Stats
-				for _, t := range tasks {
+				for _, t := range tasks() {
 					s := t.Stats()
 					total.In += s.In
 					total.Out += s.Out
@@ -180,8 +181,10 @@ func startProgress(tw *termWriter, tasks []*engine.Task) func() {
 					total.DeadLettered += s.DeadLettered + s.Dropped
 				}
 				dt := now.Sub(last).Seconds()
-				inRate := float64(total.In-lastIn) / dt
-				outRate := float64(total.Out-lastOut) / dt
+				// A reload that restarts a task starts its counters again:
+				// the totals may go down.
+				inRate := float64(total.In-min(lastIn, total.In)) / dt
+				outRate := float64(total.Out-min(lastOut, total.Out)) / dt
 				lastIn, lastOut, last = total.In, total.Out, now
 				tw.drawProgress(fmt.Sprintf("%s  in %d (%s/s)  out %d (%s/s)  filtered %d  failed %d",
 					time.Since(start).Truncate(time.Second), total.In, human(inRate), total.Out, human(outRate), total.Filtered, total.DeadLettered))

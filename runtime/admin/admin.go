@@ -6,6 +6,7 @@
 //	GET  /tasks/{name}           one task                                     token when one is set
 //	POST /tasks/{name}/pause     stop reading; in-flight events finish        token, JSON, same origin
 //	POST /tasks/{name}/resume                                                 token, JSON, same origin
+//	POST /reload                 reload the task files (422: their problems)  token, JSON, same origin
 //	GET  /metrics                Prometheus text format                       open
 //	GET  /healthz                200 while the process serves                 open
 //	GET  /readyz                 200 when every task is Running (or Paused)   open
@@ -53,6 +54,11 @@ type Options struct {
 	// address.
 	Token  string
 	Logger zerolog.Logger
+	// Tasks, when set, returns the current tasks at each request, in place
+	// of Handler's fixed list: a reload changes the set.
+	Tasks func() []*engine.Task
+	// Reload, when set, serves POST /reload (reload.go).
+	Reload ReloadFunc
 }
 
 // Handler returns the admin API for tasks.
@@ -67,10 +73,7 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 	mutate := func(h http.HandlerFunc) http.Handler {
 		return RefuseCrossOrigin(RequireToken(bearer, RequireJSON(h)))
 	}
-	byName := map[string]*engine.Task{}
-	for _, t := range tasks {
-		byName[t.Name()] = t
-	}
+	current := currentTasks(tasks, opts)
 	view := func(t *engine.Task) TaskView {
 		v := TaskView{Name: t.Name(), Description: t.Description(), State: t.State().String(), Stats: t.Stats()}
 		if err := t.Reason(); err != nil {
@@ -80,6 +83,7 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /tasks", read(func(w http.ResponseWriter, r *http.Request) {
+		tasks := current()
 		out := make([]TaskView, 0, len(tasks))
 		for _, t := range tasks {
 			out = append(out, view(t))
@@ -88,8 +92,8 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 	}))
 	withTask := func(h func(http.ResponseWriter, *engine.Task)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			t, ok := byName[r.PathValue("name")]
-			if !ok {
+			t := findTask(current(), r.PathValue("name"))
+			if t == nil {
 				writeJSON(w, http.StatusNotFound, map[string]string{"error": "no task named " + r.PathValue("name")})
 				return
 			}
@@ -107,12 +111,15 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 		t.Resume()
 		writeJSON(w, http.StatusOK, view(t))
 	})))
+	if opts.Reload != nil {
+		mux.Handle("POST /reload", mutate(reload(opts.Reload)))
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(ms.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		for _, t := range tasks {
+		for _, t := range current() {
 			if s := t.State(); s != engine.Running && s != engine.Paused {
 				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "task": t.Name(), "state": s.String()})
 				return

@@ -68,3 +68,20 @@ func (s *Set) Histogram(name, help string, buckets []float64, labels ...string) 
 		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets}, labels)
 	})
 }
+
+// Forget removes, from every family with the label, the series whose label
+// has value: a task a reload removed leaves no series behind. It returns
+// how many series went.
+func (s *Set) Forget(label, value string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.vecs {
+		if v, ok := c.(interface {
+			DeletePartialMatch(prometheus.Labels) int
+		}); ok {
+			n += v.DeletePartialMatch(prometheus.Labels{label: value})
+		}
+	}
+	return n
+}
