@@ -368,7 +368,6 @@ func (m *module) rewrite(opt Options, res *Result) ([]byte, error) {
 	if bulkMem {
 		t := typeOf(sigOf([]byte{i32, i32, i32}, nil))
 		p.copy, p.fill = next, next+1
-		next += 2
 		addFuncs = append(addFuncs, t, t)
 		addBodies = append(addBodies, copyBody(p), fillBody(p))
 	}
@@ -613,13 +612,6 @@ func sizeOf(ss []section) int {
 		n += len(s.body) + 6
 	}
 	return n
-}
-
-func boolU32(b bool) uint32 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func minU32(a, b uint32) uint32 {
