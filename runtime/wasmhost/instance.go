@@ -107,23 +107,24 @@ func hostCheck(ctx context.Context, _ []uint64) {
 // checkHost is called by the host functions of the sluice module after
 // their work, so that time spent in them counts against the budget like
 // the guest's own: a loop of slow host calls reaches hostCheck only every
-// few thousand iterations. It reads the clock only; the thread's CPU time
-// is read when the deadline has passed.
+// few thousand iterations. Like hostCheck, it reads the thread's CPU clock
+// at its first check of a call (assuming the thread ran since the call
+// began, which is the more accurate the earlier it is read) and when the
+// deadline has passed; otherwise it only reads the monotonic clock.
 func checkHost(inst *instance) {
 	if inst.cctx.Context == nil {
 		return
 	}
-	if now := monotonic(); now > inst.deadline {
-		if inst.cpuStart == cpuUnread {
-			if cpu := threadCPU(); cpu >= 0 {
-				inst.cpuStart = cpu - (now - inst.started)
-			} else {
-				inst.cpuStart = -1
-			}
+	now := monotonic()
+	if inst.cpuStart == cpuUnread {
+		if cpu := threadCPU(); cpu >= 0 {
+			inst.cpuStart = cpu - (now - inst.started)
+		} else {
+			inst.cpuStart = -1
 		}
-		if !inst.extend(now) {
-			panic(ErrTimeout)
-		}
+	}
+	if now > inst.deadline && !inst.extend(now) {
+		panic(ErrTimeout)
 	}
 }
 
