@@ -226,7 +226,9 @@ func TestHostileModuleDoesNotStallOthers(t *testing.T) {
 			if limit := testkit.Scale(5 * time.Second); took > limit {
 				t.Errorf("the hostile call ran %v against a budget of 100ms", took)
 			}
-			if limit := testkit.Scale(time.Second); maxGap > limit {
+			// Measured: 5-130ms, up to 480ms under the race detector on a
+			// loaded 2-core machine; before, the whole call (minutes).
+			if limit := testkit.Scale(2 * time.Second); maxGap > limit {
 				t.Errorf("the innocent task was stalled for %v", maxGap)
 			}
 			if batches == 0 {
