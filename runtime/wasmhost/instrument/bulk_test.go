@@ -208,3 +208,45 @@ func TestMemoryInitWeighed(t *testing.T) {
 		t.Errorf("memory.init copied something else")
 	}
 }
+
+// A checked import reached through a table (call_indirect) is checked too:
+// its element-segment entry becomes a wrapper that calls check.
+func TestCheckAfterIndirectImport(t *testing.T) {
+	wasm := wasmtest.Module{
+		Imports: []wasmtest.Import{{Module: "env", Name: "nop", Type: wasmtest.FuncType{}}},
+		Funcs: []wasmtest.Func{{Type: voidToI32, Export: "twice", Body: wasmtest.Code{}.
+			I32Const(0).Op(0x11, 0, 0). // call_indirect (type 0: [] -> []) table 0, element 0: env.nop
+			I32Const(0).Op(0x11, 0, 0).
+			I32Const(2)}},
+		MemoryPages: 1,
+	}.Bytes()
+	// A table of one funcref, and an active element segment putting
+	// function 0 (the import) at index 0.
+	var out []byte
+	out = append(out, wasm[:8]...)
+	for pos := 8; pos < len(wasm); {
+		id := wasm[pos]
+		size, n := binary.Uvarint(wasm[pos+1:])
+		end := pos + 1 + n + int(size)
+		if id == 10 {
+			out = append(out, 9, 7, 1, 0, 0x41, 0, 0x0b, 1, 0)
+		}
+		out = append(out, wasm[pos:end]...)
+		if id == 3 {
+			out = append(out, 4, 4, 1, 0x70, 0, 1)
+		}
+		pos = end
+	}
+	res, err := instrument.Instrument(out, instrument.Options{CheckAfter: func(mod, name string) bool { return mod == "env" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &checker{}
+	m := run(t, res.Module, c)
+	if got, err := call(t, m, "twice"); err != nil || got != 2 {
+		t.Fatalf("twice() = %d, %v", got, err)
+	}
+	if c.calls != 2 {
+		t.Errorf("check called %d times after 2 indirect calls of a checked import", c.calls)
+	}
+}
