@@ -21,6 +21,18 @@
 //	  local.get c; i32.const 1; i32.sub; local.tee c; i32.eqz
 //	  if; i32.const LoopBudget; local.set c; call check; end
 //
+//	before each bulk operation (memory.init, table.init/copy/fill), whose
+//	length is on top of the stack:
+//	  call weigh                 (fuel -= len >> BulkShift + 1; check when spent)
+//	each memory.copy and memory.fill:
+//	  call copy / call fill      (the same, in weighed chunks of BulkChunk)
+//	after each call to an import named by Options.CheckAfter:
+//	  call check
+//
+// weigh, copy, fill and one wrapper per CheckAfter import (which calls it,
+// then check, and replaces it in tables and ref.func) are added after the
+// defined functions, so they need no renumbering.
+//
 // The check import becomes the last imported function, so every defined
 // function index moves up by one: calls, ref.func, element segments,
 // exports and the start function are renumbered, and the "name" custom
