@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,6 +71,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	hup := notifyHUP()
 	defer signal.Stop(hup)
 	ms := metrics.New()
+	ms.RegisterProcess(version)
 	shared := component.NewShared()
 	defer shared.Close()
 	loader := newLoader(s, log, ms, shared)
@@ -106,7 +109,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if s.adminAddr != "" {
-		srv, err := admin.Start(s.adminAddr, nil, ms, admin.Options{Token: s.adminToken, Logger: log, Tasks: sup.Tasks, Reload: adminReload(sup, log)})
+		srv, err := admin.Start(s.adminAddr, nil, ms, admin.Options{Token: s.adminToken, Logger: log, Tasks: sup.Tasks, Reload: adminReload(sup, log),
+			Files: taskFiles(sup.Loaded), Playground: newPlayground(s, log, shared)})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice run: admin API: %v\n", err)
 			return exitFailed
@@ -152,6 +156,84 @@ func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *componen
 		Metrics:     ms,
 		Logger:      log,
 	}
+}
+
+// taskFiles tells the admin API where each task's file and dead letters
+// are, from the loaded file of the current task of that name (a reload
+// changes it).
+func taskFiles(loaded func(name string) *config.Task) func(string) admin.TaskFiles {
+	return func(name string) admin.TaskFiles {
+		t := loaded(name)
+		if t == nil {
+			return admin.TaskFiles{}
+		}
+		f := admin.TaskFiles{Path: t.File}
+		comps := []*config.Component{&t.Source, &t.Sink, t.DeadLetter}
+		for i := range t.Transforms {
+			comps = append(comps, &t.Transforms[i])
+		}
+		for _, c := range comps {
+			if c != nil {
+				f.SecretKeys = append(f.SecretKeys, secretKeys(reflect.ValueOf(c.Config), 0)...)
+			}
+		}
+		if d := t.DeadLetter; d != nil {
+			f.DeadLetterWhere = fmt.Sprintf("the dead-letter queue is a %s sink ([dead_letter] in %s); read it with the tools of that system", d.Type, t.File)
+			if d.Type == "file" {
+				// The file sink's config, through its "path" key: the
+				// commands know the builtins only through the registry.
+				if p := stringField(d.Config, "Path"); p != "" {
+					if !filepath.IsAbs(p) {
+						p = filepath.Join(t.Dir, p)
+					}
+					f.DeadLetterPath = p
+				}
+			}
+		}
+		return f
+	}
+}
+
+// secretKeys returns the TOML keys of the fields of type component.Secret
+// in a component's config (nested tables too).
+func secretKeys(v reflect.Value, depth int) []string {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct || depth > 4 {
+		return nil
+	}
+	secret := reflect.TypeFor[component.Secret]()
+	var keys []string
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if !f.IsExported() || name == "" || name == "-" {
+			continue
+		}
+		if f.Type == secret {
+			keys = append(keys, name)
+			continue
+		}
+		keys = append(keys, secretKeys(v.Field(i), depth+1)...)
+	}
+	return keys
+}
+
+// stringField returns the string field name of the struct v points to, or "".
+func stringField(v any, name string) string {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	f := rv.Elem().FieldByName(name)
+	if !f.IsValid() || f.Kind() != reflect.String {
+		return ""
+	}
+	return f.String()
 }
 
 // startProgress draws a live progress line until the returned func is
