@@ -16,7 +16,7 @@ func runMain(args ...string) (stdout, stderr string, code int) {
 var helpTargets = [][]string{
 	{"run"}, {"validate"}, {"test"}, {"dlq"}, {"dlq", "show"}, {"dlq", "replay"},
 	{"dev"}, {"dev", "kafka"}, {"plugin"}, {"plugin", "new"}, {"plugin", "build"}, {"plugin", "inspect"},
-	{"list"}, {"bench"}, {"docs"}, {"version"}, {"top"}, {"tap"},
+	{"list"}, {"bench"}, {"install"}, {"docs"}, {"version"}, {"top"}, {"tap"},
 }
 
 // TestHelpEveryCommand: --help and -h print the usage to stdout and exit 0,
