@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"sync"
 	"syscall"
@@ -64,6 +66,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if limit := applyMemoryLimit(s.memoryLimit); limit != math.MaxInt64 {
+		log.Debug().Str("memory_limit", component.ByteSize(limit).String()).Msg("soft memory limit")
+	}
+
 	ms := metrics.New()
 	shared := component.NewShared()
 	defer shared.Close()
@@ -73,6 +79,11 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
+	// Loading compiled (or read from the cache) every WASM module and
+	// started its first instance: tens of MiB of garbage the collector
+	// would otherwise hand back to the system only slowly, if ever below
+	// its goal. Once, before the tasks run (docs/edge.md, "Memory").
+	debug.FreeOSMemory()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
