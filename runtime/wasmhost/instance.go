@@ -47,6 +47,7 @@ type instance struct {
 	cpuStart  int64 // the thread's CPU time when the call began (cpuUnread, -1: unknown)
 	started   int64 // monotonic ns at the call's start
 	lastYield int64
+	idleSince int64 // monotonic ns when the pool last got it back
 	budget    time.Duration
 
 	buf, bufCap uint32 // the guest's input buffer
