@@ -121,6 +121,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		stopProgress = startProgress(tw, runners)
 	}
 
+	go releaseWhenIdle(ctx, runners, idleCheck)
+
 	var wg sync.WaitGroup
 	errs := make([]error, len(runners))
 	for i, r := range runners {
@@ -161,6 +163,40 @@ func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *componen
 		Shared:      shared,
 		Metrics:     ms,
 		Logger:      log,
+	}
+}
+
+// idleCheck is how often releaseWhenIdle looks at the tasks' counters.
+const idleCheck = 5 * time.Second
+
+// releaseWhenIdle hands the heap's free memory back to the system once
+// each time the process goes quiet (no event read for a whole interval
+// after some were): the collector keeps a heap sized for the last burst,
+// and its background scavenger returns it only slowly. Edge boxes idle
+// between bursts; this costs one collection per burst.
+func releaseWhenIdle(ctx context.Context, tasks []*engine.Task, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var last uint64
+	busy := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var in uint64
+		for _, t := range tasks {
+			in += t.Stats().In
+		}
+		switch {
+		case in != last:
+			busy = true
+		case busy:
+			busy = false
+			debug.FreeOSMemory()
+		}
+		last = in
 	}
 }
 
