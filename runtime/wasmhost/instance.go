@@ -106,6 +106,29 @@ func hostCheck(ctx context.Context, _ []uint64) {
 	}
 }
 
+// checkHost is called by the host functions of the sluice module after
+// their work, so that time spent in them counts against the budget like
+// the guest's own: a loop of slow host calls reaches hostCheck only every
+// few thousand iterations. It reads the clock only; the thread's CPU time
+// is read when the deadline has passed.
+func checkHost(inst *instance) {
+	if inst.cctx.Context == nil {
+		return
+	}
+	if now := monotonic(); now > inst.deadline {
+		if inst.cpuStart == cpuUnread {
+			if cpu := threadCPU(); cpu >= 0 {
+				inst.cpuStart = cpu - (now - inst.started)
+			} else {
+				inst.cpuStart = -1
+			}
+		}
+		if !inst.extend(now) {
+			panic(ErrTimeout)
+		}
+	}
+}
+
 // maxStretch bounds how far a starved call may run past its budget in
 // wall time: a call stops at budget*maxStretch whatever its CPU time.
 const maxStretch = 10

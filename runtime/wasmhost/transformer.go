@@ -21,7 +21,10 @@ const (
 	DefaultTimeout   = 100 * time.Millisecond
 	DefaultMaxBatch  = 256
 	DefaultMaxOutput = 16 << 20
-	DefaultMaxInput  = 8 << 20
+	// DefaultMaxOutputs bounds the host memory of one call's outputs to
+	// about 11 MiB of messages, whatever their size.
+	DefaultMaxOutputs = 65536
+	DefaultMaxInput   = 8 << 20
 )
 
 // TransformerConfig configures one transform of one task.
@@ -40,6 +43,9 @@ type TransformerConfig struct {
 	MaxInput int
 	// MaxOutput caps the bytes a guest call may return.
 	MaxOutput int
+	// MaxOutputs caps the outputs a guest call may return (empty ones
+	// included).
+	MaxOutputs int
 	// Logger carries the task and component fields.
 	Logger  *zerolog.Logger
 	Metrics *metrics.Set
@@ -95,6 +101,9 @@ func (m *Module) NewTransformer(cfg TransformerConfig) *Transformer {
 	}
 	if cfg.MaxOutput <= 0 {
 		cfg.MaxOutput = DefaultMaxOutput
+	}
+	if cfg.MaxOutputs <= 0 {
+		cfg.MaxOutputs = DefaultMaxOutputs
 	}
 	if cfg.Config == nil {
 		cfg.Config = []byte("{}")
@@ -389,11 +398,16 @@ func (t *Transformer) call(ctx context.Context, msgs []message.Message, size int
 		return cursor, err
 	}
 	mem, _ := inst.mem.Read(0, inst.mem.Size())
-	if err := abi.Decode(mem, res, msgs, out, abi.Limits{MaxOutput: t.cfg.MaxOutput}); err != nil {
-		if errors.Is(err, abi.ErrOutputTooLarge) {
+	if err := abi.Decode(mem, res, msgs, out, abi.Limits{MaxOutput: t.cfg.MaxOutput, MaxOutputs: t.cfg.MaxOutputs}); err != nil {
+		switch {
+		case errors.Is(err, abi.ErrOutputTooLarge):
 			t.fail("output")
 			t.release(inst)
 			return -1, fmt.Errorf("%w (%d bytes)", err, t.cfg.MaxOutput)
+		case errors.Is(err, abi.ErrTooManyOutputs):
+			t.fail("output")
+			t.release(inst)
+			return -1, fmt.Errorf("%w (%d)", abi.ErrTooManyOutputs, t.cfg.MaxOutputs)
 		}
 		t.fail("abi")
 		t.drop(inst)
