@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestParseMemoryLimit(t *testing.T) {
@@ -59,4 +62,41 @@ func TestRunMemoryLimit(t *testing.T) {
 	if b, err := os.ReadFile(out); err != nil || !strings.Contains(string(b), `"a":1`) {
 		t.Fatalf("the task's output: %q, %v", b, err)
 	}
+}
+
+// TestReleaseWhenIdle: the heap is released once per quiet spell that
+// follows reading, never while events flow, never twice in a row.
+func TestReleaseWhenIdle(t *testing.T) {
+	var q quietness
+	for i, step := range []struct {
+		events uint64
+		want   bool
+	}{
+		{0, false}, {0, false}, // quiet from the start: nothing to give back
+		{5, false}, {9, false}, // reading
+		{9, true},              // the first quiet tick
+		{9, false}, {9, false}, // still quiet
+		{12, false}, {12, true}, // another burst, then quiet
+	} {
+		if got := q.quietAgain(step.events); got != step.want {
+			t.Fatalf("tick %d (counter %d): release %v, want %v", i, step.events, got, step.want)
+		}
+	}
+
+	// The loop releases at the ticks quietAgain names and ends with ctx.
+	ctx, cancel := context.WithCancel(context.Background())
+	ticks := make(chan time.Time)
+	released := make(chan struct{}, 1)
+	var events atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		releaseWhenIdle(ctx, ticks, events.Load, func() { released <- struct{}{} })
+	}()
+	events.Store(3)
+	ticks <- time.Time{}
+	ticks <- time.Time{}
+	<-released
+	cancel()
+	<-done
 }

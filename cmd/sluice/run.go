@@ -121,7 +121,15 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		stopProgress = startProgress(tw, runners)
 	}
 
-	go releaseWhenIdle(ctx, runners, idleCheck)
+	idleTick := time.NewTicker(idleCheck)
+	defer idleTick.Stop()
+	go releaseWhenIdle(ctx, idleTick.C, func() uint64 {
+		var in uint64
+		for _, r := range runners {
+			in += r.Stats().In
+		}
+		return in
+	}, debug.FreeOSMemory)
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(runners))
@@ -169,35 +177,44 @@ func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *componen
 // idleCheck is how often releaseWhenIdle looks at the tasks' counters.
 const idleCheck = 5 * time.Second
 
-// releaseWhenIdle hands the heap's free memory back to the system once
-// each time the process goes quiet (no event read for a whole interval
-// after some were): the collector keeps a heap sized for the last burst,
-// and its background scavenger returns it only slowly. Edge boxes idle
-// between bursts; this costs one collection per burst.
-func releaseWhenIdle(ctx context.Context, tasks []*engine.Task, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	var last uint64
-	busy := false
+// releaseWhenIdle hands the heap's free memory back to the system (release)
+// once each time the process goes quiet: at a tick where the events read
+// (events) did not move since the previous tick, after they had. The
+// collector keeps a heap sized for the last burst, and its background
+// scavenger returns it only slowly; edge boxes idle between bursts. This
+// costs one collection per burst.
+func releaseWhenIdle(ctx context.Context, ticks <-chan time.Time, events func() uint64, release func()) {
+	var q quietness
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-ticks:
 		}
-		var in uint64
-		for _, t := range tasks {
-			in += t.Stats().In
+		if q.quietAgain(events()) {
+			release()
 		}
-		switch {
-		case in != last:
-			busy = true
-		case busy:
-			busy = false
-			debug.FreeOSMemory()
-		}
-		last = in
 	}
+}
+
+// quietness follows a counter of events read from tick to tick.
+type quietness struct {
+	last uint64
+	busy bool
+}
+
+// quietAgain takes the counter at a tick and reports whether the process
+// just went quiet: it did not move since the previous tick, after it had.
+func (q *quietness) quietAgain(in uint64) bool {
+	moved := in != q.last
+	q.last = in
+	if moved {
+		q.busy = true
+		return false
+	}
+	was := q.busy
+	q.busy = false
+	return was
 }
 
 // startProgress draws a live progress line until the returned func is
