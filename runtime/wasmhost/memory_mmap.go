@@ -28,7 +28,7 @@ func newMappedMemory(_, max uint64) *mappedMemory {
 		m.failed = true
 		return m
 	}
-	b, err := unix.Mmap(-1, 0, int(size), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+	b, err := unix.Mmap(-1, 0, int(size), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANON)
 	if err != nil {
 		// Out of address space (ulimit -v): the heap, as wazero would.
 		m.failed = true
