@@ -16,7 +16,7 @@ func runMain(args ...string) (stdout, stderr string, code int) {
 var helpTargets = [][]string{
 	{"run"}, {"validate"}, {"test"}, {"dlq"}, {"dlq", "show"}, {"dlq", "replay"},
 	{"dev"}, {"dev", "kafka"}, {"plugin"}, {"plugin", "new"}, {"plugin", "build"}, {"plugin", "inspect"},
-	{"list"}, {"bench"}, {"docs"}, {"version"},
+	{"list"}, {"bench"}, {"docs"}, {"version"}, {"top"}, {"tap"},
 }
 
 // TestHelpEveryCommand: --help and -h print the usage to stdout and exit 0,
@@ -74,6 +74,8 @@ func TestEachCommandListsItsOwnFlags(t *testing.T) {
 		{[]string{"test"}, []string{"-input", "-expect", "-raw", "-time", "-state-dir", "-max-event-size"}, []string{"-shutdown-timeout", "-admin-addr", "-progress", "-task-quota", "-log-level"}},
 		{[]string{"dlq", "replay"}, []string{"-from", "-stage", "-failed", "-skip-transforms", "-shutdown-timeout"}, []string{"-admin-addr", "-progress", "-task-quota", "-input"}},
 		{[]string{"list"}, []string{"-kind", "-fields"}, []string{"-state-dir", "-input"}},
+		{[]string{"top"}, []string{"-once", "-admin-addr", "-admin-token", "-admin-token-file"}, []string{"-state-dir", "-limit"}},
+		{[]string{"tap"}, []string{"-limit", "-admin-addr", "-admin-token"}, []string{"-state-dir", "-once"}},
 		{[]string{"docs"}, []string{"-check", "-out"}, []string{"-state-dir"}},
 		{[]string{"bench"}, []string{"-events", "-cores", "-preset"}, []string{"-admin-addr", "-state-dir"}},
 		{[]string{"plugin", "build"}, []string{"-o"}, []string{"-state-dir", "-json"}},
@@ -109,6 +111,8 @@ func TestExtraArgumentsAreErrors(t *testing.T) {
 		{"bench", "a.toml", "b.toml"},
 		{"test", "a.toml", "b.toml", "--input", "x.jsonl"},
 		{"dlq", "replay", "a.toml", "b.toml", "--from", "x.jsonl"},
+		{"top", "orders"},
+		{"tap", "orders", "sink", "more"},
 	} {
 		_, errOut, code := runMain(args...)
 		if code != exitUsage || !strings.Contains(errOut, "unexpected argument") || !strings.Contains(errOut, "Usage: sluice") {
@@ -116,7 +120,7 @@ func TestExtraArgumentsAreErrors(t *testing.T) {
 		}
 	}
 	// A missing argument is a usage error too.
-	for _, args := range [][]string{{"run"}, {"validate"}, {"plugin", "build"}, {"dlq", "show"}} {
+	for _, args := range [][]string{{"run"}, {"validate"}, {"plugin", "build"}, {"dlq", "show"}, {"tap"}} {
 		if _, errOut, code := runMain(args...); code != exitUsage || !strings.Contains(errOut, "missing") {
 			t.Errorf("sluice %s: exit %d, stderr:\n%s", strings.Join(args, " "), code, errOut)
 		}

@@ -37,6 +37,8 @@ func commands() []command {
 		{"validate", "check task files and report every problem", validateCmd},
 		{"test", "run events through a task's filter and transforms", testCmd},
 		{"dlq", "inspect (show) or replay dead-letter files", dlqCmd},
+		{"top", "watch the tasks of a running process: state, events/s, counters, lag", topCmd},
+		{"tap", "print a sample of the events leaving a stage of a running task", tapCmd},
 		{"dev", "serve a local in-memory Kafka for trying pipelines (dev kafka)", devCmd},
 		{"plugin", "scaffold (new), build and inspect WASM plugins", pluginCmd},
 		{"list", "list the sources, transforms and sinks of this build", listCmd},

@@ -9,9 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"runtime/pprof"
-	"sync"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,10 +30,13 @@ import (
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr, "run [options] FILE|DIR...",
 		"Runs the tasks of the files (a folder: its *.toml files) until their sources end, or until",
-		"SIGTERM/SIGINT: then each task drains what it read and commits within --shutdown-timeout.")
+		"SIGTERM/SIGINT: then each task drains what it read and commits within --shutdown-timeout.",
+		"SIGHUP (or POST /reload on the admin API, or a change with --watch) reloads the task files:",
+		"invalid files are refused and logged; otherwise changed tasks restart, new ones start and removed ones stop.")
 	var s settings
 	check := bindSettings(fs, &s)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file (for performance work)")
+	watch := fs.Bool("watch", false, "reload the task files when they change (as SIGHUP does), and keep running when no task runs")
 	files, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return usageErr(err)
@@ -70,15 +74,23 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		log.Debug().Str("memory_limit", component.ByteSize(limit).String()).Msg("soft memory limit")
 	}
 
+	hup := notifyHUP()
+	defer signal.Stop(hup)
 	ms := metrics.New()
+	ms.RegisterProcess(version)
 	shared := component.NewShared()
 	defer shared.Close()
 	loader := newLoader(s, log, ms, shared)
-	tasks, err := loader.LoadAll(files)
+	// With an admin API that can resume (it has a token) a blocked task
+	// waits to be resumed; otherwise nobody could, so it ends and the exit
+	// status says so.
+	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout, HoldBlocked: s.adminAddr != "" && s.adminToken != ""}
+	sup, err := runner.NewSupervisor(loader, files, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
+	sup.KeepAlive = *watch
 	// Loading compiled (or read from the cache) every WASM module and
 	// started its first instance: tens of MiB of garbage the collector
 	// would otherwise hand back to the system only slowly, if ever below
@@ -99,17 +111,19 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		os.Exit(130)
 	}()
 
-	// With an admin API that can resume (it has a token) a blocked task
-	// waits to be resumed; otherwise nobody could, so it ends and the exit
-	// status says so.
-	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout, HoldBlocked: s.adminAddr != "" && s.adminToken != ""}
-	runners := make([]*engine.Task, len(tasks))
-	for i, t := range tasks {
-		runners[i] = runner.New(t, opts)
+	reload := reloader(ctx, sup, log)
+	stopReloads := reloadOnSignal(ctx, hup, reload)
+	defer stopReloads()
+	if *watch {
+		if err := watchFiles(ctx, files, log, reload); err != nil {
+			fmt.Fprintf(stderr, "sluice run: --watch: %v\n", err)
+			return exitFailed
+		}
 	}
 
 	if s.adminAddr != "" {
-		srv, err := admin.Start(s.adminAddr, runners, ms, admin.Options{Token: s.adminToken, Logger: log})
+		srv, err := admin.Start(s.adminAddr, nil, ms, admin.Options{Token: s.adminToken, Logger: log, Tasks: sup.Tasks, Reload: adminReload(sup, log),
+			Files: taskFiles(sup.Loaded), Playground: newPlayground(s, log, shared)})
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice run: admin API: %v\n", err)
 			return exitFailed
@@ -120,29 +134,20 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	showProgress := s.progress == "always" || (s.progress == "auto" && terminal)
 	var stopProgress func()
 	if showProgress {
-		stopProgress = startProgress(tw, runners)
+		stopProgress = startProgress(tw, sup.Tasks)
 	}
 
 	idleTick := time.NewTicker(idleCheck)
 	defer idleTick.Stop()
 	go releaseWhenIdle(ctx, idleTick.C, func() uint64 {
 		var in uint64
-		for _, r := range runners {
-			in += r.Stats().In
+		for _, t := range sup.Tasks() {
+			in += t.Stats().In
 		}
 		return in
 	}, debug.FreeOSMemory)
 
-	var wg sync.WaitGroup
-	errs := make([]error, len(runners))
-	for i, r := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = r.Run(ctx)
-		}()
-	}
-	wg.Wait()
+	errs := sup.Run(ctx)
 	if stopProgress != nil {
 		stopProgress()
 	}
@@ -199,7 +204,8 @@ func releaseWhenIdle(ctx context.Context, ticks <-chan time.Time, events func() 
 	}
 }
 
-// quietness follows a counter of events read from tick to tick.
+// quietness follows a counter of events read from tick to tick (a reload
+// restarts a task's counter: any change counts as reading).
 type quietness struct {
 	last uint64
 	busy bool
@@ -219,9 +225,87 @@ func (q *quietness) quietAgain(in uint64) bool {
 	return was
 }
 
+// taskFiles tells the admin API where each task's file and dead letters
+// are, from the loaded file of the current task of that name (a reload
+// changes it).
+func taskFiles(loaded func(name string) *config.Task) func(string) admin.TaskFiles {
+	return func(name string) admin.TaskFiles {
+		t := loaded(name)
+		if t == nil {
+			return admin.TaskFiles{}
+		}
+		f := admin.TaskFiles{Path: t.File}
+		comps := []*config.Component{&t.Source, &t.Sink, t.DeadLetter}
+		for i := range t.Transforms {
+			comps = append(comps, &t.Transforms[i])
+		}
+		for _, c := range comps {
+			if c != nil {
+				f.SecretKeys = append(f.SecretKeys, secretKeys(reflect.ValueOf(c.Config), 0)...)
+			}
+		}
+		if d := t.DeadLetter; d != nil {
+			f.DeadLetterWhere = fmt.Sprintf("the dead-letter queue is a %s sink ([dead_letter] in %s); read it with the tools of that system", d.Type, t.File)
+			if d.Type == "file" {
+				// The file sink's config, through its "path" key: the
+				// commands know the builtins only through the registry.
+				if p := stringField(d.Config, "Path"); p != "" {
+					if !filepath.IsAbs(p) {
+						p = filepath.Join(t.Dir, p)
+					}
+					f.DeadLetterPath = p
+				}
+			}
+		}
+		return f
+	}
+}
+
+// secretKeys returns the TOML keys of the fields of type component.Secret
+// in a component's config (nested tables too).
+func secretKeys(v reflect.Value, depth int) []string {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct || depth > 4 {
+		return nil
+	}
+	secret := reflect.TypeFor[component.Secret]()
+	var keys []string
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if !f.IsExported() || name == "" || name == "-" {
+			continue
+		}
+		if f.Type == secret {
+			keys = append(keys, name)
+			continue
+		}
+		keys = append(keys, secretKeys(v.Field(i), depth+1)...)
+	}
+	return keys
+}
+
+// stringField returns the string field name of the struct v points to, or "".
+func stringField(v any, name string) string {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	f := rv.Elem().FieldByName(name)
+	if !f.IsValid() || f.Kind() != reflect.String {
+		return ""
+	}
+	return f.String()
+}
+
 // startProgress draws a live progress line until the returned func is
 // called.
-func startProgress(tw *termWriter, tasks []*engine.Task) func() {
+func startProgress(tw *termWriter, tasks func() []*engine.Task) func() {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -238,7 +322,7 @@ func startProgress(tw *termWriter, tasks []*engine.Task) func() {
 				return
 			case now := <-tick.C:
 				var total engine.Stats
-				for _, t := range tasks {
+				for _, t := range tasks() {
 					s := t.Stats()
 					total.In += s.In
 					total.Out += s.Out
@@ -246,8 +330,10 @@ func startProgress(tw *termWriter, tasks []*engine.Task) func() {
 					total.DeadLettered += s.DeadLettered + s.Dropped
 				}
 				dt := now.Sub(last).Seconds()
-				inRate := float64(total.In-lastIn) / dt
-				outRate := float64(total.Out-lastOut) / dt
+				// A reload that restarts a task starts its counters again:
+				// the totals may go down.
+				inRate := float64(total.In-min(lastIn, total.In)) / dt
+				outRate := float64(total.Out-min(lastOut, total.Out)) / dt
 				lastIn, lastOut, last = total.In, total.Out, now
 				tw.drawProgress(fmt.Sprintf("%s  in %d (%s/s)  out %d (%s/s)  filtered %d  failed %d",
 					time.Since(start).Truncate(time.Second), total.In, human(inRate), total.Out, human(outRate), total.Filtered, total.DeadLettered))

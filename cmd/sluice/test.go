@@ -13,12 +13,9 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/sluicehq/sluice/builtins/lines"
 	"github.com/sluicehq/sluice/runtime/component"
-	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
-	"github.com/sluicehq/sluice/runtime/runner"
 )
 
 func bgCtx() context.Context { return context.Background() }
@@ -98,16 +95,11 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 		decoder = nil
 	}
 
-	def := runner.Definition(task)
-	for i, tr := range def.Transforms {
-		if o, ok := tr.(component.Opener); ok {
-			if err := o.Open(ctx); err != nil {
-				fmt.Fprintf(stderr, "sluice test: open %s: %v\n", component.FormatPath(task.Transforms[i].Path), err)
-				return exitFailed
-			}
-		}
+	run, err := openTestRun(ctx, task)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice test: %v\n", err)
+		return exitFailed
 	}
-	proc := engine.NewProcessor(def.Filter, def.Transforms, def.Engine.MaxEvent, def.Retry)
 
 	var got [][]byte // outputs as the stdout sink writes them, without the newline
 	failed := 0
@@ -130,28 +122,16 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			msgs[i] = m
 		}
-		fates := make([]engine.Fate, len(msgs))
-		outs, err := proc.Process(ctx, msgs, fates)
+		outs, _, fails, err := run.run(ctx, msgs)
 		if err != nil {
 			fmt.Fprintf(stderr, "sluice test: %v\n", err)
 			return exitFailed
 		}
-		for i := range outs {
-			line, err := lines.Append(nil, outs[i].Payload)
-			if err != nil {
-				failed++
-				fmt.Fprintf(stderr, "%s:%d: sink: %v\n", *input, in.numbers[start+int(outs[i].Ref)], err)
-				continue
-			}
-			got = append(got, line[:len(line)-1])
+		got = append(got, outs...)
+		for _, f := range fails {
+			failed++
+			fmt.Fprintf(stderr, "%s:%d: %s: %v\n", *input, in.numbers[start+f.index], f.stage, f.err)
 		}
-		for i, f := range fates {
-			if f.Failed() {
-				failed++
-				fmt.Fprintf(stderr, "%s:%d: %s: %v\n", *input, in.numbers[start+i], f.Stage, f.Err)
-			}
-		}
-		proc.Reset()
 	}
 
 	if *expect == "" {

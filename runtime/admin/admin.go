@@ -1,18 +1,27 @@
-// Package admin serves the opt-in admin HTTP API of `sluice run`: the task
-// list with states and counters, pause and resume, Prometheus metrics, and
-// health and readiness probes.
+// Package admin serves the opt-in admin HTTP API of `sluice run`: task
+// states, counters and stages, live taps, the dead-letter browser, a
+// playground, pause, resume and rewind, Prometheus metrics, and health and
+// readiness probes. docs/operations.md documents every endpoint.
 //
-//	GET  /tasks                  every task: name, state, reason, counters    token when one is set
-//	GET  /tasks/{name}           one task                                     token when one is set
-//	POST /tasks/{name}/pause     stop reading; in-flight events finish        token, JSON, same origin
+//	GET  /tasks                   every task: state, counters, rate, lag     token when one is set
+//	GET  /events                  SSE: the task list every second             token when one is set
+//	GET  /tasks/{name}            one task, its TOML, stages, last errors     token when one is set
+//	POST /tasks/{name}/pause      stop reading; in-flight events finish       token, JSON, same origin
 //	POST /tasks/{name}/resume                                                 token, JSON, same origin
-//	GET  /metrics                Prometheus text format                       open
-//	GET  /healthz                200 while the process serves                 open
-//	GET  /readyz                 200 when every task is Running (or Paused)   open
+//	POST /tasks/{name}/rewind     read again from earliest/latest/a time      token, JSON, same origin
+//	GET  /tasks/{name}/tap        SSE: sampled events leaving a stage         token when one is set
+//	GET  /tasks/{name}/dlq        a page of dead letters                      token when one is set
+//	POST /tasks/{name}/dlq/replay dead letters through the task again         token, JSON, same origin
+//	POST /playground              an event through a filter/transforms        token, JSON, same origin
+//	POST /reload                  reload the task files (422: their problems) token, JSON, same origin
+//	GET  /metrics                 Prometheus text or OpenMetrics              open
+//	GET  /healthz                 200 while the process serves                open
+//	GET  /readyz                  200 when every task is Running (or Paused)  open
+//	GET  /                        the web console (runtime/admin/console)     open; its API calls need the token
 //
 // The checks are small middlewares (RequireToken, RefuseCrossOrigin,
-// RequireJSON, LoopbackHost) that later endpoints, such as a web console,
-// reuse. docs/security.md explains the threat model.
+// RequireJSON, LoopbackHost) that every endpoint reuses. docs/security.md
+// explains the threat model.
 package admin
 
 import (
@@ -27,23 +36,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/runtime/admin/console"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // Server is a running admin API.
 type Server struct {
-	srv  *http.Server
-	addr net.Addr
-}
-
-// TaskView is the JSON shape of one task.
-type TaskView struct {
-	Name        string       `json:"name"`
-	Description string       `json:"description,omitempty"`
-	State       string       `json:"state"`
-	Reason      string       `json:"reason,omitempty"`
-	Stats       engine.Stats `json:"stats"`
+	srv    *http.Server
+	addr   net.Addr
+	cancel context.CancelFunc // ends the streams (SSE) on Close
 }
 
 // Options configure the API.
@@ -53,74 +55,92 @@ type Options struct {
 	// address.
 	Token  string
 	Logger zerolog.Logger
+	// Tasks, when set, returns the current tasks at each request, in place
+	// of Handler's fixed list: a reload changes the set.
+	Tasks func() []*engine.Task
+	// Files says where a task's file and dead letters are (nil: the TOML
+	// view and the dead-letter browser answer 409).
+	Files func(task string) TaskFiles
+	// Playground runs one event through a [filter]/[[transform]] fragment
+	// as `sluice test` does (nil: POST /playground answers 501). It is
+	// injected by the command, which may build components; the admin API
+	// itself knows none.
+	Playground Playground
+	// Reload, when set, serves POST /reload (reload.go).
+	Reload ReloadFunc
 }
 
 // Handler returns the admin API for tasks.
 func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
-	bearer := NewBearer(opts.Token)
-	read := func(h http.HandlerFunc) http.Handler {
-		if bearer.Set() {
-			return RequireToken(bearer, h)
-		}
-		return h
+	a := &api{ms: ms, opts: opts, bearer: NewBearer(opts.Token)}
+	a.opts.Tasks = currentTasks(tasks, opts)
+	if a.opts.Files == nil {
+		a.opts.Files = func(string) TaskFiles { return TaskFiles{} }
 	}
-	mutate := func(h http.HandlerFunc) http.Handler {
-		return RefuseCrossOrigin(RequireToken(bearer, RequireJSON(h)))
-	}
-	byName := map[string]*engine.Task{}
-	for _, t := range tasks {
-		byName[t.Name()] = t
-	}
-	view := func(t *engine.Task) TaskView {
-		v := TaskView{Name: t.Name(), Description: t.Description(), State: t.State().String(), Stats: t.Stats()}
-		if err := t.Reason(); err != nil {
-			v.Reason = err.Error()
-		}
-		return v
-	}
+	read, mutate := a.read, a.mutate
 	mux := http.NewServeMux()
-	mux.Handle("GET /tasks", read(func(w http.ResponseWriter, r *http.Request) {
-		out := make([]TaskView, 0, len(tasks))
-		for _, t := range tasks {
-			out = append(out, view(t))
-		}
-		writeJSON(w, http.StatusOK, out)
-	}))
-	withTask := func(h func(http.ResponseWriter, *engine.Task)) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			t, ok := byName[r.PathValue("name")]
-			if !ok {
-				writeJSON(w, http.StatusNotFound, map[string]string{"error": "no task named " + r.PathValue("name")})
-				return
-			}
-			h(w, t)
-		}
+	mux.Handle("GET /tasks", read(a.listTasks))
+	mux.Handle("GET /events", read(a.events))
+	mux.Handle("GET /tasks/{name}", read(a.withTask(a.getTask)))
+	mux.Handle("POST /tasks/{name}/pause", mutate(a.withTask(a.pause)))
+	mux.Handle("POST /tasks/{name}/resume", mutate(a.withTask(a.resume)))
+	mux.Handle("POST /tasks/{name}/rewind", mutate(a.withTask(a.rewind)))
+	mux.Handle("GET /tasks/{name}/tap", read(a.withTask(a.tap)))
+	mux.Handle("GET /tasks/{name}/dlq", read(a.withTask(a.dlqList)))
+	mux.Handle("POST /tasks/{name}/dlq/replay", mutate(a.withTask(a.dlqReplay)))
+	mux.Handle("POST /playground", mutate(a.playground))
+	if opts.Reload != nil {
+		mux.Handle("POST /reload", mutate(reload(opts.Reload)))
 	}
-	mux.Handle("GET /tasks/{name}", read(withTask(func(w http.ResponseWriter, t *engine.Task) {
-		writeJSON(w, http.StatusOK, view(t))
-	})))
-	mux.Handle("POST /tasks/{name}/pause", mutate(withTask(func(w http.ResponseWriter, t *engine.Task) {
-		t.Pause()
-		writeJSON(w, http.StatusOK, view(t))
-	})))
-	mux.Handle("POST /tasks/{name}/resume", mutate(withTask(func(w http.ResponseWriter, t *engine.Task) {
-		t.Resume()
-		writeJSON(w, http.StatusOK, view(t))
-	})))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(ms.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(ms.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		for _, t := range tasks {
-			if s := t.State(); s != engine.Running && s != engine.Paused {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "task": t.Name(), "state": s.String()})
-				return
-			}
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	mux.HandleFunc("GET /readyz", a.ready)
+	mux.Handle("GET /", console.Handler())
 	return LoopbackHost(mux)
+}
+
+// api holds what the handlers share.
+type api struct {
+	ms     *metrics.Set
+	opts   Options
+	bearer Bearer
+	dlq    dlqIndex
+}
+
+// read guards a GET that exposes task data: the token when one is set.
+func (a *api) read(h http.HandlerFunc) http.Handler {
+	if a.bearer.Set() {
+		return RequireToken(a.bearer, h)
+	}
+	return h
+}
+
+// mutate guards a state-changing request: same origin, token, JSON.
+func (a *api) mutate(h http.HandlerFunc) http.Handler {
+	return RefuseCrossOrigin(RequireToken(a.bearer, RequireJSON(h)))
+}
+
+func (a *api) withTask(h func(http.ResponseWriter, *http.Request, *engine.Task)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t := findTask(a.opts.Tasks(), r.PathValue("name"))
+		if t == nil {
+			writeError(w, http.StatusNotFound, "no task named "+r.PathValue("name"))
+			return
+		}
+		h(w, r, t)
+	}
+}
+
+func (a *api) ready(w http.ResponseWriter, r *http.Request) {
+	for _, t := range a.opts.Tasks() {
+		if s := t.State(); s != engine.Running && s != engine.Paused {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "task": t.Name(), "state": s.String()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -141,8 +161,10 @@ func Start(addr string, tasks []*engine.Task, ms *metrics.Set, opts Options) (*S
 		ln.Close()
 		return nil, fmt.Errorf("admin API on %s would be reachable from other machines without a token: set --admin-token-file FILE (or SLUICE_ADMIN_TOKEN), or listen on 127.0.0.1", addr)
 	}
-	s := &Server{srv: &http.Server{
+	base, cancel := context.WithCancel(context.Background())
+	s := &Server{cancel: cancel, srv: &http.Server{
 		Handler:           Handler(tasks, ms, opts),
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -163,6 +185,7 @@ func (s *Server) Addr() net.Addr { return s.addr }
 
 // Close stops the API.
 func (s *Server) Close() error {
+	s.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return s.srv.Shutdown(ctx)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -226,7 +227,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 	var fs fileSchema
 	component.Decode(tree, &fs, p)
 	dir := filepath.Dir(file)
-	t := &Task{Name: fs.Name, Description: fs.Description, File: file, Dir: dir, Tolerance: "all", ExactlyOnce: fs.ExactlyOnce}
+	t := &Task{Name: fs.Name, Description: fs.Description, File: file, Dir: dir, Digest: sha256.Sum256(data), Tolerance: "all", ExactlyOnce: fs.ExactlyOnce}
 	if fs.Name != "" {
 		switch n := utf8.RuneCountInString(fs.Name); {
 		case n > 127:

@@ -18,6 +18,9 @@ type Task struct {
 	Description string
 	File        string // path as given
 	Dir         string // folder of the file; relative paths in the task resolve against it
+	// Digest is the SHA-256 of the file's bytes: a reload restarts a task
+	// whose digest changed and leaves the others alone.
+	Digest [32]byte
 
 	Source     Component
 	Filter     Filter // nil: every event matches

@@ -175,6 +175,11 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 		t.stats.out.Add(out)
 		t.stats.bytesOut.Add(bytes)
 		t.m.out.Add(float64(out))
+		t.m.bytesOut.Add(float64(bytes))
+		t.countSink(len(b.Msgs), int(out))
+		if sink := t.obs.sink(); t.obs.taps.active(sink) && int(out) == len(b.Msgs) {
+			t.obs.taps.offer(sink, b.Msgs)
+		}
 		if len(d.dead) > 0 {
 			if err := t.deadLetter(ctx, d.dead, &d.scratch); err != nil {
 				return // blocked (tolerance none) or stopping: not committed

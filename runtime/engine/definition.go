@@ -25,8 +25,10 @@ type Definition struct {
 	// counted and logged.
 	DeadLetter component.Sink
 
-	// SourceType and SinkType name the components in logs ("kafka").
+	// SourceType and SinkType name the components in logs ("kafka");
+	// TransformTypes names the transforms, in order, for the stage view.
 	SourceType, SinkType string
+	TransformTypes       []string
 
 	Engine    Settings
 	Retry     delivery.Policy // sink deliveries and transforms that ask for a retry

@@ -44,6 +44,8 @@ type Processor struct {
 	outs      []component.Output
 	survivors []message.Message
 	stages    []string
+	// obs, when set (a task's workers), counts each stage and feeds taps.
+	obs *observer
 }
 
 // NewProcessor returns a processor for a task's filter and transforms.
@@ -86,6 +88,9 @@ func (p *Processor) Process(ctx context.Context, msgs []message.Message, fates [
 		surv = append(surv, *m)
 	}
 	p.survivors = surv
+	if p.obs != nil {
+		p.countFront(msgs, fates, len(surv))
+	}
 	in := surv
 	for k, tr := range p.Transforms {
 		o := &p.outs[k]
@@ -95,6 +100,9 @@ func (p *Processor) Process(ctx context.Context, msgs []message.Message, fates [
 		o.Messages, o.Failures = o.Messages[:0], o.Failures[:0]
 		if err := p.apply(ctx, k, tr, in, o, fates); err != nil {
 			return nil, err
+		}
+		if p.obs != nil {
+			p.countTransform(k, in, o.Messages, fates)
 		}
 		in = o.Messages
 	}
@@ -115,6 +123,47 @@ func (p *Processor) Process(ctx context.Context, msgs []message.Message, fates [
 		fates[out[i].Ref].Outputs++
 	}
 	return out, nil
+}
+
+// countFront counts the source's decoded events and the filter's passes
+// and failures, and offers the survivors to the filter's taps.
+func (p *Processor) countFront(msgs []message.Message, fates []Fate, passed int) {
+	var decodeFailed, filterFailed uint64
+	for i := range fates {
+		switch fates[i].Stage {
+		case "decode":
+			decodeFailed++
+		case "filter":
+			filterFailed++
+		}
+	}
+	src, flt := &p.obs.counts[stageSource], &p.obs.counts[stageFilter]
+	src.out.Add(uint64(len(msgs)) - decodeFailed)
+	src.failed.Add(decodeFailed)
+	flt.in.Add(uint64(len(msgs)) - decodeFailed)
+	flt.out.Add(uint64(passed))
+	flt.failed.Add(filterFailed)
+	if p.obs.taps.active(stageFilter) {
+		p.obs.taps.offer(stageFilter, p.survivors)
+	}
+}
+
+// countTransform counts transform k's inputs, outputs and failures, and
+// offers its outputs to its taps.
+func (p *Processor) countTransform(k int, in, out []message.Message, fates []Fate) {
+	var failed uint64
+	for i := range in {
+		if fates[in[i].Ref].Stage == p.stages[k] {
+			failed++
+		}
+	}
+	c := &p.obs.counts[2+k]
+	c.in.Add(uint64(len(in)))
+	c.out.Add(uint64(len(out)))
+	c.failed.Add(failed)
+	if p.obs.taps.active(2 + k) {
+		p.obs.taps.offer(2+k, out)
+	}
 }
 
 // apply runs one transform; when the transform fails the whole batch, the

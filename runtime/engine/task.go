@@ -56,6 +56,7 @@ type Task struct {
 
 	stats counters
 	m     taskMetrics
+	obs   observer
 
 	src  component.Source
 	sink component.Sink
@@ -80,6 +81,10 @@ type Task struct {
 
 	resumeBlocked chan struct{}
 
+	seekReq    chan seekRequest   // rewinds asked by the admin API
+	readCtx    context.Context    // the context of Reads; a seek cancels it
+	cancelRead context.CancelFunc // under mu
+
 	buf         *buffer.Buffer
 	bufChunk    int // largest append, in bytes
 	drainCancel context.CancelFunc
@@ -92,6 +97,8 @@ type taskMetrics struct {
 	in, out, filtered, dlq, dropped, retries prometheus.Counter
 	failed                                   *prometheus.CounterVec
 	write                                    prometheus.Observer
+	latency                                  prometheus.Observer
+	bytesIn, bytesOut                        prometheus.Counter
 }
 
 // New prepares a task from def; zero settings take their defaults (see
@@ -110,7 +117,7 @@ func New(def Definition, opts Options) *Task {
 	if def.Tolerance == "" {
 		def.Tolerance = ToleranceAll
 	}
-	t := &Task{cfg: def, opts: opts, resumeBlocked: make(chan struct{}, 1)}
+	t := &Task{cfg: def, opts: opts, resumeBlocked: make(chan struct{}, 1), seekReq: make(chan seekRequest, 1)}
 	t.log = opts.Logger.With().Str(logx.Task, def.Name).Logger()
 	t.src = def.Source
 	t.sink = def.Sink
@@ -133,7 +140,21 @@ func New(def Definition, opts Options) *Task {
 		retries:  ms.Counter("retries_total", "Sink and transform retries.", "task").With(lbl),
 		failed:   ms.Counter("events_failed_total", "Event failures by stage and error class.", "task", "stage", "error_type").MustCurryWith(lbl),
 		write:    ms.Histogram("sink_write_seconds", "Time to deliver one sink batch, retries included.", nil, "task").With(lbl),
+		latency:  ms.Histogram("event_latency_seconds", "End-to-end latency: from the source read of a batch to the delivery of its outputs.", nil, "task").With(lbl),
+		bytesIn:  ms.Counter("bytes_in_total", "Payload bytes read from the source.", "task").With(lbl),
+		bytesOut: ms.Counter("bytes_out_total", "Payload bytes delivered to the sink.", "task").With(lbl),
 	}
+	t.obs.init(len(def.Transforms))
+	ms.GaugeFunc("task_state", "Task state: 1 for the state the task is in, 0 for the others.", []string{"task", "state"}, def.Name, func(emit func(float64, ...string)) {
+		cur := t.State()
+		for s := Starting; s <= Stopped; s++ {
+			v := 0.0
+			if s == cur {
+				v = 1
+			}
+			emit(v, def.Name, s.String())
+		}
+	})
 	onRetry := func(attempt int, wait time.Duration, err error) {
 		t.stats.retries.Add(1)
 		t.m.retries.Inc()
@@ -211,16 +232,23 @@ func (t *Task) isPaused() bool {
 	return t.paused != nil
 }
 
-func (t *Task) waitResume(ctx context.Context) {
-	t.pauseMu.Lock()
-	ch := t.paused
-	t.pauseMu.Unlock()
-	if ch == nil {
-		return
-	}
-	select {
-	case <-ch:
-	case <-ctx.Done():
+// waitResume waits while the task is paused, serving rewinds meanwhile.
+func (t *Task) waitResume(ctx, workCtx context.Context) {
+	for {
+		t.pauseMu.Lock()
+		ch := t.paused
+		t.pauseMu.Unlock()
+		if ch == nil {
+			return
+		}
+		select {
+		case <-ch:
+			return
+		case <-ctx.Done():
+			return
+		case req := <-t.seekReq:
+			req.reply <- t.doSeek(workCtx, req)
+		}
 	}
 }
 
@@ -231,6 +259,7 @@ func (t *Task) stop(s State, err error) {
 	if t.reason == nil {
 		t.reason = err
 		t.setState(s)
+		t.obs.addError("task", err.Error())
 		if s == Blocked {
 			t.log.Error().Err(err).Msg("task blocked (errors.tolerance = \"none\"); its position is kept and it resumes from there when restarted")
 		} else {
@@ -250,6 +279,16 @@ func (t *Task) stop(s State, err error) {
 // within the shutdown deadline).
 func (t *Task) Run(ctx context.Context) error {
 	t.setState(Starting)
+	sampleCtx, stopSampling := context.WithCancel(context.WithoutCancel(ctx))
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t.sampleRates(sampleCtx)
+	}()
+	defer func() {
+		stopSampling()
+		<-sampled // Run returns with the rate at 0
+	}()
 	// The disk buffer first: it is local, and a task whose buffer is held
 	// by another process must not join a consumer group.
 	if err := t.openBuffer(); err != nil {
@@ -494,13 +533,15 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 			// than leave its transaction open until the brokers time it out.
 			t.endCycle(workCtx, cyc)
 		}
-		t.waitResume(ctx)
+		t.serveSeek(workCtx)
+		t.waitResume(ctx, workCtx)
 		select {
 		case t.slots <- struct{}{}:
 		case <-ctx.Done():
 			return nil
 		}
-		b, err := t.src.Read(ctx)
+		rctx := t.readContext(ctx)
+		b, err := t.src.Read(rctx)
 		if err != nil {
 			<-t.slots
 			switch {
@@ -508,10 +549,13 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 				return nil
 			case ctx.Err() != nil:
 				return nil
+			case rctx.Err() != nil:
+				continue // a rewind interrupted the read: serve it
 			case component.ClassOf(err) == component.ClassTaskPermanent:
 				return err
 			}
 			t.log.Warn().Err(err).Dur("retry_in", backoff).Msg("source read failed; retrying")
+			t.obs.addError("source", err.Error())
 			if t.opts.Clock.Sleep(ctx, backoff) != nil {
 				return nil
 			}
@@ -527,6 +571,12 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 		t.stats.in.Add(uint64(n))
 		t.stats.bytesIn.Add(uint64(bytes))
 		t.m.in.Add(float64(n))
+		t.m.bytesIn.Add(float64(bytes))
+		t.obs.counts[stageSource].in.Add(uint64(n))
+		if t.obs.taps.active(stageSource) {
+			t.obs.taps.offer(stageSource, b.Messages)
+		}
+		readAt := time.Now()
 		switch {
 		case n == 0:
 			// An empty batch lets a source that waits for records end a
@@ -535,16 +585,16 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 			t.tracker.finish(b.Lane, p, nil)
 		case len(workers) == 1:
 			p := t.tracker.add(b.Lane, b.Ack, 1)
-			workers[0].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
+			workers[0].in <- &job{msgs: b.Messages, lane: b.Lane, p: p, readAt: readAt}
 		case e.Order == OrderNone:
 			p := t.tracker.add(b.Lane, b.Ack, 1)
-			workers[rr%len(workers)].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
+			workers[rr%len(workers)].in <- &job{msgs: b.Messages, lane: b.Lane, p: p, readAt: readAt}
 			rr++
 		case e.Order == OrderKey:
-			t.dispatchByKey(b, workers)
+			t.dispatchByKey(b, workers, readAt)
 		default:
 			p := t.tracker.add(b.Lane, b.Ack, 1)
-			workers[int(fnv32a(b.Lane)%uint32(len(workers)))].in <- &job{msgs: b.Messages, lane: b.Lane, p: p}
+			workers[int(fnv32a(b.Lane)%uint32(len(workers)))].in <- &job{msgs: b.Messages, lane: b.Lane, p: p, readAt: readAt}
 		}
 		if cyc != nil && cyc.CycleDue() {
 			t.endCycle(workCtx, cyc)
@@ -554,7 +604,7 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 
 // dispatchByKey spreads one batch over the workers by record key, so that
 // records of one key stay in order on one worker.
-func (t *Task) dispatchByKey(b component.Batch, workers []*worker) {
+func (t *Task) dispatchByKey(b component.Batch, workers []*worker, readAt time.Time) {
 	parts := make([][]message.Message, len(workers))
 	for i := range b.Messages {
 		w := int(fnv32a(b.Messages[i].Key) % uint32(len(workers)))
@@ -569,7 +619,7 @@ func (t *Task) dispatchByKey(b component.Batch, workers []*worker) {
 	p := t.tracker.add(b.Lane, b.Ack, n)
 	for w, msgs := range parts {
 		if len(msgs) > 0 {
-			workers[w].in <- &job{msgs: msgs, lane: b.Lane, p: p}
+			workers[w].in <- &job{msgs: msgs, lane: b.Lane, p: p, readAt: readAt}
 		}
 	}
 }

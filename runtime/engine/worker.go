@@ -19,6 +19,8 @@ type job struct {
 	lane  string
 	p     *pending
 	fates []Fate
+	// readAt is when the source returned the batch (end-to-end latency).
+	readAt time.Time
 }
 
 // worker processes jobs in arrival order and delivers their outputs.
@@ -43,6 +45,7 @@ func (t *Task) newWorker(id int) *worker {
 	e := t.cfg.Engine
 	proc := NewProcessor(t.cfg.Filter, t.trs, e.MaxEvent, t.cfg.Retry)
 	proc.Clock = t.opts.Clock
+	proc.obs = &t.obs
 	proc.OnRetry = func(attempt int, wait time.Duration, err error) {
 		t.stats.retries.Add(1)
 		t.m.retries.Inc()
@@ -149,8 +152,10 @@ func (w *worker) flush(ctx context.Context) {
 			break
 		}
 		var n, bytes int
+		tapSink := w.t.obs.taps.active(w.t.obs.sink())
 		for i := range chunk {
 			if res[i].Err != nil {
+				tapSink = false // offer only what was delivered
 				f := &w.owners[start+i].fates[chunk[i].Ref]
 				if !f.Failed() {
 					*f = Fate{Stage: "sink", Err: res[i].Err, Attempts: res[i].Attempts}
@@ -163,6 +168,14 @@ func (w *worker) flush(ctx context.Context) {
 		w.t.stats.out.Add(uint64(n))
 		w.t.stats.bytesOut.Add(uint64(bytes))
 		w.t.m.out.Add(float64(n))
+		w.t.m.bytesOut.Add(float64(bytes))
+		w.t.countSink(len(chunk), n)
+		if tapSink {
+			w.t.obs.taps.offer(w.t.obs.sink(), chunk)
+		}
+	}
+	if stop == nil && len(w.pending) > 0 {
+		w.t.observeLatency(w.jobs[0].readAt)
 	}
 	if stop != nil {
 		var s *delivery.Stop
@@ -270,6 +283,11 @@ func (w *worker) flushToBuffer(ctx context.Context) {
 			t.tracker.finish(j.lane, j.p, err)
 		}
 	} else {
+		// With a disk buffer, a batch's latency ends at the durable append:
+		// the buffer, not the sink, acknowledges it.
+		if len(w.pending) > 0 {
+			t.observeLatency(w.jobs[0].readAt)
+		}
 		for _, j := range w.jobs {
 			w.settle(ctx, j, true)
 		}
@@ -334,6 +352,9 @@ func (t *Task) deadLetter(ctx context.Context, recs []delivery.Record, scratch *
 	for i := range recs {
 		r := &recs[i]
 		t.m.failed.WithLabelValues(stageLabel(r.Stage), errorTypeOf(r.Stage, r.Err)).Inc()
+		if r.Err != nil {
+			t.obs.addError(r.Stage, r.Err.Error())
+		}
 		t.log.Warn().Str(logx.Stage, r.Stage).Str(logx.ErrorType, r.Class()).Str(logx.Position, r.Pos.String()).
 			Int(logx.Attempt, r.Attempts).Err(r.Err).Msg("event failed")
 	}
@@ -431,4 +452,25 @@ func errorTypeOf(stage string, err error) string {
 		return "retries_exhausted"
 	}
 	return component.ClassOf(err).String()
+}
+
+// countSink counts a sink write of n outputs of which ok were delivered.
+func (t *Task) countSink(n, ok int) {
+	c := &t.obs.counts[t.obs.sink()]
+	c.in.Add(uint64(n))
+	c.out.Add(uint64(ok))
+	if n > ok {
+		c.failed.Add(uint64(n - ok))
+	}
+}
+
+// observeLatency records the end-to-end latency of outputs of a batch read
+// at readAt that were just delivered.
+func (t *Task) observeLatency(readAt time.Time) {
+	if readAt.IsZero() {
+		return
+	}
+	d := time.Since(readAt)
+	t.obs.latencyNanos.Store(int64(d))
+	t.m.latency.Observe(d.Seconds())
 }

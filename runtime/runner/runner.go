@@ -50,6 +50,7 @@ func Definition(t *config.Task) engine.Definition {
 	}
 	for i := range t.Transforms {
 		d.Transforms = append(d.Transforms, instance[component.Transform](&t.Transforms[i], "transform"))
+		d.TransformTypes = append(d.TransformTypes, t.Transforms[i].Type)
 	}
 	if t.DeadLetter != nil {
 		d.DeadLetter = instance[component.Sink](t.DeadLetter, "sink")

@@ -86,13 +86,7 @@ func hostCheck(ctx context.Context, _ []uint64) {
 	inst := c.inst
 	now := monotonic()
 	if inst.cpuStart == cpuUnread {
-		// Read the thread's CPU clock (a system call) only for calls long
-		// enough to reach a check, assuming the thread ran since the start.
-		if cpu := threadCPU(); cpu >= 0 {
-			inst.cpuStart = cpu - (now - inst.started)
-		} else {
-			inst.cpuStart = -1
-		}
+		inst.startCPU(now)
 	}
 	if now > inst.deadline && !inst.extend(now) {
 		panic(ErrTimeout)
@@ -109,24 +103,37 @@ func hostCheck(ctx context.Context, _ []uint64) {
 // checkHost is called by the host functions of the sluice module after
 // their work, so that time spent in them counts against the budget like
 // the guest's own: a loop of slow host calls reaches hostCheck only every
-// few thousand iterations. It reads the clock only; the thread's CPU time
-// is read when the deadline has passed.
+// few thousand iterations. Like hostCheck, it reads the thread's CPU clock
+// at its first check of a call (startCPU) and when the deadline has
+// passed; otherwise it only reads the monotonic clock.
 func checkHost(inst *instance) {
 	if inst.cctx.Context == nil {
 		return
 	}
-	if now := monotonic(); now > inst.deadline {
-		if inst.cpuStart == cpuUnread {
-			if cpu := threadCPU(); cpu >= 0 {
-				inst.cpuStart = cpu - (now - inst.started)
-			} else {
-				inst.cpuStart = -1
-			}
-		}
-		if !inst.extend(now) {
-			panic(ErrTimeout)
-		}
+	now := monotonic()
+	if inst.cpuStart == cpuUnread {
+		inst.startCPU(now)
 	}
+	if now > inst.deadline && !inst.extend(now) {
+		panic(ErrTimeout)
+	}
+}
+
+// startCPU reads the thread's CPU clock at a call's first check (a system
+// call of about a microsecond, so only calls long enough to reach a check
+// pay it) and estimates its value when the call began, assuming the thread
+// ran since then. A first check that comes late means the thread mostly
+// waited for a core: work of the guest reaches a check within microseconds
+// (loops, calls, bulk operations and host calls are all counted), so the
+// time before it counts for at most half the budget. Counting it all
+// stopped short calls on a loaded machine.
+func (inst *instance) startCPU(now int64) {
+	cpu := threadCPU()
+	if cpu < 0 {
+		inst.cpuStart = -1
+		return
+	}
+	inst.cpuStart = cpu - min(now-inst.started, int64(inst.budget)/2)
 }
 
 // maxStretch bounds how far a starved call may run past its budget in
@@ -160,8 +167,8 @@ func (m *Module) newInstance(ctx context.Context, state *State, config []byte) (
 	}
 	inst := &instance{mod: m, state: state, stack: make([]uint64, 4)}
 	inst.cctx.inst = inst
-	inst.stdout = lineWriter{log: state.guest, stream: "stdout"}
-	inst.stderr = lineWriter{log: state.guest, stream: "stderr"}
+	inst.stdout = lineWriter{log: state.guest, stream: "stdout", inst: inst}
+	inst.stderr = lineWriter{log: state.guest, stream: "stderr", inst: inst}
 	cctx := inst.enter(inst.memoryContext(ctx), initBudget)
 	am, err := m.host.rt.InstantiateModule(cctx, m.c.cm, moduleConfig(m.hasInitialize, inst))
 	inst.leave()

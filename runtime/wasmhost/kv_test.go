@@ -2,6 +2,8 @@ package wasmhost
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 func TestKV(t *testing.T) {
@@ -198,5 +202,38 @@ func TestKVByteQuota(t *testing.T) {
 		if k2, b2 := kv2.Size(); k1 != k2 || b1 != b2 {
 			t.Errorf("loaded size %d/%d, saved %d/%d", k2, b2, k1, b1)
 		}
+	}
+}
+
+// A guest's output becomes log lines of at most maxLine bytes, however it
+// writes them.
+func TestLineWriter(t *testing.T) {
+	var logs bytes.Buffer
+	w := &lineWriter{log: zerolog.New(&logs), stream: "stdout"}
+	long := strings.Repeat("x", 2*maxLine+100)
+	w.Write([]byte("a\nb"))
+	w.Write([]byte("b\n" + long))
+	w.Write([]byte("\n" + long + "z\n"))
+	w.Write([]byte(strings.Repeat("y", 3*hostChunk+5) + "\n"))
+	w.flush()
+	var got []int
+	var first []string
+	dec := json.NewDecoder(&logs)
+	for {
+		var line struct{ Message string }
+		if err := dec.Decode(&line); err != nil {
+			break
+		}
+		got = append(got, len(line.Message))
+		if len(first) < 2 {
+			first = append(first, line.Message)
+		}
+	}
+	want := []int{1, 2, maxLine, maxLine, 100, maxLine, maxLine, 101}
+	for n := 3*hostChunk + 5; n > 0; n -= maxLine {
+		want = append(want, min(n, maxLine))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || first[0] != "a" || first[1] != "bb" {
+		t.Errorf("line lengths %v, want %v (first lines %q)", got, want, first)
 	}
 }

@@ -1,7 +1,9 @@
 package wasmhost
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -247,27 +249,50 @@ func hostKVDelete(ctx context.Context, m api.Module, stack []uint64) {
 	checkHost(inst)
 }
 
-// lineWriter turns a guest's stdout or stderr into log lines.
+// lineWriter turns a guest's stdout or stderr into log lines of at most
+// maxLine bytes (longer ones are cut in pieces).
 type lineWriter struct {
 	log    zerolog.Logger
 	stream string
 	buf    []byte
+	inst   *instance // whose budget the writing counts against
 }
+
+const (
+	maxLine = 4096
+	// hostChunk is how much work a host function does for a guest between
+	// two budget checks.
+	hostChunk = 64 << 10
+)
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		i := indexByte(p, '\n')
-		if i < 0 {
-			w.buf = append(w.buf, p...)
-			if len(w.buf) >= 4096 {
+		// A guest may write its whole memory at once: check the budget
+		// every hostChunk bytes.
+		chunk := p[:min(len(p), hostChunk)]
+		p = p[len(chunk):]
+		for len(chunk) > 0 {
+			end := bytes.IndexByte(chunk, '\n')
+			line := end >= 0
+			if !line {
+				end = len(chunk)
+			}
+			take := min(end, maxLine-len(w.buf))
+			w.buf = append(w.buf, chunk[:take]...)
+			if line && take == end {
+				w.flush()
+				chunk = chunk[end+1:]
+				continue
+			}
+			if len(w.buf) >= maxLine {
 				w.flush()
 			}
-			break
+			chunk = chunk[take:]
 		}
-		w.buf = append(w.buf, p[:i]...)
-		w.flush()
-		p = p[i+1:]
+		if w.inst != nil {
+			checkHost(w.inst)
+		}
 	}
 	return n, nil
 }
@@ -286,11 +311,21 @@ func (w *lineWriter) flush() {
 	w.buf = w.buf[:0]
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
+// randSource is the guest's random_get: crypto/rand, read hostChunk bytes
+// at a time with a budget check in between, so that a guest asking for
+// its whole memory of random bytes in a loop is stopped on time.
+type randSource struct{ inst *instance }
+
+func (r randSource) Read(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		c := p[:min(len(p), hostChunk)]
+		if _, err := rand.Read(c); err != nil {
+			return n, err
 		}
+		n += len(c)
+		p = p[len(c):]
+		checkHost(r.inst)
 	}
-	return -1
+	return n, nil
 }

@@ -491,10 +491,15 @@ func (s *Source) take(fs kgo.Fetches) error {
 	for _, c := range chunks {
 		b := s.encode(c.st, c.fp.Records)
 		last := c.fp.Records[len(c.fp.Records)-1]
+		lag := int64(-1)
 		if c.fp.HighWatermark >= 0 {
-			s.m.lag.WithLabelValues(c.st.topic, strconv.Itoa(int(c.st.part))).Set(float64(max(0, c.fp.HighWatermark-last.Offset-1)))
+			lag = max(0, c.fp.HighWatermark-last.Offset-1)
+			s.m.lag.WithLabelValues(c.st.topic, strconv.Itoa(int(c.st.part))).Set(float64(lag))
 		}
 		s.mu.Lock()
+		if lag >= 0 {
+			c.st.lag, c.st.lagKnown = lag, true
+		}
 		if c.st.dead {
 			s.mu.Unlock()
 			continue

@@ -29,6 +29,8 @@ type partState struct {
 	committed int64 // last offset known committed; -1: none
 	failed    bool  // a batch was nacked
 	dead      bool  // revoked or lost
+	lag       int64 // records after the last one read, at the last fetch
+	lagKnown  bool
 }
 
 func newPartState(k tp, lane string) *partState {

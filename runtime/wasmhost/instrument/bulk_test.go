@@ -2,6 +2,7 @@ package instrument_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/sluicehq/sluice/runtime/wasmhost/instrument"
@@ -148,5 +149,104 @@ func TestCheckAfterImports(t *testing.T) {
 	}
 	if c.calls != 2 {
 		t.Errorf("check called %d times after 2 calls of a checked import", c.calls)
+	}
+}
+
+// withPassiveData adds a data count section and one passive data segment
+// holding seg to a module assembled by wasmtest (which writes active
+// segments only).
+func withPassiveData(wasm, seg []byte) []byte {
+	out := append([]byte{}, wasm[:8]...)
+	pos := 8
+	for pos < len(wasm) {
+		id := wasm[pos]
+		size, n := binary.Uvarint(wasm[pos+1:])
+		end := pos + 1 + n + int(size)
+		if id == 10 { // the data count section goes before the code
+			out = append(out, 12, 1, 1)
+		}
+		out = append(out, wasm[pos:end]...)
+		pos = end
+	}
+	data := wasmtest.AppendU32([]byte{1, 1}, uint32(len(seg))) // one segment, passive
+	data = append(data, seg...)
+	out = append(out, 11)
+	out = wasmtest.AppendU32(out, uint32(len(data)))
+	return append(out, data...)
+}
+
+// memory.init is weighed too: a loop of few iterations, each copying a
+// large data segment into memory, reaches the check as the bytes warrant,
+// and the copy itself is unchanged.
+func TestMemoryInitWeighed(t *testing.T) {
+	seg := pattern(256 << 10)
+	wasm := withPassiveData(wasmtest.Module{MemoryPages: 8, ExportMemory: true, Funcs: []wasmtest.Func{
+		{Type: wasmtest.FuncType{Params: []byte{i32}}, Export: "churn", Body: wasmtest.Code{}.
+			Block().Loop().
+			LocalGet(0).Op(wasmtest.OpI32Eqz).BrIf(1).
+			I32Const(100).I32Const(0).I32Const(int32(len(seg))).Op(0xfc, 8, 0, 0). // memory.init 0
+			LocalGet(0).I32Const(1).Op(wasmtest.OpI32Sub).LocalSet(0).
+			Br(0).End().End()},
+	}}.Bytes(), seg)
+	res, err := instrument.Instrument(wasm, instrument.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Bulk != 1 {
+		t.Errorf("bulk operations weighed: %d, want 1", res.Bulk)
+	}
+	c := &checker{}
+	m := run(t, res.Module, c)
+	const times = 400
+	if _, err := m.ExportedFunction("churn").Call(t.Context(), times); err != nil {
+		t.Fatal(err)
+	}
+	if want := times * len(seg) >> instrument.BulkShift / 8192; c.calls < want {
+		t.Errorf("check called %d times for %d inits of 256 KiB, want at least %d", c.calls, times, want)
+	}
+	if got, _ := m.Memory().Read(100, uint32(len(seg))); !bytes.Equal(got, seg) {
+		t.Errorf("memory.init copied something else")
+	}
+}
+
+// A checked import reached through a table (call_indirect) is checked too:
+// its element-segment entry becomes a wrapper that calls check.
+func TestCheckAfterIndirectImport(t *testing.T) {
+	wasm := wasmtest.Module{
+		Imports: []wasmtest.Import{{Module: "env", Name: "nop", Type: wasmtest.FuncType{}}},
+		Funcs: []wasmtest.Func{{Type: voidToI32, Export: "twice", Body: wasmtest.Code{}.
+			I32Const(0).Op(0x11, 0, 0). // call_indirect (type 0: [] -> []) table 0, element 0: env.nop
+			I32Const(0).Op(0x11, 0, 0).
+			I32Const(2)}},
+		MemoryPages: 1,
+	}.Bytes()
+	// A table of one funcref, and an active element segment putting
+	// function 0 (the import) at index 0.
+	var out []byte
+	out = append(out, wasm[:8]...)
+	for pos := 8; pos < len(wasm); {
+		id := wasm[pos]
+		size, n := binary.Uvarint(wasm[pos+1:])
+		end := pos + 1 + n + int(size)
+		if id == 10 {
+			out = append(out, 9, 7, 1, 0, 0x41, 0, 0x0b, 1, 0)
+		}
+		out = append(out, wasm[pos:end]...)
+		if id == 3 {
+			out = append(out, 4, 4, 1, 0x70, 0, 1)
+		}
+		pos = end
+	}
+	res, err := instrument.Instrument(out, instrument.Options{CheckAfter: func(mod, name string) bool { return mod == "env" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &checker{}
+	m := run(t, res.Module, c)
+	if got, err := call(t, m, "twice"); err != nil || got != 2 {
+		t.Fatalf("twice() = %d, %v", got, err)
+	}
+	if c.calls != 2 {
+		t.Errorf("check called %d times after 2 indirect calls of a checked import", c.calls)
 	}
 }

@@ -21,6 +21,18 @@
 //	  local.get c; i32.const 1; i32.sub; local.tee c; i32.eqz
 //	  if; i32.const LoopBudget; local.set c; call check; end
 //
+//	before each bulk operation (memory.init, table.init/copy/fill), whose
+//	length is on top of the stack:
+//	  call weigh                 (fuel -= len >> BulkShift + 1; check when spent)
+//	each memory.copy and memory.fill:
+//	  call copy / call fill      (the same, in weighed chunks of BulkChunk)
+//	after each call to an import named by Options.CheckAfter:
+//	  call check
+//
+// weigh, copy, fill and one wrapper per CheckAfter import (which calls it,
+// then check, and replaces it in tables and ref.func) are added after the
+// defined functions, so they need no renumbering.
+//
 // The check import becomes the last imported function, so every defined
 // function index moves up by one: calls, ref.func, element segments,
 // exports and the start function are renumbered, and the "name" custom
@@ -368,7 +380,6 @@ func (m *module) rewrite(opt Options, res *Result) ([]byte, error) {
 	if bulkMem {
 		t := typeOf(sigOf([]byte{i32, i32, i32}, nil))
 		p.copy, p.fill = next, next+1
-		next += 2
 		addFuncs = append(addFuncs, t, t)
 		addBodies = append(addBodies, copyBody(p), fillBody(p))
 	}
@@ -621,13 +632,6 @@ func sizeOf(ss []section) int {
 		n += len(s.body) + 6
 	}
 	return n
-}
-
-func boolU32(b bool) uint32 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func minU32(a, b uint32) uint32 {

@@ -1,0 +1,294 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/engine"
+)
+
+// DeadLetter is one record of a task's dead-letter file, as the browser
+// shows it.
+type DeadLetter struct {
+	// ID is the record's byte offset in the file: stable, since the file
+	// only grows.
+	ID       int64           `json:"id"`
+	Time     string          `json:"time"`
+	Stage    string          `json:"stage"`
+	Reason   string          `json:"reason"`
+	Class    string          `json:"class,omitempty"`
+	Attempts int             `json:"attempts,omitempty"`
+	Event    json.RawMessage `json:"event"`
+	// Replayed is set once the record went through the task again from
+	// the browser (it stays in the file; replays are listed in FILE.replayed).
+	Replayed bool `json:"replayed"`
+}
+
+// DeadLetterPage is GET /tasks/{name}/dlq.
+type DeadLetterPage struct {
+	Total int          `json:"total"`
+	File  string       `json:"file"`
+	Items []DeadLetter `json:"items"`
+}
+
+// record is the JSON of a dead-letter record (delivery.Record.AppendJSON).
+type record struct {
+	Event json.RawMessage `json:"event"`
+	// EventBase64 holds the exact bytes of an event that was not UTF-8
+	// (Event then holds it with the bad bytes replaced).
+	EventBase64 string `json:"event_base64"`
+	Task        string `json:"task"`
+	Stage       string `json:"stage"`
+	Time        string `json:"time"`
+	Attempts    int    `json:"attempts"`
+	Error       struct {
+		Class   string `json:"class"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// maxRecord bounds one dead-letter line the browser reads.
+const maxRecord = 64 << 20
+
+// dlqFile returns the task's dead-letter file, or writes the 409 that says
+// where its queue is.
+func (a *api) dlqFile(w http.ResponseWriter, t *engine.Task) (string, bool) {
+	f := a.opts.Files(t.Name())
+	if f.DeadLetterPath != "" {
+		return f.DeadLetterPath, true
+	}
+	where := f.DeadLetterWhere
+	if where == "" {
+		where = "the task has no [dead_letter] table: failed events are dropped (and counted)"
+	}
+	writeError(w, http.StatusConflict, "the dead-letter browser reads file dead-letter queues; "+where)
+	return "", false
+}
+
+// dlqList answers a page of dead letters, oldest first:
+// ?offset=N (records to skip) &limit=N (default 50, at most 500).
+func (a *api) dlqList(w http.ResponseWriter, r *http.Request, t *engine.Task) {
+	path, ok := a.dlqFile(w, t)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	offset, err1 := atoiDefault(q.Get("offset"), 0)
+	limit, err2 := atoiDefault(q.Get("limit"), 50)
+	if err := errors.Join(err1, err2); err != nil || offset < 0 || limit < 1 {
+		writeError(w, http.StatusBadRequest, "offset and limit: want numbers (offset >= 0, 1 <= limit <= 500)")
+		return
+	}
+	limit = min(limit, 500)
+	ids, err := a.dlq.records(path, t.Name())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
+		return
+	}
+	page := DeadLetterPage{File: path, Total: len(ids), Items: []DeadLetter{}}
+	if offset < len(ids) {
+		replayed := readReplayed(path)
+		f, err := os.Open(path)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
+			return
+		}
+		defer f.Close()
+		for _, id := range ids[offset:min(len(ids), offset+limit)] {
+			line, err := readRecord(f, id)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
+				return
+			}
+			page.Items = append(page.Items, deadLetterOf(id, line, replayed[id]))
+		}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func deadLetterOf(id int64, line []byte, replayed bool) DeadLetter {
+	var rec record
+	if err := json.Unmarshal(line, &rec); err != nil {
+		return DeadLetter{ID: id, Stage: "?", Reason: "not a dead-letter record: " + err.Error(), Event: asJSON(line), Replayed: replayed}
+	}
+	return DeadLetter{ID: id, Time: rec.Time, Stage: rec.Stage, Reason: rec.Error.Message, Class: rec.Error.Class,
+		Attempts: rec.Attempts, Event: eventOf(rec.Event), Replayed: replayed}
+}
+
+// eventOf is the event a record holds: a JSON value as is; a string (an
+// event that was not JSON) is the event's text.
+func eventOf(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return json.RawMessage("null")
+	}
+	return raw
+}
+
+// eventBytes returns the original event bytes of a record.
+func eventBytes(raw json.RawMessage) []byte {
+	var s string
+	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		return []byte(s)
+	}
+	return raw
+}
+
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > maxRecord {
+			return line, fmt.Errorf("a record longer than %d bytes", maxRecord)
+		}
+		if err != bufio.ErrBufferFull {
+			return line, err
+		}
+	}
+}
+
+// replayedFile lists, one per line, the ids of the records replayed from
+// the browser.
+func replayedFile(path string) string { return path + ".replayed" }
+
+func readReplayed(path string) map[int64]bool {
+	out := map[int64]bool{}
+	data, err := os.ReadFile(replayedFile(path))
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Fields(string(data)) {
+		if id, err := strconv.ParseInt(l, 10, 64); err == nil {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// replayMu serialises replays, so a record is never replayed twice by two
+// requests at once.
+var replayMu sync.Mutex
+
+// dlqReplay runs the dead letters {"ids": [...]} through the task again
+// and marks them replayed.
+func (a *api) dlqReplay(w http.ResponseWriter, r *http.Request, t *engine.Task) {
+	path, ok := a.dlqFile(w, t)
+	if !ok {
+		return
+	}
+	var body struct {
+		IDs []int64 `json:"ids"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.IDs) == 0 {
+		writeError(w, http.StatusBadRequest, `send {"ids": [ID, ...]} with the ids of GET /tasks/{name}/dlq`)
+		return
+	}
+	if len(body.IDs) > 1000 {
+		writeError(w, http.StatusBadRequest, "at most 1000 dead letters in one replay")
+		return
+	}
+	replayMu.Lock()
+	defer replayMu.Unlock()
+	replayed := readReplayed(path)
+	want := map[int64]bool{}
+	for _, id := range body.IDs {
+		if !replayed[id] {
+			want[id] = true
+		}
+	}
+	var events [][]byte
+	var ids []int64
+	known, err := a.dlq.records(path, t.Name())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
+		return
+	}
+	defer f.Close()
+	for id := range want {
+		if _, ok := slices.BinarySearch(known, id); !ok {
+			continue // not a record of this task: reported missing
+		}
+		line, err := readRecord(f, id)
+		var rec record
+		if err != nil || json.Unmarshal(line, &rec) != nil || len(rec.Event) == 0 {
+			continue
+		}
+		delete(want, id)
+		ev := eventBytes(rec.Event)
+		if rec.EventBase64 != "" {
+			if b, err := base64.StdEncoding.DecodeString(rec.EventBase64); err == nil {
+				ev = b
+			}
+		}
+		events = append(events, ev)
+		ids = append(ids, id)
+	}
+	if len(want) > 0 {
+		missing := make([]string, 0, len(want))
+		for id := range want {
+			missing = append(missing, strconv.FormatInt(id, 10))
+		}
+		writeError(w, http.StatusNotFound, "no dead-letter record with id "+strings.Join(missing, ", ")+" in "+path)
+		return
+	}
+	if len(events) == 0 {
+		writeJSON(w, http.StatusOK, map[string]any{"replayed": 0})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 25*time.Second)
+	defer cancel()
+	st, err := t.Replay(ctx, events)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, engine.ErrCannotSeek) {
+			code = http.StatusConflict
+		}
+		writeError(w, code, err.Error())
+		return
+	}
+	if err := markReplayed(path, ids); err != nil {
+		a.opts.Logger.Warn().Err(err).Str("file", replayedFile(path)).Msg("dead letters replayed, but they could not be marked so")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"replayed": len(events), "delivered": st.Delivered, "filtered": st.Filtered,
+		"failed_again": st.DeadLettered + st.Dropped})
+}
+
+func markReplayed(path string, ids []int64) error {
+	f, err := os.OpenFile(replayedFile(path), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(strconv.FormatInt(id, 10))
+		b.WriteByte('\n')
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func atoiDefault(s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	return strconv.Atoi(s)
+}

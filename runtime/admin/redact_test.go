@@ -1,0 +1,46 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRedactTOML(t *testing.T) {
+	raw := `name = "orders"
+[source]
+type = "kafka"
+brokers = ["${env:BROKERS}"]
+sasl_password = "hunter2"
+token = 'abc'
+tls = { cert = "c.pem", private_key = "k.pem" }
+[sink]
+type = "postgres"
+dsn = "postgres://app:s3cret@db:5432/x?sslmode=disable"
+url = "https://api/${env:API_TOKEN:-dflt}/x"
+api_key=plain
+tokens = ["tok-one", "tok-two"]
+password = """multi
+line-secret"""
+private_key = '''pem-secret'''
+topic = "tokens" # a value that merely mentions a token stays
+`
+	got := RedactTOML(raw)
+	for _, secret := range []string{"BROKERS", "hunter2", "abc", "k.pem", "s3cret", "API_TOKEN", "dflt", "plain", "line-secret", "multi", "pem-secret", "tok-one", "tok-two"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("%q shows through:\n%s", secret, got)
+		}
+	}
+	for _, kept := range []string{`name = "orders"`, `type = "kafka"`, `cert = "c.pem"`, `topic = "tokens"`, "postgres://app:***@db:5432", `sasl_password = "***"`, `brokers = ["***"]`} {
+		if !strings.Contains(got, kept) {
+			t.Errorf("want %q kept in:\n%s", kept, got)
+		}
+	}
+}
+
+// Keys a component's spec marks secret are masked whatever their names.
+func TestRedactTOMLSpecKeys(t *testing.T) {
+	got := RedactTOML("[sink]\ntype = \"x\"\nsigning = \"abc123\"\nheaders = { signing = 'k' }\nname_signing = \"kept\"\n", "signing")
+	if strings.Contains(got, "abc123") || strings.Contains(got, "'k'") || !strings.Contains(got, `name_signing = "kept"`) {
+		t.Fatalf("%s", got)
+	}
+}

@@ -1,0 +1,327 @@
+package runner_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sluicehq/sluice/builtins"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/runner"
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+// genTask is a task file: generated events at a low rate to a file sink.
+func genTask(dir, name string, extra string) string {
+	return fmt.Sprintf(`name = %q
+[source]
+type = "generate"
+rate = 50
+[sink]
+type = "file"
+path = %q
+fsync = "never"
+%s`, name, filepath.Join(dir, name+".jsonl"), extra)
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newLoader(t *testing.T) *config.Loader {
+	r := component.NewRegistry()
+	builtins.RegisterAll(r)
+	shared := component.NewShared()
+	t.Cleanup(func() { shared.Close() })
+	return &config.Loader{Registry: r, BuildFilter: builtins.BuildFilter, TaskChecks: builtins.TaskChecks, StateDir: t.TempDir(), Shared: shared, Logger: zerolog.Nop()}
+}
+
+// startSupervisor runs the tasks of dir until the test ends.
+func startSupervisor(t *testing.T, dir string, keep bool) (*runner.Supervisor, <-chan []error, context.CancelFunc) {
+	return startSupervisorWith(t, dir, keep, metrics.New())
+}
+
+func startSupervisorWith(t *testing.T, dir string, keep bool, ms *metrics.Set) (*runner.Supervisor, <-chan []error, context.CancelFunc) {
+	t.Helper()
+	s, err := runner.NewSupervisor(newLoader(t), []string{dir}, engine.Options{Logger: zerolog.Nop(), Metrics: ms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.KeepAlive = keep
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan []error, 1)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		done <- s.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ended
+	})
+	return s, done, cancel
+}
+
+func byName(s *runner.Supervisor) map[string]*engine.Task {
+	m := map[string]*engine.Task{}
+	for _, t := range s.Tasks() {
+		m[t.Name()] = t
+	}
+	return m
+}
+
+func waitRunning(t *testing.T, tasks ...*engine.Task) {
+	t.Helper()
+	for _, task := range tasks {
+		testkit.WaitFor(t, task.Name()+" to run and deliver", func() bool {
+			return task.State() == engine.Running && task.Stats().Delivered > 0
+		})
+	}
+}
+
+func TestReloadRejectsInvalidFilesAndKeepsTasks(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.toml"), genTask(dir, "a", ""))
+	s, _, _ := startSupervisor(t, dir, false)
+	before := byName(s)["a"]
+	waitRunning(t, before)
+
+	// Two broken files: every problem comes back, each with its position.
+	writeFile(t, filepath.Join(dir, "a.toml"), genTask(dir, "a", "[[transform]]\ntype = \"nope\"\n"))
+	writeFile(t, filepath.Join(dir, "b.toml"), "name = \"b\"\n[source]\ntype = \"generate\"\nrate = -1\n[sink]\ntype = \"stdout\"\n")
+	res, err := s.Reload(context.Background())
+	var inv *runner.InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("reload of invalid files: %v, %+v; want an *InvalidError", err, res)
+	}
+	want := []string{filepath.Join(dir, "a.toml") + ":10:8: transform[0].type", filepath.Join(dir, "b.toml") + ":4:8: source.rate"}
+	if len(inv.Problems) != len(want) {
+		t.Fatalf("problems %q, want %d", inv.Problems, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(inv.Problems[i], w) {
+			t.Errorf("problem %d = %q, want it to start with %q", i, inv.Problems[i], w)
+		}
+	}
+	after := byName(s)
+	if len(after) != 1 || after["a"] != before {
+		t.Fatalf("tasks after a refused reload: %v; want a alone, the same task", after)
+	}
+	n := before.Stats().Delivered
+	testkit.WaitFor(t, "a to go on delivering", func() bool { return before.Stats().Delivered > n && before.State() == engine.Running })
+}
+
+func TestReloadStartsStopsRestartsAndLeavesTheRest(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "keep.toml"), genTask(dir, "keep", ""))
+	writeFile(t, filepath.Join(dir, "change.toml"), genTask(dir, "change", ""))
+	writeFile(t, filepath.Join(dir, "drop.toml"), genTask(dir, "drop", ""))
+	ms := metrics.New()
+	s, _, _ := startSupervisorWith(t, dir, false, ms)
+	old := byName(s)
+	waitRunning(t, old["keep"], old["change"], old["drop"])
+	keepFile, changeFile := s.Loaded("keep"), s.Loaded("change")
+
+	writeFile(t, filepath.Join(dir, "change.toml"), genTask(dir, "change", "[[transform]]\ntype = \"constant\"\nvalue = \"v2\"\n"))
+	if err := os.Remove(filepath.Join(dir, "drop.toml")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "new.toml"), genTask(dir, "new", ""))
+	res, err := s.Reload(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Started, []string{"new"}) || !slices.Equal(res.Restarted, []string{"change"}) ||
+		!slices.Equal(res.Stopped, []string{"drop"}) || !slices.Equal(res.Unchanged, []string{"keep"}) {
+		t.Fatalf("reload result %+v", res)
+	}
+	now := byName(s)
+	if len(now) != 3 || now["keep"] != old["keep"] || now["change"] == old["change"] || now["new"] == nil {
+		t.Fatalf("tasks after the reload: %v", now)
+	}
+	if s.Loaded("keep") != keepFile || s.Loaded("change") == changeFile || s.Loaded("change").Digest == changeFile.Digest || s.Loaded("drop") != nil {
+		t.Fatal("Loaded does not follow the reload")
+	}
+	// The replaced and the removed tasks drained and stopped before the
+	// reload returned; the unchanged one never stopped.
+	for _, n := range []string{"change", "drop"} {
+		if st := old[n].State(); st != engine.Stopped {
+			t.Errorf("old %s: %s, want Stopped", n, st)
+		}
+	}
+	if st := old["keep"].State(); st != engine.Running {
+		t.Errorf("keep: %s, want Running", st)
+	}
+	waitRunning(t, now["change"], now["new"])
+	// The removed task's series are gone; the others' go on.
+	tasksIn := map[string]bool{}
+	fams, err := ms.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "sluice_events_in_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "task" {
+					tasksIn[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if tasksIn["drop"] || !tasksIn["keep"] || !tasksIn["change"] || !tasksIn["new"] {
+		t.Errorf("tasks with sluice_events_in_total after the reload: %v; want keep, change and new", tasksIn)
+	}
+	testkit.WaitFor(t, "the changed task's outputs", func() bool {
+		data, _ := os.ReadFile(filepath.Join(dir, "change.jsonl"))
+		return strings.Contains(string(data), "v2\n")
+	})
+
+	// Nothing changed: nothing is touched.
+	res, err = s.Reload(context.Background())
+	if err != nil || len(res.Unchanged) != 3 || len(res.Started)+len(res.Stopped)+len(res.Restarted) != 0 {
+		t.Fatalf("second reload: %+v, %v", res, err)
+	}
+}
+
+func TestSupervisorRunEndsWithItsTasks(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.toml"), strings.Replace(genTask(dir, "a", ""), "rate = 50", "count = 10", 1))
+	s, done, _ := startSupervisor(t, dir, false)
+	errs := <-done
+	if len(errs) != 0 {
+		t.Fatalf("Run: %v", errs)
+	}
+	if _, err := s.Reload(context.Background()); !errors.Is(err, runner.ErrStopping) {
+		t.Fatalf("reload after Run ended: %v, want ErrStopping", err)
+	}
+
+	// KeepAlive: Run waits for ctx even with every task ended, and a
+	// reload that changes the file runs the task again.
+	dir = t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.toml"), strings.Replace(genTask(dir, "a", ""), "rate = 50", "count = 10", 1))
+	s, done, cancel := startSupervisor(t, dir, true)
+	first := byName(s)["a"]
+	testkit.WaitFor(t, "the finite task to end", func() bool { return first.State() == engine.Stopped })
+	writeFile(t, filepath.Join(dir, "a.toml"), strings.Replace(genTask(dir, "a", ""), "rate = 50", "count = 5", 1))
+	res, err := s.Reload(context.Background())
+	if err != nil || !slices.Equal(res.Restarted, []string{"a"}) {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	second := byName(s)["a"]
+	testkit.WaitFor(t, "the task to run again and end", func() bool {
+		return second.State() == engine.Stopped && second.Stats().Delivered == 5
+	})
+	select {
+	case errs := <-done:
+		t.Fatalf("Run ended with KeepAlive before its context: %v", errs)
+	default:
+	}
+	cancel()
+	if errs := <-done; len(errs) != 0 {
+		t.Fatalf("Run: %v", errs)
+	}
+}
+
+// stateful is a transform that reads a number from a file at Build and
+// writes it plus the batches it saw at Close, as a WASM module with
+// persist_state keeps its state (a load that never ran writes back what it
+// read).
+type stateful struct {
+	path    string
+	loaded  int
+	batches atomic.Int64
+}
+
+func (s *stateful) Apply(ctx context.Context, in []message.Message, out *component.Output) error {
+	s.batches.Add(1)
+	for i := range in {
+		out.Emit(&in[i], in[i].Payload)
+	}
+	return nil
+}
+
+func (s *stateful) Close(context.Context) error {
+	return os.WriteFile(s.path, fmt.Appendf(nil, "%d", s.loaded+int(s.batches.Load())), 0o644)
+}
+
+// TestReloadBuildsAChangedTaskAfterItsOldRunClosed: the new run of a
+// changed task sees what the old run saved when it closed.
+func TestReloadBuildsAChangedTaskAfterItsOldRunClosed(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state.txt")
+	writeFile(t, state, "0")
+	var mu sync.Mutex
+	var loads []int
+	l := newLoader(t)
+	type cfg struct {
+		Label string `toml:"label" doc:"changes the file"`
+	}
+	l.Registry.Register(component.Spec{
+		Kind: component.KindTransform, Name: "stateful", Summary: "test", New: func() any { return &cfg{} },
+		Build: func(any, component.Env) (any, error) {
+			data, err := os.ReadFile(state)
+			if err != nil {
+				return nil, err
+			}
+			var n int
+			fmt.Sscan(string(data), &n)
+			mu.Lock()
+			loads = append(loads, n)
+			mu.Unlock()
+			return &stateful{path: state, loaded: n}, nil
+		},
+	})
+	file := filepath.Join(dir, "a.toml")
+	writeFile(t, file, genTask(dir, "a", "[[transform]]\ntype = \"stateful\"\nlabel = \"1\"\n"))
+	s, err := runner.NewSupervisor(l, []string{dir}, engine.Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan []error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitRunning(t, byName(s)["a"])
+
+	writeFile(t, file, genTask(dir, "a", "[[transform]]\ntype = \"stateful\"\nlabel = \"2\"\n"))
+	if res, err := s.Reload(context.Background()); err != nil || !slices.Equal(res.Restarted, []string{"a"}) {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	waitRunning(t, byName(s)["a"])
+	cancel()
+	if errs := <-done; len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	// Loads: the first run (0), the reload's validation (0), the new run,
+	// built after the old one saved what it saw (and after the
+	// validation's load, released unused, wrote back its 0).
+	mu.Lock()
+	defer mu.Unlock()
+	if len(loads) != 3 || loads[0] != 0 || loads[1] != 0 || loads[2] == 0 {
+		t.Fatalf("Build read %v, want [0 0 N>0]: the new run must be built after the old one closed", loads)
+	}
+	data, _ := os.ReadFile(state)
+	var final int
+	fmt.Sscan(string(data), &final)
+	if final <= loads[2] {
+		t.Fatalf("state after the second run: %d, want more than the %d it started from", final, loads[2])
+	}
+}
