@@ -152,7 +152,10 @@ type Encoder struct {
 	tsMs    int64  // the event's time
 	secText []byte // cached "2006-01-02T15:04:05." of lastSec
 	lastSec int64  //
-	start   int    // offset in dst where the event began
+	tsText  []byte // cached decimal text of tsMs for ts_ms (tsValid)
+	tsOf    int64
+	tsValid bool
+	start   int // offset in dst where the event began
 }
 
 type span struct{ from, to int }
@@ -267,7 +270,12 @@ func (e *Encoder) BeginSource(dst []byte, snapshot bool) []byte {
 	} else {
 		dst = append(dst, `,"snapshot":false,"ts_ms":`...)
 	}
-	return strconv.AppendInt(dst, e.tsMs, 10)
+	// The changes of a transaction share their time: its text is kept.
+	if !e.tsValid || e.tsOf != e.tsMs {
+		e.tsText = strconv.AppendInt(e.tsText[:0], e.tsMs, 10)
+		e.tsOf, e.tsValid = e.tsMs, true
+	}
+	return append(dst, e.tsText...)
 }
 
 // AppendMember appends `,"name":` inside an object that already has a

@@ -3,6 +3,7 @@ package natsredise2e
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,28 +39,49 @@ func benchBody(i int) []byte {
 // warmer server, and reports the fastest run of each: on a shared machine
 // the slower runs measure the neighbours. round numbers the runs (resources per
 // run, such as a durable, take it in their name).
+//
+// It also reports the CPU time this process spent per event (user and
+// system, every goroutine: the client's reading and writing, the
+// connector, the garbage collector), the lowest of each side's runs. The
+// server's share is not in it. Unlike the rates, that figure hardly moves
+// with the machine's load, so it is the one that shows what the connector
+// adds to the plain program.
 func compare(b *testing.B, floor, sluice func(round int)) {
-	best := func(d *time.Duration, f func(int), round int) {
+	best := func(d, c *time.Duration, f func(int), round int) {
+		c0 := cpuTime()
 		start := time.Now()
 		f(round)
 		t := time.Since(start)
+		ct := cpuTime() - c0
 		if testing.Verbose() {
-			b.Logf("round %d: %.0f events/s", round, float64(b.N)/t.Seconds())
+			b.Logf("round %d: %.0f events/s, %.2f µs CPU per event", round, float64(b.N)/t.Seconds(), float64(ct.Nanoseconds())/1e3/float64(b.N))
 		}
 		if *d == 0 || t < *d {
 			*d = t
 		}
+		if *c == 0 || ct < *c {
+			*c = ct
+		}
 	}
-	var fd, sd time.Duration
+	var fd, sd, fc, sc time.Duration
 	b.ResetTimer()
-	best(&fd, floor, 0)
-	best(&sd, sluice, 1)
-	best(&sd, sluice, 2)
-	best(&fd, floor, 3)
-	best(&fd, floor, 4)
-	best(&sd, sluice, 5)
+	best(&fd, &fc, floor, 0)
+	best(&sd, &sc, sluice, 1)
+	best(&sd, &sc, sluice, 2)
+	best(&fd, &fc, floor, 3)
+	best(&fd, &fc, floor, 4)
+	best(&sd, &sc, sluice, 5)
 	b.StopTimer()
 	report(b, b.N, fd, sd)
+	b.ReportMetric(float64(sc.Nanoseconds())/1e3/float64(b.N), "cpu-µs/event")
+	b.ReportMetric(float64(fc.Nanoseconds())/1e3/float64(b.N), "floor_cpu-µs/event")
+}
+
+// cpuTime is the CPU time the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func report(b *testing.B, n int, floor, sluice time.Duration) {

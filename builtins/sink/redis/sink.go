@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -52,6 +53,12 @@ type Sink struct {
 	m    sinkMetrics
 
 	argsHint atomic.Int32 // capacity for a command's arguments, learnt from the payloads
+	argBufs  sync.Pool    // *argBuf of finished Writes
+
+	// Arguments that are the same for every command, boxed once (boxing a
+	// string or an integer allocates).
+	fieldArg, maxLenArg, ttlArg any
+	fieldNames                  []any
 
 	mu     sync.Mutex
 	rdb    *redis.Client
@@ -77,6 +84,10 @@ func build(c any, env component.Env) (any, error) {
 	// Concurrent Writes each hold a connection for their pipeline.
 	opts.PoolSize = max(opts.PoolSize, env.Concurrency+2)
 	s := &Sink{cfg: cfg, opts: opts, tpl: tpl, log: env.Logger}
+	s.fieldArg, s.maxLenArg, s.ttlArg = cfg.Field, cfg.MaxLen, cfg.TTL.D().Milliseconds()
+	for _, f := range tpl.fields {
+		s.fieldNames = append(s.fieldNames, f.name)
+	}
 	if env.Metrics != nil {
 		lbl := prometheus.Labels{"task": env.Task}
 		ms := env.Metrics
@@ -146,54 +157,49 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		}
 	}
 	pipe := rdb.Pipeline()
-	type queued struct {
-		rec int
-		cmd *redis.Cmd
-	}
-	cmds := make([]queued, 0, len(msgs))
-	// Rendered keys and hash values live in one buffer for the Write: the
-	// pipeline holds the arguments until Exec.
-	size := 0
-	for i := range msgs {
-		size += 32 + len(msgs[i].Payload)/2
-	}
-	buf := make([]byte, 0, size)
+	ab := s.getArgBuf(msgs)
+	defer s.argBufs.Put(ab)
+	defer ab.reset()
+	buf := ab.buf
 	for i := range msgs {
 		m := &msgs[i]
-		var target string
+		var target any
 		if s.tpl.fixed != "" {
-			target = s.tpl.fixed
+			target = &s.tpl.fixed
 		} else {
 			n := len(buf)
 			buf = s.tpl.target.AppendRender(buf, m.Event)
-			target = string(buf[n:])
-			if target == "" {
+			if len(buf) == n {
 				fail(i, component.EventPermanent(fmt.Errorf("event %s: the %s template rendered an empty key", m.Pos, s.targetKey())))
 				continue
 			}
+			target = ab.text(buf[n:])
 		}
-		args := make([]any, 0, s.argsHint.Load())
+		start := len(ab.args)
 		var err error
-		args, buf, err = s.command(args, buf, target, m)
+		buf, err = s.command(ab, buf, target, m)
 		if err != nil {
+			ab.args = ab.args[:start]
 			fail(i, component.EventPermanent(fmt.Errorf("event %s: %w", m.Pos, err)))
 			continue
 		}
+		args := ab.args[start:len(ab.args):len(ab.args)]
 		if len(args) == 0 {
 			continue // nothing to write ({} in hash mode)
 		}
 		if n := int32(len(args)); n > s.argsHint.Load() {
 			s.argsHint.Store(n)
 		}
-		cmds = append(cmds, queued{i, pipe.Do(ctx, args...)})
+		ab.cmds = append(ab.cmds, queued{i, pipe.Do(ctx, args...)})
 		if s.cfg.Mode == ModeHash && s.cfg.TTL > 0 && args[0] == "HSET" {
-			cmds = append(cmds, queued{i, pipe.Do(ctx, "PEXPIRE", target, s.cfg.TTL.D().Milliseconds())})
+			ab.cmds = append(ab.cmds, queued{i, pipe.Do(ctx, "PEXPIRE", target, s.ttlArg)})
 		}
 	}
-	if len(cmds) > 0 {
+	ab.buf = buf
+	if len(ab.cmds) > 0 {
 		_, _ = pipe.Exec(ctx) // each command carries its own error
 	}
-	for _, q := range cmds {
+	for _, q := range ab.cmds {
 		if err := q.cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
 			fail(q.rec, redisconf.Classify(fmt.Errorf("%s: %w", q.cmd.Args()[0], err), true))
 		}
@@ -216,44 +222,111 @@ func (s *Sink) targetKey() string {
 	return "key"
 }
 
+// queued is a command of the pipeline and the record it writes.
+type queued struct {
+	rec int
+	cmd *redis.Cmd
+}
+
+// argBuf is the memory of one Write, reused by a later one: the commands'
+// arguments (each command a sub-slice of args), the texts they point to,
+// and the buffer rendered keys and values are written to. The pipeline
+// holds the arguments until Exec, so nothing of it is written twice
+// within a Write.
+//
+// go-redis takes arguments as interface values, and boxing a string or a
+// byte slice allocates; a *string does not (it is a pointer already), so
+// each text argument is a pointer into texts, whose strings share the
+// bytes of buf or of the payload (unsafe.String: neither is modified
+// until the Write returns). That keeps a record's arguments free of
+// allocations, as a plain program's constant arguments are.
+type argBuf struct {
+	args  []any
+	texts []string
+	buf   []byte
+	cmds  []queued
+}
+
+func (s *Sink) getArgBuf(msgs []message.Message) *argBuf {
+	ab, _ := s.argBufs.Get().(*argBuf)
+	if ab == nil {
+		ab = &argBuf{}
+	}
+	perRecord := max(int(s.argsHint.Load()), 4)
+	if n := len(msgs) * perRecord; cap(ab.args) < n {
+		ab.args = make([]any, 0, n)
+		ab.texts = make([]string, 0, n)
+	}
+	size := 0
+	for i := range msgs {
+		size += 32 + len(msgs[i].Payload)/2
+	}
+	if cap(ab.buf) < size {
+		ab.buf = make([]byte, 0, size)
+	}
+	if cap(ab.cmds) < len(msgs) {
+		ab.cmds = make([]queued, 0, len(msgs))
+	}
+	return ab
+}
+
+// reset drops the references of a finished Write.
+func (ab *argBuf) reset() {
+	clear(ab.args)
+	clear(ab.texts)
+	clear(ab.cmds)
+	ab.args, ab.texts, ab.buf, ab.cmds = ab.args[:0], ab.texts[:0], ab.buf[:0], ab.cmds[:0]
+}
+
+// text returns b as an argument, without copying: b must not change until
+// the Write returns. (When texts grows, the earlier pointers keep the
+// earlier array alive, unchanged.)
+func (ab *argBuf) text(b []byte) any {
+	ab.texts = append(ab.texts, unsafe.String(unsafe.SliceData(b), len(b)))
+	return &ab.texts[len(ab.texts)-1]
+}
+
 var null = []byte("null")
 
-// command appends the command writing m to args; rendered text goes to
-// buf. No command (empty args) means nothing to write.
-func (s *Sink) command(args []any, buf []byte, target string, m *message.Message) ([]any, []byte, error) {
+// command appends the command writing m to ab.args; rendered text goes to
+// buf. No command (no arguments appended) means nothing to write.
+func (s *Sink) command(ab *argBuf, buf []byte, target any, m *message.Message) ([]byte, error) {
 	switch s.cfg.Mode {
 	case ModeStream:
-		args = append(args, "XADD", target)
+		ab.args = append(ab.args, "XADD", target)
 		if s.cfg.MaxLen > 0 {
-			args = append(args, "MAXLEN", "~", s.cfg.MaxLen)
+			ab.args = append(ab.args, "MAXLEN", "~", s.maxLenArg)
 		}
-		args = append(args, "*", s.cfg.Field, m.Payload)
-		for _, f := range s.tpl.fields {
+		ab.args = append(ab.args, "*", s.fieldArg, ab.text(m.Payload))
+		for j, f := range s.tpl.fields {
 			n := len(buf)
 			buf = f.tpl.AppendRender(buf, m.Event)
-			args = append(args, f.name, buf[n:len(buf):len(buf)])
+			ab.args = append(ab.args, s.fieldNames[j], ab.text(buf[n:]))
 		}
-		return args, buf, nil
+		return buf, nil
 	case ModeSet:
 		if bytes.Equal(bytes.TrimSpace(m.Payload), null) {
-			return append(args, "DEL", target), buf, nil
+			ab.args = append(ab.args, "DEL", target)
+			return buf, nil
 		}
-		args = append(args, "SET", target, m.Payload)
+		ab.args = append(ab.args, "SET", target, ab.text(m.Payload))
 		if s.cfg.TTL > 0 {
-			args = append(args, "PX", s.cfg.TTL.D().Milliseconds())
+			ab.args = append(ab.args, "PX", s.ttlArg)
 		}
-		return args, buf, nil
+		return buf, nil
 	}
 	// Hash: the payload's top-level members become the fields.
+	start := len(ab.args)
 	p := m.Payload
 	i := jsonscan.SkipSpace(p, 0)
 	if bytes.Equal(bytes.TrimSpace(p), null) {
-		return append(args, "DEL", target), buf, nil
+		ab.args = append(ab.args, "DEL", target)
+		return buf, nil
 	}
 	if i >= len(p) || p[i] != '{' {
-		return args, buf, fmt.Errorf("mode = \"hash\" stores the members of a JSON object, and the payload is not one (a transform can shape it)")
+		return buf, fmt.Errorf("mode = \"hash\" stores the members of a JSON object, and the payload is not one (a transform can shape it)")
 	}
-	args = append(args, "HSET", target)
+	ab.args = append(ab.args, "HSET", target)
 	it := jsonscan.MembersOf(p, i)
 	for it.Next() {
 		k := it.Key()
@@ -265,37 +338,37 @@ func (s *Sink) command(args []any, buf []byte, target string, m *message.Message
 			buf = append(buf, '"')
 			quoted := buf[n:]
 			if buf, ok = jsonscan.AppendString(buf, quoted); !ok {
-				return args[:0], buf, errors.New("the payload is not valid JSON")
+				return buf, errors.New("the payload is not valid JSON")
 			}
 			k = buf[n+len(quoted):]
 		}
 		vs, ve := it.Value()
 		if ve < 0 {
-			return args[:0], buf, errors.New("the payload is not valid JSON")
+			return buf, errors.New("the payload is not valid JSON")
 		}
 		tok := p[vs:ve]
 		vn := len(buf)
 		if tok[0] == '"' {
 			if c, ok := jsonscan.StringContent(tok); ok {
-				args = append(args, k, c)
+				ab.args = append(ab.args, ab.text(k), ab.text(c))
 				continue
 			}
 			var ok bool
 			if buf, ok = jsonscan.AppendString(buf, tok); !ok {
-				return args[:0], buf, errors.New("the payload is not valid JSON")
+				return buf, errors.New("the payload is not valid JSON")
 			}
 		} else {
 			buf = jsonscan.AppendCompact(buf, tok)
 		}
-		args = append(args, k, buf[vn:len(buf):len(buf)])
+		ab.args = append(ab.args, ab.text(k), ab.text(buf[vn:]))
 	}
 	if it.Err() {
-		return args[:0], buf, errors.New("the payload is not valid JSON")
+		return buf, errors.New("the payload is not valid JSON")
 	}
-	if len(args) == 2 {
-		return args[:0], buf, nil // {}: no field to write
+	if len(ab.args) == start+2 {
+		ab.args = ab.args[:start] // {}: no field to write
 	}
-	return args, buf, nil
+	return buf, nil
 }
 
 // Close closes the client. It is safe without Open.

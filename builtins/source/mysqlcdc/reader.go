@@ -39,6 +39,12 @@ type reader struct {
 	preparedFile string
 	gtidText     []byte
 	posPrefix    []byte
+	// The position members up to the row number, rendered once per rows
+	// event (every row of it repeats them): for tailPos and tailServer.
+	posTail    []byte
+	tailPos    uint32
+	tailServer uint32
+	tailValid  bool
 
 	byID    map[uint64]*tableInfo
 	tables  map[tableName]*tableState
@@ -534,6 +540,7 @@ func (r *reader) prepare() {
 		return
 	}
 	r.prepared, r.preparedFile = r.cur, r.file
+	r.tailValid = false
 	r.gtidText = r.gtidText[:0]
 	switch {
 	case r.cur != nil && len(r.cur.gtids) > 0:
@@ -556,11 +563,15 @@ func (r *reader) prepare() {
 // row.
 func (r *reader) appendPosition(dst []byte, serverID, evPos uint32, seq int) []byte {
 	r.prepare()
-	dst = append(dst, r.posPrefix...)
-	dst = strconv.AppendUint(dst, uint64(evPos), 10)
-	dst = cdc.AppendMember(dst, "server_id")
-	dst = strconv.AppendUint(dst, uint64(serverID), 10)
-	dst = cdc.AppendMember(dst, "row")
+	if !r.tailValid || r.tailPos != evPos || r.tailServer != serverID {
+		t := append(r.posTail[:0], r.posPrefix...)
+		t = strconv.AppendUint(t, uint64(evPos), 10)
+		t = cdc.AppendMember(t, "server_id")
+		t = strconv.AppendUint(t, uint64(serverID), 10)
+		r.posTail = cdc.AppendMember(t, "row")
+		r.tailPos, r.tailServer, r.tailValid = evPos, serverID, true
+	}
+	dst = append(dst, r.posTail...)
 	return strconv.AppendInt(dst, int64(seq), 10)
 }
 

@@ -86,9 +86,14 @@ type Source struct {
 	start    state     // the position Open resumes from
 	snapConn *sql.Conn // the snapshot's transaction, when one is to be read
 
-	out       chan component.Batch
-	slabs     sync.Pool // *[]byte of batches handled
-	msgSlices sync.Pool // *[]message.Message of batches handled
+	out chan component.Batch
+	// Buffers and message slices of batches handled, for new batches. A
+	// free list rather than a sync.Pool: a pool is emptied by every other
+	// garbage collection, and a batch's buffer (hundreds of KiB) allocated
+	// again costs its zeroing and more collections.
+	freeMu    sync.Mutex
+	slabs     [][]byte
+	msgSlices [][]message.Message
 	closing   chan struct{}
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -519,34 +524,55 @@ func unsupportedMsg(err error) string {
 // getSlab returns an empty buffer for a batch's events, reusing one whose
 // batch was handled.
 func (s *Source) getSlab(size int) []byte {
-	if v := s.slabs.Get(); v != nil {
-		if b := *v.(*[]byte); cap(b) >= size {
+	s.freeMu.Lock()
+	for n := len(s.slabs); n > 0; n-- {
+		b := s.slabs[n-1]
+		s.slabs[n-1] = nil
+		s.slabs = s.slabs[:n-1]
+		if cap(b) >= size {
+			s.freeMu.Unlock()
 			return b[:0]
 		}
 	}
+	s.freeMu.Unlock()
 	return make([]byte, 0, size)
 }
 
+// maxFree bounds the buffers and slices kept for reuse.
+const maxFree = 8
+
 func (s *Source) putSlab(b []byte) {
-	b = b[:0]
-	s.slabs.Put(&b)
+	s.freeMu.Lock()
+	if len(s.slabs) < maxFree {
+		s.slabs = append(s.slabs, b[:0])
+	}
+	s.freeMu.Unlock()
 }
 
 // getMsgs returns an empty message slice for a batch, reusing one whose
 // batch was handled.
 func (s *Source) getMsgs(n int) []message.Message {
-	if v := s.msgSlices.Get(); v != nil {
-		if m := *v.(*[]message.Message); cap(m) >= n {
+	s.freeMu.Lock()
+	for k := len(s.msgSlices); k > 0; k-- {
+		m := s.msgSlices[k-1]
+		s.msgSlices[k-1] = nil
+		s.msgSlices = s.msgSlices[:k-1]
+		if cap(m) >= n {
+			s.freeMu.Unlock()
 			return m[:0]
 		}
 	}
+	s.freeMu.Unlock()
 	return make([]message.Message, 0, n)
 }
 
 func (s *Source) putMsgs(m []message.Message) {
 	clear(m) // drop the references to the buffers
-	m = m[:0]
-	s.msgSlices.Put(&m)
+	s.freeMu.Lock()
+	if len(s.msgSlices) < maxFree {
+		s.msgSlices = append(s.msgSlices, m[:0])
+	}
+	s.freeMu.Unlock()
 }
 
 // Read returns the next batch of changes.

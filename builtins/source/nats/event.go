@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -56,25 +57,110 @@ func (e *encoder) sizeHint(m jetstream.Msg) int {
 	return n
 }
 
-// appendMessage appends the CloudEvent of m to buf and fills out. It
-// returns the message's metadata, or nil when the message carries none
-// (then out is a decode error, sent to the dead-letter path).
-func (e *encoder) appendMessage(buf []byte, out *message.Message, m jetstream.Msg) ([]byte, *jetstream.MsgMetadata) {
+// ackMeta is what the encoder needs of a message's JetStream metadata.
+type ackMeta struct {
+	seq       uint64 // stream sequence
+	delivered uint64 // deliveries so far, this one included
+	pending   uint64 // messages of the stream not yet delivered to the consumer
+	ts        int64  // the time the stream stored it, in ns since the epoch
+}
+
+// parseAck reads the metadata of a JetStream message from its reply
+// subject, as the client's Metadata does, without allocating (Metadata
+// allocates a struct and five strings per message, the main garbage of the
+// source's hot path). The subject is
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending> (9
+// tokens) or, from newer servers,
+// $JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>...]
+// (11 tokens or more). ok is false for any other subject: the caller asks
+// Metadata for the error.
+func parseAck(reply string) (m ackMeta, ok bool) {
+	const prefix = "$JS.ACK."
+	if len(reply) <= len(prefix) || reply[:len(prefix)] != prefix {
+		return m, false
+	}
+	rest := reply[len(prefix):]
+	// Tokens after the prefix: 7 (v1) or at least 9 (v2).
+	n := 1
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '.' {
+			n++
+		}
+	}
+	switch {
+	case n == 7:
+	case n >= 9:
+		// Skip the domain and the account hash.
+		for range 2 {
+			i := indexDot(rest)
+			rest = rest[i+1:]
+		}
+	default:
+		return m, false
+	}
+	// <stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
+	var tok [7]string
+	for i := range tok {
+		j := indexDot(rest)
+		if j < 0 {
+			tok[i], rest = rest, ""
+			continue
+		}
+		tok[i], rest = rest[:j], rest[j+1:]
+	}
+	m.delivered = parseNum(tok[2])
+	m.seq = parseNum(tok[3])
+	m.ts = int64(parseNum(tok[5]))
+	m.pending = parseNum(tok[6])
+	return m, true
+}
+
+func indexDot(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return i
+		}
+	}
+	return -1
+}
+
+// parseNum reads a decimal token as the client does: 0 when it is empty
+// or holds anything but digits.
+func parseNum(d string) (n uint64) {
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
+}
+
+// appendMessage appends the CloudEvent of m to buf and fills out. ok is
+// false when the message carries no JetStream metadata (then out is a
+// decode error, sent to the dead-letter path).
+func (e *encoder) appendMessage(buf []byte, out *message.Message, m jetstream.Msg) ([]byte, ackMeta, bool) {
 	start := len(buf)
 	subject := m.Subject()
-	md, err := m.Metadata()
-	if err != nil {
+	md, ok := parseAck(m.Reply())
+	if !ok {
+		_, err := m.Metadata()
+		if err == nil {
+			err = fmt.Errorf("reply subject %q is not a JetStream acknowledgement subject", m.Reply())
+		}
 		buf = append(buf, m.Data()...)
 		out.Payload = buf[start:len(buf):len(buf)]
 		out.Event = out.Payload
 		out.Key = []byte(subject)
 		out.Pos = message.Position{Stream: e.stream}
 		out.Err = fmt.Errorf("message on subject %q carries no JetStream metadata: %w", subject, err)
-		return buf, nil
+		return buf, md, false
 	}
-	ms := md.Timestamp.UnixMilli()
+	ts := time.Unix(0, md.ts)
+	ms := ts.UnixMilli()
 	buf = append(buf, e.head...)
-	buf = strconv.AppendUint(buf, md.Sequence.Stream, 10)
+	buf = strconv.AppendUint(buf, md.seq, 10)
 	buf = append(buf, e.mid...)
 	buf = cejson.AppendString(buf, subject)
 	buf = append(buf, `,"time":"`...)
@@ -85,7 +171,7 @@ func (e *encoder) appendMessage(buf []byte, out *message.Message, m jetstream.Ms
 	buf = cejson.AppendString(buf, subject)
 	keyEnd := len(buf) - 1
 	buf = append(buf, `,"sequence":`...)
-	buf = strconv.AppendUint(buf, md.Sequence.Stream, 10)
+	buf = strconv.AppendUint(buf, md.seq, 10)
 	buf = append(buf, `,"timestamp":`...)
 	buf = strconv.AppendInt(buf, ms, 10)
 	hdrs := m.Headers()
@@ -121,13 +207,13 @@ func (e *encoder) appendMessage(buf []byte, out *message.Message, m jetstream.Ms
 		out.Key = []byte(subject)
 	}
 	out.Headers = headers
-	out.Time = md.Timestamp
-	out.Pos = message.Position{Stream: e.stream, Offset: int64(md.Sequence.Stream)}
+	out.Time = ts
+	out.Pos = message.Position{Stream: e.stream, Offset: int64(md.seq)}
 	if e.maxEvent > 0 && len(out.Payload) > e.maxEvent {
 		out.Err = fmt.Errorf("event of %d bytes from %s exceeds the %d-byte event limit (max_event_size)", len(out.Payload), out.Pos, e.maxEvent)
 		out.Payload, out.Event = data, data
 	}
-	return buf, md
+	return buf, md, true
 }
 
 // appendHeaders writes the message headers as JSON members in name order

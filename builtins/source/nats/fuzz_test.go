@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,6 +17,7 @@ type fuzzMsg struct {
 	subject       string
 	data          []byte
 	header        nats.Header
+	reply         string
 }
 
 func (m *fuzzMsg) Subject() string                 { return m.subject }
@@ -25,8 +25,15 @@ func (m *fuzzMsg) Data() []byte                    { return m.data }
 func (m *fuzzMsg) Headers() nats.Header            { return m.header }
 func (m *fuzzMsg) Ack() error                      { return nil }
 func (m *fuzzMsg) DoubleAck(context.Context) error { return nil }
+func (m *fuzzMsg) Reply() string {
+	if m.reply != "" {
+		return m.reply
+	}
+	// A v2 subject: stream sequence 42, stored at 1700000000123 ms.
+	return "$JS.ACK._.ACCHASH.S1.C1.1.42.7.1700000000123000000.0.rnd"
+}
 func (m *fuzzMsg) Metadata() (*jetstream.MsgMetadata, error) {
-	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: 42}, Timestamp: time.UnixMilli(1700000000123)}, nil
+	return nil, jetstream.ErrNotJSMessage
 }
 
 // FuzzEncode encodes messages with arbitrary subjects, headers and bodies:
@@ -41,8 +48,8 @@ func FuzzEncode(f *testing.F) {
 			e := newEncoder("127.0.0.1:4222", "S\"1", format, 1<<20)
 			m := &fuzzMsg{subject: subject, data: body, header: nats.Header{hk: {hv, hv + "2"}}}
 			var out message.Message
-			buf, md := e.appendMessage(nil, &out, m)
-			if md == nil || len(buf) != len(out.Payload) {
+			buf, _, ok := e.appendMessage(nil, &out, m)
+			if !ok || len(buf) != len(out.Payload) {
 				t.Fatal("no event")
 			}
 			var ev struct {
@@ -82,7 +89,7 @@ func BenchmarkEncode(b *testing.B) {
 		buf := make([]byte, 0, size)
 		out := make([]message.Message, n)
 		for i, m := range msgs[:n] {
-			buf, _ = e.appendMessage(buf, &out[i], m)
+			buf, _, _ = e.appendMessage(buf, &out[i], m)
 		}
 		if len(buf) > size {
 			b.Fatalf("the size hint %d is short of %d", size, len(buf))

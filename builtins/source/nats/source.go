@@ -75,18 +75,28 @@ type Source struct {
 	closed        bool
 	stop          chan struct{} // ends the keepalive goroutine
 	stopped       chan struct{}
+
+	spare sync.Pool // *inflight of acknowledged batches, for reuse
 }
 
 // held is a message received and not yet handed to the engine.
 type held struct {
 	msg jetstream.Msg
-	at  time.Time
+	// at is when the keepalive first saw it queued, or last reported it in
+	// progress; zero until then (receive does not read the clock for every
+	// message).
+	at time.Time
 }
 
-// inflight is one batch handed to the engine and not acknowledged yet.
+// inflight is one batch handed to the engine and not acknowledged yet. It
+// also owns the batch's memory (the events' buffer and the message
+// slice), reused for a later batch once the engine acknowledged it.
 type inflight struct {
 	msgs []jetstream.Msg
 	at   time.Time // when its messages were last reported in progress
+	buf  []byte
+	out  []message.Message
+	use  uint64 // bumped at each reuse: a late second Ack of an earlier use is ignored
 }
 
 type sourceMetrics struct {
@@ -285,7 +295,7 @@ func (s *Source) receive(msg jetstream.Msg) {
 		s.mu.Unlock()
 		return
 	}
-	s.queue = append(s.queue, held{msg: msg, at: time.Now()})
+	s.queue = append(s.queue, held{msg: msg})
 	if len(s.queue) == 1 {
 		s.notifyLocked()
 	}
@@ -356,18 +366,24 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		}
 		if len(s.queue) > 0 {
 			n := min(len(s.queue), s.cfg.MaxBatch)
-			f := &inflight{msgs: make([]jetstream.Msg, n), at: time.Now()}
+			f, _ := s.spare.Get().(*inflight)
+			if f == nil {
+				f = &inflight{}
+			}
+			f.at = time.Now()
+			f.msgs = f.msgs[:0]
 			for i := range n {
-				f.msgs[i] = s.queue[i].msg
+				f.msgs = append(f.msgs, s.queue[i].msg)
 			}
 			rest := copy(s.queue, s.queue[n:])
 			clear(s.queue[rest:])
 			s.queue = s.queue[:rest]
 			s.inflight[f] = struct{}{}
+			use := f.use
 			s.mu.Unlock()
-			b := s.encode(f.msgs)
+			b := s.encode(f)
 			b.Lane = s.lane
-			b.Ack = func(err error) { s.ack(f, err) }
+			b.Ack = func(err error) { s.ack(f, use, err) }
 			return b, nil
 		}
 		wake := s.wake
@@ -380,26 +396,38 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 	}
 }
 
-// encode builds the batch's events in one buffer.
-func (s *Source) encode(msgs []jetstream.Msg) component.Batch {
+// encode builds the batch's events in one buffer, f's (grown when the
+// messages need more room: events point into it, so it is sized before the
+// first is written).
+func (s *Source) encode(f *inflight) component.Batch {
+	msgs := f.msgs
 	size := 0
 	for _, m := range msgs {
 		size += s.enc.sizeHint(m)
 	}
-	buf := make([]byte, 0, size)
-	out := make([]message.Message, len(msgs))
+	if cap(f.buf) < size {
+		f.buf = make([]byte, 0, size+size/4)
+	}
+	buf := f.buf[:0]
+	if cap(f.out) < len(msgs) {
+		f.out = make([]message.Message, len(msgs))
+	}
+	out := f.out[:len(msgs)]
 	var redelivered int
 	var pending uint64
 	for i, m := range msgs {
-		var md *jetstream.MsgMetadata
-		buf, md = s.enc.appendMessage(buf, &out[i], m)
-		if md != nil {
-			if md.NumDelivered > 1 {
+		out[i] = message.Message{}
+		var md ackMeta
+		var ok bool
+		buf, md, ok = s.enc.appendMessage(buf, &out[i], m)
+		if ok {
+			if md.delivered > 1 {
 				redelivered++
 			}
-			pending = md.NumPending
+			pending = md.pending
 		}
 	}
+	f.buf = buf
 	s.m.records.Add(float64(len(msgs)))
 	s.m.pending.Set(float64(pending))
 	if redelivered > 0 {
@@ -411,14 +439,18 @@ func (s *Source) encode(msgs []jetstream.Msg) component.Batch {
 // ack settles a batch: each message is acknowledged after a nil error and
 // handed back to the server (delivered again at once, here or to another
 // process) after an error.
-func (s *Source) ack(f *inflight, err error) {
+func (s *Source) ack(f *inflight, use uint64, err error) {
 	s.mu.Lock()
 	_, mine := s.inflight[f]
-	delete(s.inflight, f)
+	mine = mine && f.use == use
+	if mine {
+		delete(s.inflight, f)
+	}
 	s.mu.Unlock()
 	if !mine {
 		return // Close handed it back already
 	}
+	defer s.recycle(f)
 	failed := 0
 	for _, m := range f.msgs {
 		var aerr error
@@ -435,6 +467,18 @@ func (s *Source) ack(f *inflight, err error) {
 		s.m.ackErrs.Add(float64(failed))
 		s.log.Warn().Int("messages", failed).Bool("nack", err != nil).Msg("nats source: could not send acknowledgements (connection lost?); the server delivers those messages again after ack_wait")
 	}
+}
+
+// recycle keeps an acknowledged batch's memory for a later batch: the
+// engine reads none of it once it acknowledged the batch.
+func (s *Source) recycle(f *inflight) {
+	clear(f.msgs)
+	clear(f.out) // drops the references to headers and keys
+	f.msgs, f.out, f.buf = f.msgs[:0], f.out[:0], f.buf[:0]
+	s.mu.Lock()
+	f.use++
+	s.mu.Unlock()
+	s.spare.Put(f)
 }
 
 // keepalive tells the server that messages held longer than a third of
@@ -455,7 +499,14 @@ func (s *Source) keepalive(ackWait time.Duration, stop, stopped chan struct{}) {
 			msgs = msgs[:0]
 			s.mu.Lock()
 			for i := range s.queue {
-				if now.Sub(s.queue[i].at) >= every {
+				// A message first seen here is stamped now: it was
+				// received within the last period, so it is reported
+				// at most two periods (two thirds of ack_wait) after
+				// it arrived.
+				switch at := s.queue[i].at; {
+				case at.IsZero():
+					s.queue[i].at = now
+				case now.Sub(at) >= every:
 					msgs = append(msgs, s.queue[i].msg)
 					s.queue[i].at = now
 				}

@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -281,10 +282,12 @@ func TestPauseKeepsAndResumes(t *testing.T) {
 	fx.publish(t, "x", [][]byte{[]byte("1"), []byte("2"), []byte("3")})
 	s := open(t, fx.build(t, fx.srv.URL, "max_batch = 1\n"))
 	b := read(t, s)
+	// Decoded before the acknowledgement: the source reuses a batch's
+	// memory once it is acknowledged.
+	seen := map[string]bool{string(decode(t, b.Messages[0]).Data.Value): true}
 	s.Pause()
 	b.Ack(nil)
 	s.Resume()
-	seen := map[string]bool{string(decode(t, b.Messages[0]).Data.Value): true}
 	for len(seen) < 3 {
 		b := read(t, s)
 		seen[string(decode(t, b.Messages[0]).Data.Value)] = true
@@ -305,5 +308,36 @@ func TestDeletedDurableStopsTheTask(t *testing.T) {
 	_, err := s.Read(natstest.Ctx(t))
 	if component.ClassOf(err) != component.ClassTaskPermanent || !strings.Contains(err.Error(), "deleted") {
 		t.Fatalf("Read after the durable was deleted: %v", err)
+	}
+}
+
+// TestLateSecondAckIsIgnored acknowledges a batch twice, the second time
+// (a nack) after the source reused the batch's memory for the next batch:
+// the second call must not touch the next batch's messages, which are then
+// acknowledged once and never delivered again.
+func TestLateSecondAckIsIgnored(t *testing.T) {
+	fx := newFixture(t)
+	fx.publish(t, "x", [][]byte{[]byte("1"), []byte("2"), []byte("3")})
+	s := open(t, fx.build(t, fx.srv.URL, "max_batch = 1\n"))
+	first := read(t, s)
+	first.Ack(nil)
+	second := read(t, s)
+	first.Ack(errors.New("a late second call"))
+	second.Ack(nil)
+	third := read(t, s)
+	third.Ack(nil)
+	// Had the late call nacked the second batch's message, the durable's
+	// acknowledgement floor would stay below it.
+	c, err := fx.srv.JS.Consumer(natstest.Ctx(t), fx.stream, fx.durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *jetstream.ConsumerInfo
+	testkit.WaitFor(t, "the three messages acknowledged in order", func() bool {
+		info, err = c.Info(natstest.Ctx(t))
+		return err == nil && info.AckFloor.Stream == 3 && info.NumAckPending == 0
+	})
+	if info.NumRedelivered != 0 {
+		t.Fatalf("%d messages were delivered again", info.NumRedelivered)
 	}
 }

@@ -77,7 +77,14 @@ func (e *pgEnv) exec(sql string, args ...any) {
 // directory with the given extra keys.
 func (e *pgEnv) source(t testing.TB, extra string) *Source {
 	t.Helper()
-	src := fmt.Sprintf("dsn = %q\nslot = %q\n%s", e.dsn, e.slot, extra)
+	return e.sourceConfig(t, fmt.Sprintf("slot = %q\n%s", e.slot, extra))
+}
+
+// sourceConfig builds a postgres_cdc source on the test's state directory
+// with the given keys besides dsn.
+func (e *pgEnv) sourceConfig(t testing.TB, keys string) *Source {
+	t.Helper()
+	src := fmt.Sprintf("dsn = %q\n%s", e.dsn, keys)
 	env := componenttest.Env(t, zerolog.InfoLevel)
 	env.StateDir = e.state
 	env.Task = "t1"

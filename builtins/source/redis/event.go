@@ -3,6 +3,7 @@ package redis
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -23,6 +24,7 @@ type entry struct {
 // batchData is an encoded batch.
 type batchData struct {
 	msgs []message.Message
+	buf  []byte // the events' bytes
 }
 
 // encoder builds events with appends only. Not safe for concurrent use;
@@ -56,6 +58,12 @@ func newEncoder(addr string, db int, stream, valueFormat string, maxEvent int) *
 
 // encode builds the batch's events in one buffer.
 func (e *encoder) encode(es []entry) batchData {
+	return e.encodeInto(es, batchData{})
+}
+
+// encodeInto is encode reusing into's memory (a batch already handled)
+// when it is large enough.
+func (e *encoder) encodeInto(es []entry, into batchData) batchData {
 	size := 0
 	for i := range es {
 		size += len(e.head) + len(e.mid) + len(e.data) + 96 + 2*len(es[i].id)
@@ -66,8 +74,15 @@ func (e *encoder) encode(es []entry) batchData {
 			}
 		}
 	}
-	buf := make([]byte, 0, size)
-	msgs := make([]message.Message, len(es))
+	buf := into.buf[:0]
+	if cap(buf) < size {
+		buf = make([]byte, 0, size+size/4)
+	}
+	msgs := into.msgs[:0]
+	if cap(msgs) < len(es) {
+		msgs = make([]message.Message, len(es))
+	}
+	msgs = msgs[:len(es)]
 	for i := range es {
 		start := len(buf)
 		en := &es[i]
@@ -93,7 +108,7 @@ func (e *encoder) encode(es []entry) batchData {
 			m.Err = fmt.Errorf("event of %d bytes from stream %q entry %s exceeds the %d-byte event limit (max_event_size)", len(m.Payload), e.stream, en.id, e.maxEvent)
 		}
 	}
-	return batchData{msgs: msgs}
+	return batchData{msgs: msgs, buf: buf}
 }
 
 // appendFields writes the entry's fields as JSON members, in entry order:
@@ -232,6 +247,18 @@ func parseClaim(v any) ([]entry, []string, string, error) {
 }
 
 func appendEntries(es []entry, deleted []string, items []any) ([]entry, []string, error) {
+	// One slice for every entry's fields, and room for every entry, rather
+	// than an allocation per entry and a slice grown entry by entry.
+	es = slices.Grow(es, len(items))
+	total := 0
+	for _, it := range items {
+		if e, ok := it.([]any); ok && len(e) == 2 {
+			if kv, ok := e[1].([]any); ok {
+				total += len(kv)
+			}
+		}
+	}
+	slab := make([]string, total)
 	for _, it := range items {
 		e, ok := it.([]any)
 		if !ok || len(e) != 2 {
@@ -249,7 +276,8 @@ func appendEntries(es []entry, deleted []string, items []any) ([]entry, []string
 		if !ok {
 			return nil, nil, fmt.Errorf("unexpected fields of entry %s: %T", id, e[1])
 		}
-		fs := make([]string, len(kv))
+		fs := slab[:len(kv):len(kv)]
+		slab = slab[len(kv):]
 		for i, x := range kv {
 			switch x := x.(type) {
 			case string:

@@ -69,7 +69,8 @@ type Source struct {
 	loopDone    chan struct{}
 
 	// Acknowledgements wait in ackq; sendAcks sends them in one XACK.
-	ackq    []any
+	ackq    []string
+	spare   []*flight // settled batches, for reuse (at most maxSpare)
 	ackSend sync.Mutex
 	ackWake chan struct{}
 	ackStop chan struct{}
@@ -86,6 +87,8 @@ type fetched struct {
 type flight struct {
 	ids []string
 	at  time.Time // read, or last reported still in progress (XCLAIM)
+	b   batchData // the batch's memory, reused once it is settled
+	use uint64    // bumped at each reuse: a late second Ack of an earlier use is ignored
 }
 
 type sourceMetrics struct {
@@ -238,9 +241,9 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			s.ready[0] = fetched{}
 			s.ready = s.ready[:0]
 			s.notifyLocked() // room for the next fetch
+			f, use := fe.f, fe.f.use
 			s.mu.Unlock()
-			f := fe.f
-			return component.Batch{Messages: fe.b.msgs, Lane: s.lane, Ack: func(err error) { s.ack(f, err) }}, nil
+			return component.Batch{Messages: fe.b.msgs, Lane: s.lane, Ack: func(err error) { s.ack(f, use, err) }}, nil
 		}
 		wake := s.wake
 		s.mu.Unlock()
@@ -260,9 +263,9 @@ func (s *Source) notifyLocked() {
 // ack settles a batch: its entries are acknowledged after a nil error;
 // after an error they stay pending and are read again once nothing is
 // outstanding.
-func (s *Source) ack(f *flight, err error) {
+func (s *Source) ack(f *flight, use uint64, err error) {
 	s.mu.Lock()
-	if _, mine := s.flights[f]; !mine {
+	if _, mine := s.flights[f]; !mine || f.use != use {
 		s.mu.Unlock()
 		return
 	}
@@ -271,9 +274,16 @@ func (s *Source) ack(f *flight, err error) {
 	if err != nil {
 		s.rewind = true
 	} else {
-		for _, id := range f.ids {
-			s.ackq = append(s.ackq, id)
-		}
+		s.ackq = append(s.ackq, f.ids...)
+	}
+	// The engine reads nothing of a batch it settled: its memory serves
+	// a later one.
+	if len(s.spare) < maxSpare {
+		clear(f.b.msgs)
+		clear(f.ids)
+		f.b.msgs, f.b.buf, f.ids = f.b.msgs[:0], f.b.buf[:0], f.ids[:0]
+		f.use++
+		s.spare = append(s.spare, f)
 	}
 	s.notifyLocked()
 	s.mu.Unlock()
@@ -366,9 +376,13 @@ func (s *Source) sendAcks(ctx context.Context, rdb *redis.Client) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	// Each id as a *string: boxing a string into an interface allocates,
+	// a pointer does not (ids is not changed until Do returns).
 	args := make([]any, 0, len(ids)+3)
 	args = append(args, "XACK", s.cfg.Stream, s.group)
-	args = append(args, ids...)
+	for i := range ids {
+		args = append(args, &ids[i])
+	}
 	if err := rdb.Do(ctx, args...).Err(); err != nil {
 		s.mu.Lock()
 		s.ackq = append(ids, s.ackq...)
@@ -471,7 +485,7 @@ func (s *Source) loop(ctx context.Context, rdb *redis.Client) {
 			// Entries trimmed or deleted from the stream while pending:
 			// nothing to deliver, only the pending entry to drop.
 			s.mu.Lock()
-			s.ackq = append(s.ackq, toAny(deleted)...)
+			s.ackq = append(s.ackq, deleted...)
 			s.mu.Unlock()
 			s.log.Warn().Int("entries", len(deleted)).Msg("redis source: pending entries were deleted from the stream before they were delivered; acknowledging them")
 			select {
@@ -524,12 +538,26 @@ func (s *Source) waitRoom(ctx context.Context) bool {
 	}
 }
 
+// maxSpare bounds the settled batches kept for reuse.
+const maxSpare = 4
+
 // deliver encodes entries as one batch and queues it for Read.
 func (s *Source) deliver(es []entry) {
-	b := s.enc.encode(es)
-	f := &flight{ids: make([]string, len(es)), at: time.Now()}
+	s.mu.Lock()
+	var f *flight
+	if n := len(s.spare); n > 0 {
+		f = s.spare[n-1]
+		s.spare[n-1] = nil
+		s.spare = s.spare[:n-1]
+	} else {
+		f = &flight{}
+	}
+	s.mu.Unlock()
+	b := s.enc.encodeInto(es, f.b)
+	f.b, f.at = b, time.Now()
+	f.ids = f.ids[:0]
 	for i := range es {
-		f.ids[i] = es[i].id
+		f.ids = append(f.ids, es[i].id)
 	}
 	s.m.records.Add(float64(len(es)))
 	s.mu.Lock()
@@ -636,12 +664,4 @@ func splitID(id string) (ms, seq uint64) {
 	ms, _ = strconv.ParseUint(m, 10, 64)
 	seq, _ = strconv.ParseUint(q, 10, 64)
 	return ms, seq
-}
-
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }

@@ -154,11 +154,14 @@ func TestNackIsReadAgain(t *testing.T) {
 	s := open(t, fx.build(t, fx.srv.URL, "c1", "max_batch = 1\n"))
 	first := read(t, s)
 	second := read(t, s)
+	// Decoded before the acknowledgement: the source reuses a settled
+	// batch's memory.
+	firstID, firstPayload := decode(t, first.Messages[0]).Data.ID, string(first.Messages[0].Payload)
 	first.Ack(fmt.Errorf("nack"))
 	second.Ack(nil)
 	again := read(t, s)
-	if decode(t, again.Messages[0]).Data.ID != decode(t, first.Messages[0]).Data.ID {
-		t.Fatalf("read %s again, want %s", again.Messages[0].Payload, first.Messages[0].Payload)
+	if decode(t, again.Messages[0]).Data.ID != firstID {
+		t.Fatalf("read %s again, want %s", again.Messages[0].Payload, firstPayload)
 	}
 	again.Ack(nil)
 	testkit.WaitFor(t, "nothing pending", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
@@ -225,4 +228,22 @@ func TestCreatesGroupFromStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLateSecondAckIsIgnored acknowledges a batch twice, the second time
+// (a nack) after the source reused the batch's memory for the next batch:
+// the second call must not settle the next batch, whose entry is then
+// acknowledged once.
+func TestLateSecondAckIsIgnored(t *testing.T) {
+	fx := newFixture(t)
+	fx.srv.Add(t, fx.stream, "payload", [][]byte{[]byte("1"), []byte("2"), []byte("3")})
+	s := open(t, fx.build(t, fx.srv.URL, "c1", "max_batch = 1\n"))
+	first := read(t, s)
+	first.Ack(nil)
+	second := read(t, s)
+	first.Ack(fmt.Errorf("a late second call"))
+	second.Ack(nil)
+	third := read(t, s)
+	third.Ack(nil)
+	testkit.WaitFor(t, "nothing pending", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
 }
