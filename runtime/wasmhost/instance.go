@@ -36,6 +36,7 @@ type instance struct {
 	fnClose   api.Function
 	stack     []uint64
 	state     *State
+	memory    guestMemory // nil: wazero's own (memory.go)
 
 	// The context handed to every call: it carries the instance to the
 	// host functions without a context.WithValue allocation per call.
@@ -46,6 +47,7 @@ type instance struct {
 	cpuStart  int64 // the thread's CPU time when the call began (cpuUnread, -1: unknown)
 	started   int64 // monotonic ns at the call's start
 	lastYield int64
+	idleSince int64 // monotonic ns when the pool last got it back
 	budget    time.Duration
 
 	buf, bufCap uint32 // the guest's input buffer
@@ -167,10 +169,11 @@ func (m *Module) newInstance(ctx context.Context, state *State, config []byte) (
 	inst.cctx.inst = inst
 	inst.stdout = lineWriter{log: state.guest, stream: "stdout", inst: inst}
 	inst.stderr = lineWriter{log: state.guest, stream: "stderr", inst: inst}
-	cctx := inst.enter(ctx, initBudget)
+	cctx := inst.enter(inst.memoryContext(ctx), initBudget)
 	am, err := m.host.rt.InstantiateModule(cctx, m.c.cm, moduleConfig(m.hasInitialize, inst))
 	inst.leave()
 	if err != nil {
+		inst.releaseMemory()
 		return nil, fmt.Errorf("start module: %s", shortError(err))
 	}
 	inst.m = am
@@ -361,6 +364,7 @@ func shortError(err error) string {
 
 func (inst *instance) close(ctx context.Context) {
 	if inst.m == nil {
+		inst.releaseMemory()
 		return
 	}
 	if inst.fnClose != nil {
@@ -370,6 +374,7 @@ func (inst *instance) close(ctx context.Context) {
 	}
 	inst.m.Close(context.Background())
 	inst.m = nil
+	inst.releaseMemory()
 }
 
 // discard drops an instance that failed: no close call, since its state
@@ -379,4 +384,5 @@ func (inst *instance) discard() {
 		inst.m.Close(context.Background())
 		inst.m = nil
 	}
+	inst.releaseMemory()
 }

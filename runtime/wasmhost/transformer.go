@@ -51,7 +51,18 @@ type TransformerConfig struct {
 	Metrics *metrics.Set
 	// KV is the transform's state; nil: a fresh in-memory store.
 	KV *KV
+	// IdleTimeout retires instances beyond the first that have not been
+	// used for that long; 0: DefaultIdleTimeout.
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is how long an instance beyond the first may sit
+// unused before it is closed. A burst at concurrency N leaves N instances,
+// each holding its guest's memory (a Go guest: 3-8 MiB, more after a
+// large batch, since linear memory never shrinks); a quiet task gives all
+// but one back. The next burst pays an instantiation (~6 ms of CPU for a
+// Go guest) per instance it needs again.
+const DefaultIdleTimeout = 10 * time.Second
 
 // Transformer runs one module as a transform: a bounded pool of instances
 // and the per-batch call with failure isolation. It implements
@@ -71,6 +82,7 @@ type Transformer struct {
 	traps       *prometheus.CounterVec
 	instances   prometheus.Gauge
 	closed      bool
+	reaper      *time.Timer // armed while instances beyond the first are live (under mu)
 }
 
 // NewTransformer prepares a transformer; Start creates its first instance.
@@ -95,6 +107,9 @@ func (m *Module) NewTransformer(cfg TransformerConfig) *Transformer {
 	}
 	if cfg.Config == nil {
 		cfg.Config = []byte("{}")
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	t := &Transformer{
 		mod:   m,
@@ -185,8 +200,12 @@ func (t *Transformer) acquire(ctx context.Context) (*instance, error) {
 // release returns inst to the pool, or retires it when the transformer
 // was closed while the call ran.
 func (t *Transformer) release(inst *instance) {
+	inst.idleSince = monotonic()
 	t.mu.Lock()
 	closed := t.closed
+	if !closed && t.reaper == nil && len(t.slots) > 1 {
+		t.reaper = time.AfterFunc(t.cfg.IdleTimeout, t.reap)
+	}
 	t.mu.Unlock()
 	if closed {
 		inst.close(context.Background())
@@ -195,6 +214,54 @@ func (t *Transformer) release(inst *instance) {
 		return
 	}
 	t.idle <- inst
+}
+
+// reap closes the idle instances beyond the first that have been unused
+// for IdleTimeout, and comes back later while extra instances remain.
+func (t *Transformer) reap() {
+	t.mu.Lock()
+	t.reaper = nil
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	now := monotonic()
+	live := len(t.slots)
+	var keep, retire []*instance
+	next := t.cfg.IdleTimeout
+	for n := len(t.idle); n > 0; n-- {
+		var inst *instance
+		select {
+		case inst = <-t.idle:
+		default:
+		}
+		if inst == nil {
+			break
+		}
+		if idle := time.Duration(now - inst.idleSince); live > 1 && idle >= t.cfg.IdleTimeout {
+			retire = append(retire, inst)
+			live--
+			continue
+		}
+		if idle := time.Duration(now - inst.idleSince); t.cfg.IdleTimeout-idle < next {
+			next = t.cfg.IdleTimeout - idle
+		}
+		keep = append(keep, inst)
+	}
+	// The idle channel has room for every instance taken out of it: no
+	// send below blocks, and Close, waiting for mu, finds them there.
+	for _, inst := range keep {
+		t.idle <- inst
+	}
+	if len(t.slots)-len(retire) > 1 {
+		t.reaper = time.AfterFunc(max(next, time.Millisecond), t.reap)
+	}
+	t.mu.Unlock()
+	for _, inst := range retire {
+		inst.close(context.Background())
+		t.gaugeAdd(-1)
+		<-t.slots
+	}
 }
 
 func (t *Transformer) drop(inst *instance) {
@@ -370,6 +437,10 @@ func (t *Transformer) Close(ctx context.Context) error {
 		return nil
 	}
 	t.closed = true
+	if t.reaper != nil {
+		t.reaper.Stop()
+		t.reaper = nil
+	}
 	t.mu.Unlock()
 	for {
 		select {

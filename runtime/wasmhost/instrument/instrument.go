@@ -571,6 +571,14 @@ func (m *module) rewrite(opt Options, res *Result) ([]byte, error) {
 		replaced[secCode] = b
 	}
 
+	// Data section: merge Go's many small segments. Not with a data count
+	// section: memory.init and data.drop may then name segments by index.
+	if s := m.find(secData); s != nil && m.find(secDataCount) == nil {
+		if b := mergeData(s.body); b != nil {
+			replaced[secData] = b
+		}
+	}
+
 	// Assemble, inserting sections that did not exist at their place.
 	out := make([]byte, 0, len(m.sections)*8+sizeOf(m.sections)+sizeOf(m.sections)/8+64)
 	out = append(out, header...)
