@@ -205,6 +205,10 @@ bench: build plugins
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/bench.toml
 	$(BIN)/sluice bench --events 1000000 --cores 1 testdata/pipelines/wasm-bench.toml
 	$(BIN)/sluice bench --events 1000000 testdata/pipelines/bench.toml
+	# Memory and start (docs/edge.md, "Memory"): idle RSS without and with a Go WASM plugin, the time to the
+	# first event of a first and a second start; the peak RSS of the runs above is printed with its goal.
+	$(BIN)/sluice bench --startup testdata/pipelines/bench.toml
+	$(BIN)/sluice bench --startup testdata/pipelines/wasm-bench.toml
 	# Databases (docs/performance.md, "Databases"): CDC events/s from PostgreSQL and upsert rows/s into
 	# PostgreSQL and MariaDB, each next to a plain program on the same driver (the floor).
 	$(GO) test -run '^$$' -bench 'BenchmarkCDC' -benchtime 1x -count 1 ./builtins/source/postgrescdc

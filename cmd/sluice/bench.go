@@ -28,12 +28,16 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	cores := fs.Int("cores", 0, "GOMAXPROCS of the measured process (0: all)")
 	preset := fs.String("preset", "orders", "shape of the generated events")
 	keep := fs.String("input", "", "reuse (or create) this events file instead of a temporary one")
+	startup := fs.Bool("startup", false, "measure the start instead: time to the first event (cold, then second start) and idle RSS, next to the goals")
 	pos, err := parseArgs(fs, args, stdout)
 	if err != nil {
 		return usageErr(err)
 	}
 	if !wantArgs(fs, pos, 1, 1, "one task file (its source must be stdin)") {
 		return exitUsage
+	}
+	if *startup {
+		return benchStartup(pos[0], *preset, stdout, stderr)
 	}
 	input := *keep
 	if input == "" {
@@ -108,7 +112,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "events out: %d (%.1f MB)\n", outLines, float64(outBytes)/1e6)
 	fmt.Fprintf(stdout, "wall time:  %v (cpu %v, GOMAXPROCS %s, %d CPUs)\n", el.Round(time.Millisecond), cpu.Round(time.Millisecond), gomaxprocs(*cores), runtime.NumCPU())
 	fmt.Fprintf(stdout, "throughput: %.0f events/s, %.1f MB/s in\n", float64(*events)/el.Seconds(), float64(size)/1e6/el.Seconds())
-	fmt.Fprintf(stdout, "peak RSS:   %.1f MiB\n", float64(rss)/(1<<20))
+	fmt.Fprintf(stdout, "peak RSS:   %.1f MiB (goal for bench.toml: ≤ %d MiB)\n", float64(rss)/(1<<20), goalPeakMiB)
 	return exitOK
 }
 

@@ -16,7 +16,7 @@ func runMain(args ...string) (stdout, stderr string, code int) {
 var helpTargets = [][]string{
 	{"run"}, {"validate"}, {"test"}, {"dlq"}, {"dlq", "show"}, {"dlq", "replay"},
 	{"dev"}, {"dev", "kafka"}, {"plugin"}, {"plugin", "new"}, {"plugin", "build"}, {"plugin", "inspect"},
-	{"list"}, {"bench"}, {"docs"}, {"version"}, {"top"}, {"tap"},
+	{"list"}, {"bench"}, {"install"}, {"docs"}, {"version"}, {"top"}, {"tap"},
 }
 
 // TestHelpEveryCommand: --help and -h print the usage to stdout and exit 0,
@@ -69,8 +69,8 @@ func TestEachCommandListsItsOwnFlags(t *testing.T) {
 		cmd       []string
 		want, not []string
 	}{
-		{[]string{"run"}, []string{"-state-dir", "-shutdown-timeout", "-task-quota", "-max-event-size", "-admin-addr", "-log-level", "-log-format", "-progress", "-cpuprofile"}, nil},
-		{[]string{"validate"}, []string{"-state-dir", "-task-quota", "-max-event-size"}, []string{"-shutdown-timeout", "-admin-addr", "-progress", "-log-format", "-cpuprofile", "-input"}},
+		{[]string{"run"}, []string{"-state-dir", "-shutdown-timeout", "-task-quota", "-max-event-size", "-admin-addr", "-log-level", "-log-format", "-progress", "-cpuprofile", "-memory-limit"}, nil},
+		{[]string{"validate"}, []string{"-state-dir", "-task-quota", "-max-event-size"}, []string{"-shutdown-timeout", "-admin-addr", "-progress", "-log-format", "-cpuprofile", "-input", "-memory-limit"}},
 		{[]string{"test"}, []string{"-input", "-expect", "-raw", "-time", "-state-dir", "-max-event-size"}, []string{"-shutdown-timeout", "-admin-addr", "-progress", "-task-quota", "-log-level"}},
 		{[]string{"dlq", "replay"}, []string{"-from", "-stage", "-failed", "-skip-transforms", "-shutdown-timeout"}, []string{"-admin-addr", "-progress", "-task-quota", "-input"}},
 		{[]string{"list"}, []string{"-kind", "-fields"}, []string{"-state-dir", "-input"}},

@@ -46,6 +46,7 @@ func commands() []command {
 		{"plugin", "scaffold (new), build and inspect WASM plugins", pluginCmd},
 		{"list", "list the sources, transforms and sinks of this build", listCmd},
 		{"bench", "measure a stdin task end to end: events/s, MB/s, peak RSS", benchCmd},
+		{"install", "install as a systemd service running a folder of tasks", installCmd},
 		{"docs", "write the component reference (docs/reference.md) from the specs", docsCmd},
 		{"version", "print the version", versionCmd},
 	}

@@ -463,7 +463,7 @@ func pluginInspect(args []string, stdout, stderr io.Writer) int {
 	if !wantArgs(fs, pos, 1, 1, "one FILE.wasm") {
 		return exitUsage
 	}
-	wasm, err := os.ReadFile(pos[0])
+	wasm, err := wasmhost.ReadModule(pos[0]) // regular files only: /dev/zero or a FIFO would never end
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice plugin inspect: %v\n", err)
 		return exitFailed

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -68,6 +70,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	if limit := applyMemoryLimit(s.memoryLimit); limit != math.MaxInt64 {
+		log.Debug().Str("memory_limit", component.ByteSize(limit).String()).Msg("soft memory limit")
+	}
+
 	hup := notifyHUP()
 	defer signal.Stop(hup)
 	ms := metrics.New()
@@ -85,6 +91,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	sup.KeepAlive = *watch
+	// Loading compiled (or read from the cache) every WASM module and
+	// started its first instance: tens of MiB of garbage the collector
+	// would otherwise hand back to the system only slowly, if ever below
+	// its goal. Once, as the tasks start (docs/edge.md, "Memory"); beside
+	// them, not before them: a forced collection is a few milliseconds the
+	// first event need not wait for.
+	go debug.FreeOSMemory()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -124,6 +137,16 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		stopProgress = startProgress(tw, sup.Tasks)
 	}
 
+	idleTick := time.NewTicker(idleCheck)
+	defer idleTick.Stop()
+	go releaseWhenIdle(ctx, idleTick.C, func() uint64 {
+		var in uint64
+		for _, t := range sup.Tasks() {
+			in += t.Stats().In
+		}
+		return in
+	}, debug.FreeOSMemory)
+
 	errs := sup.Run(ctx)
 	if stopProgress != nil {
 		stopProgress()
@@ -156,6 +179,50 @@ func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *componen
 		Metrics:     ms,
 		Logger:      log,
 	}
+}
+
+// idleCheck is how often releaseWhenIdle looks at the tasks' counters.
+const idleCheck = 5 * time.Second
+
+// releaseWhenIdle hands the heap's free memory back to the system (release)
+// once each time the process goes quiet: at a tick where the events read
+// (events) did not move since the previous tick, after they had. The
+// collector keeps a heap sized for the last burst, and its background
+// scavenger returns it only slowly; edge boxes idle between bursts. This
+// costs one collection per burst.
+func releaseWhenIdle(ctx context.Context, ticks <-chan time.Time, events func() uint64, release func()) {
+	var q quietness
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticks:
+		}
+		if q.quietAgain(events()) {
+			release()
+		}
+	}
+}
+
+// quietness follows a counter of events read from tick to tick (a reload
+// restarts a task's counter: any change counts as reading).
+type quietness struct {
+	last uint64
+	busy bool
+}
+
+// quietAgain takes the counter at a tick and reports whether the process
+// just went quiet: it did not move since the previous tick, after it had.
+func (q *quietness) quietAgain(in uint64) bool {
+	moved := in != q.last
+	q.last = in
+	if moved {
+		q.busy = true
+		return false
+	}
+	was := q.busy
+	q.busy = false
+	return was
 }
 
 // taskFiles tells the admin API where each task's file and dead letters

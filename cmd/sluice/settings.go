@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +31,9 @@ type settings struct {
 	logLevel        string
 	logFormat       string
 	progress        string
+	// memoryLimit is --memory-limit as written ("" when unset: GOMEMLIMIT,
+	// which the Go runtime reads itself, or no limit).
+	memoryLimit string
 }
 
 // setting names one process setting, for the commands that bind a subset.
@@ -43,6 +48,7 @@ const (
 	settingLogLevel
 	settingLogFormat
 	settingProgress
+	settingMemoryLimit
 )
 
 func envOr(name, def string) string {
@@ -82,6 +88,7 @@ func bindSettings(fs *flag.FlagSet, s *settings, which ...setting) func() error 
 	s.logLevel = envOr("SLUICE_LOG_LEVEL", "info")
 	s.logFormat = envOr("SLUICE_LOG_FORMAT", "auto")
 	s.progress = envOr("SLUICE_PROGRESS", "auto")
+	s.memoryLimit = envOr("SLUICE_MEMORY_LIMIT", "")
 
 	if bound(settingStateDir) {
 		fs.StringVar(&s.stateDir, "state-dir", s.stateDir, "folder for checkpoints, buffers and the compiled-WASM cache (SLUICE_STATE_DIR)")
@@ -109,7 +116,15 @@ func bindSettings(fs *flag.FlagSet, s *settings, which ...setting) func() error 
 	if bound(settingProgress) {
 		fs.StringVar(&s.progress, "progress", s.progress, "live progress line: auto (on a terminal), always or never (SLUICE_PROGRESS)")
 	}
+	if bound(settingMemoryLimit) {
+		fs.StringVar(&s.memoryLimit, "memory-limit", s.memoryLimit, "soft limit of the process's memory, e.g. 48MiB: the garbage collector works harder as it nears it (GOMEMLIMIT's meaning; off: none); unset: GOMEMLIMIT or none (SLUICE_MEMORY_LIMIT)")
+	}
 	return func() error {
+		if bound(settingMemoryLimit) {
+			if _, err := parseMemoryLimit(s.memoryLimit); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if bound(settingLogFormat) {
 			switch s.logFormat {
 			case "auto", "json", "console":
@@ -264,4 +279,40 @@ func wantArgs(fs *flag.FlagSet, pos []string, lo, hi int, what string) bool {
 // isHelp reports whether arg asks for help where a subcommand is expected.
 func isHelp(arg string) bool {
 	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
+
+// parseMemoryLimit reads --memory-limit: a size ("48MiB", "64MB",
+// "50000000"), "off" for no limit, or "" for the Go runtime's own setting
+// (GOMEMLIMIT, or none). It returns -1 for "" (leave the runtime alone).
+func parseMemoryLimit(v string) (int64, error) {
+	switch strings.TrimSpace(v) {
+	case "":
+		return -1, nil
+	case "off":
+		return math.MaxInt64, nil
+	}
+	var b component.ByteSize
+	if err := b.UnmarshalText([]byte(v)); err != nil {
+		return 0, fmt.Errorf("--memory-limit: %w, or off", err)
+	}
+	if b < minMemoryLimit {
+		return 0, fmt.Errorf("--memory-limit %s is below %s: the process itself needs that much (see docs/edge.md, \"Memory\")", v, minMemoryLimit)
+	}
+	return int64(b), nil
+}
+
+// minMemoryLimit refuses limits the process cannot live under: a task
+// without WASM idles at ~20 MiB, most of it the binary's own pages; under
+// its limit the collector would run without end.
+const minMemoryLimit = component.ByteSize(16 << 20)
+
+// applyMemoryLimit sets the soft memory limit from --memory-limit (as
+// GOMEMLIMIT would) and returns the limit in force.
+func applyMemoryLimit(v string) int64 {
+	n, err := parseMemoryLimit(v)
+	if err != nil || n < 0 {
+		return debug.SetMemoryLimit(-1) // the runtime's own (GOMEMLIMIT)
+	}
+	debug.SetMemoryLimit(n)
+	return n
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -66,6 +67,9 @@ type Options struct {
 	// ReadBytes caps the record bytes of one Read batch (a batch always
 	// holds at least one record). Default 4 MiB.
 	ReadBytes int64
+	// Now is the clock of the backlog's age (Stats.Oldest); nil means
+	// time.Now. Tests simulate a long outage with it.
+	Now func() time.Time
 	// Logger receives the recovery report and warnings about dropped or
 	// corrupt data. The zero value logs nothing.
 	Logger zerolog.Logger
@@ -137,6 +141,16 @@ type Stats struct {
 	Bytes int64
 	// Segments is the number of segment files.
 	Segments int
+	// Oldest is when the oldest record not yet committed was appended
+	// (zero when there is none). It is exact to the second while the
+	// process runs; after a restart, records from before it are dated by
+	// the first append of their segment (or, for segments of builds
+	// without that field, the segment file's modification time).
+	Oldest time.Time
+	// DiskFull is set while appends wait because the file system is full
+	// before MaxSize; DiskFullWaits counts the writes it refused.
+	DiskFull      bool
+	DiskFullWaits uint64
 	// Dropped counts unread records deleted by the drop_oldest policy since
 	// Open; DroppedGroups counts those of them that carried Tag.Last.
 	Dropped, DroppedGroups uint64
@@ -149,9 +163,23 @@ type Stats struct {
 // segment is one segment file.
 type segment struct {
 	seq   uint64
-	start pos   // its first record
-	size  int64 // bytes written, header included
+	start pos    // its first record
+	size  int64  // bytes written, header included
+	born  uint32 // as in the header
 }
+
+// mark says that record index was appended at unix (nanoseconds), and every
+// later record at or after it: the age of the backlog is read off the last
+// mark at or before the commit position.
+type mark struct {
+	index uint64
+	unix  int64
+}
+
+// maxMarks bounds the marks kept: one per second of appends at most, and
+// past this many every other one is forgotten (the age then errs on the old
+// side, by at most the gap between two marks left).
+const maxMarks = 4096
 
 // Buffer is a persistent FIFO of messages; see the package documentation.
 type Buffer struct {
@@ -173,11 +201,17 @@ type Buffer struct {
 	writes  uint64     // completed writes
 	synced  uint64     // writes known to be on disk
 	dropGen uint64     // bumped when a drop moves read
+	marks   []mark     // append times, oldest first; see mark
 	failed  error      // sticky: a failed fsync leaves the file state unknown
 	closed  bool
-	dataCh  chan struct{} // closed when durable advances (and on Close)
-	spaceCh chan struct{} // closed when space is freed (and on Close)
-	ops     sync.WaitGroup
+	// diskFull is set while appends wait because the file system refused
+	// a write for want of space; diskFullCount counts those refusals.
+	diskFull      bool
+	diskFullCount uint64
+	diskLogAt     time.Time
+	dataCh        chan struct{} // closed when durable advances (and on Close)
+	spaceCh       chan struct{} // closed when space is freed (and on Close)
+	ops           sync.WaitGroup
 
 	dropped, droppedGroups, lost, lostGroups uint64
 
@@ -223,7 +257,14 @@ func (b *Buffer) Recovery() Recovery { return b.recovery }
 func (b *Buffer) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var oldest time.Time
+	if b.written.index > b.commit.index && len(b.marks) > 0 {
+		oldest = time.Unix(0, b.marks[0].unix)
+	}
 	return Stats{
+		Oldest:        oldest,
+		DiskFull:      b.diskFull,
+		DiskFullWaits: b.diskFullCount,
 		Records:       b.written.index - b.commit.index,
 		Unread:        b.written.index - b.read.index,
 		Bytes:         b.used,
@@ -290,6 +331,79 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 		return err
 	}
 	defer b.ops.Done()
+	var act *segment
+	var now time.Time
+	for {
+		if err := b.reserveLocked(ctx, need); err != nil {
+			return err
+		}
+		act = b.segs[len(b.segs)-1]
+		now = b.now()
+		if act.size == headerSize && act.born != unixSeconds(now) {
+			// The segment's first records: date it (it may have been
+			// created empty long ago, at Open). The header is rewritten
+			// in place and synced with the records; a torn header can
+			// only come with a crash before this Append returned, and
+			// only costs this Append.
+			hdr := segHeader{seq: act.seq, firstIndex: act.start.index, firstGroups: act.start.groups, born: unixSeconds(now)}.append(nil)
+			if _, err := b.wf.WriteAt(hdr, 0); err != nil {
+				b.mu.Unlock()
+				return fmt.Errorf("append to disk buffer %s: date %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
+			}
+			act.born = unixSeconds(now)
+		}
+		_, err := b.wf.WriteAt(buf, act.size)
+		if err == nil {
+			break
+		}
+		// Cut what was written so the next append starts on a frame
+		// boundary; if even that fails the file can no longer be trusted.
+		if terr := b.wf.Truncate(act.size); terr != nil {
+			b.failed = fmt.Errorf("disk buffer %s is unusable after a failed write (%v) and a failed repair (%v); restart the task to recover", b.dir, err, terr)
+		} else if isNoSpace(err) {
+			// The disk is full before max_size: nothing of this append
+			// is kept; wait as for a full buffer, then write it again.
+			if err := b.waitForDiskLocked(ctx, err); err != nil {
+				return err
+			}
+			continue
+		}
+		b.mu.Unlock()
+		return fmt.Errorf("append to disk buffer %s: write %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
+	}
+	act.size += need
+	b.used += need
+	b.diskFull = false
+	b.addMarkLocked(b.written.index, now)
+	b.written = pos{act.seq, act.size, b.written.index + n, b.written.groups + lasts}
+	b.writes++
+	my := b.writes
+	if b.opts.NoSync {
+		b.publishLocked(b.written)
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	return b.syncUpTo(my)
+}
+
+// reserveLocked makes room for need more bytes in the last segment,
+// rotating, dropping or waiting as the policy says. It is called with b.mu
+// held and returns with it held, unless it returns an error.
+func (b *Buffer) reserveLocked(ctx context.Context, need int64) error {
+	// rotate starts a new segment; a full file system makes it wait as
+	// for a full buffer (ok false: try again).
+	rotate := func() (ok bool, err error) {
+		err = b.rotateLocked()
+		if err == nil {
+			return true, nil
+		}
+		if !isNoSpace(err) {
+			b.mu.Unlock()
+			return false, err
+		}
+		return false, b.waitForDiskLocked(ctx, err)
+	}
 	for {
 		if b.failed != nil {
 			err := b.failed
@@ -297,39 +411,37 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 			return err
 		}
 		act := b.segs[len(b.segs)-1]
-		rotate := act.size > headerSize && act.size+need > b.opts.SegmentSize
+		full := act.size > headerSize && act.size+need > b.opts.SegmentSize
 		extra := need
-		if rotate {
+		if full {
 			extra += headerSize
 		}
 		if b.used+extra <= b.opts.MaxSize {
-			if rotate {
-				if err := b.rotateLocked(); err != nil {
-					b.mu.Unlock()
-					return err
-				}
+			if !full {
+				return nil
 			}
-			break
+			if ok, err := rotate(); ok || err != nil {
+				return err
+			}
+			continue
 		}
 		if b.commit.index == b.written.index && act.size > headerSize {
 			// Everything was delivered but the last segment, still being
 			// written to, holds the space: start a new one and free it.
-			if err := b.rotateLocked(); err != nil {
-				b.mu.Unlock()
+			if ok, err := rotate(); err != nil {
 				return err
+			} else if ok {
+				b.removeConsumedLocked()
 			}
-			b.removeConsumedLocked()
 			continue
 		}
 		if b.opts.WhenFull == DropOldest {
-			var err error
 			if len(b.segs) > 1 {
-				err = b.dropOldestLocked()
-			} else {
-				err = b.rotateLocked() // so that the full segment can be dropped
-			}
-			if err != nil {
-				b.mu.Unlock()
+				if err := b.dropOldestLocked(); err != nil {
+					b.mu.Unlock()
+					return err
+				}
+			} else if _, err := rotate(); err != nil { // so that the full segment can be dropped
 				return err
 			}
 			continue
@@ -347,29 +459,98 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 			return ErrClosed
 		}
 	}
+}
 
-	act := b.segs[len(b.segs)-1]
-	if _, err := b.wf.WriteAt(buf, act.size); err != nil {
-		// Cut what was written so the next append starts on a frame
-		// boundary; if even that fails the file can no longer be trusted.
-		if terr := b.wf.Truncate(act.size); terr != nil {
-			b.failed = fmt.Errorf("disk buffer %s is unusable after a failed write (%v) and a failed repair (%v); restart the task to recover", b.dir, err, terr)
-		}
-		b.mu.Unlock()
-		return fmt.Errorf("append to disk buffer %s: write %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
+// diskRetry is how often an Append held by a full disk tries again when
+// nothing the buffer does frees space (another program filled the disk).
+const diskRetry = time.Second
+
+// waitForDiskLocked handles a write the file system refused for want of
+// space (cause): the disk is full before max_size. Under drop_oldest the
+// oldest segment goes, if there is one besides the one written to; under
+// block (or with nothing to drop) it waits for the drain to free a segment,
+// or diskRetry, or the end of ctx. It is called with b.mu held and returns
+// with it held, unless it returns an error (then b.mu is released).
+func (b *Buffer) waitForDiskLocked(ctx context.Context, cause error) error {
+	b.diskFullCount++
+	// Once a minute at most: a disk that stays full refuses a write every
+	// time the drain frees a segment.
+	if now := b.now(); !b.diskFull && (b.diskLogAt.IsZero() || now.Sub(b.diskLogAt) >= time.Minute) {
+		b.diskLogAt = now
+		b.log.Warn().Err(cause).Str(logx.File, b.dir).Int64("bytes", b.used).Int64("max_size", b.opts.MaxSize).
+			Uint64("refused_writes", b.diskFullCount).Str("when_full", string(b.opts.WhenFull)).
+			Msg("disk buffer: the file system is full before max_size; the buffer takes no more until space is freed (block: the source waits; drop_oldest: the oldest segment goes), nothing stored is corrupted (reported at most once a minute)")
 	}
-	act.size += need
-	b.used += need
-	b.written = pos{act.seq, act.size, b.written.index + n, b.written.groups + lasts}
-	b.writes++
-	my := b.writes
-	if b.opts.NoSync {
-		b.publishLocked(b.written)
-		b.mu.Unlock()
+	b.diskFull = true
+	if b.opts.WhenFull == DropOldest && len(b.segs) > 1 {
+		if err := b.dropOldestLocked(); err != nil {
+			b.mu.Unlock()
+			return err
+		}
 		return nil
 	}
+	ch := b.spaceCh
 	b.mu.Unlock()
-	return b.syncUpTo(my)
+	timer := time.NewTimer(diskRetry)
+	defer timer.Stop()
+	select {
+	case <-ch:
+	case <-timer.C:
+	case <-ctx.Done():
+		return fmt.Errorf("append to disk buffer %s: the file system is full (%v), waiting for space: %w", b.dir, cause, ctx.Err())
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (b *Buffer) now() time.Time {
+	if b.opts.Now != nil {
+		return b.opts.Now()
+	}
+	return time.Now()
+}
+
+func unixSeconds(t time.Time) uint32 {
+	s := t.Unix()
+	if s <= 0 || s > 1<<32-1 {
+		return 0
+	}
+	return uint32(s)
+}
+
+// addMarkLocked notes that record index was appended at t, unless the last
+// mark is less than a second older.
+func (b *Buffer) addMarkLocked(index uint64, t time.Time) {
+	if n := len(b.marks); n > 0 && t.UnixNano()-b.marks[n-1].unix < int64(time.Second) {
+		return
+	}
+	if len(b.marks) >= maxMarks {
+		// Keep the first (the age of the oldest record) and every other.
+		k := 1
+		for i := 2; i < len(b.marks); i += 2 {
+			b.marks[k] = b.marks[i]
+			k++
+		}
+		b.marks = b.marks[:k]
+	}
+	b.marks = append(b.marks, mark{index, t.UnixNano()})
+}
+
+// pruneMarksLocked forgets the marks of committed records, keeping the
+// last one at or before the commit position, which dates the oldest
+// record left.
+func (b *Buffer) pruneMarksLocked() {
+	i := 0
+	for i+1 < len(b.marks) && b.marks[i+1].index <= b.commit.index {
+		i++
+	}
+	if i > 0 {
+		b.marks = slices.Delete(b.marks, 0, i)
+	}
 }
 
 func (b *Buffer) usedNow() int64 {
@@ -441,7 +622,7 @@ func (b *Buffer) rotateLocked() error {
 		b.log.Warn().Err(err).Str(logx.File, b.segPath(old.seq)).Msg("disk buffer: closing a full segment failed")
 	}
 	b.wf = f
-	b.segs = append(b.segs, &segment{seq: seq, start: start, size: headerSize})
+	b.segs = append(b.segs, &segment{seq: seq, start: start, size: headerSize, born: unixSeconds(b.now())})
 	b.used += headerSize
 	b.written = start
 	return nil
@@ -455,7 +636,7 @@ func (b *Buffer) createSegment(start pos) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	hdr := segHeader{seq: start.seq, firstIndex: start.index, firstGroups: start.groups}.append(nil)
+	hdr := segHeader{seq: start.seq, firstIndex: start.index, firstGroups: start.groups, born: unixSeconds(b.now())}.append(nil)
 	_, err = f.WriteAt(hdr, 0)
 	if err == nil && !b.opts.NoSync {
 		if err = datasync(f); err == nil {
@@ -504,8 +685,11 @@ func (b *Buffer) dropOldestLocked() error {
 	}
 	if b.commit.seq <= s.seq {
 		b.commit = next.start
+		b.pruneMarksLocked()
 	}
-	b.log.Warn().Uint64("records", n).Uint64("groups", g).Str(logx.File, b.segPath(s.seq)).
+	// Debug only: a full buffer drops on every append; the caller reports
+	// Stats.Dropped at its own pace (the engine: once a minute).
+	b.log.Debug().Uint64("records", n).Uint64("groups", g).Str(logx.File, b.segPath(s.seq)).
 		Int64("max_size", b.opts.MaxSize).Msg("disk buffer full: dropped the oldest segment (when_full = drop_oldest)")
 	return nil
 }
@@ -771,11 +955,19 @@ func (b *Buffer) Commit(c Cursor) error {
 		return fmt.Errorf("commit to disk buffer %s: the cursor is past the records read so far (a cursor from another buffer?)", b.dir)
 	}
 	b.commit = c.p
+	b.pruneMarksLocked()
 	gone := b.takeConsumedLocked()
 	b.mu.Unlock()
 
 	err := b.cursor.write(c.p, !b.opts.NoSync)
-	if err != nil {
+	// A full disk can refuse the cursor (a file system that allocates on
+	// every write, or a cursor file from before it was preallocated):
+	// delete the delivered segments first, which frees space, then try
+	// again. Deleting them before the cursor is durable is safe: after a
+	// crash Open reads on from the oldest segment left, and everything
+	// before it was delivered.
+	retry := err != nil && isNoSpace(err) && len(gone) > 0
+	if err != nil && !retry {
 		err = fmt.Errorf("commit to disk buffer %s: write the cursor: %w (records since the last commit will be read again after a restart)", b.dir, err)
 	}
 	var freed int64
@@ -784,6 +976,11 @@ func (b *Buffer) Commit(c Cursor) error {
 			err = fmt.Errorf("commit to disk buffer %s: delete a delivered segment: %w", b.dir, rerr)
 		}
 		freed += s.size
+	}
+	if retry {
+		if err = b.cursor.write(c.p, !b.opts.NoSync); err != nil {
+			err = fmt.Errorf("commit to disk buffer %s: write the cursor: %w (records since the last commit will be read again after a restart)", b.dir, err)
+		}
 	}
 	if len(gone) > 0 {
 		b.mu.Lock()

@@ -20,7 +20,7 @@ type Config struct {
 	Path        string             `toml:"path" doc:"Folder of the buffer's files, relative to the task file's folder. One buffer per folder. Default: a folder for the task in the process state directory."`
 	MaxSize     component.ByteSize `toml:"max_size" doc:"Most disk space the buffer's files take (at least 4KiB). Space is freed a segment at a time, once the sink has taken all of it."`
 	SegmentSize component.ByteSize `toml:"segment_size" doc:"Size of one segment file, the unit in which space is freed or dropped: at least 1KiB and at most half of max_size. Default: max_size/8, at most 64MiB."`
-	WhenFull    string             `toml:"when_full" enum:"block,drop_oldest" doc:"When the buffer is full: block makes the source wait for the sink (nothing lost; an HTTP ingest answers 503 past its response_timeout); drop_oldest deletes the oldest segment, sent or not, counting its events as dropped by policy."`
+	WhenFull    string             `toml:"when_full" enum:"block,drop_oldest" doc:"When the buffer is full (or the disk is, before max_size): block makes the source wait for the sink (nothing lost; an HTTP ingest answers 503 past its response_timeout); drop_oldest deletes the oldest segment, sent or not, counting its events as dropped by policy."`
 	Fsync       string             `toml:"fsync" enum:"append,never" doc:"append: an append returns (and the source is acknowledged) only once its events are on disk, so they survive a power loss. never: once handed to the operating system, which survives a crash of sluice but not of the machine."`
 }
 

@@ -53,7 +53,8 @@
 //	8   8  sequence number (as in the file name)
 //	16  8  global number of the segment's first record
 //	24  8  records with Tag.Last appended before this segment
-//	32  4  reserved (0)
+//	32  4  Unix seconds of the segment's first append (0 = unknown;
+//	       reserved and written as 0 by earlier builds)
 //	36  4  CRC-32C (Castagnoli) of bytes 0..35
 //
 // then records, each framed as
@@ -106,6 +107,16 @@
 //     read or not, and counts the unread records it deleted (Stats.Dropped).
 //     Records already returned by Read but not committed are not counted:
 //     they are in the drain's hands.
+//   - A file system that fills before MaxSize (ENOSPC, EDQUOT) counts as a
+//     full buffer: the refused write is cut back to the last whole append
+//     and Append waits (Block: until the reader frees a segment, trying
+//     again every second) or drops the oldest segment (DropOldest). The
+//     cursor file is written whole at Open, so Commit, which frees space,
+//     never needs a new block. Stats.DiskFull says when this happens.
+//   - Stats.Oldest dates the oldest uncommitted record by its append time
+//     (one mark a second at most, at most 4096 marks); segment headers
+//     keep the time of their first append, which dates older records
+//     after a restart.
 //   - Memory is bounded by a 256 KiB read-ahead plus ReadBytes per batch,
 //     whatever the backlog; Open reads the last segment once to check it.
 //

@@ -44,10 +44,11 @@ func Example() {
 	if err := b.Commit(batch.Cursor); err != nil {
 		fmt.Println(err)
 	}
-	fmt.Printf("%+v\n", b.Stats())
+	st := b.Stats()
+	fmt.Printf("records=%d bytes=%d segments=%d backlog dated: %v\n", st.Records, st.Bytes, st.Segments, !st.Oldest.IsZero())
 	// Output:
 	// a0 group=0 last=false
 	// a1 group=0 last=true
 	// b0 group=1 last=true
-	// {Records:0 Unread:0 Bytes:172 Segments:1 Dropped:0 DroppedGroups:0 Lost:0 LostGroups:0}
+	// records=0 bytes=172 segments=1 backlog dated: false
 }

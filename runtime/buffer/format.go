@@ -51,6 +51,11 @@ type segHeader struct {
 	seq         uint64 // segment sequence number, also in the file name
 	firstIndex  uint64 // global number of the segment's first record
 	firstGroups uint64 // records with Tag.Last appended before this segment
+	// born is when the segment's first record was appended, in Unix
+	// seconds (0: unknown, a segment written before this field existed).
+	// It lives in bytes that version 1 reserved and did not check, so
+	// older builds read these segments unchanged.
+	born uint32
 }
 
 func (h segHeader) append(dst []byte) []byte {
@@ -61,7 +66,7 @@ func (h segHeader) append(dst []byte) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, h.seq)
 	dst = binary.LittleEndian.AppendUint64(dst, h.firstIndex)
 	dst = binary.LittleEndian.AppendUint64(dst, h.firstGroups)
-	dst = binary.LittleEndian.AppendUint32(dst, 0) // reserved
+	dst = binary.LittleEndian.AppendUint32(dst, h.born)
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
@@ -86,6 +91,7 @@ func parseHeader(b []byte) (segHeader, error) {
 		seq:         binary.LittleEndian.Uint64(b[8:]),
 		firstIndex:  binary.LittleEndian.Uint64(b[16:]),
 		firstGroups: binary.LittleEndian.Uint64(b[24:]),
+		born:        binary.LittleEndian.Uint32(b[32:]),
 	}, nil
 }
 

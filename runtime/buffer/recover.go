@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
@@ -146,7 +147,7 @@ func (b *Buffer) recover() error {
 			b.note("removed %s: %s: %v", filepath.Base(path), what, herr)
 			continue
 		}
-		segs = append(segs, &segment{seq: seq, start: pos{seq, headerSize, h.firstIndex, h.firstGroups}, size: size})
+		segs = append(segs, &segment{seq: seq, start: pos{seq, headerSize, h.firstIndex, h.firstGroups}, size: size, born: h.born})
 	}
 
 	// Segments before the cursor's were delivered; a crash came before
@@ -174,11 +175,11 @@ func (b *Buffer) recover() error {
 			return err
 		}
 		b.wf = f
-		b.segs = []*segment{{seq: start.seq, start: start, size: headerSize}}
+		b.segs = []*segment{{seq: start.seq, start: start, size: headerSize, born: unixSeconds(b.now())}}
 		b.used = headerSize
 		b.written, b.durable, b.read, b.commit = start, start, start, start
 		b.recovery.Segments, b.recovery.Bytes = 1, headerSize
-		return nil
+		return b.preallocCursor()
 	}
 	b.segs = segs
 
@@ -234,11 +235,49 @@ func (b *Buffer) recover() error {
 	b.commit = b.read
 	for _, s := range segs {
 		b.used += s.size
+		if s.size > headerSize {
+			b.marks = append(b.marks, mark{s.start.index, b.segmentBorn(s)})
+		}
 	}
+	b.pruneMarksLocked()
 	b.recovery.Segments = len(segs)
 	b.recovery.Bytes = b.used
 	b.recovery.Records = b.written.index - b.read.index
+	return b.preallocCursor()
+}
+
+// preallocCursor writes both slots of a new (or short) cursor file with
+// the start position, so that every later Commit overwrites bytes that
+// exist: on a full disk a commit, which is what frees space, must not need
+// any. Best effort: a disk already full at Open is reported, not fatal.
+func (b *Buffer) preallocCursor() error {
+	fi, err := b.cursor.f.Stat()
+	if err != nil || fi.Size() >= 2*cursorSlot {
+		return err
+	}
+	for range 2 {
+		if err := b.cursor.write(b.commit, !b.opts.NoSync); err != nil {
+			if isNoSpace(err) {
+				b.log.Warn().Err(err).Str(logx.File, b.dir).Msg("disk buffer: the disk is full, the cursor file could not be preallocated")
+				return nil
+			}
+			return fmt.Errorf("write the cursor: %w", err)
+		}
+	}
 	return nil
+}
+
+// segmentBorn dates the first record of s: the header's time, or for a
+// segment written by a build without it, the file's modification time
+// (its last append: the backlog then looks younger than it is).
+func (b *Buffer) segmentBorn(s *segment) int64 {
+	if s.born != 0 {
+		return int64(s.born) * int64(time.Second)
+	}
+	if fi, err := os.Stat(b.segPath(s.seq)); err == nil {
+		return fi.ModTime().UnixNano()
+	}
+	return b.now().UnixNano()
 }
 
 // readSegHeader returns the size of a segment file and its parsed header.

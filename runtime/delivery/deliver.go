@@ -43,6 +43,12 @@ type Deliverer struct {
 	// ErrInterrupted): the caller is stopping and would rather keep the
 	// records for later than wait. A write under way is not interrupted.
 	Interrupt <-chan struct{}
+	// Persist makes retryable failures never final: once the policy's
+	// retries or its max_age are spent, the write is tried again every
+	// Policy.Cap() for as long as it takes. The disk buffer's drain sets it:
+	// the events are safe on disk, so giving up would only lose them.
+	// Event-permanent and task-permanent failures are final as ever.
+	Persist bool
 }
 
 // ErrInterrupted is wrapped by the Stop of a delivery whose retry wait was
@@ -163,7 +169,7 @@ func (d *Deliverer) sleep(ctx context.Context, wait time.Duration) error {
 func (d *Deliverer) wait(attempt int, err error, first time.Time) (time.Duration, bool) {
 	p := d.Policy
 	if attempt > p.Attempts {
-		return 0, false
+		return d.persist(err)
 	}
 	w := p.Interval(attempt, d.rand)
 	if ra := component.RetryAfter(err); ra > w {
@@ -172,11 +178,24 @@ func (d *Deliverer) wait(attempt int, err error, first time.Time) (time.Duration
 	if p.MaxAge > 0 {
 		left := first.Add(p.MaxAge).Sub(d.clock().Now())
 		if left <= 0 {
-			return 0, false
+			return d.persist(err)
 		}
-		if w > left {
+		if w > left && !d.Persist {
 			w = left
 		}
+	}
+	return w, true
+}
+
+// persist is the wait once the policy is spent: none (give up) unless
+// Persist, else the policy's cap, or longer if the server asks for it.
+func (d *Deliverer) persist(err error) (time.Duration, bool) {
+	if !d.Persist {
+		return 0, false
+	}
+	w := d.Policy.Cap()
+	if ra := component.RetryAfter(err); ra > w {
+		w = min(ra, MaxPersistInterval)
 	}
 	return w, true
 }

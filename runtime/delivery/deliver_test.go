@@ -246,3 +246,63 @@ func TestInterruptEndsRetryWaits(t *testing.T) {
 		t.Fatalf("err %v after %d writes in %v", err, writes, time.Since(start))
 	}
 }
+
+// TestPersistNeverGivesUp: with Persist, a retryable failure outlasting
+// every policy is retried at the policy's cap (at least
+// MinPersistInterval) until the sink takes the batch, a simulated day and
+// more; an event-permanent failure is still final at once.
+func TestPersistNeverGivesUp(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy Policy
+		cap    time.Duration
+	}{
+		{"backoff", Backoff, 20 * time.Second},
+		{"exponential", Exponential, 512 * time.Second},
+		{"none", None, MinPersistInterval},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Unix(0, 0)
+			clk := &fakeClock{now: start}
+			writes := 0
+			d := Deliverer{Policy: tc.policy, Clock: clk, Persist: true, Write: func(context.Context, []message.Message) error {
+				writes++
+				// Down for 25 simulated hours, then back.
+				if clk.Now().Sub(start) < 25*time.Hour {
+					return errors.New("503 unavailable")
+				}
+				return nil
+			}}
+			res := make([]Result, 3)
+			if err := d.Deliver(context.Background(), msgs(3), res); err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				if r.Err != nil {
+					t.Fatalf("record %d: %v (a persisting delivery must not give up)", i, r.Err)
+				}
+			}
+			last := clk.waits[len(clk.waits)-1]
+			if last != tc.cap {
+				t.Fatalf("last wait %v, want the cap %v", last, tc.cap)
+			}
+			if over := clk.Now().Sub(start) - 25*time.Hour; over > tc.cap || over < 0 {
+				t.Fatalf("delivered %v after the sink came back, want within one cap (%v)", over, tc.cap)
+			}
+			if res[0].Attempts != writes {
+				t.Fatalf("attempts %d, writes %d", res[0].Attempts, writes)
+			}
+		})
+	}
+	clk := &fakeClock{now: time.Unix(0, 0)}
+	d := Deliverer{Policy: Backoff, Clock: clk, Persist: true, Write: func(context.Context, []message.Message) error {
+		return component.EventPermanent(errors.New("422 bad record"))
+	}}
+	res := make([]Result, 1)
+	if err := d.Deliver(context.Background(), msgs(1), res); err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err == nil || len(clk.waits) != 0 {
+		t.Fatalf("an event-permanent failure with Persist: %v after %d waits, want final at once", res[0].Err, len(clk.waits))
+	}
+}

@@ -61,6 +61,22 @@ func (p Policy) Interval(n int, rnd func() float64) time.Duration {
 	return time.Duration(d)
 }
 
+// MinPersistInterval is the shortest wait between the endless retries of
+// a Deliverer with Persist set: a policy without waits ("none") must not
+// spin on a sink that is down. MaxPersistInterval caps a server's
+// Retry-After there, so that a wrong header cannot park the drain for days.
+const (
+	MinPersistInterval = time.Second
+	MaxPersistInterval = time.Hour
+)
+
+// Cap returns the longest interval of the policy (Max, or Initial when
+// larger), at least MinPersistInterval: the wait between retries once the
+// policy is spent and the caller never gives up (Deliverer.Persist).
+func (p Policy) Cap() time.Duration {
+	return max(p.Max, p.Initial, MinPersistInterval)
+}
+
 // Clock is the time source of retries, replaceable in tests.
 type Clock interface {
 	Now() time.Time

@@ -11,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/buffer"
 	"github.com/sluicehq/sluice/runtime/delivery"
 	"github.com/sluicehq/sluice/runtime/logx"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // A task with [sink] buffer writes its outputs to a disk buffer instead of
@@ -29,19 +30,22 @@ type drainer struct {
 	// the input being counted when its outputs straddle two reads
 	groupFailed bool
 	groupRec    delivery.Record
-	bufRecords  prometheus.Gauge
-	bufBytes    prometheus.Gauge
 }
 
 func (t *Task) openBuffer() error {
 	if t.cfg.Engine.Buffer == nil {
 		return nil
 	}
-	b, err := buffer.Open(*t.cfg.Engine.Buffer)
+	bo := *t.cfg.Engine.Buffer
+	if bo.Now == nil {
+		bo.Now = t.opts.Clock.Now
+	}
+	b, err := buffer.Open(bo)
 	if err != nil {
 		return fmt.Errorf("disk buffer %s: %w", t.cfg.Engine.Buffer.Dir, err)
 	}
 	t.buf = b
+	t.registerBufferMetrics()
 	// Appends stay well below a segment so that one never needs more room
 	// than the buffer can free.
 	seg := t.cfg.Engine.Buffer.SegmentSize
@@ -74,11 +78,7 @@ func (t *Task) startDrain() {
 		cancel()
 	}
 	t.drainDone = done
-	lbl := prometheus.Labels{"task": t.cfg.Name}
-	d := &drainer{t: t,
-		bufRecords: t.opts.Metrics.Gauge("buffer_records", "Records in the task's disk buffer, not yet delivered.", "task").With(lbl),
-		bufBytes:   t.opts.Metrics.Gauge("buffer_bytes", "Size of the task's disk buffer files.", "task").With(lbl),
-	}
+	d := &drainer{t: t}
 	go func() {
 		defer close(done)
 		d.run(readCtx, ctx)
@@ -119,6 +119,31 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 	max := t.cfg.Engine.MaxEvents
 	deliver := t.deliver
 	deliver.Interrupt = readCtx.Done()
+	// The events are on disk: a retryable failure is retried at the
+	// policy's cap until the sink is back, whatever the policy, instead of
+	// being dead-lettered or dropped once the policy is spent.
+	deliver.Persist = true
+	// Past the policy the retries go on for as long as the outage lasts
+	// (every second under policy "none"): log them once a minute, count
+	// them all.
+	logRetry, policy := deliver.OnRetry, deliver.Policy
+	var loggedAt time.Time
+	deliver.OnRetry = func(attempt int, wait time.Duration, err error) {
+		now := t.opts.Clock.Now()
+		if attempt <= policy.Attempts || loggedAt.IsZero() || now.Sub(loggedAt) >= time.Minute {
+			if attempt > policy.Attempts {
+				loggedAt = now
+				t.log.Warn().Err(err).Int(logx.Attempt, attempt).Dur("wait", wait).
+					Msg("the sink is still failing past the retry policy; the events wait in the disk buffer and the batch is tried again at the policy's longest interval (logged once a minute)")
+			}
+			if logRetry != nil {
+				logRetry(attempt, wait, err)
+			}
+			return
+		}
+		t.stats.retries.Add(1)
+		t.m.retries.Inc()
+	}
 	defer t.countBufferDrops() // what was dropped while the last batch was under way
 	for {
 		t.countBufferDrops()
@@ -190,10 +215,62 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 			t.stop(Blocked, fmt.Errorf("committing the disk buffer: %w", err))
 			return
 		}
-		st := t.buf.Stats()
-		d.bufRecords.Set(float64(st.Records))
-		d.bufBytes.Set(float64(st.Bytes))
 	}
+}
+
+// registerBufferMetrics exposes the backlog as gauges computed when they
+// are scraped, so that they are true at every moment: while the sink is
+// down and nothing is committed they grow with every append.
+func (t *Task) registerBufferMetrics() {
+	b, clock := t.buf, t.opts.Clock
+	lbl := prometheus.Labels{"task": t.cfg.Name}
+	gauge := func(name, help string, f func(buffer.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: name, Help: help, ConstLabels: lbl},
+			func() float64 { return f(b.Stats()) })
+	}
+	t.bufMetrics = []prometheus.Collector{
+		gauge("buffer_records", "Records in the task's disk buffer, not yet delivered.",
+			func(s buffer.Stats) float64 { return float64(s.Records) }),
+		gauge("buffer_bytes", "Size of the task's disk buffer files.",
+			func(s buffer.Stats) float64 { return float64(s.Bytes) }),
+		gauge("buffer_oldest_age_seconds", "Age of the oldest record in the task's disk buffer not yet delivered (0 when empty).",
+			func(s buffer.Stats) float64 {
+				if s.Oldest.IsZero() {
+					return 0
+				}
+				return max(clock.Now().Sub(s.Oldest).Seconds(), 0)
+			}),
+	}
+	reg := t.opts.Metrics.Registry
+	for _, c := range t.bufMetrics {
+		if err := reg.Register(c); err != nil {
+			// The same task run again in this process (a restart, a
+			// reload): the new buffer's gauges replace the old ones.
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				reg.Unregister(are.ExistingCollector)
+				err = reg.Register(c)
+			}
+			if err != nil {
+				t.log.Warn().Err(err).Msg("disk buffer metrics not exposed")
+			}
+		}
+	}
+}
+
+// unregisterBufferMetrics removes the task's backlog gauges, unless a new
+// run of the same task (a reload) registered its own meanwhile: the
+// registry tells which collector holds the name.
+func (t *Task) unregisterBufferMetrics() {
+	reg := t.opts.Metrics.Registry
+	for _, c := range t.bufMetrics {
+		var are prometheus.AlreadyRegisteredError
+		switch err := reg.Register(c); {
+		case err == nil, errors.As(err, &are) && are.ExistingCollector == c:
+			reg.Unregister(c)
+		}
+	}
+	t.bufMetrics = nil
 }
 
 // countBufferDrops counts the inputs the buffer dropped (when_full =
@@ -207,7 +284,37 @@ func (t *Task) countBufferDrops() {
 	if n := st.DroppedGroups + st.LostGroups; n > t.bufLost {
 		t.stats.dropped.Add(n - t.bufLost)
 		t.m.dropped.Add(float64(n - t.bufLost))
-		t.log.Warn().Uint64(logx.Events, n-t.bufLost).Msg("disk buffer dropped events (when_full = \"drop_oldest\", or corrupt data)")
 		t.bufLost = n
 	}
+	t.logBufferDropsLocked(false)
+}
+
+// dropLogInterval spaces the warnings about events the buffer dropped: a
+// full drop_oldest buffer drops on every append, and one line per drop
+// would flood the log of a box nobody watches. The counter is exact.
+const dropLogInterval = time.Minute
+
+// logBufferDrops logs the drops not yet logged, at most once per
+// dropLogInterval unless final (the buffer is closing).
+func (t *Task) logBufferDrops(final bool) {
+	t.bufLostMu.Lock()
+	defer t.bufLostMu.Unlock()
+	t.logBufferDropsLocked(final)
+}
+
+func (t *Task) logBufferDropsLocked(final bool) {
+	n := t.bufLost - t.bufLogged
+	if n == 0 {
+		return
+	}
+	now := t.opts.Clock.Now()
+	if !final && !t.bufLoggedAt.IsZero() && now.Sub(t.bufLoggedAt) < dropLogInterval {
+		return
+	}
+	ev := t.log.Warn().Uint64(logx.Events, n).Uint64("total", t.bufLost)
+	if !t.bufLoggedAt.IsZero() {
+		ev = ev.Dur("since_last_report", now.Sub(t.bufLoggedAt))
+	}
+	ev.Msg("disk buffer dropped events (when_full = \"drop_oldest\", or corrupt data); counted in sluice_events_dropped_total, reported at most once a minute")
+	t.bufLogged, t.bufLoggedAt = t.bufLost, now
 }

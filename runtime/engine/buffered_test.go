@@ -2,9 +2,14 @@ package engine_test
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/buffer"
 	"github.com/sluicehq/sluice/runtime/engine"
@@ -69,23 +74,59 @@ buffer = { type = "disk", path = "buf", max_size = "1MiB" }`, 1)
 	}
 }
 
+// stuckClock never moves on its own: a retry wait lasts until the task
+// stops, and the time-based log spacing sees no time pass.
+type stuckClock struct{ now time.Time }
+
+func (c stuckClock) Now() time.Time { return c.now }
+func (c stuckClock) Sleep(ctx context.Context, _ time.Duration) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// lineCounter counts log lines holding a string.
+type lineCounter struct {
+	mu   sync.Mutex
+	sub  string
+	n    int
+	rest io.Writer
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.n += strings.Count(string(p), c.sub)
+	c.mu.Unlock()
+	return c.rest.Write(p)
+}
+
+func (c *lineCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
 // TestDiskBufferDropOldestCounts: with the sink down and the drain stuck
 // retrying its first batch, 2000 events cannot fit a 64KiB buffer, so
 // drop_oldest must drop, and every dropped input is counted while it
-// happens (not only when the drain next gets round), exactly once.
+// happens (not only when the drain next gets round), exactly once. The
+// drops are logged once per interval (here, with the clock standing
+// still: once when they start and once at the stop), not once per append.
 func TestDiskBufferDropOldestCounts(t *testing.T) {
 	dir := t.TempDir()
 	h := newHook(t)
 	h.answer.Store(func(string) int { return 503 })
 	writeEvents(t, filepath.Join(dir, "in.jsonl"), 2000, nil)
-	// The first retry waits an hour: the drain never gets past its first
-	// batch, however fast or slow the machine, so the buffer must fill. The
-	// stop interrupts the wait.
-	stuck := "[retry]\npolicy = \"custom\"\nattempts = 1000\ninitial = \"1h\"\nmax = \"1h\"\n"
-	text := strings.Replace(fileTask(dir, h.URL, stuck), `batch = { max_events = 500, max_wait = "50ms" }`,
+	// The first retry waits until the stop (a clock that never moves): the
+	// drain never gets past its first batch, however fast or slow the
+	// machine, so the buffer must fill. The stop interrupts the wait.
+	text := strings.Replace(fileTask(dir, h.URL, retryFast), `batch = { max_events = 500, max_wait = "50ms" }`,
 		`batch = { max_events = 50 }
 buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB", when_full = "drop_oldest" }`, 1)
-	run := engine.New(load(t, dir, text), opts(t))
+	o := opts(t)
+	o.Clock = stuckClock{time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+	logs := &lineCounter{sub: "disk buffer dropped events", rest: zerolog.NewTestWriter(t)}
+	o.Logger = zerolog.New(logs).Level(zerolog.InfoLevel)
+	run := engine.New(load(t, dir, text), o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run.Run(ctx) }()
@@ -113,5 +154,8 @@ buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB
 	b.Close()
 	if left+s.Dropped < s.In-50 || left+s.Dropped > s.In {
 		t.Fatalf("%d left in the buffer + %d dropped, want %d less at most one batch of 50: %+v", left, s.Dropped, s.In, s)
+	}
+	if n := logs.count(); n < 1 || n > 2 {
+		t.Fatalf("the drops were logged %d times, want once as they started and once at the stop at most", n)
 	}
 }

@@ -90,7 +90,10 @@ type Task struct {
 	drainCancel context.CancelFunc
 	drainDone   chan struct{}
 	bufLostMu   sync.Mutex
-	bufLost     uint64 // buffer groups dropped or lost, already counted
+	bufLost     uint64    // buffer groups dropped or lost, already counted
+	bufLogged   uint64    // of those, the ones already logged
+	bufLoggedAt time.Time // when they were (engine clock)
+	bufMetrics  []prometheus.Collector
 }
 
 type taskMetrics struct {
@@ -298,6 +301,7 @@ func (t *Task) Run(ctx context.Context) error {
 	if err := t.open(ctx); err != nil {
 		if t.buf != nil {
 			t.buf.Close()
+			t.unregisterBufferMetrics()
 		}
 		t.stop(StartFailed, err)
 		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, err)
@@ -361,9 +365,11 @@ func (t *Task) closeAll(ctx context.Context) {
 		}
 	}
 	if t.buf != nil {
+		t.logBufferDrops(true)
 		if err := t.buf.Close(); err != nil {
 			t.log.Error().Err(err).Msg("closing the disk buffer")
 		}
+		t.unregisterBufferMetrics()
 	}
 }
 

@@ -13,8 +13,13 @@
 //   - A Transformer is one `[[transform]] type = "wasm"` of one task. Its
 //     instances share the transform's key-value state, logger and metrics.
 //     Process may be called concurrently; each call holds one instance.
+//   - Time spent in host functions and bulk memory operations counts
+//     against a call's budget (see package instrument), so no guest keeps
+//     its thread, and the garbage collector, for long.
+//   - The key-value state has a quota (KVQuota), since it lives outside
+//     the module's memory limit; a write past it returns FULL.
 //   - A trap, a spent time budget, a broken ABI or an oversized output
-//     never reaches the caller as a crash: the instance is discarded (a new
+//     (bytes or count) never reaches the caller as a crash: the instance is discarded (a new
 //     one is created on demand), the batch is split until the offending
 //     record is alone, and that record fails with the reason while the
 //     others are delivered.

@@ -1,8 +1,33 @@
 package wasmhost
 
+import "context"
+
 // Unprotected returns opt with the runaway instrumentation off, for
 // benchmarks that measure its cost.
 func Unprotected(opt LoadOptions) LoadOptions {
 	opt.unprotected = true
 	return opt
+}
+
+// Live reports the instances of t (idle or in a call).
+func (t *Transformer) Live() int { return len(t.slots) }
+
+// Hold takes n instances out of t's pool at once, starting those it needs,
+// as n concurrent calls would; the returned func gives them back.
+func (t *Transformer) Hold(ctx context.Context, n int) (func(), error) {
+	var held []*instance
+	put := func() {
+		for _, inst := range held {
+			t.release(inst)
+		}
+	}
+	for range n {
+		inst, err := t.acquire(ctx)
+		if err != nil {
+			put()
+			return nil, err
+		}
+		held = append(held, inst)
+	}
+	return put, nil
 }

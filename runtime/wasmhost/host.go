@@ -2,7 +2,6 @@ package wasmhost
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -190,7 +189,7 @@ func (h *Host) instantiateImports(ctx context.Context) error {
 func moduleConfig(start bool, inst *instance) wazero.ModuleConfig {
 	cfg := wazero.NewModuleConfig().WithName("").
 		WithSysWalltime().WithSysNanotime().
-		WithRandSource(rand.Reader).
+		WithRandSource(randSource{inst}).
 		WithStdout(&inst.stdout).WithStderr(&inst.stderr).
 		WithStartFunctions()
 	if start {

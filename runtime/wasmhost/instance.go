@@ -36,6 +36,7 @@ type instance struct {
 	fnClose   api.Function
 	stack     []uint64
 	state     *State
+	memory    guestMemory // nil: wazero's own (memory.go)
 
 	// The context handed to every call: it carries the instance to the
 	// host functions without a context.WithValue allocation per call.
@@ -46,6 +47,7 @@ type instance struct {
 	cpuStart  int64 // the thread's CPU time when the call began (cpuUnread, -1: unknown)
 	started   int64 // monotonic ns at the call's start
 	lastYield int64
+	idleSince int64 // monotonic ns when the pool last got it back
 	budget    time.Duration
 
 	buf, bufCap uint32 // the guest's input buffer
@@ -84,13 +86,7 @@ func hostCheck(ctx context.Context, _ []uint64) {
 	inst := c.inst
 	now := monotonic()
 	if inst.cpuStart == cpuUnread {
-		// Read the thread's CPU clock (a system call) only for calls long
-		// enough to reach a check, assuming the thread ran since the start.
-		if cpu := threadCPU(); cpu >= 0 {
-			inst.cpuStart = cpu - (now - inst.started)
-		} else {
-			inst.cpuStart = -1
-		}
+		inst.startCPU(now)
 	}
 	if now > inst.deadline && !inst.extend(now) {
 		panic(ErrTimeout)
@@ -102,6 +98,42 @@ func hostCheck(ctx context.Context, _ []uint64) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// checkHost is called by the host functions of the sluice module after
+// their work, so that time spent in them counts against the budget like
+// the guest's own: a loop of slow host calls reaches hostCheck only every
+// few thousand iterations. Like hostCheck, it reads the thread's CPU clock
+// at its first check of a call (startCPU) and when the deadline has
+// passed; otherwise it only reads the monotonic clock.
+func checkHost(inst *instance) {
+	if inst.cctx.Context == nil {
+		return
+	}
+	now := monotonic()
+	if inst.cpuStart == cpuUnread {
+		inst.startCPU(now)
+	}
+	if now > inst.deadline && !inst.extend(now) {
+		panic(ErrTimeout)
+	}
+}
+
+// startCPU reads the thread's CPU clock at a call's first check (a system
+// call of about a microsecond, so only calls long enough to reach a check
+// pay it) and estimates its value when the call began, assuming the thread
+// ran since then. A first check that comes late means the thread mostly
+// waited for a core: work of the guest reaches a check within microseconds
+// (loops, calls, bulk operations and host calls are all counted), so the
+// time before it counts for at most half the budget. Counting it all
+// stopped short calls on a loaded machine.
+func (inst *instance) startCPU(now int64) {
+	cpu := threadCPU()
+	if cpu < 0 {
+		inst.cpuStart = -1
+		return
+	}
+	inst.cpuStart = cpu - min(now-inst.started, int64(inst.budget)/2)
 }
 
 // maxStretch bounds how far a starved call may run past its budget in
@@ -135,12 +167,13 @@ func (m *Module) newInstance(ctx context.Context, state *State, config []byte) (
 	}
 	inst := &instance{mod: m, state: state, stack: make([]uint64, 4)}
 	inst.cctx.inst = inst
-	inst.stdout = lineWriter{log: state.guest, stream: "stdout"}
-	inst.stderr = lineWriter{log: state.guest, stream: "stderr"}
-	cctx := inst.enter(ctx, initBudget)
+	inst.stdout = lineWriter{log: state.guest, stream: "stdout", inst: inst}
+	inst.stderr = lineWriter{log: state.guest, stream: "stderr", inst: inst}
+	cctx := inst.enter(inst.memoryContext(ctx), initBudget)
 	am, err := m.host.rt.InstantiateModule(cctx, m.c.cm, moduleConfig(m.hasInitialize, inst))
 	inst.leave()
 	if err != nil {
+		inst.releaseMemory()
 		return nil, fmt.Errorf("start module: %s", shortError(err))
 	}
 	inst.m = am
@@ -332,6 +365,7 @@ func shortError(err error) string {
 
 func (inst *instance) close(ctx context.Context) {
 	if inst.m == nil {
+		inst.releaseMemory()
 		return
 	}
 	if inst.fnClose != nil {
@@ -341,6 +375,7 @@ func (inst *instance) close(ctx context.Context) {
 	}
 	inst.m.Close(context.Background())
 	inst.m = nil
+	inst.releaseMemory()
 }
 
 // discard drops an instance that failed: no close call, since its state
@@ -350,4 +385,5 @@ func (inst *instance) discard() {
 		inst.m.Close(context.Background())
 		inst.m = nil
 	}
+	inst.releaseMemory()
 }

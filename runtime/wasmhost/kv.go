@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/runtime/statedir"
 )
 
@@ -20,7 +22,24 @@ const (
 	MaxKVValue = 1 << 20
 	// DefaultKVEntries is the entry cap when none is configured.
 	DefaultKVEntries = 1 << 20
+	// DefaultKVBytes is the byte quota when none is configured: twice the
+	// default memory limit of an instance.
+	DefaultKVBytes = 64 << 20
+	// KVEntryOverhead is what one entry costs the host beyond its key and
+	// value (map slot, string and slice headers, expiry), counted in the
+	// byte quota so that a million empty entries are not free.
+	KVEntryOverhead = 64
 )
+
+// KVQuota bounds a store. The state lives in host memory, outside the
+// module's memory_limit, so it needs a limit of its own.
+type KVQuota struct {
+	// Keys caps the entries (0: DefaultKVEntries).
+	Keys int
+	// Bytes caps the keys, values and KVEntryOverhead per entry (0:
+	// DefaultKVBytes).
+	Bytes int64
+}
 
 // KV is the key-value state of one transform: shared by all its instances,
 // so it survives instance replacement, and optionally saved to a file. It
@@ -29,8 +48,15 @@ type KV struct {
 	mu         sync.Mutex
 	m          map[string]kvEntry
 	maxEntries int
+	maxBytes   int64
+	bytes      int64 // cost of the entries in m, expired ones included until swept
 	puts       int
 	now        func() time.Time
+
+	// Gauges of the store's size and a counter of refused writes (nil:
+	// not exported), set by Observe.
+	keysGauge, bytesGauge prometheus.Gauge
+	refused               prometheus.Counter
 }
 
 type kvEntry struct {
@@ -38,12 +64,55 @@ type kvEntry struct {
 	exp int64 // unix ns; 0: never
 }
 
-// NewKV returns an empty store holding at most maxEntries (0: the default).
-func NewKV(maxEntries int) *KV {
-	if maxEntries <= 0 {
-		maxEntries = DefaultKVEntries
+// cost is what an entry holding key and val counts against the quota: the
+// value's capacity, since a value shrunk in place keeps its memory.
+func cost(key string, val []byte) int64 {
+	return int64(len(key)) + int64(cap(val)) + KVEntryOverhead
+}
+
+// NewKV returns an empty store holding at most maxEntries (0: the default)
+// and the default byte quota.
+func NewKV(maxEntries int) *KV { return NewKVQuota(KVQuota{Keys: maxEntries}) }
+
+// NewKVQuota returns an empty store bounded by q.
+func NewKVQuota(q KVQuota) *KV {
+	if q.Keys <= 0 {
+		q.Keys = DefaultKVEntries
 	}
-	return &KV{m: map[string]kvEntry{}, maxEntries: maxEntries, now: time.Now}
+	if q.Bytes <= 0 {
+		q.Bytes = DefaultKVBytes
+	}
+	return &KV{m: map[string]kvEntry{}, maxEntries: q.Keys, maxBytes: q.Bytes, now: time.Now}
+}
+
+// Quota returns the store's bounds.
+func (kv *KV) Quota() KVQuota { return KVQuota{Keys: kv.maxEntries, Bytes: kv.maxBytes} }
+
+// Observe makes the store export its entries and bytes to the gauges and
+// count refused writes (KVFull) in refused. Any may be nil.
+func (kv *KV) Observe(keys, bytes prometheus.Gauge, refused prometheus.Counter) {
+	kv.mu.Lock()
+	kv.keysGauge, kv.bytesGauge, kv.refused = keys, bytes, refused
+	kv.changed()
+	kv.mu.Unlock()
+}
+
+// changed publishes the size; called with kv.mu held.
+func (kv *KV) changed() {
+	if kv.keysGauge != nil {
+		kv.keysGauge.Set(float64(len(kv.m)))
+	}
+	if kv.bytesGauge != nil {
+		kv.bytesGauge.Set(float64(kv.bytes))
+	}
+}
+
+// Size returns the entries (live and not yet swept) and their cost in
+// bytes as the quota counts it.
+func (kv *KV) Size() (keys int, bytes int64) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	return len(kv.m), kv.bytes
 }
 
 // Get returns a copy of the value of key.
@@ -67,7 +136,8 @@ func (kv *KV) getInto(key []byte, fill func([]byte) bool) int {
 		return KVMissing
 	}
 	if e.exp != 0 && e.exp <= kv.now().UnixNano() {
-		delete(kv.m, string(key))
+		kv.remove(string(key), e)
+		kv.changed()
 		return KVMissing
 	}
 	fill(e.val)
@@ -75,29 +145,15 @@ func (kv *KV) getInto(key []byte, fill func([]byte) bool) int {
 }
 
 // Put stores a copy of val under key; ttl <= 0 keeps it until deleted. It
-// returns KVOK, KVFull or KVTooLarge.
+// returns KVOK, KVFull (the quota of keys or bytes is reached) or
+// KVTooLarge.
 func (kv *KV) Put(key, val []byte, ttl time.Duration) int {
 	if len(key) > MaxKVKey || len(val) > MaxKVValue {
 		return KVTooLarge
 	}
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
-	now := kv.now().UnixNano()
-	kv.puts++
-	if kv.puts%4096 == 0 || len(kv.m) >= kv.maxEntries {
-		kv.sweep(now)
-	}
-	e, exists := kv.m[string(key)]
-	if !exists && len(kv.m) >= kv.maxEntries {
-		return KVFull
-	}
-	e.val = append(e.val[:0], val...)
-	e.exp = 0
-	if ttl > 0 {
-		e.exp = now + int64(ttl)
-	}
-	kv.m[string(key)] = e
-	return KVOK
+	return kv.store(key, val, ttl, kv.now().UnixNano())
 }
 
 // Add stores a copy of val under key only when key holds no live entry:
@@ -114,27 +170,73 @@ func (kv *KV) Add(key, val []byte, ttl time.Duration) int {
 	if e, ok := kv.m[string(key)]; ok && (e.exp == 0 || e.exp > now) {
 		return KVExists
 	}
+	return kv.store(key, val, ttl, now)
+}
+
+// store puts a copy of val under key within the quota; called with kv.mu
+// held.
+func (kv *KV) store(key, val []byte, ttl time.Duration, now int64) int {
 	kv.puts++
-	if kv.puts%4096 == 0 || len(kv.m) >= kv.maxEntries {
-		kv.sweep(now)
-	}
 	e, exists := kv.m[string(key)]
-	if !exists && len(kv.m) >= kv.maxEntries {
+	// A value is rewritten in place when it fits and would not waste more
+	// than it holds; otherwise it gets a buffer of its own size.
+	reuse := exists && len(val) <= cap(e.val) && cap(e.val) <= 2*len(val)+64
+	var old, next int64
+	if exists {
+		old = cost(string(key), e.val)
+	}
+	if reuse {
+		next = old
+	} else {
+		next = int64(len(key)) + int64(len(val)) + KVEntryOverhead
+	}
+	over := func() bool {
+		return (!exists && len(kv.m) >= kv.maxEntries) || kv.bytes-old+next > kv.maxBytes
+	}
+	if kv.puts%4096 == 0 || over() {
+		kv.sweep(now)
+		e, exists = kv.m[string(key)]
+		if !exists {
+			old = 0
+			reuse = false
+			next = int64(len(key)) + int64(len(val)) + KVEntryOverhead
+		}
+	}
+	if over() {
+		if kv.refused != nil {
+			kv.refused.Inc()
+		}
+		kv.changed()
 		return KVFull
 	}
-	e.val = append(e.val[:0], val...)
+	if reuse {
+		e.val = append(e.val[:0], val...)
+	} else {
+		e.val = append(make([]byte, 0, len(val)), val...)
+	}
 	e.exp = 0
 	if ttl > 0 {
 		e.exp = now + int64(ttl)
 	}
 	kv.m[string(key)] = e
+	kv.bytes += cost(string(key), e.val) - old
+	kv.changed()
 	return KVOK
+}
+
+// remove deletes key, whose entry is e; called with kv.mu held.
+func (kv *KV) remove(key string, e kvEntry) {
+	delete(kv.m, key)
+	kv.bytes -= cost(key, e.val)
 }
 
 // Delete removes key.
 func (kv *KV) Delete(key []byte) {
 	kv.mu.Lock()
-	delete(kv.m, string(key))
+	if e, ok := kv.m[string(key)]; ok {
+		kv.remove(string(key), e)
+		kv.changed()
+	}
 	kv.mu.Unlock()
 }
 
@@ -148,7 +250,7 @@ func (kv *KV) Len() int {
 func (kv *KV) sweep(now int64) {
 	for k, e := range kv.m {
 		if e.exp != 0 && e.exp <= now {
-			delete(kv.m, k)
+			kv.remove(k, e)
 		}
 	}
 }
@@ -215,17 +317,33 @@ func (kv *KV) Load(path string) error {
 		return fmt.Errorf("load wasm state: %w", err)
 	}
 	defer f.Close()
-	m, err := readKV(bufio.NewReader(f), kv.maxEntries)
+	m, bytes, err := readKV(bufio.NewReader(f), kv.maxEntries, kv.maxBytes)
 	if err != nil {
-		return fmt.Errorf("load wasm state %s: %w (move the file away to start with empty state)", path, err)
+		return fmt.Errorf("load wasm state %s: %w (raise state_max_keys or state_max_bytes, or move the file away to start with empty state)", path, err)
 	}
 	kv.mu.Lock()
-	kv.m = m
+	kv.m, kv.bytes = m, bytes
+	kv.changed()
 	kv.mu.Unlock()
 	return nil
 }
 
-func readKV(r io.Reader, maxEntries int) (map[string]kvEntry, error) {
+func readKV(r io.Reader, maxEntries int, maxBytes int64) (map[string]kvEntry, int64, error) {
+	m, err := readEntries(r, maxEntries)
+	if err != nil {
+		return nil, 0, err
+	}
+	var total int64
+	for k, e := range m {
+		total += cost(k, e.val)
+	}
+	if total > maxBytes {
+		return nil, 0, fmt.Errorf("its %d entries take %d bytes, more than the quota of %d", len(m), total, maxBytes)
+	}
+	return m, total, nil
+}
+
+func readEntries(r io.Reader, maxEntries int) (map[string]kvEntry, error) {
 	magic := make([]byte, len(kvMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != string(kvMagic) {
 		return nil, errors.New("not a Sluice state file (bad header)")

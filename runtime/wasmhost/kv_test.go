@@ -2,12 +2,17 @@ package wasmhost
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 func TestKV(t *testing.T) {
@@ -111,7 +116,7 @@ func FuzzReadKV(f *testing.F) {
 	f.Add(append(append([]byte{}, kvMagic...), 1, 0, 0, 0, 'k', 1, 0, 0, 0, 'v', 0, 0, 0, 0, 0, 0, 0, 0))
 	f.Add([]byte("SLUICEKV1\n\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		readKV(bytes.NewReader(b), 1000)
+		readKV(bytes.NewReader(b), 1000, 1<<20)
 	})
 }
 
@@ -134,5 +139,101 @@ func TestRewriteCache(t *testing.T) {
 	matches, _ := filepath.Glob(filepath.Join(dir, "sluice-"+rewriteVersion, "*.wasm"))
 	if len(matches) != 1 {
 		t.Errorf("cache files: %v", matches)
+	}
+}
+
+// The byte quota counts keys, values (their capacity) and a fixed cost per
+// entry; a put past it is refused, replacing a value by a smaller one is
+// always possible, deletes and expiry give room back, and a saved store
+// larger than the quota is refused at load.
+func TestKVByteQuota(t *testing.T) {
+	const quota = 10 * (KVEntryOverhead + 1 + 100)
+	kv := NewKVQuota(KVQuota{Bytes: quota})
+	now := time.Unix(100, 0)
+	kv.now = func() time.Time { return now }
+	val := bytes.Repeat([]byte("v"), 100)
+	for i := range 10 {
+		if got := kv.Put([]byte{byte('a' + i)}, val, 0); got != KVOK {
+			t.Fatalf("put %d: %d", i, got)
+		}
+	}
+	if keys, b := kv.Size(); keys != 10 || b != quota {
+		t.Fatalf("size = %d keys, %d bytes; want 10, %d", keys, b, quota)
+	}
+	if got := kv.Put([]byte("z"), nil, 0); got != KVFull {
+		t.Errorf("put past the byte quota: %d, want KVFull", got)
+	}
+	if got := kv.Add([]byte("z"), nil, 0); got != KVFull {
+		t.Errorf("add past the byte quota: %d, want KVFull", got)
+	}
+	if got := kv.Put([]byte("a"), append(val, 'x'), 0); got != KVFull {
+		t.Errorf("growing a value past the quota: %d, want KVFull", got)
+	}
+	// Shrinking a value far below its buffer gives the buffer back.
+	if got := kv.Put([]byte("a"), []byte("1"), 0); got != KVOK {
+		t.Errorf("shrink: %d", got)
+	}
+	if _, b := kv.Size(); b >= quota-90 {
+		t.Errorf("after shrinking a value, %d bytes counted", b)
+	}
+	kv.Delete([]byte("b"))
+	if got := kv.Put([]byte("z"), val, time.Second); got != KVOK {
+		t.Errorf("put after a delete: %d", got)
+	}
+	if got := kv.Put([]byte("y"), val, 0); got != KVFull {
+		t.Errorf("put past the quota again: %d", got)
+	}
+	now = now.Add(2 * time.Second) // z expires: its room comes back
+	if got := kv.Put([]byte("y"), val, 0); got != KVOK {
+		t.Errorf("put after an expiry: %d", got)
+	}
+	path := filepath.Join(t.TempDir(), "state.kv")
+	if err := kv.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewKVQuota(KVQuota{Bytes: quota / 2}).Load(path); err == nil || !strings.Contains(err.Error(), "more than the quota") {
+		t.Errorf("load into a smaller quota: %v", err)
+	}
+	kv2 := NewKVQuota(KVQuota{Bytes: quota})
+	if err := kv2.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	if k1, b1 := kv.Size(); true {
+		if k2, b2 := kv2.Size(); k1 != k2 || b1 != b2 {
+			t.Errorf("loaded size %d/%d, saved %d/%d", k2, b2, k1, b1)
+		}
+	}
+}
+
+// A guest's output becomes log lines of at most maxLine bytes, however it
+// writes them.
+func TestLineWriter(t *testing.T) {
+	var logs bytes.Buffer
+	w := &lineWriter{log: zerolog.New(&logs), stream: "stdout"}
+	long := strings.Repeat("x", 2*maxLine+100)
+	w.Write([]byte("a\nb"))
+	w.Write([]byte("b\n" + long))
+	w.Write([]byte("\n" + long + "z\n"))
+	w.Write([]byte(strings.Repeat("y", 3*hostChunk+5) + "\n"))
+	w.flush()
+	var got []int
+	var first []string
+	dec := json.NewDecoder(&logs)
+	for {
+		var line struct{ Message string }
+		if err := dec.Decode(&line); err != nil {
+			break
+		}
+		got = append(got, len(line.Message))
+		if len(first) < 2 {
+			first = append(first, line.Message)
+		}
+	}
+	want := []int{1, 2, maxLine, maxLine, 100, maxLine, maxLine, 101}
+	for n := 3*hostChunk + 5; n > 0; n -= maxLine {
+		want = append(want, min(n, maxLine))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || first[0] != "a" || first[1] != "bb" {
+		t.Errorf("line lengths %v, want %v (first lines %q)", got, want, first)
 	}
 }

@@ -86,7 +86,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 	h.mu.Unlock()
 	c.once.Do(func() {
 		if opt.unprotected {
-			c.info, c.err = instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: pages})
+			c.info, c.err = instrument.Instrument(wasm, instrumentOptions(pages))
 			c.info.Module = wasm
 		} else {
 			// The rewritten module comes from the disk cache when the Host
@@ -223,9 +223,12 @@ type Inspection struct {
 	// after the memory limit, in 64 KiB pages.
 	MemoryPages    uint32 `json:"memory_pages"`
 	MemoryMaxPages uint32 `json:"memory_max_pages"`
-	// InstrumentedFuncs and InstrumentedLoops count the runaway checks.
+	// InstrumentedFuncs and InstrumentedLoops count the runaway checks;
+	// InstrumentedBulk the bulk memory and table operations weighed by
+	// their length.
 	InstrumentedFuncs int `json:"instrumented_funcs"`
 	InstrumentedLoops int `json:"instrumented_loops"`
+	InstrumentedBulk  int `json:"instrumented_bulk"`
 }
 
 // Inspect loads wasm with opt, instantiates it once (running its
@@ -247,7 +250,7 @@ func (h *Host) Inspect(ctx context.Context, name string, wasm []byte, opt LoadOp
 	}
 	in := &Inspection{ABIVersion: abi.Version, Description: d, Size: len(wasm),
 		MemoryPages: m.c.info.MemoryMin, MemoryMaxPages: m.c.info.MemoryMax,
-		InstrumentedFuncs: m.c.info.Checked, InstrumentedLoops: m.c.info.Loops}
+		InstrumentedFuncs: m.c.info.Checked, InstrumentedLoops: m.c.info.Loops, InstrumentedBulk: m.c.info.Bulk}
 	for _, f := range m.c.cm.ImportedFunctions() {
 		mod, n, _ := f.Import()
 		if mod != instrument.CheckModule {

@@ -13,7 +13,7 @@ import (
 
 // rewriteVersion names the instrumenter's output format: bump it whenever
 // the rewrite changes, so that stale rewritten modules are not reused.
-const rewriteVersion = "rw1"
+const rewriteVersion = "rw4"
 
 // rewrite instruments wasm for the memory cap in key. With a cache
 // directory the result is kept on disk next to wazero's compiled code, so
@@ -26,7 +26,7 @@ func (h *Host) rewrite(key modKey, wasm []byte) (instrument.Result, error) {
 			return res, nil
 		}
 	}
-	res, err := instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: key.pages})
+	res, err := instrument.Instrument(wasm, instrumentOptions(key.pages))
 	if err != nil || path == "" {
 		return res, err
 	}
@@ -35,8 +35,8 @@ func (h *Host) rewrite(key modKey, wasm []byte) (instrument.Result, error) {
 }
 
 // The cached file: "SLRW", then u32 Funcs, Checked, Loops, MemoryMin,
-// MemoryMax, HasMemory (0/1), then the module.
-const rewriteHeader = 4 + 6*4
+// MemoryMax, HasMemory (0/1), Bulk, then the module.
+const rewriteHeader = 4 + 7*4
 
 func readRewritten(path string) (instrument.Result, bool) {
 	b, err := os.ReadFile(path)
@@ -45,7 +45,7 @@ func readRewritten(path string) (instrument.Result, bool) {
 	}
 	u := func(i int) uint32 { return binary.LittleEndian.Uint32(b[4+4*i:]) }
 	return instrument.Result{Funcs: int(u(0)), Checked: int(u(1)), Loops: int(u(2)), MemoryMin: u(3), MemoryMax: u(4),
-		HasMemory: u(5) == 1, Module: b[rewriteHeader:]}, true
+		HasMemory: u(5) == 1, Bulk: int(u(6)), Module: b[rewriteHeader:]}, true
 }
 
 func writeRewritten(path string, res instrument.Result) {
@@ -63,7 +63,7 @@ func writeRewritten(path string, res instrument.Result) {
 	if res.HasMemory {
 		has = 1
 	}
-	for i, v := range []uint32{uint32(res.Funcs), uint32(res.Checked), uint32(res.Loops), res.MemoryMin, res.MemoryMax, has} {
+	for i, v := range []uint32{uint32(res.Funcs), uint32(res.Checked), uint32(res.Loops), res.MemoryMin, res.MemoryMax, has, uint32(res.Bulk)} {
 		binary.LittleEndian.PutUint32(hdr[4+4*i:], v)
 	}
 	_, err1 := f.Write(hdr)
@@ -72,4 +72,16 @@ func writeRewritten(path string, res instrument.Result) {
 		return
 	}
 	os.Rename(f.Name(), path)
+}
+
+// instrumentOptions is how the host rewrites every module. WASI functions
+// run in Go, where the budget cannot be checked, and some cost what their
+// arguments say (random_get and fd_write of the whole memory, poll_oneoff
+// of a million subscriptions): a check follows each of their calls, so
+// that their time counts. The functions of the sluice module check the
+// budget themselves (checkHost).
+func instrumentOptions(pages uint32) instrument.Options {
+	return instrument.Options{MaxMemoryPages: pages, CheckAfter: func(module, _ string) bool {
+		return module == "wasi_snapshot_preview1"
+	}}
 }

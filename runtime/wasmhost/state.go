@@ -1,8 +1,11 @@
 package wasmhost
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +33,7 @@ type State struct {
 	mu           sync.Mutex
 	metricNames  map[string]metricPair
 	warnedFull   bool
+	warnedKV     atomic.Bool
 }
 
 type metricPair struct {
@@ -50,6 +54,10 @@ func newState(logger *zerolog.Logger, task, module string, set *metrics.Set, kv 
 	if set != nil {
 		s.counters = set.Counter("wasm_guest_counter_total", "Counters a WASM transform module increments (sluice.metric kind 0).", "task", "module", "name")
 		s.gauges = set.Gauge("wasm_guest_gauge", "Gauges a WASM transform module sets (sluice.metric kinds 1 and 2).", "task", "module", "name")
+		kv.Observe(
+			set.Gauge("wasm_state_keys", "Entries in a WASM transform's key-value state (expired ones until swept).", "task", "module").WithLabelValues(task, module),
+			set.Gauge("wasm_state_bytes", "Bytes a WASM transform's key-value state counts against its quota (keys, values, 64 per entry).", "task", "module").WithLabelValues(task, module),
+			set.Counter("wasm_state_refused_total", "Writes to a WASM transform's key-value state refused because its quota (state_max_keys, state_max_bytes) was reached.", "task", "module").WithLabelValues(task, module))
 	}
 	return s
 }
@@ -115,8 +123,18 @@ func hostLog(ctx context.Context, m api.Module, stack []uint64) {
 	default:
 		ev = lg.Error()
 	}
-	ev.Msg(string(msg))
+	if ev != nil { // nil: sampled out or below the level; skip the copy
+		if len(msg) > maxGuestLog {
+			ev = ev.Int("truncated_from", len(msg))
+			msg = msg[:maxGuestLog]
+		}
+		ev.Msg(string(msg))
+	}
+	checkHost(inst)
 }
+
+// maxGuestLog caps one guest log message.
+const maxGuestLog = 64 << 10
 
 // Metric kinds of sluice.metric.
 const (
@@ -146,13 +164,14 @@ func hostMetric(ctx context.Context, m api.Module, stack []uint64) {
 	case MetricGaugeAdd:
 		p.g.Add(v)
 	}
+	checkHost(inst)
 }
 
 // Results of the kv imports.
 const (
 	KVMissing  = -1 // kv_get: no such key
 	KVOK       = 0
-	KVFull     = 1 // kv_put: the store holds its maximum of entries
+	KVFull     = 1 // kv_put: the store is at its quota of entries or bytes
 	KVTooLarge = 2 // kv_put: key or value over the limits
 	KVBadArgs  = 3 // a pointer outside memory
 	KVExists   = 4 // kv_add: the key holds a live entry
@@ -172,6 +191,7 @@ func hostKVGet(ctx context.Context, m api.Module, stack []uint64) {
 		return m.Memory().Write(uint32(stack[2]), v)
 	})
 	stack[0] = uint64(uint32(int32(n)))
+	checkHost(inst)
 }
 
 func hostKVPut(ctx context.Context, m api.Module, stack []uint64) {
@@ -182,7 +202,23 @@ func hostKVPut(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = KVBadArgs
 		return
 	}
-	stack[0] = uint64(inst.state.kv.Put(key, val, time.Duration(int64(stack[4]))*time.Millisecond))
+	res := inst.state.kv.Put(key, val, time.Duration(int64(stack[4]))*time.Millisecond)
+	if res == KVFull {
+		inst.state.full()
+	}
+	stack[0] = uint64(res)
+	checkHost(inst)
+}
+
+// full warns, once per transform, that the state's quota refuses writes.
+func (s *State) full() {
+	if s.warnedKV.Swap(true) {
+		return
+	}
+	q := s.kv.Quota()
+	keys, bytes := s.kv.Size()
+	s.logger.Warn().Int("keys", keys).Int64("bytes", bytes).Int("state_max_keys", q.Keys).Int64("state_max_bytes", q.Bytes).
+		Msg("the module's key-value state reached its quota: writes of new entries fail (FULL) until entries expire or are deleted; raise state_max_keys or state_max_bytes if the module needs more")
 }
 
 func hostKVAdd(ctx context.Context, m api.Module, stack []uint64) {
@@ -193,7 +229,12 @@ func hostKVAdd(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = KVBadArgs
 		return
 	}
-	stack[0] = uint64(inst.state.kv.Add(key, val, time.Duration(int64(stack[4]))*time.Millisecond))
+	res := inst.state.kv.Add(key, val, time.Duration(int64(stack[4]))*time.Millisecond)
+	if res == KVFull {
+		inst.state.full()
+	}
+	stack[0] = uint64(res)
+	checkHost(inst)
 }
 
 func hostKVDelete(ctx context.Context, m api.Module, stack []uint64) {
@@ -205,29 +246,53 @@ func hostKVDelete(ctx context.Context, m api.Module, stack []uint64) {
 	}
 	inst.state.kv.Delete(key)
 	stack[0] = KVOK
+	checkHost(inst)
 }
 
-// lineWriter turns a guest's stdout or stderr into log lines.
+// lineWriter turns a guest's stdout or stderr into log lines of at most
+// maxLine bytes (longer ones are cut in pieces).
 type lineWriter struct {
 	log    zerolog.Logger
 	stream string
 	buf    []byte
+	inst   *instance // whose budget the writing counts against
 }
+
+const (
+	maxLine = 4096
+	// hostChunk is how much work a host function does for a guest between
+	// two budget checks.
+	hostChunk = 64 << 10
+)
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		i := indexByte(p, '\n')
-		if i < 0 {
-			w.buf = append(w.buf, p...)
-			if len(w.buf) >= 4096 {
+		// A guest may write its whole memory at once: check the budget
+		// every hostChunk bytes.
+		chunk := p[:min(len(p), hostChunk)]
+		p = p[len(chunk):]
+		for len(chunk) > 0 {
+			end := bytes.IndexByte(chunk, '\n')
+			line := end >= 0
+			if !line {
+				end = len(chunk)
+			}
+			take := min(end, maxLine-len(w.buf))
+			w.buf = append(w.buf, chunk[:take]...)
+			if line && take == end {
+				w.flush()
+				chunk = chunk[end+1:]
+				continue
+			}
+			if len(w.buf) >= maxLine {
 				w.flush()
 			}
-			break
+			chunk = chunk[take:]
 		}
-		w.buf = append(w.buf, p[:i]...)
-		w.flush()
-		p = p[i+1:]
+		if w.inst != nil {
+			checkHost(w.inst)
+		}
 	}
 	return n, nil
 }
@@ -240,15 +305,27 @@ func (w *lineWriter) flush() {
 	if w.stream == "stderr" {
 		ev = w.log.Warn()
 	}
-	ev.Str("stream", w.stream).Msg(string(w.buf))
+	if ev != nil { // nil: sampled out; skip the copy
+		ev.Str("stream", w.stream).Msg(string(w.buf))
+	}
 	w.buf = w.buf[:0]
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
+// randSource is the guest's random_get: crypto/rand, read hostChunk bytes
+// at a time with a budget check in between, so that a guest asking for
+// its whole memory of random bytes in a loop is stopped on time.
+type randSource struct{ inst *instance }
+
+func (r randSource) Read(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		c := p[:min(len(p), hostChunk)]
+		if _, err := rand.Read(c); err != nil {
+			return n, err
 		}
+		n += len(c)
+		p = p[len(c):]
+		checkHost(r.inst)
 	}
-	return -1
+	return n, nil
 }

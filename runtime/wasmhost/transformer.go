@@ -21,7 +21,10 @@ const (
 	DefaultTimeout   = 100 * time.Millisecond
 	DefaultMaxBatch  = 256
 	DefaultMaxOutput = 16 << 20
-	DefaultMaxInput  = 8 << 20
+	// DefaultMaxOutputs bounds the host memory of one call's outputs to
+	// about 11 MiB of messages, whatever their size.
+	DefaultMaxOutputs = 65536
+	DefaultMaxInput   = 8 << 20
 )
 
 // TransformerConfig configures one transform of one task.
@@ -40,12 +43,26 @@ type TransformerConfig struct {
 	MaxInput int
 	// MaxOutput caps the bytes a guest call may return.
 	MaxOutput int
+	// MaxOutputs caps the outputs a guest call may return (empty ones
+	// included).
+	MaxOutputs int
 	// Logger carries the task and component fields.
 	Logger  *zerolog.Logger
 	Metrics *metrics.Set
 	// KV is the transform's state; nil: a fresh in-memory store.
 	KV *KV
+	// IdleTimeout retires instances beyond the first that have not been
+	// used for that long; 0: DefaultIdleTimeout.
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is how long an instance beyond the first may sit
+// unused before it is closed. A burst at concurrency N leaves N instances,
+// each holding its guest's memory (a Go guest: 3-8 MiB, more after a
+// large batch, since linear memory never shrinks); a quiet task gives all
+// but one back. The next burst pays an instantiation (~6 ms of CPU for a
+// Go guest) per instance it needs again.
+const DefaultIdleTimeout = 10 * time.Second
 
 // Transformer runs one module as a transform: a bounded pool of instances
 // and the per-batch call with failure isolation. It implements
@@ -65,6 +82,7 @@ type Transformer struct {
 	traps       *prometheus.CounterVec
 	instances   prometheus.Gauge
 	closed      bool
+	reaper      *time.Timer // armed while instances beyond the first are live (under mu)
 }
 
 // NewTransformer prepares a transformer; Start creates its first instance.
@@ -84,8 +102,14 @@ func (m *Module) NewTransformer(cfg TransformerConfig) *Transformer {
 	if cfg.MaxOutput <= 0 {
 		cfg.MaxOutput = DefaultMaxOutput
 	}
+	if cfg.MaxOutputs <= 0 {
+		cfg.MaxOutputs = DefaultMaxOutputs
+	}
 	if cfg.Config == nil {
 		cfg.Config = []byte("{}")
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	t := &Transformer{
 		mod:   m,
@@ -176,8 +200,12 @@ func (t *Transformer) acquire(ctx context.Context) (*instance, error) {
 // release returns inst to the pool, or retires it when the transformer
 // was closed while the call ran.
 func (t *Transformer) release(inst *instance) {
+	inst.idleSince = monotonic()
 	t.mu.Lock()
 	closed := t.closed
+	if !closed && t.reaper == nil && len(t.slots) > 1 {
+		t.reaper = time.AfterFunc(t.cfg.IdleTimeout, t.reap)
+	}
 	t.mu.Unlock()
 	if closed {
 		inst.close(context.Background())
@@ -186,6 +214,54 @@ func (t *Transformer) release(inst *instance) {
 		return
 	}
 	t.idle <- inst
+}
+
+// reap closes the idle instances beyond the first that have been unused
+// for IdleTimeout, and comes back later while extra instances remain.
+func (t *Transformer) reap() {
+	t.mu.Lock()
+	t.reaper = nil
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	now := monotonic()
+	live := len(t.slots)
+	var keep, retire []*instance
+	next := t.cfg.IdleTimeout
+	for n := len(t.idle); n > 0; n-- {
+		var inst *instance
+		select {
+		case inst = <-t.idle:
+		default:
+		}
+		if inst == nil {
+			break
+		}
+		if idle := time.Duration(now - inst.idleSince); live > 1 && idle >= t.cfg.IdleTimeout {
+			retire = append(retire, inst)
+			live--
+			continue
+		}
+		if idle := time.Duration(now - inst.idleSince); t.cfg.IdleTimeout-idle < next {
+			next = t.cfg.IdleTimeout - idle
+		}
+		keep = append(keep, inst)
+	}
+	// The idle channel has room for every instance taken out of it: no
+	// send below blocks, and Close, waiting for mu, finds them there.
+	for _, inst := range keep {
+		t.idle <- inst
+	}
+	if len(t.slots)-len(retire) > 1 {
+		t.reaper = time.AfterFunc(max(next, time.Millisecond), t.reap)
+	}
+	t.mu.Unlock()
+	for _, inst := range retire {
+		inst.close(context.Background())
+		t.gaugeAdd(-1)
+		<-t.slots
+	}
 }
 
 func (t *Transformer) drop(inst *instance) {
@@ -322,11 +398,16 @@ func (t *Transformer) call(ctx context.Context, msgs []message.Message, size int
 		return cursor, err
 	}
 	mem, _ := inst.mem.Read(0, inst.mem.Size())
-	if err := abi.Decode(mem, res, msgs, out, abi.Limits{MaxOutput: t.cfg.MaxOutput}); err != nil {
-		if errors.Is(err, abi.ErrOutputTooLarge) {
+	if err := abi.Decode(mem, res, msgs, out, abi.Limits{MaxOutput: t.cfg.MaxOutput, MaxOutputs: t.cfg.MaxOutputs}); err != nil {
+		switch {
+		case errors.Is(err, abi.ErrOutputTooLarge):
 			t.fail("output")
 			t.release(inst)
 			return -1, fmt.Errorf("%w (%d bytes)", err, t.cfg.MaxOutput)
+		case errors.Is(err, abi.ErrTooManyOutputs):
+			t.fail("output")
+			t.release(inst)
+			return -1, fmt.Errorf("%w (%d)", abi.ErrTooManyOutputs, t.cfg.MaxOutputs)
 		}
 		t.fail("abi")
 		t.drop(inst)
@@ -356,6 +437,10 @@ func (t *Transformer) Close(ctx context.Context) error {
 		return nil
 	}
 	t.closed = true
+	if t.reaper != nil {
+		t.reaper.Stop()
+		t.reaper = nil
+	}
 	t.mu.Unlock()
 	for {
 		select {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -28,13 +27,16 @@ import (
 
 // Config is the wasm transform's configuration.
 type Config struct {
-	Module       string             `toml:"module" required:"true" doc:"Path of the .wasm module, relative to the task file's folder."`
-	Config       map[string]any     `toml:"config" doc:"Table handed to the module once per instance, as JSON, at start; the module checks it and a rejection fails validation."`
-	Timeout      component.Duration `toml:"timeout" doc:"Time budget of one call into the module (one batch of at most max_batch records). A call past it is stopped, and the record that caused it goes to the dead-letter queue. 1ms..1m."`
-	MemoryLimit  component.ByteSize `toml:"memory_limit" doc:"Most linear memory one instance may use. A module that needs more at start fails validation; one that grows past it traps, failing the record it was processing. 1MiB..4GiB."`
-	MaxBatch     int                `toml:"max_batch" min:"1" max:"65536" doc:"Records per call into the module."`
-	MaxOutput    component.ByteSize `toml:"max_output" doc:"Most output bytes (payloads, keys, headers) one call may return; a record whose outputs exceed it goes to the dead-letter queue."`
-	PersistState bool               `toml:"persist_state" doc:"Save the module's key-value state in the state directory at stop and load it at start (needs a state directory)."`
+	Module        string             `toml:"module" required:"true" doc:"Path of the .wasm module, relative to the task file's folder."`
+	Config        map[string]any     `toml:"config" doc:"Table handed to the module once per instance, as JSON, at start; the module checks it and a rejection fails validation."`
+	Timeout       component.Duration `toml:"timeout" doc:"Time budget of one call into the module (one batch of at most max_batch records). A call past it is stopped, and the record that caused it goes to the dead-letter queue. 1ms..1m."`
+	MemoryLimit   component.ByteSize `toml:"memory_limit" doc:"Most linear memory one instance may use. A module that needs more at start fails validation; one that grows past it traps, failing the record it was processing. 1MiB..4GiB."`
+	MaxBatch      int                `toml:"max_batch" min:"1" max:"65536" doc:"Records per call into the module."`
+	MaxOutput     component.ByteSize `toml:"max_output" doc:"Most output bytes (payloads, keys, headers) one call may return; a record whose outputs exceed it goes to the dead-letter queue."`
+	MaxOutputs    int                `toml:"max_outputs" min:"1" max:"16777216" doc:"Most outputs one call may return, empty ones included (each costs the host a message of about 170 bytes); a record whose outputs exceed it goes to the dead-letter queue."`
+	StateMaxKeys  int                `toml:"state_max_keys" min:"1" max:"1073741824" doc:"Most entries in the module's key-value state (shared by the transform's instances). A put of a new key past it fails with FULL; the module decides what to do (the Go SDK returns ErrStateFull)."`
+	StateMaxBytes component.ByteSize `toml:"state_max_bytes" doc:"Most bytes of the module's key-value state, counting keys, values and 64 bytes per entry. The state lives in the host's memory, outside memory_limit; a put past it fails with FULL. 1KiB..64GiB."`
+	PersistState  bool               `toml:"persist_state" doc:"Save the module's key-value state in the state directory at stop and load it at start (needs a state directory)."`
 }
 
 // Defaults.
@@ -50,6 +52,9 @@ func (c *Config) Validate(p *component.Problems) {
 	}
 	if c.MemoryLimit < 1<<20 || c.MemoryLimit > 4<<30 {
 		p.Addf([]string{"memory_limit"}, "memory_limit %s is out of range: use 1MiB..4GiB", c.MemoryLimit)
+	}
+	if c.StateMaxBytes < 1<<10 || c.StateMaxBytes > 64<<30 {
+		p.Addf([]string{"state_max_bytes"}, "state_max_bytes %s is out of range: use 1KiB..64GiB", c.StateMaxBytes)
 	}
 	if c.MaxOutput < 1<<10 {
 		p.Addf([]string{"max_output"}, "max_output %s is too small: use at least 1KiB", c.MaxOutput)
@@ -68,17 +73,21 @@ func Register(r *component.Registry) {
 			"passes it on, replaces it, emits several outputs, drops it, asks for a retry (the task's retry policy " +
 			"applies) or fails it (the record goes to the dead-letter queue with the module's message); outputs may " +
 			"change the payload, key and headers. The sandbox grants no files, sockets or environment (the clock is " +
-			"readable), bounds memory (`memory_limit`), time per call (`timeout`) and output (`max_output`); a trap, " +
+			"readable), bounds memory (`memory_limit`), time per call (`timeout`), output (`max_output`, `max_outputs`) " +
+			"and key-value state (`state_max_keys`, `state_max_bytes`); a trap, " +
 			"a timeout or a limit breach fails only the offending record, the instance is replaced and the rest of " +
 			"the batch goes on. Modules may log, count, and keep key-value state shared by their instances.",
 		Example: "[[transform]]\ntype = \"wasm\"\nmodule = \"plugins/mask-pii/mask-pii.wasm\"\n" +
 			"config = { fields = [\"email\"] }\ntimeout = \"100ms\"\nmemory_limit = \"32MiB\"\n",
 		New: func() any {
 			return &Config{
-				Timeout:     component.Duration(DefaultTimeout),
-				MemoryLimit: DefaultMemoryLimit,
-				MaxBatch:    wasmhost.DefaultMaxBatch,
-				MaxOutput:   wasmhost.DefaultMaxOutput,
+				Timeout:       component.Duration(DefaultTimeout),
+				MemoryLimit:   DefaultMemoryLimit,
+				MaxBatch:      wasmhost.DefaultMaxBatch,
+				MaxOutput:     wasmhost.DefaultMaxOutput,
+				MaxOutputs:    wasmhost.DefaultMaxOutputs,
+				StateMaxKeys:  wasmhost.DefaultKVEntries,
+				StateMaxBytes: wasmhost.DefaultKVBytes,
 			}
 		},
 		Build: build,
@@ -114,13 +123,21 @@ func build(cfg any, env component.Env) (any, error) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(env.Dir, path)
 	}
-	wasm, err := os.ReadFile(path)
+	wasm, err := wasmhost.ReadModule(path)
 	if err != nil {
+		var fe *wasmhost.ModuleFileError
+		if errors.As(err, &fe) {
+			p.Addf([]string{"module"}, "WASM module %v", err)
+			return failed()
+		}
 		hint := ""
 		if errors.Is(err, fs.ErrNotExist) {
 			hint = " (build it with 'sluice plugin build DIR'; the first-party plugins with 'make plugins')"
 		}
-		p.Addf([]string{"module"}, "cannot read WASM module %s: %v%s", path, errors.Unwrap(err), hint)
+		if u := errors.Unwrap(err); u != nil {
+			err = u
+		}
+		p.Addf([]string{"module"}, "cannot read WASM module %s: %v%s", path, err, hint)
 		return failed()
 	}
 	host, err := wasmhost.Shared(env)
@@ -142,7 +159,7 @@ func build(cfg any, env component.Env) (any, error) {
 			return failed()
 		}
 	}
-	kv := wasmhost.NewKV(0)
+	kv := wasmhost.NewKVQuota(wasmhost.KVQuota{Keys: c.StateMaxKeys, Bytes: int64(c.StateMaxBytes)})
 	t := &Transform{}
 	if c.PersistState {
 		if env.StateDir == "" {
@@ -159,15 +176,16 @@ func build(cfg any, env component.Env) (any, error) {
 	}
 	lg := env.Logger
 	t.tr = mod.NewTransformer(wasmhost.TransformerConfig{
-		Task:      env.Task,
-		Config:    configJSON,
-		Instances: env.Concurrency,
-		Timeout:   c.Timeout.D(),
-		MaxBatch:  c.MaxBatch,
-		MaxOutput: int(c.MaxOutput),
-		Logger:    &lg,
-		Metrics:   env.Metrics,
-		KV:        kv,
+		Task:       env.Task,
+		Config:     configJSON,
+		Instances:  env.Concurrency,
+		Timeout:    c.Timeout.D(),
+		MaxBatch:   c.MaxBatch,
+		MaxOutput:  int(c.MaxOutput),
+		MaxOutputs: c.MaxOutputs,
+		Logger:     &lg,
+		Metrics:    env.Metrics,
+		KV:         kv,
 	})
 	desc, err := t.tr.Start(ctx)
 	if desc != nil {

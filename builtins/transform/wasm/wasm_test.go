@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/BurntSushi/toml"
@@ -77,9 +78,30 @@ func TestBuildProblems(t *testing.T) {
 	writeModule(t, dir, "net.wasm", wasmtest.ABIModule{Imports: []wasmtest.Import{{Module: "env", Name: "connect", Type: wasmtest.FuncType{}}}}.Bytes())
 	writeModule(t, dir, "nodesc.wasm", wasmtest.ABIModule{NoDescribe: true}.Bytes())
 	writeModule(t, dir, "keyed.wasm", wasmtest.ABIModule{InitError: `invalid config: key "any": must be lower-case`}.Bytes())
+	// Things a module path must never be read from: a device that never
+	// ends, a FIFO with no writer (opening it would block), a folder, and
+	// a file over the size cap (sparse: it takes no disk space).
+	fifo := filepath.Join(dir, "fifo.wasm")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(dir, "huge.wasm")
+	if err := os.WriteFile(huge, wasmtest.ABIModule{}.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, wasmhost.MaxModuleSize+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "folder.wasm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, src, want string
 	}{
+		{"dev zero", `module = "/dev/zero"`, "transform[0].module: WASM module /dev/zero is not a regular file (a character device): a module must be a .wasm file"},
+		{"fifo", `module = "fifo.wasm"`, "transform[0].module: WASM module " + fifo + " is not a regular file (a FIFO)"},
+		{"folder", `module = "folder.wasm"`, "is not a regular file (a folder)"},
+		{"huge", `module = "huge.wasm"`, "transform[0].module: WASM module " + huge + " is 268435457 bytes, more than the 256 MiB a module may have"},
 		{"missing file", `module = "nope.wasm"`, "transform[0].module: cannot read WASM module " + filepath.Join(dir, "nope.wasm") + ": no such file or directory"},
 		{"not wasm", `module = "text.wasm"`, "transform[0].module: invalid WASM module " + filepath.Join(dir, "text.wasm") + ": not a WebAssembly module"},
 		{"abi version", `module = "v9.wasm"`, "transform[0].module: WASM module " + filepath.Join(dir, "v9.wasm") + " failed to start: module speaks Sluice ABI version 9; this host speaks version 1"},

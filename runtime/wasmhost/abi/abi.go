@@ -203,6 +203,11 @@ func (e *ResultError) Error() string { return "module broke the ABI: " + e.Msg }
 // ErrOutputTooLarge reports outputs larger than the configured cap.
 var ErrOutputTooLarge = errors.New("output exceeds max_output")
 
+// ErrTooManyOutputs reports more outputs than the configured cap: each
+// output costs the host a message (about 170 bytes) even when it is empty,
+// so the byte cap alone does not bound a call's memory.
+var ErrTooManyOutputs = errors.New("outputs exceed max_outputs")
+
 // RecordError is the failure a guest reported for one record: a retry or a
 // fail outcome, with the guest's code and message.
 type RecordError struct {
@@ -227,6 +232,9 @@ type Limits struct {
 	// MaxOutput caps the bytes copied out of the guest for one call
 	// (payloads, keys, headers); 0 means no cap.
 	MaxOutput int
+	// MaxOutputs caps the outputs of one call, empty ones included; 0
+	// means no cap.
+	MaxOutputs int
 }
 
 // Decode reads the result the guest returned (packed as address<<32 |
@@ -278,6 +286,10 @@ func decode(mem []byte, packed uint64, in []message.Message, out *component.Outp
 	if budget <= 0 {
 		budget = math.MaxInt
 	}
+	count := lim.MaxOutputs
+	if count <= 0 {
+		count = math.MaxInt
+	}
 	outcomes := res[ResultHeaderSize : ResultHeaderSize+OutcomeSize*len(in)]
 	for i := 0; i < len(in); i++ {
 		o := outcomes[OutcomeSize*i : OutcomeSize*(i+1) : OutcomeSize*(i+1)]
@@ -300,6 +312,11 @@ func decode(mem []byte, packed uint64, in []message.Message, out *component.Outp
 		case OutcomeEmit:
 			if uint64(a)+uint64(b) > uint64(outN) {
 				return &ResultError{fmt.Sprintf("record %d emits outputs %d..%d of %d", i, a, uint64(a)+uint64(b), outN)}
+			}
+			// Checked before any output is copied: a call over the cap
+			// costs nothing but this comparison.
+			if count -= int(b); count < 0 {
+				return fmt.Errorf("record %d: %w", i, ErrTooManyOutputs)
 			}
 			for j := a; j < a+b; j++ {
 				if err := emit(mem, outs[OutputSize*j:], src, out, &budget); err != nil {

@@ -14,6 +14,8 @@ type body struct {
 	callees   []uint32 // defined-function indexes (0-based among defined)
 	needEntry bool
 	cyclic    bool
+	bulk      bool // has a bulk operation (weighed)
+	bulkMem   bool // has a memory.copy or memory.fill on memory 0 (chunked)
 }
 
 // analyze decodes every body once to find loops and the call graph, then
@@ -70,6 +72,11 @@ func (m *module) analyze() ([]body, error) {
 				}
 			case kindIndirect:
 				b.indirect = true
+			case kindBulk:
+				b.bulk = true
+				if in.mem0 {
+					b.bulkMem = true
+				}
 			}
 		}
 		if br.err != nil {
@@ -238,8 +245,20 @@ func cycles(bodies []body, indirectTargets []uint32) []bool {
 	return cyclic[:table]
 }
 
+// plan is what rewriteBody needs to know about the rewritten module.
+type plan struct {
+	opt             Options
+	check, fuel     uint32
+	remap, remapRef func(uint32) uint32
+	// wrapper maps a checked import to the defined function wrapping it.
+	wrapper map[uint32]uint32
+	// The added bulk helpers (0 when absent).
+	weigh, copy, fill uint32
+}
+
 // rewriteBody appends the instrumented body of fb to dst.
-func (m *module) rewriteBody(dst []byte, fb *body, opt Options, check, fuel uint32, remap func(uint32) uint32, res *Result) []byte {
+func (m *module) rewriteBody(dst []byte, fb *body, p *plan, res *Result) []byte {
+	opt, check, fuel := p.opt, p.check, p.fuel
 	c := fb.numLocals // the new countdown local
 	dst = appendU32(dst, fb.nDecl+1)
 	dst = append(dst, fb.localDecl...)
@@ -277,6 +296,7 @@ func (m *module) rewriteBody(dst []byte, fb *body, opt Options, check, fuel uint
 	r := &reader{b: code, pos: fb.codeStart}
 	copied := fb.codeStart
 	for !r.done() {
+		start := r.pos
 		in := next(r)
 		switch in.kind {
 		case kindLoop:
@@ -298,11 +318,41 @@ func (m *module) rewriteBody(dst []byte, fb *body, opt Options, check, fuel uint
 			dst = append(dst, 0x10) // call check
 			dst = appendU32(dst, check)
 			dst = append(dst, 0x0b)
-		case kindCall, kindRefFunc:
+		case kindCall:
 			if in.idx >= check {
 				dst = append(dst, code[copied:in.idxPos]...)
-				dst = appendU32(dst, remap(in.idx))
+				dst = appendU32(dst, p.remap(in.idx))
 				copied = r.pos
+			} else if _, ok := p.wrapper[in.idx]; ok {
+				// The host function's time counts: check right after it.
+				dst = append(dst, code[copied:r.pos]...)
+				copied = r.pos
+				dst = append(dst, 0x10)
+				dst = appendU32(dst, check)
+			}
+		case kindRefFunc:
+			if _, ok := p.wrapper[in.idx]; ok || in.idx >= check {
+				dst = append(dst, code[copied:in.idxPos]...)
+				dst = appendU32(dst, p.remapRef(in.idx))
+				copied = r.pos
+			}
+		case kindBulk:
+			res.Bulk++
+			dst = append(dst, code[copied:start]...)
+			switch {
+			case in.idx == bulkMemoryCopy && in.mem0:
+				dst = append(dst, 0x10)
+				dst = appendU32(dst, p.copy)
+				copied = r.pos
+			case in.idx == bulkMemoryFill && in.mem0:
+				dst = append(dst, 0x10)
+				dst = appendU32(dst, p.fill)
+				copied = r.pos
+			default:
+				// The length is on top of the stack: weigh passes it on.
+				dst = append(dst, 0x10)
+				dst = appendU32(dst, p.weigh)
+				copied = start
 			}
 		}
 	}

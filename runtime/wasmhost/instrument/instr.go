@@ -9,13 +9,26 @@ const (
 	kindCall     // call or return_call: idx is a function index
 	kindRefFunc  // ref.func: idx is a function index
 	kindIndirect // call_indirect, return_call_indirect, call_ref
+	kindBulk     // an operation whose cost grows with its length operand (the top of the stack)
+)
+
+// Bulk operations (0xfc prefix): their last operand is a length, and each
+// runs as one uninterruptible host loop over that many bytes or elements.
+const (
+	bulkMemoryInit = 8
+	bulkMemoryCopy = 10
+	bulkMemoryFill = 11
+	bulkTableInit  = 12
+	bulkTableCopy  = 14
+	bulkTableFill  = 17
 )
 
 // instr is one decoded instruction.
 type instr struct {
 	kind   int
-	idx    uint32 // function index for kindCall and kindRefFunc
+	idx    uint32 // function index for kindCall and kindRefFunc; the 0xfc sub-opcode for kindBulk
 	idxPos int    // where the index's LEB128 starts
+	mem0   bool   // kindBulk memory.copy and memory.fill: on memory 0 (all but multi-memory)
 }
 
 // next decodes the instruction at r.pos and advances past it. It accepts
@@ -96,7 +109,18 @@ func next(r *reader) instr {
 		p := r.pos
 		return instr{kind: kindRefFunc, idx: r.u32(), idxPos: p}
 	case op == 0xfc:
-		prefixFC(r, r.u32())
+		sub := r.u32()
+		switch sub {
+		case bulkMemoryCopy:
+			dst, src := r.u32(), r.u32()
+			return instr{kind: kindBulk, idx: sub, mem0: dst == 0 && src == 0}
+		case bulkMemoryFill:
+			return instr{kind: kindBulk, idx: sub, mem0: r.u32() == 0}
+		case bulkMemoryInit, bulkTableInit, bulkTableCopy, bulkTableFill:
+			prefixFC(r, sub)
+			return instr{kind: kindBulk, idx: sub}
+		}
+		prefixFC(r, sub)
 	case op == 0xfd:
 		prefixFD(r, r.u32())
 	case op == 0xfe:

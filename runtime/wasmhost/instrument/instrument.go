@@ -21,6 +21,18 @@
 //	  local.get c; i32.const 1; i32.sub; local.tee c; i32.eqz
 //	  if; i32.const LoopBudget; local.set c; call check; end
 //
+//	before each bulk operation (memory.init, table.init/copy/fill), whose
+//	length is on top of the stack:
+//	  call weigh                 (fuel -= len >> BulkShift + 1; check when spent)
+//	each memory.copy and memory.fill:
+//	  call copy / call fill      (the same, in weighed chunks of BulkChunk)
+//	after each call to an import named by Options.CheckAfter:
+//	  call check
+//
+// weigh, copy, fill and one wrapper per CheckAfter import (which calls it,
+// then check, and replaces it in tables and ref.func) are added after the
+// defined functions, so they need no renumbering.
+//
 // The check import becomes the last imported function, so every defined
 // function index moves up by one: calls, ref.func, element segments,
 // exports and the start function are renumbered, and the "name" custom
@@ -31,6 +43,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The import the instrumented module calls when a countdown runs out. The
@@ -52,18 +65,41 @@ type Options struct {
 	// maximum becomes min(declared, MaxMemoryPages). A module whose initial
 	// memory exceeds the cap is rejected.
 	MaxMemoryPages uint32
+	// CheckAfter names the imported functions whose time counts against
+	// the budget: every call to one of them is followed by a call to check,
+	// and every reference to one (ref.func, element segments) is replaced
+	// by a defined wrapper that calls it and then check, so an indirect
+	// call cannot dodge it. Use it for host functions whose cost grows with
+	// their arguments (WASI's random_get, fd_write, poll_oneoff): a loop
+	// reaches check only every LoopBudget iterations, and LoopBudget slow
+	// host calls can last minutes. nil: no import is checked.
+	CheckAfter func(module, name string) bool
 	// globalLoops counts loop iterations in the fuel global instead of a
 	// local (measured alternative; see BenchmarkSpin).
 	globalLoops bool
 }
+
+// Bulk operations are weighed by their length: BulkShift is log2 of the
+// bytes (or table elements) that cost one unit of fuel, as much as one
+// entry into a looping function. A check therefore comes at least every
+// CallBudget << BulkShift bytes of bulk work (2 MiB by default: about
+// 100-400 microseconds), however few the operations or loop iterations.
+// memory.copy and memory.fill longer than BulkChunk run in chunks of
+// BulkChunk bytes, so that a single operation over gigabytes is stopped
+// too.
+const (
+	BulkShift = 8
+	BulkChunk = 1 << 20
+)
 
 // Result describes what the rewrite found.
 type Result struct {
 	// Module is the instrumented module.
 	Module []byte
 	// Funcs is the number of defined functions; Checked how many got an
-	// entry check; Loops how many loop headers got a check.
-	Funcs, Checked, Loops int
+	// entry check; Loops how many loop headers got a check; Bulk how many
+	// bulk operations are weighed by their length.
+	Funcs, Checked, Loops, Bulk int
 	// MemoryMin and MemoryMax are the memory's pages after the cap
 	// (MemoryMax 0 with HasMemory false: the module has no memory).
 	MemoryMin, MemoryMax uint32
@@ -103,7 +139,15 @@ type section struct {
 	body []byte
 }
 
-type funcType struct{ params, results int }
+type funcType struct {
+	params, results int
+	sig             string // the encoded parameter and result types
+}
+
+type funcImport struct {
+	module, name string
+	typ          uint32
+}
 
 // module is the parse state the rewrite needs.
 type module struct {
@@ -111,7 +155,8 @@ type module struct {
 	types       []funcType
 	voidType    int // index of [] -> [], -1 when absent
 	funcImports int
-	globals     int // imported + defined
+	imports     []funcImport // the function imports, by index
+	globals     int          // imported + defined
 	funcTypes   []uint32
 }
 
@@ -196,13 +241,13 @@ func (m *module) scan(res *Result) error {
 				return fmt.Errorf("type section: unsupported type form 0x%02x", form)
 			}
 			np := r.u32()
-			r.bytes(int(np))
+			ps := r.bytes(int(np))
 			nr := r.u32()
-			r.bytes(int(nr))
+			rs := r.bytes(int(nr))
 			if np == 0 && nr == 0 && m.voidType < 0 {
 				m.voidType = int(i)
 			}
-			m.types = append(m.types, funcType{int(np), int(nr)})
+			m.types = append(m.types, funcType{int(np), int(nr), sigOf(ps, rs)})
 		}
 		if r.err != nil {
 			return fmt.Errorf("type section: %w", r.err)
@@ -215,7 +260,11 @@ func (m *module) scan(res *Result) error {
 			mod, name := r.name(), r.name()
 			switch kind := r.byte(); kind {
 			case 0x00:
-				r.u32()
+				typ := r.u32()
+				if r.err == nil && int(typ) >= len(m.types) {
+					return fmt.Errorf("import section: %s.%s has unknown type %d", mod, name, typ)
+				}
+				m.imports = append(m.imports, funcImport{mod, name, typ})
 				m.funcImports++
 			case 0x01:
 				r.byte()
@@ -262,6 +311,8 @@ func (m *module) scan(res *Result) error {
 	return nil
 }
 
+func sigOf(params, results []byte) string { return string(params) + "|" + string(results) }
+
 func limits(r *reader) (min, max uint32, hasMax bool) {
 	flags := r.byte()
 	min = r.u32()
@@ -277,41 +328,116 @@ func (m *module) rewrite(opt Options, res *Result) ([]byte, error) {
 	if len(m.funcTypes) > 0 && m.find(secCode) == nil {
 		return nil, errors.New("module declares functions but has no code section")
 	}
-	checkType := uint32(m.voidType)
-	newType := m.voidType < 0
-	if newType {
-		checkType = uint32(len(m.types))
+	bodies, err := m.analyze()
+	if err != nil {
+		return nil, err
 	}
-	checkFunc := uint32(m.funcImports)
-	fuelGlobal := uint32(m.globals)
+	var addTypes []string
+	typeOf := func(sig string) uint32 {
+		for i, t := range m.types {
+			if t.sig == sig {
+				return uint32(i)
+			}
+		}
+		for i, t := range addTypes {
+			if t == sig {
+				return uint32(len(m.types) + i)
+			}
+		}
+		addTypes = append(addTypes, sig)
+		return uint32(len(m.types) + len(addTypes) - 1)
+	}
+	p := &plan{opt: opt, check: uint32(m.funcImports), fuel: uint32(m.globals)}
+	checkType := typeOf(sigOf(nil, nil))
+	// Functions added after the defined ones (no renumbering needed):
+	// wrappers of checked imports, then the bulk helpers.
+	next := p.check + 1 + uint32(len(m.funcTypes))
+	var addFuncs []uint32 // their type indexes
+	var addBodies [][]byte
+	p.wrapper = map[uint32]uint32{}
+	if opt.CheckAfter != nil {
+		for i, im := range m.imports {
+			if !opt.CheckAfter(im.module, im.name) {
+				continue
+			}
+			p.wrapper[uint32(i)] = next
+			next++
+			addFuncs = append(addFuncs, im.typ)
+			addBodies = append(addBodies, wrapperBody(uint32(m.types[im.typ].params), uint32(i), p.check))
+		}
+	}
+	var bulk, bulkMem bool
+	for i := range bodies {
+		bulk = bulk || bodies[i].bulk
+		bulkMem = bulkMem || bodies[i].bulkMem
+	}
+	if bulk {
+		p.weigh = next
+		next++
+		addFuncs = append(addFuncs, typeOf(sigOf([]byte{i32}, []byte{i32})))
+		addBodies = append(addBodies, weighBody(p))
+	}
+	if bulkMem {
+		t := typeOf(sigOf([]byte{i32, i32, i32}, nil))
+		p.copy, p.fill = next, next+1
+		addFuncs = append(addFuncs, t, t)
+		addBodies = append(addBodies, copyBody(p), fillBody(p))
+	}
+	checkFunc := p.check
 	remap := func(idx uint32) uint32 {
 		if idx >= checkFunc {
 			return idx + 1
 		}
 		return idx
 	}
-
-	bodies, err := m.analyze()
-	if err != nil {
-		return nil, err
+	// remapRef renumbers a function reference: a checked import is
+	// replaced by its wrapper.
+	remapRef := func(idx uint32) uint32 {
+		if w, ok := p.wrapper[idx]; ok {
+			return w
+		}
+		return remap(idx)
 	}
+	p.remap, p.remapRef = remap, remapRef
 
 	replaced := map[byte][]byte{}
-	// Type section: add [] -> [] when missing.
+	// Type section: add the types of check and of the added functions when
+	// missing.
 	{
 		var b []byte
 		if s := m.find(secType); s != nil {
 			r := &reader{b: s.body}
 			n := r.u32()
-			b = appendU32(b, n+boolU32(newType))
+			b = appendU32(b, n+uint32(len(addTypes)))
 			b = append(b, s.body[r.pos:]...)
 		} else {
-			b = appendU32(b, 1)
+			b = appendU32(b, uint32(len(addTypes)))
 		}
-		if newType {
-			b = append(b, 0x60, 0, 0)
+		for _, sig := range addTypes {
+			ps, rs, _ := strings.Cut(sig, "|")
+			b = append(b, 0x60)
+			b = appendU32(b, uint32(len(ps)))
+			b = append(b, ps...)
+			b = appendU32(b, uint32(len(rs)))
+			b = append(b, rs...)
 		}
 		replaced[secType] = b
+	}
+	// Function section: declare the added functions.
+	if len(addFuncs) > 0 {
+		var b []byte
+		if s := m.find(secFunction); s != nil {
+			r := &reader{b: s.body}
+			n := r.u32()
+			b = appendU32(b, n+uint32(len(addFuncs)))
+			b = append(b, s.body[r.pos:]...)
+		} else {
+			b = appendU32(b, uint32(len(addFuncs)))
+		}
+		for _, t := range addFuncs {
+			b = appendU32(b, t)
+		}
+		replaced[secFunction] = b
 	}
 	// Import section: append the check import.
 	{
@@ -373,7 +499,7 @@ func (m *module) rewrite(opt Options, res *Result) ([]byte, error) {
 			b = appendU32(b, n+1)
 			for i := uint32(0); i < n && r.err == nil; i++ {
 				b = append(b, r.bytes(2)...) // value type, mutability
-				b, err = copyExpr(b, r, remap)
+				b, err = copyExpr(b, r, remapRef)
 				if err != nil {
 					return nil, fmt.Errorf("global %d: %w", i, err)
 				}
@@ -418,29 +544,45 @@ func (m *module) rewrite(opt Options, res *Result) ([]byte, error) {
 		replaced[secStart] = appendU32(nil, remap(idx))
 	}
 	if s := m.find(secElement); s != nil {
-		b, err := rewriteElements(s.body, remap)
+		b, err := rewriteElements(s.body, remapRef)
 		if err != nil {
 			return nil, fmt.Errorf("element section: %w", err)
 		}
 		replaced[secElement] = b
 	}
 	// Code section.
-	if s := m.find(secCode); s != nil {
-		b := appendU32(make([]byte, 0, len(s.body)+len(s.body)/8), uint32(len(bodies)))
+	if s := m.find(secCode); s != nil || len(addBodies) > 0 {
+		size := 0
+		if s != nil {
+			size = len(s.body)
+		}
+		b := appendU32(make([]byte, 0, size+size/8), uint32(len(bodies)+len(addBodies)))
 		var tmp []byte
 		for i := range bodies {
 			fb := &bodies[i]
-			tmp = m.rewriteBody(tmp[:0], fb, opt, checkFunc, fuelGlobal, remap, res)
+			tmp = m.rewriteBody(tmp[:0], fb, p, res)
 			b = appendU32(b, uint32(len(tmp)))
 			b = append(b, tmp...)
 		}
+		for _, body := range addBodies {
+			b = appendU32(b, uint32(len(body)))
+			b = append(b, body...)
+		}
 		replaced[secCode] = b
+	}
+
+	// Data section: merge Go's many small segments. Not with a data count
+	// section: memory.init and data.drop may then name segments by index.
+	if s := m.find(secData); s != nil && m.find(secDataCount) == nil {
+		if b := mergeData(s.body); b != nil {
+			replaced[secData] = b
+		}
 	}
 
 	// Assemble, inserting sections that did not exist at their place.
 	out := make([]byte, 0, len(m.sections)*8+sizeOf(m.sections)+sizeOf(m.sections)/8+64)
 	out = append(out, header...)
-	pending := []byte{secType, secImport, secGlobal}
+	pending := []byte{secType, secImport, secFunction, secGlobal, secCode}
 	emit := func(id byte, body []byte) {
 		out = append(out, id)
 		out = appendU32(out, uint32(len(body)))
@@ -450,8 +592,8 @@ func (m *module) rewrite(opt Options, res *Result) ([]byte, error) {
 		for len(pending) > 0 && order[pending[0]] < rank {
 			id := pending[0]
 			pending = pending[1:]
-			if m.find(id) == nil {
-				emit(id, replaced[id])
+			if b, ok := replaced[id]; ok && m.find(id) == nil {
+				emit(id, b)
 			}
 		}
 	}
@@ -490,13 +632,6 @@ func sizeOf(ss []section) int {
 		n += len(s.body) + 6
 	}
 	return n
-}
-
-func boolU32(b bool) uint32 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func minU32(a, b uint32) uint32 {

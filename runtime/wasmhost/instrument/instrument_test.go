@@ -222,8 +222,10 @@ func contains(s, sub string) bool {
 func FuzzInstrument(f *testing.F) {
 	f.Add(testModule())
 	f.Add(wasmtest.Module{MemoryPages: -1}.Bytes())
+	f.Add(bulkModule())
+	checkEnv := func(mod, _ string) bool { return mod == "env" }
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		res, err := instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: 16})
+		res, err := instrument.Instrument(wasm, instrument.Options{MaxMemoryPages: 16, CheckAfter: checkEnv})
 		ctx := context.Background()
 		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 		defer rt.Close(ctx)

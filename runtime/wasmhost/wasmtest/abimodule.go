@@ -25,7 +25,22 @@ type ABIModule struct {
 	// fd 3) and fail record 0 with the errno as its code (0: the call
 	// succeeded). Use with one-record batches.
 	Probe string
+	// Outputs makes every record emit this many empty outputs (payload
+	// of length 0, key and headers kept), all from one table of zeros at
+	// OutputsAt: a hostile module that costs the host a message per
+	// output while staying under any byte cap. Pages must leave room for
+	// the table (32 bytes per output above 8 MiB).
+	Outputs int
+	// Hog makes sluice_process spin forever on work that dodges a loop
+	// countdown: each iteration of its loop is one large operation over
+	// the whole memory. "fill" (memory.fill), "copy" (memory.copy),
+	// "random" (WASI random_get), "write" (WASI fd_write to stdout), "kv"
+	// (sluice.kv_put of a 1 MiB value).
+	Hog string
 }
+
+// OutputsAt is where the output table of ABIModule.Outputs starts.
+const OutputsAt = 8 << 20
 
 // Memory map of the hand-made module.
 const (
@@ -67,6 +82,34 @@ func (a ABIModule) Bytes() []byte {
 	}
 	body := Code{}.
 		LocalGet(ptr).I32Load(4).LocalSet(count)
+	if a.Hog != "" {
+		hogFn := uint32(len(imports))
+		memSize := Code{}.Op(0x3f, 0).I32Const(16).Op(OpI32Shl)
+		var op Code
+		switch a.Hog {
+		case "fill":
+			op = Code{}.I32Const(0).I32Const(0).Op(memSize...).Op(0xfc, 11, 0)
+		case "copy":
+			op = Code{}.I32Const(0).I32Const(1).Op(memSize...).I32Const(1).Op(OpI32Sub).Op(0xfc, 10, 0, 0)
+		case "random":
+			imports = append(imports, Import{Module: "wasi_snapshot_preview1", Name: "random_get",
+				Type: FuncType{Params: []byte{I32, I32}, Results: []byte{I32}}})
+			op = Code{}.I32Const(0).Op(memSize...).Call(hogFn).Op(OpDrop)
+		case "write":
+			imports = append(imports, Import{Module: "wasi_snapshot_preview1", Name: "fd_write",
+				Type: FuncType{Params: []byte{I32, I32, I32, I32}, Results: []byte{I32}}})
+			body = body.I32Const(abiScratch).I32Const(0).I32Store(0).
+				I32Const(abiScratch).Op(memSize...).I32Store(4)
+			op = Code{}.I32Const(1).I32Const(abiScratch).I32Const(1).I32Const(abiScratch + 8).Call(hogFn).Op(OpDrop)
+		case "kv":
+			imports = append(imports, Import{Module: "sluice", Name: "kv_put",
+				Type: FuncType{Params: []byte{I32, I32, I32, I32, I64}, Results: []byte{I32}}})
+			op = Code{}.I32Const(abiDescAt).I32Const(8).I32Const(0).I32Const(1 << 20).I64Const(0).Call(hogFn).Op(OpDrop)
+		default:
+			panic("wasmtest: unknown hog " + a.Hog)
+		}
+		body = body.Loop().Op(op...).Br(0).End()
+	}
 	switch a.Probe {
 	case "sock_accept":
 		body = body.I32Const(3).I32Const(0).I32Const(abiScratch).Call(probeFn).LocalSet(p)
@@ -96,12 +139,24 @@ func (a ABIModule) Bytes() []byte {
 			LocalGet(i).I32Const(1).Op(OpI32Add).LocalSet(i).
 			Br(0).End().End()
 	}
-	// Result header: version 1, count, no outputs.
+	outAddr, outN := int32(0), int32(0)
+	if a.Outputs > 0 {
+		outAddr, outN = OutputsAt, int32(a.Outputs)
+		// outcome i: EMIT outputs [0, Outputs)
+		body = body.I32Const(0).LocalSet(i).Block().Loop().
+			LocalGet(i).LocalGet(count).Op(OpI32GeU).BrIf(1).
+			LocalGet(i).I32Const(16).Op(OpI32Mul).LocalTee(p).I32Const(1).I32Store(abiResultAt + 16).
+			LocalGet(p).I32Const(0).I32Store(abiResultAt + 20).
+			LocalGet(p).I32Const(outN).I32Store(abiResultAt + 24).
+			LocalGet(i).I32Const(1).Op(OpI32Add).LocalSet(i).
+			Br(0).End().End()
+	}
+	// Result header: version 1, count, outputs.
 	body = body.
 		I32Const(abiResultAt).I32Const(1).I32Store(0).
 		I32Const(abiResultAt).LocalGet(count).I32Store(4).
-		I32Const(abiResultAt).I32Const(0).I32Store(8).
-		I32Const(abiResultAt).I32Const(0).I32Store(12).
+		I32Const(abiResultAt).I32Const(outAddr).I32Store(8).
+		I32Const(abiResultAt).I32Const(outN).I32Store(12).
 		// (abiResultAt << 32) | (16 + 16*count)
 		I64Const(abiResultAt << 32).
 		LocalGet(count).I32Const(16).Op(OpI32Mul).I32Const(16).Op(OpI32Add).Op(OpI64ExtendU).

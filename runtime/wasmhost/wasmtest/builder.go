@@ -254,6 +254,7 @@ const (
 	OpI32Mul      = 0x6c
 	OpI32And      = 0x71
 	OpI32Xor      = 0x73
+	OpI32Shl      = 0x74
 	OpI64ExtendU  = 0xad
 	OpI64Shl      = 0x86
 	OpI64Or       = 0x84

@@ -89,6 +89,15 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 		sdk.GaugeSet("last", float64(n))
 		out.Emit([]byte(strconv.Itoa(n)))
 		return nil
+	case "fill":
+		// Put 1000-byte values under new keys until the host refuses.
+		val := make([]byte, 1000)
+		for n := 0; ; n++ {
+			if err := sdk.State.Put([]byte("fill-"+strconv.Itoa(n)), val, 0); err != nil {
+				out.Emit([]byte(strconv.Itoa(n) + " " + err.Error()))
+				return nil
+			}
+		}
 	case "log":
 		sdk.Warnf("record %d says hello", r.Index())
 		os.Stdout.WriteString("to stdout\n")

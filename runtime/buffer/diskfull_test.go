@@ -1,0 +1,172 @@
+package buffer
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+// numbered is a record carrying n, padded to about 1 KiB.
+func numbered(n uint64) []message.Message {
+	p := make([]byte, 1024)
+	binary.LittleEndian.PutUint64(p, n)
+	return []message.Message{{Payload: p}}
+}
+
+// TestDiskFullBlocks: on a 1 MiB file system, a buffer allowed 64 MiB
+// fills the disk; Append then waits (the source is back-pressured) instead
+// of failing, resumes once the reader frees a segment, and nothing is lost,
+// repeated or corrupted: a reopen finds nothing to repair.
+func TestDiskFullBlocks(t *testing.T) {
+	dir := testkit.Tmpfs(t, 1<<20)
+	opts := Options{Dir: dir, MaxSize: 64 << 20, SegmentSize: 128 << 10}
+	b, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var appended atomic.Uint64
+	const total = 3000 // about 3 MiB: three times the disk
+	errc := make(chan error, 1)
+	go func() {
+		for n := range uint64(total) {
+			if err := b.Append(ctx, numbered(n), nil); err != nil {
+				errc <- err
+				return
+			}
+			appended.Add(1)
+		}
+		errc <- nil
+	}()
+	testkit.WaitFor(t, "the disk to fill", func() bool { return b.Stats().DiskFull })
+	stalled := appended.Load()
+	if stalled == 0 || stalled >= total {
+		t.Fatalf("%d appended when the disk filled", stalled)
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Append returned %v on a full disk; want it to wait", err)
+	default:
+	}
+
+	// Drain everything, in order, while the appender goes on.
+	next := uint64(0)
+	for next < total {
+		batch, err := b.Read(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range batch.Msgs {
+			if got := binary.LittleEndian.Uint64(m.Payload); got != next {
+				t.Fatalf("read record %d, want %d: lost or out of order", got, next)
+			}
+			next++
+		}
+		if err := b.Commit(batch.Cursor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("append after space was freed: %v", err)
+	}
+	st := b.Stats()
+	if st.DiskFull || st.DiskFullWaits == 0 || st.Lost != 0 || st.Dropped != 0 {
+		t.Fatalf("after the drain: %+v", st)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if r := b.Recovery(); len(r.Notes) != 0 || r.Records != 0 {
+		t.Fatalf("reopen after a full disk found repairs to make: %+v", r)
+	}
+}
+
+// TestDiskFullBlockedAppendEndsWithContext: an Append waiting for space
+// returns when its context ends, saying the disk is full, and the buffer
+// stays usable.
+func TestDiskFullBlockedAppendEndsWithContext(t *testing.T) {
+	dir := testkit.Tmpfs(t, 256<<10)
+	b, err := Open(Options{Dir: dir, MaxSize: 64 << 20, SegmentSize: 32 << 10, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	var n uint64
+	done := make(chan error, 1)
+	go func() {
+		for ; ; n++ {
+			if err := b.Append(ctx, numbered(n), nil); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	testkit.WaitFor(t, "the disk to fill", func() bool { return b.Stats().DiskFull })
+	cancel()
+	err = <-done
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append on a full disk after cancel: %v", err)
+	}
+	if err.Error() == "" || !contains(err.Error(), "file system is full") {
+		t.Fatalf("error does not say the disk is full: %v", err)
+	}
+	// Everything appended before is intact.
+	batch, err := b.Read(context.Background(), int(n)+1)
+	if err != nil || len(batch.Msgs) == 0 {
+		t.Fatalf("read after a full disk: %d records, %v", len(batch.Msgs), err)
+	}
+}
+
+// TestDiskFullDropOldest: under drop_oldest a full disk drops the oldest
+// segment, counted, instead of waiting.
+func TestDiskFullDropOldest(t *testing.T) {
+	dir := testkit.Tmpfs(t, 512<<10)
+	b, err := Open(Options{Dir: dir, MaxSize: 64 << 20, SegmentSize: 64 << 10, WhenFull: DropOldest, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 2000 // 2 MiB on a 512 KiB disk
+	for n := range uint64(total) {
+		if err := b.Append(context.Background(), numbered(n), nil); err != nil {
+			t.Fatalf("append %d: %v", n, err)
+		}
+	}
+	st := b.Stats()
+	if st.Dropped == 0 || st.Records+st.Dropped != total {
+		t.Fatalf("%d left + %d dropped, want %d: %+v", st.Records, st.Dropped, total, st)
+	}
+	// What is left is the newest records, in order.
+	batch, err := b.Read(context.Background(), total)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := binary.LittleEndian.Uint64(batch.Msgs[0].Payload); got != st.Dropped {
+		t.Fatalf("oldest record left is %d, want %d", got, st.Dropped)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
