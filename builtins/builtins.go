@@ -1,33 +1,18 @@
 // Package builtins lists the components compiled into Sluice. Registration
-// is explicit, one list in one place: a test can build a registry with only
-// what it needs, and a custom build can drop what it does not.
+// is explicit: the core components in one list here, each connector family
+// (Kafka, SQL databases, Redis, NATS, RabbitMQ, MQTT) in a file of its own
+// (family_*.go) that a build tag leaves out, so a custom build drops what it
+// does not need (go build -tags no_redis,no_sql; docs/edge.md).
 package builtins
 
 import (
 	"github.com/sluicehq/sluice/builtins/filter"
-	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
-	kafkasink "github.com/sluicehq/sluice/builtins/sink/kafka"
-	mqttsink "github.com/sluicehq/sluice/builtins/sink/mqtt"
-	mysqlsink "github.com/sluicehq/sluice/builtins/sink/mysql"
-	natssink "github.com/sluicehq/sluice/builtins/sink/nats"
-	pgsink "github.com/sluicehq/sluice/builtins/sink/postgres"
-	rabbitmqsink "github.com/sluicehq/sluice/builtins/sink/rabbitmq"
-	redissink "github.com/sluicehq/sluice/builtins/sink/redis"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
-	"github.com/sluicehq/sluice/builtins/source/dlq"
 	filesource "github.com/sluicehq/sluice/builtins/source/file"
 	"github.com/sluicehq/sluice/builtins/source/generate"
 	httpsource "github.com/sluicehq/sluice/builtins/source/http"
-	kafkasource "github.com/sluicehq/sluice/builtins/source/kafka"
-	mqttsource "github.com/sluicehq/sluice/builtins/source/mqtt"
-	"github.com/sluicehq/sluice/builtins/source/mysqlcdc"
-	natssource "github.com/sluicehq/sluice/builtins/source/nats"
-	"github.com/sluicehq/sluice/builtins/source/postgrescdc"
-	rabbitmqsource "github.com/sluicehq/sluice/builtins/source/rabbitmq"
-	redissource "github.com/sluicehq/sluice/builtins/source/redis"
-	"github.com/sluicehq/sluice/builtins/source/sqlsource"
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/builtins/transform/complete"
 	"github.com/sluicehq/sluice/builtins/transform/constant"
@@ -39,21 +24,40 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 )
 
-// RegisterAll adds every builtin component to r.
+// AllFamilies names every connector family, compiled in or not.
+var AllFamilies = []string{"kafka", "sql", "redis", "nats", "rabbitmq", "mqtt"}
+
+// family is a connector family compiled into this build: its family_*.go
+// file adds it from init unless a build tag leaves the file out.
+type family struct {
+	name     string
+	register func(*component.Registry)
+}
+
+var families []family
+
+// Omitted returns the families this build leaves out (by build tags), in
+// AllFamilies' order.
+func Omitted() []string {
+	var out []string
+	for _, name := range AllFamilies {
+		in := false
+		for _, f := range families {
+			in = in || f.name == name
+		}
+		if !in {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// RegisterAll adds every builtin component of this build to r.
 func RegisterAll(r *component.Registry) {
 	stdin.Register(r)
 	generate.Register(r)
 	filesource.Register(r)
-	dlq.Register(r)
 	httpsource.Register(r)
-	kafkasource.Register(r)
-	natssource.Register(r)
-	redissource.Register(r)
-	rabbitmqsource.Register(r)
-	mqttsource.Register(r)
-	mysqlcdc.Register(r)
-	postgrescdc.Register(r)
-	sqlsource.Register(r)
 
 	complete.Register(r)
 	partial.Register(r)
@@ -65,19 +69,15 @@ func RegisterAll(r *component.Registry) {
 	stdout.Register(r)
 	filesink.Register(r)
 	httpsink.Register(r)
-	kafkasink.Register(r)
-	natssink.Register(r)
-	redissink.Register(r)
-	rabbitmqsink.Register(r)
-	mqttsink.Register(r)
-	pgsink.Register(r)
-	mysqlsink.Register(r)
+
+	for _, f := range families {
+		f.register(r)
+	}
 }
 
 // TaskChecks are the loader's cross-component checks (config.Loader.TaskChecks).
-var TaskChecks = []func(*config.Task, *component.Problems){
-	kafkaconf.CheckExactlyOnce,
-}
+// Families add theirs (family_kafka.go).
+var TaskChecks []func(*config.Task, *component.Problems)
 
 // BuildFilter compiles a task's [filter] table for the config loader.
 func BuildFilter(cfg *config.FilterConfig, p *component.Problems) config.Filter {

@@ -87,3 +87,29 @@ func hasField(fs []component.Field, name string) bool {
 	}
 	return false
 }
+
+// TestFamilies: each connector family compiled in registers components of
+// its own, and the families in and out of this build (Omitted) make up
+// AllFamilies.
+func TestFamilies(t *testing.T) {
+	all := component.NewRegistry()
+	RegisterAll(all)
+	core := component.NewRegistry()
+	saved := families
+	families = nil
+	RegisterAll(core)
+	families = saved
+	if len(core.Specs()) >= len(all.Specs()) && len(families) > 0 {
+		t.Fatalf("the families add nothing: %d components with them, %d without", len(all.Specs()), len(core.Specs()))
+	}
+	for _, f := range families {
+		r := component.NewRegistry()
+		f.register(r)
+		if len(r.Specs()) == 0 {
+			t.Errorf("family %s registers no component", f.name)
+		}
+	}
+	if got := len(families) + len(Omitted()); got != len(AllFamilies) {
+		t.Fatalf("%d families compiled in and %v left out, want the %d of %v", len(families), Omitted(), len(AllFamilies), AllFamilies)
+	}
+}

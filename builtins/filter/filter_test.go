@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"errors"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -195,6 +197,10 @@ func TestDocExamples(t *testing.T) {
 			}
 			ev := blocks[i+1]
 			i++
+			if strconv.IntSize == 32 && regexp.MustCompile(`\d{16,}`).MatchString(b.body) {
+				t.Logf("docs/filters.md:%d: skipped on a 32-bit platform: integers past 2^53 are not exact there", b.line)
+				continue
+			}
 			examples++
 			f, p := buildFromTOML(t, b)
 			if p.Len() > 0 {

@@ -104,7 +104,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	el := time.Since(start)
 	var rss int64
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss * 1024 // Linux reports KiB
+		rss = int64(ru.Maxrss) * 1024 // Linux reports KiB (an int32 on 32-bit arm)
 	}
 	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	fmt.Fprintf(stdout, "task:       %s\n", pos[0])

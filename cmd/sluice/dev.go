@@ -7,9 +7,18 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-
-	"github.com/sluicehq/sluice/builtins/kafkadev"
 )
+
+// devKafkaOptions are the flags of `sluice dev kafka`, for startDevKafka:
+// the dev Kafka (franz-go's kfake) is compiled in only by -tags devkafka
+// (dev_kafka.go), which keeps it out of release binaries.
+type devKafkaOptions struct {
+	Addr             string
+	Brokers          int
+	Partitions       int
+	Topics           []string
+	AutoCreateTopics bool
+}
 
 // devCmd runs local stand-ins of the services tasks talk to, for trying
 // pipelines by hand.
@@ -50,13 +59,13 @@ func devCmd(args []string, stdout, stderr io.Writer) int {
 			ts = append(ts, t)
 		}
 	}
-	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Addr: *addr, Brokers: *brokers, Partitions: *partitions, Topics: ts, AutoCreateTopics: *auto})
+	addrs, closeKafka, err := startDevKafka(ctx, devKafkaOptions{Addr: *addr, Brokers: *brokers, Partitions: *partitions, Topics: ts, AutoCreateTopics: *auto})
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice dev kafka: %v\n", err)
 		return exitFailed
 	}
-	fmt.Fprintf(stderr, "local Kafka (in memory) on %s, topics %v with %d partitions each; Ctrl-C stops it\n", strings.Join(c.Addrs(), ","), ts, *partitions)
+	fmt.Fprintf(stderr, "local Kafka (in memory) on %s, topics %v with %d partitions each; Ctrl-C stops it\n", strings.Join(addrs, ","), ts, *partitions)
 	<-ctx.Done()
-	c.Close()
+	closeKafka()
 	return exitOK
 }

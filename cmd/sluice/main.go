@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/sluicehq/sluice/builtins"
 )
 
 // Exit statuses.
@@ -124,5 +127,9 @@ func versionCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "sluice %s\n", version)
+	if o := builtins.Omitted(); len(o) > 0 {
+		// A task naming one of their types fails as an unknown type.
+		fmt.Fprintf(stdout, "built without the connector families: %s (build tags; docs/edge.md)\n", strings.Join(o, ", "))
+	}
 	return exitOK
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -170,7 +169,7 @@ func TestKill9(t *testing.T) {
 		rounds = 2
 	}
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd := testkit.Command(os.Args[0], "-test.run=^$") // through SLUICE_TEST_EXEC under emulation
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashRoundEnv+"="+strconv.Itoa(round))
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +45,12 @@ func init() {
 			env = append(env, e)
 		}
 	}
+	if !strings.Contains(argv[0], "/") {
+		// An emulator named by SLUICE_TEST_EXEC (TargetArgv), found on PATH.
+		if p, err := exec.LookPath(argv[0]); err == nil {
+			argv[0] = p
+		}
+	}
 	err = syscall.Exec(argv[0], argv, env)
 	fmt.Fprintf(os.Stderr, "testkit launcher: exec %s: %v\n", argv[0], err)
 	os.Exit(2)
@@ -56,6 +63,6 @@ func launcher(n uint64, bin string, args []string) (exe string, argv, env []stri
 	if err != nil {
 		exe = os.Args[0]
 	}
-	all, _ := json.Marshal(append([]string{bin}, args...))
+	all, _ := json.Marshal(TargetArgv(bin, args...))
 	return exe, nil, []string{execNoFileEnv + "=" + strconv.FormatUint(n, 10), execArgvEnv + "=" + string(all)}
 }

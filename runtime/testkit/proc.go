@@ -52,6 +52,27 @@ func SluiceBin(t testing.TB) string {
 	return binPath
 }
 
+// ExecEnv names the command that runs the programs tests start that are
+// built for the target: the sluice binary and the test binary itself. Set
+// to an emulator (SLUICE_TEST_EXEC=qemu-aarch64), tests of an arm build run
+// on another machine with no binfmt set up (make test-arm): go test -exec
+// runs the test binary through it, and Command runs what the test starts.
+const ExecEnv = "SLUICE_TEST_EXEC"
+
+// TargetArgv returns the command line that runs the target program name
+// with args: SLUICE_TEST_EXEC's words first when it is set.
+func TargetArgv(name string, args ...string) []string {
+	argv := strings.Fields(os.Getenv(ExecEnv))
+	return append(append(argv, name), args...)
+}
+
+// Command is exec.Command for a program built for the target (the sluice
+// binary, os.Args[0]): through SLUICE_TEST_EXEC when it is set.
+func Command(name string, args ...string) *exec.Cmd {
+	argv := TargetArgv(name, args...)
+	return exec.Command(argv[0], argv[1:]...)
+}
+
 // Cleanup removes what SluiceBin built; call it from TestMain after m.Run.
 func Cleanup() {
 	if binPath != "" && os.Getenv("SLUICE_TEST_BIN") == "" {
@@ -105,11 +126,11 @@ func StartSluice(t testing.TB, o ProcOptions, args ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Cmd = exec.Command(SluiceBin(t), args...)
+	p.Cmd = Command(SluiceBin(t), args...)
 	p.Cmd.Env = append(os.Environ(), o.Env...)
 	if o.MaxOpenFiles > 0 {
 		exe, argv, env := launcher(o.MaxOpenFiles, SluiceBin(t), args)
-		p.Cmd = exec.Command(exe, argv...)
+		p.Cmd = Command(exe, argv...)
 		p.Cmd.Env = append(append(os.Environ(), o.Env...), env...)
 	}
 	p.Cmd.Stdout, p.Cmd.Stderr = logf, logf

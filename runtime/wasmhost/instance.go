@@ -269,7 +269,8 @@ func (inst *instance) reserve(ctx context.Context, n int) error {
 	if uint32(n) <= inst.bufCap && inst.bufCap > 0 {
 		return nil
 	}
-	if n > 1<<31 {
+	// int64: on 32-bit platforms (GOARCH=arm) 1<<31 does not fit an int.
+	if int64(n) > 1<<31 {
 		return fmt.Errorf("batch of %d bytes is too large", n)
 	}
 	want := max(n, 64<<10, int(inst.bufCap)*2)

@@ -23,6 +23,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/parser/lexer"
 	"github.com/expr-lang/expr/vm"
 	"github.com/expr-lang/expr/vm/runtime"
 
@@ -142,6 +143,7 @@ func Compile(src string) (*Condition, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &CompileError{Offset: 0, Line: 1, Msg: "the condition is empty; remove it or write a boolean expression"}
 	}
+	src = widenIntegers(src, strconv.IntSize)
 	// Names bound by `let` are the expression's own, not event fields.
 	tree, err := parser.Parse(src)
 	if err != nil {
@@ -496,15 +498,56 @@ func decodeValue(d []byte) any {
 	return nil
 }
 
-// number keeps integers exact when they fit int64 and uses binary64
-// otherwise (a number beyond binary64 becomes ±Inf).
+// number keeps integers exact when they fit int (64 bits but on 32-bit
+// platforms) and uses binary64 otherwise (a number beyond binary64 becomes
+// ±Inf). On 32-bit platforms (armv7) an epoch in milliseconds is thus a
+// float, exact up to 2^53.
 func number(tok []byte) any {
 	s := string(tok)
 	if !strings.ContainsAny(s, ".eE") {
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if i, err := strconv.ParseInt(s, 10, strconv.IntSize); err == nil {
 			return int(i)
 		}
 	}
 	f, _ := strconv.ParseFloat(s, 64)
 	return f
+}
+
+// widenIntegers rewrites decimal integer literals that do not fit a Go int
+// of intSize bits into float literals (1655952591000 becomes
+// 1655952591000.0). expr's integers are Go ints, 32 bits on armv7, where it
+// rejects such a literal; as a float it compares with the event's numbers
+// (floats there too, see number), exactly up to 2^53. On 64-bit platforms
+// nothing changes. Error offsets after a rewritten literal are off by two.
+func widenIntegers(src string, intSize int) string {
+	if intSize >= 64 {
+		return src
+	}
+	tokens, err := lexer.Lex(file.NewSource(src))
+	if err != nil {
+		return src // the parser reports it
+	}
+	runes := []rune(src)
+	var b strings.Builder
+	last := 0
+	for _, t := range tokens {
+		if t.Kind != lexer.Number || t.From < last || t.To > len(runes) || string(runes[t.From:t.To]) != t.Value {
+			continue
+		}
+		digits := strings.ReplaceAll(t.Value, "_", "")
+		if strings.Trim(digits, "0123456789") != "" || (len(digits) > 1 && digits[0] == '0') {
+			continue // not a plain decimal integer (a float, hex, octal, binary)
+		}
+		if _, err := strconv.ParseInt(digits, 10, intSize); err == nil {
+			continue
+		}
+		b.WriteString(string(runes[last:t.To]))
+		b.WriteString(".0")
+		last = t.To
+	}
+	if last == 0 {
+		return src
+	}
+	b.WriteString(string(runes[last:]))
+	return b.String()
 }

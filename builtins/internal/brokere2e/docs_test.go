@@ -2,7 +2,6 @@ package brokere2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -44,7 +43,7 @@ func TestDocExamplesValidate(t *testing.T) {
 	}
 	bin := testkit.SluiceBin(t)
 	for _, f := range files {
-		out, err := exec.Command(bin, "validate", f).CombinedOutput()
+		out, err := testkit.Command(bin, "validate", f).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "is valid") {
 			src, _ := os.ReadFile(f)
 			t.Errorf("%s: %v\n%s\n%s", f, err, out, src)

@@ -3,7 +3,6 @@ package natsredise2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,7 +55,7 @@ func TestDocExamplesLoad(t *testing.T) {
 			if err := os.WriteFile(path, []byte(task), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			out, err := exec.Command(testkit.SluiceBin(t), "validate", path).CombinedOutput()
+			out, err := testkit.Command(testkit.SluiceBin(t), "validate", path).CombinedOutput()
 			if err != nil {
 				t.Errorf("%s example %d does not load: %v\n%s\n%s", page, i, err, out, task)
 			}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -84,7 +83,7 @@ func TestCrashRepeatsNeverSkips(t *testing.T) {
 	fx := newFixture(t, crashKeys)
 	p := fx.path("app.log")
 	writeFile(t, p, lines("old", 0, 3000))
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
+	cmd := testkit.Command(os.Args[0], "-test.run=^TestCrashHelper$") // through SLUICE_TEST_EXEC under emulation
 	cmd.Env = append(os.Environ(), "SLUICE_FILE_CRASH_DIR="+fx.dir)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
