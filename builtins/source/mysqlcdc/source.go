@@ -716,6 +716,10 @@ func (s *Source) track(t *txn) {
 func (s *Source) passEmpty(t *txn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Read to its end: without this mark a transaction of another table
+	// queued behind changes in flight would hold the position back for
+	// good, and every later transaction with it.
+	t.closed = true
 	if len(s.txns) == 0 {
 		s.applyLocked(t)
 		s.dirty = true
