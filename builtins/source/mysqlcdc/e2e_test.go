@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,8 +165,13 @@ path = "out.jsonl"
 		return testkit.StartSluice(t, testkit.ProcOptions{Name: name, Dir: dir},
 			"run", "--log-format", "json", "--progress", "never", "--state-dir", state, task)
 	}
+	cpPath := filepath.Join(state, "k9", checkpointName+".json")
 	rng := rand.New(rand.NewPCG(rand.Uint64(), 7))
 	var w *writer
+	// At each kill: the checkpoint on disk (what the restart resumes from)
+	// and how many lines the file had.
+	var cps []k9Checkpoint
+	var marks []int
 	for i := range kills {
 		p := run(fmt.Sprintf("sluice run %d", i+1))
 		p.WaitLog(t, "mysql_cdc source opened")
@@ -179,7 +186,17 @@ path = "out.jsonl"
 			}
 			return countLines(out) >= before+grow
 		})
+		// The checkpoint must keep up with what is delivered: it moves
+		// past the changes written, but for those in flight. (A
+		// checkpoint stuck behind a transaction never fails the kill
+		// checks below: the restart then reads again everything since.)
+		first := max(before, before+grow-1-inFlight)
+		testkit.WaitFor(t, fmt.Sprintf("run %d's checkpoint to cover its change at line %d", i+1, first+1), func() bool {
+			return !readCheckpoint(t, cpPath).beyond(lineAt(t, out, first))
+		})
 		p.Kill()
+		cps = append(cps, readCheckpoint(t, cpPath))
+		marks = append(marks, countLines(out))
 		t.Logf("run %d killed after %d more changes (writer at %d operations)", i+1, countLines(out)-before, w.ops.Load())
 	}
 	w.halt()
@@ -199,9 +216,28 @@ path = "out.jsonl"
 	expect := binlogIDs(t, f, from, table)
 	seen := map[string][]byte{}
 	dups := 0
+	behind := make([]int, kills) // changes written beyond the checkpoint at each kill
+	again := make([]int, kills)  // changes read again after each kill
+	for k, cp := range cps {
+		for _, c := range got[:marks[k]] {
+			if cp.beyond(c) {
+				behind[k]++
+			}
+		}
+	}
+	wrote := 0 // the run that wrote line i: marks[wrote-1] <= i < marks[wrote]
 	for i, c := range got {
+		for wrote < len(marks) && i >= marks[wrote] {
+			wrote++
+		}
 		if prev, ok := seen[c.ID]; ok {
 			dups++
+			// The restart after the kill before line i resumes from the checkpoint
+			// on disk then: it reads again only what lies beyond it.
+			if wrote == 0 || !cps[wrote-1].beyond(c) {
+				t.Fatalf("change %s (line %d) read again although the checkpoint on disk covered it at the kill before (gtid %q, snapshot %v)", c.ID, i+1, cps[max(wrote-1, 0)].Data.GTID, cps[max(wrote-1, 0)].Data.Snapshot != nil)
+			}
+			again[wrote-1]++
 			// A resumed snapshot reads a row as it is then: only stream
 			// changes must repeat byte for byte.
 			if c.Data.Op != "r" && !bytes.Equal(prev, lines[i]) {
@@ -226,14 +262,99 @@ path = "out.jsonl"
 	if missing > 0 {
 		t.Fatalf("%d of %d changes missing", missing, len(expect))
 	}
-	// The window: what was in flight at each kill (max_in_flight x
-	// max_events), whole transactions, plus the snapshot's chunk.
-	window := 4*200 + 1000
-	t.Logf("%d snapshot rows, %d changes in the binlog, %d lines written, %d duplicates after %d kills (window %d per kill)",
-		rows, len(expect), len(got), dups, kills, window)
-	if dups > kills*window {
-		t.Fatalf("%d duplicates after %d kills; the documented bound is %d per kill", dups, kills, window)
+	// What is read again after a kill is what lies beyond the checkpoint:
+	// the batches in flight (max_in_flight x max_events, the writer's
+	// transactions being single rows) plus what was acknowledged since the
+	// last save. The latter is a time (one save, fsync'd, at most every
+	// 50 ms), not a count: thousands of snapshot rows on a loaded machine
+	// whose fsync is slow. So the count is reported, and what is checked
+	// is that the checkpoint keeps up (the wait before each kill) and that
+	// a restart reads again nothing the checkpoint covered (above).
+	for k := range kills {
+		t.Logf("kill %d: %d changes written beyond the checkpoint on disk, %d read again", k+1, behind[k], again[k])
 	}
+	t.Logf("%d snapshot rows, %d changes in the binlog, %d lines written, %d duplicates after %d kills",
+		rows, len(expect), len(got), dups, kills)
+}
+
+// inFlight is TestKillNine's max_in_flight x max_events.
+const inFlight = 4 * 200
+
+// k9Checkpoint is what TestKillNine reads of the source's checkpoint.
+type k9Checkpoint struct {
+	Data struct {
+		GTID     string `json:"gtid"`
+		Snapshot *struct {
+			Tables []struct {
+				Done    bool     `json:"done"`
+				LastKey [][]byte `json:"last_key"`
+			} `json:"tables"`
+		} `json:"snapshot"`
+	} `json:"data"`
+}
+
+func readCheckpoint(t testing.TB, path string) k9Checkpoint {
+	t.Helper()
+	var cp k9Checkpoint
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &cp)
+	}
+	if err != nil {
+		t.Fatalf("checkpoint %s: %v", path, err)
+	}
+	return cp
+}
+
+// beyond reports whether a restart from cp reads c again: a snapshot row
+// after the last key delivered while the snapshot is unfinished, a
+// streamed change after the checkpoint's GTID (every one while the
+// snapshot is unfinished: the stream then starts at its position).
+func (cp k9Checkpoint) beyond(c change) bool {
+	snap := cp.Data.Snapshot
+	if c.Data.Op == "r" {
+		if snap == nil || len(snap.Tables) == 0 || snap.Tables[0].Done {
+			return false
+		}
+		last := snap.Tables[0].LastKey
+		if len(last) == 0 {
+			return true
+		}
+		k, _ := strconv.Atoi(string(last[0]))
+		id, _ := strconv.Atoi(fmt.Sprint(c.Data.After["id"]))
+		return id > k
+	}
+	if snap != nil {
+		return true
+	}
+	return gtidSeq(c.ID) > gtidSeq(cp.Data.GTID)
+}
+
+// gtidSeq is the sequence number of domain 0's GTID at the start of s
+// ("0-1-42" or a change id "0-1-42:3").
+func gtidSeq(s string) uint64 {
+	s, _, _ = strings.Cut(s, ":")
+	for _, g := range strings.Split(s, ",") {
+		if f := strings.Split(g, "-"); len(f) == 3 && f[0] == "0" {
+			n, _ := strconv.ParseUint(f[2], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// lineAt decodes line i (from 0) of the file sink's output.
+func lineAt(t testing.TB, path string, i int) change {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitN(data, []byte{'\n'}, i+2)
+	if len(lines) < i+2 {
+		t.Fatalf("%s has no line %d", path, i+1)
+	}
+	return decode(t, "", lines[i], nil)
 }
 
 // TestExamplePipeline runs testdata/pipelines/mysql-cdc.toml (the docs'

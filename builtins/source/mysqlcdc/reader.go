@@ -446,6 +446,7 @@ func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.E
 			}
 			r.s.mu.Lock()
 			r.cur.pending++
+			r.s.wakeLocked() // a waiting Close need not wait for its end
 			r.s.mu.Unlock()
 			b.txns = append(b.txns, r.cur)
 		}

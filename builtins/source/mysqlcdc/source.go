@@ -117,6 +117,9 @@ type Source struct {
 	kick       chan struct{}
 	stopCommit chan struct{}
 	commitDone chan struct{}
+	// endWait, when Close waits for the reader to reach the end of a
+	// transaction, is closed at the next change of the transactions.
+	endWait chan struct{}
 }
 
 // txn is one transaction of the binlog, tracked until every change of it
@@ -716,6 +719,10 @@ func (s *Source) track(t *txn) {
 func (s *Source) passEmpty(t *txn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Read to its end: without this mark a transaction of another table
+	// queued behind changes in flight would hold the position back for
+	// good, and every later transaction with it.
+	t.closed = true
 	if len(s.txns) == 0 {
 		s.applyLocked(t)
 		s.dirty = true
@@ -746,6 +753,62 @@ func mergeGTIDs(into, from []binlog.GTID) []binlog.GTID {
 	return into
 }
 
+// wakeLocked wakes a Close waiting for the reader (awaitingEndLocked).
+func (s *Source) wakeLocked() {
+	if s.endWait != nil {
+		close(s.endWait)
+		s.endWait = nil
+	}
+}
+
+// awaitingEndLocked reports whether the oldest transaction not committed
+// has had every change read so far acknowledged but its end (the XID or
+// COMMIT event) not read yet: a batch filled up (max_events) inside it. The
+// reader reading on commits it; otherwise a graceful stop would leave the
+// acknowledged changes to be read again.
+func (s *Source) awaitingEndLocked() bool {
+	for _, t := range s.txns {
+		if t.closed && t.pending == 0 && !t.failed {
+			continue
+		}
+		return !t.closed && t.pending == 0 && !t.failed && !t.abandoned
+	}
+	return false
+}
+
+// closeGrace bounds how long Close lets the reader go on to the end of a
+// transaction whose changes were all acknowledged (awaitingEndLocked).
+const closeGrace = time.Second
+
+// awaitEnds waits, within closeGrace and ctx, until no acknowledged
+// transaction waits for its end to be read.
+func (s *Source) awaitEnds(ctx context.Context) {
+	timer := time.NewTimer(closeGrace)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		if !s.awaitingEndLocked() {
+			s.mu.Unlock()
+			return
+		}
+		if s.endWait == nil {
+			s.endWait = make(chan struct{})
+		}
+		wake := s.endWait
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-s.done: // the reader stopped (failed): nothing more comes
+			return
+		case <-timer.C:
+			s.log.Warn().Msg("stopping before the end of a transaction whose changes were delivered was read: they will be read again")
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // closeTxn marks t read to its end.
 func (s *Source) closeTxn(t *txn) {
 	s.mu.Lock()
@@ -772,6 +835,7 @@ func (s *Source) ackTxns(txns []*txn, err error) {
 
 // advanceLocked commits the handled prefix of the transactions.
 func (s *Source) advanceLocked() {
+	s.wakeLocked()
 	n := 0
 	for _, t := range s.txns {
 		if !t.closed || t.pending > 0 || t.failed {
@@ -901,6 +965,11 @@ func (s *Source) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	if s.opened {
+		// Read keeps returning errClosed meanwhile: nothing more is handed
+		// out, but the reader may still read the end of a transaction.
+		s.awaitEnds(ctx)
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}
