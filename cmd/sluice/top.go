@@ -35,6 +35,27 @@ func bindAdmin(fs *flag.FlagSet, s *settings) {
 	fs.StringVar(&s.adminAddr, "admin", s.adminAddr, "same as --admin-addr")
 }
 
+// parseAdminTool parses the arguments of a command that talks to the admin
+// API (its own flags already on fs): the admin address and token, then
+// between lo and hi positional arguments. code is -1 when the command
+// goes on, else the exit status to return.
+func parseAdminTool(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, lo, hi int, usage string) (s settings, pos []string, code int) {
+	check := bindSettings(fs, &s, settingAdminAddr)
+	bindAdmin(fs, &s)
+	pos, err := parseArgs(fs, args, stdout)
+	if err != nil {
+		return s, nil, usageErr(err)
+	}
+	if err := check(); err != nil {
+		fmt.Fprintf(stderr, "sluice %s: %v\n", fs.Name(), err)
+		return s, nil, exitUsage
+	}
+	if !wantArgs(fs, pos, lo, hi, usage) {
+		return s, nil, exitUsage
+	}
+	return s, pos, -1
+}
+
 func newAPIClient(s settings) *apiClient {
 	addr := s.adminAddr
 	if addr == "" {
@@ -85,19 +106,9 @@ func tapCmd(args []string, stdout, stderr io.Writer) int {
 		"object a line: {\"stage\", \"time\", \"event\"}. STAGE is source (default), filter, transform[N] or sink.",
 		"Reads the admin API of `sluice run --admin-addr`, with the admin token (SLUICE_ADMIN_TOKEN).")
 	limit := fs.Int("limit", 0, "stop after this many events (0: until interrupted)")
-	var s settings
-	check := bindSettings(fs, &s, settingAdminAddr)
-	bindAdmin(fs, &s)
-	pos, err := parseArgs(fs, args, stdout)
-	if err != nil {
-		return usageErr(err)
-	}
-	if err := check(); err != nil {
-		fmt.Fprintf(stderr, "sluice tap: %v\n", err)
-		return exitUsage
-	}
-	if !wantArgs(fs, pos, 1, 2, "TASK [STAGE]") {
-		return exitUsage
+	s, pos, code := parseAdminTool(fs, args, stdout, stderr, 1, 2, "TASK [STAGE]")
+	if code >= 0 {
+		return code
 	}
 	stage := "source"
 	if len(pos) == 2 {
@@ -140,19 +151,9 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 		"Shows the tasks of a running `sluice run --admin-addr`: state, events/s, counters and lag, refreshed",
 		"every second until interrupted (--once: one table, for scripts). Uses the admin token (SLUICE_ADMIN_TOKEN).")
 	once := fs.Bool("once", false, "print one table and exit")
-	var s settings
-	check := bindSettings(fs, &s, settingAdminAddr)
-	bindAdmin(fs, &s)
-	pos, err := parseArgs(fs, args, stdout)
-	if err != nil {
-		return usageErr(err)
-	}
-	if err := check(); err != nil {
-		fmt.Fprintf(stderr, "sluice top: %v\n", err)
-		return exitUsage
-	}
-	if !wantArgs(fs, pos, 0, 0, "") {
-		return exitUsage
+	s, _, code := parseAdminTool(fs, args, stdout, stderr, 0, 0, "")
+	if code >= 0 {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
