@@ -119,7 +119,7 @@ stress:
 	@pids=; for i in $$(seq $(BURNERS)); do (while :; do :; done) & pids="$$pids $$!"; done; \
 	trap 'kill $$pids 2>/dev/null' EXIT INT TERM; \
 	echo "make stress: $(COUNT) shuffled runs $(RACE) of $(PKGS) (-run '$(RUN)'), $(BURNERS) CPU burner(s):$$pids"; \
-	$(GO) test $(RACE) -count=$(COUNT) -shuffle=on -run '$(RUN)' -timeout $(STRESS_TIMEOUT) $(PKGS)
+	SLUICE_RUN_QUARANTINED=1 $(GO) test $(RACE) -count=$(COUNT) -shuffle=on -run '$(RUN)' -timeout $(STRESS_TIMEOUT) $(PKGS)
 
 # arm under emulation: for each of ARM_ARCHS (arm64; arm is armv7), the
 # release build runs the quickstart (its output compared with

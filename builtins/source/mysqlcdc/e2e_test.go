@@ -139,6 +139,14 @@ func TestKillNine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills processes; -short skips it")
 	}
+	// Quarantined (docs/contributing.md, "Quarantined tests"): about one full
+	// CI run in eight on a loaded machine, the final run did not bring the
+	// file to every row's final state within a minute, and whether a change
+	// is lost or the stream stalls is not known yet. It runs when asked:
+	// SLUICE_RUN_QUARANTINED=1 (make stress does).
+	if os.Getenv("SLUICE_RUN_QUARANTINED") == "" {
+		t.Skip("quarantined: an open failure (docs/contributing.md, Quarantined tests); SLUICE_RUN_QUARANTINED=1 runs it")
+	}
 	f := newFixture(t)
 	table := f.table("k9", "id INT PRIMARY KEY, v INT, note VARCHAR(20)")
 	const rows, kills = 20000, 4
