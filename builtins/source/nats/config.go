@@ -10,7 +10,7 @@ package nats
 import (
 	"time"
 
-	"github.com/sluicehq/sluice/builtins/internal/cejson"
+	"github.com/sluicehq/sluice/builtins/internal/eventenc"
 	"github.com/sluicehq/sluice/builtins/internal/natsconf"
 	"github.com/sluicehq/sluice/builtins/internal/tlsconf"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -59,7 +59,7 @@ func newConfig() any {
 		AckWait:        component.Duration(defaultAckWait),
 		MaxAckPending:  defaultMaxAckPending,
 		MaxBatch:       defaultMaxBatch,
-		ValueFormat:    cejson.FormatJSON,
+		ValueFormat:    eventenc.FormatJSON,
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluicehq/sluice/builtins/internal/cejson"
+	"github.com/sluicehq/sluice/builtins/internal/eventenc"
 	"github.com/sluicehq/sluice/runtime/message"
 )
 
@@ -26,19 +26,19 @@ type encoder struct {
 	data        []byte // ,"data":{"stream":"<stream>","subject":
 	valueFormat string
 	maxEvent    int
-	clock       cejson.Clock
+	clock       eventenc.Clock
 	keys        []string // scratch for sorting header names
 }
 
 func newEncoder(host, stream, valueFormat string, maxEvent int) *encoder {
-	es := cejson.AppendText(nil, []byte(stream))
+	es := eventenc.AppendText(nil, []byte(stream))
 	e := &encoder{stream: stream, valueFormat: valueFormat, maxEvent: maxEvent}
 	e.head = append(append([]byte(`{"specversion":"1.0","id":"`), es...), "-0-"...)
 	e.mid = append(e.mid, `","source":"nats://`...)
-	e.mid = cejson.AppendText(e.mid, []byte(host))
+	e.mid = eventenc.AppendText(e.mid, []byte(host))
 	e.mid = append(e.mid, '/')
 	e.mid = append(e.mid, es...)
-	e.mid = append(e.mid, `","type":"`+EventType+`","datacontenttype":"`+cejson.DataContentType+`","subject":`...)
+	e.mid = append(e.mid, `","type":"`+EventType+`","datacontenttype":"`+eventenc.DataContentType+`","subject":`...)
 	e.data = append(append([]byte(`,"data":{"stream":"`), es...), `","subject":`...)
 	return e
 }
@@ -46,7 +46,7 @@ func newEncoder(host, stream, valueFormat string, maxEvent int) *encoder {
 // sizeHint estimates the event size of m, to size a batch's buffer once.
 func (e *encoder) sizeHint(m jetstream.Msg) int {
 	n := len(e.head) + len(e.mid) + len(e.data) + 200 + 3*len(m.Subject()) + len(m.Data())
-	if e.valueFormat == cejson.FormatBase64 {
+	if e.valueFormat == eventenc.FormatBase64 {
 		n += len(m.Data())/3 + 4
 	}
 	for k, vs := range m.Headers() {
@@ -162,13 +162,13 @@ func (e *encoder) appendMessage(buf []byte, out *message.Message, m jetstream.Ms
 	buf = append(buf, e.head...)
 	buf = strconv.AppendUint(buf, md.seq, 10)
 	buf = append(buf, e.mid...)
-	buf = cejson.AppendString(buf, subject)
+	buf = eventenc.AppendString(buf, subject)
 	buf = append(buf, `,"time":"`...)
 	buf = e.clock.AppendMillis(buf, ms)
 	buf = append(buf, '"')
 	buf = append(buf, e.data...)
 	keyStart := len(buf) + 1
-	buf = cejson.AppendString(buf, subject)
+	buf = eventenc.AppendString(buf, subject)
 	keyEnd := len(buf) - 1
 	buf = append(buf, `,"sequence":`...)
 	buf = strconv.AppendUint(buf, md.seq, 10)
@@ -184,18 +184,18 @@ func (e *encoder) appendMessage(buf []byte, out *message.Message, m jetstream.Ms
 	buf = append(buf, `,"value":`...)
 	data := m.Data()
 	switch e.valueFormat {
-	case cejson.FormatBase64:
+	case eventenc.FormatBase64:
 		buf = append(buf, '"')
 		buf = base64.StdEncoding.AppendEncode(buf, data)
 		buf = append(buf, '"')
-	case cejson.FormatJSON:
-		if v, ok := cejson.JSONValue(data); ok {
+	case eventenc.FormatJSON:
+		if v, ok := eventenc.JSONValue(data); ok {
 			buf = append(buf, v...)
 			break
 		}
-		buf = cejson.AppendQuoted(buf, data)
+		buf = eventenc.AppendQuoted(buf, data)
 	default:
-		buf = cejson.AppendQuoted(buf, data)
+		buf = eventenc.AppendQuoted(buf, data)
 	}
 	buf = append(buf, "}}"...)
 	out.Payload = buf[start:len(buf):len(buf)]
@@ -233,18 +233,18 @@ func (e *encoder) appendHeaders(buf []byte, h nats.Header) ([]byte, []message.He
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = cejson.AppendString(buf, k)
+		buf = eventenc.AppendString(buf, k)
 		buf = append(buf, ':')
 		vs := h[k]
 		if len(vs) == 1 {
-			buf = cejson.AppendString(buf, vs[0])
+			buf = eventenc.AppendString(buf, vs[0])
 		} else {
 			buf = append(buf, '[')
 			for j, v := range vs {
 				if j > 0 {
 					buf = append(buf, ',')
 				}
-				buf = cejson.AppendString(buf, v)
+				buf = eventenc.AppendString(buf, v)
 			}
 			buf = append(buf, ']')
 		}

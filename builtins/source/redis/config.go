@@ -9,7 +9,7 @@ package redis
 import (
 	"time"
 
-	"github.com/sluicehq/sluice/builtins/internal/cejson"
+	"github.com/sluicehq/sluice/builtins/internal/eventenc"
 	"github.com/sluicehq/sluice/builtins/internal/redisconf"
 	"github.com/sluicehq/sluice/builtins/internal/tlsconf"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -54,7 +54,7 @@ func newConfig() any {
 		Block:       component.Duration(defaultBlock),
 		ClaimIdle:   component.Duration(defaultClaimIdle),
 		ClaimEvery:  component.Duration(defaultClaimEvery),
-		ValueFormat: cejson.FormatJSON,
+		ValueFormat: eventenc.FormatJSON,
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sluicehq/sluice/builtins/internal/cejson"
+	"github.com/sluicehq/sluice/builtins/internal/eventenc"
 	"github.com/sluicehq/sluice/runtime/message"
 )
 
@@ -36,20 +36,20 @@ type encoder struct {
 	data        []byte // ","data":{"stream":"<stream>","id":"
 	valueFormat string
 	maxEvent    int
-	clock       cejson.Clock
+	clock       eventenc.Clock
 }
 
 func newEncoder(addr string, db int, stream, valueFormat string, maxEvent int) *encoder {
-	es := cejson.AppendText(nil, []byte(stream))
+	es := eventenc.AppendText(nil, []byte(stream))
 	e := &encoder{stream: stream, valueFormat: valueFormat, maxEvent: maxEvent}
 	e.head = append(append([]byte(`{"specversion":"1.0","id":"`), es...), '-')
 	e.mid = append(e.mid, `","source":"redis://`...)
-	e.mid = cejson.AppendText(e.mid, []byte(addr))
+	e.mid = eventenc.AppendText(e.mid, []byte(addr))
 	e.mid = append(e.mid, '/')
 	e.mid = strconv.AppendInt(e.mid, int64(db), 10)
 	e.mid = append(e.mid, '/')
 	e.mid = append(e.mid, es...)
-	e.mid = append(e.mid, `","type":"`+EventType+`","datacontenttype":"`+cejson.DataContentType+`","subject":"`...)
+	e.mid = append(e.mid, `","type":"`+EventType+`","datacontenttype":"`+eventenc.DataContentType+`","subject":"`...)
 	e.mid = append(e.mid, es...)
 	e.mid = append(e.mid, `","time":"`...)
 	e.data = append(append([]byte(`","data":{"stream":"`), es...), `","id":"`...)
@@ -69,7 +69,7 @@ func (e *encoder) encodeInto(es []entry, into batchData) batchData {
 		size += len(e.head) + len(e.mid) + len(e.data) + 96 + 2*len(es[i].id)
 		for _, f := range es[i].fields {
 			size += len(f) + 4
-			if e.valueFormat == cejson.FormatBase64 {
+			if e.valueFormat == eventenc.FormatBase64 {
 				size += len(f)/3 + 2
 			}
 		}
@@ -88,11 +88,11 @@ func (e *encoder) encodeInto(es []entry, into batchData) batchData {
 		en := &es[i]
 		ms, seq, ok := parseID(en.id)
 		buf = append(buf, e.head...)
-		buf = cejson.AppendText(buf, []byte(en.id)) // ids come from Redis: escaping is a safety net
+		buf = eventenc.AppendText(buf, []byte(en.id)) // ids come from Redis: escaping is a safety net
 		buf = append(buf, e.mid...)
 		buf = e.clock.AppendMillis(buf, int64(ms))
 		buf = append(buf, e.data...)
-		buf = cejson.AppendText(buf, []byte(en.id))
+		buf = eventenc.AppendText(buf, []byte(en.id))
 		buf = append(buf, `","fields":{`...)
 		buf = e.appendFields(buf, en.fields)
 		buf = append(buf, "}}}"...)
@@ -138,7 +138,7 @@ func (e *encoder) appendFields(dst []byte, fs []string) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = cejson.AppendString(dst, name)
+		dst = eventenc.AppendString(dst, name)
 		dst = append(dst, ':')
 		if n == 1 {
 			dst = e.appendValue(dst, fs[i+1])
@@ -161,16 +161,16 @@ func (e *encoder) appendFields(dst []byte, fs []string) []byte {
 
 func (e *encoder) appendValue(dst []byte, v string) []byte {
 	switch e.valueFormat {
-	case cejson.FormatBase64:
+	case eventenc.FormatBase64:
 		dst = append(dst, '"')
 		dst = base64.StdEncoding.AppendEncode(dst, []byte(v))
 		return append(dst, '"')
-	case cejson.FormatJSON:
-		if j, ok := cejson.JSONValue([]byte(v)); ok {
+	case eventenc.FormatJSON:
+		if j, ok := eventenc.JSONValue([]byte(v)); ok {
 			return append(dst, j...)
 		}
 	}
-	return cejson.AppendString(dst, v)
+	return eventenc.AppendString(dst, v)
 }
 
 // parseID splits a stream id "ms-seq".
