@@ -3,12 +3,10 @@ package kafka
 import (
 	"encoding/base64"
 	"strconv"
-	"time"
-	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicehq/sluice/runtime/jsonscan"
+	"github.com/sluicehq/sluice/builtins/internal/eventenc"
 )
 
 // CloudEvents attributes of a Kafka-sourced event.
@@ -36,16 +34,15 @@ type encoder struct {
 	keyFormat   string
 	topics      map[string]*topicMeta
 
-	// Records of a poll carry close timestamps: the text of the last
-	// second ("2006-01-02T15:04:05.") is kept and only the milliseconds
-	// are formatted per record, which takes a quarter off the encode.
-	lastSec int64
-	secText []byte
+	// Records of a poll carry close timestamps: the clock keeps the text
+	// of the last second and formats only the milliseconds per record,
+	// which takes a quarter off the encode.
+	clock eventenc.Clock
 }
 
 func newEncoder(firstBroker, valueFormat, keyFormat string) *encoder {
 	return &encoder{
-		broker:      appendText(nil, []byte(firstBroker)),
+		broker:      eventenc.AppendText(nil, []byte(firstBroker)),
 		valueFormat: valueFormat,
 		keyFormat:   keyFormat,
 		topics:      map[string]*topicMeta{},
@@ -58,7 +55,7 @@ func (e *encoder) meta(topic string) *topicMeta {
 	if m, ok := e.topics[topic]; ok {
 		return m
 	}
-	et := appendText(nil, []byte(topic))
+	et := eventenc.AppendText(nil, []byte(topic))
 	m := &topicMeta{topic: topic}
 	m.head = append(append([]byte(`{"specversion":"1.0","id":"`), et...), '-')
 	m.mid = append(m.mid, `","source":"kafka://`...)
@@ -95,7 +92,7 @@ func (e *encoder) appendEvent(dst []byte, m *topicMeta, r *kgo.Record) (out []by
 	dst = append(dst, '-')
 	dst = strconv.AppendInt(dst, r.Offset, 10)
 	dst = append(dst, m.mid...)
-	dst = e.appendTime(dst, ms)
+	dst = e.clock.AppendMillis(dst, ms)
 	dst = append(dst, m.data...)
 	dst = strconv.AppendInt(dst, int64(r.Partition), 10)
 	dst = append(dst, `,"offset":`...)
@@ -110,7 +107,7 @@ func (e *encoder) appendEvent(dst []byte, m *topicMeta, r *kgo.Record) (out []by
 		if e.keyFormat == FormatBase64 {
 			dst = base64.StdEncoding.AppendEncode(dst, r.Key)
 		} else {
-			dst = appendText(dst, r.Key)
+			dst = eventenc.AppendText(dst, r.Key)
 		}
 		dst = append(dst, '"')
 	}
@@ -123,7 +120,7 @@ func (e *encoder) appendEvent(dst []byte, m *topicMeta, r *kgo.Record) (out []by
 		dst = base64.StdEncoding.AppendEncode(dst, r.Value)
 		dst = append(dst, '"')
 	case e.valueFormat == FormatJSON:
-		if v, ok := jsonValue(r.Value); ok {
+		if v, ok := eventenc.JSONValue(r.Value); ok {
 			dst = append(dst, v...)
 			break
 		}
@@ -131,38 +128,10 @@ func (e *encoder) appendEvent(dst []byte, m *topicMeta, r *kgo.Record) (out []by
 		fallthrough
 	default:
 		dst = append(dst, '"')
-		dst = appendText(dst, r.Value)
+		dst = eventenc.AppendText(dst, r.Value)
 		dst = append(dst, '"')
 	}
 	return append(dst, "}}"...), nonJSON
-}
-
-// appendTime appends ms as RFC 3339 UTC with milliseconds.
-func (e *encoder) appendTime(dst []byte, ms int64) []byte {
-	sec, frac := ms/1000, ms%1000
-	if frac < 0 {
-		sec, frac = sec-1, frac+1000
-	}
-	if e.secText == nil || sec != e.lastSec {
-		e.secText = time.Unix(sec, 0).UTC().AppendFormat(e.secText[:0], "2006-01-02T15:04:05.")
-		e.lastSec = sec
-	}
-	dst = append(dst, e.secText...)
-	return append(dst, byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10), 'Z')
-}
-
-// jsonValue returns v without surrounding whitespace when it is one valid
-// JSON value in valid UTF-8.
-func jsonValue(v []byte) ([]byte, bool) {
-	i := jsonscan.SkipSpace(v, 0)
-	j := len(v)
-	for j > i && (v[j-1] == ' ' || v[j-1] == '\t' || v[j-1] == '\n' || v[j-1] == '\r') {
-		j--
-	}
-	if i == j || !utf8.Valid(v[i:j]) || jsonscan.ValidAt(v, i) != j {
-		return nil, false
-	}
-	return v[i:j], true
 }
 
 // appendHeaders writes headers as JSON members: each key once, in order of
@@ -193,10 +162,10 @@ func appendHeaders(dst []byte, hs []kgo.RecordHeader) []byte {
 		}
 		first = false
 		dst = append(dst, '"')
-		dst = appendText(dst, []byte(k))
+		dst = eventenc.AppendText(dst, []byte(k))
 		dst = append(dst, `":`...)
 		if n == 1 {
-			dst = appendQuoted(dst, hs[i].Value)
+			dst = eventenc.AppendQuoted(dst, hs[i].Value)
 			continue
 		}
 		dst = append(dst, '[')
@@ -207,43 +176,9 @@ func appendHeaders(dst []byte, hs []kgo.RecordHeader) []byte {
 			if j > i {
 				dst = append(dst, ',')
 			}
-			dst = appendQuoted(dst, hs[j].Value)
+			dst = eventenc.AppendQuoted(dst, hs[j].Value)
 		}
 		dst = append(dst, ']')
-	}
-	return dst
-}
-
-func appendQuoted(dst, s []byte) []byte {
-	dst = append(dst, '"')
-	dst = appendText(dst, s)
-	return append(dst, '"')
-}
-
-// appendText appends s escaped for the inside of a JSON string. Invalid
-// UTF-8 becomes U+FFFD, as encoding/json does, so the event stays valid JSON.
-func appendText(dst, s []byte) []byte {
-	// Fast path: printable ASCII without quotes or backslashes, the usual
-	// key or header, is copied in one pass.
-	i := 0
-	for i < len(s) && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\' {
-		i++
-	}
-	if i == len(s) {
-		return append(dst, s...)
-	}
-	if utf8.Valid(s[i:]) {
-		return jsonscan.AppendEscaped(dst, s)
-	}
-	for len(s) > 0 {
-		r, size := utf8.DecodeRune(s)
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-			s = s[1:]
-			continue
-		}
-		dst = jsonscan.AppendEscaped(dst, s[:size])
-		s = s[size:]
 	}
 	return dst
 }

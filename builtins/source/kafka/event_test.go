@@ -103,7 +103,7 @@ type decodedEvent struct {
 	Raw         json.RawMessage `json:"-"`
 }
 
-// repair replaces each invalid UTF-8 byte with U+FFFD, as appendText does.
+// repair replaces each invalid UTF-8 byte with U+FFFD, as eventenc.AppendText does.
 func repair(b []byte) string {
 	var sb strings.Builder
 	for len(b) > 0 {
