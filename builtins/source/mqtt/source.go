@@ -434,9 +434,8 @@ func (s *Source) Rewind(ctx context.Context) error {
 }
 
 // Close makes sure the broker has the acknowledgements sent so far, then
-// disconnects;
-// the persistent session keeps what was not acknowledged for the next
-// connection. It unblocks a pending Read and is safe without Open.
+// disconnects; the persistent session keeps what was not acknowledged for
+// the next connection. It unblocks a pending Read and is safe without Open.
 func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
