@@ -19,6 +19,7 @@ type Client struct {
 	target      Target
 	opts        []redis.DialOption
 	dialTimeout time.Duration
+	timeout     time.Duration // for one command or pipeline, from the write to the last reply
 	maxIdle     int
 	tls         bool
 
@@ -78,16 +79,35 @@ func (cl *Client) dial(ctx context.Context) (*conn, error) {
 	d := net.Dialer{KeepAlive: 5 * time.Minute}
 	opts := append(cl.opts[:len(cl.opts):len(cl.opts)], redis.DialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
 		c.nc = nc
-		return nc, err
+		if dl, ok := ctx.Deadline(); ok {
+			nc.SetDeadline(dl) // the TLS handshake, AUTH, CLIENT SETNAME and SELECT
+		}
+		return fixedDeadlines{nc}, nil
 	}))
 	rc, err := redis.DialContext(ctx, cl.target.Network, cl.target.Addr, opts...)
 	if err != nil {
+		if c.nc != nil {
+			c.nc.Close()
+		}
 		return nil, err
 	}
 	c.Conn, c.tls = rc, cl.tls
 	return c, nil
 }
+
+// fixedDeadlines is the connection redigo sees: it ignores redigo's
+// deadlines, which redigo sets before every command sent and every reply
+// read (a pipeline of 256 records would pay 512 timer updates); Client
+// sets one deadline per command or pipeline on the connection under it.
+type fixedDeadlines struct{ net.Conn }
+
+func (fixedDeadlines) SetDeadline(time.Time) error      { return nil }
+func (fixedDeadlines) SetReadDeadline(time.Time) error  { return nil }
+func (fixedDeadlines) SetWriteDeadline(time.Time) error { return nil }
 
 // put returns c to the pool, or closes it when it failed, the pool is
 // full or closed.
@@ -112,6 +132,7 @@ func (cl *Client) run(ctx context.Context, f func(c redis.Conn) error) error {
 		return err
 	}
 	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	c.nc.SetDeadline(time.Now().Add(cl.timeout))
 	err = f(c)
 	if !stop() {
 		// ctx ended and the connection was closed under f: say why

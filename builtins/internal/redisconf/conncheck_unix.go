@@ -5,6 +5,7 @@ package redisconf
 import (
 	"net"
 	"syscall"
+	"time"
 )
 
 // alive reports whether an idle connection is still open: a peek that
@@ -16,6 +17,7 @@ func alive(nc net.Conn) bool {
 	if !ok {
 		return true
 	}
+	nc.SetDeadline(time.Time{}) // the last command's has passed; the peek would fail on it
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return false

@@ -123,7 +123,8 @@ func ParseURL(raw string) (Target, error) {
 // whose first reply was lost would write twice or hand entries out unseen;
 // Sluice's own retries know what was delivered. dir resolves relative file
 // names; name is the client name shown by CLIENT LIST; readTimeout bounds
-// the wait for a reply (a blocking command needs more than its block);
+// a command or a pipeline, from its write to its last reply (a blocking
+// command needs more than its block);
 // idle is how many idle connections are kept.
 func (c *Conn) Client(name, dir string, readTimeout time.Duration, idle int) (*Client, error) {
 	t, err := ParseURL(c.URL)
@@ -139,13 +140,11 @@ func (c *Conn) Client(name, dir string, readTimeout time.Duration, idle int) (*C
 	opts := []redis.DialOption{
 		redis.DialClientName(name),
 		redis.DialDatabase(t.DB),
-		redis.DialReadTimeout(readTimeout),
-		redis.DialWriteTimeout(readTimeout),
 		redis.DialTLSHandshakeTimeout(c.DialTimeout),
 		redis.DialUsername(t.Username),
 		redis.DialPassword(t.Password),
 	}
-	cl := &Client{target: t, dialTimeout: c.DialTimeout, maxIdle: max(idle, 1), tls: t.TLS || c.TLS != nil}
+	cl := &Client{target: t, dialTimeout: c.DialTimeout, timeout: readTimeout, maxIdle: max(idle, 1), tls: t.TLS || c.TLS != nil}
 	switch {
 	case c.TLS != nil:
 		tc, err := c.TLS.Config(dir)

@@ -185,3 +185,28 @@ func TestConfigProblems(t *testing.T) {
 		t.Fatalf("%v", p.List())
 	}
 }
+
+// TestStringAtIsAString checks stringAt's interface values: each holds its
+// own string, type switches and comparisons see a string, and making one
+// allocates nothing.
+func TestStringAtIsAString(t *testing.T) {
+	ab := &argBuf{}
+	a, b := ab.text([]byte("alpha")), ab.text([]byte("beta"))
+	for i := range 100 { // texts grows: the earlier values keep theirs
+		ab.text(fmt.Appendf(nil, "x%d", i))
+	}
+	if s, ok := a.(string); !ok || s != "alpha" || b != any("beta") {
+		t.Fatalf("got %#v and %#v", a, b)
+	}
+	ab.reset()
+	ab.texts = make([]string, 0, 8)
+	buf := []byte("payload")
+	if n := testing.AllocsPerRun(100, func() {
+		ab.texts = ab.texts[:0]
+		if ab.text(buf) != any("payload") {
+			t.Fatal("wrong value")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per argument", n)
+	}
+}
