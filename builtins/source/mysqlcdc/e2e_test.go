@@ -3,6 +3,7 @@ package mysqlcdc
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -214,10 +216,12 @@ path = "out.jsonl"
 	p := run("final run")
 	want := f.rowsOf(table, "v, note")
 	cols := []string{"v", "note"}
-	testkit.WaitFor(t, "the file to hold every row's final state", func() bool {
+	if !testkit.Eventually(testkit.DefaultWait, func() bool {
 		got, _ := outputChanges(t, out)
 		return reflect.DeepEqual(apply(got, cols), want)
-	})
+	}) {
+		k9Diagnose(t, f, p, out, cpPath, from, table, cols, want)
+	}
 	p.Stop(t)
 
 	got, lines := outputChanges(t, out)
@@ -284,6 +288,64 @@ path = "out.jsonl"
 	t.Logf("%d snapshot rows, %d changes in the binlog, %d lines written, %d duplicates after %d kills",
 		rows, len(expect), len(got), dups, kills)
 }
+
+// k9Diagnose fails TestKillNine whose final run did not bring the file to
+// every row's final state, telling a lost change (the checkpoint on disk is
+// past a change of the binlog the file lacks) from a stalled stream (the
+// changes the file lacks all lie beyond the checkpoint), with the rows
+// that differ, the checkpoint and the final run's log.
+func k9Diagnose(t *testing.T, f *fixture, p *testkit.Proc, out, cpPath, from, table string, cols []string, want map[string]string) {
+	t.Helper()
+	got, _ := outputChanges(t, out)
+	have := apply(got, cols)
+	wrong := 0
+	for id, w := range want {
+		if h, ok := have[id]; !ok || h != w {
+			if wrong++; wrong <= 5 {
+				t.Errorf("row %s: the table has %q, the file %q (present: %v)", id, w, h, ok)
+			}
+		}
+	}
+	for id, h := range have {
+		if _, ok := want[id]; !ok {
+			if wrong++; wrong <= 10 {
+				t.Errorf("row %s: deleted in the table, the file has %q", id, h)
+			}
+		}
+	}
+	cp := readCheckpoint(t, cpPath)
+	raw, _ := os.ReadFile(cpPath)
+	var end string
+	f.db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&end)
+	seen := map[string]bool{}
+	for _, c := range got {
+		seen[c.ID] = true
+	}
+	var lost, ahead []string
+	for id := range binlogIDs(t, f, from, table) {
+		if seen[id] {
+			continue
+		}
+		if gtidSeq(id) <= gtidSeq(cp.Data.GTID) && cp.Data.Snapshot == nil {
+			lost = append(lost, id)
+		} else {
+			ahead = append(ahead, id)
+		}
+	}
+	slices.SortFunc(lost, func(a, b string) int { return cmp.Compare(gtidSeq(a), gtidSeq(b)) })
+	slices.SortFunc(ahead, func(a, b string) int { return cmp.Compare(gtidSeq(a), gtidSeq(b)) })
+	p.DumpLog(t)
+	t.Logf("checkpoint on disk: %s", raw)
+	t.Logf("binlog now at %s; the file has %d lines; the final run exited: %v", end, len(got), p.Exited())
+	verdict := "stalled: every change the file lacks lies beyond the checkpoint"
+	if len(lost) > 0 {
+		verdict = "lost: the checkpoint is past changes the file lacks"
+	}
+	t.Fatalf("the final run did not bring the file to every row's final state within %s: %d rows differ; %d binlog changes missing at or before the checkpoint %v, %d beyond it %v; %s",
+		testkit.Scale(testkit.DefaultWait), wrong, len(lost), head(lost), len(ahead), head(ahead), verdict)
+}
+
+func head(s []string) []string { return s[:min(len(s), 5)] }
 
 // inFlight is TestKillNine's max_in_flight x max_events.
 const inFlight = 4 * 200
