@@ -3,6 +3,7 @@ package mysqlcdc
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,17 +137,12 @@ func binlogIDs(t testing.TB, f *fixture, from, table string) map[string]bool {
 // kill during the snapshot), restarts it each time, and checks that every
 // change of the binlog reached the file, that duplicates carry the same
 // id and content, and that replaying the file gives the table row by row.
+// The table's rows fill its last snapshot batch exactly (20000 rows,
+// max_events 200): the snapshot used to be committed as done then before
+// its last batches were delivered, and a kill lost them.
 func TestKillNine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills processes; -short skips it")
-	}
-	// Quarantined (docs/contributing.md, "Quarantined tests"): about one full
-	// CI run in eight on a loaded machine, the final run did not bring the
-	// file to every row's final state within a minute, and whether a change
-	// is lost or the stream stalls is not known yet. It runs when asked:
-	// SLUICE_RUN_QUARANTINED=1 (make stress does).
-	if os.Getenv("SLUICE_RUN_QUARANTINED") == "" {
-		t.Skip("quarantined: an open failure (docs/contributing.md, Quarantined tests); SLUICE_RUN_QUARANTINED=1 runs it")
 	}
 	f := newFixture(t)
 	table := f.table("k9", "id INT PRIMARY KEY, v INT, note VARCHAR(20)")
@@ -214,10 +211,12 @@ path = "out.jsonl"
 	p := run("final run")
 	want := f.rowsOf(table, "v, note")
 	cols := []string{"v", "note"}
-	testkit.WaitFor(t, "the file to hold every row's final state", func() bool {
+	if !testkit.Eventually(testkit.DefaultWait, func() bool {
 		got, _ := outputChanges(t, out)
 		return reflect.DeepEqual(apply(got, cols), want)
-	})
+	}) {
+		k9Diagnose(t, f, p, out, cpPath, from, table, cols, want)
+	}
 	p.Stop(t)
 
 	got, lines := outputChanges(t, out)
@@ -284,6 +283,80 @@ path = "out.jsonl"
 	t.Logf("%d snapshot rows, %d changes in the binlog, %d lines written, %d duplicates after %d kills",
 		rows, len(expect), len(got), dups, kills)
 }
+
+// k9Diagnose fails TestKillNine whose final run did not bring the file to
+// every row's final state, telling a lost change (the checkpoint on disk is
+// past a change of the binlog the file lacks) from a stalled stream (the
+// changes the file lacks all lie beyond the checkpoint), with the rows
+// that differ, the checkpoint and the final run's log.
+func k9Diagnose(t *testing.T, f *fixture, p *testkit.Proc, out, cpPath, from, table string, cols []string, want map[string]string) {
+	t.Helper()
+	got, _ := outputChanges(t, out)
+	have := apply(got, cols)
+	wrong := 0
+	for id, w := range want {
+		if h, ok := have[id]; !ok || h != w {
+			if wrong++; wrong <= 5 {
+				t.Errorf("row %s: the table has %q, the file %q (present: %v)", id, w, h, ok)
+			}
+		}
+	}
+	for id, h := range have {
+		if _, ok := want[id]; !ok {
+			if wrong++; wrong <= 10 {
+				t.Errorf("row %s: deleted in the table, the file has %q", id, h)
+			}
+		}
+	}
+	cp := readCheckpoint(t, cpPath)
+	raw, _ := os.ReadFile(cpPath)
+	var end string
+	f.db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&end)
+	seen := map[string]bool{}
+	rowSeen := map[string]bool{} // ids of rows some line names
+	for _, c := range got {
+		seen[c.ID] = true
+		for _, im := range []map[string]any{c.Data.Before, c.Data.After} {
+			if im != nil {
+				rowSeen[fmt.Sprint(im["id"])] = true
+			}
+		}
+	}
+	var never []string // rows of the table no line names: their snapshot row is lost
+	for id := range want {
+		if !rowSeen[id] {
+			never = append(never, id)
+		}
+	}
+	slices.Sort(never)
+	var lost, ahead []string
+	for id := range binlogIDs(t, f, from, table) {
+		if seen[id] {
+			continue
+		}
+		if gtidSeq(id) <= gtidSeq(cp.Data.GTID) && cp.Data.Snapshot == nil {
+			lost = append(lost, id)
+		} else {
+			ahead = append(ahead, id)
+		}
+	}
+	slices.SortFunc(lost, func(a, b string) int { return cmp.Compare(gtidSeq(a), gtidSeq(b)) })
+	slices.SortFunc(ahead, func(a, b string) int { return cmp.Compare(gtidSeq(a), gtidSeq(b)) })
+	p.DumpLog(t)
+	t.Logf("checkpoint on disk: %s", raw)
+	t.Logf("binlog now at %s; the file has %d lines; the final run exited: %v", end, len(got), p.Exited())
+	verdict := "stalled: every change the file lacks lies beyond the checkpoint"
+	switch {
+	case len(lost) > 0:
+		verdict = "lost: the checkpoint is past changes the file lacks"
+	case len(never) > 0 && cp.Data.Snapshot == nil:
+		verdict = "lost: the checkpoint says the snapshot is done but rows of it never reached the file"
+	}
+	t.Fatalf("the final run did not bring the file to every row's final state within %s: %d rows differ; %d rows never in the file %v; %d binlog changes missing at or before the checkpoint %v, %d beyond it %v; %s",
+		testkit.Scale(testkit.DefaultWait), wrong, len(never), head(never), len(lost), head(lost), len(ahead), head(ahead), verdict)
+}
+
+func head(s []string) []string { return s[:min(len(s), 5)] }
 
 // inFlight is TestKillNine's max_in_flight x max_events.
 const inFlight = 4 * 200

@@ -624,7 +624,7 @@ func (r *reader) flush(ctx context.Context, ts *tableState) error {
 	if b.snapshot {
 		idx, lastKey, final := b.snapIndex, b.lastKey, b.final
 		ack = func(err error) { r.s.ackSnapshot(idx, lastKey, final, err) }
-		if len(b.msgs) == 0 { // the table ended on a batch boundary
+		if len(b.msgs) == 0 { // the table had no rows left to read: nothing of it is in flight
 			ack(nil)
 			return nil
 		}

@@ -139,6 +139,9 @@ func (r *reader) snapshotTable(ctx context.Context, conn *sql.Conn, ts *tableSta
 			break
 		}
 	}
+	// The last batch (held back if full) carries the end of the table; it
+	// is empty only when no row was read, and then nothing of the table
+	// is in flight.
 	b := r.builder(ts)
 	b.snapshot, b.snapIndex, b.final = true, idx, true
 	b.lastKey = copyKey(keyVals)
@@ -183,6 +186,18 @@ func binlogColumns(sc *binlog.TableSchema) []binlog.Column {
 // snapshotRow writes one row read by the snapshot as an "r" event.
 func (r *reader) snapshotRow(ctx context.Context, ts *tableState, table *cdc.Table, idx int, raw []sql.RawBytes, key [][]byte, snap snapshot, sp snapPosition, n int) error {
 	b := r.builder(ts)
+	if len(b.msgs) >= r.s.o.maxEvents {
+		// A full batch is handed out only once another row follows it, so
+		// that a table's last batch is never empty: the end of the table
+		// is then acknowledged with its last rows, in lane order. (An empty
+		// last batch was acknowledged at once, while the batches before
+		// it were still in flight: the checkpoint marked the table done,
+		// and a crash lost them.)
+		if err := r.flush(ctx, ts); err != nil {
+			return err
+		}
+		b = r.builder(ts)
+	}
 	b.snapshot, b.snapIndex = true, idx
 	r.idBuf = append(r.idBuf[:0], snap.Position...)
 	r.idBuf = append(r.idBuf, ':')
@@ -236,8 +251,7 @@ func (r *reader) snapshotRow(ctx context.Context, ts *tableState, table *cdc.Tab
 	b.msgs = append(b.msgs, message.Message{Time: time.UnixMilli(snap.TsMs), Pos: message.Position{Stream: ts.lane, Offset: int64(n - 1)}})
 	r.pending++
 	if len(b.msgs) >= r.s.o.maxEvents {
-		b.lastKey = copyKey(key)
-		return r.flush(ctx, ts)
+		b.lastKey = copyKey(key) // full: flushed by the next row or the table's end
 	}
 	return nil
 }

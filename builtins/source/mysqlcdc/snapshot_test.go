@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -185,5 +186,45 @@ func TestSnapshotResume(t *testing.T) {
 	// ones (150 rows) are.
 	if reread != 150 {
 		t.Errorf("%d rows of the first run read again by the snapshot, want the 150 not acknowledged", reread)
+	}
+}
+
+// TestSnapshotDoneOnlyOnceDelivered: a table whose rows fill its last
+// batch exactly (rows a multiple of max_events) is marked done in the
+// checkpoint only once that batch is acknowledged. Its end used to be
+// committed at once, as an empty batch, while its last batches were still
+// in flight: a crash then lost them (the restart, finding the snapshot
+// done, went straight to the stream).
+func TestSnapshotDoneOnlyOnceDelivered(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("snapd", "id INT PRIMARY KEY, v INT")
+	f.exec("INSERT INTO " + table + " SELECT seq, seq FROM seq_1_to_400")
+	s := f.open(f.config([]string{table}, "snapshot_chunk_size = 1000\nmax_events = 200\n"))
+	ctx := context.Background()
+	var batches []component.Batch
+	for len(batches) < 2 {
+		b, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, b)
+	}
+	// The reader has read the whole table and gone on to the stream.
+	testkit.WaitBlocked(t, "binlog.(*Stream).Next")
+	done := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.snap == nil
+	}
+	if done() {
+		t.Fatal("the snapshot is committed as done while its 400 rows are not acknowledged")
+	}
+	batches[0].Ack(nil)
+	if done() {
+		t.Fatal("the snapshot is committed as done while its last 200 rows are not acknowledged")
+	}
+	batches[1].Ack(nil)
+	if !done() {
+		t.Fatal("the snapshot is not done once every row was acknowledged")
 	}
 }

@@ -123,6 +123,12 @@ func build(cfg any, env component.Env) (any, error) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(env.Dir, path)
 	}
+	// The time of each start-up step is logged at debug level (read the
+	// file; load: check, rewrite and compile, or take both from the
+	// compilation cache; start: first instance, describe, init). A Go
+	// module's second start is mostly wazero loading its cached code
+	// (docs/performance.md, "Memory and start of a Go plugin").
+	began := time.Now()
 	wasm, err := wasmhost.ReadModule(path)
 	if err != nil {
 		var fe *wasmhost.ModuleFileError
@@ -146,6 +152,7 @@ func build(cfg any, env component.Env) (any, error) {
 	}
 	ctx := context.Background()
 	name := filepath.Base(path)
+	read := time.Now()
 	mod, err := host.Load(ctx, name, wasm, wasmhost.LoadOptions{MemoryLimit: int64(c.MemoryLimit)})
 	if err != nil {
 		p.Addf([]string{"module"}, "invalid WASM module %s: %v", path, err)
@@ -175,6 +182,7 @@ func build(cfg any, env component.Env) (any, error) {
 		}
 	}
 	lg := env.Logger
+	loaded := time.Now()
 	t.tr = mod.NewTransformer(wasmhost.TransformerConfig{
 		Task:       env.Task,
 		Config:     configJSON,
@@ -212,6 +220,9 @@ func build(cfg any, env component.Env) (any, error) {
 		t.tr.Close(ctx)
 		return failed()
 	}
+	lg.Debug().Str("module", name).Int("bytes", len(wasm)).
+		Dur("read", read.Sub(began)).Dur("load", loaded.Sub(read)).Dur("start", time.Since(loaded)).
+		Msg("wasm module started")
 	return t, nil
 }
 
