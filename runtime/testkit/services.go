@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,4 +120,39 @@ func Unique(t testing.TB, prefix string) string {
 		name = name[len(name)-40:]
 	}
 	return fmt.Sprintf("%s_%s_%06d", prefix, strings.Trim(name, "_"), rand.IntN(1e6))
+}
+
+// TaskCopy writes a copy of the task file at path into a temporary
+// directory with each old string of oldNew (pairs: old, new) replaced, and
+// returns the copy's path. Each old string must occur. Tests use it to give
+// a shared example task ids that concurrent runs on the same server must
+// not share (a binlog replica's server_id), which environment variables
+// cannot set in a number key. Paths relative to the task resolve against
+// the copy's directory.
+func TaskCopy(t testing.TB, path string, oldNew ...string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for i := 0; i+1 < len(oldNew); i += 2 {
+		if !strings.Contains(s, oldNew[i]) {
+			t.Fatalf("%s has no %q to replace", path, oldNew[i])
+		}
+		s = strings.ReplaceAll(s, oldNew[i], oldNew[i+1])
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(path))
+	if err := os.WriteFile(out, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// ReplicaID returns a random binlog replica id (server_id) above 2^31,
+// where neither servers' usual ids nor Sluice's derived ones (1e9 to 2e9) lie, so
+// tests run concurrently against one server do not drop each other's
+// stream.
+func ReplicaID() uint32 {
+	return 1<<31 + rand.Uint32N(1<<31-1)
 }

@@ -371,7 +371,7 @@ func TestLiveServerErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	s, err := c.StartDump(DumpOptions{ServerID: 4242424, GTID: "0-1-999999999999", Heartbeat: time.Second})
+	s, err := c.StartDump(DumpOptions{ServerID: testkit.ReplicaID(), GTID: "0-1-999999999999", Heartbeat: time.Second})
 	if err == nil {
 		_, err = s.Next()
 	}
