@@ -8,7 +8,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
-// The redis family: redis source and sink: go-redis. A build with -tags
+// The redis family: redis source and sink: redigo. A build with -tags
 // no_brokers or no_redis leaves it out (docs/edge.md: what each tag saves).
 func init() {
 	families = append(families, family{name: "redis", register: func(r *component.Registry) {

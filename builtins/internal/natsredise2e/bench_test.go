@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
@@ -222,40 +222,49 @@ func BenchmarkNATSSink(b *testing.B) {
 }
 
 // BenchmarkRedisSource reads b.N entries in a consumer group and
-// acknowledges them. Floor: go-redis's XReadGroup with the same COUNT, and
-// one XAck per batch.
+// acknowledges them. Floor: redigo's XREADGROUP with the same COUNT, the
+// fields of each entry read into a map, and one XACK per batch.
 func BenchmarkRedisSource(b *testing.B) {
 	srv := redisLocal2(b)
 	stream := srv.Key(b, "bench")
 	ctx := context.Background()
 	for from := 0; from < b.N; from += 10_000 {
-		p := srv.C.Pipeline()
+		bodies := make([][]byte, 0, 10_000)
 		for i := from; i < min(from+10_000, b.N); i++ {
-			p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"payload", benchBody(i)}})
+			bodies = append(bodies, benchBody(i))
 		}
-		if _, err := p.Exec(ctx); err != nil {
-			b.Fatal(err)
-		}
+		srv.Add(b, stream, "payload", bodies)
 	}
 	const count = 500
 	compare(b, func(round int) {
 		group := fmt.Sprintf("floor%d", round)
-		if err := srv.C.XGroupCreate(ctx, stream, group, "0").Err(); err != nil {
+		c := srv.Conn()
+		defer c.Close()
+		if _, err := c.Do("XGROUP", "CREATE", stream, group, "0"); err != nil {
 			b.Fatal(err)
 		}
 		for n := 0; n < b.N; {
-			res, err := srv.C.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{stream, ">"}, Count: count, Block: time.Second}).Result()
+			res, err := redis.Values(c.Do("XREADGROUP", "GROUP", group, "c", "COUNT", count, "BLOCK", 1000, "STREAMS", stream, ">"))
 			if err != nil {
 				b.Fatal(err)
 			}
-			ids := make([]string, 0, count)
-			for _, m := range res[0].Messages {
-				ids = append(ids, m.ID)
+			// [[stream, [[id, [field, value, ...]], ...]]]: the ids go back
+			// in XACK, the fields as a map per entry, as a typed client
+			// would hand them out.
+			entries, _ := res[0].([]any)[1].([]any)
+			args := make([]any, 0, len(entries)+2)
+			args = append(args, stream, group)
+			for _, e := range entries {
+				e := e.([]any)
+				if _, err := redis.StringMap(e[1], nil); err != nil {
+					b.Fatal(err)
+				}
+				args = append(args, e[0])
 			}
-			if err := srv.C.XAck(ctx, stream, group, ids...).Err(); err != nil {
+			if _, err := c.Do("XACK", args...); err != nil {
 				b.Fatal(err)
 			}
-			n += len(ids)
+			n += len(entries)
 		}
 	}, func(round int) {
 		group := fmt.Sprintf("sluice%d", round)
@@ -282,7 +291,7 @@ func BenchmarkRedisSource(b *testing.B) {
 }
 
 // BenchmarkRedisSink writes b.N records in batches of 256, one pipeline
-// per batch. Floor: a go-redis pipeline of XAdd (stream) or HSet with the
+// per batch. Floor: a redigo pipeline of XADD (stream) or HSET with the
 // members as field-value pairs (hash) per batch.
 func BenchmarkRedisSink(b *testing.B) {
 	for _, mode := range []string{"stream", "hash"} {
@@ -296,16 +305,21 @@ func BenchmarkRedisSink(b *testing.B) {
 				msgs[i] = message.Message{Payload: body, Event: fmt.Appendf(nil, `{"specversion":"1.0","id":"in-0-%d","data":%s}`, i, body)}
 			}
 			compare(b, func(round int) {
+				c := srv.Conn()
+				defer c.Close()
 				for from := 0; from < b.N; from += benchBatch {
-					p := srv.C.Pipeline()
 					for i := from; i < min(from+benchBatch, b.N); i++ {
+						var err error
 						if mode == "stream" {
-							p.XAdd(ctx, &redis.XAddArgs{Stream: fmt.Sprintf("%s:floor%d", prefix, round), Values: []any{"payload", msgs[i].Payload}})
+							err = c.Send("XADD", fmt.Sprintf("%s:floor%d", prefix, round), "*", "payload", msgs[i].Payload)
 						} else {
-							p.HSet(ctx, fmt.Sprintf("%s:floor%d:o-%08d", prefix, round, i), "order_id", fmt.Sprintf("o-%08d", i), "region", "eu-west", "amount", "129.5", "items", "3", "email", "someone@example.com")
+							err = c.Send("HSET", fmt.Sprintf("%s:floor%d:o-%08d", prefix, round, i), "order_id", fmt.Sprintf("o-%08d", i), "region", "eu-west", "amount", "129.5", "items", "3", "email", "someone@example.com")
+						}
+						if err != nil {
+							b.Fatal(err)
 						}
 					}
-					if _, err := p.Exec(ctx); err != nil {
+					if _, err := c.Do(""); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/builtins/internal/natstest"
-	"github.com/sluicehq/sluice/builtins/internal/redistest"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -39,29 +38,21 @@ func TestNATSToRedisBridge(t *testing.T) {
 		t.Fatalf("the input matches %d records; the test wants a real filter", len(want))
 	}
 	p := run(t, "sluice", env, task)
-	ctx := redistest.Ctx(t)
 	testkit.WaitFor(t, "every expected order in Redis", func() bool {
-		keys, err := rsrv.C.Keys(ctx, prefix+":*").Result()
-		return err == nil && len(keys) >= len(want) || p.Exited()
+		return len(rsrv.Keys(t, prefix+":*")) >= len(want) || p.Exited()
 	})
 	testkit.WaitFor(t, "the durable to have every message acknowledged", func() bool {
 		ackPending, pending := nsrv.AckPending(t, stream, "orders-to-redis")
 		return ackPending == 0 && pending == 0
 	})
 	p.Stop(t)
-	keys, err := rsrv.C.Keys(ctx, prefix+":*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := rsrv.Keys(t, prefix+":*")
 	if len(keys) != len(want) {
 		t.Fatalf("Redis holds %d orders, want %d", len(keys), len(want))
 	}
 	for id, o := range want {
 		key := prefix + ":" + id
-		h, err := rsrv.C.HGetAll(ctx, key).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
+		h := rsrv.HGetAll(t, key)
 		seq, _ := strconv.ParseUint(h["id"][strings.LastIndexByte(h["id"], '-')+1:], 10, 64)
 		exp := map[string]string{
 			"id": fmt.Sprintf("%s-0-%d", stream, seq), "seq": strconv.Itoa(o.Seq), "order": o.OrderID,
@@ -70,9 +61,8 @@ func TestNATSToRedisBridge(t *testing.T) {
 		if fmt.Sprint(h) != fmt.Sprint(exp) || seq != uint64(o.Seq+1) {
 			t.Fatalf("%s:\n got %v\nwant %v (stream sequence %d)", key, h, exp, o.Seq+1)
 		}
-		ttl, err := rsrv.C.PTTL(ctx, key).Result()
-		if err != nil || ttl <= 0 {
-			t.Fatalf("%s has TTL %v (%v), want about 1h", key, ttl, err)
+		if ttl := rsrv.Int(t, "PTTL", key); ttl <= 0 {
+			t.Fatalf("%s has TTL %d ms, want about 1h", key, ttl)
 		}
 	}
 	t.Logf("bridge: %d orders published, %d passed the filter, %d hashes in Redis", n, len(want), len(keys))

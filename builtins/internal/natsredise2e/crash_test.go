@@ -1,17 +1,14 @@
 package natsredise2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/sluicehq/sluice/builtins/internal/natstest"
-	"github.com/sluicehq/sluice/builtins/internal/redistest"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -133,22 +130,14 @@ url = %q
 stream = %q
 batch = { max_events = 250 }
 `, maxInFlight, srv.URL, in, maxBatch, srv.URL, out))
-	ctx := redistest.Ctx(t)
 	lp := startLoader(n, 500, func(from, to int) error {
-		p := srv.C.Pipeline()
+		bodies := make([][]byte, 0, to-from)
 		for i := from; i < to; i++ {
-			p.XAdd(ctx, &redis.XAddArgs{Stream: in, Values: []any{"payload", order(i)}})
+			bodies = append(bodies, order(i))
 		}
-		_, err := p.Exec(ctx)
-		return err
+		return srv.AddErr(in, "payload", bodies)
 	})
-	outLen := func() int64 {
-		l, err := srv.C.XLen(ctx, out).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
+	outLen := func() int64 { return srv.Int(t, "XLEN", out) }
 	for i := range kills {
 		p := run(t, fmt.Sprintf("sluice run %d", i+1), nil, task)
 		before := outLen()
@@ -163,8 +152,8 @@ batch = { max_events = 250 }
 		if p.Exited() {
 			return true
 		}
-		info, err := srv.C.XInfoGroups(context.Background(), in).Result()
-		return err == nil && len(info) == 1 && info[0].Pending == 0 && info[0].LastDeliveredID == lastID(t, srv, in)
+		info, err := srv.Groups(in)
+		return err == nil && len(info) == 1 && info[0].Pending == 0 && info[0].LastDeliveredID == srv.LastID(t, in)
 	})
 	p.Stop(t)
 	counts := map[int]int{}
@@ -175,7 +164,7 @@ batch = { max_events = 250 }
 				Fields struct{ Payload json.RawMessage }
 			}
 		}
-		if err := json.Unmarshal([]byte(e.Values["payload"].(string)), &ev); err != nil {
+		if err := json.Unmarshal([]byte(e.Values["payload"]), &ev); err != nil {
 			t.Fatal(err)
 		}
 		counts[seqOf(t, ev.Data.Fields.Payload)]++
@@ -185,13 +174,4 @@ batch = { max_events = 250 }
 	if dups > kills*maxInFlight*maxBatch {
 		t.Fatalf("%d duplicates after %d crashes; the documented bound is %d per crash", dups, kills, maxInFlight*maxBatch)
 	}
-}
-
-func lastID(t *testing.T, srv *redistest.Server, stream string) string {
-	t.Helper()
-	e, err := srv.C.XRevRangeN(context.Background(), stream, "+", "-", 1).Result()
-	if err != nil || len(e) == 0 {
-		t.Fatalf("last entry of %s: %v", stream, err)
-	}
-	return e[0].ID
 }

@@ -1,7 +1,6 @@
 package natsredise2e
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -99,8 +98,7 @@ stream = %q
 batch = { max_events = 100 }
 %s`, url, in, url, out, retryForOutages))
 	srv.Add(t, in, "payload", orders(0, n/2))
-	ctx := context.Background()
-	outLen := func() int64 { l, _ := srv.C.XLen(ctx, out).Result(); return l }
+	outLen := func() int64 { return srv.Int(t, "XLEN", out) }
 	p := run(t, "sluice", nil, task)
 	testkit.WaitFor(t, "part of the stream in the output", func() bool { return p.Exited() || outLen() >= n/8 })
 	proxy.Cut()
@@ -119,13 +117,13 @@ batch = { max_events = 100 }
 		if p.Exited() {
 			return true
 		}
-		g, err := srv.C.XInfoGroups(ctx, in).Result()
-		return err == nil && g[0].Pending == 0 && g[0].Lag == 0 && outLen() >= n
+		g, err := srv.Groups(in)
+		return err == nil && len(g) > 0 && g[0].Pending == 0 && g[0].Lag == 0 && outLen() >= n
 	})
 	p.Stop(t)
 	counts := map[int]int{}
 	for _, e := range srv.Entries(t, out) {
-		counts[seqOf(t, redisPayload(t, []byte(e.Values["payload"].(string))))]++
+		counts[seqOf(t, redisPayload(t, []byte(e.Values["payload"])))]++
 	}
 	dups := checkAll(t, counts, n, true)
 	t.Logf("%d entries, connection cut at %d: none missing, %d duplicates", n, at, dups)

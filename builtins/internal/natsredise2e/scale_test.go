@@ -50,8 +50,8 @@ batch = { max_events = 50 }
 	b.Stop(t)
 	counts, byWorker := map[int]int{}, map[string]int{}
 	for _, e := range rsrv.Entries(t, out) {
-		counts[seqOf(t, valueOf(t, e.Values["payload"].(string)))]++
-		byWorker[e.Values["worker"].(string)]++
+		counts[seqOf(t, valueOf(t, e.Values["payload"]))]++
+		byWorker[e.Values["worker"]]++
 	}
 	dups := checkAll(t, counts, n, true)
 	t.Logf("%d messages: worker a delivered %d, worker b %d (%d duplicates)", n, byWorker["a"], byWorker["b"], dups)

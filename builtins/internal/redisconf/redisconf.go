@@ -1,19 +1,20 @@
 // Package redisconf is what the `redis` source and sink share: the
-// connection keys (URL, credentials, TLS), building a go-redis client that
-// leaves retries to Sluice, and mapping Redis failures to Sluice's error
-// classes with messages that say what to change.
+// connection keys (URL, credentials, TLS), a small pool of redigo
+// connections that leaves retries to Sluice, and mapping Redis failures to
+// Sluice's error classes with messages that say what to change.
 package redisconf
 
 import (
-	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/gomodule/redigo/redis"
 
 	"github.com/sluicehq/sluice/builtins/internal/tlsconf"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -33,7 +34,7 @@ func (c *Conn) Validate(p *component.Problems) {
 	if c.URL == "" {
 		return
 	}
-	if _, err := redis.ParseURL(c.URL); err != nil {
+	if _, err := ParseURL(c.URL); err != nil {
 		p.Addf([]string{"url"}, "invalid Redis URL %q: %v (want e.g. \"redis://127.0.0.1:6379/0\", \"rediss://\" for TLS)", Redact(c.URL), err)
 	}
 	if c.DialTimeout <= 0 {
@@ -53,46 +54,109 @@ func Redact(u string) string {
 	return pu.String()
 }
 
-// Options returns the client options. The client does not retry commands
-// itself: a retried XADD or XREADGROUP whose first reply was lost would
-// write twice or hand entries out unseen; Sluice's own retries know what
-// was delivered. dir resolves relative file names; name is the client
-// name shown by CLIENT LIST.
-func (c *Conn) Options(name, dir string) (*redis.Options, error) {
-	o, err := redis.ParseURL(c.URL)
+// Target is where and how to connect, from the URL.
+type Target struct {
+	Network  string // tcp or unix
+	Addr     string // host:port, or the socket's path
+	DB       int
+	Username string
+	Password string
+	TLS      bool // rediss://
+}
+
+// ParseURL reads redis://[user:password@]host[:port][/db] (rediss:// for
+// TLS; unix:///path/to/socket[?db=N] for a local socket). The host defaults
+// to localhost, the port to 6379; ?db=N sets the database too. The URL
+// takes no other options: the connector's keys set what it needs.
+func ParseURL(raw string) (Target, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Target{}, err
+	}
+	var t Target
+	if u.User != nil {
+		t.Username = u.User.Username()
+		t.Password, _ = u.User.Password()
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		host, port := u.Hostname(), u.Port()
+		if host == "" {
+			host = "localhost"
+		}
+		if port == "" {
+			port = "6379"
+		}
+		t.Network, t.Addr, t.TLS = "tcp", net.JoinHostPort(host, port), u.Scheme == "rediss"
+		switch f := strings.FieldsFunc(u.Path, func(r rune) bool { return r == '/' }); len(f) {
+		case 0:
+		case 1:
+			if t.DB, err = strconv.Atoi(f[0]); err != nil {
+				return Target{}, fmt.Errorf("invalid database number %q in the path", f[0])
+			}
+		default:
+			return Target{}, fmt.Errorf("invalid path %q: want /<database number>", u.Path)
+		}
+	case "unix":
+		if strings.TrimSpace(u.Path) == "" {
+			return Target{}, errors.New("no socket path")
+		}
+		t.Network, t.Addr = "unix", u.Path
+	default:
+		return Target{}, fmt.Errorf("invalid scheme %q", u.Scheme)
+	}
+	q := u.Query()
+	if v := q.Get("db"); v != "" {
+		if t.DB, err = strconv.Atoi(v); err != nil {
+			return Target{}, fmt.Errorf("invalid database number %q in db=", v)
+		}
+	}
+	delete(q, "db")
+	for k := range q {
+		return Target{}, fmt.Errorf("unknown URL option %q (only db is read)", k)
+	}
+	return t, nil
+}
+
+// Client returns a pool of connections to the server, not connected yet.
+// A command is never retried by the client: a retried XADD or XREADGROUP
+// whose first reply was lost would write twice or hand entries out unseen;
+// Sluice's own retries know what was delivered. dir resolves relative file
+// names; name is the client name shown by CLIENT LIST; readTimeout bounds
+// a command or a pipeline, from its write to its last reply (a blocking
+// command needs more than its block);
+// idle is how many idle connections are kept.
+func (c *Conn) Client(name, dir string, readTimeout time.Duration, idle int) (*Client, error) {
+	t, err := ParseURL(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
 	if c.Username != "" {
-		o.Username = c.Username
+		t.Username = c.Username
 	}
 	if c.Password != "" {
-		o.Password = c.Password.Reveal()
+		t.Password = c.Password.Reveal()
 	}
-	if c.TLS != nil {
+	opts := []redis.DialOption{
+		redis.DialClientName(name),
+		redis.DialDatabase(t.DB),
+		redis.DialTLSHandshakeTimeout(c.DialTimeout),
+		redis.DialUsername(t.Username),
+		redis.DialPassword(t.Password),
+	}
+	cl := &Client{target: t, dialTimeout: c.DialTimeout, timeout: readTimeout, maxIdle: max(idle, 1), tls: t.TLS || c.TLS != nil}
+	switch {
+	case c.TLS != nil:
 		tc, err := c.TLS.Config(dir)
 		if err != nil {
 			return nil, err
 		}
-		if tc.ServerName == "" {
-			tc.ServerName, _, _ = net.SplitHostPort(o.Addr)
-		}
-		o.TLSConfig = tc
+		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(tc)) // redigo names the host dialed when ServerName is empty
+	case t.TLS:
+		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
 	}
-	o.ClientName = name
-	o.Protocol = 2 // replies as arrays, in the order Redis keeps them
-	o.MaxRetries = -1
-	o.DialTimeout = c.DialTimeout
-	o.DisableIdentity = true
-	return o, nil
-}
-
-// Ping checks that the server answers and accepts the credentials.
-func Ping(ctx context.Context, rdb *redis.Client, what string) error {
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return Classify(fmt.Errorf("%s: %w", what, err), false)
-	}
-	return nil
+	cl.opts = opts
+	return cl, nil
 }
 
 // Classify maps err to its class. A server reply that refuses the

@@ -9,13 +9,15 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/gomodule/redigo/redis"
 
+	"github.com/sluicehq/sluice/builtins/internal/redisconf"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -24,21 +26,29 @@ type Server struct {
 	URL  string // redis://host:port/db
 	Addr string
 	DB   int
-	C    *redis.Client
+	pool *redis.Pool
 }
 
-// Local returns the local Redis (testkit.Redis skips or fails the test when
-// it is down), connected.
-func Local(t testing.TB) *Server {
+func newServer(t testing.TB, u, password string) *Server {
 	t.Helper()
-	u := testkit.Redis(t)
-	o, err := redis.ParseURL(u)
+	target, err := redisconf.ParseURL(u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := redis.NewClient(o)
-	t.Cleanup(func() { c.Close() })
-	return &Server{URL: u, Addr: o.Addr, DB: o.DB, C: c}
+	s := &Server{URL: u, Addr: target.Addr, DB: target.DB}
+	s.pool = &redis.Pool{MaxIdle: 4, Dial: func() (redis.Conn, error) {
+		return redis.Dial("tcp", target.Addr, redis.DialDatabase(target.DB), redis.DialPassword(password),
+			redis.DialConnectTimeout(5*time.Second), redis.DialReadTimeout(30*time.Second), redis.DialWriteTimeout(30*time.Second))
+	}}
+	t.Cleanup(func() { s.pool.Close() })
+	return s
+}
+
+// Local returns the local Redis (testkit.Redis skips or fails the test when
+// it is down).
+func Local(t testing.TB) *Server {
+	t.Helper()
+	return newServer(t, testkit.Redis(t), "")
 }
 
 // Ctx returns a context that ends with the test's default wait.
@@ -46,6 +56,72 @@ func Ctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// Do runs a command on a connection of the pool (safe from any goroutine).
+func (s *Server) Do(cmd string, args ...any) (any, error) {
+	c := s.pool.Get()
+	defer c.Close()
+	return c.Do(cmd, args...)
+}
+
+// Conn returns a connection of the pool, to close after use (a
+// benchmark's floor uses it as a plain program would).
+func (s *Server) Conn() redis.Conn { return s.pool.Get() }
+
+// Must runs a command and fails the test when it fails.
+func (s *Server) Must(t testing.TB, cmd string, args ...any) any {
+	t.Helper()
+	v, err := s.Do(cmd, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v", cmd, args, err)
+	}
+	return v
+}
+
+// Int runs a command whose reply is an integer.
+func (s *Server) Int(t testing.TB, cmd string, args ...any) int64 {
+	t.Helper()
+	n, err := redis.Int64(s.Must(t, cmd, args...), nil)
+	if err != nil {
+		t.Fatalf("%s %v: %v", cmd, args, err)
+	}
+	return n
+}
+
+// String runs a command whose reply is a string ("" for nil).
+func (s *Server) String(t testing.TB, cmd string, args ...any) string {
+	t.Helper()
+	v := s.Must(t, cmd, args...)
+	if v == nil {
+		return ""
+	}
+	str, err := redis.String(v, nil)
+	if err != nil {
+		t.Fatalf("%s %v: %v", cmd, args, err)
+	}
+	return str
+}
+
+// HGetAll returns the hash at key.
+func (s *Server) HGetAll(t testing.TB, key string) map[string]string {
+	t.Helper()
+	h, err := redis.StringMap(s.Must(t, "HGETALL", key), nil)
+	if err != nil {
+		t.Fatalf("HGETALL %s: %v", key, err)
+	}
+	return h
+}
+
+// Keys returns the keys matching pattern, sorted.
+func (s *Server) Keys(t testing.TB, pattern string) []string {
+	t.Helper()
+	keys, err := redis.Strings(s.Must(t, "KEYS", pattern), nil)
+	if err != nil {
+		t.Fatalf("KEYS %s: %v", pattern, err)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Key returns a unique key name for the test, deleted (with every key
@@ -58,53 +134,134 @@ func (s *Server) Key(t testing.TB, prefix string) string {
 
 // DeletePrefix deletes every key starting with prefix.
 func (s *Server) DeletePrefix(prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	iter := s.C.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 1000 {
-			s.C.Del(ctx, keys...)
-			keys = keys[:0]
+	cursor := "0"
+	for {
+		v, err := redis.Values(s.Do("SCAN", cursor, "MATCH", prefix+"*", "COUNT", 1000))
+		if err != nil || len(v) != 2 {
+			return
 		}
-	}
-	if len(keys) > 0 {
-		s.C.Del(ctx, keys...)
+		cursor, _ = redis.String(v[0], nil)
+		if keys, _ := v[1].([]any); len(keys) > 0 {
+			_, _ = s.Do("DEL", keys...)
+		}
+		if cursor == "0" {
+			return
+		}
 	}
 }
 
 // Add appends entries with one field, name = body, to stream.
 func (s *Server) Add(t testing.TB, stream, field string, bodies [][]byte) {
 	t.Helper()
-	ctx := Ctx(t)
-	p := s.C.Pipeline()
-	for _, b := range bodies {
-		p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{field, b}})
-	}
-	if _, err := p.Exec(ctx); err != nil {
-		t.Fatalf("XADD %s: %v", stream, err)
+	if err := s.AddErr(stream, field, bodies); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// Entries returns the entries of stream, in order.
-func (s *Server) Entries(t testing.TB, stream string) []redis.XMessage {
-	t.Helper()
-	msgs, err := s.C.XRange(Ctx(t), stream, "-", "+").Result()
-	if err != nil {
-		t.Fatalf("XRANGE %s: %v", stream, err)
+// AddErr is Add returning its error (for a goroutine other than the
+// test's): one pipeline of XADD.
+func (s *Server) AddErr(stream, field string, bodies [][]byte) error {
+	c := s.pool.Get()
+	defer c.Close()
+	for _, b := range bodies {
+		if err := c.Send("XADD", stream, "*", field, b); err != nil {
+			return fmt.Errorf("XADD %s: %w", stream, err)
+		}
 	}
-	return msgs
+	if _, err := c.Do(""); err != nil {
+		return fmt.Errorf("XADD %s: %w", stream, err)
+	}
+	return nil
+}
+
+// Entry is a stream entry.
+type Entry struct {
+	ID     string
+	Values map[string]string
+}
+
+// Entries returns the entries of stream, in order.
+func (s *Server) Entries(t testing.TB, stream string) []Entry {
+	t.Helper()
+	return entries(t, s.Must(t, "XRANGE", stream, "-", "+"))
+}
+
+// LastID returns the id of the last entry of stream.
+func (s *Server) LastID(t testing.TB, stream string) string {
+	t.Helper()
+	es := entries(t, s.Must(t, "XREVRANGE", stream, "+", "-", "COUNT", 1))
+	if len(es) == 0 {
+		t.Fatalf("stream %s is empty", stream)
+	}
+	return es[0].ID
+}
+
+func entries(t testing.TB, reply any) []Entry {
+	t.Helper()
+	items, err := redis.Values(reply, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]Entry, 0, len(items))
+	for _, it := range items {
+		e, _ := it.([]any)
+		if len(e) != 2 {
+			t.Fatalf("unexpected stream entry %v", it)
+		}
+		id, _ := redis.String(e[0], nil)
+		kv, err := redis.StringMap(e[1], nil)
+		if err != nil {
+			t.Fatalf("entry %s: %v", id, err)
+		}
+		out = append(out, Entry{ID: id, Values: kv})
+	}
+	return out
+}
+
+// Group is what XINFO GROUPS says of a consumer group.
+type Group struct {
+	Name            string
+	Pending, Lag    int64
+	LastDeliveredID string
+}
+
+// Groups returns the consumer groups of stream.
+func (s *Server) Groups(stream string) ([]Group, error) {
+	v, err := redis.Values(s.Do("XINFO", "GROUPS", stream))
+	if err != nil {
+		return nil, err
+	}
+	var gs []Group
+	for _, g := range v {
+		kv, _ := g.([]any)
+		var gr Group
+		for i := 0; i+1 < len(kv); i += 2 {
+			k, _ := redis.String(kv[i], nil)
+			switch k {
+			case "name":
+				gr.Name, _ = redis.String(kv[i+1], nil)
+			case "pending":
+				gr.Pending, _ = redis.Int64(kv[i+1], nil)
+			case "lag":
+				gr.Lag, _ = redis.Int64(kv[i+1], nil)
+			case "last-delivered-id":
+				gr.LastDeliveredID, _ = redis.String(kv[i+1], nil)
+			}
+		}
+		gs = append(gs, gr)
+	}
+	return gs, nil
 }
 
 // Pending returns how many entries the group holds unacknowledged.
 func (s *Server) Pending(t testing.TB, stream, group string) int64 {
 	t.Helper()
-	p, err := s.C.XPending(Ctx(t), stream, group).Result()
-	if err != nil {
+	v, err := redis.Values(s.Do("XPENDING", stream, group))
+	if err != nil || len(v) == 0 {
 		t.Fatalf("XPENDING %s %s: %v", stream, group, err)
 	}
-	return p.Count
+	n, _ := redis.Int64(v[0], nil)
+	return n
 }
 
 // AuthServer starts a throwaway redis-server with requirepass on a free
@@ -139,9 +296,7 @@ func AuthServer(t testing.TB, password string) *Server {
 		}
 		return err == nil
 	})
-	c := redis.NewClient(&redis.Options{Addr: addr, Password: password})
-	t.Cleanup(func() { c.Close() })
-	return &Server{URL: fmt.Sprintf("redis://%s/0", addr), Addr: addr, C: c}
+	return newServer(t, fmt.Sprintf("redis://%s/0", addr), password)
 }
 
 // URLVia returns u with its host replaced by addr (a proxy's).

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"fmt"
-	"sort"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -30,7 +29,7 @@ func TestConformanceStream(t *testing.T) {
 		Received: func(t testing.TB) [][]byte {
 			var out [][]byte
 			for _, e := range srv.Entries(t, stream) {
-				out = append(out, []byte(e.Values["payload"].(string)))
+				out = append(out, []byte(e.Values["payload"]))
 			}
 			return out
 		},
@@ -64,10 +63,7 @@ func TestConformanceHash(t *testing.T) {
 			keys := scanKeys(t, srv, prefix)
 			var out [][]byte
 			for _, k := range keys {
-				h, err := srv.C.HGetAll(redistest.Ctx(t), k).Result()
-				if err != nil {
-					t.Fatal(err)
-				}
+				h := srv.HGetAll(t, k)
 				out = append(out, fmt.Appendf(nil, `{"conformance":%q,"n":%s}`, h["conformance"], h["n"]))
 			}
 			return out
@@ -77,22 +73,13 @@ func TestConformanceHash(t *testing.T) {
 }
 
 func scanKeys(t testing.TB, srv *redistest.Server, prefix string) []string {
-	keys, err := srv.C.Keys(redistest.Ctx(t), prefix+":*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(keys)
-	return keys
+	return srv.Keys(t, prefix+":*")
 }
 
 func values(t testing.TB, srv *redistest.Server, prefix string) [][]byte {
 	var out [][]byte
 	for _, k := range scanKeys(t, srv, prefix) {
-		v, err := srv.C.Get(redistest.Ctx(t), k).Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, v)
+		out = append(out, []byte(srv.String(t, "GET", k)))
 	}
 	return out
 }

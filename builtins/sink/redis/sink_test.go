@@ -81,25 +81,25 @@ ttl = "1h"
 	if !strings.Contains(re.Errs[2].Error(), "not one (a transform can shape it)") {
 		t.Fatalf("%v", re.Errs[2])
 	}
-	h, _ := srv.C.HGetAll(ctx, prefix+":u-1").Result()
+	h := srv.HGetAll(t, prefix+":u-1")
 	want := map[string]string{"name": "Ann", "tags": `["a","b"]`, "age": "41", "escé": "café\n", "nested": `{"x":null}`}
 	if fmt.Sprint(h) != fmt.Sprint(want) {
 		t.Fatalf("hash\n got %v\nwant %v", h, want)
 	}
-	if ttl, _ := srv.C.PTTL(ctx, prefix+":u-1").Result(); ttl < 59*time.Minute {
+	if ttl := time.Duration(srv.Int(t, "PTTL", prefix+":u-1")) * time.Millisecond; ttl < 59*time.Minute {
 		t.Fatalf("ttl %v", ttl)
 	}
-	if n, _ := srv.C.Exists(ctx, prefix+":u-4").Result(); n != 0 {
+	if n := srv.Int(t, "EXISTS", prefix+":u-4"); n != 0 {
 		t.Fatal("an empty object wrote a key")
 	}
 	// HSET merges; JSON null deletes.
 	if err := s.Write(ctx, []message.Message{record("1", `{"age":42}`), record("2", ` null `)}); err != nil {
 		t.Fatal(err)
 	}
-	if h, _ := srv.C.HGetAll(ctx, prefix+":u-1").Result(); h["age"] != "42" || h["name"] != "Ann" {
+	if h := srv.HGetAll(t, prefix+":u-1"); h["age"] != "42" || h["name"] != "Ann" {
 		t.Fatalf("merged hash %v", h)
 	}
-	if n, _ := srv.C.Exists(ctx, prefix+":u-2").Result(); n != 0 {
+	if n := srv.Int(t, "EXISTS", prefix+":u-2"); n != 0 {
 		t.Fatal("null did not delete the key")
 	}
 }
@@ -112,16 +112,16 @@ func TestSetMode(t *testing.T) {
 	if err := s.Write(ctx, []message.Message{record("a", `{"v":1}`), record("b", "plain text")}); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := srv.C.Get(ctx, prefix+":a").Result(); v != `{"v":1}` {
+	if v := srv.String(t, "GET", prefix+":a"); v != `{"v":1}` {
 		t.Fatalf("%q", v)
 	}
-	if ttl, _ := srv.C.PTTL(ctx, prefix+":b").Result(); ttl <= 80*time.Second || ttl > 90*time.Second {
+	if ttl := time.Duration(srv.Int(t, "PTTL", prefix+":b")) * time.Millisecond; ttl <= 80*time.Second || ttl > 90*time.Second {
 		t.Fatalf("ttl %v", ttl)
 	}
 	if err := s.Write(ctx, []message.Message{record("a", "null")}); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := srv.C.Exists(ctx, prefix+":a").Result(); n != 0 {
+	if n := srv.Int(t, "EXISTS", prefix+":a"); n != 0 {
 		t.Fatal("null did not delete the key")
 	}
 	// A key rendered empty fails its record only.
@@ -137,7 +137,7 @@ func TestWrongTypeFailsTheRecord(t *testing.T) {
 	srv := redistest.Local(t)
 	prefix := srv.Key(t, "wt")
 	ctx := redistest.Ctx(t)
-	srv.C.Set(ctx, prefix+":str", "x", 0)
+	srv.Must(t, "SET", prefix+":str", "x")
 	s := openSink(t, fmt.Sprintf("url = %q\nstream = \"%s:${id}\"\nvariables = { id = \"$.id\" }\n", srv.URL, prefix))
 	err := s.Write(ctx, []message.Message{record("ok", "1"), record("str", "2")})
 	var re *component.RecordErrors
@@ -183,5 +183,30 @@ func TestConfigProblems(t *testing.T) {
 	_, p := componenttest.Decode(t, Register, component.KindSink, "redis", "url = \"http://x\"\nstream = \"s\"\n")
 	if p.Len() != 1 || !strings.Contains(p.List()[0].Msg, "invalid Redis URL") {
 		t.Fatalf("%v", p.List())
+	}
+}
+
+// TestStringAtIsAString checks stringAt's interface values: each holds its
+// own string, type switches and comparisons see a string, and making one
+// allocates nothing.
+func TestStringAtIsAString(t *testing.T) {
+	ab := &argBuf{}
+	a, b := ab.text([]byte("alpha")), ab.text([]byte("beta"))
+	for i := range 100 { // texts grows: the earlier values keep theirs
+		ab.text(fmt.Appendf(nil, "x%d", i))
+	}
+	if s, ok := a.(string); !ok || s != "alpha" || b != any("beta") {
+		t.Fatalf("got %#v and %#v", a, b)
+	}
+	ab.reset()
+	ab.texts = make([]string, 0, 8)
+	buf := []byte("payload")
+	if n := testing.AllocsPerRun(100, func() {
+		ab.texts = ab.texts[:0]
+		if ab.text(buf) != any("payload") {
+			t.Fatal("wrong value")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per argument", n)
 	}
 }

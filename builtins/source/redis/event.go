@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/builtins/internal/eventenc"
 	"github.com/sluicehq/sluice/runtime/message"
@@ -18,6 +19,7 @@ const EventType = "sluice.redis.entry"
 // the order Redis keeps them.
 type entry struct {
 	id     string
+	idArg  any // the id as the reply held it, to send back (XACK, XCLAIM)
 	fields []string
 }
 
@@ -187,10 +189,28 @@ func parseID(id string) (ms, seq uint64, ok bool) {
 	return ms, seq, err1 == nil && err2 == nil
 }
 
-// parseRead parses an XREADGROUP reply (RESP2: [[stream, [[id, [f, v, ...]], ...]]]).
-// Pending entries no longer in the stream come back with no fields; their
-// ids are returned apart.
+// Replies are redigo's: an array is a []any, a bulk string a []byte (a
+// fresh one per reply, never changed afterwards: text reads it in place),
+// a missing value nil.
+
+// text returns v, a bulk or status string, as a string sharing its bytes.
+func text(v any) (string, bool) {
+	switch v := v.(type) {
+	case []byte:
+		return unsafe.String(unsafe.SliceData(v), len(v)), true
+	case string:
+		return v, true
+	}
+	return "", false
+}
+
+// parseRead parses an XREADGROUP reply (RESP2: [[stream, [[id, [f, v, ...]], ...]]],
+// nil when BLOCK ran out). Pending entries no longer in the stream come
+// back with no fields; their ids are returned apart.
 func parseRead(v any) ([]entry, []string, error) {
+	if v == nil {
+		return nil, nil, nil
+	}
 	streams, ok := v.([]any)
 	if !ok {
 		return nil, nil, fmt.Errorf("unexpected XREADGROUP reply %T", v)
@@ -222,7 +242,7 @@ func parseClaim(v any) ([]entry, []string, string, error) {
 	if !ok || len(parts) < 2 {
 		return nil, nil, "0-0", fmt.Errorf("unexpected XAUTOCLAIM reply %v", v)
 	}
-	cursor, _ := parts[0].(string)
+	cursor, _ := text(parts[0])
 	items, ok := parts[1].([]any)
 	if !ok {
 		return nil, nil, "0-0", fmt.Errorf("unexpected XAUTOCLAIM entries %T", parts[1])
@@ -234,7 +254,7 @@ func parseClaim(v any) ([]entry, []string, string, error) {
 	if len(parts) > 2 {
 		if ids, ok := parts[2].([]any); ok {
 			for _, id := range ids {
-				if s, ok := id.(string); ok {
+				if s, ok := text(id); ok {
 					deleted = append(deleted, s)
 				}
 			}
@@ -264,7 +284,7 @@ func appendEntries(es []entry, deleted []string, items []any) ([]entry, []string
 		if !ok || len(e) != 2 {
 			return nil, nil, fmt.Errorf("unexpected stream entry %v", it)
 		}
-		id, ok := e[0].(string)
+		id, ok := text(e[0])
 		if !ok {
 			return nil, nil, fmt.Errorf("unexpected stream entry id %v", e[0])
 		}
@@ -279,15 +299,34 @@ func appendEntries(es []entry, deleted []string, items []any) ([]entry, []string
 		fs := slab[:len(kv):len(kv)]
 		slab = slab[len(kv):]
 		for i, x := range kv {
-			switch x := x.(type) {
-			case string:
-				fs[i] = x
-			case nil:
-			default:
+			if s, ok := text(x); ok {
+				fs[i] = s
+			} else if x != nil {
 				fs[i] = fmt.Sprint(x)
 			}
 		}
-		es = append(es, entry{id: id, fields: fs})
+		es = append(es, entry{id: id, idArg: e[0], fields: fs})
 	}
 	return es, deleted, nil
+}
+
+// groupNames returns the group names of an XINFO GROUPS reply: one array
+// per group, of name, value pairs.
+func groupNames(v any) ([]string, error) {
+	groups, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("unexpected XINFO GROUPS reply %T", v)
+	}
+	var names []string
+	for _, g := range groups {
+		kv, _ := g.([]any)
+		for i := 0; i+1 < len(kv); i += 2 {
+			if k, _ := text(kv[i]); k == "name" {
+				if n, ok := text(kv[i+1]); ok {
+					names = append(names, n)
+				}
+			}
+		}
+	}
+	return names, nil
 }

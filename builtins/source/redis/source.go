@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/redisconf"
@@ -48,7 +47,9 @@ consumer = "worker-1"
 // Source is the redis source.
 type Source struct {
 	cfg      *Config
-	opts     *redis.Options
+	client   func() (*redisconf.Client, error)
+	addr     string
+	db       int
 	group    string
 	consumer string
 	lane     string
@@ -57,7 +58,7 @@ type Source struct {
 	enc      *encoder // used by the fetch loop only
 
 	mu          sync.Mutex
-	rdb         *redis.Client
+	rdb         *redisconf.Client
 	ready       []fetched     // fetched, not yet handed out (at most one)
 	wake        chan struct{} // closed and replaced when ready grows, room frees, or fatal is set
 	fatal       error
@@ -69,7 +70,7 @@ type Source struct {
 	loopDone    chan struct{}
 
 	// Acknowledgements wait in ackq; sendAcks sends them in one XACK.
-	ackq    []string
+	ackq    []any
 	spare   []*flight // settled batches, for reuse (at most maxSpare)
 	ackSend sync.Mutex
 	ackWake chan struct{}
@@ -85,7 +86,7 @@ type fetched struct {
 
 // flight is one batch's entry ids, from the read until it is settled.
 type flight struct {
-	ids []string
+	ids []any     // as the reply held them: sent back in XACK without boxing again
 	at  time.Time // read, or last reported still in progress (XCLAIM)
 	b   batchData // the batch's memory, reused once it is settled
 	use uint64    // bumped at each reuse: a late second Ack of an earlier use is ignored
@@ -112,17 +113,20 @@ func build(c any, env component.Env) (any, error) {
 		}
 		consumer = h
 	}
-	opts, err := cfg.conn().Options("sluice-"+env.Task, env.Dir)
+	// A blocking XREADGROUP holds its connection for up to block. Two
+	// connections are in use: the fetch loop's and the acknowledgements'.
+	client := func() (*redisconf.Client, error) {
+		return cfg.conn().Client("sluice-"+env.Task, env.Dir, max(3*time.Second, cfg.Block.D()+3*time.Second), 2)
+	}
+	probe, err := client() // checks the URL and the TLS files; connects nothing
 	if err != nil {
 		return nil, err
 	}
-	// A blocking XREADGROUP holds its connection for up to block.
-	opts.ReadTimeout = max(3*time.Second, cfg.Block.D()+3*time.Second)
 	s := &Source{
-		cfg: cfg, opts: opts, group: group, consumer: consumer,
+		cfg: cfg, client: client, addr: probe.Addr(), db: probe.DB(), group: group, consumer: consumer,
 		lane: "redis:" + cfg.Stream,
 		log:  env.Logger,
-		enc:  newEncoder(opts.Addr, opts.DB, cfg.Stream, cfg.ValueFormat, env.MaxEvent),
+		enc:  newEncoder(probe.Addr(), probe.DB(), cfg.Stream, cfg.ValueFormat, env.MaxEvent),
 		wake: make(chan struct{}),
 	}
 	if env.Metrics != nil {
@@ -151,9 +155,12 @@ func (s *Source) Open(ctx context.Context) error {
 		return nil
 	}
 	s.mu.Unlock()
-	rdb := redis.NewClient(s.opts)
+	rdb, err := s.client()
+	if err != nil {
+		return err
+	}
 	where := fmt.Sprintf("open redis source: %s", redisconf.Redact(s.cfg.URL))
-	if err := redisconf.Ping(ctx, rdb, where); err != nil {
+	if err := rdb.Ping(ctx, where); err != nil {
 		rdb.Close()
 		return err
 	}
@@ -175,21 +182,21 @@ func (s *Source) Open(ctx context.Context) error {
 	s.mu.Unlock()
 	go s.loop(lctx, rdb)
 	go s.acker(rdb)
-	s.log.Info().Str("server", s.opts.Addr).Int("db", s.opts.DB).Str("stream", s.cfg.Stream).Str("group", s.group).
+	s.log.Info().Str("server", s.addr).Int("db", s.db).Str("stream", s.cfg.Stream).Str("group", s.group).
 		Str("consumer", s.consumer).Msg("redis source connected")
 	return nil
 }
 
 // ensureGroup checks that the stream and the group exist, creating them
 // when allowed.
-func (s *Source) ensureGroup(ctx context.Context, rdb *redis.Client) error {
+func (s *Source) ensureGroup(ctx context.Context, rdb *redisconf.Client) error {
 	key := s.cfg.Stream
 	if s.cfg.Create {
 		start := "0"
 		if s.cfg.Start == "new" {
 			start = "$"
 		}
-		err := rdb.XGroupCreateMkStream(ctx, key, s.group, start).Err()
+		_, err := rdb.Do(ctx, "XGROUP", "CREATE", key, s.group, start, "MKSTREAM")
 		switch {
 		case err == nil:
 			s.log.Info().Str("stream", key).Str("group", s.group).Str("start", s.cfg.Start).Msg("created the consumer group (it was missing)")
@@ -201,18 +208,22 @@ func (s *Source) ensureGroup(ctx context.Context, rdb *redis.Client) error {
 		}
 		return redisconf.Classify(fmt.Errorf("create group %q of stream %q: %w", s.group, key, err), false)
 	}
-	groups, err := rdb.XInfoGroups(ctx, key).Result()
+	groups, err := rdb.Do(ctx, "XINFO", "GROUPS", key)
 	if err != nil {
 		switch {
 		case strings.Contains(err.Error(), "no such key"):
-			return component.TaskPermanent(fmt.Errorf("stream %q does not exist on %s: create it, fix stream, or set create = true", key, s.opts.Addr))
+			return component.TaskPermanent(fmt.Errorf("stream %q does not exist on %s: create it, fix stream, or set create = true", key, s.addr))
 		case strings.HasPrefix(err.Error(), "WRONGTYPE"):
 			return component.TaskPermanent(fmt.Errorf("key %q is not a stream: fix stream", key))
 		}
 		return redisconf.Classify(fmt.Errorf("stream %q: %w", key, err), false)
 	}
-	for _, g := range groups {
-		if g.Name == s.group {
+	names, err := groupNames(groups)
+	if err != nil {
+		return fmt.Errorf("stream %q: %w", key, err)
+	}
+	for _, name := range names {
+		if name == s.group {
 			return nil
 		}
 	}
@@ -337,7 +348,7 @@ func (s *Source) Close(ctx context.Context) error {
 }
 
 // acker sends acknowledgements as they come, batched into one XACK.
-func (s *Source) acker(rdb *redis.Client) {
+func (s *Source) acker(rdb *redisconf.Client) {
 	defer close(s.ackDone)
 	backoff := 50 * time.Millisecond
 	for {
@@ -366,7 +377,7 @@ func (s *Source) acker(rdb *redis.Client) {
 
 // sendAcks acknowledges every id queued so far in one XACK. When it
 // returns nil, every acknowledgement queued before the call was sent.
-func (s *Source) sendAcks(ctx context.Context, rdb *redis.Client) error {
+func (s *Source) sendAcks(ctx context.Context, rdb *redisconf.Client) error {
 	s.ackSend.Lock()
 	defer s.ackSend.Unlock()
 	s.mu.Lock()
@@ -376,14 +387,10 @@ func (s *Source) sendAcks(ctx context.Context, rdb *redis.Client) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	// Each id as a *string: boxing a string into an interface allocates,
-	// a pointer does not (ids is not changed until Do returns).
-	args := make([]any, 0, len(ids)+3)
-	args = append(args, "XACK", s.cfg.Stream, s.group)
-	for i := range ids {
-		args = append(args, &ids[i])
-	}
-	if err := rdb.Do(ctx, args...).Err(); err != nil {
+	args := make([]any, 0, len(ids)+2)
+	args = append(args, s.cfg.Stream, s.group)
+	args = append(args, ids...)
+	if _, err := rdb.Do(ctx, "XACK", args...); err != nil {
 		s.mu.Lock()
 		s.ackq = append(ids, s.ackq...)
 		s.mu.Unlock()
@@ -395,7 +402,7 @@ func (s *Source) sendAcks(ctx context.Context, rdb *redis.Client) error {
 // loop fetches entries: this consumer's pending ones first (and again
 // after a rewind or a failed read, once nothing is outstanding), then new
 // ones, claiming those other consumers left idle on the way.
-func (s *Source) loop(ctx context.Context, rdb *redis.Client) {
+func (s *Source) loop(ctx context.Context, rdb *redisconf.Client) {
 	defer close(s.loopDone)
 	pending, cursor := true, "0"
 	claimCursor := "0-0"
@@ -485,7 +492,9 @@ func (s *Source) loop(ctx context.Context, rdb *redis.Client) {
 			// Entries trimmed or deleted from the stream while pending:
 			// nothing to deliver, only the pending entry to drop.
 			s.mu.Lock()
-			s.ackq = append(s.ackq, deleted...)
+			for _, id := range deleted {
+				s.ackq = append(s.ackq, id)
+			}
 			s.mu.Unlock()
 			s.log.Warn().Int("entries", len(deleted)).Msg("redis source: pending entries were deleted from the stream before they were delivered; acknowledging them")
 			select {
@@ -557,7 +566,7 @@ func (s *Source) deliver(es []entry) {
 	f.b, f.at = b, time.Now()
 	f.ids = f.ids[:0]
 	for i := range es {
-		f.ids = append(f.ids, es[i].id)
+		f.ids = append(f.ids, es[i].idArg)
 	}
 	s.m.records.Add(float64(len(es)))
 	s.mu.Lock()
@@ -571,18 +580,16 @@ func (s *Source) deliver(es []entry) {
 // touch resets the idle time of entries this process has held for more
 // than a third of claim_idle (a batch the engine is still delivering), so
 // that no other consumer claims them meanwhile.
-func (s *Source) touch(ctx context.Context, rdb *redis.Client) {
+func (s *Source) touch(ctx context.Context, rdb *redisconf.Client) {
 	limit := s.cfg.ClaimIdle.D() / 3
 	now := time.Now()
-	args := []any{"XCLAIM", s.cfg.Stream, s.group, s.consumer, 0}
+	args := []any{s.cfg.Stream, s.group, s.consumer, 0}
 	n := len(args)
 	s.mu.Lock()
 	for f := range s.flights {
 		if now.Sub(f.at) >= limit {
 			f.at = now
-			for _, id := range f.ids {
-				args = append(args, id)
-			}
+			args = append(args, f.ids...)
 		}
 	}
 	s.mu.Unlock()
@@ -590,23 +597,20 @@ func (s *Source) touch(ctx context.Context, rdb *redis.Client) {
 		return
 	}
 	args = append(args, "JUSTID")
-	if err := rdb.Do(ctx, args...).Err(); err != nil {
+	if _, err := rdb.Do(ctx, "XCLAIM", args...); err != nil {
 		s.log.Debug().Err(err).Msg("redis source: could not mark held entries as in progress")
 	}
 }
 
 // readGroup runs XREADGROUP from id (">" for new entries, else this
 // consumer's pending entries after id). block < 0 does not block.
-func (s *Source) readGroup(ctx context.Context, rdb *redis.Client, id string, block time.Duration) ([]entry, []string, error) {
-	args := []any{"XREADGROUP", "GROUP", s.group, s.consumer, "COUNT", s.cfg.MaxBatch}
+func (s *Source) readGroup(ctx context.Context, rdb *redisconf.Client, id string, block time.Duration) ([]entry, []string, error) {
+	args := []any{"GROUP", s.group, s.consumer, "COUNT", s.cfg.MaxBatch}
 	if block >= 0 {
 		args = append(args, "BLOCK", block.Milliseconds())
 	}
 	args = append(args, "STREAMS", s.cfg.Stream, id)
-	v, err := rdb.Do(ctx, args...).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil, nil
-	}
+	v, err := rdb.Do(ctx, "XREADGROUP", args...)
 	if err != nil {
 		return nil, nil, s.classify(err)
 	}
@@ -615,8 +619,8 @@ func (s *Source) readGroup(ctx context.Context, rdb *redis.Client, id string, bl
 
 // claim runs one XAUTOCLAIM from cursor and returns the claimed entries,
 // the ids of pending entries no longer in the stream, and the next cursor.
-func (s *Source) claim(ctx context.Context, rdb *redis.Client, cursor string) ([]entry, []string, string, error) {
-	v, err := rdb.Do(ctx, "XAUTOCLAIM", s.cfg.Stream, s.group, s.consumer, s.cfg.ClaimIdle.D().Milliseconds(), cursor, "COUNT", s.cfg.MaxBatch).Result()
+func (s *Source) claim(ctx context.Context, rdb *redisconf.Client, cursor string) ([]entry, []string, string, error) {
+	v, err := rdb.Do(ctx, "XAUTOCLAIM", s.cfg.Stream, s.group, s.consumer, s.cfg.ClaimIdle.D().Milliseconds(), cursor, "COUNT", s.cfg.MaxBatch)
 	if err != nil {
 		return nil, nil, cursor, s.classify(err)
 	}

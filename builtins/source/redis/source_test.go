@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/builtins/internal/redistest"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -35,12 +33,7 @@ func read(t *testing.T, s *Source) component.Batch {
 
 func TestEventFormat(t *testing.T) {
 	fx := newFixture(t)
-	ctx := redistest.Ctx(t)
-	id, err := fx.srv.C.XAdd(ctx, &redis.XAddArgs{Stream: fx.stream, ID: "1700000000123-5",
-		Values: []any{"payload", `{"a":1}`, "tag", "x", "tag", "y", "n", "42", "text", `q"uote`}}).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := fx.srv.String(t, "XADD", fx.stream, "1700000000123-5", "payload", `{"a":1}`, "tag", "x", "tag", "y", "n", "42", "text", `q"uote`)
 	s := open(t, fx.build(t, fx.srv.URL, "c1", ""))
 	b := read(t, s)
 	m := b.Messages[0]
@@ -76,15 +69,10 @@ func TestValueFormats(t *testing.T) {
 // claim_idle, delivers them and acknowledges them.
 func TestClaimsDeadConsumersEntries(t *testing.T) {
 	fx := newFixture(t)
-	ctx := redistest.Ctx(t)
-	if err := fx.srv.C.XGroupCreateMkStream(ctx, fx.stream, fx.group, "0").Err(); err != nil {
-		t.Fatal(err)
-	}
+	fx.srv.Must(t, "XGROUP", "CREATE", fx.stream, fx.group, "0", "MKSTREAM")
 	fx.srv.Add(t, fx.stream, "payload", [][]byte{[]byte("1"), []byte("2"), []byte("3")})
 	// The dead consumer takes every entry and never acknowledges.
-	if _, err := fx.srv.C.XReadGroup(ctx, &redis.XReadGroupArgs{Group: fx.group, Consumer: "dead", Streams: []string{fx.stream, ">"}, Count: 10}).Result(); err != nil {
-		t.Fatal(err)
-	}
+	fx.srv.Must(t, "XREADGROUP", "GROUP", fx.group, "dead", "COUNT", 10, "STREAMS", fx.stream, ">")
 	s := open(t, fx.build(t, fx.srv.URL, "alive", "claim_idle = \"300ms\"\nclaim_interval = \"50ms\"\n"))
 	got := 0
 	for got < 3 {
@@ -134,9 +122,7 @@ func TestDeletedPendingEntriesAreDropped(t *testing.T) {
 	if err := s.Close(context.Background()); err != nil { // never acknowledged
 		t.Fatal(err)
 	}
-	if err := fx.srv.C.XDel(redistest.Ctx(t), fx.stream, id).Err(); err != nil {
-		t.Fatal(err)
-	}
+	fx.srv.Must(t, "XDEL", fx.stream, id)
 	s = open(t, fx.build(t, fx.srv.URL, "c1", ""))
 	b = read(t, s)
 	if len(b.Messages) != 1 || decode(t, b.Messages[0]).Data.ID == id {
@@ -169,9 +155,8 @@ func TestNackIsReadAgain(t *testing.T) {
 
 func TestStartFailed(t *testing.T) {
 	fx := newFixture(t)
-	ctx := redistest.Ctx(t)
 	str := fx.srv.Key(t, "string")
-	fx.srv.C.Set(ctx, str, "x", 0)
+	fx.srv.Must(t, "SET", str, "x")
 	fx.srv.Add(t, fx.stream, "p", [][]byte{[]byte("1")})
 	auth := redistest.AuthServer(t, "right")
 	cases := map[string]struct{ cfg, want string }{
