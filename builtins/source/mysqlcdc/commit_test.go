@@ -53,16 +53,7 @@ func TestCloseAwaitsTransactionEnd(t *testing.T) {
 	head := &txn{gtids: []binlog.GTID{{Domain: 0, ServerID: 1, Seq: 7}}, file: "bin.1", end: 700, rows: 7, pending: 1}
 	s.track(head)
 	s.ackTxns([]*txn{head}, nil)
-	waited := make(chan struct{})
-	go func() {
-		s.awaitEnds(context.Background())
-		close(waited)
-	}()
-	testkit.WaitFor(t, "Close to wait for the end", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.endWait != nil
-	})
+	waited := startAwaitEnds(t, s)
 	select {
 	case <-waited:
 		t.Fatal("Close did not wait for the end of the acknowledged transaction")
@@ -79,7 +70,22 @@ func TestCloseAwaitsTransactionEnd(t *testing.T) {
 	next := &txn{gtids: []binlog.GTID{{Domain: 0, ServerID: 1, Seq: 8}}, file: "bin.1", end: 800, rows: 7, pending: 1}
 	s.track(next)
 	s.ackTxns([]*txn{next}, nil)
-	waited = make(chan struct{})
+	waited = startAwaitEnds(t, s)
+	s.mu.Lock()
+	next.pending++ // as rowsEvent does for a new batch
+	s.wakeLocked()
+	s.mu.Unlock()
+	<-waited
+	if s.pos != 700 {
+		t.Fatalf("position %d, want 700: the second transaction was not acknowledged", s.pos)
+	}
+}
+
+// startAwaitEnds runs s.awaitEnds as Close does, returns once it waits for
+// a transaction's end, and gives the channel closed when it returns.
+func startAwaitEnds(t *testing.T, s *Source) chan struct{} {
+	t.Helper()
+	waited := make(chan struct{})
 	go func() {
 		s.awaitEnds(context.Background())
 		close(waited)
@@ -89,12 +95,5 @@ func TestCloseAwaitsTransactionEnd(t *testing.T) {
 		defer s.mu.Unlock()
 		return s.endWait != nil
 	})
-	s.mu.Lock()
-	next.pending++ // as rowsEvent does for a new batch
-	s.wakeLocked()
-	s.mu.Unlock()
-	<-waited
-	if s.pos != 700 {
-		t.Fatalf("position %d, want 700: the second transaction was not acknowledged", s.pos)
-	}
+	return waited
 }
