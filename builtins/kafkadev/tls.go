@@ -22,6 +22,8 @@ type TLSFiles struct {
 	CA         string // CA certificate: a client's ca_file
 	ClientCert string // client certificate signed by the CA: cert_file
 	ClientKey  string // its key: key_file
+	ServerCert string // the server's certificate, for servers that read files (redis-server)
+	ServerKey  string // its key
 	Server     *tls.Config
 }
 
@@ -92,6 +94,8 @@ func GenerateTLS(dir string, clientAuth bool, hosts ...string) (*TLSFiles, error
 		CA:         filepath.Join(dir, "ca.pem"),
 		ClientCert: filepath.Join(dir, "client.pem"),
 		ClientKey:  filepath.Join(dir, "client-key.pem"),
+		ServerCert: filepath.Join(dir, "server.pem"),
+		ServerKey:  filepath.Join(dir, "server-key.pem"),
 	}
 	keyPEM := func(k *ecdsa.PrivateKey) ([]byte, error) {
 		der, err := x509.MarshalECPrivateKey(k)
@@ -109,7 +113,9 @@ func GenerateTLS(dir string, clientAuth bool, hosts ...string) (*TLSFiles, error
 		return nil, err
 	}
 	certPEM := func(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
-	for path, data := range map[string][]byte{f.CA: certPEM(caDER), f.ClientCert: certPEM(cliDER), f.ClientKey: cliKeyPEM} {
+	files := map[string][]byte{f.CA: certPEM(caDER), f.ClientCert: certPEM(cliDER), f.ClientKey: cliKeyPEM,
+		f.ServerCert: certPEM(srvDER), f.ServerKey: srvKeyPEM}
+	for path, data := range files {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, fmt.Errorf("write %s: %w", path, err)
 		}

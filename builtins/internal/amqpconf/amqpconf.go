@@ -155,9 +155,8 @@ func (c Conn) classifyDial(err error) error {
 	case errors.As(err, &ae) && ae.Code == amqp.AccessRefused:
 		return component.TaskPermanent(fmt.Errorf("RabbitMQ at %s refused the connection: check the user, password and vhost in url (%w)", where, err))
 	}
-	var rec tls.RecordHeaderError
-	if errors.As(err, &rec) {
-		return component.TaskPermanent(fmt.Errorf("connect to RabbitMQ at %s: the server does not speak TLS: use amqp:// and no tls table, or the broker's TLS port (%w)", where, err))
+	if hint, ok := tlsconf.Problem(err); ok {
+		return component.TaskPermanent(fmt.Errorf("connect to RabbitMQ at %s: %s (%w)", where, hint, err))
 	}
 	return component.Retryable(fmt.Errorf("connect to RabbitMQ at %s: %w", where, err), 0)
 }

@@ -175,6 +175,9 @@ func (c Conn) Classify(err error) error {
 	case errors.Is(err, packets.ErrorRefusedBadProtocolVersion):
 		return component.TaskPermanent(fmt.Errorf("MQTT broker %s does not speak MQTT 3.1.1 (%w)", where, err))
 	}
+	if hint, ok := tlsconf.Problem(err); ok {
+		return component.TaskPermanent(fmt.Errorf("connect to MQTT broker %s: %s (%w)", where, hint, err))
+	}
 	return component.Retryable(fmt.Errorf("connect to MQTT broker %s: %w", where, err), 0)
 }
 

@@ -186,6 +186,9 @@ func Classify(err error) error {
 	case errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrMaxPayload):
 		return component.EventPermanent(err)
 	}
+	if hint, ok := tlsconf.Problem(err); ok {
+		return component.TaskPermanent(fmt.Errorf("%w: %s", err, hint))
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch {

@@ -169,6 +169,9 @@ func Classify(err error, sink bool) error {
 	if err == nil {
 		return nil
 	}
+	if hint, ok := tlsconf.Problem(err); ok {
+		return component.TaskPermanent(fmt.Errorf("%w: %s", err, hint))
+	}
 	var re redis.Error
 	if !errors.As(err, &re) {
 		return component.Retryable(err, 0)

@@ -6,8 +6,11 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -18,6 +21,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/sluicehq/sluice/builtins/internal/redisconf"
+	"github.com/sluicehq/sluice/builtins/kafkadev"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -29,16 +33,17 @@ type Server struct {
 	pool *redis.Pool
 }
 
-func newServer(t testing.TB, u, password string) *Server {
+func newServer(t testing.TB, u, password string, opts ...redis.DialOption) *Server {
 	t.Helper()
 	target, err := redisconf.ParseURL(u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{URL: u, Addr: target.Addr, DB: target.DB}
+	opts = append(opts, redis.DialDatabase(target.DB), redis.DialPassword(password),
+		redis.DialConnectTimeout(5*time.Second), redis.DialReadTimeout(30*time.Second), redis.DialWriteTimeout(30*time.Second))
 	s.pool = &redis.Pool{MaxIdle: 4, Dial: func() (redis.Conn, error) {
-		return redis.Dial("tcp", target.Addr, redis.DialDatabase(target.DB), redis.DialPassword(password),
-			redis.DialConnectTimeout(5*time.Second), redis.DialReadTimeout(30*time.Second), redis.DialWriteTimeout(30*time.Second))
+		return redis.Dial("tcp", target.Addr, opts...)
 	}}
 	t.Cleanup(func() { s.pool.Close() })
 	return s
@@ -269,6 +274,45 @@ func (s *Server) Pending(t testing.TB, stream, group string) int64 {
 // redis-server is not installed (fails with SLUICE_INTEGRATION=1).
 func AuthServer(t testing.TB, password string) *Server {
 	t.Helper()
+	addr := startServer(t, "--port", "{port}", "--requirepass", password)
+	return newServer(t, fmt.Sprintf("redis://%s/0", addr), password)
+}
+
+// TLSServer starts a throwaway redis-server that accepts only TLS, with a
+// certificate of a throwaway CA (files: the CA, a client certificate and
+// its key, for a task's tls table). With clientAuth it refuses clients
+// without a certificate of that CA. The returned Server's URL is rediss://
+// and its own connections use TLS.
+func TLSServer(t testing.TB, clientAuth bool) (*Server, *kafkadev.TLSFiles) {
+	t.Helper()
+	files, err := kafkadev.GenerateTLS(t.TempDir(), clientAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := "no"
+	if clientAuth {
+		auth = "yes"
+	}
+	addr := startServer(t, "--port", "0", "--tls-port", "{port}", "--tls-cert-file", files.ServerCert,
+		"--tls-key-file", files.ServerKey, "--tls-ca-cert-file", files.CA, "--tls-auth-clients", auth)
+	cert, err := tls.LoadX509KeyPair(files.ClientCert, files.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	caPEM, err := os.ReadFile(files.CA)
+	if err != nil || !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("read the CA %s: %v", files.CA, err)
+	}
+	cfg := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return newServer(t, fmt.Sprintf("rediss://%s/0", addr), "", redis.DialUseTLS(true), redis.DialTLSConfig(cfg)), files
+}
+
+// startServer runs redis-server with args ({port}: a free port), keeping
+// nothing on disk, until the end of the test, and returns its address
+// once it accepts connections.
+func startServer(t testing.TB, args ...string) string {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if testkit.Integration() {
@@ -280,23 +324,37 @@ func AuthServer(t testing.TB, password string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--requirepass", password,
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	for i, a := range args {
+		if a == "{port}" {
+			args[i] = port
+		}
+	}
+	args = append(args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	cmd := exec.Command(bin, args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	testkit.WaitFor(t, "the throwaway redis-server to listen", func() bool {
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	addr := "127.0.0.1:" + port
+	testkit.WaitFor(t, "the throwaway redis-server to listen on "+addr, func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("redis-server %s exited: %s", strings.Join(args, " "), out.String())
+		default:
+		}
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	return newServer(t, fmt.Sprintf("redis://%s/0", addr), password)
+	return addr
 }
 
 // URLVia returns u with its host replaced by addr (a proxy's).

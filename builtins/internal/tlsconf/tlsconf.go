@@ -7,6 +7,7 @@ package tlsconf
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,6 +82,29 @@ func (s *Server) Config(dir string) (*tls.Config, error) {
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return tc, nil
+}
+
+// Problem tells the TLS failures of a dial that retrying does not fix: the
+// server's certificate not trusted (an unknown CA, another name, expired)
+// or a server that does not speak TLS. It returns what to change; ok is
+// false for every other error (a refused or reset connection is retried).
+func Problem(err error) (hint string, ok bool) {
+	var verify *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var header tls.RecordHeaderError
+	switch {
+	case errors.As(err, &hostname):
+		return "the server's certificate is for another name: connect by a name it holds, or set tls.server_name", true
+	case errors.As(err, &invalid):
+		return "the server's certificate is not valid (expired or not yet valid, or not for a server): renew it on the server", true
+	case errors.As(err, &verify), errors.As(err, &unknownCA):
+		return "the server's certificate is not signed by a CA this client trusts: set tls.ca_file to the CA that signs it", true
+	case errors.As(err, &header):
+		return "the server does not speak TLS: use its TLS port, or connect without TLS", true
+	}
+	return "", false
 }
 
 func loadPool(dir, file, key string) (*x509.CertPool, error) {

@@ -9,6 +9,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,5 +60,45 @@ func TestClientAndServer(t *testing.T) {
 	(&Client{CertFile: "cert.pem"}).Validate(p)
 	if p.Len() != 1 || !strings.Contains(p.List()[0].Msg, "key_file") {
 		t.Fatalf("problems %v", p.List())
+	}
+}
+
+// TestProblem dials real servers: a certificate no root signs, a name the
+// certificate does not hold and a server without TLS are problems to fix
+// (with what to change); a refused connection is not.
+func TestProblem(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	plain := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(plain.Close)
+	trusted := x509.NewCertPool()
+	trusted.AddCert(srv.Certificate())
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	for name, c := range map[string]struct {
+		addr string
+		cfg  *tls.Config
+		want string
+	}{
+		"unknown CA":  {srv.Listener.Addr().String(), &tls.Config{RootCAs: x509.NewCertPool()}, "set tls.ca_file"},
+		"other name":  {srv.Listener.Addr().String(), &tls.Config{RootCAs: trusted, ServerName: "elsewhere.test"}, "set tls.server_name"},
+		"no TLS":      {plain.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true}, "does not speak TLS"},
+		"refused":     {closedAddr, &tls.Config{RootCAs: trusted}, ""},
+		"trusted, ok": {srv.Listener.Addr().String(), &tls.Config{RootCAs: trusted, ServerName: "example.com"}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := tls.Dial("tcp", c.addr, c.cfg)
+			if err == nil {
+				conn.Close()
+			}
+			hint, ok := Problem(err)
+			if ok != (c.want != "") || !strings.Contains(hint, c.want) {
+				t.Fatalf("Problem(%v) = %q, %v; want %q", err, hint, ok, c.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/builtins/internal/redistest"
+	"github.com/sluicehq/sluice/builtins/kafkadev"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -208,5 +209,55 @@ func TestStringAtIsAString(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Fatalf("%v allocations per argument", n)
+	}
+}
+
+// TestTLS writes over TLS to a redis-server that accepts only TLS, with the
+// server's CA from ca_file and, where the server asks for one, a client
+// certificate; a client that does not trust the server's certificate, or
+// has no certificate where one is required, fails to start with a message
+// that says so.
+func TestTLS(t *testing.T) {
+	for _, clientAuth := range []bool{false, true} {
+		t.Run(fmt.Sprintf("client_auth=%v", clientAuth), func(t *testing.T) {
+			srv, files := redistest.TLSServer(t, clientAuth)
+			tlsTable := fmt.Sprintf("[tls]\nca_file = %q\n", files.CA)
+			if clientAuth {
+				tlsTable += fmt.Sprintf("cert_file = %q\nkey_file = %q\n", files.ClientCert, files.ClientKey)
+			}
+			s := openSink(t, fmt.Sprintf("url = %q\nstream = \"s\"\n%s", srv.URL, tlsTable))
+			for round := range 2 { // the second round reuses the pooled TLS connection
+				if err := s.Write(redistest.Ctx(t), []message.Message{record(fmt.Sprint(round), fmt.Sprint("p", round))}); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+			es := srv.Entries(t, "s")
+			if len(es) != 2 || es[0].Values["payload"] != "p0" || es[1].Values["payload"] != "p1" {
+				t.Fatalf("entries %+v", es)
+			}
+
+			other, err := kafkadev.GenerateTLS(t.TempDir(), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := map[string]string{"an unknown CA": fmt.Sprintf("[tls]\nca_file = %q\n", other.CA)}
+			if clientAuth {
+				bad["no client certificate"] = fmt.Sprintf("[tls]\nca_file = %q\n", files.CA)
+			}
+			for name, table := range bad {
+				s := buildSink(t, fmt.Sprintf("url = %q\nstream = \"s\"\ndial_timeout = \"5s\"\n%s", srv.URL, table))
+				err := s.Open(redistest.Ctx(t))
+				_ = s.Close(context.Background())
+				switch {
+				case err == nil:
+					t.Fatalf("%s: Open succeeded", name)
+				case name == "an unknown CA" && (component.ClassOf(err) != component.ClassTaskPermanent || !strings.Contains(err.Error(), "set tls.ca_file")):
+					t.Fatalf("%s: Open: %v (class %s), want task-permanent naming tls.ca_file", name, err, component.ClassOf(err))
+				}
+				// Without a client certificate the server resets the
+				// connection, which a client cannot tell from a network
+				// failure: it is retried.
+			}
+		})
 	}
 }

@@ -232,3 +232,24 @@ func TestLateSecondAckIsIgnored(t *testing.T) {
 	third.Ack(nil)
 	testkit.WaitFor(t, "nothing pending", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
 }
+
+// TestTLS reads a stream over mutual TLS from a redis-server that accepts
+// nothing else, and acknowledges on the same connections.
+func TestTLS(t *testing.T) {
+	srv, files := redistest.TLSServer(t, true)
+	fx := &fixture{srv: srv, stream: "src", group: "g"}
+	fx.srv.Add(t, fx.stream, "payload", [][]byte{[]byte(`{"n":1}`), []byte(`{"n":2}`)})
+	s := open(t, fx.build(t, srv.URL, "c1", fmt.Sprintf("[tls]\nca_file = %q\ncert_file = %q\nkey_file = %q\n", files.CA, files.ClientCert, files.ClientKey)))
+	var got []string
+	for len(got) < 2 {
+		b := read(t, s)
+		for _, m := range b.Messages {
+			got = append(got, string(decode(t, m).Data.Fields["payload"]))
+		}
+		b.Ack(nil)
+	}
+	if strings.Join(got, " ") != `{"n":1} {"n":2}` {
+		t.Fatalf("read %q", got)
+	}
+	testkit.WaitFor(t, "both entries acknowledged over TLS", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
+}
