@@ -441,6 +441,51 @@ func TestE2EReloadWatch(t *testing.T) {
 	p.Stop(t)
 }
 
+// TestE2EReloadWatchReplacedFolder: with --watch, a task folder replaced as
+// a whole (a new folder renamed into place, or removed and created again)
+// is watched again, and its task files are loaded.
+func TestE2EReloadWatchReplacedFolder(t *testing.T) {
+	dir := t.TempDir()
+	tasks := filepath.Join(dir, "tasks")
+	if err := os.Mkdir(tasks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "a.txt")
+	write(t, tasks, "a.toml", reloadTask("a", "a1", out))
+	p := testkit.StartSluice(t, testkit.ProcOptions{Dir: dir}, "run", "--watch", "--state-dir", filepath.Join(dir, "state"), "--log-format", "console", tasks)
+	p.WaitLog(t, "watching the task files")
+	testkit.WaitFor(t, "a1 outputs", func() bool { return lastLine(out) == "a1" })
+
+	// A release tool's swap: the new folder is prepared aside, the old one
+	// moved away, the new one renamed into place.
+	next := filepath.Join(dir, "tasks.next")
+	if err := os.Mkdir(next, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, next, "a.toml", reloadTask("a", "a2", out))
+	if err := os.Rename(tasks, filepath.Join(dir, "tasks.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, tasks); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "a2 outputs from the folder renamed into place", func() bool { return lastLine(out) == "a2" })
+
+	// Removed and created again, its file written afterwards.
+	if err := os.RemoveAll(tasks); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(tasks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, tasks, "a.toml", reloadTask("a", "a3", out))
+	testkit.WaitFor(t, "a3 outputs from the folder created again", func() bool { return lastLine(out) == "a3" })
+	if !p.LogHas("watching the new one") {
+		t.Fatal("the log does not say the folder is watched again")
+	}
+	p.Stop(t)
+}
+
 // logCount counts the lines of p's log holding s.
 func logCount(p *testkit.Proc, s string) int {
 	data, _ := os.ReadFile(p.Log)

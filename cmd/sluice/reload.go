@@ -93,7 +93,8 @@ const watchSettle = 300 * time.Millisecond
 // renamed. It watches the folders, not the files: editors and deployment
 // tools replace a file by renaming another over it. Kubernetes mounts a
 // ConfigMap as symlinks through a "..data" entry it swaps; a change of
-// such a ".." entry counts too.
+// such a ".." entry counts too. A watched folder replaced as a whole is
+// watched again.
 func watchFiles(ctx context.Context, args []string, log zerolog.Logger, reload func(string)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -122,6 +123,31 @@ func watchFiles(ctx context.Context, args []string, log zerolog.Logger, reload f
 			return err
 		}
 	}
+	// A watch ends with its folder: deploying by replacing the whole
+	// folder (rm -r and copy, or a new folder renamed into place) would
+	// leave the process deaf. The folders' parents are watched too, to
+	// watch a folder again when it comes back.
+	for d := range dirs {
+		if parent := filepath.Dir(d); parent != d && !dirs[parent] {
+			if err := w.Add(parent); err != nil {
+				log.Warn().Err(err).Str("folder", parent).Msg("cannot watch the folder holding a watched folder: replacing the watched folder will go unseen")
+			}
+		}
+	}
+	rewatch := func(ev fsnotify.Event) bool {
+		if !dirs[ev.Name] || !ev.Has(fsnotify.Create) && !ev.Has(fsnotify.Rename) {
+			return false
+		}
+		if st, err := os.Stat(ev.Name); err != nil || !st.IsDir() {
+			return false // renamed away, not into place
+		}
+		if err := w.Add(ev.Name); err != nil {
+			log.Warn().Err(err).Str("folder", ev.Name).Msg("cannot watch the replaced folder again")
+			return false
+		}
+		log.Info().Str("folder", ev.Name).Msg("the watched folder was replaced: watching the new one")
+		return true
+	}
 	relevant := func(ev fsnotify.Event) bool {
 		if ev.Op == fsnotify.Chmod {
 			return false // touch: the bytes are the same
@@ -141,7 +167,7 @@ func watchFiles(ctx context.Context, args []string, log zerolog.Logger, reload f
 				if !ok {
 					return
 				}
-				if relevant(ev) {
+				if rewatch(ev) || relevant(ev) {
 					log.Debug().Str("file", ev.Name).Str("op", ev.Op.String()).Msg("task file changed")
 					settle.Reset(watchSettle)
 				}
