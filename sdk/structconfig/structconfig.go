@@ -21,9 +21,10 @@
 // rejects unknown keys at every level, as a decoder with
 // DisallowUnknownFields does.
 //
-// It costs: package reflect adds about 0.3 MB of WebAssembly to a plugin
-// and 1 MiB to its compiled code in the host. Plain plugins declare their
-// keys with sdk.Param's Into instead and stay without it.
+// It costs: reflect and this decoder add about 0.4 MB of WebAssembly to a
+// plugin and 1.6 MiB to its compiled code in the host (the test guest
+// upper: 2.34 -> 2.74 MB, 8.9 -> 10.5 MiB). Plugins that declare their
+// keys with sdk.Param's Into instead stay without it.
 package structconfig
 
 import (
