@@ -144,15 +144,20 @@ func TestParams(t *testing.T) {
 	}
 }
 
-var cfg = struct {
+type pluginConfig struct {
 	Field string  `json:"field" doc:"the field" required:"true"`
 	Ratio float32 `json:"ratio"`
 	Raw   json.RawMessage
-}{Ratio: 0.1, Raw: json.RawMessage(`[1, 2]`)}
+}
+
+func defaults() pluginConfig { return pluginConfig{Ratio: 0.1, Raw: json.RawMessage(`[1, 2]`)} }
+
+var cfg pluginConfig
 
 // TestRegister: a plugin that imports structconfig sets Config to its
 // struct as before the SDK left reflection out.
 func TestRegister(t *testing.T) {
+	cfg = defaults()
 	sdk.ResetForTest()
 	t.Cleanup(sdk.ResetForTest)
 	sdk.Register(sdk.Plugin{Name: "s", Version: "1", Config: &cfg,
@@ -171,7 +176,7 @@ func TestRegister(t *testing.T) {
 }
 
 func TestOfRejectsNonPointers(t *testing.T) {
-	if _, err := structconfig.Of(cfg); err == nil || !strings.Contains(err.Error(), "pointer") {
+	if _, err := structconfig.Of(defaults()); err == nil || !strings.Contains(err.Error(), "pointer") {
 		t.Errorf("got %v", err)
 	}
 }
