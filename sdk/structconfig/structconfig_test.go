@@ -75,6 +75,9 @@ func TestDecode(t *testing.T) {
 	if err := dec.Decode(&want); err != nil {
 		t.Fatal(err)
 	}
+	if got.hidden != "" {
+		t.Errorf("the unexported field was set: %q", got.hidden)
+	}
 	// json.RawMessage keeps the bytes as they were in both.
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded\n%+v\nencoding/json\n%+v", got, want)
@@ -95,6 +98,7 @@ func TestErrors(t *testing.T) {
 		`{"when":"yesterday"}`:         `invalid config: key "when": parsing time`,
 		`{"bytes":"!!"}`:               `invalid config: key "bytes": expected base64 text`,
 		`{"limit":1}`:                  `missing required config key "field"`,
+		`{"hidden":"x"}`:               `invalid config: unknown field "hidden"`,
 		`[1]`:                          `invalid config: expected a table, got array`,
 	} {
 		var c config
