@@ -28,7 +28,7 @@ type Plugin struct {
 	// out of plugins that do not ask for it (docs/edge.md, "What a Go
 	// plugin links").
 	Config any
-	// Init runs once per instance after Config is decoded. An error rejects
+	// Init runs once per instance after the config is decoded. An error rejects
 	// the config: the task fails to load with the message.
 	Init func() error
 	// Handler transforms each record.
