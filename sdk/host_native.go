@@ -123,4 +123,4 @@ func NativeProcess(batch []byte) []NativeOutcome {
 
 // ResetForTest forgets the registered plugin, so a test binary can
 // register several. For sdktest.
-func ResetForTest() { plugin = nil }
+func ResetForTest() { plugin, decoder = nil, nil }

@@ -2,7 +2,7 @@ package sdk
 
 import (
 	"errors"
-	"fmt"
+	"strconv"
 	"unsafe"
 )
 
@@ -11,15 +11,24 @@ type Plugin struct {
 	// Name and Version identify the module (sluice plugin inspect shows
 	// them); Summary is one line about what it does.
 	Name, Version, Summary string
-	// Config, when set, points to a struct that the task's `config` table is
-	// decoded into (encoding/json, unknown keys rejected) before Init runs.
-	// Its fields' `json` tags name the parameters, `doc:"..."` describes
-	// them and `required:"true"` makes them mandatory; the host checks the
-	// task file against them at validation.
-	Config any
-	// Params replaces the parameter list derived from Config.
+	// Params lists the keys of the task's `config` table. A parameter with
+	// Into (or Decode) says where its value goes: the SDK decodes the
+	// config into them before Init runs, rejecting unknown keys, values of
+	// the wrong type and missing required keys. The host checks task files
+	// against the list at validation (a misspelt key, a wrong type).
 	Params []Param
-	// Init runs once per instance after Config is decoded. An error rejects
+	// Config, when set, decodes the config instead of Params: an
+	// sdk.ConfigDecoder, or a pointer to a struct decoded by its `json`
+	// tags (`doc:"..."` describes a field, `required:"true"` makes it
+	// mandatory, non-zero values are defaults) when the plugin imports
+	// package sdk/structconfig. Params, when also set, replaces the
+	// parameter list Config derives. Plugins that set Config to a struct
+	// without importing sdk/structconfig panic in Register with what to
+	// change: decoding by struct tags needs reflect, which the SDK leaves
+	// out of plugins that do not ask for it (docs/edge.md, "What a Go
+	// plugin links").
+	Config any
+	// Init runs once per instance after the config is decoded. An error rejects
 	// the config: the task fails to load with the message.
 	Init func() error
 	// Handler transforms each record.
@@ -30,14 +39,34 @@ type Plugin struct {
 
 // Param describes one config key.
 type Param struct {
-	Name     string `json:"name"`
+	Name string `json:"name"`
+	// Type is the value's type as the host checks it: string, bool, int,
+	// float, "list of T", table or any ("": any). Derived from Into when
+	// empty.
 	Type     string `json:"type,omitempty"`
 	Required bool   `json:"required,omitempty"`
 	Doc      string `json:"doc,omitempty"`
-	Default  any    `json:"default,omitempty"`
+	// Default is shown in the self-description: a string, bool, number,
+	// []string, []any, map[string]string, map[string]any or a value with a
+	// MarshalJSON method (other values are left out). Derived from what
+	// Into points to when it is not the zero value.
+	Default any `json:"default,omitempty"`
+	// Into points to where the key's value goes: a *string, *bool, *int,
+	// *int64, *float64, *[]string or *map[string]string (a table of
+	// strings, merged into a non-nil map). A key that is absent or null
+	// leaves the value as it is, so what it holds at Register is the
+	// default.
+	Into any `json:"-"`
+	// Decode, instead of Into, is given the key's raw JSON value (valid
+	// JSON, not null) to decode any other shape, e.g. with package
+	// jsonfield. Its error rejects the config (see ConfigTypeError).
+	Decode func(value []byte) error `json:"-"`
 }
 
-var plugin *Plugin
+var (
+	plugin  *Plugin
+	decoder ConfigDecoder // what decodes the config; nil: the plugin takes none
+)
 
 // Register installs p as the module's transform. Call it once, from an
 // init function (a reactor module runs init functions, not main).
@@ -48,8 +77,33 @@ func Register(p Plugin) {
 	if p.Handler == nil {
 		panic("sdk: Plugin.Handler is nil")
 	}
-	if p.Params == nil && p.Config != nil {
-		p.Params = paramsOf(p.Config) // defaults as registered, before any config
+	if p.Params != nil { // copied: Register fills in types and defaults
+		p.Params = append(make([]Param, 0, len(p.Params)), p.Params...)
+	}
+	checkParams(p.Params)
+	if p.Config != nil && bindsValues(p.Params) {
+		panic("sdk: Plugin.Config and Params with Into or Decode both decode the config: set one of them")
+	}
+	decoder = nil
+	switch c := p.Config.(type) {
+	case nil:
+		if bindsValues(p.Params) {
+			decoder = paramsDecoder(p.Params)
+		}
+	case ConfigDecoder:
+		decoder = c
+	default:
+		if configAdapter == nil {
+			panic(errNoAdapter)
+		}
+		d, err := configAdapter(c)
+		if err != nil {
+			panic("sdk: Plugin.Config: " + err.Error())
+		}
+		decoder = d
+	}
+	if p.Params == nil && decoder != nil {
+		p.Params = decoder.ConfigParams() // defaults as registered, before any config
 	}
 	plugin = &p
 }
@@ -228,7 +282,7 @@ func (b *batchState) process(batch []byte) {
 func (b *batchState) run(batch []byte, i, n int) (next int) {
 	defer func() {
 		if v := recover(); v != nil {
-			b.finish(&CodedError{Code: CodePanic, Err: fmt.Errorf("panic in handler: %v", v)})
+			b.finish(&CodedError{Code: CodePanic, Err: errors.New("panic in handler: " + panicText(v))})
 			next = b.cur + 1
 		}
 	}()
@@ -262,8 +316,7 @@ func (b *batchState) finish(err error) {
 		clear(b.outs[b.out.first:])
 		b.outs = b.outs[:b.out.first]
 		oc := outcome{kind: outcomeFail, code: CodeError, msg: err.Error()}
-		var ce *CodedError
-		if errors.As(err, &ce) {
+		if ce := codedError(err); ce != nil {
 			oc.code = ce.Code
 			if ce.retry {
 				oc.kind = outcomeRetry
@@ -283,4 +336,50 @@ func (b *batchState) finish(err error) {
 			b.outcomes = append(b.outcomes, outcome{kind: outcomeEmit, first: b.out.first, n: k})
 		}
 	}
+}
+
+// codedError finds a *CodedError in err's chain, as errors.As does but
+// without the reflection errors.As brings into every module.
+func codedError(err error) *CodedError {
+	for depth := 0; err != nil && depth < 100; depth++ {
+		switch e := err.(type) {
+		case *CodedError:
+			return e
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				if ce := codedError(x); ce != nil {
+					return ce
+				}
+			}
+			return nil
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// panicText is a recovered value as a message: what fmt's %v prints for
+// the values panics carry (runtime errors, errors, strings, numbers),
+// without the formatter, which would be in every module.
+func panicText(v any) string {
+	switch x := v.(type) {
+	case error:
+		return x.Error()
+	case string:
+		return x
+	case interface{ String() string }:
+		return x.String()
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	return "(a value the SDK does not print)"
 }

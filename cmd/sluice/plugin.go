@@ -228,11 +228,9 @@ import (
 	"@SDK@/jsonfield"
 )
 
-// Config is the plugin's config table (the task's config = { ... }). The
-// json tags name the keys, doc describes them, and the host checks task
-// files against them.
+// Config is the plugin's config table (the task's config = { ... }).
 type Config struct {
-	Field string @BT@json:"field" doc:"field of data to upper-case"@BT@
+	Field string
 }
 
 var cfg = Config{Field: "name"} // defaults
@@ -242,7 +240,12 @@ func init() { // a WASM reactor runs init functions, not main
 		Name:    "@NAME@",
 		Version: "0.1.0",
 		Summary: "upper-cases one field of data",
-		Config:  &cfg,
+		// The config's keys, where each value goes and what it is for: the
+		// SDK decodes them (unknown keys and wrong types are rejected) and
+		// the host checks task files against them.
+		Params: []sdk.Param{
+			{Name: "field", Into: &cfg.Field, Doc: "field of data to upper-case"},
+		},
 		Handler: sdk.MapFunc(upper),
 	})
 }

@@ -8,9 +8,9 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
-	"fmt"
+	"errors"
 	"hash/fnv"
+	"strconv"
 	"time"
 
 	"github.com/sluicehq/sluice/plugins/internal/field"
@@ -18,12 +18,21 @@ import (
 	"github.com/sluicehq/sluice/sdk/jsonfield"
 )
 
-// Config is the plugin's config table.
+// Config is the plugin's config table (its keys: params).
 type Config struct {
-	Key       string `json:"key" doc:"path of the field whose value identifies an event, from the payload's root (id, data.order_id); a string counts by its text, other values by their JSON text"`
-	RecordKey bool   `json:"record_key" doc:"identify events by the record key (the Kafka message key) instead of a field"`
-	Window    string `json:"window" required:"true" doc:"how long a key is remembered after the first event that had it (a Go duration: 30s, 10m, 24h)"`
-	OnMissing string `json:"on_missing" doc:"what to do with an event without a key: pass it on, drop it, or fail it (dead-letter queue)"`
+	Key       string
+	RecordKey bool
+	Window    string
+	OnMissing string
+}
+
+// params declares the config keys and where they go: the SDK decodes them
+// without encoding/json or reflect, which would double the module.
+var params = []sdk.Param{
+	{Name: "key", Into: &cfg.Key, Doc: "path of the field whose value identifies an event, from the payload's root (id, data.order_id); a string counts by its text, other values by their JSON text"},
+	{Name: "record_key", Into: &cfg.RecordKey, Doc: "identify events by the record key (the Kafka message key) instead of a field"},
+	{Name: "window", Into: &cfg.Window, Required: true, Doc: "how long a key is remembered after the first event that had it (a Go duration: 30s, 10m, 24h)"},
+	{Name: "on_missing", Into: &cfg.OnMissing, Doc: "what to do with an event without a key: pass it on, drop it, or fail it (dead-letter queue)"},
 }
 
 func defaults() Config { return Config{OnMissing: "pass"} }
@@ -45,16 +54,16 @@ func setup() error {
 	var err error
 	switch {
 	case cfg.RecordKey && cfg.Key != "":
-		return fmt.Errorf("key and record_key: set one, not both")
+		return errors.New("key and record_key: set one, not both")
 	case !cfg.RecordKey && cfg.Key == "":
-		return fmt.Errorf("key: name the field that identifies an event (or set record_key = true)")
+		return errors.New("key: name the field that identifies an event (or set record_key = true)")
 	case !cfg.RecordKey:
 		if keyPath, err = field.MustNotBeRoot("key", cfg.Key); err != nil {
 			return err
 		}
 	}
 	if window, err = time.ParseDuration(cfg.Window); err != nil || window < time.Millisecond {
-		return fmt.Errorf("window: %q is not a duration of at least 1ms (use 30s, 10m, 24h)", cfg.Window)
+		return errors.New("window: " + strconv.Quote(cfg.Window) + " is not a duration of at least 1ms (use 30s, 10m, 24h)")
 	}
 	if onMissing, err = field.Choice("on_missing", cfg.OnMissing, "pass", "drop", "fail"); err != nil {
 		return err
@@ -98,13 +107,25 @@ func key(r *sdk.Record) []byte {
 func identity(r *sdk.Record) []byte {
 	h := fnv.New64a()
 	h.Write(r.Stream())
-	binary.LittleEndian.PutUint64(idbuf[0:], h.Sum64())
-	binary.LittleEndian.PutUint32(idbuf[8:], uint32(r.Partition()))
-	binary.LittleEndian.PutUint64(idbuf[12:], uint64(r.Offset()))
+	put64(idbuf[0:], h.Sum64())
+	put32(idbuf[8:], uint32(r.Partition()))
+	put64(idbuf[12:], uint64(r.Offset()))
 	h.Reset()
 	h.Write(r.Payload())
-	binary.LittleEndian.PutUint64(idbuf[20:], h.Sum64())
+	put64(idbuf[20:], h.Sum64())
 	return idbuf[:]
+}
+
+// put64 and put32 write v little-endian (encoding/binary's layout,
+// without the package and the reflect it imports).
+func put64(b []byte, v uint64) {
+	put32(b, uint32(v))
+	put32(b[4:], uint32(v>>32))
+}
+
+func put32(b []byte, v uint32) {
+	_ = b[3]
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 }
 
 func filter(r *sdk.Record) (bool, error) {
@@ -115,9 +136,9 @@ func filter(r *sdk.Record) (bool, error) {
 			return true, nil
 		case "fail":
 			if cfg.RecordKey {
-				return false, fmt.Errorf("dedupe: the record has no key")
+				return false, errors.New("dedupe: the record has no key")
 			}
-			return false, fmt.Errorf("dedupe: key %s is absent", cfg.Key)
+			return false, errors.New("dedupe: key " + cfg.Key + " is absent")
 		}
 		return false, nil
 	}
@@ -128,7 +149,7 @@ func filter(r *sdk.Record) (bool, error) {
 	for range 3 {
 		added, err := sdk.State.Add(k, id, window)
 		if err != nil {
-			return false, sdk.Retry(fmt.Errorf("dedupe: %v", err))
+			return false, sdk.Retry(errors.New("dedupe: " + err.Error()))
 		}
 		if added {
 			return true, nil
@@ -143,7 +164,7 @@ func filter(r *sdk.Record) (bool, error) {
 		sdk.CounterAdd("duplicates_dropped", 1)
 		return false, nil
 	}
-	return false, sdk.Retry(fmt.Errorf("dedupe: the state of key %q keeps changing", k))
+	return false, sdk.Retry(errors.New("dedupe: the state of key " + strconv.Quote(string(k)) + " keeps changing"))
 }
 
 func init() {
@@ -151,7 +172,7 @@ func init() {
 		Name:    "dedupe",
 		Version: "1.0.0",
 		Summary: "drops events whose key was seen within a time window (state shared by all instances)",
-		Config:  &cfg,
+		Params:  params,
 		Init:    setup,
 		Handler: sdk.FilterFunc(filter),
 	})

@@ -4,10 +4,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"sort"
+	"errors"
+	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice/plugins/internal/field"
@@ -15,17 +13,77 @@ import (
 	"github.com/sluicehq/sluice/sdk/jsonfield"
 )
 
-// Config is the plugin's config table.
+// Config is the plugin's config table (its keys: params). Table and
+// Default hold each field's value as raw JSON.
 type Config struct {
-	Key       string                                `json:"key" required:"true" doc:"path of the lookup key, from the payload's root (data.region); a string is looked up by its text, a number or boolean by its JSON text"`
-	Table     map[string]map[string]json.RawMessage `json:"table" required:"true" doc:"the lookup table: for each key value, the fields to add ({ \"eu-west-1\" = { site = \"Dublin\" } })"`
-	Target    string                                `json:"target" doc:"path of the object the fields are added to; empty: the object holding key"`
-	Default   map[string]json.RawMessage            `json:"default" doc:"fields to add when the key is not in the table (none: on_missing applies)"`
-	OnMissing string                                `json:"on_missing" doc:"what to do when the key is absent or not in the table and there is no default: pass the event on unchanged, drop it, or fail it (dead-letter queue)"`
-	Overwrite *bool                                 `json:"overwrite" doc:"replace fields the target already has (false: keep them)"`
+	Key       string
+	Table     map[string]map[string][]byte
+	Target    string
+	Default   map[string][]byte
+	OnMissing string
+	Overwrite bool
 }
 
-func defaults() Config { return Config{OnMissing: "pass"} }
+func defaults() Config { return Config{OnMissing: "pass", Overwrite: true} }
+
+// params declares the config keys and where they go: the SDK decodes them
+// without encoding/json or reflect, which would double the module.
+var params = []sdk.Param{
+	{Name: "key", Into: &cfg.Key, Required: true, Doc: "path of the lookup key, from the payload's root (data.region); a string is looked up by its text, a number or boolean by its JSON text"},
+	{Name: "table", Type: "table", Decode: decodeTable, Required: true, Doc: "the lookup table: for each key value, the fields to add ({ \"eu-west-1\" = { site = \"Dublin\" } })"},
+	{Name: "target", Into: &cfg.Target, Doc: "path of the object the fields are added to; empty: the object holding key"},
+	{Name: "default", Type: "table", Decode: func(v []byte) (err error) { cfg.Default, err = decodeFields("default", v); return err }, Doc: "fields to add when the key is not in the table (none: on_missing applies)"},
+	{Name: "on_missing", Into: &cfg.OnMissing, Doc: "what to do when the key is absent or not in the table and there is no default: pass the event on unchanged, drop it, or fail it (dead-letter queue)"},
+	{Name: "overwrite", Into: &cfg.Overwrite, Doc: "replace fields the target already has (false: keep them)"},
+}
+
+// decodeTable reads the table { "key value" = { field = value, ... } }.
+func decodeTable(v []byte) error {
+	if jsonfield.KindOf(v) != jsonfield.Object {
+		return sdk.ConfigTypeError("table", "a table", v)
+	}
+	cfg.Table = map[string]map[string][]byte{}
+	var err error
+	jsonfield.Members(v, func(k, fields []byte) bool {
+		key := unquoteKey(k)
+		cfg.Table[key], err = decodeFields("table."+key, fields)
+		return err == nil
+	})
+	return err
+}
+
+// decodeFields reads { field = value, ... } at path, each value kept as
+// compact JSON.
+func decodeFields(path string, v []byte) (map[string][]byte, error) {
+	if jsonfield.KindOf(v) == jsonfield.Null {
+		return nil, nil
+	}
+	if jsonfield.KindOf(v) != jsonfield.Object {
+		return nil, sdk.ConfigTypeError(path, "a table", v)
+	}
+	m := map[string][]byte{}
+	var err error
+	jsonfield.Members(v, func(k, val []byte) bool {
+		name := unquoteKey(k)
+		var c []byte
+		if c, err = jsonfield.Compact(nil, val); err != nil {
+			err = errors.New("invalid config: key \"" + path + "." + name + "\": " + err.Error())
+			return false
+		}
+		m[name] = c
+		return true
+	})
+	return m, err
+}
+
+// unquoteKey returns a member key as jsonfield.Members gives it (between
+// its quotes, escapes as they are) unescaped.
+func unquoteKey(k []byte) string {
+	if u, ok := jsonfield.Unquote(nil, append(append([]byte{'"'}, k...), '"')); ok {
+		return string(u)
+	}
+	return string(k)
+}
 
 // entry is what one key adds, pre-rendered.
 type entry struct {
@@ -45,27 +103,25 @@ var (
 	tmp        [2][]byte
 )
 
-func newEntry(fields map[string]json.RawMessage) (*entry, error) {
+// newEntry pre-renders what one key adds (the values are compact JSON,
+// decodeFields made them so).
+func newEntry(fields map[string][]byte) *entry {
 	e := &entry{}
 	for name := range fields {
 		e.names = append(e.names, name)
 	}
-	sort.Strings(e.names)
+	slices.Sort(e.names)
 	for i, name := range e.names {
 		v := fields[name]
-		var c bytes.Buffer
-		if err := json.Compact(&c, v); err != nil {
-			return nil, fmt.Errorf("field %q: %v", name, err)
-		}
-		e.vals = append(e.vals, c.Bytes())
+		e.vals = append(e.vals, v)
 		if i > 0 {
 			e.frag = append(e.frag, ',')
 		}
 		e.frag = jsonfield.AppendString(e.frag, []byte(name))
 		e.frag = append(e.frag, ':')
-		e.frag = append(e.frag, c.Bytes()...)
+		e.frag = append(e.frag, v...)
 	}
-	return e, nil
+	return e
 }
 
 func setup() error {
@@ -76,28 +132,24 @@ func setup() error {
 	targetPath = keyPath[:len(keyPath)-1]
 	if cfg.Target != "" {
 		if targetPath, err = field.Parse(cfg.Target); err != nil {
-			return fmt.Errorf("target: %v", err)
+			return errors.New("target: " + err.Error())
 		}
 	}
 	if len(cfg.Table) == 0 {
-		return fmt.Errorf("table: give at least one key and its fields")
+		return errors.New("table: give at least one key and its fields")
 	}
 	table = make(map[string]*entry, len(cfg.Table))
 	for k, fields := range cfg.Table {
-		if table[k], err = newEntry(fields); err != nil {
-			return fmt.Errorf("table.%s: %v", k, err)
-		}
+		table[k] = newEntry(fields)
 	}
 	fallback = nil
 	if cfg.Default != nil {
-		if fallback, err = newEntry(cfg.Default); err != nil {
-			return fmt.Errorf("default: %v", err)
-		}
+		fallback = newEntry(cfg.Default)
 	}
 	if onMissing, err = field.Choice("on_missing", cfg.OnMissing, "pass", "drop", "fail"); err != nil {
 		return err
 	}
-	overwrite = cfg.Overwrite == nil || *cfg.Overwrite
+	overwrite = cfg.Overwrite
 	return nil
 }
 
@@ -126,13 +178,13 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 		case "pass":
 			out.Pass()
 		case "fail":
-			return fmt.Errorf("enrich: key %s is %s", cfg.Key, why)
+			return errors.New("enrich: key " + cfg.Key + " is " + why)
 		}
 		return nil
 	}
 	s, end, ok := jsonfield.Span(doc, targetPath...)
 	if !ok || jsonfield.KindOf(doc[s:end]) != jsonfield.Object {
-		return fmt.Errorf("enrich: target %s is not an object", strings.Join(targetPath, "."))
+		return errors.New("enrich: target " + strings.Join(targetPath, ".") + " is not an object")
 	}
 	obj := doc[s:end]
 	// Fast path: none of the fields is there yet, so they are spliced in
@@ -165,7 +217,7 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 		path[len(targetPath)] = name
 		b, err := jsonfield.Set(tmp[i%2][:0], cur, e.vals[i], path...)
 		if err != nil {
-			return fmt.Errorf("enrich: %v", err)
+			return errors.New("enrich: " + err.Error())
 		}
 		tmp[i%2] = b
 		cur = b
@@ -192,7 +244,7 @@ func init() {
 		Name:    "enrich",
 		Version: "1.0.0",
 		Summary: "adds fields from a lookup table in the config, keyed by a field of the event",
-		Config:  &cfg,
+		Params:  params,
 		Init:    setup,
 		Handler: sdk.FlatMapFunc(handle),
 	})

@@ -4,19 +4,28 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 
 	"github.com/sluicehq/sluice/plugins/internal/field"
 	"github.com/sluicehq/sluice/sdk"
 	"github.com/sluicehq/sluice/sdk/jsonfield"
 )
 
-// Config is the plugin's config table.
+// Config is the plugin's config table (its keys: params).
 type Config struct {
-	Fields   []string `json:"fields" required:"true" doc:"paths of the fields to mask, from the payload's root (data.email, data.customer.phone); strings are masked where they hold PII, strings inside arrays and objects too, and an integer becomes a masked string"`
-	Types    []string `json:"types" doc:"what to mask: email, phone, card"`
-	KeepLast int      `json:"keep_last" doc:"digits of a phone or card number left visible at its end (0..8)"`
-	MaskChar string   `json:"mask_char" doc:"the character that replaces masked characters (one printable ASCII character)"`
+	Fields   []string
+	Types    []string
+	KeepLast int
+	MaskChar string
+}
+
+// params declares the config keys and where they go: the SDK decodes them
+// without encoding/json or reflect, which would double the module.
+var params = []sdk.Param{
+	{Name: "fields", Into: &cfg.Fields, Required: true, Doc: "paths of the fields to mask, from the payload's root (data.email, data.customer.phone); strings are masked where they hold PII, strings inside arrays and objects too, and an integer becomes a masked string"},
+	{Name: "types", Into: &cfg.Types, Doc: "what to mask: email, phone, card"},
+	{Name: "keep_last", Into: &cfg.KeepLast, Doc: "digits of a phone or card number left visible at its end (0..8)"},
+	{Name: "mask_char", Into: &cfg.MaskChar, Doc: "the character that replaces masked characters (one printable ASCII character)"},
 }
 
 func defaults() Config {
@@ -32,7 +41,7 @@ var (
 func setup() error {
 	paths = paths[:0]
 	if len(cfg.Fields) == 0 {
-		return fmt.Errorf("fields: list at least one field to mask")
+		return errors.New("fields: list at least one field to mask")
 	}
 	for _, f := range cfg.Fields {
 		p, err := field.MustNotBeRoot("fields", f)
@@ -98,7 +107,7 @@ func init() {
 		Name:    "mask-pii",
 		Version: "1.0.0",
 		Summary: "masks e-mail addresses, phone numbers and card numbers in named fields, keeping the last digits",
-		Config:  &cfg,
+		Params:  params,
 		Init:    setup,
 		Handler: sdk.FlatMapFunc(handle),
 	})

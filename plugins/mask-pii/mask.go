@@ -1,7 +1,8 @@
 package main
 
 import (
-	"fmt"
+	"errors"
+	"strconv"
 	"strings"
 )
 
@@ -16,7 +17,7 @@ type Masker struct {
 func NewMasker(types []string, keep int, char string) (Masker, error) {
 	m := Masker{keep: keep}
 	if len(types) == 0 {
-		return m, fmt.Errorf("types: list at least one of email, phone, card")
+		return m, errors.New("types: list at least one of email, phone, card")
 	}
 	for _, t := range types {
 		switch t {
@@ -27,14 +28,14 @@ func NewMasker(types []string, keep int, char string) (Masker, error) {
 		case "card":
 			m.card = true
 		default:
-			return m, fmt.Errorf("types: %q is not one of email, phone, card", t)
+			return m, errors.New("types: " + strconv.Quote(t) + " is not one of email, phone, card")
 		}
 	}
 	if keep < 0 || keep > 8 {
-		return m, fmt.Errorf("keep_last: %d is out of range 0..8", keep)
+		return m, errors.New("keep_last: " + strconv.Itoa(keep) + " is out of range 0..8")
 	}
 	if len(char) != 1 || char[0] < 0x21 || char[0] > 0x7e || char[0] == '"' || char[0] == '\\' {
-		return m, fmt.Errorf("mask_char: %q must be one printable ASCII character other than a quote or backslash", char)
+		return m, errors.New("mask_char: " + strconv.Quote(char) + " must be one printable ASCII character other than a quote or backslash")
 	}
 	m.char = char[0]
 	return m, nil

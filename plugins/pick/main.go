@@ -4,20 +4,26 @@
 package main
 
 import (
-	"encoding/binary"
-	"fmt"
+	"errors"
 	"math/bits"
-	"sort"
+	"slices"
 
 	"github.com/sluicehq/sluice/plugins/internal/field"
 	"github.com/sluicehq/sluice/sdk"
 	"github.com/sluicehq/sluice/sdk/jsonfield"
 )
 
-// Config is the plugin's config table.
+// Config is the plugin's config table (its keys: params).
 type Config struct {
-	Fields  map[string]string `json:"fields" required:"true" doc:"the output's members: name = path of the value in the payload ({ order = \"data.order_id\" }); members come out sorted by name, values as they are in the payload"`
-	Missing string            `json:"missing" doc:"a member whose path finds nothing: omit it, or write null"`
+	Fields  map[string]string
+	Missing string
+}
+
+// params declares the config keys and where they go: the SDK decodes them
+// without encoding/json or reflect, which would double the module.
+var params = []sdk.Param{
+	{Name: "fields", Into: &cfg.Fields, Required: true, Doc: "the output's members: name = path of the value in the payload ({ order = \"data.order_id\" }); members come out sorted by name, values as they are in the payload"},
+	{Name: "missing", Into: &cfg.Missing, Doc: "a member whose path finds nothing: omit it, or write null"},
 }
 
 func defaults() Config { return Config{Missing: "omit"} }
@@ -46,21 +52,21 @@ var (
 
 func setup() error {
 	if len(cfg.Fields) == 0 {
-		return fmt.Errorf("fields: name at least one output member and its path")
+		return errors.New("fields: name at least one output member and its path")
 	}
 	names := make([]string, 0, len(cfg.Fields))
 	for n := range cfg.Fields {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	members, root = members[:0], nil
 	for i, n := range names {
 		p, err := field.Parse(cfg.Fields[n])
 		if err != nil {
-			return fmt.Errorf("fields.%s: %v", n, err)
+			return errors.New("fields." + n + ": " + err.Error())
 		}
 		if len(p) == 0 {
-			return fmt.Errorf("fields.%s: name a field, not the whole payload", n)
+			return errors.New("fields." + n + ": name a field, not the whole payload")
 		}
 		members = append(members, member{prefix: append(jsonfield.AppendString([]byte(","), []byte(n)), ':'), path: p})
 		level := &root
@@ -202,7 +208,7 @@ func endString(v []byte, i int) (int, bool) {
 	j, esc := i+1, false
 	for j < len(v) {
 		for j+8 <= len(v) {
-			x := binary.LittleEndian.Uint64(v[j:])
+			x := load64(v[j:])
 			q, e := x^(lo*'"'), x^(lo*'\\')
 			if m := ((q-lo)&^q | (e-lo)&^e) & hi; m != 0 {
 				j += bits.TrailingZeros64(m) >> 3
@@ -223,6 +229,14 @@ func endString(v []byte, i int) (int, bool) {
 		j += 2
 	}
 	return -1, esc
+}
+
+// load64 reads 8 bytes little-endian (encoding/binary's code, without
+// the package's reflect).
+func load64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
 func visit(nd *node, val []byte) {
@@ -270,7 +284,7 @@ func init() {
 		Name:    "pick",
 		Version: "1.0.0",
 		Summary: "builds a flat JSON object from chosen fields of each event",
-		Config:  &cfg,
+		Params:  params,
 		Init:    setup,
 		Handler: sdk.MapFunc(mapper),
 	})

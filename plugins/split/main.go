@@ -3,7 +3,7 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"strconv"
 
 	"github.com/sluicehq/sluice/plugins/internal/field"
@@ -11,14 +11,25 @@ import (
 	"github.com/sluicehq/sluice/sdk/jsonfield"
 )
 
-// Config is the plugin's config table.
+// Config is the plugin's config table (its keys: params).
 type Config struct {
-	Field       string `json:"field" required:"true" doc:"path of the array to split, from the payload's root (data.items)"`
-	As          string `json:"as" doc:"path each output holds its element at; empty: the element replaces the array at field"`
-	IndexField  string `json:"index_field" doc:"path to write the element's index (0, 1, ...) to; empty: none"`
-	OnEmpty     string `json:"on_empty" doc:"what to do with an empty array: drop the event or pass it on unchanged"`
-	OnMissing   string `json:"on_missing" doc:"what to do when field is absent or not an array: pass the event on unchanged, drop it, or fail it (dead-letter queue)"`
-	MaxElements int    `json:"max_elements" doc:"most elements one event may split into; a larger array fails the event"`
+	Field       string
+	As          string
+	IndexField  string
+	OnEmpty     string
+	OnMissing   string
+	MaxElements int
+}
+
+// params declares the config keys and where they go: the SDK decodes them
+// without encoding/json or reflect, which would double the module.
+var params = []sdk.Param{
+	{Name: "field", Into: &cfg.Field, Required: true, Doc: "path of the array to split, from the payload's root (data.items)"},
+	{Name: "as", Into: &cfg.As, Doc: "path each output holds its element at; empty: the element replaces the array at field"},
+	{Name: "index_field", Into: &cfg.IndexField, Doc: "path to write the element's index (0, 1, ...) to; empty: none"},
+	{Name: "on_empty", Into: &cfg.OnEmpty, Doc: "what to do with an empty array: drop the event or pass it on unchanged"},
+	{Name: "on_missing", Into: &cfg.OnMissing, Doc: "what to do when field is absent or not an array: pass the event on unchanged, drop it, or fail it (dead-letter queue)"},
+	{Name: "max_elements", Into: &cfg.MaxElements, Doc: "most elements one event may split into; a larger array fails the event"},
 }
 
 func defaults() Config {
@@ -57,7 +68,7 @@ func setup() error {
 		return err
 	}
 	if cfg.MaxElements < 1 {
-		return fmt.Errorf("max_elements: %d must be at least 1", cfg.MaxElements)
+		return errors.New("max_elements: " + strconv.Itoa(cfg.MaxElements) + " must be at least 1")
 	}
 	return nil
 }
@@ -70,7 +81,7 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 		case "pass":
 			out.Pass()
 		case "fail":
-			return fmt.Errorf("split: %s is absent or not an array", cfg.Field)
+			return errors.New("split: " + cfg.Field + " is absent or not an array")
 		}
 		return nil
 	}
@@ -78,10 +89,10 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 	// Count first: a too large array fails whole, emitting nothing.
 	n := 0
 	if err := jsonfield.Elements(arr, func(int, []byte) bool { n++; return n <= cfg.MaxElements }); err != nil {
-		return fmt.Errorf("split: %s: %v", cfg.Field, err)
+		return errors.New("split: " + cfg.Field + ": " + err.Error())
 	}
 	if n > cfg.MaxElements {
-		return fmt.Errorf("split: %s has more than max_elements (%d) elements", cfg.Field, cfg.MaxElements)
+		return errors.New("split: " + cfg.Field + " has more than max_elements (" + strconv.Itoa(cfg.MaxElements) + ") elements")
 	}
 	if n == 0 {
 		if onEmpty == "pass" {
@@ -95,7 +106,7 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 	if asPath != nil {
 		var err error
 		if base, err = jsonfield.Delete(base[:0], doc, arrayPath...); err != nil {
-			return fmt.Errorf("split: %v", err)
+			return errors.New("split: " + err.Error())
 		}
 		src = base
 	}
@@ -118,7 +129,7 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 		return true
 	})
 	if ferr != nil {
-		return fmt.Errorf("split: %v", ferr)
+		return errors.New("split: " + ferr.Error())
 	}
 	return nil
 }
@@ -128,7 +139,7 @@ func init() {
 		Name:    "split",
 		Version: "1.0.0",
 		Summary: "turns one event holding an array into one event per element",
-		Config:  &cfg,
+		Params:  params,
 		Init:    setup,
 		Handler: sdk.FlatMapFunc(handle),
 	})

@@ -101,7 +101,9 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 		c.info.Module = nil // wazero keeps what it needs
 		if c.err != nil {
 			c.err = fmt.Errorf("invalid module: %w", c.err)
+			return
 		}
+		dropFunctionBodies(c.cm) // and less than it keeps
 	})
 	if c.err != nil {
 		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {

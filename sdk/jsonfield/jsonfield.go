@@ -11,7 +11,6 @@ package jsonfield
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"math/bits"
 	"strconv"
@@ -488,6 +487,14 @@ func member(doc []byte, i int, key string, wantEnd bool) (vs, ve int, found bool
 	return 0, 0, false, ErrNotObject
 }
 
+// load64 reads 8 bytes little-endian: encoding/binary's code without the
+// package, which imports reflect (kept out of the SDK's dependencies).
+func load64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
 // SWAR constants: one byte repeated, and the bytes' high bits.
 const (
 	swarLo = 0x0101010101010101
@@ -500,7 +507,7 @@ const (
 // the function's block dispatch), about 0.7 per byte here.
 func stringStop(b []byte, i int) int {
 	for i+8 <= len(b) {
-		x := binary.LittleEndian.Uint64(b[i:])
+		x := load64(b[i:])
 		q := x ^ (swarLo * '"')
 		e := x ^ (swarLo * '\\')
 		// The lowest flagged byte is exact; higher ones may be borrows.

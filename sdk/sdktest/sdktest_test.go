@@ -15,15 +15,18 @@ import (
 )
 
 var cfg struct {
-	Field string `json:"field" doc:"field of data to upper-case" required:"true"`
-	Limit int    `json:"limit" doc:"records to count"`
+	Field string
+	Limit int
 }
 
 func init() {
 	cfg.Limit = 3
 	sdk.Register(sdk.Plugin{
 		Name: "test", Version: "1.2.3", Summary: "exercises the SDK",
-		Config: &cfg,
+		Params: []sdk.Param{
+			{Name: "field", Into: &cfg.Field, Doc: "field of data to upper-case", Required: true},
+			{Name: "limit", Into: &cfg.Limit, Doc: "records to count"},
+		},
 		Init: func() error {
 			if cfg.Field == "bad" {
 				return errors.New("field must not be bad")

@@ -7,9 +7,13 @@
 package field
 
 import (
-	"fmt"
+	"errors"
+	"strconv"
 	"strings"
 )
+
+// Errors are built with strconv and concatenation rather than fmt: fmt
+// (and the reflect it brings) would be most of a plugin's WebAssembly.
 
 // Parse splits a path into its keys. "" and "$" name the whole payload
 // (no keys).
@@ -21,15 +25,15 @@ func Parse(path string) ([]string, error) {
 	case strings.HasPrefix(p, "$."):
 		p = p[2:]
 	case strings.HasPrefix(p, "$"):
-		return nil, fmt.Errorf("path %q: write $.key or key", path)
+		return nil, errors.New("path " + strconv.Quote(path) + ": write $.key or key")
 	}
 	keys := strings.Split(p, ".")
 	for i, k := range keys {
 		if k == "" {
-			return nil, fmt.Errorf("path %q: key %d is empty (keys are separated by single dots)", path, i+1)
+			return nil, errors.New("path " + strconv.Quote(path) + ": key " + strconv.Itoa(i+1) + " is empty (keys are separated by single dots)")
 		}
 		if strings.ContainsAny(k, "[]*") {
-			return nil, fmt.Errorf("path %q: only dotted keys are supported (data.items.0, not data.items[0])", path)
+			return nil, errors.New("path " + strconv.Quote(path) + ": only dotted keys are supported (data.items.0, not data.items[0])")
 		}
 	}
 	return keys, nil
@@ -40,10 +44,10 @@ func Parse(path string) ([]string, error) {
 func MustNotBeRoot(name, path string) ([]string, error) {
 	keys, err := Parse(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", name, err)
+		return nil, errors.New(name + ": " + err.Error())
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("%s: name a field (for example data.id), not the whole payload", name)
+		return nil, errors.New(name + ": name a field (for example data.id), not the whole payload")
 	}
 	return keys, nil
 }
@@ -59,5 +63,5 @@ func Choice(name, v string, allowed ...string) (string, error) {
 			return v, nil
 		}
 	}
-	return "", fmt.Errorf("%s: %q is not one of %s", name, v, strings.Join(allowed, ", "))
+	return "", errors.New(name + ": " + strconv.Quote(v) + " is not one of " + strings.Join(allowed, ", "))
 }

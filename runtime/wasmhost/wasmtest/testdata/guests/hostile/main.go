@@ -9,6 +9,9 @@ import (
 
 	"github.com/sluicehq/sluice/sdk"
 	"github.com/sluicehq/sluice/sdk/jsonfield"
+	// Config is a struct decoded by its tags: the hostile guest also
+	// covers the reflection-based decoder in WASM.
+	_ "github.com/sluicehq/sluice/sdk/structconfig"
 )
 
 var cfg struct {

@@ -7,14 +7,12 @@ import (
 	"github.com/sluicehq/sluice/sdk/jsonfield"
 )
 
-var cfg = struct {
-	Field string `json:"field" doc:"field of data to upper-case"`
-}{Field: "name"}
+var cfg = struct{ Field string }{Field: "name"}
 
 func init() {
 	sdk.Register(sdk.Plugin{
 		Name: "upper", Version: "1.0.0", Summary: "upper-cases one field of data",
-		Config: &cfg,
+		Params: []sdk.Param{{Name: "field", Into: &cfg.Field, Doc: "field of data to upper-case"}},
 		Handler: sdk.MapFunc(func(r *sdk.Record, dst []byte) ([]byte, error) {
 			doc := r.Payload()
 			s, e, ok := jsonfield.Span(doc, "data", cfg.Field)
