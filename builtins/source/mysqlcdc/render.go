@@ -1,0 +1,324 @@
+package mysqlcdc
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/builtins/internal/binlog"
+	"github.com/sluicehq/sluice/builtins/internal/cdc"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// Rendering the change events of a stream batch (the rows decoded, each
+// written in the envelope) is most of the source's work; the reader only
+// frames the binlog, tracks transactions and counts rows. So that the two
+// run side by side on different cores, the reader hands each batch out
+// unrendered: the bodies of its rows events (copied into the batch's
+// arena) and, per event, a cursor at its first row of the batch with the
+// numbers its events need. The batch is rendered by whichever comes first:
+// a render worker, or Read when the batch is the next one it hands out.
+// Batches reach Read in the reader's order whoever renders them, so lanes
+// keep their order and the acknowledgements their meaning.
+
+// eventsBuf is the memory of a batch's events, reused once the batch is
+// handled. A stream batch takes one when it is rendered, not when it is
+// read: the buffer last released is then the one written, likely still in
+// the cache.
+type eventsBuf struct {
+	slab  []byte            // the events' bytes
+	msgs  []message.Message // the messages, over slab
+	spans []span            // each event's bytes in slab (slab may grow)
+}
+
+func (b *eventsBuf) reset() {
+	b.slab, b.msgs, b.spans = b.slab[:0], b.msgs[:0], b.spans[:0]
+}
+
+// rowsBuf is what the reader keeps of a stream batch's rows events.
+type rowsBuf struct {
+	arena []byte    // the rows events' bodies
+	segs  []segment // the rows to render
+	rows  int       // rows in segs
+}
+
+func (b *rowsBuf) reset() {
+	b.arena = b.arena[:0]
+	clear(b.segs) // drop the table references
+	b.segs = b.segs[:0]
+	b.rows = 0
+}
+
+type span struct{ a, b, ka, kb int }
+
+// segment is a run of rows of one rows event in a stream batch.
+type segment struct {
+	ti       *tableInfo
+	rows     binlog.RowsEvent // a cursor at the first row (over arena)
+	n        int              // rows of the run
+	seq      int              // the first row's number in its transaction
+	gtid     []byte           // the transaction's GTID text (nil: none)
+	file     string
+	evPos    uint32 // the rows event's position
+	serverID uint32
+	tsMs     int64
+	lane     string
+}
+
+// pendingBatch is a batch on its way to Read.
+type pendingBatch struct {
+	component.Batch
+	// Stream batches not rendered yet: in holds their rows, done is
+	// closed once Messages is set (over events), and claimed says who
+	// renders them.
+	in      *rowsBuf
+	events  *eventsBuf
+	done    chan struct{}
+	claimed atomic.Bool
+}
+
+// ready waits for p's events, rendering them here if no worker took them.
+func (s *Source) ready(p *pendingBatch) component.Batch {
+	if p.done != nil {
+		if p.claimed.CompareAndSwap(false, true) {
+			rd := s.renderers.Get().(*renderer)
+			s.render(rd, p)
+			s.renderers.Put(rd)
+		} else {
+			<-p.done // being rendered: a bounded wait
+		}
+	}
+	return p.Batch
+}
+
+// renderWorkers is how many goroutines render batches besides Read: one
+// per core beyond the reader's.
+func renderWorkers() int { return max(1, runtime.GOMAXPROCS(0)-1) }
+
+// renderLoop renders the batches sent to work until ctx ends.
+func (s *Source) renderLoop(ctx context.Context, work <-chan *pendingBatch) {
+	rd := s.newRenderer()
+	for {
+		select {
+		case p := <-work:
+			if p.claimed.CompareAndSwap(false, true) {
+				s.render(rd, p)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// renderer writes the events of stream batches; one per goroutine.
+type renderer struct {
+	enc             *cdc.Encoder
+	decimalAsNumber bool
+	cells           [2][]binlog.Cell
+	id              []byte // the id up to the row number
+	pos             []byte // the source's position members up to "row":
+	seq             []byte // the row number's text
+}
+
+func (s *Source) newRenderer() *renderer {
+	return &renderer{enc: cdc.NewEncoder(s.encOptions()), decimalAsNumber: s.o.decimalAsNumber}
+}
+
+// render writes p's events with rd and marks p done.
+func (s *Source) render(rd *renderer, p *pendingBatch) {
+	in := p.in
+	b := s.events.get()
+	p.events = b
+	if cap(b.msgs) < in.rows {
+		b.msgs = make([]message.Message, 0, in.rows)
+		b.spans = make([]span, 0, in.rows)
+	}
+	// The buffer is sized at once from the size of the events rendered
+	// last: grown by appends it would be copied several times.
+	if want := int(s.eventSize.Load()) * in.rows; cap(b.slab) < want {
+		b.slab = make([]byte, 0, want+want/8)
+	}
+	dst := b.slab[:0]
+	for i := range in.segs {
+		dst = rd.segment(dst, b, &in.segs[i])
+	}
+	b.slab = dst
+	if in.rows > 0 {
+		s.eventSize.Store(int64(len(dst) / in.rows))
+	}
+	for i, sp := range b.spans {
+		m := &b.msgs[i]
+		pl := dst[sp.a:sp.b:sp.b]
+		m.Payload, m.Event = pl, pl
+		if sp.kb > sp.ka {
+			m.Key = dst[sp.ka:sp.kb:sp.kb]
+		}
+	}
+	p.Messages = b.msgs
+	close(p.done)
+}
+
+// segment writes the changes of one run of rows.
+func (rd *renderer) segment(dst []byte, b *eventsBuf, sg *segment) []byte {
+	ti, re := sg.ti, sg.rows
+	for i := range rd.cells {
+		if cap(rd.cells[i]) < re.NCols {
+			rd.cells[i] = make([]binlog.Cell, re.NCols)
+		}
+		rd.cells[i] = rd.cells[i][:re.NCols]
+	}
+	// What every change of the run repeats: the id up to the row number,
+	// the position members up to "row", the time.
+	rd.id = rd.id[:0]
+	if sg.gtid != nil {
+		rd.id = append(rd.id, sg.gtid...)
+	} else {
+		rd.id = append(rd.id, sg.file...)
+		rd.id = append(rd.id, ':')
+		rd.id = strconv.AppendUint(rd.id, uint64(sg.evPos), 10)
+	}
+	rd.id = append(rd.id, ':')
+	idLen := len(rd.id)
+	p := cdc.AppendMember(rd.pos[:0], "gtid")
+	if sg.gtid != nil {
+		p = cdc.AppendString(p, sg.gtid)
+	} else {
+		p = cdc.AppendNull(p)
+	}
+	p = cdc.AppendMember(p, "file")
+	p = cdc.AppendString(p, []byte(sg.file))
+	p = cdc.AppendMember(p, "pos")
+	p = strconv.AppendUint(p, uint64(sg.evPos), 10)
+	p = cdc.AppendMember(p, "server_id")
+	p = strconv.AppendUint(p, uint64(sg.serverID), 10)
+	rd.pos = cdc.AppendMember(p, "row")
+	at := time.UnixMilli(sg.tsMs)
+	pos := message.Position{Stream: sg.file, Offset: int64(sg.evPos)}
+	for k := range sg.n {
+		var before, after []binlog.Cell
+		var op cdc.Op
+		var err error
+		switch re.Kind {
+		case binlog.Insert:
+			err = re.NextImage(ti.tm, false, rd.cells[1])
+			op, after = cdc.Create, rd.cells[1]
+		case binlog.Delete:
+			err = re.NextImage(ti.tm, false, rd.cells[0])
+			op, before = cdc.Delete, rd.cells[0]
+		case binlog.Update:
+			if err = re.NextImage(ti.tm, false, rd.cells[0]); err == nil {
+				err = re.NextImage(ti.tm, true, rd.cells[1])
+			}
+			op, before, after = cdc.Update, rd.cells[0], rd.cells[1]
+		}
+		if err != nil {
+			// The reader read these very bytes without error (it counted
+			// the rows): not expected; the rest of the run is unreadable.
+			before, after = nil, nil
+		}
+		rd.seq = strconv.AppendInt(rd.seq[:0], int64(sg.seq+k), 10)
+		rd.id = append(rd.id[:idLen], rd.seq...)
+		start := len(dst)
+		dst = rd.enc.Begin(dst, ti.table, op, rd.id, sg.tsMs)
+		var verr error
+		dst, verr = rd.image(dst, ti, cdc.Before, before, verr)
+		dst, verr = rd.image(dst, ti, cdc.After, after, verr)
+		dst = rd.enc.BeginSource(dst, false)
+		dst = append(dst, rd.pos...)
+		dst = append(dst, rd.seq...)
+		var key []byte
+		dst, key = rd.enc.End(dst)
+		ka, kb := 0, 0
+		if key != nil {
+			kb = len(dst) - 2
+			ka = kb - len(key)
+		}
+		b.spans = append(b.spans, span{start, len(dst), ka, kb})
+		if err != nil {
+			verr = err
+		}
+		b.msgs = append(b.msgs, message.Message{Time: at, Pos: pos})
+		if verr != nil {
+			b.msgs[len(b.msgs)-1].Err = fmt.Errorf("%s at %s:%d: %w", sg.lane, sg.file, sg.evPos, verr)
+		}
+	}
+	return dst
+}
+
+// image writes a row image (or null).
+func (rd *renderer) image(dst []byte, ti *tableInfo, im cdc.Image, cells []binlog.Cell, verr error) ([]byte, error) {
+	if cells == nil {
+		return rd.enc.NullImage(dst, im), verr
+	}
+	dst = rd.enc.BeginImage(dst, im)
+	cols := ti.tm.Columns[:len(cells)]
+	for i := range cells {
+		c := &cells[i]
+		if !c.Present {
+			continue
+		}
+		dst = rd.enc.Column(dst, i)
+		if c.Null {
+			dst = cdc.AppendNull(dst)
+			continue
+		}
+		col := &cols[i]
+		var err error
+		mark := len(dst)
+		if col.Type == binlog.TypeNewDecimal && rd.decimalAsNumber {
+			dst, err = binlog.AppendDecimal(dst, c.Raw, int(col.Meta>>8), int(col.Meta&0xff))
+		} else {
+			dst, err = binlog.AppendJSON(dst, col, c.Raw)
+		}
+		if err != nil {
+			dst = cdc.AppendNull(dst[:mark])
+			if verr == nil {
+				verr = fmt.Errorf("column %s: %w", col.Name, err)
+			}
+		}
+	}
+	return rd.enc.EndImage(dst), verr
+}
+
+// freeList keeps the memory of handled batches for new ones. A free list
+// rather than a sync.Pool: a pool is emptied by every other garbage
+// collection, and a batch's buffer (hundreds of KiB) allocated again costs
+// its zeroing and more collections. Last in, first out: the buffer taken
+// is the one most likely still in the cache.
+type freeList[T any] struct {
+	mu   sync.Mutex
+	free []*T
+}
+
+// maxFree bounds the buffers kept for reuse: as many as batches wait in
+// Source.out, and a few more (being filled, read, acknowledged).
+const maxFree = outBatches + 8
+
+func (f *freeList[T]) get() *T {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n := len(f.free); n > 0 {
+		b := f.free[n-1]
+		f.free[n-1] = nil
+		f.free = f.free[:n-1]
+		return b
+	}
+	return new(T)
+}
+
+// put takes back a buffer, reset, that nothing reads any more.
+func (f *freeList[T]) put(b *T) {
+	if b == nil {
+		return
+	}
+	f.mu.Lock()
+	if len(f.free) < maxFree {
+		f.free = append(f.free, b)
+	}
+	f.mu.Unlock()
+}
