@@ -289,11 +289,17 @@ func (rd *renderer) image(dst []byte, ti *tableInfo, im cdc.Image, cells []binlo
 // rather than a sync.Pool: a pool is emptied by every other garbage
 // collection, and a batch's buffer (hundreds of KiB) allocated again costs
 // its zeroing and more collections. Last in, first out: the buffer taken
-// is the one most likely still in the cache.
+// is the one most likely still in the cache. What the list cannot hold,
+// and all of it once the source closes, goes to spare, a pool shared by
+// the process's sources (a source started after another one closed
+// starts with its buffers, unless a collection took them).
 type freeList[T any] struct {
-	mu   sync.Mutex
-	free []*T
+	mu    sync.Mutex
+	free  []*T
+	spare *sync.Pool
 }
+
+var spareEvents, spareRows sync.Pool
 
 // maxFree bounds the buffers kept for reuse: as many as batches wait in
 // Source.out, and a few more (being filled, read, acknowledged).
@@ -301,11 +307,15 @@ const maxFree = outBatches + 8
 
 func (f *freeList[T]) get() *T {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if n := len(f.free); n > 0 {
 		b := f.free[n-1]
 		f.free[n-1] = nil
 		f.free = f.free[:n-1]
+		f.mu.Unlock()
+		return b
+	}
+	f.mu.Unlock()
+	if b, ok := f.spare.Get().(*T); ok {
 		return b
 	}
 	return new(T)
@@ -319,6 +329,21 @@ func (f *freeList[T]) put(b *T) {
 	f.mu.Lock()
 	if len(f.free) < maxFree {
 		f.free = append(f.free, b)
+		b = nil
 	}
 	f.mu.Unlock()
+	if b != nil {
+		f.spare.Put(b)
+	}
+}
+
+// release hands every buffer kept to spare.
+func (f *freeList[T]) release() {
+	f.mu.Lock()
+	free := f.free
+	f.free = nil
+	f.mu.Unlock()
+	for _, b := range free {
+		f.spare.Put(b)
+	}
 }

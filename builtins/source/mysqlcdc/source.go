@@ -154,6 +154,7 @@ func newSource(o options) *Source {
 	}
 	s.addr = o.dsn.Addr
 	s.renderers.New = func() any { return s.newRenderer() }
+	s.events.spare, s.rowsBufs.spare = &spareEvents, &spareRows
 	if o.metrics != nil {
 		s.lag = o.metrics.Gauge("mysql_cdc_lag_seconds",
 			"Seconds between the commit of the last binlog event read and now (0 when caught up).", "task").
@@ -956,6 +957,8 @@ func (s *Source) Close(ctx context.Context) error {
 }
 
 func (s *Source) cleanup() {
+	s.events.release()
+	s.rowsBufs.release()
 	if s.snapConn != nil {
 		s.snapConn.Close()
 		s.snapConn = nil
