@@ -33,7 +33,7 @@ import (
 type eventsBuf struct {
 	slab  []byte            // the events' bytes
 	msgs  []message.Message // the messages, over slab
-	spans []span            // each event's bytes in slab (slab may grow)
+	spans []span            // snapshot batches: each event's bytes in slab
 }
 
 func (b *eventsBuf) reset() {
@@ -136,7 +136,6 @@ func (s *Source) render(rd *renderer, p *pendingBatch) {
 	p.events = b
 	if cap(b.msgs) < in.rows {
 		b.msgs = make([]message.Message, 0, in.rows)
-		b.spans = make([]span, 0, in.rows)
 	}
 	// The buffer is sized at once from the size of the events rendered
 	// last: grown by appends it would be copied several times.
@@ -150,14 +149,6 @@ func (s *Source) render(rd *renderer, p *pendingBatch) {
 	b.slab = dst
 	if in.rows > 0 {
 		s.eventSize.Store(int64(len(dst) / in.rows))
-	}
-	for i, sp := range b.spans {
-		m := &b.msgs[i]
-		pl := dst[sp.a:sp.b:sp.b]
-		m.Payload, m.Event = pl, pl
-		if sp.kb > sp.ka {
-			m.Key = dst[sp.ka:sp.kb:sp.kb]
-		}
 	}
 	p.Messages = b.msgs
 	close(p.done)
@@ -233,16 +224,13 @@ func (rd *renderer) segment(dst []byte, b *eventsBuf, sg *segment) []byte {
 		dst = append(dst, rd.seq...)
 		var key []byte
 		dst, key = rd.enc.End(dst)
-		ka, kb := 0, 0
-		if key != nil {
-			kb = len(dst) - 2
-			ka = kb - len(key)
-		}
-		b.spans = append(b.spans, span{start, len(dst), ka, kb})
+		// The event's bytes stay where they were written even when dst
+		// grows later (the new array is a copy): its slices stay right.
+		pl := dst[start:len(dst):len(dst)]
 		if err != nil {
 			verr = err
 		}
-		b.msgs = append(b.msgs, message.Message{Time: at, Pos: pos})
+		b.msgs = append(b.msgs, message.Message{Payload: pl, Event: pl, Key: key, Time: at, Pos: pos})
 		if verr != nil {
 			b.msgs[len(b.msgs)-1].Err = fmt.Errorf("%s at %s:%d: %w", sg.lane, sg.file, sg.evPos, verr)
 		}
