@@ -39,7 +39,6 @@ type reader struct {
 	byID    map[uint64]*tableInfo
 	tables  map[tableName]*tableState
 	pending int // rows in unflushed batches
-	cells   [2][]binlog.Cell
 	rows    binlog.RowsEvent
 	seg     segment
 	idBuf   []byte
@@ -409,12 +408,6 @@ func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.E
 		r.begin(ev.Header) // rows outside a transaction (a non-transactional engine)
 	}
 	ts := ti.ts
-	for i := range r.cells {
-		if cap(r.cells[i]) < re.NCols {
-			r.cells[i] = make([]binlog.Cell, re.NCols)
-		}
-		r.cells[i] = r.cells[i][:re.NCols]
-	}
 	b := r.builder(ts)
 	sg, err := r.segment(dec, b, ev, ti, 0)
 	if err != nil {
@@ -424,18 +417,7 @@ func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.E
 	cur := *rows // the cursor that counts, sg.rows stays at the first row
 	read := 0    // rows of the event read
 	for cur.More() {
-		var err error
-		switch cur.Kind {
-		case binlog.Insert:
-			err = cur.NextImage(ti.tm, false, r.cells[1])
-		case binlog.Delete:
-			err = cur.NextImage(ti.tm, false, r.cells[0])
-		case binlog.Update:
-			if err = cur.NextImage(ti.tm, false, r.cells[0]); err == nil {
-				err = cur.NextImage(ti.tm, true, r.cells[1])
-			}
-		}
-		if err != nil {
+		if err := skipRow(&cur, ti.tm); err != nil {
 			return err
 		}
 		read++
@@ -488,20 +470,20 @@ func (r *reader) segment(dec *binlog.Decoder, b *batchBuilder, ev binlog.Event, 
 		return nil, err
 	}
 	for range skip {
-		var err error
-		switch sg.rows.Kind {
-		case binlog.Update:
-			if err = sg.rows.NextImage(ti.tm, false, r.cells[0]); err == nil {
-				err = sg.rows.NextImage(ti.tm, true, r.cells[1])
-			}
-		default:
-			err = sg.rows.NextImage(ti.tm, false, r.cells[0])
-		}
-		if err != nil {
+		if err := skipRow(&sg.rows, ti.tm); err != nil {
 			return nil, err
 		}
 	}
 	return sg, nil
+}
+
+// skipRow passes over the next row of re: its image, or both of an update.
+// Its values are decoded when the batch is rendered.
+func skipRow(re *binlog.RowsEvent, tm *binlog.TableMap) error {
+	if err := re.SkipImage(tm, false); err != nil || re.Kind != binlog.Update {
+		return err
+	}
+	return re.SkipImage(tm, true)
 }
 
 // join counts the current transaction among b's: b holds changes of it.
