@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -417,7 +418,7 @@ func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.E
 	cur := *rows // the cursor that counts, sg.rows stays at the first row
 	read := 0    // rows of the event read
 	for cur.More() {
-		if err := skipRow(&cur, ti.tm); err != nil {
+		if err := b.decodeRow(&cur, ti.tm); err != nil {
 			return err
 		}
 		read++
@@ -459,7 +460,7 @@ func (r *reader) segment(dec *binlog.Decoder, b *batchBuilder, ev binlog.Event, 
 	b.arena = append(b.arena, ev.Body...)
 	body := b.arena[at:len(b.arena):len(b.arena)]
 	sg := &r.seg
-	*sg = segment{ti: ti, seq: r.curSeq, file: r.file, evPos: ev.LogPos - ev.Size, serverID: ev.ServerID,
+	*sg = segment{ti: ti, seq: r.curSeq, cells: len(b.cells), file: r.file, evPos: ev.LogPos - ev.Size, serverID: ev.ServerID,
 		tsMs: int64(ev.Timestamp) * 1000, lane: ti.ts.lane}
 	if g := r.gtidText(); len(g) > 0 {
 		at := len(b.arena)
@@ -475,6 +476,21 @@ func (r *reader) segment(dec *binlog.Decoder, b *batchBuilder, ev binlog.Event, 
 		}
 	}
 	return sg, nil
+}
+
+// decodeRow reads the next row of re (its image, or both of an update) into
+// b's cells, for the renderer: their values are slices of b's arena.
+func (b *rowsBuf) decodeRow(re *binlog.RowsEvent, tm *binlog.TableMap) error {
+	n, at := re.NCols, len(b.cells)
+	images := 1
+	if re.Kind == binlog.Update {
+		images = 2
+	}
+	b.cells = slices.Grow(b.cells, images*n)[:at+images*n]
+	if err := re.NextImage(tm, false, b.cells[at:at+n]); err != nil || images == 1 {
+		return err
+	}
+	return re.NextImage(tm, true, b.cells[at+n:at+2*n])
 }
 
 // skipRow passes over the next row of re: its image, or both of an update.

@@ -45,11 +45,15 @@ type rowsBuf struct {
 	arena []byte    // the rows events' bodies
 	segs  []segment // the rows to render
 	rows  int       // rows in segs
+	// The rows' values, decoded by the reader as it counts them: each
+	// row's image (both of an update), a cell per column, over arena.
+	cells []binlog.Cell
 }
 
 func (b *rowsBuf) reset() {
 	b.arena = b.arena[:0]
-	clear(b.segs) // drop the table references
+	b.cells = b.cells[:0] // (their slices are of arena: nothing else is kept alive)
+	clear(b.segs)         // drop the table references
 	b.segs = b.segs[:0]
 	b.rows = 0
 }
@@ -61,6 +65,7 @@ type segment struct {
 	ti       *tableInfo
 	rows     binlog.RowsEvent // a cursor at the first row (over arena)
 	n        int              // rows of the run
+	cells    int              // the index of its first row's cells
 	seq      int              // the first row's number in its transaction
 	gtid     []byte           // the transaction's GTID text (nil: none)
 	file     string
@@ -119,7 +124,6 @@ func (s *Source) renderLoop(ctx context.Context, work <-chan *pendingBatch) {
 type renderer struct {
 	enc             *cdc.Encoder
 	decimalAsNumber bool
-	cells           [2][]binlog.Cell
 	id              []byte // the id up to the row number
 	pos             []byte // the source's position members up to "row":
 	seq             []byte // the row number's text
@@ -144,7 +148,7 @@ func (s *Source) render(rd *renderer, p *pendingBatch) {
 	}
 	dst := b.slab[:0]
 	for i := range in.segs {
-		dst = rd.segment(dst, b, &in.segs[i])
+		dst = rd.segment(dst, b, in, &in.segs[i])
 	}
 	b.slab = dst
 	if in.rows > 0 {
@@ -155,14 +159,9 @@ func (s *Source) render(rd *renderer, p *pendingBatch) {
 }
 
 // segment writes the changes of one run of rows.
-func (rd *renderer) segment(dst []byte, b *eventsBuf, sg *segment) []byte {
-	ti, re := sg.ti, sg.rows
-	for i := range rd.cells {
-		if cap(rd.cells[i]) < re.NCols {
-			rd.cells[i] = make([]binlog.Cell, re.NCols)
-		}
-		rd.cells[i] = rd.cells[i][:re.NCols]
-	}
+func (rd *renderer) segment(dst []byte, b *eventsBuf, in *rowsBuf, sg *segment) []byte {
+	ti := sg.ti
+	kind, ncols := sg.rows.Kind, sg.rows.NCols
 	// What every change of the run repeats: the id up to the row number,
 	// the position members up to "row", the time.
 	rd.id = rd.id[:0]
@@ -190,27 +189,17 @@ func (rd *renderer) segment(dst []byte, b *eventsBuf, sg *segment) []byte {
 	rd.pos = cdc.AppendMember(p, "row")
 	at := time.UnixMilli(sg.tsMs)
 	pos := message.Position{Stream: sg.file, Offset: int64(sg.evPos)}
+	cells := in.cells[sg.cells:]
 	for k := range sg.n {
 		var before, after []binlog.Cell
 		var op cdc.Op
-		var err error
-		switch re.Kind {
+		switch kind {
 		case binlog.Insert:
-			err = re.NextImage(ti.tm, false, rd.cells[1])
-			op, after = cdc.Create, rd.cells[1]
+			op, after, cells = cdc.Create, cells[:ncols], cells[ncols:]
 		case binlog.Delete:
-			err = re.NextImage(ti.tm, false, rd.cells[0])
-			op, before = cdc.Delete, rd.cells[0]
+			op, before, cells = cdc.Delete, cells[:ncols], cells[ncols:]
 		case binlog.Update:
-			if err = re.NextImage(ti.tm, false, rd.cells[0]); err == nil {
-				err = re.NextImage(ti.tm, true, rd.cells[1])
-			}
-			op, before, after = cdc.Update, rd.cells[0], rd.cells[1]
-		}
-		if err != nil {
-			// The reader read these very bytes without error (it counted
-			// the rows): not expected; the rest of the run is unreadable.
-			before, after = nil, nil
+			op, before, after, cells = cdc.Update, cells[:ncols], cells[ncols:2*ncols], cells[2*ncols:]
 		}
 		rd.seq = strconv.AppendInt(rd.seq[:0], int64(sg.seq+k), 10)
 		rd.id = append(rd.id[:idLen], rd.seq...)
@@ -227,9 +216,6 @@ func (rd *renderer) segment(dst []byte, b *eventsBuf, sg *segment) []byte {
 		// The event's bytes stay where they were written even when dst
 		// grows later (the new array is a copy): its slices stay right.
 		pl := dst[start:len(dst):len(dst)]
-		if err != nil {
-			verr = err
-		}
 		b.msgs = append(b.msgs, message.Message{Payload: pl, Event: pl, Key: key, Time: at, Pos: pos})
 		if verr != nil {
 			b.msgs[len(b.msgs)-1].Err = fmt.Errorf("%s at %s:%d: %w", sg.lane, sg.file, sg.evPos, verr)
