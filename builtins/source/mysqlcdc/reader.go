@@ -419,6 +419,9 @@ func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.E
 	read := 0    // rows of the event read
 	for cur.More() {
 		if err := b.decodeRow(&cur, ti.tm); err != nil {
+			if sg.n > 0 {
+				b.segs = append(b.segs, *sg) // the rows before it are emitted
+			}
 			return err
 		}
 		read++

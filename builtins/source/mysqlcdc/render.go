@@ -15,16 +15,17 @@ import (
 	"github.com/sluicehq/sluice/runtime/message"
 )
 
-// Rendering the change events of a stream batch (the rows decoded, each
-// written in the envelope) is most of the source's work; the reader only
-// frames the binlog, tracks transactions and counts rows. So that the two
-// run side by side on different cores, the reader hands each batch out
-// unrendered: the bodies of its rows events (copied into the batch's
-// arena) and, per event, a cursor at its first row of the batch with the
-// numbers its events need. The batch is rendered by whichever comes first:
-// a render worker, or Read when the batch is the next one it hands out.
-// Batches reach Read in the reader's order whoever renders them, so lanes
-// keep their order and the acknowledgements their meaning.
+// Rendering the change events of a stream batch (each row written in the
+// envelope) is most of the source's work; the reader only frames the
+// binlog, tracks transactions and splits rows into cells, counting them.
+// So that the two run side by side on different cores, the reader hands
+// each batch out unrendered: the bodies of its rows events (copied into
+// the batch's arena), the cells of its rows (slices of the arena) and, per
+// run of rows of one event, what their events repeat (table, position,
+// transaction, first row number). The batch is rendered by whichever comes
+// first: a render worker, or Read when the batch is the next one it hands
+// out. Batches reach Read in the reader's order whoever renders them, so
+// lanes keep their order and the acknowledgements their meaning.
 
 // eventsBuf is the memory of a batch's events, reused once the batch is
 // handled. A stream batch takes one when it is rendered, not when it is
@@ -63,7 +64,7 @@ type span struct{ a, b, ka, kb int }
 // segment is a run of rows of one rows event in a stream batch.
 type segment struct {
 	ti       *tableInfo
-	rows     binlog.RowsEvent // a cursor at the first row (over arena)
+	rows     binlog.RowsEvent // the event's kind and columns; a cursor at the run's first row
 	n        int              // rows of the run
 	cells    int              // the index of its first row's cells
 	seq      int              // the first row's number in its transaction
@@ -102,8 +103,9 @@ func (s *Source) ready(p *pendingBatch) component.Batch {
 }
 
 // renderWorkers is how many goroutines render batches besides Read: one
-// per core beyond the reader's.
-func renderWorkers() int { return max(1, runtime.GOMAXPROCS(0)-1) }
+// per core beyond the reader's, up to 3 (a reader feeds about four
+// renderers: it spends about a fifth of a row's time).
+func renderWorkers() int { return min(3, max(1, runtime.GOMAXPROCS(0)-1)) }
 
 // renderLoop renders the batches sent to work until ctx ends.
 func (s *Source) renderLoop(ctx context.Context, work <-chan *pendingBatch) {
