@@ -621,10 +621,17 @@ func (r *reader) flush(ctx context.Context, ts *tableState) error {
 		default: // the workers are busy: Read renders it
 		}
 	}
-	select {
-	case r.s.out <- p:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		select {
+		case r.s.out <- p:
+			return nil
+		default:
+		}
+		// Full: wait until Read has taken half of the queue (took).
+		select {
+		case <-r.s.room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }

@@ -92,6 +92,8 @@ type Source struct {
 	snapConn *sql.Conn // the snapshot's transaction, when one is to be read
 
 	out chan *pendingBatch
+	// room wakes a reader waiting for out to drain (took).
+	room chan struct{}
 	// The memory of batches handled, for new batches.
 	events   freeList[eventsBuf]
 	rowsBufs freeList[rowsBuf]
@@ -148,6 +150,7 @@ func newSource(o options) *Source {
 		failed:  make(chan struct{}),
 		done:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
+		room:    make(chan struct{}, 1),
 		out:     make(chan *pendingBatch, outBatches),
 		gtids:   map[uint32]binlog.GTID{},
 		schemas: map[tableName]*binlog.TableSchema{},
@@ -537,15 +540,28 @@ func (s *Source) encOptions() cdc.Options {
 	return cdc.Options{Connector: "mysql", Source: src, Type: EventType}
 }
 
+// took wakes the reader once Read has taken half of the batches waiting:
+// a reader ahead of Read then wakes once per half a queue, not per batch.
+func (s *Source) took() {
+	if len(s.out) <= outBatches/2 {
+		select {
+		case s.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // Read returns the next batch of changes.
 func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 	select {
 	case p := <-s.out:
+		s.took()
 		return s.ready(p), nil
 	default:
 	}
 	select {
 	case p := <-s.out:
+		s.took()
 		return s.ready(p), nil
 	case <-ctx.Done():
 		return component.Batch{}, ctx.Err()
@@ -554,6 +570,7 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 	case <-s.failed:
 		select {
 		case p := <-s.out:
+			s.took()
 			return s.ready(p), nil
 		default:
 		}
