@@ -272,14 +272,19 @@ func (rd *renderer) image(dst []byte, ti *tableInfo, im cdc.Image, cells []binlo
 type freeList[T any] struct {
 	mu    sync.Mutex
 	free  []*T
+	max   int // buffers kept at most
 	spare *sync.Pool
 }
 
 var spareEvents, spareRows sync.Pool
 
-// maxFree bounds the buffers kept for reuse: as many as batches wait in
-// Source.out, and a few more (being filled, read, acknowledged).
-const maxFree = outBatches + 8
+// How many buffers a source keeps for reuse: rows buffers for as many
+// batches as wait in Source.out and a few more (being filled, rendered);
+// event buffers for the batches rendered and not yet acknowledged.
+const (
+	maxFreeRows   = outBatches + 8
+	maxFreeEvents = 8
+)
 
 func (f *freeList[T]) get() *T {
 	f.mu.Lock()
@@ -303,7 +308,7 @@ func (f *freeList[T]) put(b *T) {
 		return
 	}
 	f.mu.Lock()
-	if len(f.free) < maxFree {
+	if len(f.free) < f.max {
 		f.free = append(f.free, b)
 		b = nil
 	}

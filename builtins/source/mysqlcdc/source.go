@@ -157,7 +157,8 @@ func newSource(o options) *Source {
 	}
 	s.addr = o.dsn.Addr
 	s.renderers.New = func() any { return s.newRenderer() }
-	s.events.spare, s.rowsBufs.spare = &spareEvents, &spareRows
+	s.events.spare, s.events.max = &spareEvents, maxFreeEvents
+	s.rowsBufs.spare, s.rowsBufs.max = &spareRows, maxFreeRows
 	if o.metrics != nil {
 		s.lag = o.metrics.Gauge("mysql_cdc_lag_seconds",
 			"Seconds between the commit of the last binlog event read and now (0 when caught up).", "task").
