@@ -77,18 +77,37 @@ func FuzzStream(f *testing.F) {
 					cells = make([]Cell, re.NCols)
 				}
 				cells = cells[:re.NCols]
+				// SkipImage passes over exactly what NextImage reads.
+				sk := re
+				skipped, skipErr := 0, error(nil)
+				for sk.More() && skipErr == nil {
+					if skipErr = sk.SkipImage(tm, false); skipErr == nil {
+						skipped++
+						if sk.Kind == Update {
+							if skipErr = sk.SkipImage(tm, true); skipErr == nil {
+								skipped++
+							}
+						}
+					}
+				}
+				read, readErr := 0, error(nil)
 				for re.More() {
 					after := false
-					if err := re.NextImage(tm, after, cells); err != nil {
+					if readErr = re.NextImage(tm, after, cells); readErr != nil {
 						break
 					}
+					read++
 					renderCells(t, tm, cells)
 					if re.Kind == Update {
-						if err := re.NextImage(tm, true, cells); err != nil {
+						if readErr = re.NextImage(tm, true, cells); readErr != nil {
 							break
 						}
+						read++
 						renderCells(t, tm, cells)
 					}
+				}
+				if skipped != read || (skipErr == nil) != (readErr == nil) || sk.More() != re.More() {
+					t.Fatalf("SkipImage passed %d images (error %v), NextImage read %d (error %v)", skipped, skipErr, read, readErr)
 				}
 			}
 		}

@@ -337,24 +337,49 @@ type Cell struct {
 // NextImage reads the next image into cells (one per column of tm, reused
 // from the caller). after selects the after-image column set of an update.
 func (ev *RowsEvent) NextImage(tm *TableMap, after bool, cells []Cell) error {
-	if len(tm.Columns) != ev.NCols {
-		return fmt.Errorf("rows event for %s.%s has %d columns, its table map %d", tm.Schema, tm.Table, ev.NCols, len(tm.Columns))
+	if err := ev.checkColumns(tm); err != nil {
+		return err
 	}
 	if len(cells) < ev.NCols {
+		ev.stop()
 		return fmt.Errorf("NextImage: %d cells for %d columns", len(cells), ev.NCols)
 	}
+	return ev.image(tm, after, cells)
+}
+
+// SkipImage passes over the next image as NextImage would read it, with the
+// same checks, without handing out its values: for counting rows.
+func (ev *RowsEvent) SkipImage(tm *TableMap, after bool) error {
+	if err := ev.checkColumns(tm); err != nil {
+		return err
+	}
+	return ev.image(tm, after, nil)
+}
+
+func (ev *RowsEvent) checkColumns(tm *TableMap) error {
+	if len(tm.Columns) != ev.NCols {
+		ev.stop()
+		return fmt.Errorf("rows event for %s.%s has %d columns, its table map %d", tm.Schema, tm.Table, ev.NCols, len(tm.Columns))
+	}
+	return nil
+}
+
+// stop ends the reading of the event's images after a call that read none:
+// More is false from then on.
+func (ev *RowsEvent) stop() {
+	if ev.rows.err == nil {
+		ev.rows.err = malformed("rows event: image not read")
+	}
+}
+
+// image reads the next image, into cells unless cells is nil.
+func (ev *RowsEvent) image(tm *TableMap, after bool, cells []Cell) error {
 	present := ev.Present
 	if after {
 		present = ev.PresentAfter
 	}
 	r := &ev.rows
 	start := r.off
-	defer func() {
-		if r.off == start && r.err == nil {
-			// An empty image would never end the event.
-			r.err = malformed("rows event for %s.%s: an image with no columns", tm.Schema, tm.Table)
-		}
-	}()
 	count := 0
 	for i := range ev.NCols {
 		if present[i/8]&(1<<(i%8)) != 0 {
@@ -367,15 +392,18 @@ func (ev *RowsEvent) NextImage(tm *TableMap, after bool, cells []Cell) error {
 	}
 	k := 0
 	for i := range ev.NCols {
-		c := &cells[i]
 		if present[i/8]&(1<<(i%8)) == 0 {
-			*c = Cell{}
+			if cells != nil {
+				cells[i] = Cell{}
+			}
 			continue
 		}
 		null := nulls[k/8]&(1<<(k%8)) != 0
 		k++
 		if null {
-			*c = Cell{Present: true, Null: true}
+			if cells != nil {
+				cells[i] = Cell{Present: true, Null: true}
+			}
 			continue
 		}
 		col := &tm.Columns[i]
@@ -384,10 +412,17 @@ func (ev *RowsEvent) NextImage(tm *TableMap, after bool, cells []Cell) error {
 			r.err = err
 			return fmt.Errorf("rows event for %s.%s, column %d: %w", tm.Schema, tm.Table, i+1, err)
 		}
-		*c = Cell{Present: true, Raw: r.bytes(n, "row value")}
+		raw := r.bytes(n, "row value")
 		if r.err != nil {
 			return fmt.Errorf("rows event for %s.%s, column %d: %w", tm.Schema, tm.Table, i+1, r.err)
 		}
+		if cells != nil {
+			cells[i] = Cell{Present: true, Raw: raw}
+		}
+	}
+	if r.off == start {
+		// An empty image would never end the event.
+		r.err = malformed("rows event for %s.%s: an image with no columns", tm.Schema, tm.Table)
 	}
 	return nil
 }

@@ -247,11 +247,12 @@ func (e *Encoder) closeValue(at int) {
 func (e *Encoder) EndImage(dst []byte) []byte {
 	e.closeValue(len(dst))
 	// This image becomes the source of the key: spans are relative to the
-	// event's start so that they survive dst growing.
+	// event's start so that they survive dst growing. Only the key
+	// columns' entries are read (End).
 	n := len(e.t.Columns)
 	e.keyFrom = grow(e.keyFrom, n)
 	e.keySrc = growBool(e.keySrc, n)
-	for i := range n {
+	for _, i := range e.t.Key {
 		e.keySrc[i] = e.written[i]
 		e.keyFrom[i] = span{e.spans[i].from - e.start, e.spans[i].to - e.start}
 	}

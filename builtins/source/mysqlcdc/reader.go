@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/builtins/internal/binlog"
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
 	"github.com/sluicehq/sluice/runtime/component"
-	"github.com/sluicehq/sluice/runtime/message"
 )
 
 // reader is the goroutine that reads the snapshot and then the binlog,
@@ -34,29 +33,19 @@ type reader struct {
 	curStandalone bool // its GTID event says no COMMIT ends it (DDL)
 	mysqlGTID     string
 
-	// Rendered once per transaction (prepare).
-	prepared     *txn
-	preparedFile string
-	gtidText     []byte
-	posPrefix    []byte
-	// The position members up to the row number, rendered once per rows
-	// event (every row of it repeats them): for tailPos and tailServer.
-	posTail    []byte
-	tailPos    uint32
-	tailServer uint32
-	tailValid  bool
+	// The current transaction's GTID text (gtidText), rendered for prepared.
+	prepared *txn
+	gtid     []byte
 
 	byID    map[uint64]*tableInfo
 	tables  map[tableName]*tableState
 	pending int // rows in unflushed batches
-	cells   [2][]binlog.Cell
 	rows    binlog.RowsEvent
+	seg     segment
 	idBuf   []byte
-	tsMs    int64
 	lastLag time.Time
-	// slabHint sizes the next batch's buffer after the last one, so that
-	// it is not grown (and copied) event by event.
-	slabHint int
+	// work offers stream batches to the render workers.
+	work chan *pendingBatch
 }
 
 // tableInfo is a table id of the stream.
@@ -75,14 +64,15 @@ type tableState struct {
 	index  int // in options.tables
 	schema *binlog.TableSchema
 	b      *batchBuilder
-	spans  []span // reused: spans live only until their batch is handed out
 }
 
+// batchBuilder is a table's batch being filled: rows to render (stream)
+// or rendered events (snapshot).
 type batchBuilder struct {
-	slab  []byte
-	spans []span
-	msgs  []message.Message
-	txns  []*txn
+	*rowsBuf          // stream batches
+	*eventsBuf        // snapshot batches, rendered as they are read
+	n          int    // changes
+	txns       []*txn // transactions with changes in it (stream)
 	// Snapshot batches: the key of the last row, and whether the table
 	// ends with this batch.
 	snapshot  bool
@@ -91,13 +81,10 @@ type batchBuilder struct {
 	final     bool
 }
 
-type span struct{ a, b, ka, kb int }
-
 func newReader(s *Source) *reader {
-	src := (&url.URL{Scheme: "mysql", Host: s.o.dsn.Addr}).String()
 	r := &reader{
 		s:      s,
-		enc:    cdc.NewEncoder(cdc.Options{Connector: "mysql", Source: src, Type: EventType}),
+		enc:    cdc.NewEncoder(s.encOptions()),
 		byID:   map[uint64]*tableInfo{},
 		tables: map[tableName]*tableState{},
 		gtids:  parseGTIDs(s.start.GTID),
@@ -111,6 +98,19 @@ func newReader(s *Source) *reader {
 }
 
 func (r *reader) run(ctx context.Context) error {
+	n := renderWorkers()
+	r.work = make(chan *pendingBatch, n)
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(ctx)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.s.renderLoop(wctx, r.work)
+		}()
+	}
+	defer wg.Wait()
+	defer stop()
 	if r.s.snapConn != nil {
 		if err := r.snapshot(ctx); err != nil {
 			return err
@@ -262,7 +262,6 @@ func (r *reader) begin(h binlog.Header) {
 	r.curSeq = 0
 	r.curStandalone = false
 	r.mysqlGTID = ""
-	r.tsMs = int64(h.Timestamp) * 1000
 }
 
 func (r *reader) query(ctx context.Context, h binlog.Header, q binlog.Query) error {
@@ -391,7 +390,9 @@ func cdcTable(n tableName, cols []binlog.Column, key []int) *cdc.Table {
 	return t
 }
 
-// rowsEvent turns a rows event of a captured table into change events.
+// rowsEvent takes the rows of a captured table's rows event into the
+// table's batch: their changes are rendered later (render.go); here they
+// are counted, numbered and tracked with their transaction.
 func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.Event) error {
 	re := &r.rows
 	if err := dec.ParseRows(ev.Header, ev.Body, re); err != nil {
@@ -408,185 +409,137 @@ func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.E
 		r.begin(ev.Header) // rows outside a transaction (a non-transactional engine)
 	}
 	ts := ti.ts
-	for i := range r.cells {
-		if cap(r.cells[i]) < re.NCols {
-			r.cells[i] = make([]binlog.Cell, re.NCols)
-		}
-		r.cells[i] = r.cells[i][:re.NCols]
+	b := r.builder(ts)
+	sg, err := r.segment(dec, b, ev, ti, 0)
+	if err != nil {
+		return err
 	}
-	evPos := ev.LogPos - ev.Size
-	tsMs := int64(ev.Timestamp) * 1000
-	for re.More() {
-		var before, after []binlog.Cell
-		var op cdc.Op
-		switch re.Kind {
-		case binlog.Insert:
-			if err := re.NextImage(ti.tm, false, r.cells[1]); err != nil {
-				return err
+	rows := &sg.rows
+	cur := *rows // the cursor that counts, sg.rows stays at the first row
+	read := 0    // rows of the event read
+	for cur.More() {
+		if err := b.decodeRow(&cur, ti.tm); err != nil {
+			if sg.n > 0 {
+				b.segs = append(b.segs, *sg) // the rows before it are emitted
 			}
-			op, after = cdc.Create, r.cells[1]
-		case binlog.Delete:
-			if err := re.NextImage(ti.tm, false, r.cells[0]); err != nil {
-				return err
-			}
-			op, before = cdc.Delete, r.cells[0]
-		case binlog.Update:
-			if err := re.NextImage(ti.tm, false, r.cells[0]); err != nil {
-				return err
-			}
-			if err := re.NextImage(ti.tm, true, r.cells[1]); err != nil {
-				return err
-			}
-			op, before, after = cdc.Update, r.cells[0], r.cells[1]
+			return err
 		}
-		b := r.builder(ts)
-		if len(b.txns) == 0 || b.txns[len(b.txns)-1] != r.cur {
-			if r.cur.rows == 0 {
-				r.s.track(r.cur)
-			}
-			r.s.mu.Lock()
-			r.cur.pending++
-			r.s.wakeLocked() // a waiting Close need not wait for its end
-			r.s.mu.Unlock()
-			b.txns = append(b.txns, r.cur)
+		read++
+		if sg.n == 0 {
+			r.join(b)
 		}
+		sg.n++
 		r.cur.rows++
-		seq := r.curSeq
 		r.curSeq++
-		r.idBuf = r.appendID(r.idBuf[:0], evPos, seq)
-		start := len(b.slab)
-		dst := r.enc.Begin(b.slab, ti.table, op, r.idBuf, tsMs)
-		var verr error
-		dst, verr = r.image(dst, ti, cdc.Before, before, verr)
-		dst, verr = r.image(dst, ti, cdc.After, after, verr)
-		dst = r.enc.BeginSource(dst, false)
-		dst = r.appendPosition(dst, ev.ServerID, evPos, seq)
-		dst, key := r.enc.End(dst)
-		b.slab = dst
-		ka, kb := 0, 0
-		if key != nil {
-			kb = len(dst) - 2
-			ka = kb - len(key)
-		}
-		b.spans = append(b.spans, span{start, len(dst), ka, kb})
-		m := message.Message{Time: time.UnixMilli(tsMs), Pos: message.Position{Stream: r.file, Offset: int64(evPos)}}
-		if verr != nil {
-			m.Err = fmt.Errorf("%s at %s:%d: %w", ts.lane, r.file, evPos, verr)
-		}
-		b.msgs = append(b.msgs, m)
+		b.n++
 		r.pending++
-		if len(b.msgs) >= r.s.o.maxEvents {
+		if b.n >= r.s.o.maxEvents {
+			b.segs = append(b.segs, *sg)
 			if err := r.flush(ctx, ts); err != nil {
 				return err
 			}
+			if !cur.More() {
+				return nil
+			}
+			// The event's other rows go to the next batch, over a copy
+			// of the event of its own (the batches are released apart).
+			b = r.builder(ts)
+			if sg, err = r.segment(dec, b, ev, ti, read); err != nil {
+				return err
+			}
+			cur = sg.rows
 		}
+	}
+	if sg.n > 0 {
+		b.segs = append(b.segs, *sg)
 	}
 	return nil
 }
 
-// image writes a row image (or null).
-func (r *reader) image(dst []byte, ti *tableInfo, im cdc.Image, cells []binlog.Cell, verr error) ([]byte, error) {
-	if cells == nil {
-		return r.enc.NullImage(dst, im), verr
+// segment starts a run of ev's rows in b, after its first skip rows: the
+// event's body is copied into b's arena and parsed there.
+func (r *reader) segment(dec *binlog.Decoder, b *batchBuilder, ev binlog.Event, ti *tableInfo, skip int) (*segment, error) {
+	at := len(b.arena)
+	b.arena = append(b.arena, ev.Body...)
+	body := b.arena[at:len(b.arena):len(b.arena)]
+	sg := &r.seg
+	*sg = segment{ti: ti, seq: r.curSeq, cells: len(b.cells), file: r.file, evPos: ev.LogPos - ev.Size, serverID: ev.ServerID,
+		tsMs: int64(ev.Timestamp) * 1000, lane: ti.ts.lane}
+	if g := r.gtidText(); len(g) > 0 {
+		at := len(b.arena)
+		b.arena = append(b.arena, g...)
+		sg.gtid = b.arena[at:len(b.arena):len(b.arena)]
 	}
-	dst = r.enc.BeginImage(dst, im)
-	for i := range cells {
-		c := &cells[i]
-		if !c.Present {
-			continue
-		}
-		dst = r.enc.Column(dst, i)
-		if c.Null {
-			dst = cdc.AppendNull(dst)
-			continue
-		}
-		col := &ti.tm.Columns[i]
-		var err error
-		mark := len(dst)
-		if col.Type == binlog.TypeNewDecimal && r.s.o.decimalAsNumber {
-			dst, err = binlog.AppendDecimal(dst, c.Raw, int(col.Meta>>8), int(col.Meta&0xff))
-		} else {
-			dst, err = binlog.AppendJSON(dst, col, c.Raw)
-		}
-		if err != nil {
-			dst = cdc.AppendNull(dst[:mark])
-			if verr == nil {
-				verr = fmt.Errorf("column %s: %w", col.Name, err)
-			}
+	if err := dec.ParseRows(ev.Header, body, &sg.rows); err != nil {
+		return nil, err
+	}
+	for range skip {
+		if err := skipRow(&sg.rows, ti.tm); err != nil {
+			return nil, err
 		}
 	}
-	return r.enc.EndImage(dst), verr
+	return sg, nil
 }
 
-// appendID appends the change's id: "<gtid>:<n>", or "<file>:<pos>:<n>"
-// without a GTID.
-func (r *reader) appendID(dst []byte, evPos uint32, seq int) []byte {
-	r.prepare()
-	switch {
-	case len(r.gtidText) > 0:
-		dst = append(dst, r.gtidText...)
-	default:
-		dst = append(dst, r.file...)
-		dst = append(dst, ':')
-		dst = strconv.AppendUint(dst, uint64(evPos), 10)
+// decodeRow reads the next row of re (its image, or both of an update) into
+// b's cells, for the renderer: their values are slices of b's arena.
+func (b *rowsBuf) decodeRow(re *binlog.RowsEvent, tm *binlog.TableMap) error {
+	n, at := re.NCols, len(b.cells)
+	images := 1
+	if re.Kind == binlog.Update {
+		images = 2
 	}
-	dst = append(dst, ':')
-	return strconv.AppendInt(dst, int64(seq), 10)
+	b.cells = slices.Grow(b.cells, images*n)[:at+images*n]
+	if err := re.NextImage(tm, false, b.cells[at:at+n]); err != nil || images == 1 {
+		return err
+	}
+	return re.NextImage(tm, true, b.cells[at+n:at+2*n])
 }
 
-// prepare renders, once per transaction, what its changes repeat: the
-// GTID text and the source members up to "pos".
-func (r *reader) prepare() {
-	if r.prepared == r.cur && r.preparedFile == r.file {
+// skipRow passes over the next row of re: its image, or both of an update.
+// Its values are decoded when the batch is rendered.
+func skipRow(re *binlog.RowsEvent, tm *binlog.TableMap) error {
+	if err := re.SkipImage(tm, false); err != nil || re.Kind != binlog.Update {
+		return err
+	}
+	return re.SkipImage(tm, true)
+}
+
+// join counts the current transaction among b's: b holds changes of it.
+func (r *reader) join(b *batchBuilder) {
+	if len(b.txns) > 0 && b.txns[len(b.txns)-1] == r.cur {
 		return
 	}
-	r.prepared, r.preparedFile = r.cur, r.file
-	r.tailValid = false
-	r.gtidText = r.gtidText[:0]
-	switch {
-	case r.cur != nil && len(r.cur.gtids) > 0:
-		r.gtidText = r.cur.gtids[0].Append(r.gtidText)
-	case r.mysqlGTID != "":
-		r.gtidText = append(r.gtidText, r.mysqlGTID...)
+	if r.cur.rows == 0 {
+		r.s.track(r.cur)
 	}
-	p := cdc.AppendMember(r.posPrefix[:0], "gtid")
-	if len(r.gtidText) > 0 {
-		p = cdc.AppendString(p, r.gtidText)
-	} else {
-		p = cdc.AppendNull(p)
-	}
-	p = cdc.AppendMember(p, "file")
-	p = cdc.AppendString(p, []byte(r.file))
-	r.posPrefix = cdc.AppendMember(p, "pos")
+	r.s.mu.Lock()
+	r.cur.pending++
+	r.s.wakeLocked() // a waiting Close need not wait for its end
+	r.s.mu.Unlock()
+	b.txns = append(b.txns, r.cur)
 }
 
-// appendPosition appends the source members gtid, file, pos, server_id and
-// row.
-func (r *reader) appendPosition(dst []byte, serverID, evPos uint32, seq int) []byte {
-	r.prepare()
-	if !r.tailValid || r.tailPos != evPos || r.tailServer != serverID {
-		t := append(r.posTail[:0], r.posPrefix...)
-		t = strconv.AppendUint(t, uint64(evPos), 10)
-		t = cdc.AppendMember(t, "server_id")
-		t = strconv.AppendUint(t, uint64(serverID), 10)
-		r.posTail = cdc.AppendMember(t, "row")
-		r.tailPos, r.tailServer, r.tailValid = evPos, serverID, true
+// gtidText is the current transaction's GTID as ids and the source's gtid
+// member write it, rendered once per transaction; empty without GTIDs.
+func (r *reader) gtidText() []byte {
+	if r.prepared == r.cur {
+		return r.gtid
 	}
-	dst = append(dst, r.posTail...)
-	return strconv.AppendInt(dst, int64(seq), 10)
+	r.prepared = r.cur
+	r.gtid = r.gtid[:0]
+	switch {
+	case r.cur != nil && len(r.cur.gtids) > 0:
+		r.gtid = r.cur.gtids[0].Append(r.gtid)
+	case r.mysqlGTID != "":
+		r.gtid = append(r.gtid, r.mysqlGTID...)
+	}
+	return r.gtid
 }
 
 func (r *reader) builder(ts *tableState) *batchBuilder {
 	if ts.b == nil {
-		n := r.s.o.maxEvents
-		if ts.spans == nil {
-			ts.spans = make([]span, 0, n)
-		}
-		ts.b = &batchBuilder{
-			slab:  r.s.getSlab(max(r.slabHint, 64<<10)),
-			spans: ts.spans[:0],
-			msgs:  r.s.getMsgs(n),
-		}
+		ts.b = &batchBuilder{rowsBuf: r.s.rowsBufs.get()}
 	}
 	return ts.b
 }
@@ -601,54 +554,84 @@ func (r *reader) flushAll(ctx context.Context) error {
 	return nil
 }
 
-// flush hands ts's pending batch to Read, waiting for room.
+// flush hands ts's pending batch to Read, waiting for room. A stream batch
+// goes unrendered, offered to the render workers on the way.
 func (r *reader) flush(ctx context.Context, ts *tableState) error {
 	b := ts.b
-	if b == nil || len(b.msgs) == 0 && !b.final {
+	if b == nil || b.n == 0 && !b.final {
 		return nil
 	}
 	ts.b = nil
-	ts.spans = b.spans[:0]
-	if len(b.msgs) >= r.s.o.maxEvents || len(b.slab) > r.slabHint {
-		r.slabHint = len(b.slab) + len(b.slab)/8
-	}
-	r.pending -= len(b.msgs)
-	for i, sp := range b.spans {
-		p := b.slab[sp.a:sp.b:sp.b]
-		b.msgs[i].Payload, b.msgs[i].Event = p, p
-		if sp.kb > sp.ka {
-			b.msgs[i].Key = b.slab[sp.ka:sp.kb:sp.kb]
+	r.pending -= b.n
+	p := &pendingBatch{in: b.rowsBuf, events: b.eventsBuf}
+	p.Lane = ts.lane
+	// release takes the batch's memory back once it is handled: nothing
+	// reads its events any more.
+	release := func() {
+		if p.events != nil {
+			p.events.reset()
+			r.s.events.put(p.events)
 		}
+		p.in.reset()
+		r.s.rowsBufs.put(p.in)
 	}
 	var ack func(error)
 	if b.snapshot {
+		if ev := p.events; ev != nil {
+			for i, sp := range ev.spans {
+				pl := ev.slab[sp.a:sp.b:sp.b]
+				ev.msgs[i].Payload, ev.msgs[i].Event = pl, pl
+				if sp.kb > sp.ka {
+					ev.msgs[i].Key = ev.slab[sp.ka:sp.kb:sp.kb]
+				}
+			}
+			p.Messages = ev.msgs
+		}
 		idx, lastKey, final := b.snapIndex, b.lastKey, b.final
-		ack = func(err error) { r.s.ackSnapshot(idx, lastKey, final, err) }
-		if len(b.msgs) == 0 { // the table had no rows left to read: nothing of it is in flight
+		ack = func(err error) {
+			r.s.ackSnapshot(idx, lastKey, final, err)
+			if err == nil {
+				release()
+			}
+		}
+		if b.n == 0 { // the table had no rows left to read: nothing of it is in flight
 			ack(nil)
 			return nil
 		}
 	} else {
-		txns, slab, msgs := b.txns, b.slab, b.msgs
+		txns := b.txns
 		ack = func(err error) {
 			r.s.ackTxns(txns, err)
 			if err == nil {
-				// Handled: nothing reads the events any more.
-				r.s.putSlab(slab)
-				r.s.putMsgs(msgs)
+				release()
 			}
 		}
 	}
 	var once atomic.Bool
-	batch := component.Batch{Messages: b.msgs, Lane: ts.lane, Ack: func(err error) {
+	p.Ack = func(err error) {
 		if once.CompareAndSwap(false, true) {
 			ack(err)
 		}
-	}}
-	select {
-	case r.s.out <- batch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	}
+	if !b.snapshot {
+		p.in.rows = b.n
+		p.done = make(chan struct{})
+		select {
+		case r.work <- p:
+		default: // the workers are busy: Read renders it
+		}
+	}
+	for {
+		select {
+		case r.s.out <- p:
+			return nil
+		default:
+		}
+		// Full: wait until Read has taken half of the queue (took).
+		select {
+		case <-r.s.room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }

@@ -186,7 +186,7 @@ func binlogColumns(sc *binlog.TableSchema) []binlog.Column {
 // snapshotRow writes one row read by the snapshot as an "r" event.
 func (r *reader) snapshotRow(ctx context.Context, ts *tableState, table *cdc.Table, idx int, raw []sql.RawBytes, key [][]byte, snap snapshot, sp snapPosition, n int) error {
 	b := r.builder(ts)
-	if len(b.msgs) >= r.s.o.maxEvents {
+	if b.n >= r.s.o.maxEvents {
 		// A full batch is handed out only once another row follows it, so
 		// that a table's last batch is never empty: the end of the table
 		// is then acknowledged with its last rows, in lane order. (An empty
@@ -199,6 +199,9 @@ func (r *reader) snapshotRow(ctx context.Context, ts *tableState, table *cdc.Tab
 		b = r.builder(ts)
 	}
 	b.snapshot, b.snapIndex = true, idx
+	if b.eventsBuf == nil {
+		b.eventsBuf = r.s.events.get()
+	}
 	r.idBuf = append(r.idBuf[:0], snap.Position...)
 	r.idBuf = append(r.idBuf, ':')
 	r.idBuf = append(r.idBuf, ts.lane...)
@@ -249,8 +252,9 @@ func (r *reader) snapshotRow(ctx context.Context, ts *tableState, table *cdc.Tab
 	}
 	b.spans = append(b.spans, span{start, len(dst), ka, kb})
 	b.msgs = append(b.msgs, message.Message{Time: time.UnixMilli(snap.TsMs), Pos: message.Position{Stream: ts.lane, Offset: int64(n - 1)}})
+	b.n++
 	r.pending++
-	if len(b.msgs) >= r.s.o.maxEvents {
+	if b.n >= r.s.o.maxEvents {
 		b.lastKey = copyKey(key) // full: flushed by the next row or the table's end
 	}
 	return nil

@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -16,11 +18,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/binlog"
+	"github.com/sluicehq/sluice/builtins/internal/cdc"
 	"github.com/sluicehq/sluice/builtins/internal/checkpoint"
 	"github.com/sluicehq/sluice/runtime/component"
-	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
 )
+
+// outBatches is how many batches the reader reads ahead of Read.
+const outBatches = 16
 
 // checkpointName is the file stem of the source's checkpoint.
 const checkpointName = "source.mysql_cdc"
@@ -86,14 +91,16 @@ type Source struct {
 	start    state     // the position Open resumes from
 	snapConn *sql.Conn // the snapshot's transaction, when one is to be read
 
-	out chan component.Batch
-	// Buffers and message slices of batches handled, for new batches. A
-	// free list rather than a sync.Pool: a pool is emptied by every other
-	// garbage collection, and a batch's buffer (hundreds of KiB) allocated
-	// again costs its zeroing and more collections.
-	freeMu    sync.Mutex
-	slabs     [][]byte
-	msgSlices [][]message.Message
+	out chan *pendingBatch
+	// room wakes a reader waiting for out to drain (took).
+	room chan struct{}
+	// The memory of batches handled, for new batches.
+	events   freeList[eventsBuf]
+	rowsBufs freeList[rowsBuf]
+	// Renderers for Read, when it renders a batch itself.
+	renderers sync.Pool
+	// eventSize is the mean size of the events last rendered.
+	eventSize atomic.Int64
 	closing   chan struct{}
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -143,11 +150,15 @@ func newSource(o options) *Source {
 		failed:  make(chan struct{}),
 		done:    make(chan struct{}),
 		kick:    make(chan struct{}, 1),
-		out:     make(chan component.Batch, 16),
+		room:    make(chan struct{}, 1),
+		out:     make(chan *pendingBatch, outBatches),
 		gtids:   map[uint32]binlog.GTID{},
 		schemas: map[tableName]*binlog.TableSchema{},
 	}
 	s.addr = o.dsn.Addr
+	s.renderers.New = func() any { return s.newRenderer() }
+	s.events.spare, s.events.max = &spareEvents, maxFreeEvents
+	s.rowsBufs.spare, s.rowsBufs.max = &spareRows, maxFreeRows
 	if o.metrics != nil {
 		s.lag = o.metrics.Gauge("mysql_cdc_lag_seconds",
 			"Seconds between the commit of the last binlog event read and now (0 when caught up).", "task").
@@ -524,78 +535,44 @@ func unsupportedMsg(err error) string {
 	return ""
 }
 
-// getSlab returns an empty buffer for a batch's events, reusing one whose
-// batch was handled.
-func (s *Source) getSlab(size int) []byte {
-	s.freeMu.Lock()
-	for n := len(s.slabs); n > 0; n-- {
-		b := s.slabs[n-1]
-		s.slabs[n-1] = nil
-		s.slabs = s.slabs[:n-1]
-		if cap(b) >= size {
-			s.freeMu.Unlock()
-			return b[:0]
+// encOptions are the CloudEvent attributes of the source's events.
+func (s *Source) encOptions() cdc.Options {
+	src := (&url.URL{Scheme: "mysql", Host: s.o.dsn.Addr}).String()
+	return cdc.Options{Connector: "mysql", Source: src, Type: EventType}
+}
+
+// took wakes the reader once Read has taken half of the batches waiting:
+// a reader ahead of Read then wakes once per half a queue, not per batch.
+func (s *Source) took() {
+	if len(s.out) <= outBatches/2 {
+		select {
+		case s.room <- struct{}{}:
+		default:
 		}
 	}
-	s.freeMu.Unlock()
-	return make([]byte, 0, size)
-}
-
-// maxFree bounds the buffers and slices kept for reuse.
-const maxFree = 8
-
-func (s *Source) putSlab(b []byte) {
-	s.freeMu.Lock()
-	if len(s.slabs) < maxFree {
-		s.slabs = append(s.slabs, b[:0])
-	}
-	s.freeMu.Unlock()
-}
-
-// getMsgs returns an empty message slice for a batch, reusing one whose
-// batch was handled.
-func (s *Source) getMsgs(n int) []message.Message {
-	s.freeMu.Lock()
-	for k := len(s.msgSlices); k > 0; k-- {
-		m := s.msgSlices[k-1]
-		s.msgSlices[k-1] = nil
-		s.msgSlices = s.msgSlices[:k-1]
-		if cap(m) >= n {
-			s.freeMu.Unlock()
-			return m[:0]
-		}
-	}
-	s.freeMu.Unlock()
-	return make([]message.Message, 0, n)
-}
-
-func (s *Source) putMsgs(m []message.Message) {
-	clear(m) // drop the references to the buffers
-	s.freeMu.Lock()
-	if len(s.msgSlices) < maxFree {
-		s.msgSlices = append(s.msgSlices, m[:0])
-	}
-	s.freeMu.Unlock()
 }
 
 // Read returns the next batch of changes.
 func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 	select {
-	case b := <-s.out:
-		return b, nil
+	case p := <-s.out:
+		s.took()
+		return s.ready(p), nil
 	default:
 	}
 	select {
-	case b := <-s.out:
-		return b, nil
+	case p := <-s.out:
+		s.took()
+		return s.ready(p), nil
 	case <-ctx.Done():
 		return component.Batch{}, ctx.Err()
 	case <-s.closing:
 		return component.Batch{}, errClosed
 	case <-s.failed:
 		select {
-		case b := <-s.out:
-			return b, nil
+		case p := <-s.out:
+			s.took()
+			return s.ready(p), nil
 		default:
 		}
 		return component.Batch{}, s.runErr
@@ -998,6 +975,8 @@ func (s *Source) Close(ctx context.Context) error {
 }
 
 func (s *Source) cleanup() {
+	s.events.release()
+	s.rowsBufs.release()
 	if s.snapConn != nil {
 		s.snapConn.Close()
 		s.snapConn = nil

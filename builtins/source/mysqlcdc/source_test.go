@@ -243,3 +243,62 @@ func TestReconnect(t *testing.T) {
 	}
 	t.Logf("%d change events for 300 changes", len(got))
 }
+
+// TestRowsEventAcrossBatches writes statements whose rows event holds more
+// rows than a batch: the event is split over batches (each rendered on its
+// own), and the changes keep their order, their numbers in the transaction
+// and their values.
+func TestRowsEventAcrossBatches(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("split", "id INT PRIMARY KEY, v VARCHAR(20)")
+	s := f.open(f.config([]string{table}, "snapshot = false\nmax_events = 7\n"))
+	f.exec("INSERT INTO " + table + " SELECT seq, CONCAT('v', seq) FROM seq_1_to_25")
+	f.exec("UPDATE " + table + " SET v = CONCAT('w', id)")
+	f.exec("DELETE FROM " + table)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
+	defer cancel()
+	var got []change
+	for len(got) < 75 {
+		b, err := s.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %d changes: %v", len(got), err)
+		}
+		if len(b.Messages) > 7 {
+			t.Fatalf("a batch of %d changes, max_events 7", len(b.Messages))
+		}
+		for _, m := range b.Messages {
+			if m.Err != nil {
+				t.Fatal(m.Err)
+			}
+			got = append(got, decode(t, b.Lane, m.Payload, m.Key))
+		}
+		b.Ack(nil)
+	}
+	for i, c := range got {
+		stmt, n := i/25, i%25
+		id := n + 1
+		op := []string{"c", "u", "d"}[stmt]
+		if c.Data.Op != op {
+			t.Fatalf("change %d: op %q, want %q (%s)", i, c.Data.Op, op, c.ID)
+		}
+		if want := fmt.Sprintf("%s:%d", *c.Data.Source.GTID, n); c.ID != want {
+			t.Fatalf("change %d: id %s, want %s", i, c.ID, want)
+		}
+		if want := fmt.Sprintf(`{"id":%d}`, id); c.key != want {
+			t.Fatalf("change %d: key %s, want %s", i, c.key, want)
+		}
+		img, v := c.Data.After, fmt.Sprintf("v%d", id)
+		switch op {
+		case "u":
+			if c.Data.Before["v"] != v {
+				t.Fatalf("change %d: before %v, want v = %s", i, c.Data.Before, v)
+			}
+			v = fmt.Sprintf("w%d", id)
+		case "d":
+			img, v = c.Data.Before, fmt.Sprintf("w%d", id)
+		}
+		if img["id"] != json.Number(fmt.Sprint(id)) || img["v"] != v {
+			t.Fatalf("change %d (%s): image %v, want id %d, v %s", i, c.ID, img, id, v)
+		}
+	}
+}
