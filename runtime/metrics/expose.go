@@ -3,12 +3,15 @@ package metrics
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
 )
@@ -48,12 +51,47 @@ func (s *Set) WritePrometheus(w io.Writer) {
 	process := s.process
 	s.mu.Unlock()
 	if process {
-		vm.WriteProcessMetrics(&buf)
+		var pm bytes.Buffer
+		vm.WriteProcessMetrics(&pm)
+		dropFamily(&buf, pm.Bytes(), "go_gc_duration_seconds")
+		writeGCDuration(&buf)
 		vm.WriteFDMetrics(&buf)
 		writeRuntimeSettings(&buf)
 		writeProcessExtras(&buf)
 	}
 	s.fillHelp(w, buf.Bytes())
+}
+
+// dropFamily copies the exposition b to w without the lines of family
+// name (its metadata, samples and their suffixed series).
+func dropFamily(w *bytes.Buffer, b []byte, name string) {
+	for line := range bytes.Lines(b) {
+		rest := line
+		if r, ok := bytes.CutPrefix(line, []byte("# HELP ")); ok {
+			rest = r
+		} else if r, ok := bytes.CutPrefix(line, []byte("# TYPE ")); ok {
+			rest = r
+		}
+		if r, ok := bytes.CutPrefix(rest, []byte(name)); ok && len(r) > 0 && (r[0] == ' ' || r[0] == '{' || r[0] == '_' || r[0] == '\n') {
+			continue
+		}
+		w.Write(line)
+	}
+}
+
+// writeGCDuration writes go_gc_duration_seconds as the Prometheus client
+// did: quantiles of the recent stop-the-world pauses. VictoriaMetrics
+// computes them over its 256 slots of pauses, zeros included, so that a
+// process that collected less than 256 times shows 0 for most quantiles.
+func writeGCDuration(w io.Writer) {
+	st := debug.GCStats{PauseQuantiles: make([]time.Duration, 5)}
+	debug.ReadGCStats(&st)
+	vm.WriteMetadataIfNeeded(w, "go_gc_duration_seconds", "summary")
+	for i, q := range []string{"0", "0.25", "0.5", "0.75", "1"} {
+		fmt.Fprintf(w, "go_gc_duration_seconds{quantile=%q} %g\n", q, st.PauseQuantiles[i].Seconds())
+	}
+	fmt.Fprintf(w, "go_gc_duration_seconds_sum %g\n", st.PauseTotal.Seconds())
+	fmt.Fprintf(w, "go_gc_duration_seconds_count %d\n", st.NumGC)
 }
 
 // fillHelp copies the exposition in b to w, giving every "# HELP name"

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -228,5 +229,25 @@ sluice_task_state{state="Running",task="bench"} 1
 	}
 	if v, _ := fams.Value("sluice_task_state", "state", "Running"); v != 1 || len(fams) != 3 {
 		t.Fatalf("%d families, Running %v", len(fams), v)
+	}
+}
+
+// go_gc_duration_seconds holds the quantiles of the pauses that happened
+// (the largest is not below the median), with their sum and count.
+func TestGCDuration(t *testing.T) {
+	s := metrics.New()
+	s.RegisterProcess("1.2.3")
+	runtime.GC()
+	runtime.GC()
+	fams := metricstest.Gather(t, s)
+	f := fams["go_gc_duration_seconds"]
+	if f == nil || f.Type != "summary" || len(f.Samples) != 7 {
+		t.Fatalf("go_gc_duration_seconds: %+v", f)
+	}
+	n, _ := fams.Value("go_gc_duration_seconds_count")
+	median, _ := fams.Value("go_gc_duration_seconds", "quantile", "0.5")
+	top, _ := fams.Value("go_gc_duration_seconds", "quantile", "1")
+	if n < 2 || top <= 0 || top < median {
+		t.Fatalf("go_gc_duration_seconds: count %v, median %v, max %v", n, median, top)
 	}
 }
