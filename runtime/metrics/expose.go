@@ -43,8 +43,12 @@ func (s *Set) RegisterProcess(version string) {
 
 // WritePrometheus writes every series of the set in the Prometheus text
 // format, each family with its # HELP and # TYPE lines, then, after
-// RegisterProcess, the go_* and process_* metrics.
+// RegisterProcess, the go_* and process_* metrics. A nil set writes
+// nothing.
 func (s *Set) WritePrometheus(w io.Writer) {
+	if s == nil {
+		return
+	}
 	var buf bytes.Buffer
 	s.vm.WritePrometheus(&buf)
 	s.mu.Lock()
