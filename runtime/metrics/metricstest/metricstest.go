@@ -262,9 +262,7 @@ func parseSample(line string) (Sample, error) {
 			}
 			s.Labels[name] = v.String()
 			line = line[j+1:]
-			if strings.HasPrefix(line, ",") {
-				line = line[1:]
-			}
+			line = strings.TrimPrefix(line, ",")
 		}
 	}
 	fields := strings.Fields(line)
