@@ -316,4 +316,3 @@ func runTask(t *testing.T, task *engine.Task) {
 		}
 	})
 }
-
