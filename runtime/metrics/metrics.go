@@ -43,15 +43,8 @@ const (
 	histogramKind
 )
 
-func (k kind) String() string {
-	switch k {
-	case counterKind, floatCounterKind:
-		return "counter"
-	case histogramKind:
-		return "histogram"
-	}
-	return "gauge"
-}
+// kindNames name the kinds in messages.
+var kindNames = [...]string{counterKind: "counter", floatCounterKind: "float counter", gaugeKind: "gauge", gaugeFuncKind: "gauge function", histogramKind: "histogram"}
 
 // Set holds the metric families of a process and hands them out by name.
 // Asking twice for the same name returns the same family, so every task
@@ -81,7 +74,7 @@ type family struct {
 	order   []int // indexes of labels sorted by name: the order series names list them in
 	buckets []float64
 
-	mu     sync.Mutex
+	mu     sync.RWMutex // series
 	series map[labelKey]*series
 }
 
@@ -115,7 +108,7 @@ func (s *Set) family(name, help string, k kind, buckets []float64, labels []stri
 	defer s.mu.Unlock()
 	if f, ok := s.families[full]; ok {
 		if f.kind != k {
-			panic(fmt.Sprintf("metrics: %s registered as a %s (%d), asked for as a %s (%d)", full, f.kind, f.kind, k, k))
+			panic(fmt.Sprintf("metrics: %s registered as a %s, asked for as a %s", full, kindNames[f.kind], kindNames[k]))
 		}
 		return f
 	}
@@ -129,6 +122,12 @@ func (s *Set) family(name, help string, k kind, buckets []float64, labels []stri
 func (f *family) get(values labelKey, n int) *series {
 	if n != len(f.labels) {
 		panic(fmt.Sprintf("metrics: %s has labels %q, given %d values", f.name, f.labels, n))
+	}
+	f.mu.RLock()
+	sr, ok := f.series[values]
+	f.mu.RUnlock()
+	if ok {
+		return sr
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
