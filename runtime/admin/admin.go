@@ -14,7 +14,7 @@
 //	POST /tasks/{name}/dlq/replay dead letters through the task again         token, JSON, same origin
 //	POST /playground              an event through a filter/transforms        token, JSON, same origin
 //	POST /reload                  reload the task files (422: their problems) token, JSON, same origin
-//	GET  /metrics                 Prometheus text or OpenMetrics              open
+//	GET  /metrics                 Prometheus text format                      open
 //	GET  /healthz                 200 while the process serves                open
 //	GET  /readyz                  200 when every task is Running (or Paused)  open
 //	GET  /                        the web console (runtime/admin/console)     open; its API calls need the token
@@ -33,7 +33,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/admin/console"
@@ -92,7 +91,7 @@ func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
 	if opts.Reload != nil {
 		mux.Handle("POST /reload", mutate(reload(opts.Reload)))
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(ms.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	mux.Handle("GET /metrics", ms.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -316,12 +316,3 @@ func runTask(t *testing.T, task *engine.Task) {
 		}
 	})
 }
-
-func readAll(t *testing.T, resp *http.Response) string {
-	t.Helper()
-	var b strings.Builder
-	if _, err := bufio.NewReader(resp.Body).WriteTo(&b); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}

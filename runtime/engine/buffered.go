@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sluicehq/sluice/runtime/buffer"
 	"github.com/sluicehq/sluice/runtime/delivery"
 	"github.com/sluicehq/sluice/runtime/logx"
-	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // A task with [sink] buffer writes its outputs to a disk buffer instead of
@@ -199,8 +196,8 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 		}
 		t.stats.out.Add(out)
 		t.stats.bytesOut.Add(bytes)
-		t.m.out.Add(float64(out))
-		t.m.bytesOut.Add(float64(bytes))
+		t.m.out.Add(out)
+		t.m.bytesOut.Add(bytes)
 		t.countSink(len(b.Msgs), int(out))
 		if sink := t.obs.sink(); t.obs.taps.active(sink) && int(out) == len(b.Msgs) {
 			t.obs.taps.offer(sink, b.Msgs)
@@ -222,13 +219,13 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 // are scraped, so that they are true at every moment: while the sink is
 // down and nothing is committed they grow with every append.
 func (t *Task) registerBufferMetrics() {
-	b, clock := t.buf, t.opts.Clock
-	lbl := prometheus.Labels{"task": t.cfg.Name}
-	gauge := func(name, help string, f func(buffer.Stats) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: name, Help: help, ConstLabels: lbl},
-			func() float64 { return f(b.Stats()) })
+	b, clock, ms, name := t.buf, t.opts.Clock, t.opts.Metrics, t.cfg.Name
+	// The same task run again in this process (a restart, a reload): the
+	// new buffer's gauges replace the old ones.
+	gauge := func(metric, help string, f func(buffer.Stats) float64) func() {
+		return ms.GaugeFunc(metric, help, "task").Set(func() float64 { return f(b.Stats()) }, name)
 	}
-	t.bufMetrics = []prometheus.Collector{
+	t.bufMetrics = []func(){
 		gauge("buffer_records", "Records in the task's disk buffer, not yet delivered.",
 			func(s buffer.Stats) float64 { return float64(s.Records) }),
 		gauge("buffer_bytes", "Size of the task's disk buffer files.",
@@ -241,34 +238,13 @@ func (t *Task) registerBufferMetrics() {
 				return max(clock.Now().Sub(s.Oldest).Seconds(), 0)
 			}),
 	}
-	reg := t.opts.Metrics.Registry
-	for _, c := range t.bufMetrics {
-		if err := reg.Register(c); err != nil {
-			// The same task run again in this process (a restart, a
-			// reload): the new buffer's gauges replace the old ones.
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				reg.Unregister(are.ExistingCollector)
-				err = reg.Register(c)
-			}
-			if err != nil {
-				t.log.Warn().Err(err).Msg("disk buffer metrics not exposed")
-			}
-		}
-	}
 }
 
 // unregisterBufferMetrics removes the task's backlog gauges, unless a new
-// run of the same task (a reload) registered its own meanwhile: the
-// registry tells which collector holds the name.
+// run of the same task (a reload) registered its own meanwhile.
 func (t *Task) unregisterBufferMetrics() {
-	reg := t.opts.Metrics.Registry
-	for _, c := range t.bufMetrics {
-		var are prometheus.AlreadyRegisteredError
-		switch err := reg.Register(c); {
-		case err == nil, errors.As(err, &are) && are.ExistingCollector == c:
-			reg.Unregister(c)
-		}
+	for _, remove := range t.bufMetrics {
+		remove()
 	}
 	t.bufMetrics = nil
 }
@@ -283,7 +259,7 @@ func (t *Task) countBufferDrops() {
 	defer t.bufLostMu.Unlock()
 	if n := st.DroppedGroups + st.LostGroups; n > t.bufLost {
 		t.stats.dropped.Add(n - t.bufLost)
-		t.m.dropped.Add(float64(n - t.bufLost))
+		t.m.dropped.Add(n - t.bufLost)
 		t.bufLost = n
 	}
 	t.logBufferDropsLocked(false)

@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/metrics/metricstest"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -85,19 +84,11 @@ func (h *orderedHook) received() []int {
 	return append([]int(nil), h.got...)
 }
 
-// gauge reads a task's gauge from the registry (-1 when absent).
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// gauge reads a task's gauge from the set's exposition (-1 when absent).
+func gauge(t *testing.T, ms *metrics.Set, name string) float64 {
 	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if f.GetName() == name {
-			for _, m := range f.GetMetric() {
-				return m.GetGauge().GetValue()
-			}
-		}
+	if v, ok := metricstest.Gather(t, ms).Value(name); ok {
+		return v
 	}
 	return -1
 }
@@ -131,7 +122,7 @@ buffer = { type = "disk", path = "buf", max_size = "64MiB" }`, 1)
 		cancel()
 		<-done
 	})
-	reg := o.Metrics.Registry
+	reg := o.Metrics
 
 	// Every retry wait passes at once, moving the clock on; a day of them
 	// (4,300 tries) would take minutes under the race detector, so once
@@ -212,7 +203,7 @@ buffer = { type = "disk", path = "`+bufDir+`", max_size = "64MiB", segment_size 
 	})
 
 	testkit.WaitFor(t, "the disk to fill and the source to wait", func() bool {
-		return h.requests.Load() > 3 && gauge(t, o.Metrics.Registry, "sluice_buffer_records") > 0 &&
+		return h.requests.Load() > 3 && gauge(t, o.Metrics, "sluice_buffer_records") > 0 &&
 			testkit.Blocked("(*Buffer).waitForDiskLocked")
 	})
 	s := run.Stats()
@@ -267,12 +258,12 @@ buffer = { type = "disk", path = "buf" }`, 1)
 		return run, func() { cancel(); <-done }
 	}
 	_, stopOld := start(10)
-	testkit.WaitFor(t, "the old task's backlog", func() bool { return gauge(t, ms.Registry, "sluice_buffer_records") == 10 })
+	testkit.WaitFor(t, "the old task's backlog", func() bool { return gauge(t, ms, "sluice_buffer_records") == 10 })
 	_, stopNew := start(7)
 	defer stopNew()
-	testkit.WaitFor(t, "the new task's backlog", func() bool { return gauge(t, ms.Registry, "sluice_buffer_records") == 7 })
+	testkit.WaitFor(t, "the new task's backlog", func() bool { return gauge(t, ms, "sluice_buffer_records") == 7 })
 	stopOld()
-	if got := gauge(t, ms.Registry, "sluice_buffer_records"); got != 7 {
+	if got := gauge(t, ms, "sluice_buffer_records"); got != 7 {
 		t.Fatalf("sluice_buffer_records = %v after the old task stopped, want the new task's 7 (-1: gone)", got)
 	}
 }

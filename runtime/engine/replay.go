@@ -45,7 +45,7 @@ func (t *Task) Replay(ctx context.Context, events [][]byte) (ReplayStats, error)
 	}
 	t.stats.in.Add(uint64(len(msgs)))
 	t.stats.bytesIn.Add(uint64(bytes))
-	t.m.in.Add(float64(len(msgs)))
+	t.m.in.Add(uint64(len(msgs)))
 	t.obs.counts[stageSource].in.Add(uint64(len(msgs)))
 	fates := make([]Fate, len(msgs))
 	outs, err := proc.Process(ctx, msgs, fates)
@@ -74,8 +74,8 @@ func (t *Task) Replay(ctx context.Context, events [][]byte) (ReplayStats, error)
 	}
 	t.stats.out.Add(uint64(n))
 	t.stats.bytesOut.Add(uint64(outBytes))
-	t.m.out.Add(float64(n))
-	t.m.bytesOut.Add(float64(outBytes))
+	t.m.out.Add(uint64(n))
+	t.m.bytesOut.Add(uint64(outBytes))
 	t.countSink(len(outs), n)
 	var dead []delivery.Record
 	for i := range fates {
@@ -91,7 +91,7 @@ func (t *Task) Replay(ctx context.Context, events [][]byte) (ReplayStats, error)
 	}
 	t.stats.delivered.Add(uint64(rs.Delivered))
 	t.stats.filtered.Add(uint64(rs.Filtered))
-	t.m.filtered.Add(float64(rs.Filtered))
+	t.m.filtered.Add(uint64(rs.Filtered))
 	if len(dead) > 0 && t.cfg.Tolerance == ToleranceNone {
 		// Dead-lettering would block the running task for an old event:
 		// the records stay where they are instead.

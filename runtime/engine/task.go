@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/buffer"
@@ -93,15 +92,15 @@ type Task struct {
 	bufLost     uint64    // buffer groups dropped or lost, already counted
 	bufLogged   uint64    // of those, the ones already logged
 	bufLoggedAt time.Time // when they were (engine clock)
-	bufMetrics  []prometheus.Collector
+	bufMetrics  []func()  // removes the backlog gauges
 }
 
 type taskMetrics struct {
-	in, out, filtered, dlq, dropped, retries prometheus.Counter
-	failed                                   *prometheus.CounterVec
-	write                                    prometheus.Observer
-	latency                                  prometheus.Observer
-	bytesIn, bytesOut                        prometheus.Counter
+	in, out, filtered, dlq, dropped, retries metrics.Counter
+	failed                                   *metrics.CounterVec // stage, error_type
+	write                                    metrics.Observer
+	latency                                  metrics.Observer
+	bytesIn, bytesOut                        metrics.Counter
 }
 
 // New prepares a task from def; zero settings take their defaults (see
@@ -133,31 +132,30 @@ func New(def Definition, opts Options) *Task {
 	t.trs = def.Transforms
 	policy := def.Retry
 	ms := opts.Metrics
-	lbl := prometheus.Labels{"task": def.Name}
+	lbl := def.Name
 	t.m = taskMetrics{
-		in:       ms.Counter("events_in_total", "Events read from the source.", "task").With(lbl),
-		out:      ms.Counter("events_out_total", "Outputs delivered to the sink.", "task").With(lbl),
-		filtered: ms.Counter("events_filtered_total", "Events dropped by the filter or a transform.", "task").With(lbl),
-		dlq:      ms.Counter("events_dead_lettered_total", "Events sent to the dead-letter queue.", "task").With(lbl),
-		dropped:  ms.Counter("events_dropped_total", "Failed events dropped by policy (no dead-letter queue).", "task").With(lbl),
-		retries:  ms.Counter("retries_total", "Sink and transform retries.", "task").With(lbl),
-		failed:   ms.Counter("events_failed_total", "Event failures by stage and error class.", "task", "stage", "error_type").MustCurryWith(lbl),
-		write:    ms.Histogram("sink_write_seconds", "Time to deliver one sink batch, retries included.", nil, "task").With(lbl),
-		latency:  ms.Histogram("event_latency_seconds", "End-to-end latency: from the source read of a batch to the delivery of its outputs.", nil, "task").With(lbl),
-		bytesIn:  ms.Counter("bytes_in_total", "Payload bytes read from the source.", "task").With(lbl),
-		bytesOut: ms.Counter("bytes_out_total", "Payload bytes delivered to the sink.", "task").With(lbl),
+		in:       ms.Counter("events_in_total", "Events read from the source.", "task").WithLabelValues(lbl),
+		out:      ms.Counter("events_out_total", "Outputs delivered to the sink.", "task").WithLabelValues(lbl),
+		filtered: ms.Counter("events_filtered_total", "Events dropped by the filter or a transform.", "task").WithLabelValues(lbl),
+		dlq:      ms.Counter("events_dead_lettered_total", "Events sent to the dead-letter queue.", "task").WithLabelValues(lbl),
+		dropped:  ms.Counter("events_dropped_total", "Failed events dropped by policy (no dead-letter queue).", "task").WithLabelValues(lbl),
+		retries:  ms.Counter("retries_total", "Sink and transform retries.", "task").WithLabelValues(lbl),
+		failed:   ms.Counter("events_failed_total", "Event failures by stage and error class.", "task", "stage", "error_type").Curry(lbl),
+		write:    ms.Histogram("sink_write_seconds", "Time to deliver one sink batch, retries included.", nil, "task").WithLabelValues(lbl),
+		latency:  ms.Histogram("event_latency_seconds", "End-to-end latency: from the source read of a batch to the delivery of its outputs.", nil, "task").WithLabelValues(lbl),
+		bytesIn:  ms.Counter("bytes_in_total", "Payload bytes read from the source.", "task").WithLabelValues(lbl),
+		bytesOut: ms.Counter("bytes_out_total", "Payload bytes delivered to the sink.", "task").WithLabelValues(lbl),
 	}
 	t.obs.init(len(def.Transforms))
-	ms.GaugeFunc("task_state", "Task state: 1 for the state the task is in, 0 for the others.", []string{"task", "state"}, def.Name, func(emit func(float64, ...string)) {
-		cur := t.State()
-		for s := Starting; s <= Stopped; s++ {
-			v := 0.0
-			if s == cur {
-				v = 1
+	state := ms.GaugeFunc("task_state", "Task state: 1 for the state the task is in, 0 for the others.", "task", "state")
+	for st := Starting; st <= Stopped; st++ {
+		state.Set(func() float64 {
+			if t.State() == st {
+				return 1
 			}
-			emit(v, def.Name, s.String())
-		}
-	})
+			return 0
+		}, def.Name, st.String())
+	}
 	onRetry := func(attempt int, wait time.Duration, err error) {
 		t.stats.retries.Add(1)
 		t.m.retries.Inc()
@@ -576,8 +574,8 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 		}
 		t.stats.in.Add(uint64(n))
 		t.stats.bytesIn.Add(uint64(bytes))
-		t.m.in.Add(float64(n))
-		t.m.bytesIn.Add(float64(bytes))
+		t.m.in.Add(uint64(n))
+		t.m.bytesIn.Add(uint64(bytes))
 		t.obs.counts[stageSource].in.Add(uint64(n))
 		if t.obs.taps.active(stageSource) {
 			t.obs.taps.offer(stageSource, b.Messages)

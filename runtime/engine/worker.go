@@ -167,8 +167,8 @@ func (w *worker) flush(ctx context.Context) {
 		}
 		w.t.stats.out.Add(uint64(n))
 		w.t.stats.bytesOut.Add(uint64(bytes))
-		w.t.m.out.Add(float64(n))
-		w.t.m.bytesOut.Add(float64(bytes))
+		w.t.m.out.Add(uint64(n))
+		w.t.m.bytesOut.Add(uint64(bytes))
 		w.t.countSink(len(chunk), n)
 		if tapSink {
 			w.t.obs.taps.offer(w.t.obs.sink(), chunk)
@@ -331,7 +331,7 @@ func (w *worker) settle(ctx context.Context, j *job, buffered bool) {
 	}
 	t.stats.delivered.Add(delivered)
 	t.stats.filtered.Add(filtered)
-	t.m.filtered.Add(float64(filtered))
+	t.m.filtered.Add(filtered)
 	if len(w.dead) > 0 {
 		if err := t.deadLetter(ctx, w.dead, &w.buf); err != nil {
 			if ctx.Err() != nil {
@@ -366,7 +366,7 @@ func (t *Task) deadLetter(ctx context.Context, recs []delivery.Record, scratch *
 	}
 	if t.dlq == nil {
 		t.stats.dropped.Add(uint64(len(recs)))
-		t.m.dropped.Add(float64(len(recs)))
+		t.m.dropped.Add(uint64(len(recs)))
 		return nil
 	}
 	msgs := make([]message.Message, len(recs))
@@ -412,7 +412,7 @@ func (t *Task) deadLetter(ctx context.Context, recs []delivery.Record, scratch *
 		}
 	}
 	t.stats.deadLettered.Add(uint64(len(recs)))
-	t.m.dlq.Add(float64(len(recs)))
+	t.m.dlq.Add(uint64(len(recs)))
 	return nil
 }
 

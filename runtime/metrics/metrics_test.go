@@ -1,40 +1,31 @@
-package metrics
+package metrics_test
 
 import (
 	"testing"
+
+	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/metrics/metricstest"
 )
 
-// A function registered again under its key (a task restarted by a reload)
-// replaces the first: the family never holds a series twice.
+// A function set again under its label values (a task restarted by a
+// reload) replaces the first: the family never holds a series twice.
 func TestGaugeFuncReplacesByKey(t *testing.T) {
-	s := New()
-	emit := func(task string, v float64) func(func(float64, ...string)) {
-		return func(e func(float64, ...string)) { e(v, task) }
-	}
-	s.GaugeFunc("g", "help", []string{"task"}, "orders", emit("orders", 1))
-	s.GaugeFunc("g", "help", []string{"task"}, "orders", emit("orders", 2))
-	s.GaugeFunc("g", "help", []string{"task"}, "clicks", emit("clicks", 3))
+	s := metrics.New()
+	g := s.GaugeFunc("g", "help", "task")
+	g.Set(func() float64 { return 1 }, "orders")
+	g.Set(func() float64 { return 2 }, "orders")
+	s.GaugeFunc("g", "help", "task").Set(func() float64 { return 3 }, "clicks")
 	s.RegisterProcess("v1")
-	fams, err := s.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fams := metricstest.Gather(t, s)
 	got := map[string]float64{}
-	seen := map[string]bool{}
-	for _, f := range fams {
-		seen[f.GetName()] = true
-		if f.GetName() != "sluice_g" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
-		}
+	for _, m := range fams["sluice_g"].Samples {
+		got[m.Labels["task"]] = m.Value
 	}
 	if len(got) != 2 || got["orders"] != 2 || got["clicks"] != 3 {
 		t.Fatalf("sluice_g: %v", got)
 	}
 	for _, name := range []string{"sluice_build_info", "process_resident_memory_bytes", "go_goroutines"} {
-		if !seen[name] {
+		if fams[name] == nil {
 			t.Errorf("no %s", name)
 		}
 	}
@@ -42,19 +33,33 @@ func TestGaugeFuncReplacesByKey(t *testing.T) {
 
 // Forget drops a removed task's function series with its other series.
 func TestForgetDropsGaugeFuncs(t *testing.T) {
-	s := New()
-	s.GaugeFunc("g", "help", []string{"task"}, "orders", func(e func(float64, ...string)) { e(1, "orders") })
+	s := metrics.New()
+	s.GaugeFunc("g", "help", "task").Set(func() float64 { return 1 }, "orders")
 	s.Counter("c", "help", "task").WithLabelValues("orders").Inc()
 	if n := s.Forget("task", "orders"); n != 2 {
 		t.Fatalf("forgot %d series, want 2", n)
 	}
-	fams, err := s.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if len(f.GetMetric()) > 0 {
-			t.Errorf("%s still has series", f.GetName())
+	for _, f := range metricstest.Gather(t, s) {
+		if len(f.Samples) > 0 {
+			t.Errorf("%s still has series", f.Name)
 		}
+	}
+}
+
+// The remove function of a replaced gauge function leaves its successor
+// alone (a reload's new run registered its own meanwhile); the
+// successor's removes the series.
+func TestGaugeFuncRemoveOnlyOwn(t *testing.T) {
+	s := metrics.New()
+	g := s.GaugeFunc("buffer_records", "help", "task")
+	oldRemove := g.Set(func() float64 { return 10 }, "orders")
+	newRemove := g.Set(func() float64 { return 7 }, "orders")
+	oldRemove()
+	if v, ok := metricstest.Gather(t, s).Value("sluice_buffer_records", "task", "orders"); !ok || v != 7 {
+		t.Fatalf("after the old run's remove: %v %v, want the new run's 7", v, ok)
+	}
+	newRemove()
+	if _, ok := metricstest.Gather(t, s).Value("sluice_buffer_records", "task", "orders"); ok {
+		t.Fatal("the new run's remove left the series")
 	}
 }

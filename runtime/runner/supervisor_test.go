@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/metrics/metricstest"
 	"github.com/sluicehq/sluice/runtime/runner"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
@@ -171,21 +172,8 @@ func TestReloadStartsStopsRestartsAndLeavesTheRest(t *testing.T) {
 	waitRunning(t, now["change"], now["new"])
 	// The removed task's series are gone; the others' go on.
 	tasksIn := map[string]bool{}
-	fams, err := ms.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if f.GetName() != "sluice_events_in_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "task" {
-					tasksIn[l.GetValue()] = true
-				}
-			}
-		}
+	for _, m := range metricstest.Gather(t, ms)["sluice_events_in_total"].Samples {
+		tasksIn[m.Labels["task"]] = true
 	}
 	if tasksIn["drop"] || !tasksIn["keep"] || !tasksIn["change"] || !tasksIn["new"] {
 		t.Errorf("tasks with sluice_events_in_total after the reload: %v; want keep, change and new", tasksIn)

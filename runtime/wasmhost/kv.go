@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluicehq/sluice/runtime/metrics"
 
 	"github.com/sluicehq/sluice/runtime/statedir"
 )
@@ -55,8 +55,8 @@ type KV struct {
 
 	// Gauges of the store's size and a counter of refused writes (nil:
 	// not exported), set by Observe.
-	keysGauge, bytesGauge prometheus.Gauge
-	refused               prometheus.Counter
+	keysGauge, bytesGauge metrics.Gauge
+	refused               metrics.Counter
 }
 
 type kvEntry struct {
@@ -90,7 +90,7 @@ func (kv *KV) Quota() KVQuota { return KVQuota{Keys: kv.maxEntries, Bytes: kv.ma
 
 // Observe makes the store export its entries and bytes to the gauges and
 // count refused writes (KVFull) in refused. Any may be nil.
-func (kv *KV) Observe(keys, bytes prometheus.Gauge, refused prometheus.Counter) {
+func (kv *KV) Observe(keys, bytes metrics.Gauge, refused metrics.Counter) {
 	kv.mu.Lock()
 	kv.keysGauge, kv.bytesGauge, kv.refused = keys, bytes, refused
 	kv.changed()
@@ -99,10 +99,10 @@ func (kv *KV) Observe(keys, bytes prometheus.Gauge, refused prometheus.Counter) 
 
 // changed publishes the size; called with kv.mu held.
 func (kv *KV) changed() {
-	if kv.keysGauge != nil {
+	if kv.keysGauge != (metrics.Gauge{}) {
 		kv.keysGauge.Set(float64(len(kv.m)))
 	}
-	if kv.bytesGauge != nil {
+	if kv.bytesGauge != (metrics.Gauge{}) {
 		kv.bytesGauge.Set(float64(kv.bytes))
 	}
 }
@@ -203,7 +203,7 @@ func (kv *KV) store(key, val []byte, ttl time.Duration, now int64) int {
 		}
 	}
 	if over() {
-		if kv.refused != nil {
+		if kv.refused != (metrics.Counter{}) {
 			kv.refused.Inc()
 		}
 		kv.changed()

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/tetratelabs/wazero/api"
 
@@ -28,8 +27,8 @@ type State struct {
 	kv     *KV
 
 	task, module string
-	counters     *prometheus.CounterVec
-	gauges       *prometheus.GaugeVec
+	counters     *metrics.FloatCounterVec
+	gauges       *metrics.GaugeVec
 	mu           sync.Mutex
 	metricNames  map[string]metricPair
 	warnedFull   bool
@@ -37,8 +36,8 @@ type State struct {
 }
 
 type metricPair struct {
-	c prometheus.Counter
-	g prometheus.Gauge
+	c metrics.FloatCounter
+	g metrics.Gauge
 }
 
 func newState(logger *zerolog.Logger, task, module string, set *metrics.Set, kv *KV) *State {
@@ -52,7 +51,7 @@ func newState(logger *zerolog.Logger, task, module string, set *metrics.Set, kv 
 	s := &State{logger: lg, kv: kv, task: task, module: module, metricNames: map[string]metricPair{}}
 	s.guest = lg.Sample(&zerolog.BurstSampler{Burst: 200, Period: time.Second})
 	if set != nil {
-		s.counters = set.Counter("wasm_guest_counter_total", "Counters a WASM transform module increments (sluice.metric kind 0).", "task", "module", "name")
+		s.counters = set.FloatCounter("wasm_guest_counter_total", "Counters a WASM transform module increments (sluice.metric kind 0).", "task", "module", "name")
 		s.gauges = set.Gauge("wasm_guest_gauge", "Gauges a WASM transform module sets (sluice.metric kinds 1 and 2).", "task", "module", "name")
 		kv.Observe(
 			set.Gauge("wasm_state_keys", "Entries in a WASM transform's key-value state (expired ones until swept).", "task", "module").WithLabelValues(task, module),

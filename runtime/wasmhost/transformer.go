@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/component"
@@ -78,9 +77,9 @@ type Transformer struct {
 	desc    *Description
 	started bool
 
-	callSeconds prometheus.Observer
-	traps       *prometheus.CounterVec
-	instances   prometheus.Gauge
+	callSeconds metrics.Observer
+	traps       *metrics.CounterVec
+	instances   metrics.Gauge
 	closed      bool
 	reaper      *time.Timer // armed while instances beyond the first are live (under mu)
 }
@@ -118,11 +117,10 @@ func (m *Module) NewTransformer(cfg TransformerConfig) *Transformer {
 		idle:  make(chan *instance, cfg.Instances),
 		slots: make(chan struct{}, cfg.Instances),
 	}
-	if cfg.Metrics != nil {
-		t.callSeconds = cfg.Metrics.Histogram("wasm_call_seconds", "Time of one call into a WASM transform module (one batch).", nil, "task", "module").WithLabelValues(cfg.Task, m.Name)
-		t.traps = cfg.Metrics.Counter("wasm_call_failures_total", "Calls into a WASM transform module that failed, by reason (trap, timeout, abi, output, start).", "task", "module", "reason")
-		t.instances = cfg.Metrics.Gauge("wasm_instances", "Live instances of a WASM transform module.", "task", "module").WithLabelValues(cfg.Task, m.Name)
-	}
+	// A nil cfg.Metrics hands out metrics exposed nowhere.
+	t.callSeconds = cfg.Metrics.Histogram("wasm_call_seconds", "Time of one call into a WASM transform module (one batch).", nil, "task", "module").WithLabelValues(cfg.Task, m.Name)
+	t.traps = cfg.Metrics.Counter("wasm_call_failures_total", "Calls into a WASM transform module that failed, by reason (trap, timeout, abi, output, start).", "task", "module", "reason")
+	t.instances = cfg.Metrics.Gauge("wasm_instances", "Live instances of a WASM transform module.", "task", "module").WithLabelValues(cfg.Task, m.Name)
 	return t
 }
 
@@ -161,9 +159,7 @@ func (t *Transformer) Start(ctx context.Context) (*Description, error) {
 }
 
 func (t *Transformer) gaugeAdd(v float64) {
-	if t.instances != nil {
-		t.instances.Add(v)
-	}
+	t.instances.Add(v)
 }
 
 func (t *Transformer) fail(reason string) {
@@ -373,14 +369,9 @@ func (t *Transformer) call(ctx context.Context, msgs []message.Message, size int
 	}
 	abi.Encode(view, msgs)
 	inst.stack[0], inst.stack[1] = uint64(inst.buf), uint64(size)
-	var start time.Time
-	if t.callSeconds != nil {
-		start = time.Now()
-	}
+	start := time.Now()
 	res, err := inst.callStack(ctx, inst.fnProcess, t.cfg.Timeout)
-	if t.callSeconds != nil {
-		t.callSeconds.Observe(time.Since(start).Seconds())
-	}
+	t.callSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		cursor := -1
 		if view, ok := inst.mem.Read(inst.buf, abi.BatchHeaderSize); ok {

@@ -25,6 +25,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/metrics/metricstest"
 	"github.com/sluicehq/sluice/runtime/runner"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
@@ -309,17 +310,21 @@ tolerance = "none"
 				}
 			}
 			var buf strings.Builder
-			mfs, _ := ms.Registry.Gather()
-			for _, mf := range mfs {
-				for _, m := range mf.GetMetric() {
-					switch mf.GetName() {
-					case "sluice_kafka_consumer_commit_seconds", "kafka_consumer_commit_seconds":
-						fmt.Fprintf(&buf, "%s %d; ", mf.GetName(), m.GetHistogram().GetSampleCount())
-						if m.GetHistogram().GetSampleCount() == 0 {
+			fams := metricstest.Gather(t, ms)
+			for _, name := range []string{"sluice_kafka_consumer_commit_seconds", "sluice_kafka_transactions_total"} {
+				f := fams[name]
+				if f == nil {
+					continue
+				}
+				for _, m := range f.Samples {
+					switch m.Name {
+					case "sluice_kafka_consumer_commit_seconds_count":
+						fmt.Fprintf(&buf, "%s %v; ", m.Name, m.Value)
+						if m.Value == 0 {
 							t.Errorf("no commit observed")
 						}
-					case "sluice_kafka_transactions_total", "kafka_transactions_total":
-						fmt.Fprintf(&buf, "%s %v %v; ", mf.GetName(), m.GetLabel(), m.GetCounter().GetValue())
+					case "sluice_kafka_transactions_total":
+						fmt.Fprintf(&buf, "%s %v %v; ", m.Name, m.Labels, m.Value)
 					}
 				}
 			}

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -17,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // Register adds the kafka sink to r.
@@ -66,9 +66,9 @@ type Sink struct {
 }
 
 type sinkMetrics struct {
-	records prometheus.Counter
-	errors  *prometheus.CounterVec // error_type
-	latency prometheus.Observer
+	records metrics.Counter
+	errors  *metrics.CounterVec // error_type
+	latency metrics.Observer
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -94,20 +94,12 @@ func build(c any, env component.Env) (any, error) {
 		}
 		s.txn.NeedBatchBytes(int32(cfg.BatchMaxBytes))
 	}
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		ms := env.Metrics
-		s.m = sinkMetrics{
-			records: ms.Counter("kafka_producer_records_total", "Records the brokers acknowledged.", "task").With(lbl),
-			errors:  ms.Counter("kafka_producer_errors_total", "Records that failed to produce, by error class.", "task", "error_type").MustCurryWith(lbl),
-			latency: ms.Histogram("kafka_produce_seconds", "Time for one Write, from the first record handed to the client to the last acknowledgement.", nil, "task").With(lbl),
-		}
-	} else {
-		s.m = sinkMetrics{
-			records: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			errors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"error_type"}),
-			latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
-		}
+	lbl := env.Task
+	ms := env.Metrics
+	s.m = sinkMetrics{
+		records: ms.Counter("kafka_producer_records_total", "Records the brokers acknowledged.", "task").WithLabelValues(lbl),
+		errors:  ms.Counter("kafka_producer_errors_total", "Records that failed to produce, by error class.", "task", "error_type").Curry(lbl),
+		latency: ms.Histogram("kafka_produce_seconds", "Time for one Write, from the first record handed to the client to the last acknowledgement.", nil, "task").WithLabelValues(lbl),
 	}
 	return s, nil
 }
@@ -334,7 +326,7 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	bs.wg.Wait()
 	s.m.latency.Observe(time.Since(start).Seconds())
 	ok := len(msgs) - len(prep) - len(bs.failed)
-	s.m.records.Add(float64(ok))
+	s.m.records.Add(uint64(ok))
 	if len(prep) == 0 && len(bs.failed) == 0 {
 		return nil
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/mqttconf"
@@ -23,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/internal/tlsconf"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // Config is the [sink] table of `type = "mqtt"`.
@@ -115,10 +115,10 @@ type Sink struct {
 }
 
 type sinkMetrics struct {
-	messages   prometheus.Counter
-	errors     *prometheus.CounterVec
-	latency    prometheus.Observer
-	reconnects prometheus.Counter
+	messages   metrics.Counter
+	errors     *metrics.CounterVec
+	latency    metrics.Observer
+	reconnects metrics.Counter
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -146,22 +146,13 @@ func build(c any, env component.Env) (any, error) {
 	if _, err := s.conn.Options(); err != nil {
 		return nil, err
 	}
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		ms := env.Metrics
-		s.m = sinkMetrics{
-			messages:   ms.Counter("mqtt_publisher_messages_total", "Messages published (acknowledged by the broker at QoS 1 and 2).", "task").With(lbl),
-			errors:     ms.Counter("mqtt_publisher_errors_total", "Messages that failed to publish, by error class.", "task", "error_type").MustCurryWith(lbl),
-			latency:    ms.Histogram("mqtt_publish_seconds", "Time for one Write, from the first publish to the last acknowledgement.", nil, "task").With(lbl),
-			reconnects: ms.Counter("mqtt_publisher_reconnects_total", "Connections reopened after the last one was lost.", "task").With(lbl),
-		}
-	} else {
-		s.m = sinkMetrics{
-			messages:   prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			errors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"error_type"}),
-			latency:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
-			reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-		}
+	lbl := env.Task
+	ms := env.Metrics
+	s.m = sinkMetrics{
+		messages:   ms.Counter("mqtt_publisher_messages_total", "Messages published (acknowledged by the broker at QoS 1 and 2).", "task").WithLabelValues(lbl),
+		errors:     ms.Counter("mqtt_publisher_errors_total", "Messages that failed to publish, by error class.", "task", "error_type").Curry(lbl),
+		latency:    ms.Histogram("mqtt_publish_seconds", "Time for one Write, from the first publish to the last acknowledgement.", nil, "task").WithLabelValues(lbl),
+		reconnects: ms.Counter("mqtt_publisher_reconnects_total", "Connections reopened after the last one was lost.", "task").WithLabelValues(lbl),
 	}
 	return s, nil
 }
@@ -340,11 +331,11 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		}
 	}
 	s.m.latency.Observe(time.Since(start).Seconds())
-	s.m.messages.Add(float64(len(msgs) - len(prep)))
+	s.m.messages.Add(uint64(len(msgs) - len(prep)))
 	if len(prep) == 0 {
 		return nil
 	}
-	s.m.errors.WithLabelValues(component.ClassEventPermanent.String()).Add(float64(len(prep)))
+	s.m.errors.WithLabelValues(component.ClassEventPermanent.String()).Add(uint64(len(prep)))
 	return re
 }
 

@@ -11,13 +11,13 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/natsconf"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // Register adds the nats sink to r.
@@ -60,10 +60,10 @@ type Sink struct {
 }
 
 type sinkMetrics struct {
-	records    prometheus.Counter
-	duplicates prometheus.Counter
-	errors     *prometheus.CounterVec // error_type
-	latency    prometheus.Observer
+	records    metrics.Counter
+	duplicates metrics.Counter
+	errors     *metrics.CounterVec // error_type
+	latency    metrics.Observer
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -78,22 +78,13 @@ func build(c any, env component.Env) (any, error) {
 		return nil, err
 	}
 	s := &Sink{cfg: cfg, conn: conn, opts: opts, tpl: tpl, log: env.Logger}
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		ms := env.Metrics
-		s.m = sinkMetrics{
-			records:    ms.Counter("nats_publish_records_total", "Messages published (and, in jetstream mode, acknowledged by the stream).", "task").With(lbl),
-			duplicates: ms.Counter("nats_publish_duplicates_total", "Messages the stream acknowledged as duplicates of one published within its duplicate window (a replay), and did not store again.", "task").With(lbl),
-			errors:     ms.Counter("nats_publish_errors_total", "Messages that failed to publish, by error class.", "task", "error_type").MustCurryWith(lbl),
-			latency:    ms.Histogram("nats_publish_seconds", "Time for one Write, from the first message published to the last acknowledgement.", nil, "task").With(lbl),
-		}
-	} else {
-		s.m = sinkMetrics{
-			records:    prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			errors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"error_type"}),
-			latency:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
-		}
+	lbl := env.Task
+	ms := env.Metrics
+	s.m = sinkMetrics{
+		records:    ms.Counter("nats_publish_records_total", "Messages published (and, in jetstream mode, acknowledged by the stream).", "task").WithLabelValues(lbl),
+		duplicates: ms.Counter("nats_publish_duplicates_total", "Messages the stream acknowledged as duplicates of one published within its duplicate window (a replay), and did not store again.", "task").WithLabelValues(lbl),
+		errors:     ms.Counter("nats_publish_errors_total", "Messages that failed to publish, by error class.", "task", "error_type").Curry(lbl),
+		latency:    ms.Histogram("nats_publish_seconds", "Time for one Write, from the first message published to the last acknowledgement.", nil, "task").WithLabelValues(lbl),
 	}
 	return s, nil
 }
@@ -206,7 +197,7 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		s.publishJetStream(ctx, js, msgs, fail)
 	}
 	s.m.latency.Observe(time.Since(start).Seconds())
-	s.m.records.Add(float64(len(msgs) - len(errs)))
+	s.m.records.Add(uint64(len(msgs) - len(errs)))
 	if len(errs) == 0 {
 		return nil
 	}

@@ -8,13 +8,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/amqpconf"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // Register adds the rabbitmq sink to r.
@@ -74,10 +74,10 @@ func (c *connection) isDead() bool {
 }
 
 type sinkMetrics struct {
-	messages   prometheus.Counter
-	errors     *prometheus.CounterVec // error_type
-	latency    prometheus.Observer
-	reconnects prometheus.Counter
+	messages   metrics.Counter
+	errors     *metrics.CounterVec // error_type
+	latency    metrics.Observer
+	reconnects metrics.Counter
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -95,22 +95,13 @@ func build(c any, env component.Env) (any, error) {
 		tpl:       tpl,
 		exchanges: map[string]bool{"": true},
 	}
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		ms := env.Metrics
-		s.m = sinkMetrics{
-			messages:   ms.Counter("rabbitmq_publisher_messages_total", "Messages the broker confirmed.", "task").With(lbl),
-			errors:     ms.Counter("rabbitmq_publisher_errors_total", "Messages that failed to publish, by error class.", "task", "error_type").MustCurryWith(lbl),
-			latency:    ms.Histogram("rabbitmq_publish_seconds", "Time for one Write, from the first publish to the last confirm.", nil, "task").With(lbl),
-			reconnects: ms.Counter("rabbitmq_publisher_reconnects_total", "Connections reopened after the last one was lost.", "task").With(lbl),
-		}
-	} else {
-		s.m = sinkMetrics{
-			messages:   prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			errors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"error_type"}),
-			latency:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
-			reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-		}
+	lbl := env.Task
+	ms := env.Metrics
+	s.m = sinkMetrics{
+		messages:   ms.Counter("rabbitmq_publisher_messages_total", "Messages the broker confirmed.", "task").WithLabelValues(lbl),
+		errors:     ms.Counter("rabbitmq_publisher_errors_total", "Messages that failed to publish, by error class.", "task", "error_type").Curry(lbl),
+		latency:    ms.Histogram("rabbitmq_publish_seconds", "Time for one Write, from the first publish to the last confirm.", nil, "task").WithLabelValues(lbl),
+		reconnects: ms.Counter("rabbitmq_publisher_reconnects_total", "Connections reopened after the last one was lost.", "task").WithLabelValues(lbl),
 	}
 	return s, nil
 }
@@ -344,7 +335,7 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			re.Errs[i] = component.Retryable(fmt.Errorf("event %s: the broker refused the message (basic.nack): it could not store it", msgs[i].Pos), 0)
 		}
 	}
-	s.m.messages.Add(float64(len(msgs) - len(re.Errs)))
+	s.m.messages.Add(uint64(len(msgs) - len(re.Errs)))
 	if len(re.Errs) == 0 {
 		return nil
 	}

@@ -10,13 +10,13 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/redisconf"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // Register adds the redis sink to r.
@@ -65,9 +65,9 @@ type Sink struct {
 }
 
 type sinkMetrics struct {
-	records prometheus.Counter
-	errors  *prometheus.CounterVec // error_type
-	latency prometheus.Observer
+	records metrics.Counter
+	errors  *metrics.CounterVec // error_type
+	latency metrics.Observer
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -89,20 +89,12 @@ func build(c any, env component.Env) (any, error) {
 	for _, f := range tpl.fields {
 		s.fieldNames = append(s.fieldNames, f.name)
 	}
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		ms := env.Metrics
-		s.m = sinkMetrics{
-			records: ms.Counter("redis_write_records_total", "Records written to Redis.", "task").With(lbl),
-			errors:  ms.Counter("redis_write_errors_total", "Records that failed to write, by error class.", "task", "error_type").MustCurryWith(lbl),
-			latency: ms.Histogram("redis_write_seconds", "Time for one Write (one pipeline).", nil, "task").With(lbl),
-		}
-	} else {
-		s.m = sinkMetrics{
-			records: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			errors:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"error_type"}),
-			latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
-		}
+	lbl := env.Task
+	ms := env.Metrics
+	s.m = sinkMetrics{
+		records: ms.Counter("redis_write_records_total", "Records written to Redis.", "task").WithLabelValues(lbl),
+		errors:  ms.Counter("redis_write_errors_total", "Records that failed to write, by error class.", "task", "error_type").Curry(lbl),
+		latency: ms.Histogram("redis_write_seconds", "Time for one Write (one pipeline).", nil, "task").WithLabelValues(lbl),
 	}
 	return s, nil
 }
@@ -213,7 +205,7 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		})
 	}
 	s.m.latency.Observe(time.Since(start).Seconds())
-	s.m.records.Add(float64(len(msgs) - len(errs)))
+	s.m.records.Add(uint64(len(msgs) - len(errs)))
 	if len(errs) == 0 {
 		return nil
 	}

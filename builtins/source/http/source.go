@@ -22,7 +22,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
@@ -30,6 +29,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // ErrClosed is returned by Open after Close.
@@ -74,8 +74,8 @@ type Source struct {
 	budget   *budget // memory of request bodies
 	decoders decoders
 
-	requests  *prometheus.CounterVec // by status code
-	abandoned *prometheus.CounterVec // by outcome
+	requests  *metrics.CounterVec // by status code
+	abandoned *metrics.CounterVec // by outcome
 	task      string
 }
 

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -21,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // ErrClosed is returned by Read once Close was called.
@@ -109,13 +109,13 @@ type queued struct {
 }
 
 type sourceMetrics struct {
-	records     prometheus.Counter
-	nonJSON     prometheus.Counter
-	lag         *prometheus.GaugeVec // topic, partition
-	commit      prometheus.Observer
-	commitE     prometheus.Counter
-	uncommitted prometheus.Gauge
-	txns        *prometheus.CounterVec // outcome
+	records     metrics.Counter
+	nonJSON     metrics.Counter
+	lag         *metrics.GaugeVec // topic, partition
+	commit      metrics.Observer
+	commitE     metrics.Counter
+	uncommitted metrics.Gauge
+	txns        *metrics.CounterVec // outcome
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -170,27 +170,16 @@ func defaultTxnID(group, instance string) string {
 }
 
 func newMetrics(env component.Env) sourceMetrics {
-	if env.Metrics == nil {
-		return sourceMetrics{
-			records:     prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			nonJSON:     prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			lag:         prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "x"}, []string{"topic", "partition"}),
-			commit:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
-			commitE:     prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			uncommitted: prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"}),
-			txns:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"outcome"}),
-		}
-	}
-	lbl := prometheus.Labels{"task": env.Task}
+	lbl := env.Task
 	ms := env.Metrics
 	return sourceMetrics{
-		records:     ms.Counter("kafka_consumer_records_total", "Records read from Kafka.", "task").With(lbl),
-		nonJSON:     ms.Counter("kafka_value_not_json_total", "Record values that value_format = \"json\" could not parse and kept as a string.", "task").With(lbl),
-		lag:         ms.Gauge("kafka_consumer_lag", "Records between the last one read and the partition's high watermark.", "task", "topic", "partition").MustCurryWith(lbl),
-		commit:      ms.Histogram("kafka_consumer_commit_seconds", "Time of one offset commit (with exactly_once: of ending one transaction).", nil, "task").With(lbl),
-		commitE:     ms.Counter("kafka_consumer_commit_errors_total", "Offset commits (or transactions) that failed.", "task").With(lbl),
-		uncommitted: ms.Gauge("kafka_consumer_uncommitted_records", "Records handed to the task and not committed yet: what a crash would read again.", "task").With(lbl),
-		txns:        ms.Counter("kafka_transactions_total", "Exactly-once transactions ended, by outcome (committed, aborted).", "task", "outcome").MustCurryWith(lbl),
+		records:     ms.Counter("kafka_consumer_records_total", "Records read from Kafka.", "task").WithLabelValues(lbl),
+		nonJSON:     ms.Counter("kafka_value_not_json_total", "Record values that value_format = \"json\" could not parse and kept as a string.", "task").WithLabelValues(lbl),
+		lag:         ms.Gauge("kafka_consumer_lag", "Records between the last one read and the partition's high watermark.", "task", "topic", "partition").Curry(lbl),
+		commit:      ms.Histogram("kafka_consumer_commit_seconds", "Time of one offset commit (with exactly_once: of ending one transaction).", nil, "task").WithLabelValues(lbl),
+		commitE:     ms.Counter("kafka_consumer_commit_errors_total", "Offset commits (or transactions) that failed.", "task").WithLabelValues(lbl),
+		uncommitted: ms.Gauge("kafka_consumer_uncommitted_records", "Records handed to the task and not committed yet: what a crash would read again.", "task").WithLabelValues(lbl),
+		txns:        ms.Counter("kafka_transactions_total", "Exactly-once transactions ended, by outcome (committed, aborted).", "task", "outcome").Curry(lbl),
 	}
 }
 
@@ -554,9 +543,9 @@ func (s *Source) encode(st *partState, recs []*kgo.Record) component.Batch {
 			m.Payload, m.Event = r.Value, r.Value
 		}
 	}
-	s.m.records.Add(float64(len(recs)))
+	s.m.records.Add(uint64(len(recs)))
 	if nonJSON > 0 {
-		s.m.nonJSON.Add(float64(nonJSON))
+		s.m.nonJSON.Add(uint64(nonJSON))
 	}
 	return component.Batch{Messages: msgs, Lane: st.lane}
 }
@@ -629,7 +618,7 @@ func (s *Source) forgetLocked(states []*partState) {
 		s.acked -= a
 		st.dead = true
 		delete(s.parts, st.tp)
-		s.m.lag.DeleteLabelValues(st.topic, strconv.Itoa(int(st.part)))
+		s.m.lag.Delete(st.topic, strconv.Itoa(int(st.part)))
 	}
 	s.m.uncommitted.Set(float64(s.handed))
 	s.notifyLocked()

@@ -11,13 +11,13 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/eventenc"
 	"github.com/sluicehq/sluice/builtins/internal/mqttconf"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // ErrClosed is returned by Read once Close was called.
@@ -81,10 +81,10 @@ type Source struct {
 }
 
 type sourceMetrics struct {
-	messages   prometheus.Counter
-	nonJSON    prometheus.Counter
-	dropped    prometheus.Counter
-	reconnects prometheus.Counter
+	messages   metrics.Counter
+	nonJSON    metrics.Counter
+	dropped    metrics.Counter
+	reconnects metrics.Counter
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -110,22 +110,13 @@ func build(c any, env component.Env) (any, error) {
 		return nil, err // a TLS file that does not load
 	}
 	s.enc = newEncoder(s.where, cfg.PayloadFormat)
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		ms := env.Metrics
-		s.m = sourceMetrics{
-			messages:   ms.Counter("mqtt_consumer_messages_total", "Messages received from the MQTT broker.", "task").With(lbl),
-			nonJSON:    ms.Counter("mqtt_payload_not_json_total", "Payloads that payload_format = \"json\" could not parse and kept as a string.", "task").With(lbl),
-			dropped:    ms.Counter("mqtt_qos0_dropped_total", "QoS 0 messages dropped because the task fell behind.", "task").With(lbl),
-			reconnects: ms.Counter("mqtt_consumer_reconnects_total", "Connections reopened after the last one was lost.", "task").With(lbl),
-		}
-	} else {
-		s.m = sourceMetrics{
-			messages:   prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			nonJSON:    prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			dropped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-		}
+	lbl := env.Task
+	ms := env.Metrics
+	s.m = sourceMetrics{
+		messages:   ms.Counter("mqtt_consumer_messages_total", "Messages received from the MQTT broker.", "task").WithLabelValues(lbl),
+		nonJSON:    ms.Counter("mqtt_payload_not_json_total", "Payloads that payload_format = \"json\" could not parse and kept as a string.", "task").WithLabelValues(lbl),
+		dropped:    ms.Counter("mqtt_qos0_dropped_total", "QoS 0 messages dropped because the task fell behind.", "task").WithLabelValues(lbl),
+		reconnects: ms.Counter("mqtt_consumer_reconnects_total", "Connections reopened after the last one was lost.", "task").WithLabelValues(lbl),
 	}
 	return s, nil
 }
@@ -382,9 +373,9 @@ func (s *Source) batch(ss *session, ms []paho.Message) component.Batch {
 			m.Payload, m.Event = pm.Payload(), pm.Payload()
 		}
 	}
-	s.m.messages.Add(float64(len(ms)))
+	s.m.messages.Add(uint64(len(ms)))
 	if nonJSON > 0 {
-		s.m.nonJSON.Add(float64(nonJSON))
+		s.m.nonJSON.Add(uint64(nonJSON))
 	}
 	b := component.Batch{Messages: msgs, Lane: s.conn.ClientID}
 	if ss.qos > 0 {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/binlog"
@@ -80,7 +79,7 @@ type snapTable struct {
 type Source struct {
 	o    options
 	log  zerolog.Logger
-	lag  prometheus.Gauge
+	lag  metrics.Gauge
 	addr string
 
 	db       *sql.DB
@@ -159,13 +158,10 @@ func newSource(o options) *Source {
 	s.renderers.New = func() any { return s.newRenderer() }
 	s.events.spare, s.events.max = &spareEvents, maxFreeEvents
 	s.rowsBufs.spare, s.rowsBufs.max = &spareRows, maxFreeRows
-	if o.metrics != nil {
-		s.lag = o.metrics.Gauge("mysql_cdc_lag_seconds",
-			"Seconds between the commit of the last binlog event read and now (0 when caught up).", "task").
-			WithLabelValues(o.task)
-	} else {
-		s.lag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})
-	}
+	// A nil o.metrics hands out a gauge exposed nowhere.
+	s.lag = o.metrics.Gauge("mysql_cdc_lag_seconds",
+		"Seconds between the commit of the last binlog event read and now (0 when caught up).", "task").
+		WithLabelValues(o.task)
 	close(s.done) // reopened by Open when the reader starts
 	return s
 }

@@ -11,12 +11,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/natsconf"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // ErrClosed is returned by Read once Close was called.
@@ -100,10 +100,10 @@ type inflight struct {
 }
 
 type sourceMetrics struct {
-	records prometheus.Counter
-	pending prometheus.Gauge
-	redeliv prometheus.Counter
-	ackErrs prometheus.Counter
+	records metrics.Counter
+	pending metrics.Gauge
+	redeliv metrics.Counter
+	ackErrs metrics.Counter
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -127,22 +127,13 @@ func build(c any, env component.Env) (any, error) {
 		enc:  newEncoder(firstHost(cfg.URL), cfg.Stream, cfg.ValueFormat, env.MaxEvent),
 		wake: make(chan struct{}),
 	}
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		ms := env.Metrics
-		s.m = sourceMetrics{
-			records: ms.Counter("nats_consumer_records_total", "Messages read from JetStream.", "task").With(lbl),
-			pending: ms.Gauge("nats_consumer_pending", "Messages of the stream not yet delivered to the durable (as of the last message read).", "task").With(lbl),
-			redeliv: ms.Counter("nats_consumer_redelivered_total", "Messages read that the server had delivered before (a crash, a nack, an ack_wait that passed).", "task").With(lbl),
-			ackErrs: ms.Counter("nats_consumer_ack_errors_total", "Acknowledgements that could not be sent (the message is delivered again after ack_wait).", "task").With(lbl),
-		}
-	} else {
-		s.m = sourceMetrics{
-			records: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"}),
-			redeliv: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			ackErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-		}
+	lbl := env.Task
+	ms := env.Metrics
+	s.m = sourceMetrics{
+		records: ms.Counter("nats_consumer_records_total", "Messages read from JetStream.", "task").WithLabelValues(lbl),
+		pending: ms.Gauge("nats_consumer_pending", "Messages of the stream not yet delivered to the durable (as of the last message read).", "task").WithLabelValues(lbl),
+		redeliv: ms.Counter("nats_consumer_redelivered_total", "Messages read that the server had delivered before (a crash, a nack, an ack_wait that passed).", "task").WithLabelValues(lbl),
+		ackErrs: ms.Counter("nats_consumer_ack_errors_total", "Acknowledgements that could not be sent (the message is delivered again after ack_wait).", "task").WithLabelValues(lbl),
 	}
 	return s, nil
 }
@@ -428,10 +419,10 @@ func (s *Source) encode(f *inflight) component.Batch {
 		}
 	}
 	f.buf = buf
-	s.m.records.Add(float64(len(msgs)))
+	s.m.records.Add(uint64(len(msgs)))
 	s.m.pending.Set(float64(pending))
 	if redelivered > 0 {
-		s.m.redeliv.Add(float64(redelivered))
+		s.m.redeliv.Add(uint64(redelivered))
 	}
 	return component.Batch{Messages: out}
 }
@@ -464,7 +455,7 @@ func (s *Source) ack(f *inflight, use uint64, err error) {
 		}
 	}
 	if failed > 0 {
-		s.m.ackErrs.Add(float64(failed))
+		s.m.ackErrs.Add(uint64(failed))
 		s.log.Warn().Int("messages", failed).Bool("nack", err != nil).Msg("nats source: could not send acknowledgements (connection lost?); the server delivers those messages again after ack_wait")
 	}
 }

@@ -13,12 +13,12 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
 	"github.com/sluicehq/sluice/builtins/internal/checkpoint"
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // state is the checkpoint: the slot holds the stream's position, the
@@ -46,8 +46,8 @@ type Source struct {
 	tls    *tls.Config
 	cpDir  string
 	where  string
-	lag    prometheus.Gauge
-	events *prometheus.CounterVec
+	lag    metrics.Gauge
+	events *metrics.CounterVec
 
 	store  *checkpoint.Store
 	st     state
@@ -86,12 +86,10 @@ func build(c any, env component.Env) (any, error) {
 		return nil, nil
 	}
 	s.where = where(cc)
-	if env.Metrics != nil {
-		s.lag = env.Metrics.Gauge("postgres_cdc_slot_lag_bytes",
-			"WAL bytes between the server's current position and the slot's confirmed position.", "task", "slot").
-			WithLabelValues(env.Task, cfg.Slot)
-		s.events = env.Metrics.Counter("postgres_cdc_events_total", "Change events read, by op.", "task", "op")
-	}
+	s.lag = env.Metrics.Gauge("postgres_cdc_slot_lag_bytes",
+		"WAL bytes between the server's current position and the slot's confirmed position.", "task", "slot").
+		WithLabelValues(env.Task, cfg.Slot)
+	s.events = env.Metrics.Counter("postgres_cdc_events_total", "Change events read, by op.", "task", "op")
 	return s, nil
 }
 

@@ -120,12 +120,10 @@ func (ss *session) statusLoop() {
 // send writes a standby status update with the confirmed position.
 func (ss *session) send(replyRequested bool) error {
 	pos := ss.s.ob.position()
-	if ss.s.lag != nil {
-		if end := ss.end.Load(); end > pos {
-			ss.s.lag.Set(float64(end - pos))
-		} else {
-			ss.s.lag.Set(0)
-		}
+	if end := ss.end.Load(); end > pos {
+		ss.s.lag.Set(float64(end - pos))
+	} else {
+		ss.s.lag.Set(0)
 	}
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/metrics/metricstest"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -91,23 +92,7 @@ func TestConfirmedPositionAdvances(t *testing.T) {
 	testkit.WaitFor(t, "the idle slot to move past other tables' WAL", func() bool { return confirmed() >= target })
 	// The metrics: one insert read, and no lag once the position caught up.
 	metric := func(name, label, value string) (float64, bool) {
-		mfs, _ := src.env.Metrics.Registry.Gather()
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == label && l.GetValue() == value {
-						if m.Gauge != nil {
-							return m.GetGauge().GetValue(), true
-						}
-						return m.GetCounter().GetValue(), true
-					}
-				}
-			}
-		}
-		return 0, false
+		return metricstest.Gather(t, src.env.Metrics).Value(name, label, value)
 	}
 	if n, ok := metric("sluice_postgres_cdc_events_total", "op", "c"); !ok || n != 1 {
 		t.Fatalf("events_total{op=c} = %v (%v)", n, ok)

@@ -10,13 +10,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/amqpconf"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // ErrClosed is returned by Read once Close was called.
@@ -102,10 +102,10 @@ func (ss *session) isDead() bool {
 }
 
 type sourceMetrics struct {
-	messages   prometheus.Counter
-	nonJSON    prometheus.Counter
-	reconnects prometheus.Counter
-	unacked    prometheus.Gauge
+	messages   metrics.Counter
+	nonJSON    metrics.Counter
+	reconnects metrics.Counter
+	unacked    metrics.Gauge
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -135,21 +135,13 @@ func randomHex(n int) string {
 }
 
 func newMetrics(env component.Env) sourceMetrics {
-	if env.Metrics == nil {
-		return sourceMetrics{
-			messages:   prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			nonJSON:    prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}),
-			unacked:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"}),
-		}
-	}
-	lbl := prometheus.Labels{"task": env.Task}
+	lbl := env.Task
 	ms := env.Metrics
 	return sourceMetrics{
-		messages:   ms.Counter("rabbitmq_consumer_messages_total", "Messages delivered by RabbitMQ.", "task").With(lbl),
-		nonJSON:    ms.Counter("rabbitmq_body_not_json_total", "Message bodies that body_format = \"json\" could not parse and kept as a string.", "task").With(lbl),
-		reconnects: ms.Counter("rabbitmq_consumer_reconnects_total", "Connections reopened after the last one was lost.", "task").With(lbl),
-		unacked:    ms.Gauge("rabbitmq_consumer_unacked_messages", "Messages delivered and not acknowledged yet: what a crash delivers again.", "task").With(lbl),
+		messages:   ms.Counter("rabbitmq_consumer_messages_total", "Messages delivered by RabbitMQ.", "task").WithLabelValues(lbl),
+		nonJSON:    ms.Counter("rabbitmq_body_not_json_total", "Message bodies that body_format = \"json\" could not parse and kept as a string.", "task").WithLabelValues(lbl),
+		reconnects: ms.Counter("rabbitmq_consumer_reconnects_total", "Connections reopened after the last one was lost.", "task").WithLabelValues(lbl),
+		unacked:    ms.Gauge("rabbitmq_consumer_unacked_messages", "Messages delivered and not acknowledged yet: what a crash delivers again.", "task").WithLabelValues(lbl),
 	}
 }
 
@@ -393,10 +385,10 @@ func (s *Source) batch(ss *session, ds []amqp.Delivery) component.Batch {
 			m.Payload, m.Event = d.Body, d.Body
 		}
 	}
-	s.m.messages.Add(float64(len(ds)))
+	s.m.messages.Add(uint64(len(ds)))
 	s.m.unacked.Add(float64(len(ds)))
 	if nonJSON > 0 {
-		s.m.nonJSON.Add(float64(nonJSON))
+		s.m.nonJSON.Add(uint64(nonJSON))
 	}
 	last := ds[len(ds)-1].DeliveryTag
 	n := len(ds)
@@ -413,7 +405,7 @@ func (s *Source) batch(ss *session, ds []amqp.Delivery) component.Batch {
 // messages unacknowledged: the engine nacks only when the task stops or
 // blocks, and the broker delivers them again once the connection closes.
 func (s *Source) ack(ss *session, tag uint64, n int, err error) {
-	s.m.unacked.Sub(float64(n))
+	s.m.unacked.Add(-float64(n))
 	if err != nil || ss.isDead() {
 		return
 	}

@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/redisconf"
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // ErrClosed is returned by Read once Close was called.
@@ -93,10 +93,10 @@ type flight struct {
 }
 
 type sourceMetrics struct {
-	records  prometheus.Counter
-	claimed  prometheus.Counter
-	ackErrs  prometheus.Counter
-	readErrs prometheus.Counter
+	records  metrics.Counter
+	claimed  metrics.Counter
+	ackErrs  metrics.Counter
+	readErrs metrics.Counter
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -129,18 +129,13 @@ func build(c any, env component.Env) (any, error) {
 		enc:  newEncoder(probe.Addr(), probe.DB(), cfg.Stream, cfg.ValueFormat, env.MaxEvent),
 		wake: make(chan struct{}),
 	}
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		ms := env.Metrics
-		s.m = sourceMetrics{
-			records:  ms.Counter("redis_stream_records_total", "Stream entries read.", "task").With(lbl),
-			claimed:  ms.Counter("redis_stream_claimed_total", "Entries claimed from consumers that left them pending longer than claim_idle.", "task").With(lbl),
-			ackErrs:  ms.Counter("redis_stream_ack_errors_total", "XACK calls that failed and were retried.", "task").With(lbl),
-			readErrs: ms.Counter("redis_stream_read_errors_total", "XREADGROUP or XAUTOCLAIM calls that failed and were retried.", "task").With(lbl),
-		}
-	} else {
-		nop := func() prometheus.Counter { return prometheus.NewCounter(prometheus.CounterOpts{Name: "x"}) }
-		s.m = sourceMetrics{records: nop(), claimed: nop(), ackErrs: nop(), readErrs: nop()}
+	lbl := env.Task
+	ms := env.Metrics
+	s.m = sourceMetrics{
+		records:  ms.Counter("redis_stream_records_total", "Stream entries read.", "task").WithLabelValues(lbl),
+		claimed:  ms.Counter("redis_stream_claimed_total", "Entries claimed from consumers that left them pending longer than claim_idle.", "task").WithLabelValues(lbl),
+		ackErrs:  ms.Counter("redis_stream_ack_errors_total", "XACK calls that failed and were retried.", "task").WithLabelValues(lbl),
+		readErrs: ms.Counter("redis_stream_read_errors_total", "XREADGROUP or XAUTOCLAIM calls that failed and were retried.", "task").WithLabelValues(lbl),
 	}
 	return s, nil
 }
@@ -447,7 +442,7 @@ func (s *Source) loop(ctx context.Context, rdb *redisconf.Client) {
 				nextClaim = time.Now().Add(s.cfg.ClaimEvery.D())
 			}
 			if err == nil {
-				s.m.claimed.Add(float64(len(es)))
+				s.m.claimed.Add(uint64(len(es)))
 			}
 		case pending:
 			es, deleted, err = s.readGroup(ctx, rdb, cursor, -1)
@@ -568,7 +563,7 @@ func (s *Source) deliver(es []entry) {
 	for i := range es {
 		f.ids = append(f.ids, es[i].idArg)
 	}
-	s.m.records.Add(float64(len(es)))
+	s.m.records.Add(uint64(len(es)))
 	s.mu.Lock()
 	s.flights[f] = struct{}{}
 	s.outstanding++

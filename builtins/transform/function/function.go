@@ -14,12 +14,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/eventenc"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // Register adds the function transform to r.
@@ -52,13 +52,13 @@ type Transform struct {
 	user     string
 	password string
 	headers  http.Header
-	m        metrics
+	m        callMetrics
 	bufs     sync.Pool // *[]byte request bodies
 }
 
-type metrics struct {
-	calls   *prometheus.CounterVec // outcome
-	latency prometheus.Observer
+type callMetrics struct {
+	calls   *metrics.CounterVec // outcome
+	latency metrics.Observer
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -101,17 +101,10 @@ func build(c any, env component.Env) (any, error) {
 	if cfg.Token != "" {
 		tr.headers.Set("Authorization", "Bearer "+cfg.Token.Reveal())
 	}
-	if env.Metrics != nil {
-		lbl := prometheus.Labels{"task": env.Task}
-		tr.m = metrics{
-			calls:   env.Metrics.Counter("function_calls_total", "Calls of the remote function, by outcome (ok, retryable, rejected).", "task", "outcome").MustCurryWith(lbl),
-			latency: env.Metrics.Histogram("function_call_seconds", "Time of one call of the remote function.", nil, "task").With(lbl),
-		}
-	} else {
-		tr.m = metrics{
-			calls:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x"}, []string{"outcome"}),
-			latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x"}),
-		}
+	lbl := env.Task
+	tr.m = callMetrics{
+		calls:   env.Metrics.Counter("function_calls_total", "Calls of the remote function, by outcome (ok, retryable, rejected).", "task", "outcome").Curry(lbl),
+		latency: env.Metrics.Histogram("function_call_seconds", "Time of one call of the remote function.", nil, "task").WithLabelValues(lbl),
 	}
 	return tr, nil
 }

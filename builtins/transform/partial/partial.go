@@ -9,7 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/jsonpath"
@@ -18,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
 // Config is the partial transform's configuration.
@@ -87,11 +87,7 @@ func build(cfg any, env component.Env) (any, error) {
 	}
 	t := &Transform{set: jsonpath.NewSet()}
 	t.set.Add(segs)
-	if env.Metrics != nil {
-		t.empty = env.Metrics.Counter(EmptyMetric, "Events a partial transform's path matched nothing in; each was passed on with an empty payload.", "task").WithLabelValues(env.Task)
-	} else {
-		t.empty = prometheus.NewCounter(prometheus.CounterOpts{Name: EmptyMetric})
-	}
+	t.empty = env.Metrics.Counter(EmptyMetric, "Events a partial transform's path matched nothing in; each was passed on with an empty payload.", "task").WithLabelValues(env.Task)
 	t.log = env.Logger.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})
 	t.path = *c.Path
 	return t, nil
@@ -101,7 +97,7 @@ func build(cfg any, env component.Env) (any, error) {
 type Transform struct {
 	set   *jsonpath.Set
 	path  string
-	empty prometheus.Counter
+	empty metrics.Counter
 	log   zerolog.Logger
 }
 

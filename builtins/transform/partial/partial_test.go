@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/metrics/metricstest"
 )
 
 // kafkaEvent is the Kafka-sourced sample of docs/transforms.md.
@@ -121,23 +122,8 @@ func TestPartial(t *testing.T) {
 
 func counterValue(t *testing.T, m *metrics.Set, name, task string) float64 {
 	t.Helper()
-	fams, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if f.GetName() != metrics.Namespace+"_"+name {
-			continue
-		}
-		for _, mt := range f.GetMetric() {
-			for _, l := range mt.GetLabel() {
-				if l.GetName() == "task" && l.GetValue() == task {
-					return mt.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	v, _ := metricstest.Gather(t, m).Value(metrics.Namespace+"_"+name, "task", task)
+	return v
 }
 
 func TestNoMatchGivesEmptyPayloadAndCounts(t *testing.T) {

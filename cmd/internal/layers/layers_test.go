@@ -42,6 +42,8 @@ var layers = []layer{
 		"the admin API (and its web console, runtime/admin/console) reads and steers running tasks"},
 	{"test kit", []string{"runtime/testkit"}, nil,
 		"test helpers shared by every layer's tests import nothing of the module"},
+	{"metrics test kit", []string{"runtime/metrics/metricstest"}, []string{"runtime/metrics"},
+		"reads a metrics.Set's exposition as a scraper does; only tests import it"},
 	{"component packages", []string{"builtins/source/...", "builtins/sink/...", "builtins/transform/...", "builtins/filter/..."},
 		append([]string{"runtime/component", "runtime/delivery", "runtime/wasmhost", "builtins/internal/...", "builtins/lines"}, foundations...),
 		"a builtin implements the contracts with shared connector code (builtins/internal); it never reaches into the engine, the loader or another component"},
