@@ -434,9 +434,14 @@ func (s *Source) loop(ctx context.Context, rdb *redisconf.Client) {
 		// Claiming waits until this consumer's own pending entries were
 		// read again: XAUTOCLAIM would hand them out a second time.
 		claim := s.cfg.ClaimIdle > 0 && !pending && !time.Now().Before(nextClaim)
+		if s.cfg.ClaimIdle > 0 {
+			// Every round, not only when claiming: claim_interval may be
+			// longer than claim_idle, and another process claims on its own
+			// schedule.
+			s.touch(ctx, rdb)
+		}
 		switch {
 		case claim:
-			s.touch(ctx, rdb)
 			es, deleted, claimCursor, err = s.claim(ctx, rdb, claimCursor)
 			if err == nil && claimCursor == "0-0" {
 				nextClaim = time.Now().Add(s.cfg.ClaimEvery.D())

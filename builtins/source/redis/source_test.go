@@ -89,8 +89,11 @@ func TestClaimsDeadConsumersEntries(t *testing.T) {
 func TestHeldEntriesAreNotClaimed(t *testing.T) {
 	fx := newFixture(t)
 	fx.srv.Add(t, fx.stream, "payload", [][]byte{[]byte("1")})
-	const idle = "600ms"
-	a := open(t, fx.build(t, fx.srv.URL, "a", "claim_idle = \""+idle+"\"\nclaim_interval = \"50ms\"\n"))
+	// The holder never claims (claim_interval far above claim_idle): it
+	// marks what it holds on its own schedule. claim_idle leaves the holder
+	// a second to do so, under any load the suite meets.
+	const idle = "1500ms"
+	a := open(t, fx.build(t, fx.srv.URL, "a", "claim_idle = \""+idle+"\"\nclaim_interval = \"1h\"\n"))
 	b := read(t, a)
 	other := open(t, fx.build(t, fx.srv.URL, "b", "claim_idle = \""+idle+"\"\nclaim_interval = \"50ms\"\n"))
 	start := time.Now()
@@ -102,7 +105,7 @@ func TestHeldEntriesAreNotClaimed(t *testing.T) {
 		if _, err := other.Read(ctx); err == nil {
 			t.Fatal("the other consumer claimed an entry that was held")
 		}
-		return time.Since(start) > 1800*time.Millisecond
+		return time.Since(start) > 4500*time.Millisecond
 	})
 	b.Ack(nil)
 	testkit.WaitFor(t, "the entry acknowledged", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
