@@ -3,6 +3,7 @@ package mysqlcdc
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/internal/binlog"
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
 	"github.com/sluicehq/sluice/builtins/internal/checkpoint"
+	"github.com/sluicehq/sluice/runtime/message"
 )
 
 // benchRows is how many rows the CDC benchmarks read per iteration, written
@@ -209,6 +211,9 @@ func sourceRound(b *testing.B, d *benchData) (took, open, cpu time.Duration) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			if n == 0 || n+len(batch.Messages) >= benchRows {
+				checkBenchBatch(b, batch.Messages, n) // the first and the last: a fast source that reads wrong is no win
+			}
 			n += len(batch.Messages)
 			batch.Ack(nil)
 		}
@@ -220,6 +225,33 @@ func sourceRound(b *testing.B, d *benchData) (took, open, cpu time.Duration) {
 		}
 	}
 	return took, open, cpu
+}
+
+// checkBenchBatch checks the change events of a batch whose first row is
+// row n of the benchmark's table (ids from 1, inserted in order): valid JSON,
+// an insert, and the row's values.
+func checkBenchBatch(b *testing.B, msgs []message.Message, n int) {
+	b.Helper()
+	for i, m := range msgs {
+		var ev struct {
+			Data struct {
+				Op    string `json:"op"`
+				After struct {
+					ID     int    `json:"id"`
+					Name   string `json:"name"`
+					Amount string `json:"amount"`
+					Note   string `json:"note"`
+				} `json:"after"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(m.Payload, &ev); err != nil {
+			b.Fatalf("row %d: %v: %s", n+i+1, err, m.Payload)
+		}
+		a, id := ev.Data.After, n+i+1
+		if ev.Data.Op != "c" || a.ID != id || a.Name != fmt.Sprintf("customer-%d", id) || a.Note != "a short note about the order" || a.Amount == "" {
+			b.Fatalf("row %d: unexpected event %s", id, m.Payload)
+		}
+	}
 }
 
 // BenchmarkCDC reads 200,000 inserted rows (transactions of 1,000) from
