@@ -164,7 +164,11 @@ func missingRequired(ps []Param, config []byte) error {
 // its own: `invalid config: key "PATH": expected WANT, got KIND`, which the
 // host turns into an error at that key of the task file (docs/abi.md,
 // sluice_init). For Param.Decode functions and other ConfigDecoders.
+// An empty path is the config as a whole.
 func ConfigTypeError(path, want string, value []byte) error {
+	if path == "" {
+		return errors.New("invalid config: expected " + want + ", got " + jsonKindName(value))
+	}
 	return errors.New("invalid config: key " + strconv.Quote(path) + ": expected " + want + ", got " + jsonKindName(value))
 }
 

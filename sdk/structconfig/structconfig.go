@@ -182,26 +182,7 @@ func join(path, key string) string {
 }
 
 func typeError(path string, t reflect.Type, raw []byte) error {
-	if path == "" {
-		return errors.New("invalid config: expected " + article(typeName(t)) + ", got " + kindName(raw))
-	}
 	return sdk.ConfigTypeError(path, article(typeName(t)), raw)
-}
-
-func kindName(v []byte) string {
-	switch jsonfield.KindOf(v) {
-	case jsonfield.String:
-		return "string"
-	case jsonfield.Number:
-		return "number " + string(v)
-	case jsonfield.Bool:
-		return "bool"
-	case jsonfield.Array:
-		return "array"
-	case jsonfield.Object:
-		return "object"
-	}
-	return "null"
 }
 
 // decode sets v from the raw JSON value raw (valid JSON), path naming it
