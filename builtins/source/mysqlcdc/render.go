@@ -176,19 +176,7 @@ func (rd *renderer) segment(dst []byte, b *eventsBuf, in *rowsBuf, sg *segment) 
 	}
 	rd.id = append(rd.id, ':')
 	idLen := len(rd.id)
-	p := cdc.AppendMember(rd.pos[:0], "gtid")
-	if sg.gtid != nil {
-		p = cdc.AppendString(p, sg.gtid)
-	} else {
-		p = cdc.AppendNull(p)
-	}
-	p = cdc.AppendMember(p, "file")
-	p = cdc.AppendString(p, []byte(sg.file))
-	p = cdc.AppendMember(p, "pos")
-	p = strconv.AppendUint(p, uint64(sg.evPos), 10)
-	p = cdc.AppendMember(p, "server_id")
-	p = strconv.AppendUint(p, uint64(sg.serverID), 10)
-	rd.pos = cdc.AppendMember(p, "row")
+	rd.pos = appendPosition(rd.pos[:0], sg.gtid, sg.file, sg.evPos, sg.serverID)
 	at := time.UnixMilli(sg.tsMs)
 	pos := message.Position{Stream: sg.file, Offset: int64(sg.evPos)}
 	cells := in.cells[sg.cells:]
@@ -327,4 +315,24 @@ func (f *freeList[T]) release() {
 	for _, b := range free {
 		f.spare.Put(b)
 	}
+}
+
+// appendPosition writes the binlog position members of an event's source
+// block, up to the name of the last one, "row", whose value (the row's
+// number in its transaction) the caller writes. No GTID (a server without
+// them) is null.
+func appendPosition(dst, gtid []byte, file string, pos, serverID uint32) []byte {
+	dst = cdc.AppendMember(dst, "gtid")
+	if len(gtid) > 0 {
+		dst = cdc.AppendString(dst, gtid)
+	} else {
+		dst = cdc.AppendNull(dst)
+	}
+	dst = cdc.AppendMember(dst, "file")
+	dst = cdc.AppendString(dst, []byte(file))
+	dst = cdc.AppendMember(dst, "pos")
+	dst = strconv.AppendUint(dst, uint64(pos), 10)
+	dst = cdc.AppendMember(dst, "server_id")
+	dst = strconv.AppendUint(dst, uint64(serverID), 10)
+	return cdc.AppendMember(dst, "row")
 }

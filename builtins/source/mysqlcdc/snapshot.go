@@ -229,19 +229,7 @@ func (r *reader) snapshotRow(ctx context.Context, ts *tableState, table *cdc.Tab
 	}
 	dst = r.enc.EndImage(dst)
 	dst = r.enc.BeginSource(dst, true)
-	dst = cdc.AppendMember(dst, "gtid")
-	if sp.gtid != "" {
-		dst = cdc.AppendString(dst, []byte(sp.gtid))
-	} else {
-		dst = cdc.AppendNull(dst)
-	}
-	dst = cdc.AppendMember(dst, "file")
-	dst = cdc.AppendString(dst, []byte(sp.file))
-	dst = cdc.AppendMember(dst, "pos")
-	dst = strconv.AppendUint(dst, uint64(sp.pos), 10)
-	dst = cdc.AppendMember(dst, "server_id")
-	dst = strconv.AppendUint(dst, uint64(r.s.serverID), 10)
-	dst = cdc.AppendMember(dst, "row")
+	dst = appendPosition(dst, []byte(sp.gtid), sp.file, sp.pos, r.s.serverID)
 	dst = strconv.AppendInt(dst, int64(n-1), 10)
 	dst, k := r.enc.End(dst)
 	b.slab = dst
