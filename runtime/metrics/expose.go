@@ -57,8 +57,16 @@ func (s *Set) WritePrometheus(w io.Writer) {
 	if process {
 		var pm bytes.Buffer
 		vm.WriteProcessMetrics(&pm)
-		dropFamily(&buf, pm.Bytes(), "go_gc_duration_seconds")
+		drop := []string{"go_gc_duration_seconds"}
+		rss, rssOK := residentMemory()
+		if rssOK {
+			drop = append(drop, "process_resident_memory_bytes")
+		}
+		dropFamilies(&buf, pm.Bytes(), drop...)
 		writeGCDuration(&buf)
+		if rssOK {
+			vm.WriteGaugeUint64(&buf, "process_resident_memory_bytes", rss)
+		}
 		vm.WriteFDMetrics(&buf)
 		writeRuntimeSettings(&buf)
 		writeProcessExtras(&buf)
@@ -66,9 +74,10 @@ func (s *Set) WritePrometheus(w io.Writer) {
 	s.fillHelp(w, buf.Bytes())
 }
 
-// dropFamily copies the exposition b to w without the lines of family
-// name (its metadata, samples and their suffixed series).
-func dropFamily(w *bytes.Buffer, b []byte, name string) {
+// dropFamilies copies the exposition b to w without the lines of the
+// families names (their metadata, samples and suffixed series).
+func dropFamilies(w *bytes.Buffer, b []byte, names ...string) {
+lines:
 	for line := range bytes.Lines(b) {
 		rest := line
 		if r, ok := bytes.CutPrefix(line, []byte("# HELP ")); ok {
@@ -76,8 +85,10 @@ func dropFamily(w *bytes.Buffer, b []byte, name string) {
 		} else if r, ok := bytes.CutPrefix(line, []byte("# TYPE ")); ok {
 			rest = r
 		}
-		if r, ok := bytes.CutPrefix(rest, []byte(name)); ok && len(r) > 0 && (r[0] == ' ' || r[0] == '{' || r[0] == '_' || r[0] == '\n') {
-			continue
+		for _, name := range names {
+			if r, ok := bytes.CutPrefix(rest, []byte(name)); ok && len(r) > 0 && (r[0] == ' ' || r[0] == '{' || r[0] == '_' || r[0] == '\n') {
+				continue lines
+			}
 		}
 		w.Write(line)
 	}

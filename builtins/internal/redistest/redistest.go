@@ -21,7 +21,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/sluicehq/sluice/builtins/internal/redisconf"
-	"github.com/sluicehq/sluice/builtins/kafkadev"
+	"github.com/sluicehq/sluice/builtins/internal/tlstest"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -283,9 +283,9 @@ func AuthServer(t testing.TB, password string) *Server {
 // its key, for a task's tls table). With clientAuth it refuses clients
 // without a certificate of that CA. The returned Server's URL is rediss://
 // and its own connections use TLS.
-func TLSServer(t testing.TB, clientAuth bool) (*Server, *kafkadev.TLSFiles) {
+func TLSServer(t testing.TB, clientAuth bool) (*Server, *tlstest.Files) {
 	t.Helper()
-	files, err := kafkadev.GenerateTLS(t.TempDir(), clientAuth)
+	files, err := tlstest.Generate(t.TempDir(), clientAuth)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/sluicehq/sluice/builtins/internal/tlstest"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
 	"github.com/sluicehq/sluice/runtime/component"
 )
@@ -74,7 +75,7 @@ func TestSASL(t *testing.T) {
 // skip switch, and an unknown CA stopping the task.
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	files, err := kafkadev.GenerateTLS(dir, true)
+	files, err := tlstest.Generate(dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	other, err := kafkadev.GenerateTLS(t.TempDir(), false)
+	other, err := tlstest.Generate(t.TempDir(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/builtins/internal/redistest"
-	"github.com/sluicehq/sluice/builtins/kafkadev"
+	"github.com/sluicehq/sluice/builtins/internal/tlstest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -236,7 +236,7 @@ func TestTLS(t *testing.T) {
 				t.Fatalf("entries %+v", es)
 			}
 
-			other, err := kafkadev.GenerateTLS(t.TempDir(), false)
+			other, err := tlstest.Generate(t.TempDir(), false)
 			if err != nil {
 				t.Fatal(err)
 			}

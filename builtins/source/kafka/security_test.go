@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/sluicehq/sluice/builtins/internal/tlstest"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
 )
 
@@ -17,7 +18,7 @@ import (
 // certificate and SCRAM-SHA-512 credentials.
 func TestSASLOverMutualTLS(t *testing.T) {
 	dir := t.TempDir()
-	files, err := kafkadev.GenerateTLS(dir, true)
+	files, err := tlstest.Generate(dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestSASLOverMutualTLS(t *testing.T) {
 
 // clientTLS is the producer's TLS config: the pool the server checks client
 // certificates against holds the CA that signed the server's certificate.
-func clientTLS(t *testing.T, f *kafkadev.TLSFiles) *tls.Config {
+func clientTLS(t *testing.T, f *tlstest.Files) *tls.Config {
 	t.Helper()
 	cert, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
 	if err != nil {

@@ -1,4 +1,6 @@
-package kafkadev
+// Package tlstest makes throwaway TLS material for tests: a CA, a server
+// certificate and a client certificate, as PEM files and a server config.
+package tlstest
 
 import (
 	"crypto/ecdsa"
@@ -16,9 +18,9 @@ import (
 	"time"
 )
 
-// TLSFiles are the PEM files GenerateTLS wrote, and the server side config
-// to pass as Options.TLS.
-type TLSFiles struct {
+// Files are the PEM files Generate wrote, and the server side config
+// for a server written in Go (kafkadev.Options.TLS).
+type Files struct {
 	CA         string // CA certificate: a client's ca_file
 	ClientCert string // client certificate signed by the CA: cert_file
 	ClientKey  string // its key: key_file
@@ -27,11 +29,11 @@ type TLSFiles struct {
 	Server     *tls.Config
 }
 
-// GenerateTLS creates a throwaway CA in dir, a server certificate for hosts
+// Generate creates a throwaway CA in dir, a server certificate for hosts
 // (default 127.0.0.1 and localhost) and a client certificate. The server
 // config asks for client certificates signed by the CA when clientAuth is
-// true. For tests and local trials only.
-func GenerateTLS(dir string, clientAuth bool, hosts ...string) (*TLSFiles, error) {
+// true.
+func Generate(dir string, clientAuth bool, hosts ...string) (*Files, error) {
 	if len(hosts) == 0 {
 		hosts = []string{"127.0.0.1", "localhost"}
 	}
@@ -42,7 +44,7 @@ func GenerateTLS(dir string, clientAuth bool, hosts ...string) (*TLSFiles, error
 	}
 	caTpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "sluice dev CA"},
+		Subject:               pkix.Name{CommonName: "sluice test CA"},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		IsCA:                  true,
@@ -82,7 +84,7 @@ func GenerateTLS(dir string, clientAuth bool, hosts ...string) (*TLSFiles, error
 		der, err := x509.CreateCertificate(rand.Reader, tpl, ca, &key.PublicKey, caKey)
 		return key, der, err
 	}
-	srvKey, srvDER, err := leaf(2, "kafka", x509.ExtKeyUsageServerAuth)
+	srvKey, srvDER, err := leaf(2, "server", x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +92,7 @@ func GenerateTLS(dir string, clientAuth bool, hosts ...string) (*TLSFiles, error
 	if err != nil {
 		return nil, err
 	}
-	f := &TLSFiles{
+	f := &Files{
 		CA:         filepath.Join(dir, "ca.pem"),
 		ClientCert: filepath.Join(dir, "client.pem"),
 		ClientKey:  filepath.Join(dir, "client-key.pem"),
