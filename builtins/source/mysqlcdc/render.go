@@ -38,6 +38,9 @@ type eventsBuf struct {
 }
 
 func (b *eventsBuf) reset() {
+	// The messages point into the slab, and those written before it grew
+	// into the array it left: kept for reuse, they would keep that alive.
+	clear(b.msgs)
 	b.slab, b.msgs, b.spans = b.slab[:0], b.msgs[:0], b.spans[:0]
 }
 
@@ -53,8 +56,9 @@ type rowsBuf struct {
 
 func (b *rowsBuf) reset() {
 	b.arena = b.arena[:0]
-	b.cells = b.cells[:0] // (their slices are of arena: nothing else is kept alive)
-	clear(b.segs)         // drop the table references
+	clear(b.cells) // their slices are of arena, or of the array it left when it grew
+	b.cells = b.cells[:0]
+	clear(b.segs) // drop the table references
 	b.segs = b.segs[:0]
 	b.rows = 0
 }
@@ -144,8 +148,12 @@ func (s *Source) render(rd *renderer, p *pendingBatch) {
 		b.msgs = make([]message.Message, 0, in.rows)
 	}
 	// The buffer is sized at once from the size of the events rendered
-	// last: grown by appends it would be copied several times.
-	if want := int(s.eventSize.Load()) * in.rows; cap(b.slab) < want {
+	// last: grown by appends it would be copied several times. That size
+	// may be another table's (one row of a large blob before many small
+	// rows): the guess is capped by what this batch's rows can make, with
+	// room for the envelope, and appends grow the rare batch beyond it.
+	want := min(int(s.eventSize.Load())*in.rows, 4*len(in.arena)+1024*in.rows)
+	if cap(b.slab) < want {
 		b.slab = make([]byte, 0, want+want/8)
 	}
 	dst := b.slab[:0]
