@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/sdk/jsonfield"
 )
@@ -114,10 +115,7 @@ func (ps paramsDecoder) DecodeConfig(config []byte) error {
 	}
 	var err error
 	merr := jsonfield.Members(config, func(rawKey, value []byte) bool {
-		key := string(rawKey)
-		if u, ok := jsonfield.Unquote(nil, append(append([]byte{'"'}, rawKey...), '"')); ok {
-			key = string(u)
-		}
+		key := unquoteKey(rawKey)
 		var p *Param
 		for i := range ps {
 			if ps[i].Name == key {
@@ -265,21 +263,42 @@ func decodeInto(into any, path string, v []byte) error {
 
 // unquoteKey returns a raw member key (between its quotes) unescaped.
 func unquoteKey(k []byte) string {
-	if u, ok := jsonfield.Unquote(nil, append(append([]byte{'"'}, k...), '"')); ok {
-		return string(u)
+	if u, ok := unquoteText(append(append([]byte{'"'}, k...), '"')); ok {
+		return u
 	}
 	return string(k)
+}
+
+// unquoteText unquotes the JSON string q as encoding/json does: each byte
+// that is not part of valid UTF-8 becomes U+FFFD. (jsonfield.Unquote lets
+// such bytes through: on the record path it copies nothing it need not.)
+func unquoteText(q []byte) (string, bool) {
+	s, ok := jsonfield.Unquote(nil, q)
+	if !ok || utf8.Valid(s) {
+		return string(s), ok
+	}
+	out := make([]byte, 0, len(s)+8)
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		if r == utf8.RuneError && n == 1 {
+			out = append(out, "\uFFFD"...)
+		} else {
+			out = append(out, s[:n]...)
+		}
+		s = s[n:]
+	}
+	return string(out), true
 }
 
 func decodeString(path string, v []byte) (string, error) {
 	if jsonfield.KindOf(v) != jsonfield.String {
 		return "", ConfigTypeError(path, "a string", v)
 	}
-	s, ok := jsonfield.Unquote(nil, v)
+	s, ok := unquoteText(v)
 	if !ok {
 		return "", errors.New("invalid config: key " + strconv.Quote(path) + ": invalid string " + string(v))
 	}
-	return string(s), nil
+	return s, nil
 }
 
 func decodeInt(path string, v []byte, bits int) (int64, error) {

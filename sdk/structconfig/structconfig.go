@@ -33,6 +33,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/sdk"
 	"github.com/sluicehq/sluice/sdk/jsonfield"
@@ -190,6 +191,17 @@ func typeError(path string, t reflect.Type, raw []byte) error {
 func decode(v reflect.Value, raw []byte, path string) error {
 	kind := jsonfield.KindOf(raw)
 	if kind == jsonfield.Null {
+		// encoding/json gives null to UnmarshalJSON (json.RawMessage
+		// keeps "null"); a pointer is set to nil instead, and anything
+		// else is left alone.
+		if v.Kind() != reflect.Pointer && v.CanAddr() {
+			if u, ok := v.Addr().Interface().(jsonUnmarshaler); ok {
+				if err := u.UnmarshalJSON(raw); err != nil {
+					return keyed(path, err)
+				}
+				return nil
+			}
+		}
 		switch v.Kind() {
 		case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
 			v.Set(reflect.Zero(v.Type()))
@@ -207,8 +219,8 @@ func decode(v reflect.Value, raw []byte, path string) error {
 			if kind != jsonfield.String {
 				return typeError(path, v.Type(), raw)
 			}
-			s, _ := jsonfield.Unquote(nil, raw)
-			if err := u.UnmarshalText(s); err != nil {
+			s, _ := unquoteText(raw)
+			if err := u.UnmarshalText([]byte(s)); err != nil {
 				return keyed(path, err)
 			}
 			return nil
@@ -233,8 +245,8 @@ func decode(v reflect.Value, raw []byte, path string) error {
 		if kind != jsonfield.String {
 			return typeError(path, v.Type(), raw)
 		}
-		s, _ := jsonfield.Unquote(nil, raw)
-		v.SetString(string(s))
+		s, _ := unquoteText(raw)
+		v.SetString(s)
 	case reflect.Bool:
 		if kind != jsonfield.Bool {
 			return typeError(path, v.Type(), raw)
@@ -264,8 +276,8 @@ func decode(v reflect.Value, raw []byte, path string) error {
 			return nil
 		}
 		if v.Type().Elem().Kind() == reflect.Uint8 && kind == jsonfield.String {
-			s, _ := jsonfield.Unquote(nil, raw)
-			b, err := base64.StdEncoding.DecodeString(string(s))
+			s, _ := unquoteText(raw)
+			b, err := base64.StdEncoding.DecodeString(s)
 			if err != nil {
 				return keyed(path, errors.New("expected base64 text, got "+string(raw)))
 			}
@@ -394,8 +406,8 @@ func keyed(path string, err error) error {
 }
 
 func unquoteKey(k []byte) string {
-	if u, ok := jsonfield.Unquote(nil, append(append([]byte{'"'}, k...), '"')); ok {
-		return string(u)
+	if u, ok := unquoteText(append(append([]byte{'"'}, k...), '"')); ok {
+		return u
 	}
 	return string(k)
 }
@@ -415,8 +427,8 @@ func generic(raw []byte) (any, error) {
 		}
 		return f, nil
 	case jsonfield.String:
-		s, _ := jsonfield.Unquote(nil, raw)
-		return string(s), nil
+		s, _ := unquoteText(raw)
+		return s, nil
 	case jsonfield.Array:
 		l := []any{}
 		var err error
@@ -583,4 +595,25 @@ func plain(v reflect.Value) any {
 		return m
 	}
 	return nil
+}
+
+// unquoteText unquotes the JSON string q as encoding/json does: each byte
+// that is not part of valid UTF-8 becomes U+FFFD (jsonfield.Unquote lets
+// such bytes through). A copy of package sdk's.
+func unquoteText(q []byte) (string, bool) {
+	s, ok := jsonfield.Unquote(nil, q)
+	if !ok || utf8.Valid(s) {
+		return string(s), ok
+	}
+	out := make([]byte, 0, len(s)+8)
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		if r == utf8.RuneError && n == 1 {
+			out = append(out, "\uFFFD"...)
+		} else {
+			out = append(out, s[:n]...)
+		}
+		s = s[n:]
+	}
+	return string(out), true
 }
