@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/sdk/jsonfield"
 )
@@ -263,38 +262,17 @@ func decodeInto(into any, path string, v []byte) error {
 
 // unquoteKey returns a raw member key (between its quotes) unescaped.
 func unquoteKey(k []byte) string {
-	if u, ok := unquoteText(append(append([]byte{'"'}, k...), '"')); ok {
+	if u, ok := jsonfield.UnquoteString(append(append([]byte{'"'}, k...), '"')); ok {
 		return u
 	}
 	return string(k)
-}
-
-// unquoteText unquotes the JSON string q as encoding/json does: each byte
-// that is not part of valid UTF-8 becomes U+FFFD. (jsonfield.Unquote lets
-// such bytes through: on the record path it copies nothing it need not.)
-func unquoteText(q []byte) (string, bool) {
-	s, ok := jsonfield.Unquote(nil, q)
-	if !ok || utf8.Valid(s) {
-		return string(s), ok
-	}
-	out := make([]byte, 0, len(s)+8)
-	for len(s) > 0 {
-		r, n := utf8.DecodeRune(s)
-		if r == utf8.RuneError && n == 1 {
-			out = append(out, "\uFFFD"...)
-		} else {
-			out = append(out, s[:n]...)
-		}
-		s = s[n:]
-	}
-	return string(out), true
 }
 
 func decodeString(path string, v []byte) (string, error) {
 	if jsonfield.KindOf(v) != jsonfield.String {
 		return "", ConfigTypeError(path, "a string", v)
 	}
-	s, ok := unquoteText(v)
+	s, ok := jsonfield.UnquoteString(v)
 	if !ok {
 		return "", errors.New("invalid config: key " + strconv.Quote(path) + ": invalid string " + string(v))
 	}

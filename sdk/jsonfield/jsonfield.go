@@ -668,6 +668,27 @@ func AppendString(dst, s []byte) []byte {
 	return append(dst, '"')
 }
 
+// UnquoteString returns the contents of the quoted JSON string q as
+// encoding/json decodes a string: each byte that is not part of valid UTF-8
+// becomes U+FFFD (config values and keys; Unquote keeps the bytes).
+func UnquoteString(q []byte) (string, bool) {
+	s, ok := Unquote(nil, q)
+	if !ok || utf8.Valid(s) {
+		return string(s), ok
+	}
+	out := make([]byte, 0, len(s)+8)
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		if r == utf8.RuneError && n == 1 {
+			out = append(out, "\uFFFD"...)
+		} else {
+			out = append(out, s[:n]...)
+		}
+		s = s[n:]
+	}
+	return string(out), true
+}
+
 // Unquote returns the contents of the quoted JSON string q: a sub-slice of
 // q when it has no escapes, else the unescaped bytes appended to dst.
 func Unquote(dst, q []byte) ([]byte, bool) {

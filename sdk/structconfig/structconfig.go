@@ -33,7 +33,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/sdk"
 	"github.com/sluicehq/sluice/sdk/jsonfield"
@@ -219,7 +218,7 @@ func decode(v reflect.Value, raw []byte, path string) error {
 			if kind != jsonfield.String {
 				return typeError(path, v.Type(), raw)
 			}
-			s, _ := unquoteText(raw)
+			s, _ := jsonfield.UnquoteString(raw)
 			if err := u.UnmarshalText([]byte(s)); err != nil {
 				return keyed(path, err)
 			}
@@ -245,7 +244,7 @@ func decode(v reflect.Value, raw []byte, path string) error {
 		if kind != jsonfield.String {
 			return typeError(path, v.Type(), raw)
 		}
-		s, _ := unquoteText(raw)
+		s, _ := jsonfield.UnquoteString(raw)
 		v.SetString(s)
 	case reflect.Bool:
 		if kind != jsonfield.Bool {
@@ -276,7 +275,7 @@ func decode(v reflect.Value, raw []byte, path string) error {
 			return nil
 		}
 		if v.Type().Elem().Kind() == reflect.Uint8 && kind == jsonfield.String {
-			s, _ := unquoteText(raw)
+			s, _ := jsonfield.UnquoteString(raw)
 			b, err := base64.StdEncoding.DecodeString(s)
 			if err != nil {
 				return keyed(path, errors.New("expected base64 text, got "+string(raw)))
@@ -406,7 +405,7 @@ func keyed(path string, err error) error {
 }
 
 func unquoteKey(k []byte) string {
-	if u, ok := unquoteText(append(append([]byte{'"'}, k...), '"')); ok {
+	if u, ok := jsonfield.UnquoteString(append(append([]byte{'"'}, k...), '"')); ok {
 		return u
 	}
 	return string(k)
@@ -427,7 +426,7 @@ func generic(raw []byte) (any, error) {
 		}
 		return f, nil
 	case jsonfield.String:
-		s, _ := unquoteText(raw)
+		s, _ := jsonfield.UnquoteString(raw)
 		return s, nil
 	case jsonfield.Array:
 		l := []any{}
@@ -595,25 +594,4 @@ func plain(v reflect.Value) any {
 		return m
 	}
 	return nil
-}
-
-// unquoteText unquotes the JSON string q as encoding/json does: each byte
-// that is not part of valid UTF-8 becomes U+FFFD (jsonfield.Unquote lets
-// such bytes through). A copy of package sdk's.
-func unquoteText(q []byte) (string, bool) {
-	s, ok := jsonfield.Unquote(nil, q)
-	if !ok || utf8.Valid(s) {
-		return string(s), ok
-	}
-	out := make([]byte, 0, len(s)+8)
-	for len(s) > 0 {
-		r, n := utf8.DecodeRune(s)
-		if r == utf8.RuneError && n == 1 {
-			out = append(out, "\uFFFD"...)
-		} else {
-			out = append(out, s[:n]...)
-		}
-		s = s[n:]
-	}
-	return string(out), true
 }
