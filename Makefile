@@ -217,11 +217,14 @@ bench: build plugins
 	$(GO) test -run '^$$' -bench 'BenchmarkUpsert' -benchtime 1x -count 1 ./builtins/sink/postgres ./builtins/sink/mysql
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builtins/internal/cdc
 
-# Every fuzz target for FUZZTIME each (go test -fuzz takes one target per run).
+# Every fuzz target for FUZZTIME each (go test -fuzz takes one target per run),
+# in the root module and in the SDK's and the plugins' own modules.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	@set -e; for mod in . sdk plugins; do \
+		for pkg in $$(cd $$mod && GOFLAGS=-mod=mod $(GO) list ./...); do \
+			for f in $$(cd $$mod && GOFLAGS=-mod=mod $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+				echo "fuzz $$pkg $$f"; (cd $$mod && GOFLAGS=-mod=mod $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
+			done; \
 		done; \
 	done
 
