@@ -4,9 +4,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/sluicehq/sluice/builtins/internal/tlstest"
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
@@ -65,5 +67,16 @@ func TestClassify(t *testing.T) {
 	}
 	if err := c.classifyDial(errors.New("dial tcp: connection refused")); component.ClassOf(err) != component.ClassRetryable {
 		t.Errorf("%v", err)
+	}
+}
+
+// TestUntrustedCertificate: a broker whose certificate the client does not
+// trust stops the task at start with what to change, rather than being
+// retried.
+func TestUntrustedCertificate(t *testing.T) {
+	c := Conn{URL: "amqps://guest:guest@" + tlstest.Listen(t) + "/", DialTimeout: 10 * time.Second, Name: "sluice test"}
+	_, err := c.Dial()
+	if component.ClassOf(err) != component.ClassTaskPermanent || !strings.Contains(err.Error(), "set tls.ca_file") || strings.Contains(err.Error(), "guest:guest") {
+		t.Fatalf("Dial: %v (class %s), want task-permanent naming tls.ca_file", err, component.ClassOf(err))
 	}
 }

@@ -1,12 +1,16 @@
 package mqttconf
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/sluicehq/sluice/builtins/internal/tlstest"
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
@@ -40,5 +44,20 @@ func TestClassify(t *testing.T) {
 		if got := component.ClassOf(c.Classify(err)); got != want {
 			t.Errorf("%v: %s, want %s", err, got, want)
 		}
+	}
+}
+
+// TestUntrustedCertificate: a broker whose certificate the client does not
+// trust stops the task at start with what to change, rather than being
+// retried.
+func TestUntrustedCertificate(t *testing.T) {
+	c := Conn{URL: "ssl://" + tlstest.Listen(t), ClientID: "sluice-test", KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
+	o, err := c.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Connect(context.Background(), mqtt.NewClient(o))
+	if component.ClassOf(err) != component.ClassTaskPermanent || !strings.Contains(err.Error(), "set tls.ca_file") {
+		t.Fatalf("Connect: %v (class %s), want task-permanent naming tls.ca_file", err, component.ClassOf(err))
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -134,4 +135,35 @@ func Generate(dir string, clientAuth bool, hosts ...string) (*Files, error) {
 		f.Server.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return f, nil
+}
+
+// Listen starts a TLS server on a free port of 127.0.0.1 with a certificate
+// of a throwaway CA that no client trusts, until the end of the test: it
+// completes every handshake a client lets it complete and says nothing
+// else, for tests of how a client reports a certificate it does not trust.
+// It returns the address.
+func Listen(t testing.TB) string {
+	t.Helper()
+	files, err := Generate(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", files.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.(*tls.Conn).Handshake()
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
