@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +199,29 @@ func StreamName(t testing.TB, prefix string) string {
 // SLUICE_INTEGRATION=1).
 func AuthServer(t testing.TB, user, password string) *Server {
 	t.Helper()
+	addr := StartServer(t, func(addr, dir string) string {
+		return fmt.Sprintf("listen: %s\njetstream { store_dir: %q }\nauthorization { user: %q, password: %q }\n", addr, filepath.Join(dir, "js"), user, password)
+	})
+	u := fmt.Sprintf("nats://%s:%s@%s", user, password, addr)
+	nc, err := nats.Connect(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Server{URL: "nats://" + addr, Addr: addr, NC: nc, JS: js}
+}
+
+// StartServer runs a throwaway nats-server on a free port until the end of
+// the test, with the configuration config returns for its address and a
+// folder of its own, and returns the address once it accepts connections.
+// It skips the test when nats-server is not installed (fails with
+// SLUICE_INTEGRATION=1).
+func StartServer(t testing.TB, config func(addr, dir string) string) string {
+	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
 		bin = "/usr/sbin/nats-server"
@@ -214,21 +236,18 @@ func AuthServer(t testing.TB, user, password string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
+	addr := ln.Addr().String()
 	ln.Close()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "nats.conf")
-	text := fmt.Sprintf("listen: 127.0.0.1:%d\njetstream { store_dir: %q }\nauthorization { user: %q, password: %q }\n", port, filepath.Join(dir, "js"), user, password)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(config(addr, dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	testkit.WaitFor(t, "the throwaway nats-server to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -236,15 +255,5 @@ func AuthServer(t testing.TB, user, password string) *Server {
 		}
 		return err == nil
 	})
-	u := fmt.Sprintf("nats://%s:%s@%s", user, password, addr)
-	nc, err := nats.Connect(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Server{URL: "nats://" + addr, Addr: addr, NC: nc, JS: js}
+	return addr
 }
