@@ -479,6 +479,11 @@ func (s *Source) recycle(f *inflight) {
 func (s *Source) keepalive(ackWait time.Duration, stop, stopped chan struct{}) {
 	defer close(stopped)
 	every := ackWait / 3
+	// Held "a period" is tested against half of one: ticks come a hair
+	// early as often as late, and a message stamped at one tick that
+	// missed the next by a microsecond went unreported until the third,
+	// a whole ack_wait after it arrived, and was delivered again.
+	due := every / 2
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var msgs []jetstream.Msg
@@ -497,13 +502,13 @@ func (s *Source) keepalive(ackWait time.Duration, stop, stopped chan struct{}) {
 				switch at := s.queue[i].at; {
 				case at.IsZero():
 					s.queue[i].at = now
-				case now.Sub(at) >= every:
+				case now.Sub(at) >= due:
 					msgs = append(msgs, s.queue[i].msg)
 					s.queue[i].at = now
 				}
 			}
 			for f := range s.inflight {
-				if now.Sub(f.at) >= every {
+				if now.Sub(f.at) >= due {
 					msgs = append(msgs, f.msgs...)
 					f.at = now
 				}
