@@ -97,25 +97,10 @@ func (c *Client) Subscribe(t testing.TB, filter string, qos byte) *Collector {
 // SLUICE_INTEGRATION=1) when mosquitto is not installed.
 func Mosquitto(t testing.TB, conf ...string) string {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-			if _, serr := os.Stat(p); serr == nil {
-				bin, err = p, nil
-				break
-			}
-		}
-	}
-	if err != nil {
-		if testkit.Integration() {
-			t.Fatalf("mosquitto is required (SLUICE_INTEGRATION=1) but not installed")
-		}
-		t.Skip("mosquitto is not installed; skipping a test that needs a broker of its own")
-	}
-	port := freePort(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "mosquitto.conf")
-	text := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\n", port)
+	addr := testkit.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	path := filepath.Join(t.TempDir(), "mosquitto.conf")
+	text := fmt.Sprintf("listener %s 127.0.0.1\npersistence false\nlog_dest stderr\n", port)
 	if os.Geteuid() == 0 {
 		// As root, mosquitto drops to its own user, which cannot read the
 		// test's files.
@@ -127,40 +112,7 @@ func Mosquitto(t testing.TB, conf ...string) string {
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", path)
-	logf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done); logf.Close() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			data, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-			t.Logf("mosquitto log:\n%s", data)
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	testkit.WaitFor(t, "mosquitto to listen on "+addr, func() bool {
-		select {
-		case <-done:
-			data, _ := os.ReadFile(filepath.Join(dir, "mosquitto.log"))
-			t.Fatalf("mosquitto exited:\n%s", data)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
+	testkit.RunServer(t, "mosquitto", addr, "-c", path)
 	return "tcp://" + addr
 }
 
@@ -175,16 +127,6 @@ func PasswordFile(t testing.TB, user, password string) string {
 	}
 	_ = os.Chmod(path, 0o600)
 	return path
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // ConnectID connects a client with id and the clean-session flag to url;

@@ -8,9 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -222,38 +220,11 @@ func AuthServer(t testing.TB, user, password string) *Server {
 // SLUICE_INTEGRATION=1).
 func StartServer(t testing.TB, config func(addr, dir string) string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		bin = "/usr/sbin/nats-server"
-		if _, serr := os.Stat(bin); serr != nil {
-			if testkit.Integration() {
-				t.Fatal("nats-server is not installed")
-			}
-			t.Skip("nats-server is not installed")
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
+	addr, dir := testkit.FreeAddr(t), t.TempDir()
 	conf := filepath.Join(dir, "nats.conf")
 	if err := os.WriteFile(conf, []byte(config(addr, dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", conf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	testkit.WaitFor(t, "the throwaway nats-server to listen", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	testkit.RunServer(t, "nats-server", addr, "-c", conf)
 	return addr
 }

@@ -11,9 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -313,47 +311,15 @@ func TLSServer(t testing.TB, clientAuth bool) (*Server, *tlstest.Files) {
 // once it accepts connections.
 func startServer(t testing.TB, args ...string) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if testkit.Integration() {
-			t.Fatal("redis-server is not installed")
-		}
-		t.Skip("redis-server is not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	addr := testkit.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
 	for i, a := range args {
 		if a == "{port}" {
 			args[i] = port
 		}
 	}
 	args = append(args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	cmd := exec.Command(bin, args...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	addr := "127.0.0.1:" + port
-	testkit.WaitFor(t, "the throwaway redis-server to listen on "+addr, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("redis-server %s exited: %s", strings.Join(args, " "), out.String())
-		default:
-		}
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	testkit.RunServer(t, "redis-server", addr, args...)
 	return addr
 }
 
