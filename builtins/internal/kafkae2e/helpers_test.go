@@ -180,41 +180,109 @@ type outRecord struct {
 
 // tally reads topic from the start with a fresh consumer and counts how
 // many times each seq arrived. It reads until it has seen want distinct
-// seqs (or timeout passes), then a little longer for late duplicates.
+// seqs (or timeout passes), then on to the topic's end as it is then, so
+// every duplicate written before that moment is counted.
 func tally(t *testing.T, addr, topic string, want int, committed bool, timeout time.Duration) (counts map[int]int, total int) {
 	t.Helper()
-	opts := []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
+	counts = map[int]int{}
+	readTopic(t, addr, topic, committed, timeout, func(r *kgo.Record) {
+		var o outRecord
+		if err := json.Unmarshal(r.Value, &o); err != nil {
+			t.Fatalf("output record %s is not the task's template output: %v", r.Value, err)
+		}
+		counts[o.Seq]++
+		total++
+	}, func() bool { return len(counts) >= want })
+	return counts, total
+}
+
+// readAll returns every record of topic, read from its start to its end.
+func readAll(t *testing.T, addr, topic string, committed bool) []*kgo.Record {
+	t.Helper()
+	var recs []*kgo.Record
+	readTopic(t, addr, topic, committed, 30*time.Second, func(r *kgo.Record) { recs = append(recs, r) }, func() bool { return true })
+	return recs
+}
+
+// endHeader marks the records readTopic appends to learn where a topic
+// ends; readers skip them.
+const endHeader = "kafkae2e-end"
+
+var endMarks atomic.Int64
+
+// readTopic reads topic from its start and passes each record to each until
+// enough reports true (or timeout passes: the caller then reports what is
+// missing). It then appends a marker record to every partition and reads on
+// until it has seen them all, so duplicates written before that moment are
+// counted however slowly they arrive. A read_committed reader sees a marker
+// only once every transaction before it has ended.
+func readTopic(t *testing.T, addr, topic string, committed bool, timeout time.Duration, each func(*kgo.Record), enough func() bool) {
+	t.Helper()
+	opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}
 	if committed {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	counts = map[int]int{}
+	mark := ""
+	pending := map[int32]bool{}
 	deadline := time.Now().Add(timeout)
-	quietUntil := time.Time{}
-	for {
-		now := time.Now()
-		if now.After(deadline) || !quietUntil.IsZero() && now.After(quietUntil) {
-			return counts, total
+	for mark == "" || len(pending) > 0 {
+		if mark == "" && (enough() || time.Now().After(deadline)) {
+			mark, pending = markEnd(t, addr, topic)
+			deadline = time.Now().Add(timeout)
+		}
+		if mark != "" && time.Now().After(deadline) {
+			t.Fatalf("%s: the end markers of partitions %v were not read within %v (a transaction left open?)", topic, pending, timeout)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		fs := cl.PollFetches(ctx)
 		cancel()
 		fs.EachRecord(func(r *kgo.Record) {
-			var o outRecord
-			if err := json.Unmarshal(r.Value, &o); err != nil {
-				t.Fatalf("output record %s is not the task's template output: %v", r.Value, err)
+			for _, h := range r.Headers {
+				if h.Key == endHeader {
+					if string(h.Value) == mark {
+						delete(pending, r.Partition)
+					}
+					return
+				}
 			}
-			counts[o.Seq]++
-			total++
+			each(r)
 		})
-		if len(counts) >= want && quietUntil.IsZero() {
-			quietUntil = time.Now().Add(500 * time.Millisecond)
-		}
 	}
+}
+
+// markEnd appends a marker record to every partition of topic and returns
+// its value and the partitions.
+func markEnd(t *testing.T, addr, topic string) (string, map[int32]bool) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := fmt.Sprint("end-", endMarks.Add(1))
+	parts := map[int32]bool{}
+	var recs []*kgo.Record
+	for _, p := range topics[topic].Partitions {
+		parts[p.Partition] = true
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: p.Partition, Headers: []kgo.RecordHeader{{Key: endHeader, Value: []byte(mark)}}})
+	}
+	if len(recs) == 0 {
+		t.Fatalf("topic %s has no partitions", topic)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("mark the end of %s: %v", topic, err)
+	}
+	return mark, parts
 }
 
 // checkAll fails unless every seq in [0, n) arrived, and returns the

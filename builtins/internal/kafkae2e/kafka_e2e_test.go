@@ -484,17 +484,7 @@ delivery_timeout = "10s"
 		}
 		t.Fatalf("read_committed output: %d records, %d distinct, want %d; missing %v", total, len(counts), n-1, missing[:min(len(missing), 20)])
 	}
-	dlq := newClient(t, c.Addr(), kgo.ConsumeTopics("dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	var dead []*kgo.Record
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		fs := dlq.PollFetches(ctx)
-		cancel()
-		if fs.NumRecords() == 0 {
-			break
-		}
-		dead = append(dead, fs.Records()...)
-	}
+	dead := readAll(t, c.Addr(), "dlq", true)
 	if len(dead) != 1 || !strings.Contains(string(dead[0].Value), fmt.Sprintf(`"seq":%d`, poison)) {
 		t.Fatalf("dead-letter topic holds %d committed records, want the oversize one once", len(dead))
 	}
