@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -301,9 +302,14 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 		}
 	}
 	if s.opts.Metrics != nil {
-		// A removed task leaves no series in /metrics; a restarted one
-		// keeps counting in its own.
-		for _, n := range res.Stopped {
+		// A removed task leaves no series in /metrics, and a restarted
+		// one starts its series again (a counter reset, as a process
+		// restart is): a series only the old run fed (a source type or a
+		// transform since removed, a gauge such as a consumer's pending
+		// count) would otherwise stay at its last value for good. The
+		// old run has stopped and the new one is not built yet, so no
+		// one holds these series.
+		for _, n := range slices.Concat(res.Stopped, res.Restarted) {
 			s.opts.Metrics.Forget("task", n)
 		}
 	}

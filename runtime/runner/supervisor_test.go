@@ -138,6 +138,12 @@ func TestReloadStartsStopsRestartsAndLeavesTheRest(t *testing.T) {
 	old := byName(s)
 	waitRunning(t, old["keep"], old["change"], old["drop"])
 	keepFile, changeFile := s.Loaded("keep"), s.Loaded("change")
+	// A series only the old run of a task fed, as a component the new
+	// file no longer has would leave.
+	stale := ms.Gauge("test_component_pending", "A series of a component of the old run.", "task")
+	stale.WithLabelValues("change").Set(7)
+	stale.WithLabelValues("keep").Set(3)
+	testkit.WaitFor(t, "the changed task's first events", func() bool { return old["change"].Stats().Delivered > 0 })
 
 	writeFile(t, filepath.Join(dir, "change.toml"), genTask(dir, "change", "[[transform]]\ntype = \"constant\"\nvalue = \"v2\"\n"))
 	if err := os.Remove(filepath.Join(dir, "drop.toml")); err != nil {
@@ -178,6 +184,27 @@ func TestReloadStartsStopsRestartsAndLeavesTheRest(t *testing.T) {
 	if tasksIn["drop"] || !tasksIn["keep"] || !tasksIn["change"] || !tasksIn["new"] {
 		t.Errorf("tasks with sluice_events_in_total after the reload: %v; want keep, change and new", tasksIn)
 	}
+	// The restarted task's series started again: the old run's stale
+	// one is gone, and its counters count the new run alone.
+	fams := metricstest.Gather(t, ms)
+	for _, m := range fams["sluice_test_component_pending"].Samples {
+		if m.Labels["task"] != "keep" {
+			t.Errorf("a series of the old run of %q is still in /metrics: %v", m.Labels["task"], m.Labels)
+		}
+	}
+	if len(fams["sluice_test_component_pending"].Samples) != 1 {
+		t.Errorf("test_component_pending: %d series, want the unchanged task's one", len(fams["sluice_test_component_pending"].Samples))
+	}
+	// Had it gone on from the old run's count (more than 0), it would
+	// stay above what the new run read.
+	testkit.WaitFor(t, "sluice_events_in_total of the changed task to count its new run alone", func() bool {
+		for _, m := range metricstest.Gather(t, ms)["sluice_events_in_total"].Samples {
+			if m.Labels["task"] == "change" {
+				return m.Value > 0 && m.Value <= float64(now["change"].Stats().In)
+			}
+		}
+		return false
+	})
 	testkit.WaitFor(t, "the changed task's outputs", func() bool {
 		data, _ := os.ReadFile(filepath.Join(dir, "change.jsonl"))
 		return strings.Contains(string(data), "v2\n")
