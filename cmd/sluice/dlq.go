@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
+	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/metrics"
 	"github.com/sluicehq/sluice/runtime/runner"
 )
@@ -163,6 +164,7 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice dlq replay: %v\n", err)
 		return exitUsage
 	}
+	logx.CaptureLibraryLogs(log)
 	ms := metrics.New()
 	shared := component.NewShared()
 	defer shared.Close()

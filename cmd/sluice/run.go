@@ -23,6 +23,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/logx"
 	"github.com/sluicehq/sluice/runtime/metrics"
 	"github.com/sluicehq/sluice/runtime/runner"
 )
@@ -69,6 +70,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice run: invalid --log-level %q: want debug, info, warn or error\n", s.logLevel)
 		return exitUsage
 	}
+	logx.CaptureLibraryLogs(log)
 
 	if limit := applyMemoryLimit(s.memoryLimit); limit != math.MaxInt64 {
 		log.Debug().Str("memory_limit", component.ByteSize(limit).String()).Msg("soft memory limit")
