@@ -30,14 +30,15 @@ import (
 // corruptingProxy stands between a client and MariaDB. It passes the
 // client's bytes on untouched and reads the server's as protocol packets:
 // in a WRITE_ROWS event holding marker as a string value, it sets the
-// value's 1-byte length to 255, past the end of the event, and recomputes
-// the event's CRC32, so that the event arrives with a valid checksum but
-// its row cannot be decoded.
+// value's 1-byte length to 255, past the end of the event (or, with
+// retype, sets the event's type), and recomputes the event's CRC32, so
+// that the event arrives with a valid checksum but cannot be decoded.
 type corruptingProxy struct {
 	t        testing.TB
 	ln       net.Listener
 	upstream string
 	marker   []byte
+	retype   binlog.EventType // set before the first connection; 0: none
 
 	dumps     atomic.Int32 // COM_BINLOG_DUMP commands sent through it
 	corrupted atomic.Int32 // events corrupted
@@ -189,7 +190,11 @@ func (p *corruptingProxy) rewriteServer(_ byte, payload []byte) {
 	if int(ev[i-1]) != len(p.marker) {
 		return // not a string value with a 1-byte length
 	}
-	ev[i-1] = 0xff
+	if p.retype != 0 {
+		ev[4] = byte(p.retype)
+	} else {
+		ev[i-1] = 0xff
+	}
 	binary.LittleEndian.PutUint32(ev[len(ev)-4:], crc32.ChecksumIEEE(ev[:len(ev)-4]))
 	p.corrupted.Add(1)
 }
@@ -331,5 +336,42 @@ func TestUndecodableEventProcess(t *testing.T) {
 		if !p.LogHas(want) {
 			t.Errorf("the log does not say %q", want)
 		}
+	}
+}
+
+// TestUnsupportedEventStopsTheTask: an event of a type the source cannot
+// read (a compressed rows event: the proxy retypes a row's event) stops
+// the source with a task-permanent error that says which setting to
+// change, instead of a reconnection that meets it again.
+func TestUnsupportedEventStopsTheTask(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("unsupported", "id INT PRIMARY KEY, v VARCHAR(40)")
+	marker := fmt.Sprintf("compress-me-%08d", rand.IntN(1e8))
+	mc, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCorruptingProxy(t, mc.Addr, marker)
+	proxy.retype = binlog.WriteRowsCompressed
+	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	s := f.open(src)
+	c := collect(t, s)
+	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
+	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 }) // the stream is up
+	dumps := proxy.dumps.Load()
+	f.exec("INSERT INTO "+table+" VALUES (2, ?)", marker)
+	testkit.WaitFor(t, "the source to fail or reconnect", func() bool {
+		_, err = c.snapshot()
+		return err != nil || proxy.dumps.Load() > dumps
+	})
+	if err == nil {
+		t.Fatalf("the source reconnected after the unsupported event instead of failing (%d dumps)", proxy.dumps.Load())
+	}
+	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
+		t.Fatalf("error %v is %s, want task_permanent", err, c)
+	}
+	wantMsg(t, err, "compressed binlog events are not supported", "log_bin_compress = OFF")
+	if binlogPosRE.FindStringSubmatch(err.Error()) == nil {
+		t.Errorf("the error names no binlog file:position: %v", err)
 	}
 }
