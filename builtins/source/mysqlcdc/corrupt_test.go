@@ -42,6 +42,11 @@ type corruptingProxy struct {
 
 	dumps     atomic.Int32 // COM_BINLOG_DUMP commands sent through it
 	corrupted atomic.Int32 // events corrupted
+	// While killSchema, a connection sending a query of
+	// information_schema.COLUMNS (the source reading a table's columns) is
+	// closed instead; killed counts them.
+	killSchema atomic.Bool
+	killed     atomic.Int32
 
 	mu     sync.Mutex
 	conns  []net.Conn
@@ -129,8 +134,8 @@ func (p *corruptingProxy) accept() {
 }
 
 // pipe copies packets from src to dst, handing each payload to see first
-// (which may change it in place).
-func (p *corruptingProxy) pipe(dst, src net.Conn, see func(seq byte, payload []byte)) {
+// (which may change it in place, or end the connection: false).
+func (p *corruptingProxy) pipe(dst, src net.Conn, see func(seq byte, payload []byte) bool) {
 	br := bufio.NewReader(src)
 	var hdr [4]byte
 	var payload []byte
@@ -146,8 +151,8 @@ func (p *corruptingProxy) pipe(dst, src net.Conn, see func(seq byte, payload []b
 		if _, err := io.ReadFull(br, payload); err != nil {
 			return
 		}
-		if n < 0xffffff { // a whole packet (not a piece of a larger one)
-			see(hdr[3], payload)
+		if n < 0xffffff && !see(hdr[3], payload) { // a whole packet (not a piece of a larger one)
+			return
 		}
 		if _, err := dst.Write(hdr[:]); err != nil {
 			return
@@ -158,17 +163,27 @@ func (p *corruptingProxy) pipe(dst, src net.Conn, see func(seq byte, payload []b
 	}
 }
 
-func (p *corruptingProxy) watchClient(seq byte, payload []byte) {
+func (p *corruptingProxy) watchClient(seq byte, payload []byte) bool {
 	if seq == 0 && len(payload) > 0 && payload[0] == comBinlogDumpCmd {
 		p.dumps.Add(1)
 	}
+	if p.killSchema.Load() && bytes.Contains(payload, []byte("information_schema.COLUMNS")) {
+		p.killed.Add(1)
+		return false
+	}
+	return true
 }
 
 // rewriteServer corrupts a binlog WRITE_ROWS event packet (v1 or v2) holding the
 // marker: 0x00, then the event (19-byte header: timestamp 4, type 1,
 // server id 4, size 4, next position 4, flags 2; the body; the CRC32 of
 // all before it).
-func (p *corruptingProxy) rewriteServer(_ byte, payload []byte) {
+func (p *corruptingProxy) rewriteServer(_ byte, payload []byte) bool {
+	p.rewrite(payload)
+	return true
+}
+
+func (p *corruptingProxy) rewrite(payload []byte) {
 	const hdrLen = 19
 	if len(payload) < 1+hdrLen+4 || payload[0] != 0x00 {
 		return
@@ -373,5 +388,35 @@ func TestUnsupportedEventStopsTheTask(t *testing.T) {
 	wantMsg(t, err, "compressed binlog events are not supported", "log_bin_compress = OFF")
 	if binlogPosRE.FindStringSubmatch(err.Error()) == nil {
 		t.Errorf("the error names no binlog file:position: %v", err)
+	}
+}
+
+// TestSchemaReadFailureKeepsTheTable: reading a table's columns again
+// (after DDL in the stream) fails once, as a cut connection does; the
+// source reconnects and the table's changes after it still arrive. The
+// table id used to stay known from the failed attempt, untracked, and its
+// table map, read again after the reconnection, matched it: every change
+// of the table was then skipped without a word.
+func TestSchemaReadFailureKeepsTheTable(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("schemafail", "id INT PRIMARY KEY, v VARCHAR(40)")
+	mc, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCorruptingProxy(t, mc.Addr, "no marker: nothing corrupted")
+	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	s := f.open(src)
+	c := collect(t, s)
+	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
+	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 })
+	proxy.killSchema.Store(true)
+	f.table("schemafail_ddl", "id INT") // DDL in the stream: the columns are read again
+	f.exec("INSERT INTO "+table+" VALUES (2, ?)", "ok-2")
+	testkit.WaitFor(t, "the source to read the columns again", func() bool { return proxy.killed.Load() > 0 })
+	proxy.killSchema.Store(false)
+	got := c.waitFor(t, "ok-2", func(ch []change) bool { return len(ch) >= 2 })
+	if got[len(got)-1].Data.After["v"] != "ok-2" {
+		t.Fatalf("changes: %+v", got)
 	}
 }

@@ -388,11 +388,16 @@ func (r *reader) tableMap(ctx context.Context, dec *binlog.Decoder, ev binlog.Ev
 		return r.decodeErr(ev, "", err)
 	}
 	ti := &tableInfo{raw: append([]byte(nil), body...), tm: tm}
-	r.byID[tm.TableID] = ti
 	ts := r.tables[tableName{tm.Schema, tm.Table}]
 	if ts == nil {
+		r.byID[tm.TableID] = ti
 		return nil
 	}
+	// A captured table's id is known once its columns are: after a failure
+	// below (a reconnection follows), the id's table map is read in full
+	// again. Known before, it matched the table map read again after the
+	// reconnection, untracked, and the table's changes were skipped.
+	delete(r.byID, tm.TableID)
 	if ts.schema == nil {
 		sc, err := binlog.LoadSchema(ctx, r.s.db, tm.Schema, tm.Table)
 		if err != nil {
@@ -408,6 +413,7 @@ func (r *reader) tableMap(ctx context.Context, dec *binlog.Decoder, ev binlog.Ev
 	}
 	ti.tracked, ti.ts = true, ts
 	ti.table = cdcTable(ts.name, tm.Columns, ts.schema.Key)
+	r.byID[tm.TableID] = ti
 	return nil
 }
 
