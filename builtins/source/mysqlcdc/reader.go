@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,7 +191,7 @@ func (r *reader) consume(ctx context.Context, stream *binlog.Stream) error {
 		case binlog.RotateEvent:
 			rot, err := dec.ParseRotate(ev.Body)
 			if err != nil {
-				return err
+				return r.decodeErr(ev, "", err)
 			}
 			r.file, r.pos = rot.File, uint32(rot.Pos)
 			// Table ids are only valid within a file's connection.
@@ -198,7 +199,7 @@ func (r *reader) consume(ctx context.Context, stream *binlog.Stream) error {
 		case binlog.MariaGTIDEvent:
 			g, err := binlog.ParseMariaGTID(ev.Header, ev.Body)
 			if err != nil {
-				return err
+				return r.decodeErr(ev, "", err)
 			}
 			r.begin(ev.Header)
 			r.cur.gtids = append(r.cur.gtids[:0], g.GTID)
@@ -208,14 +209,14 @@ func (r *reader) consume(ctx context.Context, stream *binlog.Stream) error {
 		case binlog.MySQLGTIDEvent:
 			g, err := binlog.ParseMySQLGTID(ev.Body)
 			if err != nil {
-				return err
+				return r.decodeErr(ev, "", err)
 			}
 			r.begin(ev.Header)
 			r.mysqlGTID = g.String()
 		case binlog.QueryEvent:
 			q, err := dec.ParseQuery(ev.Body)
 			if err != nil {
-				return err
+				return r.decodeErr(ev, "", err)
 			}
 			if err := r.query(ctx, ev.Header, q); err != nil {
 				return err
@@ -225,7 +226,7 @@ func (r *reader) consume(ctx context.Context, stream *binlog.Stream) error {
 				return err
 			}
 		case binlog.TableMapEvent:
-			if err := r.tableMap(ctx, dec, ev.Body); err != nil {
+			if err := r.tableMap(ctx, dec, ev); err != nil {
 				return err
 			}
 		case binlog.WriteRowsEventV1, binlog.UpdateRowsEventV1, binlog.DeleteRowsEventV1,
@@ -240,7 +241,9 @@ func (r *reader) consume(ctx context.Context, stream *binlog.Stream) error {
 			}
 		default:
 			if msg := ev.Type.Unsupported(); msg != "" {
-				return &unsupportedError{msg}
+				// As an undecodable event, it would be read again and again.
+				return component.TaskPermanent(fmt.Errorf("mysql_cdc source: %w (the %s event at binlog position %s; the checkpoint stays before its transaction)",
+					&unsupportedError{msg}, ev.Type, r.eventPos(ev)))
 			}
 		}
 		if r.pending >= r.s.o.maxEvents || r.pending > 0 && r.cur == nil && stream.Buffered() == 0 {
@@ -249,6 +252,45 @@ func (r *reader) consume(ctx context.Context, stream *binlog.Stream) error {
 			}
 		}
 	}
+}
+
+// decodeErr stops the task at an event the decoder cannot read (table:
+// the captured table it belongs to, or ""). Reading the binlog again from
+// the checkpoint would fail at the same place: a reconnection would only
+// emit the transaction's rows before it again, round after round. The
+// checkpoint stays before the event's transaction, so nothing is skipped.
+func (r *reader) decodeErr(ev binlog.Event, table string, err error) error {
+	where := r.eventPos(ev)
+	var about []string
+	if table != "" {
+		about = append(about, "table "+table)
+	}
+	if r.cur != nil && len(r.cur.gtids) > 0 {
+		about = append(about, "transaction "+r.cur.gtids[0].String())
+	} else if r.mysqlGTID != "" {
+		about = append(about, "transaction "+r.mysqlGTID)
+	}
+	what := ""
+	if len(about) > 0 {
+		what = " (" + strings.Join(about, ", ") + ")"
+	}
+	report := "the server's version (SELECT VERSION())"
+	if table != "" {
+		report += " and SHOW CREATE TABLE " + table
+	}
+	return component.TaskPermanent(fmt.Errorf("mysql_cdc source: cannot decode the %s event at binlog position %s%s: %w; "+
+		"the task stops: its checkpoint stays before this transaction, so nothing is skipped. "+
+		"Report this with %s; once fixed, the task resumes from the same place",
+		ev.Type, where, what, err, report))
+}
+
+// eventPos names where ev starts in the binlog: file:offset, or the file
+// alone for an event the server made up (no offset of its own).
+func (r *reader) eventPos(ev binlog.Event) string {
+	if ev.LogPos < ev.Size || ev.LogPos == 0 || ev.Flags&binlog.FlagArtificial != 0 {
+		return r.file
+	}
+	return r.file + ":" + strconv.FormatUint(uint64(ev.LogPos-ev.Size), 10)
 }
 
 // begin opens a transaction (a GTID event, or BEGIN without GTIDs).
@@ -335,21 +377,27 @@ func (r *reader) finish(h binlog.Header) {
 }
 
 // tableMap learns a table id.
-func (r *reader) tableMap(ctx context.Context, dec *binlog.Decoder, body []byte) error {
+func (r *reader) tableMap(ctx context.Context, dec *binlog.Decoder, ev binlog.Event) error {
+	body := ev.Body
 	id := tableIDOf(dec, body)
 	if ti := r.byID[id]; ti != nil && bytes.Equal(ti.raw, body) {
 		return nil
 	}
 	tm, err := dec.ParseTableMap(body)
 	if err != nil {
-		return err
+		return r.decodeErr(ev, "", err)
 	}
 	ti := &tableInfo{raw: append([]byte(nil), body...), tm: tm}
-	r.byID[tm.TableID] = ti
 	ts := r.tables[tableName{tm.Schema, tm.Table}]
 	if ts == nil {
+		r.byID[tm.TableID] = ti
 		return nil
 	}
+	// A captured table's id is known once its columns are: after a failure
+	// below (a reconnection follows), the id's table map is read in full
+	// again. Known before, it matched the table map read again after the
+	// reconnection, untracked, and the table's changes were skipped.
+	delete(r.byID, tm.TableID)
 	if ts.schema == nil {
 		sc, err := binlog.LoadSchema(ctx, r.s.db, tm.Schema, tm.Table)
 		if err != nil {
@@ -365,6 +413,7 @@ func (r *reader) tableMap(ctx context.Context, dec *binlog.Decoder, body []byte)
 	}
 	ti.tracked, ti.ts = true, ts
 	ti.table = cdcTable(ts.name, tm.Columns, ts.schema.Key)
+	r.byID[tm.TableID] = ti
 	return nil
 }
 
@@ -396,11 +445,11 @@ func cdcTable(n tableName, cols []binlog.Column, key []int) *cdc.Table {
 func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.Event) error {
 	re := &r.rows
 	if err := dec.ParseRows(ev.Header, ev.Body, re); err != nil {
-		return err
+		return r.decodeErr(ev, "", err)
 	}
 	ti := r.byID[re.TableID]
 	if ti == nil {
-		return fmt.Errorf("rows event for table id %d without its table map", re.TableID)
+		return r.decodeErr(ev, "", fmt.Errorf("rows event for table id %d without its table map", re.TableID))
 	}
 	if !ti.tracked {
 		return nil
@@ -412,7 +461,7 @@ func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.E
 	b := r.builder(ts)
 	sg, err := r.segment(dec, b, ev, ti, 0)
 	if err != nil {
-		return err
+		return r.decodeErr(ev, ts.lane, err)
 	}
 	rows := &sg.rows
 	cur := *rows // the cursor that counts, sg.rows stays at the first row
@@ -422,7 +471,7 @@ func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.E
 			if sg.n > 0 {
 				b.segs = append(b.segs, *sg) // the rows before it are emitted
 			}
-			return err
+			return r.decodeErr(ev, ts.lane, err)
 		}
 		read++
 		if sg.n == 0 {
@@ -445,7 +494,7 @@ func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.E
 			// of the event of its own (the batches are released apart).
 			b = r.builder(ts)
 			if sg, err = r.segment(dec, b, ev, ti, read); err != nil {
-				return err
+				return r.decodeErr(ev, ts.lane, err)
 			}
 			cur = sg.rows
 		}

@@ -1,0 +1,422 @@
+package mysqlcdc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/sluicehq/sluice/builtins/internal/binlog"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+// corruptingProxy stands between a client and MariaDB. It passes the
+// client's bytes on untouched and reads the server's as protocol packets:
+// in a WRITE_ROWS event holding marker as a string value, it sets the
+// value's 1-byte length to 255, past the end of the event (or, with
+// retype, sets the event's type), and recomputes the event's CRC32, so
+// that the event arrives with a valid checksum but cannot be decoded.
+type corruptingProxy struct {
+	t        testing.TB
+	ln       net.Listener
+	upstream string
+	marker   []byte
+	retype   binlog.EventType // set before the first connection; 0: none
+
+	dumps     atomic.Int32 // COM_BINLOG_DUMP commands sent through it
+	corrupted atomic.Int32 // events corrupted
+	// While killSchema, a connection sending a query of
+	// information_schema.COLUMNS (the source reading a table's columns) is
+	// closed instead; killed counts them.
+	killSchema atomic.Bool
+	killed     atomic.Int32
+
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// comBinlogDumpCmd is the COM_BINLOG_DUMP command byte.
+const comBinlogDumpCmd = 0x12
+
+func startCorruptingProxy(t testing.TB, upstream, marker string) *corruptingProxy {
+	t.Helper()
+	if len(marker) > 250 {
+		t.Fatal("the marker must fit a 1-byte length")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &corruptingProxy{t: t, ln: ln, upstream: upstream, marker: []byte(marker)}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *corruptingProxy) addr() string { return p.ln.Addr().String() }
+
+// close stops accepting, ends every connection and waits for its copiers.
+func (p *corruptingProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// track keeps c for close; false (c closed) once close began.
+func (p *corruptingProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return false
+	}
+	p.conns = append(p.conns, c)
+	return true
+}
+
+func (p *corruptingProxy) accept() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		if !p.track(client) || !p.track(server) {
+			client.Close()
+			server.Close()
+			continue
+		}
+		p.wg.Add(2)
+		go func() {
+			defer p.wg.Done()
+			p.pipe(server, client, p.watchClient)
+			client.Close()
+			server.Close()
+		}()
+		go func() {
+			defer p.wg.Done()
+			p.pipe(client, server, p.rewriteServer)
+			client.Close()
+			server.Close()
+		}()
+	}
+}
+
+// pipe copies packets from src to dst, handing each payload to see first
+// (which may change it in place, or end the connection: false).
+func (p *corruptingProxy) pipe(dst, src net.Conn, see func(seq byte, payload []byte) bool) {
+	br := bufio.NewReader(src)
+	var hdr [4]byte
+	var payload []byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return
+		}
+		n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+		if cap(payload) < n {
+			payload = make([]byte, n)
+		}
+		payload = payload[:n]
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return
+		}
+		if n < 0xffffff && !see(hdr[3], payload) { // a whole packet (not a piece of a larger one)
+			return
+		}
+		if _, err := dst.Write(hdr[:]); err != nil {
+			return
+		}
+		if _, err := dst.Write(payload); err != nil {
+			return
+		}
+	}
+}
+
+func (p *corruptingProxy) watchClient(seq byte, payload []byte) bool {
+	if seq == 0 && len(payload) > 0 && payload[0] == comBinlogDumpCmd {
+		p.dumps.Add(1)
+	}
+	if p.killSchema.Load() && bytes.Contains(payload, []byte("information_schema.COLUMNS")) {
+		p.killed.Add(1)
+		return false
+	}
+	return true
+}
+
+// rewriteServer corrupts a binlog WRITE_ROWS event packet (v1 or v2) holding the
+// marker: 0x00, then the event (19-byte header: timestamp 4, type 1,
+// server id 4, size 4, next position 4, flags 2; the body; the CRC32 of
+// all before it).
+func (p *corruptingProxy) rewriteServer(_ byte, payload []byte) bool {
+	p.rewrite(payload)
+	return true
+}
+
+func (p *corruptingProxy) rewrite(payload []byte) {
+	const hdrLen = 19
+	if len(payload) < 1+hdrLen+4 || payload[0] != 0x00 {
+		return
+	}
+	ev := payload[1:]
+	switch binlog.EventType(ev[4]) {
+	case binlog.WriteRowsEventV1, binlog.WriteRowsEventV2: // MariaDB writes v1
+	default:
+		return
+	}
+	if int(binary.LittleEndian.Uint32(ev[9:13])) != len(ev) {
+		return
+	}
+	i := bytes.Index(ev[hdrLen:len(ev)-4], p.marker)
+	if i < 1 {
+		return
+	}
+	i += hdrLen
+	if int(ev[i-1]) != len(p.marker) {
+		return // not a string value with a 1-byte length
+	}
+	if p.retype != 0 {
+		ev[4] = byte(p.retype)
+	} else {
+		ev[i-1] = 0xff
+	}
+	binary.LittleEndian.PutUint32(ev[len(ev)-4:], crc32.ChecksumIEEE(ev[:len(ev)-4]))
+	p.corrupted.Add(1)
+}
+
+// binlogPosRE finds the binlog position an undecodable event's error names.
+var binlogPosRE = regexp.MustCompile(`event at binlog position ([^ :]+):([0-9]+)`)
+
+// checkUndecodable checks the error an undecodable WRITE_ROWS event of
+// table stops the source with: task-permanent, and saying where, what and
+// what to do; the position it names is a rows event's on the server.
+func checkUndecodable(t *testing.T, db *sql.DB, msg, table string) {
+	t.Helper()
+	for _, want := range []string{
+		"cannot decode the WRITE_ROWS event", "table " + table, "malformed",
+		"checkpoint stays before this transaction", "nothing is skipped",
+		"SHOW CREATE TABLE " + table, "resumes from the same place",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not say %q: %s", want, msg)
+		}
+	}
+	m := binlogPosRE.FindStringSubmatch(msg)
+	if m == nil {
+		t.Fatalf("the error names no binlog file:position: %s", msg)
+	}
+	pos, _ := strconv.ParseUint(m[2], 10, 32)
+	var logName, evType, info string
+	var at, serverID, end uint64
+	err := db.QueryRow(fmt.Sprintf("SHOW BINLOG EVENTS IN '%s' FROM %d LIMIT 1", m[1], pos)).
+		Scan(&logName, &at, &evType, &serverID, &end, &info)
+	if err != nil {
+		t.Fatalf("reading the event at %s:%d: %v", m[1], pos, err)
+	}
+	if at != pos || !strings.Contains(strings.ToLower(evType), "write_rows") {
+		t.Errorf("the error names %s:%d, where the server has a %s event at %d", m[1], pos, evType, at)
+	}
+}
+
+// TestUndecodableEventStopsTheTask: a checksum-valid event whose row the
+// decoder cannot read (a proxy corrupts it on the way) stops the source
+// with a task-permanent error that says what failed, where and what to do,
+// instead of reconnecting and failing at the same place for ever (emitting
+// the transaction's earlier rows again each round). Nothing is lost: read
+// from the same checkpoint without the proxy, the source delivers the
+// failing row and what follows it, and nothing before again.
+func TestUndecodableEventStopsTheTask(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("undecodable", "id INT PRIMARY KEY, v VARCHAR(40)")
+	marker := fmt.Sprintf("corrupt-me-%08d", rand.IntN(1e8)) // another run's rows stay whole
+	mc, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCorruptingProxy(t, mc.Addr, marker)
+	direct := f.config([]string{table}, "snapshot = false\n")
+	via := strings.Replace(direct, "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	if via == direct {
+		t.Fatalf("no server address to replace in %s", direct)
+	}
+
+	s := f.open(via)
+	c := collect(t, s)
+	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
+	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 })
+	dumps := proxy.dumps.Load()
+	f.exec("INSERT INTO "+table+" VALUES (2, ?)", marker)
+	f.exec("INSERT INTO "+table+" VALUES (3, ?)", "ok-2")
+	// A reconnection (a new dump) instead of the failure is the bug.
+	var got []change
+	testkit.WaitFor(t, "the source to fail or reconnect", func() bool {
+		got, err = c.snapshot()
+		return err != nil || proxy.dumps.Load() > dumps
+	})
+	if proxy.corrupted.Load() == 0 {
+		t.Fatal("the proxy corrupted no event")
+	}
+	if err == nil {
+		t.Fatalf("the source reconnected after the undecodable event instead of failing (%d dumps)", proxy.dumps.Load())
+	}
+	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
+		t.Fatalf("error %v is %s, want task_permanent", err, c)
+	}
+	t.Logf("the source failed: %v", err)
+	checkUndecodable(t, f.db, err.Error(), table)
+	if n := proxy.dumps.Load(); n != dumps {
+		t.Errorf("the source dumped the binlog %d more times after the failure", n-dumps)
+	}
+	if len(got) != 1 || got[0].Data.After["v"] != "ok-1" {
+		t.Fatalf("before the failure: %+v, want ok-1 once", got)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	proxy.close()
+
+	// Directly from the same checkpoint: the failing row and the next.
+	s2 := f.open(direct)
+	c2 := collect(t, s2)
+	got = c2.waitFor(t, "the rows after ok-1", func(ch []change) bool { return len(ch) >= 2 })
+	if got[0].Data.After["v"] != marker || got[1].Data.After["v"] != "ok-2" {
+		t.Fatalf("after the restart: %v then %v, want %s then ok-2", got[0].Data.After, got[1].Data.After, marker)
+	}
+}
+
+// TestUndecodableEventProcess: in a sluice process, the source's error at
+// an undecodable event fails the task, which logs the error, and the
+// process exits with an error status.
+func TestUndecodableEventProcess(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("undecodable_proc", "id INT PRIMARY KEY, v VARCHAR(40)")
+	marker := fmt.Sprintf("corrupt-me-%08d", rand.IntN(1e8))
+	mc, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCorruptingProxy(t, mc.Addr, marker)
+	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	dir := t.TempDir()
+	task := filepath.Join(dir, "undecodable.toml")
+	if err := os.WriteFile(task, []byte(fmt.Sprintf("name = \"undecodable\"\n[source]\ntype = \"mysql_cdc\"\n%s\n[sink]\ntype = \"stdout\"\n", src)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := testkit.StartSluice(t, testkit.ProcOptions{Dir: dir}, "run", "--log-format", "json", "--state-dir", filepath.Join(dir, "state"), task)
+	// The source opens (reading the server's position: snapshot = false)
+	// before the task runs: the inserts after it are streamed.
+	p.WaitLog(t, "task running")
+	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
+	p.WaitLog(t, "ok-1")
+	dumps := proxy.dumps.Load()
+	f.exec("INSERT INTO "+table+" VALUES (2, ?)", marker)
+	testkit.WaitFor(t, "sluice to exit or reconnect", func() bool { return p.Exited() || proxy.dumps.Load() > dumps })
+	if !p.Exited() {
+		t.Fatal("the source reconnected after the undecodable event instead of failing the task")
+	}
+	if p.Err() == nil {
+		t.Fatal("sluice exited with status 0")
+	}
+	for _, want := range []string{"task failed", "cannot decode the WRITE_ROWS event", "SHOW CREATE TABLE " + table} {
+		if !p.LogHas(want) {
+			t.Errorf("the log does not say %q", want)
+		}
+	}
+}
+
+// TestUnsupportedEventStopsTheTask: an event of a type the source cannot
+// read (a compressed rows event: the proxy retypes a row's event) stops
+// the source with a task-permanent error that says which setting to
+// change, instead of a reconnection that meets it again.
+func TestUnsupportedEventStopsTheTask(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("unsupported", "id INT PRIMARY KEY, v VARCHAR(40)")
+	marker := fmt.Sprintf("compress-me-%08d", rand.IntN(1e8))
+	mc, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCorruptingProxy(t, mc.Addr, marker)
+	proxy.retype = binlog.WriteRowsCompressed
+	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	s := f.open(src)
+	c := collect(t, s)
+	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
+	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 }) // the stream is up
+	dumps := proxy.dumps.Load()
+	f.exec("INSERT INTO "+table+" VALUES (2, ?)", marker)
+	testkit.WaitFor(t, "the source to fail or reconnect", func() bool {
+		_, err = c.snapshot()
+		return err != nil || proxy.dumps.Load() > dumps
+	})
+	if err == nil {
+		t.Fatalf("the source reconnected after the unsupported event instead of failing (%d dumps)", proxy.dumps.Load())
+	}
+	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
+		t.Fatalf("error %v is %s, want task_permanent", err, c)
+	}
+	wantMsg(t, err, "compressed binlog events are not supported", "log_bin_compress = OFF")
+	if binlogPosRE.FindStringSubmatch(err.Error()) == nil {
+		t.Errorf("the error names no binlog file:position: %v", err)
+	}
+}
+
+// TestSchemaReadFailureKeepsTheTable: reading a table's columns again
+// (after DDL in the stream) fails once, as a cut connection does; the
+// source reconnects and the table's changes after it still arrive. The
+// table id used to stay known from the failed attempt, untracked, and its
+// table map, read again after the reconnection, matched it: every change
+// of the table was then skipped without a word.
+func TestSchemaReadFailureKeepsTheTable(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("schemafail", "id INT PRIMARY KEY, v VARCHAR(40)")
+	mc, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCorruptingProxy(t, mc.Addr, "no marker: nothing corrupted")
+	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	s := f.open(src)
+	c := collect(t, s)
+	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
+	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 })
+	proxy.killSchema.Store(true)
+	f.table("schemafail_ddl", "id INT") // DDL in the stream: the columns are read again
+	f.exec("INSERT INTO "+table+" VALUES (2, ?)", "ok-2")
+	testkit.WaitFor(t, "the source to read the columns again", func() bool { return proxy.killed.Load() > 0 })
+	proxy.killSchema.Store(false)
+	got := c.waitFor(t, "ok-2", func(ch []change) bool { return len(ch) >= 2 })
+	if got[len(got)-1].Data.After["v"] != "ok-2" {
+		t.Fatalf("changes: %+v", got)
+	}
+}
