@@ -147,15 +147,7 @@ func New(def Definition, opts Options) *Task {
 		bytesOut: ms.Counter("bytes_out_total", "Payload bytes delivered to the sink.", "task").WithLabelValues(lbl),
 	}
 	t.obs.init(len(def.Transforms))
-	state := ms.GaugeFunc("task_state", "Task state: 1 for the state the task is in, 0 for the others.", "task", "state")
-	for st := Starting; st <= Stopped; st++ {
-		state.Set(func() float64 {
-			if t.State() == st {
-				return 1
-			}
-			return 0
-		}, def.Name, st.String())
-	}
+	t.ExposeState()
 	onRetry := func(attempt int, wait time.Duration, err error) {
 		t.stats.retries.Add(1)
 		t.m.retries.Inc()
@@ -166,6 +158,22 @@ func New(def Definition, opts Options) *Task {
 		t.dlqDeliver = delivery.Deliverer{Write: t.dlq.Write, Policy: policy, Clock: opts.Clock, OnRetry: onRetry}
 	}
 	return t
+}
+
+// ExposeState registers the task's sluice_task_state series. New does;
+// a reload that dropped the task's series to restart it, and then kept
+// this run because the new one could not be built, does it again, so
+// that /metrics still shows the task (and the state it ended in).
+func (t *Task) ExposeState() {
+	state := t.opts.Metrics.GaugeFunc("task_state", "Task state: 1 for the state the task is in, 0 for the others.", "task", "state")
+	for st := Starting; st <= Stopped; st++ {
+		state.Set(func() float64 {
+			if t.State() == st {
+				return 1
+			}
+			return 0
+		}, t.cfg.Name, st.String())
+	}
 }
 
 // Name returns the task name.

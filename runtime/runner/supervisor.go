@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -301,26 +300,28 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 			s.log.Error().Err(inc.err).Str(logx.Task, inc.task.Name()).Msg("task stopped by the reload ended with an error")
 		}
 	}
-	if s.opts.Metrics != nil {
-		// A removed task leaves no series in /metrics, and a restarted
-		// one starts its series again (a counter reset, as a process
-		// restart is): a series only the old run fed (a source type or a
-		// transform since removed, a gauge such as a consumer's pending
-		// count) would otherwise stay at its last value for good. The
-		// old run has stopped and the new one is not built yet, so no
-		// one holds these series.
-		for _, n := range slices.Concat(res.Stopped, res.Restarted) {
-			s.opts.Metrics.Forget("task", n)
-		}
+	// A removed task leaves no series in /metrics, and a restarted one
+	// starts its series again (a counter reset, as a process restart is):
+	// a series only the old run fed (a source type or a transform since
+	// removed, a gauge such as a consumer's pending count) would otherwise
+	// stay at its last value for good. The old run has stopped and the new
+	// one is not built yet: its components register their series as they
+	// are built.
+	for _, n := range res.Stopped {
+		s.opts.Metrics.Forget("task", n)
 	}
 	for _, n := range res.Restarted {
 		inc := next[n]
+		s.opts.Metrics.Forget("task", n)
 		f, err := s.rebuild(inc.file)
 		if err != nil {
 			// The old run stays, ended; with its digest cleared the next
-			// reload restarts it whatever its file then holds.
+			// reload restarts it whatever its file then holds. Its state
+			// goes back into /metrics, where an alert on a stopped task
+			// looks for it.
 			s.log.Error().Err(err).Str(logx.Task, n).Msg("task stopped and not restarted: reload again")
 			old := s.tasks[n]
+			old.task.ExposeState()
 			cleared := *old.file
 			cleared.Digest = [32]byte{}
 			old.file = &cleared

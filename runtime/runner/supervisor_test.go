@@ -340,3 +340,62 @@ func TestReloadBuildsAChangedTaskAfterItsOldRunClosed(t *testing.T) {
 		t.Fatalf("state after the second run: %d, want more than the %d it started from", final, loads[2])
 	}
 }
+
+// TestFailedRestartKeepsTheTaskInMetrics: a reload that cannot build the
+// changed task's new run keeps the old, stopped run, and /metrics still
+// shows it, in state Stopped (an alert on a stopped task must see it),
+// though the reload dropped the old run's series to restart it.
+func TestFailedRestartKeepsTheTaskInMetrics(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "change.toml"), genTask(dir, "change", ""))
+	loader := newLoader(t)
+	constant, ok := loader.Registry.Lookup(component.KindTransform, "constant")
+	if !ok {
+		t.Fatal("no constant transform")
+	}
+	// Built once when the reload validates the changed file, then again
+	// for the new run: the second build fails.
+	var builds atomic.Int32
+	loader.Registry.Register(component.Spec{Kind: component.KindTransform, Name: "second_build_fails", New: constant.New,
+		Build: func(cfg any, env component.Env) (any, error) {
+			if builds.Add(1) >= 2 {
+				return nil, errors.New("the second build fails")
+			}
+			return constant.Build(cfg, env)
+		}})
+	ms := metrics.New()
+	s, err := runner.NewSupervisor(loader, []string{dir}, engine.Options{Logger: zerolog.Nop(), Metrics: ms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go func() { defer close(ended); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-ended })
+	<-s.Started()
+	old := byName(s)["change"]
+	waitRunning(t, old)
+
+	writeFile(t, filepath.Join(dir, "change.toml"), genTask(dir, "change", "[[transform]]\ntype = \"second_build_fails\"\nvalue = \"v2\"\n"))
+	res, err := s.Reload(context.Background())
+	if err != nil || !slices.Equal(res.Restarted, []string{"change"}) {
+		t.Fatalf("reload: %+v, %v", res, err)
+	}
+	if builds.Load() != 2 {
+		t.Fatalf("the changed transform was built %d times, want 2 (validation, then the new run)", builds.Load())
+	}
+	if now := byName(s)["change"]; now != old || now.State() != engine.Stopped {
+		t.Fatalf("after the failed restart: task %p in %v, want the old run %p, stopped", now, now.State(), old)
+	}
+	states := map[string]float64{}
+	if fam := metricstest.Gather(t, ms)["sluice_task_state"]; fam != nil {
+		for _, m := range fam.Samples {
+			if m.Labels["task"] == "change" {
+				states[m.Labels["state"]] = m.Value
+			}
+		}
+	}
+	if states["Stopped"] != 1 || states["Running"] != 0 {
+		t.Fatalf("sluice_task_state of the kept run: %v, want Stopped = 1", states)
+	}
+}
