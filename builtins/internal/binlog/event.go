@@ -155,7 +155,7 @@ func ParseFormatDescription(body []byte) (*FormatDescription, error) {
 		return nil, fmt.Errorf("format description: %w", r.err)
 	}
 	if f.BinlogVersion != 4 {
-		return nil, fmt.Errorf("binlog format version %d is not supported (want 4: MySQL 5.0+ / MariaDB)", f.BinlogVersion)
+		return nil, &UnsupportedError{fmt.Sprintf("binlog format version %d is not supported (want 4: MySQL 5.0+ / MariaDB)", f.BinlogVersion)}
 	}
 	if f.HeaderLen != HeaderLen {
 		return nil, malformed("format description: header length %d, want %d", f.HeaderLen, HeaderLen)
@@ -258,7 +258,7 @@ func (d *Decoder) Decode(raw []byte) (Event, error) {
 		ev.Body = ev.Body[:len(ev.Body)-4]
 	case ChecksumOff, ChecksumUndefined:
 	default:
-		return Event{}, fmt.Errorf("binlog checksum algorithm %d is not supported (set binlog_checksum to CRC32 or NONE)", d.ChecksumAlg)
+		return Event{}, &UnsupportedError{fmt.Sprintf("binlog checksum algorithm %d is not supported (set binlog_checksum to CRC32 or NONE)", d.ChecksumAlg)}
 	}
 	return ev, nil
 }
@@ -447,6 +447,13 @@ func (t EventType) IsRows() bool {
 	}
 	return false
 }
+
+// UnsupportedError is a binlog this package cannot read as the server
+// writes it: reading it again does not help, a server setting must
+// change (the message says which).
+type UnsupportedError struct{ Msg string }
+
+func (e *UnsupportedError) Error() string { return e.Msg }
 
 // Unsupported explains why an event type this package cannot read is a
 // problem, or returns "" for a type it can read or callers may skip.

@@ -201,3 +201,17 @@ func TestVersionAtLeast(t *testing.T) {
 		}
 	}
 }
+
+// A checksum algorithm this package does not know is an UnsupportedError
+// (a setting to change, no retry helps), not a malformed event.
+func TestUnknownChecksumIsUnsupported(t *testing.T) {
+	d := Decoder{ChecksumAlg: 7}
+	raw := make([]byte, HeaderLen+8)
+	raw[4] = byte(XIDEvent)
+	binary.LittleEndian.PutUint32(raw[9:], uint32(len(raw)))
+	_, err := d.Decode(raw)
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "set binlog_checksum to CRC32 or NONE") {
+		t.Fatalf("Decode with checksum algorithm 7: %v, want an UnsupportedError naming binlog_checksum", err)
+	}
+}

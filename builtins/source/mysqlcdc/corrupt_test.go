@@ -39,6 +39,9 @@ type corruptingProxy struct {
 	upstream string
 	marker   []byte
 	retype   binlog.EventType // set before the first connection; 0: none
+	// checksumAlg, set before the first connection, replaces the checksum
+	// algorithm every FORMAT_DESCRIPTION event announces; 0: none.
+	checksumAlg byte
 
 	dumps     atomic.Int32 // COM_BINLOG_DUMP commands sent through it
 	corrupted atomic.Int32 // events corrupted
@@ -191,6 +194,15 @@ func (p *corruptingProxy) rewrite(payload []byte) {
 	ev := payload[1:]
 	switch binlog.EventType(ev[4]) {
 	case binlog.WriteRowsEventV1, binlog.WriteRowsEventV2: // MariaDB writes v1
+	case binlog.FormatDescriptionEvent:
+		// The algorithm byte comes before the event's 4-byte checksum,
+		// left as it is: an algorithm the decoder does not know has it
+		// check none.
+		if p.checksumAlg != 0 {
+			ev[len(ev)-5] = p.checksumAlg
+			p.corrupted.Add(1)
+		}
+		return
 	default:
 		return
 	}
@@ -385,7 +397,7 @@ func TestUnsupportedEventStopsTheTask(t *testing.T) {
 	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
 		t.Fatalf("error %v is %s, want task_permanent", err, c)
 	}
-	wantMsg(t, err, "compressed binlog events are not supported", "log_bin_compress = OFF")
+	wantMsg(t, err, "compressed binlog events are not supported", "log_bin_compress = OFF", "stops here again", "remove the checkpoint")
 	if binlogPosRE.FindStringSubmatch(err.Error()) == nil {
 		t.Errorf("the error names no binlog file:position: %v", err)
 	}
@@ -419,4 +431,41 @@ func TestSchemaReadFailureKeepsTheTable(t *testing.T) {
 	if got[len(got)-1].Data.After["v"] != "ok-2" {
 		t.Fatalf("changes: %+v", got)
 	}
+}
+
+// TestUnsupportedChecksumStopsTheTask: a binlog whose checksum algorithm
+// the decoder does not know (the proxy changes what the format description
+// announces) stops the source with a task-permanent error naming the
+// setting, where it used to be taken for a broken stream and retried for
+// ever.
+func TestUnsupportedChecksumStopsTheTask(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("checksum_alg", "id INT PRIMARY KEY, v VARCHAR(40)")
+	mc, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCorruptingProxy(t, mc.Addr, "unused-marker")
+	proxy.checksumAlg = 7
+	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	s := f.open(src)
+	c := collect(t, s)
+	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "after the format description")
+	// Two dumps are the source's: Open asks for the stream to check the
+	// position (reading only its first event), then the reader; a third
+	// is a reconnection.
+	testkit.WaitFor(t, "the source to fail or reconnect", func() bool {
+		_, err = c.snapshot()
+		return err != nil || proxy.dumps.Load() > 2
+	})
+	if err == nil {
+		t.Fatalf("the source reconnected instead of failing (%d dumps)", proxy.dumps.Load())
+	}
+	if proxy.corrupted.Load() == 0 {
+		t.Fatal("the proxy changed no format description")
+	}
+	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
+		t.Fatalf("error %v is %s, want task_permanent", err, c)
+	}
+	wantMsg(t, err, "binlog checksum algorithm 7 is not supported", "set binlog_checksum to CRC32 or NONE", "remove the checkpoint")
 }

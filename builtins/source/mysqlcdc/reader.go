@@ -242,8 +242,8 @@ func (r *reader) consume(ctx context.Context, stream *binlog.Stream) error {
 		default:
 			if msg := ev.Type.Unsupported(); msg != "" {
 				// As an undecodable event, it would be read again and again.
-				return component.TaskPermanent(fmt.Errorf("mysql_cdc source: %w (the %s event at binlog position %s; the checkpoint stays before its transaction)",
-					&unsupportedError{msg}, ev.Type, r.eventPos(ev)))
+				return component.TaskPermanent(fmt.Errorf("mysql_cdc source: %w (the %s event at binlog position %s; the checkpoint stays before its transaction); %s",
+					&unsupportedError{msg}, ev.Type, r.eventPos(ev), r.s.pastUnsupported()))
 			}
 		}
 		if r.pending >= r.s.o.maxEvents || r.pending > 0 && r.cur == nil && stream.Buffered() == 0 {

@@ -514,7 +514,7 @@ func (s *Source) dumpErr(st state, err error) error {
 		}
 	}
 	if msg := unsupportedMsg(err); msg != "" {
-		return component.TaskPermanent(fmt.Errorf("mysql_cdc source: %s", msg))
+		return component.TaskPermanent(fmt.Errorf("mysql_cdc source: %s; %s", msg, s.pastUnsupported()))
 	}
 	return component.Retryable(fmt.Errorf("mysql_cdc source: binlog stream from %s: %w", positionText(st), err), 0)
 }
@@ -528,7 +528,18 @@ func unsupportedMsg(err error) string {
 	if errors.As(err, &ue) {
 		return ue.msg
 	}
+	var be *binlog.UnsupportedError
+	if errors.As(err, &be) {
+		return be.Msg
+	}
 	return ""
+}
+
+// pastUnsupported says what changing the setting does, and does not do:
+// what the server already wrote stays unreadable.
+func (s *Source) pastUnsupported() string {
+	return "the binlog already written stays as it is, so the task stops here again after the change; to go past it, remove the checkpoint " +
+		s.store.Path() + " (the source then starts as on its first run: a new snapshot, or the server's current position with snapshot = false)"
 }
 
 // encOptions are the CloudEvent attributes of the source's events.
