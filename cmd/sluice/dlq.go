@@ -164,7 +164,7 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice dlq replay: %v\n", err)
 		return exitUsage
 	}
-	logx.CaptureLibraryLogs(log)
+	defer logx.CaptureLibraryLogs(log)()
 	ms := metrics.New()
 	shared := component.NewShared()
 	defer shared.Close()

@@ -70,7 +70,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice run: invalid --log-level %q: want debug, info, warn or error\n", s.logLevel)
 		return exitUsage
 	}
-	logx.CaptureLibraryLogs(log)
+	defer logx.CaptureLibraryLogs(log)()
 
 	if limit := applyMemoryLimit(s.memoryLimit); limit != math.MaxInt64 {
 		log.Debug().Str("memory_limit", component.ByteSize(limit).String()).Msg("soft memory limit")

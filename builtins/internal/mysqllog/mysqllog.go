@@ -13,7 +13,8 @@ import (
 )
 
 func init() {
-	// The driver's own logger adds "[mysql] " and the file:line; the
-	// library field says it is the driver's.
+	// Without the prefix and timestamp the driver's default logger adds:
+	// the library field says whose line it is, the record has the time,
+	// and the driver puts the file:line in the message itself.
 	_ = mysql.SetLogger(log.New(logx.LibraryWriter("mysql"), "", 0))
 }
