@@ -3,6 +3,7 @@ package kafkae2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -230,17 +231,23 @@ func readTopic(t *testing.T, addr, topic string, committed bool, timeout time.Du
 	mark := ""
 	pending := map[int32]bool{}
 	deadline := time.Now().Add(timeout)
+	var lastErr error
 	for mark == "" || len(pending) > 0 {
 		if mark == "" && (enough() || time.Now().After(deadline)) {
 			mark, pending = markEnd(t, addr, topic)
 			deadline = time.Now().Add(timeout)
 		}
 		if mark != "" && time.Now().After(deadline) {
-			t.Fatalf("%s: the end markers of partitions %v were not read within %v (a transaction left open?)", topic, pending, timeout)
+			t.Fatalf("%s: the end markers of partitions %v were not read within %v (a transaction left open? last fetch error: %v)", topic, pending, timeout, lastErr)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		fs := cl.PollFetches(ctx)
 		cancel()
+		for _, fe := range fs.Errors() {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) {
+				lastErr = fe.Err
+			}
+		}
 		fs.EachRecord(func(r *kgo.Record) {
 			for _, h := range r.Headers {
 				if h.Key == endHeader {
@@ -264,10 +271,14 @@ func markEnd(t *testing.T, addr, topic string) (string, map[int32]bool) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	topics, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err == nil {
+		err = topics[topic].Err
+	}
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("mark the end of %s: %v", topic, err)
 	}
 	mark := fmt.Sprint("end-", endMarks.Add(1))
 	parts := map[int32]bool{}
