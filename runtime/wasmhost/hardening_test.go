@@ -260,3 +260,15 @@ func TestGoGuestBulkOperationsWeighed(t *testing.T) {
 		t.Logf("%d bulk operations, %d loops", in.InstrumentedBulk, in.InstrumentedLoops)
 	}
 }
+
+// TestModuleDeclaringMoreThanItHolds: a 21-byte module whose data section
+// declares a billion segments is refused with what is wrong. It used to
+// reach wazero's decoder, which allocated what it declared (52 GB) and
+// crashed the process with every task in it.
+func TestModuleDeclaringMoreThanItHolds(t *testing.T) {
+	bomb := []byte("\x00asm\x01\x00\x00\x00\x0b\x0b\xdb\xdb\xdb\xdb\x03\xe8\xdb\xdb0\x000")
+	_, err := sharedHost(t).Load(context.Background(), "bomb.wasm", bomb, wasmhost.LoadOptions{MemoryLimit: testMemoryLimit})
+	if err == nil || !strings.Contains(err.Error(), "data section: declares 997649883 entries in 6 bytes") {
+		t.Fatalf("Load: %v, want the data section's count refused", err)
+	}
+}

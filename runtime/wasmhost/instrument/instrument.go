@@ -178,6 +178,9 @@ func Instrument(wasm []byte, opt Options) (Result, error) {
 	if err := m.split(wasm[8:]); err != nil {
 		return Result{}, err
 	}
+	if err := m.checkDeclared(); err != nil {
+		return Result{}, err
+	}
 	var res Result
 	if err := m.scan(&res); err != nil {
 		return Result{}, err
@@ -455,6 +458,10 @@ func (m *module) rewrite(opt Options, res *Result) ([]byte, error) {
 		b = append(b, 0x00)
 		b = appendU32(b, checkType)
 		replaced[secImport] = b
+	}
+	// Table section: cap the maximums.
+	if s := m.find(secTable); s != nil {
+		replaced[secTable] = capTables(s.body)
 	}
 	// Memory section: cap the maximum.
 	if s := m.find(secMemory); s != nil {
