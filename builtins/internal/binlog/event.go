@@ -455,6 +455,18 @@ type UnsupportedError struct{ Msg string }
 
 func (e *UnsupportedError) Error() string { return e.Msg }
 
+// UnreadableRows reports whether t is a rows event this package cannot
+// read (compressed, or a partial update) that still begins with its table
+// id, as every rows event does: a reader can tell whose rows it holds.
+func (t EventType) UnreadableRows() bool {
+	switch t {
+	case WriteRowsCompressedV1, UpdateRowsCompressedV1, DeleteRowsCompressedV1,
+		WriteRowsCompressed, UpdateRowsCompressed, DeleteRowsCompressed, PartialUpdateRowsEvent:
+		return true
+	}
+	return false
+}
+
 // Unsupported explains why an event type this package cannot read is a
 // problem, or returns "" for a type it can read or callers may skip.
 func (t EventType) Unsupported() string {

@@ -469,3 +469,40 @@ func TestUnsupportedChecksumStopsTheTask(t *testing.T) {
 	}
 	wantMsg(t, err, "binlog checksum algorithm 7 is not supported", "set binlog_checksum to CRC32 or NONE", "remove the checkpoint")
 }
+
+// TestUnreadableRowsOfAnotherTableSkipped: a rows event the source cannot
+// read (compressed: the proxy retypes it) of a table it does not capture is
+// skipped like the table's other events, and the stream goes on: only a
+// captured table's unreadable rows stop the task.
+func TestUnreadableRowsOfAnotherTableSkipped(t *testing.T) {
+	f := newFixture(t)
+	captured := f.table("captured", "id INT PRIMARY KEY, v VARCHAR(40)")
+	other := f.table("not_captured", "id INT PRIMARY KEY, v VARCHAR(40)")
+	marker := fmt.Sprintf("compress-me-%08d", rand.IntN(1e8))
+	mc, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCorruptingProxy(t, mc.Addr, marker)
+	proxy.retype = binlog.WriteRowsCompressed
+	src := strings.Replace(f.config([]string{captured}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	s := f.open(src)
+	c := collect(t, s)
+	f.exec("INSERT INTO "+other+" VALUES (1, ?)", marker)
+	f.exec("INSERT INTO "+captured+" VALUES (1, ?)", "after")
+	got := c.waitFor(t, "the captured table's row after the unreadable one", func(ch []change) bool { return len(ch) >= 1 })
+	if proxy.corrupted.Load() == 0 {
+		t.Fatal("the proxy retyped no event")
+	}
+	if len(got) != 1 || got[0].Data.After["v"] != "after" {
+		t.Fatalf("changes: %+v, want the captured table's one row", got)
+	}
+	if _, err := c.snapshot(); err != nil {
+		t.Fatalf("the source failed: %v", err)
+	}
+	// Open's check of the position and the reader's stream: a third dump
+	// would be a reconnection.
+	if n := proxy.dumps.Load(); n != 2 {
+		t.Errorf("the source dumped the binlog %d times, want 2 (no reconnection)", n)
+	}
+}

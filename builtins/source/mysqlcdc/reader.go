@@ -241,6 +241,13 @@ func (r *reader) consume(ctx context.Context, stream *binlog.Stream) error {
 			}
 		default:
 			if msg := ev.Type.Unsupported(); msg != "" {
+				if ev.Type.UnreadableRows() {
+					// Rows of a table not captured are skipped unread,
+					// as readable ones are.
+					if ti := r.byID[tableIDOf(dec, ev.Body)]; ti != nil && !ti.tracked {
+						break
+					}
+				}
 				// As an undecodable event, it would be read again and again.
 				return component.TaskPermanent(fmt.Errorf("mysql_cdc source: %w (the %s event at binlog position %s; the checkpoint stays before its transaction); %s",
 					&unsupportedError{msg}, ev.Type, r.eventPos(ev), r.s.pastUnsupported()))
