@@ -274,7 +274,7 @@ func (r *reader) decodeErr(ev binlog.Event, table string, err error) error {
 	}
 	if r.cur != nil && len(r.cur.gtids) > 0 {
 		about = append(about, "transaction "+r.cur.gtids[0].String())
-	} else if r.mysqlGTID != "" {
+	} else if r.cur != nil && r.mysqlGTID != "" { // between transactions it names the last one
 		about = append(about, "transaction "+r.mysqlGTID)
 	}
 	what := ""
