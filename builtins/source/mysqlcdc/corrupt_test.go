@@ -78,6 +78,47 @@ func startCorruptingProxy(t testing.TB, upstream, marker string) *corruptingProx
 
 func (p *corruptingProxy) addr() string { return p.ln.Addr().String() }
 
+// stopped waits for the source to fail, or to dump the binlog more than
+// dumps times (a reconnection: the bug), and returns what it delivered
+// and its error, which must be task-permanent.
+func stopped(t *testing.T, c *collector, p *corruptingProxy, dumps int32) ([]change, error) {
+	t.Helper()
+	var got []change
+	var err error
+	testkit.WaitFor(t, "the source to fail or reconnect", func() bool {
+		got, err = c.snapshot()
+		return err != nil || p.dumps.Load() > dumps
+	})
+	if err == nil {
+		t.Fatalf("the source reconnected instead of failing (%d dumps)", p.dumps.Load())
+	}
+	if p.corrupted.Load() == 0 {
+		t.Fatal("the proxy changed no event")
+	}
+	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
+		t.Fatalf("error %v is %s, want task_permanent", err, c)
+	}
+	return got, err
+}
+
+// proxied starts a corrupting proxy in front of the fixture's server and
+// returns it with two source configs of tables (without a snapshot): one
+// reading through the proxy, one reading the server directly.
+func (f *fixture) proxied(t *testing.T, tables []string, marker string) (p *corruptingProxy, via, direct string) {
+	t.Helper()
+	mc, err := mysql.ParseDSN(f.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = startCorruptingProxy(t, mc.Addr, marker)
+	direct = f.config(tables, "snapshot = false\n")
+	via = strings.Replace(direct, "tcp("+mc.Addr+")", "tcp("+p.addr()+")", 1)
+	if via == direct {
+		t.Fatalf("no server address to replace in %s", direct)
+	}
+	return p, via, direct
+}
+
 // close stops accepting, ends every connection and waits for its copiers.
 func (p *corruptingProxy) close() {
 	p.ln.Close()
@@ -271,16 +312,7 @@ func TestUndecodableEventStopsTheTask(t *testing.T) {
 	f := newFixture(t)
 	table := f.table("undecodable", "id INT PRIMARY KEY, v VARCHAR(40)")
 	marker := fmt.Sprintf("corrupt-me-%08d", rand.IntN(1e8)) // another run's rows stay whole
-	mc, err := mysql.ParseDSN(f.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startCorruptingProxy(t, mc.Addr, marker)
-	direct := f.config([]string{table}, "snapshot = false\n")
-	via := strings.Replace(direct, "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
-	if via == direct {
-		t.Fatalf("no server address to replace in %s", direct)
-	}
+	proxy, via, direct := f.proxied(t, []string{table}, marker)
 
 	s := f.open(via)
 	c := collect(t, s)
@@ -289,21 +321,7 @@ func TestUndecodableEventStopsTheTask(t *testing.T) {
 	dumps := proxy.dumps.Load()
 	f.exec("INSERT INTO "+table+" VALUES (2, ?)", marker)
 	f.exec("INSERT INTO "+table+" VALUES (3, ?)", "ok-2")
-	// A reconnection (a new dump) instead of the failure is the bug.
-	var got []change
-	testkit.WaitFor(t, "the source to fail or reconnect", func() bool {
-		got, err = c.snapshot()
-		return err != nil || proxy.dumps.Load() > dumps
-	})
-	if proxy.corrupted.Load() == 0 {
-		t.Fatal("the proxy corrupted no event")
-	}
-	if err == nil {
-		t.Fatalf("the source reconnected after the undecodable event instead of failing (%d dumps)", proxy.dumps.Load())
-	}
-	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
-		t.Fatalf("error %v is %s, want task_permanent", err, c)
-	}
+	got, err := stopped(t, c, proxy, dumps)
 	t.Logf("the source failed: %v", err)
 	checkUndecodable(t, f.db, err.Error(), table)
 	if n := proxy.dumps.Load(); n != dumps {
@@ -333,12 +351,7 @@ func TestUndecodableEventProcess(t *testing.T) {
 	f := newFixture(t)
 	table := f.table("undecodable_proc", "id INT PRIMARY KEY, v VARCHAR(40)")
 	marker := fmt.Sprintf("corrupt-me-%08d", rand.IntN(1e8))
-	mc, err := mysql.ParseDSN(f.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startCorruptingProxy(t, mc.Addr, marker)
-	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	proxy, src, _ := f.proxied(t, []string{table}, marker)
 	dir := t.TempDir()
 	task := filepath.Join(dir, "undecodable.toml")
 	if err := os.WriteFile(task, []byte(fmt.Sprintf("name = \"undecodable\"\n[source]\ntype = \"mysql_cdc\"\n%s\n[sink]\ntype = \"stdout\"\n", src)), 0o644); err != nil {
@@ -374,29 +387,15 @@ func TestUnsupportedEventStopsTheTask(t *testing.T) {
 	f := newFixture(t)
 	table := f.table("unsupported", "id INT PRIMARY KEY, v VARCHAR(40)")
 	marker := fmt.Sprintf("compress-me-%08d", rand.IntN(1e8))
-	mc, err := mysql.ParseDSN(f.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startCorruptingProxy(t, mc.Addr, marker)
+	proxy, src, _ := f.proxied(t, []string{table}, marker)
 	proxy.retype = binlog.WriteRowsCompressed
-	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
 	s := f.open(src)
 	c := collect(t, s)
 	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
 	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 }) // the stream is up
 	dumps := proxy.dumps.Load()
 	f.exec("INSERT INTO "+table+" VALUES (2, ?)", marker)
-	testkit.WaitFor(t, "the source to fail or reconnect", func() bool {
-		_, err = c.snapshot()
-		return err != nil || proxy.dumps.Load() > dumps
-	})
-	if err == nil {
-		t.Fatalf("the source reconnected after the unsupported event instead of failing (%d dumps)", proxy.dumps.Load())
-	}
-	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
-		t.Fatalf("error %v is %s, want task_permanent", err, c)
-	}
+	_, err := stopped(t, c, proxy, dumps)
 	wantMsg(t, err, "compressed binlog events are not supported", "log_bin_compress = OFF", "stops here again", "remove the checkpoint")
 	if binlogPosRE.FindStringSubmatch(err.Error()) == nil {
 		t.Errorf("the error names no binlog file:position: %v", err)
@@ -412,12 +411,7 @@ func TestUnsupportedEventStopsTheTask(t *testing.T) {
 func TestSchemaReadFailureKeepsTheTable(t *testing.T) {
 	f := newFixture(t)
 	table := f.table("schemafail", "id INT PRIMARY KEY, v VARCHAR(40)")
-	mc, err := mysql.ParseDSN(f.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startCorruptingProxy(t, mc.Addr, "no marker: nothing corrupted")
-	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
+	proxy, src, _ := f.proxied(t, []string{table}, "no marker: nothing corrupted")
 	s := f.open(src)
 	c := collect(t, s)
 	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
@@ -441,32 +435,15 @@ func TestSchemaReadFailureKeepsTheTable(t *testing.T) {
 func TestUnsupportedChecksumStopsTheTask(t *testing.T) {
 	f := newFixture(t)
 	table := f.table("checksum_alg", "id INT PRIMARY KEY, v VARCHAR(40)")
-	mc, err := mysql.ParseDSN(f.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startCorruptingProxy(t, mc.Addr, "unused-marker")
+	proxy, src, _ := f.proxied(t, []string{table}, "unused-marker")
 	proxy.checksumAlg = 7
-	src := strings.Replace(f.config([]string{table}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
 	s := f.open(src)
 	c := collect(t, s)
 	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "after the format description")
 	// Two dumps are the source's: Open asks for the stream to check the
 	// position (reading only its first event), then the reader; a third
 	// is a reconnection.
-	testkit.WaitFor(t, "the source to fail or reconnect", func() bool {
-		_, err = c.snapshot()
-		return err != nil || proxy.dumps.Load() > 2
-	})
-	if err == nil {
-		t.Fatalf("the source reconnected instead of failing (%d dumps)", proxy.dumps.Load())
-	}
-	if proxy.corrupted.Load() == 0 {
-		t.Fatal("the proxy changed no format description")
-	}
-	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
-		t.Fatalf("error %v is %s, want task_permanent", err, c)
-	}
+	_, err := stopped(t, c, proxy, 2)
 	wantMsg(t, err, "binlog checksum algorithm 7 is not supported", "set binlog_checksum to CRC32 or NONE", "remove the checkpoint")
 }
 
@@ -479,13 +456,8 @@ func TestUnreadableRowsOfAnotherTableSkipped(t *testing.T) {
 	captured := f.table("captured", "id INT PRIMARY KEY, v VARCHAR(40)")
 	other := f.table("not_captured", "id INT PRIMARY KEY, v VARCHAR(40)")
 	marker := fmt.Sprintf("compress-me-%08d", rand.IntN(1e8))
-	mc, err := mysql.ParseDSN(f.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startCorruptingProxy(t, mc.Addr, marker)
+	proxy, src, _ := f.proxied(t, []string{captured}, marker)
 	proxy.retype = binlog.WriteRowsCompressed
-	src := strings.Replace(f.config([]string{captured}, "snapshot = false\n"), "tcp("+mc.Addr+")", "tcp("+proxy.addr()+")", 1)
 	s := f.open(src)
 	c := collect(t, s)
 	f.exec("INSERT INTO "+other+" VALUES (1, ?)", marker)
