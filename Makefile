@@ -218,15 +218,20 @@ bench: build plugins
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builtins/internal/cdc
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target per run),
-# in the root module and in the SDK's and the plugins' own modules.
+# in the root module and in the SDK's and the plugins' own modules. A target
+# that fails does not stop the others: the failures are listed at the end
+# (each failing input is in its package's testdata/fuzz/TARGET/).
 fuzz:
-	@set -e; for mod in . sdk plugins; do \
+	@failed=; for mod in . sdk plugins; do \
 		for pkg in $$(cd $$mod && GOFLAGS=-mod=mod $(GO) list ./...); do \
 			for f in $$(cd $$mod && GOFLAGS=-mod=mod $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-				echo "fuzz $$pkg $$f"; (cd $$mod && GOFLAGS=-mod=mod $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
+				echo "fuzz $$pkg $$f"; \
+				(cd $$mod && GOFLAGS=-mod=mod $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg) || failed="$$failed $$pkg.$$f"; \
 			done; \
 		done; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "make fuzz: FAILED:$$failed"; exit 1; fi; \
+	echo "make fuzz: every target passed"
 
 clean:
 	rm -rf $(BIN) $(DIST) .cache
