@@ -1,6 +1,9 @@
 package wasmhost
 
-import "context"
+import (
+	"context"
+	"crypto/sha256"
+)
 
 // Unprotected returns opt with the runaway instrumentation off, for
 // benchmarks that measure its cost.
@@ -30,4 +33,13 @@ func (t *Transformer) Hold(ctx context.Context, n int) (func(), error) {
 		held = append(held, inst)
 	}
 	return put, nil
+}
+
+// RewrittenPath is where h keeps the rewritten module of wasm for a
+// memory cap of pages 64 KiB pages ("" without a cache directory).
+func (h *Host) RewrittenPath(wasm []byte, pages uint32) string {
+	if h.dir == "" {
+		return ""
+	}
+	return rewrittenPath(h.dir, modKey{sum: sha256.Sum256(wasm), pages: pages})
 }

@@ -1,9 +1,11 @@
 package wasmhost_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -270,5 +272,33 @@ func TestModuleDeclaringMoreThanItHolds(t *testing.T) {
 	_, err := sharedHost(t).Load(context.Background(), "bomb.wasm", bomb, wasmhost.LoadOptions{MemoryLimit: testMemoryLimit})
 	if err == nil || !strings.Contains(err.Error(), "data section: declares 997649883 entries in 6 bytes") {
 		t.Fatalf("Load: %v, want the data section's count refused", err)
+	}
+}
+
+// TestDamagedRewrittenModuleNotUsed: a rewritten module read back from the
+// cache is checked as the rewrite checks its input. An entry that fails
+// (damaged, or written by an older rewrite that accepted more) is not
+// handed to wazero: the module is rewritten again from its file.
+func TestDamagedRewrittenModuleNotUsed(t *testing.T) {
+	h, err := wasmhost.New(context.Background(), wasmhost.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	good := wasmtest.ABIModule{}.Bytes()
+	path := h.RewrittenPath(good, testMemoryLimit/65536)
+	bomb := []byte("\x00asm\x01\x00\x00\x00\x0b\x0b\xdb\xdb\xdb\xdb\x03\xe8\xdb\xdb0\x000")
+	entry := append(append([]byte("SLRW"), make([]byte, 28)...), bomb...)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, entry, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Load(context.Background(), "good.wasm", good, wasmhost.LoadOptions{MemoryLimit: testMemoryLimit}); err != nil {
+		t.Fatalf("Load with a damaged cache entry: %v", err)
+	}
+	if data, _ := os.ReadFile(path); bytes.Contains(data, bomb) {
+		t.Error("the damaged cache entry was kept")
 	}
 }

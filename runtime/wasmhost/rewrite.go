@@ -13,7 +13,7 @@ import (
 
 // rewriteVersion names the instrumenter's output format: bump it whenever
 // the rewrite changes, so that stale rewritten modules are not reused.
-const rewriteVersion = "rw4"
+const rewriteVersion = "rw5"
 
 // rewrite instruments wasm for the memory cap in key. With a cache
 // directory the result is kept on disk next to wazero's compiled code, so
@@ -21,8 +21,11 @@ const rewriteVersion = "rw4"
 func (h *Host) rewrite(key modKey, wasm []byte) (instrument.Result, error) {
 	path := ""
 	if h.dir != "" {
-		path = filepath.Join(h.dir, "sluice-"+rewriteVersion, fmt.Sprintf("%s-%d.wasm", hex.EncodeToString(key.sum[:]), key.pages))
-		if res, ok := readRewritten(path); ok {
+		path = rewrittenPath(h.dir, key)
+		// What the cache holds is checked as the rewrite checks its input
+		// (rw4 entries may hold what the rewrite now refuses, and a file
+		// may be damaged); a bad entry is rewritten again.
+		if res, ok := readRewritten(path); ok && instrument.Check(res.Module) == nil {
 			return res, nil
 		}
 	}
@@ -32,6 +35,10 @@ func (h *Host) rewrite(key modKey, wasm []byte) (instrument.Result, error) {
 	}
 	writeRewritten(path, res) // a cache: failing to write only costs time
 	return res, nil
+}
+
+func rewrittenPath(dir string, key modKey) string {
+	return filepath.Join(dir, "sluice-"+rewriteVersion, fmt.Sprintf("%s-%d.wasm", hex.EncodeToString(key.sum[:]), key.pages))
 }
 
 // The cached file: "SLRW", then u32 Funcs, Checked, Loops, MemoryMin,

@@ -193,6 +193,22 @@ func Instrument(wasm []byte, opt Options) (Result, error) {
 	return res, nil
 }
 
+// Check refuses a module a decoder should not be handed (as Instrument
+// does, without rewriting): sections that overrun the module, and vectors
+// declaring more entries than their section holds. The host runs it on a
+// rewritten module it reads back from its cache, which a crash or a full
+// disk may have damaged.
+func Check(wasm []byte) error {
+	if len(wasm) < 8 || !bytes.Equal(wasm[:8], header) {
+		return ErrNotWasm
+	}
+	m := &module{voidType: -1}
+	if err := m.split(wasm[8:]); err != nil {
+		return err
+	}
+	return m.checkDeclared()
+}
+
 func (m *module) split(b []byte) error {
 	r := &reader{b: b}
 	last := 0
