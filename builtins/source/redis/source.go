@@ -402,6 +402,7 @@ func (s *Source) loop(ctx context.Context, rdb *redisconf.Client) {
 	pending, cursor := true, "0"
 	claimCursor := "0-0"
 	nextClaim := time.Now()
+	nextOrphanCheck := time.Now().Add(orphanCheckEvery)
 	backoff := 100 * time.Millisecond
 	failing := false
 	for ctx.Err() == nil {
@@ -458,7 +459,16 @@ func (s *Source) loop(ctx context.Context, rdb *redisconf.Client) {
 					cursor = lastID(es, deleted)
 				}
 			}
+		case !time.Now().Before(nextOrphanCheck) && s.orphaned(ctx, rdb):
+			// This consumer has pending entries that no batch holds:
+			// read them again, from its first.
+			nextOrphanCheck = time.Now().Add(orphanCheckEvery)
+			pending, cursor = true, "0"
+			continue
 		default:
+			if !time.Now().Before(nextOrphanCheck) {
+				nextOrphanCheck = time.Now().Add(orphanCheckEvery)
+			}
 			es, _, err = s.readGroup(ctx, rdb, ">", s.cfg.Block.D())
 		}
 		if err != nil {
@@ -575,6 +585,44 @@ func (s *Source) deliver(es []entry) {
 	s.ready = append(s.ready, fetched{f: f, b: b})
 	s.notifyLocked()
 	s.mu.Unlock()
+}
+
+// orphanCheckEvery is how often, at most, the source looks for entries of
+// its consumer that no batch of its holds (orphaned).
+const orphanCheckEvery = time.Second
+
+// orphaned reports whether this consumer has pending entries that no
+// batch holds, when it can tell: with no batch out and every
+// acknowledgement sent, every pending entry of the consumer is one. A
+// blocking XREADGROUP of a connection closed while the server had not
+// noticed yet (the previous run of this consumer, before a reload or a
+// crash, or this run's own before a reconnection) is served by the next
+// XADD: the entry goes to this consumer's pending list after this run read
+// that list, and would wait claim_idle to be claimed, or for ever with
+// claim_idle = "0s".
+func (s *Source) orphaned(ctx context.Context, rdb *redisconf.Client) bool {
+	s.mu.Lock()
+	idle := s.outstanding == 0 && len(s.ready) == 0
+	s.mu.Unlock()
+	if !idle || s.sendAcks(ctx, rdb) != nil {
+		return false
+	}
+	s.mu.Lock()
+	idle = s.outstanding == 0 && len(s.ready) == 0 && len(s.ackq) == 0
+	s.mu.Unlock()
+	if !idle {
+		return false
+	}
+	v, err := rdb.Do(ctx, "XPENDING", s.cfg.Stream, s.group, "-", "+", 1, s.consumer)
+	if err != nil {
+		return false // the next read says what is wrong
+	}
+	list, _ := v.([]any)
+	if len(list) > 0 {
+		s.log.Info().Msg("redis source: entries of this consumer were left pending by an earlier connection; reading them again")
+		return true
+	}
+	return false
 }
 
 // touch resets the idle time of entries this process has held for more

@@ -256,3 +256,51 @@ func TestTLS(t *testing.T) {
 	}
 	testkit.WaitFor(t, "both entries acknowledged over TLS", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
 }
+
+// TestOrphanedEntriesAreReadAgain: a blocking XREADGROUP of this consumer
+// left at the server by an earlier connection (a run closed while the
+// server had not noticed yet: the next run opens, reads its pending list,
+// then the stale read is served) takes the first entry added into this
+// consumer's pending list, where no batch holds it. The source reads it
+// again, without waiting for claim_idle (here never: "0s").
+func TestOrphanedEntriesAreReadAgain(t *testing.T) {
+	fx := newFixture(t)
+	fx.srv.Must(t, "XGROUP", "CREATE", fx.stream, fx.group, "$", "MKSTREAM")
+	s := open(t, fx.build(t, fx.srv.URL, "c1", "claim_idle = \"0s\"\n"))
+	// The stale read: consumer c1, on a connection of its own, blocked
+	// before the entries are added (it was first to block: it is served
+	// first).
+	stale := fx.srv.Conn()
+	defer stale.Close()
+	if _, err := stale.Do("CLIENT", "SETNAME", "stale-c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Send("XREADGROUP", "GROUP", fx.group, "c1", "COUNT", 1, "BLOCK", 0, "STREAMS", fx.stream, ">"); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the stale read to block at the server", func() bool {
+		for _, line := range strings.Split(fx.srv.String(t, "CLIENT", "LIST"), "\n") {
+			if strings.Contains(line, " name=stale-c1 ") {
+				return strings.Contains(line, " flags=b ")
+			}
+		}
+		return false
+	})
+	fx.srv.Add(t, fx.stream, "payload", [][]byte{[]byte("1"), []byte("2"), []byte("3")})
+	got := map[string]bool{}
+	ctx := redistest.Ctx(t)
+	for len(got) < 3 {
+		b, err := s.Read(ctx)
+		if err != nil {
+			t.Fatalf("Read: %v (read %v of 1, 2, 3)", err, got)
+		}
+		for _, m := range b.Messages {
+			got[string(decode(t, m).Data.Fields["payload"])] = true
+		}
+		b.Ack(nil)
+	}
+	testkit.WaitFor(t, "nothing pending", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
+}
