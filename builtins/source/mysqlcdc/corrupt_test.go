@@ -448,16 +448,22 @@ func TestUnsupportedChecksumStopsTheTask(t *testing.T) {
 }
 
 // TestUnreadableRowsOfAnotherTableSkipped: a rows event the source cannot
-// read (compressed: the proxy retypes it) of a table it does not capture is
-// skipped like the table's other events, and the stream goes on: only a
-// captured table's unreadable rows stop the task.
+// read (compressed: the proxy retypes it; or undecodable: the proxy
+// corrupts a row) of a table it does not capture is skipped like the
+// table's other events, and the stream goes on: only a captured table's
+// unreadable rows stop the task.
 func TestUnreadableRowsOfAnotherTableSkipped(t *testing.T) {
+	t.Run("compressed", func(t *testing.T) { unreadableRowsOfAnotherTable(t, binlog.WriteRowsCompressed) })
+	t.Run("undecodable", func(t *testing.T) { unreadableRowsOfAnotherTable(t, 0) })
+}
+
+func unreadableRowsOfAnotherTable(t *testing.T, retype binlog.EventType) {
 	f := newFixture(t)
 	captured := f.table("captured", "id INT PRIMARY KEY, v VARCHAR(40)")
 	other := f.table("not_captured", "id INT PRIMARY KEY, v VARCHAR(40)")
 	marker := fmt.Sprintf("compress-me-%08d", rand.IntN(1e8))
 	proxy, src, _ := f.proxied(t, []string{captured}, marker)
-	proxy.retype = binlog.WriteRowsCompressed
+	proxy.retype = retype
 	s := f.open(src)
 	c := collect(t, s)
 	f.exec("INSERT INTO "+other+" VALUES (1, ?)", marker)

@@ -451,8 +451,19 @@ func cdcTable(n tableName, cols []binlog.Column, key []int) *cdc.Table {
 // are counted, numbered and tracked with their transaction.
 func (r *reader) rowsEvent(ctx context.Context, dec *binlog.Decoder, ev binlog.Event) error {
 	re := &r.rows
+	// A table not captured is known by its id, at the start of every rows
+	// event: its rows are skipped unread, so that they cannot stop the
+	// task either.
+	known := r.byID[tableIDOf(dec, ev.Body)]
+	if known != nil && !known.tracked {
+		return nil
+	}
 	if err := dec.ParseRows(ev.Header, ev.Body, re); err != nil {
-		return r.decodeErr(ev, "", err)
+		lane := ""
+		if known != nil {
+			lane = known.ts.lane
+		}
+		return r.decodeErr(ev, lane, err)
 	}
 	ti := r.byID[re.TableID]
 	if ti == nil {
