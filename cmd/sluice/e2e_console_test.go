@@ -49,7 +49,7 @@ url = "`+hook.URL+`"
 token = "${env:SLUICE_E2E_SECRET}"
 batch = { max_events = 50, max_wait = "20ms" }
 `)
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	env := []string{"SLUICE_E2E_SECRET=" + secret, "SLUICE_ADMIN_TOKEN=" + token}
 	p := testkit.StartSluice(t, testkit.ProcOptions{Dir: dir, Env: env}, "run", "--state-dir", filepath.Join(dir, "state"),
 		"--admin-addr", addr, "--log-level", "debug", task)

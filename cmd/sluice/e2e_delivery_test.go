@@ -145,7 +145,7 @@ func TestE2EKill9DuringBufferedOutage(t *testing.T) {
 	}))
 	defer hook.Close()
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	task := write(t, dir, "buffered.toml", fmt.Sprintf(`name = "buffered"
 [source]
 type = "http"
@@ -224,12 +224,3 @@ max = "50ms"
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}

@@ -104,7 +104,7 @@ func TestE2EStoreAndForwardAcrossKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	admin := freeAddr(t)
+	admin := testkit.FreeAddr(t)
 	task := write(t, dir, "edge.toml", fmt.Sprintf(`name = "edge"
 [source]
 type = "file"

@@ -124,7 +124,7 @@ func TestE2EReloadUnderLoad(t *testing.T) {
 	if err := os.Mkdir(tasks, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ingestAddr, adminAddr := freeAddr(t), freeAddr(t)
+	ingestAddr, adminAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	ingest := func(v int) string {
 		return fmt.Sprintf(`name = "ingest"
 [source]

@@ -139,7 +139,7 @@ path = "`+filepath.Join(dir, "out.jsonl")+`"
 
 	const token = "0123456789abcdef-e2e"
 	tokenFile := write(t, dir, "token", token+"\n")
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	p := testkit.StartSluice(t, testkit.ProcOptions{Dir: dir}, "run", "--state-dir", filepath.Join(dir, "state"),
 		"--admin-addr", addr, "--admin-token-file", tokenFile, task)
 	p.WaitLog(t, "task running")

@@ -80,7 +80,7 @@ batch = { max_events = 250 }
 		t.Logf("run %d killed; output %d -> %d messages", i+1, before, srv.StreamMsgs(t, out))
 	}
 	lp.wait(t)
-	admin := freeAddr(t)
+	admin := testkit.FreeAddr(t)
 	p := run(t, "final run", []string{"SLUICE_ADMIN_ADDR=" + admin}, task)
 	testkit.WaitFor(t, "every input message acknowledged", func() bool {
 		ackPending, pending := srv.AckPending(t, in, "k9")

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -153,17 +152,6 @@ func checkAll(t *testing.T, counts map[int]int, n int, dupsAllowed bool) int {
 
 func natsLocal(t *testing.T) *natstest.Server   { return natstest.Local(t) }
 func redisLocal(t *testing.T) *redistest.Server { return redistest.Local(t) }
-
-// freeAddr returns a free loopback address for an admin API.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // metric returns the sum of the samples of the metric name on the admin API
 // at addr (0 when absent).

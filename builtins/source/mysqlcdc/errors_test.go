@@ -2,14 +2,12 @@ package mysqlcdc
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -123,13 +121,11 @@ func TestBinlogOff(t *testing.T) {
 // folder, a free port, no grant checks) and stops it at the end.
 func throwawayMariaDB(t *testing.T, args ...string) string {
 	t.Helper()
-	for _, bin := range []string{"mariadb-install-db", "mariadbd"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if testkit.Integration() {
-				t.Fatalf("%s is not installed: %v", bin, err)
-			}
-			t.Skipf("%s is not installed: %v", bin, err)
+	if _, err := exec.LookPath("mariadb-install-db"); err != nil {
+		if testkit.Integration() {
+			t.Fatalf("mariadb-install-db is not installed: %v", err)
 		}
+		t.Skipf("mariadb-install-db is not installed: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "sluice-mariadb-")
 	if err != nil {
@@ -142,39 +138,10 @@ func throwawayMariaDB(t *testing.T, args ...string) string {
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmdArgs := append([]string{"--no-defaults", "--datadir=" + data, fmt.Sprintf("--port=%d", port),
+	addr := testkit.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	testkit.RunServer(t, "mariadbd", addr, append([]string{"--no-defaults", "--datadir=" + data, "--port=" + port,
 		"--bind-address=127.0.0.1", "--socket=" + filepath.Join(dir, "sock"), "--pid-file=" + filepath.Join(dir, "pid"),
-		"--user=root", "--skip-grant-tables", "--innodb-buffer-pool-size=16M", "--log-error=" + filepath.Join(dir, "err.log")}, args...)
-	srv := exec.Command("mariadbd", cmdArgs...)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Wait(); close(done) }()
-	t.Cleanup(func() {
-		srv.Process.Kill()
-		<-done
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	testkit.WaitFor(t, "the throwaway MariaDB to listen on "+addr, func() bool {
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(dir, "err.log"))
-			t.Fatalf("mariadbd exited: %s", log)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
+		"--user=root", "--skip-grant-tables", "--innodb-buffer-pool-size=16M"}, args...)...)
 	return addr
 }

@@ -441,6 +441,14 @@ func (s *Source) loop(ctx context.Context, rdb *redisconf.Client) {
 			// schedule.
 			s.touch(ctx, rdb)
 		}
+		if !claim && !pending && !time.Now().Before(nextOrphanCheck) {
+			nextOrphanCheck = time.Now().Add(orphanCheckEvery)
+			// Pending entries of this consumer that no batch holds are
+			// read again, from its first.
+			if s.orphaned(ctx, rdb) {
+				pending, cursor = true, "0"
+			}
+		}
 		switch {
 		case claim:
 			es, deleted, claimCursor, err = s.claim(ctx, rdb, claimCursor)
@@ -459,16 +467,7 @@ func (s *Source) loop(ctx context.Context, rdb *redisconf.Client) {
 					cursor = lastID(es, deleted)
 				}
 			}
-		case !time.Now().Before(nextOrphanCheck) && s.orphaned(ctx, rdb):
-			// This consumer has pending entries that no batch holds:
-			// read them again, from its first.
-			nextOrphanCheck = time.Now().Add(orphanCheckEvery)
-			pending, cursor = true, "0"
-			continue
 		default:
-			if !time.Now().Before(nextOrphanCheck) {
-				nextOrphanCheck = time.Now().Add(orphanCheckEvery)
-			}
 			es, _, err = s.readGroup(ctx, rdb, ">", s.cfg.Block.D())
 		}
 		if err != nil {

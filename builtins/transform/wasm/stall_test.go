@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,16 +16,6 @@ import (
 	"github.com/sluicehq/sluice/runtime/testkit"
 	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // TestHostileTaskDoesNotStallTheProcess runs, in one sluice process, a
 // task whose module fills its 32 MiB memory in a loop (each iteration one
@@ -47,7 +36,7 @@ func TestHostileTaskDoesNotStallTheProcess(t *testing.T) {
 		fmt.Fprintf(&lines, "{\"n\":%d}\n", i)
 	}
 	os.WriteFile(filepath.Join(dir, "in.jsonl"), []byte(lines.String()), 0o644)
-	ingest, admin := freeAddr(t), freeAddr(t)
+	ingest, admin := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	os.WriteFile(filepath.Join(dir, "hostile.toml"), []byte(`name = "hostile"
 [source]
 type = "file"
