@@ -52,3 +52,5 @@ require (
 )
 
 tool honnef.co/go/tools/cmd/staticcheck
+
+replace github.com/expr-lang/expr => ./builtins/filter/condition/exprfork

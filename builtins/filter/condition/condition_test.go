@@ -71,6 +71,17 @@ func TestEval(t *testing.T) {
 		{`(data.value.amount ?? 0) == 150`, true},
 		{`$env.source == "acs:alikafka"`, true},
 		{`$env["data"].partition == 7`, true},
+		// methods of the values expr's date builtins return (the closed
+		// table of exprfork/internal/methods): typed at compile time, and
+		// found by name at run time through an untyped value
+		{`date("2022-06-23T02:49:51Z").Year() == 2022`, true},
+		{`date("2024-03-05").Weekday().String() == "Tuesday"`, true},
+		{`date("2024-03-05").Add(duration("36h")).Format("Jan 2") == "Mar 6"`, true},
+		{`duration("90m").Minutes() == 90`, true},
+		{`date("2024-03-05T10:00:00Z").In(timezone("UTC")).Hour() == 10`, true},
+		{`let t = date("2024-03-05"); t.Month().String() == "March"`, true},
+		{`[date("2024-03-05")][0].YearDay() == 65`, true},
+		{`now().Year() >= 2024 && now().After(date("2024-01-01"))`, true},
 	}
 	for _, c := range cases {
 		t.Run(c.src, func(t *testing.T) {
