@@ -39,7 +39,8 @@ type DumpOptions struct {
 type Stream struct {
 	c   *Conn
 	dec Decoder
-	// File is the binlog file of the last event read (from rotate events).
+	// File is the binlog file of the last event read (from the rotate
+	// events that parse).
 	File string
 	// idle is the read timeout while waiting for events.
 	idle time.Duration
@@ -179,12 +180,13 @@ func (s *Stream) Next() (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
+	// A rotate event that does not parse is still returned, File left as
+	// it was: the caller parses it too and decides. As an error here it
+	// would read as a broken stream, and a reconnection would meet it again.
 	if ev.Type == RotateEvent {
-		rot, err := s.dec.ParseRotate(ev.Body)
-		if err != nil {
-			return Event{}, err
+		if rot, err := s.dec.ParseRotate(ev.Body); err == nil {
+			s.File = rot.File
 		}
-		s.File = rot.File
 	}
 	return ev, nil
 }

@@ -50,6 +50,10 @@ type corruptingProxy struct {
 	// closed instead; killed counts them.
 	killSchema atomic.Bool
 	killed     atomic.Int32
+	// While cutRotate, the next rotate event the server writes in a file
+	// (not one it makes up at the start of a dump) loses its file name:
+	// a rotate event that cannot be parsed. It ends cutRotate.
+	cutRotate atomic.Bool
 
 	mu     sync.Mutex
 	conns  []net.Conn
@@ -178,8 +182,8 @@ func (p *corruptingProxy) accept() {
 }
 
 // pipe copies packets from src to dst, handing each payload to see first
-// (which may change it in place, or end the connection: false).
-func (p *corruptingProxy) pipe(dst, src net.Conn, see func(seq byte, payload []byte) bool) {
+// (which may change it, or end the connection: false).
+func (p *corruptingProxy) pipe(dst, src net.Conn, see func(seq byte, payload []byte) ([]byte, bool)) {
 	br := bufio.NewReader(src)
 	var hdr [4]byte
 	var payload []byte
@@ -195,45 +199,61 @@ func (p *corruptingProxy) pipe(dst, src net.Conn, see func(seq byte, payload []b
 		if _, err := io.ReadFull(br, payload); err != nil {
 			return
 		}
-		if n < 0xffffff && !see(hdr[3], payload) { // a whole packet (not a piece of a larger one)
-			return
+		out := payload
+		if n < 0xffffff { // a whole packet (not a piece of a larger one)
+			var ok bool
+			if out, ok = see(hdr[3], payload); !ok {
+				return
+			}
+			hdr[0], hdr[1], hdr[2] = byte(len(out)), byte(len(out)>>8), byte(len(out)>>16)
 		}
 		if _, err := dst.Write(hdr[:]); err != nil {
 			return
 		}
-		if _, err := dst.Write(payload); err != nil {
+		if _, err := dst.Write(out); err != nil {
 			return
 		}
 	}
 }
 
-func (p *corruptingProxy) watchClient(seq byte, payload []byte) bool {
+func (p *corruptingProxy) watchClient(seq byte, payload []byte) ([]byte, bool) {
 	if seq == 0 && len(payload) > 0 && payload[0] == comBinlogDumpCmd {
 		p.dumps.Add(1)
 	}
 	if p.killSchema.Load() && bytes.Contains(payload, []byte("information_schema.COLUMNS")) {
 		p.killed.Add(1)
-		return false
+		return nil, false
 	}
-	return true
+	return payload, true
 }
 
 // rewriteServer corrupts a binlog WRITE_ROWS event packet (v1 or v2) holding the
 // marker: 0x00, then the event (19-byte header: timestamp 4, type 1,
 // server id 4, size 4, next position 4, flags 2; the body; the CRC32 of
 // all before it).
-func (p *corruptingProxy) rewriteServer(_ byte, payload []byte) bool {
-	p.rewrite(payload)
-	return true
+func (p *corruptingProxy) rewriteServer(_ byte, payload []byte) ([]byte, bool) {
+	return p.rewrite(payload), true
 }
 
-func (p *corruptingProxy) rewrite(payload []byte) {
+func (p *corruptingProxy) rewrite(payload []byte) []byte {
 	const hdrLen = 19
 	if len(payload) < 1+hdrLen+4 || payload[0] != 0x00 {
-		return
+		return payload
 	}
 	ev := payload[1:]
 	switch binlog.EventType(ev[4]) {
+	case binlog.RotateEvent:
+		// A rotate written in a file has its end there as next position;
+		// the ones made up for a dump have 0. Its body: the next file's
+		// position (8 bytes), then its name, then the checksum.
+		if binary.LittleEndian.Uint32(ev[13:17]) == 0 || len(ev) <= hdrLen+8+4 || !p.cutRotate.CompareAndSwap(true, false) {
+			return payload
+		}
+		ev = append(ev[:hdrLen+8], 0, 0, 0, 0)
+		binary.LittleEndian.PutUint32(ev[9:13], uint32(len(ev)))
+		binary.LittleEndian.PutUint32(ev[len(ev)-4:], crc32.ChecksumIEEE(ev[:len(ev)-4]))
+		p.corrupted.Add(1)
+		return payload[:1+len(ev)]
 	case binlog.WriteRowsEventV1, binlog.WriteRowsEventV2: // MariaDB writes v1
 	case binlog.FormatDescriptionEvent:
 		// The algorithm byte comes before the event's 4-byte checksum,
@@ -243,20 +263,20 @@ func (p *corruptingProxy) rewrite(payload []byte) {
 			ev[len(ev)-5] = p.checksumAlg
 			p.corrupted.Add(1)
 		}
-		return
+		return payload
 	default:
-		return
+		return payload
 	}
 	if int(binary.LittleEndian.Uint32(ev[9:13])) != len(ev) {
-		return
+		return payload
 	}
 	i := bytes.Index(ev[hdrLen:len(ev)-4], p.marker)
 	if i < 1 {
-		return
+		return payload
 	}
 	i += hdrLen
 	if int(ev[i-1]) != len(p.marker) {
-		return // not a string value with a 1-byte length
+		return payload // not a string value with a 1-byte length
 	}
 	if p.retype != 0 {
 		ev[4] = byte(p.retype)
@@ -265,6 +285,7 @@ func (p *corruptingProxy) rewrite(payload []byte) {
 	}
 	binary.LittleEndian.PutUint32(ev[len(ev)-4:], crc32.ChecksumIEEE(ev[:len(ev)-4]))
 	p.corrupted.Add(1)
+	return payload
 }
 
 // binlogPosRE finds the binlog position an undecodable event's error names.
@@ -425,6 +446,26 @@ func TestSchemaReadFailureKeepsTheTable(t *testing.T) {
 	if got[len(got)-1].Data.After["v"] != "ok-2" {
 		t.Fatalf("changes: %+v", got)
 	}
+}
+
+// TestUnparsableRotateStopsTheTask: a rotate event (FLUSH BINARY LOGS
+// writes one) that cannot be parsed stops the source, naming the event and
+// where it is. The stream's reader used to return the parse error itself,
+// which read as a broken connection: the source reconnected, and would
+// meet the same event again for ever.
+func TestUnparsableRotateStopsTheTask(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("rotate", "id INT PRIMARY KEY, v VARCHAR(40)")
+	proxy, src, _ := f.proxied(t, []string{table}, "unused-marker")
+	s := f.open(src)
+	c := collect(t, s)
+	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
+	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 }) // the stream is up
+	dumps := proxy.dumps.Load()
+	proxy.cutRotate.Store(true)
+	f.exec("FLUSH BINARY LOGS")
+	_, err := stopped(t, c, proxy, dumps)
+	wantMsg(t, err, "cannot decode the ROTATE event at binlog position", "rotate event without a file name", "nothing is skipped")
 }
 
 // TestUnsupportedChecksumStopsTheTask: a binlog whose checksum algorithm
