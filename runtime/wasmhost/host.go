@@ -41,6 +41,9 @@ type compiled struct {
 	err  error
 	cm   wazero.CompiledModule
 	info instrument.Result
+	// iface is what the module imports and exports, read from its
+	// sections (wazero's ImportedFunctions would describe every function).
+	iface instrument.Interface
 }
 
 // Options configure a Host.

@@ -380,3 +380,51 @@ func TestSandboxRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadChecksTheABI: a module's imports and exports are checked
+// against the ABI when it is loaded, before anything runs, and the error
+// names each mismatch with the signature found and the one wanted.
+func TestLoadChecksTheABI(t *testing.T) {
+	i32 := []byte{wasmtest.I32}
+	// abi is a module with every export the ABI requires, sluice_alloc's
+	// type and the memory export left to the case.
+	abi := func(alloc wasmtest.FuncType, memory bool) []byte {
+		return wasmtest.Module{
+			Funcs: []wasmtest.Func{
+				{Type: wasmtest.FuncType{Results: i32}, Export: "sluice_abi_version", Body: wasmtest.Code{}.I32Const(1)},
+				{Type: alloc, Export: "sluice_alloc", Body: wasmtest.Code{}.I32Const(0)},
+				{Type: wasmtest.FuncType{Results: []byte{wasmtest.I64}}, Export: "sluice_describe", Body: wasmtest.Code{}.I64Const(0)},
+				{Type: wasmtest.FuncType{Params: []byte{wasmtest.I32, wasmtest.I32}, Results: []byte{wasmtest.I64}}, Export: "sluice_process", Body: wasmtest.Code{}.I64Const(0)},
+			},
+			MemoryPages:  1,
+			ExportMemory: memory,
+		}.Bytes()
+	}
+	cases := []struct {
+		name string
+		wasm []byte
+		want string
+	}{
+		{"import signature", wasmtest.ABIModule{Imports: []wasmtest.Import{{Module: "sluice", Name: "log", Type: wasmtest.FuncType{Params: i32}}}}.Bytes(),
+			"imports sluice.log with signature (i32) -> (), want (i32, i32, i32) -> ()"},
+		{"unknown host function", wasmtest.ABIModule{Imports: []wasmtest.Import{{Module: "sluice", Name: "exec", Type: wasmtest.FuncType{}}}}.Bytes(),
+			"imports sluice.exec, which does not exist (the sluice module offers "},
+		{"import outside the sandbox", wasmtest.ABIModule{Imports: []wasmtest.Import{{Module: "env", Name: "connect", Type: wasmtest.FuncType{}}}}.Bytes(),
+			"imports env.connect, which the sandbox does not grant"},
+		{"missing export", wasmtest.ABIModule{NoDescribe: true}.Bytes(), "does not export sluice_describe"},
+		{"export signature", abi(wasmtest.FuncType{Results: i32}, true), "exports sluice_alloc with signature () -> (i32), want (i32) -> (i32)"},
+		{"memory not exported", abi(wasmtest.FuncType{Params: i32, Results: i32}, false), `does not export its memory as "memory"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := sharedHost(t).Load(context.Background(), t.Name(), c.wasm, wasmhost.LoadOptions{MemoryLimit: testMemoryLimit})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Load: %v, want an error saying %q", err, c.want)
+			}
+		})
+	}
+	// The same module with the right type and its memory exported loads.
+	if _, err := sharedHost(t).Load(context.Background(), "abi", abi(wasmtest.FuncType{Params: i32, Results: i32}, true), wasmhost.LoadOptions{MemoryLimit: testMemoryLimit}); err != nil {
+		t.Fatalf("the well-formed module: %v", err)
+	}
+}

@@ -98,6 +98,9 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 			return
 		}
 		c.cm, c.err = h.rt.CompileModule(ctx, c.info.Module)
+		if c.err == nil {
+			c.iface, c.err = instrument.ReadInterface(c.info.Module)
+		}
 		c.info.Module = nil // wazero keeps what it needs
 		if c.err != nil {
 			c.err = fmt.Errorf("invalid module: %w", c.err)
@@ -122,10 +125,9 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 
 // check verifies imports and exports against the ABI before anything runs.
 func (m *Module) check() error {
-	cm := m.c.cm
 	var problems []string
-	for _, f := range cm.ImportedFunctions() {
-		mod, name, _ := f.Import()
+	for _, f := range m.c.iface.Imports {
+		mod, name := f.Module, f.Name
 		switch mod {
 		case "wasi_snapshot_preview1":
 		case instrument.CheckModule:
@@ -133,14 +135,17 @@ func (m *Module) check() error {
 			sig, ok := hostImports[name]
 			if !ok {
 				problems = append(problems, fmt.Sprintf("imports %s.%s, which does not exist (the sluice module offers %s)", mod, name, strings.Join(hostImportNames(), ", ")))
-			} else if !slices.Equal(f.ParamTypes(), sig[0]) || !slices.Equal(f.ResultTypes(), sig[1]) {
-				problems = append(problems, fmt.Sprintf("imports %s.%s with signature %s, want %s", mod, name, sigString(f.ParamTypes(), f.ResultTypes()), sigString(sig[0], sig[1])))
+			} else if !slices.Equal(f.Params, sig[0]) || !slices.Equal(f.Results, sig[1]) {
+				problems = append(problems, fmt.Sprintf("imports %s.%s with signature %s, want %s", mod, name, sigString(f.Params, f.Results), sigString(sig[0], sig[1])))
 			}
 		default:
 			problems = append(problems, fmt.Sprintf("imports %s.%s, which the sandbox does not grant (allowed: wasi_snapshot_preview1 and sluice.{%s})", mod, name, strings.Join(hostImportNames(), ",")))
 		}
 	}
-	exports := cm.ExportedFunctions()
+	exports := make(map[string]instrument.Func, len(m.c.iface.Exports))
+	for _, f := range m.c.iface.Exports {
+		exports[f.Name] = f
+	}
 	for _, name := range requiredExports {
 		if _, ok := exports[name]; !ok {
 			hint := ""
@@ -155,11 +160,11 @@ func (m *Module) check() error {
 		if !ok {
 			continue
 		}
-		if !slices.Equal(f.ParamTypes(), sig[0]) || !slices.Equal(f.ResultTypes(), sig[1]) {
-			problems = append(problems, fmt.Sprintf("exports %s with signature %s, want %s", name, sigString(f.ParamTypes(), f.ResultTypes()), sigString(sig[0], sig[1])))
+		if !slices.Equal(f.Params, sig[0]) || !slices.Equal(f.Results, sig[1]) {
+			problems = append(problems, fmt.Sprintf("exports %s with signature %s, want %s", name, sigString(f.Params, f.Results), sigString(sig[0], sig[1])))
 		}
 	}
-	if _, ok := cm.ExportedMemories()["memory"]; !ok {
+	if !slices.Contains(m.c.iface.Memories, "memory") {
 		problems = append(problems, "does not export its memory as \"memory\"")
 	}
 	if len(problems) > 0 {
@@ -253,16 +258,15 @@ func (h *Host) Inspect(ctx context.Context, name string, wasm []byte, opt LoadOp
 	in := &Inspection{ABIVersion: abi.Version, Description: d, Size: len(wasm),
 		MemoryPages: m.c.info.MemoryMin, MemoryMaxPages: m.c.info.MemoryMax,
 		InstrumentedFuncs: m.c.info.Checked, InstrumentedLoops: m.c.info.Loops, InstrumentedBulk: m.c.info.Bulk}
-	for _, f := range m.c.cm.ImportedFunctions() {
-		mod, n, _ := f.Import()
-		if mod != instrument.CheckModule {
-			in.Imports = append(in.Imports, mod+"."+n)
+	for _, f := range m.c.iface.Imports {
+		if f.Module != instrument.CheckModule {
+			in.Imports = append(in.Imports, f.Module+"."+f.Name)
 		}
 	}
-	for n := range m.c.cm.ExportedFunctions() {
-		in.Exports = append(in.Exports, n)
+	for _, f := range m.c.iface.Exports {
+		in.Exports = append(in.Exports, f.Name)
 	}
-	for n := range m.c.cm.ExportedMemories() {
+	for _, n := range m.c.iface.Memories {
 		in.Exports = append(in.Exports, n)
 		in.Memories = append(in.Memories, n)
 	}

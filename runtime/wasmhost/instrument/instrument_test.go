@@ -3,6 +3,8 @@ package instrument_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -238,8 +240,41 @@ func FuzzInstrument(f *testing.F) {
 		if _, cerr := rt.CompileModule(ctx, wasm); cerr != nil {
 			return
 		}
-		if _, err := rt.CompileModule(ctx, res.Module); err != nil {
+		cm, err := rt.CompileModule(ctx, res.Module)
+		if err != nil {
 			t.Fatalf("instrumented module does not compile: %v", err)
+		}
+		// The host checks the ABI on ReadInterface's reading: it must be
+		// wazero's.
+		in, err := instrument.ReadInterface(res.Module)
+		if err != nil {
+			t.Fatalf("ReadInterface of a module wazero compiled: %v", err)
+		}
+		var want []string
+		for _, d := range cm.ImportedFunctions() {
+			mod, name, _ := d.Import()
+			want = append(want, fmt.Sprintf("%s.%s%x->%x", mod, name, d.ParamTypes(), d.ResultTypes()))
+		}
+		exports := cm.ExportedFunctions()
+		for _, f := range in.Exports {
+			d, ok := exports[f.Name]
+			if !ok {
+				t.Fatalf("ReadInterface found an export %q wazero does not", f.Name)
+			}
+			want = append(want, fmt.Sprintf("%s%x->%x", f.Name, d.ParamTypes(), d.ResultTypes()))
+		}
+		var got []string
+		for _, f := range in.Imports {
+			got = append(got, fmt.Sprintf("%s.%s%x->%x", f.Module, f.Name, f.Params, f.Results))
+		}
+		for _, f := range in.Exports {
+			got = append(got, fmt.Sprintf("%s%x->%x", f.Name, f.Params, f.Results))
+		}
+		if len(in.Exports) != len(exports) || !slices.Equal(got, want) {
+			t.Fatalf("ReadInterface: %v (%d exports), wazero: %v (%d exports)", got, len(in.Exports), want, len(exports))
+		}
+		if len(in.Memories) != len(cm.ExportedMemories()) {
+			t.Fatalf("ReadInterface: memories %v, wazero %d", in.Memories, len(cm.ExportedMemories()))
 		}
 	})
 }
