@@ -112,9 +112,13 @@ test-exprfork:
 # The linker must be free to drop every method nothing calls. A reachable
 # call of reflect's Method or MethodByName with a name it cannot see makes it
 # keep every exported method of every type in the binary: 4.5 MB of 29.7
-# when expr did it (exprfork/SLUICE.md). This names the functions that do.
+# when expr did it (exprfork/SLUICE.md). The linker's dependency dump marks
+# such functions <ReflectMethod>; this fails on any, and names them.
 deadcode:
-	@out=$$(CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-dumpdep -o /dev/null ./cmd/sluice 2>&1 | grep '<ReflectMethod>' | awk '{print $$1}' | sort -u); \
+	@dump=$$(mktemp); trap 'rm -f $$dump' EXIT; \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags=-dumpdep -o /dev/null ./cmd/sluice 2>$$dump || { tail -20 $$dump; echo "make deadcode: the build failed"; exit 1; }; \
+	grep -q ' -> ' $$dump || { echo "make deadcode: the linker printed no dependency dump (-ldflags=-dumpdep): cannot check"; exit 1; }; \
+	out=$$(grep -o '[^ ]* <ReflectMethod>' $$dump | cut -d' ' -f1 | sort -u); \
 	if [ -n "$$out" ]; then \
 		echo "make deadcode: these functions call reflect's Method or MethodByName with a name the linker cannot see, so it keeps every exported method of every type (see builtins/filter/condition/exprfork/SLUICE.md for how expr's calls were removed):"; \
 		echo "$$out"; exit 1; \

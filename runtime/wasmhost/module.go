@@ -99,7 +99,9 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 		}
 		c.cm, c.err = h.rt.CompileModule(ctx, c.info.Module)
 		if c.err == nil {
-			c.iface, c.err = instrument.ReadInterface(c.info.Module)
+			if c.iface, c.err = instrument.ReadInterface(c.info.Module); c.err != nil {
+				c.cm.Close(ctx) // the Host keeps c, with its error, for its life
+			}
 		}
 		c.info.Module = nil // wazero keeps what it needs
 		if c.err != nil {

@@ -482,7 +482,9 @@ func (s *Source) dial(ctx context.Context, st state) (*binlog.Stream, *binlog.Co
 	stream, err := c.StartDump(o)
 	if err == nil {
 		// The server checks the position when it starts sending: the
-		// first event (the rotate naming the file) or an error.
+		// first event (the rotate naming the file) or an error. That
+		// rotate's body is not read: the reader goes on from the
+		// checkpoint's file, and reads the rotates written in the binlog.
 		var ev binlog.Event
 		if ev, err = stream.Next(); err == nil && ev.Type != binlog.RotateEvent && ev.Type != binlog.FormatDescriptionEvent {
 			err = fmt.Errorf("the stream began with a %s event, expected ROTATE", ev.Type)

@@ -195,11 +195,12 @@ func cycles(bodies []body, indirectTargets []uint32) []bool {
 		for len(work) > 0 {
 			f := &work[len(work)-1]
 			if f.child < len(f.succ) {
-				w := int(f.succ[f.child])
+				c := f.succ[f.child]
 				f.child++
-				if w >= n {
+				if c >= uint32(n) { // as uint32: past 2^31 an int is negative on 32-bit platforms
 					continue
 				}
+				w := int(c)
 				if w == f.v {
 					cyclic[w] = true
 				}

@@ -25,7 +25,8 @@ type Interface struct {
 // type, import, function and export sections, without the code. The host
 // checks a module against the ABI with it: wazero's ImportedFunctions and
 // ExportedFunctions describe every function of the module to answer, and
-// keep that for the module's life (0.65 MB of heap for a Go plugin).
+// keep that for the module's life (0.28 MiB of heap for the 2.3 MB Go test
+// guest).
 func ReadInterface(wasm []byte) (Interface, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:8], header) {
 		return Interface{}, ErrNotWasm
@@ -55,7 +56,7 @@ func ReadInterface(wasm []byte) (Interface, error) {
 		case r.err != nil:
 		case kind == 0x00 && idx < uint32(m.funcImports):
 			in.Exports = append(in.Exports, m.types[m.imports[idx].typ].fn("", name))
-		case kind == 0x00 && int(idx-uint32(m.funcImports)) < len(m.funcTypes):
+		case kind == 0x00 && idx-uint32(m.funcImports) < uint32(len(m.funcTypes)):
 			in.Exports = append(in.Exports, m.types[m.funcTypes[idx-uint32(m.funcImports)]].fn("", name))
 		case kind == 0x00:
 			return Interface{}, fmt.Errorf("export section: %q exports function %d of %d", name, idx, m.funcImports+len(m.funcTypes))

@@ -280,7 +280,7 @@ func (m *module) scan(res *Result) error {
 			switch kind := r.byte(); kind {
 			case 0x00:
 				typ := r.u32()
-				if r.err == nil && int(typ) >= len(m.types) {
+				if r.err == nil && typ >= uint32(len(m.types)) { // compared as uint32: int(typ) is negative past 2^31 on 32-bit platforms
 					return fmt.Errorf("import section: %s.%s has unknown type %d", mod, name, typ)
 				}
 				m.imports = append(m.imports, funcImport{mod, name, typ})
@@ -312,7 +312,7 @@ func (m *module) scan(res *Result) error {
 		n := r.u32()
 		for i := uint32(0); i < n && r.err == nil; i++ {
 			t := r.u32()
-			if int(t) >= len(m.types) {
+			if t >= uint32(len(m.types)) {
 				return fmt.Errorf("function section: function %d has unknown type %d", i, t)
 			}
 			m.funcTypes = append(m.funcTypes, t)

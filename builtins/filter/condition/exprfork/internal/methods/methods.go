@@ -17,6 +17,7 @@ package methods
 
 import (
 	"reflect"
+	"sync"
 	"time"
 )
 
@@ -129,23 +130,43 @@ func Value(v reflect.Value, i int) reflect.Value {
 	if i < 0 || i >= NumMethod(t) {
 		return reflect.Value{}
 	}
-	fn := Method(t, i).Func
-	ft := fn.Type()
-	in := make([]reflect.Type, ft.NumIn()-1)
-	for j := range in {
-		in[j] = ft.In(j + 1)
-	}
-	out := make([]reflect.Type, ft.NumOut())
-	for j := range out {
-		out[j] = ft.Out(j)
-	}
-	bound := reflect.FuncOf(in, out, ft.IsVariadic())
-	return reflect.MakeFunc(bound, func(args []reflect.Value) []reflect.Value {
-		if ft.IsVariadic() {
+	fn := reflect.ValueOf(tables[t][i].fn)
+	variadic := fn.Type().IsVariadic()
+	return reflect.MakeFunc(boundTypes()[t][i], func(args []reflect.Value) []reflect.Value {
+		if variadic {
 			return fn.CallSlice(append([]reflect.Value{v}, args...))
 		}
 		return fn.Call(append([]reflect.Value{v}, args...))
 	})
+}
+
+// bound holds, per type and method, the method's type without its
+// receiver (what Value's functions are): built once, on the first call of
+// a method, rather than at every call.
+var bound struct {
+	once  sync.Once
+	types map[reflect.Type][]reflect.Type
+}
+
+func boundTypes() map[reflect.Type][]reflect.Type {
+	bound.once.Do(func() {
+		bound.types = make(map[reflect.Type][]reflect.Type, len(tables))
+		for t, table := range tables {
+			for _, e := range table {
+				ft := reflect.TypeOf(e.fn)
+				in := make([]reflect.Type, ft.NumIn()-1)
+				for j := range in {
+					in[j] = ft.In(j + 1)
+				}
+				out := make([]reflect.Type, ft.NumOut())
+				for j := range out {
+					out[j] = ft.Out(j)
+				}
+				bound.types[t] = append(bound.types[t], reflect.FuncOf(in, out, ft.IsVariadic()))
+			}
+		}
+	})
+	return bound.types
 }
 
 // ValueByName is v.MethodByName(name).
