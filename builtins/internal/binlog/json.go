@@ -139,28 +139,30 @@ func appendJSONContainer(dst []byte, t byte, b []byte, depth int) ([]byte, error
 	if large {
 		w = 4
 	}
-	word := func(off int) (int, bool) {
+	// word reads a count, size or offset as an int64: a large container's
+	// are uint32s, negative as ints past 2^31 on 32-bit platforms.
+	word := func(off int) (int64, bool) {
 		if off < 0 || off+w > len(b) {
 			return 0, false
 		}
 		if large {
-			return int(binary.LittleEndian.Uint32(b[off:])), true
+			return int64(binary.LittleEndian.Uint32(b[off:])), true
 		}
-		return int(binary.LittleEndian.Uint16(b[off:])), true
+		return int64(binary.LittleEndian.Uint16(b[off:])), true
 	}
 	count, ok1 := word(0)
 	size, ok2 := word(w)
-	if !ok1 || !ok2 || size > len(b) || count < 0 {
+	if !ok1 || !ok2 || size > int64(len(b)) {
 		return dst, malformed("json container header")
 	}
 	b = b[:size]
 	keyEntry := w + 2
 	valEntry := 1 + w
-	hdr := 2 * w
+	hdr := int64(2 * w)
 	if object {
-		hdr += count * keyEntry
+		hdr += count * int64(keyEntry)
 	}
-	if count > len(b) || hdr+count*valEntry > len(b) {
+	if count > int64(len(b)) || hdr+count*int64(valEntry) > int64(len(b)) {
 		return dst, malformed("json container of %d entries in %d bytes", count, len(b))
 	}
 	if object {
@@ -168,20 +170,20 @@ func appendJSONContainer(dst []byte, t byte, b []byte, depth int) ([]byte, error
 	} else {
 		dst = append(dst, '[')
 	}
-	for i := range count {
+	for i := range int(count) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		if object {
 			ko, _ := word(2*w + i*keyEntry)
-			kl := int(binary.LittleEndian.Uint16(b[2*w+i*keyEntry+w:]))
-			if ko < 0 || kl < 0 || ko+kl > len(b) {
+			kl := int64(binary.LittleEndian.Uint16(b[2*w+i*keyEntry+w:]))
+			if ko+kl > int64(len(b)) {
 				return dst, malformed("json key out of range")
 			}
 			dst = appendText(dst, b[ko:ko+kl], false)
 			dst = append(dst, ':')
 		}
-		e := hdr + i*valEntry
+		e := int(hdr) + i*valEntry
 		vt := b[e]
 		var err error
 		switch {
@@ -190,7 +192,7 @@ func appendJSONContainer(dst []byte, t byte, b []byte, depth int) ([]byte, error
 			dst, err = appendJSONValue(dst, vt, b[e+1:e+1+w], depth+1) // inlined
 		default:
 			off, _ := word(e + 1)
-			if off >= len(b) {
+			if off >= int64(len(b)) {
 				return dst, malformed("json value offset %d out of %d", off, len(b))
 			}
 			dst, err = appendJSONValue(dst, vt, b[off:], depth+1)

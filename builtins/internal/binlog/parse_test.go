@@ -215,3 +215,30 @@ func TestUnknownChecksumIsUnsupported(t *testing.T) {
 		t.Fatalf("Decode with checksum algorithm 7: %v, want an UnsupportedError naming binlog_checksum", err)
 	}
 }
+
+// A large container's counts, sizes and offsets are uint32s: past 2^31
+// they were negative ints on 32-bit platforms (armv7 is a release
+// platform), passed the range checks and panicked the slicing. Each must
+// be an error. On 64-bit platforms this passed before the fix too.
+func TestBinaryJSONHugeOffsets(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		bin  []byte
+		want string
+	}{
+		{"size 2^32-1", []byte{jsonLargeArray, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, "json container header"},
+		{"count 2^31", []byte{jsonLargeArray, 0, 0, 0, 0x80, 8, 0, 0, 0}, "json container of 2147483648 entries in 8 bytes"},
+		{"key offset 2^31-1", []byte{jsonLargeObject, 1, 0, 0, 0, 19, 0, 0, 0,
+			0xff, 0xff, 0xff, 0x7f, 1, 0, // key: offset, length
+			jsonLiteral, 0, 0, 0, 0}, "json key out of range"},
+		{"value offset 2^31", []byte{jsonLargeArray, 1, 0, 0, 0, 13, 0, 0, 0,
+			jsonString, 0, 0, 0, 0x80}, "json value offset 2147483648 out of 13"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := AppendBinaryJSON(nil, c.bin)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%q, %v; want an error %q", out, err, c.want)
+			}
+		})
+	}
+}
