@@ -254,7 +254,7 @@ func (inst *instance) describe(ctx context.Context) (Description, error) {
 // read returns a copy of the packed (address<<32 | length) region.
 func (inst *instance) read(packed uint64, limit int) ([]byte, error) {
 	addr, n := uint32(packed>>32), uint32(packed)
-	if int(n) > limit {
+	if uint64(n) > uint64(limit) { // as uint64: int(n) is negative past 2^31 on 32-bit platforms
 		return nil, fmt.Errorf("module returned %d bytes where at most %d are accepted", n, limit)
 	}
 	b, ok := inst.mem.Read(addr, n)
