@@ -40,3 +40,21 @@ func TestGuestReadLimitPast2To31(t *testing.T) {
 		t.Errorf("read of 2^31 bytes: %v", err)
 	}
 }
+
+// kv_get's buf_cap is a uint32: past 2^31 it was a negative int on 32-bit
+// platforms (armv7), so a value that fits was reported as too large for the
+// buffer and not copied, while kv_get returned its length as though it
+// was: the guest read its own buffer as the value. Failed on armv7 before
+// the fix; passes on 64-bit platforms either way.
+func TestKVGetBufCapPast2To31(t *testing.T) {
+	inst := guestMemory1(t)
+	if inst.state.kv.Put([]byte("k"), []byte("value"), 0) != KVOK {
+		t.Fatal("put")
+	}
+	inst.mem.Write(0, []byte("k"))
+	stack := []uint64{0, 1, 100, 0xffffffff}
+	hostKVGet(&inst.cctx, inst.m, stack)
+	if got, _ := inst.mem.Read(100, 5); int32(stack[0]) != 5 || string(got) != "value" {
+		t.Errorf("kv_get with buf_cap 2^32-1 returned %d, buffer %q; want 5, \"value\"", int32(stack[0]), got)
+	}
+}

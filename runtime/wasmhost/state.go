@@ -184,7 +184,7 @@ func hostKVGet(ctx context.Context, m api.Module, stack []uint64) {
 		return
 	}
 	n := inst.state.kv.getInto(key, func(v []byte) bool {
-		if len(v) > int(uint32(stack[3])) {
+		if uint64(len(v)) > uint64(uint32(stack[3])) { // not int: negative past 2^31 on 32-bit platforms
 			return false
 		}
 		return m.Memory().Write(uint32(stack[2]), v)
