@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/crc32"
+	"io"
 	"math"
+	"net"
 	"strings"
 	"testing"
 )
@@ -242,3 +244,35 @@ func TestBinaryJSONHugeOffsets(t *testing.T) {
 		})
 	}
 }
+
+// A message joined from packets past maxMessage (1 GiB; 20 MiB here) is
+// an error, not a buffer grown without end (past 2^31 bytes the sizes
+// overflow an int on 32-bit platforms).
+func TestMessageTooLarge(t *testing.T) {
+	old := maxMessage
+	maxMessage = 20 << 20
+	defer func() { maxMessage = old }()
+	server, client := net.Pipe()
+	defer client.Close()
+	go func() {
+		defer server.Close()
+		// Packets of the largest payload (16 MiB - 1) continue the message:
+		// the first fits, the second would take it past the limit.
+		for seq := byte(0); seq < 2; seq++ {
+			if _, err := server.Write([]byte{0xff, 0xff, 0xff, seq}); err != nil {
+				return
+			}
+			if _, err := io.Copy(server, io.LimitReader(zeros{}, 1<<24-1)); err != nil {
+				return
+			}
+		}
+	}()
+	_, err := newPacketConn(client).read()
+	if err == nil || !strings.Contains(err.Error(), "message of more than 20971520 bytes") {
+		t.Fatalf("read: %v, want the message refused", err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }

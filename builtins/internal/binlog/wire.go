@@ -14,6 +14,12 @@ import (
 // message is split into packets of this size followed by a shorter one.
 const maxPayload = 1<<24 - 1
 
+// maxMessage bounds a message joined from packets: MySQL's own ceiling
+// (max_allowed_packet is at most 1 GiB). A server sending more is broken
+// or hostile; reading on would grow the buffer without end, and past 2^31
+// bytes overflow an int on 32-bit platforms. A variable for tests.
+var maxMessage = 1 << 30
+
 // ErrMalformed is wrapped by every error about bytes that do not follow
 // the protocol.
 var ErrMalformed = errors.New("malformed")
@@ -65,8 +71,11 @@ func (c *packetConn) read() ([]byte, error) {
 		}
 		c.seq++
 		start := len(c.buf)
+		if n > maxMessage-start {
+			return nil, malformed("message of more than %d bytes (the protocol's largest is 1 GiB)", maxMessage)
+		}
 		if cap(c.buf)-start < n {
-			nb := make([]byte, start, start+n+start/2)
+			nb := make([]byte, start, min(start+n+start/2, maxMessage))
 			copy(nb, c.buf)
 			c.buf = nb
 		}
