@@ -174,7 +174,7 @@ func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *componen
 		Registry:    registry(),
 		BuildFilter: builtins.BuildFilter,
 		TaskChecks:  builtins.TaskChecks,
-		MaxEvent:    int(s.maxEventSize),
+		MaxEvent:    s.maxEventSize.Int(),
 		Quota:       s.taskQuota,
 		StateDir:    stateDir,
 		Shared:      shared,

@@ -2,6 +2,7 @@ package component
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -76,6 +77,13 @@ func (s ByteSize) String() string {
 	}
 	return strconv.FormatInt(n, 10)
 }
+
+// Int is the size as an int, at most math.MaxInt. On 32-bit platforms
+// (armv7) a size past 2 GiB is more than any buffer there can hold: as a
+// limit it means no limit, where int(size) would be negative and fail
+// every comparison (a request body limit of 3 GiB made every request
+// panic).
+func (s ByteSize) Int() int { return int(min(int64(s), math.MaxInt)) }
 
 // MarshalText renders the size as String does.
 func (s ByteSize) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -277,7 +277,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		ct := l.decodeComponent(component.KindSink, fs.Sink, []string{"sink"}, p, &ek)
 		if ct != nil {
 			t.Sink = *ct
-			t.Engine.MaxEvents, t.Engine.MaxWait, t.Engine.MaxBytes = ek.Batch.MaxEvents, ek.Batch.MaxWait.D(), int(ek.Batch.MaxBytes)
+			t.Engine.MaxEvents, t.Engine.MaxWait, t.Engine.MaxBytes = ek.Batch.MaxEvents, ek.Batch.MaxWait.D(), ek.Batch.MaxBytes.Int()
 		}
 		if _, ok := fs.Sink["buffer"]; ok && ek.Buffer != nil {
 			// Without a state directory the default buffer sits beside the
@@ -306,7 +306,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		ct := l.decodeComponent(component.KindSink, fs.DeadLetter, []string{"dead_letter"}, p, &ek)
 		if ct != nil {
 			t.DeadLetter = ct
-			t.Engine.DeadLetterMaxEvents, t.Engine.DeadLetterMaxBytes = ek.Batch.MaxEvents, int(ek.Batch.MaxBytes)
+			t.Engine.DeadLetterMaxEvents, t.Engine.DeadLetterMaxBytes = ek.Batch.MaxEvents, ek.Batch.MaxBytes.Int()
 		}
 	}
 	if fs.Filter != nil {

@@ -56,7 +56,7 @@ func New(cfg *Config, env component.Env) (*Sink, error) {
 		header:   http.Header{"User-Agent": {"sluice"}},
 		format:   cmpOr(cfg.Format, FormatNDJSON),
 		timeout:  cfg.Timeout.D(),
-		maxBytes: int(cfg.Batch.MaxBytes),
+		maxBytes: cfg.Batch.MaxBytes.Int(),
 		log:      env.Logger,
 	}
 	if s.timeout <= 0 {

@@ -373,8 +373,8 @@ func (s *Sink) fits(r *kgo.Record) error {
 	for _, h := range r.Headers {
 		n += headerOverhead + len(h.Key) + len(h.Value)
 	}
-	if n > int(s.cfg.BatchMaxBytes) {
-		return fmt.Errorf("produce to topic %q: %w (a batch of this record alone takes about %d bytes; batch_max_bytes is %d)", r.Topic, kerr.MessageTooLarge, n, int(s.cfg.BatchMaxBytes))
+	if n > s.cfg.BatchMaxBytes.Int() {
+		return fmt.Errorf("produce to topic %q: %w (a batch of this record alone takes about %d bytes; batch_max_bytes is %d)", r.Topic, kerr.MessageTooLarge, n, s.cfg.BatchMaxBytes.Int())
 	}
 	return nil
 }

@@ -143,7 +143,7 @@ func build(cfg any, env component.Env) (any, error) {
 		}
 		pattern = abs
 	}
-	limit := int(c.MaxEventSize)
+	limit := c.MaxEventSize.Int()
 	if limit == 0 {
 		limit = env.MaxEvent
 	}
@@ -159,7 +159,7 @@ func build(cfg any, env component.Env) (any, error) {
 		startAtEnd: c.Start == "end",
 		limit:      limit,
 		maxEvents:  c.Batch.MaxEvents,
-		maxBytes:   int(c.Batch.MaxBytes),
+		maxBytes:   c.Batch.MaxBytes.Int(),
 		poll:       c.PollInterval.D(),
 		rotateWait: c.RotateWait.D(),
 		maxOpen:    openBudget(c.MaxOpenFiles),

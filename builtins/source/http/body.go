@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"time"
@@ -145,7 +146,7 @@ func (s *Source) receive(w http.ResponseWriter, r *http.Request, buf []byte, c c
 	}
 	// Room to see the end of the body: one byte past the limit, or past
 	// the announced length (the server stops an identity body there).
-	limit := int(s.maxBody) + 512
+	limit := int(min(s.maxBody, math.MaxInt-512)) + 512 // min: an int on 32-bit platforms
 	if r.ContentLength > 0 && c == codingIdentity {
 		limit = min(limit, int(r.ContentLength)+512)
 	}

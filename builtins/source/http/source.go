@@ -88,7 +88,7 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 		format:   lineformat.Format(cmpOr(cfg.Format, string(lineformat.Auto))),
 		utf8:     lineformat.UTF8Policy(cfg.InvalidUTF8),
 		maxBody:  int64(cfg.MaxBodySize),
-		maxEvent: int(cfg.MaxEventSize),
+		maxEvent: cfg.MaxEventSize.Int(),
 		timeout:  cfg.ResponseTimeout.D(),
 		readTO:   cfg.ReadTimeout.D(),
 		log:      env.Logger,
@@ -110,7 +110,7 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 		s.readTO = defaultReadTimeout
 	}
 	s.minRate = float64(cfg.MinBodyRate)
-	s.batchEvents, s.batchBytes = cfg.Batch.MaxEvents, int(cfg.Batch.MaxBytes)
+	s.batchEvents, s.batchBytes = cfg.Batch.MaxEvents, cfg.Batch.MaxBytes.Int()
 	if s.batchEvents <= 0 {
 		s.batchEvents = defaultBatchEvents
 	}

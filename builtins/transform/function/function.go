@@ -121,7 +121,7 @@ func (t *Transform) Apply(ctx context.Context, in []message.Message, out *compon
 	start, size := 0, 2
 	for i := range in {
 		n := len(in[i].Payload) + 1
-		if i > start && (i-start >= t.cfg.MaxBatch || size+n > int(t.cfg.MaxBatchBytes)) {
+		if i > start && (i-start >= t.cfg.MaxBatch || size+n > t.cfg.MaxBatchBytes.Int()) {
 			if err := t.call(ctx, in[start:i], out); err != nil {
 				return err
 			}
@@ -210,7 +210,7 @@ func (t *Transform) call(ctx context.Context, in []message.Message, out *compone
 		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s answered %s (%s): fix the request (url, headers, token) or the function", t.where, resp.Status, excerpt(answer))))
 		return nil
 	}
-	if len(answer) > int(t.cfg.MaxResponse) {
+	if len(answer) > t.cfg.MaxResponse.Int() {
 		t.m.calls.WithLabelValues("rejected").Inc()
 		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s answered more than max_response_bytes (%s)", t.where, t.cfg.MaxResponse)))
 		return nil

@@ -189,7 +189,7 @@ func build(cfg any, env component.Env) (any, error) {
 		Instances:  env.Concurrency,
 		Timeout:    c.Timeout.D(),
 		MaxBatch:   c.MaxBatch,
-		MaxOutput:  int(c.MaxOutput),
+		MaxOutput:  c.MaxOutput.Int(),
 		MaxOutputs: c.MaxOutputs,
 		Logger:     &lg,
 		Metrics:    env.Metrics,
