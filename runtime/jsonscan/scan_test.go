@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 var validityCases = []string{
@@ -193,7 +194,10 @@ func FuzzValid(f *testing.F) {
 		if got := AppendCompact(nil, data[i:end]); !bytes.Equal(got, c1.Bytes()) {
 			t.Fatalf("AppendCompact(%q) = %q, want %q", data, got, c1.Bytes())
 		}
-		if m, ok := v.(map[string]any); ok {
+		// encoding/json reads bytes that are not UTF-8 as U+FFFD; the scanner
+		// compares strings byte by byte, as docs/filters.md says, so keys
+		// are compared with encoding/json's only for valid UTF-8 input.
+		if m, ok := v.(map[string]any); ok && utf8.Valid(data) {
 			for k, want := range m {
 				s, e, ok := Get(data, []Seg{{Key: k}})
 				if !ok {
