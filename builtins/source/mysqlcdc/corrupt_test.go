@@ -423,6 +423,20 @@ func TestUnsupportedEventStopsTheTask(t *testing.T) {
 	}
 }
 
+// streamingThroughProxy starts a source on a new table (named after
+// name) reading through a proxy that corrupts nothing until told, and
+// returns once the table's first row (ok-1) has arrived: the stream is up.
+func streamingThroughProxy(t *testing.T, name string) (*fixture, string, *corruptingProxy, *collector) {
+	t.Helper()
+	f := newFixture(t)
+	table := f.table(name, "id INT PRIMARY KEY, v VARCHAR(40)")
+	proxy, src, _ := f.proxied(t, []string{table}, "no marker: nothing corrupted")
+	c := collect(t, f.open(src))
+	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
+	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 })
+	return f, table, proxy, c
+}
+
 // TestSchemaReadFailureKeepsTheTable: reading a table's columns again
 // (after DDL in the stream) fails once, as a cut connection does; the
 // source reconnects and the table's changes after it still arrive. The
@@ -430,13 +444,7 @@ func TestUnsupportedEventStopsTheTask(t *testing.T) {
 // table map, read again after the reconnection, matched it: every change
 // of the table was then skipped without a word.
 func TestSchemaReadFailureKeepsTheTable(t *testing.T) {
-	f := newFixture(t)
-	table := f.table("schemafail", "id INT PRIMARY KEY, v VARCHAR(40)")
-	proxy, src, _ := f.proxied(t, []string{table}, "no marker: nothing corrupted")
-	s := f.open(src)
-	c := collect(t, s)
-	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
-	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 })
+	f, table, proxy, c := streamingThroughProxy(t, "schemafail")
 	proxy.killSchema.Store(true)
 	f.table("schemafail_ddl", "id INT") // DDL in the stream: the columns are read again
 	f.exec("INSERT INTO "+table+" VALUES (2, ?)", "ok-2")
@@ -454,13 +462,7 @@ func TestSchemaReadFailureKeepsTheTable(t *testing.T) {
 // which read as a broken connection: the source reconnected, and would
 // meet the same event again for ever.
 func TestUnparsableRotateStopsTheTask(t *testing.T) {
-	f := newFixture(t)
-	table := f.table("rotate", "id INT PRIMARY KEY, v VARCHAR(40)")
-	proxy, src, _ := f.proxied(t, []string{table}, "unused-marker")
-	s := f.open(src)
-	c := collect(t, s)
-	f.exec("INSERT INTO "+table+" VALUES (1, ?)", "ok-1")
-	c.waitFor(t, "ok-1", func(ch []change) bool { return len(ch) >= 1 }) // the stream is up
+	f, _, proxy, c := streamingThroughProxy(t, "rotate")
 	dumps := proxy.dumps.Load()
 	proxy.cutRotate.Store(true)
 	f.exec("FLUSH BINARY LOGS")
