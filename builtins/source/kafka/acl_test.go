@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -32,7 +31,7 @@ func TestGroupNotAuthorized(t *testing.T) {
 	tree := baseTree(c, "acl", uniq(t, "g"))
 	tree["sasl"] = map[string]any{"mechanism": "PLAIN", "username": "reader", "password": "pw"}
 	s := newSource(t, testEnv(t), tree)
-	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	rctx, rcancel := context.WithTimeout(context.Background(), progressBound)
 	defer rcancel()
 	_, err = s.Read(rctx)
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || component.ClassOf(err) != component.ClassTaskPermanent || !strings.Contains(err.Error(), "GROUP_AUTHORIZATION_FAILED") {

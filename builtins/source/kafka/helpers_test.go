@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // cluster starts a local cluster for the test with topics of n partitions.
@@ -75,7 +76,7 @@ func newSource(t testing.TB, env component.Env, tree map[string]any) *Source {
 	}
 	s := c.(*Source)
 	s.extra = fastOpts
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	if err := s.Open(ctx); err != nil {
 		t.Fatalf("open: %v", err)
@@ -107,17 +108,21 @@ func produce(t testing.TB, addr string, recs ...*kgo.Record) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 }
 
-// readBatches reads until n records arrived, or fails after timeout.
-func readBatches(t testing.TB, s *Source, n int, timeout time.Duration) []component.Batch {
+// progressBound bounds a wait for the cluster or the source to make
+// progress: only a hung test reaches it, never a slow machine.
+var progressBound = testkit.Scale(time.Minute)
+
+// readBatches reads until n records arrived, or fails after progressBound.
+func readBatches(t testing.TB, s *Source, n int) []component.Batch {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	var out []component.Batch
 	got := 0
@@ -140,7 +145,7 @@ func committed(t testing.TB, addr, group, topic string) map[int32]int64 {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	resp, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
 	if err != nil {

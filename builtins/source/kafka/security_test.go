@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -45,7 +44,7 @@ func TestSASLOverMutualTLS(t *testing.T) {
 	env := testEnv(t)
 	env.Dir = dir
 	s := newSource(t, env, tree)
-	b := readBatches(t, s, 1, 10*time.Second)
+	b := readBatches(t, s, 1)
 	if got := string(b[0].Messages[0].Payload); !strings.Contains(got, `"value":{"secure":true}`) {
 		t.Fatalf("event %s", got)
 	}

@@ -34,7 +34,7 @@ func TestSeek(t *testing.T) {
 	ackAll := func(n int) []int64 {
 		t.Helper()
 		var offs []int64
-		for _, b := range readBatches(t, s, n, 10*time.Second) {
+		for _, b := range readBatches(t, s, n) {
 			for _, m := range b.Messages {
 				offs = append(offs, m.Pos.Offset)
 			}
@@ -71,7 +71,7 @@ func TestSeek(t *testing.T) {
 		t.Fatal(err)
 	}
 	produce(t, c.Addr(), &kgo.Record{Topic: "s", Value: []byte("new")})
-	if b := readBatches(t, s, 1, 10*time.Second); b[0].Messages[0].Pos.Offset != 10 {
+	if b := readBatches(t, s, 1); b[0].Messages[0].Pos.Offset != 10 {
 		t.Fatalf("after latest: offset %d", b[0].Messages[0].Pos.Offset)
 	}
 }

@@ -51,7 +51,7 @@ func TestEventEndToEnd(t *testing.T) {
 	produce(t, c.Addr(), &kgo.Record{Topic: "clicks", Partition: 7, Timestamp: time.UnixMilli(sampleTS), Key: []byte("user-42"),
 		Value: []byte(`{"page":"/home","ms":31}`), Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("abc")}, {Key: "tag", Value: []byte("a")}, {Key: "tag", Value: []byte("b")}}})
 	s := newSource(t, testEnv(t), baseTree(c, "clicks", uniq(t, "g")))
-	bs := readBatches(t, s, 1, 10*time.Second)
+	bs := readBatches(t, s, 1)
 	b := bs[0]
 	if b.Lane != "clicks/7" || len(b.Messages) != 1 {
 		t.Fatalf("batch lane %q with %d messages", b.Lane, len(b.Messages))
@@ -92,7 +92,7 @@ func TestStartOffsets(t *testing.T) {
 	t.Run("earliest", func(t *testing.T) {
 		tree := baseTree(c, "t", uniq(t, "g"))
 		s := newSource(t, testEnv(t), tree)
-		b := readBatches(t, s, 3, 10*time.Second)
+		b := readBatches(t, s, 3)
 		if first := b[0].Messages[0].Pos.Offset; first != 0 {
 			t.Fatalf("first offset %d, want 0", first)
 		}
@@ -101,7 +101,7 @@ func TestStartOffsets(t *testing.T) {
 		tree := baseTree(c, "t", uniq(t, "g"))
 		tree["offset"] = base.Add(time.Hour).Format(time.RFC3339Nano) // exactly record 1's time: at or after
 		s := newSource(t, testEnv(t), tree)
-		b := readBatches(t, s, 2, 10*time.Second)
+		b := readBatches(t, s, 2)
 		if first := b[0].Messages[0]; first.Pos.Offset != 1 || string(first.Payload[len(first.Payload)-4:]) != `:1}}` {
 			t.Fatalf("first record %s, want offset 1", first.Payload)
 		}
@@ -112,7 +112,7 @@ func TestStartOffsets(t *testing.T) {
 		s := newSource(t, testEnv(t), tree)
 		// When exactly the group resolves "latest" is not observable, so
 		// keep producing until something arrives: it must be new.
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 		defer cancel()
 		stop := make(chan struct{})
 		go func() {
@@ -159,7 +159,7 @@ func TestValueFormats(t *testing.T) {
 			env := testEnv(t)
 			s := newSource(t, env, tree)
 			var got []string
-			for _, b := range readBatches(t, s, 3, 10*time.Second) {
+			for _, b := range readBatches(t, s, 3) {
 				for _, m := range b.Messages {
 					var ev struct {
 						Data struct {
@@ -195,7 +195,7 @@ func TestOversizeEvent(t *testing.T) {
 	env.MaxEvent = 1000
 	s := newSource(t, env, baseTree(c, "big", uniq(t, "g")))
 	var msgs []message.Message
-	for _, b := range readBatches(t, s, 2, 10*time.Second) {
+	for _, b := range readBatches(t, s, 2) {
 		msgs = append(msgs, b.Messages...)
 	}
 	if msgs[0].Err == nil || !strings.Contains(msgs[0].Err.Error(), "exceeds the 1000-byte") || string(msgs[0].Payload) != big {
@@ -220,7 +220,7 @@ func TestCommitOnlyAckedPrefix(t *testing.T) {
 	tree["max_poll_records"] = int64(4)
 	tree["commit_interval"] = "100ms"
 	s := newSource(t, testEnv(t), tree)
-	bs := readBatches(t, s, 40, 10*time.Second)
+	bs := readBatches(t, s, 40)
 	if len(bs) < 6 {
 		t.Fatalf("want at least 6 batches of at most 4 records, got %d", len(bs))
 	}
@@ -259,7 +259,7 @@ func TestCommitOnlyAckedPrefix(t *testing.T) {
 	}
 	// A new member resumes right after the prefix.
 	s2 := newSource(t, testEnv(t), tree)
-	b := readBatches(t, s2, 1, 10*time.Second)
+	b := readBatches(t, s2, 1)
 	if off := b[0].Messages[0].Pos.Offset; off != end(2) {
 		t.Fatalf("restart read offset %d, want %d", off, end(2))
 	}
@@ -278,7 +278,7 @@ func TestCloseCommits(t *testing.T) {
 	tree := baseTree(c, "c", group)
 	tree["commit_interval"] = "1h"
 	s := newSource(t, testEnv(t), tree)
-	for _, b := range readBatches(t, s, 30, 10*time.Second) {
+	for _, b := range readBatches(t, s, 30) {
 		b.Ack(nil)
 	}
 	if got := committed(t, c.Addr(), group, "c"); len(got) != 0 {
@@ -346,7 +346,7 @@ func TestRebalance(t *testing.T) {
 	var colA, colB collector
 	held := map[int32]component.Batch{}
 	for len(held) < parts {
-		for _, b := range readBatches(t, a, 1, 10*time.Second) {
+		for _, b := range readBatches(t, a, 1) {
 			colA.add(b)
 			p := b.Messages[0].Pos.Partition
 			if _, ok := held[p]; ok {
@@ -463,7 +463,7 @@ func TestPauseResume(t *testing.T) {
 	group := uniq(t, "g")
 	s := newSource(t, testEnv(t), baseTree(c, "pz", group))
 	produce(t, c.Addr(), &kgo.Record{Topic: "pz", Value: []byte("1")})
-	readBatches(t, s, 1, 10*time.Second)[0].Ack(nil)
+	readBatches(t, s, 1)[0].Ack(nil)
 	s.Pause()
 	produce(t, c.Addr(), &kgo.Record{Topic: "pz", Value: []byte("2")})
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
@@ -485,7 +485,7 @@ func TestPauseResume(t *testing.T) {
 		t.Fatalf("paused member left its group: state %q, %d members", g.State, len(g.Members))
 	}
 	s.Resume()
-	if b := readBatches(t, s, 1, 10*time.Second); b[0].Messages[0].Pos.Offset != 1 {
+	if b := readBatches(t, s, 1); b[0].Messages[0].Pos.Offset != 1 {
 		t.Fatalf("after resume read offset %d", b[0].Messages[0].Pos.Offset)
 	}
 }
@@ -502,7 +502,7 @@ func TestOpenErrors(t *testing.T) {
 		}
 		s := src.(*Source)
 		defer s.Close(context.Background())
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 		defer cancel()
 		return s.Open(ctx)
 	}
@@ -534,7 +534,7 @@ func TestTopicsRegex(t *testing.T) {
 	tree["topics_regex"] = "^orders-"
 	s := newSource(t, testEnv(t), tree)
 	lanes := map[string]bool{}
-	for _, b := range readBatches(t, s, 2, 10*time.Second) {
+	for _, b := range readBatches(t, s, 2) {
 		lanes[b.Lane] = true
 	}
 	if !lanes["orders-eu/0"] || !lanes["orders-us/0"] || len(lanes) != 2 {

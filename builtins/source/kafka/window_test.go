@@ -150,7 +150,7 @@ func TestRewind(t *testing.T) {
 	var p0 []component.Batch
 	firstOther := map[int32]int64{}
 	for len(p0) < 3 {
-		b := readBatches(t, s, 1, 10*time.Second)[0]
+		b := readBatches(t, s, 1)[0]
 		p := b.Messages[0].Pos.Partition
 		if p == 0 {
 			p0 = append(p0, b)
@@ -175,7 +175,7 @@ func TestRewind(t *testing.T) {
 	next := map[int32]int64{0: end0, 1: firstOther[1]}
 	seen := map[int32]map[int64]bool{0: {}, 1: {}}
 	for len(seen[0])+len(seen[1]) < 40-int(end0)-int(firstOther[1]) {
-		b := readBatches(t, s, 1, 10*time.Second)[0]
+		b := readBatches(t, s, 1)[0]
 		for _, m := range b.Messages {
 			p := m.Pos.Partition
 			if len(seen[p]) == 0 && m.Pos.Offset != next[p] {
