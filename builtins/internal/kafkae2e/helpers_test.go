@@ -318,12 +318,16 @@ func checkAll(t *testing.T, counts map[int]int, total, n int) int {
 	return total - n
 }
 
+// progressBound bounds a wait for the cluster or a client to make
+// progress: only a hung test reaches it, never a slow machine.
+var progressBound = testkit.Scale(time.Minute)
+
 // committedTotal sums the group's committed offsets.
 func committedTotal(t *testing.T, addr, group string) int64 {
 	t.Helper()
 	cl := shortClient(t, addr)
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
 	if err != nil {
@@ -343,7 +347,7 @@ func groupMembers(t *testing.T, addr, group string) int {
 	t.Helper()
 	cl := shortClient(t, addr)
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	dg, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
 	if err != nil {
@@ -361,7 +365,7 @@ func topicRecords(t testing.TB, addr, topic string) int64 {
 	t.Helper()
 	cl := shortClient(t, addr)
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	offs, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // cluster starts a local cluster for the test.
@@ -66,11 +67,15 @@ func buildSink(t testing.TB, env component.Env, tree map[string]any) *Sink {
 	return s
 }
 
+// progressBound bounds a wait for the cluster or a client to make
+// progress: only a hung test reaches it, never a slow machine.
+var progressBound = testkit.Scale(time.Minute)
+
 // newSink builds and opens a sink.
 func newSink(t testing.TB, env component.Env, tree map[string]any) *Sink {
 	t.Helper()
 	s := buildSink(t, env, tree)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	if err := s.Open(ctx); err != nil {
 		t.Fatalf("open: %v", err)
@@ -92,7 +97,7 @@ func consumeWith(t testing.TB, opts []kgo.Opt, n int, topics ...string) []*kgo.R
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	var out []*kgo.Record
 	for len(out) < n {

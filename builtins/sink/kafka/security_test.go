@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -59,7 +58,7 @@ func TestSASL(t *testing.T) {
 		env.Logger = env.Logger.Output(&logs).Level(-1)
 		s := buildSink(t, env, map[string]any{"brokers": []any{c.Addr()}, "topic": "s",
 			"sasl": map[string]any{"mechanism": "SCRAM-SHA-256", "username": "scram256", "password": "not-the-password"}})
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 		defer cancel()
 		err := s.Open(ctx)
 		if component.ClassOf(err) != component.ClassTaskPermanent {
@@ -111,7 +110,7 @@ func TestTLS(t *testing.T) {
 	}
 	s3 := buildSink(t, testEnv(t), map[string]any{"brokers": []any{c.Addr()}, "topic": "tls",
 		"tls": map[string]any{"ca_file": filepath.Clean(other.CA), "cert_file": files.ClientCert, "key_file": files.ClientKey}})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	if err := s3.Open(ctx); component.ClassOf(err) != component.ClassTaskPermanent {
 		t.Fatalf("unknown CA: %v (%v), want task-permanent", err, component.ClassOf(err))

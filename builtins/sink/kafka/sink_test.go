@@ -395,7 +395,7 @@ func TestMessageTooLarge(t *testing.T) {
 func TestUnknownTopic(t *testing.T) {
 	c := cluster(t, kafkadev.Options{Partitions: 1, Topics: []string{"there"}})
 	s := buildSink(t, testEnv(t), map[string]any{"brokers": []any{c.Addr()}, "topic": "missing"})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	err := s.Open(ctx)
 	if component.ClassOf(err) != component.ClassTaskPermanent || !strings.Contains(err.Error(), `"missing" does not exist`) {
@@ -512,7 +512,7 @@ func TestCloseUnblocksWrite(t *testing.T) {
 
 func TestOpenUnreachable(t *testing.T) {
 	s := buildSink(t, testEnv(t), map[string]any{"brokers": []any{"127.0.0.1:1"}, "topic": "t", "dial_timeout": "200ms"})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
 	if err := s.Open(ctx); err == nil || component.ClassOf(err) != component.ClassRetryable {
 		t.Fatalf("unreachable broker: %v (%v)", err, component.ClassOf(err))
