@@ -193,12 +193,12 @@ test-arm-ci:
 # negative ints there (docs/security.md), the size limits, and the WASM
 # host's checks of guest-given lengths.
 ARM32_CI_PKGS ?= ./runtime/wasmhost/instrument ./runtime/wasmhost/abi ./builtins/internal/binlog ./runtime/component ./runtime/jsonscan
+ARM32_GOTEST = GOARCH=arm GOARM=7 CGO_ENABLED=0 SLUICE_TEST_EXEC=$(QEMU_arm) SLUICE_TEST_TIMEOUT_SCALE=$(ARM_SCALE) \
+	$(GO) test -exec $(QEMU_arm) -count 1
 test-arm32-ci:
 	@command -v $(QEMU_arm) >/dev/null || { echo "make test-arm32-ci: $(QEMU_arm) not found: install qemu-user (apt-get install qemu-user)"; exit 1; }
-	GOARCH=arm GOARM=7 CGO_ENABLED=0 SLUICE_TEST_EXEC=$(QEMU_arm) SLUICE_TEST_TIMEOUT_SCALE=$(ARM_SCALE) \
-		$(GO) test -exec $(QEMU_arm) -short -count 1 $(ARM32_CI_PKGS)
-	GOARCH=arm GOARM=7 CGO_ENABLED=0 SLUICE_TEST_EXEC=$(QEMU_arm) SLUICE_TEST_TIMEOUT_SCALE=$(ARM_SCALE) \
-		$(GO) test -exec $(QEMU_arm) -count 1 -run 'Past2To31|TestLoadChecksTheABI' ./runtime/wasmhost
+	$(ARM32_GOTEST) -short $(ARM32_CI_PKGS)
+	$(ARM32_GOTEST) -run 'Past2To31|TestLoadChecksTheABI' ./runtime/wasmhost
 
 test-short:
 	$(GO) test -short ./...

@@ -318,9 +318,9 @@ func checkAll(t *testing.T, counts map[int]int, total, n int) int {
 	return total - n
 }
 
-// progressBound bounds a wait for the cluster or a client to make
-// progress: only a hung test reaches it, never a slow machine.
-var progressBound = testkit.Scale(time.Minute)
+// progressBound bounds one step that waits on the cluster (an open, a
+// produce, an offset fetch): testkit's wait, which only a hung test reaches.
+var progressBound = testkit.Scale(testkit.DefaultWait)
 
 // committedTotal sums the group's committed offsets.
 func committedTotal(t *testing.T, addr, group string) int64 {

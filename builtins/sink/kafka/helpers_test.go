@@ -67,9 +67,9 @@ func buildSink(t testing.TB, env component.Env, tree map[string]any) *Sink {
 	return s
 }
 
-// progressBound bounds a wait for the cluster or a client to make
-// progress: only a hung test reaches it, never a slow machine.
-var progressBound = testkit.Scale(time.Minute)
+// progressBound bounds one step that waits on the cluster (an open, a
+// produce, an offset fetch): testkit's wait, which only a hung test reaches.
+var progressBound = testkit.Scale(testkit.DefaultWait)
 
 // newSink builds and opens a sink.
 func newSink(t testing.TB, env component.Env, tree map[string]any) *Sink {

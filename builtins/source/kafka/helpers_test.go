@@ -115,9 +115,9 @@ func produce(t testing.TB, addr string, recs ...*kgo.Record) {
 	}
 }
 
-// progressBound bounds a wait for the cluster or the source to make
-// progress: only a hung test reaches it, never a slow machine.
-var progressBound = testkit.Scale(time.Minute)
+// progressBound bounds one step that waits on the cluster (an open, a
+// produce, an offset fetch): testkit's wait, which only a hung test reaches.
+var progressBound = testkit.Scale(testkit.DefaultWait)
 
 // readBatches reads until n records arrived, or fails after progressBound.
 func readBatches(t testing.TB, s *Source, n int) []component.Batch {

@@ -46,28 +46,46 @@ func ReadInterface(wasm []byte) (Interface, error) {
 	if s == nil {
 		return in, nil
 	}
-	r := &reader{b: s.body}
-	n := r.u32()
-	for i := uint32(0); i < n && r.err == nil; i++ {
-		name := r.name()
-		kind := r.byte()
-		idx := r.u32()
+	err := exports(s.body, func(name string, kind byte, idx uint32) error {
 		switch {
-		case r.err != nil:
 		case kind == 0x00 && idx < uint32(m.funcImports):
 			in.Exports = append(in.Exports, m.types[m.imports[idx].typ].fn("", name))
 		case kind == 0x00 && idx-uint32(m.funcImports) < uint32(len(m.funcTypes)):
 			in.Exports = append(in.Exports, m.types[m.funcTypes[idx-uint32(m.funcImports)]].fn("", name))
 		case kind == 0x00:
-			return Interface{}, fmt.Errorf("export section: %q exports function %d of %d", name, idx, m.funcImports+len(m.funcTypes))
+			return fmt.Errorf("export section: %q exports function %d of %d", name, idx, m.funcImports+len(m.funcTypes))
 		case kind == 0x02:
 			in.Memories = append(in.Memories, name)
 		}
-	}
-	if r.err != nil {
-		return Interface{}, fmt.Errorf("export section: %w", r.err)
+		return nil
+	})
+	if err != nil {
+		return Interface{}, err
 	}
 	return in, nil
+}
+
+// exports hands each entry of an export section's body to entry, which
+// may stop the reading with an error. The rewrite renumbers them;
+// ReadInterface lists them.
+func exports(body []byte, entry func(name string, kind byte, idx uint32) error) error {
+	r := &reader{b: body}
+	n := r.u32()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		name := r.name()
+		kind := r.byte()
+		idx := r.u32()
+		if r.err != nil {
+			break
+		}
+		if err := entry(name, kind, idx); err != nil {
+			return err
+		}
+	}
+	if r.err != nil {
+		return fmt.Errorf("export section: %w", r.err)
+	}
+	return nil
 }
 
 // fn is a Func of type t. Its types are copies (t.sig is a string): a Func

@@ -540,23 +540,22 @@ func (m *module) rewrite(opt Options, res *Result) ([]byte, error) {
 	}
 	// Export section: renumber functions.
 	if s := m.find(secExport); s != nil {
-		r := &reader{b: s.body}
-		n := r.u32()
-		b := appendU32(nil, n)
-		for i := uint32(0); i < n && r.err == nil; i++ {
-			b = appendName(b, r.name())
-			kind := r.byte()
-			idx := r.u32()
+		var entries []byte
+		n := uint32(0)
+		err := exports(s.body, func(name string, kind byte, idx uint32) error {
 			if kind == 0x00 {
 				idx = remap(idx)
 			}
-			b = append(b, kind)
-			b = appendU32(b, idx)
+			entries = appendName(entries, name)
+			entries = append(entries, kind)
+			entries = appendU32(entries, idx)
+			n++
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		if r.err != nil {
-			return nil, fmt.Errorf("export section: %w", r.err)
-		}
-		replaced[secExport] = b
+		replaced[secExport] = append(appendU32(nil, n), entries...)
 	}
 	if s := m.find(secStart); s != nil {
 		r := &reader{b: s.body}
