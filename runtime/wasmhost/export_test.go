@@ -43,3 +43,15 @@ func (h *Host) RewrittenPath(wasm []byte, pages uint32) string {
 	}
 	return rewrittenPath(h.dir, modKey{sum: sha256.Sum256(wasm), pages: pages})
 }
+
+// CodeFile is why m's machine code is not mapped from a file (nil: it is).
+func (m *Module) CodeFile() error { return m.c.codeFile }
+
+// Code is m's machine code (nil: none, the interpreter).
+func (m *Module) Code() []byte { return compiledCode(m.c.cm) }
+
+// CodePath is where h keeps the machine code of wasm for a memory cap of
+// pages 64 KiB pages.
+func (h *Host) CodePath(wasm []byte, pages uint32) string {
+	return codePath(h.dir, modKey{sum: sha256.Sum256(wasm), pages: pages})
+}

@@ -26,6 +26,12 @@ type Host struct {
 
 	mu      sync.Mutex
 	modules map[modKey]*compiled
+
+	// closing guards the compiled code's address ranges: once Close has
+	// them unmapped, releaseCode must not touch what may be mapped there
+	// next.
+	closing sync.RWMutex
+	closed  bool
 }
 
 type modKey struct {
@@ -44,6 +50,10 @@ type compiled struct {
 	// iface is what the module imports and exports, read from its
 	// sections (wazero's ImportedFunctions would describe every function).
 	iface instrument.Interface
+	// codeFile is why the machine code is not mapped from a file (nil: it
+	// is; codefile.go).
+	codeFile error
+	code     []byte // the machine code, when it is mapped from a file
 }
 
 // Options configure a Host.
@@ -82,6 +92,9 @@ func New(ctx context.Context, opt Options) (*Host, error) {
 
 // Close releases the runtime and every module compiled by it.
 func (h *Host) Close(ctx context.Context) error {
+	h.closing.Lock()
+	h.closed = true
+	h.closing.Unlock()
 	err := h.rt.Close(ctx)
 	if cerr := h.cache.Close(ctx); err == nil {
 		err = cerr

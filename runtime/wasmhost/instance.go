@@ -198,6 +198,9 @@ func (m *Module) newInstance(ctx context.Context, state *State, config []byte) (
 			return nil, err
 		}
 	}
+	// What the guest ran to start (a Go runtime's initialisation: most of
+	// its code) need not stay resident; what it runs next comes back.
+	m.host.releaseCode(m.c)
 	return inst, nil
 }
 

@@ -109,6 +109,15 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 			return
 		}
 		dropFunctionBodies(c.cm) // and less than it keeps
+		c.codeFile = errors.New("no cache directory")
+		if h.dir != "" && !key.unprotected {
+			c.codeFile = errors.New("no machine code (the interpreter)")
+			if code := compiledCode(c.cm); code != nil {
+				if c.codeFile = mapCodeFile(codePath(h.dir, key), code); c.codeFile == nil {
+					c.code = code
+				}
+			}
+		}
 	})
 	if c.err != nil {
 		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {
