@@ -2,9 +2,13 @@ package pgtext
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluicehq/sluice/builtins/internal/pgconnect"
 )
 
 // TypeCache resolves column type OIDs to conversions: built-in types from
@@ -15,7 +19,7 @@ type TypeCache struct {
 
 func NewTypeCache() *TypeCache { return &TypeCache{m: map[uint32]ColType{}} }
 
-func (tc *TypeCache) Get(ctx context.Context, c *pgx.Conn, oid uint32) (ColType, error) {
+func (tc *TypeCache) Get(ctx context.Context, c *pgconn.PgConn, oid uint32) (ColType, error) {
 	if ct, ok := builtinTypes[oid]; ok {
 		return ct, nil
 	}
@@ -30,23 +34,29 @@ func (tc *TypeCache) Get(ctx context.Context, c *pgx.Conn, oid uint32) (ColType,
 	return ct, nil
 }
 
-func (tc *TypeCache) lookup(ctx context.Context, c *pgx.Conn, oid uint32, depth int) (ColType, error) {
+func (tc *TypeCache) lookup(ctx context.Context, c *pgconn.PgConn, oid uint32, depth int) (ColType, error) {
 	if ct, ok := builtinTypes[oid]; ok {
 		return ct, nil
 	}
 	if depth > 8 {
 		return ColType{kind: kString}, nil
 	}
-	var typtype, category string
-	var elem, base uint32
-	var name string
-	err := c.QueryRow(ctx, "SELECT typtype::text, typcategory::text, typelem, typbasetype, format_type(oid, NULL) FROM pg_type WHERE oid = $1", oid).
-		Scan(&typtype, &category, &elem, &base, &name)
-	if err == pgx.ErrNoRows {
+	row, err := pgconnect.QueryRow(ctx, c, "SELECT typtype::text, typcategory::text, typelem, typbasetype, format_type(oid, NULL) FROM pg_type WHERE oid = $1",
+		strconv.AppendUint(nil, uint64(oid), 10))
+	if errors.Is(err, pgconnect.ErrNoRows) {
 		return ColType{kind: kString, name: fmt.Sprintf("oid %d", oid)}, nil
 	}
 	if err != nil {
 		return ColType{}, err
+	}
+	typtype, category, name := string(row[0]), string(row[1]), string(row[4])
+	elem, err := pgconnect.Uint32(row[2])
+	if err != nil {
+		return ColType{}, fmt.Errorf("pg_type.typelem of oid %d: %w", oid, err)
+	}
+	base, err := pgconnect.Uint32(row[3])
+	if err != nil {
+		return ColType{}, fmt.Errorf("pg_type.typbasetype of oid %d: %w", oid, err)
 	}
 	switch {
 	case typtype == "d" && base != 0: // a domain converts as its base type

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sluicehq/sluice/builtins/internal/pgconnect"
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
@@ -23,17 +23,18 @@ type tableMeta struct {
 func (t *tableMeta) qualified() string { return t.schema + "." + t.name }
 
 // quoteIdent quotes a name for SQL.
-func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }
+func quoteIdent(s string) string { return pgconnect.Ident(s) }
 
-func (t *tableMeta) sqlName() string { return pgx.Identifier{t.schema, t.name}.Sanitize() }
+func (t *tableMeta) sqlName() string { return pgconnect.Ident(t.schema, t.name) }
 
 // checkServer verifies what logical replication needs and says what to
 // change when it is missing.
-func (s *Source) checkServer(ctx context.Context, c *pgx.Conn) error {
-	var level string
-	if err := c.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
+func (s *Source) checkServer(ctx context.Context, c *pgconn.PgConn) error {
+	row, err := pgconnect.QueryRow(ctx, c, "SHOW wal_level")
+	if err != nil {
 		return s.queryErr("SHOW wal_level", err)
 	}
+	level := string(row[0])
 	if level != "logical" {
 		return component.TaskPermanent(fmt.Errorf("postgres %s: wal_level is %q, logical replication needs \"logical\": "+
 			"run ALTER SYSTEM SET wal_level = logical (or set it in postgresql.conf) and restart the server", s.where, level))
@@ -54,10 +55,14 @@ func (s *Source) queryErr(what string, err error) error {
 // ensurePublication uses the publication when it exists and creates it
 // over the configured tables or schema when it does not. It returns the
 // tables the publication covers.
-func (s *Source) ensurePublication(ctx context.Context, c *pgx.Conn) ([]*tableMeta, error) {
+func (s *Source) ensurePublication(ctx context.Context, c *pgconn.PgConn) ([]*tableMeta, error) {
 	pub := s.cfg.publication()
-	var exists bool
-	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", pub).Scan(&exists); err != nil {
+	row, err := pgconnect.QueryRow(ctx, c, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", []byte(pub))
+	if err != nil {
+		return nil, s.queryErr("reading pg_publication", err)
+	}
+	exists, err := pgconnect.Bool(row[0])
+	if err != nil {
 		return nil, s.queryErr("reading pg_publication", err)
 	}
 	if !exists {
@@ -65,20 +70,13 @@ func (s *Source) ensurePublication(ctx context.Context, c *pgx.Conn) ([]*tableMe
 			return nil, err
 		}
 	}
-	rows, err := c.Query(ctx, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", pub)
+	rows, err := pgconnect.Query(ctx, c, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", []byte(pub))
 	if err != nil {
 		return nil, s.queryErr("reading pg_publication_tables", err)
 	}
 	var names [][2]string
-	for rows.Next() {
-		var sc, tb string
-		if err := rows.Scan(&sc, &tb); err != nil {
-			return nil, s.queryErr("reading pg_publication_tables", err)
-		}
-		names = append(names, [2]string{sc, tb})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.queryErr("reading pg_publication_tables", err)
+	for _, r := range rows {
+		names = append(names, [2]string{string(r[0]), string(r[1])})
 	}
 	// Listed tables must be in an existing publication too.
 	for _, t := range s.cfg.Tables {
@@ -92,7 +90,7 @@ func (s *Source) ensurePublication(ctx context.Context, c *pgx.Conn) ([]*tableMe
 				return nil, err
 			}
 			return nil, component.TaskPermanent(fmt.Errorf("postgres %s: table %s.%s is not in publication %q: ALTER PUBLICATION %s ADD TABLE %s, or remove it from tables",
-				s.where, sc, tb, pub, quoteIdent(pub), pgx.Identifier{sc, tb}.Sanitize()))
+				s.where, sc, tb, pub, quoteIdent(pub), pgconnect.Ident(sc, tb)))
 		}
 	}
 	var out []*tableMeta
@@ -109,7 +107,7 @@ func (s *Source) ensurePublication(ctx context.Context, c *pgx.Conn) ([]*tableMe
 	return out, nil
 }
 
-func (s *Source) createPublication(ctx context.Context, c *pgx.Conn, pub string) error {
+func (s *Source) createPublication(ctx context.Context, c *pgconn.PgConn, pub string) error {
 	var target string
 	switch {
 	case len(s.cfg.Tables) > 0:
@@ -128,8 +126,12 @@ func (s *Source) createPublication(ctx context.Context, c *pgx.Conn, pub string)
 		}
 		target = "TABLE " + strings.Join(names, ", ")
 	case s.cfg.Schema != "":
-		var ok bool
-		if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", s.cfg.Schema).Scan(&ok); err != nil {
+		row, err := pgconnect.QueryRow(ctx, c, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", []byte(s.cfg.Schema))
+		if err != nil {
+			return s.queryErr("reading pg_namespace", err)
+		}
+		ok, err := pgconnect.Bool(row[0])
+		if err != nil {
 			return s.queryErr("reading pg_namespace", err)
 		}
 		if !ok {
@@ -139,7 +141,7 @@ func (s *Source) createPublication(ctx context.Context, c *pgx.Conn, pub string)
 	default:
 		return component.TaskPermanent(fmt.Errorf("postgres %s: publication %q does not exist and neither tables nor schema is set to create it: set tables (or schema), or create the publication", s.where, pub))
 	}
-	if _, err := c.Exec(ctx, "CREATE PUBLICATION "+quoteIdent(pub)+" FOR "+target); err != nil {
+	if _, err := pgconnect.Exec(ctx, c, "CREATE PUBLICATION "+quoteIdent(pub)+" FOR "+target); err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "42710" {
 			return nil // created concurrently
@@ -152,23 +154,26 @@ func (s *Source) createPublication(ctx context.Context, c *pgx.Conn, pub string)
 
 // lookupTable reads a table's primary key and replica identity; a missing
 // table stops the task.
-func (s *Source) lookupTable(ctx context.Context, c *pgx.Conn, schema, name string) (*tableMeta, error) {
+func (s *Source) lookupTable(ctx context.Context, c *pgconn.PgConn, schema, name string) (*tableMeta, error) {
 	m := &tableMeta{schema: schema, name: name}
-	var ident string
-	err := c.QueryRow(ctx, `
+	// The key's names come as JSON (pgconnect.Strings says why).
+	row, err := pgconnect.QueryRow(ctx, c, `
 SELECT c.relreplident::text,
-       coalesce((SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
+       coalesce((SELECT json_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
                  FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-                 WHERE i.indrelid = c.oid AND i.indisprimary), '{}')
+                 WHERE i.indrelid = c.oid AND i.indisprimary), '[]')::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&ident, &m.pk)
-	if errors.Is(err, pgx.ErrNoRows) {
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, []byte(schema), []byte(name))
+	if errors.Is(err, pgconnect.ErrNoRows) {
 		return nil, component.TaskPermanent(fmt.Errorf("postgres %s: table %s.%s does not exist: create it or fix tables", s.where, schema, name))
+	}
+	if err == nil {
+		m.pk, err = pgconnect.Strings(row[1])
 	}
 	if err != nil {
 		return nil, s.queryErr("reading table "+schema+"."+name, err)
 	}
-	if ident != "" {
+	if ident := row[0]; len(ident) > 0 {
 		m.replIdent = ident[0]
 	}
 	return m, nil
@@ -183,31 +188,25 @@ type slotInfo struct {
 	database  string
 }
 
-func (s *Source) readSlot(ctx context.Context, c *pgx.Conn) (slotInfo, error) {
+func (s *Source) readSlot(ctx context.Context, c *pgconn.PgConn) (slotInfo, error) {
 	var si slotInfo
-	var pid *int32
-	var plugin, db *string
-	var confirmed *string
-	err := c.QueryRow(ctx, `SELECT plugin, active_pid, confirmed_flush_lsn::text, database FROM pg_replication_slots WHERE slot_name = $1`, s.cfg.Slot).
-		Scan(&plugin, &pid, &confirmed, &db)
-	if errors.Is(err, pgx.ErrNoRows) {
+	// Every column may be NULL (nil): a physical slot has no plugin nor
+	// database, an idle one no active_pid, a new one no confirmed position.
+	row, err := pgconnect.QueryRow(ctx, c, `SELECT plugin, active_pid, confirmed_flush_lsn::text, database FROM pg_replication_slots WHERE slot_name = $1`, []byte(s.cfg.Slot))
+	if errors.Is(err, pgconnect.ErrNoRows) {
 		return si, nil
+	}
+	if err == nil && row[1] != nil {
+		si.activePID, err = pgconnect.Int32(row[1])
 	}
 	if err != nil {
 		return si, s.queryErr("reading pg_replication_slots", err)
 	}
 	si.exists = true
-	if plugin != nil {
-		si.plugin = *plugin
-	}
-	if pid != nil {
-		si.activePID = *pid
-	}
-	if db != nil {
-		si.database = *db
-	}
-	if confirmed != nil {
-		si.confirmed, _ = parseLSN(*confirmed)
+	si.plugin = string(row[0])
+	si.database = string(row[3])
+	if row[2] != nil {
+		si.confirmed, _ = parseLSN(string(row[2]))
 	}
 	return si, nil
 }
@@ -216,7 +215,7 @@ func (s *Source) readSlot(ctx context.Context, c *pgx.Conn) (slotInfo, error) {
 // process that just died (kill -9) may hold it for a moment while the
 // server notices, so an active slot gets a short grace period before the
 // task fails.
-func (s *Source) waitSlotFree(ctx context.Context, c *pgx.Conn) (slotInfo, error) {
+func (s *Source) waitSlotFree(ctx context.Context, c *pgconn.PgConn) (slotInfo, error) {
 	deadline := time.Now().Add(slotGrace)
 	for {
 		si, err := s.readSlot(ctx, c)

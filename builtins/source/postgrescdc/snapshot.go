@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
+	"github.com/sluicehq/sluice/builtins/internal/pgconnect"
 	"github.com/sluicehq/sluice/builtins/internal/pgtext"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
@@ -31,11 +31,11 @@ func (s *Source) beginSnapshot(ctx context.Context, name string) error {
 	s.mu.Lock()
 	s.snap = c
 	s.mu.Unlock()
-	if _, err := c.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+	if _, err := pgconnect.Exec(ctx, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return s.queryErr("begin the snapshot", err)
 	}
 	if name != "" {
-		if _, err := c.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(name)); err != nil {
+		if _, err := pgconnect.Exec(ctx, c, "SET TRANSACTION SNAPSHOT "+quoteLiteral(name)); err != nil {
 			return s.queryErr("import the slot's snapshot", err)
 		}
 	}
@@ -60,10 +60,11 @@ func (s *Source) snapshot(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	s.newSlot = nil
-	var lsnText string
-	if err := c.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsnText); err != nil {
+	row, err := pgconnect.QueryRow(ctx, c, "SELECT pg_current_wal_lsn()::text")
+	if err != nil {
 		return s.queryErr("read the snapshot's position", err)
 	}
+	lsnText := string(row[0])
 	if exported {
 		lsnText = string(appendLSN(nil, s.ob.position()))
 	}
@@ -91,7 +92,7 @@ func (s *Source) snapshot(ctx context.Context) error {
 		}
 	}
 	s.ob.addMark(mark{progress: &progress{All: true}})
-	if _, err := c.Exec(ctx, "COMMIT"); err != nil {
+	if _, err := pgconnect.Exec(ctx, c, "COMMIT"); err != nil {
 		return s.queryErr("end the snapshot", err)
 	}
 	s.mu.Lock()
@@ -105,7 +106,7 @@ func (s *Source) snapshot(ctx context.Context) error {
 // snapReader reads the tables of one snapshot.
 type snapReader struct {
 	s     *Source
-	c     *pgx.Conn
+	c     *pgconn.PgConn
 	enc   *cdc.Encoder
 	conv  *pgtext.Converter
 	types *pgtext.TypeCache
@@ -141,7 +142,7 @@ func (r *snapReader) table(ctx context.Context, t *tableMeta, after []string) er
 			}
 			sb.WriteString(" ORDER BY " + strings.Join(pkList, ", ") + " LIMIT " + strconv.Itoa(chunk))
 		}
-		rr := r.c.PgConn().ExecParams(ctx, sb.String(), params, nil, nil, nil)
+		rr := r.c.ExecParams(ctx, sb.String(), params, nil, nil, nil)
 		fds := rr.FieldDescriptions()
 		tbl, types, pkIdx, err := r.describe(ctx, t, fds)
 		if err != nil {
@@ -200,7 +201,7 @@ func (r *snapReader) describe(ctx context.Context, t *tableMeta, fds []pgconn.Fi
 		}
 		key = append(key, i)
 	}
-	return cdc.NewTable(r.s.meta.Config().Database, t.schema, t.name, cols, key), types, key, nil
+	return cdc.NewTable(r.s.database, t.schema, t.name, cols, key), types, key, nil
 }
 
 // emit appends one snapshot row's event to the outbox.

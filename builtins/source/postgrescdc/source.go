@@ -5,18 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
 	"github.com/sluicehq/sluice/builtins/internal/checkpoint"
+	"github.com/sluicehq/sluice/builtins/internal/pgconnect"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/metrics"
 )
@@ -49,12 +47,16 @@ type Source struct {
 	lag    metrics.Gauge
 	events *metrics.CounterVec
 
+	// The server's host:port and the database the DSN names: the events'
+	// source, and the database a slot found must belong to.
+	addr, database string
+
 	store  *checkpoint.Store
 	st     state
 	ob     *outbox
-	meta   *pgx.Conn // catalog queries (type lookups while streaming)
+	meta   *pgconn.PgConn // catalog queries (type lookups while streaming)
 	repl   *pgconn.PgConn
-	snap   *pgx.Conn // the snapshot's transaction, while it runs
+	snap   *pgconn.PgConn // the snapshot's transaction, while it runs
 	tables []*tableMeta
 
 	// newSlot is the exported snapshot of a slot created by Open, to be
@@ -85,7 +87,7 @@ func build(c any, env component.Env) (any, error) {
 		env.Problems.Addf([]string{"dsn"}, "%v", err)
 		return nil, nil
 	}
-	s.where = where(cc)
+	s.where, s.addr, s.database = pgconnect.Where(cc), pgconnect.Addr(cc), cc.Database
 	s.lag = env.Metrics.Gauge("postgres_cdc_slot_lag_bytes",
 		"WAL bytes between the server's current position and the slot's confirmed position.", "task", "slot").
 		WithLabelValues(env.Task, cfg.Slot)
@@ -134,7 +136,7 @@ func (s *Source) Open(ctx context.Context) (err error) {
 	if si.exists && si.plugin != "pgoutput" {
 		return component.TaskPermanent(fmt.Errorf("postgres %s: replication slot %q uses plugin %q, this source reads pgoutput: drop the slot or choose another name", s.where, s.cfg.Slot, si.plugin))
 	}
-	if si.exists && si.database != s.meta.Config().Database {
+	if si.exists && si.database != s.database {
 		return component.TaskPermanent(fmt.Errorf("postgres %s: replication slot %q belongs to database %q: choose another slot name", s.where, s.cfg.Slot, si.database))
 	}
 	if s.repl, err = s.connectReplication(ctx); err != nil {
@@ -327,7 +329,7 @@ func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.snap != nil {
 		// A snapshot query under way ends when its connection does.
-		if nc := s.snap.PgConn().Conn(); nc != nil {
+		if nc := s.snap.Conn(); nc != nil {
 			nc.Close()
 		}
 	}
@@ -360,10 +362,9 @@ func (s *Source) release() {
 
 // newEncoder returns an encoder for this source's events.
 func (s *Source) newEncoder() *cdc.Encoder {
-	cc := s.meta.Config()
 	return cdc.NewEncoder(cdc.Options{
 		Connector: "postgresql",
-		Source:    "postgres://" + net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database,
+		Source:    "postgres://" + s.addr + "/" + s.database,
 		Type:      EventType,
 	})
 }

@@ -344,7 +344,7 @@ func (d *decoder) relation(ctx context.Context, r relationMsg) (*relInfo, error)
 		}
 	}
 	return &relInfo{
-		table: cdc.NewTable(s.meta.Config().Database, r.namespace, r.name, cols, key),
+		table: cdc.NewTable(s.database, r.namespace, r.name, cols, key),
 		types: types, isKey: isKey, lane: r.namespace + "." + r.name,
 	}, nil
 }

@@ -7,17 +7,16 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
+	"github.com/sluicehq/sluice/builtins/internal/pgconnect"
 	"github.com/sluicehq/sluice/builtins/internal/pgtext"
 	"github.com/sluicehq/sluice/runtime/component"
 )
@@ -25,39 +24,27 @@ import (
 // pgBackend reads PostgreSQL in the text format, typed by the result's
 // column types.
 type pgBackend struct {
-	cc    *pgx.ConnConfig
+	cc    *pgconn.Config
 	conv  *pgtext.Converter
 	types *pgtext.TypeCache
 	mu    sync.Mutex // guards conn
 	busy  sync.Mutex // held by fetch while it uses conn
-	conn  *pgx.Conn
+	conn  *pgconn.PgConn
 	where string
 }
 
 func newPG(cfg *Config, tc *tls.Config) (*pgBackend, error) {
-	cc, err := pgx.ParseConfig(cfg.DSN.Reveal())
+	cc, err := pgconnect.Config(pgconnect.Settings{DSN: cfg.DSN.Reveal(), Password: cfg.Password.Reveal(), TLS: tc,
+		Params: map[string]string{"TimeZone": "UTC", "DateStyle": "ISO, MDY", "bytea_output": "hex", "application_name": "sluice"}})
 	if err != nil {
-		return nil, errors.New("cannot parse the connection string (want postgres://user@host:5432/db?sslmode=... or host=... user=... dbname=... pairs)")
-	}
-	if cfg.Password != "" {
-		cc.Password = cfg.Password.Reveal()
-	}
-	if tc != nil {
-		cc.TLSConfig = tc.Clone()
-		if cc.TLSConfig.ServerName == "" {
-			cc.TLSConfig.ServerName = cc.Host
-		}
-		cc.Fallbacks = nil
-	}
-	for k, v := range map[string]string{"TimeZone": "UTC", "DateStyle": "ISO, MDY", "bytea_output": "hex", "application_name": "sluice"} {
-		cc.RuntimeParams[k] = v
+		return nil, err
 	}
 	return &pgBackend{cc: cc, conv: &pgtext.Converter{DecimalAsNumber: cfg.DecimalAsNumber}, types: pgtext.NewTypeCache(),
-		where: fmt.Sprintf("%s/%s as %s", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cc.Database, cc.User)}, nil
+		where: pgconnect.Where(cc)}, nil
 }
 
 func (b *pgBackend) connect(ctx context.Context) error {
-	c, err := pgx.ConnectConfig(ctx, b.cc)
+	c, err := pgconn.ConnectConfig(ctx, b.cc)
 	if err != nil {
 		return b.classify(err)
 	}
@@ -74,7 +61,7 @@ func (b *pgBackend) close() {
 	b.mu.Unlock()
 	if c != nil {
 		// A query under way ends with its connection.
-		c.PgConn().Conn().Close()
+		c.Conn().Close()
 		b.busy.Lock()
 		c.Close(context.Background())
 		b.busy.Unlock()
@@ -82,10 +69,8 @@ func (b *pgBackend) close() {
 }
 
 func (b *pgBackend) placeholder(n int) string { return "$" + strconv.Itoa(n) }
-func (b *pgBackend) quote(s string) string    { return pgx.Identifier{s}.Sanitize() }
-func (b *pgBackend) uri() string {
-	return "postgres://" + net.JoinHostPort(b.cc.Host, strconv.Itoa(int(b.cc.Port))) + "/" + b.cc.Database
-}
+func (b *pgBackend) quote(s string) string    { return pgconnect.Ident(s) }
+func (b *pgBackend) uri() string              { return "postgres://" + pgconnect.Addr(b.cc) + "/" + b.cc.Database }
 
 func (b *pgBackend) fetch(ctx context.Context, q string, args []any) (*resultSet, error) {
 	b.busy.Lock()
@@ -105,7 +90,7 @@ func (b *pgBackend) fetch(ctx context.Context, q string, args []any) (*resultSet
 	for i, a := range args {
 		params[i] = []byte(fmt.Sprint(a))
 	}
-	rr := c.PgConn().ExecParams(ctx, q, params, nil, nil, nil)
+	rr := c.ExecParams(ctx, q, params, nil, nil, nil)
 	fds := rr.FieldDescriptions()
 	rs := &resultSet{cols: make([]string, len(fds))}
 	oids := make([]uint32, len(fds))
