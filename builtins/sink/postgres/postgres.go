@@ -11,15 +11,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sluicehq/sluice/builtins/internal/pgconnect"
 	"github.com/sluicehq/sluice/builtins/internal/sqlsink"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
@@ -59,7 +57,7 @@ columns = { id = "$.data.id", region = "$.data.region", amount = "$.data.amount"
 				}
 				d.tls = tc
 			}
-			if _, err := d.poolConfig(); err != nil {
+			if _, err := d.connConfig(); err != nil {
 				env.Problems.Addf([]string{"dsn"}, "%v", err)
 				return nil, nil
 			}
@@ -71,7 +69,7 @@ columns = { id = "$.data.id", region = "$.data.region", amount = "$.data.amount"
 type dialect struct {
 	cfg   *sqlsink.Config
 	tls   *tls.Config
-	pool  *pgxpool.Pool
+	pool  *pool
 	where string
 	table string // quoted, qualified
 
@@ -79,42 +77,23 @@ type dialect struct {
 	stmts map[string]string // group signature -> SQL
 }
 
-func (d *dialect) poolConfig() (*pgxpool.Config, error) {
-	pc, err := pgxpool.ParseConfig(d.cfg.DSN.Reveal())
+func (d *dialect) connConfig() (*pgconn.Config, error) {
+	cc, err := pgconnect.Config(pgconnect.Settings{DSN: d.cfg.DSN.Reveal(), Password: d.cfg.Password.Reveal(), TLS: d.tls})
 	if err != nil {
-		// pgx's message quotes the DSN, password and all.
-		return nil, errors.New("cannot parse the connection string (want postgres://user@host:5432/db?sslmode=... or host=... user=... dbname=... pairs)")
+		return nil, err
 	}
-	cc := pc.ConnConfig
-	if d.cfg.Password != "" {
-		cc.Password = d.cfg.Password.Reveal()
-	}
-	if d.tls != nil {
-		cc.TLSConfig = d.tls.Clone()
-		if cc.TLSConfig.ServerName == "" {
-			cc.TLSConfig.ServerName = cc.Host
-		}
-		cc.Fallbacks = nil
-	}
-	if cc.RuntimeParams["application_name"] == "" {
-		cc.RuntimeParams["application_name"] = "sluice"
-	}
-	pc.MaxConns = int32(d.cfg.MaxConns)
-	d.where = fmt.Sprintf("%s/%s as %s", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), cc.Database, cc.User)
-	return pc, nil
+	d.where = pgconnect.Where(cc)
+	return cc, nil
 }
 
 func (d *dialect) Connect(ctx context.Context) error {
-	pc, err := d.poolConfig()
+	cc, err := d.connConfig()
 	if err != nil {
 		return component.TaskPermanent(err)
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return component.TaskPermanent(fmt.Errorf("postgres sink %s: %w", d.where, err))
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
+	pool := newPool(d.cfg.MaxConns, func(ctx context.Context) (*pgconn.PgConn, error) { return pgconn.ConnectConfig(ctx, cc) })
+	if err := pool.run(ctx, func(c *pgconn.PgConn) error { return c.Ping(ctx) }); err != nil {
+		pool.close()
 		return d.classifyConnect(err)
 	}
 	d.pool = pool
@@ -139,41 +118,51 @@ func (d *dialect) classifyConnect(err error) error {
 
 func (d *dialect) Close() {
 	if d.pool != nil {
-		d.pool.Close()
+		d.pool.close()
 	}
 }
 
-func (d *dialect) Describe(ctx context.Context, schema, table string) ([]sqlsink.Column, []string, error) {
-	var sc *string
-	if schema != "" {
-		sc = &schema
-	}
-	var resolved string
-	err := d.pool.QueryRow(ctx, `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relname = $2 AND c.relkind IN ('r', 'p') AND ($1::text IS NULL AND n.oid = ANY (current_schemas(false)::regnamespace[]) OR n.nspname = $1)
-ORDER BY array_position(current_schemas(false), n.nspname::text) LIMIT 1`, sc, table).Scan(&resolved)
-	if errors.Is(err, pgx.ErrNoRows) {
+func (d *dialect) Describe(ctx context.Context, schema, table string) (cols []sqlsink.Column, pk []string, err error) {
+	err = d.pool.run(ctx, func(c *pgconn.PgConn) (err error) {
+		cols, pk, err = d.describe(ctx, c, schema, table)
+		return err
+	})
+	if errors.Is(err, pgconnect.ErrNoRows) {
 		return nil, nil, component.TaskPermanent(fmt.Errorf("postgres sink %s: table %s does not exist: create it or fix table", d.where, d.cfg.Table))
 	}
 	if err != nil {
 		return nil, nil, d.Classify(err)
 	}
-	d.table = pgx.Identifier{resolved, table}.Sanitize()
-	rows, err := d.pool.Query(ctx, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typcategory::text
+	return cols, pk, nil
+}
+
+// describe reads the table's columns and key on c; ErrNoRows when the
+// table does not exist.
+func (d *dialect) describe(ctx context.Context, conn *pgconn.PgConn, schema, table string) ([]sqlsink.Column, []string, error) {
+	var sc []byte // NULL: the first schema of the search path that has the table
+	if schema != "" {
+		sc = []byte(schema)
+	}
+	row, err := pgconnect.QueryRow(ctx, conn, `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = $2 AND c.relkind IN ('r', 'p') AND ($1::text IS NULL AND n.oid = ANY (current_schemas(false)::regnamespace[]) OR n.nspname = $1)
+ORDER BY array_position(current_schemas(false), n.nspname::text) LIMIT 1`, sc, []byte(table))
+	if err != nil {
+		return nil, nil, err
+	}
+	resolved := string(row[0])
+	d.table = pgconnect.Ident(resolved, table)
+	rows, err := pgconnect.Query(ctx, conn, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typcategory::text
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-ORDER BY a.attnum`, resolved, table)
+ORDER BY a.attnum`, []byte(resolved), []byte(table))
 	if err != nil {
-		return nil, nil, d.Classify(err)
+		return nil, nil, err
 	}
 	var cols []sqlsink.Column
-	for rows.Next() {
-		var c sqlsink.Column
-		var typname, cat string
-		if err := rows.Scan(&c.Name, &c.Type, &typname, &cat); err != nil {
-			return nil, nil, d.Classify(err)
-		}
+	for _, r := range rows {
+		c := sqlsink.Column{Name: string(r[0]), Type: string(r[1])}
+		typname, cat := string(r[2]), string(r[3])
 		switch {
 		case typname == "bytea":
 			c.Kind = sqlsink.KindBytes
@@ -184,15 +173,16 @@ ORDER BY a.attnum`, resolved, table)
 		}
 		cols = append(cols, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, d.Classify(err)
-	}
-	var pk []string
-	err = d.pool.QueryRow(ctx, `SELECT coalesce((SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
+	// The key's names come as JSON (pgconnect.Strings says why).
+	row, err = pgconnect.QueryRow(ctx, conn, `SELECT coalesce((SELECT json_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-WHERE i.indrelid = $1::regclass AND i.indisprimary), '{}')`, d.table).Scan(&pk)
+WHERE i.indrelid = $1::regclass AND i.indisprimary), '[]')::text`, []byte(d.table))
 	if err != nil {
-		return nil, nil, d.Classify(err)
+		return nil, nil, err
+	}
+	pk, err := pgconnect.Strings(row[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the primary key of %s: %w", d.table, err)
 	}
 	return cols, pk, nil
 }
@@ -399,7 +389,7 @@ func (d *dialect) statement(p *sqlsink.Plan, g *sqlsink.Group) string {
 	return d.stmts[key]
 }
 
-func quote(s string) string { return pgx.Identifier{s}.Sanitize() }
+func quote(s string) string { return pgconnect.Ident(s) }
 
 func isKey(key []int, c int) bool {
 	for _, k := range key {
@@ -439,18 +429,18 @@ func params(g *sqlsink.Group, buf []byte) ([][]byte, []byte) {
 	return out, buf
 }
 
-func (d *dialect) exec(ctx context.Context, tx pgx.Tx, p *sqlsink.Plan, g *sqlsink.Group, buf *[]byte) error {
+func (d *dialect) exec(ctx context.Context, c *pgconn.PgConn, p *sqlsink.Plan, g *sqlsink.Group, buf *[]byte) error {
 	ps, b := params(g, *buf)
 	*buf = b
-	_, err := tx.Conn().PgConn().ExecParams(ctx, d.statement(p, g), ps, nil, nil, nil).Close()
+	_, err := c.ExecParams(ctx, d.statement(p, g), ps, nil, nil, nil).Close()
 	return err
 }
 
 func (d *dialect) Apply(ctx context.Context, p *sqlsink.Plan) error {
 	var buf []byte
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+	return d.pool.tx(ctx, func(c *pgconn.PgConn) error {
 		for _, g := range p.Groups() {
-			if err := d.exec(ctx, tx, p, &g, &buf); err != nil {
+			if err := d.exec(ctx, c, p, &g, &buf); err != nil {
 				return err
 			}
 		}
@@ -461,23 +451,23 @@ func (d *dialect) Apply(ctx context.Context, p *sqlsink.Plan) error {
 func (d *dialect) ApplyEach(ctx context.Context, p *sqlsink.Plan) ([]error, error) {
 	rowErrs := make([]error, len(p.Rows))
 	var buf []byte
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+	err := d.pool.tx(ctx, func(c *pgconn.PgConn) error {
 		for i, r := range p.Rows {
 			g := p.RowGroup(r)
-			if _, err := tx.Exec(ctx, "SAVEPOINT sluice_row"); err != nil {
+			if _, err := pgconnect.Exec(ctx, c, "SAVEPOINT sluice_row"); err != nil {
 				return err
 			}
-			if err := d.exec(ctx, tx, p, &g, &buf); err != nil {
+			if err := d.exec(ctx, c, p, &g, &buf); err != nil {
 				if component.ClassOf(d.Classify(err)) != component.ClassEventPermanent {
 					return err
 				}
 				rowErrs[i] = err
-				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_row"); err != nil {
+				if _, err := pgconnect.Exec(ctx, c, "ROLLBACK TO SAVEPOINT sluice_row"); err != nil {
 					return err
 				}
 				continue
 			}
-			if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT sluice_row"); err != nil {
+			if _, err := pgconnect.Exec(ctx, c, "RELEASE SAVEPOINT sluice_row"); err != nil {
 				return err
 			}
 		}
