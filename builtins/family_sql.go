@@ -11,7 +11,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 )
 
-// The sql family: postgreSQL and MariaDB/MySQL: change data capture, the sql source, the upsert sinks: pgx and go-sql-driver/mysql. A build with -tags
+// The sql family: postgreSQL and MariaDB/MySQL: change data capture, the sql source, the upsert sinks: pgx's pgconn (and pglogrepl) and go-sql-driver/mysql. A build with -tags
 // no_sql leaves it out (docs/edge.md: what each tag saves).
 func init() {
 	families = append(families, family{name: "sql", register: func(r *component.Registry) {

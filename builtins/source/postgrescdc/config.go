@@ -20,7 +20,7 @@ const EventType = "sluice.postgres_cdc.change"
 
 // Config is the [source] table of type "postgres_cdc".
 type Config struct {
-	DSN             component.Secret   `toml:"dsn" required:"true" doc:"Connection string in pgx's own form: a URL (postgres://user@host:5432/db?sslmode=verify-full) or key=value pairs. Treated as a secret (never logged): put a password in it through ${env:...}, or in password, or in PGPASSWORD."`
+	DSN             component.Secret   `toml:"dsn" required:"true" doc:"Connection string in libpq's forms (as pgx's pgconn reads them): a URL (postgres://user@host:5432/db?sslmode=verify-full) or key=value pairs. Treated as a secret (never logged): put a password in it through ${env:...}, or in password, or in PGPASSWORD."`
 	Password        component.Secret   `toml:"password" doc:"Password, overriding the DSN's. Use ${env:NAME}."`
 	Tables          []string           `toml:"tables" doc:"Tables to capture, as schema.table (a bare name means public.name). The publication is created over them when it does not exist."`
 	Schema          string             `toml:"schema" doc:"Capture every table of this schema instead of a list (the publication is created FOR TABLES IN SCHEMA)."`

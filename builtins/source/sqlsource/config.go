@@ -28,7 +28,7 @@ const (
 
 // Config is the [source] table of type "sql".
 type Config struct {
-	Driver             string             `toml:"driver" required:"true" enum:"postgres,mysql" doc:"postgres (pgx) or mysql (go-sql-driver/mysql, for MariaDB and MySQL)."`
+	Driver             string             `toml:"driver" required:"true" enum:"postgres,mysql" doc:"postgres (pgx's pgconn) or mysql (go-sql-driver/mysql, for MariaDB and MySQL)."`
 	DSN                component.Secret   `toml:"dsn" required:"true" doc:"Connection string in the driver's own form: postgres://user@host:5432/db, or user@tcp(host:3306)/db. Treated as a secret: put a password through ${env:...} or in password."`
 	Password           component.Secret   `toml:"password" doc:"Password, overriding the DSN's. Use ${env:NAME}."`
 	Table              string             `toml:"table" doc:"Table to read (table or schema.table); or set query."`
