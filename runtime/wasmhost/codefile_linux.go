@@ -40,6 +40,9 @@ func mapCodeFile(path string, code []byte) error {
 		f.Close()
 		err = os.ErrNotExist
 	}
+	if err == nil {
+		touch(path) // in use (pruneCache)
+	}
 	if err != nil {
 		if f, err = writeCode(path, code, size); err != nil {
 			return err

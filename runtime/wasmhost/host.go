@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -75,6 +76,7 @@ func New(ctx context.Context, opt Options) (*Host, error) {
 			return nil, fmt.Errorf("open wasm compilation cache %s: %w", opt.CacheDir, err)
 		}
 		cache = c
+		pruneCache(opt.CacheDir, time.Now())
 	} else {
 		cache = wazero.NewCompilationCache()
 	}

@@ -26,6 +26,7 @@ func (h *Host) rewrite(key modKey, wasm []byte) (instrument.Result, error) {
 		// (rw4 entries may hold what the rewrite now refuses, and a file
 		// may be damaged); a bad entry is rewritten again.
 		if res, ok := readRewritten(path); ok && instrument.Check(res.Module) == nil {
+			touch(path) // in use (pruneCache)
 			return res, nil
 		}
 	}
