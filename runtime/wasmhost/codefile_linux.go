@@ -29,12 +29,11 @@ import (
 // file is trusted once mapped: the state directory must be writable only
 // by Sluice's user (docs/security.md).
 func mapCodeFile(path string, code []byte) error {
-	page := os.Getpagesize()
 	addr := unsafe.Pointer(unsafe.SliceData(code))
-	if len(code) == 0 || uintptr(addr)%uintptr(page) != 0 {
+	if len(code) == 0 || uintptr(addr)%uintptr(os.Getpagesize()) != 0 {
 		return errors.New("the code does not start a page")
 	}
-	size := (len(code) + page - 1) / page * page
+	size := int(roundPage(uint64(len(code))))
 	f, err := os.Open(path)
 	if err == nil && !sameCode(f, code, size) {
 		f.Close()
@@ -121,7 +120,5 @@ func writeCode(path string, code []byte, size int) (*os.File, error) {
 // releasePages unmaps the pages of code, mapped from a file, from the
 // process (MADV_DONTNEED on a private file mapping never written to).
 func releasePages(code []byte) {
-	page := os.Getpagesize()
-	size := (len(code) + page - 1) / page * page
-	_ = unix.Madvise(unsafe.Slice(unsafe.SliceData(code), size), unix.MADV_DONTNEED)
+	_ = unix.Madvise(unsafe.Slice(unsafe.SliceData(code), roundPage(uint64(len(code)))), unix.MADV_DONTNEED)
 }
