@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,9 +18,11 @@ type pool struct {
 	dial  func(context.Context) (*pgconn.PgConn, error)
 	slots chan struct{} // a token per caller holding or opening a connection
 
-	mu     sync.Mutex
-	idle   []*conn // the most recently used last: it is taken first
-	closed bool
+	mu      sync.Mutex
+	idle    []*conn       // the most recently used last: it is taken first
+	maxIdle time.Duration // an idle connection is closed after this long
+	reaper  *time.Timer   // runs reap while connections are idle
+	closed  bool
 }
 
 // conn is a connection of the pool.
@@ -36,6 +39,10 @@ const (
 	// maxLife: a connection this old is closed when returned, so that none
 	// lives forever on the server (pgxpool's default, kept).
 	maxLife = time.Hour
+	// maxIdle: a connection unused this long is closed, so that a sink
+	// with nothing to write (an edge box's quiet night) holds no server
+	// slots (pgxpool's default, kept). The next batch opens one again.
+	maxIdle = 30 * time.Minute
 )
 
 var (
@@ -46,7 +53,7 @@ var (
 )
 
 func newPool(size int, dial func(context.Context) (*pgconn.PgConn, error)) *pool {
-	return &pool{dial: dial, slots: make(chan struct{}, size)}
+	return &pool{dial: dial, slots: make(chan struct{}, size), maxIdle: maxIdle}
 }
 
 // acquire returns a connection for the caller's use alone, waiting for one
@@ -108,7 +115,32 @@ func (p *pool) release(c *conn, broken bool) {
 	}
 	c.idleSince = time.Now()
 	p.idle = append(p.idle, c)
+	if p.reaper == nil {
+		p.reaper = time.AfterFunc(p.maxIdle, p.reap)
+	}
 	p.mu.Unlock()
+}
+
+// reap closes the connections idle for maxIdle or more and, while others
+// are idle, comes back when the oldest of them will be.
+func (p *pool) reap() {
+	now := time.Now()
+	p.mu.Lock()
+	// idle is in the order connections were released: the stale ones first.
+	n := 0
+	for n < len(p.idle) && now.Sub(p.idle[n].idleSince) >= p.maxIdle {
+		n++
+	}
+	stale := slices.Clone(p.idle[:n])
+	p.idle = slices.Delete(p.idle, 0, n)
+	p.reaper = nil
+	if len(p.idle) > 0 && !p.closed {
+		p.reaper = time.AfterFunc(p.maxIdle-now.Sub(p.idle[0].idleSince), p.reap)
+	}
+	p.mu.Unlock()
+	for _, c := range stale {
+		closeConn(c.PgConn)
+	}
 }
 
 // close closes the idle connections now and the others as they are
@@ -117,6 +149,10 @@ func (p *pool) close() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
+	if p.reaper != nil {
+		p.reaper.Stop()
+		p.reaper = nil
+	}
 	p.mu.Unlock()
 	for _, c := range idle {
 		closeConn(c.PgConn)

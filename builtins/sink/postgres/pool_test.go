@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -175,6 +176,82 @@ func TestPoolReplacesDeadIdleConnection(t *testing.T) {
 	if got := e.dump(tbl, "id"); got != `[{"id":1}, {"id":2}]` {
 		t.Fatal(got)
 	}
+}
+
+// TestPoolClosesIdleConnections: a sink with nothing to write closes its
+// connections after maxIdle, with no batch to prompt it, and the next batch
+// opens one again.
+func TestPoolClosesIdleConnections(t *testing.T) {
+	e := newPG(t)
+	tbl := e.table("id int PRIMARY KEY")
+	app := testkit.Unique(t, "app")
+	s, d := e.sinkAndDialect(t, withParams(t, e.dsn, "application_name", app), fmt.Sprintf("table = %q\nmax_conns = 2\ncolumns = { id = \"$.id\" }", tbl))
+	open(t, s)
+	setMaxIdle(d.pool, 100*time.Millisecond)
+	if err := write(t, s, `{"id":1}`); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "the idle sink to close its connection", func() bool { return len(e.backends(app)) == 0 })
+	if err := write(t, s, `{"id":2}`); err != nil {
+		t.Fatalf("the batch after the idle connection was closed: %v", err)
+	}
+	if got := e.dump(tbl, "id"); got != `[{"id":1}, {"id":2}]` {
+		t.Fatal(got)
+	}
+}
+
+// setMaxIdle shortens p's idle time for a test, the reaper's wait included
+// if a connection is idle already (the sink's open leaves one).
+func setMaxIdle(p *pool, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.maxIdle = d
+	if p.reaper != nil {
+		p.reaper.Reset(d)
+	}
+}
+
+// TestPoolReapLeavesHeldConnections: the idle connections are all closed in
+// time, released at different moments, while one held meanwhile stays open
+// and usable.
+func TestPoolReapLeavesHeldConnections(t *testing.T) {
+	e := newPG(t)
+	p := newTestPool(t, 3)
+	setMaxIdle(p, 100*time.Millisecond)
+	var cs []*conn
+	for range 3 {
+		c, err := p.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	// The server tells when a connection has gone: the pool's connections
+	// are not for the test to look at while the reaper closes them.
+	gone := func(c *conn) func() bool {
+		pid := c.PID()
+		return func() bool {
+			var n int
+			if err := e.db.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n == 0
+		}
+	}
+	p.release(cs[0], false)
+	testkit.WaitFor(t, "the first idle connection to be closed", gone(cs[0]))
+	p.release(cs[1], false)
+	testkit.WaitFor(t, "the second idle connection to be closed", gone(cs[1]))
+	p.mu.Lock()
+	idle, armed := len(p.idle), p.reaper != nil
+	p.mu.Unlock()
+	if idle != 0 || armed {
+		t.Fatalf("%d idle connections, reaper armed %v after the idle ones were closed", idle, armed)
+	}
+	if _, err := pgconnect.Exec(context.Background(), cs[2].PgConn, "select 1"); err != nil {
+		t.Fatalf("the held connection: %v", err)
+	}
+	p.release(cs[2], false)
 }
 
 // newTestPool returns a pool of connections to the test server.
