@@ -12,14 +12,14 @@ import (
 )
 
 // sessionParams make the server print values the way the converters read
-// them, whatever the server's or the role's defaults.
+// them, whatever the server's or the role's defaults. application_name is
+// the DSN's, or sluice (pgconnect.Config).
 var sessionParams = map[string]string{
 	"TimeZone":           "UTC",
 	"DateStyle":          "ISO, MDY",
 	"IntervalStyle":      "postgres",
 	"bytea_output":       "hex",
 	"extra_float_digits": "1",
-	"application_name":   "sluice",
 }
 
 // connConfig parses the DSN into a pgconn config with the password, TLS and

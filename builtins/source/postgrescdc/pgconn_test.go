@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // TestAwkwardKeyNames captures a table whose primary key columns have
@@ -88,5 +90,36 @@ func TestPgxSettingsInDSN(t *testing.T) {
 		if ev := c.next(); ev.key != want {
 			t.Fatalf("got key %s (op %s), want %s", ev.key, ev.Data.Op, want)
 		}
+	}
+}
+
+// TestApplicationName: the DSN's application_name names the source's
+// connections on the server (pg_stat_activity), the replication stream's
+// among them, as it does the sink's; sluice is only the default.
+func TestApplicationName(t *testing.T) {
+	e := newPG(t)
+	app := testkit.Unique(t, "app")
+	tbl := e.table("named", "id int PRIMARY KEY")
+	sep := "&"
+	if !strings.Contains(e.dsn, "?") {
+		sep = "?"
+	}
+	e.dsn += sep + "application_name=" + app
+	src := e.source(t, `tables = ["`+tbl+`"]`)
+	if err := src.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	c := collect(t, src)
+	e.exec("INSERT INTO " + tbl + " VALUES (1)")
+	if ev := c.next(); ev.Data.Op != "c" {
+		t.Fatalf("event %+v, want the insert", ev)
+	}
+	var walsenders int
+	if err := e.db.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND backend_type = 'walsender'", app).Scan(&walsenders); err != nil {
+		t.Fatal(err)
+	}
+	if walsenders != 1 {
+		t.Fatalf("%d replication connections named %q, want the stream's", walsenders, app)
 	}
 }

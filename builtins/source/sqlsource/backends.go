@@ -35,7 +35,7 @@ type pgBackend struct {
 
 func newPG(cfg *Config, tc *tls.Config) (*pgBackend, error) {
 	cc, err := pgconnect.Config(pgconnect.Settings{DSN: cfg.DSN.Reveal(), Password: cfg.Password.Reveal(), TLS: tc,
-		Params: map[string]string{"TimeZone": "UTC", "DateStyle": "ISO, MDY", "bytea_output": "hex", "application_name": "sluice"}})
+		Params: map[string]string{"TimeZone": "UTC", "DateStyle": "ISO, MDY", "bytea_output": "hex"}})
 	if err != nil {
 		return nil, err
 	}
