@@ -6,7 +6,8 @@ FUZZTIME ?= 15s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Build tags: TAGS=devkafka adds `sluice dev kafka`; no_kafka, no_sql,
 # no_redis, no_nats, no_rabbitmq, no_mqtt (no_brokers: the last four) leave
-# connector families out (docs/edge.md says what each saves).
+# connector families out (docs/edge.md says what each saves); Go's own
+# nethttpomithttp2 leaves HTTP/2 out of net/http.
 TAGS    ?=
 # The release binary: static (no cgo), stripped of the symbol table and
 # DWARF (-s -w), no build paths (-trimpath), version stamped.
@@ -39,7 +40,7 @@ release:
 
 # The binary size of each build tag (docs/edge.md's table), linux/amd64
 # unless GOARCH says otherwise: one release build per line.
-SIZE_TAGS ?= devkafka - no_kafka no_sql no_redis no_nats no_rabbitmq no_mqtt no_brokers no_sql,no_brokers no_sql,no_redis,no_nats,no_rabbitmq no_kafka,no_sql,no_brokers
+SIZE_TAGS ?= devkafka - no_kafka no_sql no_redis no_nats no_rabbitmq no_mqtt no_brokers no_sql,no_brokers no_sql,no_redis,no_nats,no_rabbitmq no_kafka,no_sql,no_brokers nethttpomithttp2
 sizes:
 	@set -e; dir=$$(mktemp -d); trap 'rm -rf $$dir' EXIT; for t in $(SIZE_TAGS); do \
 		[ "$$t" = - ] && t=; \

@@ -131,5 +131,12 @@ func versionCmd(args []string, stdout, stderr io.Writer) int {
 		// A task naming one of their types fails as an unknown type.
 		fmt.Fprintf(stdout, "built without the connector families: %s (build tags; docs/edge.md)\n", strings.Join(o, ", "))
 	}
+	for _, n := range buildNotes {
+		fmt.Fprintln(stdout, n)
+	}
 	return exitOK
 }
+
+// buildNotes are lines sluice version adds for what build tags left out
+// besides connector families.
+var buildNotes []string
