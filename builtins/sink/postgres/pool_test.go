@@ -63,6 +63,17 @@ func (e *pgEnv) backends(app string) []int32 {
 	return pids
 }
 
+// idSink opens a sink of maxConns connections, named by a unique
+// application_name, that writes the id column of a new table.
+func (e *pgEnv) idSink(t *testing.T, maxConns int) (s component.Sink, d *dialect, app, tbl string) {
+	t.Helper()
+	tbl = e.table("id int PRIMARY KEY")
+	app = testkit.Unique(t, "app")
+	s, d = e.sinkAndDialect(t, withParams(t, e.dsn, "application_name", app), fmt.Sprintf("table = %q\nmax_conns = %d\ncolumns = { id = \"$.id\" }", tbl, maxConns))
+	open(t, s)
+	return s, d, app, tbl
+}
+
 // countDials makes d's pool count the connections it opens from now on.
 func countDials(d *dialect) *atomic.Int32 {
 	var n atomic.Int32
@@ -148,10 +159,7 @@ func TestPoolMaxConns(t *testing.T) {
 // replaced: the next batch does not fail.
 func TestPoolReplacesDeadIdleConnection(t *testing.T) {
 	e := newPG(t)
-	tbl := e.table("id int PRIMARY KEY")
-	app := testkit.Unique(t, "app")
-	s, d := e.sinkAndDialect(t, withParams(t, e.dsn, "application_name", app), fmt.Sprintf("table = %q\nmax_conns = 1\ncolumns = { id = \"$.id\" }", tbl))
-	open(t, s)
+	s, d, app, tbl := e.idSink(t, 1)
 	if err := write(t, s, `{"id":1}`); err != nil {
 		t.Fatal(err)
 	}
@@ -183,10 +191,7 @@ func TestPoolReplacesDeadIdleConnection(t *testing.T) {
 // opens one again.
 func TestPoolClosesIdleConnections(t *testing.T) {
 	e := newPG(t)
-	tbl := e.table("id int PRIMARY KEY")
-	app := testkit.Unique(t, "app")
-	s, d := e.sinkAndDialect(t, withParams(t, e.dsn, "application_name", app), fmt.Sprintf("table = %q\nmax_conns = 2\ncolumns = { id = \"$.id\" }", tbl))
-	open(t, s)
+	s, d, app, tbl := e.idSink(t, 2)
 	setMaxIdle(d.pool, 100*time.Millisecond)
 	if err := write(t, s, `{"id":1}`); err != nil {
 		t.Fatal(err)
