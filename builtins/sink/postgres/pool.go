@@ -124,8 +124,8 @@ func (p *pool) release(c *conn, broken bool) {
 // reap closes the connections idle for maxIdle or more and, while others
 // are idle, comes back when the oldest of them will be.
 func (p *pool) reap() {
-	now := time.Now()
 	p.mu.Lock()
+	now := time.Now()
 	// idle is in the order connections were released: the stale ones first.
 	n := 0
 	for n < len(p.idle) && now.Sub(p.idle[n].idleSince) >= p.maxIdle {
