@@ -241,14 +241,21 @@ func (tp *taps) offer(i int, msgs []message.Message) {
 			continue
 		}
 		tap.next = now.Add(tapInterval)
-		// A different record each time rather than always a batch's first.
-		m := &msgs[int(now.UnixNano()/int64(time.Microsecond))%len(msgs)]
+		m := &msgs[sampleIndex(now, len(msgs))]
 		rec := TapRecord{Stage: tap.id, Time: now.UTC(), Event: append([]byte(nil), m.Payload...)}
 		select {
 		case tap.ch <- rec:
 		default:
 		}
 	}
+}
+
+// sampleIndex picks the record of a batch of n that a tap shows at now: a
+// different one each time rather than always the first. In uint64: the
+// microseconds since 1970 overflow a 32-bit int, and a negative index
+// crashed the process on 32-bit arm.
+func sampleIndex(now time.Time, n int) int {
+	return int(uint64(now.UnixMicro()) % uint64(n))
 }
 
 // Tap attaches a live tap to stage (a stage id of Stages). It returns the
