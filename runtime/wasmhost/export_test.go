@@ -55,3 +55,6 @@ func (m *Module) Code() []byte { return compiledCode(m.c.cm) }
 func (h *Host) CodePath(wasm []byte, pages uint32) string {
 	return codePath(h.dir, modKey{sum: sha256.Sum256(wasm), pages: pages})
 }
+
+// CompileWorkers is compileWorkers, for its test.
+var CompileWorkers = compileWorkers
