@@ -49,7 +49,9 @@ func (m *module) analyze() ([]body, error) {
 		locals := uint64(m.types[m.funcTypes[i]].params)
 		for j := uint32(0); j < b.nDecl && br.err == nil; j++ {
 			locals += uint64(br.u32())
-			br.byte()
+			if t := br.byte(); br.err == nil && !oneByteValueType(t) {
+				return nil, fmt.Errorf("function %d: local of unsupported value type 0x%02x (typed function references and GC types are not enabled)", imp+i, t)
+			}
 		}
 		if locals >= 50000 {
 			return nil, fmt.Errorf("function %d declares %d locals (at most 50000)", imp+i, locals)

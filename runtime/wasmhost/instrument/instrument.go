@@ -260,9 +260,9 @@ func (m *module) scan(res *Result) error {
 				return fmt.Errorf("type section: unsupported type form 0x%02x", form)
 			}
 			np := r.u32()
-			ps := r.bytes(int(np))
+			ps := valueTypes(r, np)
 			nr := r.u32()
-			rs := r.bytes(int(nr))
+			rs := valueTypes(r, nr)
 			if np == 0 && nr == 0 && m.voidType < 0 {
 				m.voidType = int(i)
 			}
@@ -270,6 +270,11 @@ func (m *module) scan(res *Result) error {
 		}
 		if r.err != nil {
 			return fmt.Errorf("type section: %w", r.err)
+		}
+		// The rewrite copies the section's bytes after the count: they must
+		// be the n types read, nothing that wazero would read differently.
+		if !r.done() {
+			return fmt.Errorf("type section: %d bytes after the last of %d types", len(r.b)-r.pos, n)
 		}
 	}
 	if s := m.find(secImport); s != nil {
@@ -331,6 +336,32 @@ func (m *module) scan(res *Result) error {
 }
 
 func sigOf(params, results []byte) string { return string(params) + "|" + string(results) }
+
+// valueTypes reads n value types of one byte each: the numbers, vectors and
+// the two reference types a module can use without the typed-references
+// and GC proposals, which Sluice does not enable. Their (ref null? ht)
+// types take more bytes, which would make the module read differently
+// here and in wazero: a 33-byte module whose type section wazero then read
+// as declaring four billion results made it ask for 33 GB and crashed the
+// process (found by FuzzInstrument).
+func valueTypes(r *reader, n uint32) []byte {
+	b := r.bytes(int(n)) // past 2^31 int(n) is negative on 32-bit platforms: refused as short too
+	for _, t := range b {
+		if !oneByteValueType(t) {
+			r.fail(fmt.Errorf("unsupported value type 0x%02x (typed function references and GC types are not enabled)", t))
+			return nil
+		}
+	}
+	return b
+}
+
+func oneByteValueType(t byte) bool {
+	switch t {
+	case 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f, 0x69: // i32 i64 f32 f64 v128 funcref externref exnref
+		return true
+	}
+	return false
+}
 
 func limits(r *reader) (min, max uint32, hasMax bool) {
 	flags := r.byte()

@@ -36,6 +36,13 @@ func TestDeclaredSizesBeyondTheModule(t *testing.T) {
 		{"local names", withSection(t, 0, append([]byte("\x04name"), 2, 7, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f)), `custom section "name": subsection 2: declares 4294967295 entries in 0 bytes`},
 		{"table size", withSection(t, 4, []byte{1, 0x70, 0, 0x80, 0x80, 0x80, 0x40}), "table section: table 0 starts with 134217728 elements (at most 1048576)"},
 		{"shared table", withSection(t, 4, []byte{1, 0x70, 3, 1, 1}), "unsupported flags 0x03"},
+		// A typed reference (ref null ht) takes two bytes: read as one, what
+		// follows was a result count of four billion to wazero, which asked
+		// for 33 GB (found by FuzzInstrument).
+		{"typed reference param", withSection(t, 1, []byte("\x01`\x01c\x00\xc8\xc8\xc8\xc8\x0f0000000000000")), "type section: unsupported value type 0x63"},
+		{"type section tail", withSection(t, 1, []byte{1, 0x60, 0, 1, 0x7f, 0xc8, 0x0f}), "type section: 2 bytes after the last of 1 types"},
+		{"typed reference local", append(append(withSection(t, 1, []byte{1, 0x60, 0, 0}), 3, 2, 1, 0),
+			10, 7, 1, 5, 1, 1, 0x63, 0x00, 0x0b), "function 0: local of unsupported value type 0x63"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := instrument.Instrument(tc.in, instrument.Options{})
