@@ -257,13 +257,22 @@ bench: build plugins
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target per run),
 # in the root module and in the SDK's and the plugins' own modules. A target
 # that fails does not stop the others: the failures are listed at the end
-# (each failing input is in its package's testdata/fuzz/TARGET/).
+# (each failing input is in its package's testdata/fuzz/TARGET/). Go 1.26's
+# fuzzing coordinator may end a run that found nothing with "context
+# deadline exceeded" as -fuzztime expires (golang.org/issue/75804, fixed in
+# Go 1.27): without a failing input written, that is reported and not
+# counted as a failure.
 fuzz:
-	@failed=; for mod in . sdk plugins; do \
+	@failed=; out=$$(mktemp); trap 'rm -f $$out' EXIT; for mod in . sdk plugins; do \
 		for pkg in $$(cd $$mod && GOFLAGS=-mod=mod $(GO) list ./...); do \
 			for f in $$(cd $$mod && GOFLAGS=-mod=mod $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 				echo "fuzz $$pkg $$f"; \
-				(cd $$mod && GOFLAGS=-mod=mod $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg) || failed="$$failed $$pkg.$$f"; \
+				(cd $$mod && GOFLAGS=-mod=mod $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg) >$$out 2>&1; rc=$$?; cat $$out; \
+				if [ $$rc -ne 0 ]; then \
+					if grep -q 'context deadline exceeded' $$out && ! grep -q 'Failing input written' $$out; then \
+						echo "make fuzz: $$pkg.$$f: Go's coordinator ended the run with its own deadline (golang.org/issue/75804), no failing input: not counted"; \
+					else failed="$$failed $$pkg.$$f"; fi; \
+				fi; \
 			done; \
 		done; \
 	done; \
