@@ -337,11 +337,11 @@ func (m *module) scan(res *Result) error {
 
 func sigOf(params, results []byte) string { return string(params) + "|" + string(results) }
 
-// valueTypes reads n value types of one byte each: the numbers, vectors and
-// the two reference types a module can use without the typed-references
-// and GC proposals, which Sluice does not enable. Their (ref null? ht)
-// types take more bytes, which would make the module read differently
-// here and in wazero: a 33-byte module whose type section wazero then read
+// valueTypes reads n value types of one byte each: the numbers, v128, and
+// the reference types a module can use without the typed-references and GC
+// proposals (funcref, externref, exnref), which Sluice does not enable.
+// Their (ref null? ht) types take more bytes, which would make the module
+// read differently here and in wazero: a 33-byte module whose type section wazero then read
 // as declaring four billion results made it ask for 33 GB and crashed the
 // process (found by FuzzInstrument).
 func valueTypes(r *reader, n uint32) []byte {
