@@ -66,6 +66,14 @@ func (e *pgEnv) table(name, cols string) string {
 	return full
 }
 
+// dsnWith returns the test DSN (a URL) with the query parameters added.
+func (e *pgEnv) dsnWith(query string) string {
+	if strings.Contains(e.dsn, "?") {
+		return e.dsn + "&" + query
+	}
+	return e.dsn + "?" + query
+}
+
 func (e *pgEnv) exec(sql string, args ...any) {
 	e.t.Helper()
 	if _, err := e.db.Exec(context.Background(), sql, args...); err != nil {

@@ -74,11 +74,7 @@ func TestPgxSettingsInDSN(t *testing.T) {
 	tbl := e.table("pgxdsn", "id int PRIMARY KEY")
 	e.exec("INSERT INTO " + tbl + " VALUES (1)")
 	withPgx := *e
-	sep := "&"
-	if !strings.Contains(e.dsn, "?") {
-		sep = "?"
-	}
-	withPgx.dsn = e.dsn + sep + "statement_cache_capacity=64&default_query_exec_mode=exec&pool_max_conns=8&pool_max_conn_lifetime=1h"
+	withPgx.dsn = e.dsnWith("statement_cache_capacity=64&default_query_exec_mode=exec&pool_max_conns=8&pool_max_conn_lifetime=1h")
 	src := withPgx.source(t, `tables = ["`+tbl+`"]`)
 	if err := src.Open(context.Background()); err != nil {
 		t.Fatal(err)
@@ -100,11 +96,7 @@ func TestApplicationName(t *testing.T) {
 	e := newPG(t)
 	app := testkit.Unique(t, "app")
 	tbl := e.table("named", "id int PRIMARY KEY")
-	sep := "&"
-	if !strings.Contains(e.dsn, "?") {
-		sep = "?"
-	}
-	e.dsn += sep + "application_name=" + app
+	e.dsn = e.dsnWith("application_name=" + app)
 	src := e.source(t, `tables = ["`+tbl+`"]`)
 	if err := src.Open(context.Background()); err != nil {
 		t.Fatal(err)
