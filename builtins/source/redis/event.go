@@ -113,10 +113,23 @@ func (e *encoder) encodeInto(es []entry, into batchData) batchData {
 	return batchData{msgs: msgs, buf: buf}
 }
 
+// fewFields is the number of fields up to which appendFields groups names
+// by scanning the entry (quadratic, no allocation); past it a producer's
+// entry of a million fields would stall the source for hours, so names are
+// grouped through a map.
+const fewFields = 32
+
 // appendFields writes the entry's fields as JSON members, in entry order:
 // each name once; a name that repeats maps to an array of its values.
-// Entries have few fields, so the quadratic scan beats building a map.
 func (e *encoder) appendFields(dst []byte, fs []string) []byte {
+	if len(fs)/2 > fewFields {
+		return e.appendManyFields(dst, fs)
+	}
+	return e.appendFewFields(dst, fs)
+}
+
+// appendFewFields is appendFields by scanning the entry for each name.
+func (e *encoder) appendFewFields(dst []byte, fs []string) []byte {
 	first := true
 	for i := 0; i+1 < len(fs); i += 2 {
 		name := fs[i]
@@ -155,6 +168,46 @@ func (e *encoder) appendFields(dst []byte, fs []string) []byte {
 				dst = append(dst, ',')
 			}
 			dst = e.appendValue(dst, fs[j+1])
+		}
+		dst = append(dst, ']')
+	}
+	return dst
+}
+
+// appendManyFields is appendFields in linear time: each field is chained to
+// the next field of its name, and the names are written in the order of
+// their first field.
+func (e *encoder) appendManyFields(dst []byte, fs []string) []byte {
+	n := len(fs) / 2
+	next := make([]int, n) // the next field of the same name, or -1
+	last := make(map[string]int, n)
+	firsts := make([]int, 0, n)
+	for k := range n {
+		next[k] = -1
+		name := fs[2*k]
+		if p, ok := last[name]; ok {
+			next[p] = k
+		} else {
+			firsts = append(firsts, k)
+		}
+		last[name] = k
+	}
+	for i, k := range firsts {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = eventenc.AppendString(dst, fs[2*k])
+		dst = append(dst, ':')
+		if next[k] < 0 {
+			dst = e.appendValue(dst, fs[2*k+1])
+			continue
+		}
+		dst = append(dst, '[')
+		for j := k; j >= 0; j = next[j] {
+			if j != k {
+				dst = append(dst, ',')
+			}
+			dst = e.appendValue(dst, fs[2*j+1])
 		}
 		dst = append(dst, ']')
 	}
