@@ -69,6 +69,9 @@ type Source struct {
 	gen    uint64
 	closed bool
 	done   chan struct{} // closed by Close: unblocks Read
+	// undecodable counts the sessions in a row that ended because the
+	// client could not decode a frame, with no ack sent in between.
+	undecodable int
 }
 
 // session is one connection with its consuming channel. Acknowledgements
@@ -228,18 +231,39 @@ func (s *Source) consume(conn *amqp.Connection) (*session, error) {
 	go func() {
 		select {
 		case e := <-connClosed:
-			ss.end(closeReason("connection closed", e))
+			ss.end(closeReason("connection closed", e, chClosed))
 		case e := <-chClosed:
-			ss.end(closeReason("channel closed", e))
-		case tag := <-canceled:
-			ss.end(fmt.Errorf("the broker canceled consumer %q (queue %q deleted?)", tag, cfg.Queue))
+			ss.end(closeReason("channel closed", e, connClosed))
+		case tag, ok := <-canceled:
+			if ok {
+				ss.end(fmt.Errorf("the broker canceled consumer %q (queue %q deleted?)", tag, cfg.Queue))
+				return
+			}
+			// The library closes the cancel notifications when the
+			// channel shuts down, after sending why to the close ones.
+			select {
+			case e := <-connClosed:
+				ss.end(closeReason("connection closed", e, chClosed))
+			case e := <-chClosed:
+				ss.end(closeReason("channel closed", e, connClosed))
+			case <-ss.dead:
+			}
 		case <-ss.dead:
 		}
 	}()
 	return ss, nil
 }
 
-func closeReason(what string, e *amqp.Error) error {
+// closeReason is the error of a closed connection or channel. A channel
+// closed along with its connection may report no error: the connection's
+// notification, sent first, then has it.
+func closeReason(what string, e *amqp.Error, other <-chan *amqp.Error) error {
+	if e == nil {
+		select {
+		case e = <-other:
+		default:
+		}
+	}
 	if e == nil {
 		return errors.New(what)
 	}
@@ -274,25 +298,110 @@ func (s *Source) current() (*session, error) {
 	return ss, nil
 }
 
-// drop forgets ss and closes its connection: the broker returns its
-// unacknowledged messages to the queue.
-func (s *Source) drop(ss *session, reason error) {
-	ss.end(reason)
+// maxUndecodable is how many connections in a row the AMQP client may
+// close because it could not decode what the broker delivered, with no
+// message acknowledged in between, before the source stops the task: the
+// broker delivers the same message again on each new connection, so
+// reconnecting further would only repeat the failure.
+const maxUndecodable = 3
+
+// errRewound ends a session that Rewind closed on purpose.
+var errRewound = errors.New("rewound")
+
+// undecodable reports a connection the client closed because it could not
+// parse a frame the broker sent (amqp091-go's reader turns a frame or field
+// it cannot decode, such as a header table nested deeper than 32 levels,
+// into a 501 FRAME_ERROR whose reason is the parse error). A 501 from a
+// lost socket (EOF, reset) or one the broker sent is not one.
+func undecodable(err error) bool {
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Server || ae.Code != amqp.FrameError {
+		return false
+	}
+	for _, parse := range []*amqp.Error{amqp.ErrSyntax, amqp.ErrFrame, amqp.ErrFrameTooLarge} {
+		if strings.Contains(ae.Reason, parse.Reason) {
+			return true
+		}
+	}
+	return false
+}
+
+// lost handles the end of ss while Read consumed it: it waits for the
+// watcher to record why the session ended, forgets the session and returns
+// the error Read returns. A lost connection is retryable: the engine
+// retries Read after a growing wait (its backoff, reset once a read
+// returns messages), and that Read reconnects, so connections are never
+// reopened in a loop. The same message failing to decode maxUndecodable
+// times in a row stops the task instead. It returns nil when ss was closed
+// on purpose (Rewind) and Read should go on with a new session.
+func (s *Source) lost(ctx context.Context, ss *session) error {
+	if !ss.isDead() {
+		// The delivery stream closes only after the library signalled the
+		// end of the channel or connection to the watcher, which sets
+		// the reason; the timer only guards against a library change.
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-ss.dead:
+		case <-t.C:
+		case <-ctx.Done():
+		case <-s.done:
+		}
+		t.Stop()
+		ss.end(errors.New("delivery stream ended"))
+	}
+	reason := ss.reason
 	s.mu.Lock()
 	if s.sess == ss {
 		s.sess = nil
 	}
 	closed := s.closed
-	s.mu.Unlock()
-	if !closed && reason != nil {
-		s.log.Warn().Err(ss.reason).Str("url", s.where).Msg("rabbitmq connection lost; reconnecting")
+	fails := 0
+	if undecodable(reason) {
+		s.undecodable++
+		fails = s.undecodable
+		if fails >= maxUndecodable {
+			s.undecodable = 0 // a resumed task tries again
+		}
+	} else if reason != nil && !errors.Is(reason, errRewound) {
+		s.undecodable = 0
 	}
+	s.mu.Unlock()
 	go func() { _ = ss.conn.Close() }()
+	switch {
+	case closed:
+		return ErrClosed
+	case errors.Is(reason, errRewound):
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	if reason == nil {
+		reason = errors.New("session ended")
+	}
+	q := s.cfg.Queue
+	if fails >= maxUndecodable {
+		err := fmt.Errorf("rabbitmq source: queue %q on %s: the AMQP client could not decode a message the broker delivered and closed the connection %d times in a row, with no message acknowledged in between (%w). "+
+			"amqp091-go cannot read that message (for example its headers hold tables nested deeper than 32 levels); it is usually the one at the head of the queue, and it stays in the queue: nothing is lost. "+
+			"Remove or dead-letter it on the broker, then resume the task: `rabbitmqadmin get queue=%s ackmode=reject_requeue_false` (or the management UI's Get messages with ack mode \"Reject requeue false\") takes the head message off, "+
+			"dead-lettering it when the queue has a dead-letter exchange (look at it first with ackmode=ack_requeue_true); "+
+			"a quorum queue with a dead-letter exchange and x-delivery-limit dead-letters such a message by itself (see docs/connectors/rabbitmq.md)",
+			q, s.where, fails, reason, q)
+		s.log.Error().Err(err).Str("url", s.where).Str("queue", q).Msg("rabbitmq source stopped: a message in the queue cannot be decoded")
+		return component.TaskPermanent(err)
+	}
+	if fails > 0 {
+		s.log.Warn().Err(reason).Str("url", s.where).Str("queue", q).Int("attempt", fails).Int("max_attempts", maxUndecodable).
+			Msg("rabbitmq connection closed by the AMQP client: it could not decode what the broker delivered (a message it cannot read?); reconnecting after a wait, the broker delivers the message again; the task stops if this repeats with nothing acknowledged")
+	} else {
+		s.log.Warn().Err(reason).Str("url", s.where).Str("queue", q).Msg("rabbitmq connection lost; reconnecting")
+	}
+	return component.Retryable(fmt.Errorf("rabbitmq source: consuming queue %q on %s: %w", q, s.where, reason), 0)
 }
 
 // Read returns the messages delivered so far, up to maxBatch, waiting for
-// the first. After a lost connection it reconnects; an error it returns is
-// retried by the engine.
+// the first. It opens at most one connection per call: after a lost
+// connection it returns a retryable error with the reason, and the next
+// call reconnects (the engine waits before it, longer each time).
 func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 	for {
 		ss, err := s.current()
@@ -302,7 +411,9 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		select {
 		case d, ok := <-ss.deliveries:
 			if !ok {
-				s.drop(ss, errors.New("delivery stream ended"))
+				if err := s.lost(ctx, ss); err != nil {
+					return component.Batch{}, err
+				}
 				continue
 			}
 			ds := make([]amqp.Delivery, 1, 16)
@@ -322,12 +433,16 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			if ss.isDead() {
 				// Their acks could not reach the broker, which delivers
 				// them again on the next session.
-				s.drop(ss, ss.reason)
+				if err := s.lost(ctx, ss); err != nil {
+					return component.Batch{}, err
+				}
 				continue
 			}
 			return s.batch(ss, ds), nil
 		case <-ss.dead:
-			s.drop(ss, ss.reason)
+			if err := s.lost(ctx, ss); err != nil {
+				return component.Batch{}, err
+			}
 		case <-ctx.Done():
 			return component.Batch{}, ctx.Err()
 		case <-s.done:
@@ -412,7 +527,13 @@ func (s *Source) ack(ss *session, tag uint64, n int, err error) {
 	if aerr := ss.ch.Ack(tag, true); aerr != nil {
 		// The channel is gone: the broker delivers the messages again.
 		s.log.Debug().Err(aerr).Uint64("delivery_tag", tag).Msg("ack not sent; the messages will be delivered again")
+		return
 	}
+	// The queue moved on: a message that failed to decode before is no
+	// longer the same one in a row.
+	s.mu.Lock()
+	s.undecodable = 0
+	s.mu.Unlock()
 }
 
 // Rewind returns every unacknowledged message to the queue by closing the
@@ -423,7 +544,7 @@ func (s *Source) Rewind(ctx context.Context) error {
 	s.sess = nil
 	s.mu.Unlock()
 	if ss != nil {
-		ss.end(errors.New("rewound"))
+		ss.end(errRewound)
 		_ = ss.conn.Close()
 	}
 	return nil
