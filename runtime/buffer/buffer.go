@@ -211,6 +211,7 @@ type Buffer struct {
 	diskLogAt     time.Time
 	dataCh        chan struct{} // closed when durable advances (and on Close)
 	spaceCh       chan struct{} // closed when space is freed (and on Close)
+	freeing       int64         // bytes of delivered segments a Commit is deleting
 	ops           sync.WaitGroup
 
 	dropped, droppedGroups, lost, lostGroups uint64
@@ -435,7 +436,7 @@ func (b *Buffer) reserveLocked(ctx context.Context, need int64) error {
 			}
 			continue
 		}
-		if b.opts.WhenFull == DropOldest {
+		if b.opts.WhenFull == DropOldest && b.freeing == 0 {
 			if len(b.segs) > 1 {
 				if err := b.dropOldestLocked(); err != nil {
 					b.mu.Unlock()
@@ -957,6 +958,20 @@ func (b *Buffer) Commit(c Cursor) error {
 	b.commit = c.p
 	b.pruneMarksLocked()
 	gone := b.takeConsumedLocked()
+	var freeing int64
+	for _, s := range gone {
+		freeing += s.size
+	}
+	// Until their files are deleted, the delivered segments still count in
+	// used (max_size bounds the files), and an Append that needs their
+	// space waits for it instead of dropping unread records under
+	// drop_oldest (reserveLocked).
+	b.freeing += freeing
+	if len(gone) == 0 && b.commit.index == b.written.index {
+		// Everything is delivered but no segment went: a blocked Append
+		// can free the last segment itself by starting a new one.
+		wake(&b.spaceCh)
+	}
 	b.mu.Unlock()
 
 	err := b.cursor.write(c.p, !b.opts.NoSync)
@@ -970,12 +985,10 @@ func (b *Buffer) Commit(c Cursor) error {
 	if err != nil && !retry {
 		err = fmt.Errorf("commit to disk buffer %s: write the cursor: %w (records since the last commit will be read again after a restart)", b.dir, err)
 	}
-	var freed int64
 	for _, s := range gone {
 		if rerr := os.Remove(b.segPath(s.seq)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 			err = fmt.Errorf("commit to disk buffer %s: delete a delivered segment: %w", b.dir, rerr)
 		}
-		freed += s.size
 	}
 	if retry {
 		if err = b.cursor.write(c.p, !b.opts.NoSync); err != nil {
@@ -984,7 +997,8 @@ func (b *Buffer) Commit(c Cursor) error {
 	}
 	if len(gone) > 0 {
 		b.mu.Lock()
-		b.used -= freed
+		b.used -= freeing
+		b.freeing -= freeing
 		wake(&b.spaceCh)
 		b.mu.Unlock()
 	}

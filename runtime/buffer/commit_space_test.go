@@ -1,0 +1,88 @@
+package buffer
+
+import (
+	"context"
+	"testing"
+
+	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+func event(size int, off int64) []message.Message {
+	return []message.Message{{Payload: make([]byte, size), Pos: message.Position{Offset: off}}}
+}
+
+// TestBlockedAppendWakesWhenEverythingIsDelivered: under when_full =
+// "block", an Append waiting next to one large record (which an Append
+// may write alone, whatever the segment size) goes through once the drain
+// commits that record, although the commit deletes no segment: the last
+// one is only freed by the next Append starting a new one.
+func TestBlockedAppendWakesWhenEverythingIsDelivered(t *testing.T) {
+	b := openT(t, Options{Dir: t.TempDir(), MaxSize: 8 << 10, SegmentSize: 1 << 10, NoSync: true})
+	if err := b.Append(context.Background(), event(5000, 1), nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Append(context.Background(), event(3500, 2), nil) }()
+	testkit.WaitBlocked(t, "(*Buffer).reserveLocked")
+
+	readN(t, b, 1, 10, true)
+	var err error
+	testkit.WaitFor(t, "the blocked Append to go through after the commit", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Stats(); s.Records != 1 || s.Dropped != 0 {
+		t.Fatalf("stats %+v, want the second record alone", s)
+	}
+}
+
+// TestDropOldestSparesUnreadRecordsDuringCommit: under when_full =
+// "drop_oldest", an Append that needs the space a Commit is freeing must
+// not drop unread records while the Commit writes its cursor. The test
+// holds the buffer's lock until both calls wait for it, so that the
+// Append can land in the Commit's cursor write (it did, within three
+// rounds, before the Commit counted the space free at once).
+func TestDropOldestSparesUnreadRecordsDuringCommit(t *testing.T) {
+	for round := range 100 {
+		b := openT(t, Options{Dir: t.TempDir(), MaxSize: 8 << 10, SegmentSize: 1 << 10, WhenFull: DropOldest})
+		n := int64(0)
+		for b.Stats().Segments < 8 || b.Stats().Bytes+1000 <= 8<<10 { // one 900-byte record a segment, until full
+			if err := b.Append(context.Background(), event(900, n), nil); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		batch, err := b.Read(context.Background(), 1) // the first segment's record
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		committed, appended := make(chan error, 1), make(chan error, 1)
+		go func() { committed <- b.Commit(batch.Cursor) }()
+		go func() { appended <- b.Append(context.Background(), event(900, n), nil) }()
+		testkit.WaitBlocked(t, "(*Buffer).Commit")
+		testkit.WaitBlocked(t, "(*Buffer).append")
+		b.mu.Unlock()
+		if err := <-committed; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-appended; err != nil {
+			t.Fatal(err)
+		}
+		// Had the Append taken the lock first, it would have dropped the
+		// first segment, read but not committed: Dropped counts unread
+		// records only, and only the Commit's window can make it grow.
+		if s := b.Stats(); s.Dropped != 0 {
+			t.Fatalf("round %d: %d unread records dropped while a Commit freed a delivered segment (stats %+v)", round, s.Dropped, s)
+		}
+		b.Close()
+	}
+}
