@@ -174,15 +174,18 @@ func (d *Deliverer) wait(attempt int, err error, first time.Time) (time.Duration
 	w := p.Interval(attempt, d.rand)
 	if ra := component.RetryAfter(err); ra > w {
 		w = ra
+		if d.Persist {
+			// A buffered drain never gives up, so a server asking for days
+			// would park it for days: it gets the hour persist gives it.
+			w = min(w, MaxPersistInterval)
+		}
 	}
 	if p.MaxAge > 0 {
 		left := first.Add(p.MaxAge).Sub(d.clock().Now())
 		if left <= 0 {
 			return d.persist(err)
 		}
-		if w > left && !d.Persist {
-			w = left
-		}
+		w = min(w, left)
 	}
 	return w, true
 }

@@ -306,3 +306,51 @@ func TestPersistNeverGivesUp(t *testing.T) {
 		t.Fatalf("an event-permanent failure with Persist: %v after %d waits, want final at once", res[0].Err, len(clk.waits))
 	}
 }
+
+// TestPersistCapsRetryAfter: a buffered drain honours a server's
+// Retry-After up to MaxPersistInterval from the first retry on, not only
+// once the policy is spent, and never waits past the policy's max_age
+// (a sink accepting "Retry-After: 172800" parked the drain for 3 x 48 h).
+func TestPersistCapsRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy Policy
+	}{{"backoff", Backoff}, {"exponential", Exponential}, {"none", None}} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Unix(1_700_000_000, 0)
+			clk := &fakeClock{now: start}
+			writes := 0
+			d := Deliverer{Policy: tc.policy, Clock: clk, Persist: true, Write: func(context.Context, []message.Message) error {
+				writes++
+				if writes > 5 {
+					return nil
+				}
+				return component.Retryable(errors.New("503 unavailable"), 48*time.Hour)
+			}}
+			res := make([]Result, 1)
+			if err := d.Deliver(context.Background(), msgs(1), res); err != nil {
+				t.Fatal(err)
+			}
+			if res[0].Err != nil || len(clk.waits) != 5 {
+				t.Fatalf("result %v after waits %v, want delivered after 5 waits", res[0].Err, clk.waits)
+			}
+			for i, w := range clk.waits {
+				if w > MaxPersistInterval {
+					t.Fatalf("wait %d is %v, over %v (waits %v)", i+1, w, MaxPersistInterval, clk.waits)
+				}
+			}
+		})
+	}
+	// Without Persist a Retry-After still wins up to the policy's max_age.
+	clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	d := Deliverer{Policy: Exponential, Clock: clk, Write: func(context.Context, []message.Message) error {
+		return component.Retryable(errors.New("503 unavailable"), 48*time.Hour)
+	}}
+	res := make([]Result, 1)
+	if err := d.Deliver(context.Background(), msgs(1), res); err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err == nil || len(clk.waits) != 1 || clk.waits[0] != Exponential.MaxAge {
+		t.Fatalf("without Persist: %v after waits %v, want one wait of max_age (%v), then the dead-letter queue", res[0].Err, clk.waits, Exponential.MaxAge)
+	}
+}
