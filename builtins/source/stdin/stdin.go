@@ -156,7 +156,8 @@ func (s *Source) read() (component.Batch, error) {
 	}
 	s.w.SetTime(time.Now())
 	now := time.Now()
-	for len(msgs) < s.cfg.BatchSize {
+	read := 0
+	for len(msgs) < s.cfg.BatchSize && read < maxBatchBytes {
 		if len(msgs) > 0 && s.r.Buffered() == 0 {
 			break
 		}
@@ -164,7 +165,10 @@ func (s *Source) read() (component.Batch, error) {
 		if n > 0 {
 			s.line++
 		}
-		if jsonscan.SkipSpace(line, 0) < len(line) { // blank lines are skipped
+		read += len(line)
+		if size := lineSize(line, n, err); size > len(line) {
+			msgs = s.addCut(msgs, line, size, now)
+		} else if jsonscan.SkipSpace(line, 0) < len(line) { // blank lines are skipped
 			msgs, arena = s.add(msgs, arena, line, now)
 		}
 		s.off += int64(n)
@@ -216,6 +220,31 @@ func (s *Source) add(msgs []message.Message, arena, line []byte, now time.Time) 
 	return append(msgs, m), arena
 }
 
+// maxBatchBytes ends a batch early once its lines hold this much: a batch
+// of batch_size lines each cut at 4x max_event_size would otherwise hold
+// gigabytes.
+const maxBatchBytes = 4 << 20
+
+// lineSize is the length of the line readLine consumed n bytes for, without
+// its newline: more than len(line) when the line was cut.
+func lineSize(line []byte, n int, err error) int {
+	if err == nil && n > 0 {
+		return n - 1
+	}
+	return n
+}
+
+// addCut adds a line readLine cut (size bytes, line its first ones) as a
+// failed event: the dead-letter queue gets what was kept and the error says
+// how much was not.
+func (s *Source) addCut(msgs []message.Message, line []byte, size int, now time.Time) []message.Message {
+	err := fmt.Errorf("%w: %d bytes, the limit is %d (raise max_event_size); the record holds its first %d bytes",
+		lineformat.ErrTooLarge, size, s.w.MaxEvent, len(line))
+	s.log.Warn().Int64(logx.Line, s.line).Err(err).Msg("cannot decode line")
+	pos := message.Position{Stream: "stdin", Offset: s.off}
+	return append(msgs, message.Message{Payload: line, Event: line, Pos: pos, Time: now, Err: fmt.Errorf("stdin line %d: %w", s.line, err)})
+}
+
 // readLine returns one line without its newline and the bytes it consumed.
 // A line longer than the reader's buffer is assembled; one beyond 4x
 // max_event_size is cut there (the rest is skipped, but counted in the
@@ -252,7 +281,7 @@ func (s *Source) readLine() ([]byte, int, error) {
 // DecodeLine makes the event a line at byte offset off of standard input
 // becomes, for `sluice test`.
 func (s *Source) DecodeLine(dst, line []byte, _ int, off int64, now time.Time) ([]byte, error) {
-	w := lineformat.Wrapper{Format: s.w.Format, Source: s.w.Source, Type: s.w.Type, MaxEvent: s.w.MaxEvent}
+	w := lineformat.Wrapper{Format: s.w.Format, InvalidUTF8: s.w.InvalidUTF8, Source: s.w.Source, Type: s.w.Type, MaxEvent: s.w.MaxEvent}
 	w.SetTime(now)
 	return w.Append(dst, line, message.Position{Stream: "stdin", Offset: off})
 }

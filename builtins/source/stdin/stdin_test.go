@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -68,17 +69,23 @@ func TestHugeLineIsBounded(t *testing.T) {
 	s := New(io.NopCloser(strings.NewReader(huge+"\n{\"ok\":1}\n")), &Config{Format: "auto", BatchSize: 10}, component.Env{MaxEvent: 1 << 20})
 	bs := readAll(t, s)
 	var ms []int
+	var errs []error
 	for _, b := range bs {
 		for _, m := range b.Messages {
 			ms = append(ms, len(m.Payload))
 			if m.Err != nil && !errors.Is(m.Err, lineformat.ErrTooLarge) {
 				t.Fatal(m.Err)
 			}
+			errs = append(errs, m.Err)
 		}
 	}
-	// The runaway line is kept up to 4 x max_event_size for its dead letter.
+	// The runaway line is kept up to 4 x max_event_size for its dead letter,
+	// whose reason gives the line's real size and says it was cut.
 	if len(ms) != 2 || ms[0] != 4<<20 {
 		t.Fatalf("payload sizes %v", ms)
+	}
+	if want := "stdin line 1: event too large: 9437184 bytes, the limit is 1048576 (raise max_event_size); the record holds its first 4194304 bytes"; errs[0] == nil || errs[0].Error() != want {
+		t.Fatalf("error %v\nwant  %s", errs[0], want)
 	}
 	if bs[len(bs)-1].Messages[len(bs[len(bs)-1].Messages)-1].Pos.Offset != int64(len(huge)+1) {
 		t.Fatal("offset after a cut line is wrong")
@@ -100,5 +107,39 @@ func TestIdsAreDeterministic(t *testing.T) {
 	a, b := read(), read()
 	if strings.Join(a, ",") != "stdin-0-0,stdin-0-8" || strings.Join(a, ",") != strings.Join(b, ",") {
 		t.Fatalf("%v %v", a, b)
+	}
+}
+
+// TestBatchBytesAreBounded: a batch ends once its lines hold 4 MiB, so
+// batch_size over-long lines (each kept up to 4 x max_event_size) cannot
+// hold gigabytes at once.
+func TestBatchBytesAreBounded(t *testing.T) {
+	line := strings.Repeat("z", 3<<20) + "\n"
+	s := New(io.NopCloser(strings.NewReader(strings.Repeat(line, 6))), &Config{Format: "auto", BatchSize: 512}, component.Env{MaxEvent: 1 << 20})
+	n := 0
+	for _, b := range readAll(t, s) {
+		held := 0
+		for _, m := range b.Messages {
+			held += len(m.Payload)
+			if !errors.Is(m.Err, lineformat.ErrTooLarge) {
+				t.Fatalf("a 3 MiB line with a 1 MiB limit: %v", m.Err)
+			}
+			n++
+		}
+		if len(b.Messages) > 2 {
+			t.Fatalf("a batch of %d lines holding %d bytes, want at most the 2 that pass 4 MiB", len(b.Messages), held)
+		}
+	}
+	if n != 6 {
+		t.Fatalf("%d lines read, want 6", n)
+	}
+}
+
+// TestDecodeLineKeepsInvalidUTF8Policy: `sluice test` decodes a line as the
+// running source does, invalid_utf8 = "reject" included.
+func TestDecodeLineKeepsInvalidUTF8Policy(t *testing.T) {
+	s := New(io.NopCloser(strings.NewReader("")), &Config{Format: "text", InvalidUTF8: "reject", BatchSize: 1}, component.Env{MaxEvent: 1 << 20})
+	if _, err := s.DecodeLine(nil, []byte("caf\xe9"), 1, 0, time.Unix(0, 0)); err == nil {
+		t.Fatal("a line that is not UTF-8 decoded under invalid_utf8 = \"reject\"")
 	}
 }
