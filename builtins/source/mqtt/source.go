@@ -32,6 +32,11 @@ const (
 	maxQoS0 = 10000
 )
 
+// maxQoS0Bytes caps the payload bytes of the QoS 0 messages waiting for
+// Read, as maxQoS0 caps their number: 10,000 messages of a broker's
+// largest size would be gigabytes. A var so that a test can lower it.
+var maxQoS0Bytes = 64 << 20
+
 // EventType is the CloudEvents `type` of every event this source emits.
 const EventType = "sluice.mqtt.message"
 
@@ -132,6 +137,7 @@ type session struct {
 
 	mu      sync.Mutex
 	queue   []paho.Message
+	queued  int // payload bytes in queue
 	handed  int // QoS 1 and 2 messages handed out and not acknowledged
 	wake    chan struct{}
 	dead    chan struct{}
@@ -160,12 +166,14 @@ func (ss *session) isDead() bool {
 // must not block.
 func (ss *session) onMessage(_ paho.Client, m paho.Message) {
 	ss.mu.Lock()
-	if m.Qos() == 0 && len(ss.queue) >= maxQoS0 {
+	size := len(m.Payload())
+	if m.Qos() == 0 && (len(ss.queue) >= maxQoS0 || ss.queued+size > maxQoS0Bytes && len(ss.queue) > 0) {
 		ss.mu.Unlock()
 		ss.dropped()
 		return
 	}
 	ss.queue = append(ss.queue, m)
+	ss.queued += size
 	ss.mu.Unlock()
 	select {
 	case ss.wake <- struct{}{}:
@@ -309,6 +317,9 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		if n > 0 {
 			ms = make([]paho.Message, n)
 			copy(ms, ss.queue)
+			for _, m := range ms {
+				ss.queued -= len(m.Payload())
+			}
 			clear(ss.queue[:n])
 			ss.queue = ss.queue[n:]
 			if len(ss.queue) == 0 {

@@ -352,3 +352,44 @@ func writeFile(t testing.TB, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// TestQoS0QueueIsBoundedInBytes: QoS 0 messages waiting for a task that
+// does not read are capped in bytes as well as in number; the rest are
+// dropped and counted, and the kept ones are read in order.
+func TestQoS0QueueIsBoundedInBytes(t *testing.T) {
+	defer func(n int) { maxQoS0Bytes = n }(maxQoS0Bytes)
+	maxQoS0Bytes = 1 << 20
+	url := testkit.MQTT(t)
+	topic := testkit.Unique(t, "qos0")
+	s := newSource(t, fmt.Sprintf("url = %q\ntopics = [%q]\nqos = 0\nclean_session = true\nclient_id = %q\n", url, topic, testkit.Unique(t, "c")))
+	openT(t, s)
+	const n, size = 30, 100 << 10
+	pub := mqtttest.Connect(t, url)
+	for i := range n {
+		pub.Publish(t, topic, 0, fmt.Appendf(nil, `{"i":%d,"pad":"%s"}`, i, strings.Repeat("x", size)))
+	}
+	ss, _ := s.current(context.Background())
+	accounted := func() (queued, bytes, dropped int) {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return len(ss.queue), ss.queued, int(s.m.dropped.Value())
+	}
+	testkit.WaitFor(t, "every message queued or dropped", func() bool {
+		q, _, d := accounted()
+		return q+d == n
+	})
+	q, b, d := accounted()
+	if b > maxQoS0Bytes || d == 0 || q == 0 {
+		t.Fatalf("%d messages queued holding %d bytes, %d dropped: want at most %d bytes queued, the rest dropped", q, b, d, maxQoS0Bytes)
+	}
+	msgs := readN(t, s, q, true)
+	for i, m := range msgs {
+		var p struct{ I int }
+		if err := json.Unmarshal(payload(t, m), &p); err != nil || p.I != i {
+			t.Fatalf("message %d is %d (%v): the kept messages are the first ones, in order", i, p.I, err)
+		}
+	}
+	if _, b, _ := accounted(); b != 0 {
+		t.Fatalf("%d bytes still counted as queued after reading everything", b)
+	}
+}
