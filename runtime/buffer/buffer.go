@@ -129,6 +129,10 @@ type Batch struct {
 	Msgs   []message.Message
 	Tags   []Tag
 	Cursor Cursor
+	// Gap is set when records between the previous Batch and this one were
+	// dropped (drop_oldest) or lost (corruption): a group the previous
+	// Batch ended inside of is never completed.
+	Gap bool
 }
 
 // Stats is a snapshot of a Buffer.
@@ -226,9 +230,12 @@ type Buffer struct {
 	rf     *os.File
 	rseq   uint64
 	rok    bool // the scanner is positioned at sc.off of segment rseq
-	sr     segReader
-	sc     scanner
-	dec    decodeState
+	// readEnd is where the last Batch returned ended (readAny: one was).
+	readEnd pos
+	readAny bool
+	sr      segReader
+	sc      scanner
+	dec     decodeState
 }
 
 // segPath is the file of segment seq: 20 decimal digits sort by name.
@@ -824,6 +831,8 @@ func (b *Buffer) Read(ctx context.Context, maxRecords int) (Batch, error) {
 		if len(batch.Msgs) > 0 {
 			b.read = end
 			batch.Cursor = Cursor{end}
+			batch.Gap = b.readAny && start.index != b.readEnd.index
+			b.readEnd, b.readAny = end, true
 			b.mu.Unlock()
 			return batch, nil // an error after them is met by the next Read
 		}

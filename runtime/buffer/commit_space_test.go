@@ -86,3 +86,38 @@ func TestDropOldestSparesUnreadRecordsDuringCommit(t *testing.T) {
 		b.Close()
 	}
 }
+
+// TestGapAfterADropCutsAGroup: drop_oldest deleting a segment the reader
+// is inside of flags the next Batch with Gap, so that the engine does not
+// take its records for the rest of the cut group; reads in order do not.
+func TestGapAfterADropCutsAGroup(t *testing.T) {
+	b := openT(t, Options{Dir: t.TempDir(), MaxSize: 8 << 10, SegmentSize: 1 << 10, WhenFull: DropOldest, NoSync: true})
+	group := func(from int) ([]message.Message, []Tag) { // two 400-byte records: one group, one segment
+		msgs := []message.Message{{Payload: make([]byte, 400), Pos: message.Position{Offset: int64(from)}}, {Payload: make([]byte, 400), Pos: message.Position{Offset: int64(from + 1)}}}
+		return msgs, []Tag{{Group: 0}, {Group: 0, Last: true}}
+	}
+	for i := 0; b.Stats().Segments < 8; i += 2 {
+		msgs, tags := group(i)
+		if err := b.Append(context.Background(), msgs, tags); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := b.Read(context.Background(), 1) // inside the first group
+	if err != nil || first.Gap || len(first.Msgs) != 1 {
+		t.Fatalf("first read: %d records, gap %v, %v", len(first.Msgs), first.Gap, err)
+	}
+	for b.Stats().Dropped == 0 { // fill up until the first segment goes
+		msgs, tags := group(1000)
+		if err := b.Append(context.Background(), msgs, tags); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, err := b.Read(context.Background(), 2)
+	if err != nil || !next.Gap || next.Msgs[0].Pos.Offset != 2 {
+		t.Fatalf("read after the drop: gap %v, first record %v, %v; want the second group, flagged", next.Gap, next.Msgs[0].Pos, err)
+	}
+	after, err := b.Read(context.Background(), 2)
+	if err != nil || after.Gap {
+		t.Fatalf("read in order after it: gap %v, %v", after.Gap, err)
+	}
+}

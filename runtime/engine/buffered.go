@@ -171,29 +171,7 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 			}
 		}
 		t.m.write.Observe(time.Since(began).Seconds())
-		var out, bytes, delivered uint64
-		d.dead = d.dead[:0]
-		now := time.Now()
-		for i := range b.Msgs {
-			m := &b.Msgs[i]
-			if r := res[i]; r.Err != nil {
-				if !d.groupFailed {
-					d.groupFailed = true
-					d.groupRec = delivery.Record{Event: m.Event, Task: t.cfg.Name, Stage: "sink", Err: r.Err, Attempts: r.Attempts, Pos: m.Pos, Time: now}
-				}
-			} else {
-				out++
-				bytes += uint64(len(m.Payload))
-			}
-			if b.Tags[i].Last {
-				if d.groupFailed {
-					d.dead = append(d.dead, d.groupRec)
-				} else {
-					delivered++
-				}
-				d.groupFailed = false
-			}
-		}
+		out, bytes, delivered := d.account(b, res, time.Now())
 		t.stats.out.Add(out)
 		t.stats.bytesOut.Add(bytes)
 		t.m.out.Add(out)
@@ -213,6 +191,42 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 			return
 		}
 	}
+}
+
+// account counts what the sink took of batch b (res: the results of its
+// records) and gathers in d.dead a dead-letter record for each group with a
+// failed record: the first failure of the group, once its last record is
+// seen, which can be a later batch.
+func (d *drainer) account(b buffer.Batch, res []delivery.Result, now time.Time) (out, bytes, delivered uint64) {
+	d.dead = d.dead[:0]
+	if b.Gap && d.groupFailed {
+		// The rest of the group went with a drop (counted there): its
+		// failed record still goes to the dead-letter queue, and the
+		// failure is not blamed on the next group.
+		d.dead = append(d.dead, d.groupRec)
+		d.groupFailed = false
+	}
+	for i := range b.Msgs {
+		m := &b.Msgs[i]
+		if r := res[i]; r.Err != nil {
+			if !d.groupFailed {
+				d.groupFailed = true
+				d.groupRec = delivery.Record{Event: m.Event, Task: d.t.cfg.Name, Stage: "sink", Err: r.Err, Attempts: r.Attempts, Pos: m.Pos, Time: now}
+			}
+		} else {
+			out++
+			bytes += uint64(len(m.Payload))
+		}
+		if b.Tags[i].Last {
+			if d.groupFailed {
+				d.dead = append(d.dead, d.groupRec)
+			} else {
+				delivered++
+			}
+			d.groupFailed = false
+		}
+	}
+	return out, bytes, delivered
 }
 
 // registerBufferMetrics exposes the backlog as gauges computed when they
