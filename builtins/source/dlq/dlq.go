@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,7 +50,10 @@ func Register(r *component.Registry) {
 		Description: "Each line of the file is a dead-letter record `{\"event\", \"task\", \"stage\", \"error\", ...}`. " +
 			"The source emits `event` unchanged when it is a CloudEvent; an event that failed to decode (the raw " +
 			"input line, kept as a JSON string or value) is wrapped as the `auto` line format would. Lines that are " +
-			"not dead-letter records go to the dead-letter queue at stage decode. The run is finite.",
+			"not dead-letter records, events over the task's `max_event_size` and lines over 8 x `max_event_size` + 64 KiB " +
+			"(not read whole: they keep their first `max_event_size` bytes, whatever their stage) go to the dead-letter " +
+			"queue at stage decode. A Kafka topic is read committed: records of aborted transactions are skipped, and a " +
+			"transaction still open when the run starts holds the run until it commits or aborts. The run is finite.",
 		Example: "[source]\ntype = \"dlq\"\npath = \"dlq/orders.jsonl\"\nstages = [\"sink\"]\n",
 		New:     func() any { return &Config{BatchSize: 512} },
 		Build: func(cfg any, env component.Env) (any, error) {
@@ -73,13 +77,40 @@ type Source struct {
 	f     *os.File
 	r     *bufio.Reader
 	name  string
-	off   int64
+	off   int64  // byte offset of the next line in the current file
+	line  int64  // number of the next line in the current file, from 1
+	long  []byte // a line longer than the read buffer, assembled (readLine)
 	w     lineformat.Wrapper
+
+	// maxEvent is the task's event limit (the default limit when the
+	// environment gives none); maxLine, the longest dead-letter line read
+	// whole (lineLimit).
+	maxEvent, maxLine int
 }
 
 // New returns a source for cfg (Path absolute).
 func New(cfg Config, env component.Env) *Source {
-	return &Source{cfg: cfg, env: env, w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay"}}
+	maxEvent := env.MaxEvent
+	if maxEvent <= 0 {
+		maxEvent = defaultMaxEvent
+	}
+	return &Source{cfg: cfg, env: env, maxEvent: maxEvent, maxLine: lineLimit(maxEvent),
+		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay", MaxEvent: env.MaxEvent}}
+}
+
+// defaultMaxEvent is the event limit the line bound derives from when the
+// environment sets none (the loader's default, config.DefaultMaxEvent).
+const defaultMaxEvent = 1 << 20
+
+// lineLimit returns the longest dead-letter line the file replay reads
+// whole for an event limit of maxEvent bytes: room for any record whose
+// event is within the limit, however the record holds it (an event that is
+// not JSON is a string whose control characters and bad bytes take up to 6
+// bytes each, followed for bad bytes by its base64 copy: less than 7.5
+// times its size), plus the record's other members. A longer line is cut
+// there: the replay never holds more of one line in memory.
+func lineLimit(maxEvent int) int {
+	return int(min(8*int64(maxEvent)+64<<10, math.MaxInt/2))
 }
 
 // Open lists the files to read.
@@ -120,20 +151,27 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			if err != nil {
 				return component.Batch{}, component.TaskPermanent(fmt.Errorf("open dead-letter file: %w", err))
 			}
-			s.f, s.r, s.name, s.off = f, bufio.NewReaderSize(f, 1<<20), s.files[0], 0
+			s.f, s.r, s.name, s.off, s.line = f, bufio.NewReaderSize(f, 1<<20), s.files[0], 0, 1
 			s.files = s.files[1:]
 			if len(msgs) > 0 {
 				break // one lane per batch
 			}
 		}
-		line, err := s.r.ReadBytes('\n')
+		line, n, err := s.readLine()
 		pos := message.Position{Stream: s.name, Offset: s.off}
-		s.off += int64(len(line))
-		if len(line) > 0 {
+		size := n // without its '\n' (a line ends without one only at the end of the file)
+		if err == nil {
+			size--
+		}
+		if size > int64(s.maxLine) {
+			msgs = append(msgs, s.cut(line, size, pos, now))
+		} else if n > 0 {
 			if m, ok := s.decode(trimNL(line), pos, now); ok {
 				msgs = append(msgs, m)
 			}
 		}
+		s.off += n
+		s.line++
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				return component.Batch{}, fmt.Errorf("read %s: %w", s.name, err)
@@ -149,6 +187,59 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		return component.Batch{}, io.EOF
 	}
 	return component.Batch{Messages: msgs, Lane: msgs[0].Pos.Stream}, nil
+}
+
+// readLine returns the next line of the current file, with its '\n' when
+// it has one (err is nil then), and the number of bytes it spans in the
+// file. A line longer than maxLine is cut there (the rest is skipped, but
+// counted), so a runaway line, or a file without newlines, cannot exhaust
+// memory. The line is valid until the next call.
+func (s *Source) readLine() ([]byte, int64, error) {
+	line, err := s.r.ReadSlice('\n')
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return line, int64(len(line)), err
+	}
+	s.long = appendUpTo(s.long[:0], line, s.maxLine)
+	n := int64(len(line))
+	for {
+		line, err = s.r.ReadSlice('\n')
+		n += int64(len(line))
+		s.long = appendUpTo(s.long, line, s.maxLine)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return s.long, n, err
+		}
+	}
+}
+
+// appendUpTo appends to dst as much of b as keeps it within limit bytes,
+// growing it by doubling, and to the limit once past half of it (append
+// grows large slices by a quarter, which would allocate several times the
+// limit on the way).
+func appendUpTo(dst, b []byte, limit int) []byte {
+	b = b[:max(0, min(len(b), limit-len(dst)))]
+	if need := len(dst) + len(b); need > cap(dst) {
+		size := max(need, 2*cap(dst))
+		if size > limit/2 {
+			size = limit
+		}
+		grown := make([]byte, len(dst), size)
+		copy(grown, dst)
+		dst = grown
+	}
+	return append(dst, b...)
+}
+
+// cut returns the message of a dead-letter line of size bytes (without its
+// '\n') longer than the line limit, of which head holds the first: an
+// error naming the line, with its first max_event_size bytes, so that the
+// replay's own dead-letter queue keeps it. Its stage cannot be told (the
+// record's "stage" follows its event), so the stages filter does not apply.
+func (s *Source) cut(head []byte, size int64, pos message.Position, now time.Time) message.Message {
+	raw := append([]byte(nil), head[:min(len(head), s.maxEvent)]...)
+	return message.Message{Payload: raw, Event: raw, Pos: pos, Time: now,
+		Err: fmt.Errorf("%s line %d: %w: the dead-letter record is %d bytes, the limit is %d (8 x max_event_size + 64 KiB); "+
+			"replay it with a larger max_event_size (the task's, or sluice dlq replay --max-event-size when the task sets none); "+
+			"the record holds its first %d bytes", s.name, s.line, lineformat.ErrTooLarge, size, s.maxLine, len(raw))}
 }
 
 func trimNL(b []byte) []byte {
@@ -167,7 +258,7 @@ func (s *Source) decode(line []byte, pos message.Position, now time.Time) (messa
 	bad := func(why string) (message.Message, bool) {
 		raw := append([]byte(nil), line...)
 		return message.Message{Payload: raw, Event: raw, Pos: pos, Time: now,
-			Err: fmt.Errorf("%s at byte %d is not a dead-letter record: %s", s.name, pos.Offset, why)}, true
+			Err: fmt.Errorf("%s line %d (byte %d) is not a dead-letter record: %s", s.name, s.line, pos.Offset, why)}, true
 	}
 	if !jsonscan.Valid(line) {
 		return bad("not JSON")
@@ -196,7 +287,7 @@ func (s *Source) decode(line []byte, pos message.Position, now time.Time) (messa
 	}
 	out, err := s.w.Append(nil, raw, pos)
 	if err != nil {
-		return message.Message{Payload: raw, Event: raw, Pos: pos, Time: now, Err: err}, true
+		return message.Message{Payload: raw, Event: raw, Pos: pos, Time: now, Err: fmt.Errorf("%s line %d: %w", s.name, s.line, err)}, true
 	}
 	return message.Message{Payload: out, Event: out, Pos: pos, Time: now}, true
 }

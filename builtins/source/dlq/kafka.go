@@ -22,6 +22,15 @@ import (
 // sink: the value is the original event, the details are sluice-* headers)
 // from its beginning to the end it had when the replay started. It joins no
 // consumer group and commits nothing: a replay is a one-off run.
+//
+// It reads committed records only: a dead-letter topic written under
+// exactly_once holds records of aborted transactions, which were never dead
+// letters (the transaction rolled back and the events were processed
+// again). The end noted at Open is the high watermark, one past the last
+// record or transaction marker; markers reach the source (KeepControlRecords)
+// only so that their offsets count towards that end, and are never emitted.
+// A transaction still open when the replay starts holds the replay until it
+// commits or aborts: its marker lands at or past the noted end.
 type KafkaSource struct {
 	brokers []string
 	topic   string
@@ -55,13 +64,14 @@ func NewKafka(addr string, stages []string, batch int, env component.Env) (*Kafk
 		batch = 512
 	}
 	return &KafkaSource{brokers: brokers, topic: topic, stages: stages, batch: batch, env: env,
-		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay"}}, nil
+		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay", MaxEvent: env.MaxEvent}}, nil
 }
 
 // Open connects and notes where the topic ends now.
 func (s *KafkaSource) Open(ctx context.Context) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(s.topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
 	}
@@ -125,6 +135,9 @@ func (s *KafkaSource) Read(ctx context.Context) (component.Batch, error) {
 			if r.Offset+1 >= end {
 				s.done[r.Partition] = true
 			}
+			if r.Attrs.IsControl() {
+				return // a transaction marker: it only counts towards the end
+			}
 			stage := ""
 			for _, h := range r.Headers {
 				if h.Key == delivery.HeaderStage {
@@ -138,7 +151,7 @@ func (s *KafkaSource) Read(ctx context.Context) (component.Batch, error) {
 			out, err := s.w.Append(nil, r.Value, pos)
 			m := message.Message{Payload: out, Event: out, Key: r.Key, Pos: pos, Time: now}
 			if err != nil {
-				m.Payload, m.Event, m.Err = r.Value, r.Value, err
+				m.Payload, m.Event, m.Err = r.Value, r.Value, fmt.Errorf("dead-letter record %s: %w", pos, err)
 			}
 			msgs = append(msgs, m)
 		})

@@ -1,0 +1,230 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/builtins/internal/lineformat"
+	"github.com/sluicehq/sluice/builtins/kafkadev"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/delivery"
+)
+
+// replayDeadline bounds a replay that should end at once: it only turns a
+// replay that never ends into a failure (a Read polls 5 s at a time).
+const replayDeadline = 2 * time.Minute
+
+// txnProducer returns a transactional producer to topic "dlq" of c, as a
+// Kafka dead-letter sink under exactly_once writes.
+func txnProducer(t *testing.T, c *kafkadev.Cluster, id string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.TransactionalID(id), kgo.DefaultProduceTopic("dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// deadLetter is a dead-letter record of the event with the given id.
+func deadLetter(partition int32, id string) *kgo.Record {
+	return &kgo.Record{Partition: partition, Value: []byte(`{"specversion":"1.0","id":"` + id + `","source":"s","type":"t"}`),
+		Headers: []kgo.RecordHeader{{Key: delivery.HeaderStage, Value: []byte("sink")}}}
+}
+
+// inTxn produces the records in one transaction, which it then commits or
+// aborts.
+func inTxn(t *testing.T, cl *kgo.Client, end kgo.TransactionEndTry, recs ...*kgo.Record) {
+	t.Helper()
+	ctx := context.Background()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, end); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replayIDs opens a replay of topic "dlq" of c if s is nil, reads it to
+// its end and returns the ids of the events, failing if it does not end.
+func replayIDs(t *testing.T, c *kafkadev.Cluster, s *KafkaSource) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), replayDeadline)
+	defer cancel()
+	if s == nil {
+		var err error
+		if s, err = NewKafka("kafka://"+strings.Join(c.Addrs(), ",")+"/dlq", nil, 0, component.Env{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Open(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close(ctx)
+	}
+	var ids []string
+	for {
+		b, err := s.Read(ctx)
+		if errors.Is(err, io.EOF) {
+			return ids
+		}
+		if err != nil {
+			t.Fatalf("the replay did not end after the events %q: %v", ids, err)
+		}
+		for _, m := range b.Messages {
+			if m.Err != nil {
+				t.Fatalf("%v", m.Err)
+			}
+			_, after, _ := strings.Cut(string(m.Payload), `"id":"`)
+			id, _, _ := strings.Cut(after, `"`)
+			ids = append(ids, id)
+		}
+	}
+}
+
+// Under exactly_once a Kafka dead-letter queue is written in transactions:
+// the end offset noted at the start is one past a commit marker, which is
+// not a record. The replay ends once it has read the marker.
+func TestKafkaTransactionalTopicEnds(t *testing.T) {
+	c, err := kafkadev.Start(context.Background(), "127.0.0.1:0", 1, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl := txnProducer(t, c, "dlq-sink")
+	inTxn(t, cl, kgo.TryCommit, deadLetter(0, "e1"), deadLetter(0, "e2"))
+	inTxn(t, cl, kgo.TryCommit, deadLetter(0, "e3"))
+	if got := strings.Join(replayIDs(t, c, nil), ","); got != "e1,e2,e3" {
+		t.Fatalf("replayed %q, want e1,e2,e3", got)
+	}
+}
+
+// Records of an aborted transaction were never dead letters (the
+// transaction rolled back and its events were processed again): the replay
+// skips them, also when they are the last before the end.
+func TestKafkaSkipsAbortedTransactions(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ends []kgo.TransactionEndTry
+		want string
+	}{
+		{"aborted first", []kgo.TransactionEndTry{kgo.TryAbort, kgo.TryCommit}, "t1"},
+		{"aborted last", []kgo.TransactionEndTry{kgo.TryCommit, kgo.TryAbort}, "t0"},
+		{"only aborted", []kgo.TransactionEndTry{kgo.TryAbort, kgo.TryAbort}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cluster, err := kafkadev.Start(context.Background(), "127.0.0.1:0", 1, "dlq")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cluster.Close()
+			cl := txnProducer(t, cluster, "dlq-sink")
+			for i, end := range c.ends {
+				id := string(rune('0' + i))
+				inTxn(t, cl, end, deadLetter(0, "t"+id), deadLetter(0, "t"+id))
+			}
+			want := c.want
+			if want != "" {
+				want += "," + want
+			}
+			if got := strings.Join(replayIDs(t, cluster, nil), ","); got != want {
+				t.Fatalf("replayed %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// A transaction open when the replay starts is within the end it notes:
+// the replay waits for it, then emits its records if it commits and skips
+// them if it aborts.
+func TestKafkaTransactionOpenAtStart(t *testing.T) {
+	ctx := context.Background()
+	c, err := kafkadev.Start(ctx, "127.0.0.1:0", 2, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	committing, aborting := txnProducer(t, c, "dlq-sink-a"), txnProducer(t, c, "dlq-sink-b")
+	for _, p := range []struct {
+		cl  *kgo.Client
+		rec *kgo.Record
+	}{{committing, deadLetter(0, "committed")}, {aborting, deadLetter(1, "aborted")}} {
+		if err := p.cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.cl.ProduceSync(ctx, p.rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := NewKafka("kafka://"+strings.Join(c.Addrs(), ",")+"/dlq", nil, 0, component.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if err := committing.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if err := aborting.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(replayIDs(t, c, s), ","); got != "committed" {
+		t.Fatalf("replayed %q, want committed", got)
+	}
+}
+
+// An event over the replay's max_event_size is a decode error of the
+// replay, as the task's own Kafka source makes it.
+func TestKafkaEventOverLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), replayDeadline)
+	defer cancel()
+	c, err := kafkadev.Start(ctx, "127.0.0.1:0", 1, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.DefaultProduceTopic("dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	big := deadLetter(0, "big")
+	big.Value = []byte(`{"specversion":"1.0","id":"big","source":"s","type":"t","data":"` + strings.Repeat("z", 2048) + `"}`)
+	if err := cl.ProduceSync(ctx, deadLetter(0, "small"), big).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewKafka("kafka://"+strings.Join(c.Addrs(), ",")+"/dlq", nil, 0, component.Env{MaxEvent: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	var errs []error
+	for {
+		b, err := s.Read(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range b.Messages {
+			errs = append(errs, m.Err)
+		}
+	}
+	if len(errs) != 2 || errs[0] != nil || !errors.Is(errs[1], lineformat.ErrTooLarge) {
+		t.Fatalf("errors %v, want none for the small event and a too-large one for the 2 KiB event with a 1 KiB limit", errs)
+	}
+}
