@@ -77,9 +77,9 @@ type Source struct {
 	f     *os.File
 	r     *bufio.Reader
 	name  string
-	off   int64  // byte offset of the next line in the current file
-	line  int64  // number of the next line in the current file, from 1
-	long  []byte // a line longer than the read buffer, assembled (readLine)
+	off   int64                 // byte offset of the next line in the current file
+	line  int64                 // number of the next line in the current file, from 1
+	lines lineformat.LineReader // of r, cut at maxLine
 	w     lineformat.Wrapper
 
 	// maxEvent is the task's event limit (the default limit when the
@@ -94,7 +94,7 @@ func New(cfg Config, env component.Env) *Source {
 	if maxEvent <= 0 {
 		maxEvent = defaultMaxEvent
 	}
-	return &Source{cfg: cfg, env: env, maxEvent: maxEvent, maxLine: lineLimit(maxEvent),
+	return &Source{cfg: cfg, env: env, maxEvent: maxEvent, maxLine: lineLimit(maxEvent), lines: lineformat.LineReader{Limit: lineLimit(maxEvent)},
 		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay", MaxEvent: env.MaxEvent}}
 }
 
@@ -152,18 +152,15 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 				return component.Batch{}, component.TaskPermanent(fmt.Errorf("open dead-letter file: %w", err))
 			}
 			s.f, s.r, s.name, s.off, s.line = f, bufio.NewReaderSize(f, 1<<20), s.files[0], 0, 1
+			s.lines.R = s.r
 			s.files = s.files[1:]
 			if len(msgs) > 0 {
 				break // one lane per batch
 			}
 		}
-		line, n, err := s.readLine()
+		line, size, n, err := s.lines.Next()
 		pos := message.Position{Stream: s.name, Offset: s.off}
-		size := n // without its '\n' (a line ends without one only at the end of the file)
-		if err == nil {
-			size--
-		}
-		if size > int64(s.maxLine) {
+		if size > int64(len(line)) {
 			msgs = append(msgs, s.cut(line, size, pos, now))
 		} else if n > 0 {
 			if m, ok := s.decode(trimNL(line), pos, now); ok {
@@ -187,46 +184,6 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		return component.Batch{}, io.EOF
 	}
 	return component.Batch{Messages: msgs, Lane: msgs[0].Pos.Stream}, nil
-}
-
-// readLine returns the next line of the current file, with its '\n' when
-// it has one (err is nil then), and the number of bytes it spans in the
-// file. A line longer than maxLine is cut there (the rest is skipped, but
-// counted), so a runaway line, or a file without newlines, cannot exhaust
-// memory. The line is valid until the next call.
-func (s *Source) readLine() ([]byte, int64, error) {
-	line, err := s.r.ReadSlice('\n')
-	if !errors.Is(err, bufio.ErrBufferFull) {
-		return line, int64(len(line)), err
-	}
-	s.long = appendUpTo(s.long[:0], line, s.maxLine)
-	n := int64(len(line))
-	for {
-		line, err = s.r.ReadSlice('\n')
-		n += int64(len(line))
-		s.long = appendUpTo(s.long, line, s.maxLine)
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return s.long, n, err
-		}
-	}
-}
-
-// appendUpTo appends to dst as much of b as keeps it within limit bytes,
-// growing it by doubling, and to the limit once past half of it (append
-// grows large slices by a quarter, which would allocate several times the
-// limit on the way).
-func appendUpTo(dst, b []byte, limit int) []byte {
-	b = b[:max(0, min(len(b), limit-len(dst)))]
-	if need := len(dst) + len(b); need > cap(dst) {
-		size := max(need, 2*cap(dst))
-		if size > limit/2 {
-			size = limit
-		}
-		grown := make([]byte, len(dst), size)
-		copy(grown, dst)
-		dst = grown
-	}
-	return append(dst, b...)
 }
 
 // cut returns the message of a dead-letter line of size bytes (without its

@@ -37,7 +37,9 @@ func Register(r *component.Registry) {
 		Summary: "Reads one event per line from standard input until it ends.",
 		Description: "Each line becomes one event according to `format`; blank lines are skipped. Event ids are `stdin-0-<byte offset>`, " +
 			"so the same input gives the same ids. A line that a strict format rejects, or that is larger " +
-			"than max_event_size, goes to the dead-letter queue at stage `decode`. Delivery is at-least-once " +
+			"than max_event_size, goes to the dead-letter queue at stage `decode`; one longer than 4 x max_event_size is cut there, " +
+			"and its dead-letter record says so and gives the line's full size. A batch ends at `batch_size` lines, once its lines " +
+			"hold 4 MiB, or when no more input is waiting. Delivery is at-least-once " +
 			"within one run; standard input cannot be re-read, so nothing is checkpointed. SIGTERM drains and stops the task " +
 			"even while standard input stays open and idle.",
 		Example: "[source]\ntype = \"stdin\"\nformat = \"auto\"\n",
@@ -54,6 +56,7 @@ func Register(r *component.Registry) {
 // Source reads events from a reader, one per line.
 type Source struct {
 	r      *bufio.Reader
+	lines  lineformat.LineReader // of r
 	closer io.Closer
 	cfg    Config
 	w      lineformat.Wrapper
@@ -84,6 +87,9 @@ func New(r io.Reader, cfg *Config, env component.Env) *Source {
 	if c, ok := r.(io.Closer); ok && r != os.Stdin {
 		s.closer = c
 	}
+	// A line beyond 4x max_event_size (which escaping can reach) is cut
+	// there: its dead letter keeps that much.
+	s.lines = lineformat.LineReader{R: s.r, Limit: 4 * max(env.MaxEvent, 1<<20)}
 	s.w = lineformat.Wrapper{Format: lineformat.Format(cfg.Format), InvalidUTF8: lineformat.UTF8Policy(cfg.InvalidUTF8), Source: cfg.Source, Type: cfg.Type, MaxEvent: env.MaxEvent}
 	return s
 }
@@ -161,17 +167,17 @@ func (s *Source) read() (component.Batch, error) {
 		if len(msgs) > 0 && s.r.Buffered() == 0 {
 			break
 		}
-		line, n, err := s.readLine()
+		line, size, n, err := s.lines.Next()
 		if n > 0 {
 			s.line++
 		}
 		read += len(line)
-		if size := lineSize(line, n, err); size > len(line) {
+		if size > int64(len(line)) {
 			msgs = s.addCut(msgs, line, size, now)
 		} else if jsonscan.SkipSpace(line, 0) < len(line) { // blank lines are skipped
 			msgs, arena = s.add(msgs, arena, line, now)
 		}
-		s.off += int64(n)
+		s.off += n
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				s.eof = true
@@ -225,57 +231,16 @@ func (s *Source) add(msgs []message.Message, arena, line []byte, now time.Time) 
 // gigabytes.
 const maxBatchBytes = 4 << 20
 
-// lineSize is the length of the line readLine consumed n bytes for, without
-// its newline: more than len(line) when the line was cut.
-func lineSize(line []byte, n int, err error) int {
-	if err == nil && n > 0 {
-		return n - 1
-	}
-	return n
-}
-
-// addCut adds a line readLine cut (size bytes, line its first ones) as a
+// addCut adds a line the reader cut (size bytes, line its first ones) as a
 // failed event: the dead-letter queue gets what was kept and the error says
 // how much was not.
-func (s *Source) addCut(msgs []message.Message, line []byte, size int, now time.Time) []message.Message {
+func (s *Source) addCut(msgs []message.Message, line []byte, size int64, now time.Time) []message.Message {
 	err := fmt.Errorf("%w: %d bytes, the limit is %d (raise max_event_size); the record holds its first %d bytes",
 		lineformat.ErrTooLarge, size, s.w.MaxEvent, len(line))
 	s.log.Warn().Int64(logx.Line, s.line).Err(err).Msg("cannot decode line")
 	pos := message.Position{Stream: "stdin", Offset: s.off}
-	return append(msgs, message.Message{Payload: line, Event: line, Pos: pos, Time: now, Err: fmt.Errorf("stdin line %d: %w", s.line, err)})
-}
-
-// readLine returns one line without its newline and the bytes it consumed.
-// A line longer than the reader's buffer is assembled; one beyond 4x
-// max_event_size is cut there (the rest is skipped, but counted in the
-// offset) so a runaway line cannot exhaust memory.
-func (s *Source) readLine() ([]byte, int, error) {
-	line, err := s.r.ReadSlice('\n')
-	if err == nil {
-		return line[:len(line)-1], len(line), nil
-	}
-	if !errors.Is(err, bufio.ErrBufferFull) {
-		return line, len(line), err
-	}
-	limit := 4 * max(s.w.MaxEvent, 1<<20)
-	long := append([]byte(nil), line...)
-	n := len(line)
-	for {
-		line, err = s.r.ReadSlice('\n')
-		n += len(line)
-		if len(long) < limit {
-			long = append(long, line...)
-		}
-		if err == nil {
-			if k := len(long); k > 0 && long[k-1] == '\n' {
-				long = long[:k-1]
-			}
-			return long, n, nil
-		}
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return long, n, err
-		}
-	}
+	raw := append([]byte(nil), line...) // the reader reuses line's memory
+	return append(msgs, message.Message{Payload: raw, Event: raw, Pos: pos, Time: now, Err: fmt.Errorf("stdin line %d: %w", s.line, err)})
 }
 
 // DecodeLine makes the event a line at byte offset off of standard input
