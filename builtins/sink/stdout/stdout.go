@@ -38,21 +38,60 @@ func Register(r *component.Registry) {
 // Sink writes lines to a writer.
 type Sink struct {
 	mu  sync.Mutex
+	out *tracker
 	w   *bufio.Writer
 	buf []byte
 }
 
+// tracker is the writer under the buffer; it remembers whether the last
+// byte that reached it ended a line.
+type tracker struct {
+	w       io.Writer
+	midLine bool
+}
+
+func (t *tracker) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if n > 0 {
+		t.midLine = p[n-1] != '\n'
+	}
+	return n, err
+}
+
 // New returns a sink writing to w.
-func New(w io.Writer) *Sink { return &Sink{w: bufio.NewWriterSize(w, 256<<10)} }
+func New(w io.Writer) *Sink {
+	t := &tracker{w: w}
+	return &Sink{out: t, w: bufio.NewWriterSize(t, 256<<10)}
+}
+
+// fail discards what the buffer still holds after a write error. A
+// bufio.Writer keeps its first error and refuses every later write, and the
+// unflushed bytes of the failed batch would otherwise go out ahead of the
+// retried batch. What reached the output before the error cannot be taken
+// back: the retry writes those lines again (at-least-once).
+func (s *Sink) fail(err error) error {
+	s.w.Reset(s.out)
+	return fmt.Errorf("write standard output: %w", err)
+}
 
 // Open does nothing.
 func (s *Sink) Open(context.Context) error { return nil }
 
 // Write writes each payload on its own line and flushes, so a batch is
-// with the operating system when Write returns.
+// with the operating system when Write returns. A failed Write is retried
+// by the runtime: lines that reached the output before the failure are
+// written again (at-least-once), after a newline ending any line the
+// failure cut.
 func (s *Sink) Write(_ context.Context, msgs []message.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.out.midLine {
+		// An earlier failed write cut a line: end it, so the lines written
+		// now are not glued to the fragment.
+		if _, err := s.w.Write([]byte{'\n'}); err != nil {
+			return s.fail(err)
+		}
+	}
 	var bad *component.RecordErrors
 	for i := range msgs {
 		out, err := lines.Append(s.buf[:0], msgs[i].Payload)
@@ -65,11 +104,11 @@ func (s *Sink) Write(_ context.Context, msgs []message.Message) error {
 		}
 		s.buf = out
 		if _, err := s.w.Write(out); err != nil {
-			return fmt.Errorf("write standard output: %w", err)
+			return s.fail(err)
 		}
 	}
 	if err := s.w.Flush(); err != nil {
-		return fmt.Errorf("write standard output: %w", err)
+		return s.fail(err)
 	}
 	if bad != nil {
 		return bad
@@ -81,7 +120,10 @@ func (s *Sink) Write(_ context.Context, msgs []message.Message) error {
 func (s *Sink) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Flush()
+	if err := s.w.Flush(); err != nil {
+		return s.fail(err)
+	}
+	return nil
 }
 
 var _ component.Sink = (*Sink)(nil)
