@@ -163,8 +163,9 @@ func (c *Conn) Client(name, dir string, readTimeout time.Duration, idle int) (*C
 // credentials or a permission stops the task; one that refuses the data
 // (a key holding another type, a value over a limit) fails the record when
 // sink is set and stops the task otherwise (a source cannot skip its
-// stream); the others (network, loading, out of memory, read-only replica)
-// are retried.
+// stream); the others (network, and states of the server: loading, out of
+// memory, read-only replica, unable to persist to disk, busy script, cluster
+// or master down, too few replicas) are retried.
 func Classify(err error, sink bool) error {
 	if err == nil {
 		return nil
@@ -183,7 +184,13 @@ func Classify(err error, sink bool) error {
 		return component.TaskPermanent(fmt.Errorf("%w: the server refused the credentials; check the password (and user name) in url or password/username", err))
 	case "NOPERM":
 		return component.TaskPermanent(fmt.Errorf("%w: the user lacks a permission it needs; grant it with ACL SETUSER", err))
-	case "OOM", "READONLY", "LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "MOVED", "ASK", "NOREPLICAS":
+	case "OOM", "READONLY", "LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "MOVED", "ASK", "NOREPLICAS",
+		// MISCONF: writes are refused while the server cannot persist (a
+		// failed BGSAVE, a full disk, stop-writes-on-bgsave-error); a state
+		// of the server, not of the record.
+		"MISCONF",
+		// UNBLOCKED: CLIENT UNBLOCK ... ERROR ended a blocking read.
+		"UNBLOCKED":
 		return component.Retryable(err, 0)
 	case "ERR":
 		if strings.Contains(msg, "invalid password") || strings.Contains(msg, "AUTH") && strings.Contains(msg, "without any password") {

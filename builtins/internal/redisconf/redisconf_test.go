@@ -3,6 +3,10 @@ package redisconf
 import (
 	"strings"
 	"testing"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/sluicehq/sluice/runtime/component"
 )
 
 // TestParseURL covers the URL forms the connectors accept (what go-redis
@@ -34,5 +38,38 @@ func TestParseURL(t *testing.T) {
 		if _, err := ParseURL(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error with %q", in, err, want)
 		}
+	}
+}
+
+// TestClassifyServerStates: a reply saying the server cannot take writes
+// now (persisting failed, loading, out of memory, a read-only replica, ...)
+// is a state of the server: retried, for a sink and a source alike. A reply
+// refusing the data fails the sink's record and stops a source.
+func TestClassifyServerStates(t *testing.T) {
+	for _, reply := range []string{
+		"MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
+		"LOADING Redis is loading the dataset in memory",
+		"OOM command not allowed when used memory > 'maxmemory'.",
+		"READONLY You can't write against a read only replica.",
+		"BUSY Redis is busy running a script.",
+		"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+		"TRYAGAIN Multiple keys request during rehashing of slot",
+		"CLUSTERDOWN The cluster is down",
+		"NOREPLICAS Not enough good replicas to write.",
+		"UNBLOCKED client unblocked via CLIENT UNBLOCK",
+		"ERR max number of clients reached",
+	} {
+		for _, sink := range []bool{true, false} {
+			if c := component.ClassOf(Classify(redis.Error(reply), sink)); c != component.ClassRetryable {
+				t.Errorf("%q (sink %v): %s, want retryable", reply, sink, c)
+			}
+		}
+	}
+	wrong := redis.Error("WRONGTYPE Operation against a key holding the wrong kind of value")
+	if c := component.ClassOf(Classify(wrong, true)); c != component.ClassEventPermanent {
+		t.Errorf("WRONGTYPE for a sink: %s, want event_permanent", c)
+	}
+	if c := component.ClassOf(Classify(wrong, false)); c != component.ClassTaskPermanent {
+		t.Errorf("WRONGTYPE for a source: %s, want task_permanent", c)
 	}
 }
