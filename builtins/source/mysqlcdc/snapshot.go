@@ -72,11 +72,20 @@ func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``")
 func (r *reader) snapshotTable(ctx context.Context, conn *sql.Conn, ts *tableState, idx int, lastKey [][]byte, snap snapshot, sp snapPosition) (int, error) {
 	sc := ts.schema
 	cols := make([]string, len(sc.Columns))
+	exprs := make([]string, len(sc.Columns))
 	for i, c := range sc.Columns {
 		cols[i] = quoteIdent(c.Name)
+		exprs[i] = cols[i]
+		if c.DataType == "float" {
+			// The text protocol prints a FLOAT with 6 significant digits
+			// (MariaDB: 16777216 as 16777200); as a DOUBLE it prints the
+			// stored 32-bit value exactly, and appendTextValue writes it
+			// as the stream does.
+			exprs[i] += "+0e0"
+		}
 	}
 	from := " FROM " + quoteIdent(ts.name.DB) + "." + quoteIdent(ts.name.Table)
-	sel := "SELECT " + strings.Join(cols, ",") + from
+	sel := "SELECT " + strings.Join(exprs, ",") + from
 	keyed := len(sc.Key) > 0
 	order := ""
 	if keyed {

@@ -89,6 +89,31 @@ func TestTypesRoundTrip(t *testing.T) {
 	}
 }
 
+// TestFloatKeepsValue: a FLOAT read by the snapshot keeps its stored
+// 32-bit value, written as the stream writes it (the text protocol prints
+// a FLOAT with 6 significant digits: 16777216 as 16777200, 1.2345678 as
+// 1.23457). A FLOAT(M,D) prints D decimals as text; its value is the
+// stored float too.
+func TestFloatKeepsValue(t *testing.T) {
+	f := newFixture(t)
+	table := f.table("float", "id INT PRIMARY KEY, f FLOAT, fmd FLOAT(7,4)")
+	f.exec("INSERT INTO " + table + " VALUES (1, 16777216, 0.1), (2, 1.2345678, -2.5), (3, -3.4028234e38, 0)")
+	s := f.open(f.config([]string{table}, ""))
+	c := collect(t, s)
+	c.waitFor(t, "the snapshot", func(ch []change) bool { return len(ch) == 3 })
+	f.exec("INSERT INTO " + table + " VALUES (4, 16777216, 0.1), (5, 1.2345678, -2.5), (6, -3.4028234e38, 0)")
+	got := c.waitFor(t, "the inserts", func(ch []change) bool { return len(ch) == 6 })
+	want := [][2]string{{"16777216", "0.1"}, {"1.2345678", "-2.5"}, {"-3.4028235e+38", "0"}}
+	for i, ch := range got {
+		for j, col := range []string{"f", "fmd"} {
+			b, _ := json.Marshal(ch.Data.After[col])
+			if w := want[i%3][j]; !sameJSON(string(b), w) {
+				t.Errorf("row %v (op %s): %s = %s, want %s", ch.Data.After["id"], ch.Data.Op, col, b, w)
+			}
+		}
+	}
+}
+
 func sameJSON(a, b string) bool {
 	var x, y any
 	dx := json.NewDecoder(strings.NewReader(a))
