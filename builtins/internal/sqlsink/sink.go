@@ -246,6 +246,14 @@ type scratchBuf struct {
 // are reported alone as event-permanent with the reason; the rest is
 // written. A lost connection is retryable: nothing of the batch is then
 // committed.
+//
+// A batch the dialect classifies event-permanent is applied again row by
+// row, in record order and without deduplication, each row behind a
+// savepoint: the rows that fail alone are reported, the others committed.
+// This also serves errors no single row is at fault for but which the
+// rows one by one avoid (PostgreSQL's SQLSTATE 21000 when two rows carry
+// one key in two spellings that dedupe could not tell apart): in record
+// order the last write of a key wins, as after deduplication.
 func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	if len(msgs) == 0 {
 		return nil

@@ -489,6 +489,17 @@ func (d *dialect) Classify(err error) error {
 		switch {
 		case strings.HasPrefix(pe.Code, "23"), strings.HasPrefix(pe.Code, "22"):
 			return component.EventPermanent(msg)
+		case strings.HasPrefix(pe.Code, "21"):
+			// Cardinality violation. Of a batch: two of its rows have the
+			// same key spelled differently (a uuid in upper and lower
+			// case, 1 and " 1"), which dedupe, comparing text, kept both,
+			// and ON CONFLICT DO UPDATE cannot update a row twice in one
+			// statement. Event-permanent makes Write apply the batch
+			// again row by row, in record order, so the last write wins
+			// as it would have after dedupe; no row is dead-lettered for
+			// it. Of a single row: a trigger's subquery returned more
+			// than one row, which is that row's error.
+			return component.EventPermanent(msg)
 		case strings.HasPrefix(pe.Code, "42"), strings.HasPrefix(pe.Code, "28"), pe.Code == "3D000", pe.Code == "25006":
 			return component.TaskPermanent(msg)
 		}
