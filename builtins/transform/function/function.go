@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -53,7 +54,57 @@ type Transform struct {
 	password string
 	headers  http.Header
 	m        callMetrics
-	bufs     sync.Pool // *[]byte request bodies
+	bufs     sync.Pool // *reqBuf request bodies
+	recycled func()    // tests: called as a request buffer goes back to bufs
+}
+
+// reqBuf is the request body buffer of one call. The transport may still
+// read the body, and close it, after Do returned (http.RoundTripper: the
+// body is closed, possibly in another goroutine, after RoundTrip returns),
+// so the buffer goes back to the pool only when the call and every body
+// handed to the transport are done with it: the last release puts it back.
+// A body the transport never closed leaves the buffer to the garbage
+// collector, and a call never waits for the transport.
+type reqBuf struct {
+	b    []byte
+	refs atomic.Int32
+	t    *Transform
+}
+
+func (r *reqBuf) release() {
+	if r.refs.Add(-1) != 0 {
+		return
+	}
+	if r.t.recycled != nil {
+		r.t.recycled()
+	}
+	r.t.bufs.Put(r)
+}
+
+// body returns a reader of the buffer for the transport, holding the
+// buffer until it is closed.
+func (r *reqBuf) body() (io.ReadCloser, error) {
+	if r.refs.Add(1) == 1 {
+		// Already back in the pool: the request is over (GetBody is only
+		// called while Do runs, which holds a reference).
+		r.refs.Add(-1)
+		return nil, errors.New("request body used after the call ended")
+	}
+	rb := &reqBody{buf: r}
+	rb.Reset(r.b)
+	return rb, nil
+}
+
+// reqBody is a request body that releases its buffer when closed.
+type reqBody struct {
+	bytes.Reader
+	buf  *reqBuf
+	once sync.Once
+}
+
+func (b *reqBody) Close() error {
+	b.once.Do(b.buf.release)
+	return nil
 }
 
 type callMetrics struct {
@@ -138,11 +189,13 @@ func (t *Transform) Apply(ctx context.Context, in []message.Message, out *compon
 // call makes one request for in. Only the end of ctx is returned as an
 // error; every other failure is reported per event.
 func (t *Transform) call(ctx context.Context, in []message.Message, out *component.Output) error {
-	bp, _ := t.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
+	rb, _ := t.bufs.Get().(*reqBuf)
+	if rb == nil {
+		rb = &reqBuf{t: t}
 	}
-	body := (*bp)[:0]
+	rb.refs.Store(1) // the call's own reference
+	defer rb.release()
+	body := rb.b[:0]
 	body = append(body, '[')
 	for i := range in {
 		if i > 0 {
@@ -156,18 +209,18 @@ func (t *Transform) call(ctx context.Context, in []message.Message, out *compone
 		}
 	}
 	body = append(body, ']')
-	defer func() {
-		*bp = body
-		t.bufs.Put(bp)
-	}()
+	rb.b = body
 
 	cctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout.D())
 	defer cancel()
-	req, err := http.NewRequestWithContext(cctx, http.MethodPost, t.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(cctx, http.MethodPost, t.url, nil)
 	if err != nil {
 		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s: %w", t.where, err)))
 		return nil
 	}
+	req.ContentLength = int64(len(body))
+	req.Body, _ = rb.body() // cannot fail: the call holds a reference
+	req.GetBody = rb.body
 	req.Header = t.headers.Clone()
 	if t.user != "" {
 		req.SetBasicAuth(t.user, t.password)
