@@ -476,9 +476,8 @@ func (d *dialect) ApplyEach(ctx context.Context, p *sqlsink.Plan) ([]error, erro
 	return rowErrs, err
 }
 
-// Classify sorts errors by SQLSTATE class: integrity and data errors are
-// the record's (event-permanent), privilege and schema errors the task's,
-// the rest (connections, deadlocks, serialization, shutdowns) retryable.
+// Classify sorts errors by SQLSTATE (sqlstateClass; the table is in
+// docs/connectors/postgres.md).
 func (d *dialect) Classify(err error) error {
 	if err == nil {
 		return nil
@@ -486,26 +485,64 @@ func (d *dialect) Classify(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		msg := fmt.Errorf("postgres sink %s: %s (SQLSTATE %s%s)", d.where, pe.Message, pe.Code, detail(pe))
-		switch {
-		case strings.HasPrefix(pe.Code, "23"), strings.HasPrefix(pe.Code, "22"):
+		switch sqlstateClass(pe.Code) {
+		case component.ClassEventPermanent:
 			return component.EventPermanent(msg)
-		case strings.HasPrefix(pe.Code, "21"):
-			// Cardinality violation. Of a batch: two of its rows have the
-			// same key spelled differently (a uuid in upper and lower
-			// case, 1 and " 1"), which dedupe, comparing text, kept both,
-			// and ON CONFLICT DO UPDATE cannot update a row twice in one
-			// statement. Event-permanent makes Write apply the batch
-			// again row by row, in record order, so the last write wins
-			// as it would have after dedupe; no row is dead-lettered for
-			// it. Of a single row: a trigger's subquery returned more
-			// than one row, which is that row's error.
-			return component.EventPermanent(msg)
-		case strings.HasPrefix(pe.Code, "42"), strings.HasPrefix(pe.Code, "28"), pe.Code == "3D000", pe.Code == "25006":
+		case component.ClassTaskPermanent:
 			return component.TaskPermanent(msg)
 		}
 		return component.Retryable(msg, 0)
 	}
 	return component.Retryable(fmt.Errorf("postgres sink %s: %w", d.where, err), 0)
+}
+
+// sqlstateClass says what an SQLSTATE means for a batch.
+//
+// Event-permanent: the row's values make the statement fail, on every
+// try. Write then applies the batch again row by row, each behind a
+// savepoint, so the rows at fault go to the dead-letter queue alone:
+//
+//	09  triggered action exception
+//	20  case not found (a PL/pgSQL CASE in a trigger, for this row's data)
+//	21  cardinality violation: of a batch, one key in two spellings (row
+//	    by row in record order, the last write wins, nothing is
+//	    dead-lettered); of one row, a trigger's subquery returning rows
+//	22  data exception (a bad value)
+//	23  integrity constraint violation
+//	27  triggered data change violation
+//	2F  SQL routine exception (a function or trigger)
+//	38  external routine exception
+//	39  external routine invocation exception (a trigger's protocol)
+//	44  WITH CHECK OPTION violation
+//	54  program limit exceeded (an index row too large, a value nested
+//	    too deep)
+//	P0  PL/pgSQL: RAISE EXCEPTION in a trigger (P0001), no data found,
+//	    too many rows, a failed ASSERT
+//
+// Task-permanent: the table, the role or the database is wrong, for every
+// row: 42 (syntax, an unknown column, privileges), 28 (authorization),
+// 3D000 (no such database), 25006 (a read-only transaction: a standby).
+//
+// Everything else is retryable, among them the transient ones: 08
+// (connection), 40001 (serialization failure), 40P01 (deadlock), 53
+// (insufficient resources: disk full, out of memory, too many
+// connections), 55P03 (lock not available), 57 (a cancelled statement,
+// an administrator's shutdown), 58 (system errors) and XX (internal).
+func sqlstateClass(code string) component.Class {
+	if len(code) < 2 {
+		return component.ClassRetryable
+	}
+	switch code[:2] {
+	case "09", "20", "21", "22", "23", "27", "2F", "38", "39", "44", "54", "P0":
+		return component.ClassEventPermanent
+	case "42", "28":
+		return component.ClassTaskPermanent
+	}
+	switch code {
+	case "3D000", "25006":
+		return component.ClassTaskPermanent
+	}
+	return component.ClassRetryable
 }
 
 func detail(pe *pgconn.PgError) string {
