@@ -28,11 +28,23 @@ const (
 )
 
 // ColType is the conversion of one column: its kind and, for arrays, the
-// kind of the elements.
+// kind of the elements and their delimiter.
 type ColType struct {
 	kind kind
 	elem kind
-	name string // type name, for the docs and errors
+	// delim is the type's pg_type.typdelim, which separates the elements
+	// of an array of it (of an array type: of its elements); 0 is ','.
+	// Every built-in type but box uses ','; box[] reads '{(1,1),(0,0);(2,2),(1,1)}'.
+	delim byte
+	name  string // type name, for the docs and errors
+}
+
+// delimiter is the array element separator ct records.
+func (ct ColType) delimiter() byte {
+	if ct.delim == 0 {
+		return ','
+	}
+	return ct.delim
 }
 
 // Name returns the type's name.
@@ -75,7 +87,7 @@ type Converter struct {
 // AppendValue appends the JSON form of text, a value of type ct.
 func (c *Converter) AppendValue(dst []byte, ct ColType, text []byte) []byte {
 	if ct.kind == kArray {
-		out, ok := c.appendArray(dst, ct.elem, text)
+		out, ok := c.appendArray(dst, ct.elem, ct.delimiter(), text)
 		if ok {
 			return out
 		}
@@ -186,9 +198,9 @@ func digits(b []byte) bool {
 
 // appendArray converts PostgreSQL's array literal ('{1,2,NULL}',
 // '{"a b","c\"d"}', '{{1,2},{3,4}}', '[0:1]={1,2}') to a JSON array whose
-// elements are converted as elem. ok is false when text is not a
-// well-formed literal; dst is then unchanged.
-func (c *Converter) appendArray(dst []byte, elem kind, text []byte) ([]byte, bool) {
+// elements, separated by delim, are converted as elem. ok is false when
+// text is not a well-formed literal; dst is then unchanged.
+func (c *Converter) appendArray(dst []byte, elem kind, delim byte, text []byte) ([]byte, bool) {
 	start := len(dst)
 	i := 0
 	if len(text) > 0 && text[0] == '[' {
@@ -198,7 +210,7 @@ func (c *Converter) appendArray(dst []byte, elem kind, text []byte) ([]byte, boo
 		}
 		i++
 	}
-	out, end, ok := c.appendArrayAt(dst, elem, text, i, 0)
+	out, end, ok := c.appendArrayAt(dst, elem, delim, text, i, 0)
 	if !ok || end != len(text) {
 		return dst[:start], false
 	}
@@ -207,7 +219,7 @@ func (c *Converter) appendArray(dst []byte, elem kind, text []byte) ([]byte, boo
 
 // appendArrayAt converts the array starting at text[i] ('{') and returns
 // the index just past its '}'.
-func (c *Converter) appendArrayAt(dst []byte, elem kind, text []byte, i, depth int) ([]byte, int, bool) {
+func (c *Converter) appendArrayAt(dst []byte, elem kind, delim byte, text []byte, i, depth int) ([]byte, int, bool) {
 	if i >= len(text) || text[i] != '{' || depth > 6 {
 		return dst, i, false
 	}
@@ -226,7 +238,7 @@ func (c *Converter) appendArrayAt(dst []byte, elem kind, text []byte, i, depth i
 		var ok bool
 		switch text[i] {
 		case '{':
-			dst, i, ok = c.appendArrayAt(dst, elem, text, i, depth+1)
+			dst, i, ok = c.appendArrayAt(dst, elem, delim, text, i, depth+1)
 			if !ok {
 				return dst, i, false
 			}
@@ -249,7 +261,7 @@ func (c *Converter) appendArrayAt(dst []byte, elem kind, text []byte, i, depth i
 			i = j + 1
 		default:
 			j := i
-			for j < len(text) && text[j] != ',' && text[j] != '}' {
+			for j < len(text) && text[j] != delim && text[j] != '}' {
 				if text[j] == '"' || text[j] == '{' || text[j] == '\\' {
 					return dst, j, false
 				}
@@ -270,7 +282,7 @@ func (c *Converter) appendArrayAt(dst []byte, elem kind, text []byte, i, depth i
 			return dst, i, false
 		}
 		switch text[i] {
-		case ',':
+		case delim:
 			i++
 		case '}':
 			return append(dst, ']'), i + 1, true

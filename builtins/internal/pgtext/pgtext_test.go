@@ -17,6 +17,10 @@ func TestArraysAndTimestamps(t *testing.T) {
 		{builtinTypes[1009], `{"a b","c\"d\\e",null,NULLX}`, `["a b","c\"d\\e",null,"NULLX"]`},
 		{builtinTypes[1007], `{{1,2},{3,4}}`, `[[1,2],[3,4]]`},
 		{builtinTypes[1007], `{}`, `[]`},
+		// box[]: elements separated by box's typdelim, ';'.
+		{ColType{kind: kArray, elem: kString, delim: ';', name: "box[]"}, `{(1,1),(0,0);"(2,2),(1,1)";NULL}`, `["(1,1),(0,0)","(2,2),(1,1)",null]`},
+		{ColType{kind: kArray, elem: kString, delim: ';', name: "box[]"}, `{{(1,1),(0,0)};{(3,3),(2,2)}}`, `[["(1,1),(0,0)"],["(3,3),(2,2)"]]`},
+		{ColType{kind: kArray, elem: kString, delim: ';', name: "box[]"}, `{(1,1),(0,0),(2,2),(1,1)}`, `["(1,1),(0,0),(2,2),(1,1)"]`},
 		{builtinTypes[1007], `{1,2`, `"{1,2"`},
 		{builtinTypes[1001], `{"\\x00ff"}`, `["AP8="]`},
 		{builtinTypes[3807], `{"{\"a\": 1}"}`, `[{"a":1}]`},

@@ -41,7 +41,7 @@ func (tc *TypeCache) lookup(ctx context.Context, c *pgconn.PgConn, oid uint32, d
 	if depth > 8 {
 		return ColType{kind: kString}, nil
 	}
-	row, err := pgconnect.QueryRow(ctx, c, "SELECT typtype::text, typcategory::text, typelem, typbasetype, format_type(oid, NULL) FROM pg_type WHERE oid = $1",
+	row, err := pgconnect.QueryRow(ctx, c, "SELECT typtype::text, typcategory::text, typelem, typbasetype, format_type(oid, NULL), typdelim::text FROM pg_type WHERE oid = $1",
 		strconv.AppendUint(nil, uint64(oid), 10))
 	if errors.Is(err, pgconnect.ErrNoRows) {
 		return ColType{kind: kString, name: fmt.Sprintf("oid %d", oid)}, nil
@@ -50,6 +50,10 @@ func (tc *TypeCache) lookup(ctx context.Context, c *pgconn.PgConn, oid uint32, d
 		return ColType{}, err
 	}
 	typtype, category, name := string(row[0]), string(row[1]), string(row[4])
+	var delim byte
+	if len(row[5]) == 1 && row[5][0] != ',' {
+		delim = row[5][0]
+	}
 	elem, err := pgconnect.Uint32(row[2])
 	if err != nil {
 		return ColType{}, fmt.Errorf("pg_type.typelem of oid %d: %w", oid, err)
@@ -62,6 +66,9 @@ func (tc *TypeCache) lookup(ctx context.Context, c *pgconn.PgConn, oid uint32, d
 	case typtype == "d" && base != 0: // a domain converts as its base type
 		ct, err := tc.lookup(ctx, c, base, depth+1)
 		ct.name = name
+		if ct.kind != kArray {
+			ct.delim = delim
+		}
 		return ct, err
 	case category == "A" && elem != 0:
 		et, err := tc.lookup(ctx, c, elem, depth+1)
@@ -71,7 +78,8 @@ func (tc *TypeCache) lookup(ctx context.Context, c *pgconn.PgConn, oid uint32, d
 		if et.kind == kArray {
 			et.kind = kString
 		}
-		return ColType{kind: kArray, elem: et.kind, name: name}, nil
+		// Elements are separated by the element type's typdelim.
+		return ColType{kind: kArray, elem: et.kind, delim: et.delim, name: name}, nil
 	}
-	return ColType{kind: kString, name: name}, nil
+	return ColType{kind: kString, delim: delim, name: name}, nil
 }
