@@ -33,9 +33,21 @@ type pgBackend struct {
 	where string
 }
 
+// pgSessionParams make the server print values the way pgtext reads them,
+// whatever the server's, the database's or the role's defaults (as
+// postgres_cdc pins them): extra_float_digits = 1 prints floats in their
+// shortest exact form (0 would round a float8 to 15 digits).
+var pgSessionParams = map[string]string{
+	"TimeZone":           "UTC",
+	"DateStyle":          "ISO, MDY",
+	"IntervalStyle":      "postgres",
+	"bytea_output":       "hex",
+	"extra_float_digits": "1",
+}
+
 func newPG(cfg *Config, tc *tls.Config) (*pgBackend, error) {
 	cc, err := pgconnect.Config(pgconnect.Settings{DSN: cfg.DSN.Reveal(), Password: cfg.Password.Reveal(), TLS: tc,
-		Params: map[string]string{"TimeZone": "UTC", "DateStyle": "ISO, MDY", "bytea_output": "hex"}})
+		Params: pgSessionParams})
 	if err != nil {
 		return nil, err
 	}
