@@ -107,6 +107,16 @@ func (s *Source) Open(ctx context.Context) error {
 		s.store.Close()
 		return component.TaskPermanent(err)
 	}
+	if pos.Set && (s.cfg.Mode != ModeIncrementing && pos.TS == "" || s.cfg.Mode != ModeTimestamp && pos.Inc == "") {
+		// A position without the mode's columns: saved in another mode,
+		// or by an earlier version from a row whose position column was
+		// NULL (every later query then compared the column with '' and
+		// failed). Where the rows after it start is unknown: read from
+		// the start again (at-least-once).
+		s.log.Warn().Str("mode", s.cfg.Mode).Str("timestamp", pos.TS).Str("incrementing", pos.Inc).
+			Msg("the saved position lacks a position column of the mode: reading from the start again")
+		pos = position{}
+	}
 	if err := s.db.connect(ctx); err != nil {
 		s.store.Close()
 		return err
@@ -140,6 +150,22 @@ func (s *Source) query(pos position, limit bool, tsEquals string) (string, []any
 		return d.placeholder(len(args))
 	}
 	ts, inc := d.quote(s.cfg.TimestampColumn), d.quote(s.cfg.IncrementingColumn)
+	// A row whose position column is NULL is not read: it has no place in
+	// the order, and as the position it would stop every later query.
+	// (Comparisons already leave it out once a position is set.) It is
+	// read once the column is set.
+	if !pos.Set && tsEquals == "" {
+		if s.cfg.Mode != ModeIncrementing {
+			conds = append(conds, ts+" IS NOT NULL")
+		}
+		if s.cfg.Mode != ModeTimestamp {
+			conds = append(conds, inc+" IS NOT NULL")
+		}
+	} else if pos.Set && s.cfg.Mode == ModeBoth {
+		// (ts > a OR (ts = a AND inc > b)) lets a row with ts > a and a
+		// NULL inc through.
+		conds = append(conds, inc+" IS NOT NULL")
+	}
 	switch {
 	case tsEquals != "":
 		conds = append(conds, ts+" = "+arg(tsEquals))

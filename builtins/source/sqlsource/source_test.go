@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/sluicehq/sluice/builtins/internal/checkpoint"
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
@@ -193,5 +194,82 @@ func TestBadQuery(t *testing.T) {
 	_, err := src.Read(context.Background())
 	if component.ClassOf(err) != component.ClassTaskPermanent {
 		t.Fatalf("Read: %v, want task-permanent", err)
+	}
+}
+
+// TestTimestampNull: a row whose timestamp_column is NULL is not read (it
+// has no place in the order; as the position it stopped every later
+// query, which compared the column with ”), and is read once the column
+// is set. In timestamp+incrementing mode a row with a NULL id is left out
+// as well.
+func TestTimestampNull(t *testing.T) {
+	for _, mk := range []func(testing.TB) *db{pgDB, myDB} {
+		d := mk(t)
+		for _, mode := range []string{"timestamp", "timestamp+incrementing"} {
+			t.Run(d.driver+"/"+mode, func(t *testing.T) {
+				tsType := "timestamp(6)"
+				if d.driver == "mysql" {
+					tsType = "datetime(6)"
+				}
+				tbl := d.table(t, "k int PRIMARY KEY, id int NULL, at "+tsType+" NULL")
+				d.exec(t, "INSERT INTO "+tbl+" VALUES (1, 1, '2026-01-01 00:00:00'), (2, 2, NULL), (3, NULL, '2026-01-01 00:00:01')")
+				src := d.source(t, t.TempDir(), fmt.Sprintf("table = %q\nmode = %q\ntimestamp_column = \"at\"\nincrementing_column = \"id\"", tbl, mode))
+				if err := src.Open(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				defer src.Close(context.Background())
+				want := []string{"1", "3"}
+				if mode == "timestamp+incrementing" {
+					want = []string{"1"}
+				}
+				keys := func(rows []map[string]json.RawMessage) (out []string) {
+					for _, r := range rows {
+						out = append(out, string(r["k"]))
+					}
+					return out
+				}
+				if got := keys(readAll(t, src, len(want))); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("first rows: %v, want %v", got, want)
+				}
+				d.exec(t, "INSERT INTO "+tbl+" VALUES (4, 4, '2026-01-02 00:00:00')")
+				if got := keys(readAll(t, src, 1)); fmt.Sprint(got) != "[4]" {
+					t.Fatalf("the row inserted next: %v", got)
+				}
+				d.exec(t, "UPDATE "+tbl+" SET at = '2026-01-03 00:00:00' WHERE k = 2")
+				if got := keys(readAll(t, src, 1)); fmt.Sprint(got) != "[2]" {
+					t.Fatalf("the row whose timestamp was set: %v", got)
+				}
+			})
+		}
+	}
+}
+
+// TestEmptySavedPosition: a position saved without the mode's column (by
+// an earlier version, from a row whose timestamp was NULL, or in another
+// mode) would fail every query (at > ”); the source reads from the start
+// again instead.
+func TestEmptySavedPosition(t *testing.T) {
+	d := pgDB(t)
+	tbl := d.table(t, "id int PRIMARY KEY, at timestamp(6) NULL")
+	d.exec(t, "INSERT INTO "+tbl+" VALUES (1, '2026-01-01 00:00:00'), (2, '2026-01-02 00:00:00')")
+	state := t.TempDir()
+	cfg := fmt.Sprintf("table = %q\nmode = \"timestamp+incrementing\"\ntimestamp_column = \"at\"\nincrementing_column = \"id\"", tbl)
+	// What an earlier version saved after a row with a NULL timestamp.
+	src := d.source(t, state, cfg).(*Source)
+	store, err := checkpoint.Open(src.cpDir, "source.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Save(&position{Set: true, TS: "", Inc: "7"}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	if err := src.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	rows := readAll(t, src, 2)
+	if string(rows[0]["id"]) != "1" || string(rows[1]["id"]) != "2" {
+		t.Fatalf("rows: %v", rows)
 	}
 }
