@@ -58,7 +58,21 @@ func newConfig() any {
 // and name only known variables, settings agree.
 func (c *Config) Validate(p *component.Problems) {
 	amqpconf.ValidateURL(p, "url", c.URL)
-	_, _ = c.compile(p)
+	if ts, ok := c.compile(p); ok {
+		// AMQP short strings (at most 255 bytes) known without a record;
+		// a template's rendering is checked per record.
+		for _, f := range []struct {
+			key string
+			f   *sinktpl.Field
+		}{{"exchange", ts.exchange}, {"routing_key", ts.routingKey}, {"message_id", ts.messageID}} {
+			if f.f != nil && f.f.IsFixed && len(f.f.Fixed) > shortstrMax && (f.key != "routing_key" || c.RoutingKey != "") {
+				p.Addf([]string{f.key}, "is %d bytes; AMQP allows at most %d", len(f.f.Fixed), shortstrMax)
+			}
+		}
+	}
+	if len(c.ContentType) > shortstrMax {
+		p.Addf([]string{"content_type"}, "is %d bytes; AMQP allows at most %d", len(c.ContentType), shortstrMax)
+	}
 	if c.Queue != "" && c.Exchange != "" {
 		p.KeyErrorf([]string{"queue"}, "queue publishes through the default exchange: drop exchange, or drop queue and bind your queue to the exchange")
 	}
@@ -68,6 +82,9 @@ func (c *Config) Validate(p *component.Problems) {
 	for name := range c.Headers {
 		if name == "" {
 			p.KeyErrorf([]string{"headers"}, "header name must not be empty")
+		}
+		if len(name) > shortstrMax {
+			p.KeyErrorf([]string{"headers"}, "header name %.40q... is %d bytes; AMQP allows at most %d", name, len(name), shortstrMax)
 		}
 	}
 	if c.DialTimeout.D() < 100*time.Millisecond {

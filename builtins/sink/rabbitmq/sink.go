@@ -285,19 +285,29 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	start := time.Now()
 	pubs := make([]publishing, len(msgs))
 	var prep map[int]error
+	fail := func(i int, err error) {
+		if prep == nil {
+			prep = map[int]error{}
+		}
+		prep[i] = err
+		pubs[i].skip = true
+	}
 	var buf []byte
 	for i := range msgs {
 		buf = s.prepare(&pubs[i], &msgs[i], buf)
+		if err := checkShortstrs(&pubs[i]); err != nil {
+			// The client refuses it before sending (a header or message_id
+			// refused mid-message would break the connection): it can never
+			// be published.
+			fail(i, component.EventPermanent(fmt.Errorf("event %s: %w", msgs[i].Pos, err)))
+			continue
+		}
 		if pubs[i].exchange != "" && !s.tpl.exchange.IsFixed {
 			if err := s.ensureExchange(c, pubs[i].exchange); err != nil {
 				if component.ClassOf(err) != component.ClassEventPermanent {
 					return err
 				}
-				if prep == nil {
-					prep = map[int]error{}
-				}
-				prep[i] = fmt.Errorf("event %s: %w", msgs[i].Pos, err)
-				pubs[i].skip = true
+				fail(i, fmt.Errorf("event %s: %w", msgs[i].Pos, err))
 			}
 		}
 	}
@@ -350,6 +360,34 @@ type publishing struct {
 	exchange, key string
 	pub           amqp.Publishing
 	skip          bool // failed before publishing
+}
+
+// shortstrMax is the longest AMQP 0-9-1 short string: exchange and queue
+// names, routing keys, message properties such as message_id and
+// content_type, and header names.
+const shortstrMax = 255
+
+// checkShortstrs checks the short strings of p that templates or the record
+// set. The client refuses a longer one, and it can never be published.
+func checkShortstrs(p *publishing) error {
+	long := func(what string, n int, fix string) error {
+		return fmt.Errorf("%s is %d bytes; AMQP carries it as a short string of at most %d bytes: %s", what, n, shortstrMax, fix)
+	}
+	if n := len(p.exchange); n > shortstrMax {
+		return long("the exchange name", n, "fix the exchange template or the values it takes")
+	}
+	if n := len(p.key); n > shortstrMax {
+		return long("the routing key", n, "fix the routing_key template or the values it takes (or the record's key)")
+	}
+	if n := len(p.pub.MessageId); n > shortstrMax {
+		return long("the message_id", n, "fix the message_id template or the values it takes")
+	}
+	for name := range p.pub.Headers {
+		if n := len(name); n > shortstrMax {
+			return long(fmt.Sprintf("header name %.40q...", name), n, "shorten it in headers, or set forward_headers = false when the record carries it")
+		}
+	}
+	return nil
 }
 
 // prepare renders the templates of m into p; rendered text goes to buf.
