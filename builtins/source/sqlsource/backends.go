@@ -15,6 +15,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sluicehq/sluice/builtins/internal/binlog"
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
 	"github.com/sluicehq/sluice/builtins/internal/pgconnect"
 	"github.com/sluicehq/sluice/builtins/internal/pgtext"
@@ -151,12 +152,15 @@ func (b *pgBackend) classify(err error) error {
 }
 
 // myBackend reads MariaDB/MySQL through database/sql in the text
-// protocol, typed by the result's column types.
+// protocol, typed by the result's column types (and, for a table, by
+// information_schema: BIT widths, MariaDB's JSON columns).
 type myBackend struct {
 	mc    *mysql.Config
 	db    *sql.DB
 	dec   bool
 	where string
+	table string  // the table option; "" for a query
+	plan  *myPlan // how results are read, from the last one; nil before the first
 }
 
 func newMy(cfg *Config, tc *tls.Config) (*myBackend, error) {
@@ -184,7 +188,7 @@ func newMy(cfg *Config, tc *tls.Config) (*myBackend, error) {
 	if mc.Timeout == 0 {
 		mc.Timeout = 10 * time.Second
 	}
-	return &myBackend{mc: mc, dec: cfg.DecimalAsNumber, where: fmt.Sprintf("%s/%s as %s", mc.Addr, mc.DBName, mc.User)}, nil
+	return &myBackend{mc: mc, dec: cfg.DecimalAsNumber, table: cfg.Table, where: fmt.Sprintf("%s/%s as %s", mc.Addr, mc.DBName, mc.User)}, nil
 }
 
 func (b *myBackend) connect(ctx context.Context) error {
@@ -212,7 +216,43 @@ func (b *myBackend) placeholder(int) string { return "?" }
 func (b *myBackend) quote(s string) string  { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 func (b *myBackend) uri() string            { return "mysql://" + b.mc.Addr + "/" + b.mc.DBName }
 
-func (b *myBackend) fetch(ctx context.Context, q string, args []any) (*resultSet, error) {
+// myPlan is how the columns of a result are read: learned from a result's
+// column types (and a table's information_schema), kept while results
+// have the same columns.
+type myPlan struct {
+	sig   string   // the columns' names and types
+	cols  []string // the columns' names
+	kinds []string // per column, how appendMySQL types it
+	// floats are the FLOAT columns. The text protocol prints a FLOAT with
+	// 6 significant digits (MariaDB: 16777216 as 16777200), so each is
+	// selected again as a DOUBLE (col+0e0), which prints the stored value
+	// exactly, after the other columns and in this order.
+	floats []int
+}
+
+// selectList is the query's select list: sluice_q.*, then the plan's
+// FLOAT columns as DOUBLE.
+func (p *myPlan) selectList(b *myBackend) string {
+	if p == nil || len(p.floats) == 0 {
+		return "*"
+	}
+	var sb strings.Builder
+	sb.WriteString("sluice_q.*")
+	for _, i := range p.floats {
+		sb.WriteString(", sluice_q.")
+		sb.WriteString(b.quote(p.cols[i]))
+		sb.WriteString("+0e0")
+	}
+	return sb.String()
+}
+
+// myResult is a result before its plan is known.
+type myResult struct {
+	cols, types []string
+	rows        [][][]byte
+}
+
+func (b *myBackend) query(ctx context.Context, q string, args []any) (*myResult, error) {
 	rows, err := b.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -222,11 +262,10 @@ func (b *myBackend) fetch(ctx context.Context, q string, args []any) (*resultSet
 	if err != nil {
 		return nil, err
 	}
-	rs := &resultSet{cols: make([]string, len(cts))}
-	kinds := make([]string, len(cts))
+	res := &myResult{cols: make([]string, len(cts)), types: make([]string, len(cts))}
 	for i, ct := range cts {
-		rs.cols[i] = ct.Name()
-		kinds[i] = ct.DatabaseTypeName()
+		res.cols[i] = ct.Name()
+		res.types[i] = ct.DatabaseTypeName()
 	}
 	raw := make([]sql.RawBytes, len(cts))
 	ptrs := make([]any, len(cts))
@@ -243,24 +282,158 @@ func (b *myBackend) fetch(ctx context.Context, q string, args []any) (*resultSet
 				row[i] = append([]byte{}, v...)
 			}
 		}
-		rs.rows = append(rs.rows, row)
+		res.rows = append(res.rows, row)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rs.appendValue = func(dst []byte, i int, v []byte) []byte { return appendMySQL(dst, kinds[i], v, b.dec) }
-	return rs, nil
+	return res, rows.Err()
 }
 
-// appendMySQL types a MySQL text value by its column type name.
+// fetch runs q, which begins "SELECT * FROM (": the select list becomes
+// the plan's. A result whose columns differ from the plan's makes a new
+// plan, and q runs again when that selects other FLOAT columns (the first
+// time, and after the columns changed).
+func (b *myBackend) fetch(ctx context.Context, q string, args []any) (*resultSet, error) {
+	rest, ok := strings.CutPrefix(q, "SELECT * FROM ")
+	if !ok {
+		return nil, fmt.Errorf("sql source: unexpected query %q", q)
+	}
+	for attempt := 0; ; attempt++ {
+		p := b.plan
+		extra := 0
+		if p != nil {
+			extra = len(p.floats)
+		}
+		res, err := b.query(ctx, "SELECT "+p.selectList(b)+" FROM "+rest, args)
+		if err != nil {
+			if extra > 0 && attempt == 0 {
+				// A FLOAT column selected again may be gone.
+				b.plan = nil
+				continue
+			}
+			return nil, err
+		}
+		n := len(res.cols) - extra
+		if n < 0 {
+			return nil, fmt.Errorf("sql source: %d columns, fewer than the %d FLOAT columns selected again", len(res.cols), extra)
+		}
+		if sig := mySignature(res.cols[:n], res.types[:n]); p == nil || sig != p.sig {
+			np, err := b.newPlan(ctx, sig, res.cols[:n], res.types[:n])
+			if err != nil {
+				return nil, err
+			}
+			b.plan = np
+			if len(np.floats) > 0 || extra > 0 {
+				if attempt > 1 {
+					return nil, errors.New("sql source: the result's columns keep changing")
+				}
+				continue // read again with the new plan's select list
+			}
+			p = np
+		}
+		rs := &resultSet{cols: res.cols[:n], rows: res.rows}
+		for r, row := range res.rows {
+			for k, i := range p.floats {
+				row[i] = row[n+k]
+			}
+			res.rows[r] = row[:n]
+		}
+		kinds := p.kinds
+		rs.appendValue = func(dst []byte, i int, v []byte) []byte { return appendMySQL(dst, kinds[i], v, b.dec) }
+		return rs, nil
+	}
+}
+
+func mySignature(cols, types []string) string {
+	var sb strings.Builder
+	for i := range cols {
+		if i > 0 {
+			sb.WriteByte(0)
+		}
+		sb.WriteString(cols[i])
+		sb.WriteByte(1)
+		sb.WriteString(types[i])
+	}
+	return sb.String()
+}
+
+// newPlan types the columns of a result. For a table, information_schema
+// tells what the result does not: a BIT column's width (BIT(1) is a
+// boolean) and MariaDB's JSON columns (LONGTEXT with a json_valid check),
+// as mysql_cdc reads them. A query's columns are typed by the result
+// alone: every BIT a number, MariaDB's JSON a string.
+func (b *myBackend) newPlan(ctx context.Context, sig string, cols, types []string) (*myPlan, error) {
+	p := &myPlan{sig: sig, cols: append([]string(nil), cols...), kinds: append([]string(nil), types...)}
+	var sc *binlog.TableSchema
+	if b.table != "" {
+		schema, table, ok := strings.Cut(b.table, ".")
+		if !ok {
+			schema, table = b.mc.DBName, b.table
+			if schema == "" {
+				if err := b.db.QueryRowContext(ctx, "SELECT COALESCE(DATABASE(), '')").Scan(&schema); err != nil {
+					return nil, err
+				}
+			}
+		}
+		var err error
+		if sc, err = binlog.LoadSchema(ctx, b.db, schema, table); err != nil {
+			return nil, err
+		}
+	}
+	for i, t := range types {
+		if t == "FLOAT" {
+			p.floats = append(p.floats, i)
+		}
+		if sc == nil {
+			continue
+		}
+		for _, c := range sc.Columns {
+			if !strings.EqualFold(c.Name, cols[i]) {
+				continue
+			}
+			switch {
+			case t == "BIT" && c.ColumnType == "bit(1)":
+				p.kinds[i] = "BIT(1)"
+			case c.JSON && strings.HasSuffix(t, "TEXT"):
+				p.kinds[i] = "JSON"
+			}
+		}
+	}
+	return p, nil
+}
+
+// appendMySQL types a MySQL text value by its column type name (or
+// newPlan's refinement of it), as mysql_cdc types the same value.
 func appendMySQL(dst []byte, typ string, v []byte, decimalAsNumber bool) []byte {
 	switch typ {
 	case "TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "UNSIGNED TINYINT", "UNSIGNED SMALLINT", "UNSIGNED MEDIUMINT",
-		"UNSIGNED INT", "UNSIGNED BIGINT", "FLOAT", "DOUBLE", "YEAR":
+		"UNSIGNED INT", "UNSIGNED BIGINT":
 		return cdc.AppendNumberText(dst, v)
+	case "FLOAT", "DOUBLE":
+		// A FLOAT arrives as a DOUBLE (myPlan.floats): written as the
+		// float32 it is, in its shortest form.
+		bits := 64
+		if typ == "FLOAT" {
+			bits = 32
+		}
+		if f, err := strconv.ParseFloat(string(v), 64); err == nil {
+			return cdc.AppendFloat(dst, f, bits)
+		}
+		return cdc.AppendNumberText(dst, v)
+	case "YEAR":
+		if y, err := strconv.Atoi(string(v)); err == nil {
+			return strconv.AppendInt(dst, int64(y), 10)
+		}
+		return cdc.AppendString(dst, v)
 	case "DECIMAL":
 		return cdc.AppendDecimal(dst, v, decimalAsNumber)
+	case "DATE":
+		if isZeroDate(v) {
+			return cdc.AppendNull(dst)
+		}
 	case "DATETIME", "TIMESTAMP":
+		// Zero dates are not dates: null, as mysql_cdc writes them.
+		if isZeroDate(v) {
+			return cdc.AppendNull(dst)
+		}
 		// "2026-01-02 03:04:05[.ffffff]" in UTC (the session's zone).
 		if len(v) >= 19 && v[10] == ' ' {
 			dst = append(dst, '"')
@@ -269,12 +442,25 @@ func appendMySQL(dst []byte, typ string, v []byte, decimalAsNumber bool) []byte 
 			dst = append(dst, v[11:]...)
 			return append(dst, 'Z', '"')
 		}
-	case "BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BINARY", "VARBINARY", "BIT", "GEOMETRY":
+	case "BIT", "BIT(1)":
+		var x uint64
+		for _, ch := range v {
+			x = x<<8 | uint64(ch)
+		}
+		if typ == "BIT(1)" {
+			return cdc.AppendBool(dst, x != 0)
+		}
+		return cdc.AppendUint(dst, x)
+	case "BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BINARY", "VARBINARY", "GEOMETRY":
 		return cdc.AppendBytes(dst, v)
 	case "JSON":
 		return cdc.AppendJSON(dst, v)
 	}
 	return cdc.AppendString(dst, v)
+}
+
+func isZeroDate(v []byte) bool {
+	return len(v) >= 10 && string(v[:10]) == "0000-00-00"
 }
 
 var (
