@@ -75,6 +75,12 @@ type dialect struct {
 	db    *sql.DB
 	where string
 	table string // quoted, qualified
+	// maxPacket is the server's max_allowed_packet, read at Connect: no
+	// statement longer is sent. The server refuses a longer packet with
+	// error 1153 and closes the connection (or resets it while the client
+	// is still writing, when the packet is much longer, which the client
+	// sees as a lost connection, not as 1153).
+	maxPacket int
 }
 
 func (d *dialect) config() (*mysql.Config, error) {
@@ -122,6 +128,10 @@ func (d *dialect) Connect(ctx context.Context) error {
 	db.SetMaxIdleConns(d.cfg.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return d.Classify(err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&d.maxPacket); err != nil {
 		db.Close()
 		return d.Classify(err)
 	}
@@ -294,9 +304,39 @@ func isKey(key []int, c int) bool {
 	return false
 }
 
-// exec writes a group with as few statements as the limits allow.
+// packetError is a row whose statement alone is longer than the server's
+// max_allowed_packet: it is not sent.
+type packetError struct{ size, limit int }
+
+func (e *packetError) Error() string {
+	return fmt.Sprintf("the row's INSERT is %d bytes, over the server's max_allowed_packet (%d bytes): "+
+		"raise max_allowed_packet on the server (SET GLOBAL max_allowed_packet = ..., or in its configuration file; "+
+		"the sink reads it when it connects)", e.size, e.limit)
+}
+
+// exec writes a group with as few statements as the limits allow: at most
+// maxPlaceholders placeholders, about maxStmtBytes, and never longer than
+// the server's max_allowed_packet. A row too long alone is a packetError,
+// before anything of the group is sent.
 func (d *dialect) exec(ctx context.Context, tx *sql.Tx, p *sqlsink.Plan, g *sqlsink.Group) error {
 	head, row, tail := d.statement(p, g)
+	// The packet: the command byte and the statement, each ? replaced by
+	// its quoted value.
+	fixed := 1 + len(head) + len(row) - len(g.Cols) + len(tail)
+	limit := d.maxPacket
+	if limit <= 0 {
+		limit = 1 << 30 // the protocol's most
+	}
+	sizes := make([]int, len(g.Rows))
+	for i, r := range g.Rows {
+		sizes[i] = fixed
+		for _, c := range g.Cols {
+			sizes[i] += valueLen(r.Vals[c], p.Columns[c].Kind == sqlsink.KindBytes)
+		}
+		if sizes[i] > limit {
+			return &packetError{size: sizes[i] - 1, limit: limit}
+		}
+	}
 	var sb strings.Builder
 	args := make([]any, 0, len(g.Rows)*len(g.Cols))
 	size := 0
@@ -311,16 +351,20 @@ func (d *dialect) exec(ctx context.Context, tx *sql.Tx, p *sqlsink.Plan, g *sqls
 		size = 0
 		return err
 	}
-	for _, r := range g.Rows {
-		if len(args)+len(g.Cols) > maxPlaceholders || size > maxStmtBytes {
+	for i, r := range g.Rows {
+		// A row adds its values and a comma to the statement.
+		add := sizes[i] - fixed + len(row) - len(g.Cols) + 1
+		if len(args) > 0 && (len(args)+len(g.Cols) > maxPlaceholders || size > maxStmtBytes || size+add > limit) {
 			if err := flush(); err != nil {
 				return err
 			}
 		}
 		if len(args) == 0 {
 			sb.WriteString(head)
+			size = sizes[i]
 		} else {
 			sb.WriteByte(',')
+			size += add
 		}
 		sb.WriteString(row)
 		for _, c := range g.Cols {
@@ -333,11 +377,33 @@ func (d *dialect) exec(ctx context.Context, tx *sql.Tx, p *sqlsink.Plan, g *sqls
 			default:
 				args = append(args, string(v.Text))
 			}
-			size += len(v.Text) + 8
 		}
 	}
 	return flush()
 }
+
+// valueLen is the length of v in the statement once the driver has
+// interpolated it: NULL, or quoted ('...', _binary'...') with backslash
+// escapes. Under NO_BACKSLASH_ESCAPES, where only quotes are doubled, it
+// is an upper bound.
+func valueLen(v sqlsink.Value, binary bool) int {
+	if v.Null {
+		return len("NULL")
+	}
+	n := len(v.Text) + 2
+	if binary {
+		n += len("_binary")
+	}
+	for _, c := range v.Text {
+		if escaped[c] {
+			n++
+		}
+	}
+	return n
+}
+
+// escaped are the bytes the driver escapes with a backslash.
+var escaped = [256]bool{0: true, '\n': true, '\r': true, 0x1a: true, '\'': true, '"': true, '\\': true}
 
 func (d *dialect) Apply(ctx context.Context, p *sqlsink.Plan) error {
 	tx, err := d.db.BeginTx(ctx, nil)
@@ -355,30 +421,64 @@ func (d *dialect) Apply(ctx context.Context, p *sqlsink.Plan) error {
 
 func (d *dialect) ApplyEach(ctx context.Context, p *sqlsink.Plan) ([]error, error) {
 	rowErrs := make([]error, len(p.Rows))
+	for {
+		again, err := d.applyEach(ctx, p, rowErrs)
+		if !again {
+			return rowErrs, err
+		}
+		// A row's packet was too long for the server, which closed the
+		// connection and rolled back what it held: write the rows again
+		// without it on another connection (database/sql drops the
+		// closed one). Each round leaves one more row out.
+	}
+}
+
+// applyEach writes the rows that have no error yet, each behind a
+// savepoint, and records the errors of those that fail. again: a row's
+// error took the transaction with it (packetTooLong), the rows must be
+// written again.
+func (d *dialect) applyEach(ctx context.Context, p *sqlsink.Plan, rowErrs []error) (again bool, err error) {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	for i, r := range p.Rows {
+		if rowErrs[i] != nil {
+			continue
+		}
 		g := p.RowGroup(r)
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT sluice_row"); err != nil {
 			tx.Rollback()
-			return nil, err
+			return false, err
 		}
 		if err := d.exec(ctx, tx, p, &g); err != nil {
 			if component.ClassOf(d.Classify(err)) != component.ClassEventPermanent {
 				tx.Rollback()
-				return nil, err
+				return false, err
 			}
 			rowErrs[i] = err
+			if packetTooLong(err) {
+				tx.Rollback()
+				return true, nil
+			}
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT sluice_row"); err != nil {
 				tx.Rollback()
-				return nil, err
+				return false, err
 			}
 		}
 	}
-	return rowErrs, tx.Commit()
+	return false, tx.Commit()
 }
+
+// packetTooLong reports whether the server refused a packet longer than
+// its max_allowed_packet (error 1153), after which it closes the
+// connection.
+func packetTooLong(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == erNetPacketTooLarge
+}
+
+const erNetPacketTooLarge = 1153
 
 // Error numbers by what they mean for the record.
 var (
@@ -403,6 +503,11 @@ func (d *dialect) Classify(err error) error {
 	if errors.As(err, &me) {
 		msg := fmt.Errorf("mysql sink %s: %s (error %d)", d.where, me.Message, me.Number)
 		switch {
+		case me.Number == erNetPacketTooLarge:
+			// The row is too long for the server (the sink's own check,
+			// packetError, missed it: max_allowed_packet was lowered
+			// after the sink connected). Alone, it is the record's.
+			return component.EventPermanent(fmt.Errorf("%w: raise max_allowed_packet on the server", msg))
 		case eventErrors[me.Number]:
 			return component.EventPermanent(msg)
 		case me.Number == 1045 || me.Number == 1698:
@@ -411,6 +516,16 @@ func (d *dialect) Classify(err error) error {
 			return component.TaskPermanent(msg)
 		}
 		return component.Retryable(msg, 0)
+	}
+	var pe *packetError
+	if errors.As(err, &pe) {
+		return component.EventPermanent(fmt.Errorf("mysql sink %s: %w", d.where, err))
+	}
+	if errors.Is(err, mysql.ErrPktTooLarge) {
+		// The driver's own limit (the DSN's maxAllowedPacket, 64 MiB by
+		// default) refused the packet before sending it.
+		return component.EventPermanent(fmt.Errorf("mysql sink %s: the row's INSERT is longer than the driver's maxAllowedPacket: "+
+			"raise maxAllowedPacket in dsn (or set it to 0 to take the server's max_allowed_packet): %w", d.where, err))
 	}
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {
 		return component.Retryable(fmt.Errorf("mysql sink %s: connection lost: %w", d.where, err), 0)
