@@ -1,10 +1,13 @@
 package rabbitmq
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sluicehq/sluice/builtins/internal/amqptest"
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
@@ -86,6 +89,89 @@ variables = { route = "$.route", id = "$.id" }
 				t.Fatalf("delivered %q, want records 0 and 2 once", got)
 			}
 		})
+	}
+}
+
+// TestOversizeBodyFailsAlone: a body over the broker's max_message_size
+// (128 MiB by default on RabbitMQ 3.10; the broker closes the channel with
+// 406 PRECONDITION_FAILED) fails alone, event-permanent, with the limit
+// the broker gave; the others are delivered. Once the limit is known, such
+// a body is refused before it is sent.
+func TestOversizeBodyFailsAlone(t *testing.T) {
+	b := amqptest.Connect(t)
+	ex := testkit.Unique(t, "ex")
+	q := b.Queue(t, "out")
+	b.DeleteExchangeAtEnd(t, ex)
+	s := newSink(t, fmt.Sprintf(`url = %q
+exchange = %q
+routing_key = "ok.1"
+`, b.URL, ex))
+	openSink(t, s)
+	if err := b.Ch.QueueBind(q, "ok.#", ex, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
+	defer cancel()
+	msgs := msgsOf(`{}`, `{}`, `{}`)
+	msgs[1].Payload = bytes.Repeat([]byte{'x'}, 129<<20)
+	onlyFailed(t, s.Write(ctx, msgs), 1, "over the broker's max_message_size (134217728 bytes)")
+	// Record 0 may arrive twice: published before the refused body, it may
+	// have been routed and not confirmed when the channel closed.
+	got := bodies(t, b, q)
+	seen := map[string]int{}
+	for _, g := range got {
+		seen[g]++
+	}
+	if seen[`{"n":0}`] == 0 || seen[`{"n":2}`] != 1 || len(seen) != 2 {
+		t.Fatalf("delivered %d messages (%v), want records 0 and 2", len(got), seen)
+	}
+
+	// The limit is known now: the body is refused without closing a channel.
+	msgs = msgsOf(`{}`, `{}`)
+	msgs[0].Payload = bytes.Repeat([]byte{'x'}, 129<<20)
+	onlyFailed(t, s.Write(ctx, msgs), 0, "over the broker's max_message_size")
+	if got := bodies(t, b, q); len(got) != 1 || got[0] != `{"n":1}` {
+		t.Fatalf("delivered %q, want record 1 once", got)
+	}
+}
+
+// TestChannelCloseReasonReported: a channel the broker closes for another
+// reason (here its exchange was deleted) fails the batch as retryable,
+// with the broker's reason.
+func TestChannelCloseReasonReported(t *testing.T) {
+	b := amqptest.Connect(t)
+	ex := testkit.Unique(t, "ex")
+	b.DeleteExchangeAtEnd(t, ex)
+	s := newSink(t, fmt.Sprintf(`url = %q
+exchange = %q
+routing_key = "r"
+mandatory = false
+`, b.URL, ex))
+	openSink(t, s)
+	if err := b.Ch.ExchangeDelete(ex, false, false); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Write(context.Background(), msgsOf(`{}`, `{}`))
+	if component.ClassOf(err) != component.ClassRetryable || !strings.Contains(err.Error(), "NOT_FOUND - no exchange") {
+		t.Fatalf("Write: (%s) %v, want retryable with the broker's reason", component.ClassOf(err), err)
+	}
+}
+
+// TestMaxSizeRefused reads the broker's reasons for a body over its limit,
+// and only those.
+func TestMaxSizeRefused(t *testing.T) {
+	for reason, want := range map[string]int64{
+		"PRECONDITION_FAILED - message size 135266304 is larger than configured max size 134217728": 134217728,
+		"PRECONDITION_FAILED - message size 600000000 is larger than max size 536870912":            536870912,
+		"PRECONDITION_FAILED - inequivalent arg 'durable' for exchange 'x'":                         0,
+	} {
+		limit, ok := maxSizeRefused(fmt.Errorf("publish: %w", &amqp.Error{Code: 406, Reason: reason}))
+		if limit != want || ok != (want > 0) {
+			t.Errorf("%q: %d %v, want %d", reason, limit, ok, want)
+		}
+	}
+	if _, ok := maxSizeRefused(&amqp.Error{Code: 404, Reason: "message size 2 is larger than max size 1"}); ok {
+		t.Error("a 404 read as a size refusal")
 	}
 }
 

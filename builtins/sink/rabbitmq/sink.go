@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -62,6 +65,10 @@ type connection struct {
 	conn *amqp.Connection
 	dead chan struct{}
 	idle []*pubChannel // guarded by Sink.mu
+	// maxBody is the broker's max_message_size once a refusal told it (0:
+	// not known yet). AMQP 0-9-1 does not announce it; it is learned per
+	// connection, so a broker restarted with another limit is learned again.
+	maxBody atomic.Int64
 }
 
 func (c *connection) isDead() bool {
@@ -311,26 +318,68 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			}
 		}
 	}
-	pc, err := s.channel(c)
-	if err != nil {
-		return err
-	}
-	res, err := pc.publish(ctx, s.cfg, pubs, s.cfg.ConfirmTimeout.D())
-	if err != nil {
+	res := make([]result, len(pubs))
+	var pending error // the failure of the records left unconfirmed after a retried round
+	for round := 0; ; round++ {
+		// Bodies over the broker's limit, once known, are not sent: the
+		// broker would close the channel on each.
+		if limit := c.maxBody.Load(); limit > 0 {
+			for i := range pubs {
+				if n := len(pubs[i].pub.Body); !pubs[i].skip && !pubs[i].done && int64(n) > limit {
+					fail(i, component.EventPermanent(fmt.Errorf("event %s: the body is %d bytes, over the broker's max_message_size (%d bytes): the broker refuses it (406 PRECONDITION_FAILED); shrink the record or raise max_message_size in rabbitmq.conf", msgs[i].Pos, n, limit)))
+				}
+			}
+		}
+		pc, err := s.channel(c)
+		if err != nil {
+			if round > 0 {
+				pending = err
+				break
+			}
+			return err
+		}
+		rr, err := pc.publish(ctx, s.cfg, pubs, s.cfg.ConfirmTimeout.D())
+		for i := range rr {
+			if rr[i].confirmed {
+				res[i], pubs[i].done = rr[i], true
+			}
+		}
+		if err == nil {
+			s.release(c, pc)
+			break
+		}
 		// The channel's state is unknown (confirms outstanding, or it
 		// closed): it is not reused.
 		go func() { _ = pc.ch.Close() }()
+		if limit, ok := maxSizeRefused(err); ok && round == 0 {
+			// A body over max_message_size closed the channel. The broker
+			// said its limit: the bodies over it fail alone, the records
+			// it did not confirm are published again on a new channel (one
+			// it routed before the close may then arrive twice).
+			c.maxBody.Store(limit)
+			continue
+		}
 		if c.isDead() || errors.Is(err, amqp.ErrClosed) {
-			return component.Retryable(fmt.Errorf("publish to %s: connection lost: %w", s.where, err), 0)
+			err = component.Retryable(fmt.Errorf("publish to %s: connection lost: %w", s.where, err), 0)
+		}
+		if round > 0 {
+			// Records confirmed in the first round are delivered: only
+			// the others are retried.
+			pending = err
+			break
 		}
 		return err
 	}
-	s.release(c, pc)
 	s.m.latency.Observe(time.Since(start).Seconds())
 	re := &component.RecordErrors{Errs: prep}
 	for i := range res {
 		switch {
 		case pubs[i].skip:
+		case !pubs[i].done:
+			if re.Errs == nil {
+				re.Errs = map[int]error{}
+			}
+			re.Errs[i] = fmt.Errorf("event %s: %w", msgs[i].Pos, pending)
 		case res[i].returned != nil:
 			if re.Errs == nil {
 				re.Errs = map[int]error{}
@@ -360,6 +409,7 @@ type publishing struct {
 	exchange, key string
 	pub           amqp.Publishing
 	skip          bool // failed before publishing
+	done          bool // confirmed by the broker
 }
 
 // shortstrMax is the longest AMQP 0-9-1 short string: exchange and queue
@@ -388,6 +438,29 @@ func checkShortstrs(p *publishing) error {
 		}
 	}
 	return nil
+}
+
+// refusedSize reads the broker's reason for refusing a body over its
+// max_message_size (RabbitMQ: "PRECONDITION_FAILED - message size 135266304
+// is larger than configured max size 134217728").
+var refusedSize = regexp.MustCompile(`message size (\d+) is larger than (?:configured )?max size (\d+)`)
+
+// maxSizeRefused reports a channel closed by the broker because a body was
+// over its max_message_size, and that limit.
+func maxSizeRefused(err error) (int64, bool) {
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+		return 0, false
+	}
+	m := refusedSize.FindStringSubmatch(ae.Reason)
+	if m == nil {
+		return 0, false
+	}
+	limit, err := strconv.ParseInt(m[2], 10, 64)
+	if err != nil || limit <= 0 {
+		return 0, false
+	}
+	return limit, true
 }
 
 // prepare renders the templates of m into p; rendered text goes to buf.
@@ -484,8 +557,9 @@ type pubChannel struct {
 	returns  chan amqp.Return
 	dead     chan struct{}
 
-	mu    sync.Mutex
-	batch *confirmBatch
+	mu       sync.Mutex
+	batch    *confirmBatch
+	closeErr *amqp.Error // why the broker closed the channel; set before dead is closed
 }
 
 // confirmBatch is the state of one Write's publishes.
@@ -534,37 +608,70 @@ func (pc *pubChannel) isDead() bool {
 }
 
 func (pc *pubChannel) run(closed chan *amqp.Error) {
-	for {
-		select {
-		case r, ok := <-pc.returns:
-			if ok {
+	returns := pc.returns
+	// takeReturns takes every waiting return: a return precedes its
+	// confirm on the wire and was handed over first.
+	takeReturns := func() {
+		for returns != nil {
+			select {
+			case r, ok := <-returns:
+				if !ok {
+					returns = nil
+					continue
+				}
 				pc.onReturn(r)
-			}
-		case c, ok := <-pc.confirms:
-			if !ok {
-				close(pc.dead)
+			default:
 				return
 			}
-			// A return precedes its confirm on the wire and was handed
-			// over first: take every waiting return before this confirm.
-			for drained := false; !drained; {
-				select {
-				case r, ok := <-pc.returns:
-					if ok {
-						pc.onReturn(r)
-					} else {
-						drained = true
-					}
-				default:
-					drained = true
-				}
+		}
+	}
+	for {
+		select {
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
 			}
+			pc.onReturn(r)
+		case c, ok := <-pc.confirms:
+			if !ok {
+				// The client closes the close notification (after sending
+				// the broker's reason, if any) before the confirms.
+				pc.stop(<-closed)
+				return
+			}
+			takeReturns()
 			pc.onConfirm(c)
-		case <-closed:
-			close(pc.dead)
+		case e := <-closed:
+			// The confirms that came before the close are still to be
+			// taken; the client closes the channel of confirms next.
+			for c := range pc.confirms {
+				takeReturns()
+				pc.onConfirm(c)
+			}
+			pc.stop(e)
 			return
 		}
 	}
+}
+
+func (pc *pubChannel) stop(e *amqp.Error) {
+	pc.mu.Lock()
+	pc.closeErr = e
+	pc.mu.Unlock()
+	close(pc.dead)
+}
+
+// closedError says that the channel closed before the broker confirmed n
+// messages, with the broker's reason when it gave one.
+func (pc *pubChannel) closedError(n int) error {
+	pc.mu.Lock()
+	e := pc.closeErr
+	pc.mu.Unlock()
+	if e == nil {
+		return component.Retryable(fmt.Errorf("channel closed before the broker confirmed %d messages", n), 0)
+	}
+	return component.Retryable(fmt.Errorf("the broker closed the channel before it confirmed %d messages: %w", n, e), 0)
 }
 
 func (pc *pubChannel) onReturn(r amqp.Return) {
@@ -592,13 +699,14 @@ func (pc *pubChannel) onConfirm(c amqp.Confirmation) {
 	}
 }
 
-// publish publishes pubs (skipping those marked) and waits for their
+// publish publishes pubs (but those skipped or done) and waits for their
 // confirms. It returns one result per publishing; an error means the
-// channel can no longer be trusted.
+// channel can no longer be trusted, and the results then hold what the
+// broker confirmed before the channel closed.
 func (pc *pubChannel) publish(ctx context.Context, cfg *Config, pubs []publishing, timeout time.Duration) ([]result, error) {
 	n := 0
 	for i := range pubs {
-		if !pubs[i].skip {
+		if !pubs[i].skip && !pubs[i].done {
 			n++
 		}
 	}
@@ -617,10 +725,19 @@ func (pc *pubChannel) publish(ctx context.Context, cfg *Config, pubs []publishin
 	}()
 	for i := range pubs {
 		p := &pubs[i]
-		if p.skip {
+		if p.skip || p.done {
 			continue
 		}
 		if err := pc.ch.PublishWithContext(ctx, p.exchange, p.key, cfg.Mandatory, false, p.pub); err != nil {
+			if errors.Is(err, amqp.ErrClosed) {
+				// The broker may have closed the channel (a body over its
+				// max_message_size): wait for its reason.
+				select {
+				case <-pc.dead:
+					return pc.results(b, pubs), pc.closedError(n)
+				case <-ctx.Done():
+				}
+			}
 			return nil, amqpconf.Classify(fmt.Errorf("publish to exchange %q: %w", p.exchange, err))
 		}
 	}
@@ -629,24 +746,30 @@ func (pc *pubChannel) publish(ctx context.Context, cfg *Config, pubs []publishin
 	select {
 	case <-b.done:
 	case <-pc.dead:
-		return nil, component.Retryable(fmt.Errorf("channel closed before the broker confirmed %d messages", n), 0)
+		return pc.results(b, pubs), pc.closedError(n)
 	case <-ctx.Done():
 		return nil, component.Retryable(fmt.Errorf("waiting for publisher confirms: %w", ctx.Err()), 0)
 	case <-timer.C:
 		return nil, component.Retryable(fmt.Errorf("the broker did not confirm %d messages within confirm_timeout (%s)", n, timeout), 0)
 	}
+	return pc.results(b, pubs), nil
+}
+
+// results maps the confirms and returns of b to pubs.
+func (pc *pubChannel) results(b *confirmBatch, pubs []publishing) []result {
+	results := make([]result, len(pubs))
 	pc.mu.Lock()
 	rets := b.rets
-	pc.mu.Unlock()
 	j := 0
 	for i := range pubs {
-		if pubs[i].skip {
+		if pubs[i].skip || pubs[i].done {
 			continue
 		}
 		results[i].confirmed = b.results[j].confirmed
 		results[i].acked = b.results[j].acked
 		j++
 	}
+	pc.mu.Unlock()
 	// Returns come in publish order: match each to the next published
 	// message it is a copy of.
 	next := 0
@@ -654,7 +777,7 @@ func (pc *pubChannel) publish(ctx context.Context, cfg *Config, pubs []publishin
 		r := &rets[k]
 		for i := next; i < len(pubs); i++ {
 			p := &pubs[i]
-			if p.skip || results[i].returned != nil {
+			if p.skip || p.done || results[i].returned != nil {
 				continue
 			}
 			if p.exchange == r.Exchange && p.key == r.RoutingKey && bytes.Equal(p.pub.Body, r.Body) {
@@ -664,5 +787,5 @@ func (pc *pubChannel) publish(ctx context.Context, cfg *Config, pubs []publishin
 			}
 		}
 	}
-	return results, nil
+	return results
 }
