@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -200,7 +202,13 @@ func (p *Processor) apply(ctx context.Context, k int, tr component.Transform, in
 		fates[f.Ref] = Fate{Stage: p.stages[k], Err: f.Err, Attempts: 1}
 	}
 	if len(again) > 0 {
-		return p.retry(ctx, k, tr, in, again, o, fates)
+		if err := p.retry(ctx, k, tr, in, again, o, fates); err != nil {
+			return err
+		}
+		// The retried events' outputs were appended after the others':
+		// put them back in input order, which is the lane's (docs/delivery.md:
+		// order is kept per source partition).
+		slices.SortStableFunc(o.Messages[start:], func(a, b message.Message) int { return cmp.Compare(a.Ref, b.Ref) })
 	}
 	return nil
 }

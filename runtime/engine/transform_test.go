@@ -77,6 +77,26 @@ func TestTransformFailuresRetriesAndFanOut(t *testing.T) {
 	checkCounts(t, s)
 }
 
+// TestTransformRetryKeepsLaneOrder: an event a transform retries keeps its
+// place among the events of its lane (one stdin batch): its output reaches
+// the sink before the outputs of the events after it.
+func TestTransformRetryKeepsLaneOrder(t *testing.T) {
+	in := `{"k":"retry","n":1}` + "\n" + `{"k":"split","n":2}` + "\n" + `{"k":"plain","n":3}` + "\n"
+	src := stdin.New(io.NopCloser(strings.NewReader(in)), &stdin.Config{Format: "json", BatchSize: 10, Source: "s", Type: "t"}, component.Env{})
+	sink := &memSink{}
+	cfg := task(src, sink, func(c *config.Task) {
+		c.Transforms = []config.Component{{Type: "flaky", Instance: &flaky{}}}
+		c.Retry = config.Retry{Policy: "custom", Attempts: 5, Initial: time.Millisecond, Max: time.Millisecond}
+	})
+	if err := engine.New(cfg, opts(t)).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := sink.payloads()
+	if len(got) != 4 || !strings.Contains(got[0], `"n":1`) || got[1] != `"one"` || got[2] != `"two"` || !strings.Contains(got[3], `"n":3`) {
+		t.Fatalf("delivered %q, want the retried event first, then the split one's two outputs in order, then the last", got)
+	}
+}
+
 func TestTaskPermanentSinkErrorFailsTheTask(t *testing.T) {
 	dir := t.TempDir()
 	h := newHook(t)
