@@ -202,7 +202,7 @@ ARM32_GOTEST = GOARCH=arm GOARM=7 CGO_ENABLED=0 SLUICE_TEST_EXEC=$(QEMU_arm) SLU
 test-arm32-ci:
 	@command -v $(QEMU_arm) >/dev/null || { echo "make test-arm32-ci: $(QEMU_arm) not found: install qemu-user (apt-get install qemu-user)"; exit 1; }
 	$(ARM32_GOTEST) -short $(ARM32_CI_PKGS)
-	$(ARM32_GOTEST) -run 'Past2To31|TestLoadChecksTheABI' ./runtime/wasmhost
+	$(ARM32_GOTEST) -run 'Past2To31|TestLoadChecksTheABI' ./runtime/wasmhost ./builtins/source/kafka
 
 test-short:
 	$(GO) test -short ./...

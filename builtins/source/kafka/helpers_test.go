@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -239,4 +240,21 @@ func consume(ctx context.Context, s *Source, col *collector, delay time.Duration
 func metricValue(t testing.TB, c interface{ Value() float64 }) float64 {
 	t.Helper()
 	return c.Value()
+}
+
+// TestDuplicatesWindowPast2To31: the largest max_in_flight and
+// max_poll_records give a window of 8.2 billion records, past what a 32-bit
+// int holds: it must stay a bound (math.MaxInt there), not wrap to a
+// negative number that means no bound. Run on armv7 by make test-arm32-ci.
+func TestDuplicatesWindowPast2To31(t *testing.T) {
+	cfg := decode(t, map[string]any{"brokers": []any{"127.0.0.1:9"}, "topics": []any{"t"}, "max_poll_records": int64(1_000_000)})
+	env := testEnv(t)
+	env.MaxInFlight = 4096
+	c, err := build(cfg, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int(min(int64(2)*4096*1_000_000, math.MaxInt)); c.(*Source).window != want {
+		t.Fatalf("window = %d, want %d (2 x max_in_flight x max_poll_records, at most math.MaxInt)", c.(*Source).window, want)
+	}
 }

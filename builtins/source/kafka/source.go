@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -150,7 +151,10 @@ func build(c any, env component.Env) (any, error) {
 			s.txnID = defaultTxnID(s.group, cfg.InstanceID)
 		}
 	} else if env.MaxInFlight > 0 {
-		s.window = 2 * env.MaxInFlight * cfg.MaxPollRecords
+		// In 64 bits: on a 32-bit platform the product of the two
+		// bounds (4096 x 1,000,000) wrapped negative, which reads as no
+		// window at all.
+		s.window = int(min(2*int64(env.MaxInFlight)*int64(cfg.MaxPollRecords), math.MaxInt))
 	}
 	s.m = newMetrics(env)
 	return s, nil
