@@ -39,7 +39,7 @@ func Register(r *component.Registry) {
 		Summary: "Write rows to a MariaDB or MySQL table: insert, upsert (ON DUPLICATE KEY UPDATE) or apply change events",
 		Description: "Maps each record to a row through JSONPaths (or a change event's after image in mode cdc) and writes " +
 			"each batch in one transaction with multi-row statements. A row the database rejects (a duplicate key in insert " +
-			"mode, a constraint, a bad value) goes to the dead-letter queue alone, with the database's message; a lost " +
+			"mode, a constraint, a bad value, a row longer than max_allowed_packet) goes to the dead-letter queue alone, with the database's message; a lost " +
 			"connection is retried. See docs/connectors/mysql.md.",
 		Example: `[sink]
 type = "mysql"

@@ -34,7 +34,7 @@ func Register(r *component.Registry) {
 		Summary: "Write rows to a PostgreSQL table: insert, upsert (ON CONFLICT) or apply change events",
 		Description: "Maps each record to a row through JSONPaths (or a change event's after image in mode cdc) and writes " +
 			"each batch in one transaction, with one multi-row statement per kind of row. A row the database rejects " +
-			"(a constraint violation, a bad value) goes to the dead-letter queue alone, with the database's message; " +
+			"(a constraint violation, a bad value, a trigger's exception, an index row too large) goes to the dead-letter queue alone, with the database's message; " +
 			"a lost connection is retried. See docs/connectors/postgres.md.",
 		Example: `[sink]
 type = "postgres"
