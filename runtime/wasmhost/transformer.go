@@ -389,7 +389,7 @@ func (t *Transformer) call(ctx context.Context, msgs []message.Message, size int
 		return cursor, err
 	}
 	mem, _ := inst.mem.Read(0, inst.mem.Size())
-	if err := abi.Decode(mem, res, msgs, out, abi.Limits{MaxOutput: t.cfg.MaxOutput, MaxOutputs: t.cfg.MaxOutputs}); err != nil {
+	if err := abi.Decode(mem, res, msgs, out, abi.Limits{MaxOutput: t.cfg.MaxOutput, MaxOutputs: t.cfg.MaxOutputs, Module: t.mod.Name}); err != nil {
 		switch {
 		case errors.Is(err, abi.ErrOutputTooLarge):
 			t.fail("output")

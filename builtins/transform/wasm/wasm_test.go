@@ -226,3 +226,45 @@ func TestRejectionPath(t *testing.T) {
 		}
 	}
 }
+
+// docs/abi.md 4.2: the dead-letter reason of a FAIL or RETRY outcome reads
+// "wasm module NAME: module failed the record (code C): MESSAGE", NAME
+// the module file's name without its folder, like a trap's.
+func TestFailOutcomeReasonNamesTheModule(t *testing.T) {
+	dir := t.TempDir()
+	hostile, _ := wasmtest.GoGuest(t, "hostile")
+	if err := os.Mkdir(filepath.Join(dir, "plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeModule(t, dir, "plugins/hostile.wasm", hostile)
+	cfg, p := decode(t, `module = "plugins/hostile.wasm"`)
+	if p.Len() > 0 {
+		t.Fatal(problems(p))
+	}
+	e := env(t, dir, "")
+	inst, err := build(cfg, e)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, problems(e.Problems))
+	}
+	tr := inst.(*Transform)
+	ctx := context.Background()
+	defer tr.Close(ctx)
+	var out component.Output
+	in := []message.Message{{Payload: []byte(`{"do":"fail"}`), Ref: 0}, {Payload: []byte(`{"do":"retry"}`), Ref: 1}, {Payload: []byte(`{"do":"exit"}`), Ref: 2}}
+	if err := tr.Apply(ctx, in, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]string{
+		0: "wasm module hostile.wasm: module failed the record (code 42): told to fail",
+		1: "wasm module hostile.wasm: module asked to retry the record (code 1): told to retry",
+		2: "wasm module hostile.wasm: wasm trap: module exited with code 7",
+	}
+	if len(out.Failures) != len(want) {
+		t.Fatalf("failures %+v", out.Failures)
+	}
+	for _, f := range out.Failures {
+		if f.Err.Error() != want[f.Ref] {
+			t.Errorf("record %d: reason %q, want %q", f.Ref, f.Err, want[f.Ref])
+		}
+	}
+}

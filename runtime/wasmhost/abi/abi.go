@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/sluicehq/sluice/runtime/component"
@@ -211,9 +213,12 @@ var ErrTooManyOutputs = errors.New("outputs exceed max_outputs")
 // RecordError is the failure a guest reported for one record: a retry or a
 // fail outcome, with the guest's code and message.
 type RecordError struct {
-	Retry bool
-	Code  uint32
-	Msg   string
+	// Module is the module file's name; when set, the reason starts with
+	// "wasm module NAME: " as trap, timeout and ABI reasons do.
+	Module string
+	Retry  bool
+	Code   uint32
+	Msg    string // valid UTF-8, at most MaxMessage bytes
 }
 
 func (e *RecordError) Error() string {
@@ -221,10 +226,49 @@ func (e *RecordError) Error() string {
 	if e.Retry {
 		verb = "asked to retry"
 	}
-	if e.Msg == "" {
-		return fmt.Sprintf("module %s the record (code %d)", verb, e.Code)
+	prefix := ""
+	if e.Module != "" {
+		prefix = "wasm module " + e.Module + ": "
 	}
-	return fmt.Sprintf("module %s the record (code %d): %s", verb, e.Code, e.Msg)
+	if e.Msg == "" {
+		return fmt.Sprintf("%smodule %s the record (code %d)", prefix, verb, e.Code)
+	}
+	return fmt.Sprintf("%smodule %s the record (code %d): %s", prefix, verb, e.Code, e.Msg)
+}
+
+// MaxMessage is the most bytes of a RETRY or FAIL message kept.
+const MaxMessage = 4096
+
+// reasonText turns the guest's RETRY or FAIL message into the reason's text:
+// cut to MaxMessage bytes without splitting a character, and valid UTF-8
+// (each run of bytes that is not becomes U+FFFD), since the reason ends up
+// in dead-letter records and logs, which are UTF-8.
+func reasonText(b []byte) string {
+	if len(b) > MaxMessage {
+		b = cutRunes(b[:MaxMessage])
+	}
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	if len(s) > MaxMessage { // each replacement may be longer than what it replaced
+		s = string(cutRunes([]byte(s[:MaxMessage])))
+	}
+	return s
+}
+
+// cutRunes drops the incomplete character that cutting may have left at
+// the end of b (its first bytes, valid so far); other invalid bytes stay.
+func cutRunes(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if r, _ := utf8.DecodeRune(b[i:]); r == utf8.RuneError && !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
 }
 
 // Limits bound what Decode accepts.
@@ -235,6 +279,9 @@ type Limits struct {
 	// MaxOutputs caps the outputs of one call, empty ones included; 0
 	// means no cap.
 	MaxOutputs int
+	// Module names the module in the reasons of RETRY and FAIL outcomes
+	// (RecordError.Module).
+	Module string
 }
 
 // Decode reads the result the guest returned (packed as address<<32 |
@@ -328,10 +375,7 @@ func decode(mem []byte, packed uint64, in []message.Message, out *component.Outp
 			if !ok {
 				return &ResultError{fmt.Sprintf("record %d: error message outside memory", i)}
 			}
-			if len(msg) > 4096 {
-				msg = msg[:4096]
-			}
-			rerr := &RecordError{Retry: kind == OutcomeRetry, Code: a, Msg: string(msg)}
+			rerr := &RecordError{Module: lim.Module, Retry: kind == OutcomeRetry, Code: a, Msg: reasonText(msg)}
 			if rerr.Retry {
 				out.Fail(src, component.Retryable(rerr, 0))
 			} else {

@@ -143,3 +143,52 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A FAIL or RETRY message is kept up to MaxMessage bytes, cut without
+// splitting a character, and made valid UTF-8: the reason ends up in
+// dead-letter records, which are UTF-8. The reason names the module.
+func TestDecodeFailMessage(t *testing.T) {
+	euro := "\u20ac" // 3 bytes
+	cases := []struct{ name, msg, want string }{
+		{"fits", "oops", "oops"},
+		{"cut inside a character", strings.Repeat("a", MaxMessage-1) + euro, strings.Repeat("a", MaxMessage-1)},
+		{"cut after a character", strings.Repeat("a", MaxMessage-3) + euro + "b", strings.Repeat("a", MaxMessage-3) + euro},
+		{"invalid bytes", "a\xffb\xc3", "a\uFFFDb\uFFFD"},
+		{"repair past the cap", strings.Repeat("\xffa", MaxMessage/2), strings.Repeat("\uFFFDa", MaxMessage/4)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := testMsgs()[:1]
+			mem := make([]byte, 64+2*MaxMessage)
+			r := &result{mem: mem}
+			r.put32(0, 1)
+			r.put32(4, 1)
+			r.put32(16, OutcomeRetry)
+			r.put32(20, 7)
+			r.put32(24, 64)
+			r.put32(28, uint32(len(c.msg)))
+			copy(mem[64:], c.msg)
+			out := &component.Output{}
+			if err := Decode(mem, 32, in, out, Limits{Module: "m.wasm"}); err != nil {
+				t.Fatal(err)
+			}
+			var re *RecordError
+			if len(out.Failures) != 1 || !errors.As(out.Failures[0].Err, &re) {
+				t.Fatalf("failures %+v", out.Failures)
+			}
+			if re.Msg != c.want {
+				t.Errorf("message of %d bytes %q..., want %d bytes %q...", len(re.Msg), tail(re.Msg), len(c.want), tail(c.want))
+			}
+			if want := "wasm module m.wasm: module asked to retry the record (code 7): " + c.want; out.Failures[0].Err.Error() != want {
+				t.Errorf("reason %q..., want %q...", tail(out.Failures[0].Err.Error()), tail(want))
+			}
+		})
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 20 {
+		return s[len(s)-20:]
+	}
+	return s
+}
