@@ -183,12 +183,19 @@ func hostKVGet(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = uint64(uint32(KVBadArgs))
 		return
 	}
+	outside := false
 	n := inst.state.kv.getInto(key, func(v []byte) bool {
 		if uint64(len(v)) > uint64(uint32(stack[3])) { // not int: negative past 2^31 on 32-bit platforms
 			return false
 		}
-		return m.Memory().Write(uint32(stack[2]), v)
+		outside = !m.Memory().Write(uint32(stack[2]), v)
+		return !outside
 	})
+	if outside {
+		// The value fits buf_cap but not memory: the guest must not take
+		// its buffer for the value.
+		n = KVBadArgs
+	}
 	stack[0] = uint64(uint32(int32(n)))
 	checkHost(inst)
 }

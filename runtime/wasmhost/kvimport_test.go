@@ -1,0 +1,74 @@
+package wasmhost_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/runtime/wasmhost"
+	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
+)
+
+// importModule is a hand-made ABI module importing imports whose
+// sluice_process runs body first (params ptr=0, n=1; i32 locals 2 and 3,
+// local 2 holding the record count) and then passes every record, unless
+// body wrote another outcome for record 0 at 4096+16. The bytes at 1024
+// are `{"name":"imports","version":"0"}`.
+func importModule(body wasmtest.Code, imports ...wasmtest.Import) []byte {
+	const resultAt, descAt = 4096, 1024
+	desc := `{"name":"imports","version":"0"}`
+	body = wasmtest.Code{}.LocalGet(0).I32Load(4).LocalSet(2).Op(body...).
+		I32Const(resultAt).I32Const(1).I32Store(0).
+		I32Const(resultAt).LocalGet(2).I32Store(4).
+		I32Const(resultAt).I32Const(0).I32Store(8).
+		I32Const(resultAt).I32Const(0).I32Store(12).
+		I64Const(resultAt << 32).
+		LocalGet(2).I32Const(16).Op(wasmtest.OpI32Mul).I32Const(16).Op(wasmtest.OpI32Add).Op(wasmtest.OpI64ExtendU).
+		Op(wasmtest.OpI64Or)
+	return wasmtest.Module{Imports: imports, MemoryPages: 64, ExportMemory: true, Data: []byte(desc), DataOffset: descAt,
+		Funcs: []wasmtest.Func{
+			{Type: wasmtest.FuncType{Results: []byte{wasmtest.I32}}, Export: "sluice_abi_version", Body: wasmtest.Code{}.I32Const(1)},
+			{Type: wasmtest.FuncType{Params: []byte{wasmtest.I32}, Results: []byte{wasmtest.I32}}, Export: "sluice_alloc", Body: wasmtest.Code{}.I32Const(1 << 20)},
+			{Type: wasmtest.FuncType{Results: []byte{wasmtest.I64}}, Export: "sluice_describe", Body: wasmtest.Code{}.I64Const(descAt<<32 | int64(len(desc)))},
+			{Type: wasmtest.FuncType{Params: []byte{wasmtest.I32, wasmtest.I32}, Results: []byte{wasmtest.I64}}, Export: "sluice_process",
+				Locals: []byte{wasmtest.I32, wasmtest.I32}, Body: body},
+		}}.Bytes()
+}
+
+// failWithLocal3 makes record 0 FAIL with local 3 as its code and no
+// message.
+func failWithLocal3() wasmtest.Code {
+	const resultAt = 4096
+	return wasmtest.Code{}.
+		I32Const(resultAt).I32Const(4).I32Store(16). // outcome 0: FAIL
+		I32Const(resultAt).LocalGet(3).I32Store(20). // code = local 3
+		I32Const(resultAt).I32Const(1024).I32Store(24).
+		I32Const(resultAt).I32Const(0).I32Store(28)
+}
+
+var importKVGet = wasmtest.Import{Module: "sluice", Name: "kv_get",
+	Type: wasmtest.FuncType{Params: []byte{wasmtest.I32, wasmtest.I32, wasmtest.I32, wasmtest.I32}, Results: []byte{wasmtest.I32}}}
+
+// kv_get "returns 3 (BAD_ARGS) for a region outside memory" (docs/abi.md
+// 7), also when the key exists and its value fits buf_cap: the host
+// cannot copy it, and the guest must not take its buffer for the value.
+func TestKVGetBufferOutsideMemory(t *testing.T) {
+	body := wasmtest.Code{}.
+		I32Const(1024).I32Const(1).I32Const(-256).I32Const(16).Call(0).LocalSet(3). // kv_get("{", buf=0xffffff00, cap=16)
+		Op(failWithLocal3()...)
+	kv := wasmhost.NewKV(0)
+	kv.Put([]byte("{"), []byte("value"), 0)
+	tr := transformer(t, importModule(body, importKVGet), wasmhost.TransformerConfig{KV: kv})
+	out := process(t, tr, msgs("a"))
+	if f := failures(out)[0]; !strings.Contains(f, "(code 3)") {
+		t.Fatalf("kv_get with its buffer outside memory: %s; want BAD_ARGS (code 3)", f)
+	}
+	// The same call with the buffer in memory returns the value's length.
+	body = wasmtest.Code{}.
+		I32Const(1024).I32Const(1).I32Const(8192).I32Const(16).Call(0).LocalSet(3). // kv_get("{", buf=8192, cap=16)
+		Op(failWithLocal3()...)
+	tr = transformer(t, importModule(body, importKVGet), wasmhost.TransformerConfig{KV: kv})
+	out = process(t, tr, msgs("a"))
+	if f := failures(out)[0]; !strings.Contains(f, "(code 5)") {
+		t.Fatalf("kv_get with its buffer in memory: %s; want the value's length (code 5)", f)
+	}
+}
