@@ -60,7 +60,16 @@ func (m *module) analyze() ([]body, error) {
 		b.localDecl = raw[declStart:br.pos]
 		b.codeStart = br.pos
 		for !br.done() {
+			at := br.pos
 			in := next(br)
+			// The rewrite adds a local, a global and functions after the
+			// module's own: an index past the module's own names one of
+			// them once rewritten (a loop could reset its own countdown),
+			// and wazero validates only the rewritten module. Such a
+			// module is invalid as written: refuse it here.
+			if err := m.checkIndex(in, b.numLocals, imp+n); err != nil {
+				return nil, fmt.Errorf("function %d, byte %d of its body: %w", imp+i, at, err)
+			}
 			switch in.kind {
 			case kindLoop:
 				b.hasLoop = true
@@ -86,12 +95,41 @@ func (m *module) analyze() ([]body, error) {
 		}
 	}
 	if es := m.find(secElement); es != nil {
+		var bad error
 		if err := elementFuncs(es.body, func(idx uint32) {
+			if idx >= imp+n && bad == nil {
+				bad = fmt.Errorf("element section: function %d does not exist (the module has %d)", idx, imp+n)
+			}
 			if idx >= imp {
 				addressTaken[idx-imp] = true
 			}
 		}); err != nil {
 			return nil, fmt.Errorf("element section: %w", err)
+		}
+		if bad != nil {
+			return nil, bad
+		}
+	}
+	if gs := m.find(secGlobal); gs != nil {
+		r := &reader{b: gs.body}
+		count := r.u32()
+		var bad error
+		for g := uint32(0); g < count && r.err == nil && bad == nil; g++ {
+			r.bytes(2) // value type, mutability
+			skipExpr(r, func(idx uint32) {
+				if idx >= imp+n && bad == nil {
+					bad = fmt.Errorf("global %d: function %d does not exist (the module has %d)", g, idx, imp+n)
+				}
+				if idx >= imp {
+					addressTaken[idx-imp] = true
+				}
+			})
+		}
+		if bad != nil {
+			return nil, bad
+		}
+		if r.err != nil {
+			return nil, fmt.Errorf("global section: %w", r.err)
 		}
 	}
 	var targets []uint32
@@ -106,6 +144,21 @@ func (m *module) analyze() ([]body, error) {
 		bodies[i].cyclic = cyclic[i]
 	}
 	return bodies, nil
+}
+
+// checkIndex refuses an instruction naming a local, a global or a function
+// the module does not have (locals: params plus declared; funcs: imported
+// plus defined).
+func (m *module) checkIndex(in instr, locals, funcs uint32) error {
+	switch {
+	case in.kind == kindLocal && in.idx >= locals:
+		return fmt.Errorf("local %d does not exist (the function has %d)", in.idx, locals)
+	case in.kind == kindGlobal && in.idx >= uint32(m.globals):
+		return fmt.Errorf("global %d does not exist (the module has %d)", in.idx, m.globals)
+	case (in.kind == kindCall || in.kind == kindRefFunc) && in.idx >= funcs:
+		return fmt.Errorf("function %d does not exist (the module has %d)", in.idx, funcs)
+	}
+	return nil
 }
 
 // elementFuncs reports every function index an element segment names.

@@ -10,6 +10,8 @@ const (
 	kindRefFunc  // ref.func: idx is a function index
 	kindIndirect // call_indirect, return_call_indirect, call_ref
 	kindBulk     // an operation whose cost grows with its length operand (the top of the stack)
+	kindLocal    // local.get, local.set, local.tee: idx is a local index
+	kindGlobal   // global.get, global.set: idx is a global index
 )
 
 // Bulk operations (0xfc prefix): their last operand is a length, and each
@@ -26,7 +28,7 @@ const (
 // instr is one decoded instruction.
 type instr struct {
 	kind   int
-	idx    uint32 // function index for kindCall and kindRefFunc; the 0xfc sub-opcode for kindBulk
+	idx    uint32 // function index for kindCall and kindRefFunc, local or global index for kindLocal and kindGlobal; the 0xfc sub-opcode for kindBulk
 	idxPos int    // where the index's LEB128 starts
 	mem0   bool   // kindBulk memory.copy and memory.fill: on memory 0 (all but multi-memory)
 }
@@ -89,7 +91,11 @@ func next(r *reader) instr {
 				r.fail(fmt.Errorf("unknown catch clause at byte %d", r.pos-1))
 			}
 		}
-	case op >= 0x20 && op <= 0x26:
+	case op >= 0x20 && op <= 0x22:
+		return instr{kind: kindLocal, idx: r.u32()}
+	case op == 0x23, op == 0x24:
+		return instr{kind: kindGlobal, idx: r.u32()}
+	case op == 0x25, op == 0x26: // table.get, table.set
 		r.u32()
 	case op >= 0x28 && op <= 0x3e:
 		memarg(r)

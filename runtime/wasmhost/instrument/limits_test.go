@@ -43,6 +43,16 @@ func TestDeclaredSizesBeyondTheModule(t *testing.T) {
 		{"type section tail", withSection(t, 1, []byte{1, 0x60, 0, 1, 0x7f, 0xc8, 0x0f}), "type section: 2 bytes after the last of 1 types"},
 		{"typed reference local", append(append(withSection(t, 1, []byte{1, 0x60, 0, 0}), 3, 2, 1, 0),
 			10, 7, 1, 5, 1, 1, 0x63, 0x00, 0x0b), "function 0: local of unsupported value type 0x63"},
+		// The rewrite adds a countdown local, a fuel global and functions
+		// after the module's own: code naming them, invalid as written,
+		// became valid rewritten, and a loop could reset its own countdown
+		// (found in review).
+		{"local past the function's", append(append(withSection(t, 1, []byte{1, 0x60, 0, 0}), 3, 2, 1, 0),
+			10, 8, 1, 6, 0, 0x41, 1, 0x21, 0, 0x0b), "function 0, byte 3 of its body: local 0 does not exist (the function has 0)"},
+		{"global past the module's", append(append(withSection(t, 1, []byte{1, 0x60, 0, 0}), 3, 2, 1, 0),
+			10, 8, 1, 6, 0, 0x41, 1, 0x24, 0, 0x0b), "global 0 does not exist (the module has 0)"},
+		{"function past the module's", append(append(withSection(t, 1, []byte{1, 0x60, 0, 0}), 3, 2, 1, 0),
+			10, 6, 1, 4, 0, 0x10, 1, 0x0b), "function 1 does not exist (the module has 1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := instrument.Instrument(tc.in, instrument.Options{})
