@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"crypto/sha256"
+	"time"
 )
 
 // Unprotected returns opt with the runaway instrumentation off, for
@@ -58,3 +59,6 @@ func (h *Host) CodePath(wasm []byte, pages uint32) string {
 
 // CompileWorkers is compileWorkers, for its test.
 var CompileWorkers = compileWorkers
+
+// SetClock makes kv read the time from now.
+func (kv *KV) SetClock(now func() time.Time) { kv.now = now }

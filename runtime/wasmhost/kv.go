@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -144,7 +145,8 @@ func (kv *KV) getInto(key []byte, fill func([]byte) bool) int {
 	return len(e.val)
 }
 
-// Put stores a copy of val under key; ttl <= 0 keeps it until deleted. It
+// Put stores a copy of val under key; ttl <= 0 keeps it until deleted, and
+// a ttl that ends past the range of a time (year 2262) ends there. It
 // returns KVOK, KVFull (the quota of keys or bytes is reached) or
 // KVTooLarge.
 func (kv *KV) Put(key, val []byte, ttl time.Duration) int {
@@ -217,6 +219,12 @@ func (kv *KV) store(key, val []byte, ttl time.Duration, now int64) int {
 	e.exp = 0
 	if ttl > 0 {
 		e.exp = now + int64(ttl)
+		if e.exp < now {
+			// Past the range of a time (year 2262): the last one, never
+			// in practice. The sum wrapped into the past, which expired
+			// the entry at once.
+			e.exp = math.MaxInt64
+		}
 	}
 	kv.m[string(key)] = e
 	kv.bytes += cost(string(key), e.val) - old

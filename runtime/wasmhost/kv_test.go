@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -235,5 +236,52 @@ func TestLineWriter(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) || first[0] != "a" || first[1] != "bb" {
 		t.Errorf("line lengths %v, want %v (first lines %q)", got, want, first)
+	}
+}
+
+// A TTL whose end is past the range of a time (Go's largest
+// time.Duration, "practically forever") keeps the entry: now+ttl wrapped
+// into the past and expired it at once. Saved and loaded, it stays.
+func TestKVLongTTL(t *testing.T) {
+	kv := NewKV(0)
+	now := time.Unix(1_700_000_000, 0)
+	kv.now = func() time.Time { return now }
+	for _, ttl := range []time.Duration{math.MaxInt64, time.Duration(9223372036854) * time.Millisecond, 250 * 365 * 24 * time.Hour} {
+		key := []byte(ttl.String())
+		if res := kv.Put(key, []byte("v"), ttl); res != KVOK {
+			t.Fatalf("put %v: %d", ttl, res)
+		}
+		if res := kv.Add(append(key, '+'), []byte("v"), ttl); res != KVOK {
+			t.Fatalf("add %v: %d", ttl, res)
+		}
+	}
+	now = now.AddDate(200, 0, 0)
+	path := filepath.Join(t.TempDir(), "state.kv")
+	if err := kv.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	kv2 := NewKV(0)
+	kv2.now = kv.now
+	if err := kv2.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*KV{kv, kv2} {
+		if n := s.Len(); n != 6 {
+			t.Errorf("%d entries of 6 left 200 years later", n)
+		}
+	}
+}
+
+// kv_put's and kv_add's ttl_ms times a millisecond overflows past 292
+// years; 2^58+1 ms wrapped to a TTL of 1 ms.
+func TestKVTTLOfImport(t *testing.T) {
+	const most = math.MaxInt64 / int64(time.Millisecond)
+	for ms, want := range map[int64]time.Duration{
+		0: 0, -5: 0, math.MinInt64: 0, 1: time.Millisecond, 1500: 1500 * time.Millisecond,
+		most: time.Duration(most) * time.Millisecond, most + 1: math.MaxInt64, 1<<58 + 1: math.MaxInt64, math.MaxInt64: math.MaxInt64,
+	} {
+		if got := kvTTL(uint64(ms)); got != want {
+			t.Errorf("ttl_ms %d: %v, want %v", ms, got, want)
+		}
 	}
 }

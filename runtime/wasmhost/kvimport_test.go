@@ -1,8 +1,10 @@
 package wasmhost_test
 
 import (
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/runtime/wasmhost"
 	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
@@ -70,5 +72,37 @@ func TestKVGetBufferOutsideMemory(t *testing.T) {
 	out = process(t, tr, msgs("a"))
 	if f := failures(out)[0]; !strings.Contains(f, "(code 5)") {
 		t.Fatalf("kv_get with its buffer in memory: %s; want the value's length (code 5)", f)
+	}
+}
+
+// kv_put's and kv_add's ttl_ms is an i64 of milliseconds; one past the
+// range of a time.Duration (292 years) means "practically never", yet
+// ttl_ms x 1ms wrapped: 2^58+1 ms became 1 ms, and Go's largest Duration
+// (what the SDK sends for it) overflowed now+ttl into the past.
+func TestKVImportLongTTL(t *testing.T) {
+	kvPut := wasmtest.Import{Module: "sluice", Name: "kv_put",
+		Type: wasmtest.FuncType{Params: []byte{wasmtest.I32, wasmtest.I32, wasmtest.I32, wasmtest.I32, wasmtest.I64}, Results: []byte{wasmtest.I32}}}
+	kvAdd := kvPut
+	kvAdd.Name = "kv_add"
+	// Keys are the first 1, 2, 3, 4 bytes of the description at 1024.
+	var body wasmtest.Code
+	for i, ttl := range []int64{1<<58 + 1, int64(math.MaxInt64 / time.Millisecond)} {
+		for j, fn := range []uint32{0, 1} { // kv_put, kv_add
+			body = body.I32Const(1024).I32Const(int32(1 + 2*i + j)).I32Const(1024).I32Const(1).I64Const(ttl).Call(fn).
+				LocalTee(3).If().Op(failWithLocal3()...).End()
+		}
+	}
+	kv := wasmhost.NewKV(0)
+	now := time.Unix(1_700_000_000, 0)
+	kv.SetClock(func() time.Time { return now })
+	tr := transformer(t, importModule(body, kvPut, kvAdd), wasmhost.TransformerConfig{KV: kv})
+	if f := failures(process(t, tr, msgs("a"))); len(f) > 0 {
+		t.Fatalf("a put failed: %v", f)
+	}
+	now = now.AddDate(1, 0, 0)
+	for _, key := range []string{`{`, `{"`, `{"n`, `{"na`} {
+		if _, ok := kv.Get([]byte(key)); !ok {
+			t.Errorf("entry %q put with a TTL of centuries is gone a year later", key)
+		}
 	}
 }

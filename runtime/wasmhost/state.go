@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,6 +201,20 @@ func hostKVGet(ctx context.Context, m api.Module, stack []uint64) {
 	checkHost(inst)
 }
 
+// kvTTL is the TTL of kv_put's and kv_add's ttl_ms: <= 0 none; one past
+// a time.Duration's range (about 292 years) is saturated to it, where the
+// product would wrap, possibly to a TTL of a few milliseconds.
+func kvTTL(ms uint64) time.Duration {
+	v := int64(ms)
+	switch {
+	case v <= 0:
+		return 0
+	case v > math.MaxInt64/int64(time.Millisecond):
+		return math.MaxInt64
+	}
+	return time.Duration(v) * time.Millisecond
+}
+
 func hostKVPut(ctx context.Context, m api.Module, stack []uint64) {
 	inst := stateOf(ctx)
 	key, ok1 := guestBytes(m, stack[0], stack[1])
@@ -208,7 +223,7 @@ func hostKVPut(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = KVBadArgs
 		return
 	}
-	res := inst.state.kv.Put(key, val, time.Duration(int64(stack[4]))*time.Millisecond)
+	res := inst.state.kv.Put(key, val, kvTTL(stack[4]))
 	if res == KVFull {
 		inst.state.full()
 	}
@@ -235,7 +250,7 @@ func hostKVAdd(ctx context.Context, m api.Module, stack []uint64) {
 		stack[0] = KVBadArgs
 		return
 	}
-	res := inst.state.kv.Add(key, val, time.Duration(int64(stack[4]))*time.Millisecond)
+	res := inst.state.kv.Add(key, val, kvTTL(stack[4]))
 	if res == KVFull {
 		inst.state.full()
 	}
