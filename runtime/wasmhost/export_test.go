@@ -62,3 +62,7 @@ var CompileWorkers = compileWorkers
 
 // SetClock makes kv read the time from now.
 func (kv *KV) SetClock(now func() time.Time) { kv.now = now }
+
+// AfterRelease makes f run each time t puts an instance back, once it let
+// go of its lock (before it closes an instance it retires).
+func (t *Transformer) AfterRelease(f func()) { t.afterRelease = f }

@@ -99,3 +99,34 @@ func TestRetireWhileBusy(t *testing.T) {
 	wg.Wait()
 	testkit.WaitFor(t, "the pool to shrink to one instance", func() bool { return tr.Live() == 1 })
 }
+
+// TestCloseWhileReleasing: a Close that runs while a call puts its
+// instance back, right after the call saw the transformer open, still
+// closes that instance. It was put back after the lock was let go, so it
+// could land in the pool after Close had emptied it: never closed, its
+// memory reservation leaked. The test hook runs Close at that very point.
+func TestCloseWhileReleasing(t *testing.T) {
+	ms := metrics.New()
+	tr := transformer(t, wasmtest.ABIModule{PerRecord: true}.Bytes(), wasmhost.TransformerConfig{Task: "close", Metrics: ms})
+	gauge := ms.Gauge("wasm_instances", "", "task", "module").WithLabelValues("close", t.Name())
+	ctx := context.Background()
+	closes := 0
+	tr.AfterRelease(func() {
+		closes++
+		if err := tr.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	if got := payloads(process(t, tr, msgs("a"))); len(got) != 1 {
+		t.Fatalf("outputs %q", got)
+	}
+	if closes != 1 {
+		t.Fatalf("the hook ran %d times, want 1", closes)
+	}
+	if n := tr.Live(); n != 0 {
+		t.Errorf("%d instance(s) live after Close", n)
+	}
+	if v := value(gauge); v != 0 {
+		t.Errorf("wasm_instances = %v after Close", v)
+	}
+}

@@ -82,6 +82,8 @@ type Transformer struct {
 	instances   metrics.Gauge
 	closed      bool
 	reaper      *time.Timer // armed while instances beyond the first are live (under mu)
+
+	afterRelease func() // test hook: runs in release once mu is let go
 }
 
 // NewTransformer prepares a transformer; Start creates its first instance.
@@ -195,21 +197,36 @@ func (t *Transformer) acquire(ctx context.Context) (*instance, error) {
 
 // release returns inst to the pool, or retires it when the transformer
 // was closed while the call ran.
+//
+// The instance goes back under mu: Close sets closed under mu before it
+// drains idle, so an instance is either retired here or found there. (Put
+// back after mu was let go, it could land in idle after Close drained it,
+// and never be closed: its memory reservation leaked.)
 func (t *Transformer) release(inst *instance) {
 	inst.idleSince = monotonic()
 	t.mu.Lock()
-	closed := t.closed
-	if !closed && t.reaper == nil && len(t.slots) > 1 {
-		t.reaper = time.AfterFunc(t.cfg.IdleTimeout, t.reap)
+	back := false
+	if !t.closed {
+		if t.reaper == nil && len(t.slots) > 1 {
+			t.reaper = time.AfterFunc(t.cfg.IdleTimeout, t.reap)
+		}
+		// idle has room for every live instance (one slot each): the
+		// send cannot fail; if it did, retiring the instance is safe.
+		select {
+		case t.idle <- inst:
+			back = true
+		default:
+		}
 	}
 	t.mu.Unlock()
-	if closed {
+	if t.afterRelease != nil {
+		t.afterRelease()
+	}
+	if !back {
 		inst.close(context.Background())
 		t.gaugeAdd(-1)
 		<-t.slots
-		return
 	}
-	t.idle <- inst
 }
 
 // reap closes the idle instances beyond the first that have been unused
