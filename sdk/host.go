@@ -80,9 +80,11 @@ func (s *kvState) Get(key []byte) ([]byte, bool) {
 	}
 }
 
-// Put stores val under key; ttl > 0 expires it (millisecond precision).
+// Put stores val under key; ttl > 0 expires it (millisecond precision:
+// ttl is truncated to whole milliseconds, and a ttl under 1ms counts as
+// 1ms, not as none).
 func (s *kvState) Put(key, val []byte, ttl time.Duration) error {
-	switch hostKVPut(key, val, ttl.Milliseconds()) {
+	switch hostKVPut(key, val, ttlMillis(ttl)) {
 	case 0:
 		return nil
 	case 1:
@@ -95,10 +97,11 @@ func (s *kvState) Put(key, val []byte, ttl time.Duration) error {
 
 // Add stores val under key only when key holds no live entry, atomically
 // across every instance of the transform: of several instances adding one
-// key at once, exactly one gets true. ttl > 0 expires the entry. Use it to
-// claim a key (dedupe, first-seen); Get then tells who claimed it.
+// key at once, exactly one gets true. ttl > 0 expires the entry (as in
+// Put: whole milliseconds, at least 1). Use it to claim a key (dedupe,
+// first-seen); Get then tells who claimed it.
 func (s *kvState) Add(key, val []byte, ttl time.Duration) (bool, error) {
-	switch hostKVAdd(key, val, ttl.Milliseconds()) {
+	switch hostKVAdd(key, val, ttlMillis(ttl)) {
 	case 0:
 		return true, nil
 	case 4:
@@ -109,6 +112,15 @@ func (s *kvState) Add(key, val []byte, ttl time.Duration) (bool, error) {
 		return false, ErrStateTooLarge
 	}
 	return false, errors.New("sdk: state add failed")
+}
+
+// ttlMillis is ttl as the host takes it: whole milliseconds, 0 for none.
+// A positive ttl under 1ms is 1ms: 0 would keep the entry forever.
+func ttlMillis(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return max(ttl.Milliseconds(), 1)
 }
 
 // Delete removes key.
