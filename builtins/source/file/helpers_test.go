@@ -145,6 +145,39 @@ func readBatches(t testing.TB, s *Source, n int) []component.Batch {
 	return out
 }
 
+// readOne reads one batch and acks it; nil when none came within d (a
+// backstop: tail-mode polls run far more often).
+func readOne(t testing.TB, s *Source, d time.Duration) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	b, err := s.Read(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	checkBatch(t, b)
+	b.Ack(nil)
+	return datas(t, b.Messages)
+}
+
+// readN reads and acks batches until n events came (or a batch did not
+// come within d), and returns them.
+func readN(t testing.TB, s *Source, n int, d time.Duration) []string {
+	t.Helper()
+	var got []string
+	for len(got) < n {
+		b := readOne(t, s, d)
+		if b == nil {
+			break
+		}
+		got = append(got, b...)
+	}
+	return got
+}
+
 // expectQuiet checks that no batch arrives within d.
 func expectQuiet(t testing.TB, s *Source, d time.Duration) {
 	t.Helper()

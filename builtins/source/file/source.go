@@ -73,8 +73,8 @@ type Source struct {
 	rr      int // round-robin start over streams
 	// slabHint and countHint size the next batch after the last one.
 	slabHint, countHint int
-	open                int             // segments holding an open file
-	retired             map[fileID]bool // files finished during this run (a glob must not restart them)
+	open                int                    // segments holding an open file
+	retired             map[fileID]retiredFile // files finished during this run (a glob must not restart them)
 
 	// mu guards what Ack callbacks and the committer touch: the commit
 	// fields of streams and segments, and the structure (stream and segment
@@ -151,6 +151,13 @@ type pendingEvent struct {
 	last   time.Time
 }
 
+// retiredFile is what is remembered of a file finished during this run, to
+// tell it from a later file that reuses its inode.
+type retiredFile struct {
+	fp   fingerprint
+	size int64 // how much of it was read
+}
+
 // inflight is one batch handed out and not yet acknowledged.
 type inflight struct {
 	seg        *segment
@@ -166,7 +173,7 @@ func newSource(o options) *Source {
 		log:     o.logger,
 		closing: make(chan struct{}),
 		byPath:  map[string]*stream{},
-		retired: map[fileID]bool{},
+		retired: map[fileID]retiredFile{},
 		kick:    make(chan struct{}, 1),
 	}
 	s.badLog = s.log.Sample(&zerolog.BurstSampler{Burst: 20, Period: 10 * time.Second})
@@ -745,8 +752,13 @@ func (s *Source) tracked(path string) bool {
 	if id == (fileID{}) {
 		return false
 	}
-	if s.retired[id] {
-		return true
+	if r, ok := s.retired[id]; ok {
+		if r.is(path, fi) {
+			return true
+		}
+		// Another file got the finished file's inode (log cleanup deleted
+		// it, and the filesystem handed the inode out again): a new file.
+		delete(s.retired, id)
 	}
 	for _, st := range s.streams {
 		for _, sg := range st.segs {
@@ -756,6 +768,29 @@ func (s *Source) tracked(path string) bool {
 		}
 	}
 	return false
+}
+
+// is reports whether the file at path (whose stat is fi) is still the
+// retired file r rather than another that reused its inode: it is no
+// smaller, and its first bytes have r's fingerprint. An empty retired file
+// is only an empty file: nothing was read from it, so reading a file that
+// has content since as a new one repeats nothing. A file whose fingerprint
+// is unknown, and a file that cannot be
+// opened counts as the retired one (asked again at the next poll).
+func (r retiredFile) is(path string, fi os.FileInfo) bool {
+	if r.fp.n == 0 {
+		return fi.Size() == 0 || r.size > 0
+	}
+	if fi.Size() < max(r.size, int64(r.fp.n)) {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	fp, err := fingerprintOf(f, int64(r.fp.n))
+	return err != nil || fp == r.fp
 }
 
 // retire closes drained files whose batches were all handled and drops them
@@ -775,6 +810,15 @@ func (s *Source) retire() {
 				keep = append(keep, sg)
 				continue
 			}
+			if s.o.tail && !sg.truncated {
+				r := retiredFile{fp: sg.fp, size: sg.rd.readEnd()}
+				if sg.f != nil && r.fp.n < fpMax && int64(r.fp.n) < r.size {
+					if fp, err := fingerprintOf(sg.f, r.size); err == nil {
+						r.fp = fp // what was read of it
+					}
+				}
+				s.retired[sg.id] = r
+			}
 			if sg.f != nil {
 				sg.f.Close()
 				sg.f = nil
@@ -784,9 +828,6 @@ func (s *Source) retire() {
 			if !s.o.tail && !sg.truncated {
 				keep = append(keep, sg) // closed, kept as "read to the end"
 				continue
-			}
-			if !sg.truncated {
-				s.retired[sg.id] = true
 			}
 			s.dirty = true
 			if sg.rotated {
