@@ -611,9 +611,11 @@ func (s *Source) truncate(st *stream, old *segment) {
 	s.dirty = true
 	s.mu.Unlock()
 	s.open-- // the file moves to the new segment, which counts it
-	old.drained = true
 	old.rd = nil
-	old.ml = pendingEvent{}
+	// A multiline event still collecting lines was read before the
+	// truncation: it is complete (what followed is gone) and is emitted,
+	// before the new generation's events, by the next Read.
+	old.drained = !old.ml.active
 	sg := s.newSegment(st, f, fi, st.path, gen, 0)
 	fp, _ := fingerprintOf(f, fi.Size())
 	s.mu.Lock()
@@ -873,7 +875,23 @@ func (s *Source) tryRead(now time.Time) (component.Batch, bool, error) {
 			i := (s.rr + k) % n
 			st := s.streams[i]
 			for _, sg := range st.segs {
-				if sg.drained || (sg.f == nil) != parked {
+				if sg.drained {
+					continue
+				}
+				if sg.truncated {
+					// Its file went on as the next generation: only its
+					// pending multiline event is left, emitted first.
+					if parked {
+						continue
+					}
+					sg.drained = true
+					if b, ok := s.flushBatch(sg, now); ok {
+						s.rr = (i + 1) % n
+						return b, true, nil
+					}
+					continue
+				}
+				if (sg.f == nil) != parked {
 					continue
 				}
 				if parked && (!s.hasMore(sg) || !s.unpark(sg)) {
@@ -1035,14 +1053,7 @@ func (s *Source) readBatch(sg *segment, now time.Time) (component.Batch, bool, e
 	st := sg.st
 	final := !s.o.tail || sg.finishing
 	st.wrap.SetTime(now)
-	// Size the batch from the previous one, so the slab is not grown (and
-	// copied) event by event.
-	bb := batchBuilder{
-		now:   now,
-		slab:  make([]byte, 0, s.slabHint),
-		spans: make([]span, 0, s.countHint),
-		msgs:  make([]message.Message, 0, s.countHint),
-	}
+	bb := s.newBatch(now)
 	eof := false
 	for len(bb.msgs) < s.o.maxEvents && len(bb.slab) < s.o.maxBytes {
 		ln, ok, err := sg.rd.next(final)
@@ -1078,8 +1089,36 @@ func (s *Source) readBatch(sg *segment, now time.Time) (component.Batch, bool, e
 	if eof && final {
 		sg.drained = true
 	}
+	b, ok := s.finishBatch(sg, &bb)
+	return b, ok, nil
+}
+
+// newBatch starts a batch, sized from the previous one so that the slab is
+// not grown (and copied) event by event.
+func (s *Source) newBatch(now time.Time) batchBuilder {
+	return batchBuilder{
+		now:   now,
+		slab:  make([]byte, 0, s.slabHint),
+		spans: make([]span, 0, s.countHint),
+		msgs:  make([]message.Message, 0, s.countHint),
+	}
+}
+
+// flushBatch returns a batch of sg's pending multiline event alone, without
+// reading its file (which may be closed, or gone on as the next generation).
+func (s *Source) flushBatch(sg *segment, now time.Time) (component.Batch, bool) {
+	sg.st.wrap.SetTime(now)
+	bb := s.newBatch(now)
+	s.flushPending(sg, &bb)
+	return s.finishBatch(sg, &bb)
+}
+
+// finishBatch hands out the events of bb, read from sg, as a batch; false
+// when there are none.
+func (s *Source) finishBatch(sg *segment, bb *batchBuilder) (component.Batch, bool) {
+	st := sg.st
 	if len(bb.msgs) == 0 {
-		return component.Batch{}, false, nil
+		return component.Batch{}, false
 	}
 	for i, sp := range bb.spans {
 		p := bb.slab[sp.a:sp.b:sp.b]
@@ -1099,7 +1138,7 @@ func (s *Source) readBatch(sg *segment, now time.Time) (component.Batch, bool, e
 		Messages: bb.msgs,
 		Lane:     st.path,
 		Ack:      func(err error) { s.ack(fl, err) },
-	}, true, nil
+	}, true
 }
 
 // count advances the line counter past a line ending at end.
