@@ -44,6 +44,7 @@ type Spec struct {
 // Env is what Build receives from the loader.
 type Env struct {
 	Task        string         // task name
+	Stage       string         // the component's place in the task: "source", "transform[N]", "sink", "dead_letter"; may be empty
 	Dir         string         // folder of the task file; relative paths resolve against it
 	StateDir    string         // process state directory (checkpoints, caches); may be empty
 	Concurrency int            // the task's worker count

@@ -249,6 +249,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 	env := func(path []string, kind string) component.Env {
 		return component.Env{
 			Task:        fs.Name,
+			Stage:       component.FormatPath(path),
 			Dir:         dir,
 			StateDir:    l.StateDir,
 			Concurrency: t.Engine.Concurrency,

@@ -261,3 +261,27 @@ func TestLoadAllQuotaAndDuplicates(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Each component's Env names its place in the task, so that a component
+// that keeps files (a wasm transform's saved state) can tell two
+// [[transform]]s of the same type apart.
+func TestLoadEnvStage(t *testing.T) {
+	r := testRegistry()
+	var stages []string
+	record := func(_ any, env component.Env) (any, error) {
+		stages = append(stages, env.Stage)
+		return nopComp{}, nil
+	}
+	r.Register(component.Spec{Kind: component.KindSource, Name: "src", New: func() any { return &struct{}{} }, Build: record})
+	r.Register(component.Spec{Kind: component.KindTransform, Name: "tr", New: func() any { return &struct{}{} }, Build: record})
+	r.Register(component.Spec{Kind: component.KindSink, Name: "snk", New: func() any { return &struct{}{} }, Build: record})
+	l := &Loader{Registry: r}
+	_, err := l.Load("task.toml", []byte("name = \"x\"\n[source]\ntype = \"src\"\n[[transform]]\ntype = \"tr\"\n[[transform]]\ntype = \"tr\"\n"+
+		"[sink]\ntype = \"snk\"\n[dead_letter]\ntype = \"snk\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(stages, " "); got != "source transform[0] transform[1] sink dead_letter" {
+		t.Fatalf("stages %q", got)
+	}
+}

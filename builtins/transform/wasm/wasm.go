@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -19,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
@@ -98,6 +101,11 @@ func Register(r *component.Registry) {
 type Transform struct {
 	tr        *wasmhost.Transformer
 	statePath string
+	// legacyPath is the file the state was loaded from, named as before
+	// the name held the stage; Close removes it once the state is saved
+	// under statePath.
+	legacyPath string
+	logger     zerolog.Logger
 }
 
 var (
@@ -173,15 +181,21 @@ func build(cfg any, env component.Env) (any, error) {
 			p.Addf([]string{"persist_state"}, "persist_state needs a state directory (sluice run --state-dir)")
 			return failed()
 		}
-		sum := sha256.Sum256([]byte(path))
-		t.statePath = filepath.Join(env.StateDir, "wasm-state", env.Task,
-			strings.TrimSuffix(name, ".wasm")+"-"+hex.EncodeToString(sum[:4])+".kv")
-		if err := kv.Load(t.statePath); err != nil {
+		var legacy string
+		t.statePath, legacy = statePaths(env.StateDir, env.Task, env.Stage, name, path)
+		from := t.statePath
+		if legacy != "" && missing(t.statePath) && !missing(legacy) {
+			from, t.legacyPath = legacy, legacy
+			env.Logger.Info().Str("from", legacy).Str("to", t.statePath).
+				Msg("wasm state: loading the file saved before state files were per [[transform]]; it is saved under its new name at stop")
+		}
+		if err := kv.Load(from); err != nil {
 			p.Addf([]string{"persist_state"}, "%v", err)
 			return failed()
 		}
 	}
 	lg := env.Logger
+	t.logger = lg
 	loaded := time.Now()
 	t.tr = mod.NewTransformer(wasmhost.TransformerConfig{
 		Task:       env.Task,
@@ -224,6 +238,42 @@ func build(cfg any, env component.Env) (any, error) {
 		Dur("read", read.Sub(began)).Dur("load", loaded.Sub(read)).Dur("start", time.Since(loaded)).
 		Msg("wasm module started")
 	return t, nil
+}
+
+// statePaths returns the file of the transform's saved state,
+// STATE_DIR/wasm-state/TASK/MODULE-HASH.STAGE.kv (HASH: of the module's
+// path; STAGE: "transform-N" for [[transform]] N), and legacy, the file of
+// before the name held the stage, MODULE-HASH.kv, which the task's
+// transforms running the module shared ("" without a stage).
+func statePaths(stateDir, task, stage, name, path string) (file, legacy string) {
+	sum := sha256.Sum256([]byte(path))
+	base := filepath.Join(stateDir, "wasm-state", task, strings.TrimSuffix(name, ".wasm")+"-"+hex.EncodeToString(sum[:4]))
+	if stage == "" {
+		return base + ".kv", ""
+	}
+	return base + "." + fileSafe(stage) + ".kv", base + ".kv"
+}
+
+// fileSafe turns a stage ("transform[2]") into a file name part
+// ("transform-2").
+func fileSafe(stage string) string {
+	var b strings.Builder
+	for _, r := range stage {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
+}
+
+// missing reports whether path does not exist (an error other than that
+// counts as existing: loading it reports the error).
+func missing(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // checkParams reports config keys the module does not declare and
@@ -357,10 +407,22 @@ func (t *Transform) Apply(ctx context.Context, in []message.Message, out *compon
 
 // Close implements component.Closer: it retires the instances and saves
 // the state when persist_state is set.
+//
+// State loaded from the file of before state files were per [[transform]]
+// is saved under the transform's own name, and the old file removed: every
+// transform of the task that ran the module and had no file of its own
+// started from it (they all read it before), and each now keeps its own.
 func (t *Transform) Close(ctx context.Context) error {
 	err := t.tr.Close(ctx)
 	if t.statePath != "" {
-		if serr := t.tr.KV().Save(t.statePath); err == nil {
+		serr := t.tr.KV().Save(t.statePath)
+		if serr == nil && t.legacyPath != "" {
+			if rerr := os.Remove(t.legacyPath); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				t.logger.Warn().Err(rerr).Str("file", t.legacyPath).Msg("wasm state: cannot remove the file of before state files were per [[transform]]; remove it by hand")
+			}
+			t.legacyPath = ""
+		}
+		if err == nil {
 			err = serr
 		}
 	}

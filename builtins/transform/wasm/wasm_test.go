@@ -2,6 +2,10 @@ package wasm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +46,7 @@ func env(t *testing.T, dir, stateDir string) component.Env {
 		h, _ := wasmhost.Shared(component.Env{Shared: shared})
 		wasmhost.Install(shared, stateDir, h)
 	}
-	return component.Env{Task: "t", Dir: dir, StateDir: stateDir, Concurrency: 2, MaxEvent: 1 << 20,
+	return component.Env{Task: "t", Stage: "transform[0]", Dir: dir, StateDir: stateDir, Concurrency: 2, MaxEvent: 1 << 20,
 		Logger: zerolog.New(zerolog.NewTestWriter(t)), Shared: shared, Metrics: metrics.New(),
 		Problems: component.NewProblems("transform", "[0]")}
 }
@@ -266,5 +270,151 @@ func TestFailOutcomeReasonNamesTheModule(t *testing.T) {
 		if f.Err.Error() != want[f.Ref] {
 			t.Errorf("record %d: reason %q, want %q", f.Ref, f.Err, want[f.Ref])
 		}
+	}
+}
+
+// persistent opens the persist_state transform of hostile.wasm in dir at
+// stage (as [[transform]] N of task "t"); count counts key k and returns
+// the count.
+type persistent struct {
+	t             *testing.T
+	dir, stateDir string
+}
+
+func (p persistent) open(stage string) *Transform {
+	p.t.Helper()
+	cfg, pr := decode(p.t, "module = \"hostile.wasm\"\npersist_state = true")
+	if pr.Len() > 0 {
+		p.t.Fatal(problems(pr))
+	}
+	e := env(p.t, p.dir, p.stateDir)
+	e.Stage = stage
+	inst, err := build(cfg, e)
+	if err != nil {
+		p.t.Fatalf("%v\n%s", err, problems(e.Problems))
+	}
+	return inst.(*Transform)
+}
+
+func (p persistent) count(tr *Transform) string {
+	p.t.Helper()
+	var out component.Output
+	if err := tr.Apply(context.Background(), []message.Message{{Payload: []byte(`{"do":"count","key":"k"}`)}}, &out); err != nil {
+		p.t.Fatal(err)
+	}
+	if len(out.Messages) != 1 {
+		p.t.Fatalf("outputs %+v failures %+v", out.Messages, out.Failures)
+	}
+	return string(out.Messages[0].Payload)
+}
+
+func (p persistent) close(tr *Transform) {
+	p.t.Helper()
+	if err := tr.Close(context.Background()); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func newPersistent(t *testing.T) persistent {
+	dir := t.TempDir()
+	hostile, _ := wasmtest.GoGuest(t, "hostile")
+	writeModule(t, dir, "hostile.wasm", hostile)
+	return persistent{t: t, dir: dir, stateDir: t.TempDir()}
+}
+
+// Two [[transform]]s of one task that run the same module with
+// persist_state keep separate stores (docs/abi.md 7.3: "The store belongs
+// to one [[transform]] of one task"): they saved to one file, the last
+// to close overwriting the other's state.
+func TestPersistedStateIsPerTransform(t *testing.T) {
+	p := newPersistent(t)
+	a, b := p.open("transform[0]"), p.open("transform[1]")
+	p.count(a) // a: k=1
+	p.count(b)
+	p.count(b) // b: k=2
+	p.close(a)
+	p.close(b)
+	a, b = p.open("transform[0]"), p.open("transform[1]")
+	defer p.close(a)
+	defer p.close(b)
+	if got := p.count(a); got != "2" {
+		t.Errorf("transform[0] counted %s after a restart, want 2", got)
+	}
+	if got := p.count(b); got != "3" {
+		t.Errorf("transform[1] counted %s after a restart, want 3", got)
+	}
+}
+
+// A state file saved before the files were per [[transform]] (its name
+// holds no stage) is loaded by the transforms that have no file of their
+// own, each then saving under its own name; the old file is removed.
+func TestPersistedStateOfBeforeIsKept(t *testing.T) {
+	p := newPersistent(t)
+	old := p.open("") // an Env without a stage names the file as before
+	p.count(old)
+	p.close(old) // k=1 in the file of before
+	_, legacy := statePaths(p.stateDir, "t", "transform[0]", "hostile.wasm", filepath.Join(p.dir, "hostile.wasm"))
+	if _, err := os.Stat(legacy); err != nil {
+		t.Fatalf("the file of before: %v", err)
+	}
+	saved, err := os.ReadFile(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// One transform: it goes on from the old file, which is then renamed.
+	a := p.open("transform[0]")
+	if got := p.count(a); got != "2" {
+		t.Errorf("transform[0] counted %s, want 2: the state saved under the name of before was not loaded", got)
+	}
+	p.close(a)
+	if _, err := os.Stat(legacy); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the file of before is still there: %v", err)
+	}
+	a = p.open("transform[0]")
+	if got := p.count(a); got != "3" {
+		t.Errorf("transform[0] counted %s after a second restart, want 3", got)
+	}
+	p.close(a)
+
+	// Two transforms that shared the old file: each starts from it.
+	p.stateDir = t.TempDir()
+	_, legacy = statePaths(p.stateDir, "t", "transform[0]", "hostile.wasm", filepath.Join(p.dir, "hostile.wasm"))
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacy, saved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, b := p.open("transform[0]"), p.open("transform[1]")
+	p.count(a)
+	if got := p.count(a); got != "3" {
+		t.Errorf("transform[0] counted %s, want 3", got)
+	}
+	if got := p.count(b); got != "2" {
+		t.Errorf("transform[1] counted %s, want 2", got)
+	}
+	p.close(a)
+	p.close(b)
+	a, b = p.open("transform[0]"), p.open("transform[1]")
+	defer p.close(a)
+	defer p.close(b)
+	if got := p.count(a); got != "4" {
+		t.Errorf("transform[0] counted %s after a restart, want 4", got)
+	}
+	if got := p.count(b); got != "3" {
+		t.Errorf("transform[1] counted %s after a restart, want 3", got)
+	}
+}
+
+func TestStatePaths(t *testing.T) {
+	file, legacy := statePaths("/s", "orders", "transform[12]", "mask.wasm", "/tasks/plugins/mask.wasm")
+	sum := sha256.Sum256([]byte("/tasks/plugins/mask.wasm"))
+	base := filepath.Join("/s", "wasm-state", "orders", "mask-"+hex.EncodeToString(sum[:4]))
+	if file != base+".transform-12.kv" || legacy != base+".kv" {
+		t.Errorf("statePaths = %s, %s", file, legacy)
+	}
+	if file, legacy := statePaths("/s", "orders", "", "mask.wasm", "/tasks/plugins/mask.wasm"); file != base+".kv" || legacy != "" {
+		t.Errorf("without a stage: %s, %s", file, legacy)
 	}
 }
