@@ -63,3 +63,38 @@ func TestMultilinePendingEventIsEmittedAtCopytruncate(t *testing.T) {
 	s = fx.open()
 	equal(t, "after a restart", readOne(t, s, 20*time.Second), []string{"S4"})
 }
+
+// A multiline event still pending when its file is closed under
+// max_open_files (parked) is emitted at multiline.timeout like any other: the
+// timeout was only checked when the file was read, and a parked file is
+// reopened only when it grows, so the event waited for the next line.
+func TestMultilinePendingEventOfClosedFileIsEmittedAtTimeout(t *testing.T) {
+	fx := newFixture(t, "path = \"*.log\"\nmode = \"tail\"\npoll_interval = \"10ms\"\nmax_open_files = 1\n"+
+		"[multiline]\nstart_pattern = '^\\S'\ntimeout = \"100ms\"\n")
+	writeFile(t, fx.path("a.log"), "A1\n a2\n")
+	writeFile(t, fx.path("b.log"), "B1\n")
+	writeFile(t, fx.path("c.log"), "C1\n")
+	s := fx.open()
+	// Each file's only event waits for the timeout; one file is open at a
+	// time, so the others are closed while their event waits (unless the
+	// machine is so slow that a timeout passes while its file is open:
+	// then the test exercises less, but does not fail).
+	ms := readMsgs(t, s, 3, 20*time.Second)
+	got := map[string]message.Position{}
+	for i, d := range datas(t, ms) {
+		got[d] = ms[i].Pos
+	}
+	for d, off := range map[string]int64{"A1\n a2": 0, "B1": 0, "C1": 0} {
+		if pos, ok := got[d]; !ok || pos.Offset != off || pos.Partition != 0 {
+			t.Fatalf("events %q: want %q at generation 0 offset %d", datas(t, ms), d, off)
+		}
+	}
+	if len(ms) != 3 {
+		t.Fatalf("events %q, want 3", datas(t, ms))
+	}
+	// Their positions were committed: a restart reads nothing again.
+	closeSource(t, s)
+	appendFile(t, fx.path("b.log"), "B2\n")
+	s = fx.open()
+	equal(t, "after a restart", readOne(t, s, 20*time.Second), []string{"B2"})
+}

@@ -894,7 +894,18 @@ func (s *Source) tryRead(now time.Time) (component.Batch, bool, error) {
 				if (sg.f == nil) != parked {
 					continue
 				}
-				if parked && (!s.hasMore(sg) || !s.unpark(sg)) {
+				if parked && !s.hasMore(sg) {
+					// Nothing new, so it stays closed; but the multiline
+					// timeout holds for it as for an open file.
+					if sg.ml.active && now.Sub(sg.ml.last) >= s.o.multilineTimeout {
+						if b, ok := s.flushBatch(sg, now); ok {
+							s.rr = (i + 1) % n
+							return b, true, nil
+						}
+					}
+					continue
+				}
+				if parked && !s.unpark(sg) {
 					continue
 				}
 				sg.lastUse = now
