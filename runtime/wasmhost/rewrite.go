@@ -13,7 +13,7 @@ import (
 
 // rewriteVersion names the instrumenter's output format: bump it whenever
 // the rewrite changes, so that stale rewritten modules are not reused.
-const rewriteVersion = "rw5"
+const rewriteVersion = "rw6"
 
 // rewrite instruments wasm for the memory cap in key. With a cache
 // directory the result is kept on disk next to wazero's compiled code, so
