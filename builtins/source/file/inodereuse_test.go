@@ -1,6 +1,7 @@
 package file
 
 import (
+	"context"
 	"os"
 	"testing"
 	"time"
@@ -103,5 +104,48 @@ func TestGlobFinishedFileStillPresentIsNotReadAgain(t *testing.T) {
 	expectQuiet(t, s, 300*time.Millisecond)
 	if s.byPath[fx.path("app.1.log")] != nil {
 		t.Fatal("the finished file became a stream of its own")
+	}
+}
+
+// A file closed under max_open_files (parked) is deleted, and a new file
+// that gets its inode is created at its path: the new file is read from its
+// beginning as the next generation (it was taken for the closed file, the
+// inode alone being checked, and read from the old offset).
+func TestClosedFileReplacedByFileReusingItsInodeIsReadFromStart(t *testing.T) {
+	fx := newFixture(t, "path = \"*.log\"\nmode = \"tail\"\npoll_interval = \"10ms\"\nmax_open_files = 1\n")
+	writeFile(t, fx.path("a.log"), "a1\n")
+	writeFile(t, fx.path("b.log"), "b1\n")
+	s := fx.open()
+	got := readN(t, s, 2, 20*time.Second)
+	if len(got) != 2 {
+		t.Fatalf("got %q, want a1 and b1", got)
+	}
+	var name string
+	for _, n := range []string{"a.log", "b.log"} {
+		if st := s.byPath[fx.path(n)]; st != nil && st.active != nil && st.active.f == nil {
+			name = n
+		}
+	}
+	if name == "" {
+		t.Fatal("no file closed under max_open_files")
+	}
+	p := fx.path(name)
+	oldID := statID(t, p)
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if !takeInode(t, s, fx, oldID, p, "new1\nnew2\n") {
+		t.Skip("the filesystem did not reuse the inode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := s.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	b.Ack(nil)
+	equal(t, name+" (new file, reused inode)", datas(t, b.Messages), []string{"new1", "new2"})
+	if pos := b.Messages[0].Pos; pos.Stream != p || pos.Partition != 1 || pos.Offset != 0 {
+		t.Fatalf("position %+v, want %s generation 1 offset 0", pos, p)
 	}
 }

@@ -560,11 +560,11 @@ func (s *Source) checkStream(st *stream, now time.Time, atEnd bool) {
 			// Parked: the path's size tells whether it grew or shrank.
 			act.statSize = fi.Size()
 			if fi.Size() < act.rd.readEnd() && s.unpark(act) {
-				s.truncate(st, act)
+				s.truncate(st, act, "file truncated")
 			}
 		default:
 			if cur, err := act.f.Stat(); err == nil && cur.Size() < act.rd.readEnd() {
-				s.truncate(st, act)
+				s.truncate(st, act, "file truncated")
 			}
 		}
 	}
@@ -594,11 +594,12 @@ func (s *Source) checkStream(st *stream, now time.Time, atEnd bool) {
 	}
 }
 
-// truncate ends a file that shrank (copytruncate) and reads it again from
-// its start as the next generation.
-func (s *Source) truncate(st *stream, old *segment) {
+// truncate ends a file that shrank (copytruncate), or that another file
+// replaced by getting its inode while it was closed, and reads the file at
+// the path from its start as the next generation.
+func (s *Source) truncate(st *stream, old *segment, what string) {
 	s.log.Info().Str(logx.File, st.path).Int32(logx.Partition, old.gen).Int64(logx.Offset, old.rd.readEnd()).
-		Msg("file truncated; reading it from its start")
+		Msg(what + "; reading it from its start")
 	f := old.f
 	fi, err := f.Stat()
 	if err != nil {
@@ -985,6 +986,33 @@ func (s *Source) unpark(sg *segment) bool {
 	if f == nil && sg.id != (fileID{}) {
 		f, name = findByID(filepath.Dir(sg.st.path), sg.id)
 	}
+	if f != nil && !s.sameStart(sg, f) {
+		// Its file was deleted while closed and another file got its
+		// inode (or it was truncated and written again): not the file it
+		// was reading.
+		size := int64(-1)
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		if s.o.tail && sg == sg.st.active && name == sg.st.path {
+			// The file at its path: read from its start as the next
+			// generation, as after a truncation.
+			s.mu.Lock()
+			sg.f = f
+			s.mu.Unlock()
+			s.open++
+			if size >= sg.rd.readEnd() {
+				s.log.Warn().Str(logx.File, name).Int64(logx.Offset, sg.rd.offset()).
+					Msg("a file closed under max_open_files was replaced by another file that got its inode: lines the old one got after this offset are lost; raise max_open_files")
+				s.truncate(sg.st, sg, "file replaced")
+			} else {
+				s.truncate(sg.st, sg, "file truncated")
+			}
+			return false
+		}
+		f.Close()
+		f = nil
+	}
 	if f == nil {
 		if sg.rotated || !s.o.tail {
 			sg.drained = true
@@ -1012,6 +1040,19 @@ func (s *Source) unpark(sg *segment) bool {
 		s.log.Info().Str(logx.File, name).Int32(logx.Partition, sg.gen).Msg("reading file")
 	}
 	return true
+}
+
+// sameStart reports whether the file f, found by sg's identity, starts as
+// sg's file did (its fingerprint), when that is known.
+func (s *Source) sameStart(sg *segment, f *os.File) bool {
+	s.mu.Lock()
+	want := sg.fp
+	s.mu.Unlock()
+	if !sg.announced || want.n == 0 {
+		return true
+	}
+	got, err := fingerprintOf(f, int64(want.n))
+	return err != nil || got == want // unreadable: its read fails and is retried
 }
 
 // openSame opens the file at name if it is the file id (any file when id
