@@ -1366,17 +1366,34 @@ func (s *Source) applyRewinds() {
 		}
 		st.rewind = nil
 		st.epoch++
+		// Batches are read across the lane's files in any order (a rotated
+		// file may get lines after the new file was read), so a file
+		// before the failed batch's may have batches after it too: those
+		// were not committed (nothing after a failed batch is), and are
+		// read again from its committed position.
+		earlier := map[*segment]int64{}
+		for _, sg := range st.segs {
+			if sg == rw.seg {
+				break
+			}
+			if sg.emitted > sg.committed {
+				earlier[sg] = sg.committed
+			}
+		}
 		s.mu.Unlock()
 		after := false
 		for _, sg := range st.segs {
-			if sg != rw.seg && !after {
+			off, early := earlier[sg]
+			if sg != rw.seg && !after && !early {
 				continue
 			}
-			off := sg.startOff
+			if !early {
+				off = sg.startOff
+			}
 			if sg == rw.seg {
 				off = rw.start
+				after = true
 			}
-			after = true
 			if sg.truncated || sg.rd == nil || (sg.f == nil && !sg.parked) {
 				continue
 			}
