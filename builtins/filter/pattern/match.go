@@ -215,6 +215,9 @@ func (p *Pattern) Match(event []byte) bool {
 
 // eval evaluates the level's nodes on the value at d[i] and returns the
 // mask of nodes that hold and the index past the value (-1: malformed).
+// A pattern object holds only on an event object, or on an array with an
+// element it holds on: never on a scalar (its sub-fields are not missing,
+// the value is of the wrong kind) nor on an empty array.
 func (lv *level) eval(st *state, d []byte, i, depth int) (uint64, int) {
 	if depth > maxDepth {
 		return 0, -1
@@ -223,57 +226,48 @@ func (lv *level) eval(st *state, d []byte, i, depth int) (uint64, int) {
 	case '{':
 		return lv.evalObject(st, d, i, depth)
 	case '[':
-		mask, saw, end := lv.evalArray(st, d, i, depth)
-		if !saw {
-			mask = lv.missing
-		}
-		return mask, end
+		return lv.evalArray(st, d, i, depth)
 	}
-	// A scalar holds no keys: every sub-field is missing.
-	return lv.missing, jsonscan.ValidAt(d, i)
+	return 0, jsonscan.ValidAt(d, i)
 }
 
-// evalArray ORs the level over the elements (nested arrays flattened);
-// saw reports whether there was any element at all.
-func (lv *level) evalArray(st *state, d []byte, i, depth int) (mask uint64, saw bool, end int) {
+// evalArray ORs the level over the object elements (nested arrays
+// flattened); scalar elements hold no node.
+func (lv *level) evalArray(st *state, d []byte, i, depth int) (mask uint64, end int) {
 	if depth > maxDepth {
-		return 0, false, -1
+		return 0, -1
 	}
 	i = jsonscan.SkipSpace(d, i+1)
 	if i < len(d) && d[i] == ']' {
-		return 0, false, i + 1
+		return 0, i + 1
 	}
 	for {
 		if i >= len(d) {
-			return 0, false, -1
+			return 0, -1
 		}
 		var m uint64
 		var e int
 		switch d[i] {
 		case '[':
-			var s bool
-			m, s, e = lv.evalArray(st, d, i, depth+1)
-			saw = saw || s
+			m, e = lv.evalArray(st, d, i, depth+1)
 		case '{':
 			m, e = lv.evalObject(st, d, i, depth+1)
-			saw = true
 		default:
-			m, e = lv.missing, jsonscan.ValidAt(d, i)
-			saw = true
+			e = jsonscan.ValidAt(d, i)
 		}
 		if e < 0 {
-			return 0, false, -1
+			return 0, -1
 		}
 		mask |= m
 		i = jsonscan.SkipSpace(d, e)
 		if i >= len(d) {
-			return 0, false, -1
+			return 0, -1
 		}
 		if d[i] == ']' {
-			return mask, saw, i + 1
+			return mask, i + 1
 		}
 		if d[i] != ',' {
-			return 0, false, -1
+			return 0, -1
 		}
 		i = jsonscan.SkipSpace(d, i+1)
 	}

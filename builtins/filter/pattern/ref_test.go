@@ -119,12 +119,8 @@ func refConj(conds []refCond, v any, present bool) bool {
 		return true
 	}
 	switch t := v.(type) {
-	case []any:
-		elems := flatten(t, nil)
-		if len(elems) == 0 {
-			return refConj(conds, nil, false)
-		}
-		for _, e := range elems {
+	case []any: // some element (an object: see default) satisfies them
+		for _, e := range flatten(t, nil) {
 			if refConj(conds, e, true) {
 				return true
 			}
@@ -149,8 +145,8 @@ func refConj(conds []refCond, v any, present bool) bool {
 			}
 		}
 		return true
-	default: // a scalar has no fields
-		return refConj(conds, nil, false)
+	default: // a pattern object never matches a scalar
+		return false
 	}
 }
 
