@@ -12,14 +12,18 @@ import (
 // "expressions per field"); literals are not counted.
 const maxOperators = 5
 
-// Complexity caps. $or alternatives are multiplied out where branches name
-// the same keys (so fields under one array come from one element); these
-// caps stop a pathological pattern from exploding at load.
-const (
-	maxAltsPerNode = 256
-	maxAltsTotal   = 4096
-	maxPerMask     = 64 // bit masks of the matcher
-)
+// maskBits is what one bit mask of the matcher holds: the sub-patterns
+// evaluated together on one value, and the leaf arrays on one key. A
+// pattern that needs more is split into several matchers (see split).
+const maskBits = 64
+
+// maxMultiplied caps the alternatives that multiplying $or out creates:
+// where two sub-patterns with several alternatives each meet at one key,
+// every alternative of one is combined with every alternative of the other
+// (so that fields under one array come from one element). Nested, that
+// grows exponentially with the pattern's size; this cap stops it at load.
+// Alternatives a pattern spells out (its $or branches) are not counted.
+const maxMultiplied = 1 << 16
 
 // Compile compiles a pattern given as the generic tree BurntSushi/toml
 // decodes a table into ([filter.pattern]). A nil or empty tree matches
@@ -69,18 +73,73 @@ func compileValue(root *value) (*Pattern, error) {
 	}
 	node := c.object(root, nil)
 	if c.tooComplex {
-		c.fail(root, nil, CodeTooComplex, "the $or branches multiply into more than %d alternatives (or more than %d meet at one key); split the task or merge branches with value lists", maxAltsTotal, maxPerMask)
+		x := c.complex
+		c.fail(x.val, x.path, CodeTooComplex, "multiplying $or out makes more than %d alternatives in all (the last product: %d alternatives × %d at key %q): where sub-patterns with several alternatives meet at one key, every alternative of one is combined with every alternative of the other so that fields under one array come from one element; merge $or branches with value lists, or move the $or to where the fields differ", maxMultiplied, x.x, x.y, x.key)
 	}
 	if len(c.problems) > 0 || node == nil {
 		return nil, c.err()
 	}
+	// One matcher walks the event once for the whole pattern, as long as
+	// its masks hold it; otherwise the pattern is split into disjuncts,
+	// each a matcher of its own, and matches when one of them does.
 	p := &Pattern{}
-	p.root = c.level([]*objNode{node}, &p.nslots)
-	if c.tooComplex {
-		c.fail(root, nil, CodeTooComplex, "more than %d different sub-patterns meet at one key; merge $or branches with value lists", maxPerMask)
-		return nil, c.err()
+	todo := []*objNode{node}
+	for len(todo) > 0 {
+		n := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		nslots := 0
+		lv, ov := c.level([]*objNode{n}, &nslots, nil)
+		if ov == nil {
+			if p.root == nil {
+				p.root = lv
+			} else {
+				p.more = append(p.more, lv)
+			}
+			p.nslots = max(p.nslots, nslots)
+			continue
+		}
+		a, b, ok := c.split(n, ov.at)
+		if !ok {
+			// Only one alternative is left and its own fields overflow a
+			// mask: more than maskBits leaf arrays AND-ed on one key.
+			c.fail(root, sub(ov.at, ov.key), CodeTooComplex, "%d different value lists must all hold on %q in one alternative (nested $or branches and their siblings each add one); at most %d can: merge them", ov.n, ov.key, maskBits)
+			return nil, c.err()
+		}
+		todo = append(todo, b, a)
 	}
 	return p, nil
+}
+
+// split returns two object nodes whose disjunction is n, smaller where the
+// matcher's masks overflow at the level at path at (relative to n): n's
+// alternatives are halved, or, when n has one, the node under the first key
+// of at is split and the alternative is copied with each half. A node holds
+// when one alternative holds on the value or on one element of it, so
+// splitting the alternatives keeps the same-element rule. ok is false when
+// every node on the path has a single alternative.
+func (c *compiler) split(n *objNode, at []string) (a, b *objNode, ok bool) {
+	if len(n.alts) > 1 {
+		h := len(n.alts) / 2
+		return c.internNode(append([]*conj(nil), n.alts[:h]...)), c.internNode(append([]*conj(nil), n.alts[h:]...)), true
+	}
+	if len(at) == 0 {
+		return nil, nil, false
+	}
+	cj := n.alts[0]
+	for i, f := range cj.fields {
+		if f.key != at[0] || f.obj == nil {
+			continue
+		}
+		x, y, ok := c.split(f.obj, at[1:])
+		if !ok {
+			return nil, nil, false
+		}
+		fx := append([]field(nil), cj.fields...)
+		fy := append([]field(nil), cj.fields...)
+		fx[i].obj, fy[i].obj = x, y
+		return c.internNode([]*conj{c.internConj(fx)}), c.internNode([]*conj{c.internConj(fy)}), true
+	}
+	return nil, nil, false
 }
 
 type compiler struct {
@@ -91,8 +150,17 @@ type compiler struct {
 	merges     map[[2]int]*conj
 	products   map[[2]int]*objNode
 	ids        int
-	alts       int
+	multiplied int      // alternatives made by multiplying (see maxMultiplied)
+	keys       []string // keys of the products under way, from the object
 	tooComplex bool
+	complex    struct { // where multiplying out first went over the cap
+		val    *value
+		path   []string
+		key    string
+		x, y   int
+		inner  []string
+		filled bool
+	}
 }
 
 func (c *compiler) err() error {
@@ -215,13 +283,6 @@ func (c *compiler) internNode(alts []*conj) *objNode {
 	if n, ok := c.nodes[key.String()]; ok {
 		return n
 	}
-	if len(out) > maxAltsPerNode {
-		c.tooComplex = true
-	}
-	c.alts += len(out)
-	if c.alts > maxAltsTotal {
-		c.tooComplex = true
-	}
 	n := &objNode{id: c.nextID(), alts: out}
 	c.nodes[key.String()] = n
 	return n
@@ -262,7 +323,9 @@ func (c *compiler) merge(a, b *conj) *conj {
 		case g.obj == nil:
 			g.obj = f.obj
 		case f.obj != nil && !c.tooComplex:
+			c.keys = append(c.keys, f.key)
 			g.obj = c.product(g.obj, f.obj)
+			c.keys = c.keys[:len(c.keys)-1]
 		}
 		byKey[f.key] = g
 	}
@@ -288,14 +351,19 @@ func (c *compiler) product(x, y *objNode) *objNode {
 		return p
 	}
 	var alts []*conj
+	multiplies := len(x.alts) > 1 && len(y.alts) > 1
 	for _, a := range x.alts {
 		for _, b := range y.alts {
 			if c.tooComplex {
 				break
 			}
 			alts = append(alts, c.merge(a, b))
-			if len(alts) > maxAltsPerNode {
-				c.tooComplex = true
+			if multiplies {
+				if c.multiplied++; c.multiplied > maxMultiplied && !c.tooComplex {
+					c.tooComplex = true
+					c.complex.x, c.complex.y = len(x.alts), len(y.alts)
+					c.complex.inner = append([]string(nil), c.keys...)
+				}
 			}
 		}
 	}
@@ -350,6 +418,22 @@ func (c *compiler) object(v *value, path []string) *objNode {
 	node := c.internNode([]*conj{c.internConj(fields)})
 	if orNode != nil {
 		node = c.product(node, orNode)
+		if x := &c.complex; c.tooComplex && !x.filled {
+			x.filled = true
+			x.val = v
+			x.path = sub(path, x.inner...)
+			if len(x.inner) > 0 {
+				x.key = x.inner[len(x.inner)-1]
+			}
+			for _, m := range v.obj {
+				if m.key == "$or" {
+					x.val = m.val
+					if len(x.inner) == 0 {
+						x.path = sub(path, "$or")
+					}
+				}
+			}
+		}
 	}
 	return node
 }

@@ -230,9 +230,83 @@ func TestTOMLOnlyErrors(t *testing.T) {
 	}
 }
 
+// orOf is a $or of n branches, branch i being fmt.Sprintf(branch, i, i, ...).
+func orOf(n int, branch string) string {
+	var br []string
+	for i := 0; i < n; i++ {
+		br = append(br, strings.ReplaceAll(branch, "%d", strconv.Itoa(i)))
+	}
+	return `{"$or":[` + strings.Join(br, ",") + `]}`
+}
+
+// checkEvents compiles pattern and checks Match on each event, against want
+// and against the reference matcher.
+func checkEvents(t *testing.T, pattern string, want map[string]bool) {
+	t.Helper()
+	p, err := CompileJSON([]byte(pattern))
+	if err != nil {
+		t.Fatalf("valid pattern (%d bytes) rejected: %v", len(pattern), err)
+	}
+	for ev, w := range want {
+		if got := p.Match([]byte(ev)); got != w {
+			t.Errorf("Match(%.80s..., %s) = %v, want %v", pattern, ev, got, w)
+		}
+		v, _ := decodeUseNumber([]byte(ev))
+		if got := refMatch([]byte(pattern), v); got != w {
+			t.Errorf("reference: Match(%.80s..., %s) = %v, want %v", pattern, ev, got, w)
+		}
+	}
+}
+
+// The contract limits a pattern only by TOO_MANY_EXPRESSIONS: a $or has as
+// many branches as it needs, even where they outgrow one matcher's masks
+// (64 value lists on one key, 64 sub-patterns under one key).
+func TestOrBranchesAreNotCapped(t *testing.T) {
+	for _, n := range []int{60, 64, 65, 70, 129, 1000} {
+		last := strconv.Itoa(n - 1)
+		checkEvents(t, orOf(n, `{"k":[%d]}`), map[string]bool{
+			`{"k":0}`: true, `{"k":` + last + `}`: true, `{"k":33}`: n > 33, `{"k":` + strconv.Itoa(n) + `}`: false,
+			`{"k":[` + strconv.Itoa(n) + `,` + last + `]}`: true, `{"k":"0"}`: false, `{}`: false,
+		})
+		checkEvents(t, orOf(n, `{"data":{"k":[%d]}}`), map[string]bool{
+			`{"data":{"k":0}}`: true, `{"data":{"k":` + last + `}}`: true, `{"data":{"k":` + strconv.Itoa(n) + `}}`: false,
+			`{"data":[{"k":-1},{"k":` + last + `}]}`: true, `{"data":"k"}`: false,
+		})
+	}
+	checkEvents(t, orOf(257, `{"k%d":[1]}`), map[string]bool{
+		`{"k256":1}`: true, `{"k0":1}`: true, `{"k257":1}`: false, `{"k256":2,"k3":1}`: true, `{"k256":2}`: false,
+	})
+	// Split deep inside, beside other fields and a $or of their own.
+	deep := `{"source":["s"],"$or":[{"id":[1]},{"id":[2]}],"a":{"b":` + orOf(100, `{"k":[%d],"m":[{"exists":false}]}`) + `}}`
+	checkEvents(t, deep, map[string]bool{
+		`{"source":"s","id":2,"a":{"b":{"k":99}}}`:                        true,
+		`{"source":"s","id":1,"a":{"b":{"k":0}}}`:                         true,
+		`{"source":"s","id":3,"a":{"b":{"k":99}}}`:                        false,
+		`{"source":"t","id":1,"a":{"b":{"k":99}}}`:                        false,
+		`{"source":"s","id":1,"a":{"b":{"k":99,"m":0}}}`:                  false,
+		`{"source":"s","id":1,"a":{"b":{"k":100}}}`:                       false,
+		`{"source":"s","id":1,"a":[{"b":{"k":0,"m":1}},{"b":[{"k":5}]}]}`: true,
+	})
+	// The same-element rule holds across the split.
+	items := `{"items":` + orOf(100, `{"sku":[%d],"qty":[%d]}`) + `}`
+	checkEvents(t, items, map[string]bool{
+		`{"items":[{"sku":5,"qty":6},{"sku":6,"qty":6}]}`: true,
+		`{"items":[{"sku":5,"qty":6},{"sku":6,"qty":5}]}`: false,
+		`{"items":[{"sku":99,"qty":99}]}`:                 true,
+	})
+	// A $or whose branches hold $or of their own that overflow.
+	nested := orOf(3, `{"g":[%d],"x":`+orOf(80, `{"k":[%d]}`)+`}`)
+	checkEvents(t, nested, map[string]bool{
+		`{"g":2,"x":{"k":79}}`: true, `{"g":3,"x":{"k":79}}`: false, `{"g":0,"x":{"k":80}}`: false,
+	})
+}
+
+// Multiplying $or out is exponential where sub-patterns with several
+// alternatives each meet at one key, level after level: that is capped,
+// and the error names where.
 func TestTooComplex(t *testing.T) {
-	// Ten $or groups of two branches naming one array's fields multiply
-	// into 1024 alternatives on one node: over the cap.
+	// Ten $or groups of two branches naming one array's fields, under
+	// different keys: independent, they compile.
 	var b strings.Builder
 	b.WriteString(`{"items":{"a":[0]}`)
 	for i := 0; i < 10; i++ {
@@ -242,37 +316,43 @@ func TestTooComplex(t *testing.T) {
 	if _, err := CompileJSON([]byte(b.String())); err != nil {
 		t.Errorf("independent $or groups under different keys must compile: %v", err)
 	}
-	// Nested $or: each branch holds the next group.
-	nested := `{"items":{"a":[0]}}`
-	for i := 0; i < 9; i++ {
-		nested = `{"$or":[{"items":{"p` + string(rune('a'+i)) + `":[1]},"$or":[` + nested + `,{"z":[1]}]},{"items":{"q` + string(rune('a'+i)) + `":[1]},"$or":[` + nested + `,{"z":[2]}]}]}`
-		if len(nested) > 1<<18 {
-			break
+	// A pattern that repeats itself in its branches is big, not complex.
+	rep := `{"items":{"a":[0]}}`
+	for i := 0; i < 6; i++ {
+		rep = `{"$or":[{"items":{"p` + string(rune('a'+i)) + `":[1]},"$or":[` + rep + `,{"z":[1]}]},{"items":{"q` + string(rune('a'+i)) + `":[1]},"$or":[` + rep + `,{"z":[2]}]}]}`
+	}
+	if _, err := CompileJSON([]byte(rep)); err != nil {
+		t.Errorf("repeated $or (%d bytes): %v", len(rep), err)
+	}
+	// Each level: items holds a $or of two, AND-ed with the level below,
+	// whose items hold their own: 2^n alternatives under items.
+	chain := `{"items":{"$or":[{"p0":[1]},{"q0":[1]}]}}`
+	for i := 1; i < 20; i++ {
+		n := strconv.Itoa(i)
+		chain = `{"$or":[{"items":{"$or":[{"p` + n + `":[1]},{"q` + n + `":[1]}]},"$or":[` + chain + `,{"z":[` + n + `]}]},{"z":[-` + n + `]}]}`
+	}
+	_, err := CompileJSON([]byte(chain))
+	var pe *Error
+	if !errors.As(err, &pe) || len(pe.Problems) != 1 || pe.Problems[0].Code != CodeTooComplex {
+		t.Fatalf("got %v, want one PATTERN_TOO_COMPLEX", err)
+	}
+	msg := pe.Problems[0].Error()
+	for _, want := range []string{"$.$or[0].$or[0].", ".items: PATTERN_TOO_COMPLEX", "more than 65536 alternatives", `× 2 at key "items"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not say %q", msg, want)
 		}
 	}
-	_, err := CompileJSON([]byte(nested))
-	if got := problemKeys(err); len(got) == 0 || !strings.HasPrefix(got[len(got)-1], CodeTooComplex) {
-		t.Errorf("got %q, want PATTERN_TOO_COMPLEX", got)
+	if off := pe.Problems[0].Offset; off < 0 || off >= len(chain) || chain[off] != '[' {
+		t.Errorf("offset %d does not point at a $or", off)
 	}
-}
-
-func TestTooManyLeafSetsAtOneKey(t *testing.T) {
-	orOf := func(n int) string {
-		var br []string
-		for i := 0; i < n; i++ {
-			br = append(br, `{"x":[`+strconv.Itoa(i)+`]}`)
-		}
-		return `{"$or":[` + strings.Join(br, ",") + `]}`
+	// The one overflow a split cannot undo: more than 64 value lists
+	// AND-ed on one key in one alternative.
+	and := `{"x":[0]}`
+	for i := 1; i <= 64; i++ {
+		and = `{"x":[` + strconv.Itoa(i) + `],"$or":[` + and + `,{"y":[` + strconv.Itoa(i) + `]}]}`
 	}
-	p, err := CompileJSON([]byte(orOf(60)))
-	if err != nil {
-		t.Fatalf("60 branches: %v", err)
-	}
-	if !p.Match([]byte(`{"x":59}`)) || p.Match([]byte(`{"x":60}`)) {
-		t.Error("60 branches match wrongly")
-	}
-	_, err = CompileJSON([]byte(orOf(70)))
-	if got := problemKeys(err); len(got) != 1 || got[0] != "PATTERN_TOO_COMPLEX $" {
-		t.Errorf("70 branches: got %q", got)
+	_, err = CompileJSON([]byte(and))
+	if !errors.As(err, &pe) || len(pe.Problems) != 1 || !strings.HasPrefix(pe.Problems[0].Error(), "invalid event pattern at $.x: PATTERN_TOO_COMPLEX: 65 different value lists") {
+		t.Errorf("65 AND-ed value lists: got %v", err)
 	}
 }

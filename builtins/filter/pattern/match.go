@@ -13,7 +13,8 @@ import (
 type Pattern struct {
 	all    bool // the empty pattern: matches every event without reading it
 	root   *level
-	nslots int
+	more   []*level // further disjuncts of a pattern too big for one (see split)
+	nslots int      // state slots of the largest
 }
 
 // MatchesAll reports whether the pattern is empty (`{}`), which matches
@@ -50,11 +51,18 @@ type req struct {
 	child uint64
 }
 
-func (c *compiler) level(nodes []*objNode, nslots *int) *level {
-	if len(nodes) > maxPerMask {
-		c.tooComplex = true
-		return nil
-	}
+// overflow says where a pattern does not fit the matcher's masks: key of
+// the level at path at holds more than maskBits leaf arrays or sub-patterns
+// (n of them).
+type overflow struct {
+	at  []string
+	key string
+	n   int
+}
+
+// level builds the level evaluating nodes at path (event keys from the
+// root); it reports an overflow instead when a mask cannot hold them.
+func (c *compiler) level(nodes []*objNode, nslots *int, path []string) (*level, *overflow) {
 	lv := &level{nodes: nodes, slot: *nslots}
 	keyIdx := map[string]int{}
 	leafBit := []map[*leafSet]int{}
@@ -100,9 +108,11 @@ func (c *compiler) level(nodes []*objNode, nslots *int) *level {
 	}
 	for k := range lv.keys {
 		e := &lv.keys[k]
-		if len(e.leaves) > maxPerMask {
-			c.tooComplex = true
-			return nil
+		if len(e.leaves) > maskBits {
+			return nil, &overflow{at: path, key: e.key, n: len(e.leaves)}
+		}
+		if len(children[k]) > maskBits {
+			return nil, &overflow{at: path, key: e.key, n: len(children[k])}
 		}
 		for b, l := range e.leaves {
 			if l.missing {
@@ -110,8 +120,9 @@ func (c *compiler) level(nodes []*objNode, nslots *int) *level {
 			}
 		}
 		if len(children[k]) > 0 {
-			if e.child = c.level(children[k], nslots); e.child == nil {
-				return nil
+			var ov *overflow
+			if e.child, ov = c.level(children[k], nslots, sub(path, e.key)); ov != nil {
+				return nil, ov
 			}
 		}
 	}
@@ -143,7 +154,7 @@ func (c *compiler) level(nodes []*objNode, nslots *int) *level {
 			}
 		}
 	}
-	return lv
+	return lv, nil
 }
 
 // allHold checks one alternative against the key results in slots (nil:
@@ -181,7 +192,8 @@ var slotPool = sync.Pool{New: func() any { return new([]uint64) }}
 // Match reports whether the event (one JSON document) matches. It never
 // fails: malformed JSON, or a value of the wrong type, simply does not
 // match. It reads the event once, validating it and descending only into
-// the keys the pattern names. It does not allocate unless the pattern names
+// the keys the pattern names (once per matcher when a large $or split the
+// pattern into several). It does not allocate unless the pattern names
 // more than 24 keys in all (then it borrows scratch from a pool), a string
 // it tests holds escapes and is longer than 128 bytes, or a cidr operator
 // tests an IPv6 address.
@@ -210,7 +222,15 @@ func (p *Pattern) Match(event []byte) bool {
 	if end < 0 || jsonscan.SkipSpace(event, end) != len(event) {
 		return false
 	}
-	return mask&1 != 0
+	if mask&1 != 0 {
+		return true
+	}
+	for _, lv := range p.more { // the event is valid: checked above
+		if m, _ := lv.eval(&st, event, i, 0); m&1 != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // eval evaluates the level's nodes on the value at d[i] and returns the
