@@ -36,7 +36,8 @@ type Loader struct {
 	TaskChecks []func(t *Task, p *component.Problems)
 	// MaxEvent is the default largest event (bytes); 0 means 1 MiB.
 	MaxEvent int
-	// Quota is the largest number of tasks one process runs; 0 means 20.
+	// Quota is the largest number of tasks one process runs; 0 (or less)
+	// means 20.
 	Quota    int
 	StateDir string
 	Shared   *component.Shared
@@ -190,8 +191,10 @@ func (l *Loader) LoadAll(args []string) ([]*Task, error) {
 		names[t.Name] = f
 		tasks = append(tasks, t)
 	}
+	// A quota <= 0 means the default: the command line refuses negative
+	// values, but LoadAll must never index files with one.
 	quota := l.Quota
-	if quota == 0 {
+	if quota <= 0 {
 		quota = DefaultQuota
 	}
 	if len(files) > quota {

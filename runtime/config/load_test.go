@@ -285,3 +285,21 @@ func TestLoadEnvStage(t *testing.T) {
 		t.Fatalf("stages %q", got)
 	}
 }
+
+// A negative quota (LoadAll's callers may pass one from the command line or
+// the environment) means the default; it used to index files[-1] and panic.
+func TestLoadAllNegativeQuotaMeansDefault(t *testing.T) {
+	dir := t.TempDir()
+	body := "[source]\ntype = \"thing\"\npath = \"p\"\n[sink]\ntype = \"out\"\n"
+	for _, n := range []string{"a", "b"} {
+		os.WriteFile(filepath.Join(dir, n+".toml"), []byte("name = \""+n+"\"\n"+body), 0o644)
+	}
+	for _, q := range []int{-1, -100} {
+		l := &Loader{Registry: testRegistry(), Quota: q}
+		tasks, err := l.LoadAll([]string{dir})
+		if err != nil || len(tasks) != 2 {
+			t.Fatalf("quota %d: %d tasks, %v", q, len(tasks), err)
+		}
+		l.closeAll(tasks)
+	}
+}
