@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -86,8 +87,9 @@ func (ix *index) diagnose(file string, pr component.Problem) Diagnostic {
 }
 
 // offsetInString maps a byte offset inside a decoded string value to a file
-// offset. Escapes in basic strings make the mapping approximate; literal
-// strings map exactly.
+// offset. An offset inside the bytes an escape sequence decodes to points
+// at the escape; a line-ending backslash (multi-line basic strings)
+// decodes to nothing.
 func (ix *index) offsetInString(s span, off int) (int, bool) {
 	raw := ix.data[s.off : s.off+s.len]
 	q := 0
@@ -105,26 +107,56 @@ func (ix *index) offsetInString(s span, off int) (int, bool) {
 	default:
 		return 0, false
 	}
-	pos := s.off + q
+	pos, end := s.off+q, s.off+s.len
 	basic := raw[0] == '"'
-	for i := 0; i < off && pos < s.off+s.len; i++ {
-		if basic && ix.data[pos] == '\\' && pos+1 < len(ix.data) {
-			// One escape sequence decodes to fewer bytes; step over it.
-			switch ix.data[pos+1] {
-			case 'u':
-				pos += 6
-				i += 2
-			case 'U':
-				pos += 10
-				i += 3
-			default:
-				pos += 2
-			}
+	for i := 0; i < off && pos < end; {
+		if !basic || ix.data[pos] != '\\' || pos+1 >= end {
+			pos++
+			i++
 			continue
 		}
-		pos++
+		rawLen, decLen := escapeLen(ix.data[pos:end])
+		if i+decLen > off {
+			break // off is inside what this escape decodes to
+		}
+		pos += rawLen
+		i += decLen
 	}
-	return pos, true
+	return min(pos, end), true
+}
+
+// escapeLen returns the length in the file of the escape sequence e starts
+// with (e[0] is the backslash) and the number of bytes it decodes to, per
+// TOML: \uXXXX and \UXXXXXXXX are a code point written in UTF-8 (1 to 4
+// bytes; surrogates are not valid TOML, the parser rejects them), \xHH
+// likewise (TOML 1.1), a line-ending backslash drops the whitespace and
+// newlines after it, and the other escapes are one byte.
+func escapeLen(e []byte) (rawLen, decLen int) {
+	hex := func(n int) (int, int) {
+		if len(e) < 2+n {
+			return len(e), 1
+		}
+		v, err := strconv.ParseUint(string(e[2:2+n]), 16, 32)
+		if err != nil || !utf8.ValidRune(rune(v)) {
+			return 2 + n, 1
+		}
+		return 2 + n, utf8.RuneLen(rune(v))
+	}
+	switch e[1] {
+	case 'x':
+		return hex(2)
+	case 'u':
+		return hex(4)
+	case 'U':
+		return hex(8)
+	case ' ', '\t', '\r', '\n':
+		j := 1
+		for j < len(e) && (e[j] == ' ' || e[j] == '\t' || e[j] == '\r' || e[j] == '\n') {
+			j++
+		}
+		return j, 0
+	}
+	return 2, 1
 }
 
 // snippet renders the line holding s with a caret line under s.

@@ -303,3 +303,29 @@ func TestLoadAllNegativeQuotaMeansDefault(t *testing.T) {
 		l.closeAll(tasks)
 	}
 }
+
+// A problem at an offset inside a basic string is located past escapes by
+// what each decodes to: \u0041 is one byte, \u00e9 two, \u20ac three,
+// \U0001F600 four, \n one; a line-ending backslash none.
+func TestOffsetAfterUnicodeEscapes(t *testing.T) {
+	for _, line := range []string{
+		`template = "\u0041\u0042 BAD"`,
+		`template = "\u00e9 BAD"`,
+		`template = "\u20ac BAD"`,
+		`template = "\U0001F600\U00000041 BAD"`,
+		`template = "\n\t\"\\ \u00E9\u0041 BAD"`,
+	} {
+		_, ds := load(t, "name = \"t\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[[transform]]\ntype = \"template\"\n"+line+"\n[sink]\ntype = \"out\"\n")
+		if len(ds) != 1 {
+			t.Fatalf("%s: want one diagnostic, got %v", line, ds)
+		}
+		if want := strings.Index(line, "BAD") + 1; ds[0].Line != 7 || ds[0].Col != want {
+			t.Errorf("%s: diagnostic at %d:%d, want 7:%d (the BAD):\n%v", line, ds[0].Line, ds[0].Col, want, ds)
+		}
+	}
+	// A line-ending backslash decodes to nothing.
+	_, ds := load(t, "name = \"t\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[[transform]]\ntype = \"template\"\ntemplate = \"\"\"\nab \\\n    \\u0041 BAD\"\"\"\n[sink]\ntype = \"out\"\n")
+	if len(ds) != 1 || ds[0].Line != 9 || ds[0].Col != 12 {
+		t.Fatalf("want one diagnostic at 9:12 (the BAD), got %v", ds)
+	}
+}
