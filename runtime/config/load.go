@@ -225,7 +225,11 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 	}
 	ix := buildIndex(data)
 	p := component.NewProblems()
-	expandTree(tree, l.lookupEnv, p, nil)
+	// Problems found from here on are at offsets in expanded strings;
+	// those of the expansion itself are at offsets in the file's.
+	xs := expansions{}
+	expandTree(tree, l.lookupEnv, p, nil, xs)
+	expanded := p.Len()
 
 	var fs fileSchema
 	component.Decode(tree, &fs, p)
@@ -346,7 +350,10 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		l.closeAll([]*Task{t})
 		diags := make(Diagnostics, 0, p.Len())
 		seen := map[string]bool{}
-		for _, pr := range p.List() {
+		for i, pr := range p.List() {
+			if i >= expanded {
+				pr.Offset = xs.rawOffset(pr.Path, pr.Offset)
+			}
 			d := ix.diagnose(file, pr)
 			// An engine key that the component declares too is checked by
 			// both; say it once.

@@ -329,3 +329,30 @@ func TestOffsetAfterUnicodeEscapes(t *testing.T) {
 		t.Fatalf("want one diagnostic at 9:12 (the BAD), got %v", ds)
 	}
 }
+
+// A problem at an offset inside a string is reported by the component at
+// an offset in the string after ${env:...} expansion; the column is the
+// one in the file, which still holds the reference. An offset inside an
+// expanded value points at its reference.
+func TestOffsetAfterEnvExpansion(t *testing.T) {
+	for _, c := range []struct{ line, at string }{
+		{`template = "${env:HOME_DIR} BAD"`, "BAD"},                        // "/home/x" is longer than nothing, shorter than the reference
+		{`template = "${env:UNSET:-} $${x} ${env:UNSET:-abc} BAD"`, "BAD"}, // an empty default, an escaped ${, a default
+		{`template = "\u0041${env:HOME_DIR}BAD"`, "BAD"},                   // with an escape before the reference
+		{`template = "x${env:BADVAR:-BAD}"`, "${env:BADVAR"},               // inside an expanded value: the reference
+	} {
+		_, ds := load(t, "name = \"t\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[[transform]]\ntype = \"template\"\n"+c.line+"\n[sink]\ntype = \"out\"\n")
+		if len(ds) != 1 {
+			t.Fatalf("%s: want one diagnostic, got %v", c.line, ds)
+		}
+		if want := strings.Index(c.line, c.at) + 1; ds[0].Line != 7 || ds[0].Col != want {
+			t.Errorf("%s: diagnostic at %d:%d, want 7:%d (%s):\n%v", c.line, ds[0].Line, ds[0].Col, want, c.at, ds)
+		}
+	}
+	// A problem of the expansion itself stays at the reference.
+	line := `template = "ab ${env:NOPE}"`
+	_, ds := load(t, "name = \"t\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[[transform]]\ntype = \"template\"\n"+line+"\n[sink]\ntype = \"out\"\n")
+	if len(ds) != 1 || ds[0].Line != 7 || ds[0].Col != strings.Index(line, "${")+1 {
+		t.Fatalf("want one diagnostic at the reference, got %v", ds)
+	}
+}
