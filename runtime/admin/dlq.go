@@ -3,10 +3,13 @@ package admin
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -98,13 +101,13 @@ func (a *api) dlqList(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 	}
 	page := DeadLetterPage{File: path, Total: len(ids), Items: []DeadLetter{}}
 	if offset < len(ids) {
-		replayed := readReplayed(path)
 		f, err := os.Open(path)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
 			return
 		}
 		defer f.Close()
+		replayed := readReplayed(path, fingerprint(f))
 		for _, id := range ids[offset:min(len(ids), offset+limit)] {
 			line, err := readRecord(f, id)
 			if err != nil {
@@ -158,18 +161,44 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
-// replayedFile lists, one per line, the ids of the records replayed from
-// the browser.
+// replayedFile lists the ids of the records replayed from the browser, one
+// per line, after a first line "file FINGERPRINT" naming the dead-letter
+// file they belong to: ids are byte offsets, and once the file sink
+// rotates the file (FILE becomes FILE.1, a new FILE starts) they say
+// nothing about the new file's records.
 func replayedFile(path string) string { return path + ".replayed" }
 
-func readReplayed(path string) map[int64]bool {
+// fingerprint identifies a dead-letter file by its first line (its first
+// record, with its time and event): a rotated file starts with another
+// record. It is "" while the file has no complete line, when nothing can
+// have been replayed from it yet.
+func fingerprint(f *os.File) string {
+	line, err := readRecord(f, 0)
+	if err != nil || len(line) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(line)
+	return hex.EncodeToString(sum[:16])
+}
+
+// readReplayed returns the marks of the file whose fingerprint is fp; the
+// marks of another file (before a rotation) are ignored. Marks written
+// before the first line existed are taken as the current file's.
+func readReplayed(path, fp string) map[int64]bool {
 	out := map[int64]bool{}
 	data, err := os.ReadFile(replayedFile(path))
 	if err != nil {
 		return out
 	}
-	for _, l := range strings.Fields(string(data)) {
-		if id, err := strconv.ParseInt(l, 10, 64); err == nil {
+	lines := strings.Split(string(data), "\n")
+	if owner, ok := strings.CutPrefix(lines[0], "file "); ok {
+		if owner != fp {
+			return out
+		}
+		lines = lines[1:]
+	}
+	for _, l := range lines {
+		if id, err := strconv.ParseInt(strings.TrimSpace(l), 10, 64); err == nil {
 			out[id] = true
 		}
 	}
@@ -200,15 +229,6 @@ func (a *api) dlqReplay(w http.ResponseWriter, r *http.Request, t *engine.Task) 
 	}
 	replayMu.Lock()
 	defer replayMu.Unlock()
-	replayed := readReplayed(path)
-	want := map[int64]bool{}
-	for _, id := range body.IDs {
-		if !replayed[id] {
-			want[id] = true
-		}
-	}
-	var events [][]byte
-	var ids []int64
 	known, err := a.dlq.records(path, t.Name())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "reading the dead-letter file "+path+": "+err.Error())
@@ -220,6 +240,16 @@ func (a *api) dlqReplay(w http.ResponseWriter, r *http.Request, t *engine.Task) 
 		return
 	}
 	defer f.Close()
+	fp := fingerprint(f)
+	replayed := readReplayed(path, fp)
+	want := map[int64]bool{}
+	for _, id := range body.IDs {
+		if !replayed[id] {
+			want[id] = true
+		}
+	}
+	var events [][]byte
+	var ids []int64
 	for id := range want {
 		if _, ok := slices.BinarySearch(known, id); !ok {
 			continue // not a record of this task: reported missing
@@ -262,28 +292,34 @@ func (a *api) dlqReplay(w http.ResponseWriter, r *http.Request, t *engine.Task) 
 		writeError(w, code, err.Error())
 		return
 	}
-	if err := markReplayed(path, ids); err != nil {
+	if err := markReplayed(path, fp, ids); err != nil {
 		a.opts.Logger.Warn().Err(err).Str("file", replayedFile(path)).Msg("dead letters replayed, but they could not be marked so")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"replayed": len(events), "delivered": st.Delivered, "filtered": st.Filtered,
 		"failed_again": st.DeadLettered + st.Dropped})
 }
 
-func markReplayed(path string, ids []int64) error {
-	f, err := os.OpenFile(replayedFile(path), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
+// markReplayed adds ids to the marks of the file whose fingerprint is fp;
+// the marks of another file are replaced.
+func markReplayed(path, fp string, ids []int64) error {
+	old := readReplayed(path, fp)
 	var b strings.Builder
+	b.WriteString("file " + fp + "\n")
+	for _, id := range slices.Sorted(maps.Keys(old)) {
+		b.WriteString(strconv.FormatInt(id, 10))
+		b.WriteByte('\n')
+	}
 	for _, id := range ids {
 		b.WriteString(strconv.FormatInt(id, 10))
 		b.WriteByte('\n')
 	}
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
+	// Written aside and renamed, so that a crash leaves the old marks or
+	// the new ones, never a part.
+	tmp := replayedFile(path) + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	return f.Close()
+	return os.Rename(tmp, replayedFile(path))
 }
 
 func atoiDefault(s string, def int) (int, error) {
