@@ -94,13 +94,13 @@ func bindSettings(fs *flag.FlagSet, s *settings, which ...setting) func() error 
 		fs.StringVar(&s.stateDir, "state-dir", s.stateDir, "folder for checkpoints, buffers and the compiled-WASM cache (SLUICE_STATE_DIR)")
 	}
 	if bound(settingShutdownTimeout) {
-		fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", s.shutdownTimeout, "how long a stopping task may drain and commit (SLUICE_SHUTDOWN_TIMEOUT)")
+		fs.DurationVar(&s.shutdownTimeout, "shutdown-timeout", s.shutdownTimeout, "how long a stopping task may drain and commit; 0: the default, 30s (SLUICE_SHUTDOWN_TIMEOUT)")
 	}
 	if bound(settingTaskQuota) {
-		fs.IntVar(&s.taskQuota, "task-quota", s.taskQuota, "most tasks in one process (SLUICE_TASK_QUOTA)")
+		fs.IntVar(&s.taskQuota, "task-quota", s.taskQuota, "most tasks in one process; 0: the default, 20 (SLUICE_TASK_QUOTA)")
 	}
 	if bound(settingMaxEventSize) {
-		fs.TextVar(&s.maxEventSize, "max-event-size", s.maxEventSize, "largest event; larger ones go to the dead-letter queue (SLUICE_MAX_EVENT_SIZE)")
+		fs.TextVar(&s.maxEventSize, "max-event-size", s.maxEventSize, "largest event; larger ones go to the dead-letter queue; 0: the default, 1MiB (SLUICE_MAX_EVENT_SIZE)")
 	}
 	if bound(settingAdminAddr) {
 		fs.StringVar(&s.adminAddr, "admin-addr", s.adminAddr, "address of the admin HTTP API (tasks, pause/resume, metrics, health); empty: off (SLUICE_ADMIN_ADDR)")
@@ -120,6 +120,23 @@ func bindSettings(fs *flag.FlagSet, s *settings, which ...setting) func() error 
 		fs.StringVar(&s.memoryLimit, "memory-limit", s.memoryLimit, "soft limit of the process's memory, e.g. 48MiB: the garbage collector works harder as it nears it (GOMEMLIMIT's meaning; off: none); unset: GOMEMLIMIT or none (SLUICE_MEMORY_LIMIT)")
 	}
 	return func() error {
+		// source names where a setting's value came from: the flag when the
+		// command line set it, else its variable.
+		source := func(flagName, env string) string {
+			set := false
+			fs.Visit(func(f *flag.Flag) { set = set || f.Name == flagName })
+			if set {
+				return "--" + flagName
+			}
+			return env
+		}
+		// 0 means the default for both (20 tasks, 30s); a negative value is a mistake.
+		if bound(settingTaskQuota) && s.taskQuota < 0 {
+			errs = append(errs, fmt.Errorf("%s %d: must not be negative (0 means the default, %d)", source("task-quota", "SLUICE_TASK_QUOTA"), s.taskQuota, config.DefaultQuota))
+		}
+		if bound(settingShutdownTimeout) && s.shutdownTimeout < 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must not be negative (0 means the default, 30s)", source("shutdown-timeout", "SLUICE_SHUTDOWN_TIMEOUT"), s.shutdownTimeout))
+		}
 		if bound(settingMemoryLimit) {
 			if _, err := parseMemoryLimit(s.memoryLimit); err != nil {
 				errs = append(errs, err)

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestNegativeSettingsAreUsageErrors: a negative --task-quota or
+// --shutdown-timeout, as a flag or through its variable, is a wrong command
+// line (exit 2) naming where the value came from; the loader used to index
+// the task files with a negative quota and panic.
+func TestNegativeSettingsAreUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	task := write(t, dir, "a.toml", "name = \"a\"\n[source]\ntype = \"stdin\"\n[sink]\ntype = \"stdout\"\n")
+	for _, c := range []struct {
+		env, val string
+		args     []string
+		want     string
+	}{
+		{args: []string{"validate", "--task-quota", "-1", task}, want: "--task-quota -1"},
+		{env: "SLUICE_TASK_QUOTA", val: "-1", args: []string{"validate", task}, want: "SLUICE_TASK_QUOTA -1"},
+		{args: []string{"run", "--shutdown-timeout", "-1s", task}, want: "--shutdown-timeout -1s"},
+		{env: "SLUICE_SHUTDOWN_TIMEOUT", val: "-5s", args: []string{"run", task}, want: "SLUICE_SHUTDOWN_TIMEOUT -5s"},
+		{args: []string{"dlq", "replay", task, "--from", filepath.Join(dir, "x.jsonl"), "--shutdown-timeout", "-1s"}, want: "--shutdown-timeout -1s"},
+	} {
+		t.Run(strings.Join(append([]string{c.env}, c.args[:len(c.args)-1]...), " "), func(t *testing.T) {
+			if c.env != "" {
+				t.Setenv(c.env, c.val)
+			}
+			var code int
+			var se string
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("panicked: %v", r)
+					}
+				}()
+				_, se, code = runMain(c.args...)
+			}()
+			if code != exitUsage || !strings.Contains(se, c.want) {
+				t.Fatalf("exit %d, want %d with %q in:\n%s", code, exitUsage, c.want, se)
+			}
+		})
+	}
+	// 0 still means the default.
+	if _, se, code := runMain("validate", "--task-quota", "0", task); code != exitOK {
+		t.Fatalf("--task-quota 0: exit %d\n%s", code, se)
+	}
+}
