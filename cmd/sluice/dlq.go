@@ -129,7 +129,7 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 	var stages multiFlag
 	fs.Var(&stages, "stage", "only records of this stage (decode, filter, transform, transform[N], sink); repeatable")
 	skip := fs.Bool("skip-transforms", false, "send the events to the sink without the filter and transforms")
-	failed := fs.String("failed", "", "where events that fail again go (default: FROM.failed.jsonl)")
+	failed := fs.String("failed", "", "where events that fail again go (default: FROM.failed.jsonl, glob characters replaced by _, or FROM.failed when --from matches that); removed after a clean replay unless it held records before")
 	var s settings
 	check := bindSettings(fs, &s, settingStateDir, settingShutdownTimeout, settingMaxEventSize, settingLogLevel, settingLogFormat)
 	pos, err := parseArgs(fs, args, stdout)
@@ -148,15 +148,31 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	if *failed == "" {
-		*failed = strings.TrimSuffix(*from, filepath.Ext(*from)) + ".failed.jsonl"
-		if strings.HasPrefix(*from, "kafka://") {
+	if strings.HasPrefix(*from, "kafka://") {
+		if *failed == "" {
 			*failed = kafkaTopic(*from) + ".failed.jsonl"
 		}
-	}
-	if abs(*failed) == abs(*from) {
-		fmt.Fprintln(stderr, "sluice dlq replay: --failed must not be the file being replayed")
-		return exitUsage
+	} else {
+		// The events that fail again must never be read by a replay of the
+		// same --from: neither this run (the source lists its files when the
+		// run starts, after the --failed file is opened) nor the next one.
+		matched, err := filepath.Glob(*from)
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice dlq replay: --from %q: %v\n", *from, err)
+			return exitUsage
+		}
+		if *failed == "" {
+			name, ok := defaultFailed(*from, matched)
+			if !ok {
+				fmt.Fprintf(stderr, "sluice dlq replay: --from %q would match any default name for the events that fail again: give --failed a file it does not match\n", *from)
+				return exitUsage
+			}
+			*failed = name
+		}
+		if replays(*from, matched, *failed) {
+			fmt.Fprintf(stderr, "sluice dlq replay: --failed %s is read by --from %q: the next replay would read the events twice; choose a file it does not match\n", *failed, *from)
+			return exitUsage
+		}
 	}
 	terminal := isTerminal(stderr)
 	log, err := newLogger(stderr, s.logLevel, s.logFormat, terminal)
@@ -195,6 +211,11 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 		task.Discard(ctx)
 		return exitUsage
 	}
+	// A --failed file that holds records already (an earlier replay's) is
+	// kept after a clean replay: only a file this run created, or that was
+	// empty, is removed.
+	fi, err := os.Stat(*failed)
+	keepFailed := err == nil && (!fi.Mode().IsRegular() || fi.Size() > 0)
 	failedSink, err := buildComponent(component.KindSink, "file", map[string]any{"path": abs(*failed)}, env)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice dlq replay: --failed: %v\n", err)
@@ -227,8 +248,63 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 	if st.DeadLettered > 0 {
 		return exitFailed
 	}
-	os.Remove(*failed)
+	if !keepFailed {
+		os.Remove(*failed)
+	}
 	return exitOK
+}
+
+// defaultFailed names the file for the events that fail again when a
+// replay of from (a file or a glob) gives no --failed: FROM.failed.jsonl
+// with any glob characters replaced by "_", or FROM.failed when the pattern
+// matches that (dlq/*.jsonl matches dlq/_.failed.jsonl). ok is false when
+// the pattern matches both (dlq/*): then --failed must be given.
+func defaultFailed(from string, matched []string) (name string, ok bool) {
+	base := strings.TrimSuffix(from, filepath.Ext(from))
+	dir, file := filepath.Split(base)
+	dir = strings.Map(unglob, dir)
+	file = strings.Map(unglob, file)
+	for _, ext := range []string{".failed.jsonl", ".failed"} {
+		name = dir + file + ext
+		if !replays(from, matched, name) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// unglob replaces the characters filepath.Match gives a meaning to.
+func unglob(r rune) rune {
+	switch r {
+	case '*', '?', '[', ']', '\\':
+		return '_'
+	}
+	return r
+}
+
+// replays reports whether a replay of from (the files it matched: matched)
+// reads failed, now or once failed exists.
+func replays(from string, matched []string, failed string) bool {
+	fa := abs(failed)
+	for _, p := range []string{from, abs(from)} {
+		for _, f := range []string{failed, fa} {
+			if ok, _ := filepath.Match(p, f); ok {
+				return true
+			}
+		}
+	}
+	fi, ferr := os.Stat(failed)
+	for _, m := range matched {
+		if abs(m) == fa {
+			return true
+		}
+		if ferr == nil {
+			if mi, err := os.Stat(m); err == nil && os.SameFile(fi, mi) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // closeUnused closes a built component the command does not run.
