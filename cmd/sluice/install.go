@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // unitTemplate is the systemd unit `sluice install` writes; @BIN@ and
@@ -18,7 +19,43 @@ var unitTemplate string
 
 // unitText returns the unit for bin running the tasks of tasks.
 func unitText(bin, tasks string) string {
-	return strings.NewReplacer("@BIN@", bin, "@TASKS@", tasks).Replace(unitTemplate)
+	return strings.NewReplacer("@BIN@", execWord(bin, true), "@TASKS@", execWord(tasks, false)).Replace(unitTemplate)
+}
+
+// execWord writes one word of an ExecStart= line (systemd.syntax(7),
+// systemd.service(5)): "%" starts a specifier, so it is doubled; "$"
+// starts a variable in an argument (not in the executable's path), so it
+// is doubled there; a word with whitespace, quotes or backslashes is put
+// in double quotes, inside which backslashes and double quotes are
+// escaped. checkUnitPath refuses what systemd does not accept at all.
+func execWord(s string, exe bool) string {
+	s = strings.ReplaceAll(s, "%", "%%")
+	if !exe {
+		s = strings.ReplaceAll(s, "$", "$$")
+	}
+	if !strings.ContainsAny(s, " \"'\\") {
+		return s
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// checkUnitPath refuses a path the unit cannot name: control characters
+// (a newline would start a new setting of its own) and bytes that are not
+// UTF-8 anywhere; quotes and backslashes in the executable's path, which
+// systemd refuses ("Executable name contains special characters").
+func checkUnitPath(flag, p string) error {
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("--%s %q is not UTF-8, which a systemd unit requires", flag, p)
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("--%s %q holds a control character (a newline, a tab, ...), which a systemd unit cannot name", flag, p)
+		}
+	}
+	if flag == "bin" && strings.ContainsAny(p, "\"'\\") {
+		return fmt.Errorf("--bin %q holds a quote or a backslash, which systemd refuses in ExecStart's executable", p)
+	}
+	return nil
 }
 
 func installCmd(args []string, stdout, stderr io.Writer) int {
@@ -41,11 +78,22 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	if !wantArgs(fs, pos, 0, 0, "") {
 		return exitUsage
 	}
-	for _, p := range []*string{bin, tasks, unit} {
-		if !filepath.IsAbs(*p) {
-			fmt.Fprintf(stderr, "sluice install: %s is not an absolute path (systemd needs one)\n", *p)
+	for _, f := range []struct {
+		name string
+		p    *string
+	}{{"bin", bin}, {"tasks", tasks}, {"unit", unit}} {
+		if !filepath.IsAbs(*f.p) {
+			fmt.Fprintf(stderr, "sluice install: %s is not an absolute path (systemd needs one)\n", *f.p)
 			return exitUsage
 		}
+		if err := checkUnitPath(f.name, *f.p); err != nil {
+			fmt.Fprintf(stderr, "sluice install: %v\n", err)
+			return exitUsage
+		}
+		// The path on the target system: ".." cannot climb above its
+		// root, so /../outside is /outside, and under --root it stays
+		// under --root.
+		*f.p = filepath.Clean("/" + *f.p)
 	}
 	text := unitText(*bin, *tasks)
 	if *print {
@@ -135,18 +183,39 @@ func copyExecutable(src, dst string) error {
 	return nil
 }
 
+// writeAtomic writes path through a temporary file in its folder, synced
+// and renamed in place, then syncs the folder: a crash leaves the old file
+// or the new one, never a part.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.new")
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, mode); err != nil { // WriteFile keeps an existing file's mode
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", dir, err)
+		}
 	}
 	return nil
 }

@@ -109,3 +109,86 @@ path = "out-%s.jsonl"
 		t.Fatalf("run on an empty folder: %+v", r)
 	}
 }
+
+// TestInstallRootKeepsPathsUnderRoot: --bin, --tasks and --unit are paths
+// on the target system, where /../outside is /outside: under --root they
+// land in ROOT/outside, never next to ROOT (filepath.Join(root, p) resolved
+// the ".." against the root itself).
+func TestInstallRootKeepsPathsUnderRoot(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "image")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := sluice(t, "", "install", "--root", root,
+		"--bin", "/../outside/bin/sluice", "--tasks", "/x/../../outside/tasks", "--unit", "/../outside/sluice.service")
+	if r.code != 0 {
+		t.Fatalf("install: %+v", r)
+	}
+	for _, p := range []string{"outside/bin/sluice", "outside/tasks", "outside/sluice.service"} {
+		if _, err := os.Stat(filepath.Join(base, p)); err == nil {
+			t.Errorf("wrote %s, outside the root", filepath.Join(base, p))
+		}
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("%s is not under the root: %v", p, err)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(root, "outside/sluice.service"))
+	if !strings.Contains(string(unit), "ExecStart=/outside/bin/sluice run /outside/tasks\n") {
+		t.Errorf("the unit names the paths otherwise than the target system sees them:\n%s", unit)
+	}
+}
+
+// TestInstallEscapesExecStart: a --bin or --tasks with spaces, "%" or "$"
+// (and quotes or backslashes in --tasks) is written in ExecStart= so that
+// systemd reads the same path back (systemd.syntax(7)); a newline or
+// another control character, which would start a setting of its own, is
+// refused, and so are the quotes and backslashes systemd refuses in the
+// executable's path.
+func TestInstallEscapesExecStart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my sluice 100% $HOME")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "sluice")
+	data, err := os.ReadFile(sluiceBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tasks := `/srv/tasks %i $HOME "q" \b`
+	r := sluice(t, "", "install", "--print", "--bin", bin, "--tasks", tasks)
+	if r.code != 0 {
+		t.Fatalf("install --print: %+v", r)
+	}
+	want := `ExecStart="` + strings.ReplaceAll(bin, "%", "%%") + `" run "/srv/tasks %%i $$HOME \"q\" \\b"` + "\n"
+	if !strings.Contains(r.stdout, want) {
+		t.Errorf("the unit lacks %q:\n%s", want, r.stdout)
+	}
+	for _, c := range []struct{ flag, value string }{
+		{"--bin", "/usr/bin/sluice\nExecStartPre=/bin/true"}, {"--tasks", "/srv/tasks\nExecStartPre=/bin/true"},
+		{"--bin", "/usr/bin/slu\tice"}, {"--tasks", "/srv/\x7f"}, {"--unit", "/etc/systemd/system/a\nb.service"},
+		{"--bin", `/opt/"sluice"`}, {"--bin", `/opt/slu\ice`},
+	} {
+		r := sluice(t, "", "install", "--print", c.flag, c.value)
+		if r.code != exitUsage || !strings.Contains(r.stderr, c.flag) {
+			t.Errorf("%s %q: %+v, want exit %d naming the flag", c.flag, c.value, r, exitUsage)
+		}
+	}
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed: systemd did not read the unit back")
+	}
+	unit := filepath.Join(t.TempDir(), "sluice.service")
+	if err := os.WriteFile(unit, []byte(r.stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// verify checks that ExecStart's executable exists: the escaped path
+	// must name the copy above.
+	out, err := exec.Command(analyze, "verify", unit).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s\n%s", err, out, r.stdout)
+	}
+}
