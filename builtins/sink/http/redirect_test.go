@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/component"
 )
 
 // TestCrossOriginRedirectDropsConfiguredHeaders: a 307 to another origin
@@ -62,5 +65,49 @@ headers = { "X-Api-Key" = "key-secret", "X-Source" = "sluice", "Content-Type" = 
 	}
 	if ct := got[0].header.Get("Content-Type"); ct != "application/x-ndjson" {
 		t.Errorf("Content-Type %q, want the configured one (it describes the body)", ct)
+	}
+}
+
+// TestRedirectLoopStopsTaskPermanent: an endpoint that redirects (307) to
+// itself forever. net/http makes the next hop's body with GetBody before
+// CheckRedirect refuses the hop, and never sends or closes it; Write must
+// still return, after following 5 redirects, with a task-permanent error
+// that says the redirects were too many (not "set url to the new
+// location", which is where it points already).
+func TestRedirectLoopStopsTaskPermanent(t *testing.T) {
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			rec := newRecorder(t, func(n int, r request, w http.ResponseWriter) bool {
+				w.Header().Set("Location", "/hook")
+				w.WriteHeader(code)
+				return true
+			})
+			s := newSink(t, urlKey(rec.srv.URL+"/hook"))
+			done := make(chan error, 1)
+			go func() { done <- s.Write(context.Background(), msgs(`{"a":1}`)) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(2 * time.Minute): // backstop only
+				t.Fatalf("Write has not returned; the server saw %d requests", len(rec.all()))
+			}
+			if c := component.ClassOf(err); c != component.ClassTaskPermanent {
+				t.Fatalf("class %v, want task_permanent: %v", c, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "too many") || strings.Contains(msg, "not followed") {
+				t.Errorf("message does not say the redirects were too many: %v", err)
+			}
+			if got := len(rec.all()); got != 6 {
+				t.Errorf("server saw %d requests, want 6 (the request and 5 redirects)", got)
+			}
+			// The sink is still usable: the next Write does not wait for
+			// the unsent body either.
+			go func() { done <- s.Write(context.Background(), msgs(`{"a":2}`)) }()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Minute):
+				t.Fatal("second Write has not returned")
+			}
+		})
 	}
 }

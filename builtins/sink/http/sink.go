@@ -104,25 +104,39 @@ func New(cfg *Config, env component.Env) (*Sink, error) {
 		// 307 and 308 keep the method and body; 301, 302 and 303 would turn
 		// a POST into a GET and drop the records, so they are not followed.
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return http.ErrUseLastResponse
+			err := s.checkRedirect(req, via)
+			if err != nil && req.Body != nil {
+				// net/http made this hop's body with GetBody before asking,
+				// and neither sends nor closes it when the hop is refused:
+				// close it, or the Write would wait for it forever.
+				req.Body.Close()
 			}
-			if c := req.Response.StatusCode; c != http.StatusTemporaryRedirect && c != http.StatusPermanentRedirect {
-				return http.ErrUseLastResponse
-			}
-			if !sameOrigin(req.URL, via[0].URL) {
-				// net/http strips Authorization only when the host changes,
-				// and never the configured headers: an API key must not
-				// follow a redirect to someone else's server.
-				for _, k := range s.private {
-					req.Header.Del(k)
-				}
-			}
-			return nil
+			return err
 		},
 	}
 	s.sem = make(chan struct{}, inFlight)
 	return s, nil
+}
+
+// maxRedirects is how many 307/308 redirects one request follows.
+const maxRedirects = 5
+
+func (s *Sink) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > maxRedirects {
+		return http.ErrUseLastResponse
+	}
+	if c := req.Response.StatusCode; c != http.StatusTemporaryRedirect && c != http.StatusPermanentRedirect {
+		return http.ErrUseLastResponse
+	}
+	if !sameOrigin(req.URL, via[0].URL) {
+		// net/http strips Authorization only when the host changes,
+		// and never the configured headers: an API key must not
+		// follow a redirect to someone else's server.
+		for _, k := range s.private {
+			req.Header.Del(k)
+		}
+	}
+	return nil
 }
 
 func cmpOr(s, def string) string {
@@ -452,6 +466,9 @@ func (s *Sink) statusError(resp *http.Response) error {
 		if lu, err := url.Parse(loc); err == nil && loc != "" {
 			loc = safeURL(resp.Request.URL.ResolveReference(lu))
 		}
+		if (code == http.StatusTemporaryRedirect || code == http.StatusPermanentRedirect) && loc != "" && redirectsFollowed(resp) >= maxRedirects {
+			return component.TaskPermanent(fmt.Errorf("%s (redirects to %q after %d redirects: too many redirects, a loop? set url to the final location)", msg, loc, maxRedirects))
+		}
 		return component.TaskPermanent(fmt.Errorf("%s (redirects to %q, which is not followed for %s; set url to the new location)", msg, loc, s.method))
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return component.TaskPermanent(fmt.Errorf("%s (check token and headers)", msg))
@@ -462,6 +479,15 @@ func (s *Sink) statusError(resp *http.Response) error {
 	}
 	// 400, 413, 422 and the other 4xx: the server refuses these records.
 	return component.EventPermanent(errors.New(msg))
+}
+
+// redirectsFollowed counts the redirects that led to resp.
+func redirectsFollowed(resp *http.Response) int {
+	n := 0
+	for r := resp.Request; r != nil && r.Response != nil; r = r.Response.Request {
+		n++
+	}
+	return n
 }
 
 // transportError classifies a request that got no answer.
