@@ -533,7 +533,11 @@ func snippet(b []byte, truncated bool) string {
 	return strconv.Quote(sb.String())
 }
 
+// maxRetryAfter caps a server's Retry-After, in either form.
+const maxRetryAfter = 7 * 24 * time.Hour
+
 // parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
+// A date in the past means no delay.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -543,11 +547,12 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		if n <= 0 {
 			return 0
 		}
-		return time.Duration(min(n, 7*24*3600)) * time.Second
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
+		// t.Sub saturates, so a date centuries away is not negative.
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, maxRetryAfter)
 		}
 	}
 	return 0

@@ -580,11 +580,32 @@ func TestRetryAfterParsing(t *testing.T) {
 		"99999999999":                   7 * 24 * time.Hour,
 		"Fri, 02 Jan 2026 03:05:05 GMT": time.Minute,
 		"Fri, 02 Jan 2026 03:00:00 GMT": 0,
+		"Thu, 01 Jan 1970 00:00:00 GMT": 0,
+		"Sat, 10 Jan 2026 03:04:05 GMT": 7 * 24 * time.Hour, // 8 days: capped like the seconds form
+		"Fri, 31 Dec 9999 23:59:59 GMT": 7 * 24 * time.Hour,
 		"tomorrow":                      0,
 	}
 	for in, want := range cases {
 		if got := parseRetryAfter(in, now); got != want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestRetryAfterDateIsCapped: a 503 whose Retry-After is an HTTP date
+// centuries away passes on at most 7 days, as the seconds form does.
+func TestRetryAfterDateIsCapped(t *testing.T) {
+	rec := newRecorder(t, func(n int, r request, w http.ResponseWriter) bool {
+		w.Header().Set("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	s := newSink(t, urlKey(rec.srv.URL))
+	err := s.Write(context.Background(), msgs(`{"a":1}`))
+	if c := component.ClassOf(err); c != component.ClassRetryable {
+		t.Fatalf("class %v, want retryable: %v", c, err)
+	}
+	if ra := component.RetryAfter(err); ra != 7*24*time.Hour {
+		t.Fatalf("Retry-After hint = %v, want 7 days (the cap)", ra)
 	}
 }
