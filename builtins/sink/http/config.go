@@ -85,6 +85,8 @@ func (c *Config) Validate(p *component.Problems) {
 			p.KeyErrorf(path, "invalid header name %q: use letters, digits and !#$%%&'*+-.^_`|~", name)
 		case strings.ContainsAny(v, "\r\n\x00"):
 			p.Addf(path, "header value must not hold CR, LF or NUL")
+		case !validHeaderValue(v):
+			p.Addf(path, "header value must not hold control characters (but tab)")
 		}
 		switch http.CanonicalHeaderKey(name) {
 		case "Content-Length", "Transfer-Encoding", "Connection":
@@ -94,6 +96,10 @@ func (c *Config) Validate(p *component.Problems) {
 				p.KeyErrorf(path, "header Authorization conflicts with token: keep one of them")
 			}
 		}
+	}
+	if !validHeaderValue(c.Token.Reveal()) {
+		// net/http would refuse every request. The token is not quoted.
+		p.Addf([]string{"token"}, "token must not hold control characters (CR, LF, NUL and the like; a trailing newline of a token file?)")
 	}
 	if t := c.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		if t.CertFile == "" {
@@ -191,6 +197,18 @@ func validHeaderName(s string) bool {
 			continue
 		}
 		return false
+	}
+	return true
+}
+
+// validHeaderValue is net/http's rule for a header value
+// (httpguts.ValidHeaderFieldValue): no control characters but tab. A value
+// it refuses fails every request.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
 	}
 	return true
 }

@@ -39,6 +39,10 @@ func TestConfig(t *testing.T) {
 		{"format", "url = \"http://h/\"\nformat = \"csv\"", "sink.format", `must be one of "ndjson", "json_array", "single"`},
 		{"header name", "url = \"http://h/\"\nheaders = { \"X Bad\" = \"v\" }", `sink.headers."X Bad"`, "invalid header name"},
 		{"header value", "url = \"http://h/\"\nheaders = { \"X-A\" = \"a\\nb\" }", "sink.headers.X-A", "CR, LF"},
+		{"header value control", "url = \"http://h/\"\nheaders = { \"X-A\" = \"k\\u0001ey\" }", "sink.headers.X-A", "control characters"},
+		{"header value DEL", "url = \"http://h/\"\nheaders = { \"X-A\" = \"k\\u007fey\" }", "sink.headers.X-A", "control characters"},
+		{"token newline", "url = \"http://h/\"\ntoken = \"s3cret\\n\"", "sink.token", "control characters"},
+		{"token control", "url = \"http://h/\"\ntoken = \"s3\\u001bcret\"", "sink.token", "control characters"},
 		{"content-length", "url = \"http://h/\"\nheaders = { \"content-length\" = \"5\" }", "sink.headers.content-length", "set by the sink"},
 		{"authorization and token", "url = \"http://h/\"\ntoken = \"t\"\nheaders = { Authorization = \"Basic x\" }", "sink.headers.Authorization", "conflicts with token"},
 		{"max_events", "url = \"http://h/\"\nbatch = { max_events = 0 }", "sink.batch.max_events", "below the minimum 1"},
@@ -59,6 +63,18 @@ func TestConfig(t *testing.T) {
 			t.Fatalf("no problem at %s mentioning %q; got %+v", c.path, c.msg, probs)
 		})
 	}
+	t.Run("tab and non-ASCII header values are fine", func(t *testing.T) {
+		_, probs := decodeConfig(t, "url = \"http://h/\"\ntoken = \"a\\tb\"\nheaders = { \"X-A\" = \"a\\tb é\" }")
+		if len(probs) != 0 {
+			t.Fatalf("problems: %v", probs)
+		}
+	})
+	t.Run("token stays out of messages", func(t *testing.T) {
+		_, probs := decodeConfig(t, "url = \"http://h/\"\ntoken = \"hunter2\\n\"")
+		if len(probs) != 1 || strings.Contains(probs[0].Msg, "hunter2") {
+			t.Fatalf("problems %+v", probs)
+		}
+	})
 	t.Run("url credentials stay out of messages", func(t *testing.T) {
 		_, probs := decodeConfig(t, `url = "ftp://bob:hunter2@h/x"`)
 		if len(probs) != 1 || strings.Contains(probs[0].Msg, "hunter2") {

@@ -503,6 +503,11 @@ func (s *Sink) transportError(ctx, rctx context.Context, err error, took time.Du
 	case rctx.Err() != nil:
 		return component.Retryable(fmt.Errorf("%s: no answer within timeout (%s)", prefix, s.timeout), 0)
 	}
+	if strings.HasPrefix(err.Error(), "net/http: invalid header ") {
+		// net/http refuses a header before sending anything (Validate
+		// refuses such config values already): no retry can help.
+		return component.TaskPermanent(fmt.Errorf("%s: %w (check token and headers)", prefix, err))
+	}
 	var cve *tls.CertificateVerificationError
 	if errors.As(err, &cve) {
 		return component.TaskPermanent(fmt.Errorf("%s: %w (set tls.ca_file to trust the server's CA)", prefix, err))

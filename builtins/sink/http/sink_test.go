@@ -609,3 +609,23 @@ func TestRetryAfterDateIsCapped(t *testing.T) {
 		t.Fatalf("Retry-After hint = %v, want 7 days (the cap)", ra)
 	}
 }
+
+// TestInvalidHeaderValueIsTaskPermanent: a header value net/http refuses
+// (Validate refuses it in the config; this one is set behind its back)
+// fails every request before anything is sent, so it stops the task
+// instead of being retried and dead-lettering every record.
+func TestInvalidHeaderValueIsTaskPermanent(t *testing.T) {
+	rec := newRecorder(t, nil)
+	s := newSink(t, urlKey(rec.srv.URL))
+	s.header.Set("X-Api-Key", "k\x01ey")
+	err := s.Write(context.Background(), msgs(`{"a":1}`))
+	if c := component.ClassOf(err); c != component.ClassTaskPermanent {
+		t.Fatalf("class %v, want task_permanent: %v", c, err)
+	}
+	if strings.Contains(err.Error(), "k\x01ey") {
+		t.Errorf("error quotes the header value: %v", err)
+	}
+	if n := len(rec.all()); n != 0 {
+		t.Errorf("server saw %d requests", n)
+	}
+}
