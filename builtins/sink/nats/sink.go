@@ -229,7 +229,13 @@ func (s *Sink) publishJetStream(ctx context.Context, js jetstream.JetStream, msg
 		}
 		// No retries inside the client: a retry would publish from the
 		// record's buffer after Write returned. The task's policy retries.
-		f, err := js.PublishMsgAsync(nm, jetstream.WithStallWait(wait), jetstream.WithRetryAttempts(0))
+		opts := []jetstream.PublishOpt{jetstream.WithStallWait(wait), jetstream.WithRetryAttempts(0)}
+		if s.cfg.Stream != "" {
+			// The server refuses a message that would land in another
+			// stream (docs/connectors/nats.md, "The stream").
+			opts = append(opts, jetstream.WithExpectStream(s.cfg.Stream))
+		}
+		f, err := js.PublishMsgAsync(nm, opts...)
 		if err != nil {
 			fail(i, s.classify(nm.Subject, err))
 			continue
@@ -370,10 +376,26 @@ func (s *Sink) classify(subject string, err error) error {
 			return component.EventPermanent(err)
 		}
 		return component.Retryable(err, 0)
+	case isStreamMismatch(err):
+		err = fmt.Errorf("%w (the subject belongs to another stream than stream = %q)", err, s.cfg.Stream)
+		if s.tpl.fixedSubject == "" {
+			return component.EventPermanent(err)
+		}
+		return component.TaskPermanent(err) // every record would be refused
 	case errors.Is(err, jetstream.ErrAsyncPublishTimeout):
 		return component.Retryable(fmt.Errorf("%w: not acknowledged within ack_timeout (%s)", err, s.cfg.AckTimeout), 0)
 	}
 	return natsconf.Classify(err)
+}
+
+// jsErrStreamNotMatch is the server's error code for a publish whose
+// expected stream (Nats-Expected-Stream) is not the stream that captures
+// the subject.
+const jsErrStreamNotMatch jetstream.ErrorCode = 10060
+
+func isStreamMismatch(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrStreamNotMatch
 }
 
 // Close flushes what core mode published and closes the connection. It is

@@ -192,3 +192,28 @@ func TestConfigProblems(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamSetRefusesOtherStream: with stream set, a templated subject
+// that another stream captures is refused by the server (the publish
+// expects the configured stream): that record fails event-permanent, the
+// others are stored, and the other stream receives nothing.
+func TestStreamSetRefusesOtherStream(t *testing.T) {
+	srv := natstest.Local(t)
+	mine := natstest.StreamName(t, "mine")
+	other := natstest.StreamName(t, "other")
+	base := "sluice.test." + mine
+	srv.Stream(t, mine, base+".eu")
+	srv.Stream(t, other, base+".us")
+	s := openSink(t, fmt.Sprintf("url = %q\nsubject = \"%s.${r}\"\nvariables = { r = \"$.data.region\" }\nstream = %q\ncreate = false\n", srv.URL, base, mine))
+	err := s.Write(natstest.Ctx(t), []message.Message{record("e1", "eu", "1"), record("e2", "us", "2")})
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || re.Errs[0] != nil || re.Errs[1] == nil {
+		t.Fatalf("Write = %v; want record 1 (subject .us, stream %q) refused", err, other)
+	}
+	if c := component.ClassOf(re.Errs[1]); c != component.ClassEventPermanent {
+		t.Fatalf("class %v, want event_permanent: %v", c, re.Errs[1])
+	}
+	if n, m := srv.StreamMsgs(t, mine), srv.StreamMsgs(t, other); n != 1 || m != 0 {
+		t.Fatalf("stream %q holds %d, stream %q holds %d; want 1 and 0", mine, n, other, m)
+	}
+}
