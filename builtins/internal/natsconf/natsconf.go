@@ -183,7 +183,7 @@ func Classify(err error) error {
 		return component.TaskPermanent(fmt.Errorf("%w: the user lacks a permission it needs; grant it on the server", err))
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
 		return component.TaskPermanent(fmt.Errorf("%w: enable JetStream on the server (nats-server -js) and for the account, or use a server that has it", err))
-	case errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrMaxPayload):
+	case errors.Is(err, nats.ErrBadSubject), errors.Is(err, nats.ErrMaxPayload), errors.Is(err, nats.ErrBadHeaderMsg):
 		return component.EventPermanent(err)
 	}
 	if hint, ok := tlsconf.Problem(err); ok {
@@ -215,12 +215,41 @@ func NameProblem(name string) string {
 	return ""
 }
 
+// MaxSubject is the longest subject accepted: a PUB, HPUB or SUB line
+// longer than the server's max_control_line (4096 bytes by default) makes
+// the server close the connection, failing everything in flight on it; the
+// rest of the line (reply subject, sizes, queue group) fits in what is
+// left.
+const MaxSubject = 3584
+
+// HeaderProblem describes what is wrong with a header for NATS, or returns
+// "": a name is printable ASCII without ':' or spaces, a value holds no CR
+// or LF (the wire format is HTTP-like lines; nats.go sends anything and the
+// server, or the receiving client, refuses the message).
+func HeaderProblem(name, value string) string {
+	if name == "" {
+		return "a header name cannot be empty"
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return fmt.Sprintf("invalid header name %q: printable ASCII without spaces or ':' only", name)
+		}
+	}
+	if strings.ContainsAny(value, "\r\n") {
+		return fmt.Sprintf("header %q: a value cannot hold CR or LF", name)
+	}
+	return ""
+}
+
 // SubjectProblem describes what is wrong with a subject, or returns "".
 // Wildcards ('*' as a whole token, '>' as the last one) are allowed only
 // when wild is set.
 func SubjectProblem(s string, wild bool) string {
 	if s == "" {
 		return "a subject cannot be empty"
+	}
+	if len(s) > MaxSubject {
+		return fmt.Sprintf("a subject of %d bytes (%.40q...) is longer than %d: the line that carries it would pass the server's max_control_line (4 KiB by default), and the server closes the connection on it", len(s), s, MaxSubject)
 	}
 	if strings.ContainsAny(s, " \t\r\n") {
 		return fmt.Sprintf("invalid subject %q: subjects cannot hold whitespace", s)

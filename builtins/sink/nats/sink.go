@@ -318,13 +318,20 @@ func (s *Sink) natsMsg(m *message.Message, buf []byte, jetstream bool) (*nats.Ms
 			if t.overrides(h.Key) || len(h.Key) >= 5 && strings.EqualFold(h.Key[:5], "nats-") {
 				continue
 			}
+			if msg := natsconf.HeaderProblem(h.Key, string(h.Value)); msg != "" {
+				return nil, buf, fmt.Errorf("forwarded header of event %s: %s", m.Pos, msg)
+			}
 			nm.Header.Add(h.Key, string(h.Value))
 		}
 	}
 	for _, h := range t.headers {
 		start := len(buf)
 		buf = h.tpl.AppendRender(buf, m.Event)
-		nm.Header.Set(h.name, string(buf[start:]))
+		v := string(buf[start:])
+		if msg := natsconf.HeaderProblem(h.name, v); msg != "" {
+			return nil, buf, fmt.Errorf("header template over event %s: %s", m.Pos, msg)
+		}
+		nm.Header.Set(h.name, v)
 	}
 	if jetstream && s.cfg.Dedup != DedupNone {
 		start := len(buf)
