@@ -41,6 +41,21 @@ func onlyFailed(t *testing.T, err error, i int, want string) {
 	}
 }
 
+// boundSink opens a sink publishing to a new exchange, with keys after
+// its url and exchange, and returns it with a queue bound to "ok.#" there.
+func boundSink(t *testing.T, b *amqptest.Broker, keys string) (*Sink, string) {
+	t.Helper()
+	ex := testkit.Unique(t, "ex")
+	q := b.Queue(t, "out")
+	b.DeleteExchangeAtEnd(t, ex)
+	s := newSink(t, fmt.Sprintf("url = %q\nexchange = %q\n", b.URL, ex)+keys)
+	openSink(t, s)
+	if err := b.Ch.QueueBind(q, "ok.#", ex, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	return s, q
+}
+
 // bodies returns the bodies of the messages in q, in order.
 func bodies(t *testing.T, b *amqptest.Broker, q string) []string {
 	t.Helper()
@@ -58,19 +73,10 @@ func bodies(t *testing.T, b *amqptest.Broker, q string) []string {
 // delivered once, and the connection goes on working.
 func TestLongShortstrFailsAlone(t *testing.T) {
 	b := amqptest.Connect(t)
-	ex := testkit.Unique(t, "ex")
-	q := b.Queue(t, "out")
-	b.DeleteExchangeAtEnd(t, ex)
-	s := newSink(t, fmt.Sprintf(`url = %q
-exchange = %q
-routing_key = "${route}"
+	s, q := boundSink(t, b, `routing_key = "${route}"
 message_id = "${id}"
 variables = { route = "$.route", id = "$.id" }
-`, b.URL, ex))
-	openSink(t, s)
-	if err := b.Ch.QueueBind(q, "ok.#", ex, false, nil); err != nil {
-		t.Fatal(err)
-	}
+`)
 	long := strings.Repeat("x", 300)
 	for _, tc := range []struct {
 		name, event string
@@ -99,17 +105,8 @@ variables = { route = "$.route", id = "$.id" }
 // a body is refused before it is sent.
 func TestOversizeBodyFailsAlone(t *testing.T) {
 	b := amqptest.Connect(t)
-	ex := testkit.Unique(t, "ex")
-	q := b.Queue(t, "out")
-	b.DeleteExchangeAtEnd(t, ex)
-	s := newSink(t, fmt.Sprintf(`url = %q
-exchange = %q
-routing_key = "ok.1"
-`, b.URL, ex))
-	openSink(t, s)
-	if err := b.Ch.QueueBind(q, "ok.#", ex, false, nil); err != nil {
-		t.Fatal(err)
-	}
+	s, q := boundSink(t, b, `routing_key = "ok.1"
+`)
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
 	defer cancel()
 	msgs := msgsOf(`{}`, `{}`, `{}`)

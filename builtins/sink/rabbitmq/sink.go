@@ -611,15 +611,18 @@ func (pc *pubChannel) run(closed chan *amqp.Error) {
 	returns := pc.returns
 	// takeReturns takes every waiting return: a return precedes its
 	// confirm on the wire and was handed over first.
+	take := func(r amqp.Return, ok bool) {
+		if !ok {
+			returns = nil // closed: a nil channel is never ready
+			return
+		}
+		pc.onReturn(r)
+	}
 	takeReturns := func() {
 		for returns != nil {
 			select {
 			case r, ok := <-returns:
-				if !ok {
-					returns = nil
-					continue
-				}
-				pc.onReturn(r)
+				take(r, ok)
 			default:
 				return
 			}
@@ -628,11 +631,7 @@ func (pc *pubChannel) run(closed chan *amqp.Error) {
 	for {
 		select {
 		case r, ok := <-returns:
-			if !ok {
-				returns = nil
-				continue
-			}
-			pc.onReturn(r)
+			take(r, ok)
 		case c, ok := <-pc.confirms:
 			if !ok {
 				// The client closes the close notification (after sending

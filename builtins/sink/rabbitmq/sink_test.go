@@ -82,18 +82,9 @@ dial_timeout = "2s"
 // receives fails alone, event-permanent; the others are delivered.
 func TestUnroutableIsolated(t *testing.T) {
 	b := amqptest.Connect(t)
-	ex := testkit.Unique(t, "ex")
-	q := b.Queue(t, "out")
-	b.DeleteExchangeAtEnd(t, ex)
-	s := newSink(t, fmt.Sprintf(`url = %q
-exchange = %q
-routing_key = "${route}"
+	s, q := boundSink(t, b, `routing_key = "${route}"
 variables = { route = "$.route" }
-`, b.URL, ex))
-	openSink(t, s)
-	if err := b.Ch.QueueBind(q, "ok.#", ex, false, nil); err != nil {
-		t.Fatal(err)
-	}
+`)
 	var msgs []message.Message
 	for i, route := range []string{"ok.1", "nowhere", "ok.2", "ok.3", "nowhere.either", "ok.4"} {
 		// Same body for all: returns are matched by routing key and order.

@@ -27,11 +27,7 @@ func TestPostgresPgxSettingsAndQuoting(t *testing.T) {
 	app := testkit.Unique(t, "app")
 	d.dsn += sep + "statement_cache_capacity=64&default_query_exec_mode=exec&pool_max_conns=8&pool_min_conns=1&application_name=" + app
 	d.exec(t, "INSERT INTO "+tbl+" (body) VALUES ('one'), ('two')")
-	src := d.source(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = %q", tbl, "Seq_No"))
-	if err := src.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close(context.Background())
+	src := d.open(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = %q", tbl, "Seq_No"))
 	rows := readAll(t, src, 2)
 	if string(rows[0]["Seq_No"]) != "1" || string(rows[1]["body"]) != `"two"` {
 		t.Fatalf("rows: %v", rows)
@@ -73,11 +69,7 @@ func TestPostgresSessionSettingsPinned(t *testing.T) {
 	}
 	u.User = url.User(role)
 	d.dsn = u.String()
-	src := d.source(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = \"id\"", tbl))
-	if err := src.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close(context.Background())
+	src := d.open(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = \"id\"", tbl))
 	rows := readAll(t, src, 1)
 	for col, want := range map[string]string{"f": "0.30000000000000004", "r": "1.2345678", "iv": `"1 day 02:00:00"`} {
 		if got := string(rows[0][col]); got != want {
@@ -92,11 +84,7 @@ func TestPostgresBoxArray(t *testing.T) {
 	d := pgDB(t)
 	tbl := d.table(t, "id bigint PRIMARY KEY, b box[], p point[]")
 	d.exec(t, "INSERT INTO "+tbl+" VALUES (1, ARRAY[box '((1,1),(0,0))', box '((2,2),(1,1))', NULL], ARRAY[point '(1,2)', point '(3,4)'])")
-	src := d.source(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = \"id\"", tbl))
-	if err := src.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close(context.Background())
+	src := d.open(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = \"id\"", tbl))
 	rows := readAll(t, src, 1)
 	if got, want := string(rows[0]["b"]), `["(1,1),(0,0)","(2,2),(1,1)",null]`; got != want {
 		t.Errorf("b = %s, want %s", got, want)

@@ -73,6 +73,18 @@ func (d *db) source(t testing.TB, state, extra string) component.Source {
 		fmt.Sprintf("driver = %q\ndsn = %q\npoll_interval = \"50ms\"\n%s", d.driver, d.dsn, extra), env).(component.Source)
 }
 
+// open builds a source as source does and opens it; it is closed when the
+// test ends.
+func (d *db) open(t testing.TB, state, extra string) component.Source {
+	t.Helper()
+	src := d.source(t, state, extra)
+	if err := src.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close(context.Background()) })
+	return src
+}
+
 func serial(d *db) string {
 	if d.driver == "postgres" {
 		return "id bigserial PRIMARY KEY"
@@ -157,11 +169,7 @@ func TestTimestampModes(t *testing.T) {
 					}
 					d.exec(t, fmt.Sprintf("INSERT INTO %s VALUES (%d, 'v%d', %d.50, '%s')", tbl, i, i, i, at))
 				}
-				src := d.source(t, t.TempDir(), fmt.Sprintf("table = %q\nmode = %q\ntimestamp_column = \"at\"\nincrementing_column = \"id\"\nbatch_size = 4", tbl, mode))
-				if err := src.Open(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				defer src.Close(context.Background())
+				src := d.open(t, t.TempDir(), fmt.Sprintf("table = %q\nmode = %q\ntimestamp_column = \"at\"\nincrementing_column = \"id\"\nbatch_size = 4", tbl, mode))
 				rows := readAll(t, src, 12)
 				seen := map[string]int{}
 				for _, r := range rows {
@@ -186,11 +194,7 @@ func TestTimestampModes(t *testing.T) {
 func TestBadQuery(t *testing.T) {
 	d := pgDB(t)
 	tbl := d.table(t, "id int PRIMARY KEY")
-	src := d.source(t, t.TempDir(), fmt.Sprintf("query = \"SELECT 1 AS x FROM %s\"\nincrementing_column = \"id\"", tbl))
-	if err := src.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close(context.Background())
+	src := d.open(t, t.TempDir(), fmt.Sprintf("query = \"SELECT 1 AS x FROM %s\"\nincrementing_column = \"id\"", tbl))
 	_, err := src.Read(context.Background())
 	if component.ClassOf(err) != component.ClassTaskPermanent {
 		t.Fatalf("Read: %v, want task-permanent", err)
@@ -213,11 +217,7 @@ func TestTimestampNull(t *testing.T) {
 				}
 				tbl := d.table(t, "k int PRIMARY KEY, id int NULL, at "+tsType+" NULL")
 				d.exec(t, "INSERT INTO "+tbl+" VALUES (1, 1, '2026-01-01 00:00:00'), (2, 2, NULL), (3, NULL, '2026-01-01 00:00:01')")
-				src := d.source(t, t.TempDir(), fmt.Sprintf("table = %q\nmode = %q\ntimestamp_column = \"at\"\nincrementing_column = \"id\"", tbl, mode))
-				if err := src.Open(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				defer src.Close(context.Background())
+				src := d.open(t, t.TempDir(), fmt.Sprintf("table = %q\nmode = %q\ntimestamp_column = \"at\"\nincrementing_column = \"id\"", tbl, mode))
 				want := []string{"1", "3"}
 				if mode == "timestamp+incrementing" {
 					want = []string{"1"}
@@ -303,30 +303,18 @@ func TestMySQLTypes(t *testing.T) {
 		}
 	}
 	t.Run("table", func(t *testing.T) {
-		src := d.source(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = \"id\"", tbl))
-		if err := src.Open(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		defer src.Close(context.Background())
+		src := d.open(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = \"id\"", tbl))
 		check(t, readAll(t, src, 2), want)
 	})
 	// A query's result does not tell BIT(1) from BIT(8) nor MariaDB's JSON
 	// from LONGTEXT: they are a number and a string.
 	t.Run("query", func(t *testing.T) {
-		src := d.source(t, t.TempDir(), fmt.Sprintf("query = \"SELECT * FROM %s\"\nincrementing_column = \"id\"", tbl))
-		if err := src.Open(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		defer src.Close(context.Background())
+		src := d.open(t, t.TempDir(), fmt.Sprintf("query = \"SELECT * FROM %s\"\nincrementing_column = \"id\"", tbl))
 		qwant := []map[string]string{{"f": `16777216`, "b1": `1`, "b12": `2730`, "dtm": `null`, "js": `"{\"a\": 1}"`}, {"f": `1.2345678`, "b1": `0`}}
 		check(t, readAll(t, src, 2), qwant)
 	})
 	t.Run("altered", func(t *testing.T) {
-		src := d.source(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = \"id\"", tbl))
-		if err := src.Open(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		defer src.Close(context.Background())
+		src := d.open(t, t.TempDir(), fmt.Sprintf("table = %q\nincrementing_column = \"id\"", tbl))
 		check(t, readAll(t, src, 2), want)
 		d.exec(t, "ALTER TABLE "+tbl+" DROP COLUMN f, ADD COLUMN g FLOAT")
 		d.exec(t, "INSERT INTO "+tbl+" (id, g) VALUES (3, 16777217)")
