@@ -40,21 +40,20 @@ type Field struct {
 
 // Render appends the rendered text over event to buf and returns the
 // extended buffer and the text (a string, which allocates unless fixed).
-func (f *Field) Render(buf, event []byte) ([]byte, string) {
+// It fails, leaving buf as it was, where the template cannot render the
+// event (a JSON template whose placeholder outside quotes finds no single
+// JSON value): the caller fails that record, naming the field, since an
+// empty or broken value must not be sent as if it were the rendered one.
+func (f *Field) Render(buf, event []byte) ([]byte, string, error) {
 	if f.IsFixed {
-		return buf, f.Fixed
+		return buf, f.Fixed, nil
 	}
 	start := len(buf)
-	buf = f.T.AppendRender(buf, event)
-	return buf, string(buf[start:])
-}
-
-// AppendRender appends the rendered text to dst.
-func (f *Field) AppendRender(dst, event []byte) []byte {
-	if f.IsFixed {
-		return append(dst, f.Fixed...)
+	buf, err := f.T.Render(buf, event)
+	if err != nil {
+		return buf, "", err
 	}
-	return f.T.AppendRender(dst, event)
+	return buf, string(buf[start:]), nil
 }
 
 // Field compiles text at key. strict rejects a placeholder that names no

@@ -96,7 +96,7 @@ func FuzzRender(f *testing.F) {
 		}
 		out2, _, err2 := tpl.RenderReport(nil, input)
 		if !bytes.Equal(out[3:], out2) || (err == nil) != (err2 == nil) {
-			t.Fatalf("AppendRender and AppendRenderReport differ: %q (%v) vs %q (%v)", out[3:], err, out2, err2)
+			t.Fatalf("Render and RenderReport differ: %q (%v) vs %q (%v)", out[3:], err, out2, err2)
 		}
 		if err != nil {
 			if len(out) != 3 {

@@ -142,14 +142,16 @@ func TestTextTemplatesUnchanged(t *testing.T) {
 	}
 }
 
-// TestAppendRenderForSinkNames: AppendRender, for sink names over the
-// source event, appends nothing where Render fails.
-func TestAppendRenderForSinkNames(t *testing.T) {
+// TestRenderFailureLeavesDst: where Render fails (the sinks' names and
+// headers over the source event, the transform over its input), it returns
+// dst as it was, so that nothing of a failed render is sent, and an error
+// the caller must handle: there is no form that drops it.
+func TestRenderFailureLeavesDst(t *testing.T) {
 	tpl := mustCompile(t, `orders-${r}`, map[string]string{"r": "$.region"})
-	if got := tpl.AppendRender([]byte("t:"), []byte(`{"region": "eu"}`)); string(got) != "t:orders-eu" {
-		t.Fatalf("got %q", got)
+	if got, err := tpl.Render([]byte("t:"), []byte(`{"region": "eu"}`)); err != nil || string(got) != "t:orders-eu" {
+		t.Fatalf("got %q, %v", got, err)
 	}
-	if got := tpl.AppendRender([]byte("t:"), []byte(`not json`)); string(got) != "t:" {
-		t.Fatalf("got %q, want nothing appended", got)
+	if got, err := tpl.Render([]byte("t:"), []byte(`not json`)); err == nil || string(got) != "t:" {
+		t.Fatalf("got %q, %v; want nothing appended and an error", got, err)
 	}
 }

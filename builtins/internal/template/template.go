@@ -5,7 +5,8 @@
 //	t, err := template.Compile("orders-${region}", map[string]string{"region": "$.data.region"})
 //	if err != nil { /* report err.(template.Errors) at config load */ }
 //	...
-//	buf = t.AppendRender(buf[:0], msg.Event) // per event: no allocation
+//	buf, err = t.Render(buf[:0], msg.Event) // per event: no allocation
+//	if err != nil { /* fail the record: it cannot be rendered */ }
 //
 // Variables map a name to a JSONPath (a string starting with `$`, the definite
 // subset of package jsonpath) or to a fixed text used as it is. A placeholder
@@ -43,7 +44,7 @@ const (
 	// MaxTemplateLen is the longest template text.
 	MaxTemplateLen = 10240
 	// MaxValueLen is the longest variable value (path or fixed text), and
-	// the length past which AppendRenderReport flags an extracted value.
+	// the length past which RenderReport flags an extracted value.
 	MaxValueLen = 10240
 )
 
@@ -389,18 +390,6 @@ func (t *Template) RenderReport(dst, input []byte) (out []byte, oversize bool, e
 	return t.render(dst, input, true)
 }
 
-// AppendRender is Render for a sink's names (a topic, a key, a header) over
-// the original source event, which is always JSON: where Render fails it
-// appends nothing, and the sink's own check of the name (an empty topic)
-// reports it. Where the input may not be JSON (a transform), use Render.
-func (t *Template) AppendRender(dst, input []byte) []byte {
-	out, err := t.Render(dst, input)
-	if err != nil {
-		return dst
-	}
-	return out
-}
-
 func (t *Template) render(dst, input []byte, check bool) ([]byte, bool, error) {
 	n := t.set.Slots()
 	if n == 0 {
@@ -478,7 +467,7 @@ func repairUTF8(dst []byte, mark int) []byte {
 	return append(dst[:mark], fixed...)
 }
 
-// ErrRender is wrapped by every error of AppendRender.
+// ErrRender is wrapped by every error of Render and RenderReport.
 var ErrRender = errors.New("template")
 
 func (t *Template) notJSON(input []byte) error {

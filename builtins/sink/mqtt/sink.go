@@ -276,7 +276,14 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	}
 	for i := range msgs {
 		var topic string
-		tbuf, topic = s.topic.Render(tbuf[:0], msgs[i].Event)
+		var err error
+		if tbuf, topic, err = s.topic.Render(tbuf[:0], msgs[i].Event); err != nil {
+			if prep == nil {
+				prep = map[int]error{}
+			}
+			prep[i] = component.EventPermanent(fmt.Errorf("event %s: topic template: %w", msgs[i].Pos, err))
+			continue
+		}
 		if !s.topic.IsFixed {
 			if msg := mqttconf.ValidateTopicName(topic); msg != "" {
 				if prep == nil {

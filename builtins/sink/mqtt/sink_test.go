@@ -101,6 +101,27 @@ func TestInvalidTopicIsolated(t *testing.T) {
 	testkit.WaitFor(t, "the two good messages", func() bool { return len(col.All()) == 2 })
 }
 
+// TestJSONTopicTemplateFailureIsolated: a topic whose template is a JSON
+// template renders JSON or fails. A record it could not render (the path
+// finds nothing) was published to an empty topic name, which the check of
+// the rendered topic then refused with a reason about emptiness; it now
+// fails alone, event-permanent, with the template's reason.
+func TestJSONTopicTemplateFailureIsolated(t *testing.T) {
+	url := testkit.MQTT(t)
+	base := testkit.Unique(t, "json")
+	col := mqtttest.Connect(t, url).Subscribe(t, fmt.Sprintf(`[%q, 1]`, base), 1)
+	s := newSink(t, fmt.Sprintf("url = %q\ntopic = '[%q, ${n}]'\nvariables = { n = \"$.n\" }\n", url, base))
+	openSink(t, s)
+	err := s.Write(context.Background(), []message.Message{
+		msg(`{"n":1}`, `1`), msg(`{}`, `2`), msg(`{"n":1}`, `3`),
+	})
+	re, ok := err.(*component.RecordErrors)
+	if !ok || len(re.Errs) != 1 || component.ClassOf(re.Errs[1]) != component.ClassEventPermanent || !strings.Contains(re.Errs[1].Error(), "topic template: template: ${n} found nothing") {
+		t.Fatalf("err %v", err)
+	}
+	testkit.WaitFor(t, "the two good messages", func() bool { return len(col.All()) == 2 })
+}
+
 // TestBadCredentials: a broker that refuses the login fails the task.
 func TestBadCredentials(t *testing.T) {
 	pw := mqtttest.PasswordFile(t, "sluice", "right")

@@ -57,3 +57,29 @@ func TestBadForwardedHeaderFailsItsRecordOnly(t *testing.T) {
 		t.Fatalf("the stream holds %d messages (%v), want the third alone", len(got), got)
 	}
 }
+
+// TestJSONHeaderTemplateFailsItsRecordOnly: a header whose template is a
+// JSON template renders JSON or fails. An event it cannot render (the path
+// finds nothing) was published with an empty header; that record now fails
+// alone, event-permanent, naming the header.
+func TestJSONHeaderTemplateFailsItsRecordOnly(t *testing.T) {
+	srv := natstest.Local(t)
+	stream := natstest.StreamName(t, "jh")
+	subject := "sluice.test." + stream
+	srv.Stream(t, stream, subject)
+	s := openSink(t, fmt.Sprintf("url = %q\nsubject = %q\nheaders = { meta = '{\"data\": ${d}}' }\nvariables = { d = \"$.data\" }\n", srv.URL, subject))
+	missing := record("e2", "eu", "2")
+	missing.Event = []byte(`{"specversion":"1.0","id":"e2"}`)
+	err := s.Write(natstest.Ctx(t), []message.Message{record("e1", "eu", "1"), missing, record("e3", "us", "3")})
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || len(re.Errs) != 1 || re.Errs[1] == nil || component.ClassOf(re.Errs[1]) != component.ClassEventPermanent {
+		t.Fatalf("Write = %v; want record 1 alone failed, event_permanent", err)
+	}
+	if !strings.Contains(re.Errs[1].Error(), `header "meta" template`) {
+		t.Fatalf("the reason does not name the header: %v", re.Errs[1])
+	}
+	got := srv.ReadAll(t, stream)
+	if len(got) != 2 || got[0].Header.Get("meta") != `{"data": {"region":"eu","order":"o-e1"}}` || got[1].Header.Get("meta") != `{"data": {"region":"us","order":"o-e3"}}` {
+		t.Fatalf("the stream holds %d messages (%v), want records 0 and 2 with their header", len(got), got)
+	}
+}

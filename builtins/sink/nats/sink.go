@@ -301,7 +301,10 @@ func (s *Sink) natsMsg(m *message.Message, buf []byte, jetstream bool) (*nats.Ms
 		nm.Subject = t.fixedSubject
 	} else {
 		start := len(buf)
-		buf = t.subject.AppendRender(buf, m.Event)
+		var err error
+		if buf, err = t.subject.Render(buf, m.Event); err != nil {
+			return nil, buf, fmt.Errorf("subject template over event %s: %w", m.Pos, err)
+		}
 		nm.Subject = string(buf[start:])
 		if msg := natsconf.SubjectProblem(nm.Subject, false); msg != "" {
 			return nil, buf, fmt.Errorf("subject template %q over event %s: %s", s.cfg.Subject, m.Pos, msg)
@@ -326,7 +329,10 @@ func (s *Sink) natsMsg(m *message.Message, buf []byte, jetstream bool) (*nats.Ms
 	}
 	for _, h := range t.headers {
 		start := len(buf)
-		buf = h.tpl.AppendRender(buf, m.Event)
+		var err error
+		if buf, err = h.tpl.Render(buf, m.Event); err != nil {
+			return nil, buf, fmt.Errorf("header %q template over event %s: %w", h.name, m.Pos, err)
+		}
 		v := string(buf[start:])
 		if msg := natsconf.HeaderProblem(h.name, v); msg != "" {
 			return nil, buf, fmt.Errorf("header template over event %s: %s", m.Pos, msg)

@@ -98,6 +98,39 @@ variables = { route = "$.route", id = "$.id" }
 	}
 }
 
+// TestJSONTemplateFailsAlone: a header or message_id whose template is a
+// JSON template renders JSON or fails. An event it could not render (the
+// path finds nothing, or a string that is not one JSON value) was
+// published with an empty value; that record now fails alone,
+// event-permanent, naming the template, and the others are delivered once.
+func TestJSONTemplateFailsAlone(t *testing.T) {
+	b := amqptest.Connect(t)
+	s, q := boundSink(t, b, `routing_key = "ok.1"
+message_id = '{"id": ${id}}'
+headers = { meta = '{"n": ${n}}' }
+variables = { id = "$.id", n = "$.n" }
+`)
+	for _, tc := range []struct {
+		name, event, want string
+	}{
+		{"header, nothing found", `{"id":1}`, `header "meta" template: template: ${n} found nothing`},
+		{"header, not one value", `{"id":1,"n":"1, \"x\": 2"}`, `header "meta" template: template: ${n} is`},
+		{"message_id", `{"n":1}`, `message_id template: template: ${id} found nothing`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := msgsOf(`{"id":1,"n":1}`, tc.event, `{"id":2,"n":{"v":2}}`)
+			onlyFailed(t, s.Write(context.Background(), msgs), 1, tc.want)
+			ds := b.Get(t, q)
+			if len(ds) != 2 || string(ds[0].Body) != `{"n":0}` || string(ds[1].Body) != `{"n":2}` {
+				t.Fatalf("delivered %d messages, want records 0 and 2 once", len(ds))
+			}
+			if ds[0].MessageId != `{"id": 1}` || ds[0].Headers["meta"] != `{"n": 1}` || ds[1].Headers["meta"] != `{"n": {"v":2}}` {
+				t.Fatalf("delivered message_id %q, headers %v and %v", ds[0].MessageId, ds[0].Headers, ds[1].Headers)
+			}
+		})
+	}
+}
+
 // TestOversizeBodyFailsAlone: a body over the broker's max_message_size
 // (128 MiB by default on RabbitMQ 3.10; the broker closes the channel with
 // 406 PRECONDITION_FAILED) fails alone, event-permanent, with the limit

@@ -301,7 +301,11 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	}
 	var buf []byte
 	for i := range msgs {
-		buf = s.prepare(&pubs[i], &msgs[i], buf)
+		var err error
+		if buf, err = s.prepare(&pubs[i], &msgs[i], buf); err != nil {
+			fail(i, component.EventPermanent(fmt.Errorf("event %s: %w", msgs[i].Pos, err)))
+			continue
+		}
 		if err := checkShortstrs(&pubs[i]); err != nil {
 			// The client refuses it before sending (a header or message_id
 			// refused mid-message would break the connection): it can never
@@ -464,12 +468,18 @@ func maxSizeRefused(err error) (int64, bool) {
 }
 
 // prepare renders the templates of m into p; rendered text goes to buf.
-func (s *Sink) prepare(p *publishing, m *message.Message, buf []byte) []byte {
+// It fails when a template cannot render m, naming the template.
+func (s *Sink) prepare(p *publishing, m *message.Message, buf []byte) ([]byte, error) {
 	t := s.tpl
-	buf, p.exchange = t.exchange.Render(buf, m.Event)
+	var err error
+	if buf, p.exchange, err = t.exchange.Render(buf, m.Event); err != nil {
+		return buf, fmt.Errorf("exchange template: %w", err)
+	}
 	switch {
 	case t.routingKey != nil:
-		buf, p.key = t.routingKey.Render(buf, m.Event)
+		if buf, p.key, err = t.routingKey.Render(buf, m.Event); err != nil {
+			return buf, fmt.Errorf("routing_key template: %w", err)
+		}
 	case len(m.Key) > 0:
 		p.key = string(m.Key)
 	}
@@ -478,7 +488,9 @@ func (s *Sink) prepare(p *publishing, m *message.Message, buf []byte) []byte {
 		p.pub.DeliveryMode = amqp.Persistent
 	}
 	if t.messageID != nil {
-		buf, p.pub.MessageId = t.messageID.Render(buf, m.Event)
+		if buf, p.pub.MessageId, err = t.messageID.Render(buf, m.Event); err != nil {
+			return buf, fmt.Errorf("message_id template: %w", err)
+		}
 	}
 	if s.cfg.ForwardHeaders && len(m.Headers) > 0 || len(t.headers) > 0 {
 		h := make(amqp.Table, len(m.Headers)+len(t.headers))
@@ -491,12 +503,14 @@ func (s *Sink) prepare(p *publishing, m *message.Message, buf []byte) []byte {
 		}
 		for _, th := range t.headers {
 			var v string
-			buf, v = th.tpl.Render(buf, m.Event)
+			if buf, v, err = th.tpl.Render(buf, m.Event); err != nil {
+				return buf, fmt.Errorf("header %q template: %w", th.name, err)
+			}
 			h[th.name] = v
 		}
 		p.pub.Headers = h
 	}
-	return buf
+	return buf, nil
 }
 
 // channel returns an idle confirm-mode channel of c, or opens one.

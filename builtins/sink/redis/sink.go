@@ -163,7 +163,11 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			target = s.fixedArg
 		} else {
 			n := len(buf)
-			buf = s.tpl.target.AppendRender(buf, m.Event)
+			var err error
+			if buf, err = s.tpl.target.Render(buf, m.Event); err != nil {
+				fail(i, component.EventPermanent(fmt.Errorf("event %s: %s template: %w", m.Pos, s.targetKey(), err)))
+				continue
+			}
 			if len(buf) == n {
 				fail(i, component.EventPermanent(fmt.Errorf("event %s: the %s template rendered an empty key", m.Pos, s.targetKey())))
 				continue
@@ -312,7 +316,10 @@ func (s *Sink) command(ab *argBuf, buf []byte, target any, m *message.Message) (
 		ab.args = append(ab.args, "*", s.fieldArg, ab.text(m.Payload))
 		for j, f := range s.tpl.fields {
 			n := len(buf)
-			buf = f.tpl.AppendRender(buf, m.Event)
+			var err error
+			if buf, err = f.tpl.Render(buf, m.Event); err != nil {
+				return buf, fmt.Errorf("field %q template: %w", f.name, err)
+			}
 			ab.args = append(ab.args, s.fieldNames[j], ab.text(buf[n:]))
 		}
 		return buf, nil

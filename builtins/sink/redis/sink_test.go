@@ -261,3 +261,35 @@ func TestTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONFieldTemplateFailsItsRecordOnly: a stream field whose template is
+// a JSON template renders JSON or fails. An event it cannot render (the path
+// finds nothing, or a string that is not one JSON value) failed nothing: the
+// entry was written with an empty field. That record now fails alone,
+// event-permanent, naming the field; the others are written.
+func TestJSONFieldTemplateFailsItsRecordOnly(t *testing.T) {
+	srv := redistest.Local(t)
+	stream := srv.Key(t, "jf")
+	s := openSink(t, fmt.Sprintf(`url = %q
+stream = %q
+fields = { meta = '{"amount": ${amt}}' }
+variables = { amt = "$.data.amount" }
+`, srv.URL, stream))
+	ev := func(data string) message.Message {
+		return message.Message{Payload: []byte(`{}`), Event: []byte(`{"id":"x","data":` + data + `}`), Pos: message.Position{Stream: "in", Offset: 1}}
+	}
+	err := s.Write(redistest.Ctx(t), []message.Message{ev(`{"amount":12.5}`), ev(`{}`), ev(`{"amount":"12 EUR"}`), ev(`{"amount":{"v":3}}`)})
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || len(re.Errs) != 2 || re.Errs[1] == nil || re.Errs[2] == nil {
+		t.Fatalf("Write = %v; want records 1 and 2 alone failed", err)
+	}
+	for _, i := range []int{1, 2} {
+		if c := component.ClassOf(re.Errs[i]); c != component.ClassEventPermanent || !strings.Contains(re.Errs[i].Error(), `field "meta" template`) {
+			t.Fatalf("record %d: %s %v; want event_permanent, naming the field", i, c, re.Errs[i])
+		}
+	}
+	es := srv.Entries(t, stream)
+	if len(es) != 2 || es[0].Values["meta"] != `{"amount": 12.5}` || es[1].Values["meta"] != `{"amount": {"v":3}}` {
+		t.Fatalf("the stream holds %v; want records 0 and 3 with their meta", es)
+	}
+}
