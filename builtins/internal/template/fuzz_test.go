@@ -78,8 +78,14 @@ func FuzzRender(f *testing.F) {
 	f.Add(`${a${c}} ${} ${ a } $${a} ${a`, []byte(`{"c": "\u00e9\n"}`), `$['c']`)
 	f.Add(`${jsonEscape(d)}`, []byte(` {"c" : "<&>", "c": null} `), `$`)
 	f.Add(`${a}`, []byte(`not json`), `$.x`)
+	// Fixed values with an odd number of quotes, or an open escape, change
+	// the string state of what follows them.
+	f.Add(`{${f}":1${c}}`, []byte(`{"c": "}"}`), `$.c`)
+	f.Add(`[${q}${c}", ${d}]`, []byte(`{"c": "\"],[1"}`), `$.c`)
+	f.Add(`[${g}${c}"]`, []byte(`{"c": "n"}`), `$.c`)
 	vars := func(p string) map[string]string {
-		return map[string]string{"a": p, "b": `fixed <&> "q"`, "c": "$.c", "d": "$", "e": "$.c.e[0]"}
+		return map[string]string{"a": p, "b": `fixed <&> "q"`, "c": "$.c", "d": "$", "e": "$.c.e[0]",
+			"f": `"p`, "q": `"`, "g": `"\`}
 	}
 	f.Fuzz(func(t *testing.T, text string, input []byte, path string) {
 		v := vars(path)

@@ -155,3 +155,53 @@ func TestRenderFailureLeavesDst(t *testing.T) {
 		t.Fatalf("got %q, %v; want nothing appended and an error", got, err)
 	}
 }
+
+// TestFixedValueOutsideStringIsLexed: the lexer that decides whether a
+// placeholder sits inside a JSON string read the literal text only, never
+// the fixed values. A fixed value written outside a string that holds an
+// odd number of quotes flipped the real string state, so a path placeholder
+// taken to be inside a string was outside one: its value was only
+// string-escaped, and an event could break the document or add elements to
+// a template classified as JSON. The lexer now reads the fixed values as
+// they are written: such a template is JSON only where it always renders
+// JSON with the members its author wrote.
+func TestFixedValueOutsideStringIsLexed(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		vars map[string]string
+		in   string
+		json bool   // a JSON template
+		want string // the render; "" when it fails
+	}{
+		// ${x} follows a number outside any string: no value can stand
+		// there, so these are text templates, rendered as text.
+		{`{${f}":1${x}}`, map[string]string{"f": `"p`, "x": "$.x"}, `{"x":"}"}`, false, `{"p":1}}`},
+		{`[${f}",1${x}]`, map[string]string{"f": `"p`, "x": "$.x"}, `{"x":"]"}`, false, `["p",1]]`},
+		{`[${f}",1${x}]`, map[string]string{"f": `"p`, "x": "$.x"}, `{"x":",2,[3]"}`, false, `["p",1,2,[3]]`},
+		// The fixed value opens a string the literal text closes: ${x}
+		// stands for a value.
+		{`{${f}x": ${x}}`, map[string]string{"f": `"p`, "x": "$.x"}, `{"x":{"a":1}}`, true, `{"px": {"a":1}}`},
+		{`{${f}x": ${x}}`, map[string]string{"f": `"p`, "x": "$.x"}, `{"x":"1}, \"y\": {"}`, true, ""},
+		// The fixed value opens a string ${x} sits in: its value is
+		// escaped for it.
+		{`[${f}${x}"]`, map[string]string{"f": `"`, "x": "$.x"}, `{"x":"\"],[1"}`, true, `["\"],[1"]`},
+		// A fixed value that is one JSON string keeps the state.
+		{`[${f}, ${x}]`, map[string]string{"f": `"a\"],[\""`, "x": "$.x"}, `{"x":[2]}`, true, `["a\"],[\"", [2]]`},
+		// A fixed value that leaves an escape open before a placeholder
+		// cannot be part of a JSON template.
+		{`[${f}${x}"]`, map[string]string{"f": `"\`, "x": "$.x"}, `{"x":"n"}`, false, `["\n"]`},
+	} {
+		tpl := mustCompile(t, c.text, c.vars)
+		if tpl.JSON() != c.json {
+			t.Errorf("%s with f=%q: JSON template %v, want %v", c.text, c.vars["f"], tpl.JSON(), c.json)
+			continue
+		}
+		out, err := tpl.Render(nil, []byte(c.in))
+		if got := string(out); err != nil && c.want != "" || err == nil && got != c.want {
+			t.Errorf("%s with f=%q over %s: %q, %v; want %q", c.text, c.vars["f"], c.in, out, err, c.want)
+		}
+		if tpl.JSON() && err == nil && !json.Valid(out) {
+			t.Errorf("JSON template %s with f=%q over %s rendered invalid JSON %s", c.text, c.vars["f"], c.in, out)
+		}
+	}
+}

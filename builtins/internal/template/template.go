@@ -18,8 +18,9 @@
 // nothing inserts nothing. A template with paths fails on an input that is
 // not JSON: an empty render would pass for a result.
 //
-// A JSON template (its text, with the placeholders taken as values, is a
-// JSON object or array) renders JSON or fails: a value inside a JSON string
+// A JSON template (its text, with the fixed values written in and the path
+// placeholders taken as values, is a JSON object or array) renders JSON or
+// fails: a value inside a JSON string
 // is escaped for it, so no value can close the string and add members, and
 // a placeholder outside a string must render exactly one JSON value.
 //
@@ -169,7 +170,12 @@ func Compile(text string, vars map[string]string) (*Template, error) {
 	}
 	// The placeholders and what surrounds them: whether each sits inside a
 	// JSON string of the text decides, for a JSON template, how its value
-	// is written.
+	// is written. The lexer reads what will be written: the literal text
+	// and the fixed values (escaped for a string they sit in, as a JSON
+	// template writes them). A fixed value written outside a string may
+	// open or close one ('"p' in `{${f}": ${x}}`): were it skipped, a path
+	// placeholder after it would be taken for a value inside a string, or
+	// the reverse, and only escaped where it had to be one JSON value.
 	type item struct {
 		lit      string // literal text before the placeholder
 		ph       string // the placeholder as written; "" for the tail
@@ -198,6 +204,9 @@ func Compile(text string, vars map[string]string) (*Template, error) {
 		items = append(items, item{lit: lit.String(), ph: text[ph.start:ph.end], name: name, esc: esc, isPath: isPath, inString: lx.inString})
 		midEscape = midEscape || lx.pending > 0
 		lit.Reset()
+		if !isPath {
+			lx.feed(string(appendFixed(nil, vars[name], esc, lx.inString)))
+		}
 	}
 	items = append(items, item{lit: lit.String()})
 
@@ -267,9 +276,9 @@ func appendFixed(dst []byte, v string, esc escape, inJSONString bool) []byte {
 	return jsonscan.AppendEscaped(dst, []byte(v))
 }
 
-// lexer follows the literal text of a template to know whether the next
-// placeholder sits inside a JSON string, and whether it would split an
-// escape sequence there ("\\${x}", "\\u00${x}").
+// lexer follows the text of a template (its literal text and fixed values)
+// to know whether the next placeholder sits inside a JSON string, and
+// whether it would split an escape sequence there ("\\${x}", "\\u00${x}").
 type lexer struct {
 	inString bool
 	slash    bool // a backslash began an escape sequence
