@@ -64,8 +64,9 @@ func Register(r *component.Registry) {
 		Summary: "Output the one value a JSONPath names in the input.",
 		Description: "Outputs the value at `path` in the input (the event, or the previous step's output parsed as JSON). " +
 			"A string is output as its raw characters (no quotes, escapes decoded); a number, boolean, `null`, object " +
-			"or array as compact JSON text, keeping the input's key order and number text. A path that matches nothing, " +
-			"or an input that is not JSON, gives an empty payload and counts in the `sluice_transform_empty` metric.",
+			"or array as compact JSON text, keeping the input's key order and number text. A path that matches nothing " +
+			"gives an empty payload and counts in the `sluice_transform_empty` metric; an input that is not JSON (text " +
+			"from the previous step, invalid JSON) goes to the dead-letter queue.",
 		Example: "[[transform]]\ntype = \"partial\"\npath = \"$.data.value\"\n",
 		New:     func() any { return &Config{} },
 		Build:   build,

@@ -176,6 +176,32 @@ func TestNotJSONFails(t *testing.T) {
 	}
 }
 
+// TestSpecDescriptionMatchesBehaviour: the registered description (printed
+// into docs/reference.md by `sluice docs`) promised that an input that is
+// not JSON gives an empty payload counted in sluice_transform_empty, while
+// the transform (and docs/transforms.md, Decision 7) fails such a record to
+// the dead-letter queue and counts nothing. It now says what happens.
+func TestSpecDescriptionMatchesBehaviour(t *testing.T) {
+	r := component.NewRegistry()
+	Register(r)
+	spec, _ := r.Lookup(component.KindTransform, "partial")
+	promisesEmpty := strings.Contains(spec.Description, "or an input that is not JSON, gives an empty payload")
+	promisesDLQ := strings.Contains(spec.Description, "an input that is not JSON (text from the previous step, invalid JSON) goes to the dead-letter queue")
+
+	m := metrics.New()
+	tr := newTransform(t, pathConfig(t, "$.data.key"), component.Env{Task: "t", Metrics: m})
+	var out component.Output
+	if err := tr.Apply(context.Background(), []message.Message{{Payload: []byte("user-42")}}, &out); err != nil {
+		t.Fatal(err)
+	}
+	gaveEmpty := len(out.Messages) == 1 && len(out.Messages[0].Payload) == 0 && len(out.Failures) == 0
+	failed := len(out.Messages) == 0 && len(out.Failures) == 1 && component.ClassOf(out.Failures[0].Err) == component.ClassEventPermanent
+	if promisesEmpty != gaveEmpty || promisesDLQ != failed {
+		t.Errorf("spec description says non-JSON input gives an empty payload (%v) or is dead-lettered (%v); the transform gives one: %v, fails it: %v (%d outputs, %d failures, counter %v)\n%s",
+			promisesEmpty, promisesDLQ, gaveEmpty, failed, len(out.Messages), len(out.Failures), counterValue(t, m, EmptyMetric, "t"), spec.Description)
+	}
+}
+
 func TestChainReadsPreviousOutput(t *testing.T) {
 	// $.data.value holds JSON text as a string: the first partial outputs
 	// that text, the second reads it as JSON.
