@@ -117,8 +117,22 @@ func ValidAt(data []byte, i int) int {
 	return validValue(data, i, 0)
 }
 
-// maxDepth bounds nesting so hostile input cannot exhaust the stack.
-const maxDepth = 10000
+// ValidAtDepth is ValidAt for a value nested depth levels below the top of
+// the document (the top-level value is at depth 0, a member of it at 1). A
+// caller that walks a document itself and validates the values below its
+// steps passes their depth, so that MaxDepth holds for the whole document
+// as in Valid: ValidAt would count again from 0 below each step.
+func ValidAtDepth(data []byte, i, depth int) int {
+	if i < 0 || depth < 0 {
+		return -1
+	}
+	return validValue(data, i, depth)
+}
+
+// MaxDepth bounds nesting so hostile input cannot exhaust the stack: an
+// object or array nested deeper than MaxDepth levels, counted from the top
+// of the document, is not valid.
+const MaxDepth = 10000
 
 // validValue validates the value at data[i] (no leading whitespace) and
 // returns the index just past it, or -1.
@@ -130,7 +144,7 @@ func validValue(data []byte, i, depth int) int {
 	case '"':
 		return validString(data, i)
 	case '{':
-		if depth >= maxDepth {
+		if depth >= MaxDepth {
 			return -1
 		}
 		i = SkipSpace(data, i+1)
@@ -167,7 +181,7 @@ func validValue(data []byte, i, depth int) int {
 			i = SkipSpace(data, i+1)
 		}
 	case '[':
-		if depth >= maxDepth {
+		if depth >= MaxDepth {
 			return -1
 		}
 		i = SkipSpace(data, i+1)

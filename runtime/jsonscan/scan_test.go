@@ -57,6 +57,35 @@ func TestValidAt(t *testing.T) {
 	}
 }
 
+// TestValidAtDepth: MaxDepth counts from the top of the document. A value
+// depth levels down may nest MaxDepth - depth levels itself, as Valid
+// accepts it within the whole document.
+func TestValidAtDepth(t *testing.T) {
+	nested := func(n int) []byte { return []byte(strings.Repeat("[", n) + strings.Repeat("]", n)) }
+	if !Valid(nested(MaxDepth)) || Valid(nested(MaxDepth+1)) {
+		t.Fatalf("Valid: %d levels should pass, %d fail", MaxDepth, MaxDepth+1)
+	}
+	for _, c := range []struct{ levels, depth, want int }{
+		{MaxDepth, 0, 2 * MaxDepth},
+		{MaxDepth + 1, 0, -1},
+		{MaxDepth - 5, 5, 2 * (MaxDepth - 5)},
+		{MaxDepth - 4, 5, -1},
+		{1, MaxDepth, -1},
+		{1, MaxDepth - 1, 2},
+	} {
+		if got := ValidAtDepth(nested(c.levels), 0, c.depth); got != c.want {
+			t.Errorf("ValidAtDepth(%d levels, depth %d) = %d, want %d", c.levels, c.depth, got, c.want)
+		}
+	}
+	// Scalars hold no nesting: any depth passes them.
+	if got := ValidAtDepth([]byte(`"s"`), 0, MaxDepth+7); got != 3 {
+		t.Errorf("a string at depth %d: %d", MaxDepth+7, got)
+	}
+	if got := ValidAtDepth([]byte(`1`), 0, -1); got != -1 {
+		t.Errorf("a negative depth: %d, want -1", got)
+	}
+}
+
 func TestGet(t *testing.T) {
 	doc := []byte(`{"data": {"value": {"order_id": "o-1", "amount": 12.5, "items": [{"sku": "A"}, {"sku": "B"}]}, "key": "k"},
 		"a\"b": 1, "dup": 1, "dup": 2, "caf\u00e9": true}`)

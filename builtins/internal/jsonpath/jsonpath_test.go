@@ -285,3 +285,37 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// TestResolveNestingLimitCountsFromTheTop: docs/security.md says the
+// scanner stops at 10,000 levels ("such a value is not JSON for Sluice"),
+// and Resolve returns false when data is not a valid JSON value. Resolve
+// counted the depth again from 0 below every path step it walked, so a
+// document nested 10,000 + k levels was accepted by a path k steps deep
+// while jsonscan.Valid rejects it, and a partial or template rendered it.
+// Resolve now agrees with jsonscan.Valid at the limit, whatever the path.
+func TestResolveNestingLimitCountsFromTheTop(t *testing.T) {
+	// doc nests levels in all: an object with a at the top, the rest under
+	// $.a as arrays, and [7] at the bottom of $.a[0][0]...
+	doc := func(levels int) []byte {
+		inner := levels - 1
+		return []byte(`{"a":` + strings.Repeat("[", inner-1) + `[7]` + strings.Repeat("]", inner-1) + `}`)
+	}
+	for _, path := range []string{"$", "$.a", "$.a[0]", "$.a[0][0][0]", "$.b", "$.a[1]"} {
+		segs, err := Parse(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewSet()
+		s.Add(segs)
+		spans := make([]Span, s.Slots())
+		for _, levels := range []int{jsonscan.MaxDepth, jsonscan.MaxDepth + 1} {
+			d := doc(levels)
+			if got, want := s.Resolve(d, spans), jsonscan.Valid(d); got != want {
+				t.Errorf("%s over a document nested %d levels: Resolve = %v, jsonscan.Valid = %v", path, levels, got, want)
+			}
+		}
+	}
+	if jsonscan.Valid(doc(jsonscan.MaxDepth+1)) || !jsonscan.Valid(doc(jsonscan.MaxDepth)) {
+		t.Fatal("the documents do not straddle the limit")
+	}
+}

@@ -114,7 +114,7 @@ func (s *Set) Resolve(data []byte, spans []Span) bool {
 	spans = spans[:s.slots]
 	clear(spans)
 	i := jsonscan.SkipSpace(data, 0)
-	end := s.walk(data, i, 0, spans)
+	end := s.walk(data, i, 0, 0, spans)
 	if end < 0 || jsonscan.SkipSpace(data, end) != len(data) {
 		clear(spans)
 		return false
@@ -122,20 +122,29 @@ func (s *Set) Resolve(data []byte, spans []Span) bool {
 	return true
 }
 
-// walk validates the value at data[i] while recording the spans of node n's
-// subtree, and returns the index just past the value, or -1.
-func (s *Set) walk(data []byte, i, n int, spans []Span) int {
+// walk validates the value at data[i], depth levels below the top of the
+// document, while recording the spans of node n's subtree, and returns the
+// index just past the value, or -1. The depth is carried so that the
+// nesting limit counts from the top (jsonscan.MaxDepth, as in
+// jsonscan.Valid), not again from 0 below each step of a path.
+func (s *Set) walk(data []byte, i, n, depth int, spans []Span) int {
 	nd := &s.nodes[n]
 	var end int
 	switch {
 	case i >= len(data):
 		return -1
 	case data[i] == '{' && len(nd.keyKids) > 0:
-		end = s.walkObject(data, i, nd, spans)
+		if depth >= jsonscan.MaxDepth {
+			return -1
+		}
+		end = s.walkObject(data, i, depth, nd, spans)
 	case data[i] == '[' && len(nd.idxKids) > 0:
-		end = s.walkArray(data, i, nd, spans)
+		if depth >= jsonscan.MaxDepth {
+			return -1
+		}
+		end = s.walkArray(data, i, depth, nd, spans)
 	default:
-		end = jsonscan.ValidAt(data, i)
+		end = jsonscan.ValidAtDepth(data, i, depth)
 	}
 	if end >= 0 && nd.slot >= 0 {
 		spans[nd.slot] = Span{i, end}
@@ -143,7 +152,9 @@ func (s *Set) walk(data []byte, i, n int, spans []Span) int {
 	return end
 }
 
-func (s *Set) walkObject(data []byte, i int, nd *node, spans []Span) int {
+// walkObject walks the object at data[i], depth levels deep; its members
+// are one level deeper.
+func (s *Set) walkObject(data []byte, i, depth int, nd *node, spans []Span) int {
 	i = jsonscan.SkipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
 		return i + 1
@@ -169,9 +180,9 @@ func (s *Set) walkObject(data []byte, i int, nd *node, spans []Span) int {
 			for _, sl := range s.nodes[kid].sub {
 				spans[sl] = Span{}
 			}
-			i = s.walk(data, i, kid, spans)
+			i = s.walk(data, i, kid, depth+1, spans)
 		} else {
-			i = jsonscan.ValidAt(data, i)
+			i = jsonscan.ValidAtDepth(data, i, depth+1)
 		}
 		if i < 0 {
 			return -1
@@ -217,7 +228,9 @@ func (s *Set) matchKey(nd *node, key []byte) int {
 	return -1
 }
 
-func (s *Set) walkArray(data []byte, i int, nd *node, spans []Span) int {
+// walkArray walks the array at data[i], depth levels deep; its elements
+// are one level deeper.
+func (s *Set) walkArray(data []byte, i, depth int, nd *node, spans []Span) int {
 	i = jsonscan.SkipSpace(data, i+1)
 	if i < len(data) && data[i] == ']' {
 		return i + 1
@@ -231,9 +244,9 @@ func (s *Set) walkArray(data []byte, i int, nd *node, spans []Span) int {
 			}
 		}
 		if kid >= 0 {
-			i = s.walk(data, i, kid, spans)
+			i = s.walk(data, i, kid, depth+1, spans)
 		} else {
-			i = jsonscan.ValidAt(data, i)
+			i = jsonscan.ValidAtDepth(data, i, depth+1)
 		}
 		if i < 0 {
 			return -1
