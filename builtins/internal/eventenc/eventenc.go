@@ -112,10 +112,29 @@ func BodySize(body []byte, format string) int {
 type Clock struct {
 	lastSec int64
 	secText []byte
+	// now is the time used for a timestamp RFC 3339 cannot write; nil:
+	// time.Now (tests set it).
+	now func() time.Time
 }
 
-// AppendMillis appends the time ms (Unix milliseconds).
+// The range of times RFC 3339 can write, whose years have four digits:
+// 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z, in Unix
+// milliseconds.
+const (
+	minMillis = -62167219200000
+	maxMillis = 253402300799999
+)
+
+// AppendMillis appends the time ms (Unix milliseconds). A time outside the
+// years 0000 to 9999 (a producer's timestamp: an AMQP timestamp property, an
+// explicit Redis stream id, a Kafka record time) has no RFC 3339 text, which
+// CloudEvents requires for `time`: the time of the call, the time the
+// source read the message, is written instead, as for a message that
+// carries no timestamp. The producer's value stays in the event's data.
 func (c *Clock) AppendMillis(dst []byte, ms int64) []byte {
+	if ms < minMillis || ms > maxMillis {
+		ms = c.nowMillis()
+	}
 	sec, frac := ms/1000, ms%1000
 	if frac < 0 {
 		sec, frac = sec-1, frac+1000
@@ -128,7 +147,21 @@ func (c *Clock) AppendMillis(dst []byte, ms int64) []byte {
 	return append(dst, byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10), 'Z')
 }
 
-// AppendTime appends t as AppendMillis does.
+// AppendTime appends t as AppendMillis does. The range is checked on t
+// itself: UnixMilli is undefined for a time 292 million years away, which
+// an AMQP timestamp (any 64-bit count of seconds) can be.
 func (c *Clock) AppendTime(dst []byte, t time.Time) []byte {
+	if t.Before(minTime) || t.After(maxTime) {
+		return c.AppendMillis(dst, c.nowMillis())
+	}
 	return c.AppendMillis(dst, t.UnixMilli())
+}
+
+var minTime, maxTime = time.UnixMilli(minMillis), time.UnixMilli(maxMillis)
+
+func (c *Clock) nowMillis() int64 {
+	if c.now != nil {
+		return c.now().UnixMilli()
+	}
+	return time.Now().UnixMilli()
 }

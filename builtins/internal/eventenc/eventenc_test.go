@@ -37,6 +37,51 @@ func TestClock(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestClockOutOfRangeYears: AppendMillis writes the CloudEvents `time` of
+// RabbitMQ, Redis, NATS and Kafka events from a timestamp the producer
+// chose (an AMQP timestamp property, an explicit XADD id such as
+// 253402300800000-0). Past year 9999 it wrote a 5+ digit year, which is not
+// RFC 3339 (CloudEvents requires RFC 3339 for `time`; Go's own
+// time.Time.MarshalJSON refuses such years). Such a time is now replaced by
+// the time of the call, the time the source read the message; the first
+// and last milliseconds of the range are kept.
+func TestClockOutOfRangeYears(t *testing.T) {
+	var c Clock
+	for _, ms := range []int64{253402300800000, 1<<63 - 1, -62167219200001, -1 << 63} {
+		got := string(c.AppendMillis(nil, ms))
+		if _, err := time.Parse(time.RFC3339, got); err != nil {
+			t.Errorf("AppendMillis(%d) = %q, not RFC 3339: %v", ms, got, err)
+		}
+	}
+	now := time.Date(2026, 12, 7, 10, 0, 0, 42e6, time.UTC)
+	c = Clock{now: func() time.Time { return now }}
+	for _, tc := range []struct {
+		ms   int64
+		want string
+	}{
+		{253402300799999, "9999-12-31T23:59:59.999Z"},
+		{253402300800000, "2026-12-07T10:00:00.042Z"},
+		{-62167219200000, "0000-01-01T00:00:00.000Z"},
+		{-62167219200001, "2026-12-07T10:00:00.042Z"},
+		{1<<63 - 1, "2026-12-07T10:00:00.042Z"},
+	} {
+		if got := string(c.AppendMillis(nil, tc.ms)); got != tc.want {
+			t.Errorf("AppendMillis(%d) = %q, want %q", tc.ms, got, tc.want)
+		}
+	}
+	// An AMQP timestamp is any 64-bit count of seconds: UnixMilli overflows
+	// for the largest, so AppendTime checks the time itself.
+	for _, ts := range []time.Time{time.Unix(1<<62, 0), time.Unix(-1<<62, 0), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got := string(c.AppendTime(nil, ts)); got != "2026-12-07T10:00:00.042Z" {
+			t.Errorf("AppendTime(%v) = %q, want the time of reading", ts, got)
+		}
+	}
+	if got := string(c.AppendTime(nil, time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC))); got != "9999-12-31T23:59:59.999Z" {
+		t.Errorf("AppendTime(the last millisecond of 9999) = %q", got)
+	}
+}
+
 func TestAppendTextKeepsJSONValid(t *testing.T) {
 	for _, in := range []string{"plain", `q"uote\back`, "tab\tnl\n", "héllo", "bad\xffutf8", "\x00ctl"} {
 		out := AppendQuoted(nil, []byte(in))

@@ -3,6 +3,7 @@ package redis
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -92,7 +93,9 @@ func (e *encoder) encodeInto(es []entry, into batchData) batchData {
 		buf = append(buf, e.head...)
 		buf = eventenc.AppendText(buf, []byte(en.id)) // ids come from Redis: escaping is a safety net
 		buf = append(buf, e.mid...)
-		buf = e.clock.AppendMillis(buf, int64(ms))
+		// An id's milliseconds are 64 bits unsigned: past MaxInt64 they
+		// would wrap to a time before 1970 instead of being out of range.
+		buf = e.clock.AppendMillis(buf, int64(min(ms, math.MaxInt64)))
 		buf = append(buf, e.data...)
 		buf = eventenc.AppendText(buf, []byte(en.id))
 		buf = append(buf, `","fields":{`...)
