@@ -16,9 +16,12 @@ import (
 // Compiler compiles templates sharing one variables table. Problems go to P
 // (nil: not reported); OK turns false on the first problem.
 type Compiler struct {
-	Vars     map[string]string
-	P        *component.Problems
-	OK       bool
+	Vars map[string]string
+	P    *component.Problems
+	OK   bool
+	// MaxEvent is the task's event limit (component.Env.MaxEvent; 0: the
+	// default): a render over template.OutputLimit(MaxEvent) fails.
+	MaxEvent int
 	reported map[string]bool // variables are shared: each is reported once
 }
 
@@ -92,7 +95,7 @@ func (c *Compiler) Compile(key []string, text string, strict bool) *template.Tem
 	}
 	t, err := template.Compile(text, c.Vars)
 	if err == nil {
-		return t
+		return t.WithLimit(template.OutputLimit(c.MaxEvent))
 	}
 	c.OK = false
 	var es template.Errors

@@ -2,6 +2,7 @@ package sinktpl
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,26 @@ func TestFieldRenderReportsJSONTemplateFailure(t *testing.T) {
 	fixed := c.Field([]string{"fields", "f"}, `fixed`, false)
 	if buf, got, err := fixed.Render([]byte("pre"), []byte(`not JSON`)); err != nil || got != "fixed" || string(buf) != "pre" {
 		t.Fatalf("a fixed field renders %q, %q, %v", buf, got, err)
+	}
+}
+
+// TestFieldRenderIsBounded: a sink's templates render over the original
+// event like the template transform, and are bounded like it by the task's
+// event limit (Compiler.MaxEvent, 4 × it + 64 KiB), so that a header or
+// field repeating a value cannot render gigabytes for one large event.
+func TestFieldRenderIsBounded(t *testing.T) {
+	event := func(n int) []byte { return []byte(`{"a":"` + strings.Repeat("x", n) + `"}`) }
+	c := New(map[string]string{"a": "$.a"}, nil)
+	c.MaxEvent = 1024 // the limit is 69,632 bytes
+	f := c.Field([]string{"headers", "big"}, strings.Repeat("${a}", 5), false)
+	if _, got, err := f.Render(nil, event(13000)); err != nil || len(got) != 65000 {
+		t.Fatalf("65,000 bytes: %d bytes, %v", len(got), err)
+	}
+	if _, got, err := f.Render(nil, event(15000)); err == nil || !strings.Contains(err.Error(), "reached 75000 bytes after ${a}, over the limit of 69632 bytes") {
+		t.Fatalf("75,000 bytes: %d bytes, %v; want the limit named", len(got), err)
+	}
+	d := New(map[string]string{"a": "$.a"}, nil) // MaxEvent 0: 1 MiB, a limit of 4 MiB + 64 KiB
+	if _, got, err := d.Field([]string{"headers", "big"}, strings.Repeat("${a}", 5), false).Render(nil, event(15000)); err != nil || len(got) != 75000 {
+		t.Fatalf("the default limit: %d bytes, %v", len(got), err)
 	}
 }

@@ -24,12 +24,17 @@
 // is escaped for it, so no value can close the string and add members, and
 // a placeholder outside a string must render exactly one JSON value.
 //
+// A render is bounded (OutputLimit, WithLimit): one that would pass the
+// limit stops there and fails, so a template repeating a large value cannot
+// take the process's memory.
+//
 // A compiled Template is immutable and safe for concurrent use.
 package template
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,6 +53,27 @@ const (
 	// the length past which RenderReport flags an extracted value.
 	MaxValueLen = 10240
 )
+
+// defaultMaxEvent is the event limit OutputLimit assumes when given none:
+// the loader's default (config.DefaultMaxEvent).
+const defaultMaxEvent = 1 << 20
+
+// OutputLimit returns the largest render, in bytes, for a task whose events
+// are at most maxEvent bytes (0: the default, 1 MiB): 4 × maxEvent + 64 KiB
+// (docs/transforms.md, "Limits"). That leaves room for a template that
+// writes its whole input twice, escaped, around its own text (at most
+// 40 KiB), while one that repeats a value ("${a}" 2,560 times over a 1 MiB
+// value would render 2.5 GiB for one event) fails its record instead.
+func OutputLimit(maxEvent int) int {
+	if maxEvent <= 0 {
+		maxEvent = defaultMaxEvent
+	}
+	const slack = 64 << 10
+	if maxEvent > (math.MaxInt-slack)/4 {
+		return math.MaxInt
+	}
+	return 4*maxEvent + slack
+}
 
 // Error codes Compile reports (docs/transforms.md, "Error codes").
 const (
@@ -123,6 +149,15 @@ type Template struct {
 	set   *jsonpath.Set
 	json  bool
 	first string // the first placeholder with a path, for messages
+	limit int    // the largest render in bytes
+}
+
+// WithLimit returns a copy of t whose renders fail past limit bytes
+// (OutputLimit of the task's max_event_size). Compile sets OutputLimit(0).
+func (t *Template) WithLimit(limit int) *Template {
+	c := *t
+	c.limit = limit
+	return &c
 }
 
 // JSON reports whether t is a JSON template: its text, with the
@@ -236,7 +271,7 @@ func Compile(text string, vars map[string]string) (*Template, error) {
 		isJSON = start < len(skel) && (skel[start] == '{' || skel[start] == '[') && jsonscan.Valid(skel)
 	}
 
-	t := &Template{set: jsonpath.NewSet(), json: isJSON}
+	t := &Template{set: jsonpath.NewSet(), json: isJSON, limit: OutputLimit(0)}
 	lit.Reset()
 	for _, it := range items {
 		lit.WriteString(it.lit)
@@ -385,8 +420,10 @@ var spanPool = sync.Pool{New: func() any { return new([]jsonpath.Span) }}
 // normally an event) to dst and returns the extended slice. It does not
 // allocate beyond growing dst and reads input once whatever the number of
 // variables. It fails, returning dst unchanged, when the template has paths
-// and input is not JSON, and when a JSON template would not render JSON (a
-// placeholder outside a string whose value is not one JSON value).
+// and input is not JSON, when a JSON template would not render JSON (a
+// placeholder outside a string whose value is not one JSON value), and when
+// the render passes the limit (WithLimit): it stops at the first value past
+// it, so dst grows by at most the limit and one value.
 func (t *Template) Render(dst, input []byte) ([]byte, error) {
 	dst, _, err := t.render(dst, input, false)
 	return dst, err
@@ -402,7 +439,11 @@ func (t *Template) RenderReport(dst, input []byte) (out []byte, oversize bool, e
 func (t *Template) render(dst, input []byte, check bool) ([]byte, bool, error) {
 	n := t.set.Slots()
 	if n == 0 {
+		// Fixed values are merged into the text: one part.
 		for i := range t.parts {
+			if len(t.parts[i].lit) > t.limit {
+				return dst, false, t.tooLarge(len(t.parts[i].lit), "with its fixed text alone")
+			}
 			dst = append(dst, t.parts[i].lit...)
 		}
 		return dst, false, nil
@@ -426,6 +467,15 @@ func (t *Template) render(dst, input []byte, check bool) ([]byte, bool, error) {
 	oversize := false
 	for i := range t.parts {
 		p := &t.parts[i]
+		// Checked before each part's text, so after each value: the last
+		// part has no value and is always there.
+		if size := len(dst) - start + len(p.lit); size > t.limit {
+			where := "with its fixed text"
+			if i > 0 {
+				where = "after " + t.parts[i-1].ph
+			}
+			return dst[:start], false, t.tooLarge(size, where)
+		}
 		dst = append(dst, p.lit...)
 		if p.slot < 0 {
 			continue
@@ -478,6 +528,10 @@ func repairUTF8(dst []byte, mark int) []byte {
 
 // ErrRender is wrapped by every error of Render and RenderReport.
 var ErrRender = errors.New("template")
+
+func (t *Template) tooLarge(size int, where string) error {
+	return fmt.Errorf("%w: the output reached %d bytes %s, over the limit of %d bytes for a rendered template (4 x max_event_size + 64 KiB), and rendering stopped there: a placeholder repeats a large value, or values are larger than expected (raise max_event_size if outputs this large are intended)", ErrRender, size, where, t.limit)
+}
 
 func (t *Template) notJSON(input []byte) error {
 	return fmt.Errorf("%w: the input is not JSON (%d bytes: %s), so %s has nothing to read: the previous stage emitted text or invalid JSON", ErrRender, len(input), quoteShort(input), t.first)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -344,5 +346,78 @@ func checkJSONStringRender(t *testing.T, tpl *Template, in []byte) {
 		if s, ok := l[0].(string); ok && got["b"] != s {
 			t.Fatalf("b: input %q rendered %q, want %q", in, got["b"], s)
 		}
+	}
+}
+
+// TestRenderIsBounded: a template's output had no bound: ${a} repeated
+// 2,560 times over a 1 MiB value rendered about 2.5 GiB for one event. A
+// render past its limit (OutputLimit of the task's max_event_size: 4 MiB +
+// 64 KiB by default) now fails, giving the size reached and the limit, and
+// stops at the first value past it instead of rendering the whole.
+func TestRenderIsBounded(t *testing.T) {
+	if got, want := OutputLimit(0), 4<<20+64<<10; got != want {
+		t.Fatalf("OutputLimit(0) = %d, want %d", got, want)
+	}
+	if got := OutputLimit(1024); got != 4096+64<<10 {
+		t.Fatalf("OutputLimit(1024) = %d", got)
+	}
+	if got := OutputLimit(math.MaxInt / 2); got != math.MaxInt {
+		t.Fatalf("OutputLimit(MaxInt/2) = %d, want MaxInt", got)
+	}
+
+	tpl := mustCompile(t, strings.Repeat("${a}", 2560), map[string]string{"a": "$.a"})
+	in := []byte(`{"a":"` + strings.Repeat("x", 1<<20) + `"}`)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	out, err := tpl.Render([]byte("keep"), in)
+	runtime.ReadMemStats(&ms)
+	if err == nil || string(out) != "keep" {
+		t.Fatalf("rendered %d bytes, %v; want a failure and dst as it was", len(out), err)
+	}
+	// 4 values fit in 4 MiB + 64 KiB, the 5th passes it.
+	if want := "the output reached 5242880 bytes after ${a}, over the limit of 4259840 bytes"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("%v; want it to say %q", err, want)
+	}
+	if grown := ms.TotalAlloc - before; grown > 64<<20 {
+		t.Fatalf("the failed render allocated %d MiB: it did not stop at the limit", grown>>20)
+	}
+
+	// The limit is exact, counts bytes, and holds for fixed text too.
+	two := mustCompile(t, `${a}${a}`, map[string]string{"a": "$.a"}).WithLimit(100)
+	for _, c := range []struct {
+		n   int
+		err string
+	}{{50, ""}, {51, "reached 102 bytes after ${a}, over the limit of 100 bytes"}} {
+		out, err := two.Render(nil, []byte(`{"a":"`+strings.Repeat("é", c.n/2)+strings.Repeat("x", c.n%2)+`"}`))
+		if c.err == "" && (err != nil || len(out) != 2*c.n) || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err) || len(out) != 0) {
+			t.Errorf("a value of %d bytes twice, limit 100: %d bytes, %v; want error %q", c.n, len(out), err, c.err)
+		}
+	}
+	for _, c := range []struct {
+		text string
+		vars map[string]string
+		err  string
+	}{
+		{"0123456789", nil, "reached 10 bytes with its fixed text alone"},
+		{"${f}${f}", map[string]string{"f": "01234"}, "reached 10 bytes with its fixed text alone"},
+		{"0123456789${a}", map[string]string{"a": "$.a"}, "reached 10 bytes with its fixed text,"},
+	} {
+		tpl := mustCompile(t, c.text, c.vars)
+		if _, err := tpl.WithLimit(10).Render(nil, []byte(`{}`)); err != nil {
+			t.Errorf("%s, limit 10: %v", c.text, err)
+		}
+		if out, err := tpl.WithLimit(9).Render(nil, []byte(`{}`)); err == nil || !strings.Contains(err.Error(), c.err) || len(out) != 0 {
+			t.Errorf("%s, limit 9: %q, %v; want %q", c.text, out, err, c.err)
+		}
+	}
+	// WithLimit leaves the compiled template as it was.
+	if _, err := two.Render(nil, []byte(`{"a":"`+strings.Repeat("x", 60)+`"}`)); err == nil {
+		t.Error("limit 100 not applied")
+	}
+	base := mustCompile(t, `${a}${a}`, map[string]string{"a": "$.a"})
+	_ = base.WithLimit(1)
+	if _, err := base.Render(nil, []byte(`{"a":"xx"}`)); err != nil {
+		t.Errorf("WithLimit changed the template it was called on: %v", err)
 	}
 }

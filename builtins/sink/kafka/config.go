@@ -93,7 +93,7 @@ func (c *Config) KafkaEndpoint() kafkaconf.Endpoint {
 // known variables, a fixed topic is a valid name, settings agree.
 func (c *Config) Validate(p *component.Problems) {
 	kafkaconf.ValidateBrokers(p, "brokers", c.Brokers)
-	_, _ = c.compile(p)
+	_, _ = c.compile(p, 0)
 	if c.Topic != "" && !strings.Contains(c.Topic, "${") {
 		if msg := kafkaconf.TopicProblem(c.Topic); msg != "" {
 			p.Addf([]string{"topic"}, "%s", msg)
@@ -156,8 +156,9 @@ type headerTemplate struct {
 var placeholderRE = regexp.MustCompile(`\$\{([^}]*)\}`)
 
 // compile compiles every template, reporting problems to p (which may be
-// nil). It returns false when anything failed.
-func (c *Config) compile(p *component.Problems) (*templates, bool) {
+// nil), each bounded by the task's event limit maxEvent (0: the default;
+// template.OutputLimit). It returns false when anything failed.
+func (c *Config) compile(p *component.Problems, maxEvent int) (*templates, bool) {
 	ok := true
 	reported := map[string]bool{} // variables are shared: report each once
 	one := func(key []string, text string) *template.Template {
@@ -184,7 +185,7 @@ func (c *Config) compile(p *component.Problems) (*templates, bool) {
 		}
 		t, err := template.Compile(text, c.Variables)
 		if err == nil {
-			return t
+			return t.WithLimit(template.OutputLimit(maxEvent))
 		}
 		ok = false
 		var es template.Errors

@@ -73,7 +73,7 @@ type sinkMetrics struct {
 
 func build(c any, env component.Env) (any, error) {
 	cfg := c.(*Config)
-	tpl, ok := cfg.compile(nil)
+	tpl, ok := cfg.compile(nil, env.MaxEvent)
 	if !ok {
 		return nil, errors.New("kafka sink: invalid templates") // Validate reported the details
 	}

@@ -124,6 +124,7 @@ type sinkMetrics struct {
 func build(c any, env component.Env) (any, error) {
 	cfg := c.(*Config)
 	cp := sinktpl.New(cfg.Variables, nil)
+	cp.MaxEvent = env.MaxEvent
 	topic := cp.Field([]string{"topic"}, cfg.Topic, true)
 	if !cp.OK {
 		return nil, errors.New("mqtt sink: invalid topic template") // Validate reported the details

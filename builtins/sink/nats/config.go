@@ -93,7 +93,7 @@ func (c *Config) conn() *natsconf.Conn {
 // known variables, fixed names are valid, settings agree.
 func (c *Config) Validate(p *component.Problems) {
 	c.conn().Validate(p)
-	_, _ = c.compile(p)
+	_, _ = c.compile(p, 0)
 	if c.Subject != "" && sinktpl.Fixed(c.Subject) {
 		if msg := natsconf.SubjectProblem(c.Subject, false); msg != "" {
 			p.Addf([]string{"subject"}, "%s", msg)
@@ -145,9 +145,11 @@ type headerTemplate struct {
 }
 
 // compile compiles every template, reporting problems to p (which may be
-// nil). It returns false when anything failed.
-func (c *Config) compile(p *component.Problems) (*templates, bool) {
+// nil), each bounded by the task's event limit maxEvent (0: the default;
+// template.OutputLimit). It returns false when anything failed.
+func (c *Config) compile(p *component.Problems, maxEvent int) (*templates, bool) {
 	tc := sinktpl.New(c.Variables, p)
+	tc.MaxEvent = maxEvent
 	ts := &templates{}
 	if c.Subject != "" {
 		if sinktpl.Fixed(c.Subject) {

@@ -58,7 +58,7 @@ func newConfig() any {
 // and name only known variables, settings agree.
 func (c *Config) Validate(p *component.Problems) {
 	amqpconf.ValidateURL(p, "url", c.URL)
-	if ts, ok := c.compile(p); ok {
+	if ts, ok := c.compile(p, 0); ok {
 		// AMQP short strings (at most 255 bytes) known without a record;
 		// a template's rendering is checked per record.
 		for _, f := range []struct {
@@ -112,9 +112,11 @@ type header struct {
 }
 
 // compile compiles every template, reporting problems to p (which may be
-// nil). It returns false when anything failed.
-func (c *Config) compile(p *component.Problems) (*templates, bool) {
+// nil), each bounded by the task's event limit maxEvent (0: the default;
+// template.OutputLimit). It returns false when anything failed.
+func (c *Config) compile(p *component.Problems, maxEvent int) (*templates, bool) {
 	cp := sinktpl.New(c.Variables, p)
+	cp.MaxEvent = maxEvent
 	ts := &templates{}
 	ts.exchange = cp.Field([]string{"exchange"}, c.Exchange, true)
 	switch {

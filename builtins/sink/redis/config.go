@@ -60,7 +60,7 @@ func (c *Config) conn() *redisconf.Conn {
 // the others are not, templates compile.
 func (c *Config) Validate(p *component.Problems) {
 	c.conn().Validate(p)
-	_, _ = c.compile(p)
+	_, _ = c.compile(p, 0)
 	if c.Mode == ModeStream {
 		if c.Stream == "" {
 			p.KeyErrorf(nil, "mode = \"stream\" needs the stream key (the stream to append to)")
@@ -101,9 +101,11 @@ type fieldTemplate struct {
 }
 
 // compile compiles every template, reporting problems to p (which may be
-// nil). It returns false when anything failed.
-func (c *Config) compile(p *component.Problems) (*templates, bool) {
+// nil), each bounded by the task's event limit maxEvent (0: the default;
+// template.OutputLimit). It returns false when anything failed.
+func (c *Config) compile(p *component.Problems, maxEvent int) (*templates, bool) {
 	tc := sinktpl.New(c.Variables, p)
+	tc.MaxEvent = maxEvent
 	ts := &templates{}
 	key, text := "stream", c.Stream
 	if c.Mode != ModeStream {

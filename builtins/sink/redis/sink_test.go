@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/builtins/internal/redistest"
 	"github.com/sluicehq/sluice/builtins/internal/tlstest"
@@ -291,5 +293,40 @@ variables = { amt = "$.data.amount" }
 	es := srv.Entries(t, stream)
 	if len(es) != 2 || es[0].Values["meta"] != `{"amount": 12.5}` || es[1].Values["meta"] != `{"amount": {"v":3}}` {
 		t.Fatalf("the stream holds %v; want records 0 and 3 with their meta", es)
+	}
+}
+
+// TestFieldTemplateOutputIsBounded: a field template repeating a value had
+// no bound on what it rendered for one event. A render over 4 ×
+// max_event_size + 64 KiB (the task's limit reaches the sink as
+// Env.MaxEvent) fails that record alone, event-permanent, naming the field,
+// the size reached and the limit; the others are written.
+func TestFieldTemplateOutputIsBounded(t *testing.T) {
+	srv := redistest.Local(t)
+	stream := srv.Key(t, "big")
+	env := componenttest.Env(t, zerolog.WarnLevel, "sink")
+	env.MaxEvent = 1024 // a rendered template may hold 4 × 1024 + 64 KiB = 69,632 bytes
+	s := componenttest.Build(t, Register, component.KindSink, "redis", fmt.Sprintf(`url = %q
+stream = %q
+fields = { copies = "${a}${a}${a}${a}${a}" }
+variables = { a = "$.a" }
+`, srv.URL, stream), env).(*Sink)
+	if err := s.Open(redistest.Ctx(t)); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	ev := func(n int) message.Message {
+		return message.Message{Payload: []byte(`{}`), Event: []byte(`{"a":"` + strings.Repeat("x", n) + `"}`), Pos: message.Position{Stream: "in", Offset: int64(n)}}
+	}
+	err := s.Write(redistest.Ctx(t), []message.Message{ev(13000), ev(15000)})
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || len(re.Errs) != 1 || re.Errs[1] == nil || component.ClassOf(re.Errs[1]) != component.ClassEventPermanent {
+		t.Fatalf("Write = %v; want record 1 alone failed, event_permanent", err)
+	}
+	if want := `field "copies" template: template: the output reached 75000 bytes after ${a}, over the limit of 69632 bytes`; !strings.Contains(re.Errs[1].Error(), want) {
+		t.Fatalf("%v; want it to say %q", re.Errs[1], want)
+	}
+	if es := srv.Entries(t, stream); len(es) != 1 || len(es[0].Values["copies"]) != 65000 {
+		t.Fatalf("the stream holds %d entries; want record 0 with its 65,000 bytes", len(es))
 	}
 }

@@ -122,7 +122,8 @@ func Register(r *component.Registry) {
 			"written; inserted values are never scanned for placeholders. A JSON template (a JSON object or array " +
 			"around the placeholders) always renders JSON: a value inside quotes is escaped for the string, and a " +
 			"placeholder outside quotes must render one JSON value. An input the template cannot render (not JSON " +
-			"although a variable reads it, or a value that would break a JSON template) goes to the dead-letter queue.",
+			"although a variable reads it, a value that would break a JSON template, or an output over 4 x " +
+			"max_event_size + 64 KiB) goes to the dead-letter queue.",
 		Example: "[[transform]]\ntype = \"template\"\ntemplate = '''{\"user\": \"${jsonEscape(u)}\", \"ms\": ${ms}}'''\n" +
 			"[transform.variables]\nu = \"$.data.key\"\nms = \"$.data.timestamp\"\n",
 		New:   func() any { return &Config{} },
@@ -137,6 +138,9 @@ func build(cfg any, env component.Env) (any, error) {
 	if t == nil {
 		return nil, errors.New(p.List()[0].Msg)
 	}
+	// A render is bounded by the task's event limit (docs/transforms.md,
+	// "Limits"): a template repeating a large value fails its record.
+	t = t.WithLimit(tpl.OutputLimit(env.MaxEvent))
 	return &Transform{tpl: t, log: env.Logger.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})}, nil
 }
 
@@ -148,8 +152,9 @@ type Transform struct {
 
 // Apply renders each input into out.Buf and emits the rendered region. An
 // input the template cannot render (not JSON although the template reads
-// it, or a value that would break a JSON template) fails, to the
-// dead-letter queue: an empty or broken render must not pass for a result.
+// it, a value that would break a JSON template, an output over the limit)
+// fails, to the dead-letter queue: an empty, broken or unbounded render
+// must not pass for a result.
 func (t *Transform) Apply(_ context.Context, in []message.Message, out *component.Output) error {
 	for i := range in {
 		start := len(out.Buf)

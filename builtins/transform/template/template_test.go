@@ -150,6 +150,38 @@ func TestNotRenderable(t *testing.T) {
 	}
 }
 
+// TestOutputIsBounded: a template's output had no bound, so a template
+// repeating a value rendered gigabytes for one large event. A render over 4
+// × max_event_size + 64 KiB (the task's limit reaches the transform as
+// Env.MaxEvent) fails the record, event-permanent, with the size reached
+// and the limit; a render within it is emitted.
+func TestOutputIsBounded(t *testing.T) {
+	tr := mustBuild(t, tomlTemplate(strings.Repeat("${a}", 5), `{ a = "$.a" }`), component.Env{MaxEvent: 1024}) // limit 69,632
+	for _, c := range []struct {
+		n    int
+		fail bool
+	}{{13000, false}, {15000, true}} {
+		var out component.Output
+		in := []message.Message{{Payload: []byte(`{"a":"` + strings.Repeat("x", c.n) + `"}`), Ref: 0}}
+		if err := tr.Apply(context.Background(), in, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !c.fail {
+			if len(out.Messages) != 1 || len(out.Messages[0].Payload) != 5*c.n {
+				t.Fatalf("a value of %d bytes: %d outputs, %d failures; want its 5 copies", c.n, len(out.Messages), len(out.Failures))
+			}
+			continue
+		}
+		if len(out.Messages) != 0 || len(out.Failures) != 1 || len(out.Buf) != 0 {
+			t.Fatalf("a value of %d bytes: %d outputs, %d failures, %d bytes left in the buffer; want the record failed", c.n, len(out.Messages), len(out.Failures), len(out.Buf))
+		}
+		err := out.Failures[0].Err
+		if want := "the output reached 75000 bytes after ${a}, over the limit of 69632 bytes"; component.ClassOf(err) != component.ClassEventPermanent || !strings.Contains(err.Error(), want) {
+			t.Fatalf("failure %v (%s); want event-permanent saying %q", err, component.ClassOf(err), want)
+		}
+	}
+}
+
 type wantProblem struct {
 	path   string
 	atKey  bool
