@@ -672,3 +672,31 @@ func TestManyKeysUsePooledScratch(t *testing.T) {
 		}
 	}
 }
+
+// TestNestingLimitCountsFromTheTop: the matcher refuses what jsonscan.Valid
+// refuses. Values the pattern skips or tests as a whole were validated with
+// a depth counted again from 0, so an event nested 10,000 levels below a
+// member passed for JSON and matched.
+func TestNestingLimitCountsFromTheTop(t *testing.T) {
+	n := jsonscan.MaxDepth
+	for _, c := range []struct{ pat, ev string }{
+		{`{"x":[{"exists":false}]}`, `{"v":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`},
+		{`{"x":[{"exists":false}]}`, `[{"v":` + strings.Repeat("[", n-1) + strings.Repeat("]", n-1) + `}]`},
+		{`{"v":[{"exists":true}]}`, `{"v":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`},
+		{`{"v":[{"exists":true}]}`, `{"v":[` + strings.Repeat("{\"a\":", n-1) + "1" + strings.Repeat("}", n-1) + `]}`},
+		{`{"v":{"w":[{"exists":false}]}}`, `{"v":{"u":` + strings.Repeat("[", n-1) + strings.Repeat("]", n-1) + `}}`},
+		{`{"v":[{"exists":false}]}`, strings.Repeat("[", n+1) + strings.Repeat("]", n+1)},
+	} {
+		if jsonscan.Valid([]byte(c.ev)) {
+			t.Fatalf("test event for %s is valid JSON", c.pat)
+		}
+		if MustCompileJSON(c.pat).Match([]byte(c.ev)) {
+			t.Errorf("%s matched an event nested past %d levels", c.pat, n)
+		}
+	}
+	// At the limit itself the event is JSON and is matched.
+	ok := `{"v":` + strings.Repeat("[", n-1) + strings.Repeat("]", n-1) + `}`
+	if !jsonscan.Valid([]byte(ok)) || !MustCompileJSON(`{"x":[{"exists":false}]}`).Match([]byte(ok)) {
+		t.Error("an event nested exactly to the limit did not match")
+	}
+}

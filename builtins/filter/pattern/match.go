@@ -184,8 +184,10 @@ type state struct {
 	buf   []byte // scratch for decoding escaped strings; never stored back
 }
 
-// maxDepth bounds the nesting the matcher follows.
-const maxDepth = 10000
+// maxDepth bounds the nesting the matcher follows: jsonscan's limit,
+// counted from the top of the event as jsonscan.Valid counts it, so the
+// matcher takes for JSON exactly what the rest of Sluice does.
+const maxDepth = jsonscan.MaxDepth - 1
 
 var slotPool = sync.Pool{New: func() any { return new([]uint64) }}
 
@@ -239,16 +241,13 @@ func (p *Pattern) Match(event []byte) bool {
 // element it holds on: never on a scalar (its sub-fields are not missing,
 // the value is of the wrong kind) nor on an empty array.
 func (lv *level) eval(st *state, d []byte, i, depth int) (uint64, int) {
-	if depth > maxDepth {
-		return 0, -1
-	}
 	switch d[i] {
 	case '{':
 		return lv.evalObject(st, d, i, depth)
 	case '[':
 		return lv.evalArray(st, d, i, depth)
 	}
-	return 0, jsonscan.ValidAt(d, i)
+	return 0, jsonscan.ValidAtDepth(d, i, depth)
 }
 
 // evalArray ORs the level over the object elements (nested arrays
@@ -273,7 +272,7 @@ func (lv *level) evalArray(st *state, d []byte, i, depth int) (mask uint64, end 
 		case '{':
 			m, e = lv.evalObject(st, d, i, depth+1)
 		default:
-			e = jsonscan.ValidAt(d, i)
+			e = jsonscan.ValidAtDepth(d, i, depth+1)
 		}
 		if e < 0 {
 			return 0, -1
@@ -294,6 +293,9 @@ func (lv *level) evalArray(st *state, d []byte, i, depth int) (mask uint64, end 
 }
 
 func (lv *level) evalObject(st *state, d []byte, i, depth int) (uint64, int) {
+	if depth > maxDepth {
+		return 0, -1
+	}
 	slots := st.slots[lv.slot : lv.slot+2*len(lv.keys)]
 	for k := range lv.keys {
 		e := &lv.keys[k]
@@ -333,7 +335,7 @@ func (lv *level) evalObject(st *state, d []byte, i, depth int) (uint64, int) {
 			if d[i] == '"' {
 				end, _ = plainString(d, i)
 			} else {
-				end = jsonscan.ValidAt(d, i)
+				end = jsonscan.ValidAtDepth(d, i, depth+1)
 			}
 		} else {
 			e := &lv.keys[k]
@@ -421,7 +423,7 @@ func (e *keyEntry) evalLeaf(st *state, d []byte, i, depth int) (uint64, int) {
 	switch d[i] {
 	case '{':
 		// An object is not a leaf: only exists:false holds.
-		return e.leafMissing, jsonscan.ValidAt(d, i)
+		return e.leafMissing, jsonscan.ValidAtDepth(d, i, depth)
 	case '[':
 		bits, saw, end := e.evalLeafArray(st, d, i, depth)
 		if !saw {
@@ -460,7 +462,7 @@ func (e *keyEntry) evalLeafArray(st *state, d []byte, i, depth int) (bits uint64
 			saw = saw || s
 			ee = x
 		case '{':
-			ee = jsonscan.ValidAt(d, i)
+			ee = jsonscan.ValidAtDepth(d, i, depth+1)
 		default:
 			var sc scalar
 			var esc bool
