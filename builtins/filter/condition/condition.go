@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +69,7 @@ func (n *need) mark(path []string) {
 // constant member chain from a variable is a path; a path consumed only as
 // the base of a longer constant chain needs just that member, any other
 // use needs the whole value.
-func neededPaths(tree *ast.Node, lets map[string]bool) *need {
+func neededPaths(tree *ast.Node, lets map[*ast.IdentifierNode]bool) *need {
 	paths := map[ast.Node][]string{}
 	consumed := map[ast.Node]bool{}
 	ast.Walk(tree, visitFunc(func(node *ast.Node) {
@@ -76,7 +77,7 @@ func neededPaths(tree *ast.Node, lets map[string]bool) *need {
 		case *ast.IdentifierNode:
 			if n.Value == "$env" {
 				paths[n] = []string{}
-			} else if !lets[n.Value] {
+			} else if !lets[n] {
 				paths[n] = []string{n.Value}
 			}
 		case *ast.MemberNode:
@@ -144,17 +145,17 @@ func Compile(src string) (*Condition, error) {
 		return nil, &CompileError{Offset: 0, Line: 1, Msg: "the condition is empty; remove it or write a boolean expression"}
 	}
 	src = widenIntegers(src, strconv.IntSize)
-	// Names bound by `let` are the expression's own, not event fields.
 	tree, err := parser.Parse(src)
 	if err != nil {
 		return nil, compileError(src, err)
 	}
-	lets := map[string]bool{}
+	// Names bound by `let` are the expression's own, not event fields,
+	// but only in the let's body: the same name elsewhere is a field.
+	lets := map[*ast.IdentifierNode]bool{}
+	bindLets(tree.Node, nil, lets)
 	var callee *ast.IdentifierNode
 	ast.Walk(&tree.Node, visitFunc(func(n *ast.Node) {
 		switch v := (*n).(type) {
-		case *ast.VariableDeclaratorNode:
-			lets[v.Name] = true
 		case *ast.CallNode:
 			// Only expr's builtins can be called (they parse as
 			// BuiltinNode); a call of a name is a typo.
@@ -167,7 +168,12 @@ func Compile(src string) (*Condition, error) {
 		return nil, compileError(src, (&file.Error{Location: callee.Location(), Message: fmt.Sprintf("unknown function %s", callee.Value)}).Bind(file.NewSource(src)))
 	}
 	needed := neededPaths(&tree.Node, lets)
-	rw := &rewriter{lets: lets}
+	// expr.Compile parses src again: the rewriter knows the identifiers
+	// that read a let binding by where they start in it.
+	rw := &rewriter{lets: map[int]bool{}}
+	for id := range lets {
+		rw.lets[id.Location().From] = true
+	}
 	prog, err := expr.Compile(src,
 		expr.Env(map[string]any{}),
 		expr.AllowUndefinedVariables(),
@@ -215,6 +221,66 @@ func compileError(src string, err error) *CompileError {
 	return &CompileError{Offset: off, Line: fe.Line, Column: fe.Column, Msg: fe.Message}
 }
 
+// bindLets records in out the identifiers of n that read a name bound by
+// an enclosing `let`: a let's name is visible in its body (the expression
+// after the semicolon), not in its value nor anywhere else.
+func bindLets(n ast.Node, scope []string, out map[*ast.IdentifierNode]bool) {
+	switch v := n.(type) {
+	case nil:
+	case *ast.IdentifierNode:
+		if slices.Contains(scope, v.Value) {
+			out[v] = true
+		}
+	case *ast.VariableDeclaratorNode:
+		bindLets(v.Value, scope, out)
+		bindLets(v.Expr, append(scope[:len(scope):len(scope)], v.Name), out)
+	case *ast.UnaryNode:
+		bindLets(v.Node, scope, out)
+	case *ast.BinaryNode:
+		bindLets(v.Left, scope, out)
+		bindLets(v.Right, scope, out)
+	case *ast.ChainNode:
+		bindLets(v.Node, scope, out)
+	case *ast.MemberNode:
+		bindLets(v.Node, scope, out)
+		bindLets(v.Property, scope, out)
+	case *ast.SliceNode:
+		bindLets(v.Node, scope, out)
+		bindLets(v.From, scope, out)
+		bindLets(v.To, scope, out)
+	case *ast.CallNode:
+		bindLets(v.Callee, scope, out)
+		for _, a := range v.Arguments {
+			bindLets(a, scope, out)
+		}
+	case *ast.BuiltinNode:
+		for _, a := range v.Arguments {
+			bindLets(a, scope, out)
+		}
+	case *ast.PredicateNode:
+		bindLets(v.Node, scope, out)
+	case *ast.SequenceNode:
+		for _, x := range v.Nodes {
+			bindLets(x, scope, out)
+		}
+	case *ast.ConditionalNode:
+		bindLets(v.Cond, scope, out)
+		bindLets(v.Exp1, scope, out)
+		bindLets(v.Exp2, scope, out)
+	case *ast.ArrayNode:
+		for _, x := range v.Nodes {
+			bindLets(x, scope, out)
+		}
+	case *ast.MapNode:
+		for _, x := range v.Pairs {
+			bindLets(x, scope, out)
+		}
+	case *ast.PairNode:
+		bindLets(v.Key, scope, out)
+		bindLets(v.Value, scope, out)
+	}
+}
+
 type visitFunc func(*ast.Node)
 
 func (f visitFunc) Visit(n *ast.Node) { f(n) }
@@ -225,7 +291,7 @@ func (f visitFunc) Visit(n *ast.Node) { f(n) }
 // post-order, so a chain or ?? sees its operands already rewritten and
 // relaxes them.
 type rewriter struct {
-	lets map[string]bool
+	lets map[int]bool // where the identifiers reading a let binding start
 }
 
 func call(name string, args ...ast.Node) *ast.CallNode {
@@ -235,7 +301,7 @@ func call(name string, args ...ast.Node) *ast.CallNode {
 func (r *rewriter) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
-		if n.Value == "$env" || r.lets[n.Value] || n.Value == fetchName || n.Value == fetchOptName {
+		if n.Value == "$env" || n.Value == fetchName || n.Value == fetchOptName || r.lets[n.Location().From] {
 			return
 		}
 		ast.Patch(node, call(fetchName, &ast.IdentifierNode{Value: "$env"}, &ast.StringNode{Value: n.Value}))

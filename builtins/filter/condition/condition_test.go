@@ -220,6 +220,30 @@ func TestDecodesOnlyWhatItReads(t *testing.T) {
 	}
 }
 
+// A name bound by `let` is the let's own only in its body: the same name
+// elsewhere in the expression (before the let, after the closure or the
+// parentheses that hold it, in the let's own value) is the event's member.
+// The names used to be collected for the whole expression, so the outer
+// `id` was neither decoded nor fetched and read as nil (found in review).
+func TestLetNameIsScopedToItsBody(t *testing.T) {
+	for _, c := range []struct{ cond, event, need string }{
+		{`any(data.items, {let id = #; id > 0}) && id == "evt-1"`, `{"id":"evt-1","data":{"items":[1]}}`, `{data:{items:*},id:*}`},
+		{`(let source = "x"; source == "x") && source == "billing"`, `{"source":"billing"}`, `{source:*}`},
+		{`source == "billing" && all(data.items, {let source = #.origin; source != "blocked"})`, `{"source":"billing","data":{"items":[{"origin":"web"}]}}`, `{data:{items:*},source:*}`},
+		{`let id = id + "-x"; id == "evt-1-x"`, `{"id":"evt-1"}`, `{id:*}`},
+		{`let a = 1; let b = a + 1; b == 2 && a == 1`, `{"a":5}`, `{}`},
+	} {
+		cond := MustCompile(c.cond)
+		if got := describeNeed(cond.need); got != c.need {
+			t.Errorf("%s: decodes %s, want %s", c.cond, got, c.need)
+		}
+		ok, err := cond.Eval([]byte(c.event))
+		if err != nil || !ok {
+			t.Errorf("%s on %s: got (%v, %v), want (true, nil): the name outside the let's scope is the event's field", c.cond, c.event, ok, err)
+		}
+	}
+}
+
 func TestDuplicateKeysLastWins(t *testing.T) {
 	got, err := MustCompile(`data.v == 2`).Eval([]byte(`{"data":{"v":1,"v":2}}`))
 	if !got || err != nil {
