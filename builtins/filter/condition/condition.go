@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -37,6 +39,10 @@ type Condition struct {
 	src     string
 	program *vm.Program
 	need    *need // the part of the event the expression reads; nil: all
+	// ops are the expression's operations by where they are reported
+	// (their location's From): a run-time error names the one it
+	// happened in.
+	ops map[int]ast.Node
 }
 
 // need is the part of an event value a condition reads: the members named
@@ -185,7 +191,45 @@ func Compile(src string) (*Condition, error) {
 	if err != nil {
 		return nil, compileError(src, err)
 	}
-	return &Condition{src: src, program: prog, need: needed}, nil
+	return &Condition{src: src, program: prog, need: needed, ops: operations(&tree.Node)}, nil
+}
+
+// operations indexes the nodes of tree by the position expr reports for
+// them: an operator's, the start of a call or a member chain. Where
+// several start at the same place, the outermost wins (the walk is
+// post-order).
+func operations(tree *ast.Node) map[int]ast.Node {
+	ops := map[int]ast.Node{}
+	ast.Walk(tree, visitFunc(func(n *ast.Node) {
+		switch (*n).(type) {
+		case *ast.PredicateNode, *ast.SequenceNode, *ast.VariableDeclaratorNode:
+			// not an operation: their errors are their parts'
+		case *ast.MemberNode, *ast.SliceNode, *ast.ChainNode:
+			// A value read from a chain is reported where the chain
+			// starts: name the whole chain (data.s, not data).
+			ops[(*n).Location().From] = *n
+			ops[chainStart(*n)] = *n
+		default:
+			ops[(*n).Location().From] = *n
+		}
+	}))
+	return ops
+}
+
+// chainStart is where the member chain n starts.
+func chainStart(n ast.Node) int {
+	for {
+		switch v := n.(type) {
+		case *ast.MemberNode:
+			n = v.Node
+		case *ast.SliceNode:
+			n = v.Node
+		case *ast.ChainNode:
+			n = v.Node
+		default:
+			return n.Location().From
+		}
+	}
 }
 
 // MustCompile is Compile that panics on error.
@@ -448,12 +492,7 @@ func (c *Condition) Eval(event []byte) (result bool, err error) {
 		if errors.Is(err, errMissing) {
 			return false, nil
 		}
-		msg := err.Error()
-		var fe *file.Error
-		if errors.As(err, &fe) {
-			msg = fe.Message
-		}
-		return false, &RuntimeError{Msg: msg, Err: err}
+		return false, &RuntimeError{Msg: c.describe(err), Err: err}
 	}
 	switch v := out.(type) {
 	case bool:
@@ -462,6 +501,91 @@ func (c *Condition) Eval(event []byte) (result bool, err error) {
 		return false, nil
 	}
 	return false, &RuntimeError{Msg: fmt.Sprintf("the condition gave %v (%T), want true or false", out, out)}
+}
+
+// describe makes the reason of a run-time error: expr's message, made
+// readable when it is Go's text for a failed type assertion, and the
+// operation it happened in, as written and where (the column, 1-based,
+// and the line when the condition has several).
+func (c *Condition) describe(err error) string {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return err.Error()
+	}
+	op := c.ops[fe.From]
+	msg := fe.Message
+	if m := typeAssertion.FindStringSubmatch(msg); m != nil {
+		what := "the condition"
+		switch n := op.(type) {
+		case *ast.BuiltinNode:
+			what = n.Name + "()"
+		case *ast.UnaryNode:
+			what = "`" + n.Operator + "`"
+		case *ast.BinaryNode:
+			what = "`" + n.Operator + "`"
+		}
+		msg = fmt.Sprintf("%s needs %s, got %s", what, kindName(m[2]), kindName(m[1]))
+	} else if m := boolCast.FindStringSubmatch(msg); m != nil {
+		msg = "a boolean is needed, got " + kindName(m[1])
+	}
+	if op != nil {
+		msg += " in `" + shorten(nodeText(op), 80) + "`"
+	}
+	if strings.Contains(c.src, "\n") {
+		return fmt.Sprintf("%s (line %d, column %d)", msg, fe.Line, fe.Column+1)
+	}
+	return fmt.Sprintf("%s (column %d)", msg, fe.Column+1)
+}
+
+// typeAssertion is Go's message for an interface value of the wrong type,
+// which expr passes on when a builtin or an operator gets one.
+var typeAssertion = regexp.MustCompile(`^interface conversion: interface \{\} is (.+), not (.+)$`)
+
+// boolCast is expr's message for a value used as a boolean that is not one.
+var boolCast = regexp.MustCompile(`^invalid operation: bool\((.+)\)$`)
+
+// kindName names a Go type of an expression value as JSON and expr do.
+func kindName(goType string) string {
+	switch goType {
+	case "nil":
+		return "null"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
+		return "a number"
+	case "time.Time":
+		return "a time"
+	case "time.Duration":
+		return "a duration"
+	}
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "map["):
+		return "an object"
+	}
+	return "a " + goType
+}
+
+// nodeText prints an operation as expr reads it.
+func nodeText(n ast.Node) (s string) {
+	defer func() {
+		if recover() != nil {
+			s = "?"
+		}
+	}()
+	return n.String()
+}
+
+// shorten cuts s to at most max characters, marking the cut.
+func shorten(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max-1]) + "…"
 }
 
 // decodeEvent decodes what the condition reads of the event (all of it

@@ -130,6 +130,34 @@ func TestRuntimeErrors(t *testing.T) {
 	}
 }
 
+// A run-time error is the event's dead-letter reason: it names the
+// operation that failed as written and its column, so that with two
+// comparisons the operator knows which field had the wrong type; Go's
+// text for a value of the wrong type in a builtin or an operator
+// ("interface conversion: interface {} is int, not string") becomes one
+// naming the function and the kinds. The reason was expr's message alone
+// (found in review).
+func TestRuntimeErrorNamesTheOperation(t *testing.T) {
+	for _, c := range []struct{ cond, event, want string }{
+		{`data.amount > 100 && data.region > 5`, `{"data":{"amount":101,"region":"eu"}}`, "invalid operation: string > int in `data.region > 5` (column 34)"},
+		{`upper(data.name) == "A"`, `{"data":{"name":7}}`, "upper() needs a string, got a number in `upper(data.name)` (column 1)"},
+		{`lower(data.name) == "a"`, `{"data":{"name":null}}`, "lower() needs a string, got null in `lower(data.name)`"},
+		{`join(data.tags, ",") == "a"`, `{"data":{"tags":["a",{}]}}`, "join() needs a string, got an object in `join(data.tags, \",\")`"},
+		{`!data.flag`, `{"data":{"flag":"yes"}}`, "`!` needs a boolean, got a string in `!data.flag`"},
+		{`data.flag && true`, `{"data":{"flag":[1]}}`, "a boolean is needed, got an array in `data.flag` (column 1)"},
+		{"data.n > 0 &&\n  data.region > 5", `{"data":{"n":1,"region":"eu"}}`, "in `data.region > 5` (line 2, column 15)"},
+	} {
+		_, err := MustCompile(c.cond).Eval([]byte(c.event))
+		var re *RuntimeError
+		if !errors.As(err, &re) {
+			t.Fatalf("%s: got %v, want a RuntimeError", c.cond, err)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s on %s: reason %q, want it to contain %q", c.cond, c.event, err, c.want)
+		}
+	}
+}
+
 func TestCompileErrors(t *testing.T) {
 	for _, c := range []struct {
 		src    string
