@@ -7,6 +7,7 @@ package builtins
 
 import (
 	"github.com/sluicehq/sluice/builtins/filter"
+	"github.com/sluicehq/sluice/builtins/filter/condition"
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
@@ -79,9 +80,14 @@ func RegisterAll(r *component.Registry) {
 // Families add theirs (family_kafka.go).
 var TaskChecks []func(*config.Task, *component.Problems)
 
-// BuildFilter compiles a task's [filter] table for the config loader.
-func BuildFilter(cfg *config.FilterConfig, p *component.Problems) config.Filter {
-	f := filter.Build(cfg.Pattern, cfg.PatternJSON, cfg.Condition, p)
+// BuildFilter compiles a task's [filter] table for the config loader. The
+// condition's string budget follows the task's largest event.
+func BuildFilter(cfg *config.FilterConfig, maxEvent int, p *component.Problems) config.Filter {
+	if cfg.ConditionBudget != 0 && cfg.Condition == "" {
+		p.KeyErrorf([]string{"condition_budget"}, "condition_budget bounds a condition, and this filter has none: remove it or add a condition")
+	}
+	limits := condition.Limits{Steps: uint64(cfg.ConditionBudget), Bytes: uint64(maxEvent) * condition.BytesPerEventByte}
+	f := filter.Build(cfg.Pattern, cfg.PatternJSON, cfg.Condition, limits, p)
 	if f == nil {
 		// A typed nil would look like a filter to the engine.
 		return nil

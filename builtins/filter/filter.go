@@ -6,6 +6,7 @@
 package filter
 
 import (
+	"context"
 	"errors"
 
 	"github.com/sluicehq/sluice/builtins/filter/condition"
@@ -32,8 +33,9 @@ func New(p *pattern.Pattern, c *condition.Condition) *Filter {
 // Match reports whether the event passes. The error is the condition's
 // run-time failure on this event (a *condition.RuntimeError): the engine
 // counts it and sends the event to the dead-letter queue at stage filter.
-// A pattern never fails: an event it cannot use does not match.
-func (f *Filter) Match(event []byte) (bool, error) {
+// A pattern never fails: an event it cannot use does not match. A
+// condition stops when ctx ends, with an error wrapping ctx.Err().
+func (f *Filter) Match(ctx context.Context, event []byte) (bool, error) {
 	if f == nil {
 		return true, nil
 	}
@@ -41,20 +43,21 @@ func (f *Filter) Match(event []byte) (bool, error) {
 		return false, nil
 	}
 	if f.cond != nil {
-		return f.cond.Eval(event)
+		return f.cond.EvalContext(ctx, event)
 	}
 	return true, nil
 }
 
 // Build compiles a [filter] table for the config loader: pattern is the
 // [filter.pattern] tree (nil when absent), patternJSON the pattern_json
-// text ("" when absent), cond the condition ("" when absent). Every
+// text ("" when absent), cond the condition ("" when absent) and limits
+// what one evaluation of it may take (zero fields: the defaults). Every
 // problem goes to p, which is rooted at the filter table: pattern problems
 // at ["pattern", <path in the pattern>...], pattern_json problems at
 // ["pattern_json"] with the byte offset inside the JSON text, condition
 // problems at ["condition"] with the byte offset inside the expression.
 // It returns nil when there were problems.
-func Build(pat map[string]any, patternJSON, cond string, p *component.Problems) *Filter {
+func Build(pat map[string]any, patternJSON, cond string, limits condition.Limits, p *component.Problems) *Filter {
 	before := p.Len()
 	var pt *pattern.Pattern
 	switch {
@@ -74,7 +77,7 @@ func Build(pat map[string]any, patternJSON, cond string, p *component.Problems) 
 	var c *condition.Condition
 	if cond != "" {
 		var err error
-		if c, err = condition.Compile(cond); err != nil {
+		if c, err = condition.CompileLimits(cond, limits); err != nil {
 			var ce *condition.CompileError
 			if errors.As(err, &ce) {
 				p.AddAt([]string{"condition"}, ce.Offset, "invalid condition: %s", ce.Msg)

@@ -21,7 +21,7 @@ func TestNilAndEmptyFiltersPassEverything(t *testing.T) {
 	var nilFilter *Filter
 	for _, f := range []*Filter{nilFilter, New(nil, nil), New(pattern.MustCompileJSON(`{}`), nil)} {
 		for _, ev := range []string{`{"a":1}`, `not json`, ``} {
-			if ok, err := f.Match([]byte(ev)); !ok || err != nil {
+			if ok, err := f.Match(t.Context(), []byte(ev)); !ok || err != nil {
 				t.Errorf("%v on %q: got %v, %v", f, ev, ok, err)
 			}
 		}
@@ -42,7 +42,7 @@ func TestPatternThenCondition(t *testing.T) {
 		{`{"type":"b","data":{"n":"x"}}`, false, false}, // the pattern decides first
 		{`{"type":"a","data":{"n":2}`, false, false},    // malformed: the pattern drops it
 	} {
-		got, err := f.Match([]byte(c.ev))
+		got, err := f.Match(t.Context(), []byte(c.ev))
 		if got != c.want || (err != nil) != c.wantErr {
 			t.Errorf("%s: got %v, %v; want %v, error %v", c.ev, got, err, c.want, c.wantErr)
 		}
@@ -52,7 +52,7 @@ func TestPatternThenCondition(t *testing.T) {
 		}
 	}
 	// Condition alone on malformed JSON: an error, not a silent drop.
-	if _, err := New(nil, condition.MustCompile(`true`)).Match([]byte(`{`)); err == nil {
+	if _, err := New(nil, condition.MustCompile(`true`)).Match(t.Context(), []byte(`{`)); err == nil {
 		t.Error("a condition on malformed JSON must fail")
 	}
 }
@@ -60,7 +60,7 @@ func TestPatternThenCondition(t *testing.T) {
 func TestBuildProblems(t *testing.T) {
 	p := component.NewProblems("filter")
 	text := `{"data": {"amount": [{"numeric": [">", "100"]}]}}`
-	f := Build(nil, text, `data.x >`, p)
+	f := Build(nil, text, `data.x >`, condition.Limits{}, p)
 	if f != nil {
 		t.Fatal("Build returned a filter despite problems")
 	}
@@ -78,21 +78,21 @@ func TestBuildProblems(t *testing.T) {
 	}
 
 	p = component.NewProblems("filter")
-	Build(map[string]any{"data": map[string]any{"amount": []any{map[string]any{"numeric": []any{">", "100"}}}}}, "", "", p)
+	Build(map[string]any{"data": map[string]any{"amount": []any{map[string]any{"numeric": []any{">", "100"}}}}}, "", "", condition.Limits{}, p)
 	if list := p.List(); len(list) != 1 || component.FormatPath(list[0].Path) != "filter.pattern.data.amount[0].numeric[1]" || list[0].Offset != -1 {
 		t.Errorf("pattern problem: %+v", list)
 	}
 
 	p = component.NewProblems("filter")
-	Build(map[string]any{"a": []any{"x"}}, `{"a":["x"]}`, "", p)
+	Build(map[string]any{"a": []any{"x"}}, `{"a":["x"]}`, "", condition.Limits{}, p)
 	if list := p.List(); len(list) != 1 || !list[0].AtKey {
 		t.Errorf("pattern and pattern_json together: %+v", list)
 	}
 
 	p = component.NewProblems("filter")
-	if f := Build(map[string]any{"a": []any{"x"}}, "", `a == "x"`, p); f == nil || p.Len() != 0 {
+	if f := Build(map[string]any{"a": []any{"x"}}, "", `a == "x"`, condition.Limits{}, p); f == nil || p.Len() != 0 {
 		t.Fatalf("valid filter: %v %+v", f, p.List())
-	} else if ok, _ := f.Match([]byte(`{"a":"x"}`)); !ok {
+	} else if ok, _ := f.Match(t.Context(), []byte(`{"a":"x"}`)); !ok {
 		t.Error("valid filter does not match")
 	}
 }
@@ -105,7 +105,7 @@ func TestConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 500; i++ {
-				ok, err := f.Match([]byte(`{"data":{"n":5,"s":"ab\u0063"}}`))
+				ok, err := f.Match(t.Context(), []byte(`{"data":{"n":5,"s":"ab\u0063"}}`))
 				if !ok || err != nil {
 					t.Errorf("got %v, %v", ok, err)
 					return
@@ -167,6 +167,7 @@ func buildFromTOML(t *testing.T, b docBlock) (*Filter, *component.Problems) {
 			Pattern     map[string]any `toml:"pattern"`
 			PatternJSON string         `toml:"pattern_json"`
 			Condition   string         `toml:"condition"`
+			Budget      uint64         `toml:"condition_budget"`
 		} `toml:"filter"`
 	}
 	md, err := toml.Decode(b.body, &doc)
@@ -180,7 +181,7 @@ func buildFromTOML(t *testing.T, b docBlock) (*Filter, *component.Problems) {
 		}
 	}
 	p := component.NewProblems("filter")
-	return Build(doc.Filter.Pattern, doc.Filter.PatternJSON, doc.Filter.Condition, p), p
+	return Build(doc.Filter.Pattern, doc.Filter.PatternJSON, doc.Filter.Condition, condition.Limits{Steps: doc.Filter.Budget}, p), p
 }
 
 // TestDocExamples runs every example of docs/filters.md (format described
@@ -211,7 +212,7 @@ func TestDocExamples(t *testing.T) {
 				verdict, event, _ := strings.Cut(line, " ")
 				event = strings.TrimSpace(event)
 				events++
-				ok, err := f.Match([]byte(event))
+				ok, err := f.Match(t.Context(), []byte(event))
 				var got string
 				switch {
 				case err != nil:

@@ -26,9 +26,10 @@ import (
 // Loader loads task files. The zero value is not usable: set Registry.
 type Loader struct {
 	Registry *component.Registry
-	// BuildFilter compiles a [filter] table; problems go to p (rooted at
-	// "filter"). Nil means tasks may not have a filter.
-	BuildFilter func(cfg *FilterConfig, p *component.Problems) Filter
+	// BuildFilter compiles a [filter] table for a task whose largest event
+	// is maxEvent bytes; problems go to p (rooted at "filter"). Nil means
+	// tasks may not have a filter.
+	BuildFilter func(cfg *FilterConfig, maxEvent int, p *component.Problems) Filter
 	// LookupEnv resolves ${env:NAME}; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 	// TaskChecks validate what spans components (exactly_once needs Kafka at
@@ -325,7 +326,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 		case l.BuildFilter == nil:
 			fp.Addf(nil, "filters are not available in this build")
 		default:
-			t.Filter = l.BuildFilter(fs.Filter, fp)
+			t.Filter = l.BuildFilter(fs.Filter, t.Engine.MaxEvent, fp)
 		}
 	}
 	t.Retry = retryFrom(fs.Retry, p)

@@ -6,6 +6,7 @@
 package config
 
 import (
+	"context"
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/buffer"
@@ -44,9 +45,10 @@ type Component struct {
 }
 
 // Filter decides whether an event goes on. It reads the source event and may
-// fail for one event (a condition that hits a runtime error).
+// fail for one event (a condition that hits a runtime error). It stops when
+// ctx ends, with an error.
 type Filter interface {
-	Match(event []byte) (bool, error)
+	Match(ctx context.Context, event []byte) (bool, error)
 }
 
 // FilterConfig is the [filter] table as written.
@@ -54,6 +56,9 @@ type FilterConfig struct {
 	Pattern     map[string]any `toml:"pattern" doc:"Event pattern (docs/filters.md) mirroring the event's shape; exclusive with pattern_json."`
 	PatternJSON string         `toml:"pattern_json" doc:"The same pattern as JSON text; needed for null literals."`
 	Condition   string         `toml:"condition" doc:"expr-lang boolean expression over the event, ANDed with the pattern."`
+	// ConditionBudget bounds the work of one evaluation of the condition
+	// (docs/filters.md#limits); 0: the default.
+	ConditionBudget int64 `toml:"condition_budget" min:"1000" max:"1000000000000" doc:"Most steps one evaluation of the condition may take (an instruction of a loop's body at each pass, an array element or 64 bytes of a string walked); an event that needs more goes to the dead-letter queue at stage filter. Default 100000000 (0.5 to 1 s of a core)."`
 }
 
 // Engine holds the task settings the engine itself applies.

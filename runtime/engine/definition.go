@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/buffer"
@@ -38,9 +39,10 @@ type Definition struct {
 }
 
 // Filter decides whether an event goes on. It reads the source event and may
-// fail for one event (a condition that hits a runtime error).
+// fail for one event (a condition that hits a runtime error). It stops when
+// ctx ends, with an error.
 type Filter interface {
-	Match(event []byte) (bool, error)
+	Match(ctx context.Context, event []byte) (bool, error)
 }
 
 // Order says what stays in order when a task runs several workers.

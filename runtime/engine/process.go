@@ -78,8 +78,12 @@ func (p *Processor) Process(ctx context.Context, msgs []message.Message, fates [
 			continue
 		}
 		if p.Filter != nil {
-			ok, err := p.Filter.Match(m.Payload)
+			ok, err := p.Filter.Match(ctx, m.Payload)
 			if err != nil {
+				if ctx.Err() != nil {
+					// Stopped, not failed: the event was not handled.
+					return nil, ctx.Err()
+				}
 				fates[i] = Fate{Stage: "filter", Err: err, Attempts: 1}
 				continue
 			}

@@ -35,7 +35,8 @@ order = "key"
 
 [filter]
 pattern_json = '{"data":{"k":["yes"]}}'
-condition = 'data.n > 1'
+condition = 'data.n > 1 && all(data.l ?? [], # > 0)'
+condition_budget = 1000
 
 [[transform]]
 type = "complete"
@@ -126,7 +127,7 @@ func TestEveryTaskKeyReachesTheEngine(t *testing.T) {
 	d := runner.Definition(task)
 	d2 := runner.Definition(load(t, everyKeyPattern))
 	matches := func(f engine.Filter, ev string) bool {
-		ok, err := f.Match([]byte(ev))
+		ok, err := f.Match(t.Context(), []byte(ev))
 		return ok && err == nil
 	}
 	checks := map[string]func() bool{
@@ -143,8 +144,12 @@ func TestEveryTaskKeyReachesTheEngine(t *testing.T) {
 			return matches(d.Filter, `{"data":{"k":"yes","n":2}}`) && !matches(d.Filter, `{"data":{"k":"no","n":2}}`)
 		},
 		"filter.condition": func() bool { return !matches(d.Filter, `{"data":{"k":"yes","n":1}}`) },
-		"transform":        func() bool { return len(d.Transforms) == 1 },
-		"sink":             func() bool { return d.SinkType == "stdout" && d.Sink != nil },
+		"filter.condition_budget": func() bool {
+			_, err := d.Filter.Match(t.Context(), []byte(`{"data":{"k":"yes","n":2,"l":[`+strings.Repeat("1,", 1000)+`1]}}`))
+			return err != nil && strings.Contains(err.Error(), "budget of 1000 steps")
+		},
+		"transform": func() bool { return len(d.Transforms) == 1 },
+		"sink":      func() bool { return d.SinkType == "stdout" && d.Sink != nil },
 		"retry.policy": func() bool {
 			return reflect.DeepEqual(d2.Retry, delivery.Exponential) && d.Retry.Attempts == 4
 		},

@@ -12,6 +12,7 @@ package condition
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/parser/lexer"
@@ -38,6 +40,7 @@ import (
 type Condition struct {
 	src     string
 	program *vm.Program
+	limits  Limits
 	need    *need // the part of the event the expression reads; nil: all
 	// ops are the expression's operations by where they are reported
 	// (their location's From): a run-time error names the one it
@@ -106,6 +109,39 @@ func neededPaths(tree *ast.Node, lets map[*ast.IdentifierNode]bool) *need {
 	return root
 }
 
+// Limits bound the work and the memory of one evaluation, so that no event
+// can make a condition run for hours or build gigabytes
+// (docs/filters.md#limits). Passing one is a run-time error for that event.
+type Limits struct {
+	// Steps is the most steps one evaluation takes: one an instruction of
+	// a loop's body (any, all, map, filter, ...) at each pass, plus one
+	// per element of an array and per 64 bytes of a string that an
+	// operation walks (`in`, `contains`, `matches`, `==`, and builtins
+	// such as indexOf, join, uniq, sort). 0 means DefaultSteps.
+	Steps uint64
+	// Bytes is the most bytes of strings one evaluation builds (`+` and
+	// the builtins that make strings: upper, repeat, join, replace,
+	// string, toJSON, ...), counted before they are built: a string's
+	// bytes and 16 for its header. 0 means DefaultBytes.
+	Bytes uint64
+}
+
+const (
+	// DefaultSteps is the step budget of an evaluation ([filter]
+	// condition_budget). A condition without a loop takes none, a loop
+	// over an array of 100,000 elements about a million; 100 million take
+	// 0.5 to 1 s of a core.
+	DefaultSteps = 100_000_000
+	// BytesPerEventByte is the string budget of an evaluation in bytes
+	// per byte of the largest event (max_event_size): room for a few
+	// copies of a whole event (lower(toJSON(data)) on the largest one),
+	// never more than a few times what the event itself takes.
+	BytesPerEventByte = 8
+	// DefaultBytes is the string budget for the default max_event_size
+	// (1 MiB).
+	DefaultBytes = BytesPerEventByte << 20
+)
+
 // CompileError is a condition that does not compile or type-check.
 type CompileError struct {
 	// Offset is the byte offset in the expression where the problem is.
@@ -145,8 +181,12 @@ var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
 // errMissing aborts an evaluation that read a field the event lacks.
 var errMissing = errors.New("missing field")
 
-// Compile parses and type-checks src. The error is a *CompileError.
-func Compile(src string) (*Condition, error) {
+// Compile parses and type-checks src, with the default limits. The error
+// is a *CompileError.
+func Compile(src string) (*Condition, error) { return CompileLimits(src, Limits{}) }
+
+// CompileLimits is Compile with the given limits for each evaluation.
+func CompileLimits(src string, limits Limits) (*Condition, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &CompileError{Offset: 0, Line: 1, Msg: "the condition is empty; remove it or write a boolean expression"}
 	}
@@ -191,7 +231,13 @@ func Compile(src string) (*Condition, error) {
 	if err != nil {
 		return nil, compileError(src, err)
 	}
-	return &Condition{src: src, program: prog, need: needed, ops: operations(&tree.Node)}, nil
+	if limits.Steps == 0 {
+		limits.Steps = DefaultSteps
+	}
+	if limits.Bytes == 0 {
+		limits.Bytes = DefaultBytes
+	}
+	return &Condition{src: src, program: prog, limits: limits, need: needed, ops: operations(&tree.Node)}, nil
 }
 
 // operations indexes the nodes of tree by the position expr reports for
@@ -473,9 +519,16 @@ func toInt(x any) (int, bool) {
 
 // Eval runs the condition on one event. A condition that reads a field
 // the event lacks is false with a nil error. Malformed event JSON, a type
-// error or a result that is not a boolean is a *RuntimeError. A null
-// result counts as false.
+// error, a result that is not a boolean or a limit passed is a
+// *RuntimeError. A null result counts as false.
 func (c *Condition) Eval(event []byte) (result bool, err error) {
+	return c.EvalContext(context.Background(), event)
+}
+
+// EvalContext is Eval that stops when ctx ends: the error then wraps
+// ctx.Err(). The check comes every 1,024 steps (a condition without a loop
+// runs to its end: its length bounds it).
+func (c *Condition) EvalContext(ctx context.Context, event []byte) (result bool, err error) {
 	env, ok := decodeEvent(event, c.need)
 	if !ok {
 		return false, &RuntimeError{Msg: "the event is not valid JSON"}
@@ -486,11 +539,16 @@ func (c *Condition) Eval(event []byte) (result bool, err error) {
 		}
 	}()
 	machine := vmPool.Get().(*vm.VM)
+	machine.StepBudget, machine.ByteBudget, machine.Done = c.limits.Steps, c.limits.Bytes, ctx.Done()
 	out, err := machine.Run(c.program, env)
+	machine.Done = nil
 	vmPool.Put(machine)
 	if err != nil {
 		if errors.Is(err, errMissing) {
 			return false, nil
+		}
+		if errors.Is(err, vm.ErrStopped) {
+			return false, &RuntimeError{Msg: "the condition was stopped: " + context.Cause(ctx).Error(), Err: ctx.Err()}
 		}
 		return false, &RuntimeError{Msg: c.describe(err), Err: err}
 	}
@@ -514,6 +572,16 @@ func (c *Condition) describe(err error) string {
 	}
 	op := c.ops[fe.From]
 	msg := fe.Message
+	switch {
+	case errors.Is(err, vm.ErrStepBudget):
+		msg = fmt.Sprintf("the condition exceeded its budget of %d steps on this event ([filter] condition_budget)", c.limits.Steps)
+	case errors.Is(err, vm.ErrByteBudget):
+		msg = fmt.Sprintf("the condition exceeded its memory budget: it would build more than %s of strings on this event (%d × max_event_size)", sizeText(c.limits.Bytes), BytesPerEventByte)
+	case errors.Is(err, vm.ErrMemoryBudget):
+		msg = fmt.Sprintf("the condition exceeded its memory budget: it would build more than %d array elements on this event", conf.DefaultMemoryBudget)
+	case msg == vm.ErrMemoryBudget.Error():
+		msg = "the condition exceeded its memory budget: repeat() makes at most 1000000 copies"
+	}
 	if m := typeAssertion.FindStringSubmatch(msg); m != nil {
 		what := "the condition"
 		switch n := op.(type) {
@@ -540,6 +608,19 @@ func (c *Condition) describe(err error) string {
 // typeAssertion is Go's message for an interface value of the wrong type,
 // which expr passes on when a builtin or an operator gets one.
 var typeAssertion = regexp.MustCompile(`^interface conversion: interface \{\} is (.+), not (.+)$`)
+
+// sizeText writes n bytes in the largest binary unit that divides it.
+func sizeText(n uint64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d %s", n>>u.shift, u.name)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // boolCast is expr's message for a value used as a boolean that is not one.
 var boolCast = regexp.MustCompile(`^invalid operation: bool\((.+)\)$`)

@@ -320,7 +320,10 @@ var Builtins = []*Function{
 			if n > 1e6 {
 				return nil, 0, fmt.Errorf("memory budget exceeded")
 			}
-			return strings.Repeat(s, n), uint(len(s) * n), nil
+			// Sluice: its bytes count in the VM's ByteBudget, charged
+			// before it runs (cost.go); upstream counted them here, after
+			// building the string, in MemoryBudget, which counts elements.
+			return strings.Repeat(s, n), 0, nil
 		},
 		Types: types(strings.Repeat),
 	},

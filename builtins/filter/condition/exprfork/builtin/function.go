@@ -13,6 +13,9 @@ type Function struct {
 	Validate  func(args []reflect.Type) (reflect.Type, error)
 	Deref     func(i int, arg reflect.Type) bool
 	Predicate bool
+	// Cost (Sluice, cost.go) is what a call costs the VM's budgets,
+	// told from its arguments before it runs; nil: nothing.
+	Cost func(args []any) (steps, bytes uint64)
 }
 
 func (f *Function) Type() reflect.Type {

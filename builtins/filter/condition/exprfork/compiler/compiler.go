@@ -1165,6 +1165,13 @@ func (c *compiler) BuiltinNode(node *ast.BuiltinNode) {
 			}
 		}
 
+		if f.Cost != nil {
+			// Sluice: charge the call before it runs (SLUICE.md).
+			if id > 0xff {
+				panic(fmt.Sprintf("builtin %s: index %d does not fit OpCharge", f.Name, id))
+			}
+			c.emit(OpCharge, len(node.Arguments)<<8|id)
+		}
 		if f.Fast != nil {
 			c.emit(OpCallBuiltin1, id)
 		} else if f.Safe != nil {

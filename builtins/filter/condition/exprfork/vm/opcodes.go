@@ -86,5 +86,6 @@ const (
 	OpBegin
 	OpAnd
 	OpOr
-	OpEnd // This opcode must be at the end of this list.
+	OpCharge // Sluice: a builtin call's cost, before the call (SLUICE.md)
+	OpEnd    // This opcode must be at the end of this list.
 )

@@ -381,6 +381,9 @@ func (program *Program) DisassembleWriter(w io.Writer) {
 		case OpOr:
 			code("OpOr")
 
+		case OpCharge:
+			_, _ = fmt.Fprintf(w, "%v\t%v\t<%v>\t%v/%v\n", pp, "OpCharge", arg, builtin.Builtins[arg&0xff].Name, arg>>8)
+
 		case OpEnd:
 			code("OpEnd")
 

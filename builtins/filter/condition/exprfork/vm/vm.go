@@ -3,7 +3,9 @@ package vm
 //go:generate sh -c "go run ./func_types > ./func_types[generated].go"
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"sort"
@@ -18,6 +20,31 @@ import (
 )
 
 const maxFnArgsBuf = 256
+
+// Sluice (SLUICE.md): the errors a run stops with when it passes one of its
+// limits. Run's error wraps them (errors.Is).
+var (
+	// ErrMemoryBudget: the run made more array and map elements than
+	// MemoryBudget.
+	ErrMemoryBudget = errors.New("memory budget exceeded")
+	// ErrByteBudget: the run would build more bytes of strings than
+	// ByteBudget.
+	ErrByteBudget = errors.New("string memory budget exceeded")
+	// ErrStepBudget: the run took more steps than StepBudget.
+	ErrStepBudget = errors.New("step budget exceeded")
+	// ErrStopped: Done was closed.
+	ErrStopped = errors.New("run stopped")
+)
+
+// checkEvery is how many steps pass between two checks of StepBudget and
+// Done. Steps are counted at the end of each pass of a loop and before an
+// operation walks a value (walk), not at every instruction: counting costs
+// nothing in code that does not repeat.
+const checkEvery = 1024
+
+// bytesPerStep is the bytes of a string an operation walks that make one
+// step (builtin.bytesPerStep for builtins).
+const bytesPerStep = 64
 
 func Run(program *Program, env any) (any, error) {
 	if program == nil {
@@ -49,6 +76,21 @@ type VM struct {
 	scopePool    []Scope // Pre-allocated pool of Scope values; grows as needed but never shrinks
 	scopePoolIdx int     // Current index into scopePool for allocation
 	currScope    *Scope  // Cached pointer to the current scope (optimization)
+
+	// Sluice (SLUICE.md): the limits of one run; zero means none. A step
+	// is an instruction of a loop's body, once per pass, or an element of
+	// an array or 64 bytes of a string that an instruction or a builtin
+	// walks.
+	StepBudget uint64
+	// ByteBudget bounds the bytes of strings a run builds (+,
+	// and the builtins that make strings), charged before they are built:
+	// a string's bytes and 16 for its header (builtin.StringHeader).
+	ByteBudget uint64
+	// Done stops the run (ErrStopped) when it is closed.
+	Done      <-chan struct{}
+	steps     uint64
+	bytes     uint64
+	nextCheck uint64
 }
 
 func (vm *VM) Run(program *Program, env any) (_ any, err error) {
@@ -89,6 +131,7 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 	}
 	vm.memory = 0
 	vm.ip = 0
+	vm.steps, vm.bytes, vm.nextCheck = 0, 0, 0
 
 	var fnArgsBuf []any
 
@@ -172,6 +215,11 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 		case OpEqual:
 			b := vm.pop()
 			a := vm.pop()
+			if x, ok := a.(string); ok {
+				if y, ok := b.(string); ok && len(x) == len(y) {
+					vm.walk(uint64(len(x)) / bytesPerStep)
+				}
+			}
 			vm.push(runtime.Equal(a, b))
 
 		case OpEqualInt:
@@ -182,7 +230,11 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 		case OpEqualString:
 			b := vm.pop()
 			a := vm.pop()
-			vm.push(a.(string) == b.(string))
+			x, y := a.(string), b.(string)
+			if len(x) == len(y) {
+				vm.walk(uint64(len(x)) / bytesPerStep)
+			}
+			vm.push(x == y)
 
 		case OpJump:
 			if arg < 0 {
@@ -231,11 +283,16 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 			}
 
 		case OpJumpBackward:
+			// Sluice: the next pass of a loop counts the instructions of
+			// its body (SLUICE.md). Every repetition is such a jump: the
+			// other instructions run at most once each.
+			vm.walk(uint64(arg))
 			vm.ip -= arg
 
 		case OpIn:
 			b := vm.pop()
 			a := vm.pop()
+			vm.walk(arrayLen(b))
 			vm.push(runtime.In(a, b))
 
 		case OpLess:
@@ -261,6 +318,11 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 		case OpAdd:
 			b := vm.pop()
 			a := vm.pop()
+			if x, ok := a.(string); ok {
+				if y, ok := b.(string); ok {
+					vm.chargeBytes(uint64(len(x)) + uint64(len(y)) + builtin.StringHeader)
+				}
+			}
 			vm.push(runtime.Add(a, b))
 
 		case OpSubtract:
@@ -310,6 +372,7 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 			var match bool
 			var err error
 			if s, ok := a.(string); ok {
+				vm.walk(uint64(len(s)) / bytesPerStep)
 				match, err = regexp.MatchString(b.(string), s)
 			} else {
 				match, err = regexp.Match(b.(string), a.([]byte))
@@ -327,6 +390,7 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 			}
 			r := program.Constants[arg].(*regexp.Regexp)
 			if s, ok := a.(string); ok {
+				vm.walk(uint64(len(s)) / bytesPerStep)
 				vm.push(r.MatchString(s))
 			} else {
 				vm.push(r.Match(a.([]byte)))
@@ -339,7 +403,9 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 				vm.push(false)
 				break
 			}
-			vm.push(strings.Contains(a.(string), b.(string)))
+			s := a.(string)
+			vm.walk(uint64(len(s)) / bytesPerStep)
+			vm.push(strings.Contains(s, b.(string)))
 
 		case OpStartsWith:
 			b := vm.pop()
@@ -348,7 +414,9 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 				vm.push(false)
 				break
 			}
-			vm.push(strings.HasPrefix(a.(string), b.(string)))
+			p := b.(string)
+			vm.walk(uint64(len(p)) / bytesPerStep)
+			vm.push(strings.HasPrefix(a.(string), p))
 
 		case OpEndsWith:
 			b := vm.pop()
@@ -357,7 +425,9 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 				vm.push(false)
 				break
 			}
-			vm.push(strings.HasSuffix(a.(string), b.(string)))
+			p := b.(string)
+			vm.walk(uint64(len(p)) / bytesPerStep)
+			vm.push(strings.HasSuffix(a.(string), p))
 
 		case OpSlice:
 			from := vm.pop()
@@ -635,6 +705,17 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 			b := vm.pop()
 			vm.push(a.(bool) || b.(bool))
 
+		case OpCharge:
+			n := arg >> 8
+			steps, bytes := builtin.Builtins[arg&0xff].Cost(vm.Stack[len(vm.Stack)-n:])
+			if steps > math.MaxUint64>>2 {
+				// Saturated costs stay far from wrapping the count
+				// around: any of them is past every budget.
+				steps = math.MaxUint64 >> 2
+			}
+			vm.walk(steps) // before the call runs
+			vm.chargeBytes(bytes)
+
 		case OpEnd:
 			vm.Scopes = vm.Scopes[:len(vm.Scopes)-1]
 			if len(vm.Scopes) > 0 {
@@ -687,8 +768,74 @@ func (vm *VM) pop() any {
 func (vm *VM) memGrow(size uint) {
 	vm.memory += size
 	if vm.memory >= vm.MemoryBudget {
-		panic("memory budget exceeded")
+		panic(ErrMemoryBudget) // Sluice: an error, for errors.Is (upstream panics with its text)
 	}
+}
+
+// check stops the run when it took more than StepBudget steps or Done is
+// closed (Sluice, SLUICE.md). walk calls it every checkEvery steps.
+//
+//go:noinline
+func (vm *VM) check() {
+	if vm.StepBudget > 0 && vm.steps > vm.StepBudget {
+		panic(ErrStepBudget)
+	}
+	if vm.Done != nil {
+		select {
+		case <-vm.Done:
+			panic(ErrStopped)
+		default:
+		}
+	}
+	vm.nextCheck = vm.steps + checkEvery
+	if vm.nextCheck < vm.steps {
+		vm.nextCheck = math.MaxUint64
+	}
+	if vm.StepBudget > 0 && vm.nextCheck > vm.StepBudget+1 {
+		vm.nextCheck = vm.StepBudget + 1
+	}
+}
+
+// walk counts n steps of an operation about to walk a value, and checks
+// the budget at once when they reach the next check (Sluice, SLUICE.md).
+// It is small enough to be inlined: it runs at each pass of every loop.
+func (vm *VM) walk(n uint64) {
+	vm.steps += n
+	if vm.steps >= vm.nextCheck {
+		vm.check()
+	}
+}
+
+// chargeBytes counts n bytes of strings about to be built against
+// ByteBudget (Sluice, SLUICE.md).
+func (vm *VM) chargeBytes(n uint64) {
+	if n == 0 {
+		return
+	}
+	if vm.bytes += n; vm.bytes < n || (vm.ByteBudget > 0 && vm.bytes > vm.ByteBudget) {
+		panic(ErrByteBudget)
+	}
+}
+
+// arrayLen is the number of elements `in` walks in v: an array's length,
+// 0 for a map (a lookup) or anything else (Sluice, SLUICE.md).
+func arrayLen(v any) uint64 {
+	switch a := v.(type) {
+	case []any:
+		return uint64(len(a))
+	case []string:
+		return uint64(len(a))
+	case []int:
+		return uint64(len(a))
+	case []float64:
+		return uint64(len(a))
+	case nil:
+		return 0
+	}
+	if r := reflect.ValueOf(v); r.Kind() == reflect.Slice || r.Kind() == reflect.Array {
+		return uint64(r.Len())
+	}
+	return 0
 }
 
 func (vm *VM) scope() *Scope {
