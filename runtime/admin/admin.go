@@ -71,7 +71,7 @@ type Options struct {
 
 // Handler returns the admin API for tasks.
 func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
-	a := &api{ms: ms, opts: opts, bearer: NewBearer(opts.Token)}
+	a := &api{ms: ms, opts: opts, bearer: NewBearer(opts.Token), playRuns: make(chan struct{}, maxPlaygroundRuns)}
 	a.opts.Tasks = currentTasks(tasks, opts)
 	if a.opts.Files == nil {
 		a.opts.Files = func(string) TaskFiles { return TaskFiles{} }
@@ -106,6 +106,8 @@ type api struct {
 	opts   Options
 	bearer Bearer
 	dlq    dlqIndex
+	// playRuns holds a token per playground run under way.
+	playRuns chan struct{}
 }
 
 // read guards a GET that exposes task data: the token when one is set.

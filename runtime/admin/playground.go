@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -33,8 +34,14 @@ type PlaygroundResult struct {
 }
 
 // maxPlayground bounds one playground run: a fragment may hold a remote
-// transform.
+// transform, and a condition may loop (it stops when the run's context
+// ends).
 const maxPlayground = 10 * time.Second
+
+// maxPlaygroundRuns is how many playground runs the API serves at once; one
+// more answers 429. Each holds a goroutine and, for a condition or a WASM
+// transform, a core, for up to maxPlayground.
+const maxPlaygroundRuns = 2
 
 func (a *api) playground(w http.ResponseWriter, r *http.Request) {
 	if a.opts.Playground == nil {
@@ -49,6 +56,14 @@ func (a *api) playground(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `send {"event": "<the event, JSON or a line>", "config": "<[filter] and/or [[transform]] tables>"}`)
 		return
 	}
+	select {
+	case a.playRuns <- struct{}{}:
+		defer func() { <-a.playRuns }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%d playground runs are under way, the most at once: try again in a moment", maxPlaygroundRuns))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), maxPlayground)
 	defer cancel()
 	outs, filtered, err := a.opts.Playground(ctx, body.Event, body.Config)
@@ -56,6 +71,9 @@ func (a *api) playground(w http.ResponseWriter, r *http.Request) {
 		var pe *PositionError
 		if !errors.As(err, &pe) {
 			pe = &PositionError{Message: err.Error()}
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil {
+			pe = &PositionError{Message: fmt.Sprintf("the run was stopped after %s, the playground's bound: %s", maxPlayground, pe.Message), Stage: pe.Stage}
 		}
 		writeJSON(w, http.StatusBadRequest, pe)
 		return
