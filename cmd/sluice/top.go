@@ -130,12 +130,29 @@ func tapCmd(args []string, stdout, stderr io.Writer) int {
 	w := bufio.NewWriter(stdout)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	event := ""
 	for sc.Scan() {
-		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			w.WriteString(data)
-			w.WriteByte('\n')
-			w.Flush()
+		line := sc.Text()
+		if name, ok := strings.CutPrefix(line, "event: "); ok {
+			event = name
+			continue
 		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		if event == "end" {
+			// The task's run ended: nothing more comes on this stream.
+			var end admin.TapEnd
+			if json.Unmarshal([]byte(data), &end) != nil || end.Message == "" {
+				end.Message = data
+			}
+			fmt.Fprintf(stderr, "sluice tap: %s\n", end.Message)
+			return exitOK
+		}
+		w.WriteString(data)
+		w.WriteByte('\n')
+		w.Flush()
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "sluice tap: the stream broke: %v\n", err)

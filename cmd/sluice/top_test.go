@@ -52,6 +52,30 @@ func TestTopFollowsTheEventStream(t *testing.T) {
 	}
 }
 
+// sluice tap prints the records of the stream, one a line, and when the
+// stream ends because the task's run ended (an `end` event), says so and
+// exits: it printed every data line, and a stream that never ended kept it
+// waiting on a stopped run (found in review).
+func TestTapSaysWhenTheRunEnds(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/tasks/orders/tap" || r.URL.Query().Get("stage") != "sink" {
+			http.Error(w, `{"error":"no"}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: record\ndata: {\"stage\":\"sink\",\"event\":{\"n\":1}}\n\n: keep-alive\n\n")
+		fmt.Fprint(w, "event: end\ndata: {\"state\":\"Stopped\",\"message\":\"the task's run ended (Stopped): tap it again\"}\n\n")
+	}))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	if code := tapCmd([]string{"--admin", srv.URL, "orders", "sink"}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if out.String() != `{"stage":"sink","event":{"n":1}}`+"\n" || errb.String() != "sluice tap: the task's run ended (Stopped): tap it again\n" {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	}
+}
+
 // The TOML view masks the keys the specs mark secret (component.Secret).
 func TestTaskFilesSecretKeys(t *testing.T) {
 	dir := t.TempDir()

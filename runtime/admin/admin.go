@@ -25,6 +25,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,11 +68,15 @@ type Options struct {
 	Playground Playground
 	// Reload, when set, serves POST /reload (reload.go).
 	Reload ReloadFunc
+
+	// keepAlive is how often an idle tap sends a comment (15 s); tests
+	// shorten it.
+	keepAlive time.Duration
 }
 
 // Handler returns the admin API for tasks.
 func Handler(tasks []*engine.Task, ms *metrics.Set, opts Options) http.Handler {
-	a := &api{ms: ms, opts: opts, bearer: NewBearer(opts.Token), playRuns: make(chan struct{}, maxPlaygroundRuns)}
+	a := &api{ms: ms, opts: opts, bearer: NewBearer(opts.Token), playRuns: make(chan struct{}, maxPlaygroundRuns), keepAlive: cmp.Or(opts.keepAlive, 15*time.Second)}
 	a.opts.Tasks = currentTasks(tasks, opts)
 	if a.opts.Files == nil {
 		a.opts.Files = func(string) TaskFiles { return TaskFiles{} }
@@ -108,6 +113,8 @@ type api struct {
 	dlq    dlqIndex
 	// playRuns holds a token per playground run under way.
 	playRuns chan struct{}
+	// keepAlive is how often an idle tap sends a comment.
+	keepAlive time.Duration
 }
 
 // read guards a GET that exposes task data: the token when one is set.

@@ -20,9 +20,18 @@ type TapRecord struct {
 	Event json.RawMessage `json:"event"`
 }
 
+// TapEnd is the data of the `end` event a tap stream ends with when the
+// task's run ended: no record will come. A reload starts a changed task as
+// a new run, which a client taps anew.
+type TapEnd struct {
+	State   string `json:"state"` // the task's state: Stopped, StartFailed, ...
+	Message string `json:"message"`
+}
+
 // tap streams a sample of the events leaving a stage (?stage=ID, default
 // the source; ?limit=N ends the stream after N records) as Server-Sent
-// Events: `record` events, and a comment every 15 s while none pass.
+// Events: `record` events, and a comment every 15 s while none pass. When
+// the task's run ends the stream ends with an `end` event.
 func (a *api) tap(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 	stage := r.URL.Query().Get("stage")
 	if stage == "" {
@@ -58,7 +67,7 @@ func (a *api) tap(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 	if !ok {
 		return
 	}
-	keep := time.NewTicker(15 * time.Second)
+	keep := time.NewTicker(a.keepAlive)
 	defer keep.Stop()
 	for sent := 0; limit == 0 || sent < limit; {
 		select {
@@ -70,6 +79,8 @@ func (a *api) tap(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 			}
 		case rec, ok := <-recs:
 			if !ok {
+				st := t.State()
+				_ = s.send("end", TapEnd{State: st.String(), Message: "the task's run ended (" + st.String() + "): no more records come from it; a reload starts a changed task as a new run, tap it again to watch that"})
 				return
 			}
 			if s.send("record", TapRecord{Stage: rec.Stage, Time: rec.Time, Event: asJSON(rec.Event)}) != nil {

@@ -219,12 +219,36 @@ type taps struct {
 	on   []atomic.Int32
 	mu   sync.Mutex
 	list []*tap
+	// ended is set when the task's run ended: its taps were closed, and
+	// a tap attached since gets a closed channel.
+	ended bool
 }
 
 func (tp *taps) init(stages int) { tp.on = make([]atomic.Int32, stages) }
 
 // active reports, cheaply, whether a tap watches stage i.
 func (tp *taps) active(i int) bool { return tp.on[i].Load() > 0 }
+
+// start opens the taps for a run.
+func (tp *taps) start() {
+	tp.mu.Lock()
+	tp.ended = false
+	tp.mu.Unlock()
+}
+
+// end closes every tap's channel, for the run ended: no record will come,
+// and a tap of the next run (a reload makes a new task) must be attached
+// to it.
+func (tp *taps) end() {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	tp.ended = true
+	for _, tap := range tp.list {
+		tp.on[tap.stage].Add(-1)
+		close(tap.ch)
+	}
+	tp.list = nil
+}
 
 // offer hands taps on stage i a sample of msgs, never blocking: a tap
 // takes at most one record per tapInterval, and a record its reader has no
@@ -260,7 +284,9 @@ func sampleIndex(now time.Time, n int) int {
 
 // Tap attaches a live tap to stage (a stage id of Stages). It returns the
 // records, at most 10 a second, and a func that detaches the tap and
-// closes the channel. The pipeline never waits for a tap.
+// closes the channel. The pipeline never waits for a tap. The channel is
+// closed too when the task's run ends (at once for a task whose run
+// ended).
 func (t *Task) Tap(stage string) (<-chan TapRecord, func(), error) {
 	o := &t.obs
 	i := -1
@@ -275,6 +301,11 @@ func (t *Task) Tap(stage string) (<-chan TapRecord, func(), error) {
 	tp := &o.taps
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
+	if tp.ended {
+		ch := make(chan TapRecord)
+		close(ch)
+		return ch, func() {}, nil
+	}
 	if len(tp.list) >= MaxTaps {
 		return nil, nil, ErrTooManyTaps
 	}
@@ -288,12 +319,13 @@ func (t *Task) Tap(stage string) (<-chan TapRecord, func(), error) {
 			defer tp.mu.Unlock()
 			for k, x := range tp.list {
 				if x == tap {
+					// Still attached: the run has not ended it.
 					tp.list = append(tp.list[:k], tp.list[k+1:]...)
+					tp.on[i].Add(-1)
+					close(tap.ch)
 					break
 				}
 			}
-			tp.on[i].Add(-1)
-			close(tap.ch)
 		})
 	}
 	return tap.ch, stop, nil

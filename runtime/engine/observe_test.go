@@ -219,3 +219,44 @@ func TestTapsComeAndGo(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A tap belongs to one run of its task: when the run ends (the source
+// finished, or a reload stops the task to start a new run), the tap's
+// channel closes, so a reader learns that no record will come; a tap
+// attached to a task whose run ended is closed at once. Nothing closed
+// them: `sluice tap` and the console waited forever on a stopped run,
+// holding one of its 4 tap slots (found in review).
+func TestTapsEndWithTheRun(t *testing.T) {
+	src := &seekable{n: 10}
+	sink := &memSink{}
+	tk := engine.New(task(src, sink, nil), opts(t))
+	var taps []<-chan engine.TapRecord
+	for range engine.MaxTaps {
+		recs, stop, err := tk.Tap("sink")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop() // after the run closed it: harmless
+		taps = append(taps, recs)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tk.Run(ctx) }()
+	testkit.WaitFor(t, "the events delivered", func() bool { return len(sink.payloads()) == 10 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, recs := range taps {
+		for range recs { // records sampled before the end, then the close
+		}
+	}
+	recs, stop, err := tk.Tap("sink")
+	if err != nil {
+		t.Fatalf("a tap on an ended run: %v, want a closed tap (the run's taps no longer count)", err)
+	}
+	defer stop()
+	if _, ok := <-recs; ok {
+		t.Fatal("a tap on an ended run gave a record")
+	}
+}

@@ -288,6 +288,9 @@ func (t *Task) stop(s State, err error) {
 // within the shutdown deadline).
 func (t *Task) Run(ctx context.Context) error {
 	t.setState(Starting)
+	t.obs.taps.start()
+	// Last, once the state is final: the run's taps end with it.
+	defer t.obs.taps.end()
 	sampleCtx, stopSampling := context.WithCancel(context.WithoutCancel(ctx))
 	sampled := make(chan struct{})
 	go func() {

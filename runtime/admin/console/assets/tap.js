@@ -92,19 +92,26 @@ export function render(main, params) {
     setRunning(true);
     setText(status, `Connecting to ${name} / ${stage}…`);
     let got = 0;
+    let ended = null; // the `end` event: the task's run ended
     try {
       await stream(taskPath(name, `/tap?stage=${encodeURIComponent(stage)}&limit=${max}`), {
         signal: mine.signal,
         onOpen: () => setText(status, `Tapping ${name} / ${stage}: waiting for events…`),
         onEvent: (type, data) => {
           if (type === 'error') { msg.replaceChildren(callout('bad', 'Tap:', typeof data === 'object' ? data.error || JSON.stringify(data) : String(data))); return; }
+          if (type === 'end') { ended = data && typeof data === 'object' ? data : { message: String(data) }; return; }
           if (type !== 'record') return;
           got++;
           add(data, stage);
           setText(status, `Tapping ${name} / ${stage}: ${got} of at most ${max} records`);
         },
       });
-      if (ctl === mine) setText(status, `Ended after ${got} record${got === 1 ? '' : 's'} (${got >= max ? 'the limit' : 'the server closed the tap'}).`);
+      const records = `${got} record${got === 1 ? '' : 's'}`;
+      if (ctl === mine && ended) {
+        // A reload starts a changed task as a new run: Start taps that one.
+        msg.replaceChildren(callout('warn', 'Tap:', `${ended.message || "the task's run ended"}.`));
+        setText(status, `Ended after ${records}: the task's run ended (${ended.state || 'stopped'}).`);
+      } else if (ctl === mine) setText(status, `Ended after ${records} (${got >= max ? 'the limit' : 'the server closed the tap'}).`);
     } catch (err) {
       if (mine.signal.aborted) { setText(status, `Stopped after ${got} record${got === 1 ? '' : 's'}.`); return; }
       msg.replaceChildren(callout(err.status === 429 || err.status === 409 ? 'warn' : 'bad', 'Tap:', errorText(err)));

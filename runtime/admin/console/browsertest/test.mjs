@@ -8,7 +8,7 @@
 //   SLUICE_SECRET_ENV  the name of that variable
 //   SINK_RECEIVED_URL  GET: the JSON array of events the webhook task delivered
 //   PROXY_URL          the same API behind a reverse proxy, under a path prefix
-//   TASK_FILE          the file of the task "orders", which the reload scenario breaks and restores
+//   TASK_FILE          the file of the task "orders", which the reload scenarios change and restore
 //   SCREENSHOTS        folder for the screenshots
 //   WAIT_MS            longest wait for one condition
 //   DOC_IMAGES         when set, a folder for the pictures of docs/operations.md
@@ -332,6 +332,29 @@ await scenario('a reload with an invalid task file shows its problems and change
   }
   await page.click('#reload');
   await page.locator('#reload-result .callout.ok', { hasText: 'unchanged' }).waitFor();
+  await page.locator('tr[data-task="orders"] .pill[data-state="Running"]').waitFor();
+});
+
+await scenario('a tap says when a reload ends the run it watches', async () => {
+  const probe = await api('POST', 'reload');
+  if (probe.status === 405) throw new Skip('the admin API has no POST /reload');
+  if (!env.TASK_FILE) throw new Skip('no TASK_FILE');
+  const good = readFileSync(env.TASK_FILE, 'utf8');
+  await go('#/tap?task=orders&stage=sink&limit=10000');
+  await page.locator('#tap-records .record').first().waitFor();
+  try {
+    // A changed file: the reload stops this run of orders and starts another.
+    writeFileSync(env.TASK_FILE, good.replace('rate = 20', 'rate = 21'));
+    const r = await api('POST', 'reload', {});
+    assert(r.status === 200 && (r.json().restarted || []).includes('orders'), `the reload did not restart orders: ${r.status} ${r.text}`);
+    await page.locator('.callout', { hasText: "the task's run ended" }).waitFor();
+    await page.locator('#tap-start', { hasText: 'Start' }).waitFor();
+    await shot('tap-ended');
+  } finally {
+    writeFileSync(env.TASK_FILE, good);
+    await api('POST', 'reload', {});
+  }
+  await go('#/');
   await page.locator('tr[data-task="orders"] .pill[data-state="Running"]').waitFor();
 });
 
