@@ -3,14 +3,14 @@
 // playground, pause, resume and rewind, Prometheus metrics, and health and
 // readiness probes. docs/operations.md documents every endpoint.
 //
-//	GET  /tasks                   every task: state, counters, rate, lag     token when one is set
-//	GET  /events                  SSE: the task list every second             token when one is set
-//	GET  /tasks/{name}            one task, its TOML, stages, last errors     token when one is set
+//	GET  /tasks                   every task: state, counters, rate, lag     same origin, token when one is set
+//	GET  /events                  SSE: the task list every second             same origin, token when one is set
+//	GET  /tasks/{name}            one task, its TOML, stages, last errors     same origin, token when one is set
 //	POST /tasks/{name}/pause      stop reading; in-flight events finish       token, JSON, same origin
 //	POST /tasks/{name}/resume                                                 token, JSON, same origin
 //	POST /tasks/{name}/rewind     read again from earliest/latest/a time      token, JSON, same origin
-//	GET  /tasks/{name}/tap        SSE: sampled events leaving a stage         token when one is set
-//	GET  /tasks/{name}/dlq        a page of dead letters                      token when one is set
+//	GET  /tasks/{name}/tap        SSE: sampled events leaving a stage         same origin, token when one is set
+//	GET  /tasks/{name}/dlq        a page of dead letters                      same origin, token when one is set
 //	POST /tasks/{name}/dlq/replay dead letters through the task again         token, JSON, same origin
 //	POST /playground              an event through a filter/transforms        token, JSON, same origin
 //	POST /reload                  reload the task files (422: their problems) token, JSON, same origin
@@ -20,8 +20,8 @@
 //	GET  /                        the web console (runtime/admin/console)     open; its API calls need the token
 //
 // The checks are small middlewares (RequireToken, RefuseCrossOrigin,
-// RequireJSON, LoopbackHost) that every endpoint reuses. docs/security.md
-// explains the threat model.
+// RefuseCrossOriginReads, RequireJSON, LoopbackHost) that every endpoint
+// reuses. docs/security.md explains the threat model.
 package admin
 
 import (
@@ -117,12 +117,13 @@ type api struct {
 	keepAlive time.Duration
 }
 
-// read guards a GET that exposes task data: the token when one is set.
+// read guards a GET that exposes task data: not cross-origin, and the token
+// when one is set.
 func (a *api) read(h http.HandlerFunc) http.Handler {
 	if a.bearer.Set() {
-		return RequireToken(a.bearer, h)
+		return RefuseCrossOriginReads(RequireToken(a.bearer, h))
 	}
-	return h
+	return RefuseCrossOriginReads(h)
 }
 
 // mutate guards a state-changing request: same origin, token, JSON.

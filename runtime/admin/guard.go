@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -87,6 +88,44 @@ func RefuseCrossOrigin(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// RefuseCrossOriginReads answers 403 to a request for task data (the
+// task list, a task, the /events stream, a tap, dead letters) that a web
+// page of another origin sent: without a token such a GET passed, so any
+// page open in a browser on the machine could hold a task's tap slots (a
+// stream the page cannot even read, CORS hides it, but that stays open)
+// and the operator got 429. A browser marks the request with
+// Sec-Fetch-Site (cross-site, same-site) or, in older browsers, with an
+// Origin naming another host; a non-browser client sends neither.
+func RefuseCrossOriginReads(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if crossOriginRead(r) {
+			writeError(w, http.StatusForbidden, "cross-origin request refused: the admin API shows task data to its own origin or to non-browser clients only")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// crossOriginRead reports whether a browser marked r as sent by a page of
+// another origin.
+func crossOriginRead(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none": // the API's own pages; an address typed in
+		return false
+	case "":
+		// An older browser, or not a browser: Origin, when present, must
+		// be this host.
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return false
+		}
+		u, err := url.Parse(origin)
+		return err != nil || u.Host != r.Host
+	default: // cross-site, same-site (another port of localhost)
+		return true
+	}
 }
 
 // RequireJSON passes on a request only when it is declared JSON

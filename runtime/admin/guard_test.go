@@ -181,3 +181,67 @@ func TestStartRefusesOpenAddressWithoutToken(t *testing.T) {
 	}
 	s.Close()
 }
+
+// status sends a GET with "Key: value" headers and returns the status
+// without reading the body (a stream's never ends).
+func status(t *testing.T, url string, headers ...string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Without a token, a GET of task data from a page of another origin was
+// served: docs/security.md says the API refuses cross-origin requests, but
+// only mutations were checked, so any web page open in a browser on the
+// machine could hold a task's 4 tap slots with streams it cannot even read
+// (the operator then got 429), or the /events stream. Such reads are now
+// refused, whether the browser says so with Sec-Fetch-Site or, older, with
+// a foreign Origin; /metrics, the probes and the console's page stay open
+// (found in review).
+func TestCrossOriginReadsRefused(t *testing.T) {
+	ms := metrics.New()
+	task := runningTask(t, ms)
+	srv := httptest.NewServer(Handler([]*engine.Task{task}, ms, Options{}))
+	defer srv.Close()
+	own := "Origin: " + srv.URL
+	reads := []string{"/tasks", "/events", "/tasks/gen", "/tasks/gen/tap?stage=sink", "/tasks/gen/dlq"}
+	for _, p := range reads {
+		for _, h := range []string{"Sec-Fetch-Site: cross-site", "Sec-Fetch-Site: same-site", "Origin: http://evil.example", "Origin: null"} {
+			if code := status(t, srv.URL+p, h); code != http.StatusForbidden {
+				t.Errorf("GET %s with %s: %d, want 403", p, h, code)
+			}
+		}
+		for _, h := range []string{"Sec-Fetch-Site: same-origin", "Sec-Fetch-Site: none", own, "X-Not-A-Browser: 1"} {
+			if code := status(t, srv.URL+p, h); code == http.StatusForbidden {
+				t.Errorf("GET %s with %s: 403, want it served", p, h)
+			}
+		}
+	}
+	for _, p := range []string{"/metrics", "/healthz", "/readyz", "/"} {
+		if code := status(t, srv.URL+p, "Sec-Fetch-Site: cross-site"); code != http.StatusOK {
+			t.Errorf("GET %s cross-site: %d, want 200 (open)", p, code)
+		}
+	}
+	// A page cannot take the tap slots: more cross-site taps than there
+	// are slots, then the operator's tap is served.
+	for range engine.MaxTaps + 1 {
+		if code := status(t, srv.URL+"/tasks/gen/tap?stage=sink", "Sec-Fetch-Site: cross-site"); code != http.StatusForbidden {
+			t.Fatalf("cross-site tap: %d", code)
+		}
+	}
+	if code, _ := call(t, "GET", srv.URL+"/tasks/gen/tap?stage=sink&limit=1", ""); code != http.StatusOK {
+		t.Fatalf("the operator's tap: %d", code)
+	}
+}
