@@ -104,3 +104,32 @@ func BenchmarkReadSynthetic(b *testing.B) {
 	b.StopTimer()
 	_ = s.Close(context.Background()) // before the cluster goes
 }
+
+// BenchmarkAppendHeaders is the headers object of one record, for records
+// of n headers with distinct names (the common case is a handful), and of
+// n headers where every name appears twice.
+func BenchmarkAppendHeaders(b *testing.B) {
+	for _, n := range []int{1, 2, 4, 8, 16, 32, 64, 256, 1024} {
+		for _, dup := range []bool{false, true} {
+			name := "n=" + strconv.Itoa(n)
+			if dup {
+				name += "/repeated"
+			}
+			b.Run(name, func(b *testing.B) {
+				hs := make([]kgo.RecordHeader, n)
+				for i := range hs {
+					k := i
+					if dup {
+						k = i / 2
+					}
+					hs[i] = kgo.RecordHeader{Key: "x-header-" + strconv.Itoa(k), Value: []byte("4bf92f3577b34da6")}
+				}
+				buf := make([]byte, 0, 64*n)
+				b.ReportAllocs()
+				for b.Loop() {
+					buf = appendHeaders(buf[:0], hs)
+				}
+			})
+		}
+	}
+}

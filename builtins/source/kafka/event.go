@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"encoding/base64"
+	"slices"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -134,10 +136,28 @@ func (e *encoder) appendEvent(dst []byte, m *topicMeta, r *kgo.Record) (out []by
 	return append(dst, "}}"...), nonJSON
 }
 
-// appendHeaders writes headers as JSON members: each key once, in order of
-// first appearance; a key that repeats becomes an array of its values.
-// Header counts are small, so the quadratic scan beats building a map.
+// fewHeaders is the number of headers up to which appendHeaders groups
+// names by scanning the record (quadratic, no allocation). The producer
+// chooses the count: past it, names are grouped through a map, or a record
+// of 40,000 headers would stall the source for seconds (hours for a few
+// million, which fit a compressed batch).
+const fewHeaders = 32
+
+// appendHeaders writes headers as JSON members: each name once, in order of
+// first appearance; a name that repeats becomes an array of its values.
+// Names are grouped as the event shows them, with each byte that is not
+// UTF-8 repaired to U+FFFD: "\xff" and "\xfe" are the same name there, and
+// two members of that name would leave one of the values to whichever a
+// JSON reader keeps. Up to fewHeaders, names are grouped by scanning the
+// record for each.
 func appendHeaders(dst []byte, hs []kgo.RecordHeader) []byte {
+	if len(hs) > fewHeaders {
+		if !validNames(hs) {
+			hs = repairNames(hs)
+		}
+		return appendManyHeaders(dst, hs)
+	}
+	start := len(dst)
 	first := true
 	for i := range hs {
 		k := hs[i].Key
@@ -162,7 +182,17 @@ func appendHeaders(dst []byte, hs []kgo.RecordHeader) []byte {
 		}
 		first = false
 		dst = append(dst, '"')
+		at := len(dst)
 		dst = eventenc.AppendText(dst, []byte(k))
+		// Checking the names first would cost a few percent of the
+		// event on the common path. Writing them tells instead: a byte
+		// that is not UTF-8 is written as 6 (\ufffd), so a name written
+		// at its length is valid; any other is checked, and a name to
+		// repair among several headers starts the grouping over on the
+		// repaired names (which are valid: this happens once).
+		if len(dst)-at != len(k) && len(hs) > 1 && !utf8.ValidString(k) {
+			return appendHeaders(dst[:start], repairNames(hs))
+		}
 		dst = append(dst, `":`...)
 		if n == 1 {
 			dst = eventenc.AppendQuoted(dst, hs[i].Value)
@@ -174,6 +204,80 @@ func appendHeaders(dst []byte, hs []kgo.RecordHeader) []byte {
 				continue
 			}
 			if j > i {
+				dst = append(dst, ',')
+			}
+			dst = eventenc.AppendQuoted(dst, hs[j].Value)
+		}
+		dst = append(dst, ']')
+	}
+	return dst
+}
+
+// validNames reports whether every header name is UTF-8.
+func validNames(hs []kgo.RecordHeader) bool {
+	for i := range hs {
+		if !utf8.ValidString(hs[i].Key) {
+			return false
+		}
+	}
+	return true
+}
+
+// repairNames returns a copy of hs whose names have each byte that is not
+// UTF-8 replaced by U+FFFD, as eventenc.AppendText writes them.
+func repairNames(hs []kgo.RecordHeader) []kgo.RecordHeader {
+	out := slices.Clone(hs)
+	var b []byte
+	for i := range out {
+		k := out[i].Key
+		if utf8.ValidString(k) {
+			continue
+		}
+		b = b[:0]
+		for len(k) > 0 {
+			r, size := utf8.DecodeRuneInString(k)
+			if r == utf8.RuneError && size == 1 {
+				b = utf8.AppendRune(b, utf8.RuneError)
+			} else {
+				b = append(b, k[:size]...)
+			}
+			k = k[size:]
+		}
+		out[i].Key = string(b)
+	}
+	return out
+}
+
+// appendManyHeaders is appendHeaders in linear time: each header is chained
+// to the next header of its name, and the names are written in the order
+// of their first header.
+func appendManyHeaders(dst []byte, hs []kgo.RecordHeader) []byte {
+	next := make([]int, len(hs)) // the next header of the same name, or -1
+	last := make(map[string]int, len(hs))
+	firsts := make([]int, 0, len(hs))
+	for i := range hs {
+		next[i] = -1
+		k := hs[i].Key
+		if p, ok := last[k]; ok {
+			next[p] = i
+		} else {
+			firsts = append(firsts, i)
+		}
+		last[k] = i
+	}
+	for n, i := range firsts {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		dst = eventenc.AppendString(dst, hs[i].Key)
+		dst = append(dst, ':')
+		if next[i] < 0 {
+			dst = eventenc.AppendQuoted(dst, hs[i].Value)
+			continue
+		}
+		dst = append(dst, '[')
+		for j := i; j >= 0; j = next[j] {
+			if j != i {
 				dst = append(dst, ',')
 			}
 			dst = eventenc.AppendQuoted(dst, hs[j].Value)

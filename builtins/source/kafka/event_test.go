@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -190,15 +193,168 @@ func FuzzAppendEvent(f *testing.F) {
 			return
 		}
 		if arr, ok := hs[repair([]byte(hk))].([]any); !ok || len(arr) != 2 || arr[0] != repair(hv) || arr[1] != repair(key) {
-			if repair([]byte(hk)) != hk { // distinct invalid keys may repair to one name
-				return
-			}
 			t.Fatalf("headers %v for key %q", hs, hk)
+		}
+		if names := headerNamesOf(t, out); len(names) != 2 {
+			t.Fatalf("header names %q in %s, want each name once", names, out)
 		}
 	})
 }
 
-func mustJSON(t *testing.T, v any) string {
+// headerNamesOf returns the member names of data.headers in the event, in
+// order, repeats included (encoding/json keeps one member of a repeated
+// name).
+func headerNamesOf(t testing.TB, event []byte) []string {
+	t.Helper()
+	var ev struct {
+		Data struct {
+			Headers json.RawMessage `json:"headers"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(event, &ev); err != nil {
+		t.Fatalf("invalid event %q: %v", event, err)
+	}
+	d := json.NewDecoder(bytes.NewReader(ev.Data.Headers))
+	var names []string
+	if _, err := d.Token(); err != nil { // {
+		t.Fatal(err)
+	}
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, tok.(string))
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return names
+}
+
+// TestRepairedHeaderNamesGroupTogether: header names are repaired to U+FFFD
+// per invalid byte, so "\xff", "\xfe" and "\ufffd" are one name in the
+// event. They were grouped before the repair: the event held
+// {"\ufffd":"a","\ufffd":"b"}, and every JSON reader kept one of the two
+// values. Checked on both ways of grouping (up to fewHeaders headers, and
+// past it).
+func TestRepairedHeaderNamesGroupTogether(t *testing.T) {
+	e := newEncoder("127.0.0.1:9092", "json", "text")
+	for _, filler := range []int{0, fewHeaders} {
+		hs := []kgo.RecordHeader{{Key: "\xff", Value: []byte("a")}, {Key: "ok", Value: []byte("o")}, {Key: "\xfe", Value: []byte("b")}, {Key: "\ufffd", Value: []byte("c")}, {Key: "x\xffy", Value: []byte("d")}}
+		for i := range filler {
+			hs = append(hs, kgo.RecordHeader{Key: "f" + strconv.Itoa(i), Value: []byte("v")})
+		}
+		got, _ := e.appendEvent(nil, e.meta("clicks"), rec(nil, []byte(`1`), hs...))
+		names := headerNamesOf(t, got)
+		if len(names) != 3+filler || names[0] != "\ufffd" || names[1] != "ok" || names[2] != "x\ufffdy" {
+			t.Fatalf("%d headers: names %q, want \\ufffd, ok, x\\ufffdy and the fillers once each; event %s", len(hs), names, got)
+		}
+		var ev struct {
+			Data struct {
+				Headers map[string]any `json:"headers"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(got, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if vs, ok := ev.Data.Headers["\ufffd"].([]any); !ok || len(vs) != 3 || vs[0] != "a" || vs[1] != "b" || vs[2] != "c" {
+			t.Fatalf("%d headers: \\ufffd = %v, want [a b c] (a header value is lost); event %s", len(hs), ev.Data.Headers["\ufffd"], got)
+		}
+	}
+}
+
+// TestManyHeadersGroupAsFewHeadersDo checks the map-based grouping of
+// records of many headers against the scan of records of few, on records
+// whose names repeat in every pattern (none, some, all, adjacent, far
+// apart), some of them not UTF-8.
+func TestManyHeadersGroupAsFewHeadersDo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pool := []string{"\xff", "\xfe", "\ufffd", "a\"b"}
+	for i := range 2000 {
+		n := rng.IntN(fewHeaders + 1)
+		names := 1 + rng.IntN(n+1)
+		hs := make([]kgo.RecordHeader, n)
+		for k := range hs {
+			name := "h" + strconv.Itoa(rng.IntN(names))
+			if rng.IntN(8) == 0 {
+				name = pool[rng.IntN(len(pool))]
+			}
+			hs[k] = kgo.RecordHeader{Key: name, Value: []byte(strconv.Itoa(k))}
+		}
+		few := appendHeaders(nil, hs)
+		grouped := hs
+		if !validNames(grouped) {
+			grouped = repairNames(grouped)
+		}
+		many := appendManyHeaders(nil, grouped)
+		if !sameJSON(t, "{"+string(few)+"}", "{"+string(many)+"}") {
+			t.Fatalf("record %d (%d headers over %d names):\nscan %s\n map %s", i, n, names, few, many)
+		}
+	}
+}
+
+// sameJSON reports whether two JSON objects have the same members, in the
+// same order, with the same values.
+func sameJSON(t testing.TB, a, b string) bool {
+	t.Helper()
+	members := func(s string) []string {
+		d := json.NewDecoder(strings.NewReader(s))
+		if _, err := d.Token(); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		var out []string
+		for d.More() {
+			tok, err := d.Token()
+			if err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+			var v any
+			if err := d.Decode(&v); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+			out = append(out, tok.(string)+"="+mustJSON(t, v))
+		}
+		return out
+	}
+	return slices.Equal(members(a), members(b))
+}
+
+// TestRecordOfManyHeaders encodes one record of 500,000 headers, a few of
+// them repeated. A producer chooses how many headers a record has (500,000
+// short ones fit Kafka's default 1 MiB batch compressed): grouping them by
+// scanning took 8.9 s for 40,000 and grows with the square, so this test
+// ran into go test's timeout before the map-based grouping.
+func TestRecordOfManyHeaders(t *testing.T) {
+	const n = 500_000
+	hs := make([]kgo.RecordHeader, n)
+	for i := range hs {
+		name := "h" + strconv.Itoa(i)
+		if i%100_000 == 99_999 {
+			name = "dup"
+		}
+		hs[i] = kgo.RecordHeader{Key: name, Value: []byte(strconv.Itoa(i))}
+	}
+	e := newEncoder("127.0.0.1:9092", "json", "text")
+	got, _ := e.appendEvent(nil, e.meta("clicks"), rec(nil, []byte(`1`), hs...))
+	var ev struct {
+		Data struct {
+			Headers map[string]json.RawMessage `json:"headers"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(got, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Data.Headers) != n-5+1 {
+		t.Fatalf("%d names, want %d", len(ev.Data.Headers), n-5+1)
+	}
+	if got := string(ev.Data.Headers["dup"]); got != `["99999","199999","299999","399999","499999"]` {
+		t.Fatalf("dup = %s", got)
+	}
+}
+
+func mustJSON(t testing.TB, v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
