@@ -76,7 +76,14 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
 	}
 	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(ctx, s.topic)
+	starts, err := adm.ListStartOffsets(ctx, s.topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	var ends kadm.ListedOffsets
+	if err == nil {
+		ends, err = adm.ListEndOffsets(ctx, s.topic)
+	}
 	if err == nil {
 		err = ends.Error()
 	}
@@ -87,7 +94,10 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 	s.ends, s.done = map[int32]int64{}, map[int32]bool{}
 	ends.Each(func(o kadm.ListedOffset) {
 		s.ends[o.Partition] = o.Offset
-		if o.Offset == 0 {
+		// A partition whose records were all removed (retention,
+		// delete-records) starts at its end, which may be past 0: no
+		// record will come to say it is read.
+		if start, ok := starts.Lookup(s.topic, o.Partition); o.Offset == 0 || ok && start.Offset >= o.Offset {
 			s.done[o.Partition] = true
 		}
 	})

@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/delivery"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // replayDeadline bounds a replay that should end at once: it only turns a
@@ -226,5 +228,67 @@ func TestKafkaEventOverLimit(t *testing.T) {
 	}
 	if len(errs) != 2 || errs[0] != nil || !errors.Is(errs[1], lineformat.ErrTooLarge) {
 		t.Fatalf("errors %v, want none for the small event and a too-large one for the 2 KiB event with a 1 KiB limit", errs)
+	}
+}
+
+// A partition whose records were all removed (retention.ms passed, or
+// kafka-delete-records) has log start = end > 0. Open marked a partition
+// done only when its end offset was 0 and otherwise waited for a record at
+// or past end - 1, which never comes: the replay read the other partitions
+// and then never ended (polling 5 s at a time) instead of finishing with
+// what the topic holds.
+func TestKafkaReplayOfEmptiedPartitionEnds(t *testing.T) {
+	ctx := context.Background()
+	c, err := kafkadev.Start(ctx, "127.0.0.1:0", 2, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.DefaultProduceTopic("dlq"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, deadLetter(0, "kept"), deadLetter(1, "old1"), deadLetter(1, "old2")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// Retention (here: delete-records) removes partition 1's records.
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "dlq", Partition: 1, At: 2})
+	del, err := kadm.NewClient(cl).DeleteRecords(ctx, offs)
+	if err == nil {
+		err = del.Error()
+	}
+	if err != nil {
+		t.Fatalf("delete records: %v", err)
+	}
+
+	s, err := NewKafka("kafka://"+strings.Join(c.Addrs(), ",")+"/dlq", nil, 0, component.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, testkit.Scale(replayDeadline))
+	defer cancel()
+	if err := s.Open(rctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	var ids []string
+	for {
+		b, err := s.Read(rctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the replay did not end after the events %q: %v (partition 1 is empty: log start = end = 2)", ids, err)
+		}
+		for _, m := range b.Messages {
+			_, after, _ := strings.Cut(string(m.Payload), `"id":"`)
+			id, _, _ := strings.Cut(after, `"`)
+			ids = append(ids, id)
+		}
+	}
+	if got := strings.Join(ids, ","); got != "kept" {
+		t.Fatalf("replayed %q, want kept", got)
 	}
 }
