@@ -1,9 +1,12 @@
 package kafkaconf
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -193,5 +196,71 @@ func TestLoggerSamplesWarnings(t *testing.T) {
 	}
 	if n := strings.Count(sb.String(), "unable to open"); n != 10 {
 		t.Fatalf("%d warnings logged, want a burst of 10", n)
+	}
+}
+
+func TestDecompressLimit(t *testing.T) {
+	for _, c := range []struct {
+		configured int64
+		maxEvent   int
+		want       int
+	}{
+		{0, 1 << 20, 64 << 20},
+		{0, 0, 64 << 20},
+		{0, 100 << 20, 400 << 20},
+		{0, 1 << 30, math.MaxInt32},
+		{8 << 20, 100 << 20, 8 << 20},
+		{4 << 30, 0, math.MaxInt32},
+	} {
+		if got := DecompressLimit(c.configured, c.maxEvent); got != c.want {
+			t.Errorf("DecompressLimit(%d, %d) = %d, want %d", c.configured, c.maxEvent, got, c.want)
+		}
+	}
+}
+
+// TestBatchDecompressor: a batch over the limit and a batch that cannot be
+// decompressed both fail as over the limit (franz-go then stops the
+// partition at them, naming their offsets); only the second has a cause,
+// found by its partition once the client reports the batch read.
+func TestBatchDecompressor(t *testing.T) {
+	d, err := NewBatchDecompressor(1 << 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big bytes.Buffer
+	zw := gzip.NewWriter(&big)
+	zw.Write(make([]byte, 4<<10))
+	zw.Close()
+	if _, err := d.Decompress(big.Bytes(), kgo.CodecGzip); !errors.Is(err, kgo.ErrMaxDecompress) {
+		t.Fatalf("4 KiB past a 1 KiB limit: %v", err)
+	}
+	d.OnFetchBatchRead(kgo.BrokerMetadata{}, "t", 1, kgo.FetchBatchMetrics{CompressedBytes: big.Len(), CompressionType: uint8(kgo.CodecGzip)})
+	if cause := d.Cause("t", 1); cause != nil {
+		t.Fatalf("a batch over the limit has cause %v", cause)
+	}
+
+	bad := []byte("not zstd")
+	if _, err := d.Decompress(bad, kgo.CodecZstd); !errors.Is(err, kgo.ErrMaxDecompress) {
+		t.Fatalf("corrupt zstd: %v, want it to count as over the limit", err)
+	}
+	d.OnFetchBatchRead(kgo.BrokerMetadata{}, "t", 2, kgo.FetchBatchMetrics{NumRecords: 3, CompressedBytes: len(bad), CompressionType: uint8(kgo.CodecZstd)})
+	d.OnFetchBatchRead(kgo.BrokerMetadata{}, "t", 3, kgo.FetchBatchMetrics{CompressedBytes: len(bad), CompressionType: uint8(kgo.CodecZstd)})
+	if cause := d.Cause("t", 2); cause != nil {
+		t.Fatalf("a batch read whole got cause %v", cause)
+	}
+	if cause := d.Cause("t", 3); cause == nil || !strings.Contains(cause.Error(), "magic number mismatch") {
+		t.Fatalf("cause %v, want zstd's", cause)
+	}
+	if cause := d.Cause("t", 3); cause != nil {
+		t.Fatalf("the cause is given once, got %v again", cause)
+	}
+
+	small := []byte("fits")
+	var ok bytes.Buffer
+	zw = gzip.NewWriter(&ok)
+	zw.Write(small)
+	zw.Close()
+	if out, err := d.Decompress(ok.Bytes(), kgo.CodecGzip); err != nil || !bytes.Equal(out, small) {
+		t.Fatalf("Decompress = %q, %v", out, err)
 	}
 }

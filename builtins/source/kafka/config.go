@@ -45,6 +45,7 @@ type Config struct {
 	FetchMaxPartitionBytes component.ByteSize `toml:"fetch_max_partition_bytes" doc:"Most bytes a broker returns per partition in one fetch (max.partition.fetch.bytes)."`
 	FetchMinBytes          component.ByteSize `toml:"fetch_min_bytes" doc:"Bytes a broker waits for before answering a fetch, up to fetch_max_wait (fetch.min.bytes)."`
 	FetchMaxWait           component.Duration `toml:"fetch_max_wait" doc:"Longest time a broker holds a fetch waiting for fetch_min_bytes (fetch.max.wait.ms)."`
+	MaxDecompressedBatch   component.ByteSize `toml:"max_decompressed_batch_bytes" doc:"Most bytes one record batch may decompress to (fetch sizes count compressed bytes). A batch past it, or one that cannot be decompressed, is not read: its offsets go to the dead-letter queue as one failed event and the partition goes on after it. Default: 64MiB, or 4 x max_event_size when that is larger."`
 	IsolationLevel         string             `toml:"isolation_level" enum:"read_uncommitted,read_committed" doc:"read_committed skips records of aborted transactions and waits for open ones; read_uncommitted reads everything. Default: read_uncommitted, or read_committed with exactly_once."`
 
 	SessionTimeout    component.Duration `toml:"session_timeout" doc:"How long the group waits for a silent member before giving its partitions away (session.timeout.ms)."`
@@ -156,6 +157,9 @@ func (c *Config) Validate(p *component.Problems) {
 		if v <= 0 || v > 1<<31-1 {
 			p.Addf([]string{key}, "must be between 1 byte and 2GiB")
 		}
+	}
+	if v := c.MaxDecompressedBatch; v < 0 || v > 1<<31-1 {
+		p.Addf([]string{"max_decompressed_batch_bytes"}, "must be between 1 byte and 2GiB (or 0 for the default)")
 	}
 }
 

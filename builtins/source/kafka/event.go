@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"encoding/base64"
 	"slices"
 	"strconv"
@@ -73,13 +74,42 @@ func (e *encoder) meta(topic string) *topicMeta {
 }
 
 // sizeHint estimates the event size of r, to size a batch's buffer once.
+// It is never below minSize.
 func (e *encoder) sizeHint(m *topicMeta, r *kgo.Record) int {
 	n := len(m.head) + len(m.mid) + len(m.data) + 120 + len(r.Key) + len(r.Value)
 	if e.valueFormat == FormatBase64 {
 		n += len(r.Value)/3 + 4
 	}
+	if e.keyFormat == FormatBase64 {
+		n += len(r.Key)/3 + 4
+	}
 	for i := range r.Headers {
 		n += len(r.Headers[i].Key) + len(r.Headers[i].Value) + 8
+	}
+	return n
+}
+
+// minSize is a lower bound of the event size of r, cheap to compute:
+// escaping only lengthens text, and Base64 takes 4 bytes for 3. A JSON
+// value is embedded without the whitespace around it, which a value of
+// megabytes of spaces around "1" would otherwise count.
+func (e *encoder) minSize(m *topicMeta, r *kgo.Record) int {
+	n := len(m.head) + len(m.mid) + len(m.data)
+	if e.keyFormat == FormatBase64 {
+		n += base64.StdEncoding.EncodedLen(len(r.Key))
+	} else {
+		n += len(r.Key)
+	}
+	switch e.valueFormat {
+	case FormatBase64:
+		n += base64.StdEncoding.EncodedLen(len(r.Value))
+	case FormatJSON:
+		n += len(bytes.Trim(r.Value, " \t\r\n"))
+	default:
+		n += len(r.Value)
+	}
+	for i := range r.Headers {
+		n += len(r.Headers[i].Value) // a repeated name is written once
 	}
 	return n
 }

@@ -135,6 +135,9 @@ func FuzzAppendEvent(f *testing.F) {
 		r := &kgo.Record{Topic: "t", Partition: 3, Offset: 99, Timestamp: time.UnixMilli(ts % (1 << 45)), Key: key, Value: value,
 			Headers: []kgo.RecordHeader{{Key: hk, Value: hv}, {Key: "x", Value: hv}, {Key: hk, Value: key}}}
 		out, nonJSON := e.appendEvent(nil, e.meta("t"), r)
+		if least, hint := e.minSize(e.meta("t"), r), e.sizeHint(e.meta("t"), r); least > len(out) || hint < least {
+			t.Fatalf("minSize %d, sizeHint %d for an event of %d bytes: minSize must not exceed either", least, hint, len(out))
+		}
 		var ev decodedEvent
 		d := json.NewDecoder(bytes.NewReader(out))
 		d.UseNumber()

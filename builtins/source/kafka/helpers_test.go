@@ -1,9 +1,12 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -11,9 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/sluicehq/sluice/builtins/kafkadev"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -256,5 +263,103 @@ func TestDuplicatesWindowPast2To31(t *testing.T) {
 	}
 	if want := int(min(int64(2)*4096*1_000_000, math.MaxInt)); c.(*Source).window != want {
 		t.Fatalf("window = %d, want %d (2 x max_in_flight x max_poll_records, at most math.MaxInt)", c.(*Source).window, want)
+	}
+}
+
+// zstdBatch returns a v2 record batch of n records, each with a value of
+// size bytes of 'x', zstd-compressed as a producer would send it. The values
+// are streamed into the compressor, so the test never holds them: a batch
+// of a few KiB can hold hundreds of MiB.
+func zstdBatch(t testing.TB, n int, size int64) []byte {
+	t.Helper()
+	var comp bytes.Buffer
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each record, but its value bytes: attributes, timestamp delta,
+	// offset delta, null key, value length.
+	heads := make([][]byte, n)
+	total := int64(0)
+	for i := range n {
+		var body []byte
+		body = append(body, 0)
+		body = binary.AppendVarint(body, 0)
+		body = binary.AppendVarint(body, int64(i))
+		body = binary.AppendVarint(body, -1)
+		body = binary.AppendVarint(body, size)
+		bodyLen := int64(len(body)) + size + 1 // + value + header count
+		heads[i] = append(binary.AppendVarint(nil, bodyLen), body...)
+		total += int64(len(heads[i])) + size + 1
+	}
+	enc.ResetContentSize(&comp, total) // the frame declares its size, as zstd's own tools write it
+	chunk := bytes.Repeat([]byte{'x'}, 1<<20)
+	for i := range n {
+		enc.Write(heads[i])
+		for left := size; left > 0; {
+			k := min(left, int64(len(chunk)))
+			if _, err := enc.Write(chunk[:k]); err != nil {
+				t.Fatal(err)
+			}
+			left -= k
+		}
+		enc.Write(binary.AppendVarint(nil, 0)) // no headers
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return rawBatch(int32(n), 4, comp.Bytes())
+}
+
+// rawBatch returns a v2 record batch of n records whose records section is
+// records, compressed with the codec in attributes (4: zstd), with a valid
+// CRC: what the brokers store as they got it.
+func rawBatch(n int32, attributes int16, records []byte) []byte {
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1,
+		Magic:                2,
+		Attributes:           attributes,
+		LastOffsetDelta:      n - 1,
+		FirstTimestamp:       now,
+		MaxTimestamp:         now,
+		ProducerID:           -1,
+		ProducerEpoch:        -1,
+		FirstSequence:        -1,
+		NumRecords:           n,
+		Records:              records,
+	}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
+
+// produceRaw appends a raw record batch to topic partition 0.
+func produceRaw(t testing.TB, addr, topic string, batch []byte) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.MaxVersions(kversion.V3_6_0())) // produce by topic name
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
+	defer cancel()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition = 0
+	rp.Records = batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("produce raw batch: %v", err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
+		t.Fatalf("produce raw batch: %v", err)
 	}
 }

@@ -61,6 +61,10 @@ type Source struct {
 	group    string
 	enc      *encoder
 	maxEvent int
+	// maxBatch is the most bytes a fetched batch may decompress to; dec
+	// (made at Open) enforces it.
+	maxBatch int
+	dec      *kafkaconf.BatchDecompressor
 	m        sourceMetrics
 	// window is the most records handed out and not committed that Read
 	// allows (at-least-once): it bounds what a crash reads again. 0: no
@@ -133,6 +137,7 @@ func build(c any, env component.Env) (any, error) {
 		group:    cfg.Group,
 		enc:      newEncoder(cfg.Brokers[0], cfg.ValueFormat, cfg.KeyFormat),
 		maxEvent: env.MaxEvent,
+		maxBatch: kafkaconf.DecompressLimit(int64(cfg.MaxDecompressedBatch), env.MaxEvent),
 		parts:    map[tp]*partState{},
 		assigned: map[string]bool{},
 		changed:  make(chan struct{}),
@@ -225,6 +230,10 @@ func (s *Source) consumerOptions() []kgo.Opt {
 		kgo.FetchMaxPartitionBytes(int32(cfg.FetchMaxPartitionBytes)),
 		kgo.FetchMinBytes(int32(cfg.FetchMinBytes)),
 		kgo.FetchMaxWait(cfg.FetchMaxWait.D()),
+		// fetch_max_bytes counts compressed bytes: without its own bound a
+		// batch of a few KiB would decompress to up to 1 GiB.
+		kgo.WithDecompressor(s.dec),
+		kgo.WithHooks(s.dec),
 		kgo.SessionTimeout(cfg.SessionTimeout.D()),
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout.D()),
 		kgo.HeartbeatInterval(cfg.HeartbeatInterval.D()),
@@ -271,6 +280,9 @@ func (s *Source) Open(ctx context.Context) error {
 	probe.Close()
 	if err != nil {
 		return err
+	}
+	if s.dec, err = kafkaconf.NewBatchDecompressor(s.maxBatch); err != nil {
+		return component.TaskPermanent(fmt.Errorf("open kafka source: %w", err))
 	}
 	opts := append(slices.Clone(s.opts), s.consumerOptions()...)
 	var cl *kgo.Client
@@ -408,7 +420,7 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		}
 		s.mu.Unlock()
 		fs := cl.PollRecords(pctx, s.cfg.MaxPollRecords)
-		err := s.take(fs)
+		err := s.take(cl, fs)
 		cl.AllowRebalance()
 		if s.eos {
 			s.mu.Lock()
@@ -445,10 +457,16 @@ func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
 
 // take turns a poll into queued batches, one per partition. It runs while
 // rebalances are blocked, so the partitions it sees are still ours.
-func (s *Source) take(fs kgo.Fetches) error {
+func (s *Source) take(cl *kgo.Client, fs kgo.Fetches) error {
 	var fatal error
+	var skipped []*kgo.ErrDecompressTooLarge
 	for _, fe := range fs.Errors() {
+		var tooLarge *kgo.ErrDecompressTooLarge
 		switch {
+		case errors.As(fe.Err, &tooLarge):
+			// franz-go stops the partition at this batch until it is
+			// moved past: the batch becomes a failed event of its own.
+			skipped = append(skipped, tooLarge)
 		case errors.Is(fe.Err, kgo.ErrClientClosed):
 			return ErrClosed
 		case errors.Is(fe.Err, context.Canceled), errors.Is(fe.Err, context.DeadlineExceeded):
@@ -503,7 +521,54 @@ func (s *Source) take(fs kgo.Fetches) error {
 		s.queue = append(s.queue, queued{b: b, st: st, p: p})
 		s.mu.Unlock()
 	}
+	s.skip(cl, skipped)
 	return fatal
+}
+
+// skip queues, for each batch that could not be decompressed, one failed
+// event covering its offsets, after what this poll read of its partition,
+// and moves the partition past it. The engine dead-letters the event with
+// the reason; the batch's offsets are committed once it is acknowledged,
+// in order with the partition's other batches, like any record's. A
+// rewind, or an aborted transaction, reads the batch again: it fails
+// again the same way.
+func (s *Source) skip(cl *kgo.Client, batches []*kgo.ErrDecompressTooLarge) {
+	if len(batches) == 0 {
+		return
+	}
+	past := map[string]map[int32]kgo.EpochOffset{}
+	s.mu.Lock()
+	for _, e := range batches {
+		cause := s.dec.Cause(e.Topic, e.Partition)
+		st := s.parts[tp{e.Topic, e.Partition}]
+		if st == nil || st.dead {
+			continue // no longer ours: the new owner meets it
+		}
+		first := kgo.EpochOffset{Epoch: e.Epoch, Offset: e.Offset}
+		next := kgo.EpochOffset{Epoch: e.Epoch, Offset: e.NextOffset}
+		pos := message.Position{Stream: st.topic, Partition: st.part, Offset: e.Offset}
+		last := message.Position{Stream: st.topic, Partition: st.part, Offset: e.NextOffset - 1}
+		var err error
+		if cause != nil {
+			err = fmt.Errorf("records %s to %s: their record batch cannot be decompressed (%w), so they are skipped", pos, last, cause)
+		} else {
+			err = fmt.Errorf("records %s to %s: their record batch decompresses to more than %d bytes, so they are skipped; "+
+				"to read them, raise max_decompressed_batch_bytes and set the group's offset of topic %q partition %d back to %d",
+				pos, last, s.maxBatch, st.topic, st.part, e.Offset)
+		}
+		p := st.addRange(first, next, 1)
+		b := component.Batch{Messages: []message.Message{{Pos: pos, Err: err, Time: time.Now()}}, Lane: st.lane}
+		b.Ack = func(err error) { s.ack(st, p, err) }
+		s.queue = append(s.queue, queued{b: b, st: st, p: p})
+		if past[st.topic] == nil {
+			past[st.topic] = map[int32]kgo.EpochOffset{}
+		}
+		past[st.topic][st.part] = next
+		s.log.Warn().Err(err).Str("topic", st.topic).Int32(logx.Partition, st.part).Msg("record batch skipped; it goes to the dead-letter queue")
+	}
+	s.mu.Unlock()
+	// Before AllowRebalance, as franz-go asks: the partitions are ours.
+	cl.SetOffsets(past)
 }
 
 // encode builds the batch for records of one partition, with one buffer for
@@ -511,9 +576,20 @@ func (s *Source) take(fs kgo.Fetches) error {
 func (s *Source) encode(st *partState, recs []*kgo.Record) component.Batch {
 	meta := s.enc.meta(st.topic)
 	size, nh := 0, 0
-	for _, r := range recs {
-		size += s.enc.sizeHint(meta, r)
+	var refused []bool // records refused without being encoded; nil: none
+	for i, r := range recs {
+		hint := s.enc.sizeHint(meta, r)
+		// The hint is never below the event's least size: only a large
+		// hint needs a closer look.
 		nh += len(r.Headers)
+		if s.maxEvent > 0 && hint > s.maxEvent && s.enc.minSize(meta, r) > s.maxEvent {
+			if refused == nil {
+				refused = make([]bool, len(recs))
+			}
+			refused[i] = true
+			continue
+		}
+		size += hint
 	}
 	buf := make([]byte, 0, size)
 	var hdrs []message.Header
@@ -523,15 +599,7 @@ func (s *Source) encode(st *partState, recs []*kgo.Record) component.Batch {
 	msgs := make([]message.Message, len(recs))
 	nonJSON := 0
 	for i, r := range recs {
-		start := len(buf)
-		var bad bool
-		buf, bad = s.enc.appendEvent(buf, meta, r)
-		if bad {
-			nonJSON++
-		}
 		m := &msgs[i]
-		m.Payload = buf[start:len(buf):len(buf)]
-		m.Event = m.Payload
 		m.Key = r.Key
 		m.Time = r.Timestamp
 		m.Pos = message.Position{Stream: st.topic, Partition: st.part, Offset: r.Offset}
@@ -542,9 +610,25 @@ func (s *Source) encode(st *partState, recs []*kgo.Record) component.Batch {
 			}
 			m.Headers = hdrs[hs:len(hdrs):len(hdrs)]
 		}
+		if refused != nil && refused[i] {
+			// Encoding it would only cost memory: up to 6 times the value
+			// (a NUL byte is written \u0000).
+			m.Err = fmt.Errorf("event of at least %d bytes from %s exceeds the %d-byte event limit (max_event_size)", s.enc.minSize(meta, r), m.Pos, s.maxEvent)
+			m.Payload, m.Event = r.Value, r.Value
+			continue
+		}
+		start := len(buf)
+		var bad bool
+		buf, bad = s.enc.appendEvent(buf, meta, r)
+		if bad {
+			nonJSON++
+		}
+		m.Payload = buf[start:len(buf):len(buf)]
+		m.Event = m.Payload
 		if s.maxEvent > 0 && len(m.Payload) > s.maxEvent {
 			m.Err = fmt.Errorf("event of %d bytes from %s exceeds the %d-byte event limit (max_event_size)", len(m.Payload), m.Pos, s.maxEvent)
 			m.Payload, m.Event = r.Value, r.Value
+			buf = buf[:start] // the next events reuse its room
 		}
 	}
 	s.m.records.Add(uint64(len(recs)))

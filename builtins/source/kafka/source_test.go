@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -203,6 +204,217 @@ func TestOversizeEvent(t *testing.T) {
 	}
 	if msgs[1].Err != nil {
 		t.Fatalf("small record failed: %v", msgs[1].Err)
+	}
+}
+
+// TestOversizedValueIsNotEncoded: a record whose event is sure to exceed
+// max_event_size is refused before it is encoded. It was encoded first: a
+// buffer the size of the value, grown to 6 times it for a value of NUL
+// bytes (each written \u0000), only to be dropped for the raw value.
+func TestOversizedValueIsNotEncoded(t *testing.T) {
+	for _, format := range []string{FormatText, FormatJSON, FormatBase64} {
+		cfg := decode(t, map[string]any{"brokers": []any{"127.0.0.1:9092"}, "topics": []any{"big"}, "value_format": format})
+		env := testEnv(t)
+		c, err := build(cfg, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := c.(*Source)
+		value := make([]byte, 8<<20)
+		recs := []*kgo.Record{{Topic: "big", Value: value}, {Topic: "big", Offset: 1, Value: []byte(`{"ok":1}`)}}
+		st := &partState{tp: tp{"big", 0}, lane: "big/0"}
+		s.encode(st, recs[1:]) // warm up the topic's envelope
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b := s.encode(st, recs)
+		runtime.ReadMemStats(&after)
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+			t.Errorf("%s: encoding a batch with an 8 MiB value over the 1 MiB event limit allocated %d KiB", format, alloc>>10)
+		}
+		m := b.Messages[0]
+		if m.Err == nil || !strings.Contains(m.Err.Error(), "exceeds the 1048576-byte event limit") || len(m.Payload) != len(value) || &m.Payload[0] != &value[0] {
+			t.Fatalf("%s: oversized record: err %v, payload of %d bytes", format, m.Err, len(m.Payload))
+		}
+		if m.Pos.Offset != 0 || b.Messages[1].Err != nil || !strings.Contains(string(b.Messages[1].Payload), `"offset":1`) {
+			t.Fatalf("%s: the next record: %+v", format, b.Messages[1])
+		}
+	}
+}
+
+// TestJSONValueTrimmedUnderTheLimit: a JSON value is embedded without the
+// whitespace around it, so a value larger than max_event_size with that
+// whitespace is still an event under the limit, not refused unread.
+func TestJSONValueTrimmedUnderTheLimit(t *testing.T) {
+	cfg := decode(t, map[string]any{"brokers": []any{"127.0.0.1:9092"}, "topics": []any{"t"}})
+	env := testEnv(t)
+	env.MaxEvent = 1000
+	c, err := build(cfg, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.(*Source)
+	value := []byte(strings.Repeat(" ", 3000) + `{"a":1}` + strings.Repeat("\n", 3000))
+	b := s.encode(&partState{tp: tp{"t", 0}, lane: "t/0"}, []*kgo.Record{{Topic: "t", Value: value}})
+	if m := b.Messages[0]; m.Err != nil || !strings.Contains(string(m.Payload), `"value":{"a":1}`) {
+		t.Fatalf("err %v, payload %s", m.Err, m.Payload)
+	}
+}
+
+// TestCompressionBombIsNotDecompressed: a producer writes one record batch
+// of 53 KB that decompresses to 256 MiB. The source set no bound of its
+// own, so franz-go's 1 GiB per batch applied: the whole value was
+// materialised (520 MiB allocated), for an event dead-lettered anyway for
+// being over max_event_size (1 MiB). The batch is now refused before it
+// is decompressed: the zstd frame declares its size.
+func TestCompressionBombIsNotDecompressed(t *testing.T) {
+	c := cluster(t, 1, "bomb")
+	const bombSize = 256 << 20
+	batch := zstdBatch(t, 1, bombSize)
+	t.Logf("compressed batch: %d bytes for a %d MiB value", len(batch), bombSize>>20)
+	produceRaw(t, c.Addr(), "bomb", batch)
+	produce(t, c.Addr(), &kgo.Record{Topic: "bomb", Partition: 0, Value: []byte(`{"after":1}`)})
+
+	tree := baseTree(c, "bomb", uniq(t, "g"))
+	tree["fetch_max_bytes"] = "1MiB"
+	tree["fetch_max_partition_bytes"] = "1MiB"
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s := newSource(t, testEnv(t), tree)
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
+	defer cancel()
+	seen := map[int64]bool{}
+	for !seen[1] {
+		b, err := s.Read(ctx)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		for _, m := range b.Messages {
+			seen[m.Pos.Offset] = true
+		}
+		b.Ack(nil)
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %d KiB", alloc>>10)
+	const budget = 64 << 20 // fetch_max_bytes + max_event_size, with lots of room
+	if alloc > budget {
+		t.Fatalf("reading a %d-byte compressed batch allocated %d MiB (budget %d MiB for fetch_max_bytes = 1 MiB and max_event_size = 1 MiB): "+
+			"a compression bomb is fully decompressed", len(batch), alloc>>20, budget>>20)
+	}
+}
+
+// readUntil reads and acknowledges batches of s until it has read the
+// record at offset off of partition 0, and returns every message read.
+func readUntil(t *testing.T, s *Source, off int64) []message.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
+	defer cancel()
+	var out []message.Message
+	for {
+		b, err := s.Read(ctx)
+		if err != nil {
+			t.Fatalf("read after %d messages: %v", len(out), err)
+		}
+		out = append(out, b.Messages...)
+		b.Ack(nil)
+		if b.Messages[len(b.Messages)-1].Pos.Offset >= off {
+			return out
+		}
+	}
+}
+
+// TestBatchPastDecompressLimitIsDeadLettered: a batch that decompresses
+// past max_decompressed_batch_bytes makes franz-go stop its partition
+// until the offsets are moved past it. The source took the error for a
+// transient fetch error ("the client retries"): the batch was neither
+// delivered nor dead-lettered, no later record of the partition was read,
+// and the task looked healthy. The batch's offsets now come out as one
+// failed event naming them, the partition goes on after it, and the
+// offsets are committed once it is acknowledged.
+func TestBatchPastDecompressLimitIsDeadLettered(t *testing.T) {
+	c := cluster(t, 1, "bomb")
+	produce(t, c.Addr(), &kgo.Record{Topic: "bomb", Partition: 0, Value: []byte(`{"before":1}`)})
+	produceRaw(t, c.Addr(), "bomb", zstdBatch(t, 3, 512<<10)) // offsets 1-3, 1.5 MiB
+	produce(t, c.Addr(), &kgo.Record{Topic: "bomb", Partition: 0, Value: []byte(`{"after":1}`)})
+	group := uniq(t, "g")
+	tree := baseTree(c, "bomb", group)
+	tree["max_decompressed_batch_bytes"] = "1MiB"
+	s := newSource(t, testEnv(t), tree)
+	msgs := readUntil(t, s, 4)
+	if len(msgs) != 3 || msgs[0].Pos.Offset != 0 || msgs[0].Err != nil || msgs[2].Pos.Offset != 4 || msgs[2].Err != nil {
+		t.Fatalf("read %+v, want record 0, the failed batch, record 4", msgs)
+	}
+	m := msgs[1]
+	if m.Pos != (message.Position{Stream: "bomb", Partition: 0, Offset: 1}) || m.Err == nil || len(m.Payload) != 0 {
+		t.Fatalf("failed batch: %+v", m)
+	}
+	for _, want := range []string{"bomb-0-1 to bomb-0-3", "more than 1048576 bytes", "max_decompressed_batch_bytes", `topic "bomb" partition 0 back to 1`} {
+		if !strings.Contains(m.Err.Error(), want) {
+			t.Errorf("reason %q does not say %q", m.Err, want)
+		}
+	}
+	commitRound(t, s)
+	if got := committed(t, c.Addr(), group, "bomb")[0]; got != 5 {
+		t.Fatalf("committed %d, want 5: the failed batch was acknowledged", got)
+	}
+}
+
+// TestCorruptBatchIsDeadLettered: a batch whose compressed data cannot be
+// decompressed made franz-go fetch it again and again, never past it: the
+// partition stalled and the source logged a warning per fetch. It is now
+// skipped as a batch past the limit is, with the decoder's reason.
+func TestCorruptBatchIsDeadLettered(t *testing.T) {
+	c := cluster(t, 1, "bad")
+	produceRaw(t, c.Addr(), "bad", rawBatch(2, 4, []byte("this is not zstd data at all"))) // offsets 0-1
+	produce(t, c.Addr(), &kgo.Record{Topic: "bad", Partition: 0, Value: []byte(`{"after":1}`)})
+	group := uniq(t, "g")
+	s := newSource(t, testEnv(t), baseTree(c, "bad", group))
+	msgs := readUntil(t, s, 2)
+	if len(msgs) != 2 || msgs[1].Pos.Offset != 2 || msgs[1].Err != nil {
+		t.Fatalf("read %+v, want the failed batch, then record 2", msgs)
+	}
+	m := msgs[0]
+	if m.Pos.Offset != 0 || m.Err == nil || !strings.Contains(m.Err.Error(), "bad-0-0 to bad-0-1") ||
+		!strings.Contains(m.Err.Error(), "cannot be decompressed") || !strings.Contains(m.Err.Error(), "magic number mismatch") {
+		t.Fatalf("failed batch: pos %v, err %v", m.Pos, m.Err)
+	}
+	commitRound(t, s)
+	if got := committed(t, c.Addr(), group, "bad")[0]; got != 3 {
+		t.Fatalf("committed %d, want 3", got)
+	}
+}
+
+// TestSkippedBatchIsReadAgainAfterRewind: the failed event of a skipped
+// batch that the task blocks on (nacked) holds the partition's commits
+// like any record; after a rewind the batch is read again and fails again.
+func TestSkippedBatchIsReadAgainAfterRewind(t *testing.T) {
+	c := cluster(t, 1, "bomb")
+	produceRaw(t, c.Addr(), "bomb", zstdBatch(t, 2, 1<<20)) // offsets 0-1
+	produce(t, c.Addr(), &kgo.Record{Topic: "bomb", Partition: 0, Value: []byte(`{"after":1}`)})
+	group := uniq(t, "g")
+	tree := baseTree(c, "bomb", group)
+	tree["max_decompressed_batch_bytes"] = "1MiB"
+	s := newSource(t, testEnv(t), tree)
+	b := readBatches(t, s, 1)[0]
+	if b.Messages[0].Err == nil || b.Messages[0].Pos.Offset != 0 {
+		t.Fatalf("first batch: %+v", b.Messages)
+	}
+	b.Ack(errors.New("task blocked"))
+	commitRound(t, s)
+	if got, ok := committed(t, c.Addr(), group, "bomb")[0]; ok {
+		t.Fatalf("committed %d past a nacked batch", got)
+	}
+	if err := s.Rewind(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	msgs := readUntil(t, s, 2)
+	if len(msgs) != 2 || msgs[0].Err == nil || msgs[0].Pos.Offset != 0 || msgs[1].Pos.Offset != 2 || msgs[1].Err != nil {
+		t.Fatalf("after the rewind read %+v, want the failed batch again, then record 2", msgs)
+	}
+	commitRound(t, s)
+	if got := committed(t, c.Addr(), group, "bomb")[0]; got != 3 {
+		t.Fatalf("committed %d, want 3", got)
 	}
 }
 
@@ -588,6 +800,7 @@ func TestConfigProblems(t *testing.T) {
 		{"revoke vs rebalance", base("revoke_timeout", "2m"), []string{"source.revoke_timeout: must be shorter than rebalance_timeout"}},
 		{"heartbeat", base("heartbeat_interval", "1m"), []string{"source.heartbeat_interval: must be shorter than session_timeout"}},
 		{"unknown key", base("topic", "t"), []string{`source.topic: unknown key "topic" (did you mean "topics"?)`}},
+		{"decompressed batch", base("max_decompressed_batch_bytes", "3GiB"), []string{"source.max_decompressed_batch_bytes: must be between 1 byte and 2GiB"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -58,6 +58,15 @@ func (p *partState) add(recs []*kgo.Record) *pending {
 	return b
 }
 
+// addRange registers a batch of n events covering the offsets from first
+// up to (not including) next, read without records (a batch that could
+// not be decompressed).
+func (p *partState) addRange(first, next kgo.EpochOffset, n int) *pending {
+	b := &pending{first: first, last: next, n: n}
+	p.batches = append(p.batches, b)
+	return b
+}
+
 // ack records the fate of b and advances the acknowledged prefix. It
 // returns the records the prefix grew by.
 func (p *partState) ack(b *pending, err error) int {
