@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/delivery"
@@ -39,6 +40,7 @@ type KafkaSource struct {
 	env     component.Env
 
 	cl   *kgo.Client
+	dec  *kafkaconf.BatchDecompressor
 	ends map[int32]int64 // partition -> end offset at start
 	done map[int32]bool
 	w    lineformat.Wrapper
@@ -69,9 +71,17 @@ func NewKafka(addr string, stages []string, batch int, env component.Env) (*Kafk
 
 // Open connects and notes where the topic ends now.
 func (s *KafkaSource) Open(ctx context.Context) error {
+	// A dead letter holds one event, under max_event_size: a batch is
+	// bounded as the Kafka source bounds them.
+	dec, err := kafkaconf.NewBatchDecompressor(kafkaconf.DecompressLimit(0, s.env.MaxEvent))
+	if err != nil {
+		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
+	}
+	s.dec = dec
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(s.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
+		kgo.WithDecompressor(dec), kgo.WithHooks(dec))
 	if err != nil {
 		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
 	}
@@ -127,7 +137,11 @@ func (s *KafkaSource) Read(ctx context.Context) (component.Batch, error) {
 		}
 		var errs []error
 		fs.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
+			var tooLarge *kgo.ErrDecompressTooLarge
+			switch {
+			case errors.As(err, &tooLarge):
+				errs = append(errs, s.undecompressable(tooLarge))
+			case !errors.Is(err, context.DeadlineExceeded):
 				errs = append(errs, err)
 			}
 		})
@@ -169,6 +183,16 @@ func (s *KafkaSource) Read(ctx context.Context) (component.Batch, error) {
 			return component.Batch{Messages: msgs, Lane: s.topic}, nil
 		}
 	}
+}
+
+// undecompressable explains a record batch that the client could not
+// decompress: the replay cannot go past it.
+func (s *KafkaSource) undecompressable(e *kgo.ErrDecompressTooLarge) error {
+	where := fmt.Sprintf("the record batch at offsets %d to %d of partition %d", e.Offset, e.NextOffset-1, e.Partition)
+	if cause := s.dec.Cause(e.Topic, e.Partition); cause != nil {
+		return fmt.Errorf("%s cannot be decompressed: %w", where, cause)
+	}
+	return fmt.Errorf("%s decompresses to more than %d bytes (4 x max_event_size, at least 64 MiB): raise the task's max_event_size (or --max-event-size) for the replay", where, s.dec.Limit())
 }
 
 var _ component.Source = (*KafkaSource)(nil)

@@ -1,15 +1,23 @@
 package dlq
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
@@ -290,5 +298,97 @@ func TestKafkaReplayOfEmptiedPartitionEnds(t *testing.T) {
 	}
 	if got := strings.Join(ids, ","); got != "kept" {
 		t.Fatalf("replayed %q, want kept", got)
+	}
+}
+
+// zstdBomb returns a v2 record batch of one record whose value is size
+// bytes of 'x', zstd-compressed (a few KiB for hundreds of MiB).
+func zstdBomb(t *testing.T, size int64) []byte {
+	t.Helper()
+	var body []byte
+	body = append(body, 0)               // attributes
+	body = binary.AppendVarint(body, 0)  // timestamp delta
+	body = binary.AppendVarint(body, 0)  // offset delta
+	body = binary.AppendVarint(body, -1) // null key
+	body = binary.AppendVarint(body, size)
+	head := binary.AppendVarint(nil, int64(len(body))+size+1)
+	var comp bytes.Buffer
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.ResetContentSize(&comp, int64(len(head)+len(body))+size+1)
+	enc.Write(head)
+	enc.Write(body)
+	chunk := bytes.Repeat([]byte{'x'}, 1<<20)
+	for left := size; left > 0; left -= int64(len(chunk)) {
+		enc.Write(chunk[:min(left, int64(len(chunk)))])
+	}
+	enc.Write([]byte{0}) // no headers
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{PartitionLeaderEpoch: -1, Magic: 2, Attributes: 4, FirstTimestamp: now, MaxTimestamp: now,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: comp.Bytes()}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
+
+// A dead-letter topic is read through the same bound on decompressed
+// batches as the Kafka source: a batch of 53 KB of zstd holding a 256 MiB
+// value was decompressed whole (franz-go's default allows 1 GiB per
+// batch). The replay now stops with an error naming the batch, having
+// allocated a small part of it.
+func TestKafkaReplayBoundsDecompressedBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(replayDeadline))
+	defer cancel()
+	c, err := kafkadev.Start(ctx, "127.0.0.1:0", 1, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.MaxVersions(kversion.V3_6_0())) // produce by topic name
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "dlq"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = zstdBomb(t, 256<<20)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
+	}
+	if err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	s, err := NewKafka("kafka://"+strings.Join(c.Addrs(), ",")+"/dlq", nil, 0, component.Env{MaxEvent: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	_, err = s.Read(ctx)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "offsets 0 to 0 of partition 0 decompresses to more than 67108864 bytes") {
+		t.Fatalf("Read: %v, want the batch refused", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Fatalf("reading a batch that decompresses to 256 MiB allocated %d MiB", alloc>>20)
 	}
 }
