@@ -62,6 +62,7 @@ type Sink struct {
 
 	mu     sync.Mutex
 	cl     *kgo.Client
+	alone  *kgo.Client // sends rejected records again one by one; made when first needed
 	closed bool
 }
 
@@ -324,6 +325,9 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		cl.Produce(pctx, &recs[i], bs.promise)
 	}
 	bs.wg.Wait()
+	if s.txn == nil && len(bs.failed) > 0 {
+		s.sendAlone(pctx, recs, bs)
+	}
 	s.m.latency.Observe(time.Since(start).Seconds())
 	ok := len(msgs) - len(prep) - len(bs.failed)
 	s.m.records.Add(uint64(ok))
@@ -361,6 +365,89 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		s.m.errors.WithLabelValues(component.ClassOf(err).String()).Inc()
 	}
 	return re
+}
+
+// sendAlone sends again, each alone in its own produce request, the
+// records the brokers rejected with a code that condemns a record
+// (INVALID_RECORD, CORRUPT_MESSAGE, INVALID_TIMESTAMP, MESSAGE_TOO_LARGE,
+// RECORD_LIST_TOO_LARGE): the brokers answer for a whole batch, so franz-go
+// fails every record of a batch for the one bad record in it, maybe of
+// another Write. A record that lands is removed from bs.failed; one the
+// brokers still reject alone keeps that error. The records go through a
+// client of their own, which nothing else uses: on the shared client, the
+// records of other Writes to the partition would join their batches. Under
+// exactly_once this is not done: the rejection has failed the transaction
+// already (Write makes it task-permanent).
+func (s *Sink) sendAlone(ctx context.Context, recs []kgo.Record, bs *batchState) {
+	type part struct {
+		topic string
+		p     int32
+	}
+	byPart := map[part][]*kgo.Record{}
+	var parts []part
+	n := 0
+	for i := range recs {
+		r := &recs[i]
+		err, bad := bs.failed[r]
+		if !bad || kafkaconf.Class(err) != component.ClassEventPermanent {
+			continue
+		}
+		k := part{r.Topic, r.Partition}
+		if byPart[k] == nil {
+			parts = append(parts, k)
+		}
+		byPart[k] = append(byPart[k], r)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	cl, err := s.aloneClient()
+	if err != nil {
+		s.log.Warn().Err(err).Msg("kafka sink: cannot send rejected records again one by one; they fail as rejected")
+		return
+	}
+	// Partitions in parallel, the records of one partition one after the
+	// other: only then is each a batch of its own.
+	var wg sync.WaitGroup
+	landed := 0
+	for _, k := range parts {
+		wg.Go(func() {
+			for _, r := range byPart[k] {
+				err := cl.ProduceSync(ctx, r).FirstErr()
+				bs.mu.Lock()
+				if err == nil {
+					delete(bs.failed, r)
+					landed++
+				} else {
+					bs.failed[r] = err
+				}
+				bs.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	s.log.Info().Int("records", n).Int("landed", landed).Msg("kafka sink: the brokers rejected whole batches; their records were sent again one by one")
+}
+
+// aloneClient returns the client of sendAlone: the sink's settings, with
+// the partition each record already has.
+func (s *Sink) aloneClient() (*kgo.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.alone != nil {
+		return s.alone, nil
+	}
+	if s.closed {
+		return nil, errors.New("kafka sink closed")
+	}
+	opts := append(s.clientOptions(), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	s.alone = cl
+	return cl, nil
 }
 
 // fits checks a record against batch_max_bytes where the client cannot:
@@ -479,10 +566,13 @@ func (s *Sink) classify(topic string, err error) error {
 // pending Write. It is safe without Open.
 func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
-	cl := s.cl
-	s.cl = nil
+	cl, alone := s.cl, s.alone
+	s.cl, s.alone = nil, nil
 	s.closed = true
 	s.mu.Unlock()
+	if alone != nil {
+		alone.Close()
+	}
 	if cl == nil {
 		return nil
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/builtins/kafkadev"
@@ -387,6 +389,77 @@ func TestMessageTooLarge(t *testing.T) {
 	recs := consumeAll(t, c.Addr(), 2, "big")
 	if string(recs[0].Value) != "small-1" || string(recs[1].Value) != "small-2" {
 		t.Fatalf("records %q %q", recs[0].Value, recs[1].Value)
+	}
+}
+
+// batchHasNullKey reports whether a produce request carries a record
+// without a key: what a compacted topic refuses (Kafka answers the whole
+// batch with INVALID_RECORD, "Compacted topic cannot accept message without
+// key").
+func batchHasNullKey(req kmsg.Request) bool {
+	pr, ok := req.(*kmsg.ProduceRequest)
+	if !ok {
+		return false
+	}
+	for _, rt := range pr.Topics {
+		for _, rp := range rt.Partitions {
+			var b kmsg.RecordBatch
+			if err := b.ReadFrom(rp.Records); err != nil {
+				continue
+			}
+			recs, err := kfake.BatchRecords(b)
+			if err != nil {
+				continue
+			}
+			for _, r := range recs {
+				if r.Key == nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// TestBrokerRejectedBatchFailsOnlyItsBadRecord: a broker rejects a whole
+// batch for one record in it (here a compacted topic refuses the one
+// record without a key), and franz-go fails every record of the batch
+// with the code. The sink classed each as event-permanent and the engine
+// dead-lettered all five, although docs/kafka.md promises that one bad
+// record never fails its neighbours. The records are now sent again one
+// by one: the four good ones land, and only the one the broker still
+// rejects alone fails, as event-permanent.
+func TestBrokerRejectedBatchFailsOnlyItsBadRecord(t *testing.T) {
+	c := cluster(t, kafkadev.Options{Partitions: 1, Topics: []string{"compacted"}})
+	c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "compacted", Err: kerr.InvalidRecord, Count: -1, When: batchHasNullKey})
+	// linger lets the Write's records share one batch, as they do under
+	// load (a request in flight gathers the next records anyway).
+	s := newSink(t, testEnv(t), map[string]any{"brokers": []any{c.Addr()}, "topic": "compacted", "linger": "1s"})
+	var msgs []message.Message
+	for i := range 5 {
+		m := msg(`{}`, fmt.Sprintf("v%d", i))
+		if i != 2 {
+			m.Key = fmt.Appendf(nil, "k%d", i)
+		}
+		msgs = append(msgs, m)
+	}
+	err := write(t, s, msgs...)
+	var re *component.RecordErrors
+	if !errors.As(err, &re) {
+		t.Fatalf("want record 2 failed, got %v", err)
+	}
+	if len(re.Errs) != 1 || re.Errs[2] == nil {
+		t.Fatalf("failed records %v, want only record 2 (the record without a key)", re.Errs)
+	}
+	if component.ClassOf(re.Errs[2]) != component.ClassEventPermanent || !strings.Contains(re.Errs[2].Error(), "INVALID_RECORD") {
+		t.Fatalf("record 2: %v (%v), want event-permanent INVALID_RECORD", re.Errs[2], component.ClassOf(re.Errs[2]))
+	}
+	var got []string
+	for _, r := range consumeAll(t, c.Addr(), 4, "compacted") {
+		got = append(got, string(r.Value))
+	}
+	if strings.Join(got, ",") != "v0,v1,v3,v4" {
+		t.Fatalf("topic holds %q, want the four good records in order", got)
 	}
 }
 
