@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -338,6 +339,7 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	if re.Errs == nil {
 		re.Errs = make(map[int]error, len(bs.failed))
 	}
+	var purge map[string]bool
 	for i := range recs {
 		r := &recs[i]
 		err, bad := bs.failed[r]
@@ -352,6 +354,12 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			err = fmt.Errorf("not acknowledged within delivery_timeout (%s): %w", s.cfg.DeliveryTimeout, err)
 		}
 		re.Errs[i] = s.classify(r.Topic, err)
+		if s.tpl.fixedTopic == "" && (errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.InvalidTopicException)) {
+			if purge == nil {
+				purge = map[string]bool{}
+			}
+			purge[r.Topic] = true
+		}
 		if s.txn != nil && component.ClassOf(re.Errs[i]) == component.ClassEventPermanent &&
 			!errors.Is(err, kerr.UnknownTopicOrPartition) && !errors.Is(err, kerr.InvalidTopicException) {
 			// The brokers rejected a record they were sent: the
@@ -363,6 +371,14 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	}
 	for _, err := range re.Errs {
 		s.m.errors.WithLabelValues(component.ClassOf(err).String()).Inc()
+	}
+	if len(purge) > 0 {
+		// The client keeps every topic it was asked to produce to, and
+		// asks the brokers for the ones it cannot find at every metadata
+		// refresh, for good: templated names from event data (a typo, a
+		// hostile producer) would pile up without bound. A record routed
+		// there again asks once more.
+		cl.PurgeTopicsFromProducing(slices.Collect(maps.Keys(purge))...)
 	}
 	return re
 }

@@ -463,6 +463,61 @@ func TestBrokerRejectedBatchFailsOnlyItsBadRecord(t *testing.T) {
 	}
 }
 
+// TestBadTemplatedTopicsAreForgotten: a templated topic routes records by
+// event data ("events-${tenant}"). A record routed to a topic that does not
+// exist is dead-lettered, as documented, but the producer kept the name
+// for good: every later metadata request asked for every bad name ever
+// seen, and the unresolved topics made it refresh every
+// metadata_min_age, forever. Data with many distinct bad names (a typo'd
+// field, a hostile producer) grew the client and every metadata round
+// trip without bound. Such topics are now purged from the producer.
+func TestBadTemplatedTopicsAreForgotten(t *testing.T) {
+	c := cluster(t, kafkadev.Options{Partitions: 1, Topics: []string{"there"}})
+	s := newSink(t, testEnv(t), map[string]any{"brokers": []any{c.Addr()}, "topic": "${t}", "variables": map[string]any{"t": "$.t"}})
+	var msgs []message.Message
+	for i := range 50 {
+		msgs = append(msgs, msg(fmt.Sprintf(`{"t":"nowhere-%d"}`, i), "x"))
+	}
+	err := write(t, s, msgs...)
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || len(re.Errs) != 50 {
+		t.Fatalf("want the 50 records to missing topics failed, got %v", err)
+	}
+	if err := write(t, s, msg(`{"t":"there"}`, "ok")); err != nil {
+		t.Fatal(err)
+	}
+	// Watch the next metadata requests the client sends (fastOpts: at
+	// least one a second).
+	var mu sync.Mutex
+	asked := map[string]bool{}
+	h := c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Metadata}, Observe: true, Count: -1, When: func(r kmsg.Request) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rt := range r.(*kmsg.MetadataRequest).Topics {
+			if rt.Topic != nil && strings.HasPrefix(*rt.Topic, "nowhere-") {
+				asked[*rt.Topic] = true
+			}
+		}
+		return true
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
+	defer cancel()
+	if err := h.Wait(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	h.Remove()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) > 0 {
+		t.Fatalf("long after their records were dead-lettered, the producer still asks the brokers for %d bad topic names in its metadata requests", len(asked))
+	}
+	// A name routed to again is asked for again, and fails again.
+	err = write(t, s, msg(`{"t":"nowhere-1"}`, "x"))
+	if !errors.As(err, &re) || component.ClassOf(re.Errs[0]) != component.ClassEventPermanent {
+		t.Fatalf("a record routed to a purged missing topic: %v", err)
+	}
+}
+
 // TestUnknownTopic: a missing fixed topic stops the task at Open; a
 // template routing one record to a missing topic fails only that record.
 func TestUnknownTopic(t *testing.T) {
