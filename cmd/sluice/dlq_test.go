@@ -1,10 +1,17 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluicehq/sluice/builtins/kafkadev"
 )
 
 // dlqRecord is a dead-letter record of one event of about 100 bytes, so
@@ -124,5 +131,54 @@ func TestCleanReplayKeepsEarlierFailures(t *testing.T) {
 	}
 	if data, err := os.ReadFile(failed); err != nil || string(data) != earlier {
 		t.Errorf("the clean replay changed the earlier failures: %q, %v", data, err)
+	}
+}
+
+// TestReplayOfASecuredKafkaTopic: `sluice dlq replay --from kafka://...` of
+// a dead-letter topic on a cluster that requires SASL failed ("is SASL
+// missing?"): the replay connected with the address's brokers alone, and
+// nothing could give it credentials. It now connects with the SASL and TLS
+// settings of the task's Kafka [dead_letter], which wrote the topic.
+func TestReplayOfASecuredKafkaTopic(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 1, Topics: []string{"orders-dlq"},
+		Users: []kafkadev.User{{Mechanism: "SCRAM-SHA-512", Name: "sluice", Password: "dlq-secret"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()), kgo.DefaultProduceTopic("orders-dlq"),
+		kgo.SASL(scram.Auth{User: "sluice", Pass: "dlq-secret"}.AsSha512Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for _, id := range []string{"e1", "e2"} {
+		recs = append(recs, &kgo.Record{Value: []byte(`{"specversion":"1.0","id":"` + id + `","source":"s","type":"t"}`),
+			Headers: []kgo.RecordHeader{{Key: "sluice-stage", Value: []byte("sink")}}})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Setenv("DLQ_PASSWORD", "dlq-secret")
+	task := write(t, dir, "task.toml", fmt.Sprintf(`name = "orders"
+[source]
+type = "stdin"
+[sink]
+type = "file"
+path = "out.jsonl"
+[dead_letter]
+type = "kafka"
+brokers = [%q]
+topic = "orders-dlq"
+sasl = { mechanism = "SCRAM-SHA-512", username = "sluice", password = "${env:DLQ_PASSWORD}" }
+`, c.Addr()))
+	so, se, code := runMain("dlq", "replay", task, "--from", "kafka://"+c.Addr()+"/orders-dlq", "--failed", filepath.Join(dir, "failed.jsonl"),
+		"--state-dir", t.TempDir(), "--log-level", "error")
+	if n := fileLines(t, filepath.Join(dir, "out.jsonl")); code != exitOK || n != 2 {
+		t.Fatalf("exit %d, the sink got %d events for 2 dead letters\n%s%s", code, n, so, se)
 	}
 }

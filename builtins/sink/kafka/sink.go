@@ -85,6 +85,12 @@ func build(c any, env component.Env) (any, error) {
 		return nil, err
 	}
 	s := &Sink{cfg: cfg, log: env.Logger, opts: opts, tpl: tpl, manual: &manualPartitioner{}}
+	if env.Problems != nil {
+		if base := env.Problems.Base(); len(base) > 0 && base[0] == "dead_letter" {
+			// A replay of the topic connects as this sink does.
+			kafkaconf.ShareDeadLetter(env.Shared, env.Task, tpl.fixedTopic, cfg.Brokers, opts)
+		}
+	}
 	if env.ExactlyOnce {
 		if s.txn, err = kafkaconf.SharedTxn(env.Shared, env.Task); err != nil {
 			return nil, err

@@ -53,7 +53,8 @@ func Register(r *component.Registry) {
 			"not dead-letter records, events over the task's `max_event_size` and lines over 8 x `max_event_size` + 64 KiB " +
 			"(not read whole: they keep their first `max_event_size` bytes, whatever their stage) go to the dead-letter " +
 			"queue at stage decode. A Kafka topic is read committed: records of aborted transactions are skipped, and a " +
-			"transaction still open when the run starts holds the run until it commits or aborts. The run is finite.",
+			"transaction still open when the run starts holds the run until it commits or aborts; `sluice dlq replay` " +
+			"connects with the SASL and TLS of the task's Kafka dead-letter sink that writes the topic. The run is finite.",
 		Example: "[source]\ntype = \"dlq\"\npath = \"dlq/orders.jsonl\"\nstages = [\"sink\"]\n",
 		New:     func() any { return &Config{BatchSize: 512} },
 		Build: func(cfg any, env component.Env) (any, error) {

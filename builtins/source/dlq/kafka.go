@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
@@ -78,11 +79,22 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
 	}
 	s.dec = dec
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(s.topic),
+	// The task's Kafka dead-letter sink that wrote the topic lends its
+	// SASL and TLS settings (sluice dlq replay).
+	opts, secured := kafkaconf.DeadLetterOptions(s.env.Shared, s.env.Task, s.topic, s.brokers)
+	opts = append(opts, kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(s.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
 		kgo.WithDecompressor(dec), kgo.WithHooks(dec))
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
+	}
+	fail := func(err error) error {
+		cl.Close()
+		if !secured && unauthenticated(err) {
+			err = fmt.Errorf("%w (connected without SASL or TLS: the replay takes them from the task's Kafka [dead_letter] when it writes topic %q on one of %v, and none does)", err, s.topic, s.brokers)
+		}
 		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
 	}
 	adm := kadm.NewClient(cl)
@@ -98,8 +110,7 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 		err = ends.Error()
 	}
 	if err != nil {
-		cl.Close()
-		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
+		return fail(err)
 	}
 	s.ends, s.done = map[int32]int64{}, map[int32]bool{}
 	ends.Each(func(o kadm.ListedOffset) {
@@ -113,6 +124,17 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 	})
 	s.cl = cl
 	return nil
+}
+
+// unauthenticated reports whether err may come from connecting without the
+// SASL or TLS a cluster requires: it dropped the connection, or refused the
+// client.
+func unauthenticated(err error) bool {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		return true
+	}
+	return component.ClassOf(kafkaconf.Classify(err)) == component.ClassTaskPermanent && !errors.Is(err, kerr.UnknownTopicOrPartition)
 }
 
 // Close disconnects.

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -390,5 +392,70 @@ func TestKafkaReplayBoundsDecompressedBatches(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
 		t.Fatalf("reading a batch that decompresses to 256 MiB allocated %d MiB", alloc>>20)
+	}
+}
+
+// A dead-letter topic on a cluster that requires SASL could not be
+// replayed: the source connected with the brokers of its address alone.
+// It now takes the connection of the task's Kafka dead-letter sink that
+// writes the topic, when that sink writes to one of the address's brokers;
+// otherwise the error says where the settings come from.
+func TestKafkaReplayConnectsAsTheDeadLetterSink(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(replayDeadline))
+	defer cancel()
+	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 1, Topics: []string{"dlq"},
+		Users: []kafkadev.User{{Mechanism: "SCRAM-SHA-256", Name: "dl", Password: "dl-pass"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := kafkaconf.Conn{Brokers: c.Addrs(), SASL: &kafkaconf.SASL{Mechanism: "SCRAM-SHA-256", Username: "dl", Password: "dl-pass"}}
+	opts, err := conn.Options(t.TempDir(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic("dlq"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, deadLetter(0, "e1"), deadLetter(0, "e2")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	addr := "kafka://" + strings.Join(c.Addrs(), ",") + "/dlq"
+
+	shared := component.NewShared()
+	defer shared.Close()
+	env := component.Env{Task: "orders", Shared: shared}
+	for _, other := range []struct {
+		task, topic string
+		brokers     []string
+	}{
+		{"another-task", "dlq", c.Addrs()},            // another task's
+		{"orders", "other-dlq", c.Addrs()},            // another topic's
+		{"orders", "dlq", []string{"elsewhere:9092"}}, // another cluster's
+	} {
+		kafkaconf.ShareDeadLetter(shared, other.task, other.topic, other.brokers, opts)
+		s, err := NewKafka(addr, nil, 0, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Open(ctx)
+		if err == nil || !strings.Contains(err.Error(), `the replay takes them from the task's Kafka [dead_letter] when it writes topic "dlq"`) {
+			t.Fatalf("with the credentials of %+v: open %v, want it refused, saying where credentials come from", other, err)
+		}
+	}
+
+	kafkaconf.ShareDeadLetter(shared, "orders", "dlq", c.Addrs(), opts)
+	s, err := NewKafka(addr, nil, 0, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if got := strings.Join(replayIDs(t, c, s), ","); got != "e1,e2" {
+		t.Fatalf("replayed %q, want e1,e2", got)
 	}
 }
