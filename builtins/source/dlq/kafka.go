@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
@@ -43,6 +44,7 @@ type KafkaSource struct {
 	cl   *kgo.Client
 	dec  *kafkaconf.BatchDecompressor
 	ends map[int32]int64 // partition -> end offset at start
+	next map[int32]int64 // partition -> one past the last record read (at first: its start)
 	done map[int32]bool
 	w    lineformat.Wrapper
 }
@@ -112,13 +114,15 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	s.ends, s.done = map[int32]int64{}, map[int32]bool{}
+	s.ends, s.next, s.done = map[int32]int64{}, map[int32]int64{}, map[int32]bool{}
 	ends.Each(func(o kadm.ListedOffset) {
 		s.ends[o.Partition] = o.Offset
+		start, _ := starts.Lookup(s.topic, o.Partition)
+		s.next[o.Partition] = start.Offset
 		// A partition whose records were all removed (retention,
 		// delete-records) starts at its end, which may be past 0: no
 		// record will come to say it is read.
-		if start, ok := starts.Lookup(s.topic, o.Partition); o.Offset == 0 || ok && start.Offset >= o.Offset {
+		if o.Offset == 0 || start.Offset >= o.Offset {
 			s.done[o.Partition] = true
 		}
 	})
@@ -170,9 +174,14 @@ func (s *KafkaSource) Read(ctx context.Context) (component.Batch, error) {
 		if len(errs) > 0 {
 			return component.Batch{}, fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, errors.Join(errs...))
 		}
+		if fs.NumRecords() == 0 {
+			s.checkTails(ctx)
+			continue
+		}
 		var msgs []message.Message
 		now := time.Now()
 		fs.EachRecord(func(r *kgo.Record) {
+			s.next[r.Partition] = max(s.next[r.Partition], r.Offset+1)
 			end := s.ends[r.Partition]
 			if r.Offset >= end || s.done[r.Partition] {
 				s.done[r.Partition] = true
@@ -205,6 +214,93 @@ func (s *KafkaSource) Read(ctx context.Context) (component.Batch, error) {
 			return component.Batch{Messages: msgs, Lane: s.topic}, nil
 		}
 	}
+}
+
+// checkTails marks done the partitions that hold no record left to read
+// before their end. A compacted topic can lose the records at the end of a
+// partition (expired tombstones, the data and marker of an aborted
+// transaction): the client then has nothing to hand out, however long the
+// replay waits, and the last record read is short of the end. Read calls
+// it after a poll that found nothing. It asks the partition's leader for
+// what it holds from the next offset to read, as the client would, and
+// walks that up to the end: a partition is done once that offset reaches
+// the end, whatever records exist.
+func (s *KafkaSource) checkTails(ctx context.Context) {
+	var parts []int32
+	for p := range s.ends {
+		if !s.done[p] {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return
+	}
+	md, err := kadm.NewClient(s.cl).Metadata(ctx, s.topic)
+	if err != nil {
+		return // the next idle poll tries again
+	}
+	td, ok := md.Topics[s.topic]
+	if !ok || td.Err != nil {
+		return
+	}
+	for _, p := range parts {
+		pd, ok := td.Partitions[p]
+		if !ok || pd.Err != nil || pd.Leader < 0 {
+			continue
+		}
+		if s.emptyUpToEnd(ctx, td.ID, p, pd.Leader) {
+			s.done[p] = true
+		}
+	}
+}
+
+// emptyUpToEnd reports whether partition p holds no committed record (nor
+// transaction marker) from its next offset to read up to its end.
+func (s *KafkaSource) emptyUpToEnd(ctx context.Context, id kadm.TopicID, p, leader int32) bool {
+	end, next := s.ends[p], s.next[p]
+	for range 64 { // each round moves past at least one batch
+		if next >= end {
+			return true
+		}
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = -1
+		req.MaxBytes = 1 << 20
+		req.IsolationLevel = 1 // read committed, as the client
+		req.SessionEpoch = -1  // no fetch session
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = s.topic, id
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, next, 1<<20
+		rp.CurrentLeaderEpoch, rp.LogStartOffset = -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, s.cl.Broker(int(leader)))
+		if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			return false
+		}
+		got := &resp.Topics[0].Partitions[0]
+		if errors.Is(kerr.ErrorForCode(got.ErrorCode), kerr.OffsetOutOfRange) && got.LogStartOffset > next {
+			next = got.LogStartOffset // retention moved the start past it
+			continue
+		}
+		fp, after := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+			KeepControlRecords: true, Offset: next, IsolationLevel: kgo.ReadCommitted(), Topic: s.topic, Partition: p,
+		}, got, s.dec, nil)
+		switch {
+		case fp.Err != nil:
+			return false
+		case len(fp.Records) > 0 && fp.Records[0].Offset < end:
+			return false // the client hands it out
+		case after > next:
+			next = after // batches emptied by compaction, passed over
+		default:
+			// Nothing at or past next below the last stable offset: the
+			// records up to the end are gone, unless a transaction open
+			// at the end still holds them back.
+			return got.LastStableOffset >= end || got.LastStableOffset < 0 && got.HighWatermark >= end
+		}
+	}
+	return false
 }
 
 // undecompressable explains a record batch that the client could not

@@ -9,6 +9,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -457,5 +458,106 @@ func TestKafkaReplayConnectsAsTheDeadLetterSink(t *testing.T) {
 	defer s.Close(ctx)
 	if got := strings.Join(replayIDs(t, c, s), ","); got != "e1,e2" {
 		t.Fatalf("replayed %q, want e1,e2", got)
+	}
+}
+
+// compactedTail makes partition 0 of topic "dlq" of c, which holds records
+// up to offset from, look like a partition whose records from there up to
+// end were removed by compaction, batch headers included: its end offset
+// is end, and a fetch at or past from finds nothing, with a high watermark
+// of end and the last stable offset *lso.
+func compactedTail(c *kafkadev.Cluster, from, end int64, lso *atomic.Int64) {
+	c.Kfake().ControlKey(kmsg.ListOffsets.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.Kfake().KeepControl()
+		req := r.(*kmsg.ListOffsetsRequest)
+		if len(req.Topics) != 1 || len(req.Topics[0].Partitions) != 1 || req.Topics[0].Partitions[0].Timestamp != -1 {
+			return nil, nil, false // only the end offset is made up
+		}
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = req.Topics[0].Topic
+		sp := kmsg.NewListOffsetsResponseTopicPartition()
+		sp.Partition, sp.Offset, sp.Timestamp, sp.LeaderEpoch = req.Topics[0].Partitions[0].Partition, end, -1, 0
+		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+	c.Kfake().ControlKey(kmsg.Fetch.Int16(), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.Kfake().KeepControl()
+		req := r.(*kmsg.FetchRequest)
+		if len(req.Topics) != 1 || len(req.Topics[0].Partitions) != 1 {
+			return nil, nil, false
+		}
+		rt, rp := req.Topics[0], req.Topics[0].Partitions[0]
+		if rp.Partition != 0 || rp.FetchOffset < from {
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		sp := kmsg.NewFetchResponseTopicPartition()
+		sp.Partition, sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = 0, end, lso.Load(), 0
+		st.Partitions = append(st.Partitions, sp)
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+}
+
+// A compacted topic can lose the records at the end of a partition (expired
+// tombstones, an aborted transaction and its marker): the last record read
+// is then short of the end noted at Open, the client has nothing more to
+// hand out, and the replay waited for a record at end - 1 forever. A
+// partition is now done once the next offset to read reaches its end,
+// whatever records exist; a transaction still open below the end keeps it
+// waiting, as documented.
+func TestKafkaReplayEndsAtACompactedTail(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(replayDeadline))
+	defer cancel()
+	c, err := kafkadev.Start(ctx, "127.0.0.1:0", 1, "dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.DefaultProduceTopic("dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, deadLetter(0, "e0"), deadLetter(0, "e1")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var lso atomic.Int64
+	lso.Store(5)
+	compactedTail(c, 2, 5, &lso) // records 2 to 4 are gone
+	if got := strings.Join(replayIDs(t, c, nil), ","); got != "e0,e1" {
+		t.Fatalf("replayed %q, want e0,e1", got)
+	}
+
+	// A transaction open at offset 4 (last stable offset 4): not done.
+	lso.Store(4)
+	s, err := NewKafka("kafka://"+strings.Join(c.Addrs(), ",")+"/dlq", nil, 0, component.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	s.checkTails(ctx)
+	if s.done[0] {
+		t.Fatal("partition 0 done before its records were read")
+	}
+	b, err := s.Read(ctx)
+	if err != nil || len(b.Messages) != 2 {
+		t.Fatalf("read %d events (%v), want e0 and e1", len(b.Messages), err)
+	}
+	s.checkTails(ctx)
+	if s.done[0] {
+		t.Fatal("partition 0 done while a transaction below its end is open")
+	}
+	lso.Store(5) // it aborted, and compaction removed it
+	s.checkTails(ctx)
+	if !s.done[0] {
+		t.Fatal("partition 0 not done: nothing is left below its end")
 	}
 }
