@@ -2,9 +2,11 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
@@ -400,4 +403,123 @@ policy = "none"
 			t.Fatalf("group committed offset %d of %s/%d", o.At, o.Topic, o.Partition)
 		}
 	})
+}
+
+// produceCorruptBatch appends to partition 0 of topic a record batch of n
+// records whose zstd data cannot be decompressed, with a valid CRC.
+func produceCorruptBatch(t *testing.T, ctx context.Context, addr, topic string, n int32) {
+	t.Helper()
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{PartitionLeaderEpoch: -1, Magic: 2, Attributes: 4, LastOffsetDelta: n - 1, FirstTimestamp: now, MaxTimestamp: now,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: n, Records: []byte("this is not zstd data")}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.MaxVersions(kversion.V3_6_0())) // produce by topic name
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = raw
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
+	}
+	if err != nil {
+		t.Fatalf("produce the corrupt batch: %v", err)
+	}
+}
+
+// TestExactlyOnceSkipsABatchItCannotDecompress: with exactly_once, a record
+// batch the source cannot decompress is dead-lettered inside the
+// transaction as one failed event naming its offsets, and the partition
+// goes on past it (moving the offsets of a transactional session's
+// partition): the records around it land once, the dead letter once, and
+// the group's offset ends at the log end.
+func TestExactlyOnceSkipsABatchItCannotDecompress(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 1, Topics: []string{"in", "out", "dlq"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()), kgo.DefaultProduceTopic("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(`{"seq":0}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produceCorruptBatch(t, ctx, c.Addr(), "in", 2) // offsets 1-2
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(`{"seq":3}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := runTask(t, rctx, t.TempDir(), fmt.Sprintf(`name = "skip"
+exactly_once = true
+[source]
+type = "kafka"
+brokers = [%[1]q]
+topics = ["in"]
+group = "skip"
+offset = "earliest"
+commit_interval = "100ms"
+transaction_timeout = "20s"
+[sink]
+type = "kafka"
+brokers = [%[1]q]
+topic = "out"
+[retry]
+policy = "none"
+[dead_letter]
+type = "kafka"
+brokers = [%[1]q]
+topic = "dlq"
+`, c.Addr()))
+		done <- err
+	}()
+	adm := kadm.NewClient(cl)
+	testkit.WaitFor(t, "the group to commit past the batch", func() bool {
+		offs, err := adm.FetchOffsets(ctx, "skip")
+		if err != nil {
+			return false
+		}
+		o, ok := offs.Lookup("in", 0)
+		return ok && o.At == 4
+	})
+	rcancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	var got []string
+	for _, r := range readCommitted(t, c.Addr(), "out", 2) {
+		got = append(got, string(r.Value))
+	}
+	if len(got) != 2 || !strings.Contains(got[0], `"offset":0`) || !strings.Contains(got[1], `"offset":3`) {
+		t.Fatalf("out holds %q, want records 0 and 3 once", got)
+	}
+	dl := readCommitted(t, c.Addr(), "dlq", 1)
+	if len(dl) != 1 {
+		t.Fatalf("dlq holds %d records, want the skipped batch once", len(dl))
+	}
+	var reason string
+	for _, h := range dl[0].Headers {
+		if h.Key == "sluice-error" {
+			reason = string(h.Value)
+		}
+	}
+	if !strings.Contains(reason, "in-0-1 to in-0-2") || !strings.Contains(reason, "cannot be decompressed") {
+		t.Fatalf("dead letter reason %q", reason)
+	}
 }
