@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // beyond53 finds an integer literal of 16 digits or more (past 2^53).
@@ -286,11 +288,11 @@ func BenchmarkEval(b *testing.B) {
 		b.Fatal(ok, err)
 	}
 	b.ReportAllocs()
-	t0 := threadCPU()
+	t0 := testkit.ThreadCPU()
 	for b.Loop() {
 		c.Eval(ev)
 	}
-	if cpu := threadCPU() - t0; cpu > 0 {
+	if cpu := testkit.ThreadCPU() - t0; cpu > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
@@ -305,11 +307,11 @@ func BenchmarkEvalLoop(b *testing.B) {
 		b.Fatal(ok, err)
 	}
 	b.ReportAllocs()
-	t0 := threadCPU()
+	t0 := testkit.ThreadCPU()
 	for b.Loop() {
 		c.Eval(ev)
 	}
-	if cpu := threadCPU() - t0; cpu > 0 {
+	if cpu := testkit.ThreadCPU() - t0; cpu > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/runtime/jsonscan"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // cloudEvent is a ~250-byte CloudEvents envelope (Kafka-sourced, value parsed as JSON).
@@ -19,11 +20,11 @@ func benchMatch(b *testing.B, pattern string, want bool) {
 	b.ReportAllocs()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	t0 := threadCPU()
+	t0 := testkit.ThreadCPU()
 	for b.Loop() {
 		p.Match(cloudEvent)
 	}
-	if cpu := threadCPU() - t0; cpu > 0 {
+	if cpu := testkit.ThreadCPU() - t0; cpu > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
@@ -65,11 +66,11 @@ func BenchmarkValidBaseline(b *testing.B) {
 	b.ReportAllocs()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	t0 := threadCPU()
+	t0 := testkit.ThreadCPU()
 	for b.Loop() {
 		jsonscan.Valid(cloudEvent)
 	}
-	if cpu := threadCPU() - t0; cpu > 0 {
+	if cpu := testkit.ThreadCPU() - t0; cpu > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }

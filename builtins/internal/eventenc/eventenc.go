@@ -165,3 +165,45 @@ func (c *Clock) nowMillis() int64 {
 	}
 	return time.Now().UnixMilli()
 }
+
+// AppendGrouped appends, as the members of a JSON object (without the
+// braces), n values named by name(i): a name's one value as itself, a
+// name's several values as an array in their order, the names in the order
+// of their first value; appendValue appends value i. It takes linear time
+// (a map), for the connectors' many-values case (headers, stream fields)
+// where a scan per name was quadratic.
+func AppendGrouped(dst []byte, n int, name func(i int) string, appendValue func(dst []byte, i int) []byte) []byte {
+	next := make([]int, n) // the next value of the same name, or -1
+	last := make(map[string]int, n)
+	firsts := make([]int, 0, n)
+	for i := range n {
+		next[i] = -1
+		k := name(i)
+		if p, ok := last[k]; ok {
+			next[p] = i
+		} else {
+			firsts = append(firsts, i)
+		}
+		last[k] = i
+	}
+	for m, i := range firsts {
+		if m > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendString(dst, name(i))
+		dst = append(dst, ':')
+		if next[i] < 0 {
+			dst = appendValue(dst, i)
+			continue
+		}
+		dst = append(dst, '[')
+		for j := i; j >= 0; j = next[j] {
+			if j != i {
+				dst = append(dst, ',')
+			}
+			dst = appendValue(dst, j)
+		}
+		dst = append(dst, ']')
+	}
+	return dst
+}

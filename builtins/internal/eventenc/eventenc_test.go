@@ -111,3 +111,16 @@ func TestJSONValue(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendGrouped(t *testing.T) {
+	kv := [][2]string{{"a", "1"}, {"b", "2"}, {"a", "3"}, {"c", "4"}, {"a", "5"}, {"b", "6"}}
+	got := AppendGrouped([]byte("{"), len(kv), func(i int) string { return kv[i][0] },
+		func(dst []byte, i int) []byte { return AppendString(dst, kv[i][1]) })
+	got = append(got, '}')
+	if want := `{"a":["1","3","5"],"b":["2","6"],"c":"4"}`; string(got) != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	if got := AppendGrouped(nil, 0, nil, nil); len(got) != 0 {
+		t.Fatalf("no values: got %q", got)
+	}
+}

@@ -278,41 +278,8 @@ func repairNames(hs []kgo.RecordHeader) []kgo.RecordHeader {
 	return out
 }
 
-// appendManyHeaders is appendHeaders in linear time: each header is chained
-// to the next header of its name, and the names are written in the order
-// of their first header.
+// appendManyHeaders is appendHeaders in linear time.
 func appendManyHeaders(dst []byte, hs []kgo.RecordHeader) []byte {
-	next := make([]int, len(hs)) // the next header of the same name, or -1
-	last := make(map[string]int, len(hs))
-	firsts := make([]int, 0, len(hs))
-	for i := range hs {
-		next[i] = -1
-		k := hs[i].Key
-		if p, ok := last[k]; ok {
-			next[p] = i
-		} else {
-			firsts = append(firsts, i)
-		}
-		last[k] = i
-	}
-	for n, i := range firsts {
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		dst = eventenc.AppendString(dst, hs[i].Key)
-		dst = append(dst, ':')
-		if next[i] < 0 {
-			dst = eventenc.AppendQuoted(dst, hs[i].Value)
-			continue
-		}
-		dst = append(dst, '[')
-		for j := i; j >= 0; j = next[j] {
-			if j != i {
-				dst = append(dst, ',')
-			}
-			dst = eventenc.AppendQuoted(dst, hs[j].Value)
-		}
-		dst = append(dst, ']')
-	}
-	return dst
+	return eventenc.AppendGrouped(dst, len(hs), func(i int) string { return hs[i].Key },
+		func(dst []byte, i int) []byte { return eventenc.AppendQuoted(dst, hs[i].Value) })
 }

@@ -177,44 +177,10 @@ func (e *encoder) appendFewFields(dst []byte, fs []string) []byte {
 	return dst
 }
 
-// appendManyFields is appendFields in linear time: each field is chained to
-// the next field of its name, and the names are written in the order of
-// their first field.
+// appendManyFields is appendFields in linear time.
 func (e *encoder) appendManyFields(dst []byte, fs []string) []byte {
-	n := len(fs) / 2
-	next := make([]int, n) // the next field of the same name, or -1
-	last := make(map[string]int, n)
-	firsts := make([]int, 0, n)
-	for k := range n {
-		next[k] = -1
-		name := fs[2*k]
-		if p, ok := last[name]; ok {
-			next[p] = k
-		} else {
-			firsts = append(firsts, k)
-		}
-		last[name] = k
-	}
-	for i, k := range firsts {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = eventenc.AppendString(dst, fs[2*k])
-		dst = append(dst, ':')
-		if next[k] < 0 {
-			dst = e.appendValue(dst, fs[2*k+1])
-			continue
-		}
-		dst = append(dst, '[')
-		for j := k; j >= 0; j = next[j] {
-			if j != k {
-				dst = append(dst, ',')
-			}
-			dst = e.appendValue(dst, fs[2*j+1])
-		}
-		dst = append(dst, ']')
-	}
-	return dst
+	return eventenc.AppendGrouped(dst, len(fs)/2, func(k int) string { return fs[2*k] },
+		func(dst []byte, k int) []byte { return e.appendValue(dst, fs[2*k+1]) })
 }
 
 func (e *encoder) appendValue(dst []byte, v string) []byte {
