@@ -1043,7 +1043,8 @@ func (b *Buffer) Close() error {
 		errs = append(errs, b.cursor.f.Close())
 	}
 	if b.lock != nil {
-		b.lock.Close() // releases the lock
+		unlockFile(b.lock)
+		b.lock.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close disk buffer %s: %w", b.dir, err)

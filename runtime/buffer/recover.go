@@ -73,6 +73,7 @@ func Open(opts Options) (*Buffer, error) {
 		if b.cursor != nil {
 			b.cursor.f.Close()
 		}
+		unlockFile(lock)
 		lock.Close()
 		return nil, fmt.Errorf("open disk buffer %s: %w", o.Dir, err)
 	}
