@@ -179,7 +179,8 @@ func (s *Store) Close() error {
 	if s.lock == nil {
 		return nil
 	}
-	err := s.lock.Close() // closing the descriptor releases the lock
+	unlockFile(s.lock)
+	err := s.lock.Close()
 	s.lock = nil
 	return err
 }

@@ -17,3 +17,12 @@ func lockFile(f *os.File) error {
 	}
 	return err
 }
+
+// unlockFile releases the lock before f is closed. Closing alone is not
+// enough: a child process forked meanwhile (until its exec closes it) holds
+// a copy of the descriptor, and the lock lasts until every copy is closed,
+// so a restart of the task in the same process could fail with ErrLocked.
+// LOCK_UN releases it for all copies.
+func unlockFile(f *os.File) {
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}
