@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
@@ -30,13 +31,31 @@ type Config struct {
 	Path      string   `toml:"path" required:"true" doc:"Dead-letter file to read (a glob reads several, in name order), relative to the task file's folder; or a Kafka dead-letter topic as kafka://host:port[,host:port]/topic, read from its beginning to the end it has when the run starts."`
 	Stages    []string `toml:"stages" doc:"Only records that failed at these stages: decode, filter, transform[N] (or transform for any), sink. Empty: all."`
 	BatchSize int      `toml:"batch_size" min:"1" max:"100000" doc:"Most records per batch."`
+
+	// A Kafka dead-letter topic's connection. Without them the source
+	// borrows the task's Kafka [dead_letter] sink's (sluice dlq replay).
+	ClientID string          `toml:"client_id" doc:"Kafka path only: client id sent to the brokers. Setting client_id, sasl or tls makes the source connect with these keys alone, not with the task's Kafka dead-letter sink's."`
+	SASL     *kafkaconf.SASL `toml:"sasl" doc:"Kafka path only: SASL authentication (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) for the dead-letter topic's cluster."`
+	TLS      *kafkaconf.TLS  `toml:"tls" doc:"Kafka path only: TLS settings for the dead-letter topic's cluster; the table's presence turns TLS on."`
 }
+
+// ownConn reports whether the config names a Kafka connection of its own.
+func (c *Config) ownConn() bool { return c.ClientID != "" || c.SASL != nil || c.TLS != nil }
 
 // Validate checks a Kafka address.
 func (c *Config) Validate(p *component.Problems) {
 	if strings.HasPrefix(c.Path, "kafka://") {
 		if _, _, err := ParseKafkaURL(c.Path); err != nil {
 			p.Addf([]string{"path"}, "%v", err)
+		}
+		return
+	}
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"client_id", c.ClientID != ""}, {"sasl", c.SASL != nil}, {"tls", c.TLS != nil}} {
+		if k.set {
+			p.Addf([]string{k.key}, "applies only to a Kafka dead-letter topic (path = \"kafka://host:port/topic\"); a dead-letter file needs no connection: remove it")
 		}
 	}
 }
@@ -53,14 +72,19 @@ func Register(r *component.Registry) {
 			"not dead-letter records, events over the task's `max_event_size` and lines over 8 x `max_event_size` + 64 KiB " +
 			"(not read whole: they keep their first `max_event_size` bytes, whatever their stage) go to the dead-letter " +
 			"queue at stage decode. A Kafka topic is read committed: records of aborted transactions are skipped, and a " +
-			"transaction still open when the run starts holds the run until it commits or aborts; `sluice dlq replay` " +
-			"connects with the SASL and TLS of the task's Kafka dead-letter sink that writes the topic. The run is finite.",
+			"transaction still open when the run starts holds the run until it commits or aborts; it connects with " +
+			"the source's client_id, sasl and tls keys when any is set, otherwise with those of the task's Kafka dead-letter sink " +
+			"that writes the topic on one of the address's brokers (`sluice dlq replay`). The run is finite.",
 		Example: "[source]\ntype = \"dlq\"\npath = \"dlq/orders.jsonl\"\nstages = [\"sink\"]\n",
 		New:     func() any { return &Config{BatchSize: 512} },
 		Build: func(cfg any, env component.Env) (any, error) {
 			c := *cfg.(*Config)
 			if strings.HasPrefix(c.Path, "kafka://") {
-				return NewKafka(c.Path, c.Stages, c.BatchSize, env)
+				k, err := NewKafka(c.Path, c.Stages, c.BatchSize, env)
+				if err == nil && c.ownConn() {
+					k.conn = &kafkaconf.Conn{Brokers: k.brokers, ClientID: c.ClientID, SASL: c.SASL, TLS: c.TLS}
+				}
+				return k, err
 			}
 			if !filepath.IsAbs(c.Path) {
 				c.Path = filepath.Join(env.Dir, c.Path)

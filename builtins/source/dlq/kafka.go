@@ -40,6 +40,9 @@ type KafkaSource struct {
 	stages  []string
 	batch   int
 	env     component.Env
+	// conn is the task's own connection (client_id, sasl, tls keys of a
+	// dlq source); nil: borrow the dead-letter sink's.
+	conn *kafkaconf.Conn
 
 	cl   *kgo.Client
 	dec  *kafkaconf.BatchDecompressor
@@ -82,8 +85,15 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 	}
 	s.dec = dec
 	// The task's Kafka dead-letter sink that wrote the topic lends its
-	// SASL and TLS settings (sluice dlq replay).
+	// SASL and TLS settings (sluice dlq replay), unless the source has
+	// its own.
 	opts, secured := kafkaconf.DeadLetterOptions(s.env.Shared, s.env.Task, s.topic, s.brokers)
+	if s.conn != nil {
+		if opts, err = s.conn.Options(s.env.Dir, s.env.Logger); err != nil {
+			return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
+		}
+		secured = s.conn.SASL != nil || s.conn.TLS != nil
+	}
 	opts = append(opts, kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(s.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
@@ -95,7 +105,7 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 	fail := func(err error) error {
 		cl.Close()
 		if !secured && unauthenticated(err) {
-			err = fmt.Errorf("%w (connected without SASL or TLS: the replay takes them from the task's Kafka [dead_letter] when it writes topic %q on one of %v, and none does)", err, s.topic, s.brokers)
+			err = fmt.Errorf("%w (connected without SASL or TLS: set the dlq source's sasl and tls keys; without them, the replay takes them from the task's Kafka [dead_letter] when it writes topic %q on one of %v, and none does)", err, s.topic, s.brokers)
 		}
 		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
 	}

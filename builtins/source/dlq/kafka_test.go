@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"runtime"
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
@@ -535,5 +537,76 @@ func TestKafkaReplayEndsAtACompactedTail(t *testing.T) {
 	s.checkTails(ctx)
 	if !s.done[0] {
 		t.Fatal("partition 0 not done: nothing is left below its end")
+	}
+}
+
+// A standalone dlq task (type = "dlq" with a kafka:// path) had no way to
+// name the SASL and TLS its cluster requires: only `sluice dlq replay`
+// could borrow them from the task's dead-letter sink. The source now has
+// client_id, sasl and tls keys of its own, which win over the sink's.
+func TestKafkaReplayWithItsOwnCredentials(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(replayDeadline))
+	defer cancel()
+	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 1, Topics: []string{"dlq"},
+		Users: []kafkadev.User{{Mechanism: "SCRAM-SHA-512", Name: "replayer", Password: "r-pass"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := kafkaconf.Conn{Brokers: c.Addrs(), SASL: &kafkaconf.SASL{Mechanism: "SCRAM-SHA-512", Username: "replayer", Password: "r-pass"}}
+	opts, err := conn.Options(t.TempDir(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic("dlq"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, deadLetter(0, "e1"), deadLetter(0, "e2")).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	src := func(sasl string) string {
+		return fmt.Sprintf("path = \"kafka://%s/dlq\"\nclient_id = \"replay\"\n%s", strings.Join(c.Addrs(), ","), sasl)
+	}
+	open := func(cfg string) (*KafkaSource, error) {
+		env := componenttest.Env(t, zerolog.WarnLevel, "source")
+		env.Shared = component.NewShared()
+		t.Cleanup(func() { env.Shared.Close() })
+		// The dead-letter sink's credentials are wrong: the source's own win.
+		wrong := kafkaconf.Conn{Brokers: c.Addrs(), SASL: &kafkaconf.SASL{Mechanism: "SCRAM-SHA-512", Username: "replayer", Password: "wrong"}}
+		wopts, err := wrong.Options(t.TempDir(), zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		kafkaconf.ShareDeadLetter(env.Shared, env.Task, "dlq", c.Addrs(), wopts)
+		s := componenttest.Build(t, Register, component.KindSource, "dlq", cfg, env).(*KafkaSource)
+		return s, s.Open(ctx)
+	}
+
+	s, err := open(src("[sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"replayer\"\npassword = \"r-pass\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if got := strings.Join(replayIDs(t, c, s), ","); got != "e1,e2" {
+		t.Fatalf("replayed %q, want e1,e2", got)
+	}
+
+	// Own keys without SASL: no borrowing, and the error says which keys.
+	if s, err := open(src("")); err == nil {
+		s.Close(ctx)
+		t.Fatal("a source whose own keys have no SASL opened a cluster that requires it")
+	} else if !strings.Contains(err.Error(), "set the dlq source's sasl and tls keys") {
+		t.Fatalf("open: %v, want it to name the source's sasl and tls keys", err)
+	}
+}
+
+// The connection keys are refused on a dead-letter file, which needs none.
+func TestConnectionKeysNeedAKafkaPath(t *testing.T) {
+	_, p := componenttest.Decode(t, Register, component.KindSource, "dlq", "path = \"dlq.jsonl\"\n[sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = \"p\"\n")
+	probs := p.List()
+	if len(probs) != 1 || probs[0].PathString() != "source.sasl" || !strings.Contains(probs[0].Msg, "applies only to a Kafka dead-letter topic") {
+		t.Fatalf("problems %v, want one saying sasl applies only to a Kafka dead-letter topic", probs)
 	}
 }
