@@ -211,6 +211,7 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 // outstanding over every Write, then waits for each acknowledgement.
 func (s *Sink) publishJetStream(ctx context.Context, js jetstream.JetStream, msgs []message.Message, fail func(int, error)) {
 	futs := make([]jetstream.PubAckFuture, len(msgs))
+	var streams streamLookup
 	var buf []byte
 	for i := range msgs {
 		nm, b, err := s.natsMsg(&msgs[i], buf, true)
@@ -237,7 +238,7 @@ func (s *Sink) publishJetStream(ctx context.Context, js jetstream.JetStream, msg
 		}
 		f, err := js.PublishMsgAsync(nm, opts...)
 		if err != nil {
-			fail(i, s.classify(nm.Subject, err))
+			fail(i, s.classify(ctx, &streams, js, nm.Subject, err))
 			continue
 		}
 		futs[i] = f
@@ -252,7 +253,7 @@ func (s *Sink) publishJetStream(ctx context.Context, js jetstream.JetStream, msg
 				s.m.duplicates.Inc()
 			}
 		case err := <-f.Err():
-			fail(i, s.classify(f.Msg().Subject, err))
+			fail(i, s.classify(ctx, &streams, js, f.Msg().Subject, err))
 		case <-ctx.Done():
 			fail(i, component.Retryable(fmt.Errorf("publish to %q: not acknowledged: %w", f.Msg().Subject, context.Cause(ctx)), 0))
 		}
@@ -270,7 +271,7 @@ func (s *Sink) publishCore(ctx context.Context, nc *nats.Conn, msgs []message.Me
 		if err == nil {
 			err = nc.PublishMsg(nm)
 			if err != nil {
-				err = s.classify(nm.Subject, err)
+				err = s.classify(ctx, nil, nil, nm.Subject, err)
 			}
 		} else {
 			err = component.EventPermanent(err)
@@ -376,19 +377,28 @@ func appendMsgID(dst []byte, m *message.Message, payload bool) []byte {
 	return dst
 }
 
-// classify maps a publish failure to its class. No stream capturing the
-// subject stops nothing by itself: a templated subject fails only its
-// record, a fixed one (checked at Open) is retried in case the stream is
-// moving.
-func (s *Sink) classify(subject string, err error) error {
+// classify maps a publish failure to its class. No answer to a publish
+// stops nothing by itself. A fixed subject (checked at Open) is retried:
+// its stream may be moving. A templated subject fails its record only when
+// the server says that no stream captures it (streams, js: nil in core
+// mode); no answer also comes from a stream that exists but has no leader
+// for a moment (an election in a cluster, a server restarting), which a
+// retry outlives.
+func (s *Sink) classify(ctx context.Context, streams *streamLookup, js jetstream.JetStream, subject string, err error) error {
 	err = fmt.Errorf("publish to %q: %w", subject, err)
 	switch {
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
-		err = fmt.Errorf("%w (no JetStream stream captures the subject, or it is unavailable)", err)
-		if s.tpl.fixedSubject == "" {
-			return component.EventPermanent(err)
+		if s.tpl.fixedSubject != "" || js == nil {
+			return component.Retryable(fmt.Errorf("%w (no JetStream stream captures the subject, or it is unavailable)", err), 0)
 		}
-		return component.Retryable(err, 0)
+		switch stream, lerr := streams.lookup(ctx, js, subject, s.cfg.AckTimeout.D()); {
+		case errors.Is(lerr, jetstream.ErrStreamNotFound):
+			return component.EventPermanent(fmt.Errorf("%w (no JetStream stream captures the subject)", err))
+		case lerr != nil:
+			return component.Retryable(fmt.Errorf("%w (and JetStream did not say which stream captures it: %v)", err, lerr), 0)
+		default:
+			return component.Retryable(fmt.Errorf("%w (stream %q captures the subject but did not answer: it may be electing a leader)", err, stream), 0)
+		}
 	case isStreamMismatch(err):
 		err = fmt.Errorf("%w (the subject belongs to another stream than stream = %q)", err, s.cfg.Stream)
 		if s.tpl.fixedSubject == "" {
@@ -399,6 +409,32 @@ func (s *Sink) classify(subject string, err error) error {
 		return component.Retryable(fmt.Errorf("%w: not acknowledged within ack_timeout (%s)", err, s.cfg.AckTimeout), 0)
 	}
 	return natsconf.Classify(err)
+}
+
+// streamLookup remembers, for one Write, which stream captures each
+// subject whose publish had no answer: a batch to one unavailable stream
+// asks the server once.
+type streamLookup map[string]streamAnswer
+
+type streamAnswer struct {
+	stream string
+	err    error
+}
+
+// lookup asks which stream captures subject, waiting at most wait (and
+// ctx).
+func (l *streamLookup) lookup(ctx context.Context, js jetstream.JetStream, subject string, wait time.Duration) (string, error) {
+	if a, ok := (*l)[subject]; ok {
+		return a.stream, a.err
+	}
+	lctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	stream, err := js.StreamNameBySubject(lctx, subject)
+	if *l == nil {
+		*l = streamLookup{}
+	}
+	(*l)[subject] = streamAnswer{stream, err}
+	return stream, err
 }
 
 // jsErrStreamNotMatch is the server's error code for a publish whose

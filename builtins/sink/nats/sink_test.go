@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
@@ -215,5 +216,36 @@ func TestStreamSetRefusesOtherStream(t *testing.T) {
 	}
 	if n, m := srv.StreamMsgs(t, mine), srv.StreamMsgs(t, other); n != 1 || m != 0 {
 		t.Fatalf("stream %q holds %d, stream %q holds %d; want 1 and 0", mine, n, other, m)
+	}
+}
+
+// A publish to a templated subject with no answer (no responders) was
+// dead-lettered as if no stream captured the subject. In a cluster, a
+// stream that is electing a leader, or whose server is restarting, gives
+// the same answer for a moment: its records went to the dead-letter queue
+// although a retry would have delivered them. The sink now asks the server
+// which stream captures the subject (once per subject and Write) and fails
+// the record for good only when none does.
+func TestNoAnswerFromACapturedSubjectIsRetried(t *testing.T) {
+	srv := natstest.Local(t)
+	stream := natstest.StreamName(t, "election")
+	base := "sluice.test." + stream
+	srv.Stream(t, stream, base+".>")
+	s := openSink(t, fmt.Sprintf("url = %q\nsubject = \"%s.${r}\"\nvariables = { r = \"$.data.region\" }\n", srv.URL, base))
+	ctx := natstest.Ctx(t)
+	s.mu.Lock()
+	js := s.js
+	s.mu.Unlock()
+	var streams streamLookup
+	err := s.classify(ctx, &streams, js, base+".eu", nats.ErrNoResponders)
+	if component.ClassOf(err) != component.ClassRetryable || !strings.Contains(err.Error(), fmt.Sprintf("stream %q captures the subject", stream)) {
+		t.Fatalf("no answer for a subject stream %s captures: %v, want retryable, naming the stream", stream, err)
+	}
+	err = s.classify(ctx, &streams, js, "sluice.test.nostream."+stream+".eu", nats.ErrNoResponders)
+	if component.ClassOf(err) != component.ClassEventPermanent || !strings.Contains(err.Error(), "no JetStream stream captures the subject") {
+		t.Fatalf("no answer for a subject no stream captures: %v, want event-permanent", err)
+	}
+	if len(streams) != 2 {
+		t.Fatalf("the Write's lookup holds %d subjects, want 2", len(streams))
 	}
 }
