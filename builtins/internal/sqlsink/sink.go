@@ -509,19 +509,26 @@ type Group struct {
 	Rows   []*Row
 }
 
-// Groups splits the plan's rows into statements: deletes first, then the
-// other rows by the set of columns they give, in record order within each.
-// After deduplication keys are distinct, so the order between groups does
-// not matter.
+// Groups splits the plan's rows into statements, in runs: the rows of a
+// run of deletes make one statement, those of a run of inserts/upserts one
+// statement per set of columns they give, in record order within each.
+// Runs keep their record order because deduplication compares the keys'
+// JSON text, and the database may hold two spellings equal (a uuid in upper
+// and lower case, a case-insensitive collation, "1" and "1.0" in a numeric
+// column): an upsert of "ABC" followed by a delete of "abc" must leave no
+// row, which deletes first would not. A batch without deletes, or with
+// only deletes, is one run.
 func (p *Plan) Groups() []Group {
 	var out []Group
-	var del Group
-	del.Delete, del.Cols = true, p.Key
-	masks := map[string]int{}
+	masks := map[string]int{} // of the current run of upserts
 	var mk []byte
-	for _, r := range p.Rows {
+	for i, r := range p.Rows {
 		if r.Delete {
-			del.Rows = append(del.Rows, r)
+			if i == 0 || !p.Rows[i-1].Delete {
+				out = append(out, Group{Delete: true, Cols: p.Key})
+				clear(masks)
+			}
+			out[len(out)-1].Rows = append(out[len(out)-1].Rows, r)
 			continue
 		}
 		mk = mk[:0]
@@ -532,22 +539,19 @@ func (p *Plan) Groups() []Group {
 				mk = append(mk, 0)
 			}
 		}
-		i, ok := masks[string(mk)]
+		g, ok := masks[string(mk)]
 		if !ok {
-			g := Group{}
+			ng := Group{}
 			for c, ok := range r.Present {
 				if ok {
-					g.Cols = append(g.Cols, c)
+					ng.Cols = append(ng.Cols, c)
 				}
 			}
-			i = len(out)
-			masks[string(mk)] = i
-			out = append(out, g)
+			g = len(out)
+			masks[string(mk)] = g
+			out = append(out, ng)
 		}
-		out[i].Rows = append(out[i].Rows, r)
-	}
-	if len(del.Rows) > 0 {
-		out = append([]Group{del}, out...)
+		out[g].Rows = append(out[g].Rows, r)
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package sqlsink
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -38,8 +39,8 @@ func TestDedupeAndGroups(t *testing.T) {
 	}
 	p := &Plan{Key: []int{0}, Rows: out}
 	gs := p.Groups()
-	if len(gs) != 3 || !gs[0].Delete || len(gs[0].Rows) != 1 || len(gs[1].Cols) != 3 || len(gs[2].Cols) != 2 {
-		t.Fatalf("groups %+v", gs)
+	if len(gs) != 3 || gs[0].Delete || len(gs[0].Cols) != 3 || !gs[1].Delete || len(gs[1].Rows) != 1 || len(gs[2].Cols) != 2 {
+		t.Fatalf("groups %+v, want the upsert, the delete, the upsert in record order", gs)
 	}
 	if g := p.RowGroup(out[2]); len(g.Cols) != 2 || g.Delete {
 		t.Fatalf("row group %+v", g)
@@ -55,5 +56,35 @@ func TestJSONText(t *testing.T) {
 	}
 	if _, ok := JSONText([]byte(`"bad \x"`), nil); ok {
 		t.Error("a bad escape was accepted")
+	}
+}
+
+// Groups wrote every delete of a batch before its upserts, which is right
+// only when keys are distinct; deduplication compares their JSON text, and
+// the database may hold two spellings equal. Runs now keep record order,
+// and rows without a kind change stay in one statement per column set.
+func TestGroupsKeepRunsInOrder(t *testing.T) {
+	p := &Plan{Key: []int{0}, Rows: []*Row{
+		row(0, false, "A", "x"),
+		row(1, false, "B", "-"),
+		row(2, false, "C", "y"),
+		row(3, true, "a", "-"),
+		row(4, true, "b", "-"),
+		row(5, false, "a", "z"),
+	}}
+	var got []string
+	for _, g := range p.Groups() {
+		s := "upsert"
+		if g.Delete {
+			s = "delete"
+		}
+		for _, r := range g.Rows {
+			s += " " + string(r.Vals[0].Text)
+		}
+		got = append(got, s)
+	}
+	want := []string{"upsert A C", "upsert B", "delete a b", "upsert a"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("statements %q, want %q", got, want)
 	}
 }
