@@ -53,3 +53,4 @@ require (
 tool honnef.co/go/tools/cmd/staticcheck
 
 replace github.com/expr-lang/expr => ./builtins/filter/condition/exprfork
+replace github.com/tetratelabs/wazero => ./runtime/wasmhost/wazerofork

@@ -5,6 +5,7 @@ go 1.26.8
 replace (
 	github.com/sluicehq/sluice => ../
 	github.com/sluicehq/sluice/sdk => ../sdk
+	github.com/tetratelabs/wazero => ../runtime/wasmhost/wazerofork
 )
 
 require (
