@@ -302,3 +302,34 @@ func TestDamagedRewrittenModuleNotUsed(t *testing.T) {
 		t.Error("the damaged cache entry was kept")
 	}
 }
+
+// Sluice's wazero validates a module's function bodies when it compiles
+// them, not when a compilation-cache entry for the same bytes exists
+// (wazerofork/SLUICE.md): a body that does not type-check is refused on
+// the first load, and again by every later host sharing the cache
+// directory, since a refused module leaves no entry.
+func TestInvalidFunctionBodyRefusedWithACache(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	bad := wasmtest.Module{MemoryPages: 1, ExportMemory: true, Funcs: []wasmtest.Func{{
+		Type:   wasmtest.FuncType{Results: []byte{wasmtest.I32}},
+		Body:   wasmtest.Code{}.I32Const(1).Op(0x6a), // i32.add with one operand
+		Export: "f",
+	}}}.Bytes()
+	good := wasmtest.ABIModule{}.Bytes()
+	for i := range 2 {
+		h, err := wasmhost.New(ctx, wasmhost.Options{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = h.Load(ctx, "bad.wasm", bad, wasmhost.LoadOptions{MemoryLimit: testMemoryLimit})
+		if err == nil || !strings.Contains(err.Error(), "invalid function[0]") {
+			t.Errorf("load %d of a module whose body does not type-check: %v, want it refused", i+1, err)
+		}
+		// The same directory serves a valid module from the cache the second time.
+		if _, err := h.Load(ctx, "good.wasm", good, wasmhost.LoadOptions{MemoryLimit: testMemoryLimit}); err != nil {
+			t.Errorf("load %d of a valid module: %v", i+1, err)
+		}
+		h.Close(ctx)
+	}
+}

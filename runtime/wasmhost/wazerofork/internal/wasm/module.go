@@ -196,6 +196,10 @@ type Module struct {
 	// as described in https://yurydelendik.github.io/webassembly-dwarf/, though it is not specified in the Wasm
 	// specification: https://github.com/WebAssembly/debugging/issues/1
 	DWARFLines *wasmdebug.DWARFLines
+
+	// bodiesToValidate checks the function bodies after
+	// ValidateDeferringBodies (Sluice, SLUICE.md).
+	bodiesToValidate func() error
 }
 
 // ModuleID represents sha256 hash value uniquely assigned to Module.
@@ -279,6 +283,29 @@ func (m *Module) typeIndexOfFunction(funcIdx Index) (Index, bool) {
 }
 
 func (m *Module) Validate(enabledFeatures api.CoreFeatures) error {
+	return m.validate(enabledFeatures, false)
+}
+
+// ValidateDeferringBodies is Validate without the function bodies, whose
+// check it leaves to ValidateBodies. (Sluice: an engine calls it only
+// when it compiles the module, so that a compilation-cache hit skips it;
+// SLUICE.md.)
+func (m *Module) ValidateDeferringBodies(enabledFeatures api.CoreFeatures) error {
+	return m.validate(enabledFeatures, true)
+}
+
+// ValidateBodies checks the function bodies that ValidateDeferringBodies
+// left, once; it returns nil after Validate.
+func (m *Module) ValidateBodies() error {
+	v := m.bodiesToValidate
+	if v == nil {
+		return nil
+	}
+	m.bodiesToValidate = nil
+	return v()
+}
+
+func (m *Module) validate(enabledFeatures api.CoreFeatures, deferBodies bool) error {
 	for i := range m.TypeSection {
 		tp := &m.TypeSection[i]
 		tp.CacheNumInUint64()
@@ -318,7 +345,12 @@ func (m *Module) Validate(enabledFeatures api.CoreFeatures) error {
 	}
 
 	if m.CodeSection != nil {
-		if err = m.validateFunctions(enabledFeatures, functions, globals, memory, tables, tags, MaximumFunctionIndex); err != nil {
+		bodies := func() error {
+			return m.validateFunctions(enabledFeatures, functions, globals, memory, tables, tags, MaximumFunctionIndex)
+		}
+		if deferBodies {
+			m.bodiesToValidate = bodies
+		} else if err = bodies(); err != nil {
 			return err
 		}
 	} // No need to validate host functions as NewHostModule validates

@@ -154,6 +154,11 @@ func (e *engine) CompileModule(ctx context.Context, module *wasm.Module, listene
 	} else if err != nil {
 		return err
 	}
+	// Sluice: a cache hit skips this: the cached code was compiled from
+	// these bytes (the key is their SHA-256), after they passed it.
+	if err := module.ValidateBodies(); err != nil {
+		return err
+	}
 
 	if wazevoapi.DeterministicCompilationVerifierEnabled {
 		ctx = wazevoapi.NewDeterministicCompilationVerifierContext(ctx, len(module.CodeSection))
