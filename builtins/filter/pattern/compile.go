@@ -2,6 +2,7 @@ package pattern
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +25,42 @@ const maskBits = 64
 // grows exponentially with the pattern's size; this cap stops it at load.
 // Alternatives a pattern spells out (its $or branches) are not counted.
 const maxMultiplied = 1 << 16
+
+// maxOrDepth bounds how deep $or may nest ($or in a branch of a $or, at any
+// object depth). Each level pushes the fields of its enclosing objects
+// into every alternative below it, so compiling costs about depth² ×
+// alternatives: a few hundred levels took seconds to minutes (a pattern is
+// text anyone with the console or the playground can submit). Written
+// patterns nest a few levels; 100 leaves room to generate them, and the
+// merge cap below bounds what a pattern within it can cost.
+const maxOrDepth = 100
+
+// mergeWorkBase and mergeWorkPerValue bound the fields that conjunctions
+// copy when they are merged (merge), the compiler's superlinear step: a
+// field an alternative inherits from an enclosing object is copied once
+// per alternative and per enclosing level. Within maxOrDepth the copies
+// still grow as depth² × branches. The cap, 65,536 plus 4 per value of the
+// pattern, keeps compile time linear in the pattern's size (a copy costs
+// about a microsecond, with the garbage it makes): a deep and wide pattern
+// of a few KiB stops at load within a fraction of a second, where it took
+// minutes. A $or of 1,000 branches of 5 fields each, AND-ed with a sibling
+// field, copies 6,000.
+const (
+	mergeWorkBase     = 1 << 16
+	mergeWorkPerValue = 4
+)
+
+// countValues counts the values of a pattern document, for the merge cap.
+func countValues(v *value) int {
+	n := 1
+	for _, m := range v.obj {
+		n += countValues(m.val)
+	}
+	for _, e := range v.arr {
+		n += countValues(e)
+	}
+	return n
+}
 
 // Compile compiles a pattern given as the generic tree BurntSushi/toml
 // decodes a table into ([filter.pattern]). A nil or empty tree matches
@@ -57,13 +94,21 @@ func MustCompileJSON(text string) *Pattern {
 }
 
 func compileValue(root *value) (*Pattern, error) {
-	c := &compiler{
+	return newCompiler().compile(root)
+}
+
+func newCompiler() *compiler {
+	return &compiler{
 		leafSets: map[string]*leafSet{},
 		conjs:    map[string]*conj{},
 		nodes:    map[string]*objNode{},
 		merges:   map[[2]int]*conj{},
 		products: map[[2]int]*objNode{},
 	}
+}
+
+func (c *compiler) compile(root *value) (*Pattern, error) {
+	c.maxWork = mergeWorkBase + mergeWorkPerValue*countValues(root)
 	if root.kind != vObject {
 		c.fail(root, nil, CodePatternNotObject, "a pattern is a JSON object mirroring the event, got %s", root.typeName())
 		return nil, c.err()
@@ -72,7 +117,10 @@ func compileValue(root *value) (*Pattern, error) {
 		return &Pattern{all: true}, nil
 	}
 	node := c.object(root, nil)
-	if c.tooComplex {
+	if c.tooComplex && c.complex.work {
+		x := c.complex
+		c.fail(x.val, x.path, CodeTooComplex, "compiling this pattern copies more than %d fields into alternatives (65536 plus %d per value of the pattern): the fields of an object are repeated in every alternative of a $or under it, at every level of nesting; flatten the nested $or, merge its branches with value lists, or split the filter", c.maxWork, mergeWorkPerValue)
+	} else if c.tooComplex {
 		x := c.complex
 		c.fail(x.val, x.path, CodeTooComplex, "multiplying $or out makes more than %d alternatives in all (the last product: %d alternatives × %d at key %q): where sub-patterns with several alternatives meet at one key, every alternative of one is combined with every alternative of the other so that fields under one array come from one element; merge $or branches with value lists, or move the $or to where the fields differ", maxMultiplied, x.x, x.y, x.key)
 	}
@@ -151,6 +199,9 @@ type compiler struct {
 	products   map[[2]int]*objNode
 	ids        int
 	multiplied int      // alternatives made by multiplying (see maxMultiplied)
+	work       int      // fields copied by merge
+	maxWork    int      // the cap on work (see mergeWorkBase)
+	orDepth    int      // $or arrays enclosing the value being compiled
 	keys       []string // keys of the products under way, from the object
 	tooComplex bool
 	complex    struct { // where multiplying out first went over the cap
@@ -160,6 +211,7 @@ type compiler struct {
 		x, y   int
 		inner  []string
 		filled bool
+		work   bool // over maxWork, not maxMultiplied
 	}
 }
 
@@ -244,11 +296,14 @@ func (c *compiler) internLeaf(ms []matcher) *leafSet {
 }
 
 func (c *compiler) internConj(fields []field) *conj {
-	sort.Slice(fields, func(i, j int) bool { return fields[i].key < fields[j].key })
+	byKey := func(x, y field) int { return strings.Compare(x.key, y.key) }
+	if !slices.IsSortedFunc(fields, byKey) { // merge's are
+		slices.SortFunc(fields, byKey)
+	}
 	var key strings.Builder
 	for i := range fields {
 		f := &fields[i]
-		sort.Slice(f.leaves, func(a, b int) bool { return f.leaves[a].id < f.leaves[b].id })
+		slices.SortFunc(f.leaves, func(x, y *leafSet) int { return x.id - y.id })
 		key.WriteString(strconv.Quote(f.key))
 		for _, l := range f.leaves {
 			key.WriteString(" l")
@@ -289,7 +344,9 @@ func (c *compiler) internNode(alts []*conj) *objNode {
 }
 
 // merge is the conjunction of two conjunctions on the same event object.
-func (c *compiler) merge(a, b *conj) *conj {
+// count says whether the fields it copies count against maxWork: not
+// where $or alternatives multiply, which maxMultiplied bounds and names.
+func (c *compiler) merge(a, b *conj, count bool) *conj {
 	if a == b {
 		return a
 	}
@@ -300,16 +357,31 @@ func (c *compiler) merge(a, b *conj) *conj {
 	if m, ok := c.merges[k]; ok {
 		return m
 	}
-	byKey := map[string]field{}
-	for _, f := range a.fields {
-		byKey[f.key] = field{key: f.key, leaves: append([]*leafSet(nil), f.leaves...), obj: f.obj}
+	if count {
+		if c.work += len(a.fields) + len(b.fields); c.work > c.maxWork && !c.tooComplex {
+			c.tooComplex, c.complex.work = true, true
+			c.complex.inner = append([]string(nil), c.keys...)
+		}
 	}
+	// The fields of an interned conjunction are sorted by key (internConj),
+	// so the two lists merge in one pass, in key order: a map and a sort
+	// here made merging, the step repeated for every alternative at every
+	// level of nested $or, several times slower.
+	fields := make([]field, 0, len(a.fields)+len(b.fields))
+	i := 0
 	for _, f := range b.fields {
-		g, ok := byKey[f.key]
-		if !ok {
-			byKey[f.key] = field{key: f.key, leaves: append([]*leafSet(nil), f.leaves...), obj: f.obj}
+		for i < len(a.fields) && a.fields[i].key < f.key {
+			g := a.fields[i]
+			fields = append(fields, field{key: g.key, leaves: append([]*leafSet(nil), g.leaves...), obj: g.obj})
+			i++
+		}
+		if i == len(a.fields) || a.fields[i].key != f.key {
+			fields = append(fields, field{key: f.key, leaves: append([]*leafSet(nil), f.leaves...), obj: f.obj})
 			continue
 		}
+		g := a.fields[i]
+		g.leaves = append([]*leafSet(nil), g.leaves...)
+		i++
 		for _, l := range f.leaves {
 			dup := false
 			for _, h := range g.leaves {
@@ -327,11 +399,10 @@ func (c *compiler) merge(a, b *conj) *conj {
 			g.obj = c.product(g.obj, f.obj)
 			c.keys = c.keys[:len(c.keys)-1]
 		}
-		byKey[f.key] = g
+		fields = append(fields, g)
 	}
-	fields := make([]field, 0, len(byKey))
-	for _, f := range byKey {
-		fields = append(fields, f)
+	for _, g := range a.fields[i:] {
+		fields = append(fields, field{key: g.key, leaves: append([]*leafSet(nil), g.leaves...), obj: g.obj})
 	}
 	m := c.internConj(fields)
 	c.merges[k] = m
@@ -357,7 +428,7 @@ func (c *compiler) product(x, y *objNode) *objNode {
 			if c.tooComplex {
 				break
 			}
-			alts = append(alts, c.merge(a, b))
+			alts = append(alts, c.merge(a, b, !multiplies))
 			if multiplies {
 				if c.multiplied++; c.multiplied > maxMultiplied && !c.tooComplex {
 					c.tooComplex = true
@@ -454,6 +525,13 @@ func example(v *value) string {
 
 func (c *compiler) or(v *value, path []string) *objNode {
 	const want = "$or takes an array of at least two objects, each a sub-pattern"
+	if c.orDepth >= maxOrDepth {
+		// Not descended into: the levels below would each report it again.
+		c.fail(v, path, CodeTooComplex, "$or is nested more than %d levels deep here ($or inside a branch of another $or); at most %d levels are compiled: flatten the nesting (a $or branch holding only a $or can be replaced by that $or's branches)", maxOrDepth, maxOrDepth)
+		return nil
+	}
+	c.orDepth++
+	defer func() { c.orDepth-- }()
 	if v.kind != vArray {
 		c.fail(v, path, CodeOrSyntax, "%s, got %s", want, v.typeName())
 		return nil

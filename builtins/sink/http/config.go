@@ -219,10 +219,11 @@ type Secret = component.Secret
 const description = `Sends records to an HTTP endpoint (a webhook).
 
 Each Write becomes one request (several when the body would pass batch.max_bytes), or one request
-per record with format = "single". Answers map to the task's error classes: 2xx delivered; 5xx,
-429, 408, timeouts and connection errors retried (a Retry-After header is honoured); 400, 413, 422
-and other 4xx send the records to the dead-letter queue (a rejected batch is split to find the
-offending records); 401, 403, 404, 405, 410 and 415 stop the task. See docs/connectors/http.md.`
+per record with format = "single". Answers map to the task's error classes: 2xx delivered; 5xx
+(but 501, 505 and 511), 429, 408, 421, 425, timeouts and connection errors retried (a Retry-After
+header is honoured); 400, 413, 422 and other 4xx send the records to the dead-letter queue (a
+rejected batch is split to find the offending records); 401, 403, 404, 405, 410, 415, 501, 505 and
+511 stop the task. See docs/connectors/http.md.`
 
 const example = `name = "to-webhook"
 

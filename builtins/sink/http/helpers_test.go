@@ -55,6 +55,7 @@ type request struct {
 	path   string
 	header http.Header
 	body   string
+	remote string // the client's address: a new one means a new connection
 }
 
 // recorder is a webhook endpoint that records requests and answers with
@@ -70,7 +71,7 @@ func newRecorder(t testing.TB, respond func(n int, r request, w http.ResponseWri
 	rec := &recorder{respond: respond}
 	rec.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		req := request{method: r.Method, path: r.URL.Path, header: r.Header.Clone(), body: string(b)}
+		req := request{method: r.Method, path: r.URL.Path, header: r.Header.Clone(), body: string(b), remote: r.RemoteAddr}
 		req.header.Set("Host", r.Host)
 		rec.mu.Lock()
 		n := len(rec.reqs)

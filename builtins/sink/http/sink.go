@@ -442,6 +442,13 @@ func (s *Sink) send(ctx context.Context, ws *writeState, body []byte, ct string)
 	defer func() {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusMisdirectedRequest {
+			// The connection reached a server that does not serve this
+			// origin (RFC 9110, 15.5.20): the retry must dial anew, not
+			// meet the same server again. The drained body put the
+			// connection back among the idle ones before Close returned.
+			s.tr.CloseIdleConnections()
+		}
 	}()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
@@ -459,7 +466,23 @@ func (s *Sink) statusError(resp *http.Response) error {
 		msg += ": " + t
 	}
 	switch {
-	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code == http.StatusTooEarly || code >= 500:
+	// 501 and 505 are 5xx, but about the request's form, not the server's
+	// health: the server does not do this method (or feature), or this
+	// version of HTTP, and answers every retry the same. Retrying would
+	// hold the records until the policy gives up, forever with a buffer.
+	case code == http.StatusNotImplemented:
+		return component.TaskPermanent(fmt.Errorf("%s (the server does not implement this method or feature; check url and method)", msg))
+	case code == http.StatusHTTPVersionNotSupported:
+		return component.TaskPermanent(fmt.Errorf("%s (the server refuses this HTTP version; check url, and any proxy in between)", msg))
+	case code == http.StatusNetworkAuthenticationRequired:
+		// A captive network (often a proxy or hotspot portal) wants a
+		// login, as 407 does for a proxy: no retry logs in.
+		return component.TaskPermanent(fmt.Errorf("%s (a network gateway between sluice and the server wants a login; check the proxy settings or the network)", msg))
+	case code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code == http.StatusTooEarly ||
+		code == http.StatusMisdirectedRequest || code >= 500 || code < 100:
+		// code < 100 and >= 600 are not HTTP statuses, and RFC 9110
+		// (section 15) says to treat them as 5xx. 421 is retried on
+		// another connection: send drops the idle ones.
 		return component.Retryable(errors.New(msg), parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	case code >= 300 && code < 400:
 		loc := resp.Header.Get("Location")

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bufio"
 	"context"
 	"encoding/pem"
 	"errors"
@@ -157,6 +158,23 @@ func TestStatusClasses(t *testing.T) {
 		{405, "", component.ClassTaskPermanent, 0, 0},
 		{415, "", component.ClassTaskPermanent, 0, 0},
 		{302, "", component.ClassTaskPermanent, 0, 0},
+		// 501 (method or feature not supported), 505 (HTTP version
+		// refused) and 511 (a captive network wants a login, as 407 a
+		// proxy) come back for every request until someone changes the
+		// config or the network: retrying would hold the records until
+		// the policy gives up (forever with a disk buffer).
+		{501, "", component.ClassTaskPermanent, 0, 0},
+		{505, "", component.ClassTaskPermanent, 0, 0},
+		{511, "", component.ClassTaskPermanent, 0, 0},
+		{504, "2", component.ClassRetryable, 2 * time.Second, 2 * time.Second},
+		// 421: the connection reached a server that does not serve this
+		// origin; another connection may (RFC 9110, 15.5.20), and the
+		// records are not at fault.
+		{421, "", component.ClassRetryable, 0, 0},
+		{425, "", component.ClassRetryable, 0, 0},
+		// Outside 100..599 a client treats a status as 5xx (RFC 9110, 15).
+		{600, "", component.ClassRetryable, 0, 0},
+		{999, "", component.ClassRetryable, 0, 0},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%d %s", c.code, c.retryAfter), func(t *testing.T) {
@@ -198,6 +216,55 @@ func TestStatusClasses(t *testing.T) {
 				t.Errorf("%d requests, want 1 (the engine retries, not the sink)", len(rec.all()))
 			}
 		})
+	}
+}
+
+// TestMisdirectedRetriesOnANewConnection: a 421 says this connection
+// reached a server that does not serve the URL's origin, so the retry must
+// not go out on the same kept-alive connection, where it would meet the
+// same answer.
+func TestMisdirectedRetriesOnANewConnection(t *testing.T) {
+	rec := newRecorder(t, func(n int, _ request, w http.ResponseWriter) bool {
+		if n == 0 {
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			return true
+		}
+		return false
+	})
+	s := newSink(t, urlKey(rec.srv.URL))
+	batch := msgs(`1`, `2`)
+	if err := s.Write(context.Background(), batch); component.ClassOf(err) != component.ClassRetryable || err == nil {
+		t.Fatalf("first write: %v (class %v), want retryable", err, component.ClassOf(err))
+	}
+	if err := s.Write(context.Background(), batch); err != nil {
+		t.Fatalf("second write: %v", err)
+	}
+	reqs := rec.all()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	if reqs[0].remote == reqs[1].remote {
+		t.Errorf("the retry after 421 reused the connection %s", reqs[0].remote)
+	}
+}
+
+// TestSameConnectionIsKept: the counterpart of the test above, so that it
+// proves something: without a 421 the second request reuses the connection.
+func TestSameConnectionIsKept(t *testing.T) {
+	rec := newRecorder(t, func(n int, _ request, w http.ResponseWriter) bool {
+		if n == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	s := newSink(t, urlKey(rec.srv.URL))
+	s.Write(context.Background(), msgs(`1`))
+	if err := s.Write(context.Background(), msgs(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := rec.all(); len(reqs) != 2 || reqs[0].remote != reqs[1].remote {
+		t.Errorf("requests %+v: want two on one connection", reqs)
 	}
 }
 
@@ -627,5 +694,43 @@ func TestInvalidHeaderValueIsTaskPermanent(t *testing.T) {
 	}
 	if n := len(rec.all()); n != 0 {
 		t.Errorf("server saw %d requests", n)
+	}
+}
+
+// TestStatusBelow100IsRetryable: net/http takes any three digits as a
+// status, and net/http's server cannot send one below 100, so a bare
+// listener answers "099". RFC 9110 (section 15) has a client treat a
+// status outside 100..599 as 5xx; it used to fall through to the 4xx rule
+// and dead-letter records the server never judged.
+func TestStatusBelow100IsRetryable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			}()
+		}
+	}()
+	s := newSink(t, urlKey("http://"+ln.Addr().String()))
+	err = s.Write(context.Background(), msgs(`{"a":1}`))
+	if c := component.ClassOf(err); c != component.ClassRetryable {
+		t.Fatalf("class %v, want retryable: %v", c, err)
+	}
+	if !strings.Contains(err.Error(), "status 99") {
+		t.Errorf("message %q does not name the status", err)
 	}
 }

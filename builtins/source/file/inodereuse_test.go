@@ -44,30 +44,35 @@ func statID(t *testing.T, path string) fileID {
 	return idOf(fi)
 }
 
-// A glob's file is deleted and finished (retired); a new file matching the
-// glob that gets the freed inode is a new file, read from its beginning (it
-// was taken for the finished one and never read).
+// A glob's file is renamed away and finished (retired, and remembered as
+// it still exists); it is deleted, and a new file matching the glob gets
+// the freed inode before a poll forgets the old one: it is a new file, read
+// from its beginning (it was taken for the finished one and never read).
 func TestGlobNewFileReusingFinishedFilesInodeIsRead(t *testing.T) {
 	fx := newFixture(t, "path = \"*.log\"\nmode = \"tail\"\npoll_interval = \"10ms\"\nrotate_wait = \"0s\"\n")
 	writeFile(t, fx.path("a.log"), "a1\n")
 	s := fx.open()
 	equal(t, "a.log", readOne(t, s, 20*time.Second), []string{"a1"})
 	oldID := statID(t, fx.path("a.log"))
-	if err := os.Remove(fx.path("a.log")); err != nil {
+	if err := os.Rename(fx.path("a.log"), fx.path("a.old")); err != nil {
 		t.Fatal(err)
 	}
-	// Drive polls until the deleted file is finished and closed.
+	// Drive polls until the renamed file is finished and closed.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, ok := s.retired[oldID]; ok {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("deleted file never finished")
+			t.Fatal("renamed file never finished")
 		}
 		if got := readOne(t, s, 50*time.Millisecond); got != nil {
 			t.Fatalf("unexpected batch %q", got)
 		}
+	}
+	// No poll runs from here to the read below: the entry is still there.
+	if err := os.Remove(fx.path("a.old")); err != nil {
+		t.Fatal(err)
 	}
 	if !takeInode(t, s, fx, oldID, fx.path("b.log"), "b1\n") {
 		t.Skip("the filesystem did not reuse the inode")

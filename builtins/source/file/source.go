@@ -74,7 +74,7 @@ type Source struct {
 	// slabHint and countHint size the next batch after the last one.
 	slabHint, countHint int
 	open                int                    // segments holding an open file
-	retired             map[fileID]retiredFile // files finished during this run (a glob must not restart them)
+	retired             map[fileID]retiredFile // glob: files finished during this run that still exist (not to be read again)
 
 	// mu guards what Ack callbacks and the committer touch: the commit
 	// fields of streams and segments, and the structure (stream and segment
@@ -151,11 +151,14 @@ type pendingEvent struct {
 	last   time.Time
 }
 
-// retiredFile is what is remembered of a file finished during this run, to
-// tell it from a later file that reuses its inode.
+// retiredFile is what is remembered of a file a glob finished during this
+// run, to tell it from a later file that reuses its inode. It is forgotten
+// once the file is gone (pruneRetired), so that a glob over hourly files
+// does not keep an entry per hour for as long as the task runs.
 type retiredFile struct {
 	fp   fingerprint
-	size int64 // how much of it was read
+	size int64  // how much of it was read
+	name string // where it was last seen, to check it still exists
 }
 
 // inflight is one batch handed out and not yet acknowledged.
@@ -741,6 +744,7 @@ func (s *Source) poll(now time.Time) {
 	s.retire()
 	if s.o.glob {
 		s.forgetGone()
+		s.pruneRetired()
 	}
 }
 
@@ -757,6 +761,8 @@ func (s *Source) tracked(path string) bool {
 	}
 	if r, ok := s.retired[id]; ok {
 		if r.is(path, fi) {
+			r.name = path // renamed: spares pruneRetired a search
+			s.retired[id] = r
 			return true
 		}
 		// Another file got the finished file's inode (log cleanup deleted
@@ -813,8 +819,11 @@ func (s *Source) retire() {
 				keep = append(keep, sg)
 				continue
 			}
-			if s.o.tail && !sg.truncated {
-				r := retiredFile{fp: sg.fp, size: sg.rd.readEnd()}
+			// Only a glob asks whether a file was finished (tracked): one
+			// path follows its files by segments, and remembering each
+			// rotated file would grow by one entry per rotation forever.
+			if s.o.tail && s.o.glob && !sg.truncated {
+				r := retiredFile{fp: sg.fp, size: sg.rd.readEnd(), name: sg.name}
 				if sg.f != nil && r.fp.n < fpMax && int64(r.fp.n) < r.size {
 					if fp, err := fingerprintOf(sg.f, r.size); err == nil {
 						r.fp = fp // what was read of it
@@ -842,6 +851,72 @@ func (s *Source) retire() {
 		s.mu.Unlock()
 	}
 	s.signal()
+}
+
+// pruneRetired forgets the finished files that no longer exist. A finished
+// file matters only while a poll could meet it under a matching name, and
+// an entry is kept whenever that may be: the file is at its last known
+// name, or found by its identity (and fingerprint, so not a newcomer that
+// got its inode) in that name's folder or a folder the glob covers, under
+// any name (it may be renamed back into the glob later). Otherwise it was
+// deleted, or moved out of every folder the glob covers. Each entry costs a
+// stat per poll, as each matching file does; the folders are listed only
+// in a poll that misses an entry at its name, once per such poll.
+func (s *Source) pruneRetired() {
+	var lost map[fileID]bool
+	for id, r := range s.retired {
+		fi, err := os.Stat(r.name)
+		if err == nil && idOf(fi) == id {
+			continue
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			continue // cannot tell (permissions, I/O): keep it
+		}
+		if lost == nil {
+			lost = map[fileID]bool{}
+		}
+		lost[id] = true
+	}
+	if len(lost) == 0 {
+		return
+	}
+	dirs := map[string]bool{}
+	for id := range lost {
+		dirs[filepath.Dir(s.retired[id].name)] = true
+	}
+	if m, err := filepath.Glob(filepath.Dir(s.o.pattern)); err == nil {
+		for _, d := range m {
+			dirs[d] = true
+		}
+	}
+	for d := range dirs {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // the folder is gone, and its files with it
+			}
+			return // cannot tell what is in it: forget nothing this time
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				continue
+			}
+			p := filepath.Join(d, e.Name())
+			fi, err := os.Stat(p) // follows a symbolic link, as the glob does
+			if err != nil || !fi.Mode().IsRegular() || !lost[idOf(fi)] {
+				continue
+			}
+			id := idOf(fi)
+			if r := s.retired[id]; r.is(p, fi) {
+				r.name = p
+				s.retired[id] = r
+				delete(lost, id)
+			}
+		}
+	}
+	for id := range lost {
+		delete(s.retired, id)
+	}
 }
 
 // forgetGone drops streams of a glob whose file is gone and finished.
