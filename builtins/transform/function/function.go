@@ -31,7 +31,7 @@ func Register(r *component.Registry) {
 		Summary: "Call a remote function (AWS Lambda URL, Knative, OpenFaaS, any HTTP service) with a batch of events and use its answer as the outputs.",
 		Description: "POSTs the events as a JSON array to `url` and reads a JSON array with one result per event: its outputs " +
 			"(none filters the event, several fan it out) or an error, which sends the event to the dead-letter queue. " +
-			"A timeout, a connection failure, 408, 429 or a 5xx answer fails the call's events retryably, and the task's " +
+			"A timeout, a connection failure, 408, 429 or a 5xx answer (but 501, 505 and 511) fails the call's events retryably, and the task's " +
 			"retry policy calls again (with all the events that are still failing in one call). See docs/connectors/function.md.",
 		Example: `[[transform]]
 type = "function"
@@ -254,7 +254,11 @@ func (t *Transform) call(ctx context.Context, in []message.Message, out *compone
 	code := resp.StatusCode
 	switch {
 	case code >= 200 && code < 300:
-	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+	// 501 (method or feature not implemented), 505 (HTTP version refused)
+	// and 511 (a network gateway wants a login) are 5xx that no retry
+	// changes: they are rejections, as 4xx are.
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests ||
+		code >= 500 && code != http.StatusNotImplemented && code != http.StatusHTTPVersionNotSupported && code != http.StatusNetworkAuthenticationRequired:
 		t.m.calls.WithLabelValues("retryable").Inc()
 		t.failAll(in, out, component.Retryable(fmt.Errorf("function %s answered %s: %s", t.where, resp.Status, excerpt(answer)), retryAfter(resp)))
 		return nil

@@ -149,6 +149,12 @@ func TestStatusClasses(t *testing.T) {
 		{429, "slow down", component.ClassRetryable, "429"},
 		{400, "bad request", component.ClassEventPermanent, "400"},
 		{401, "no", component.ClassEventPermanent, "401"},
+		// 501, 505 and 511 are 5xx, but no retry changes them: they were
+		// retried until the policy gave up, forever with a disk buffer.
+		{501, "no PATCH here", component.ClassEventPermanent, "501"},
+		{505, "HTTP/1.1 only", component.ClassEventPermanent, "505"},
+		{511, "log in to the hotspot", component.ClassEventPermanent, "511"},
+		{504, "gateway timeout", component.ClassRetryable, "504"},
 		{200, `{"not":"an array"}`, component.ClassEventPermanent, "want a JSON array"},
 		{200, `[1]`, component.ClassEventPermanent, "1 elements for 2 events"},
 		{200, `[1,`, component.ClassEventPermanent, "malformed"},
