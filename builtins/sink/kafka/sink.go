@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -324,6 +325,28 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			prep[i] = component.EventPermanent(err)
 		}
 	}
+	var purge map[string]bool
+	if s.tpl.fixedTopic == "" {
+		missing := s.missingTopics(pctx, cl, recs, prep)
+		for i := range recs {
+			if err, ok := missing[recs[i].Topic]; ok && prep[i] == nil {
+				if prep == nil {
+					prep = map[int]error{}
+				}
+				prep[i] = s.classify(recs[i].Topic, err)
+			}
+		}
+		for topic := range missing {
+			if _, _, lerr := cl.PartitionLeader(topic, 0); lerr != nil {
+				// The producer still tracks it, from a record that
+				// failed otherwise (a deadline): forget it too.
+				if purge == nil {
+					purge = map[string]bool{}
+				}
+				purge[topic] = true
+			}
+		}
+	}
 	for i := range recs {
 		if prep[i] != nil {
 			continue
@@ -345,7 +368,6 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	if re.Errs == nil {
 		re.Errs = make(map[int]error, len(bs.failed))
 	}
-	var purge map[string]bool
 	for i := range recs {
 		r := &recs[i]
 		err, bad := bs.failed[r]
@@ -382,11 +404,109 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		// The client keeps every topic it was asked to produce to, and
 		// asks the brokers for the ones it cannot find at every metadata
 		// refresh, for good: templated names from event data (a typo, a
-		// hostile producer) would pile up without bound. A record routed
-		// there again asks once more.
+		// hostile producer) would pile up without bound. Records for a
+		// topic missing from the start never reach it (missingTopics);
+		// this forgets one that was deleted after the producer loaded
+		// it. A record routed there again is looked up again.
 		cl.PurgeTopicsFromProducing(slices.Collect(maps.Keys(purge))...)
 	}
 	return re
+}
+
+// How a templated topic the producer has not loaded is looked up before its
+// records are handed to it: asked up to topicLookups times, topicLookupGap
+// apart, since a broker may not know a topic created a moment ago.
+const (
+	topicLookups   = 3
+	topicLookupGap = 250 * time.Millisecond
+)
+
+// missingTopics asks the brokers about the topics that recs route to (except
+// the records in skip) that the producer has not loaded, and returns those
+// that do not exist with their error: UNKNOWN_TOPIC_OR_PARTITION in each of
+// topicLookups metadata responses, or INVALID_TOPIC_EXCEPTION. Their records
+// then fail before they are produced.
+//
+// franz-go would find this out itself, but only after UnknownTopicRetries +
+// 1 (5) metadata refreshes of its own, whose pace depends on what its
+// metadata loop was doing. A first-time topic triggers an immediate refresh,
+// followed by quick re-updates 250 ms apart only if the loop was idle. If it
+// was waiting out MetadataMinAge (5 s) before a re-update, as the last
+// refresh that still saw the previous missing topic leaves it, the trigger
+// only cuts that wait short, and the refreshes come 5 s apart. So a record
+// for a missing topic failed after 1 s or after 20 s by timing alone, the
+// slow case for every missing topic routed to within 5 s of the previous
+// one's failure; with a delivery_timeout under 20 s such a record was never
+// dead-lettered, every try ending in a retryable deadline. Here the cost is
+// topicLookups round trips, and the producer never tracks the name at all.
+//
+// A topic that exists, or a lookup that fails (brokers unreachable, the
+// Write's deadline), leaves the records to the producer, which waits and
+// retries as it always did.
+func (s *Sink) missingTopics(ctx context.Context, cl *kgo.Client, recs []kgo.Record, skip map[int]error) map[string]error {
+	var ask []string
+	seen := map[string]bool{}
+	for i := range recs {
+		t := recs[i].Topic
+		if skip[i] != nil || seen[t] {
+			continue
+		}
+		seen[t] = true
+		if leader, _, _ := cl.PartitionLeader(t, 0); leader >= 0 {
+			continue // loaded: the producer knows it exists
+		}
+		ask = append(ask, t)
+	}
+	var missing map[string]error
+	fail := func(t string, err error) {
+		if missing == nil {
+			missing = map[string]error{}
+		}
+		missing[t] = err
+	}
+	for try := 1; len(ask) > 0; try++ {
+		req := kmsg.NewPtrMetadataRequest()
+		req.AllowAutoTopicCreation = s.cfg.AutoCreateTopics
+		for _, t := range ask {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(t)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return missing
+		}
+		var unknown []string
+		for _, rt := range resp.Topics {
+			if rt.Topic == nil {
+				continue
+			}
+			switch err := kerr.ErrorForCode(rt.ErrorCode); {
+			case errors.Is(err, kerr.UnknownTopicOrPartition):
+				unknown = append(unknown, *rt.Topic)
+			case errors.Is(err, kerr.InvalidTopicException):
+				fail(*rt.Topic, err)
+			}
+		}
+		if try == topicLookups {
+			for _, t := range unknown {
+				fail(t, fmt.Errorf("topic does not exist: the brokers answered %d lookups with %w", try, kerr.UnknownTopicOrPartition))
+			}
+			break
+		}
+		ask = unknown
+		if len(ask) == 0 {
+			break
+		}
+		timer := time.NewTimer(topicLookupGap)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return missing
+		case <-timer.C:
+		}
+	}
+	return missing
 }
 
 // sendAlone sends again, each alone in its own produce request, the

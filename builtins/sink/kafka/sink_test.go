@@ -470,7 +470,9 @@ func TestBrokerRejectedBatchFailsOnlyItsBadRecord(t *testing.T) {
 // seen, and the unresolved topics made it refresh every
 // metadata_min_age, forever. Data with many distinct bad names (a typo'd
 // field, a hostile producer) grew the client and every metadata round
-// trip without bound. Such topics are now purged from the producer.
+// trip without bound. Such topics were then purged from the producer;
+// now the sink looks them up before the producer sees them
+// (TestMissingTemplatedTopicFailsAfterThreeLookups).
 func TestBadTemplatedTopicsAreForgotten(t *testing.T) {
 	c := cluster(t, kafkadev.Options{Partitions: 1, Topics: []string{"there"}})
 	s := newSink(t, testEnv(t), map[string]any{"brokers": []any{c.Addr()}, "topic": "${t}", "variables": map[string]any{"t": "$.t"}})
@@ -520,6 +522,91 @@ func TestBadTemplatedTopicsAreForgotten(t *testing.T) {
 	err = write(t, s, msg(`{"t":"nowhere-1"}`, "x"))
 	if !errors.As(err, &re) || component.ClassOf(re.Errs[0]) != component.ClassEventPermanent {
 		t.Fatalf("a record routed to a purged missing topic: %v", err)
+	}
+}
+
+// TestMissingTemplatedTopicFailsAfterThreeLookups: a record routed to a
+// templated topic that does not exist waited for franz-go to give up on the
+// topic, after 5 metadata refreshes of its own, paced by the state of its
+// metadata loop: 250 ms apart, or metadata_min_age (5 s by default) apart
+// when the failure of the previous missing topic had left the loop
+// re-updating at that pace. With franz-go's default timers such a record
+// failed after 1 s or after 20 s, and with a delivery_timeout under 20 s it
+// never failed event-permanent at all: each try ended in a retryable
+// deadline. The sink now looks such a topic up itself, so each record fails
+// after exactly topicLookups metadata requests naming its topic, all of
+// them the sink's, whatever the producer's metadata loop is doing. The
+// client keeps franz-go's default timers here.
+func TestMissingTemplatedTopicFailsAfterThreeLookups(t *testing.T) {
+	c := cluster(t, kafkadev.Options{Partitions: 1, Topics: []string{"there"}})
+	s := buildSink(t, testEnv(t), map[string]any{"brokers": []any{c.Addr()}, "topic": "${t}", "variables": map[string]any{"t": "$.t"}})
+	s.extra = nil
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
+	defer cancel()
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Each missing topic comes right after the previous one failed: the
+	// case that took 20 s.
+	for k := range 4 {
+		topic := fmt.Sprintf("nowhere-%d", k)
+		asked := c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Metadata}, Topic: topic, Observe: true, Count: -1})
+		err := write(t, s, msg(`{"t":"there"}`, fmt.Sprint(k)), msg(fmt.Sprintf(`{"t":%q}`, topic), "x"))
+		asked.Remove()
+		var re *component.RecordErrors
+		if !errors.As(err, &re) || len(re.Errs) != 1 || re.Errs[1] == nil {
+			t.Fatalf("write %d: want only the record to %q failed, got %v", k, topic, err)
+		}
+		if n := asked.Hits(); n != topicLookups {
+			t.Fatalf("write %d: %d metadata requests named %q, want the sink's %d lookups (%v)", k, n, topic, topicLookups, re.Errs[1])
+		}
+		if component.ClassOf(re.Errs[1]) != component.ClassEventPermanent || !strings.Contains(re.Errs[1].Error(), "does not exist") {
+			t.Fatalf("write %d: %v (%v), want event-permanent: the topic does not exist", k, re.Errs[1], component.ClassOf(re.Errs[1]))
+		}
+	}
+	if recs := consumeAll(t, c.Addr(), 4, "there"); len(recs) != 4 {
+		t.Fatalf("topic there holds %d records, want the 4 good ones", len(recs))
+	}
+}
+
+// TestTopicLeftByADeadlineIsForgotten: records reach the producer when the
+// sink's lookup cannot tell (here the brokers answer LEADER_NOT_AVAILABLE
+// for the topic); one that then fails on its deadline leaves the topic in
+// the producer, which would ask for it at every metadata refresh for good.
+// A later record's lookup finds the topic missing and fails the record
+// without the producer, so no UNKNOWN_TOPIC_OR_PARTITION from the producer
+// purges the topic: the lookup does.
+func TestTopicLeftByADeadlineIsForgotten(t *testing.T) {
+	c := cluster(t, kafkadev.Options{Partitions: 1, Topics: []string{"there"}})
+	s := newSink(t, testEnv(t), map[string]any{"brokers": []any{c.Addr()}, "topic": "${t}", "variables": map[string]any{"t": "$.t"}, "delivery_timeout": "1s"})
+	// The producer tracks a topic that exists, so that its metadata
+	// requests name at least that one (the faults below see requests
+	// through the topics they name).
+	if err := write(t, s, msg(`{"t":"there"}`, "ok")); err != nil {
+		t.Fatal(err)
+	}
+	busy := c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Metadata}, Topic: "late", Err: kerr.LeaderNotAvailable, Count: -1})
+	err := write(t, s, msg(`{"t":"late"}`, "x"))
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || component.ClassOf(re.Errs[0]) != component.ClassRetryable {
+		t.Fatalf("a record to a topic the brokers cannot serve yet: %v, want a retryable deadline", err)
+	}
+	busy.Remove()
+	err = write(t, s, msg(`{"t":"late"}`, "x"))
+	if !errors.As(err, &re) || component.ClassOf(re.Errs[0]) != component.ClassEventPermanent {
+		t.Fatalf("a record to a topic that does not exist: %v, want event-permanent", err)
+	}
+	// The next metadata requests (fastOpts: at least one a second) no
+	// longer name it.
+	all := c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Metadata}, Observe: true, Count: -1})
+	late := c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Metadata}, Topic: "late", Observe: true, Count: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
+	defer cancel()
+	if err := all.Wait(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if n := late.Hits(); n > 0 {
+		t.Fatalf("after the topic was found missing, %d metadata requests still named it", n)
 	}
 }
 
