@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -171,6 +172,79 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestDiskFullInOneSegmentResumes: a disk smaller than one segment (a 64
+// MiB segment on a box with a few MiB free) fills while the first segment
+// is written. Once the reader has delivered everything, the appender starts
+// a new segment and deletes the delivered one, but the reader still had
+// that file open (it waits for more data at its end), so the deletion
+// freed nothing: the file system keeps a deleted file's blocks until its
+// last descriptor closes. Append then waited for space for good while the
+// reader waited for data. It must go on once the backlog is delivered.
+func TestDiskFullInOneSegmentResumes(t *testing.T) {
+	dir := testkit.Tmpfs(t, 256<<10)
+	b, err := Open(Options{Dir: dir, MaxSize: 64 << 20, SegmentSize: 8 << 20, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var appended atomic.Uint64
+	errc := make(chan error, 2)
+	go func() {
+		for n := uint64(0); ; n++ {
+			if err := b.Append(ctx, numbered(n), nil); err != nil {
+				errc <- err
+				return
+			}
+			appended.Add(1)
+		}
+	}()
+	testkit.WaitFor(t, "the disk to fill", func() bool { return b.Stats().DiskFull })
+	stalled := appended.Load()
+	if st := b.Stats(); st.Segments != 1 {
+		t.Fatalf("the disk filled with %d segments; the test wants it full inside the first: %+v", st.Segments, st)
+	}
+
+	// Deliver everything, in order, as the engine's drain does.
+	var read atomic.Uint64
+	go func() {
+		for next := uint64(0); ; {
+			batch, err := b.Read(ctx, 100)
+			if err != nil {
+				errc <- err
+				return
+			}
+			for _, m := range batch.Msgs {
+				if got := binary.LittleEndian.Uint64(m.Payload); got != next {
+					errc <- fmt.Errorf("read record %d, want %d: lost or out of order", got, next)
+					return
+				}
+				next++
+			}
+			if err := b.Commit(batch.Cursor); err != nil {
+				errc <- err
+				return
+			}
+			read.Store(next)
+		}
+	}()
+	// Three disks' worth more: the space of delivered segments must come
+	// back again and again. diskRetry is 1 s: this takes a few seconds.
+	want := stalled + 3*stalled
+	if !testkit.Eventually(testkit.DefaultWait, func() bool {
+		select {
+		case err := <-errc:
+			t.Fatalf("append or drain failed: %v", err)
+		default:
+		}
+		return appended.Load() >= want
+	}) {
+		t.Fatalf("appends stuck at %d (the disk filled at %d, %d delivered) although everything stored was delivered: %+v",
+			appended.Load(), stalled, read.Load(), b.Stats())
+	}
 }
 
 // TestReopenWithoutSegments: a crash after a delivered last segment was
