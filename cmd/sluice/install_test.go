@@ -192,3 +192,43 @@ func TestInstallEscapesExecStart(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s\n%s", err, out, r.stdout)
 	}
 }
+
+// TestE2ERunFolderSkipsHiddenFiles: `sluice run DIR` runs the folder's
+// task files, and only them. Files whose name starts with "." are not
+// tasks: Emacs locks a file it edits with a link ".#a.toml" pointing
+// nowhere, and Ansible (like other tools that replace a file atomically)
+// writes ".ansible_tmpXXXXa.toml" next to it first. Loading them made the
+// start (and every reload) fail: "cannot read task file", or the task's
+// name used twice. A folder whose own name holds glob characters
+// ("tasks[edge]") held "no *.toml files", and a folder named "x.toml"
+// inside it was loaded as a file.
+func TestE2ERunFolderSkipsHiddenFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tasks[edge]")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "a.jsonl", `{"n":1}`+"\n")
+	task := `name = "a"
+[source]
+type = "file"
+path = "a.jsonl"
+[sink]
+type = "file"
+path = "out.jsonl"
+`
+	write(t, dir, "a.toml", task)
+	write(t, dir, ".ansible_tmp8r3kq0a.toml", task[:len(task)/2]) // half copied
+	if err := os.Symlink("root@gateway.4242:1765000000", filepath.Join(dir, ".#a.toml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "old.toml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := sluice(t, "", "run", "--log-format", "json", dir)
+	if r.code != 0 {
+		t.Fatalf("run %s: exit %d\n%s", dir, r.code, r.stderr)
+	}
+	if out, err := os.ReadFile(filepath.Join(dir, "out.jsonl")); err != nil || !strings.Contains(string(out), `"n":1`) {
+		t.Fatalf("task a wrote %q, %v", out, err)
+	}
+}
