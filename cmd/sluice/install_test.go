@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -230,5 +231,43 @@ path = "out.jsonl"
 	}
 	if out, err := os.ReadFile(filepath.Join(dir, "out.jsonl")); err != nil || !strings.Contains(string(out), `"n":1`) {
 		t.Fatalf("task a wrote %q, %v", out, err)
+	}
+}
+
+// TestE2ERunJSONLogsWhenTasksAreInvalid: with JSON logs (the unit's
+// SLUICE_LOG_FORMAT=json, or stderr not a terminal) every line sluice run
+// writes is a JSON object, also when it cannot start: the task files'
+// problems were printed as plain text with excerpts of the file, which
+// the journal then held among the JSON lines, and `journalctl -u sluice
+// -o cat | jq .` stopped at the first of them.
+func TestE2ERunJSONLogsWhenTasksAreInvalid(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.toml", "name = \"a\"\n[source]\ntype = \"file\"\npath =\n")
+	write(t, dir, "b.toml", "name = \"b\"\n[source]\ntype = \"nope\"\n[sink]\ntype = \"stdout\"\n")
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"invalid files", []string{dir}, []string{"a.toml:4:", "b.toml:3:", "unknown"}},
+		{"no such folder", []string{filepath.Join(dir, "missing")}, []string{"missing"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := sluice(t, "", append([]string{"run", "--log-format", "json"}, c.args...)...)
+			if r.code != exitFailed {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, exitFailed, r.stderr)
+			}
+			for i, line := range strings.Split(strings.TrimRight(r.stderr, "\n"), "\n") {
+				var obj map[string]any
+				if err := json.Unmarshal([]byte(line), &obj); err != nil {
+					t.Fatalf("stderr line %d is not a JSON object (%v): %q\nstderr:\n%s", i+1, err, line, r.stderr)
+				}
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr does not say %q:\n%s", w, r.stderr)
+				}
+			}
+		})
 	}
 }
