@@ -271,3 +271,18 @@ func TestE2ERunJSONLogsWhenTasksAreInvalid(t *testing.T) {
 		})
 	}
 }
+
+// TestInstallUnitReloads: `systemctl reload sluice` reloads the task files
+// (SIGHUP, docs/operations.md "Reload"). The unit had no ExecReload=, so
+// systemd answered "Job type reload is not applicable for unit
+// sluice.service" and the operator's only way left was a restart, which
+// drains and restarts every task rather than the changed ones.
+func TestInstallUnitReloads(t *testing.T) {
+	r := sluice(t, "", "install", "--print")
+	if r.code != 0 {
+		t.Fatalf("install --print: %+v", r)
+	}
+	if !strings.Contains(r.stdout, "\nExecReload=/bin/kill -HUP $MAINPID\n") {
+		t.Fatalf("the unit has no ExecReload= sending SIGHUP to sluice:\n%s", r.stdout)
+	}
+}
