@@ -379,6 +379,15 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 		b.mu.Unlock()
 		return fmt.Errorf("append to disk buffer %s: write %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
 	}
+	if unlinked(b.wf) {
+		// The folder was removed (or the file deleted) under the open
+		// buffer: the write succeeded into a file no start will find.
+		// Reporting it stored would have the source's events acknowledged
+		// and lost; one fstat per Append is little next to the write.
+		b.failed = fmt.Errorf("disk buffer %s: its files were deleted while the task ran (the folder removed?): nothing more is stored; restart the task, which creates the folder again (events stored before and not delivered are gone)", b.dir)
+		b.mu.Unlock()
+		return b.failed
+	}
 	act.size += need
 	b.used += need
 	b.diskFull = false
@@ -919,6 +928,10 @@ func (b *Buffer) Read(ctx context.Context, maxRecords int) (Batch, error) {
 			b.mu.Unlock()
 			if err == nil {
 				err = errors.New("internal error: no record read")
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				// A listed segment is deleted only under b.mu, once read.
+				return Batch{}, fmt.Errorf("read from disk buffer %s: its files were deleted while the task ran (the folder removed?); restart the task, which creates the folder again (events stored and not delivered are gone): %w", b.dir, err)
 			}
 			return Batch{}, fmt.Errorf("read from disk buffer %s: %s: %w", b.dir, filepath.Base(b.segPath(seg.seq)), err)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -299,5 +300,44 @@ func TestReopenWithoutSegments(t *testing.T) {
 		if n := payloadN(t, m); n != 100+i {
 			t.Fatalf("record %d is number %d, want %d", i, n, 100+i)
 		}
+	}
+}
+
+// TestAppendAfterTheDirectoryIsRemoved: the buffer's folder removed while
+// it is open (rm -r by hand, a cleaner sweeping a temporary folder) leaves
+// its files open but deleted. Append went on returning nil, so the engine
+// acknowledged the source's events, while what it wrote went to files
+// that no longer exist and that the next start does not see: with a sink
+// down, hours of events (until the 64 MiB segment filled) were lost. An
+// Append must not report stored what a restart cannot find: it fails,
+// saying why, and the buffer opens again afterwards.
+func TestAppendAfterTheDirectoryIsRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "buffer")
+	for _, noSync := range []bool{false, true} {
+		opts := Options{Dir: dir, MaxSize: 1 << 20, NoSync: noSync}
+		b := openT(t, opts)
+		appendT(t, b, testMsgs(0, 3))
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		err := b.Append(context.Background(), testMsgs(3, 1), nil)
+		if err == nil || !strings.Contains(err.Error(), "deleted") {
+			t.Fatalf("NoSync %v: Append after the folder was removed: %v; want an error saying the files were deleted", noSync, err)
+		}
+		if err := b.Append(context.Background(), testMsgs(4, 1), nil); err == nil {
+			t.Fatalf("NoSync %v: a second Append after the folder was removed succeeded", noSync)
+		}
+		// The drain learns it too, at its first read of a file it does
+		// not hold open.
+		if _, err := b.Read(context.Background(), 10); err == nil || !strings.Contains(err.Error(), "deleted") {
+			t.Fatalf("NoSync %v: Read after the folder was removed: %v; want an error saying the files were deleted", noSync, err)
+		}
+		b.Close()
+		b = openT(t, opts)
+		appendT(t, b, testMsgs(5, 1))
+		if st := b.Stats(); st.Records != 1 {
+			t.Fatalf("NoSync %v: after reopening, %d records; want the one appended since", noSync, st.Records)
+		}
+		b.Close()
 	}
 }

@@ -118,6 +118,10 @@
 //     closes its file whenever it waits, since a deleted file keeps its
 //     blocks while a descriptor holds it. Stats.DiskFull says when the
 //     disk is full.
+//   - Files deleted under an open buffer (its folder removed) make Append
+//     fail for good, rather than report stored records no restart would
+//     find; the task then stops, and its next start creates the folder
+//     again.
 //   - Stats.Oldest dates the oldest uncommitted record by its append time
 //     (one mark a second at most, at most 4096 marks); segment headers
 //     keep the time of their first append, which dates older records
