@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/runtime/config"
 )
 
 // unitTemplate is the systemd unit `sluice install` writes; @BIN@ and
@@ -110,7 +112,7 @@ func installCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	name := filepath.Base(*unit)
 	steps := [][]string{{"daemon-reload"}, {"enable", name}}
-	have, _ := filepath.Glob(filepath.Join(*tasks, "*.toml"))
+	have, _ := config.FolderTasks(*tasks) // what `sluice run` will run
 	start := !*noStart && len(have) > 0
 	if start {
 		steps = append(steps, []string{"restart", name})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -190,5 +191,98 @@ func TestInstallEscapesExecStart(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", unit).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s\n%s", err, out, r.stdout)
+	}
+}
+
+// TestE2ERunFolderSkipsHiddenFiles: `sluice run DIR` runs the folder's
+// task files, and only them. Files whose name starts with "." are not
+// tasks: Emacs locks a file it edits with a link ".#a.toml" pointing
+// nowhere, and Ansible (like other tools that replace a file atomically)
+// writes ".ansible_tmpXXXXa.toml" next to it first. Loading them made the
+// start (and every reload) fail: "cannot read task file", or the task's
+// name used twice. A folder whose own name holds glob characters
+// ("tasks[edge]") held "no *.toml files", and a folder named "x.toml"
+// inside it was loaded as a file.
+func TestE2ERunFolderSkipsHiddenFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tasks[edge]")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "a.jsonl", `{"n":1}`+"\n")
+	task := `name = "a"
+[source]
+type = "file"
+path = "a.jsonl"
+[sink]
+type = "file"
+path = "out.jsonl"
+`
+	write(t, dir, "a.toml", task)
+	write(t, dir, ".ansible_tmp8r3kq0a.toml", task[:len(task)/2]) // half copied
+	if err := os.Symlink("root@gateway.4242:1765000000", filepath.Join(dir, ".#a.toml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "old.toml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := sluice(t, "", "run", "--log-format", "json", dir)
+	if r.code != 0 {
+		t.Fatalf("run %s: exit %d\n%s", dir, r.code, r.stderr)
+	}
+	if out, err := os.ReadFile(filepath.Join(dir, "out.jsonl")); err != nil || !strings.Contains(string(out), `"n":1`) {
+		t.Fatalf("task a wrote %q, %v", out, err)
+	}
+}
+
+// TestE2ERunJSONLogsWhenTasksAreInvalid: with JSON logs (the unit's
+// SLUICE_LOG_FORMAT=json, or stderr not a terminal) every line sluice run
+// writes is a JSON object, also when it cannot start: the task files'
+// problems were printed as plain text with excerpts of the file, which
+// the journal then held among the JSON lines, and `journalctl -u sluice
+// -o cat | jq .` stopped at the first of them.
+func TestE2ERunJSONLogsWhenTasksAreInvalid(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "a.toml", "name = \"a\"\n[source]\ntype = \"file\"\npath =\n")
+	write(t, dir, "b.toml", "name = \"b\"\n[source]\ntype = \"nope\"\n[sink]\ntype = \"stdout\"\n")
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"invalid files", []string{dir}, []string{"a.toml:4:", "b.toml:3:", "unknown"}},
+		{"no such folder", []string{filepath.Join(dir, "missing")}, []string{"missing"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := sluice(t, "", append([]string{"run", "--log-format", "json"}, c.args...)...)
+			if r.code != exitFailed {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, exitFailed, r.stderr)
+			}
+			for i, line := range strings.Split(strings.TrimRight(r.stderr, "\n"), "\n") {
+				var obj map[string]any
+				if err := json.Unmarshal([]byte(line), &obj); err != nil {
+					t.Fatalf("stderr line %d is not a JSON object (%v): %q\nstderr:\n%s", i+1, err, line, r.stderr)
+				}
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr does not say %q:\n%s", w, r.stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestInstallUnitReloads: `systemctl reload sluice` reloads the task files
+// (SIGHUP, docs/operations.md "Reload"). The unit had no ExecReload=, so
+// systemd answered "Job type reload is not applicable for unit
+// sluice.service" and the operator's only way left was a restart, which
+// drains and restarts every task rather than the changed ones.
+func TestInstallUnitReloads(t *testing.T) {
+	r := sluice(t, "", "install", "--print")
+	if r.code != 0 {
+		t.Fatalf("install --print: %+v", r)
+	}
+	if !strings.Contains(r.stdout, "\nExecReload=/bin/kill -HUP $MAINPID\n") {
+		t.Fatalf("the unit has no ExecReload= sending SIGHUP to sluice:\n%s", r.stdout)
 	}
 }

@@ -71,9 +71,15 @@ func newLogger(w io.Writer, level, format string, terminal bool) (zerolog.Logger
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	limit := logx.NewLimiter(logBurst, logPeriod)
-	if format == "console" || (format == "auto" && terminal) {
+	if !jsonLogs(format, terminal) {
 		cw := zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !terminal}
 		return zerolog.New(cw).Level(lvl).Hook(limit).With().Timestamp().Logger(), nil
 	}
 	return zerolog.New(w).Level(lvl).Hook(limit).With().Timestamp().Logger(), nil
+}
+
+// jsonLogs reports whether the log is JSON lines: unless the format says
+// console, or auto on a terminal.
+func jsonLogs(format string, terminal bool) bool {
+	return !(format == "console" || (format == "auto" && terminal))
 }

@@ -154,8 +154,10 @@ func watchFiles(ctx context.Context, args []string, log zerolog.Logger, reload f
 		}
 		dir, base := filepath.Split(ev.Name)
 		dir = filepath.Clean(dir)
+		// Hidden files are not tasks (config.FolderTasks); ".." entries
+		// are Kubernetes's links.
 		return files[ev.Name] || strings.HasPrefix(base, "..") ||
-			folders[dir] && strings.HasSuffix(base, ".toml")
+			folders[dir] && strings.HasSuffix(base, ".toml") && !strings.HasPrefix(base, ".")
 	}
 	go func() {
 		defer w.Close()

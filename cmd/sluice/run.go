@@ -89,7 +89,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	opts := engine.Options{Logger: log, Metrics: ms, ShutdownTimeout: s.shutdownTimeout, HoldBlocked: s.adminAddr != "" && s.adminToken != ""}
 	sup, err := runner.NewSupervisor(loader, files, opts)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		reportLoadError(stderr, log, jsonLogs(s.logFormat, terminal), err)
 		return exitFailed
 	}
 	sup.KeepAlive = *watch
@@ -118,7 +118,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	defer stopReloads()
 	if *watch {
 		if err := watchFiles(ctx, files, log, reload); err != nil {
-			fmt.Fprintf(stderr, "sluice run: --watch: %v\n", err)
+			log.Error().Err(err).Msg("sluice run: --watch cannot watch the task files")
 			return exitFailed
 		}
 	}
@@ -127,7 +127,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		srv, err := admin.Start(s.adminAddr, nil, ms, admin.Options{Token: s.adminToken, Logger: log, Tasks: sup.Tasks, Reload: adminReload(sup, log),
 			Files: taskFiles(sup.Loaded), Playground: newPlayground(s, log, shared)})
 		if err != nil {
-			fmt.Fprintf(stderr, "sluice run: admin API: %v\n", err)
+			log.Error().Err(err).Str("admin_addr", s.adminAddr).Msg("sluice run: cannot start the admin API")
 			return exitFailed
 		}
 		defer srv.Close()
@@ -161,6 +161,31 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// reportLoadError reports the task files that kept sluice run from
+// starting: with JSON logs one line per problem, as a refused reload logs
+// them (plain text would break the log's one-object-per-line form);
+// otherwise as sluice validate prints them, with excerpts of the files.
+func reportLoadError(stderr io.Writer, log zerolog.Logger, json bool, err error) {
+	if !json {
+		fmt.Fprintln(stderr, err)
+		return
+	}
+	var ds config.Diagnostics
+	if !errors.As(err, &ds) {
+		// A file or folder that cannot be listed.
+		log.Error().Err(err).Msg("no task started: the task files cannot be read")
+		return
+	}
+	for _, d := range ds {
+		ev := log.Error().Str("problem", d.Error())
+		if d.Snippet != "" {
+			ev = ev.Str("excerpt", d.Snippet)
+		}
+		ev.Msg("invalid task file")
+	}
+	log.Error().Int("problems", len(ds)).Msg("no task started: the task files have problems (above); check them with sluice validate")
 }
 
 func newLoader(s settings, log zerolog.Logger, ms *metrics.Set, shared *component.Shared) *config.Loader {
@@ -357,5 +382,3 @@ func human(v float64) string {
 	}
 	return fmt.Sprintf("%.0f", v)
 }
-
-var _ = errors.New

@@ -138,7 +138,7 @@ func bindSettings(fs *flag.FlagSet, s *settings, which ...setting) func() error 
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative (0 means the default, 30s)", source("shutdown-timeout", "SLUICE_SHUTDOWN_TIMEOUT"), s.shutdownTimeout))
 		}
 		if bound(settingMemoryLimit) {
-			if _, err := parseMemoryLimit(s.memoryLimit); err != nil {
+			if _, err := parseMemoryLimitFrom(source("memory-limit", "SLUICE_MEMORY_LIMIT"), s.memoryLimit); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -301,7 +301,11 @@ func isHelp(arg string) bool {
 // parseMemoryLimit reads --memory-limit: a size ("48MiB", "64MB",
 // "50000000"), "off" for no limit, or "" for the Go runtime's own setting
 // (GOMEMLIMIT, or none). It returns -1 for "" (leave the runtime alone).
-func parseMemoryLimit(v string) (int64, error) {
+func parseMemoryLimit(v string) (int64, error) { return parseMemoryLimitFrom("--memory-limit", v) }
+
+// parseMemoryLimitFrom is parseMemoryLimit for a value from where (the flag
+// or its variable), which its errors name.
+func parseMemoryLimitFrom(where, v string) (int64, error) {
 	switch strings.TrimSpace(v) {
 	case "":
 		return -1, nil
@@ -310,10 +314,10 @@ func parseMemoryLimit(v string) (int64, error) {
 	}
 	var b component.ByteSize
 	if err := b.UnmarshalText([]byte(v)); err != nil {
-		return 0, fmt.Errorf("--memory-limit: %w, or off", err)
+		return 0, fmt.Errorf("%s: %w, or off", where, err)
 	}
 	if b < minMemoryLimit {
-		return 0, fmt.Errorf("--memory-limit %s is below %s: the process itself needs that much (see docs/edge.md, \"Memory\")", v, minMemoryLimit)
+		return 0, fmt.Errorf("%s %s is below %s: the process itself needs that much (see docs/edge.md, \"Memory\")", where, v, minMemoryLimit)
 	}
 	return int64(b), nil
 }

@@ -48,3 +48,32 @@ func TestNegativeSettingsAreUsageErrors(t *testing.T) {
 		t.Fatalf("--task-quota 0: exit %d\n%s", code, se)
 	}
 }
+
+// TestMemoryLimitErrorsNameTheirSource: a bad memory limit from
+// SLUICE_MEMORY_LIMIT (a unit's EnvironmentFile, where nobody typed a
+// flag) is reported under the variable's name, as the other settings are;
+// it was always called --memory-limit.
+func TestMemoryLimitErrorsNameTheirSource(t *testing.T) {
+	dir := t.TempDir()
+	task := write(t, dir, "a.toml", "name = \"a\"\n[source]\ntype = \"stdin\"\n[sink]\ntype = \"stdout\"\n")
+	for _, c := range []struct {
+		env  string
+		args []string
+		want string
+	}{
+		{env: "lots", args: []string{"run", task}, want: `SLUICE_MEMORY_LIMIT: invalid size "lots"`},
+		{env: "8MiB", args: []string{"run", task}, want: "SLUICE_MEMORY_LIMIT 8MiB is below 16MiB"},
+		{args: []string{"run", "--memory-limit", "8MiB", task}, want: "--memory-limit 8MiB is below 16MiB"},
+		{env: "lots", args: []string{"run", "--memory-limit", "-1", task}, want: `--memory-limit: invalid size "-1"`},
+	} {
+		t.Run(c.env+" "+strings.Join(c.args[:len(c.args)-1], " "), func(t *testing.T) {
+			if c.env != "" {
+				t.Setenv("SLUICE_MEMORY_LIMIT", c.env)
+			}
+			_, se, code := runMain(c.args...)
+			if code != exitUsage || !strings.Contains(se, c.want) {
+				t.Fatalf("exit %d, want %d with %q in:\n%s", code, exitUsage, c.want, se)
+			}
+		})
+	}
+}

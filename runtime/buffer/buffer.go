@@ -379,6 +379,15 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 		b.mu.Unlock()
 		return fmt.Errorf("append to disk buffer %s: write %s: %w", b.dir, filepath.Base(b.segPath(act.seq)), err)
 	}
+	if unlinked(b.wf) {
+		// The folder was removed (or the file deleted) under the open
+		// buffer: the write succeeded into a file no start will find.
+		// Reporting it stored would have the source's events acknowledged
+		// and lost; one fstat per Append is little next to the write.
+		b.failed = fmt.Errorf("disk buffer %s: its files were deleted while the task ran (the folder removed?): nothing more is stored; restart the task, which creates the folder again (events stored before and not delivered are gone)", b.dir)
+		b.mu.Unlock()
+		return b.failed
+	}
 	act.size += need
 	b.used += need
 	b.diskFull = false
@@ -412,11 +421,33 @@ func (b *Buffer) reserveLocked(ctx context.Context, need int64) error {
 		}
 		return false, b.waitForDiskLocked(ctx, err)
 	}
+	// startOver replaces the last segment, all of it delivered, with a new
+	// one; a full file system makes it wait likewise.
+	startOver := func() (ok bool, err error) {
+		err = b.startOverLocked()
+		if err == nil {
+			return true, nil
+		}
+		if !isNoSpace(err) {
+			b.mu.Unlock()
+			return false, err
+		}
+		return false, b.waitForDiskLocked(ctx, err)
+	}
 	for {
 		if b.failed != nil {
 			err := b.failed
 			b.mu.Unlock()
 			return err
+		}
+		if b.wf == nil {
+			// A start over deleted the last segment and could not create
+			// the next one yet.
+			if ok, err := startOver(); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
 		}
 		act := b.segs[len(b.segs)-1]
 		full := act.size > headerSize && act.size+need > b.opts.SegmentSize
@@ -435,11 +466,9 @@ func (b *Buffer) reserveLocked(ctx context.Context, need int64) error {
 		}
 		if b.commit.index == b.written.index && act.size > headerSize {
 			// Everything was delivered but the last segment, still being
-			// written to, holds the space: start a new one and free it.
-			if ok, err := rotate(); err != nil {
+			// written to, holds the space: replace it with a new one.
+			if _, err := startOver(); err != nil {
 				return err
-			} else if ok {
-				b.removeConsumedLocked()
 			}
 			continue
 		}
@@ -490,6 +519,20 @@ func (b *Buffer) waitForDiskLocked(ctx context.Context, cause error) error {
 			Msg("disk buffer: the file system is full before max_size; the buffer takes no more until space is freed (block: the source waits; drop_oldest: the oldest segment goes), nothing stored is corrupted (reported at most once a minute)")
 	}
 	b.diskFull = true
+	if act := b.segs[len(b.segs)-1]; b.wf != nil && b.commit.index == b.written.index && act.size > headerSize {
+		// Everything stored was delivered, and the last segment holds
+		// the space: take it back. Without this a disk smaller than a
+		// segment stayed full for good (the files are under max_size,
+		// so nothing else frees the segment being written to).
+		err := b.startOverLocked()
+		if err == nil {
+			return nil
+		}
+		if !isNoSpace(err) {
+			b.mu.Unlock()
+			return err
+		}
+	}
 	if b.opts.WhenFull == DropOldest && len(b.segs) > 1 {
 		if err := b.dropOldestLocked(); err != nil {
 			b.mu.Unlock()
@@ -633,6 +676,40 @@ func (b *Buffer) rotateLocked() error {
 	b.segs = append(b.segs, &segment{seq: seq, start: start, size: headerSize, born: unixSeconds(b.now())})
 	b.used += headerSize
 	b.written = start
+	return nil
+}
+
+// startOverLocked replaces the last segment, every record of which was
+// delivered, with a new empty one, to free its space. The old file is
+// deleted before the new one is created: on a full file system creating a
+// file needs space that only the old one can give back, and a deleted
+// file keeps its blocks until its last descriptor is closed, so the write
+// handle is closed first (the reader closes its own whenever it waits for
+// data, Read). Rotating first, as rotateLocked does, waited for good on a
+// disk smaller than one segment. When creating the new segment fails, b.wf
+// stays nil and the next call tries again; a crash in between leaves no
+// segment, and Open starts a new one after the cursor's.
+func (b *Buffer) startOverLocked() error {
+	old := b.segs[len(b.segs)-1]
+	if b.wf != nil {
+		if err := b.wf.Close(); err != nil {
+			b.log.Warn().Err(err).Str(logx.File, b.segPath(old.seq)).Msg("disk buffer: closing a delivered segment failed")
+		}
+		b.wf = nil
+		// A failure is left to removeConsumedLocked, which tries again
+		// once the new segment exists and logs it.
+		os.Remove(b.segPath(old.seq))
+	}
+	start := pos{old.seq + 1, headerSize, b.written.index, b.written.groups}
+	f, err := b.createSegment(start)
+	if err != nil {
+		return fmt.Errorf("append to disk buffer %s: start a new segment: %w", b.dir, err)
+	}
+	b.wf = f
+	b.segs = append(b.segs, &segment{seq: start.seq, start: start, size: headerSize, born: unixSeconds(b.now())})
+	b.used += headerSize
+	b.written = start
+	b.removeConsumedLocked()
 	return nil
 }
 
@@ -785,6 +862,16 @@ func (b *Buffer) Read(ctx context.Context, maxRecords int) (Batch, error) {
 				b.mu.Unlock()
 				return Batch{}, ErrClosed
 			}
+			if b.rf != nil {
+				// Caught up: let go of the segment file while waiting. The
+				// segment may be deleted meanwhile (all of it delivered:
+				// startOverLocked), and a deleted file keeps its blocks
+				// for as long as a descriptor holds it, which on a full
+				// disk is the space an Append waits for: wake it.
+				b.rf.Close()
+				b.rf, b.rok = nil, false
+				wake(&b.spaceCh)
+			}
 			ch := b.dataCh
 			b.mu.Unlock()
 			select {
@@ -841,6 +928,10 @@ func (b *Buffer) Read(ctx context.Context, maxRecords int) (Batch, error) {
 			b.mu.Unlock()
 			if err == nil {
 				err = errors.New("internal error: no record read")
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				// A listed segment is deleted only under b.mu, once read.
+				return Batch{}, fmt.Errorf("read from disk buffer %s: its files were deleted while the task ran (the folder removed?); restart the task, which creates the folder again (events stored and not delivered are gone): %w", b.dir, err)
 			}
 			return Batch{}, fmt.Errorf("read from disk buffer %s: %s: %w", b.dir, filepath.Base(b.segPath(seg.seq)), err)
 		}

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -169,4 +173,171 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestDiskFullInOneSegmentResumes: a disk smaller than one segment (a 64
+// MiB segment on a box with a few MiB free) fills while the first segment
+// is written. Once the reader has delivered everything, the appender starts
+// a new segment and deletes the delivered one, but the reader still had
+// that file open (it waits for more data at its end), so the deletion
+// freed nothing: the file system keeps a deleted file's blocks until its
+// last descriptor closes. Append then waited for space for good while the
+// reader waited for data. It must go on once the backlog is delivered.
+func TestDiskFullInOneSegmentResumes(t *testing.T) {
+	dir := testkit.Tmpfs(t, 256<<10)
+	b, err := Open(Options{Dir: dir, MaxSize: 64 << 20, SegmentSize: 8 << 20, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var appended atomic.Uint64
+	errc := make(chan error, 2)
+	go func() {
+		for n := uint64(0); ; n++ {
+			if err := b.Append(ctx, numbered(n), nil); err != nil {
+				errc <- err
+				return
+			}
+			appended.Add(1)
+		}
+	}()
+	testkit.WaitFor(t, "the disk to fill", func() bool { return b.Stats().DiskFull })
+	stalled := appended.Load()
+	if st := b.Stats(); st.Segments != 1 {
+		t.Fatalf("the disk filled with %d segments; the test wants it full inside the first: %+v", st.Segments, st)
+	}
+
+	// Deliver everything, in order, as the engine's drain does.
+	var read atomic.Uint64
+	go func() {
+		for next := uint64(0); ; {
+			batch, err := b.Read(ctx, 100)
+			if err != nil {
+				errc <- err
+				return
+			}
+			for _, m := range batch.Msgs {
+				if got := binary.LittleEndian.Uint64(m.Payload); got != next {
+					errc <- fmt.Errorf("read record %d, want %d: lost or out of order", got, next)
+					return
+				}
+				next++
+			}
+			if err := b.Commit(batch.Cursor); err != nil {
+				errc <- err
+				return
+			}
+			read.Store(next)
+		}
+	}()
+	// Three disks' worth more: the space of delivered segments must come
+	// back again and again. diskRetry is 1 s: this takes a few seconds.
+	want := stalled + 3*stalled
+	if !testkit.Eventually(testkit.DefaultWait, func() bool {
+		select {
+		case err := <-errc:
+			t.Fatalf("append or drain failed: %v", err)
+		default:
+		}
+		return appended.Load() >= want
+	}) {
+		t.Fatalf("appends stuck at %d (the disk filled at %d, %d delivered) although everything stored was delivered: %+v",
+			appended.Load(), stalled, read.Load(), b.Stats())
+	}
+}
+
+// TestReopenWithoutSegments: a crash after a delivered last segment was
+// deleted and before its successor was created (startOverLocked, on a
+// full disk) leaves a cursor and no segment. Open created the new segment
+// under the cursor's number, so the cursor on disk pointed into it at an
+// offset of the old file: once the new records grew past that offset, the
+// next Open read on from the middle of a record, took it for a torn tail
+// and cut every record stored since. The new segment must come after the
+// cursor's.
+func TestReopenWithoutSegments(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Dir: dir, MaxSize: 1 << 20}
+	b := openT(t, opts)
+	appendT(t, b, testMsgs(0, 20))
+	batch, err := b.Read(context.Background(), 100)
+	if err != nil || len(batch.Msgs) != 20 {
+		t.Fatalf("read: %d records, %v", len(batch.Msgs), err)
+	}
+	if err := b.Commit(batch.Cursor); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	for _, s := range segs {
+		if err := os.Remove(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Records appended after the restart, not delivered, then a crash
+	// (Close syncs no cursor: the records after it are unread).
+	b = openT(t, opts)
+	for i := 100; i < 160; i++ {
+		appendT(t, b, testMsgs(i, 1))
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = openT(t, opts)
+	if r := b.Recovery(); r.TruncatedBytes != 0 || r.Records != 60 {
+		t.Fatalf("reopen: %d records kept, %d bytes cut (%v); want the 60 appended since, nothing cut", r.Records, r.TruncatedBytes, r.Notes)
+	}
+	batch, err = b.Read(context.Background(), 100)
+	if err != nil || len(batch.Msgs) != 60 {
+		t.Fatalf("read after reopen: %d records, %v; want 60", len(batch.Msgs), err)
+	}
+	for i, m := range batch.Msgs {
+		if n := payloadN(t, m); n != 100+i {
+			t.Fatalf("record %d is number %d, want %d", i, n, 100+i)
+		}
+	}
+}
+
+// TestAppendAfterTheDirectoryIsRemoved: the buffer's folder removed while
+// it is open (rm -r by hand, a cleaner sweeping a temporary folder) leaves
+// its files open but deleted. Append went on returning nil, so the engine
+// acknowledged the source's events, while what it wrote went to files
+// that no longer exist and that the next start does not see: with a sink
+// down, hours of events (until the 64 MiB segment filled) were lost. An
+// Append must not report stored what a restart cannot find: it fails,
+// saying why, and the buffer opens again afterwards.
+func TestAppendAfterTheDirectoryIsRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "buffer")
+	for _, noSync := range []bool{false, true} {
+		opts := Options{Dir: dir, MaxSize: 1 << 20, NoSync: noSync}
+		b := openT(t, opts)
+		appendT(t, b, testMsgs(0, 3))
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		err := b.Append(context.Background(), testMsgs(3, 1), nil)
+		if err == nil || !strings.Contains(err.Error(), "deleted") {
+			t.Fatalf("NoSync %v: Append after the folder was removed: %v; want an error saying the files were deleted", noSync, err)
+		}
+		if err := b.Append(context.Background(), testMsgs(4, 1), nil); err == nil {
+			t.Fatalf("NoSync %v: a second Append after the folder was removed succeeded", noSync)
+		}
+		// The drain learns it too, at its first read of a file it does
+		// not hold open.
+		if _, err := b.Read(context.Background(), 10); err == nil || !strings.Contains(err.Error(), "deleted") {
+			t.Fatalf("NoSync %v: Read after the folder was removed: %v; want an error saying the files were deleted", noSync, err)
+		}
+		b.Close()
+		b = openT(t, opts)
+		appendT(t, b, testMsgs(5, 1))
+		if st := b.Stats(); st.Records != 1 {
+			t.Fatalf("NoSync %v: after reopening, %d records; want the one appended since", noSync, st.Records)
+		}
+		b.Close()
+	}
 }

@@ -112,7 +112,16 @@
 //     and Append waits (Block: until the reader frees a segment, trying
 //     again every second) or drops the oldest segment (DropOldest). The
 //     cursor file is written whole at Open, so Commit, which frees space,
-//     never needs a new block. Stats.DiskFull says when this happens.
+//     never needs a new block. Once every record is delivered, the
+//     segment being written to is deleted and a new one started, so a
+//     disk smaller than one segment fills and empties again; the reader
+//     closes its file whenever it waits, since a deleted file keeps its
+//     blocks while a descriptor holds it. Stats.DiskFull says when the
+//     disk is full.
+//   - Files deleted under an open buffer (its folder removed) make Append
+//     fail for good, rather than report stored records no restart would
+//     find; the task then stops, and its next start creates the folder
+//     again.
 //   - Stats.Oldest dates the oldest uncommitted record by its append time
 //     (one mark a second at most, at most 4096 marks); segment headers
 //     keep the time of their first append, which dates older records

@@ -169,7 +169,11 @@ func (b *Buffer) recover() error {
 			start.seq = seqs[len(seqs)-1] + 1
 		}
 		if found {
-			start = pos{max(start.seq, cp.seq), headerSize, cp.index, cp.groups}
+			// After the cursor's segment, never under its number: the
+			// cursor on disk names an offset of the old file, which in a
+			// new file of that number would fall inside a record once it
+			// grew past it, and the next Open would cut from there.
+			start = pos{max(start.seq, cp.seq+1), headerSize, cp.index, cp.groups}
 		}
 		f, err := b.createSegment(start)
 		if err != nil {

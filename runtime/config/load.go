@@ -139,7 +139,7 @@ func (l *Loader) lookupEnv(name string) (string, bool) {
 }
 
 // Expand lists the task files named by args: files as they are, folders as
-// the *.toml files they hold (not recursive), sorted.
+// the task files they hold (FolderTasks).
 func Expand(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
@@ -151,16 +151,49 @@ func Expand(args []string) ([]string, error) {
 			out = append(out, a)
 			continue
 		}
-		m, err := filepath.Glob(filepath.Join(a, "*.toml"))
+		m, err := FolderTasks(a)
 		if err != nil {
 			return nil, err
 		}
 		if len(m) == 0 {
 			return nil, fmt.Errorf("task folder %s holds no *.toml files", a)
 		}
-		sort.Strings(m)
 		out = append(out, m...)
 	}
+	return out, nil
+}
+
+// FolderTasks lists the task files of folder dir, sorted: its *.toml
+// entries (not recursive), but neither folders nor names starting with
+// ".". Those are not tasks: Emacs locks a file it edits with a link
+// ".#a.toml" that points nowhere, and tools that replace a file atomically
+// write a copy next to it first (Ansible's ".ansible_tmpXXXXa.toml"), so
+// loading them made a start or a reload fail on a half-written file or a
+// task name used twice. A link is followed: a link to a folder is left
+// out, a link to nothing is listed (and its load says so). The folder's
+// name is taken as it is (filepath.Glob read "tasks[edge]" as a pattern).
+func FolderTasks(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("task folder %s: %w", dir, errors.Unwrap(err))
+	}
+	var out []string
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".toml") || strings.HasPrefix(name, ".") {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		isDir := e.IsDir()
+		if e.Type()&os.ModeSymlink != 0 {
+			st, err := os.Stat(p)
+			isDir = err == nil && st.IsDir()
+		}
+		if !isDir {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out) // ReadDir sorts too; the order is the tasks' order
 	return out, nil
 }
 
