@@ -408,10 +408,12 @@ func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error 
 // rotating, dropping or waiting as the policy says. It is called with b.mu
 // held and returns with it held, unless it returns an error.
 func (b *Buffer) reserveLocked(ctx context.Context, need int64) error {
-	// rotate starts a new segment; a full file system makes it wait as
-	// for a full buffer (ok false: try again).
-	rotate := func() (ok bool, err error) {
-		err = b.rotateLocked()
+	// retry runs a step that makes a new segment (rotateLocked, or
+	// startOverLocked, which replaces the last segment, all of it
+	// delivered); a full file system makes it wait as for a full buffer
+	// (ok false: try again).
+	retry := func(step func() error) (ok bool, err error) {
+		err = step()
 		if err == nil {
 			return true, nil
 		}
@@ -421,19 +423,8 @@ func (b *Buffer) reserveLocked(ctx context.Context, need int64) error {
 		}
 		return false, b.waitForDiskLocked(ctx, err)
 	}
-	// startOver replaces the last segment, all of it delivered, with a new
-	// one; a full file system makes it wait likewise.
-	startOver := func() (ok bool, err error) {
-		err = b.startOverLocked()
-		if err == nil {
-			return true, nil
-		}
-		if !isNoSpace(err) {
-			b.mu.Unlock()
-			return false, err
-		}
-		return false, b.waitForDiskLocked(ctx, err)
-	}
+	rotate := func() (bool, error) { return retry(b.rotateLocked) }
+	startOver := func() (bool, error) { return retry(b.startOverLocked) }
 	for {
 		if b.failed != nil {
 			err := b.failed

@@ -41,6 +41,11 @@ func TestUpsertSameKeyInTwoSpellings(t *testing.T) {
 	}
 }
 
+// ev is a change event of the cdc mode's default shape.
+func ev(op, before, after string) string {
+	return fmt.Sprintf(`{"data":{"op":%q,"before":%s,"after":%s}}`, op, before, after)
+}
+
 // TestCDCSameKeyInTwoSpellings: in cdc mode an upsert and a later upsert
 // of the same key spelled differently are applied in record order.
 func TestCDCSameKeyInTwoSpellings(t *testing.T) {
@@ -48,9 +53,6 @@ func TestCDCSameKeyInTwoSpellings(t *testing.T) {
 	tbl := e.table("id uuid PRIMARY KEY, name text")
 	s := e.sink(t, e.dsn, fmt.Sprintf("table = %q\nmode = \"cdc\"", tbl))
 	open(t, s)
-	ev := func(op, before, after string) string {
-		return fmt.Sprintf(`{"data":{"op":%q,"before":%s,"after":%s}}`, op, before, after)
-	}
 	err := write(t, s,
 		ev("c", "null", `{"id":"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11","name":"first"}`),
 		ev("u", "null", `{"id":"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11","name":"second"}`),
@@ -73,9 +75,6 @@ func TestCDCDeleteOfTheKeyInAnotherSpelling(t *testing.T) {
 	tbl := e.table("id uuid PRIMARY KEY, name text")
 	s := e.sink(t, e.dsn, fmt.Sprintf("table = %q\nmode = \"cdc\"", tbl))
 	open(t, s)
-	ev := func(op, before, after string) string {
-		return fmt.Sprintf(`{"data":{"op":%q,"before":%s,"after":%s}}`, op, before, after)
-	}
 	err := write(t, s,
 		ev("c", "null", `{"id":"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11","name":"gone"}`),
 		ev("d", `{"id":"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"}`, "null"),

@@ -374,21 +374,18 @@ func TestKafkaReplayBoundsDecompressedBatches(t *testing.T) {
 	}
 }
 
-// A dead-letter topic on a cluster that requires SASL could not be
-// replayed: the source connected with the brokers of its address alone.
-// It now takes the connection of the task's Kafka dead-letter sink that
-// writes the topic, when that sink writes to one of the address's brokers;
-// otherwise the error says where the settings come from.
-func TestKafkaReplayConnectsAsTheDeadLetterSink(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(replayDeadline))
-	defer cancel()
+// saslDeadLetters starts a cluster whose one user is sasl's, with dead
+// letters e1 and e2 in topic "dlq", and returns it with the connection
+// options of that user.
+func saslDeadLetters(t *testing.T, ctx context.Context, sasl kafkaconf.SASL) (*kafkadev.Cluster, []kgo.Opt) {
+	t.Helper()
 	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 1, Topics: []string{"dlq"},
-		Users: []kafkadev.User{{Mechanism: "SCRAM-SHA-256", Name: "dl", Password: "dl-pass"}}})
+		Users: []kafkadev.User{{Mechanism: sasl.Mechanism, Name: sasl.Username, Password: sasl.Password.Reveal()}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	conn := kafkaconf.Conn{Brokers: c.Addrs(), SASL: &kafkaconf.SASL{Mechanism: "SCRAM-SHA-256", Username: "dl", Password: "dl-pass"}}
+	t.Cleanup(c.Close)
+	conn := kafkaconf.Conn{Brokers: c.Addrs(), SASL: &sasl}
 	opts, err := conn.Options(t.TempDir(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -401,6 +398,18 @@ func TestKafkaReplayConnectsAsTheDeadLetterSink(t *testing.T) {
 	if err := cl.ProduceSync(ctx, deadLetter(0, "e1"), deadLetter(0, "e2")).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	return c, opts
+}
+
+// A dead-letter topic on a cluster that requires SASL could not be
+// replayed: the source connected with the brokers of its address alone.
+// It now takes the connection of the task's Kafka dead-letter sink that
+// writes the topic, when that sink writes to one of the address's brokers;
+// otherwise the error says where the settings come from.
+func TestKafkaReplayConnectsAsTheDeadLetterSink(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(replayDeadline))
+	defer cancel()
+	c, opts := saslDeadLetters(t, ctx, kafkaconf.SASL{Mechanism: "SCRAM-SHA-256", Username: "dl", Password: "dl-pass"})
 	addr := "kafka://" + strings.Join(c.Addrs(), ",") + "/dlq"
 
 	shared := component.NewShared()
@@ -547,25 +556,7 @@ func TestKafkaReplayEndsAtACompactedTail(t *testing.T) {
 func TestKafkaReplayWithItsOwnCredentials(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(replayDeadline))
 	defer cancel()
-	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 1, Topics: []string{"dlq"},
-		Users: []kafkadev.User{{Mechanism: "SCRAM-SHA-512", Name: "replayer", Password: "r-pass"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	conn := kafkaconf.Conn{Brokers: c.Addrs(), SASL: &kafkaconf.SASL{Mechanism: "SCRAM-SHA-512", Username: "replayer", Password: "r-pass"}}
-	opts, err := conn.Options(t.TempDir(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic("dlq"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := cl.ProduceSync(ctx, deadLetter(0, "e1"), deadLetter(0, "e2")).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := saslDeadLetters(t, ctx, kafkaconf.SASL{Mechanism: "SCRAM-SHA-512", Username: "replayer", Password: "r-pass"})
 	src := func(sasl string) string {
 		return fmt.Sprintf("path = \"kafka://%s/dlq\"\nclient_id = \"replay\"\n%s", strings.Join(c.Addrs(), ","), sasl)
 	}
