@@ -39,14 +39,16 @@ const maxOrDepth = 100
 // copy when they are merged (merge), the compiler's superlinear step: a
 // field an alternative inherits from an enclosing object is copied once
 // per alternative and per enclosing level. Within maxOrDepth the copies
-// still grow as depth² × branches. The cap, 65,536 plus 4 per value of the
-// pattern, keeps compile time linear in the pattern's size (a copy costs
-// about a microsecond, with the garbage it makes): a deep and wide pattern
-// of a few KiB stops at load within a fraction of a second, where it took
-// minutes. A $or of 1,000 branches of 5 fields each, AND-ed with a sibling
-// field, copies 6,000.
+// still grow as depth² × branches, and a flat $or copies its siblings into
+// each of its branches. The cap, 262,144 plus 4 per value of the pattern,
+// keeps compile time under about half a second (a copy costs one to a few
+// microseconds, with the garbage it makes): a deep and wide pattern of a
+// few KiB stops at load, where it took minutes. A $or of 1,000 branches of
+// 5 fields each, AND-ed with a sibling field, copies 6,000; a flat $or of
+// 1,500 one-field branches beside 100 fields, about 150,000 (a first cap of
+// 65,536 refused it, though such patterns compiled before there was one).
 const (
-	mergeWorkBase     = 1 << 16
+	mergeWorkBase     = 1 << 18
 	mergeWorkPerValue = 4
 )
 
@@ -119,7 +121,7 @@ func (c *compiler) compile(root *value) (*Pattern, error) {
 	node := c.object(root, nil)
 	if c.tooComplex && c.complex.work {
 		x := c.complex
-		c.fail(x.val, x.path, CodeTooComplex, "compiling this pattern copies more than %d fields into alternatives (65536 plus %d per value of the pattern): the fields of an object are repeated in every alternative of a $or under it, at every level of nesting; flatten the nested $or, merge its branches with value lists, or split the filter", c.maxWork, mergeWorkPerValue)
+		c.fail(x.val, x.path, CodeTooComplex, "compiling this pattern copies more than %d fields into alternatives (262144 plus %d per value of the pattern): the fields of an object are repeated in every alternative of a $or under it, at every level of nesting; flatten the nested $or, merge its branches with value lists, or split the filter", c.maxWork, mergeWorkPerValue)
 	} else if c.tooComplex {
 		x := c.complex
 		c.fail(x.val, x.path, CodeTooComplex, "multiplying $or out makes more than %d alternatives in all (the last product: %d alternatives × %d at key %q): where sub-patterns with several alternatives meet at one key, every alternative of one is combined with every alternative of the other so that fields under one array come from one element; merge $or branches with value lists, or move the $or to where the fields differ", maxMultiplied, x.x, x.y, x.key)

@@ -130,7 +130,7 @@ func TestDeepOrCostsNoMerge(t *testing.T) {
 }
 
 // TestMergeWorkIsBounded: within the depth limit, a wide pattern still
-// copies depth² × branches fields; the cap (65,536 plus 4 per value)
+// copies depth² × branches fields; the cap (262,144 plus 4 per value)
 // stops the copying shortly after it is passed, with a problem that names
 // it and where, and lets patterns of ordinary size through.
 func TestMergeWorkIsBounded(t *testing.T) {
@@ -138,12 +138,13 @@ func TestMergeWorkIsBounded(t *testing.T) {
 		depth, w, f int
 		ok          bool
 	}{
-		{2, 1000, 5, true}, // 19,005 copies
-		{8, 100, 5, true},  // 30,044
-		{32, 10, 1, true},  // 65,680 of 67,000
-		{maxOrDepth, 1, 1, false},
-		{32, 30, 3, false},
-		{32, 100, 3, false},
+		{2, 1000, 5, true},         // 19,005 copies
+		{8, 100, 5, true},          // 30,044
+		{32, 10, 1, true},          // 65,680
+		{maxOrDepth, 1, 1, true},   // 181,900
+		{32, 30, 3, true},          // 227,600
+		{maxOrDepth, 10, 1, false}, // over 1,000,000 uncapped
+		{32, 100, 3, false},        // 757,360 uncapped
 		{32, 300, 1, false},
 	}
 	for _, tc := range cases {

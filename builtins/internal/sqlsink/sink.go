@@ -509,24 +509,23 @@ type Group struct {
 	Rows   []*Row
 }
 
-// Groups splits the plan's rows into statements, in runs: the rows of a
-// run of deletes make one statement, those of a run of inserts/upserts one
-// statement per set of columns they give, in record order within each.
-// Runs keep their record order because deduplication compares the keys'
-// JSON text, and the database may hold two spellings equal (a uuid in upper
-// and lower case, a case-insensitive collation, "1" and "1.0" in a numeric
-// column): an upsert of "ABC" followed by a delete of "abc" must leave no
-// row, which deletes first would not. A batch without deletes, or with
-// only deletes, is one run.
+// Groups splits the plan's rows into statements, in record order: each run
+// of deletes is one statement, and each run of inserts/upserts giving the
+// same columns another. Record order matters because deduplication
+// compares the keys' JSON text, and the database may hold two spellings
+// equal (a uuid in upper and lower case, a case-insensitive collation, "1"
+// and "1.0" in a numeric column): an upsert of "ABC" followed by a delete
+// of "abc" must leave no row, and an upsert of "abc" giving two columns
+// followed by one of "ABC" giving one must leave the second's values. A
+// batch whose rows are all of one kind and give the same columns, the
+// usual case, is one statement.
 func (p *Plan) Groups() []Group {
 	var out []Group
-	masks := map[string]int{} // of the current run of upserts
-	var mk []byte
-	for i, r := range p.Rows {
+	var mk, last []byte // the column set of this row, and of the last group
+	for _, r := range p.Rows {
 		if r.Delete {
-			if i == 0 || !p.Rows[i-1].Delete {
+			if len(out) == 0 || !out[len(out)-1].Delete {
 				out = append(out, Group{Delete: true, Cols: p.Key})
-				clear(masks)
 			}
 			out[len(out)-1].Rows = append(out[len(out)-1].Rows, r)
 			continue
@@ -539,19 +538,17 @@ func (p *Plan) Groups() []Group {
 				mk = append(mk, 0)
 			}
 		}
-		g, ok := masks[string(mk)]
-		if !ok {
-			ng := Group{}
+		if len(out) == 0 || out[len(out)-1].Delete || string(mk) != string(last) {
+			g := Group{}
 			for c, ok := range r.Present {
 				if ok {
-					ng.Cols = append(ng.Cols, c)
+					g.Cols = append(g.Cols, c)
 				}
 			}
-			g = len(out)
-			masks[string(mk)] = g
-			out = append(out, ng)
+			out = append(out, g)
+			last = append(last[:0], mk...)
 		}
-		out[g].Rows = append(out[g].Rows, r)
+		out[len(out)-1].Rows = append(out[len(out)-1].Rows, r)
 	}
 	return out
 }

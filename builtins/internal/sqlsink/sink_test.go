@@ -59,10 +59,10 @@ func TestJSONText(t *testing.T) {
 	}
 }
 
-// Groups wrote every delete of a batch before its upserts, which is right
-// only when keys are distinct; deduplication compares their JSON text, and
-// the database may hold two spellings equal. Runs now keep record order,
-// and rows without a kind change stay in one statement per column set.
+// Groups wrote every delete of a batch before its upserts, and each set of
+// columns where its first row stood, which is right only when keys are
+// distinct; deduplication compares their JSON text, and the database may
+// hold two spellings equal. Runs now keep record order.
 func TestGroupsKeepRunsInOrder(t *testing.T) {
 	p := &Plan{Key: []int{0}, Rows: []*Row{
 		row(0, false, "A", "x"),
@@ -83,8 +83,31 @@ func TestGroupsKeepRunsInOrder(t *testing.T) {
 		}
 		got = append(got, s)
 	}
-	want := []string{"upsert A C", "upsert B", "delete a b", "upsert a"}
+	want := []string{"upsert A", "upsert B", "upsert C", "delete a b", "upsert a"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("statements %q, want %q", got, want)
+	}
+}
+
+// Within a run of upserts, rows were grouped by column set and a
+// group is written where its first row stands, so a later row of an earlier
+// column set is written before an earlier row of a later one. With one key
+// in two spellings (which deduplication keeps apart), the earlier row wins.
+func TestGroupsUpsertsOfOneKeyKeepRecordOrder(t *testing.T) {
+	p := &Plan{Key: []int{0}, Rows: []*Row{
+		row(0, false, "J", "j", "-"),      // columns id, name
+		row(1, false, "k", "second", "2"), // columns id, name, n
+		row(2, false, "K", "third", "-"),  // columns id, name: the same key, later
+	}}
+	pos := map[int]int{}
+	n := 0
+	for _, g := range p.Groups() {
+		for _, r := range g.Rows {
+			pos[r.Index] = n
+			n++
+		}
+	}
+	if pos[2] < pos[1] {
+		t.Fatalf("row 2 (key K) is written before row 1 (key k, earlier): the earlier row's values are left in the table")
 	}
 }

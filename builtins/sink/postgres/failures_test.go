@@ -184,3 +184,23 @@ func TestSQLSTATEClasses(t *testing.T) {
 		}
 	}
 }
+
+// Groups wrote each column set where its first row stood. Upsert mode, one key in two spellings, the two records giving
+// different columns (n absent from the later one), with another key's row of
+// the later record's columns first in the batch: the later record must win.
+func TestUpsertSpellingsWithDifferentColumns(t *testing.T) {
+	e := newPG(t)
+	tbl := e.table("id uuid PRIMARY KEY, name text, n int")
+	s := e.sink(t, e.dsn, fmt.Sprintf("table = %q\nmode = \"upsert\"\ncolumns = { id = \"$.id\", name = \"$.name\", n = \"$.n\" }", tbl))
+	open(t, s)
+	err := write(t, s,
+		`{"id":"b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11","name":"other"}`,
+		`{"id":"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11","name":"second","n":2}`,
+		`{"id":"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11","name":"third"}`)
+	if err != nil {
+		t.Fatalf("Write: (%s) %v", component.ClassOf(err), err)
+	}
+	if got := e.dump(tbl, "id"); !strings.Contains(got, `"name":"third"`) {
+		t.Fatalf("got %s, want the a0ee row named third (the last record for it)", got)
+	}
+}
