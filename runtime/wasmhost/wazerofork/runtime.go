@@ -256,11 +256,22 @@ func (r *runtime) CompileModule(ctx context.Context, binary []byte) (CompiledMod
 	}
 	c.typeIDs = typeIDs
 
+	// Sluice: function listeners read the function definitions, which
+	// upstream builds only after all validation: with listeners, the
+	// bodies are validated now.
+	if ctx.Value(expctxkeys.FunctionListenerFactoryKey{}) != nil {
+		if err := internal.ValidateBodies(); err != nil {
+			return nil, err
+		}
+	}
 	listeners, err := buildFunctionListeners(ctx, internal)
 	if err != nil {
 		return nil, err
 	}
 	internal.AssignModuleID(binary, listeners, r.ensureTermination)
+	// Sluice: the caches' key includes the features the module was
+	// validated with, since a hit skips the validation of its bodies.
+	internal.MixFeaturesIntoID(r.enabledFeatures)
 	if err = r.store.Engine.CompileModule(ctx, internal, listeners, r.ensureTermination); err != nil {
 		return nil, err
 	}

@@ -349,6 +349,14 @@ func (m *Module) validate(enabledFeatures api.CoreFeatures, deferBodies bool) er
 			return m.validateFunctions(enabledFeatures, functions, globals, memory, tables, tags, MaximumFunctionIndex)
 		}
 		if deferBodies {
+			// What is not about a body is checked now, as upstream does
+			// before anything else reads the functions.
+			if err = m.validateFunctionShapes(functions, MaximumFunctionIndex); err != nil {
+				return err
+			}
+			if _, err = m.declaredFunctionIndexes(enabledFeatures); err != nil {
+				return err
+			}
 			m.bodiesToValidate = bodies
 		} else if err = bodies(); err != nil {
 			return err
@@ -455,6 +463,41 @@ func (m *Module) validateGlobals(globals []GlobalType, numFuncts, maxGlobals uin
 		}
 	}
 	return nil
+}
+
+// validateFunctionShapes runs the checks of validateFunctions that are not
+// about a function's body (Sluice: ValidateDeferringBodies runs them at
+// once).
+func (m *Module) validateFunctionShapes(functions []Index, maximumFunctionIndex uint32) error {
+	if uint32(len(functions)) > maximumFunctionIndex {
+		return fmt.Errorf("too many functions (%d) in a module", len(functions))
+	}
+	functionCount := m.SectionElementCount(SectionIDFunction)
+	codeCount := m.SectionElementCount(SectionIDCode)
+	if codeCount != functionCount {
+		return fmt.Errorf("code count (%d) != function count (%d)", codeCount, functionCount)
+	}
+	typeCount := m.SectionElementCount(SectionIDType)
+	for idx, typeIndex := range m.FunctionSection {
+		if typeIndex >= typeCount {
+			return fmt.Errorf("invalid %s: type section index %d out of range", m.funcDesc(SectionIDFunction, Index(idx)), typeIndex)
+		}
+	}
+	return nil
+}
+
+// MixFeaturesIntoID makes the module's ID, the key of the engines' caches,
+// depend on the features it was validated with (Sluice: a cache hit skips
+// the validation of function bodies, so an entry must come from a
+// validation under the same features; upstream's key is the bytes, the
+// listeners and ensureTermination).
+func (m *Module) MixFeaturesIntoID(features api.CoreFeatures) {
+	h := sha256.New()
+	h.Write(m.ID[:])
+	var f [8]byte
+	binary.LittleEndian.PutUint64(f[:], uint64(features))
+	h.Write(f[:])
+	h.Sum(m.ID[:0])
 }
 
 func (m *Module) validateFunctions(enabledFeatures api.CoreFeatures, functions []Index, globals []GlobalType, memory *Memory, tables []Table, tags []Index, maximumFunctionIndex uint32) error {

@@ -1,0 +1,118 @@
+package wasmhost_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// simdBody is a module whose only function body uses a SIMD instruction
+// (v128.const; drop): valid with CoreFeaturesV2, invalid with V1. Nothing
+// outside the body names SIMD, so only body validation can refuse it.
+var simdBody = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+	0x03, 0x02, 0x01, 0x00, // func 0: type 0
+	0x0a, 0x17, 0x01, 0x15, 0x00, // code: 1 body, 21 bytes, no locals
+	0xfd, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // v128.const
+	0x1a, 0x0b, // drop, end
+}
+
+// With wazero upstream, a runtime whose features exclude SIMD refuses this
+// module whatever its compilation cache holds. Sluice's fork skips body
+// validation on a cache hit, and its cache key (module bytes, CPU) did not
+// include the runtime's enabled features: a V1 runtime sharing a cache with
+// a V2 one compiled it. The key now includes them (wazerofork/SLUICE.md).
+func TestFeatureMismatchSkipsBodyValidation(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		cache func(t *testing.T) (wazero.CompilationCache, wazero.CompilationCache)
+	}{
+		{"shared in-memory cache", func(t *testing.T) (wazero.CompilationCache, wazero.CompilationCache) {
+			c := wazero.NewCompilationCache()
+			return c, c
+		}},
+		{"shared cache directory", func(t *testing.T) (wazero.CompilationCache, wazero.CompilationCache) {
+			dir := t.TempDir()
+			a, err := wazero.NewCompilationCacheWithDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := wazero.NewCompilationCacheWithDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a, b
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca, cb := tc.cache(t)
+			// Without any cache: V1 refuses the body.
+			plain := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCoreFeatures(api.CoreFeaturesV1))
+			defer plain.Close(ctx)
+			if _, err := plain.CompileModule(ctx, simdBody); err == nil {
+				t.Fatal("V1 runtime without a cache accepted a SIMD body")
+			}
+			v2 := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(ca).WithCoreFeatures(api.CoreFeaturesV2))
+			defer v2.Close(ctx)
+			if _, err := v2.CompileModule(ctx, simdBody); err != nil {
+				t.Fatalf("V2 runtime: %v", err)
+			}
+			v1 := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cb).WithCoreFeatures(api.CoreFeaturesV1))
+			defer v1.Close(ctx)
+			cm, err := v1.CompileModule(ctx, simdBody)
+			if err == nil {
+				_, ierr := v1.InstantiateModule(ctx, cm, wazero.NewModuleConfig())
+				t.Errorf("V1 runtime sharing the cache compiled a module whose body uses SIMD (instantiate: %v); want it refused as without a cache", ierr)
+			}
+		})
+	}
+}
+
+// badTypeIndex is a module whose one function names type 5 of a type
+// section holding 1: invalid, refused by validateFunctions ("type section
+// index 5 out of range"), a check the fork deferred with the bodies.
+var badTypeIndex = []byte{
+	0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+	0x03, 0x02, 0x01, 0x05, // func 0: type 5 (out of range)
+	0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: 1 body, no locals, end
+}
+
+// With a function listener factory in the context (wazero's
+// experimental API, e.g. logging.NewLoggingListenerFactory), CompileModule
+// builds function definitions ("must be called after all validation")
+// before the engine validates the deferred part: upstream refuses this
+// module with an error, the fork panicked with an index out of range. The
+// fork now checks what is not about a body at once, and with listeners
+// validates the bodies at once too.
+func TestListenersBeforeDeferredValidation(t *testing.T) {
+	for _, cfg := range []struct {
+		name string
+		c    wazero.RuntimeConfig
+	}{{"compiler", wazero.NewRuntimeConfigCompiler()}, {"interpreter", wazero.NewRuntimeConfigInterpreter()}} {
+		t.Run(cfg.name, func(t *testing.T) {
+			ctx := experimental.WithFunctionListenerFactory(context.Background(),
+				experimental.FunctionListenerFactoryFunc(func(api.FunctionDefinition) experimental.FunctionListener { return nil }))
+			r := wazero.NewRuntimeWithConfig(ctx, cfg.c)
+			defer r.Close(ctx)
+			var err error
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Fatalf("CompileModule panicked: %v; want the error upstream returns (type section index out of range)", p)
+					}
+				}()
+				_, err = r.CompileModule(ctx, badTypeIndex)
+			}()
+			if err == nil {
+				t.Fatal("a module whose function names a missing type was compiled")
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+}
