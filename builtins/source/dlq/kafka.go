@@ -92,7 +92,7 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 		if opts, err = s.conn.Options(s.env.Dir, s.env.Logger); err != nil {
 			return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
 		}
-		secured = s.conn.SASL != nil || s.conn.TLS != nil
+		secured = s.conn.SASL != nil || s.conn.TLS != nil && (s.conn.TLS.Enabled == nil || *s.conn.TLS.Enabled)
 	}
 	opts = append(opts, kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(s.topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -104,7 +104,11 @@ func (s *KafkaSource) Open(ctx context.Context) error {
 	}
 	fail := func(err error) error {
 		cl.Close()
-		if !secured && unauthenticated(err) {
+		switch {
+		case secured || !unauthenticated(err):
+		case s.conn != nil:
+			err = fmt.Errorf("%w (connected without SASL or TLS: set the dlq source's sasl and tls keys)", err)
+		default:
 			err = fmt.Errorf("%w (connected without SASL or TLS: set the dlq source's sasl and tls keys; without them, the replay takes them from the task's Kafka [dead_letter] when it writes topic %q on one of %v, and none does)", err, s.topic, s.brokers)
 		}
 		return component.TaskPermanent(fmt.Errorf("kafka dead-letter topic %s: %w", s.topic, err))
