@@ -80,3 +80,22 @@ func RunServer(t testing.TB, name, addr string, args ...string) {
 		return true
 	})
 }
+
+// Serve accepts connections on ln until the end of the test, each handled
+// by handle on a goroutine of its own (which closes it), and returns ln's
+// address: a throwaway server that speaks a protocol by hand (a bad
+// status line, a RESP reply, a TLS handshake alone).
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
+	t.Helper()
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().String()
+}

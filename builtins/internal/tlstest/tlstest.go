@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // Files are the PEM files Generate wrote, and the server side config
@@ -152,18 +154,8 @@ func Listen(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.(*tls.Conn).Handshake()
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testkit.Serve(t, ln, func(c net.Conn) {
+		defer c.Close()
+		_ = c.(*tls.Conn).Handshake()
+	})
 }

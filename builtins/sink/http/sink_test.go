@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 func TestFormats(t *testing.T) {
@@ -707,25 +708,16 @@ func TestStatusBelow100IsRetryable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-			}()
+	addr := testkit.Serve(t, ln, func(c net.Conn) {
+		defer c.Close()
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
-	s := newSink(t, urlKey("http://"+ln.Addr().String()))
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	})
+	s := newSink(t, urlKey("http://"+addr))
 	err = s.Write(context.Background(), msgs(`{"a":1}`))
 	if c := component.ClassOf(err); c != component.ClassRetryable {
 		t.Fatalf("class %v, want retryable: %v", c, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/internal/redistest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // fakeRedis is a RESP server that answers +PONG to PING, +OK to the
@@ -23,17 +24,7 @@ func fakeRedis(t *testing.T, reply string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serveRESP(c, reply)
-		}
-	}()
-	return ln.Addr().String()
+	return testkit.Serve(t, ln, func(c net.Conn) { serveRESP(c, reply) })
 }
 
 func serveRESP(c net.Conn, reply string) {
