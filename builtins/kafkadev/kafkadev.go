@@ -16,7 +16,11 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // User is a SASL user the cluster accepts.
@@ -154,6 +158,34 @@ func (c *Cluster) Addrs() []string { return append([]string(nil), c.addrs...) }
 
 // Addr returns the first broker's address.
 func (c *Cluster) Addr() string { return c.addrs[0] }
+
+// ProduceBatch appends batch, an encoded record batch sent as it is (a
+// client would check or rebuild it: tests use this for batches a broker
+// accepts but a consumer cannot read), to partition 0 of topic. The
+// cluster must have no SASL users.
+func (c *Cluster) ProduceBatch(ctx context.Context, topic string, batch []byte) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...), kgo.MaxVersions(kversion.V3_6_0())) // produce by topic name
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("produce a raw batch to %s: %w", topic, err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
+		return fmt.Errorf("produce a raw batch to %s: %w", topic, err)
+	}
+	return nil
+}
 
 // Kfake returns the underlying kfake cluster, for fault injection.
 func (c *Cluster) Kfake() *kfake.Cluster { return c.c }

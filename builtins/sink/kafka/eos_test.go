@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
@@ -407,7 +406,7 @@ policy = "none"
 
 // produceCorruptBatch appends to partition 0 of topic a record batch of n
 // records whose zstd data cannot be decompressed, with a valid CRC.
-func produceCorruptBatch(t *testing.T, ctx context.Context, addr, topic string, n int32) {
+func produceCorruptBatch(t *testing.T, ctx context.Context, c *kafkadev.Cluster, topic string, n int32) {
 	t.Helper()
 	now := time.Now().UnixMilli()
 	b := kmsg.RecordBatch{PartitionLeaderEpoch: -1, Magic: 2, Attributes: 4, LastOffsetDelta: n - 1, FirstTimestamp: now, MaxTimestamp: now,
@@ -415,24 +414,7 @@ func produceCorruptBatch(t *testing.T, ctx context.Context, addr, topic string, 
 	raw := b.AppendTo(nil)
 	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
 	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.MaxVersions(kversion.V3_6_0())) // produce by topic name
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks, req.TimeoutMillis = -1, 10000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = raw
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode)
-	}
-	if err != nil {
+	if err := c.ProduceBatch(ctx, topic, raw); err != nil {
 		t.Fatalf("produce the corrupt batch: %v", err)
 	}
 }
@@ -459,7 +441,7 @@ func TestExactlyOnceSkipsABatchItCannotDecompress(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(`{"seq":0}`)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	produceCorruptBatch(t, ctx, c.Addr(), "in", 2) // offsets 1-2
+	produceCorruptBatch(t, ctx, c, "in", 2) // offsets 1-2
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(`{"seq":3}`)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,10 +17,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/sluicehq/sluice/builtins/kafkadev"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -336,30 +334,11 @@ func rawBatch(n int32, attributes int16, records []byte) []byte {
 }
 
 // produceRaw appends a raw record batch to topic partition 0.
-func produceRaw(t testing.TB, addr, topic string, batch []byte) {
+func produceRaw(t testing.TB, c *kafkadev.Cluster, topic string, batch []byte) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.MaxVersions(kversion.V3_6_0())) // produce by topic name
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), progressBound)
 	defer cancel()
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks = -1
-	req.TimeoutMillis = 10000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition = 0
-	rp.Records = batch
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("produce raw batch: %v", err)
-	}
-	if err := kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode); err != nil {
-		t.Fatalf("produce raw batch: %v", err)
+	if err := c.ProduceBatch(ctx, topic, batch); err != nil {
+		t.Fatal(err)
 	}
 }

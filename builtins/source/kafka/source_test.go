@@ -271,7 +271,7 @@ func TestCompressionBombIsNotDecompressed(t *testing.T) {
 	const bombSize = 256 << 20
 	batch := zstdBatch(t, 1, bombSize)
 	t.Logf("compressed batch: %d bytes for a %d MiB value", len(batch), bombSize>>20)
-	produceRaw(t, c.Addr(), "bomb", batch)
+	produceRaw(t, c, "bomb", batch)
 	produce(t, c.Addr(), &kgo.Record{Topic: "bomb", Partition: 0, Value: []byte(`{"after":1}`)})
 
 	tree := baseTree(c, "bomb", uniq(t, "g"))
@@ -335,7 +335,7 @@ func readUntil(t *testing.T, s *Source, off int64) []message.Message {
 func TestBatchPastDecompressLimitIsDeadLettered(t *testing.T) {
 	c := cluster(t, 1, "bomb")
 	produce(t, c.Addr(), &kgo.Record{Topic: "bomb", Partition: 0, Value: []byte(`{"before":1}`)})
-	produceRaw(t, c.Addr(), "bomb", zstdBatch(t, 3, 512<<10)) // offsets 1-3, 1.5 MiB
+	produceRaw(t, c, "bomb", zstdBatch(t, 3, 512<<10)) // offsets 1-3, 1.5 MiB
 	produce(t, c.Addr(), &kgo.Record{Topic: "bomb", Partition: 0, Value: []byte(`{"after":1}`)})
 	group := uniq(t, "g")
 	tree := baseTree(c, "bomb", group)
@@ -366,7 +366,7 @@ func TestBatchPastDecompressLimitIsDeadLettered(t *testing.T) {
 // skipped as a batch past the limit is, with the decoder's reason.
 func TestCorruptBatchIsDeadLettered(t *testing.T) {
 	c := cluster(t, 1, "bad")
-	produceRaw(t, c.Addr(), "bad", rawBatch(2, 4, []byte("this is not zstd data at all"))) // offsets 0-1
+	produceRaw(t, c, "bad", rawBatch(2, 4, []byte("this is not zstd data at all"))) // offsets 0-1
 	produce(t, c.Addr(), &kgo.Record{Topic: "bad", Partition: 0, Value: []byte(`{"after":1}`)})
 	group := uniq(t, "g")
 	s := newSource(t, testEnv(t), baseTree(c, "bad", group))
@@ -390,7 +390,7 @@ func TestCorruptBatchIsDeadLettered(t *testing.T) {
 // like any record; after a rewind the batch is read again and fails again.
 func TestSkippedBatchIsReadAgainAfterRewind(t *testing.T) {
 	c := cluster(t, 1, "bomb")
-	produceRaw(t, c.Addr(), "bomb", zstdBatch(t, 2, 1<<20)) // offsets 0-1
+	produceRaw(t, c, "bomb", zstdBatch(t, 2, 1<<20)) // offsets 0-1
 	produce(t, c.Addr(), &kgo.Record{Topic: "bomb", Partition: 0, Value: []byte(`{"after":1}`)})
 	group := uniq(t, "g")
 	tree := baseTree(c, "bomb", group)
