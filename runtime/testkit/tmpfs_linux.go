@@ -14,8 +14,20 @@ import (
 // under SLUICE_INTEGRATION=1 and is skipped otherwise.
 func Tmpfs(t testing.TB, size int64) string {
 	t.Helper()
+	return mountTmpfs(t, size, 0)
+}
+
+// TmpfsNoexec is Tmpfs mounted noexec: nothing in it may be mapped
+// executable, as on a state directory of a hardened box.
+func TmpfsNoexec(t testing.TB, size int64) string {
+	t.Helper()
+	return mountTmpfs(t, size, syscall.MS_NOEXEC)
+}
+
+func mountTmpfs(t testing.TB, size int64, flags uintptr) string {
+	t.Helper()
 	dir := t.TempDir()
-	err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size))
+	err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|flags, fmt.Sprintf("size=%d,mode=0700", size))
 	switch {
 	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES):
 		t.Skipf("a full-disk test needs a small file system: mounting a tmpfs is not permitted here (%v); run as root (or with CAP_SYS_ADMIN) to run it", err)

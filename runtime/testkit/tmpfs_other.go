@@ -11,3 +11,6 @@ func Tmpfs(t testing.TB, size int64) string {
 	t.Skip("a full-disk test mounts a tmpfs, which this test helper does on Linux only")
 	return ""
 }
+
+// TmpfsNoexec is Tmpfs mounted noexec: Linux only, like Tmpfs.
+func TmpfsNoexec(t testing.TB, size int64) string { return Tmpfs(t, size) }

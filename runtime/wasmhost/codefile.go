@@ -1,9 +1,6 @@
 package wasmhost
 
 import (
-	"encoding/hex"
-	"fmt"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"unsafe"
@@ -12,75 +9,66 @@ import (
 )
 
 // A module's machine code is the largest thing a process holds for it
-// (9.3 MiB for a 2.4 MB Go plugin), and wazero keeps it in anonymous
+// (9.3 MiB for a 2.4 MB Go plugin). Upstream wazero keeps it in anonymous
 // memory: resident from the moment it is compiled or read from the cache,
-// though a task runs a small part of it. Mapped from a file instead, only
-// the pages that run become resident, they are clean (the kernel can drop
-// them under memory pressure and read them back), and processes that run
-// the same module share them. Wasmtime offers the same for its cache
-// (Module::deserialize_open_file); wazero does not, so once wazero has the
-// code, the Host writes it to a file beside wazero's cache and maps that
-// file over it (codefile_linux.go).
-
-// codeVersion names the folder of the code files; a change of their
-// layout takes a new one.
-const codeVersion = "code1"
-
-func codePath(dir string, key modKey) string {
-	return filepath.Join(dir, "sluice-"+codeVersion, fmt.Sprintf("%s-%d.code", hex.EncodeToString(key.sum[:]), key.pages))
-}
+// though a task runs a small part of it. Sluice's wazero (wazerofork,
+// SLUICE.md) runs it from its cache entry instead, mapped from the file on
+// Linux: only the pages that run become resident, they are clean (the
+// kernel can drop them under memory pressure and read them back), and
+// processes that run the same module share them. The Host releases the
+// pages a guest's start ran once it has started (releaseCode).
 
 // compiledCode returns the machine code wazero compiled cm to, nil when
-// there is none (the interpreter) or its types look otherwise. wazero has
-// no API for it, so this reaches into its unexported types (wazero 1.12:
-// compiledModule.compiledEngine is the *wazevo.engine, whose
-// compiledModules map, guarded by mux, holds by module ID the compiled
-// module with its executables.executable); TestCompiledCode notices a
-// change at a wazero upgrade.
-func compiledCode(cm wazero.CompiledModule) []byte {
+// there is none (the interpreter) or its types look otherwise, and whether
+// it runs from a file of the cache (mapped: its pages may be released).
+// wazero has no API for it, so this reaches into its unexported types
+// (Sluice's wazero 1.12: compiledModule.compiledEngine is the
+// *wazevo.engine, whose compiledModules map, guarded by mux, holds by
+// module ID the compiled module with its executables: executable and
+// mapped); TestCompiledCode notices a change at a wazero upgrade.
+func compiledCode(cm wazero.CompiledModule) (code []byte, mapped bool) {
 	v := reflect.ValueOf(cm)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return nil
+		return nil, false
 	}
 	mod, eng := v.Elem().FieldByName("module"), v.Elem().FieldByName("compiledEngine")
 	if !mod.IsValid() || mod.Kind() != reflect.Pointer || mod.IsNil() || mod.Elem().Kind() != reflect.Struct ||
 		!eng.IsValid() || eng.Kind() != reflect.Interface || eng.IsNil() {
-		return nil
+		return nil, false
 	}
 	e := eng.Elem()
 	if e.Kind() != reflect.Pointer || e.IsNil() || e.Elem().Kind() != reflect.Struct {
-		return nil
+		return nil, false
 	}
 	id := mod.Elem().FieldByName("ID")
 	mux, mods := e.Elem().FieldByName("mux"), e.Elem().FieldByName("compiledModules")
 	if !id.IsValid() || !mux.IsValid() || mux.Type() != reflect.TypeFor[sync.RWMutex]() ||
 		!mods.IsValid() || mods.Kind() != reflect.Map || mods.Type().Key() != id.Type() {
-		return nil
+		return nil, false
 	}
 	mu := (*sync.RWMutex)(unsafe.Pointer(mux.UnsafeAddr()))
-	mu.RLock()
+	mu.RLock() // the fork sets mapped under it
+	defer mu.RUnlock()
 	entry := mods.MapIndex(id)
-	mu.RUnlock()
-	// The entry's fields do not change once it is in the map.
 	for _, name := range []string{"compiledModule", "executables"} {
 		if !entry.IsValid() || entry.Kind() != reflect.Pointer || entry.IsNil() || entry.Elem().Kind() != reflect.Struct {
-			return nil
+			return nil, false
 		}
 		entry = entry.Elem().FieldByName(name)
 	}
 	if !entry.IsValid() || entry.Kind() != reflect.Pointer || entry.IsNil() || entry.Elem().Kind() != reflect.Struct {
-		return nil
+		return nil, false
 	}
-	exe := entry.Elem().FieldByName("executable")
-	if !exe.IsValid() || exe.Type() != reflect.TypeFor[[]byte]() {
-		return nil
+	exe, m := entry.Elem().FieldByName("executable"), entry.Elem().FieldByName("mapped")
+	if !exe.IsValid() || exe.Type() != reflect.TypeFor[[]byte]() || !m.IsValid() || m.Kind() != reflect.Bool {
+		return nil, false
 	}
-	return *(*[]byte)(unsafe.Pointer(exe.UnsafeAddr()))
+	return *(*[]byte)(unsafe.Pointer(exe.UnsafeAddr())), m.Bool()
 }
 
 // releaseCode lets the kernel take back the pages of c's machine code when
-// it is mapped from its file: they stay in the page cache, and those that
-// run again are mapped again at their first use.
+// it runs from a file: they stay in the page cache, and those that run
+// again are mapped again at their first use.
 func (h *Host) releaseCode(c *compiled) {
 	if c.code == nil {
 		return

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/testkit"
 	"github.com/sluicehq/sluice/runtime/wasmhost"
 	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
 )
@@ -114,30 +115,32 @@ func inode(t *testing.T, path string) uint64 {
 	return st.Sys().(*syscall.Stat_t).Ino
 }
 
-// TestCodeFile: a module's machine code runs from a file of the cache,
-// which holds exactly that code; a second process (Host) maps the same
-// file, and one whose file is damaged writes it again.
+// entryOf is the file of dir's wazero cache a module's code is mapped
+// from, failing the test when it runs from anywhere else.
+func entryOf(t *testing.T, dir string, code []byte) string {
+	t.Helper()
+	p := mappingOf(t, code).path
+	if rel, err := filepath.Rel(dir, p); err != nil || !strings.HasPrefix(rel, "wazero-") || strings.Count(rel, "/") != 1 {
+		t.Fatalf("the code is mapped from %q, want an entry of the cache %s", p, dir)
+	}
+	return p
+}
+
+// TestCodeFile: a module's machine code runs from its entry in wazero's
+// cache, the first time (just compiled) as after a restart; a second
+// process (Host) maps the same file, and one whose entry is damaged or
+// cut short compiles the module again and replaces it.
 func TestCodeFile(t *testing.T) {
 	dir := t.TempDir()
 	wasm := wasmtest.ABIModule{PerRecord: true}.Bytes()
 	event := []byte(`{"a":1}`)
 
-	h, m := loadCode(t, dir, wasm)
+	_, m := loadCode(t, dir, wasm)
 	if err := m.CodeFile(); err != nil {
 		t.Fatalf("code not mapped from a file: %v", err)
 	}
-	path := h.CodePath(wasm, uint32(testMemoryLimit/65536))
 	code := m.Code()
-	if got := mappingOf(t, code).path; got != path {
-		t.Fatalf("the code is mapped from %q, want %q", got, path)
-	}
-	file, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(file)%os.Getpagesize() != 0 || !bytes.Equal(file[:len(code)], code) || bytes.ContainsFunc(file[len(code):], func(r rune) bool { return r != 0 }) {
-		t.Fatalf("the file (%d bytes) is not the code (%d bytes) padded with zeros to a page", len(file), len(code))
-	}
+	path := entryOf(t, dir, code)
 	if got := runOnce(t, m, event); !bytes.Equal(got, event) {
 		t.Fatalf("got %q, want %q", got, event)
 	}
@@ -148,62 +151,101 @@ func TestCodeFile(t *testing.T) {
 	if err := m2.CodeFile(); err != nil {
 		t.Fatalf("second load: %v", err)
 	}
-	if got := mappingOf(t, m2.Code()).path; got != path {
+	if got := entryOf(t, dir, m2.Code()); got != path {
 		t.Fatalf("second load: the code is mapped from %q, want %q", got, path)
 	}
 	if inode(t, path) != ino {
-		t.Error("second load wrote the file again: it should have reused it")
+		t.Error("second load wrote the entry again: it should have reused it")
 	}
 	runOnce(t, m2, event)
 
-	// A damaged file is never mapped: it is written again. (Damaged as a
-	// new file renamed over the old: one changed in place would change the
-	// code the first Host runs, which is why the folder must be writable
-	// by Sluice alone.)
-	file[len(code)/2] ^= 0xff
-	if err := os.WriteFile(path+".damaged", file, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".damaged", path); err != nil {
-		t.Fatal(err)
-	}
-	_, m3 := loadCode(t, dir, wasm)
-	if err := m3.CodeFile(); err != nil {
-		t.Fatalf("load over a damaged file: %v", err)
-	}
-	fixed, err := os.ReadFile(path)
+	// A damaged entry is never run: the module is compiled again and the
+	// entry replaced. (Damaged as a new file renamed over the old: one
+	// changed in place would change the code the first Host runs, which is
+	// why the folder must be writable by Sluice alone.)
+	file, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(fixed[:len(code)], m3.Code()[:len(code)]) {
-		t.Fatal("the damaged file was not written again")
+	at := bytes.Index(file, code[:64])
+	if at < 0 || at%(64<<10) != 0 {
+		t.Fatalf("the entry does not hold the code at a 64 KiB boundary (found at %d)", at)
 	}
-	if got := runOnce(t, m3, event); !bytes.Equal(got, event) {
-		t.Fatalf("after the damaged file: got %q, want %q", got, event)
+	for _, damage := range []struct {
+		name string
+		file []byte
+	}{
+		{"a byte of code flipped", func() []byte {
+			f := bytes.Clone(file)
+			f[at+len(code)/2] ^= 0xff
+			return f
+		}()},
+		{"cut short in its code", file[:at+len(code)/2]},
+		{"cut short in its header", file[:10]},
+	} {
+		if err := os.WriteFile(path+".damaged", damage.file, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".damaged", path); err != nil {
+			t.Fatal(err)
+		}
+		_, m3 := loadCode(t, dir, wasm)
+		if err := m3.CodeFile(); err != nil {
+			t.Fatalf("%s: %v", damage.name, err)
+		}
+		if got := entryOf(t, dir, m3.Code()); got != path {
+			t.Fatalf("%s: the code is mapped from %q, want %q", damage.name, got, path)
+		}
+		if fixed, err := os.ReadFile(path); err != nil || !bytes.Equal(fixed, file) {
+			t.Fatalf("%s: the entry was not written again (%v)", damage.name, err)
+		}
+		if got := runOnce(t, m3, event); !bytes.Equal(got, event) {
+			t.Fatalf("%s: got %q", damage.name, got)
+		}
 	}
-	// The first Host keeps the file it checked, replaced since.
+	// The first Host keeps the file it mapped, replaced since.
 	if got := runOnce(t, m, event); !bytes.Equal(got, event) {
 		t.Fatalf("first Host after the file was replaced: got %q", got)
 	}
 }
 
-// TestCodeFileUnwritable: when the file cannot be written, the code stays
-// in anonymous memory and the module runs as before.
+// TestCodeFileUnwritable: when the cache entry cannot be written (a full
+// disk) or mapped executable (a file system mounted noexec), the module
+// still loads, its code in anonymous memory, and runs.
 func TestCodeFileUnwritable(t *testing.T) {
-	dir := t.TempDir()
-	// A file where the folder of code files would be.
-	if err := os.WriteFile(filepath.Join(dir, "sluice-code1"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	wasm := wasmtest.ABIModule{PerRecord: true}.Bytes()
-	_, m := loadCode(t, dir, wasm)
-	if m.CodeFile() == nil {
-		t.Fatal("the code is mapped from a file that cannot exist")
-	}
-	if got := mappingOf(t, m.Code()).path; got != "" {
-		t.Fatalf("the code is mapped from %q, want anonymous memory", got)
-	}
-	runOnce(t, m, []byte(`{"a":1}`))
+	event := []byte(`{"a":1}`)
+	t.Run("full disk", func(t *testing.T) {
+		dir := testkit.Tmpfs(t, 64<<10) // smaller than the entry
+		_, m := loadCode(t, dir, wasm)
+		if m.CodeFile() == nil {
+			t.Fatal("the code is mapped from an entry that cannot have been written")
+		}
+		if got := mappingOf(t, m.Code()).path; got != "" {
+			t.Fatalf("the code is mapped from %q, want anonymous memory", got)
+		}
+		if got := runOnce(t, m, event); !bytes.Equal(got, event) {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("noexec", func(t *testing.T) {
+		dir := testkit.TmpfsNoexec(t, 64<<20)
+		for i := range 2 { // compiled, then read from the entry
+			_, m := loadCode(t, dir, wasm)
+			if m.CodeFile() == nil {
+				t.Fatalf("load %d: the code is mapped from a noexec file system", i+1)
+			}
+			if got := mappingOf(t, m.Code()).path; got != "" {
+				t.Fatalf("load %d: the code is mapped from %q, want anonymous memory", i+1, got)
+			}
+			if got := runOnce(t, m, event); !bytes.Equal(got, event) {
+				t.Fatalf("load %d: got %q", i+1, got)
+			}
+		}
+		if ents, _ := filepath.Glob(filepath.Join(dir, "wazero-*", "*")); len(ents) != 1 {
+			t.Fatalf("cache entries %v, want the one written at the first load", ents)
+		}
+	})
 }
 
 // TestCodeReleasedAfterStart: once a Go guest has started, the code its

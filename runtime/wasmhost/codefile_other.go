@@ -2,10 +2,7 @@
 
 package wasmhost
 
-import "errors"
-
-// mapCodeFile is Linux's: elsewhere, and on 32-bit arm where wazero
-// interprets, code stays in anonymous memory.
-func mapCodeFile(string, []byte) error { return errors.ErrUnsupported }
-
+// releasePages is Linux's: elsewhere, and on 32-bit arm where wazero
+// interprets, the code stays in anonymous memory (the fork maps it from
+// its cache file only on Linux).
 func releasePages([]byte) {}

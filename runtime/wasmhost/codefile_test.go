@@ -25,7 +25,7 @@ func TestCompiledCode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		code := compiledCode(cm)
+		code, _ := compiledCode(cm)
 		if len(code) == 0 {
 			t.Fatal("no machine code found in a module compiled by wazero's compiler")
 		}
@@ -39,10 +39,10 @@ func TestCompiledCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code := compiledCode(cm); code != nil {
+	if code, _ := compiledCode(cm); code != nil {
 		t.Errorf("the interpreter's module has %d bytes of machine code", len(code))
 	}
-	if compiledCode(nil) != nil {
+	if code, _ := compiledCode(nil); code != nil {
 		t.Error("a nil module has machine code")
 	}
 }

@@ -49,13 +49,7 @@ func (h *Host) RewrittenPath(wasm []byte, pages uint32) string {
 func (m *Module) CodeFile() error { return m.c.codeFile }
 
 // Code is m's machine code (nil: none, the interpreter).
-func (m *Module) Code() []byte { return compiledCode(m.c.cm) }
-
-// CodePath is where h keeps the machine code of wasm for a memory cap of
-// pages 64 KiB pages.
-func (h *Host) CodePath(wasm []byte, pages uint32) string {
-	return codePath(h.dir, modKey{sum: sha256.Sum256(wasm), pages: pages})
-}
+func (m *Module) Code() []byte { code, _ := compiledCode(m.c.cm); return code }
 
 // CompileWorkers is compileWorkers, for its test.
 var CompileWorkers = compileWorkers
@@ -66,3 +60,5 @@ func (kv *KV) SetClock(now func() time.Time) { kv.now = now }
 // AfterRelease makes f run each time t puts an instance back, once it let
 // go of its lock (before it closes an instance it retires).
 func (t *Transformer) AfterRelease(f func()) { t.afterRelease = f }
+
+func (m *Module) ReleaseCode() { m.host.releaseCode(m.c) }

@@ -116,3 +116,75 @@ func TestListenersBeforeDeferredValidation(t *testing.T) {
 		})
 	}
 }
+
+// manyFunctions is a module of n functions () -> i32, each returning its
+// index, the last one exported as "last".
+func manyFunctions(n int) []byte {
+	uleb := func(b []byte, v uint32) []byte {
+		for {
+			c := byte(v & 0x7f)
+			v >>= 7
+			if v == 0 {
+				return append(b, c)
+			}
+			b = append(b, c|0x80)
+		}
+	}
+	sleb := func(b []byte, v int32) []byte {
+		for {
+			c := byte(v & 0x7f)
+			v >>= 7
+			if v == 0 && c&0x40 == 0 || v == -1 && c&0x40 != 0 {
+				return append(b, c)
+			}
+			b = append(b, c|0x80)
+		}
+	}
+	section := func(b []byte, id byte, body []byte) []byte {
+		return append(uleb(append(b, id), uint32(len(body))), body...)
+	}
+	m := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	m = section(m, 1, []byte{0x01, 0x60, 0x00, 0x01, 0x7f}) // type 0: () -> i32
+	funcs := uleb(nil, uint32(n))
+	for range n {
+		funcs = append(funcs, 0)
+	}
+	m = section(m, 3, funcs)
+	export := append([]byte{0x01, 0x04, 'l', 'a', 's', 't', 0x00}, uleb(nil, uint32(n-1))...)
+	m = section(m, 7, export)
+	code := uleb(nil, uint32(n))
+	for i := range n {
+		body := append(sleb([]byte{0x00, 0x41}, int32(i)), 0x0b) // no locals; i32.const i; end
+		code = append(uleb(code, uint32(len(body))), body...)
+	}
+	return section(m, 10, code)
+}
+
+// A cache entry lists each function's offset in 8 bytes after a short
+// header. The fork reads the entry through a 64 KiB buffer, which returns
+// what it holds, fewer bytes than asked where an offset straddles its
+// end; wazero's reader took a short read for the end of the file, and a
+// module of more than about 8,000 functions (a large Go plugin) failed to
+// load from the cache.
+func TestCacheEntryOfManyFunctions(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const n = 20000
+	wasm := manyFunctions(n)
+	for i, want := range []string{"compiled", "from the cache"} {
+		cache, err := wazero.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+		mod, err := rt.Instantiate(ctx, wasm)
+		if err != nil {
+			t.Fatalf("%s (start %d): %v", want, i+1, err)
+		}
+		res, err := mod.ExportedFunction("last").Call(ctx)
+		if err != nil || len(res) != 1 || res[0] != n-1 {
+			t.Fatalf("%s: last() = %v, %v; want %d", want, res, err, n-1)
+		}
+		rt.Close(ctx)
+	}
+}

@@ -117,11 +117,13 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 		dropFunctionBodies(c.cm) // and less than it keeps
 		c.codeFile = errors.New("no cache directory")
 		if h.dir != "" && !key.unprotected {
-			c.codeFile = errors.New("no machine code (the interpreter)")
-			if code := compiledCode(c.cm); code != nil {
-				if c.codeFile = mapCodeFile(codePath(h.dir, key), code); c.codeFile == nil {
-					c.code = code
-				}
+			switch code, mapped := compiledCode(c.cm); {
+			case mapped:
+				c.code, c.codeFile = code, nil
+			case code == nil:
+				c.codeFile = errors.New("no machine code (the interpreter)")
+			default:
+				c.codeFile = errors.New("the cache entry could not be written or mapped (a full disk, a file system mounted noexec, not Linux)")
 			}
 		}
 	})

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
+
+	"github.com/tetratelabs/wazero/internal/platform"
 )
 
 // New returns a new Cache implemented by fileCache.
@@ -51,6 +54,39 @@ type bufferedFile struct {
 }
 
 func (b bufferedFile) Close() error { return b.f.Close() }
+
+// ReadAt reads the entry's file at off, wherever the reader is (Sluice:
+// the checksum of code mapped by MapCode).
+func (b bufferedFile) ReadAt(p []byte, off int64) (int, error) { return b.f.ReadAt(p, off) }
+
+// CodeMapper is offered by an entry read from a file (Sluice): MapCode maps
+// n bytes of the entry from offset off, a multiple of the page size,
+// read-only, executable and private, and moves the reader to off+n. The
+// mapping is released with platform.MunmapCodeFile. It fails where
+// mapping is not supported (platform.MapCodeFile), the file is shorter
+// than off+n (touching a page past its end would kill the process), or the
+// system refuses it.
+type CodeMapper interface {
+	MapCode(off int64, n int) ([]byte, error)
+}
+
+func (b bufferedFile) MapCode(off int64, n int) ([]byte, error) {
+	if st, err := b.f.Stat(); err != nil {
+		return nil, err
+	} else if st.Size() < off+int64(n) {
+		return nil, fmt.Errorf("cache entry of %d bytes cut short: its code ends at %d", st.Size(), off+int64(n))
+	}
+	code, err := platform.MapCodeFile(b.f, off, n)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.f.Seek(off+int64(n), io.SeekStart); err != nil {
+		_ = platform.MunmapCodeFile(code)
+		return nil, err
+	}
+	b.Reader.Reset(b.f)
+	return code, nil
+}
 
 func (fc *fileCache) Add(key Key, content io.Reader) (err error) {
 	path := fc.path(key)

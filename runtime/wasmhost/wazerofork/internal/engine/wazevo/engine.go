@@ -108,7 +108,10 @@ type (
 	}
 
 	executables struct {
-		executable         []byte
+		executable []byte
+		// Sluice: mapped is whether executable is mapped from a cache file
+		// (engine_cache.go), not copied into anonymous memory.
+		mapped             bool
 		entryPreambles     []byte
 		entryPreamblesPtrs []*byte
 	}
@@ -923,7 +926,11 @@ func sharedFunctionsFinalizer(sf *sharedFunctions) {
 
 func executablesFinalizer(exec *executables) {
 	if len(exec.executable) > 0 {
-		if err := platform.MunmapCodeSegment(exec.executable); err != nil {
+		unmap := platform.MunmapCodeSegment
+		if exec.mapped { // Sluice
+			unmap = platform.MunmapCodeFile
+		}
+		if err := unmap(exec.executable); err != nil {
 			panic(err)
 		}
 	}

@@ -30,6 +30,7 @@ func fileCacheKey(m *wasm.Module) (ret filecache.Key) {
 	s := sha256.New()
 	s.Write(m.ID[:])
 	s.Write(magic)
+	s.Write([]byte(sluiceFormat))
 	// Write the CPU features so that we can cache the compiled module for the same CPU.
 	// This prevents the incompatible CPU features from being used.
 	cpu := platform.CpuFeatures.Raw()
@@ -44,9 +45,90 @@ func fileCacheKey(m *wasm.Module) (ret filecache.Key) {
 func (e *engine) addCompiledModule(module *wasm.Module, cm *compiledModule) (c *compiledModule, err error) {
 	c = e.addCompiledModuleToMemory(module, cm)
 	if !module.IsHostModule && e.fileCache != nil {
-		err = e.addCompiledModuleToCache(module, c)
+		// Sluice: a cache entry that cannot be written (a full disk, a
+		// read-only folder) costs the next start a compilation; upstream
+		// failed this one, so a full disk stopped every new module.
+		if e.addCompiledModuleToCache(module, c) == nil {
+			e.runFromCache(module, c)
+		}
 	}
 	return
+}
+
+// runFromCache (Sluice) moves the native code of cm, just compiled into
+// anonymous memory and written to the file cache, onto a mapping of that
+// entry, at the same address: the code then runs from the page cache as
+// it does after a cache hit, the pages a task does not run need not stay
+// resident, and processes running the module share them. Any failure
+// leaves the code where it is.
+func (e *engine) runFromCache(module *wasm.Module, cm *compiledModule) {
+	if len(cm.executable) == 0 || cm.executables.mapped {
+		return
+	}
+	r, ok, err := e.fileCache.Get(fileCacheKey(module))
+	if !ok || err != nil {
+		return
+	}
+	defer r.Close()
+	m, ok := r.(filecache.CodeMapper)
+	if !ok {
+		return
+	}
+	start, n, err := codeExtent(e.wazeroVersion, r)
+	if err != nil || n != len(cm.executable) {
+		return
+	}
+	code, err := m.MapCode(start, n)
+	if err != nil {
+		return
+	}
+	if !bytes.Equal(code, cm.executable) || platform.MoveCodeOver(code, cm.executable) != nil {
+		_ = platform.MunmapCodeFile(code)
+		return
+	}
+	e.mux.Lock() // compiledModules' readers (Sluice's host) read mapped under it
+	cm.executables.mapped = true
+	e.mux.Unlock()
+}
+
+// codeChecksum is the checksum of the native code. Code mapped from the
+// entry is summed from the file, read through a small buffer (Sluice):
+// summing the mapping would fault every page of it into the process, the
+// larger part of a second start's time in the kernel, and leave it all
+// resident until the host releases it.
+func codeChecksum(reader io.Reader, code []byte, start int64, mapped bool) (uint32, error) {
+	ra, ok := reader.(io.ReaderAt)
+	if !mapped || !ok {
+		return crc32.Checksum(code, crc), nil
+	}
+	h := crc32.New(crc)
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(ra, start, int64(len(code))), make([]byte, 256<<10)); err != nil {
+		return 0, err
+	}
+	return h.Sum32(), nil
+}
+
+// codeExtent reads the start of a cache entry up to its native code and
+// returns where that code starts in the entry and its length.
+func codeExtent(wazeroVersion string, r io.Reader) (start int64, n int, err error) {
+	header := make([]byte, len(magic)+1+len(wazeroVersion)+4)
+	if _, err = io.ReadFull(r, header); err != nil {
+		return 0, 0, err
+	}
+	if !bytes.Equal(header[:len(magic)], magic) || int(header[len(magic)]) != len(wazeroVersion) ||
+		string(header[len(magic)+1:len(header)-4]) != wazeroVersion {
+		return 0, 0, fmt.Errorf("compilationcache: not an entry of this version")
+	}
+	functions := int64(binary.LittleEndian.Uint32(header[len(header)-4:]))
+	if _, err = io.CopyN(io.Discard, r, 8*functions); err != nil {
+		return 0, 0, err
+	}
+	var b [8]byte
+	size, err := readUint64(r, &b)
+	if err != nil || size > 1<<40 {
+		return 0, 0, fmt.Errorf("compilationcache: executable length %d: %v", size, err)
+	}
+	return alignCode(int64(len(header)) + 8*functions + 8), int(size), nil
 }
 
 func (e *engine) getCompiledModule(module *wasm.Module, listeners []experimental.FunctionListener, ensureTermination bool) (cm *compiledModule, ok bool, err error) {
@@ -138,15 +220,32 @@ func (e *engine) getCompiledModuleFromCache(module *wasm.Module) (cm *compiledMo
 	// Note: cached.Close is ensured to be called in deserializeCodes.
 	cm, staleCache, err = deserializeCompiledModule(e.wazeroVersion, cached)
 	if err != nil {
-		hit = false
-		return
-	} else if staleCache {
+		// Sluice: a damaged entry (cut short by a crash, its code not
+		// matching its checksum) is compiled again and replaced; upstream
+		// fails the compilation, so the module could not load until someone
+		// removed the file.
+		staleCache, err = true, nil
+	}
+	if staleCache {
 		return nil, false, e.fileCache.Delete(fileCacheKey(module))
 	}
 	return
 }
 
 var magic = []byte{'W', 'A', 'Z', 'E', 'V', 'O'}
+
+// Sluice: sluiceFormat names the layout of Sluice's cache entries, whose
+// native code starts at a multiple of codeAlign in the file so that a
+// cache hit maps it from the file instead of reading it (SLUICE.md). It is
+// part of the entries' key: entries of upstream's layout are not read
+// (the host's cache pruning removes them when unused).
+const sluiceFormat = "sluice-mapped-code-1"
+
+// codeAlign is the file offset alignment of the native code: a multiple of
+// every page size Linux uses (4, 16 and 64 KiB).
+const codeAlign = 64 << 10
+
+func alignCode(n int64) int64 { return (n + codeAlign - 1) &^ (codeAlign - 1) }
 
 func serializeCompiledModule(wazeroVersion string, cm *compiledModule) io.Reader {
 	buf := bytes.NewBuffer(nil)
@@ -164,6 +263,10 @@ func serializeCompiledModule(wazeroVersion string, cm *compiledModule) io.Reader
 	}
 	// The length of code segment (8 bytes).
 	buf.Write(u64.LeBytes(uint64(len(cm.executable))))
+	// Sluice: zeros up to the native code's aligned offset.
+	if len(cm.executable) > 0 {
+		buf.Write(make([]byte, alignCode(int64(buf.Len()))-int64(buf.Len())))
+	}
 	// Append the native code.
 	buf.Write(cm.executable)
 	// Append checksum.
@@ -201,7 +304,7 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 
 	// Read the header before the native code.
 	header := make([]byte, cacheHeaderSize)
-	n, err := reader.Read(header)
+	n, err := io.ReadFull(reader, header)
 	if err != nil {
 		return nil, false, fmt.Errorf("compilationcache: error reading header: %v", err)
 	}
@@ -248,27 +351,63 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 	}
 
 	if executableLen > 0 {
-		executable, err := platform.MmapCodeSegment(int(executableLen))
-		if err != nil {
-			err = fmt.Errorf("compilationcache: error mmapping executable (len=%d): %v", executableLen, err)
-			return nil, false, err
+		// Sluice: the native code starts at an aligned offset. Mapped from
+		// the file where the reader offers it (a file on Linux), only the
+		// pages that run are read, and processes running the same module
+		// share them; elsewhere, or when the mapping fails (a file system
+		// mounted noexec), it is read into anonymous memory as upstream
+		// does.
+		pos := int64(cacheHeaderSize) + 8*int64(functionsNum) + 8
+		start := alignCode(pos)
+		if executableLen > 1<<40 {
+			return nil, false, fmt.Errorf("compilationcache: executable length %d", executableLen)
+		}
+		var executable []byte
+		if m, ok := reader.(filecache.CodeMapper); ok {
+			if executable, err = m.MapCode(start, int(executableLen)); err == nil {
+				cm.executables.mapped = true
+			}
+		}
+		if !cm.executables.mapped {
+			if _, err = io.CopyN(io.Discard, reader, start-pos); err != nil {
+				return nil, false, fmt.Errorf("compilationcache: error reading executable padding: %v", err)
+			}
+			if executable, err = platform.MmapCodeSegment(int(executableLen)); err != nil {
+				err = fmt.Errorf("compilationcache: error mmapping executable (len=%d): %v", executableLen, err)
+				return nil, false, err
+			}
+			if _, err = io.ReadFull(reader, executable); err != nil {
+				_ = platform.MunmapCodeSegment(executable)
+				err = fmt.Errorf("compilationcache: error reading executable (len=%d): %v", executableLen, err)
+				return nil, false, err
+			}
+		}
+		unmap := func() {
+			if cm.executables.mapped {
+				_ = platform.MunmapCodeFile(executable)
+			} else {
+				_ = platform.MunmapCodeSegment(executable)
+			}
 		}
 
-		_, err = io.ReadFull(reader, executable)
+		expected, err := codeChecksum(reader, executable, start, cm.executables.mapped)
 		if err != nil {
-			err = fmt.Errorf("compilationcache: error reading executable (len=%d): %v", executableLen, err)
-			return nil, false, err
+			unmap()
+			return nil, false, fmt.Errorf("compilationcache: error reading executable (len=%d): %v", executableLen, err)
 		}
-
-		expected := crc32.Checksum(executable, crc)
 		if _, err = io.ReadFull(reader, eightBytes[:4]); err != nil {
+			unmap()
 			return nil, false, fmt.Errorf("compilationcache: could not read checksum: %v", err)
 		} else if checksum := binary.LittleEndian.Uint32(eightBytes[:4]); expected != checksum {
+			unmap()
 			return nil, false, fmt.Errorf("compilationcache: checksum mismatch (expected %d, got %d)", expected, checksum)
 		}
 
-		if err = platform.MprotectCodeSegment(executable); err != nil {
-			return nil, false, err
+		if !cm.executables.mapped {
+			if err = platform.MprotectCodeSegment(executable); err != nil {
+				unmap()
+				return nil, false, err
+			}
 		}
 		cm.executable = executable
 	}
@@ -334,11 +473,11 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 // given array as a buffer. This returns io.EOF if less than 8 bytes were read.
 func readUint64(reader io.Reader, b *[8]byte) (uint64, error) {
 	s := b[0:8]
-	n, err := reader.Read(s)
-	if err != nil {
+	// Sluice: ReadFull, not Read: the buffered reader of filecache returns
+	// what its buffer holds, fewer than 8 bytes where a value straddles its
+	// end (upstream read the file itself, short only at its end).
+	if _, err := io.ReadFull(reader, s); err != nil {
 		return 0, err
-	} else if n < 8 { // more strict than reader.Read
-		return 0, io.EOF
 	}
 
 	// Read the u64 from the underlying buffer.

@@ -10,7 +10,7 @@ import (
 	"github.com/tetratelabs/wazero/internal/wasm"
 )
 
-func decodeCode(r *bytes.Reader, codeSectionStart uint64, ret *wasm.Code) (err error) {
+func decodeCode(r *bytes.Reader, src []byte, codeSectionStart uint64, ret *wasm.Code) (err error) {
 	ss, _, err := leb128.DecodeUint32(r)
 	if err != nil {
 		return fmt.Errorf("get the size of code: %w", err)
@@ -108,8 +108,16 @@ func decodeCode(r *bytes.Reader, codeSectionStart uint64, ret *wasm.Code) (err e
 	}
 
 	bodyOffsetInCodeSection := codeSectionStart - uint64(r.Len())
-	body := make([]byte, remaining)
-	if _, err = io.ReadFull(r, body); err != nil {
+	// Sluice: the body is a slice of the module's bytes, not a copy (the
+	// copies were a sixth of a Go plugin's second start, for bodies that a
+	// cache hit never reads): the caller of CompileModule must not change
+	// the bytes it passed while the module lives (Sluice's host never does).
+	if remaining > int64(r.Len()) {
+		return fmt.Errorf("read body: %w", io.ErrUnexpectedEOF)
+	}
+	pos := int64(len(src) - r.Len())
+	body := src[pos : pos+remaining : pos+remaining]
+	if _, err = r.Seek(remaining, io.SeekCurrent); err != nil {
 		return fmt.Errorf("read body: %w", err)
 	}
 
