@@ -181,6 +181,13 @@ func TestCodeFile(t *testing.T) {
 			return f
 		}()},
 		{"cut short in its code", file[:at+len(code)/2]},
+		{"its count of functions damaged", func() []byte {
+			// After "WAZEVO", the version's length and the version: the
+			// count of functions, each with an offset of 8 bytes.
+			f := bytes.Clone(file)
+			copy(f[7+int(f[6]):], []byte{0xf0, 0xff, 0xff, 0xff})
+			return f
+		}()},
 		{"cut short in its header", file[:10]},
 	} {
 		if err := os.WriteFile(path+".damaged", damage.file, 0o600); err != nil {

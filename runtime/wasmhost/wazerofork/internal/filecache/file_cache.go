@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -54,6 +55,17 @@ type bufferedFile struct {
 }
 
 func (b bufferedFile) Close() error { return b.f.Close() }
+
+// Size is the size of the entry's file (Sluice: counts read from the entry
+// are bounded by it before anything is allocated for them), or the
+// largest int64 when unknown.
+func (b bufferedFile) Size() int64 {
+	st, err := b.f.Stat()
+	if err != nil {
+		return math.MaxInt64
+	}
+	return st.Size()
+}
 
 // ReadAt reads the entry's file at off, wherever the reader is (Sluice:
 // the checksum of code mapped by MapCode).

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"unsafe"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -330,7 +331,38 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 		return
 	}
 
+	// Sluice: the counts below are bounded by the entry's size before
+	// anything is allocated for them: a damaged count (a flipped bit) asked
+	// for gigabytes and killed the process at every start. And the native
+	// code is released on every way out but success.
+	size := int64(math.MaxInt64)
+	if f, ok := reader.(interface{ Size() int64 }); ok {
+		size = f.Size()
+	}
+	tooMany := func(what string, n uint64, each int64) error {
+		if n > uint64(size/each) {
+			return fmt.Errorf("compilationcache: %d %s in an entry of %d bytes", n, what, size)
+		}
+		return nil
+	}
+	var executable []byte
+	defer func() {
+		if executable != nil && (err != nil || staleCache || cm == nil) {
+			if cm != nil && cm.executables.mapped {
+				_ = platform.MunmapCodeFile(executable)
+			} else {
+				_ = platform.MunmapCodeSegment(executable)
+			}
+			if cm != nil {
+				cm.executable = nil
+			}
+		}
+	}()
+
 	functionsNum := binary.LittleEndian.Uint32(header[len(header)-4:])
+	if err = tooMany("functions", uint64(functionsNum), 8); err != nil {
+		return nil, false, err
+	}
 	cm = &compiledModule{functionOffsets: make([]int, functionsNum), executables: &executables{}}
 
 	var eightBytes [8]byte
@@ -359,10 +391,9 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 		// does.
 		pos := int64(cacheHeaderSize) + 8*int64(functionsNum) + 8
 		start := alignCode(pos)
-		if executableLen > 1<<40 {
-			return nil, false, fmt.Errorf("compilationcache: executable length %d", executableLen)
+		if err = tooMany("bytes of code", executableLen, 1); err != nil || executableLen > 1<<40 {
+			return nil, false, fmt.Errorf("compilationcache: executable length %d in an entry of %d bytes", executableLen, size)
 		}
-		var executable []byte
 		if m, ok := reader.(filecache.CodeMapper); ok {
 			if executable, err = m.MapCode(start, int(executableLen)); err == nil {
 				cm.executables.mapped = true
@@ -373,43 +404,32 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 				return nil, false, fmt.Errorf("compilationcache: error reading executable padding: %v", err)
 			}
 			if executable, err = platform.MmapCodeSegment(int(executableLen)); err != nil {
+				executable = nil
 				err = fmt.Errorf("compilationcache: error mmapping executable (len=%d): %v", executableLen, err)
 				return nil, false, err
 			}
 			if _, err = io.ReadFull(reader, executable); err != nil {
-				_ = platform.MunmapCodeSegment(executable)
 				err = fmt.Errorf("compilationcache: error reading executable (len=%d): %v", executableLen, err)
 				return nil, false, err
 			}
 		}
-		unmap := func() {
-			if cm.executables.mapped {
-				_ = platform.MunmapCodeFile(executable)
-			} else {
-				_ = platform.MunmapCodeSegment(executable)
-			}
-		}
+		cm.executable = executable
 
 		expected, err := codeChecksum(reader, executable, start, cm.executables.mapped)
 		if err != nil {
-			unmap()
 			return nil, false, fmt.Errorf("compilationcache: error reading executable (len=%d): %v", executableLen, err)
 		}
 		if _, err = io.ReadFull(reader, eightBytes[:4]); err != nil {
-			unmap()
 			return nil, false, fmt.Errorf("compilationcache: could not read checksum: %v", err)
 		} else if checksum := binary.LittleEndian.Uint32(eightBytes[:4]); expected != checksum {
-			unmap()
 			return nil, false, fmt.Errorf("compilationcache: checksum mismatch (expected %d, got %d)", expected, checksum)
 		}
 
 		if !cm.executables.mapped {
 			if err = platform.MprotectCodeSegment(executable); err != nil {
-				unmap()
 				return nil, false, err
 			}
 		}
-		cm.executable = executable
 	}
 
 	if _, err := io.ReadFull(reader, eightBytes[:1]); err != nil {
@@ -422,6 +442,12 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 		if err != nil {
 			err = fmt.Errorf("compilationcache: error reading source map length: %v", err)
 			return nil, false, err
+		}
+		if err = tooMany("source map entries", sourceMapLen, 16); err != nil {
+			return nil, false, err
+		}
+		if len(cm.executable) == 0 {
+			return nil, false, fmt.Errorf("compilationcache: a source map without code")
 		}
 		executableOffset := uintptr(unsafe.Pointer(&cm.executable[0]))
 		for i := uint64(0); i < sourceMapLen; i++ {
@@ -446,6 +472,9 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 		return nil, true, nil
 	}
 	tableLen := binary.LittleEndian.Uint32(eightBytes[:4])
+	if err = tooMany("try_tables", uint64(tableLen), 4); err != nil {
+		return nil, false, err
+	}
 	if tableLen > 0 {
 		cm.catchClauseTable = make([][]wazevoapi.CatchClauseInstance, tableLen)
 		for i := uint32(0); i < tableLen; i++ {
@@ -453,6 +482,9 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 				return nil, false, fmt.Errorf("compilationcache: error reading catch clause count for try_table[%d]: %v", i, err)
 			}
 			clauseCount := binary.LittleEndian.Uint32(eightBytes[:4])
+			if err = tooMany("catch clauses", uint64(clauseCount), 5); err != nil {
+				return nil, false, err
+			}
 			clauses := make([]wazevoapi.CatchClauseInstance, clauseCount)
 			for j := uint32(0); j < clauseCount; j++ {
 				if _, err = io.ReadFull(reader, eightBytes[:5]); err != nil {
