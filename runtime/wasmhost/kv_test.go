@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,16 +127,27 @@ func TestRewriteCache(t *testing.T) {
 	h := &Host{dir: dir}
 	wasm := []byte("\x00asm\x01\x00\x00\x00")
 	key := modKey{pages: 16}
-	first, err := h.rewrite(key, wasm)
+	reads := 0
+	read := func() ([]byte, error) { reads++; return wasm, nil }
+	first, _, err := h.rewrite(key, read)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := h.rewrite(key, wasm)
+	second, mapped, err := h.rewrite(key, read)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(first.Module, second.Module) || first.Funcs != second.Funcs {
 		t.Errorf("cached rewrite differs: %+v vs %+v", first, second)
+	}
+	if want := runtime.GOOS == "linux" && (runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64"); (mapped != nil) != want {
+		t.Errorf("the rewritten module from the cache mapped: %v, want %v", mapped != nil, want)
+	}
+	if mapped != nil {
+		unmapFile(mapped)
+	}
+	if reads != 1 {
+		t.Errorf("the original module was read %d times, want once: the second rewrite comes from the cache", reads)
 	}
 	matches, _ := filepath.Glob(filepath.Join(dir, "sluice-"+rewriteVersion, "*.wasm"))
 	if len(matches) != 1 {

@@ -74,6 +74,18 @@ type LoadOptions struct {
 // memory limit for the life of the Host, and once per machine when the Host
 // has a cache directory. Errors say what is wrong with the module.
 func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptions) (*Module, error) {
+	return h.load(ctx, name, sha256.Sum256(wasm), len(wasm), func() ([]byte, error) { return wasm, nil }, opt)
+}
+
+// LoadFile is Load of a module file read by OpenModule. Its bytes are read
+// only when the host has no rewritten module of that content in its cache:
+// a second start hashes the file through a small buffer and reads what it
+// runs from the cache.
+func (h *Host) LoadFile(ctx context.Context, name string, f *ModuleFile, opt LoadOptions) (*Module, error) {
+	return h.load(ctx, name, f.sum, int(f.size), f.read, opt)
+}
+
+func (h *Host) load(ctx context.Context, name string, sum [sha256.Size]byte, size int, wasm func() ([]byte, error), opt LoadOptions) (*Module, error) {
 	pages := uint32(0)
 	if opt.MemoryLimit > 0 {
 		p := opt.MemoryLimit / 65536
@@ -82,7 +94,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 		}
 		pages = uint32(min(p, 65536))
 	}
-	key := modKey{sum: sha256.Sum256(wasm), pages: pages, unprotected: opt.unprotected}
+	key := modKey{sum: sum, pages: pages, unprotected: opt.unprotected}
 	h.mu.Lock()
 	c, ok := h.modules[key]
 	if !ok {
@@ -90,15 +102,25 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 		h.modules[key] = c
 	}
 	h.mu.Unlock()
+	readFailed := false
+	read := func() ([]byte, error) {
+		b, err := wasm()
+		readFailed = err != nil
+		return b, err
+	}
 	c.once.Do(func() {
+		var mapped []byte // the rewritten module, mapped from the cache
 		if opt.unprotected {
-			c.info, c.err = instrument.Instrument(wasm, instrumentOptions(pages))
-			c.info.Module = wasm
+			var b []byte
+			if b, c.err = read(); c.err == nil {
+				c.info, c.err = instrument.Instrument(b, instrumentOptions(pages))
+				c.info.Module = b
+			}
 		} else {
 			// The rewritten module comes from the disk cache when the Host
 			// has one: a second start skips the rewrite (~25 ms for a Go
 			// module) as it skips the compilation.
-			c.info, c.err = h.rewrite(key, wasm)
+			c.info, mapped, c.err = h.rewrite(key, read)
 		}
 		if c.err != nil {
 			return
@@ -110,11 +132,17 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 			}
 		}
 		c.info.Module = nil // wazero keeps what it needs
+		// and less than it keeps: the function bodies, which are slices of
+		// the module's bytes (wazerofork/SLUICE.md). A mapped module is
+		// released once nothing points into it; kept mapped if wazero's
+		// layout hides the bodies (a wazero upgrade: TestDropFunctionBodies).
+		if dropped := c.cm == nil || dropFunctionBodies(c.cm); dropped && mapped != nil {
+			unmapFile(mapped)
+		}
 		if c.err != nil {
 			c.err = fmt.Errorf("invalid module: %w", c.err)
 			return
 		}
-		dropFunctionBodies(c.cm) // and less than it keeps
 		c.codeFile = errors.New("no cache directory")
 		if h.dir != "" && !key.unprotected {
 			switch code, mapped := compiledCode(c.cm); {
@@ -128,14 +156,16 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, opt LoadOptio
 		}
 	})
 	if c.err != nil {
-		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {
+		// Not kept for the next load: a cancelled load, and a file that
+		// could not be read (removed, changed) since it was hashed.
+		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) || readFailed {
 			h.mu.Lock()
 			delete(h.modules, key)
 			h.mu.Unlock()
 		}
 		return nil, c.err
 	}
-	m := &Module{host: h, c: c, Name: name, Size: len(wasm)}
+	m := &Module{host: h, c: c, Name: name, Size: size}
 	if err := m.check(); err != nil {
 		return nil, err
 	}

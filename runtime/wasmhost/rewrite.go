@@ -17,25 +17,37 @@ const rewriteVersion = "rw6"
 
 // rewrite instruments wasm for the memory cap in key. With a cache
 // directory the result is kept on disk next to wazero's compiled code, so
-// a restart skips the rewrite as it skips the compilation.
-func (h *Host) rewrite(key modKey, wasm []byte) (instrument.Result, error) {
+// a restart skips the rewrite as it skips the compilation, and need not
+// read the original module at all. A rewritten module read from the cache
+// may be mapped from its file (mapped, released by the caller with
+// unmapFile once nothing points into it).
+func (h *Host) rewrite(key modKey, wasm func() ([]byte, error)) (res instrument.Result, mapped []byte, err error) {
 	path := ""
 	if h.dir != "" {
 		path = rewrittenPath(h.dir, key)
 		// What the cache holds is checked as the rewrite checks its input
 		// (rw4 entries may hold what the rewrite now refuses, and a file
 		// may be damaged); a bad entry is rewritten again.
-		if res, ok := readRewritten(path); ok && instrument.Check(res.Module) == nil {
-			touch(path) // in use (pruneCache)
-			return res, nil
+		if res, mapped, ok := readRewritten(path); ok {
+			if instrument.Check(res.Module) == nil {
+				touch(path) // in use (pruneCache)
+				return res, mapped, nil
+			}
+			if mapped != nil {
+				unmapFile(mapped)
+			}
 		}
 	}
-	res, err := instrument.Instrument(wasm, instrumentOptions(key.pages))
+	b, err := wasm()
+	if err != nil {
+		return res, nil, err
+	}
+	res, err = instrument.Instrument(b, instrumentOptions(key.pages))
 	if err != nil || path == "" {
-		return res, err
+		return res, nil, err
 	}
 	writeRewritten(path, res) // a cache: failing to write only costs time
-	return res, nil
+	return res, nil, nil
 }
 
 func rewrittenPath(dir string, key modKey) string {
@@ -46,14 +58,20 @@ func rewrittenPath(dir string, key modKey) string {
 // MemoryMax, HasMemory (0/1), Bulk, then the module.
 const rewriteHeader = 4 + 7*4
 
-func readRewritten(path string) (instrument.Result, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) < rewriteHeader+8 || string(b[:4]) != "SLRW" || string(b[rewriteHeader:rewriteHeader+4]) != "\x00asm" {
-		return instrument.Result{}, false
+func readRewritten(path string) (res instrument.Result, mapped []byte, ok bool) {
+	b, mapped, err := mapFile(path)
+	if err != nil {
+		return res, nil, false
+	}
+	if len(b) < rewriteHeader+8 || string(b[:4]) != "SLRW" || string(b[rewriteHeader:rewriteHeader+4]) != "\x00asm" {
+		if mapped != nil {
+			unmapFile(mapped)
+		}
+		return res, nil, false
 	}
 	u := func(i int) uint32 { return binary.LittleEndian.Uint32(b[4+4*i:]) }
 	return instrument.Result{Funcs: int(u(0)), Checked: int(u(1)), Loops: int(u(2)), MemoryMin: u(3), MemoryMax: u(4),
-		HasMemory: u(5) == 1, Bulk: int(u(6)), Module: b[rewriteHeader:]}, true
+		HasMemory: u(5) == 1, Bulk: int(u(6)), Module: b[rewriteHeader:]}, mapped, true
 }
 
 func writeRewritten(path string, res instrument.Result) {

@@ -137,8 +137,7 @@ func build(cfg any, env component.Env) (any, error) {
 	// module's second start is mostly wazero loading its cached code
 	// (docs/performance.md, "Memory and start of a Go plugin").
 	began := time.Now()
-	wasm, err := wasmhost.ReadModule(path)
-	if err != nil {
+	readFailed := func(err error) (any, error) {
 		var fe *wasmhost.ModuleFileError
 		if errors.As(err, &fe) {
 			p.Addf([]string{"module"}, "WASM module %v", err)
@@ -154,6 +153,12 @@ func build(cfg any, env component.Env) (any, error) {
 		p.Addf([]string{"module"}, "cannot read WASM module %s: %v%s", path, err, hint)
 		return failed()
 	}
+	// The module is hashed here; its bytes are read only if the host has
+	// not rewritten it before (a second start reads them from its cache).
+	file, err := wasmhost.OpenModule(path)
+	if err != nil {
+		return readFailed(err)
+	}
 	host, err := wasmhost.Shared(env)
 	if err != nil {
 		return nil, err
@@ -161,8 +166,13 @@ func build(cfg any, env component.Env) (any, error) {
 	ctx := context.Background()
 	name := filepath.Base(path)
 	read := time.Now()
-	mod, err := host.Load(ctx, name, wasm, wasmhost.LoadOptions{MemoryLimit: int64(c.MemoryLimit)})
+	mod, err := host.LoadFile(ctx, name, file, wasmhost.LoadOptions{MemoryLimit: int64(c.MemoryLimit)})
 	if err != nil {
+		var fe *wasmhost.ModuleFileError
+		var pe *fs.PathError
+		if errors.As(err, &fe) || errors.As(err, &pe) {
+			return readFailed(err)
+		}
 		p.Addf([]string{"module"}, "invalid WASM module %s: %v", path, err)
 		return failed()
 	}
@@ -234,8 +244,8 @@ func build(cfg any, env component.Env) (any, error) {
 		t.tr.Close(ctx)
 		return failed()
 	}
-	lg.Debug().Str("module", name).Int("bytes", len(wasm)).
-		Dur("read", read.Sub(began)).Dur("load", loaded.Sub(read)).Dur("start", time.Since(loaded)).
+	lg.Debug().Str("module", name).Int64("bytes", file.Size()).
+		Dur("hash", read.Sub(began)).Dur("load", loaded.Sub(read)).Dur("start", time.Since(loaded)).
 		Msg("wasm module started")
 	return t, nil
 }
