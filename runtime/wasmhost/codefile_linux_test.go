@@ -14,9 +14,6 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/rs/zerolog"
-
-	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/testkit"
 	"github.com/sluicehq/sluice/runtime/wasmhost"
 	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
@@ -85,25 +82,6 @@ func loadCode(t *testing.T, dir string, wasm []byte) (*wasmhost.Host, *wasmhost.
 		t.Fatal(err)
 	}
 	return h, m
-}
-
-// runOnce starts m and passes one event through it.
-func runOnce(t *testing.T, m *wasmhost.Module, event []byte) []byte {
-	t.Helper()
-	ctx := context.Background()
-	lg := zerolog.New(zerolog.NewTestWriter(t))
-	tr := m.NewTransformer(wasmhost.TransformerConfig{Logger: &lg})
-	defer tr.Close(ctx)
-	if _, err := tr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	in := benchBatch(1)
-	in[0].Payload, in[0].Event = event, event
-	out := &component.Output{}
-	if err := tr.Process(ctx, in, out); err != nil || len(out.Messages) != 1 {
-		t.Fatalf("process: %v, %d messages, failures %v", err, len(out.Messages), out.Failures)
-	}
-	return out.Messages[0].Payload
 }
 
 func inode(t *testing.T, path string) uint64 {

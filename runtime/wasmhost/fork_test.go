@@ -2,7 +2,11 @@ package wasmhost_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -27,6 +31,7 @@ var simdBody = []byte{
 // include the runtime's enabled features: a V1 runtime sharing a cache with
 // a V2 one compiled it. The key now includes them (wazerofork/SLUICE.md).
 func TestFeatureMismatchSkipsBodyValidation(t *testing.T) {
+	needCompiler(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name  string
@@ -96,6 +101,9 @@ func TestListenersBeforeDeferredValidation(t *testing.T) {
 		c    wazero.RuntimeConfig
 	}{{"compiler", wazero.NewRuntimeConfigCompiler()}, {"interpreter", wazero.NewRuntimeConfigInterpreter()}} {
 		t.Run(cfg.name, func(t *testing.T) {
+			if cfg.name == "compiler" {
+				needCompiler(t)
+			}
 			ctx := experimental.WithFunctionListenerFactory(context.Background(),
 				experimental.FunctionListenerFactoryFunc(func(api.FunctionDefinition) experimental.FunctionListener { return nil }))
 			r := wazero.NewRuntimeWithConfig(ctx, cfg.c)
@@ -114,6 +122,15 @@ func TestListenersBeforeDeferredValidation(t *testing.T) {
 			}
 			t.Logf("refused: %v", err)
 		})
+	}
+}
+
+// needCompiler skips a test of wazero's compiler where wazero has none
+// (32-bit arm runs the interpreter: NewRuntimeConfigCompiler panics).
+func needCompiler(t *testing.T) {
+	t.Helper()
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skipf("wazero has no compiler on %s", runtime.GOARCH)
 	}
 }
 
@@ -167,6 +184,7 @@ func manyFunctions(n int) []byte {
 // module of more than about 8,000 functions (a large Go plugin) failed to
 // load from the cache.
 func TestCacheEntryOfManyFunctions(t *testing.T) {
+	needCompiler(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	const n = 20000
@@ -186,5 +204,50 @@ func TestCacheEntryOfManyFunctions(t *testing.T) {
 			t.Fatalf("%s: last() = %v, %v; want %d", want, res, err, n-1)
 		}
 		rt.Close(ctx)
+	}
+}
+
+// A module without functions (a memory and a global, exported) has no
+// native code: its cache entry is read back as a hit, not recompiled and
+// rewritten at every load.
+func TestCacheEntryWithoutCode(t *testing.T) {
+	needCompiler(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	wasm := []byte{
+		0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+		0x05, 0x03, 0x01, 0x00, 0x01, // memory: min 1
+		0x06, 0x06, 0x01, 0x7f, 0x00, 0x41, 0x2a, 0x0b, // global i32 const 42
+		0x07, 0x05, 0x01, 0x01, 'g', 0x03, 0x00, // export "g" global 0
+	}
+	var entry string
+	var mod time.Time
+	for i := range 3 {
+		cache, err := wazero.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+		m, err := rt.Instantiate(ctx, wasm)
+		if err != nil {
+			t.Fatalf("load %d: %v", i+1, err)
+		}
+		if g := m.ExportedGlobal("g"); g == nil || g.Get() != 42 {
+			t.Fatalf("load %d: global g = %v", i+1, g)
+		}
+		rt.Close(ctx)
+		files, _ := filepath.Glob(filepath.Join(dir, "wazero-*", "*"))
+		if len(files) != 1 {
+			t.Fatalf("load %d: cache files %v, want one", i+1, files)
+		}
+		st, err := os.Stat(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			entry, mod = files[0], st.ModTime()
+		} else if files[0] != entry || !st.ModTime().Equal(mod) {
+			t.Fatalf("load %d: the entry was written again: not read back as a hit", i+1)
+		}
 	}
 }

@@ -45,7 +45,10 @@ func fileCacheKey(m *wasm.Module) (ret filecache.Key) {
 
 func (e *engine) addCompiledModule(module *wasm.Module, cm *compiledModule) (c *compiledModule, err error) {
 	c = e.addCompiledModuleToMemory(module, cm)
-	if !module.IsHostModule && e.fileCache != nil {
+	// Sluice: only the compilation whose module went into memory writes the
+	// entry and maps it: another one, of the same module at the same time,
+	// would move the code of the module in use under it.
+	if c == cm && !module.IsHostModule && e.fileCache != nil {
 		// Sluice: a cache entry that cannot be written (a full disk, a
 		// read-only folder) costs the next start a compilation; upstream
 		// failed this one, so a full disk stopped every new module.
@@ -63,7 +66,10 @@ func (e *engine) addCompiledModule(module *wasm.Module, cm *compiledModule) (c *
 // resident, and processes running the module share them. Any failure
 // leaves the code where it is.
 func (e *engine) runFromCache(module *wasm.Module, cm *compiledModule) {
-	if len(cm.executable) == 0 || cm.executables.mapped {
+	e.mux.RLock()
+	mapped := cm.executables.mapped
+	e.mux.RUnlock()
+	if len(cm.executable) == 0 || mapped {
 		return
 	}
 	r, ok, err := e.fileCache.Get(fileCacheKey(module))
@@ -228,7 +234,10 @@ func (e *engine) getCompiledModuleFromCache(module *wasm.Module) (cm *compiledMo
 		staleCache, err = true, nil
 	}
 	if staleCache {
-		return nil, false, e.fileCache.Delete(fileCacheKey(module))
+		// Sluice: and a cache that cannot remove it (read-only) costs a
+		// compilation, not the module.
+		_ = e.fileCache.Delete(fileCacheKey(module))
+		return nil, false, nil
 	}
 	return
 }
@@ -240,7 +249,7 @@ var magic = []byte{'W', 'A', 'Z', 'E', 'V', 'O'}
 // cache hit maps it from the file instead of reading it (SLUICE.md). It is
 // part of the entries' key: entries of upstream's layout are not read
 // (the host's cache pruning removes them when unused).
-const sluiceFormat = "sluice-mapped-code-1"
+const sluiceFormat = "sluice-mapped-code-2"
 
 // codeAlign is the file offset alignment of the native code: a multiple of
 // every page size Linux uses (4, 16 and 64 KiB).
@@ -265,14 +274,19 @@ func serializeCompiledModule(wazeroVersion string, cm *compiledModule) io.Reader
 	// The length of code segment (8 bytes).
 	buf.Write(u64.LeBytes(uint64(len(cm.executable))))
 	// Sluice: zeros up to the native code's aligned offset.
+	metaHead := buf.Len()
 	if len(cm.executable) > 0 {
 		buf.Write(make([]byte, alignCode(int64(buf.Len()))-int64(buf.Len())))
 	}
 	// Append the native code.
 	buf.Write(cm.executable)
-	// Append checksum.
-	checksum := crc32.Checksum(cm.executable, crc)
-	buf.Write(u32.LeBytes(checksum))
+	codeEnd := buf.Len()
+	// Append checksum. Sluice: only after code, where the reader reads it
+	// (upstream wrote it always, and a module without functions was read
+	// back by the luck of zeros).
+	if len(cm.executable) > 0 {
+		buf.Write(u32.LeBytes(crc32.Checksum(cm.executable, crc)))
+	}
 	if sm := cm.sourceMap; len(sm.executableOffsets) > 0 {
 		buf.WriteByte(1) // indicates that source map is present.
 		l := len(sm.wasmBinaryOffsets)
@@ -296,11 +310,31 @@ func serializeCompiledModule(wazeroVersion string, cm *compiledModule) io.Reader
 			buf.Write(u32.LeBytes(c.TagIndex))
 		}
 	}
+	// Sluice: the checksum of everything but the code, its padding and
+	// itself: the code's own checksum left the function offsets, the source
+	// map and the catch clauses unchecked, and a damaged offset ran another
+	// function.
+	meta := crc32.Update(crc32.Checksum(buf.Bytes()[:metaHead], crc), crc, buf.Bytes()[codeEnd:])
+	buf.Write(u32.LeBytes(meta))
 	return bytes.NewReader(buf.Bytes())
 }
 
-func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *compiledModule, staleCache bool, err error) {
-	defer reader.Close()
+// metaReader reads an entry's fields, summing what it reads (Sluice): all
+// but the native code and its padding, which are read around it.
+type metaReader struct {
+	r   io.Reader
+	sum uint32
+}
+
+func (m *metaReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	m.sum = crc32.Update(m.sum, crc, p[:n])
+	return n, err
+}
+
+func deserializeCompiledModule(wazeroVersion string, raw io.ReadCloser) (cm *compiledModule, staleCache bool, err error) {
+	defer raw.Close()
+	reader := &metaReader{r: raw}
 	cacheHeaderSize := len(magic) + 1 /* version size */ + len(wazeroVersion) + 4 /* number of functions */
 
 	// Read the header before the native code.
@@ -336,7 +370,7 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 	// for gigabytes and killed the process at every start. And the native
 	// code is released on every way out but success.
 	size := int64(math.MaxInt64)
-	if f, ok := reader.(interface{ Size() int64 }); ok {
+	if f, ok := raw.(interface{ Size() int64 }); ok {
 		size = f.Size()
 	}
 	tooMany := func(what string, n uint64, each int64) error {
@@ -346,15 +380,13 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 		return nil
 	}
 	var executable []byte
+	mapped := false // executable is mapped from the entry
 	defer func() {
 		if executable != nil && (err != nil || staleCache || cm == nil) {
-			if cm != nil && cm.executables.mapped {
+			if mapped {
 				_ = platform.MunmapCodeFile(executable)
 			} else {
 				_ = platform.MunmapCodeSegment(executable)
-			}
-			if cm != nil {
-				cm.executable = nil
 			}
 		}
 	}()
@@ -394,13 +426,13 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 		if err = tooMany("bytes of code", executableLen, 1); err != nil || executableLen > 1<<40 {
 			return nil, false, fmt.Errorf("compilationcache: executable length %d in an entry of %d bytes", executableLen, size)
 		}
-		if m, ok := reader.(filecache.CodeMapper); ok {
+		if m, ok := raw.(filecache.CodeMapper); ok {
 			if executable, err = m.MapCode(start, int(executableLen)); err == nil {
-				cm.executables.mapped = true
+				mapped, cm.executables.mapped = true, true
 			}
 		}
 		if !cm.executables.mapped {
-			if _, err = io.CopyN(io.Discard, reader, start-pos); err != nil {
+			if _, err = io.CopyN(io.Discard, raw, start-pos); err != nil {
 				return nil, false, fmt.Errorf("compilationcache: error reading executable padding: %v", err)
 			}
 			if executable, err = platform.MmapCodeSegment(int(executableLen)); err != nil {
@@ -408,14 +440,14 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 				err = fmt.Errorf("compilationcache: error mmapping executable (len=%d): %v", executableLen, err)
 				return nil, false, err
 			}
-			if _, err = io.ReadFull(reader, executable); err != nil {
+			if _, err = io.ReadFull(raw, executable); err != nil {
 				err = fmt.Errorf("compilationcache: error reading executable (len=%d): %v", executableLen, err)
 				return nil, false, err
 			}
 		}
 		cm.executable = executable
 
-		expected, err := codeChecksum(reader, executable, start, cm.executables.mapped)
+		expected, err := codeChecksum(raw, executable, start, cm.executables.mapped)
 		if err != nil {
 			return nil, false, fmt.Errorf("compilationcache: error reading executable (len=%d): %v", executableLen, err)
 		}
@@ -497,6 +529,12 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 			}
 			cm.catchClauseTable[i] = clauses
 		}
+	}
+	want := reader.sum
+	if _, err = io.ReadFull(raw, eightBytes[:4]); err != nil {
+		return nil, false, fmt.Errorf("compilationcache: could not read the fields' checksum: %v", err)
+	} else if got := binary.LittleEndian.Uint32(eightBytes[:4]); got != want {
+		return nil, false, fmt.Errorf("compilationcache: the fields' checksum mismatch (expected %d, got %d)", want, got)
 	}
 	return
 }
