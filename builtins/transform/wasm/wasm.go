@@ -131,11 +131,11 @@ func build(cfg any, env component.Env) (any, error) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(env.Dir, path)
 	}
-	// The time of each start-up step is logged at debug level (read the
-	// file; load: check, rewrite and compile, or take both from the
-	// compilation cache; start: first instance, describe, init). A Go
-	// module's second start is mostly wazero loading its cached code
-	// (docs/performance.md, "Memory and start of a Go plugin").
+	// The time of each start-up step is logged at debug level (hash: the
+	// file's content; load: read, check, rewrite and compile, or take the
+	// rewrite and the code from the compilation cache; start: first
+	// instance, describe, init). docs/performance.md, "The code run from
+	// wazero's cache", has what a second start spends.
 	began := time.Now()
 	readFailed := func(err error) (any, error) {
 		var fe *wasmhost.ModuleFileError
