@@ -134,6 +134,14 @@ func openModule(path string) (*os.File, error) {
 	return f, nil
 }
 
+// ModuleReadError is a module file that LoadFile could not read (removed,
+// changed since OpenModule hashed it): Err says why.
+type ModuleReadError struct{ Err error }
+
+func (e *ModuleReadError) Error() string { return e.Err.Error() }
+
+func (e *ModuleReadError) Unwrap() error { return e.Err }
+
 // ModuleFileError is a module path that names something other than a
 // module file Sluice accepts.
 type ModuleFileError struct {

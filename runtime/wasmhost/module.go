@@ -86,11 +86,32 @@ func (h *Host) LoadFile(ctx context.Context, name string, f *ModuleFile, opt Loa
 }
 
 func (h *Host) load(ctx context.Context, name string, sum [sha256.Size]byte, size int, wasm func() ([]byte, error), opt LoadOptions) (*Module, error) {
+	m, ran, err := h.loadOnce(ctx, name, sum, size, wasm, opt)
+	if err != nil && !ran && ctx.Err() == nil && errors.Is(err, errNotKept) {
+		// Another load of the same content ran it and failed for reasons
+		// of its own (its file changed or vanished, its context ended):
+		// this one runs it again, once.
+		m, _, err = h.loadOnce(ctx, name, sum, size, wasm, opt)
+	}
+	return m, err
+}
+
+// errNotKept marks an error of a load that the Host does not keep for
+// the content: a load cancelled, or a module file that could not be read
+// after it was hashed.
+var errNotKept = errors.New("not kept")
+
+// notKept is such an error.
+type notKept struct{ error }
+
+func (e notKept) Unwrap() []error { return []error{e.error, errNotKept} }
+
+func (h *Host) loadOnce(ctx context.Context, name string, sum [sha256.Size]byte, size int, wasm func() ([]byte, error), opt LoadOptions) (_ *Module, ran bool, _ error) {
 	pages := uint32(0)
 	if opt.MemoryLimit > 0 {
 		p := opt.MemoryLimit / 65536
 		if p < 1 {
-			return nil, fmt.Errorf("memory_limit %d bytes is below one 64 KiB page", opt.MemoryLimit)
+			return nil, false, fmt.Errorf("memory_limit %d bytes is below one 64 KiB page", opt.MemoryLimit)
 		}
 		pages = uint32(min(p, 65536))
 	}
@@ -102,13 +123,20 @@ func (h *Host) load(ctx context.Context, name string, sum [sha256.Size]byte, siz
 		h.modules[key] = c
 	}
 	h.mu.Unlock()
-	readFailed := false
 	read := func() ([]byte, error) {
 		b, err := wasm()
-		readFailed = err != nil
-		return b, err
+		if err != nil {
+			return nil, notKept{&ModuleReadError{Err: err}}
+		}
+		return b, nil
 	}
 	c.once.Do(func() {
+		ran = true
+		defer func() {
+			if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {
+				c.err = notKept{c.err}
+			}
+		}()
 		var mapped []byte // the rewritten module, mapped from the cache
 		if opt.unprotected {
 			var b []byte
@@ -157,19 +185,22 @@ func (h *Host) load(ctx context.Context, name string, sum [sha256.Size]byte, siz
 	})
 	if c.err != nil {
 		// Not kept for the next load: a cancelled load, and a file that
-		// could not be read (removed, changed) since it was hashed.
-		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) || readFailed {
+		// could not be read (removed, changed) since it was hashed. Only
+		// this entry is removed: a newer one may be compiling already.
+		if errors.Is(c.err, errNotKept) {
 			h.mu.Lock()
-			delete(h.modules, key)
+			if h.modules[key] == c {
+				delete(h.modules, key)
+			}
 			h.mu.Unlock()
 		}
-		return nil, c.err
+		return nil, ran, c.err
 	}
 	m := &Module{host: h, c: c, Name: name, Size: size}
 	if err := m.check(); err != nil {
-		return nil, err
+		return nil, ran, err
 	}
-	return m, nil
+	return m, ran, nil
 }
 
 // maxCompileWorkers caps compileWorkers on many-core machines.

@@ -168,10 +168,8 @@ func build(cfg any, env component.Env) (any, error) {
 	read := time.Now()
 	mod, err := host.LoadFile(ctx, name, file, wasmhost.LoadOptions{MemoryLimit: int64(c.MemoryLimit)})
 	if err != nil {
-		var fe *wasmhost.ModuleFileError
-		var pe *fs.PathError
-		if errors.As(err, &fe) || errors.As(err, &pe) {
-			return readFailed(err)
+		if re := (*wasmhost.ModuleReadError)(nil); errors.As(err, &re) {
+			return readFailed(re.Err)
 		}
 		p.Addf([]string{"module"}, "invalid WASM module %s: %v", path, err)
 		return failed()
