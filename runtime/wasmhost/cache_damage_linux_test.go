@@ -19,6 +19,34 @@ import (
 	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
 )
 
+// cacheEntry is the one entry of wazero's cache in dir: its path and
+// bytes.
+func cacheEntry(t *testing.T, dir string) (string, []byte) {
+	t.Helper()
+	entries, _ := filepath.Glob(filepath.Join(dir, "wazero-*", "*"))
+	if len(entries) != 1 {
+		t.Fatalf("cache entries: %v, want one", entries)
+	}
+	b, err := os.ReadFile(entries[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries[0], b
+}
+
+// replaceEntry puts b in place of the entry at path as a new file, as a
+// damaged disk would show it (one changed in place would change the code
+// a process maps, which is why the folder must be Sluice's alone).
+func replaceEntry(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path+".damaged", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".damaged", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // mapsOfInode lists the lines of /proc/self/maps that map inode ino.
 func mapsOfInode(t *testing.T, ino uint64) []string {
 	t.Helper()
@@ -61,21 +89,8 @@ func TestDamagedEntryUnmapped(t *testing.T) {
 		rt.Close(ctx)
 	}
 	compile()
-	entries, _ := filepath.Glob(filepath.Join(dir, "wazero-*", "*"))
-	if len(entries) != 1 {
-		t.Fatalf("entries: %v", entries)
-	}
-	path := entries[0]
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path+".damaged", b[:len(b)-1], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".damaged", path); err != nil {
-		t.Fatal(err)
-	}
+	path, b := cacheEntry(t, dir)
+	replaceEntry(t, path, b[:len(b)-1])
 	st, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -112,22 +127,9 @@ func TestDamagedEntryInReadOnlyCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	h1.Close(ctx)
-	entries, _ := filepath.Glob(filepath.Join(dir, "wazero-*", "*"))
-	if len(entries) != 1 {
-		t.Fatalf("entries: %v", entries)
-	}
-	path := entries[0]
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, b := cacheEntry(t, dir)
 	b[64<<10+16] ^= 0xff // in the code (at 64 KiB): its checksum fails
-	if err := os.WriteFile(path+".damaged", b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".damaged", path); err != nil {
-		t.Fatal(err)
-	}
+	replaceEntry(t, path, b)
 	// The same folder through a read-only bind mount (a remount of the
 	// tmpfs itself would wait for what still maps its files).
 	ro := t.TempDir()
@@ -185,22 +187,10 @@ func TestDamagedOffsetsRefused(t *testing.T) {
 	if got := run(); got != n-1 {
 		t.Fatalf("compiled: last() = %d", got)
 	}
-	entries, _ := filepath.Glob(filepath.Join(dir, "wazero-*", "*"))
-	if len(entries) != 1 {
-		t.Fatalf("entries: %v", entries)
-	}
-	b, err := os.ReadFile(entries[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, b := cacheEntry(t, dir)
 	offsets := 6 + 1 + int(b[6]) + 4
 	copy(b[offsets+8*(n-1):offsets+8*n], b[offsets:offsets+8]) // last's offset := function 0's
-	if err := os.WriteFile(entries[0]+".d", b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(entries[0]+".d", entries[0]); err != nil {
-		t.Fatal(err)
-	}
+	replaceEntry(t, path, b)
 	if got := run(); got != n-1 {
 		t.Fatalf("from a damaged entry: last() = %d, want %d: the damage was not detected", got, n-1)
 	}
