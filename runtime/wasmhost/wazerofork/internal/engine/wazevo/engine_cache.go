@@ -118,16 +118,11 @@ func codeChecksum(reader io.Reader, code []byte, start int64, mapped bool) (uint
 // codeExtent reads the start of a cache entry up to its native code and
 // returns where that code starts in the entry and its length.
 func codeExtent(wazeroVersion string, r io.Reader) (start int64, n int, err error) {
-	header := make([]byte, len(magic)+1+len(wazeroVersion)+4)
-	if _, err = io.ReadFull(r, header); err != nil {
-		return 0, 0, err
+	functions, stale, err := readHeader(wazeroVersion, r)
+	if err != nil || stale {
+		return 0, 0, fmt.Errorf("compilationcache: not an entry of this version: %v", err)
 	}
-	if !bytes.Equal(header[:len(magic)], magic) || int(header[len(magic)]) != len(wazeroVersion) ||
-		string(header[len(magic)+1:len(header)-4]) != wazeroVersion {
-		return 0, 0, fmt.Errorf("compilationcache: not an entry of this version")
-	}
-	functions := int64(binary.LittleEndian.Uint32(header[len(header)-4:]))
-	if _, err = io.CopyN(io.Discard, r, 8*functions); err != nil {
+	if _, err = io.CopyN(io.Discard, r, 8*int64(functions)); err != nil {
 		return 0, 0, err
 	}
 	var b [8]byte
@@ -135,7 +130,28 @@ func codeExtent(wazeroVersion string, r io.Reader) (start int64, n int, err erro
 	if err != nil || size > 1<<40 {
 		return 0, 0, fmt.Errorf("compilationcache: executable length %d: %v", size, err)
 	}
-	return alignCode(int64(len(header)) + 8*functions + 8), int(size), nil
+	headerSize := len(magic) + 1 + len(wazeroVersion) + 4
+	return alignCode(int64(headerSize) + 8*int64(functions) + 8), int(size), nil
+}
+
+// readHeader reads an entry's header: its magic, the version of wazero
+// that wrote it (stale: another one) and its number of functions.
+func readHeader(wazeroVersion string, r io.Reader) (functions uint32, stale bool, err error) {
+	header := make([]byte, len(magic)+1 /* version size */ +len(wazeroVersion)+4 /* number of functions */)
+	if _, err := io.ReadFull(r, header); err != nil {
+		return 0, false, fmt.Errorf("compilationcache: error reading header: %v", err)
+	}
+	if !bytes.Equal(header[:len(magic)], magic) {
+		return 0, false, fmt.Errorf(
+			"compilationcache: invalid magic number: got %s but want %s", magic, header[:len(magic)])
+	}
+	// Check the version compatibility.
+	versionSize := int(header[len(magic)])
+	cachedVersionBegin, cachedVersionEnd := len(magic)+1, len(magic)+1+versionSize
+	if cachedVersionEnd >= len(header) || string(header[cachedVersionBegin:cachedVersionEnd]) != wazeroVersion {
+		return 0, true, nil
+	}
+	return binary.LittleEndian.Uint32(header[len(header)-4:]), false, nil
 }
 
 func (e *engine) getCompiledModule(module *wasm.Module, listeners []experimental.FunctionListener, ensureTermination bool) (cm *compiledModule, ok bool, err error) {
@@ -336,33 +352,9 @@ func deserializeCompiledModule(wazeroVersion string, raw io.ReadCloser) (cm *com
 	defer raw.Close()
 	reader := &metaReader{r: raw}
 	cacheHeaderSize := len(magic) + 1 /* version size */ + len(wazeroVersion) + 4 /* number of functions */
-
-	// Read the header before the native code.
-	header := make([]byte, cacheHeaderSize)
-	n, err := io.ReadFull(reader, header)
-	if err != nil {
-		return nil, false, fmt.Errorf("compilationcache: error reading header: %v", err)
-	}
-
-	if n != cacheHeaderSize {
-		return nil, false, fmt.Errorf("compilationcache: invalid header length: %d", n)
-	}
-
-	if !bytes.Equal(header[:len(magic)], magic) {
-		return nil, false, fmt.Errorf(
-			"compilationcache: invalid magic number: got %s but want %s", magic, header[:len(magic)])
-	}
-
-	// Check the version compatibility.
-	versionSize := int(header[len(magic)])
-
-	cachedVersionBegin, cachedVersionEnd := len(magic)+1, len(magic)+1+versionSize
-	if cachedVersionEnd >= len(header) {
-		staleCache = true
-		return
-	} else if cachedVersion := string(header[cachedVersionBegin:cachedVersionEnd]); cachedVersion != wazeroVersion {
-		staleCache = true
-		return
+	functionsNum, staleCache, err := readHeader(wazeroVersion, reader)
+	if err != nil || staleCache {
+		return nil, staleCache, err
 	}
 
 	// Sluice: the counts below are bounded by the entry's size before
@@ -391,7 +383,6 @@ func deserializeCompiledModule(wazeroVersion string, raw io.ReadCloser) (cm *com
 		}
 	}()
 
-	functionsNum := binary.LittleEndian.Uint32(header[len(header)-4:])
 	if err = tooMany("functions", uint64(functionsNum), 8); err != nil {
 		return nil, false, err
 	}
