@@ -21,7 +21,29 @@ var unitTemplate string
 
 // unitText returns the unit for bin running the tasks of tasks.
 func unitText(bin, tasks string) string {
-	return strings.NewReplacer("@BIN@", execWord(bin, true), "@TASKS@", execWord(tasks, false)).Replace(unitTemplate)
+	return strings.NewReplacer("@BIN@", execWord(bin, true), "@TASKS@", execWord(tasks, false),
+		"@TASKGLOB@", taskGlob(tasks)).Replace(unitTemplate)
+}
+
+// taskGlob is the value of the unit's ConditionPathExistsGlob=: the
+// folder's *.toml files, as config.FolderTasks lists them (glob(3) skips
+// names starting with "." too). systemd expands "%" specifiers in it and
+// passes the rest to glob(3) with GLOB_BRACE, so "%" is doubled and the
+// folder's own glob characters are escaped with a backslash: a folder
+// named "tasks[edge]" is not a pattern.
+func taskGlob(tasks string) string {
+	var b strings.Builder
+	for _, r := range strings.TrimSuffix(tasks, "/") {
+		switch r {
+		case '%':
+			b.WriteString("%%")
+			continue
+		case '\\', '*', '?', '[', '{':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String() + "/*.toml"
 }
 
 // execWord writes one word of an ExecStart= line (systemd.syntax(7),

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -29,8 +31,8 @@ func TestInstallPrintsAHardenedUnit(t *testing.T) {
 			t.Errorf("the unit lacks %q", want)
 		}
 	}
-	if strings.Contains(r.stdout, "@") && strings.Contains(r.stdout, "@BIN@") {
-		t.Error("placeholders left in the unit")
+	if m := regexp.MustCompile(`@[A-Z]+@`).FindString(r.stdout); m != "" {
+		t.Errorf("placeholder %s left in the unit", m)
 	}
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
@@ -43,6 +45,73 @@ func TestInstallPrintsAHardenedUnit(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", unit).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestInstallUnitStartsOnlyWithTasks: the unit starts only when its folder
+// holds a task file, as `sluice run` would list it. Before, an enabled
+// service whose folder was empty (installed before its tasks, or emptied)
+// failed at every boot and was restarted every 5 s, forever. systemd
+// itself evaluates the unit's condition against a real folder whose name
+// holds every character the condition must escape.
+func TestInstallUnitStartsOnlyWithTasks(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed: systemd did not evaluate the unit's condition")
+	}
+	tasks := filepath.Join(t.TempDir(), `tasks [edge]{a,b} 100%i *?\x`)
+	if err := os.MkdirAll(tasks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := sluice(t, "", "install", "--print", "--tasks", tasks)
+	if r.code != 0 {
+		t.Fatalf("install --print: %+v", r)
+	}
+	var cond string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(line, "ConditionPathExistsGlob=") {
+			cond = line
+		}
+	}
+	if cond == "" {
+		t.Fatalf("the unit has no ConditionPathExistsGlob=:\n%s", r.stdout)
+	}
+	starts := func() bool {
+		t.Helper()
+		out, err := exec.Command(analyze, "condition", cond).CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("systemd-analyze condition: %v\n%s", err, out)
+		}
+		return err == nil
+	}
+	write := func(name string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(tasks, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if starts() {
+		t.Errorf("%s: the service would start on an empty folder", cond)
+	}
+	// Neither a hidden file (an editor's lock, a deployment tool's copy) nor
+	// a file of another kind is a task. Nor are the tasks of folders the
+	// name would match as a pattern, with its glob characters (the first)
+	// or its "%" (a specifier: %i is empty here) taken as they are.
+	write(".#a.toml")
+	write("notes.txt")
+	for _, other := range []string{"tasks ea 100%i zzx", `tasks [edge]{a,b} 100 *?\x`} {
+		if err := os.MkdirAll(filepath.Join(filepath.Dir(tasks), other), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(filepath.Join("..", other, "other.toml"))
+	}
+	if starts() {
+		t.Errorf("%s: the service would start without a task file in its folder", cond)
+	}
+	write("a.toml")
+	if !starts() {
+		t.Errorf("%s: the service would not start with a.toml in its folder", cond)
 	}
 }
 
