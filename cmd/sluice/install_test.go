@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -353,5 +354,68 @@ func TestInstallUnitReloads(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "\nExecReload=/bin/kill -HUP $MAINPID\n") {
 		t.Fatalf("the unit has no ExecReload= sending SIGHUP to sluice:\n%s", r.stdout)
+	}
+}
+
+// TestServiceSecretsDropIn: what docs/edge.md tells an operator to add to
+// the unit for secrets (LoadCredential=, %d) is a drop-in systemd accepts,
+// and a token file the service's user may not read fails the start with
+// an error that says how to hand it over. It runs sluice as nobody, as the
+// unit's dynamic user would be, against a 0600 file of root's.
+func TestServiceSecretsDropIn(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/edge.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)```ini\n(\\[Service\\]\nLoadCredential=.*?)```").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/edge.md has no ini block with LoadCredential=")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("not root: cannot run sluice as another user")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // t.TempDir's folders are 0700
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "sluice")
+	data, err := os.ReadFile(sluiceBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(token, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	task := write(t, dir, "a.toml", "name = \"a\"\n[source]\ntype = \"stdin\"\n[sink]\ntype = \"stdout\"\n")
+	cmd := exec.Command(bin, "run", "--admin-token-file", token, task)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmd.Env = append(os.Environ(), "SLUICE_STATE_DIR="+filepath.Join(dir, "state"))
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permission denied") || !strings.Contains(string(out), "LoadCredential=") {
+		t.Errorf("sluice run as nobody with a 0600 token file of root's: %v\n%s\nwant a failure that names LoadCredential=", err, out)
+	}
+
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed: systemd did not read the drop-in")
+	}
+	r := sluice(t, "", "install", "--print", "--bin", bin, "--tasks", "/srv/tasks")
+	if r.code != 0 {
+		t.Fatalf("install --print: %+v", r)
+	}
+	dropIn := strings.TrimPrefix(string(m[1]), "[Service]\n")
+	unitText := strings.Replace(r.stdout, "[Service]\n", "[Service]\n"+dropIn, 1)
+	unit := filepath.Join(t.TempDir(), "sluice.service")
+	if err := os.WriteFile(unit, []byte(unitText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify of the unit with the drop-in of docs/edge.md: %v\n%s\n%s", err, out, unitText)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"runtime/debug"
@@ -223,6 +224,11 @@ func (s *settings) loadAdminToken() error {
 			return errors.New("--admin-token (SLUICE_ADMIN_TOKEN) and --admin-token-file (SLUICE_ADMIN_TOKEN_FILE) are both set: keep one")
 		}
 		data, err := os.ReadFile(s.adminTokenFile)
+		if errors.Is(err, fs.ErrPermission) {
+			// The usual cause: a 0600 file of root's, and the service of
+			// `sluice install` running as a dynamic user.
+			return fmt.Errorf("--admin-token-file: %w: the user sluice runs as may not read it; under the unit of `sluice install` (a dynamic user), hand it over with LoadCredential= rather than loosening its mode (docs/edge.md, \"Secrets the service reads from files\")", err)
+		}
 		if err != nil {
 			return fmt.Errorf("--admin-token-file: %w", err)
 		}
