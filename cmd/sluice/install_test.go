@@ -221,14 +221,7 @@ func TestInstallEscapesExecStart(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "sluice")
-	data, err := os.ReadFile(sluiceBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := copySluice(t, dir)
 	tasks := `/srv/tasks %i $HOME "q" \b`
 	r := sluice(t, "", "install", "--print", "--bin", bin, "--tasks", tasks)
 	if r.code != 0 {
@@ -380,14 +373,7 @@ func TestServiceSecretsDropIn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bin := filepath.Join(dir, "sluice")
-	data, err := os.ReadFile(sluiceBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := copySluice(t, dir)
 	token := filepath.Join(dir, "admin-token")
 	if err := os.WriteFile(token, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -418,4 +404,18 @@ func TestServiceSecretsDropIn(t *testing.T) {
 	if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("systemd-analyze verify of the unit with the drop-in of docs/edge.md: %v\n%s\n%s", err, out, unitText)
 	}
+}
+
+// copySluice copies the CLI under test into dir, executable by anyone.
+func copySluice(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "sluice")
+	data, err := os.ReadFile(sluiceBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
