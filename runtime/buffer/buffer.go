@@ -580,6 +580,10 @@ func (b *Buffer) addMarkLocked(index uint64, t time.Time) {
 		b.marks = b.marks[:k]
 	}
 	b.marks = append(b.marks, mark{index, t.UnixNano()})
+	// Appended to a buffer whose records were all delivered: this mark now
+	// dates the oldest record left, not the delivered one before it (the
+	// backlog's age read hours too old after an idle spell).
+	b.pruneMarksLocked()
 }
 
 // pruneMarksLocked forgets the marks of committed records, keeping the
@@ -825,6 +829,33 @@ func (b *Buffer) skipToLocked(next *segment, why string) {
 			Msg("disk buffer: records lost, reading on from the next segment: " + why)
 	}
 	b.read = next.start
+}
+
+// Rewind moves the read position back to the last commit, so that the
+// records read since and not committed are read again, for a reader that
+// gave up on its batches (the sink failed, the task was blocked, a drain
+// stopped) and carries on with the same Buffer, as a restart would. Without
+// it, the drain resumed after a blocked task read on past the batch it had
+// not delivered, and the next commit covered it: those events were lost.
+func (b *Buffer) Rewind() error {
+	b.readMu.Lock()
+	defer b.readMu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.enterLocked(); err != nil {
+		return err
+	}
+	defer b.ops.Done()
+	if b.rf != nil {
+		b.rf.Close()
+		b.rf, b.rok = nil, false
+	}
+	// A segment deleted before the commit position (all of it delivered)
+	// is skipped by Read without counting a loss; drop_oldest moves the
+	// commit position along with what it drops.
+	b.read = b.commit
+	b.readAny = false
+	return nil
 }
 
 // Read waits until at least one record is unread (or ctx ends, or Close),

@@ -127,6 +127,7 @@ func (b *Buffer) recover() error {
 	// after it was created; anywhere else it is damage, and the segment's
 	// records are lost (the reader counts them when it passes the gap).
 	var segs []*segment
+	var damagedSeqs []uint64 // removed for a damaged header
 	for i, seq := range seqs {
 		path := b.segPath(seq)
 		size, h, herr := readSegHeader(path)
@@ -146,6 +147,7 @@ func (b *Buffer) recover() error {
 				what = "incomplete header (a crash while it was being created)"
 			}
 			b.note("removed %s: %s: %v", filepath.Base(path), what, herr)
+			damagedSeqs = append(damagedSeqs, seq)
 			continue
 		}
 		segs = append(segs, &segment{seq: seq, start: pos{seq, headerSize, h.firstIndex, h.firstGroups}, size: size, born: h.born})
@@ -225,6 +227,14 @@ func (b *Buffer) recover() error {
 		case cp.seq < segs[0].seq:
 			if cp.index < segs[0].start.index {
 				b.note("%d records between the cursor and the oldest segment are gone (dropped by policy or removed as damaged)", segs[0].start.index-cp.index)
+				// The reader counts the gap a damaged segment leaves
+				// between two others when it passes it; one before the
+				// oldest segment left is never passed: count it here.
+				// (A gap drop_oldest left was counted when it dropped.)
+				if slices.ContainsFunc(damagedSeqs, func(d uint64) bool { return d >= cp.seq && d < segs[0].seq }) {
+					b.lost += segs[0].start.index - cp.index
+					b.lostGroups += sub(segs[0].start.groups, cp.groups)
+				}
 			}
 		case cp.off <= segs[0].size:
 			b.read = cp

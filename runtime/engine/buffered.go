@@ -61,6 +61,11 @@ func (t *Task) startDrain() {
 	if t.buf == nil {
 		return
 	}
+	// A drain that stopped without committing its batch (the task blocked,
+	// then resumed) left the read position past it: read on from the last
+	// commit, as a restart does. An error (the buffer closed or failed) is
+	// met again by the drain's first Read, which stops the task.
+	_ = t.buf.Rewind()
 	// Stopping ends the wait for more records at once, but lets a delivery
 	// under way finish (within the shutdown deadline), so a stop does not
 	// turn into duplicates on the next run.
