@@ -22,7 +22,7 @@ var unitTemplate string
 // unitText returns the unit for bin running the tasks of tasks.
 func unitText(bin, tasks string) string {
 	return strings.NewReplacer("@BIN@", execWord(bin, true), "@TASKS@", execWord(tasks, false),
-		"@TASKGLOB@", taskGlob(tasks)).Replace(unitTemplate)
+		"@TASKGLOB@", taskGlob(tasks), "@TASKDESC@", strings.ReplaceAll(tasks, "%", "%%")).Replace(unitTemplate)
 }
 
 // taskGlob is the value of the unit's ConditionPathExistsGlob=: the

@@ -419,3 +419,18 @@ func copySluice(t *testing.T, dir string) string {
 	}
 	return bin
 }
+
+// TestInstallUnitNamesItsTaskFolder: with --tasks, the unit's
+// Description= (what systemctl status shows) and its header still name
+// /etc/sluice/tasks: sluice.service hard-coded the folder there.
+func TestInstallUnitNamesItsTaskFolder(t *testing.T) {
+	out, errOut, code := runMain("install", "--print", "--tasks", "/srv/edge/tasks")
+	if code != exitOK {
+		t.Fatalf("install --print: exit %d, %s", code, errOut)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "/etc/sluice/tasks") {
+			t.Errorf("the unit for --tasks /srv/edge/tasks names another folder: %q", line)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,9 +67,20 @@ const (
 // derives from it, so its limiter of repeated lines applies to the engine
 // and every component.
 func newLogger(w io.Writer, level, format string, terminal bool) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		return zerolog.Logger{}, err
+	// Only the documented levels: zerolog also takes "", "disabled",
+	// "panic" and numbers, which silenced every line, errors included.
+	var lvl zerolog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lvl = zerolog.DebugLevel
+	case "info":
+		lvl = zerolog.InfoLevel
+	case "warn":
+		lvl = zerolog.WarnLevel
+	case "error":
+		lvl = zerolog.ErrorLevel
+	default:
+		return zerolog.Logger{}, fmt.Errorf("invalid --log-level (SLUICE_LOG_LEVEL) %q: want debug, info, warn or error", level)
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	limit := logx.NewLimiter(logBurst, logPeriod)

@@ -67,7 +67,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	tw := &termWriter{w: stderr}
 	log, err := newLogger(tw, s.logLevel, s.logFormat, terminal)
 	if err != nil {
-		fmt.Fprintf(stderr, "sluice run: invalid --log-level %q: want debug, info, warn or error\n", s.logLevel)
+		fmt.Fprintf(stderr, "sluice run: %v\n", err)
 		return exitUsage
 	}
 	defer logx.CaptureLibraryLogs(log)()

@@ -77,3 +77,20 @@ func TestMemoryLimitErrorsNameTheirSource(t *testing.T) {
 		})
 	}
 }
+
+// TestLogLevelOutsideTheDocumentedSetIsRefused: --log-level takes
+// debug, info, warn or error (docs/configuration.md; the error message says
+// so). zerolog's ParseLevel also takes "", "disabled", "panic" and
+// numbers: each of these ran the tasks with every log line (errors
+// included) silenced, exit 0, where a wrong command line exits 2.
+func TestLogLevelOutsideTheDocumentedSetIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	task := write(t, dir, "t.toml", "name = \"t\"\n[source]\ntype = \"generate\"\ncount = 1\n[sink]\ntype = \"file\"\npath = "+
+		`"`+filepath.Join(dir, "out.jsonl")+`"`+"\n")
+	for _, lvl := range []string{"", "disabled", "42"} {
+		r := sluice(t, "", "run", "--log-format", "json", "--log-level="+lvl, task)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--log-level") {
+			t.Errorf("sluice run --log-level=%q: exit %d, stderr %q; want exit %d and an error naming --log-level", lvl, r.code, r.stderr, exitUsage)
+		}
+	}
+}

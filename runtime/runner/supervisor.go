@@ -319,12 +319,20 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 			// reload restarts it whatever its file then holds. Its state
 			// goes back into /metrics, where an alert on a stopped task
 			// looks for it.
+			// It also ended with this error: without KeepAlive, once no
+			// task runs, Run returns it and `sluice run` exits 1, which a
+			// supervisor (systemd's Restart=on-failure) restarts; it
+			// exited 0 and the box stayed down. Under s.mu: Loaded and Run
+			// read both fields.
 			s.log.Error().Err(err).Str(logx.Task, n).Msg("task stopped and not restarted: reload again")
+			s.mu.Lock()
 			old := s.tasks[n]
-			old.task.ExposeState()
 			cleared := *old.file
 			cleared.Digest = [32]byte{}
 			old.file = &cleared
+			old.err = fmt.Errorf("%s: stopped by a reload and not started again: %w", n, err)
+			s.mu.Unlock()
+			old.task.ExposeState()
 			next[n] = old
 			continue
 		}
