@@ -24,7 +24,7 @@ func TestInstallPrintsAHardenedUnit(t *testing.T) {
 	}
 	for _, want := range []string{
 		"ExecStart=" + sluiceBin + " run /srv/tasks\n",
-		"Restart=on-failure\n", "DynamicUser=yes\n", "StateDirectory=sluice\n", "ProtectSystem=strict\n",
+		"Restart=on-failure\n", "RestartForceExitStatus=SIGHUP\n", "DynamicUser=yes\n", "StateDirectory=sluice\n", "ProtectSystem=strict\n",
 		"NoNewPrivileges=yes\n", "Environment=SLUICE_STATE_DIR=%S/sluice\n", "Environment=SLUICE_LOG_FORMAT=json\n",
 		"StartLimitIntervalSec=0\n", "WantedBy=multi-user.target\n",
 	} {
