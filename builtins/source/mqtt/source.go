@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -306,9 +307,10 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		if err != nil {
 			return component.Batch{}, err
 		}
+		dead := ss.isDead()
 		ss.mu.Lock()
 		n := min(len(ss.queue), maxBatch)
-		if ss.qos > 0 {
+		if ss.qos > 0 && !dead {
 			// Past max_unacked, wait for acknowledgements: what is handed
 			// out and not acknowledged is what a crash delivers twice.
 			n = min(n, s.cfg.MaxUnacked-ss.handed)
@@ -330,25 +332,44 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			}
 		}
 		ss.mu.Unlock()
-		if n > 0 {
-			if ss.isDead() {
-				// Their acks could not reach the broker, which sends them
-				// again to the next session.
-				s.drop(ss)
-				continue
+		if ss.isDead() {
+			// The session's acknowledgements cannot reach the broker any
+			// more. What it sends again to the next session (QoS 1 and 2
+			// of a persistent session) waits for that one; the rest would
+			// be lost, so it is handed out: QoS 0 messages, which nobody
+			// sends twice, and every message of a clean session, of which
+			// the broker keeps nothing. (They were all thrown away, QoS 0
+			// readings lost at every blip of the broker's connection.)
+			// The session stays current until its queue is empty.
+			if ms = s.notResent(ms); len(ms) > 0 {
+				return s.batch(ss, ms), nil
 			}
+			if n == 0 {
+				s.drop(ss)
+			}
+			continue
+		}
+		if n > 0 {
 			return s.batch(ss, ms), nil
 		}
 		select {
 		case <-ss.wake:
-		case <-ss.dead:
-			s.drop(ss)
+		case <-ss.dead: // what it received is handed out above, then it goes
 		case <-ctx.Done():
 			return component.Batch{}, ctx.Err()
 		case <-s.done:
 			return component.Batch{}, ErrClosed
 		}
 	}
+}
+
+// notResent keeps, in place, the messages of ms that the broker will not
+// send again to the next session.
+func (s *Source) notResent(ms []paho.Message) []paho.Message {
+	if s.cfg.CleanSession {
+		return ms
+	}
+	return slices.DeleteFunc(ms, func(m paho.Message) bool { return m.Qos() > 0 })
 }
 
 // batch wraps messages in events, with one buffer for all payloads.
