@@ -71,6 +71,12 @@ type Wrapper struct {
 	Type   string
 	// MaxEvent is the largest accepted line in bytes (0: no limit).
 	MaxEvent int
+	// MaxBuilt is the largest event built from a line (0: no limit): the
+	// task's event limit, past which the engine dead-letters an event at
+	// stage decode with neither the line's position nor its own size. The
+	// envelope adds about 170 bytes and escaping a text line up to six
+	// times its size, so a line under MaxEvent can make an event over it.
+	MaxBuilt int
 
 	// prefix caches `{"specversion":"1.0","id":"` and the quoted source and
 	// type, built once.
@@ -98,10 +104,10 @@ func (w *Wrapper) SetTime(t time.Time) {
 // Append appends the event built from line to dst and returns it. line must
 // not include its newline (a trailing '\r' is dropped). Bytes that are not
 // valid UTF-8 are replaced by U+FFFD, or make the line a decode error under
-// Reject; the event is always valid JSON in valid UTF-8. On a decode error or
-// an over-size line it returns dst unchanged and an error wrapping ErrDecode
-// or ErrTooLarge whose message names the reason; the caller keeps the raw
-// line for the dead-letter record.
+// Reject; the event is always valid JSON in valid UTF-8. On a decode error, an
+// over-size line or an over-size event built from it (MaxBuilt), it returns
+// dst unchanged and an error wrapping ErrDecode or ErrTooLarge whose message
+// names the reason; the caller keeps the raw line for the dead-letter record.
 func (w *Wrapper) Append(dst, line []byte, pos message.Position) ([]byte, error) {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
@@ -144,6 +150,7 @@ func (w *Wrapper) Append(dst, line []byte, pos message.Position) ([]byte, error)
 			return dst, fmt.Errorf("%w: not valid JSON (format = \"json\"; use \"auto\" to accept text lines)", ErrDecode)
 		}
 	}
+	begin := len(dst)
 	dst = append(dst, `{"specversion":"1.0","id":"`...)
 	w.id = pos.AppendID(w.id[:0])
 	dst = jsonscan.AppendEscaped(dst, w.id)
@@ -160,7 +167,14 @@ func (w *Wrapper) Append(dst, line []byte, pos message.Position) ([]byte, error)
 		dst = append(dst, `,"datacontenttype":"text/plain","data":`...)
 		dst = jsonscan.AppendQuoted(dst, line)
 	}
-	return append(dst, '}'), nil
+	dst = append(dst, '}')
+	// Refused here, the line is the source's own rejection (the HTTP
+	// source's "rejected"), named by its position, rather than accepted and
+	// then dead-lettered by the engine.
+	if n := len(dst) - begin; w.MaxBuilt > 0 && n > w.MaxBuilt {
+		return dst[:begin], fmt.Errorf("%w: the event built from its %d bytes (wrapped in a CloudEvent, escaped) is %d bytes, the limit is %d (raise max_event_size)", ErrTooLarge, len(line), n, w.MaxBuilt)
+	}
+	return dst, nil
 }
 
 // isCloudEvent reports whether the object at line[start] has a top-level

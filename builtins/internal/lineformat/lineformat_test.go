@@ -1,8 +1,10 @@
 package lineformat
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -89,5 +91,25 @@ func BenchmarkAppendWrap(b *testing.B) {
 	b.SetBytes(int64(len(line)))
 	for b.Loop() {
 		dst, _ = w.Append(dst[:0], line, message.Position{Stream: "stdin", Offset: 1234})
+	}
+}
+
+// TestAppendLimitsTheBuiltEvent: MaxBuilt bounds the event built: a line
+// under it whose wrapped, escaped event is over it is refused with both
+// sizes, and dst is left as it was.
+func TestAppendLimitsTheBuiltEvent(t *testing.T) {
+	w := Wrapper{Source: "s", Type: "t", MaxEvent: 300, MaxBuilt: 300}
+	dst := []byte("kept")
+	line := bytes.Repeat([]byte{1}, 40) // 40 bytes; 240 escaped, plus the envelope
+	out, err := w.Append(dst, line, message.Position{Stream: "x", Offset: 1})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "its 40 bytes") || !strings.Contains(err.Error(), "limit is 300") {
+		t.Fatalf("err = %v, want ErrTooLarge naming both sizes", err)
+	}
+	if string(out) != "kept" {
+		t.Fatalf("dst = %q, want it unchanged", out)
+	}
+	w.MaxBuilt = 400
+	if out, err = w.Append(dst, line, message.Position{Stream: "x", Offset: 1}); err != nil || len(out)-len(dst) > 400 {
+		t.Fatalf("under the limit: %d bytes, %v", len(out)-len(dst), err)
 	}
 }

@@ -120,7 +120,7 @@ func New(cfg Config, env component.Env) *Source {
 		maxEvent = defaultMaxEvent
 	}
 	return &Source{cfg: cfg, env: env, maxEvent: maxEvent, maxLine: lineLimit(maxEvent), lines: lineformat.LineReader{Limit: lineLimit(maxEvent)},
-		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay", MaxEvent: env.MaxEvent}}
+		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay", MaxEvent: env.MaxEvent, MaxBuilt: env.MaxEvent}}
 }
 
 // defaultMaxEvent is the event limit the line bound derives from when the

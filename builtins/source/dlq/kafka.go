@@ -72,7 +72,7 @@ func NewKafka(addr string, stages []string, batch int, env component.Env) (*Kafk
 		batch = 512
 	}
 	return &KafkaSource{brokers: brokers, topic: topic, stages: stages, batch: batch, env: env,
-		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay", MaxEvent: env.MaxEvent}}, nil
+		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay", MaxEvent: env.MaxEvent, MaxBuilt: env.MaxEvent}}, nil
 }
 
 // Open connects and notes where the topic ends now.

@@ -158,6 +158,7 @@ func build(cfg any, env component.Env) (any, error) {
 		utf8:       lineformat.UTF8Policy(c.InvalidUTF8),
 		startAtEnd: c.Start == "end",
 		limit:      limit,
+		built:      env.MaxEvent,
 		maxEvents:  c.Batch.MaxEvents,
 		maxBytes:   c.Batch.MaxBytes.Int(),
 		poll:       c.PollInterval.D(),

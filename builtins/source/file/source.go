@@ -39,6 +39,7 @@ type options struct {
 	utf8       lineformat.UTF8Policy
 	startAtEnd bool
 	limit      int
+	built      int // the task's event limit, which the engine holds every event to
 	maxEvents  int
 	maxBytes   int
 	poll       time.Duration
@@ -192,7 +193,7 @@ var (
 // file becomes, for `sluice test`. Multiline joining is not applied: each
 // line is one event.
 func (s *Source) DecodeLine(dst, line []byte, _ int, off int64, now time.Time) ([]byte, error) {
-	w := lineformat.Wrapper{Format: s.o.format, Source: sourceURI(s.o.pattern), Type: EventType, MaxEvent: s.o.limit}
+	w := lineformat.Wrapper{Format: s.o.format, Source: sourceURI(s.o.pattern), Type: EventType, MaxEvent: s.o.limit, MaxBuilt: s.o.built}
 	w.SetTime(now)
 	return w.Append(dst, line, message.Position{Stream: s.o.pattern, Offset: off})
 }
@@ -389,7 +390,7 @@ func (s *Source) discover(prev *state) error {
 
 func (s *Source) addStream(path string, nextGen int32) *stream {
 	st := &stream{path: path, nextGen: nextGen}
-	st.wrap = lineformat.Wrapper{Format: s.o.format, InvalidUTF8: s.o.utf8, Source: sourceURI(path), Type: EventType, MaxEvent: s.o.limit}
+	st.wrap = lineformat.Wrapper{Format: s.o.format, InvalidUTF8: s.o.utf8, Source: sourceURI(path), Type: EventType, MaxEvent: s.o.limit, MaxBuilt: s.o.built}
 	s.mu.Lock()
 	s.streams = append(s.streams, st)
 	s.byPath[path] = st

@@ -45,6 +45,7 @@ type Source struct {
 	utf8                    lineformat.UTF8Policy
 	maxBody                 int64
 	maxEvent                int
+	maxBuilt                int // the task's event limit, which the engine holds every event to
 	timeout                 time.Duration
 	readTO                  time.Duration
 	minRate                 float64 // bytes per second a body must keep to after bodyGrace; 0: none
@@ -103,6 +104,7 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 	if s.maxEvent <= 0 {
 		s.maxEvent = env.MaxEvent
 	}
+	s.maxBuilt = env.MaxEvent
 	if s.timeout <= 0 {
 		s.timeout = defaultResponseTimeout
 	}
@@ -143,7 +145,7 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 	// max_requests × max_body_size bytes; one request always fits.
 	s.budget = newBudget(int64(cap(s.slots))*s.maxBody + 2*budgetUnit + 512)
 	s.builders.New = func() any {
-		return &builder{w: lineformat.Wrapper{InvalidUTF8: s.utf8, Source: s.evSource, Type: s.evType, MaxEvent: s.maxEvent}}
+		return &builder{w: lineformat.Wrapper{InvalidUTF8: s.utf8, Source: s.evSource, Type: s.evType, MaxEvent: s.maxEvent, MaxBuilt: s.maxBuilt}}
 	}
 	if env.Metrics != nil {
 		s.requests = env.Metrics.Counter("http_source_requests_total", "HTTP ingest requests answered, by status code.", "task", "code")
@@ -171,7 +173,7 @@ func cmpOrInt(n, def int) int {
 // becomes, for `sluice test`; the input stands for one request, whose id is
 // "http".
 func (s *Source) DecodeLine(dst, line []byte, n int, _ int64, now time.Time) ([]byte, error) {
-	w := lineformat.Wrapper{Format: s.format, Source: s.evSource, Type: s.evType, MaxEvent: s.maxEvent}
+	w := lineformat.Wrapper{Format: s.format, Source: s.evSource, Type: s.evType, MaxEvent: s.maxEvent, MaxBuilt: s.maxBuilt}
 	w.SetTime(now)
 	return w.Append(dst, line, message.Position{Stream: "http", Offset: int64(n)})
 }

@@ -90,7 +90,7 @@ func New(r io.Reader, cfg *Config, env component.Env) *Source {
 	// A line beyond 4x max_event_size (which escaping can reach) is cut
 	// there: its dead letter keeps that much.
 	s.lines = lineformat.LineReader{R: s.r, Limit: 4 * max(env.MaxEvent, 1<<20)}
-	s.w = lineformat.Wrapper{Format: lineformat.Format(cfg.Format), InvalidUTF8: lineformat.UTF8Policy(cfg.InvalidUTF8), Source: cfg.Source, Type: cfg.Type, MaxEvent: env.MaxEvent}
+	s.w = lineformat.Wrapper{Format: lineformat.Format(cfg.Format), InvalidUTF8: lineformat.UTF8Policy(cfg.InvalidUTF8), Source: cfg.Source, Type: cfg.Type, MaxEvent: env.MaxEvent, MaxBuilt: env.MaxEvent}
 	return s
 }
 
@@ -246,7 +246,7 @@ func (s *Source) addCut(msgs []message.Message, line []byte, size int64, now tim
 // DecodeLine makes the event a line at byte offset off of standard input
 // becomes, for `sluice test`.
 func (s *Source) DecodeLine(dst, line []byte, _ int, off int64, now time.Time) ([]byte, error) {
-	w := lineformat.Wrapper{Format: s.w.Format, InvalidUTF8: s.w.InvalidUTF8, Source: s.w.Source, Type: s.w.Type, MaxEvent: s.w.MaxEvent}
+	w := lineformat.Wrapper{Format: s.w.Format, InvalidUTF8: s.w.InvalidUTF8, Source: s.w.Source, Type: s.w.Type, MaxEvent: s.w.MaxEvent, MaxBuilt: s.w.MaxBuilt}
 	w.SetTime(now)
 	return w.Append(dst, line, message.Position{Stream: "stdin", Offset: off})
 }
