@@ -25,6 +25,7 @@ const bodyGrace = 5 * time.Second
 var (
 	errTooSlow     = errors.New("the body arrived slower than min_body_rate")
 	errReadTimeout = errors.New("the body did not arrive within read_timeout")
+	errClosing     = errors.New("the source is shutting down")
 	errBudget      = errors.New("too many request bodies in memory (max_requests × max_body_size)")
 )
 
@@ -42,6 +43,18 @@ type wire struct {
 	limit  time.Duration
 	rate   float64 // bytes per second; 0: no rate
 	err    error
+	// closing is the source's closed channel: Close sets the read deadline
+	// to now, and a read that moved it on afterwards sets it back.
+	closing <-chan struct{}
+}
+
+func (w *wire) isClosing() bool {
+	select {
+	case <-w.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 func (w *wire) Read(p []byte) (int, error) {
@@ -53,15 +66,25 @@ func (w *wire) Read(p []byte) (int, error) {
 			allowed, tooSlow = byRate, errTooSlow
 		}
 	}
+	if w.isClosing() {
+		w.err = errClosing
+		return 0, w.err
+	}
 	if elapsed >= allowed {
 		w.err = tooSlow
 		return 0, w.err
 	}
 	_ = w.rc.SetReadDeadline(now.Add(allowed - elapsed))
+	if w.isClosing() { // Close may have set its deadline just before ours
+		_ = w.rc.SetReadDeadline(now)
+	}
 	n, err := w.r.Read(p)
 	w.got += int64(n)
 	switch {
 	case err == nil, err == io.EOF:
+	case errors.Is(err, os.ErrDeadlineExceeded) && w.isClosing():
+		w.err = errClosing
+		err = errClosing
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		w.err = tooSlow
 		err = tooSlow
@@ -127,7 +150,18 @@ func unitsFor(bytes int) int { return (bytes + budgetUnit - 1) / budgetUnit }
 // is limited to max_body_size on the wire and once decoded.
 func (s *Source) receive(w http.ResponseWriter, r *http.Request, buf []byte, c coding, held *int) ([]byte, error) {
 	rc := http.NewResponseController(w)
-	wr := &wire{r: http.MaxBytesReader(w, r.Body, s.maxBody), rc: rc, start: time.Now(), grace: min(bodyGrace, s.readTO), limit: s.readTO, rate: s.minRate}
+	wr := &wire{r: http.MaxBytesReader(w, r.Body, s.maxBody), rc: rc, start: time.Now(), grace: min(bodyGrace, s.readTO), limit: s.readTO, rate: s.minRate, closing: s.closed}
+	s.mu.Lock()
+	if s.bodies == nil {
+		s.bodies = make(map[*wire]struct{})
+	}
+	s.bodies[wr] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.bodies, wr)
+		s.mu.Unlock()
+	}()
 	// The server's background read of the next request must not see the
 	// deadline set here once the body is in: it would cancel the request
 	// while its events wait for the task.

@@ -70,6 +70,7 @@ type Source struct {
 	ln       net.Listener
 	served   chan struct{}         // closed when the serve goroutine returns
 	newConns map[net.Conn]struct{} // connections that have not sent a request yet
+	bodies   map[*wire]struct{}    // bodies being received: Close ends their reads
 
 	builders sync.Pool
 	budget   *budget // memory of request bodies
@@ -271,6 +272,12 @@ func (s *Source) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	s.mu.Lock()
 	srv, served := s.srv, s.served
+	// A body still arriving would hold Close (and the task's shutdown
+	// deadline, shared with the sink) for up to read_timeout, and its
+	// client would get no answer: end its read now, and it is answered 503.
+	for w := range s.bodies {
+		_ = w.rc.SetReadDeadline(time.Now())
+	}
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
@@ -430,6 +437,13 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request, f framing, media
 			s.reply(w, http.StatusRequestTimeout, `{"error":"`+jsonEscape(err.Error())+`: nothing was kept"}`)
 		case errors.Is(err, errBudget):
 			s.unavailable(w, err.Error()+"; nothing was kept", "")
+		case errors.Is(err, errClosing):
+			// After the handler the server reads what is left of the body
+			// (net/http does, whatever Connection says): let that fail at
+			// once too, or the connection stays open and holds Close.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+			w.Header().Set("Connection", "close")
+			s.unavailable(w, "source is shutting down; nothing was kept", "")
 		case errors.Is(err, errDecoded):
 			s.reply(w, http.StatusBadRequest, `{"error":"`+jsonEscape(err.Error())+` (Content-Encoding `+c.String()+`): nothing was kept"}`)
 		case r.Context().Err() != nil:
