@@ -1,6 +1,7 @@
 package sqlsink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -297,6 +298,11 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	return nil
 }
 
+// off is where a converted value's text lies in scratchBuf.buf: from >= 0,
+// a range of it; -1, no text (null); -2, a value outside the buffer (a
+// constant), kept as it is.
+type off struct{ from, to int }
+
 // rows turns records into rows. bad holds the records that could not be.
 func (s *Sink) rows(msgs []message.Message, sb *scratchBuf, dedup bool) (*Plan, map[int]error) {
 	var bad map[int]error
@@ -311,7 +317,6 @@ func (s *Sink) rows(msgs []message.Message, sb *scratchBuf, dedup bool) (*Plan, 
 	spans := sb.spans[:s.paths.Slots()]
 	// Converted bytes live in sb.buf; values point into it only once it no
 	// longer grows, so offsets are kept first.
-	type off struct{ from, to int }
 	var offs []off
 	for i := range msgs {
 		payload := msgs[i].Payload
@@ -320,9 +325,9 @@ func (s *Sink) rows(msgs []message.Message, sb *scratchBuf, dedup bool) (*Plan, 
 			continue
 		}
 		row := Row{Index: i}
+		op := ""
 		if s.opSlot >= 0 {
 			sp := spans[s.opSlot]
-			op := ""
 			if sp.Found() {
 				if c, ok := jsonscan.StringContent(payload[sp.Start:sp.End]); ok {
 					op = string(c)
@@ -394,6 +399,19 @@ func (s *Sink) rows(msgs []message.Message, sb *scratchBuf, dedup bool) (*Plan, 
 			offs = offs[:start]
 			continue
 		}
+		if op == "u" {
+			// An update that changed the key (UPDATE t SET id = 2 WHERE
+			// id = 1) is a delete of the old key, from before, then the
+			// upsert of the new row: the old row stayed in the target.
+			var err error
+			if offs, err = s.deleteOldKey(payload, spans, sb, offs, start, i); err != nil {
+				bad = addErr(bad, i, err)
+				sb.vals = sb.vals[:start]
+				sb.pres = sb.pres[:start]
+				offs = offs[:start]
+				continue
+			}
+		}
 		sb.rows = append(sb.rows, row)
 	}
 	for k := range sb.vals {
@@ -414,6 +432,67 @@ func (s *Sink) rows(msgs []message.Message, sb *scratchBuf, dedup bool) (*Plan, 
 		p.Rows = dedupe(p.Rows, s.key)
 	}
 	return p, bad
+}
+
+// deleteOldKey handles an update's key change: when before holds every key
+// column and one differs from the row just built (the last n values, from
+// start), it puts a delete row of before's key in front of it, in sb.rows
+// and in the values. A before without the key (a source that sends only
+// the new image) changes nothing.
+func (s *Sink) deleteOldKey(payload []byte, spans []jsonpath.Span, sb *scratchBuf, offs []off, start, index int) ([]off, error) {
+	n := len(s.cols)
+	old := make([]Value, n)
+	oldOffs := make([]off, n)
+	changed := false
+	for _, c := range s.key {
+		a := s.alt[c][0] // before
+		if a < 0 || !isValue(payload, spans[a]) {
+			return offs, nil
+		}
+		from := len(sb.buf)
+		v, buf, err := s.d.Convert(&s.cols[c], payload[spans[a].Start:spans[a].End], sb.buf)
+		sb.buf = buf
+		if err != nil {
+			return offs, component.EventPermanent(fmt.Errorf("%s: key column %q of before: %v", s.name, s.cols[c].Name, err))
+		}
+		o := off{-1, -1}
+		if !v.Null {
+			if len(v.Text) > 0 && len(sb.buf) > from && &v.Text[0] == &sb.buf[from] {
+				o = off{from, from + len(v.Text)}
+			} else {
+				o = off{-2, 0}
+			}
+		}
+		old[c], oldOffs[c] = v, o
+		now := sb.vals[start+c]
+		if v.Null != now.Null || !bytes.Equal(v.Text, now.Text) {
+			changed = true
+		}
+	}
+	if !changed {
+		return offs, nil
+	}
+	// The delete goes first: move the row's values one row on.
+	vals := slices.Clone(sb.vals[start:])
+	pres := slices.Clone(sb.pres[start:])
+	rowOffs := slices.Clone(offs[start:])
+	sb.vals, sb.pres, offs = sb.vals[:start], sb.pres[:start], offs[:start]
+	for c := range s.cols {
+		if slices.Contains(s.key, c) {
+			sb.vals = append(sb.vals, old[c])
+			sb.pres = append(sb.pres, true)
+			offs = append(offs, oldOffs[c])
+		} else {
+			sb.vals = append(sb.vals, Value{Null: true})
+			sb.pres = append(sb.pres, false)
+			offs = append(offs, off{})
+		}
+	}
+	sb.vals = append(sb.vals, vals...)
+	sb.pres = append(sb.pres, pres...)
+	offs = append(offs, rowOffs...)
+	sb.rows = append(sb.rows, Row{Index: index, Delete: true})
+	return offs, nil
 }
 
 // isValue reports whether sp holds a value other than null.
