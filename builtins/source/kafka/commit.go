@@ -49,8 +49,9 @@ func (s *Source) committer(ctx context.Context, cl *kgo.Client, stopped chan str
 // forgets the batches it covers. It logs and returns the first error.
 func (s *Source) commit(ctx context.Context, cl *kgo.Client, only []*partState, why string) error {
 	type item struct {
-		st  *partState
-		off kgo.EpochOffset
+		st    *partState
+		off   kgo.EpochOffset
+		seeks uint64
 	}
 	var items []item
 	offsets := map[string]map[int32]kgo.EpochOffset{}
@@ -60,7 +61,7 @@ func (s *Source) commit(ctx context.Context, cl *kgo.Client, only []*partState, 
 			return
 		}
 		if off, ok := st.toCommit(); ok {
-			items = append(items, item{st, off})
+			items = append(items, item{st, off, st.seeks})
 			if offsets[st.topic] == nil {
 				offsets[st.topic] = map[int32]kgo.EpochOffset{}
 			}
@@ -103,6 +104,13 @@ func (s *Source) commit(ctx context.Context, cl *kgo.Client, only []*partState, 
 	s.mu.Lock()
 	for _, it := range items {
 		if it.st.dead || bad[it.st.tp] || rerr != nil && len(bad) == 0 {
+			continue
+		}
+		if it.st.seeks != it.seeks {
+			// An operator's Seek moved the partition while this commit was
+			// on its way: recording its offset would make the commit Seek
+			// asked for (queued behind this one) find nothing to do, and
+			// the group stayed at the old offset, past a rewind's records.
 			continue
 		}
 		gone := it.st.committedTo(it.off.Offset)

@@ -98,6 +98,7 @@ func (s *Source) Seek(ctx context.Context, to string) error {
 		// The new position is committed even when it is behind the
 		// committed one: a restart resumes from where the operator asked.
 		st.mark, st.marked, st.committed = at, true, -1
+		st.seeks++
 		st.lagKnown = false
 		if set[st.topic] == nil {
 			set[st.topic] = map[int32]kgo.EpochOffset{}

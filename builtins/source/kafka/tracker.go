@@ -27,10 +27,13 @@ type partState struct {
 	mark      kgo.EpochOffset
 	marked    bool  // mark is set
 	committed int64 // last offset known committed; -1: none
-	failed    bool  // a batch was nacked
-	dead      bool  // revoked or lost
-	lag       int64 // records after the last one read, at the last fetch
-	lagKnown  bool
+	// seeks counts the operator's Seeks: a commit sent before one must not
+	// record its offset as committed once it returns (commit).
+	seeks    uint64
+	failed   bool  // a batch was nacked
+	dead     bool  // revoked or lost
+	lag      int64 // records after the last one read, at the last fetch
+	lagKnown bool
 }
 
 func newPartState(k tp, lane string) *partState {
