@@ -125,11 +125,21 @@ func (r *snapReader) table(ctx context.Context, t *tableMeta, after []string) er
 	for i, k := range t.pk {
 		pkList[i] = quoteIdent(k)
 	}
+	// The columns pgoutput sends: not the generated ones (it leaves them
+	// out, up to PostgreSQL 17 and by default after), so that a row read
+	// by the snapshot has the shape of the same row streamed. SELECT *
+	// gave snapshot rows a column their updates never carried.
+	row, err := pgconnect.QueryRow(ctx, r.c, `SELECT coalesce(string_agg(quote_ident(attname), ', ' ORDER BY attnum), '')
+FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`, []byte(t.sqlName()))
+	if err != nil {
+		return s.queryErr("columns of "+lane, err)
+	}
+	selectList := string(row[0])
 	var ordinal int64
 	stream := s.cfg.Slot + "/snapshot/" + lane
 	for {
 		sb.Reset()
-		sb.WriteString("SELECT * FROM " + t.sqlName())
+		sb.WriteString("SELECT " + selectList + " FROM " + t.sqlName())
 		var params [][]byte
 		if len(t.pk) > 0 {
 			if after != nil {
