@@ -406,7 +406,7 @@ func (s *Source) loop(ctx context.Context, rdb *redisconf.Client) {
 	backoff := 100 * time.Millisecond
 	failing := false
 	for ctx.Err() == nil {
-		if !s.waitRoom(ctx) {
+		if !s.waitRoom(ctx, rdb) {
 			return
 		}
 		s.mu.Lock()
@@ -538,8 +538,14 @@ func (s *Source) pause(ctx context.Context, backoff *time.Duration, err error, f
 	return true
 }
 
-// waitRoom waits until the batch fetched before was handed out.
-func (s *Source) waitRoom(ctx context.Context) bool {
+// waitRoom waits until the batch fetched before was handed out. It goes on
+// marking the entries this process holds as in progress meanwhile: the
+// engine stops reading exactly when it holds as many batches as it may (a
+// sink being retried), and without the marks the held batches and the
+// waiting one went idle and another consumer's XAUTOCLAIM took them, so
+// both delivered them.
+func (s *Source) waitRoom(ctx context.Context, rdb *redisconf.Client) bool {
+	var touch <-chan time.Time
 	for {
 		s.mu.Lock()
 		if len(s.ready) == 0 {
@@ -548,8 +554,15 @@ func (s *Source) waitRoom(ctx context.Context) bool {
 		}
 		wake := s.wake
 		s.mu.Unlock()
+		if touch == nil && s.cfg.ClaimIdle > 0 {
+			t := time.NewTicker(max(s.cfg.ClaimIdle.D()/6, time.Millisecond))
+			defer t.Stop()
+			touch = t.C
+		}
 		select {
 		case <-wake:
+		case <-touch:
+			s.touch(ctx, rdb)
 		case <-ctx.Done():
 			return false
 		}
