@@ -126,6 +126,14 @@ func (r *reader) stream(ctx context.Context) error {
 	for {
 		st := state{GTID: formatGTIDs(r.gtids), File: r.file, Pos: r.pos}
 		stream, _, err := r.s.dial(ctx, st)
+		if err == nil && stream.File != "" && stream.File != r.file {
+			// Resumed by GTID in another file than the checkpoint's (the
+			// server rotated its binlog meanwhile): the dump's first rotate,
+			// read by dial, names it. Without this, changes and the
+			// checkpoint named the old file with offsets of the new one.
+			// The offset comes with the next event's header.
+			r.file, r.pos = stream.File, 4
+		}
 		if err == nil {
 			r.s.mu.Lock()
 			r.s.stream = stream
