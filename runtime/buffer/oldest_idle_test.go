@@ -16,16 +16,8 @@ func TestOldestAfterIdle(t *testing.T) {
 	clk := &fakeNow{t: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
 	b := openT(t, Options{Dir: t.TempDir(), MaxSize: 1 << 20, Now: clk.Now, NoSync: true})
 	ctx := context.Background()
-	if err := b.Append(ctx, []message.Message{{Payload: []byte("a")}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	batch, err := b.Read(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Commit(batch.Cursor); err != nil {
-		t.Fatal(err)
-	}
+	appendT(t, b, []message.Message{{Payload: []byte("a")}})
+	readN(t, b, 1, 10, true)
 	if s := b.Stats(); s.Records != 0 || !s.Oldest.IsZero() {
 		t.Fatalf("delivered buffer: %+v", s)
 	}
@@ -49,16 +41,8 @@ func TestOldestAfterRestartIdle(t *testing.T) {
 	o := Options{Dir: dir, MaxSize: 1 << 20, Now: clk.Now, NoSync: true}
 	b := openT(t, o)
 	ctx := context.Background()
-	if err := b.Append(ctx, []message.Message{{Payload: []byte("a")}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	batch, err := b.Read(ctx, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Commit(batch.Cursor); err != nil {
-		t.Fatal(err)
-	}
+	appendT(t, b, []message.Message{{Payload: []byte("a")}})
+	readN(t, b, 1, 10, true)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -21,14 +21,14 @@ import (
 
 // failingRebuild returns a loader whose transform "second_build_fails"
 // builds once (the reload's validation) and fails on the next build (the
-// new run, built after the old one closed).
-func failingRebuild(t *testing.T) *config.Loader {
+// new run, built after the old one closed), and the count of its builds.
+func failingRebuild(t *testing.T) (*config.Loader, *atomic.Int32) {
 	loader := newLoader(t)
 	constant, ok := loader.Registry.Lookup(component.KindTransform, "constant")
 	if !ok {
 		t.Fatal("no constant transform")
 	}
-	var builds atomic.Int32
+	builds := new(atomic.Int32)
 	loader.Registry.Register(component.Spec{Kind: component.KindTransform, Name: "second_build_fails", New: constant.New,
 		Build: func(cfg any, env component.Env) (any, error) {
 			if builds.Add(1) >= 2 {
@@ -36,7 +36,7 @@ func failingRebuild(t *testing.T) *config.Loader {
 			}
 			return constant.Build(cfg, env)
 		}})
-	return loader
+	return loader, builds
 }
 
 // TestFailedRestartEndsRunWithAnError: without KeepAlive (sluice run
@@ -48,7 +48,7 @@ func failingRebuild(t *testing.T) *config.Loader {
 func TestFailedRestartEndsRunWithAnError(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "change.toml"), genTask(dir, "change", ""))
-	loader := failingRebuild(t)
+	loader, _ := failingRebuild(t)
 	s, err := runner.NewSupervisor(loader, []string{dir}, engine.Options{Logger: zerolog.Nop(), Metrics: metrics.New()})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestFailedRestartRaceOnLoaded(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "a.toml"), genTask(dir, "a", ""))
 	writeFile(t, filepath.Join(dir, "b.toml"), genTask(dir, "b", ""))
-	loader := failingRebuild(t)
+	loader, _ := failingRebuild(t)
 	constant, _ := loader.Registry.Lookup(component.KindTransform, "constant")
 	seen := make(chan struct{})
 	var blockerBuilds atomic.Int32

@@ -348,21 +348,9 @@ func TestReloadBuildsAChangedTaskAfterItsOldRunClosed(t *testing.T) {
 func TestFailedRestartKeepsTheTaskInMetrics(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "change.toml"), genTask(dir, "change", ""))
-	loader := newLoader(t)
-	constant, ok := loader.Registry.Lookup(component.KindTransform, "constant")
-	if !ok {
-		t.Fatal("no constant transform")
-	}
 	// Built once when the reload validates the changed file, then again
 	// for the new run: the second build fails.
-	var builds atomic.Int32
-	loader.Registry.Register(component.Spec{Kind: component.KindTransform, Name: "second_build_fails", New: constant.New,
-		Build: func(cfg any, env component.Env) (any, error) {
-			if builds.Add(1) >= 2 {
-				return nil, errors.New("the second build fails")
-			}
-			return constant.Build(cfg, env)
-		}})
+	loader, builds := failingRebuild(t)
 	ms := metrics.New()
 	s, err := runner.NewSupervisor(loader, []string{dir}, engine.Options{Logger: zerolog.Nop(), Metrics: ms})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -303,6 +304,18 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 // constant), kept as it is.
 type off struct{ from, to int }
 
+// offOf is where v, converted into buf from offset from on, lies.
+func offOf(v Value, buf []byte, from int) off {
+	switch {
+	case v.Null:
+		return off{-1, -1}
+	case len(v.Text) > 0 && len(buf) > from && &v.Text[0] == &buf[from]:
+		return off{from, from + len(v.Text)}
+	default:
+		return off{-2, 0} // a value not in the buffer (a constant): kept
+	}
+}
+
 // rows turns records into rows. bad holds the records that could not be.
 func (s *Sink) rows(msgs []message.Message, sb *scratchBuf, dedup bool) (*Plan, map[int]error) {
 	var bad map[int]error
@@ -380,18 +393,9 @@ func (s *Sink) rows(msgs []message.Message, sb *scratchBuf, dedup bool) (*Plan, 
 				failed = true
 				break
 			}
-			o := off{-1, -1}
-			if !v.Null {
-				if len(v.Text) > 0 && len(sb.buf) > from && &v.Text[0] == &sb.buf[from] {
-					o = off{from, from + len(v.Text)}
-				} else {
-					// A value not in the buffer (a constant): keep it.
-					o = off{-2, 0}
-				}
-			}
 			sb.vals = append(sb.vals, v)
 			sb.pres = append(sb.pres, true)
-			offs = append(offs, o)
+			offs = append(offs, offOf(v, sb.buf, from))
 		}
 		if failed {
 			sb.vals = sb.vals[:start]
@@ -455,15 +459,7 @@ func (s *Sink) deleteOldKey(payload []byte, spans []jsonpath.Span, sb *scratchBu
 		if err != nil {
 			return offs, component.EventPermanent(fmt.Errorf("%s: key column %q of before: %v", s.name, s.cols[c].Name, err))
 		}
-		o := off{-1, -1}
-		if !v.Null {
-			if len(v.Text) > 0 && len(sb.buf) > from && &v.Text[0] == &sb.buf[from] {
-				o = off{from, from + len(v.Text)}
-			} else {
-				o = off{-2, 0}
-			}
-		}
-		old[c], oldOffs[c] = v, o
+		old[c], oldOffs[c] = v, offOf(v, sb.buf, from)
 		now := sb.vals[start+c]
 		if v.Null != now.Null || !bytes.Equal(v.Text, now.Text) {
 			changed = true
@@ -565,6 +561,18 @@ func (s *Sink) Close(context.Context) error {
 
 // ErrNotOpen is returned by Write before Open.
 var ErrNotOpen = errors.New("sink not open")
+
+// AppendUTCDigits rewrites dst[from:], when it is an RFC 3339 instant, as
+// its UTC digits without a zone ("2006-01-02 15:04:05.999999"), what a
+// column without time zone takes (the CDC sources' convention); other text
+// (infinity, a date before year 1, digits without a zone) is left to the
+// server.
+func AppendUTCDigits(dst []byte, from int) []byte {
+	if t, err := time.Parse(time.RFC3339Nano, string(dst[from:])); err == nil {
+		return t.UTC().AppendFormat(dst[:from], "2006-01-02 15:04:05.999999")
+	}
+	return dst
+}
 
 // JSONText returns the text a JSON token stands for: a string's content,
 // the token itself otherwise (numbers, booleans, objects, arrays).

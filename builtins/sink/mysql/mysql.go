@@ -239,10 +239,8 @@ func (d *dialect) Convert(c *sqlsink.Column, tok []byte, dst []byte) (sqlsink.Va
 			return sqlsink.Value{}, dst[:from], errors.New("invalid JSON string")
 		}
 		// RFC 3339 (as the CDC sources write) becomes a UTC DATETIME
-		// literal; other text is left to the server.
-		if t, err := time.Parse(time.RFC3339Nano, string(dst[from:])); err == nil {
-			dst = t.UTC().AppendFormat(dst[:from], "2006-01-02 15:04:05.999999")
-		}
+		// literal.
+		dst = sqlsink.AppendUTCDigits(dst, from)
 	case sqlsink.KindBool:
 		switch string(tok) {
 		case "true":

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -232,14 +231,9 @@ func (d *dialect) Convert(c *sqlsink.Column, tok []byte, dst []byte) (sqlsink.Va
 		if dst, ok = sqlsink.JSONText(tok, dst); !ok {
 			return sqlsink.Value{}, dst[:from], errors.New("invalid JSON string")
 		}
-		// A timestamp without time zone takes the UTC digits of an RFC 3339
-		// instant (the CDC sources' convention, and the mysql sink's): its
-		// input function ignores an offset, which shifted the value by it.
-		// Other text (infinity, a BC date, digits without a zone) is left
-		// to the server.
-		if t, err := time.Parse(time.RFC3339Nano, string(dst[from:])); err == nil {
-			dst = t.UTC().AppendFormat(dst[:from], "2006-01-02 15:04:05.999999")
-		}
+		// PostgreSQL's input of a timestamp without time zone ignores an
+		// offset, which shifted the value by it.
+		dst = sqlsink.AppendUTCDigits(dst, from)
 	default:
 		var ok bool
 		if dst, ok = sqlsink.JSONText(tok, dst); !ok {

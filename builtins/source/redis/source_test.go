@@ -85,30 +85,46 @@ func TestClaimsDeadConsumersEntries(t *testing.T) {
 
 // TestHeldEntriesAreNotClaimed holds a batch unacknowledged for several
 // claim_idle periods, as a sink being retried would: the source keeps its
-// entries' idle time low, so another consumer never claims them.
+// entries' idle time low, so another consumer never claims them. Also when
+// the next batch waits to be read (the engine holds all it may): the fetch
+// loop then waits for room, and it stopped marking the held entries there,
+// so another consumer claimed them and both delivered them (review).
 func TestHeldEntriesAreNotClaimed(t *testing.T) {
-	fx := newFixture(t)
-	fx.srv.Add(t, fx.stream, "payload", [][]byte{[]byte("1")})
-	// The holder never claims (claim_interval far above claim_idle): it
-	// marks what it holds on its own schedule. claim_idle leaves the holder
-	// a second to do so, under any load the suite meets.
-	const idle = "1500ms"
-	a := open(t, fx.build(t, fx.srv.URL, "a", "claim_idle = \""+idle+"\"\nclaim_interval = \"1h\"\n"))
-	b := read(t, a)
-	other := open(t, fx.build(t, fx.srv.URL, "b", "claim_idle = \""+idle+"\"\nclaim_interval = \"50ms\"\n"))
-	start := time.Now()
-	// Time is the subject here: wait three claim_idle periods while the
-	// other consumer keeps looking for entries to claim.
-	ctx, cancel := context.WithTimeout(context.Background(), 0)
-	defer cancel()
-	testkit.WaitFor(t, "three claim_idle periods to pass", func() bool {
-		if _, err := other.Read(ctx); err == nil {
-			t.Fatal("the other consumer claimed an entry that was held")
-		}
-		return time.Since(start) > 4500*time.Millisecond
-	})
-	b.Ack(nil)
-	testkit.WaitFor(t, "the entry acknowledged", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
+	for _, c := range []struct {
+		name    string
+		entries [][]byte
+		cfg     string
+	}{
+		{"one batch", [][]byte{[]byte("1")}, ""},
+		{"the next batch waiting", [][]byte{[]byte("1"), []byte("2")}, "max_batch = 1\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fx := newFixture(t)
+			fx.srv.Add(t, fx.stream, "payload", c.entries)
+			// The holder never claims (claim_interval far above claim_idle):
+			// it marks what it holds on its own schedule. claim_idle leaves
+			// the holder a second to do so, under any load the suite meets.
+			const idle = "1500ms"
+			a := open(t, fx.build(t, fx.srv.URL, "a", c.cfg+"claim_idle = \""+idle+"\"\nclaim_interval = \"1h\"\n"))
+			b := read(t, a)
+			other := open(t, fx.build(t, fx.srv.URL, "b", "claim_idle = \""+idle+"\"\nclaim_interval = \"50ms\"\n"))
+			start := time.Now()
+			// Time is the subject here: wait three claim_idle periods while
+			// the other consumer keeps looking for entries to claim.
+			ctx, cancel := context.WithTimeout(context.Background(), 0)
+			defer cancel()
+			testkit.WaitFor(t, "three claim_idle periods to pass", func() bool {
+				if ob, err := other.Read(ctx); err == nil {
+					t.Fatalf("the other consumer claimed %d entries that consumer a held (after %v)", len(ob.Messages), time.Since(start).Round(100*time.Millisecond))
+				}
+				return time.Since(start) > 4500*time.Millisecond
+			})
+			b.Ack(nil)
+			if len(c.entries) == 1 {
+				testkit.WaitFor(t, "the entry acknowledged", func() bool { return fx.srv.Pending(t, fx.stream, fx.group) == 0 })
+			}
+		})
+	}
 }
 
 // TestDeletedPendingEntriesAreDropped deletes an entry while it is pending:
