@@ -7,7 +7,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/sluicehq/sluice/builtins/filter/condition"
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
 )
 
 // TestEverySpecIsDocumentedAndItsExampleDecodes: every builtin has a summary
@@ -111,5 +113,14 @@ func TestFamilies(t *testing.T) {
 	}
 	if got := len(families) + len(Omitted()); got != len(AllFamilies) {
 		t.Fatalf("%d families compiled in and %v left out, want the %d of %v", len(families), Omitted(), len(AllFamilies), AllFamilies)
+	}
+}
+
+// TestDefaultConditionBudgetsAgree: the loader caps a playground fragment's
+// condition_budget at config.DefaultConditionBudget, which must be the
+// filter's own default.
+func TestDefaultConditionBudgetsAgree(t *testing.T) {
+	if condition.DefaultSteps != config.DefaultConditionBudget {
+		t.Fatalf("condition.DefaultSteps = %d, config.DefaultConditionBudget = %d", condition.DefaultSteps, config.DefaultConditionBudget)
 	}
 }

@@ -92,6 +92,10 @@ func newPlayground(s settings, log zerolog.Logger, shared *component.Shared) adm
 		}
 		loader := newLoader(s, log, metrics.New(), shared)
 		loader.LookupEnv = func(string) (string, bool) { return "", false }
+		// The fragment is a client's: it may not lift the memory and time
+		// its run may take (max_event_size, condition_budget) above the
+		// process's limits.
+		loader.Capped = true
 		task, err := loader.Load("playground.toml", []byte(playgroundHead+fragment+playgroundTail))
 		if err != nil {
 			return nil, false, playgroundError(err)

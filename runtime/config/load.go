@@ -37,6 +37,11 @@ type Loader struct {
 	TaskChecks []func(t *Task, p *component.Problems)
 	// MaxEvent is the default largest event (bytes); 0 means 1 MiB.
 	MaxEvent int
+	// Capped refuses a task file that raises its own limits above the
+	// process's: max_event_size above MaxEvent, a condition_budget above
+	// the default. For text from a client (the admin API's playground),
+	// which could otherwise lift the memory and time it may take.
+	Capped bool
 	// Quota is the largest number of tasks one process runs; 0 (or less)
 	// means 20.
 	Quota    int
@@ -48,6 +53,10 @@ type Loader struct {
 
 // DefaultMaxEvent is the default limit on one event (docs/configuration.md).
 const DefaultMaxEvent = 1 << 20
+
+// DefaultConditionBudget is the steps one evaluation of a filter condition
+// may take when condition_budget does not say (the filter's own default).
+const DefaultConditionBudget = 100_000_000
 
 // DefaultQuota is the default number of tasks one process runs.
 const DefaultQuota = 20
@@ -283,7 +292,10 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 	if t.Engine.MaxEvent == 0 {
 		t.Engine.MaxEvent = DefaultMaxEvent
 	}
-	if fs.MaxEventSize > 0 {
+	if l.Capped && int(fs.MaxEventSize) > t.Engine.MaxEvent {
+		p.Addf([]string{"max_event_size"}, "%s is above the process's limit of %s (--max-event-size): here a task may not raise it",
+			fs.MaxEventSize, component.ByteSize(t.Engine.MaxEvent))
+	} else if fs.MaxEventSize > 0 {
 		t.Engine.MaxEvent = int(fs.MaxEventSize)
 	}
 
@@ -358,6 +370,8 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 			fp.KeyErrorf([]string{"pattern_json"}, "pattern and pattern_json are exclusive: give the pattern in one form")
 		case l.BuildFilter == nil:
 			fp.Addf(nil, "filters are not available in this build")
+		case l.Capped && fs.Filter.ConditionBudget > DefaultConditionBudget:
+			fp.Addf([]string{"condition_budget"}, "%d is above the default of %d steps: here a task may not raise it", fs.Filter.ConditionBudget, DefaultConditionBudget)
 		default:
 			t.Filter = l.BuildFilter(fs.Filter, t.Engine.MaxEvent, fp)
 		}
