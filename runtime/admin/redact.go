@@ -20,8 +20,10 @@ var (
 	// api_key, ...), as key = "..." or key = '...', also inside inline
 	// tables.
 	secretKV = regexp.MustCompile(`(?i)((?:^|[\s{,.])"?[a-z0-9_-]*(?:password|passwd|secret|token|api_?key|private_?key|credentials?|access_?key|auth)[a-z0-9_-]*"?\s*=\s*)` + valueRE)
-	// The password of a URL: scheme://user:PASSWORD@host.
-	urlPassword = regexp.MustCompile(`(://[^:/@\s"']+:)[^@\s"']+@`)
+	// The password of a URL: scheme://user:PASSWORD@host. The user may be
+	// empty (redis://:PASSWORD@host), and the password ends at the last
+	// '@' of the authority, as url.Parse reads it: it may hold '@'.
+	urlPassword = regexp.MustCompile(`(://[^:/@\s"']*:)[^/?#\s"']*@`)
 )
 
 // RedactTOML masks the secrets of a task file's text with ***: every

@@ -16,6 +16,9 @@ tls = { cert = "c.pem", private_key = "k.pem" }
 [sink]
 type = "postgres"
 dsn = "postgres://app:s3cret@db:5432/x?sslmode=disable"
+cache = "redis://:onlypass@cache:6379/0"
+hook = "https://app:pa@ss-tail@api.example.com/hook?q=1"
+site = "http://host:8080/path"
 url = "https://api/${env:API_TOKEN:-dflt}/x"
 api_key=plain
 tokens = ["tok-one", "tok-two"]
@@ -25,12 +28,12 @@ private_key = '''pem-secret'''
 topic = "tokens" # a value that merely mentions a token stays
 `
 	got := RedactTOML(raw)
-	for _, secret := range []string{"BROKERS", "hunter2", "abc", "k.pem", "s3cret", "API_TOKEN", "dflt", "plain", "line-secret", "multi", "pem-secret", "tok-one", "tok-two"} {
+	for _, secret := range []string{"BROKERS", "hunter2", "abc", "k.pem", "s3cret", "API_TOKEN", "dflt", "plain", "line-secret", "multi", "pem-secret", "tok-one", "tok-two", "onlypass", "ss-tail"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("%q shows through:\n%s", secret, got)
 		}
 	}
-	for _, kept := range []string{`name = "orders"`, `type = "kafka"`, `cert = "c.pem"`, `topic = "tokens"`, "postgres://app:***@db:5432", `sasl_password = "***"`, `brokers = ["***"]`} {
+	for _, kept := range []string{`name = "orders"`, `type = "kafka"`, `cert = "c.pem"`, `topic = "tokens"`, "postgres://app:***@db:5432", "redis://:***@cache:6379/0", "https://app:***@api.example.com/hook?q=1", `site = "http://host:8080/path"`, `sasl_password = "***"`, `brokers = ["***"]`} {
 		if !strings.Contains(got, kept) {
 			t.Errorf("want %q kept in:\n%s", kept, got)
 		}

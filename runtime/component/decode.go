@@ -87,6 +87,13 @@ func decodeValue(raw any, v reflect.Value, p *Problems, path []string, sf reflec
 	}
 	want := typeName(v.Type())
 	bad := func() {
+		if v.Type() == secretType {
+			// A password written without quotes (an integer) must not be
+			// quoted back in an error, a reload's answer or a log line,
+			// nor shown in the diagnostic's excerpt of the file.
+			p.AddSensitivef(path, "expected %s, got %s (the value is not shown: the key holds a secret)", article(want), kindOf(raw))
+			return
+		}
 		p.Addf(path, "expected %s, got %s", article(want), Describe(raw))
 	}
 	if isTextType(v.Type()) {
@@ -272,6 +279,23 @@ func asList(raw any) ([]any, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+var secretType = reflect.TypeFor[Secret]()
+
+// kindOf names what kind of TOML value raw is, without its value.
+func kindOf(raw any) string {
+	switch raw.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	}
+	return Describe(raw) // arrays, tables, datetimes, nothing: no value in it
 }
 
 // Describe names a decoded TOML value for error messages: `string "x"`,
