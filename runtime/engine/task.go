@@ -465,6 +465,15 @@ func (t *Task) holdBlocked(ctx context.Context) bool {
 			return false
 		}
 	}
+	// A pause from before the block ends with it: the operator asked the
+	// task to run. Left in force, the task read nothing while its state
+	// said Running, and Pause did nothing (review).
+	t.pauseMu.Lock()
+	if t.paused != nil {
+		close(t.paused)
+		t.paused = nil
+	}
+	t.pauseMu.Unlock()
 	if p, ok := t.src.(component.Pauser); ok {
 		p.Resume()
 	}
