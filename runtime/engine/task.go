@@ -275,10 +275,13 @@ func (t *Task) stop(s State, err error) {
 			t.log.Error().Err(err).Msg("task failed; its position is kept")
 		}
 	}
+	// Under t.mu: runOnce sets it, and the disk buffer's drain may stop the
+	// task from its own goroutine meanwhile (review: a data race).
+	stopRead := t.stopRead
 	t.mu.Unlock()
 	t.halted.Store(true)
-	if t.stopRead != nil {
-		t.stopRead()
+	if stopRead != nil {
+		stopRead()
 	}
 }
 
