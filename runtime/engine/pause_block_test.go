@@ -50,7 +50,7 @@ func (s *gateSink) Write(ctx context.Context, msgs []message.Message) error {
 // pause too. It said Running and read nothing, the old pause still in
 // force, and Pause then did nothing (review).
 func TestPausedThenBlockedTaskResumes(t *testing.T) {
-	src := &laneSource{lanes: 1, batches: 20, perBatch: 5}
+	src := &laneSource{lanes: 1, batches: 1 << 30, perBatch: 5} // runs until canceled
 	sink := &gateSink{entered: make(chan struct{}), release: make(chan struct{})}
 	sink.failing.Store(true)
 	cfg := task(src, sink, func(c *config.Task) {
