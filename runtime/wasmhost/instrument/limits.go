@@ -67,8 +67,12 @@ func count(r *reader) uint32 {
 	return n
 }
 
+// checkTables refuses tables that start with more than MaxTableSize
+// elements in all: the limit is per instance, not per table (16 tables of
+// MaxTableSize each took 16 times the host memory the ABI allows).
 func checkTables(body []byte) error {
 	i := 0
+	var total uint64
 	return checkVector(body, func(r *reader) {
 		r.byte() // reference type
 		flags := r.byte()
@@ -77,8 +81,13 @@ func checkTables(body []byte) error {
 			return
 		}
 		min := r.u32()
-		if r.err == nil && min > MaxTableSize {
+		total += uint64(min)
+		switch {
+		case r.err != nil || total <= MaxTableSize:
+		case i == 0:
 			r.fail(fmt.Errorf("table %d starts with %d elements (at most %d)", i, min, MaxTableSize))
+		default:
+			r.fail(fmt.Errorf("tables 0 to %d start with %d elements in all (at most %d per instance)", i, total, MaxTableSize))
 		}
 		if flags == 1 {
 			r.u32()
@@ -87,18 +96,32 @@ func checkTables(body []byte) error {
 	})
 }
 
-// capTables re-encodes the table section with every table's maximum at
-// most MaxTableSize (table.grow stops there), as the memory's is capped.
+// capTables re-encodes the table section with the tables' maximums adding
+// up to at most MaxTableSize (table.grow stops there), as the memory's is
+// capped: each table may grow by an equal share of what their starting
+// sizes leave (a module has one table, as a rule, which gets all of it).
 // The section was checked by checkTables.
 func capTables(body []byte) []byte {
 	r := &reader{b: body}
 	n := r.u32()
+	var total uint64
+	for range n {
+		r.byte()
+		flags := r.byte()
+		total += uint64(r.u32())
+		if flags == 1 {
+			r.u32()
+		}
+	}
+	share := uint32((MaxTableSize - total) / uint64(max(n, 1)))
+	r = &reader{b: body}
+	r.u32()
 	b := appendU32(nil, n)
 	for range n {
 		ref, flags, min := r.byte(), r.byte(), r.u32()
-		max := uint32(MaxTableSize)
+		max := min + share
 		if flags == 1 {
-			max = minU32(r.u32(), MaxTableSize)
+			max = minU32(r.u32(), max)
 		}
 		b = append(b, ref, 1)
 		b = appendU32(b, min)
