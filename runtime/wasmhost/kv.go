@@ -337,7 +337,7 @@ func (kv *KV) Load(path string) error {
 }
 
 func readKV(r io.Reader, maxEntries int, maxBytes int64) (map[string]kvEntry, int64, error) {
-	m, err := readEntries(r, maxEntries)
+	m, err := readEntries(r, maxEntries, maxBytes)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -351,13 +351,22 @@ func readKV(r io.Reader, maxEntries int, maxBytes int64) (map[string]kvEntry, in
 	return m, total, nil
 }
 
-func readEntries(r io.Reader, maxEntries int) (map[string]kvEntry, error) {
+// readEntries reads the entries of a state file, refusing it as soon as
+// they pass maxEntries or maxBytes (counted as cost counts them, before the
+// bytes are allocated): a file over the quota was read whole into memory,
+// up to a TiB with the default limits, only to be refused (review). A
+// duplicate key, which the writer never makes, only counts twice.
+func readEntries(r io.Reader, maxEntries int, maxBytes int64) (map[string]kvEntry, error) {
 	magic := make([]byte, len(kvMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != string(kvMagic) {
 		return nil, errors.New("not a Sluice state file (bad header)")
 	}
 	m := map[string]kvEntry{}
 	var n [8]byte
+	var total int64
+	overQuota := func(i int) error {
+		return fmt.Errorf("its entries take more than the quota of %d bytes (at entry %d)", maxBytes, i)
+	}
 	for i := 0; ; i++ {
 		if _, err := io.ReadFull(r, n[:4]); err == io.EOF {
 			return m, nil
@@ -371,6 +380,9 @@ func readEntries(r io.Reader, maxEntries int) (map[string]kvEntry, error) {
 		if kl > MaxKVKey {
 			return nil, fmt.Errorf("entry %d: key of %d bytes exceeds %d", i, kl, MaxKVKey)
 		}
+		if total += int64(kl) + KVEntryOverhead; total > maxBytes {
+			return nil, overQuota(i)
+		}
 		key := make([]byte, kl)
 		if _, err := io.ReadFull(r, key); err != nil {
 			return nil, fmt.Errorf("entry %d: truncated key", i)
@@ -381,6 +393,9 @@ func readEntries(r io.Reader, maxEntries int) (map[string]kvEntry, error) {
 		vl := binary.LittleEndian.Uint32(n[:4])
 		if vl > MaxKVValue {
 			return nil, fmt.Errorf("entry %d: value of %d bytes exceeds %d", i, vl, MaxKVValue)
+		}
+		if total += int64(vl); total > maxBytes {
+			return nil, overQuota(i)
 		}
 		val := make([]byte, vl)
 		if _, err := io.ReadFull(r, val); err != nil {
