@@ -1448,11 +1448,14 @@ func (s *Source) applyRewinds() {
 		// were not committed (nothing after a failed batch is), and are
 		// read again from its committed position.
 		earlier := map[*segment]int64{}
+		committed := map[*segment]int64{}
+		before := true
 		for _, sg := range st.segs {
+			committed[sg] = sg.committed
 			if sg == rw.seg {
-				break
+				before = false
 			}
-			if sg.emitted > sg.committed {
+			if before && sg.emitted > sg.committed {
 				earlier[sg] = sg.committed
 			}
 		}
@@ -1464,7 +1467,13 @@ func (s *Source) applyRewinds() {
 				continue
 			}
 			if !early {
-				off = sg.startOff
+				// A newer file after the failed batch's is read again from
+				// its committed position too: a batch of it read before the
+				// failed one (a rotated file's late line failed after the
+				// new file's first batch was delivered) is committed, and
+				// was delivered again, its checkpoint moved back, when this
+				// took the position the run started from (review).
+				off = committed[sg]
 			}
 			if sg == rw.seg {
 				off = rw.start
