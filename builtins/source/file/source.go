@@ -482,7 +482,7 @@ func (s *Source) openSegment(st *stream, path string, off int64, atEnd bool) (*s
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
 	if atEnd {
-		off = lastLineEnd(f, fi.Size())
+		off = lastLineEnd(f, fi.Size(), int64(s.o.limit))
 	}
 	fp, err := fingerprintOf(f, fi.Size())
 	if err != nil {
@@ -530,16 +530,26 @@ func (s *Source) newSegment(st *stream, f *os.File, fi os.FileInfo, name string,
 	return sg
 }
 
-// lastLineEnd returns the offset just past the last '\n' in the final 64KiB
-// of f (size when there is none): where start = "end" begins, so that a
-// line being written is read whole.
-func lastLineEnd(f *os.File, size int64) int64 {
-	n := min(size, 64<<10)
-	buf := make([]byte, n)
-	got, _ := f.ReadAt(buf, size-n)
-	for i := got - 1; i >= 0; i-- {
-		if buf[i] == '\n' {
-			return size - n + int64(i) + 1
+// lastLineEnd returns the offset just past the last '\n' of f: where
+// start = "end" begins, so that a line being written is read whole. It
+// looks back 64 KiB at a time, up to limit bytes (the longest line read):
+// 0 when the file holds no '\n' (its only line is being written), size when
+// the line being written is already longer than limit (an oversize line).
+// It looked at the last 64 KiB only, and returned size when they held no
+// '\n': such a line was read from the middle (review).
+func lastLineEnd(f *os.File, size, limit int64) int64 {
+	buf := make([]byte, min(size, 64<<10))
+	for end := size; end > 0 && size-end <= limit; {
+		n := min(end, int64(len(buf)))
+		got, _ := f.ReadAt(buf[:n], end-n)
+		for i := got - 1; i >= 0; i-- {
+			if buf[i] == '\n' {
+				return end - n + int64(i) + 1
+			}
+		}
+		end -= n
+		if end == 0 {
+			return 0
 		}
 	}
 	return size
