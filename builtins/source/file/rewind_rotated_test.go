@@ -2,7 +2,6 @@ package file
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 )
@@ -13,16 +12,7 @@ import (
 // but not the new file's batch, which was handled before it; it was sent
 // again and the new file's checkpoint moved back (review).
 func TestNackOfRotatedFileDoesNotReplayAckedNewFile(t *testing.T) {
-	fx := newFixture(t, "mode = \"tail\"\npoll_interval = \"10ms\"\nrotate_wait = \"1h\"\npath = \"app.log\"\n")
-	p := fx.path("app.log")
-	writeFile(t, p, "a1\n")
-	s := fx.open()
-	ackAll(readBatches(t, s, 1))
-	if err := os.Rename(p, p+".1"); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, p, "b1\n")
-	nw := readBatches(t, s, 1) // the new file (generation 1)
+	_, s, p, nw := rotatedWithNewBatch(t)
 	equal(t, "new file", datas(t, nw[0].Messages), []string{"b1"})
 	nw[0].Ack(nil) // handled: b1 is committed
 	appendFile(t, p+".1", "a2\n")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/sluicehq/sluice/runtime/component"
 )
 
 // A rotated file gets lines after the rename (a late writer) that are read
@@ -13,16 +15,7 @@ import (
 // read again nor ever committed, which kept the file open and in the
 // checkpoint for good, and read them again after a restart.
 func TestTailNackOfNewFileRewindsRotatedFileReadAfterIt(t *testing.T) {
-	fx := newFixture(t, "mode = \"tail\"\npoll_interval = \"10ms\"\nrotate_wait = \"1h\"\npath = \"app.log\"\n")
-	p := fx.path("app.log")
-	writeFile(t, p, "a1\n")
-	s := fx.open()
-	ackAll(readBatches(t, s, 1))
-	if err := os.Rename(p, p+".1"); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, p, "b1\n")
-	nw := readBatches(t, s, 1) // the new file (generation 1)
+	fx, s, p, nw := rotatedWithNewBatch(t)
 	appendFile(t, p+".1", "a2\n")
 	late := readBatches(t, s, 1) // the rotated file, after it
 	equal(t, "read order", append(datas(t, nw[0].Messages), datas(t, late[0].Messages)...), []string{"b1", "a2"})
@@ -38,4 +31,22 @@ func TestTailNackOfNewFileRewindsRotatedFileReadAfterIt(t *testing.T) {
 	appendFile(t, p, "b2\n")
 	s = fx.open()
 	equal(t, "after a restart", datas(t, readBatches(t, s, 1)[0].Messages), []string{"b2"})
+}
+
+// rotatedWithNewBatch starts a tail source on app.log holding a1
+// (delivered), renames it to app.log.1 (rotate_wait long), writes b1 to a
+// new app.log and reads the new file's batch, not acknowledged yet.
+func rotatedWithNewBatch(t *testing.T) (fx *fixture, s *Source, path string, nw []component.Batch) {
+	t.Helper()
+	fx = newFixture(t, "mode = \"tail\"\npoll_interval = \"10ms\"\nrotate_wait = \"1h\"\npath = \"app.log\"\n")
+	p := fx.path("app.log")
+	writeFile(t, p, "a1\n")
+	s = fx.open()
+	ackAll(readBatches(t, s, 1))
+	if err := os.Rename(p, p+".1"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p, "b1\n")
+	nw = readBatches(t, s, 1) // the new file (generation 1)
+	return fx, s, p, nw
 }
