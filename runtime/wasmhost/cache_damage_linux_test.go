@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tetratelabs/wazero"
-
 	"github.com/sluicehq/sluice/runtime/testkit"
 	"github.com/sluicehq/sluice/runtime/wasmhost"
 	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
@@ -78,11 +76,7 @@ func TestDamagedEntryUnmapped(t *testing.T) {
 	dir := t.TempDir()
 	wasm := manyFunctions(300)
 	compile := func() {
-		cache, err := wazero.NewCompilationCacheWithDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+		rt := cachedCompiler(ctx, t, dir)
 		if _, err := rt.CompileModule(ctx, wasm); err != nil {
 			t.Fatal(err)
 		}
@@ -168,11 +162,7 @@ func TestDamagedOffsetsRefused(t *testing.T) {
 	const n = 50
 	wasm := manyFunctions(n)
 	run := func() uint64 {
-		cache, err := wazero.NewCompilationCacheWithDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+		rt := cachedCompiler(ctx, t, dir)
 		defer rt.Close(ctx)
 		mod, err := rt.Instantiate(ctx, wasm)
 		if err != nil {

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tetratelabs/wazero"
-
 	"github.com/sluicehq/sluice/runtime/wasmhost"
 	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
 )
@@ -23,11 +21,7 @@ func TestConcurrentCompilesOfOneModule(t *testing.T) {
 	ctx := context.Background()
 	wasm := manyFunctions(300)
 	for iter := 0; iter < 30; iter++ {
-		cache, err := wazero.NewCompilationCacheWithDir(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+		rt := cachedCompiler(ctx, t, t.TempDir())
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Add(1)

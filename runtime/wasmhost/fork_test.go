@@ -190,11 +190,7 @@ func TestCacheEntryOfManyFunctions(t *testing.T) {
 	const n = 20000
 	wasm := manyFunctions(n)
 	for i, want := range []string{"compiled", "from the cache"} {
-		cache, err := wazero.NewCompilationCacheWithDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+		rt := cachedCompiler(ctx, t, dir)
 		mod, err := rt.Instantiate(ctx, wasm)
 		if err != nil {
 			t.Fatalf("%s (start %d): %v", want, i+1, err)
@@ -223,11 +219,7 @@ func TestCacheEntryWithoutCode(t *testing.T) {
 	var entry string
 	var mod time.Time
 	for i := range 3 {
-		cache, err := wazero.NewCompilationCacheWithDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+		rt := cachedCompiler(ctx, t, dir)
 		m, err := rt.Instantiate(ctx, wasm)
 		if err != nil {
 			t.Fatalf("load %d: %v", i+1, err)
@@ -250,4 +242,15 @@ func TestCacheEntryWithoutCode(t *testing.T) {
 			t.Fatalf("load %d: the entry was written again: not read back as a hit", i+1)
 		}
 	}
+}
+
+// cachedCompiler is a runtime of wazero's compiler (Sluice's fork) with its
+// compilation cache in dir.
+func cachedCompiler(ctx context.Context, t *testing.T, dir string) wazero.Runtime {
+	t.Helper()
+	cache, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
 }
