@@ -444,15 +444,26 @@ func (s *Sink) rows(msgs []message.Message, sb *scratchBuf, dedup bool) (*Plan, 
 // and in the values. A before without the key (a source that sends only
 // the new image) changes nothing.
 func (s *Sink) deleteOldKey(payload []byte, spans []jsonpath.Span, sb *scratchBuf, offs []off, start, index int) ([]off, error) {
-	n := len(s.cols)
-	old := make([]Value, n)
-	oldOffs := make([]off, n)
-	changed := false
+	// Most updates keep their key: the same JSON in before and after needs
+	// no conversion (and no allocation) to tell.
+	same := true
 	for _, c := range s.key {
 		a := s.alt[c][0] // before
 		if a < 0 || !isValue(payload, spans[a]) {
 			return offs, nil
 		}
+		b, n := spans[a], spans[s.slots[c]]
+		same = same && bytes.Equal(payload[b.Start:b.End], payload[n.Start:n.End])
+	}
+	if same {
+		return offs, nil
+	}
+	n := len(s.cols)
+	old := make([]Value, n)
+	oldOffs := make([]off, n)
+	changed := false
+	for _, c := range s.key {
+		a := s.alt[c][0]
 		from := len(sb.buf)
 		v, buf, err := s.d.Convert(&s.cols[c], payload[spans[a].Start:spans[a].End], sb.buf)
 		sb.buf = buf
