@@ -98,3 +98,26 @@ func TestMultilinePendingEventOfClosedFileIsEmittedAtTimeout(t *testing.T) {
 	s = fx.open()
 	equal(t, "after a restart", readOne(t, s, 20*time.Second), []string{"B2"})
 }
+
+// rename rotation: the multiline event the rotated file was still collecting
+// at the rename began before every line of the new file, so it comes first.
+// The new file's events are held until it is emitted (at multiline.timeout
+// here; rotate_wait is far away); they came before it.
+func TestMultilinePendingEventAtRenameRotationComesBeforeTheNewFile(t *testing.T) {
+	fx := newFixture(t, "path = \"app.log\"\nmode = \"tail\"\npoll_interval = \"10ms\"\nrotate_wait = \"1h\"\n"+
+		"[multiline]\nstart_pattern = '^S'\ntimeout = \"300ms\"\n")
+	p := fx.path("app.log")
+	writeFile(t, p, "S1\n c1\nS2\n c2\n")
+	s := fx.open()
+	equal(t, "before the rotation", readOne(t, s, 20*time.Second), []string{"S1\n c1"})
+	if err := os.Rename(p, p+".1"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p, "S3\n c3\nS4\n")
+	ms := readMsgs(t, s, 2, 20*time.Second)
+	equal(t, "events", datas(t, ms), []string{"S2\n c2", "S3\n c3"})
+	if ms[0].Pos.Partition != 0 || ms[1].Pos.Partition != 1 {
+		t.Fatalf("positions %+v, %+v; want generation 0, then generation 1", ms[0].Pos, ms[1].Pos)
+	}
+	closeSource(t, s)
+}

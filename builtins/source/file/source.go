@@ -961,7 +961,10 @@ func (s *Source) tryRead(now time.Time) (component.Batch, bool, error) {
 		for k := range n {
 			i := (s.rr + k) % n
 			st := s.streams[i]
-			for _, sg := range st.segs {
+			for j, sg := range st.segs {
+				if j > 0 && holdsNewer(st.segs[j-1]) {
+					break
+				}
 				if sg.drained {
 					continue
 				}
@@ -1008,6 +1011,17 @@ func (s *Source) tryRead(now time.Time) (component.Batch, bool, error) {
 		}
 	}
 	return component.Batch{}, false, nil
+}
+
+// holdsNewer reports whether sg's stream must not read its newer files yet:
+// sg was rotated away while collecting a multiline event. Its start line
+// was written before anything in the newer files, so the event comes first;
+// the rotated file is held open in case its continuation lines still
+// arrive, and emits it at multiline.timeout, or once quiet for rotate_wait.
+// Without a pending event a rotated file holds nothing back: a line written
+// to it after the rename has no order against the new file's lines.
+func holdsNewer(sg *segment) bool {
+	return sg.rotated && !sg.drained && sg.ml.active
 }
 
 // errNoRoom: every open file is in use and max_open_files is reached.
