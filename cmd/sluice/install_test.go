@@ -264,8 +264,8 @@ func TestInstallEscapesExecStart(t *testing.T) {
 // writes ".ansible_tmpXXXXa.toml" next to it first. Loading them made the
 // start (and every reload) fail: "cannot read task file", or the task's
 // name used twice. A folder whose own name holds glob characters
-// ("tasks[edge]") held "no *.toml files", and a folder named "x.toml"
-// inside it was loaded as a file.
+// ("tasks[edge]") held "no *.toml files", a folder named "x.toml"
+// inside it was loaded as a file, and a named pipe "x.toml" hung the start.
 func TestE2ERunFolderSkipsHiddenFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tasks[edge]")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -286,6 +286,10 @@ path = "out.jsonl"
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(filepath.Join(dir, "old.toml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing writes to a named pipe: reading it as a task waited for ever.
+	if err := syscall.Mkfifo(filepath.Join(dir, "pipe.toml"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := sluice(t, "", "run", "--log-format", "json", dir)

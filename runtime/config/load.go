@@ -178,8 +178,10 @@ func Expand(args []string) ([]string, error) {
 // ".#a.toml" that points nowhere, and tools that replace a file atomically
 // write a copy next to it first (Ansible's ".ansible_tmpXXXXa.toml"), so
 // loading them made a start or a reload fail on a half-written file or a
-// task name used twice. A link is followed: a link to a folder is left
-// out, a link to nothing is listed (and its load says so). The folder's
+// task name used twice. Only regular files are tasks: a folder, a named
+// pipe (whose read waits for a writer for ever) or a device is left out. A
+// link is followed: a link to a folder is left out, a link to nothing is
+// listed (and its load says so). The folder's
 // name is taken as it is (filepath.Glob read "tasks[edge]" as a pattern).
 func FolderTasks(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
@@ -193,12 +195,15 @@ func FolderTasks(dir string) ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, name)
-		isDir := e.IsDir()
-		if e.Type()&os.ModeSymlink != 0 {
-			st, err := os.Stat(p)
-			isDir = err == nil && st.IsDir()
+		mode := e.Type()
+		if mode&os.ModeSymlink != 0 {
+			if st, err := os.Stat(p); err == nil {
+				mode = st.Mode().Type()
+			} else {
+				mode = 0 // listed: its load names the problem
+			}
 		}
-		if !isDir {
+		if mode.IsRegular() {
 			out = append(out, p)
 		}
 	}
