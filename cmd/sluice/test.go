@@ -69,6 +69,7 @@ func testCmd(args []string, stdout, stderr io.Writer) int {
 	shared := component.NewShared()
 	defer shared.Close()
 	loader := newLoader(s, log, metrics.New(), shared)
+	loader.Trial = true // the input is not the task's: its saved state is neither read nor changed
 	task, err := loader.LoadFile(pos[0])
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -96,6 +96,7 @@ func newPlayground(s settings, log zerolog.Logger, shared *component.Shared) adm
 		// its run may take (max_event_size, condition_budget) above the
 		// process's limits.
 		loader.Capped = true
+		loader.Trial = true
 		task, err := loader.Load("playground.toml", []byte(playgroundHead+fragment+playgroundTail))
 		if err != nil {
 			return nil, false, playgroundError(err)

@@ -43,17 +43,21 @@ type Spec struct {
 
 // Env is what Build receives from the loader.
 type Env struct {
-	Task        string         // task name
-	Stage       string         // the component's place in the task: "source", "transform[N]", "sink", "dead_letter"; may be empty
-	Dir         string         // folder of the task file; relative paths resolve against it
-	StateDir    string         // process state directory (checkpoints, caches); may be empty
-	Concurrency int            // the task's worker count
-	MaxInFlight int            // source batches in flight per task (max_in_flight)
-	ExactlyOnce bool           // the task runs in transactions (exactly_once = true)
-	MaxEvent    int            // largest event accepted, in bytes
-	Logger      zerolog.Logger // carries the task and component names
-	Shared      *Shared        // process-wide singletons (WASM runtime, caches)
-	Metrics     *metrics.Set   // label everything with the task name
+	Task        string // task name
+	Stage       string // the component's place in the task: "source", "transform[N]", "sink", "dead_letter"; may be empty
+	Dir         string // folder of the task file; relative paths resolve against it
+	StateDir    string // process state directory (checkpoints, caches); may be empty
+	Concurrency int    // the task's worker count
+	MaxInFlight int    // source batches in flight per task (max_in_flight)
+	ExactlyOnce bool   // the task runs in transactions (exactly_once = true)
+	MaxEvent    int    // largest event accepted, in bytes
+	// Trial marks a trial run (`sluice test`, the admin API's playground):
+	// its events are not the task's own, so a component keeps no state of
+	// the task's (it neither reads nor writes the task's saved state).
+	Trial   bool
+	Logger  zerolog.Logger // carries the task and component names
+	Shared  *Shared        // process-wide singletons (WASM runtime, caches)
+	Metrics *metrics.Set   // label everything with the task name
 	// Problems collects load-time errors that Build finds (a module whose
 	// init rejects its config), scoped to the component's path.
 	Problems *Problems

@@ -42,6 +42,9 @@ type Loader struct {
 	// the default. For text from a client (the admin API's playground),
 	// which could otherwise lift the memory and time it may take.
 	Capped bool
+	// Trial loads tasks for a trial run (`sluice test`, the playground):
+	// components keep no state of the task's (component.Env.Trial).
+	Trial bool
 	// Quota is the largest number of tasks one process runs; 0 (or less)
 	// means 20.
 	Quota    int
@@ -314,6 +317,7 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 			MaxInFlight: t.Engine.MaxInFlight,
 			ExactlyOnce: t.ExactlyOnce,
 			MaxEvent:    t.Engine.MaxEvent,
+			Trial:       l.Trial,
 			Logger:      log.With().Str(logx.Component, component.FormatPath(path)+"."+kind).Logger(),
 			Shared:      l.Shared,
 			Metrics:     l.Metrics,

@@ -106,6 +106,11 @@ type Transform struct {
 	// under statePath.
 	legacyPath string
 	logger     zerolog.Logger
+	// opened: the transform ran (Open was called). Only a run saves the
+	// state at Close: a build that never ran (`sluice validate`, a
+	// reload's validation) saved the state it had loaded over what the
+	// running task saved meanwhile.
+	opened bool
 }
 
 var (
@@ -184,7 +189,10 @@ func build(cfg any, env component.Env) (any, error) {
 	}
 	kv := wasmhost.NewKVQuota(wasmhost.KVQuota{Keys: c.StateMaxKeys, Bytes: int64(c.StateMaxBytes)})
 	t := &Transform{}
-	if c.PersistState {
+	// A trial run's events are not the task's: its state starts empty and
+	// is not saved (persist_state is accepted, so a task file's transforms
+	// can be tried as they are).
+	if c.PersistState && !env.Trial {
 		if env.StateDir == "" {
 			p.Addf([]string{"persist_state"}, "persist_state needs a state directory (sluice run --state-dir)")
 			return failed()
@@ -406,7 +414,10 @@ func rejectionPath(msg string) (path []string, rest string, ok bool) {
 }
 
 // Open implements component.Opener: the first instance already runs.
-func (t *Transform) Open(context.Context) error { return nil }
+func (t *Transform) Open(context.Context) error {
+	t.opened = true
+	return nil
+}
 
 // Apply implements component.Transform.
 func (t *Transform) Apply(ctx context.Context, in []message.Message, out *component.Output) error {
@@ -422,7 +433,7 @@ func (t *Transform) Apply(ctx context.Context, in []message.Message, out *compon
 // started from it (they all read it before), and each now keeps its own.
 func (t *Transform) Close(ctx context.Context) error {
 	err := t.tr.Close(ctx)
-	if t.statePath != "" {
+	if t.statePath != "" && t.opened {
 		serr := t.tr.KV().Save(t.statePath)
 		if serr == nil && t.legacyPath != "" {
 			if rerr := os.Remove(t.legacyPath); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {

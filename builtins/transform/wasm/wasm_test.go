@@ -283,12 +283,24 @@ type persistent struct {
 
 func (p persistent) open(stage string) *Transform {
 	p.t.Helper()
+	tr := p.build(stage, false)
+	if err := tr.Open(context.Background()); err != nil {
+		p.t.Fatal(err)
+	}
+	return tr
+}
+
+// build builds the transform without opening it, as `sluice validate` and
+// a reload's validation do; trial builds it for a trial run.
+func (p persistent) build(stage string, trial bool) *Transform {
+	p.t.Helper()
 	cfg, pr := decode(p.t, "module = \"hostile.wasm\"\npersist_state = true")
 	if pr.Len() > 0 {
 		p.t.Fatal(problems(pr))
 	}
 	e := env(p.t, p.dir, p.stateDir)
 	e.Stage = stage
+	e.Trial = trial
 	inst, err := build(cfg, e)
 	if err != nil {
 		p.t.Fatalf("%v\n%s", err, problems(e.Problems))
@@ -320,6 +332,48 @@ func newPersistent(t *testing.T) persistent {
 	hostile, _ := wasmtest.GoGuest(t, "hostile")
 	writeModule(t, dir, "hostile.wasm", hostile)
 	return persistent{t: t, dir: dir, stateDir: t.TempDir()}
+}
+
+// A build that never ran (`sluice validate`, a reload's validation of an
+// unchanged task) saves nothing when it is released: it saved the state it
+// had loaded, over what the running task saved meanwhile.
+func TestPersistedStateIsNotSavedByABuildThatNeverRan(t *testing.T) {
+	p := newPersistent(t)
+	running := p.open("transform[0]")
+	p.count(running) // k=1
+	validated := p.build("transform[0]", false)
+	p.count(running) // k=2
+	p.close(running)
+	p.close(validated)
+	a := p.open("transform[0]")
+	defer p.close(a)
+	if got := p.count(a); got != "3" {
+		t.Errorf("counted %s after a restart, want 3: the running task's state was overwritten", got)
+	}
+}
+
+// A trial run (`sluice test`, the admin API's playground) runs events that
+// are not the task's: it starts from an empty state and saves nothing, so
+// it neither reads nor changes the state of a task of the same name.
+func TestPersistedStateIsNeitherReadNorSavedByATrialRun(t *testing.T) {
+	p := newPersistent(t)
+	a := p.open("transform[0]")
+	p.count(a)
+	p.close(a) // k=1 saved
+	trial := p.build("transform[0]", true)
+	if err := trial.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.count(trial); got != "1" {
+		t.Errorf("a trial run counted %s, want 1: it started from the task's saved state", got)
+	}
+	p.count(trial)
+	p.close(trial)
+	a = p.open("transform[0]")
+	defer p.close(a)
+	if got := p.count(a); got != "2" {
+		t.Errorf("counted %s after a trial run, want 2: the trial run saved its state", got)
+	}
 }
 
 // Two [[transform]]s of one task that run the same module with
