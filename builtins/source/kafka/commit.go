@@ -47,7 +47,15 @@ func (s *Source) committer(ctx context.Context, cl *kgo.Client, stopped chan str
 // commit synchronously commits the acknowledged prefix of the partitions
 // in only (nil: every partition) that moved past their last commit, and
 // forgets the batches it covers. It logs and returns the first error.
+//
+// Commits run one at a time, from taking the offsets to the answer: the
+// committer's and a revoke's could otherwise run together, and the one
+// that took the older offsets could reach franz-go (which sends commits in
+// the order they reach it) last, moving the group back (records read again
+// after a restart or by the partition's new owner).
 func (s *Source) commit(ctx context.Context, cl *kgo.Client, only []*partState, why string) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	type item struct {
 		st    *partState
 		off   kgo.EpochOffset
@@ -80,6 +88,9 @@ func (s *Source) commit(ctx context.Context, cl *kgo.Client, only []*partState, 
 	s.mu.Unlock()
 	if len(items) == 0 {
 		return nil
+	}
+	if s.beforeSend != nil {
+		s.beforeSend(why)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

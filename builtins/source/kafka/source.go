@@ -82,6 +82,14 @@ type Source struct {
 	cl   *kgo.Client
 	sess *kgo.GroupTransactSession // exactly-once; cl is its client
 
+	// commitMu orders commits (commit.go): a commit takes its offsets and
+	// sends them before another commit takes its own, so that the group's
+	// offsets never go back (the committer and a revoke both commit).
+	commitMu sync.Mutex
+	// beforeSend, when set (tests), runs in commit between taking the
+	// offsets and sending them.
+	beforeSend func(why string)
+
 	mu       sync.Mutex
 	parts    map[tp]*partState
 	queue    []queued
