@@ -242,8 +242,18 @@ func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in
 	first := p.Clock.Now()
 	for attempt := 1; attempt <= p.Retry.Attempts && len(pending) > 0; attempt++ {
 		w := p.Retry.Interval(attempt, rand.Float64)
-		if p.Retry.MaxAge > 0 && p.Clock.Now().Add(w).After(first.Add(p.Retry.MaxAge)) {
-			break
+		// A server's Retry-After (a remote function answering 429 or 503)
+		// wins when it asks for longer, as for a sink (docs/delivery.md).
+		for _, ev := range pending {
+			w = max(w, component.RetryAfter(lastErr[ev.Ref]))
+		}
+		if p.Retry.MaxAge > 0 {
+			// Never past max_age: the last try comes when it is reached.
+			left := first.Add(p.Retry.MaxAge).Sub(p.Clock.Now())
+			if left <= 0 {
+				break
+			}
+			w = min(w, left)
 		}
 		if p.OnRetry != nil {
 			p.OnRetry(attempt, w, fmt.Errorf("%s, %d events: %w", p.stages[k], len(pending), lastErr[pending[0].Ref]))

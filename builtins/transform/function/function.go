@@ -288,10 +288,15 @@ func (t *Transform) failAll(in []message.Message, out *component.Output, err err
 	}
 }
 
+// maxRetryAfter caps a function's Retry-After, as the HTTP sink caps a
+// server's: the engine waits what it asks for, and a wrong header must not
+// park a worker for years (or overflow a Duration).
+const maxRetryAfter = 7 * 24 * time.Hour
+
 // retryAfter reads a Retry-After header given in seconds.
 func retryAfter(resp *http.Response) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
+	if s, err := strconv.ParseInt(strings.TrimSpace(resp.Header.Get("Retry-After")), 10, 64); err == nil && s > 0 {
+		return time.Duration(min(s, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	return 0
 }

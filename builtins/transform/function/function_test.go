@@ -220,3 +220,32 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAfterIsCapped: the function's Retry-After is passed on to the
+// engine, which waits for it; a huge one is capped at 7 days (as the HTTP
+// sink caps it) instead of overflowing into a meaningless wait.
+func TestRetryAfterIsCapped(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"30", 30 * time.Second},
+		{"99999999999999", 7 * 24 * time.Hour},
+		{"-5", 0},
+		{"soon", 0},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", tc.header)
+			w.WriteHeader(http.StatusTooManyRequests)
+		}))
+		tr := newTransform(t, fmt.Sprintf("url = %q\n", srv.URL))
+		out := apply(t, tr, `{}`)
+		srv.Close()
+		if len(out.Failures) != 1 {
+			t.Fatalf("Retry-After %q: %+v", tc.header, out)
+		}
+		if got := component.RetryAfter(out.Failures[0].Err); got != tc.want {
+			t.Fatalf("Retry-After %q: passed on %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/delivery"
+	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/message"
+)
+
+// waitClock records the retry waits instead of sleeping, moving its time
+// on by each.
+type waitClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	waits []time.Duration
+}
+
+func (c *waitClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *waitClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waits = append(c.waits, d)
+	c.now = c.now.Add(d)
+	return ctx.Err()
+}
+
+// throttled is a transform whose backend answers "429, retry after ra"
+// to its first down calls (a remote function), then passes events on.
+type throttled struct {
+	down, calls int
+	ra          time.Duration
+}
+
+func (s *throttled) Apply(_ context.Context, in []message.Message, out *component.Output) error {
+	s.calls++
+	for i := range in {
+		if s.calls <= s.down {
+			out.Fail(&in[i], component.Retryable(errors.New("429 too many requests"), s.ra))
+			continue
+		}
+		out.Emit(&in[i], in[i].Payload)
+	}
+	return nil
+}
+
+// TestTransformRetryWaitsForRetryAfter: a transform failure that carries a
+// server's Retry-After (a remote function answering 429 or 503 with the
+// header) waits that long when it is longer than the policy's interval, as
+// a sink's does (docs/delivery.md, "Retry policies"; the function
+// transform's doc says the header is passed on). The processor ignored it
+// and called the throttled function again after the policy's 1 s.
+func TestTransformRetryWaitsForRetryAfter(t *testing.T) {
+	tr := &throttled{down: 1, ra: 30 * time.Second}
+	p := engine.NewProcessor(nil, []component.Transform{tr}, 1<<20,
+		delivery.Policy{Attempts: 3, Initial: time.Second, Max: time.Minute, Multiplier: 2})
+	clk := &waitClock{now: time.Unix(1e9, 0)}
+	p.Clock = clk
+	msgs := []message.Message{{Payload: []byte(`{"k":1}`), Ref: 0}}
+	fates := make([]engine.Fate, 1)
+	outs, err := p.Process(t.Context(), msgs, fates)
+	if err != nil || len(outs) != 1 || fates[0].Failed() {
+		t.Fatalf("outputs %d, err %v, fate %+v; want the event through after one retry", len(outs), err, fates[0])
+	}
+	if len(clk.waits) != 1 || clk.waits[0] != 30*time.Second {
+		t.Fatalf("waits %v; want one wait of 30s, the server's Retry-After (the policy's interval is 1s)", clk.waits)
+	}
+}
+
+// TestTransformRetryAfterStopsAtMaxAge: a Retry-After longer than what is
+// left of the policy's max_age waits only until max_age, then tries once
+// more, as a sink does: it never waits past max_age.
+func TestTransformRetryAfterStopsAtMaxAge(t *testing.T) {
+	tr := &throttled{down: 1, ra: time.Hour}
+	p := engine.NewProcessor(nil, []component.Transform{tr}, 1<<20,
+		delivery.Policy{Attempts: 3, Initial: time.Second, Max: time.Minute, Multiplier: 2, MaxAge: 10 * time.Minute})
+	clk := &waitClock{now: time.Unix(1e9, 0)}
+	p.Clock = clk
+	msgs := []message.Message{{Payload: []byte(`{"k":1}`), Ref: 0}}
+	fates := make([]engine.Fate, 1)
+	outs, err := p.Process(t.Context(), msgs, fates)
+	if err != nil || len(outs) != 1 || fates[0].Failed() {
+		t.Fatalf("outputs %d, err %v, fate %+v; want the event through after one retry", len(outs), err, fates[0])
+	}
+	if len(clk.waits) != 1 || clk.waits[0] != 10*time.Minute {
+		t.Fatalf("waits %v; want one wait of 10m (the Retry-After of 1h, cut at max_age)", clk.waits)
+	}
+}
