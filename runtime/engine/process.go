@@ -240,6 +240,7 @@ func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in
 		lastErr[f.Ref] = f.Err
 	}
 	first := p.Clock.Now()
+	tries := 1 // of the pending events, so far
 	for attempt := 1; attempt <= p.Retry.Attempts && len(pending) > 0; attempt++ {
 		w := p.Retry.Interval(attempt, rand.Float64)
 		// A server's Retry-After (a remote function answering 429 or 503)
@@ -262,6 +263,7 @@ func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in
 			return err
 		}
 		mark, fmark := len(o.Messages), len(o.Failures)
+		tries = attempt + 1
 		if err := tr.Apply(ctx, pending, o); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -296,7 +298,9 @@ func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in
 		pending = next
 	}
 	for _, ev := range pending {
-		fates[ev.Ref] = Fate{Stage: p.stages[k], Err: fmt.Errorf("%w: %w", delivery.ErrGaveUp, lastErr[ev.Ref]), Attempts: p.Retry.Attempts + 1}
+		// max_age may have stopped the retries before the policy's
+		// attempts ran out: the record counts the tries made.
+		fates[ev.Ref] = Fate{Stage: p.stages[k], Err: fmt.Errorf("%w after %d attempts: %w", delivery.ErrGaveUp, tries, lastErr[ev.Ref]), Attempts: tries}
 	}
 	return nil
 }

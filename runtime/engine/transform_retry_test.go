@@ -96,3 +96,27 @@ func TestTransformRetryAfterStopsAtMaxAge(t *testing.T) {
 		t.Fatalf("waits %v; want one wait of 10m (the Retry-After of 1h, cut at max_age)", clk.waits)
 	}
 }
+
+// TestTransformRetryCountsTheTriesMadeAtMaxAge: an event whose retries stop
+// at max_age before the policy's attempts ran out is dead-lettered with the
+// number of tries actually made (docs/delivery.md: "attempts counts tries
+// on this schedule"), not the policy's attempts + 1 it never reached.
+func TestTransformRetryCountsTheTriesMadeAtMaxAge(t *testing.T) {
+	tr := &throttled{down: 1 << 30}
+	p := engine.NewProcessor(nil, []component.Transform{tr}, 1<<20,
+		delivery.Policy{Attempts: 10, Initial: time.Minute, Max: time.Minute, Multiplier: 2, MaxAge: 150 * time.Second})
+	clk := &waitClock{now: time.Unix(1e9, 0)}
+	p.Clock = clk
+	msgs := []message.Message{{Payload: []byte(`{"k":1}`), Ref: 0}}
+	fates := make([]engine.Fate, 1)
+	if _, err := p.Process(t.Context(), msgs, fates); err != nil {
+		t.Fatal(err)
+	}
+	if !fates[0].Failed() || !errors.Is(fates[0].Err, delivery.ErrGaveUp) {
+		t.Fatalf("fate %+v; want retries exhausted", fates[0])
+	}
+	// Tries at 0, 1m, 2m and 2m30s (max_age), then no time is left.
+	if tr.calls != 4 || fates[0].Attempts != 4 {
+		t.Fatalf("%d calls, the dead-letter record says %d attempts; want 4 and 4 (waits %v)", tr.calls, fates[0].Attempts, clk.waits)
+	}
+}
