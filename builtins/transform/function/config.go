@@ -32,6 +32,7 @@ type Config struct {
 	MaxBatch      int                `toml:"max_batch" min:"1" max:"100000" doc:"Most events in one call; a larger batch of the task is split into several calls, in order."`
 	MaxBatchBytes component.ByteSize `toml:"max_batch_bytes" doc:"Largest request body built from several events (AWS Lambda takes 6MB); past it the batch is split. An event larger than this is sent alone."`
 	MaxResponse   component.ByteSize `toml:"max_response_bytes" doc:"Largest answer read; a larger one fails the call's records (dead-letter queue)."`
+	MaxOutputs    int                `toml:"max_outputs" min:"1" max:"16777216" doc:"Most outputs one call's answer may hold, over all its events (each costs a message of about 170 bytes, for as little as 2 bytes of answer); a larger answer fails the call's records (dead-letter queue)."`
 	TLS           *tlsconf.Client    `toml:"tls" doc:"TLS settings for https:// URLs (the system roots are trusted without this table)."`
 }
 
@@ -42,6 +43,7 @@ func newConfig() any {
 		MaxBatch:      100,
 		MaxBatchBytes: 1 << 20,
 		MaxResponse:   32 << 20,
+		MaxOutputs:    65536,
 	}
 }
 

@@ -272,10 +272,19 @@ func (t *Transform) call(ctx context.Context, in []message.Message, out *compone
 		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s answered more than max_response_bytes (%s)", t.where, t.cfg.MaxResponse)))
 		return nil
 	}
-	rs := &results{in: in, out: out, where: t.where}
+	rs := &results{in: in, out: out, where: t.where, max: t.cfg.MaxOutputs}
+	mark, fmark, bmark := len(out.Messages), len(out.Failures), len(out.Buf)
 	if err := parse(answer, len(in), t.cfg.Response, rs); err != nil {
 		t.m.calls.WithLabelValues("rejected").Inc()
 		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s: %w", t.where, err)))
+		return nil
+	}
+	if rs.over {
+		// Stopped at the limit: nothing of the answer is kept.
+		clear(out.Messages[mark:])
+		out.Messages, out.Failures, out.Buf = out.Messages[:mark], out.Failures[:fmark], out.Buf[:bmark]
+		t.m.calls.WithLabelValues("rejected").Inc()
+		t.failAll(in, out, component.EventPermanent(fmt.Errorf("function %s answered more than max_outputs (%d) outputs for %d events", t.where, t.cfg.MaxOutputs, len(in))))
 		return nil
 	}
 	t.m.calls.WithLabelValues("ok").Inc()
@@ -306,9 +315,21 @@ type results struct {
 	in    []message.Message
 	out   *component.Output
 	where string
+	// max bounds the outputs of the call (max_outputs); over is set once
+	// an answer holds more, and nothing more is emitted.
+	max, n int
+	over   bool
 }
 
 func (r *results) output(i int, v []byte) {
+	if r.over {
+		return
+	}
+	if r.n >= r.max {
+		r.over = true
+		return
+	}
+	r.n++
 	o := r.out
 	start := len(o.Buf)
 	o.Buf = append(o.Buf, v...)
