@@ -223,3 +223,56 @@ func TestValidateShortstrs(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizeHeadersFailAlone: properties and headers go in one content
+// header frame, which AMQP cannot split; one over the negotiated frame_max
+// (128 KiB on RabbitMQ) made the broker close the whole connection
+// (501 frame_too_large), failing the batch as retryable, and again on
+// every retry, so the task's policy ended with the whole batch
+// dead-lettered. That record now fails alone, event-permanent, before it
+// is sent; the others are delivered once on the same connection, and
+// headers that fill the frame exactly still go through.
+func TestOversizeHeadersFailAlone(t *testing.T) {
+	b := amqptest.Connect(t)
+	s, q := boundSink(t, b, `routing_key = "ok.1"
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(testkit.DefaultWait))
+	defer cancel()
+	c, err := s.connection(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frameMax := c.conn.Config.FrameSize
+	if frameMax <= 0 {
+		t.Skipf("the broker set no frame_max")
+	}
+
+	msgs := msgsOf(`{}`, `{}`, `{}`)
+	msgs[1].Headers = []message.Header{{Key: "big", Value: bytes.Repeat([]byte{'x'}, 200<<10)}}
+	onlyFailed(t, s.Write(ctx, msgs), 1, "AMQP carries them in one frame")
+	if got := bodies(t, b, q); len(got) != 2 || got[0] != `{"n":0}` || got[1] != `{"n":2}` {
+		t.Fatalf("delivered %q, want records 0 and 2 once", got)
+	}
+	if c.isDead() {
+		t.Fatal("the connection was closed")
+	}
+
+	// The largest header that fits is published; one byte more is refused.
+	msgs = msgsOf(`{}`, `{}`)
+	var p publishing
+	if _, err := s.prepare(&p, &msgs[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	p.pub.Headers = map[string]any{"big": ""}
+	fit := frameMax - frameOverhead - headerFrameSize(&p)
+	msgs[0].Headers = []message.Header{{Key: "big", Value: bytes.Repeat([]byte{'x'}, fit)}}
+	msgs[1].Headers = []message.Header{{Key: "big", Value: bytes.Repeat([]byte{'x'}, fit+1)}}
+	onlyFailed(t, s.Write(ctx, msgs), 1, "AMQP carries them in one frame")
+	ds := b.Get(t, q)
+	if len(ds) != 1 || string(ds[0].Body) != `{"n":0}` || len(ds[0].Headers["big"].(string)) != fit {
+		t.Fatalf("delivered %d messages, want record 0 with its %d-byte header", len(ds), fit)
+	}
+	if c.isDead() {
+		t.Fatal("the connection was closed")
+	}
+}

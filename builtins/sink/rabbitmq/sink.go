@@ -313,6 +313,13 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			fail(i, component.EventPermanent(fmt.Errorf("event %s: %w", msgs[i].Pos, err)))
 			continue
 		}
+		if err := checkHeaderFrame(&pubs[i], c.conn.Config.FrameSize); err != nil {
+			// The broker would close the whole connection (501
+			// frame_too_large), failing every record in flight on it,
+			// and again on each retry.
+			fail(i, component.EventPermanent(fmt.Errorf("event %s: %w", msgs[i].Pos, err)))
+			continue
+		}
 		if pubs[i].exchange != "" && !s.tpl.exchange.IsFixed {
 			if err := s.ensureExchange(c, pubs[i].exchange); err != nil {
 				if component.ClassOf(err) != component.ClassEventPermanent {
@@ -440,6 +447,68 @@ func checkShortstrs(p *publishing) error {
 		if n := len(name); n > shortstrMax {
 			return long(fmt.Sprintf("header name %.40q...", name), n, "shorten it in headers, or set forward_headers = false when the record carries it")
 		}
+	}
+	return nil
+}
+
+// frameOverhead is what an AMQP frame adds to its payload: type, channel
+// and size before it, the end marker after it. The broker refuses a frame
+// whose payload is over frame_max minus it.
+const frameOverhead = 8
+
+// headerFrameSize is the size of the payload of p's content header frame:
+// class, weight, body size and property flags, then the properties it
+// sets, encoded as amqp091-go writes them (header values are strings,
+// written as long strings).
+func headerFrameSize(p *publishing) int {
+	n := 2 + 2 + 8 + 2
+	short := func(s string) {
+		if s != "" {
+			n += 1 + len(s)
+		}
+	}
+	short(p.pub.ContentType)
+	short(p.pub.ContentEncoding)
+	if len(p.pub.Headers) > 0 {
+		n += 4
+		for k, v := range p.pub.Headers {
+			n += 1 + len(k) + 1
+			if s, ok := v.(string); ok {
+				n += 4 + len(s)
+			} else {
+				n += 16 // not set by this sink; a bound for small values
+			}
+		}
+	}
+	if p.pub.DeliveryMode > 0 {
+		n++
+	}
+	if p.pub.Priority > 0 {
+		n++
+	}
+	short(p.pub.CorrelationId)
+	short(p.pub.ReplyTo)
+	short(p.pub.Expiration)
+	short(p.pub.MessageId)
+	if !p.pub.Timestamp.IsZero() {
+		n += 8
+	}
+	short(p.pub.Type)
+	short(p.pub.UserId)
+	short(p.pub.AppId)
+	return n
+}
+
+// checkHeaderFrame checks that p's properties (mostly its headers) fit in
+// one frame of frameMax bytes (the size negotiated with the broker; 0: no
+// limit): AMQP 0-9-1 cannot split a content header, the client sends it
+// anyway, and the broker closes the connection on it.
+func checkHeaderFrame(p *publishing, frameMax int) error {
+	if frameMax <= 0 {
+		return nil
+	}
+	if n := headerFrameSize(p); n > frameMax-frameOverhead {
+		return fmt.Errorf("the message properties and headers take %d bytes; AMQP carries them in one frame, at most %d bytes on this broker (frame_max %d): the broker would close the connection on it. Shorten the headers (the headers templates, or the record's own headers: set forward_headers = false)", n, frameMax-frameOverhead, frameMax)
 	}
 	return nil
 }
