@@ -635,6 +635,7 @@ func (s *Sink) Close(ctx context.Context) error {
 // (basic.return) before its confirm, so returns are always taken before
 // the confirm that follows them.
 type pubChannel struct {
+	conn     *amqp.Connection
 	ch       *amqp.Channel
 	confirms chan amqp.Confirmation
 	returns  chan amqp.Return
@@ -671,6 +672,7 @@ func openPubChannel(conn *amqp.Connection) (*pubChannel, error) {
 		return nil, err
 	}
 	pc := &pubChannel{
+		conn:     conn,
 		ch:       ch,
 		confirms: ch.NotifyPublish(make(chan amqp.Confirmation, 256)),
 		returns:  ch.NotifyReturn(make(chan amqp.Return, 64)),
@@ -805,12 +807,24 @@ func (pc *pubChannel) publish(ctx context.Context, cfg *Config, pubs []publishin
 		pc.batch = nil
 		pc.mu.Unlock()
 	}()
+	// The client checks ctx only before each publish: one blocked in the
+	// socket write (a broker that blocked the connection under a memory
+	// or disk alarm stops reading it, and keeps sending heartbeats) waits
+	// until the broker reads again. Only closing the connection ends it.
+	if ctx.Err() != nil {
+		return nil, component.Retryable(fmt.Errorf("publishing: %w", context.Cause(ctx)), 0)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = pc.conn.CloseDeadline(time.Now()) })
+	defer stop()
 	for i := range pubs {
 		p := &pubs[i]
 		if p.skip || p.done {
 			continue
 		}
 		if err := pc.ch.PublishWithContext(ctx, p.exchange, p.key, cfg.Mandatory, false, p.pub); err != nil {
+			if ctx.Err() != nil {
+				return nil, component.Retryable(fmt.Errorf("publish to exchange %q: %w", p.exchange, context.Cause(ctx)), 0)
+			}
 			if errors.Is(err, amqp.ErrClosed) {
 				// The broker may have closed the channel (a body over its
 				// max_message_size): wait for its reason.
@@ -822,6 +836,10 @@ func (pc *pubChannel) publish(ctx context.Context, cfg *Config, pubs []publishin
 			}
 			return nil, amqpconf.Classify(fmt.Errorf("publish to exchange %q: %w", p.exchange, err))
 		}
+	}
+	if !stop() {
+		// ctx ended as the last publish returned: the connection is closing.
+		return nil, component.Retryable(fmt.Errorf("publishing: %w", context.Cause(ctx)), 0)
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
