@@ -75,6 +75,9 @@ type Source struct {
 	closed        bool
 	stop          chan struct{} // ends the keepalive goroutine
 	stopped       chan struct{}
+	// lastTick is when the keepalive last looked at the held messages:
+	// a queued message it has not stamped yet arrived after it.
+	lastTick time.Time
 
 	spare sync.Pool // *inflight of acknowledged batches, for reuse
 }
@@ -184,7 +187,7 @@ func (s *Source) Open(ctx context.Context) error {
 	err = s.consumeLocked()
 	if err == nil {
 		s.stop, s.stopped = make(chan struct{}), make(chan struct{})
-		go s.keepalive(s.ackWait, s.stop, s.stopped)
+		s.startKeepalive(s.ackWait)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -361,10 +364,22 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			if f == nil {
 				f = &inflight{}
 			}
-			f.at = time.Now()
+			// The batch is as old as its oldest message: last reported
+			// in progress (or first seen by the keepalive) then, or,
+			// not seen yet, received after the keepalive's last tick.
+			// Counting it from now let a message that had waited
+			// almost two periods unreported wait a third.
+			f.at = time.Time{}
 			f.msgs = f.msgs[:0]
 			for i := range n {
 				f.msgs = append(f.msgs, s.queue[i].msg)
+				at := s.queue[i].at
+				if at.IsZero() {
+					at = s.lastTick
+				}
+				if i == 0 || at.Before(f.at) {
+					f.at = at
+				}
 			}
 			rest := copy(s.queue, s.queue[n:])
 			clear(s.queue[rest:])
@@ -472,6 +487,13 @@ func (s *Source) recycle(f *inflight) {
 	s.spare.Put(f)
 }
 
+// startKeepalive starts the keepalive goroutine, which ends when s.stop
+// is closed. Called with s.mu held, or before the source is shared.
+func (s *Source) startKeepalive(ackWait time.Duration) {
+	s.lastTick = time.Now()
+	go s.keepalive(ackWait, s.stop, s.stopped)
+}
+
 // keepalive tells the server that messages held longer than a third of
 // ack_wait (queued, or in batches the engine is still working on, such as
 // a sink being retried) are still in progress, so that they are not
@@ -513,6 +535,7 @@ func (s *Source) keepalive(ackWait time.Duration, stop, stopped chan struct{}) {
 					f.at = now
 				}
 			}
+			s.lastTick = now
 			s.mu.Unlock()
 			for _, m := range msgs {
 				_ = m.InProgress()
