@@ -855,6 +855,28 @@ func (pc *pubChannel) publish(ctx context.Context, cfg *Config, pubs []publishin
 	return pc.results(b, pubs), nil
 }
 
+// sameHeaders reports whether a returned message's headers are those
+// published: a headers exchange routes by them alone, so two messages that
+// differ only there may go one to a queue and one nowhere. The sink
+// publishes string values only.
+func sameHeaders(sent, back amqp.Table) bool {
+	if len(sent) != len(back) {
+		return false
+	}
+	for k, v := range sent {
+		w, ok := back[k]
+		if !ok {
+			return false
+		}
+		vs, ok1 := v.(string)
+		ws, ok2 := w.(string)
+		if ok1 != ok2 || ok1 && vs != ws {
+			return false
+		}
+	}
+	return true
+}
+
 // results maps the confirms and returns of b to pubs.
 func (pc *pubChannel) results(b *confirmBatch, pubs []publishing) []result {
 	results := make([]result, len(pubs))
@@ -880,7 +902,8 @@ func (pc *pubChannel) results(b *confirmBatch, pubs []publishing) []result {
 			if p.skip || p.done || results[i].returned != nil {
 				continue
 			}
-			if p.exchange == r.Exchange && p.key == r.RoutingKey && bytes.Equal(p.pub.Body, r.Body) {
+			if p.exchange == r.Exchange && p.key == r.RoutingKey && p.pub.MessageId == r.MessageId &&
+				bytes.Equal(p.pub.Body, r.Body) && sameHeaders(p.pub.Headers, r.Headers) {
 				results[i].returned = r
 				next = i + 1
 				break

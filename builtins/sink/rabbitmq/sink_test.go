@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/builtins/internal/amqptest"
@@ -226,5 +227,44 @@ func TestValidate(t *testing.T) {
 		if len(probs) != 1 || probs[0].PathString() != tc.path || !strings.HasPrefix(probs[0].Msg, tc.msg) {
 			t.Errorf("%s: %+v", tc.src, probs)
 		}
+	}
+}
+
+// TestUnroutableMatchedByHeaders: a headers exchange routes by headers
+// alone, so two messages with the same exchange, routing key and body can
+// go one to a queue and one nowhere. The return of the second was matched
+// to the first (returns were matched by exchange, key and body): the
+// delivered record went to the dead-letter queue and the dropped one was
+// reported delivered, and lost. Returns are now matched by headers and
+// message_id too.
+func TestUnroutableMatchedByHeaders(t *testing.T) {
+	b := amqptest.Connect(t)
+	ex := testkit.Unique(t, "ex")
+	q := b.Queue(t, "out")
+	b.DeleteExchangeAtEnd(t, ex)
+	s := newSink(t, fmt.Sprintf(`url = %q
+exchange = %q
+exchange_type = "headers"
+routing_key = "r"
+`, b.URL, ex))
+	openSink(t, s)
+	if err := b.Ch.QueueBind(q, "", ex, false, amqp.Table{"x-match": "all", "route": "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := []message.Message{
+		msg(`{}`, `{"same":true}`, "", message.Header{Key: "route", Value: []byte("ok")}),
+		msg(`{}`, `{"same":true}`, "", message.Header{Key: "route", Value: []byte("nowhere")}),
+	}
+	msgs[1].Pos.Offset = 2
+	err := s.Write(context.Background(), msgs)
+	re, ok := err.(*component.RecordErrors)
+	if !ok || len(re.Errs) != 1 || re.Errs[1] == nil {
+		t.Fatalf("Write: %v, want record 1 alone failed as unroutable", err)
+	}
+	if c := component.ClassOf(re.Errs[1]); c != component.ClassEventPermanent || !strings.Contains(re.Errs[1].Error(), "unroutable") {
+		t.Fatalf("record 1: %s %v", c, re.Errs[1])
+	}
+	if ds := b.Get(t, q); len(ds) != 1 || ds[0].Headers["route"] != "ok" {
+		t.Fatalf("%d messages delivered, want record 0", len(ds))
 	}
 }
