@@ -276,3 +276,44 @@ func TestOversizeHeadersFailAlone(t *testing.T) {
 		t.Fatal("the connection was closed")
 	}
 }
+
+// TestDeletedExchangeDeclaredAgain: an exchange the sink had checked (or
+// declared) and that is then deleted on the broker made every publish to
+// it close the channel with 404 NOT_FOUND. The sink kept it as known, so
+// each retry failed the same way, forever, and the whole batch went to the
+// dead-letter queue once the policy gave up. The first failure now makes
+// the sink check it again: with declare = true the retry declares it and
+// is published.
+func TestDeletedExchangeDeclaredAgain(t *testing.T) {
+	for _, tc := range []struct{ name, exchange string }{
+		{"fixed", "%s"},
+		{"templated", "%s${suffix}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := amqptest.Connect(t)
+			ex := testkit.Unique(t, "ex")
+			b.DeleteExchangeAtEnd(t, ex)
+			s := newSink(t, fmt.Sprintf(`url = %q
+exchange = %q
+routing_key = "r"
+mandatory = false
+variables = { suffix = "$.suffix" }
+`, b.URL, fmt.Sprintf(tc.exchange, ex)))
+			openSink(t, s)
+			ctx := context.Background()
+			if err := s.Write(ctx, msgsOf(`{"suffix":""}`)); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Ch.ExchangeDelete(ex, false, false); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Write(ctx, msgsOf(`{"suffix":""}`))
+			if component.ClassOf(err) != component.ClassRetryable || !strings.Contains(err.Error(), "NOT_FOUND") {
+				t.Fatalf("first Write after the delete: (%s) %v, want retryable NOT_FOUND", component.ClassOf(err), err)
+			}
+			if err := s.Write(ctx, msgsOf(`{"suffix":""}`)); err != nil {
+				t.Fatalf("the retry: %v, want the exchange declared again and the record published", err)
+			}
+		})
+	}
+}

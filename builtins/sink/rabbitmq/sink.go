@@ -238,8 +238,34 @@ func (s *Sink) checkTopology(c *connection) error {
 		if ch, err = amqpconf.EnsureExchange(c.conn, ch, s.tpl.exchange.Fixed, cfg.ExchangeType, cfg.Declare, s.log, s.where); err != nil {
 			return err
 		}
+		s.mu.Lock()
+		s.exchanges[s.tpl.exchange.Fixed] = true
+		s.mu.Unlock()
 	}
 	return nil
+}
+
+// missingExchange reads the broker's reason for closing a channel that
+// published to an exchange that does not exist ("NOT_FOUND - no exchange
+// 'orders' in vhost '/'").
+var missingExchange = regexp.MustCompile(`no exchange '(.*)' in vhost`)
+
+// forgetExchange notes that the broker said an exchange this sink knew to
+// exist is gone (deleted, or auto-deleted): the next Write that routes to it
+// checks it again, declaring it when declare is on, instead of failing on
+// it for good.
+func (s *Sink) forgetExchange(err error) {
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.NotFound {
+		return
+	}
+	m := missingExchange.FindStringSubmatch(ae.Reason)
+	if m == nil {
+		return
+	}
+	s.mu.Lock()
+	delete(s.exchanges, m[1])
+	s.mu.Unlock()
 }
 
 // ensureExchange checks, once per name, that an exchange a template
@@ -263,7 +289,7 @@ func (s *Sink) ensureExchange(c *connection, name string) error {
 		_ = ch.Close()
 	}
 	if err != nil {
-		if component.ClassOf(err) == component.ClassTaskPermanent {
+		if component.ClassOf(err) == component.ClassTaskPermanent && !s.tpl.exchange.IsFixed {
 			// Other records may route to exchanges that exist.
 			return component.EventPermanent(err)
 		}
@@ -320,7 +346,7 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			fail(i, component.EventPermanent(fmt.Errorf("event %s: %w", msgs[i].Pos, err)))
 			continue
 		}
-		if pubs[i].exchange != "" && !s.tpl.exchange.IsFixed {
+		if pubs[i].exchange != "" {
 			if err := s.ensureExchange(c, pubs[i].exchange); err != nil {
 				if component.ClassOf(err) != component.ClassEventPermanent {
 					return err
@@ -370,6 +396,7 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			c.maxBody.Store(limit)
 			continue
 		}
+		s.forgetExchange(err)
 		if c.isDead() || errors.Is(err, amqp.ErrClosed) {
 			err = component.Retryable(fmt.Errorf("publish to %s: connection lost: %w", s.where, err), 0)
 		}
