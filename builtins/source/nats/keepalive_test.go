@@ -2,6 +2,7 @@ package nats
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
-	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // reportedMsg is a JetStream message that records when it is reported in
@@ -42,54 +42,52 @@ func (m *reportedMsg) InProgress() error {
 // before the keepalive's second tick after it arrived was first reported
 // a whole ack_wait after it arrived, as the server delivers it again to
 // another process. It is now reported at most two thirds of ack_wait
-// after it arrived, as the docs promise.
+// after it arrived, as the docs promise. The clock is synctest's, so the
+// ticks come exactly where the test puts them.
 func TestHeldMessageReportedWithinTwoThirdsOfAckWait(t *testing.T) {
-	const ackWait = 3 * time.Second
-	every := ackWait / 3
-	env := componenttest.Env(t, zerolog.WarnLevel, "source")
-	s := componenttest.Build(t, Register, component.KindSource, "nats", "url = \"nats://127.0.0.1:1\"\nstream = \"S\"\n", env).(*Source)
-	s.nc = new(nats.Conn) // Read needs an opened source; nothing is sent
-	s.inflight = map[*inflight]struct{}{}
-	s.stop, s.stopped = make(chan struct{}), make(chan struct{})
-	s.startKeepalive(ackWait)
-	t.Cleanup(func() {
-		close(s.stop)
-		<-s.stopped
-	})
-	held := func(m *reportedMsg) {
+	synctest.Test(t, func(t *testing.T) {
+		const ackWait = 3 * time.Second
+		every := ackWait / 3
+		env := componenttest.Env(t, zerolog.WarnLevel, "source")
+		s := componenttest.Build(t, Register, component.KindSource, "nats", "url = \"nats://127.0.0.1:1\"\nstream = \"S\"\n", env).(*Source)
+		s.nc = new(nats.Conn) // Read needs an opened source; nothing is sent
+		s.inflight = map[*inflight]struct{}{}
+		s.stop, s.stopped = make(chan struct{}), make(chan struct{})
+		s.mu.Lock()
+		s.startKeepalive(ackWait)
+		s.mu.Unlock()
+		defer func() {
+			close(s.stop)
+			<-s.stopped
+		}()
+
+		// The message arrives just after the first tick...
+		time.Sleep(every)
+		synctest.Wait()
+		m := newReportedMsg()
+		arrived := time.Now()
 		s.mu.Lock()
 		s.queue = append(s.queue, held{msg: m})
 		s.mu.Unlock()
-	}
-
-	// A first message shows when the keepalive ticks: the message under
-	// test arrives just after a tick.
-	first := newReportedMsg()
-	held(first)
-	<-first.reports
-	m := newReportedMsg()
-	arrived := time.Now()
-	held(m)
-	var stamped time.Time
-	testkit.WaitFor(t, "the keepalive to see the message", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		stamped = s.queue[len(s.queue)-1].at
-		return !stamped.IsZero()
-	})
-	// The engine reads it just before the next tick.
-	testkit.WaitFor(t, "most of a period to pass", func() bool { return time.Since(stamped) >= every*8/10 })
-	b, err := s.Read(t.Context())
-	if err != nil || len(b.Messages) != 2 {
-		t.Fatalf("Read: %d messages, %v", len(b.Messages), err)
-	}
-	defer b.Ack(nil)
-	select {
-	case at := <-m.reports:
-		if waited := at.Sub(arrived); waited > ackWait*2/3+every/2 {
-			t.Fatalf("first reported in progress %s after it arrived, with ack_wait %s: the server may have delivered it again", waited, ackWait)
+		// ...is first seen (stamped) by the second...
+		time.Sleep(every)
+		synctest.Wait()
+		// ...and read by the engine just before the third.
+		time.Sleep(every - time.Millisecond)
+		b, err := s.Read(t.Context())
+		if err != nil || len(b.Messages) != 1 {
+			t.Fatalf("Read: %d messages, %v", len(b.Messages), err)
 		}
-	case <-time.After(testkit.Scale(2 * ackWait)):
-		t.Fatal("never reported in progress")
-	}
+		defer b.Ack(nil)
+		time.Sleep(2 * every)
+		synctest.Wait()
+		select {
+		case at := <-m.reports:
+			if waited := at.Sub(arrived); waited > ackWait*2/3 {
+				t.Fatalf("first reported in progress %s after it arrived, with ack_wait %s: the server may have delivered it again", waited, ackWait)
+			}
+		default:
+			t.Fatalf("not reported in progress %s after it arrived, with ack_wait %s: the server may have delivered it again", time.Since(arrived), ackWait)
+		}
+	})
 }
