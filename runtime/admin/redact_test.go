@@ -47,3 +47,43 @@ func TestRedactTOMLSpecKeys(t *testing.T) {
 		t.Fatalf("%s", got)
 	}
 }
+
+// TestRedactTOMLNestedSecrets: a key that names a secret masks all it
+// holds, whatever the TOML form: an inline table, a table whose header
+// names a secret, a dotted key through a secret name, and a header name
+// such as X-Api-Key. Before, `credentials = { key = "x" }` showed "x": only
+// the opening brace was masked.
+func TestRedactTOMLNestedSecrets(t *testing.T) {
+	raw := `name = "orders"
+[source]
+type = "kafka"
+credentials = { user = "u1", key = "inline-secret" }
+auth = { nested = { deep = "deep-secret" } }
+secrets = [ { k = "array-secret" }, "x]y-secret" ]
+credentials.key = "dotted-secret"
+"api_key" = "quoted-key-secret"
+tls = { cert = "c.pem", private_key = "k.pem" } # was: password = "commented-secret"
+[sink]
+type = "http"
+url = "https://hooks.example.com/x"
+headers = { "X-Api-Key" = "header-secret", "Content-Type" = "application/json" }
+[sink.credentials]
+key = "table-secret"
+other = { a = "table-inline-secret" }
+[[transform]]
+type = "template"
+value = '{"tokens":"kept-value"}'
+signing = { k = "spec-secret" }
+`
+	got := RedactTOML(raw, "signing")
+	for _, secret := range []string{"inline-secret", "deep-secret", "array-secret", "x]y-secret", "dotted-secret", "quoted-key-secret", "k.pem", "commented-secret", "header-secret", "table-secret", "table-inline-secret", "spec-secret"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("%q shows through:\n%s", secret, got)
+		}
+	}
+	for _, kept := range []string{`name = "orders"`, `type = "kafka"`, `cert = "c.pem"`, `"Content-Type" = "application/json"`, `url = "https://hooks.example.com/x"`, `[sink.credentials]`, `type = "template"`, `value = '{"tokens":"kept-value"}'`, "# was: password = "} {
+		if !strings.Contains(got, kept) {
+			t.Errorf("want %q kept in:\n%s", kept, got)
+		}
+	}
+}
