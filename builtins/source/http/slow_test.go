@@ -2,9 +2,12 @@ package http
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -139,4 +142,50 @@ func TestSlowSenders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClientThatNeverReadsIsDisconnected: a client that sends requests
+// (pipelined on one connection) and never reads the answers must not hold
+// its connection and a goroutine for ever, nor Close. An answer must be
+// taken within the write timeout (read_timeout here, below 10 s); then the
+// connection is closed. Before, the answer was written without a deadline:
+// the server blocked in the write for as long as the client kept its
+// connection open, and Close failed after waiting out its whole deadline.
+func TestClientThatNeverReadsIsDisconnected(t *testing.T) {
+	s, base := startSource(t, "read_timeout = \"1s\"\n")
+	runEngine(t, s, nil)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096) // fill up soon
+	batch := bytes.Repeat([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 256)
+	go func() {
+		// Requests until the server stops the connection. Never reads.
+		// (The client may not learn that it was stopped: the reset can
+		// be lost against its closed window; the server's side is what
+		// matters.)
+		for {
+			if _, err := conn.Write(batch); err != nil {
+				return
+			}
+		}
+	}()
+	testkit.WaitFor(t, "the server to serve the connection", func() bool { return serverConns() > 0 })
+	testkit.WaitForWithin(t, 15*time.Second, "the server to give up the connection of a client that does not read its answers", func() bool {
+		return serverConns() == 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+// serverConns counts the connections net/http's servers serve in this
+// process (their goroutines).
+func serverConns() int {
+	buf := make([]byte, 1<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "net/http.(*conn).serve(")
 }

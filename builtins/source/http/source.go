@@ -519,6 +519,10 @@ func (s *Source) putBuilder(b *builder) {
 	s.builders.Put(b)
 }
 
+// writeTimeout bounds the time to write an answer (or read_timeout, if
+// shorter).
+const writeTimeout = 10 * time.Second
+
 // maxPipeline is how many batches of one request may be in the task at
 // once: one being processed, one waiting, while the next is built.
 const maxPipeline = 2
@@ -657,6 +661,11 @@ func (s *Source) reply(w http.ResponseWriter, code int, body string) {
 }
 
 func (s *Source) replyBytes(w http.ResponseWriter, code int, body []byte) {
+	// The answer must be taken within writeTimeout: a client that never
+	// reads its answers (pipelining requests until the server's writes
+	// block) would hold its connection, a goroutine and Close for ever.
+	// net/http clears the deadline once the answer is written.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(min(writeTimeout, s.readTO)))
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))
