@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -147,5 +149,58 @@ path = %q
 				t.Fatalf("peak RSS passed %d MiB while the request was handled; killed", killAt>>20)
 			}
 		}
+	}
+}
+
+// TestAbandonedRequestKeepsItsBodyBudget: a request answered 503 after the
+// task took its events (response_timeout) leaves them with the task, and a
+// dead-lettered element among them is a slice of the request's body. The
+// body's share of the memory budget must stay taken until the task is done
+// with the events; before, it was released with the answer, so clients
+// timing out against a slow task got more bodies into memory than
+// max_requests × max_body_size (here: a second whole body while the task
+// still held the first).
+func TestAbandonedRequestKeepsItsBodyBudget(t *testing.T) {
+	s, base := startSource(t, "format = \"json\"\nmax_requests = 1\nmax_body_size = \"256KiB\"\nresponse_timeout = \"300ms\"\n")
+	var mu sync.Mutex
+	var held []component.Batch
+	runEngine(t, s, func(b component.Batch) (time.Duration, bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		held = append(held, b)
+		return 0, false, nil // a task that does not get to the events in time
+	})
+	// 250 KiB of lines that are not JSON: each is dead-lettered, its
+	// payload a slice of the body.
+	body := strings.Repeat(strings.Repeat("x", 1023)+"\n", 250)
+	resp, answer := post(t, base+"/", body, "Content-Type: application/x-ndjson", "X-Request-Id: first")
+	if resp.StatusCode != 503 || !strings.Contains(answer, "may still be delivered") {
+		t.Fatalf("first request: %d %s, want 503 (taken, not confirmed)", resp.StatusCode, answer)
+	}
+	mu.Lock()
+	first := held[0]
+	mu.Unlock()
+	if p := first.Messages[0]; p.Err == nil || len(p.Payload) != 1023 {
+		t.Fatalf("first element: err %v, %d bytes; want dead-lettered with its line", p.Err, len(p.Payload))
+	}
+
+	// The task still holds the first body: a second one does not fit.
+	resp, answer = post(t, base+"/", body, "Content-Type: application/x-ndjson", "X-Request-Id: second")
+	if resp.StatusCode != 503 || !strings.Contains(answer, "too many request bodies in memory") {
+		t.Errorf("second request while the task holds the first body: %d %s, want 503 (memory budget)", resp.StatusCode, answer)
+	}
+	mu.Lock()
+	n := len(held)
+	mu.Unlock()
+	if n != 1 {
+		t.Errorf("the task was handed %d batches, want only the first request's", n)
+	}
+
+	// Once the task is done with the first request's events, its budget
+	// is free again.
+	first.Ack(nil)
+	resp, answer = post(t, base+"/", body, "Content-Type: application/x-ndjson", "X-Request-Id: third")
+	if resp.StatusCode != 503 || !strings.Contains(answer, "may still be delivered") {
+		t.Fatalf("third request after the first was handled: %d %s, want it taken by the task (503, not confirmed)", resp.StatusCode, answer)
 	}
 }

@@ -343,6 +343,26 @@ type pending struct {
 	state atomic.Int32
 	done  chan error // capacity 1: Ack never blocks
 	id    string
+	// hold is the request's body budget, once the request was abandoned
+	// with this batch in the task: the batch may point into the body (a
+	// dead-lettered element is a slice of it), so the budget is released
+	// only when the task is done with it. Set before the batch becomes
+	// stateAbandoned.
+	hold *bodyHold
+}
+
+// bodyHold keeps an abandoned request's share of the body budget until the
+// task acknowledged every batch of it that it took.
+type bodyHold struct {
+	budget *budget
+	units  int
+	refs   atomic.Int32
+}
+
+func (h *bodyHold) done() {
+	if h.refs.Add(-1) == 0 {
+		h.budget.release(h.units)
+	}
 }
 
 func (p *pending) ack(err error) {
@@ -352,6 +372,9 @@ func (p *pending) ack(err error) {
 	}
 	if p.state.CompareAndSwap(stateAbandoned, stateLate) {
 		p.s.late(p, err)
+		if p.hold != nil {
+			p.hold.done()
+		}
 	}
 }
 
@@ -479,7 +502,7 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request, f framing, media
 	}
 	w.Header().Set("X-Request-Id", id)
 	b.reset(id, time.Now())
-	fl := &flight{s: s, b: b, ctx: r.Context(), id: id, lane: lane, timer: timer}
+	fl := &flight{s: s, b: b, ctx: r.Context(), id: id, lane: lane, timer: timer, held: &held}
 	timer.Reset(s.timeout) // the body is read: the wait for confirmation starts now
 	b.flush, b.maxEvents, b.maxBytes = fl.submit, s.batchEvents, s.batchBytes
 	if serr := b.split(f, s.format, r.Header, media); serr != nil {
@@ -536,6 +559,7 @@ type flight struct {
 	ctx      context.Context
 	id, lane string
 	timer    *time.Timer // response_timeout since the last progress
+	held     *int        // units of the body budget the request holds
 	inflight []*pending  // handed to the queue, not acknowledged, in order
 	taken    bool        // the engine took a batch: events may be delivered
 	why      string      // why the request failed; "" while it goes on
@@ -601,12 +625,22 @@ func (fl *flight) waitOldest() {
 func (fl *flight) giveUp(w http.ResponseWriter) {
 	s := fl.s
 	recycle := true
+	// A batch the task keeps may point into the body: the body's budget
+	// goes with the abandoned batches, released when the last is
+	// acknowledged (the handler's reference is dropped below).
+	hold := &bodyHold{budget: s.budget, units: *fl.held}
+	hold.refs.Store(1)
 	for _, p := range fl.inflight {
+		if p.state.CompareAndSwap(statePending, stateDropped) {
+			continue
+		}
+		hold.refs.Add(1)
+		p.hold = hold
 		switch {
-		case p.state.CompareAndSwap(statePending, stateDropped):
 		case p.state.CompareAndSwap(stateTaken, stateAbandoned):
 			fl.taken, recycle = true, false
 		default:
+			hold.refs.Add(-1)
 			// Acknowledged meanwhile.
 			fl.taken = true
 			if err := <-p.done; err != nil {
@@ -617,6 +651,8 @@ func (fl *flight) giveUp(w http.ResponseWriter) {
 	if recycle {
 		s.putBuilder(fl.b)
 	}
+	*fl.held = 0 // the handler no longer releases it: hold does
+	hold.done()
 	switch {
 	case fl.nacked:
 		s.unavailable(w, fl.why+"; nothing was confirmed, and events handled before the failure may have been delivered, so a retry can duplicate them", fl.id)
