@@ -2,12 +2,16 @@ package admin
 
 import (
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
-// valueRE is a TOML value: a multi-line string, a basic or literal string,
-// or a bare value up to a separator. It serves comments only: the values of
-// the file itself are read by the scanner below.
+// valueRE is a TOML value as it may be written in a comment: a multi-line
+// string, a basic or literal string, or a bare value up to a separator.
+// The file's own values are found by go-toml's parser.
 const valueRE = `("{3}[\s\S]*?"{3}|'{3}[\s\S]*?'{3}|"(?:[^"\\]|\\.)*"|'[^']*'|\[[^\]]*\]|[^\s,}#]+)`
 
 // secretWords are what a key's name holds when it names a secret.
@@ -35,17 +39,21 @@ var (
 // RedactTOML masks the secrets of a task file's text with ***: every
 // ${env:...} reference, the value of every key that names a secret
 // (password, token, secret, api_key, credentials, auth ...) and the
-// password of URLs (scheme://user:***@host). A secret key masks all its
-// value holds: an inline table or an array becomes "***" as a whole, and
-// every value of a table whose name has a secret part ([sink.credentials])
-// or of a dotted key through one (credentials.key) is masked. It works on
-// the text, so comments and layout stay as written.
+// password of URLs (scheme://user:***@host). A secret key masks every value
+// it holds, in an inline table or an array too, and so does a table whose
+// name has a secret part ([sink.credentials]) or a dotted key through one
+// (credentials.key). Comments and layout stay as written; a secret in a
+// comment (a line commented out) is masked too.
+//
+// The file is read with go-toml's parser. The text is re-read at each
+// request and may have changed since it was loaded: what does not parse
+// is not shown (the parser cannot tell what is a secret there), and the
+// rest is.
 //
 // secretKeys are more key names to mask: the keys the components' specs
 // mark secret (component.Secret fields), whatever their names.
 func RedactTOML(raw string, secretKeys ...string) string {
-	s := envRef.ReplaceAllString(raw, "***")
-	r := &redactor{src: s, named: secretKeys}
+	r := redactor{src: envRef.ReplaceAllString(raw, "***"), named: secretKeys}
 	if len(secretKeys) > 0 {
 		quoted := make([]string, len(secretKeys))
 		for i, k := range secretKeys {
@@ -53,33 +61,173 @@ func RedactTOML(raw string, secretKeys ...string) string {
 		}
 		r.namedKV = regexp.MustCompile(`((?:^|[\s{,.#])"?(?:` + strings.Join(quoted, "|") + `)"?\s*=\s*)` + valueRE)
 	}
-	r.document()
-	return urlPassword.ReplaceAllString(r.String(), `$1***@`)
+	return urlPassword.ReplaceAllString(r.redact(), `$1***@`)
 }
 
-// redactor copies src, masking the values of secret keys. It reads TOML
-// loosely: the file loaded once, but it is read again at each request and
-// may have changed since, so anything it does not understand is copied up
-// to the end of its line and reading goes on.
+// span is a byte range of the text.
+type span struct{ from, to int }
+
 type redactor struct {
 	src     string
 	named   []string
 	namedKV *regexp.Regexp
-	out     strings.Builder
-	last    int // src is copied to out up to here
+	secrets []span // values to show as "***"
+	syntax  []span // keys and values: a '#' in them starts no comment
+	hidden  []span // what does not parse
+	base    int    // where the parser started reading
 }
 
-func (r *redactor) String() string {
-	r.out.WriteString(r.src[r.last:])
-	r.last = len(r.src)
-	return r.out.String()
+func (r *redactor) redact() string {
+	data := []byte(r.src)
+	tableSecret := false
+	for r.base < len(data) {
+		var p unstable.Parser
+		p.Reset(data[r.base:])
+		for p.NextExpression() {
+			e := p.Expression()
+			switch e.Kind {
+			case unstable.Table, unstable.ArrayTable:
+				tableSecret = r.key(e)
+			case unstable.KeyValue:
+				r.keyValue(e, tableSecret)
+			}
+		}
+		if p.Error() == nil {
+			break
+		}
+		// Not valid TOML (the file changed since it was loaded): what
+		// the parser could not read is hidden, from the line after the
+		// last expression read to the end of the line of the error, and
+		// reading goes on after it.
+		off := len(data) - r.base
+		if err, ok := p.Error().(*unstable.ParserError); ok && len(err.Highlight) > 0 {
+			off = int(p.Range(err.Highlight).Offset)
+		}
+		from := r.base
+		if n := len(r.syntax); n > 0 && r.syntax[n-1].to > from {
+			from = r.syntax[n-1].to
+			from += strings.IndexByte(r.src[from:], '\n') + 1
+		}
+		to := r.base + off
+		if i := strings.IndexByte(r.src[to:], '\n'); i >= 0 {
+			to += i + 1
+		} else {
+			to = len(r.src)
+		}
+		r.hidden = append(r.hidden, span{from, to})
+		if strings.Contains("\n"+r.src[from:to], "\n[") {
+			// A table header may be in it: until the next one, every
+			// value is taken for a secret.
+			tableSecret = true
+		}
+		r.base = to
+	}
+	sort.Slice(r.secrets, func(i, j int) bool { return r.secrets[i].from < r.secrets[j].from })
+	sort.Slice(r.syntax, func(i, j int) bool { return r.syntax[i].from < r.syntax[j].from })
+	var out strings.Builder
+	out.Grow(len(r.src))
+	last, sec, syn, hid := 0, 0, 0, 0
+	end := len(r.src)
+	for i := 0; i < end; i++ {
+		if hid < len(r.hidden) && r.hidden[hid].from == i {
+			h := r.hidden[hid]
+			out.WriteString(r.src[last:i])
+			out.WriteString("# (not shown: line " + strconv.Itoa(strings.Count(r.src[:h.from], "\n")+1) + " is not valid TOML)\n")
+			for sec < len(r.secrets) && r.secrets[sec].from < h.to {
+				sec++
+			}
+			i, last = h.to-1, h.to
+			hid++
+			continue
+		}
+		if sec < len(r.secrets) && r.secrets[sec].from == i {
+			out.WriteString(r.src[last:i])
+			out.WriteString(`"***"`)
+			i = r.secrets[sec].to - 1
+			last = r.secrets[sec].to
+			sec++
+			continue
+		}
+		for syn < len(r.syntax) && r.syntax[syn].to <= i {
+			syn++
+		}
+		if r.src[i] != '#' || (syn < len(r.syntax) && r.syntax[syn].from <= i) {
+			continue
+		}
+		// A comment, to the end of its line.
+		j := strings.IndexByte(r.src[i:end], '\n')
+		if j < 0 {
+			j = end - i
+		}
+		out.WriteString(r.src[last:i])
+		out.WriteString(r.comment(r.src[i : i+j]))
+		last = i + j
+		i += j - 1
+	}
+	out.WriteString(r.src[last:end])
+	return out.String()
 }
 
-// replace writes src[a:b] as with.
-func (r *redactor) replace(a, b int, with string) {
-	r.out.WriteString(r.src[r.last:a])
-	r.out.WriteString(with)
-	r.last = b
+// key notes where a table header's or key's parts are and reports whether
+// one of them names a secret.
+func (r *redactor) key(n *unstable.Node) bool {
+	secret := false
+	it := n.Key()
+	for it.Next() {
+		k := it.Node()
+		r.syntax = append(r.syntax, r.span(k))
+		secret = secret || r.isSecret(string(k.Data))
+	}
+	return secret
+}
+
+// keyValue notes a key = value; secret: it is in a secret's table.
+func (r *redactor) keyValue(kv *unstable.Node, secret bool) {
+	secret = r.key(kv) || secret
+	r.value(kv.Value(), secret)
+}
+
+// value notes the scalars of v, as secrets when secret is set.
+func (r *redactor) value(v *unstable.Node, secret bool) {
+	switch v.Kind {
+	case unstable.InlineTable:
+		it := v.Children()
+		for it.Next() {
+			if c := it.Node(); c.Kind == unstable.KeyValue {
+				r.keyValue(c, secret)
+			}
+		}
+	case unstable.Array:
+		it := v.Children()
+		for it.Next() {
+			if c := it.Node(); c.Kind != unstable.Comment {
+				r.value(c, secret)
+			}
+		}
+	default:
+		s := r.span(v)
+		if s.to <= s.from {
+			return
+		}
+		r.syntax = append(r.syntax, s)
+		if secret {
+			r.secrets = append(r.secrets, s)
+		}
+	}
+}
+
+// span is where n is in the text.
+func (r *redactor) span(n *unstable.Node) span {
+	return span{r.base + int(n.Raw.Offset), r.base + int(n.Raw.Offset+n.Raw.Length)}
+}
+
+// comment masks what looks like a secret key = value in a comment.
+func (r *redactor) comment(c string) string {
+	c = secretKV.ReplaceAllString(c, `$1"***"`)
+	if r.namedKV != nil {
+		c = r.namedKV.ReplaceAllString(c, `$1"***"`)
+	}
+	return c
 }
 
 func (r *redactor) isSecret(key string) bool {
@@ -92,239 +240,4 @@ func (r *redactor) isSecret(key string) bool {
 		}
 	}
 	return false
-}
-
-// document reads the file: table headers, key = value lines, comments.
-func (r *redactor) document() {
-	s := r.src
-	tableSecret := false
-	for i := 0; i < len(s); {
-		i = skipSpace(s, i, true)
-		if i >= len(s) {
-			return
-		}
-		switch s[i] {
-		case '#':
-			i = r.comment(i)
-		case '[':
-			j := i + 1
-			if j < len(s) && s[j] == '[' {
-				j++
-			}
-			keys, end, ok := r.keyPath(j)
-			if !ok || end >= len(s) || s[end] != ']' {
-				i = lineEnd(s, i)
-				continue
-			}
-			tableSecret = r.anySecret(keys)
-			i = end + 1
-			if i < len(s) && s[i] == ']' {
-				i++
-			}
-		default:
-			end, ok := r.keyValue(i, tableSecret, true)
-			if !ok {
-				end = lineEnd(s, i)
-			}
-			i = end
-		}
-	}
-}
-
-// comment masks what a comment from i holds and returns its end.
-func (r *redactor) comment(i int) int {
-	end := lineEnd(r.src, i)
-	c := secretKV.ReplaceAllString(r.src[i:end], `$1"***"`)
-	if r.namedKV != nil {
-		c = r.namedKV.ReplaceAllString(c, `$1"***"`)
-	}
-	if c != r.src[i:end] {
-		r.replace(i, end, c)
-	}
-	return end
-}
-
-func (r *redactor) anySecret(keys []string) bool {
-	for _, k := range keys {
-		if r.isSecret(k) {
-			return true
-		}
-	}
-	return false
-}
-
-// keyPath reads a dotted key from i (bare or quoted parts) and returns its
-// parts and where it ends (at the '=' or ']' after it).
-func (r *redactor) keyPath(i int) (keys []string, end int, ok bool) {
-	s := r.src
-	for {
-		i = skipSpace(s, i, false)
-		if i >= len(s) {
-			return nil, i, false
-		}
-		var k string
-		switch c := s[i]; {
-		case c == '"' || c == '\'':
-			e := stringEnd(s, i)
-			if e-i < 2 {
-				return nil, i, false
-			}
-			k, i = s[i+1:e-1], e
-		case isBareKey(c):
-			j := i
-			for j < len(s) && isBareKey(s[j]) {
-				j++
-			}
-			k, i = s[i:j], j
-		default:
-			return nil, i, false
-		}
-		keys = append(keys, k)
-		i = skipSpace(s, i, false)
-		if i < len(s) && s[i] == '.' {
-			i++
-			continue
-		}
-		return keys, i, true
-	}
-}
-
-// keyValue reads key = value from i, masking the value when a part of the
-// key names a secret (or inSecret: the table's name has one). It returns
-// where the value ends. Nothing is written unless emit.
-func (r *redactor) keyValue(i int, inSecret, emit bool) (int, bool) {
-	s := r.src
-	keys, end, ok := r.keyPath(i)
-	if !ok || end >= len(s) || s[end] != '=' {
-		return i, false
-	}
-	v := skipSpace(s, end+1, false)
-	secret := inSecret || r.anySecret(keys)
-	if secret && emit {
-		e := r.value(v, false)
-		if e > v {
-			r.replace(v, e, `"***"`)
-		}
-		return e, true
-	}
-	return r.value(v, emit), true
-}
-
-// value reads the value at i and returns its end. In an inline table or an
-// array, it masks the values of secret keys (when emit).
-func (r *redactor) value(i int, emit bool) int {
-	s := r.src
-	if i >= len(s) {
-		return i
-	}
-	switch s[i] {
-	case '"', '\'':
-		return stringEnd(s, i)
-	case '[':
-		j := i + 1
-		for j < len(s) {
-			j = skipSpace(s, j, true)
-			if j >= len(s) {
-				return j
-			}
-			switch s[j] {
-			case ']':
-				return j + 1
-			case ',':
-				j++
-			case '#':
-				j = r.comment(j)
-			default:
-				if e := r.value(j, emit); e > j {
-					j = e
-				} else {
-					j++
-				}
-			}
-		}
-		return j
-	case '{':
-		j := i + 1
-		for j < len(s) {
-			j = skipSpace(s, j, true)
-			if j >= len(s) {
-				return j
-			}
-			switch s[j] {
-			case '}':
-				return j + 1
-			case ',':
-				j++
-			case '#':
-				j = r.comment(j)
-			default:
-				if e, ok := r.keyValue(j, false, emit); ok && e > j {
-					j = e
-				} else {
-					j++
-				}
-			}
-		}
-		return j
-	}
-	j := i
-	for j < len(s) && !strings.ContainsRune(" \t\r\n,]}#", rune(s[j])) {
-		j++
-	}
-	return j
-}
-
-// stringEnd returns the end of the TOML string starting at i: basic or
-// literal, on one line or several. An unterminated one ends at its line
-// (or the file) end.
-func stringEnd(s string, i int) int {
-	q := s[i]
-	if strings.HasPrefix(s[i:], strings.Repeat(string(q), 3)) {
-		delim := s[i : i+3]
-		for j := i + 3; j < len(s); j++ {
-			if q == '"' && s[j] == '\\' {
-				j++
-				continue
-			}
-			if strings.HasPrefix(s[j:], delim) {
-				end := j + 3
-				// Up to two more quotes belong to the content.
-				for k := 0; k < 2 && end < len(s) && s[end] == q; k++ {
-					end++
-				}
-				return end
-			}
-		}
-		return len(s)
-	}
-	for j := i + 1; j < len(s); j++ {
-		switch {
-		case s[j] == '\n':
-			return j
-		case q == '"' && s[j] == '\\':
-			j++
-		case s[j] == q:
-			return j + 1
-		}
-	}
-	return len(s)
-}
-
-func isBareKey(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
-}
-
-// skipSpace skips blanks (and line ends when nl) from i.
-func skipSpace(s string, i int, nl bool) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || nl && (s[i] == '\n' || s[i] == '\r')) {
-		i++
-	}
-	return i
-}
-
-func lineEnd(s string, i int) int {
-	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
-		return i + j
-	}
-	return len(s)
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -86,4 +87,56 @@ signing = { k = "spec-secret" }
 			t.Errorf("want %q kept in:\n%s", kept, got)
 		}
 	}
+}
+
+// TestRedactTOMLInvalidFile: the file is re-read at each request and may
+// no longer parse (an edit in progress). What does not parse is hidden,
+// from the line after the last value read to the line of the error, and
+// the rest is shown with its secrets masked.
+func TestRedactTOMLInvalidFile(t *testing.T) {
+	raw := `name = "orders"
+password = """open-secret
+still-open-secret
+[sink
+key = "after-broken-header"
+[other]
+type = "kept"
+token = "later-secret"
+`
+	got := RedactTOML(raw)
+	for _, secret := range []string{"open-secret", "still-open-secret", "after-broken-header", "later-secret"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("%q shows through:\n%s", secret, got)
+		}
+	}
+	for _, kept := range []string{`name = "orders"`, "# (not shown: line 2 is not valid TOML)"} {
+		if !strings.Contains(got, kept) {
+			t.Errorf("want %q kept in:\n%s", kept, got)
+		}
+	}
+	// A header that does not parse may have named a secret table: until
+	// the next header, its values are masked.
+	got = RedactTOML("[sink.credentials\nkey = \"k-secret\"\n[sink]\ntype = \"http\"\n")
+	if strings.Contains(got, "k-secret") || !strings.Contains(got, `type = "http"`) {
+		t.Errorf("after a broken header:\n%s", got)
+	}
+}
+
+var specKey = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+func FuzzRedactTOML(f *testing.F) {
+	f.Add("a = 1\npassword = \"x\"\n", "signing")
+	f.Add("credentials = { key = \"x\" }\n[t.auth]\nk = 'v' # token = \"c\"\n", "")
+	f.Add("p = \"\"\"\nx\n[a\nb = 1\n", "")
+	f.Fuzz(func(t *testing.T, raw, named string) {
+		if !specKey.MatchString(named) {
+			named = "signing" // spec keys are Go field tags: plain names
+		}
+		// Any text, valid TOML or not, is shown without a panic or a
+		// hang, and a literal password value never shows.
+		got := RedactTOML(raw+"\npassword = \"pw-9f3k\"\n", named)
+		if strings.Contains(got, "pw-9f3k") {
+			t.Fatalf("the password shows: %q", got)
+		}
+	})
 }
