@@ -173,29 +173,17 @@ func (p *Processor) countTransform(k int, in, out []message.Message, fates []Fat
 }
 
 // apply runs one transform; when the transform fails the whole batch, the
-// batch is split until the failing events are isolated. Retryable
-// per-event failures are retried on the task's policy.
+// batch is split until the failing events are isolated (isolate). Retryable
+// failures, per event or of an isolated event's whole call, are retried on
+// the task's policy.
 func (p *Processor) apply(ctx context.Context, k int, tr component.Transform, in []message.Message, o *component.Output, fates []Fate) error {
 	if len(in) == 0 {
 		return nil
 	}
 	start := len(o.Messages)
 	fstart := len(o.Failures)
-	err := tr.Apply(ctx, in, o)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		o.Messages, o.Failures = o.Messages[:start], o.Failures[:fstart]
-		if len(in) == 1 {
-			fates[in[0].Ref] = Fate{Stage: p.stages[k], Err: err, Attempts: 1}
-			return nil
-		}
-		h := len(in) / 2
-		if err := p.apply(ctx, k, tr, in[:h], o, fates); err != nil {
-			return err
-		}
-		return p.apply(ctx, k, tr, in[h:], o, fates)
+	if err := p.isolate(ctx, tr, in, o); err != nil {
+		return err
 	}
 	var again []component.Failure
 	for _, f := range o.Failures[fstart:] {
@@ -215,6 +203,33 @@ func (p *Processor) apply(ctx context.Context, k int, tr component.Transform, in
 		slices.SortStableFunc(o.Messages[start:], func(a, b message.Message) int { return cmp.Compare(a.Ref, b.Ref) })
 	}
 	return nil
+}
+
+// isolate runs tr on in. When tr fails the whole call, the call is split
+// until the events it fails for are alone, and each of those gets the
+// call's error as its failure: a retryable one (a WASM module's instance
+// that could not start) is retried on the policy like a per-event failure,
+// not dead-lettered at its first try. Only the end of ctx is returned.
+func (p *Processor) isolate(ctx context.Context, tr component.Transform, in []message.Message, o *component.Output) error {
+	start, fstart := len(o.Messages), len(o.Failures)
+	err := tr.Apply(ctx, in, o)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	clear(o.Messages[start:])
+	o.Messages, o.Failures = o.Messages[:start], o.Failures[:fstart]
+	if len(in) == 1 {
+		o.Fail(&in[0], err)
+		return nil
+	}
+	h := len(in) / 2
+	if err := p.isolate(ctx, tr, in[:h], o); err != nil {
+		return err
+	}
+	return p.isolate(ctx, tr, in[h:], o)
 }
 
 // retry runs the transform again on the events that asked for it, together:
@@ -262,17 +277,12 @@ func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in
 		if err := p.Clock.Sleep(ctx, w); err != nil {
 			return err
 		}
-		mark, fmark := len(o.Messages), len(o.Failures)
+		fmark := len(o.Failures)
 		tries = attempt + 1
-		if err := tr.Apply(ctx, pending, o); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			o.Messages, o.Failures = o.Messages[:mark], o.Failures[:fmark]
-			for i := range pending {
-				lastErr[pending[i].Ref] = err
-			}
-			continue
+		// A call failed as a whole is split as on the first try, so that
+		// an event failing for good does not fail the others with it.
+		if err := p.isolate(ctx, tr, pending, o); err != nil {
+			return err
 		}
 		failed := o.Failures[fmark:]
 		next := pending[:0]

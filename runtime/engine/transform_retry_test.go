@@ -120,3 +120,58 @@ func TestTransformRetryCountsTheTriesMadeAtMaxAge(t *testing.T) {
 		t.Fatalf("%d calls, the dead-letter record says %d attempts; want 4 and 4 (waits %v)", tr.calls, fates[0].Attempts, clk.waits)
 	}
 }
+
+// unstartable is a transform that fails whole calls retryably until its
+// clock has moved (a retry wait passed), as a WASM transform does while no
+// instance of its module can be started; then it passes events on.
+type unstartable struct {
+	clk   *waitClock
+	since time.Time
+	calls int
+}
+
+func (s *unstartable) Apply(_ context.Context, in []message.Message, out *component.Output) error {
+	s.calls++
+	if !s.clk.Now().After(s.since) {
+		return component.Retryable(errors.New("wasm module m: start module: cannot allocate memory"), 0)
+	}
+	for i := range in {
+		out.Emit(&in[i], in[i].Payload)
+	}
+	return nil
+}
+
+// TestTransformWholeCallRetryableFailureIsRetried: a transform that fails
+// its whole call with a retryable error (no instance of a WASM module could
+// start) has its events retried on the task's policy (docs/delivery.md:
+// retryable errors retry on the policy, then the event fails), in one call
+// per attempt. The split isolating the failing events gave each one the
+// error with attempts 1, and it went to the dead-letter queue at once.
+func TestTransformWholeCallRetryableFailureIsRetried(t *testing.T) {
+	clk := &waitClock{now: time.Unix(1e9, 0)}
+	tr := &unstartable{clk: clk, since: clk.now}
+	p := engine.NewProcessor(nil, []component.Transform{tr}, 1<<20,
+		delivery.Policy{Attempts: 3, Initial: time.Second, Max: time.Minute, Multiplier: 2})
+	p.Clock = clk
+	msgs := make([]message.Message, 4)
+	for i := range msgs {
+		msgs[i] = message.Message{Payload: []byte(`{"k":1}`), Ref: int32(i)}
+	}
+	fates := make([]engine.Fate, len(msgs))
+	outs, err := p.Process(t.Context(), msgs, fates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range fates {
+		if fates[i].Failed() {
+			t.Fatalf("event %d failed with %v (attempts %d); want it through after one retry", i, fates[i].Err, fates[i].Attempts)
+		}
+	}
+	if len(outs) != 4 || len(clk.waits) != 1 {
+		t.Fatalf("%d outputs after %d waits; want 4 after 1", len(outs), len(clk.waits))
+	}
+	// 7 calls to isolate the 4 events, then one retry for them all.
+	if tr.calls != 8 {
+		t.Fatalf("%d transform calls, want 8", tr.calls)
+	}
+}
