@@ -24,9 +24,9 @@ type drainer struct {
 	results []delivery.Result
 	dead    []delivery.Record
 	scratch []byte
-	// the input being counted when its outputs straddle two reads
+	// the input being counted, when its outputs straddle two reads, was
+	// dead-lettered already
 	groupFailed bool
-	groupRec    delivery.Record
 }
 
 func (t *Task) openBuffer() error {
@@ -200,15 +200,19 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 
 // account counts what the sink took of batch b (res: the results of its
 // records) and gathers in d.dead a dead-letter record for each group with a
-// failed record: the first failure of the group, once its last record is
-// seen, which can be a later batch.
+// failed record: the first failure of the group, in the batch where it
+// happens. A group's outputs can straddle two reads, and the first read is
+// committed before the second is delivered: a failure kept for the group's
+// end would be lost with the drain (a block on the dead-letter queue and a
+// resume, a stop or a crash before the second read was committed), and
+// the group counted delivered when its tail is read again. groupFailed only
+// keeps a later failure of the same group from dead-lettering it twice,
+// and the group from being counted delivered.
 func (d *drainer) account(b buffer.Batch, res []delivery.Result, now time.Time) (out, bytes, delivered uint64) {
 	d.dead = d.dead[:0]
-	if b.Gap && d.groupFailed {
-		// The rest of the group went with a drop (counted there): its
-		// failed record still goes to the dead-letter queue, and the
-		// failure is not blamed on the next group.
-		d.dead = append(d.dead, d.groupRec)
+	if b.Gap {
+		// The rest of the group went with a drop (counted there): the
+		// next group is not blamed for its failure.
 		d.groupFailed = false
 	}
 	for i := range b.Msgs {
@@ -216,16 +220,14 @@ func (d *drainer) account(b buffer.Batch, res []delivery.Result, now time.Time) 
 		if r := res[i]; r.Err != nil {
 			if !d.groupFailed {
 				d.groupFailed = true
-				d.groupRec = delivery.Record{Event: m.Event, Task: d.t.cfg.Name, Stage: "sink", Err: r.Err, Attempts: r.Attempts, Pos: m.Pos, Time: now}
+				d.dead = append(d.dead, delivery.Record{Event: m.Event, Task: d.t.cfg.Name, Stage: "sink", Err: r.Err, Attempts: r.Attempts, Pos: m.Pos, Time: now})
 			}
 		} else {
 			out++
 			bytes += uint64(len(m.Payload))
 		}
 		if b.Tags[i].Last {
-			if d.groupFailed {
-				d.dead = append(d.dead, d.groupRec)
-			} else {
+			if !d.groupFailed {
 				delivered++
 			}
 			d.groupFailed = false

@@ -2,12 +2,18 @@ package engine_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/runtime/buffer"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
@@ -65,5 +71,62 @@ buffer = { type = "disk", path = "buf", max_size = "1MiB" }`, 1)
 	if len(missing) > 0 {
 		t.Errorf("records left in the buffer for a later run: %d", left)
 		t.Fatalf("after resuming, events %v were never delivered (the batch read before the block was skipped, not re-read from the committed position); stats %+v", missing, run.Stats())
+	}
+}
+
+// TestBufferedGroupFailureSurvivesResume: an input whose outputs straddle
+// two reads of the disk buffer, and whose first output the sink refused
+// in the first read (committed), must still reach the dead-letter queue
+// when the dead-letter write at the end of the group fails, the task
+// blocks and is resumed: the resumed drain reads the group's tail again.
+// The failure was remembered only by the drain that stopped, so the
+// resumed one counted the input delivered and the dead letter was lost.
+func TestBufferedGroupFailureSurvivesResume(t *testing.T) {
+	in := `{"k":"ok"}` + "\n" + `{"k":"split"}` + "\n"
+	src := stdin.New(io.NopCloser(strings.NewReader(in)), &stdin.Config{Format: "json", BatchSize: 10, Source: "s", Type: "t"}, component.Env{})
+	sink := &memSink{reject: func(p []byte) error {
+		if string(p) == `"one"` {
+			return component.EventPermanent(errors.New("422 refused"))
+		}
+		return nil
+	}}
+	var dlqDown atomic.Bool
+	dlqDown.Store(true)
+	dlq := &memSink{reject: func([]byte) error {
+		if dlqDown.Load() {
+			return component.EventPermanent(errors.New("dead-letter queue refuses"))
+		}
+		return nil
+	}}
+	cfg := task(src, sink, func(c *config.Task) {
+		// "split" makes two outputs, "one" and "two": with reads of 2
+		// records, the buffer's reads are [ok, "one"] and ["two"].
+		c.Transforms = []config.Component{{Type: "flaky", Instance: &flaky{}}}
+		c.DeadLetter = &config.Component{Type: "mem", Instance: dlq}
+		c.Engine.MaxEvents = 2
+		c.Engine.Buffer = &buffer.Options{Dir: t.TempDir(), MaxSize: 1 << 20}
+	})
+	o := opts(t)
+	o.HoldBlocked = true
+	run := engine.New(cfg, o)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "the task to block on the dead-letter queue", func() bool { return run.State() == engine.Blocked })
+	dlqDown.Store(false)
+	run.Resume()
+	testkit.WaitFor(t, "both inputs to be handled", func() bool {
+		s := run.Stats()
+		return s.Delivered+s.DeadLettered == 2
+	})
+	cancel()
+	<-done
+	dead := dlq.payloads()
+	if len(dead) != 1 || !strings.Contains(dead[0], `"split"`) {
+		t.Fatalf("dead letters %q, want the split event's; stats %+v", dead, run.Stats())
+	}
+	if s := run.Stats(); s.Delivered != 1 || s.DeadLettered != 1 {
+		t.Fatalf("stats %+v, want 1 delivered and 1 dead-lettered", s)
 	}
 }
