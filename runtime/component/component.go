@@ -86,6 +86,11 @@ type Output struct {
 type Failure struct {
 	Ref int32
 	Err error
+	// In is the message that failed (Fail sets it): after a fan-out by an
+	// earlier transform an input reaches a transform as several messages
+	// sharing its Ref, and a retry runs again the one that failed. A
+	// Failure without it retries every message of its input.
+	In *message.Message
 }
 
 // Emit appends an output that descends from in and carries payload.
@@ -97,13 +102,14 @@ func (o *Output) Emit(in *message.Message, payload []byte) {
 
 // Fail records a failure for the input in.
 func (o *Output) Fail(in *message.Message, err error) {
-	o.Failures = append(o.Failures, Failure{Ref: in.Ref, Err: err})
+	o.Failures = append(o.Failures, Failure{Ref: in.Ref, Err: err, In: in})
 }
 
 // Reset empties o, keeping its capacity.
 func (o *Output) Reset() {
 	clear(o.Messages) // drop references so the GC can free source buffers
 	o.Messages = o.Messages[:0]
+	clear(o.Failures)
 	o.Failures = o.Failures[:0]
 	o.Buf = o.Buf[:0]
 }

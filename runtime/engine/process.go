@@ -191,10 +191,13 @@ func (p *Processor) apply(ctx context.Context, k int, tr component.Transform, in
 			again = append(again, f)
 			continue
 		}
-		fates[f.Ref] = Fate{Stage: p.stages[k], Err: f.Err, Attempts: 1}
+		p.fail(fates, f.Ref, Fate{Stage: p.stages[k], Err: f.Err, Attempts: 1})
 	}
+	// An event that failed for good (here, or at an earlier stage through
+	// another of its outputs) is not retried for the rest.
+	again = slices.DeleteFunc(again, func(f component.Failure) bool { return fates[f.Ref].Failed() })
 	if len(again) > 0 {
-		if err := p.retry(ctx, k, tr, in, again, o, fates); err != nil {
+		if err := p.retry(ctx, k, tr, in, again, start, o, fates); err != nil {
 			return err
 		}
 		// The retried events' outputs were appended after the others':
@@ -203,6 +206,28 @@ func (p *Processor) apply(ctx context.Context, k int, tr component.Transform, in
 		slices.SortStableFunc(o.Messages[start:], func(a, b message.Message) int { return cmp.Compare(a.Ref, b.Ref) })
 	}
 	return nil
+}
+
+// fail records how event ref failed, unless it already failed: the first
+// failure is the one its dead-letter record tells.
+func (p *Processor) fail(fates []Fate, ref int32, f Fate) {
+	if !fates[ref].Failed() {
+		fates[ref] = f
+	}
+}
+
+// dropOutputs removes from o the outputs from index from on of the events
+// in refs: a retry of every message of those events makes them again.
+func dropOutputs(o *component.Output, from int, refs map[int32]error) {
+	n := from
+	for i := from; i < len(o.Messages); i++ {
+		if _, ok := refs[o.Messages[i].Ref]; !ok {
+			o.Messages[n] = o.Messages[i]
+			n++
+		}
+	}
+	clear(o.Messages[n:])
+	o.Messages = o.Messages[:n]
 }
 
 // isolate runs tr on in. When tr fails the whole call, the call is split
@@ -236,20 +261,19 @@ func (p *Processor) isolate(ctx context.Context, tr component.Transform, in []me
 // one call per attempt for all of them (a remote function answering 503
 // for a whole batch is retried as one batch, not event by event, each
 // with its own waits). Events drop out as they succeed or fail for good.
-func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in []message.Message, fails []component.Failure, o *component.Output, fates []Fate) error {
-	pending := make([]message.Message, 0, len(fails))
+// The outputs of in start at index start of o.Messages.
+func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in []message.Message, fails []component.Failure, start int, o *component.Output, fates []Fate) error {
+	pending, whole := failedMessages(in, fails)
+	dropOutputs(o, start, whole)
 	lastErr := make(map[int32]error, len(fails))
+	for _, ev := range pending {
+		lastErr[ev.Ref] = nil
+	}
 	for _, f := range fails {
-		found := false
-		for i := range in {
-			if in[i].Ref == f.Ref {
-				pending = append(pending, in[i])
-				found = true
-				break
-			}
-		}
-		if !found {
-			fates[f.Ref] = Fate{Stage: p.stages[k], Err: f.Err, Attempts: 1}
+		if _, ok := lastErr[f.Ref]; !ok {
+			// Not an input of this call (a transform naming a Ref it was
+			// not given): nothing to run again.
+			p.fail(fates, f.Ref, Fate{Stage: p.stages[k], Err: f.Err, Attempts: 1})
 			continue
 		}
 		lastErr[f.Ref] = f.Err
@@ -277,42 +301,71 @@ func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in
 		if err := p.Clock.Sleep(ctx, w); err != nil {
 			return err
 		}
-		fmark := len(o.Failures)
+		mark, fmark := len(o.Messages), len(o.Failures)
 		tries = attempt + 1
 		// A call failed as a whole is split as on the first try, so that
 		// an event failing for good does not fail the others with it.
 		if err := p.isolate(ctx, tr, pending, o); err != nil {
 			return err
 		}
-		failed := o.Failures[fmark:]
-		next := pending[:0]
-		for _, ev := range pending {
-			var ferr error
-			for _, f := range failed {
-				if f.Ref == ev.Ref {
-					ferr = f.Err
-					break
-				}
+		var again []component.Failure
+		for _, f := range o.Failures[fmark:] {
+			if component.ClassOf(f.Err) != component.ClassRetryable {
+				p.fail(fates, f.Ref, Fate{Stage: p.stages[k], Err: f.Err, Attempts: attempt + 1})
+				continue
 			}
-			switch {
-			case ferr == nil:
-				// Succeeded: its outputs are in o.Messages.
-			case component.ClassOf(ferr) != component.ClassRetryable:
-				fates[ev.Ref] = Fate{Stage: p.stages[k], Err: ferr, Attempts: attempt + 1}
-			default:
-				lastErr[ev.Ref] = ferr
-				next = append(next, ev)
-			}
+			again = append(again, f)
 		}
+		again = slices.DeleteFunc(again, func(f component.Failure) bool { return fates[f.Ref].Failed() })
+		for _, f := range again {
+			lastErr[f.Ref] = f.Err
+		}
+		var w2 map[int32]error
+		pending, w2 = failedMessages(pending, again)
+		dropOutputs(o, mark, w2)
+		clear(o.Failures[fmark:])
 		o.Failures = o.Failures[:fmark]
-		pending = next
 	}
 	for _, ev := range pending {
 		// max_age may have stopped the retries before the policy's
 		// attempts ran out: the record counts the tries made.
-		fates[ev.Ref] = Fate{Stage: p.stages[k], Err: fmt.Errorf("%w after %d attempts: %w", delivery.ErrGaveUp, tries, lastErr[ev.Ref]), Attempts: tries}
+		p.fail(fates, ev.Ref, Fate{Stage: p.stages[k], Err: fmt.Errorf("%w after %d attempts: %w", delivery.ErrGaveUp, tries, lastErr[ev.Ref]), Attempts: tries})
 	}
 	return nil
+}
+
+// failedMessages returns the messages of in that fails name, in the order
+// of in. A failure names its message (Failure.In); one that names none of
+// in names every message of its input event, after a fan-out possibly
+// several: whole holds those events, whose outputs a retry makes again.
+func failedMessages(in []message.Message, fails []component.Failure) (failed []message.Message, whole map[int32]error) {
+	if len(fails) == 0 {
+		return nil, nil
+	}
+	at := make(map[*message.Message]int, len(in))
+	for i := range in {
+		at[&in[i]] = i
+	}
+	take := make([]bool, len(in))
+	for _, f := range fails {
+		if i, ok := at[f.In]; ok && in[i].Ref == f.Ref {
+			take[i] = true
+			continue
+		}
+		if whole == nil {
+			whole = make(map[int32]error)
+		}
+		whole[f.Ref] = f.Err
+	}
+	for i := range in {
+		if _, ok := whole[in[i].Ref]; ok {
+			take[i] = true
+		}
+		if take[i] {
+			failed = append(failed, in[i])
+		}
+	}
+	return failed, whole
 }
 
 // Reset releases the scratch space of every batch processed since the last

@@ -169,3 +169,64 @@ func TestRetryableFailuresRetryTogether(t *testing.T) {
 	}
 	checkCounts(t, run.Stats())
 }
+
+// TestRetryAfterFanOutRetriesEachOutput: when a transform splits an event
+// in two and the next transform fails both outputs retryably (a remote
+// function answering 503), the retry runs both outputs again, and both are
+// delivered once. The failures name only the input event (its Ref), and
+// the retry took the first message of that event for each: the first
+// output was delivered twice and the second was lost, the event counted
+// delivered.
+func TestRetryAfterFanOutRetriesEachOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		next component.Transform
+	}{
+		{"both outputs failed", &outage{down: 1}},
+		{"the second output failed", &failOnce{payload: `"two"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := `{"k":"plain","n":1}` + "\n" + `{"k":"split","n":2}` + "\n" + `{"k":"plain","n":3}` + "\n"
+			src := stdin.New(io.NopCloser(strings.NewReader(in)), &stdin.Config{Format: "json", BatchSize: 10, Source: "s", Type: "t"}, component.Env{})
+			sink := &memSink{}
+			cfg := task(src, sink, func(c *config.Task) {
+				c.Transforms = []config.Component{{Type: "flaky", Instance: &flaky{}}, {Type: "next", Instance: tc.next}}
+				c.Retry = config.Retry{Policy: "custom", Attempts: 5, Initial: time.Millisecond, Max: time.Millisecond}
+			})
+			run := engine.New(cfg, opts(t))
+			if err := run.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := sink.payloads()
+			if len(got) != 4 || !strings.Contains(got[0], `"n":1`) || got[1] != `"one"` || got[2] != `"two"` || !strings.Contains(got[3], `"n":3`) {
+				t.Fatalf("delivered %q, want the first event, the split one's two outputs in order, then the last", got)
+			}
+			if s := run.Stats(); s.Delivered != 3 || s.Out != 4 {
+				t.Fatalf("stats %+v", s)
+			}
+			if f, ok := tc.next.(*failOnce); ok && f.seen.Load() != 5 {
+				t.Fatalf("the transform was given %d messages, want 5: the 4 outputs of the split, and the failed one again", f.seen.Load())
+			}
+		})
+	}
+}
+
+// failOnce fails the first message with payload retryably, once, and
+// passes everything else on. It counts the messages it is given.
+type failOnce struct {
+	payload string
+	done    atomic.Bool
+	seen    atomic.Int64
+}
+
+func (f *failOnce) Apply(_ context.Context, in []message.Message, out *component.Output) error {
+	f.seen.Add(int64(len(in)))
+	for i := range in {
+		if string(in[i].Payload) == f.payload && f.done.CompareAndSwap(false, true) {
+			out.Fail(&in[i], component.Retryable(errors.New("503 service unavailable"), 0))
+			continue
+		}
+		out.Emit(&in[i], in[i].Payload)
+	}
+	return nil
+}
