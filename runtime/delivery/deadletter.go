@@ -34,7 +34,8 @@ func (r *Record) Class() string {
 }
 
 // AppendJSON appends the record as one JSON object (docs/delivery.md, "Dead-letter queue"):
-// {"event": <the original, as JSON or as a string>, "task", "stage",
+// {"event": <the original, as JSON or as a string of its text (when it is
+// not JSON, or is a JSON string)>, "task", "stage",
 // "error": {"class", "message"}, "attempts", "position", "time"}. The
 // record is valid UTF-8 whatever the event holds: an event that is not
 // valid UTF-8 is written as a string with each bad byte replaced by U+FFFD,
@@ -42,7 +43,13 @@ func (r *Record) Class() string {
 func (r *Record) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"event":`...)
 	valid := utf8.Valid(r.Event)
-	if len(r.Event) > 0 && valid && jsonscan.Valid(r.Event) {
+	// A string in "event" is always the event's text, which a replay reads
+	// as a line: so an event that is itself a JSON string ("abc" with its
+	// quotes) is kept as the string of its text ("\"abc\""), not as the
+	// JSON string "abc", which is also how the text line abc is kept (the
+	// replay made the one into the other, and a JSON string holding a
+	// CloudEvent into that CloudEvent).
+	if len(r.Event) > 0 && valid && jsonscan.Valid(r.Event) && r.Event[jsonscan.SkipSpace(r.Event, 0)] != '"' {
 		dst = jsonscan.AppendCompact(dst, r.Event)
 	} else {
 		dst = jsonscan.AppendQuoted(dst, r.Event)
