@@ -80,7 +80,24 @@ func ValidateTopicName(name string) string {
 	case !utf8.ValidString(name):
 		return fmt.Sprintf("topic %q is not valid UTF-8", name)
 	}
+	if r, ok := refusedRune(name); ok {
+		return fmt.Sprintf("topic %q holds %U, a control character or Unicode non-character, which MQTT strings should not hold and brokers (Mosquitto) refuse by closing the connection", name, r)
+	}
 	return ""
+}
+
+// refusedRune returns the first rune of s that MQTT 3.1.1 says a string
+// SHOULD NOT hold (1.5.3): a control character (U+0001..U+001F,
+// U+007F..U+009F) or a Unicode non-character (U+FDD0..U+FDEF, U+nFFFE,
+// U+nFFFF). Mosquitto treats a packet holding one as malformed and closes
+// the connection, which fails everything in flight on it.
+func refusedRune(s string) (rune, bool) {
+	for _, r := range s {
+		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) || (r >= 0xfdd0 && r <= 0xfdef) || r&0xfffe == 0xfffe {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // ValidateFilter reports why filter cannot be subscribed to, or "". A
@@ -94,7 +111,7 @@ func ValidateFilter(filter string) string {
 		}
 		f = inner
 	}
-	if f == "" || len(f) > 65535 || !utf8.ValidString(f) || strings.ContainsRune(f, 0) {
+	if _, bad := refusedRune(filter); f == "" || len(f) > 65535 || !utf8.ValidString(f) || strings.ContainsRune(f, 0) || bad {
 		return fmt.Sprintf("invalid topic filter %q", filter)
 	}
 	levels := strings.Split(f, "/")

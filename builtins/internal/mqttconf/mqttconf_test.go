@@ -15,7 +15,8 @@ import (
 )
 
 func TestTopicsAndURLs(t *testing.T) {
-	for name, bad := range map[string]bool{"a/b": false, "": true, "a/+": true, "a/#": true, "a\x00": true, "\xff": true} {
+	for name, bad := range map[string]bool{"a/b": false, "": true, "a/+": true, "a/#": true, "a\x00": true, "\xff": true,
+		"a\tb": true, "a\x7f": true, "a\u0085": true, "a\ufdd0": true, "a\uffff": true, "a\U0010fffe": true, "a\u00a0/\ufffd/é": false} {
 		if (ValidateTopicName(name) != "") != bad {
 			t.Errorf("topic %q: %q", name, ValidateTopicName(name))
 		}

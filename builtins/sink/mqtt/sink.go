@@ -35,7 +35,7 @@ type Config struct {
 	KeepAlive      component.Duration `toml:"keep_alive" doc:"MQTT keep-alive: a connection silent for about 1.5 times this long is considered dead and reopened."`
 	ConnectTimeout component.Duration `toml:"connect_timeout" doc:"Longest time to connect and log in."`
 
-	Topic          string             `toml:"topic" required:"true" doc:"Topic to publish to: a name or a template such as \"plant/${line}/alerts\" over the original source event. A record whose topic renders empty or with a wildcard goes to the dead-letter queue."`
+	Topic          string             `toml:"topic" required:"true" doc:"Topic to publish to: a name or a template such as \"plant/${line}/alerts\" over the original source event. A record whose topic renders empty, with a wildcard, or with a character brokers refuse (NUL, a control character, a Unicode non-character) goes to the dead-letter queue."`
 	QoS            int                `toml:"qos" min:"0" max:"2" doc:"Publish QoS: 0 (fire and forget: Write returns once the message is written to the connection), 1 (at least once: Write waits for PUBACK), 2 (exactly once between Sluice and the broker: Write waits for PUBCOMP)."`
 	Retain         bool               `toml:"retain" doc:"Publish retained messages: the broker keeps the last one per topic and hands it to new subscribers."`
 	Variables      map[string]string  `toml:"variables" doc:"Template variables: name = JSONPath into the original source event (\"$.data.line\") or a fixed text."`

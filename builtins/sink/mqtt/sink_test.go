@@ -146,3 +146,25 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// A record whose topic renders with a character the broker refuses (a
+// control character, a Unicode non-character) fails alone, event-permanent:
+// published, it made Mosquitto close the connection, failing the whole batch
+// as retryable again and again.
+func TestTopicWithControlCharacterIsolated(t *testing.T) {
+	url := testkit.MQTT(t)
+	base := testkit.Unique(t, "ctl")
+	col := mqtttest.Connect(t, url).Subscribe(t, base+"/#", 1)
+	s := newSink(t, fmt.Sprintf("url = %q\ntopic = \"%s/${line}\"\nvariables = { line = \"$.line\" }\nqos = 1\n", url, base))
+	openSink(t, s)
+	for _, bad := range []string{`a\tb`, `a\u007fb`, `a\u0085b`, `a\ufffeb`, `a\ufdd0b`, `a\ud83f\udffeb`} {
+		err := s.Write(context.Background(), []message.Message{
+			msg(`{"line":"a"}`, `1`), msg(`{"line":"`+bad+`"}`, `2`), msg(`{"line":"b"}`, `3`),
+		})
+		re, ok := err.(*component.RecordErrors)
+		if !ok || len(re.Errs) != 1 || component.ClassOf(re.Errs[1]) != component.ClassEventPermanent {
+			t.Fatalf("line %s: err %v (%s), want the one record failing event-permanent", bad, err, component.ClassOf(err))
+		}
+	}
+	testkit.WaitFor(t, "the good messages", func() bool { return len(col.All()) == 12 })
+}
