@@ -174,6 +174,25 @@ func (w *writer) write(msgs []message.Message) error {
 			return component.Retryable(err, 0)
 		}
 	}
+	// Records before pending are written; a failure fails the others alone
+	// (a rotation part way through a batch writes what precedes it first),
+	// so that a retry does not write those again.
+	pending := 0
+	failed := func(err error, from int) error {
+		if from == 0 {
+			return err
+		}
+		errs := make(map[int]error, len(msgs)-from+len(rejected))
+		for j, e := range rejected {
+			errs[j] = e
+		}
+		for j := from; j < len(msgs); j++ {
+			if errs[j] == nil {
+				errs[j] = err
+			}
+		}
+		return &component.RecordErrors{Errs: errs}
+	}
 	buf := w.buf[:0]
 	for i := range msgs {
 		p := msgs[i].Payload
@@ -205,12 +224,16 @@ func (w *writer) write(msgs []message.Message) error {
 			if err := w.flush(buf[:start]); err != nil {
 				w.buf = buf[:0]
 				w.mu.Unlock()
-				return err
+				return failed(err, pending)
 			}
-			if err := w.rotate(); err != nil {
+			if synced, err := w.rotate(); err != nil {
 				w.mu.Unlock()
-				return err
+				if synced {
+					return failed(err, i)
+				}
+				return failed(err, pending) // not known to be on disk
 			}
+			pending = i
 			buf = buf[:copy(buf, buf[start:])]
 		}
 	}
@@ -223,11 +246,11 @@ func (w *writer) write(msgs []message.Message) error {
 	seq := w.written
 	w.mu.Unlock()
 	if err != nil {
-		return err
+		return failed(err, pending)
 	}
 	if w.set.fsync {
 		if err := w.syncUpTo(seq); err != nil {
-			return err
+			return failed(err, pending)
 		}
 	}
 	if rejected != nil {
@@ -283,16 +306,19 @@ func (w *writer) syncUpTo(seq uint64) error {
 }
 
 // rotate shifts <path>.N names up by one, renames the file to <path>.1 and
-// starts a new one (under mu).
-func (w *writer) rotate() error {
-	fail := func(err error) error {
-		return component.Retryable(fmt.Errorf("file sink: rotate %s: %w", w.path, err), 0)
+// starts a new one (under mu). synced reports whether what was written to
+// the old file is where the settings want it (on disk with fsync), even
+// when a later step failed.
+func (w *writer) rotate() (synced bool, err error) {
+	fail := func(err error) (bool, error) {
+		return synced, component.Retryable(fmt.Errorf("file sink: rotate %s: %w", w.path, err), 0)
 	}
 	if w.set.fsync {
 		if err := w.f.Sync(); err != nil {
 			return fail(err)
 		}
 	}
+	synced = true
 	if err := w.f.Close(); err != nil {
 		return fail(err)
 	}
@@ -319,7 +345,7 @@ func (w *writer) rotate() error {
 		}
 	}
 	w.log.Debug().Str("rotated_to", name(1)).Msg("rotated file")
-	return nil
+	return true, nil
 }
 
 func (w *writer) close() error {
