@@ -29,7 +29,7 @@ func Register(r *component.Registry) {
 			"with more fields from templates and optional approximate trimming (`max_len`). In `hash` and `set` modes " +
 			"each record is stored under `key` (a template over the original source event): as a hash of the payload's " +
 			"top-level members, or as a string, optionally expiring after `ttl`; a payload of JSON null deletes the key. " +
-			"A Write is one pipeline. See docs/connectors/redis.md.",
+			"A Write is one pipeline (two in hash mode with a ttl: the PEXPIREs once their HSETs succeeded). See docs/connectors/redis.md.",
 		Example: `[sink]
 type = "redis"
 url = "redis://127.0.0.1:6379/0"
@@ -190,24 +190,21 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 			s.argsHint.Store(n)
 		}
 		ab.cmds = append(ab.cmds, queued{i, args})
-		if s.cfg.Mode == ModeHash && s.cfg.TTL > 0 && args[0] == "HSET" {
-			start := len(ab.args)
-			ab.args = append(ab.args, "PEXPIRE", target, s.ttlArg)
-			ab.cmds = append(ab.cmds, queued{i, ab.args[start:len(ab.args):len(ab.args)]})
-		}
 	}
 	ab.buf = buf
-	if len(ab.cmds) > 0 {
-		rdb.Pipeline(ctx, len(ab.cmds), func(j int) (string, []any) {
-			args := ab.cmds[j].args
-			return args[0].(string), args[1:]
-		}, func(j int, _ any, err error) {
-			if err != nil {
-				q := ab.cmds[j]
-				fail(q.rec, redisconf.Classify(fmt.Errorf("%s: %w", q.args[0], err), true))
-			}
-		})
-	}
+	// In hash mode a ttl is set by a PEXPIRE after the HSET. It goes in a
+	// second pipeline, for the keys whose HSET succeeded: sent after a
+	// refused HSET (WRONGTYPE: the key holds another type), it would set
+	// the expiry of a key the sink did not write.
+	expire := s.cfg.Mode == ModeHash && s.cfg.TTL > 0
+	s.pipeline(ctx, rdb, ab.cmds, fail, func(q queued) {
+		if expire && q.args[0] == "HSET" {
+			start := len(ab.args)
+			ab.args = append(ab.args, "PEXPIRE", q.args[1], s.ttlArg)
+			ab.expire = append(ab.expire, queued{q.rec, ab.args[start:len(ab.args):len(ab.args)]})
+		}
+	})
+	s.pipeline(ctx, rdb, ab.expire, fail, nil)
 	s.m.latency.Observe(time.Since(start).Seconds())
 	s.m.records.Add(uint64(len(msgs) - len(errs)))
 	if len(errs) == 0 {
@@ -217,6 +214,25 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		s.m.errors.WithLabelValues(component.ClassOf(err).String()).Inc()
 	}
 	return &component.RecordErrors{Errs: errs}
+}
+
+// pipeline runs cmds in one pipeline, failing the record of each command
+// that fails and handing each that succeeded to ok (when not nil).
+func (s *Sink) pipeline(ctx context.Context, rdb *redisconf.Client, cmds []queued, fail func(int, error), ok func(queued)) {
+	if len(cmds) == 0 {
+		return
+	}
+	rdb.Pipeline(ctx, len(cmds), func(j int) (string, []any) {
+		args := cmds[j].args
+		return args[0].(string), args[1:]
+	}, func(j int, _ any, err error) {
+		q := cmds[j]
+		if err != nil {
+			fail(q.rec, redisconf.Classify(fmt.Errorf("%s: %w", q.args[0], err), true))
+		} else if ok != nil {
+			ok(q)
+		}
+	})
 }
 
 func (s *Sink) targetKey() string {
@@ -246,10 +262,11 @@ type queued struct {
 // headers live in texts instead, reused from Write to Write, and each
 // argument points at its own (stringAt).
 type argBuf struct {
-	args  []any
-	texts []string
-	buf   []byte
-	cmds  []queued
+	args   []any
+	texts  []string
+	buf    []byte
+	cmds   []queued
+	expire []queued // hash mode's PEXPIREs, after their HSET succeeded
 }
 
 func (s *Sink) getArgBuf(msgs []message.Message) *argBuf {
@@ -280,7 +297,8 @@ func (ab *argBuf) reset() {
 	clear(ab.args)
 	clear(ab.texts)
 	clear(ab.cmds)
-	ab.args, ab.texts, ab.buf, ab.cmds = ab.args[:0], ab.texts[:0], ab.buf[:0], ab.cmds[:0]
+	clear(ab.expire)
+	ab.args, ab.texts, ab.buf, ab.cmds, ab.expire = ab.args[:0], ab.texts[:0], ab.buf[:0], ab.cmds[:0], ab.expire[:0]
 }
 
 // text returns b as a string argument, without copying or allocating: b

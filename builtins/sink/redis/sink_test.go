@@ -330,3 +330,28 @@ variables = { a = "$.a" }
 		t.Fatalf("the stream holds %d entries; want record 0 with its 65,000 bytes", len(es))
 	}
 }
+
+// In hash mode with a ttl, a record whose key holds another type fails
+// alone (WRONGTYPE) and leaves that key as it was: the PEXPIRE that follows
+// the HSET ran though the HSET was refused, so the other key (a string the
+// application keeps there) expired after ttl.
+func TestHashModeWrongTypeLeavesTheKeyWithoutExpiry(t *testing.T) {
+	srv := redistest.Local(t)
+	prefix := srv.Key(t, "hwt")
+	ctx := redistest.Ctx(t)
+	srv.Must(t, "SET", prefix+":u-str", "keep me")
+	s := openSink(t, fmt.Sprintf("url = %q\nmode = \"hash\"\nkey = \"%s:${user}\"\nvariables = { user = \"$.data.user\" }\nttl = \"1h\"\n", srv.URL, prefix))
+	err := s.Write(ctx, []message.Message{record("ok", `{"a":1}`), record("str", `{"a":2}`), record("ok2", `{"a":3}`)})
+	var re *component.RecordErrors
+	if !errors.As(err, &re) || len(re.Errs) != 1 || component.ClassOf(re.Errs[1]) != component.ClassEventPermanent || !strings.Contains(re.Errs[1].Error(), "WRONGTYPE") {
+		t.Fatalf("Write: %v", err)
+	}
+	if ttl := srv.Int(t, "PTTL", prefix+":u-str"); ttl != -1 {
+		t.Fatalf("the string the refused record named has a ttl of %d ms, want none (-1)", ttl)
+	}
+	for _, k := range []string{"u-ok", "u-ok2"} {
+		if ttl := time.Duration(srv.Int(t, "PTTL", prefix+":"+k)) * time.Millisecond; ttl < 59*time.Minute {
+			t.Fatalf("%s: ttl %v, want about 1h", k, ttl)
+		}
+	}
+}
