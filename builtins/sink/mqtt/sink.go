@@ -258,6 +258,11 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		select {
 		case <-toks[i].Done():
 		case <-ctx.Done():
+			// The messages awaiting their acknowledgement give back their
+			// places in the window: they must not stay in flight on the
+			// connection, or the next Writes put more than max_inflight
+			// on it.
+			s.dropClient(client)
 			return component.Retryable(fmt.Errorf("publish to MQTT broker %s: %w", s.where, ctx.Err()), 0)
 		case <-timer.C:
 			s.dropClient(client)
