@@ -210,7 +210,7 @@ func TestDeadLetterBrowseAndReplay(t *testing.T) {
 	dlq := filepath.Join(dir, "dlq.jsonl")
 	var lines []string
 	for i, task := range []string{"gen", "other", "gen", "gen"} {
-		lines = append(lines, fmt.Sprintf(`{"event":{"specversion":"1.0","id":"dead-%d","source":"t","type":"t","data":{"n":%d}},"task":%q,"stage":"sink","error":{"class":"permanent","message":"refused %d"},"attempts":1,"position":{"stream":"s","partition":0,"offset":%d},"time":"2026-12-06T10:00:00Z"}`, i, i, task, i, i))
+		lines = append(lines, fmt.Sprintf(`{"event":{"specversion":"1.0","id":"dead-%d","source":"t","type":"t","data":{"n":%d}},"task":%q,"stage":"sink","error":{"class":"permanent","message":"refused %d by amqp://app:pw-%d@mq/"},"attempts":1,"position":{"stream":"s","partition":0,"offset":%d},"time":"2026-12-06T10:00:00Z"}`, i, i, task, i, i, i))
 	}
 	os.WriteFile(dlq, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 	out := &syncBuffer{}
@@ -223,7 +223,7 @@ func TestDeadLetterBrowseAndReplay(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 	it := page.Items[0]
-	if it.Stage != "sink" || it.Reason != "refused 2" || it.Replayed || !strings.Contains(string(it.Event), `"dead-2"`) {
+	if it.Stage != "sink" || it.Reason != "refused 2 by amqp://app:***@mq/" || it.Replayed || !strings.Contains(string(it.Event), `"dead-2"`) {
 		t.Fatalf("item %+v", it)
 	}
 	code, body = call(t, "POST", srv.URL+"/tasks/gen/dlq/replay", fmt.Sprintf(`{"ids":[%d]}`, it.ID), auth, "Content-Type: application/json")

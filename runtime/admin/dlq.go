@@ -125,7 +125,7 @@ func deadLetterOf(id int64, line []byte, replayed bool) DeadLetter {
 	if err := json.Unmarshal(line, &rec); err != nil {
 		return DeadLetter{ID: id, Stage: "?", Reason: "not a dead-letter record: " + err.Error(), Event: asJSON(line), Replayed: replayed}
 	}
-	return DeadLetter{ID: id, Time: rec.Time, Stage: rec.Stage, Reason: rec.Error.Message, Class: rec.Error.Class,
+	return DeadLetter{ID: id, Time: rec.Time, Stage: rec.Stage, Reason: RedactText(rec.Error.Message), Class: rec.Error.Class,
 		Attempts: rec.Attempts, Event: eventOf(rec.Event), Replayed: replayed}
 }
 

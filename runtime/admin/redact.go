@@ -64,6 +64,13 @@ func RedactTOML(raw string, secretKeys ...string) string {
 	return urlPassword.ReplaceAllString(r.redact(), `$1***@`)
 }
 
+// RedactText masks the passwords of URLs in an error's text (the reason a
+// task stopped, its recent errors, a dead letter's reason): a client
+// library may quote the URL it was given, user and password included.
+func RedactText(s string) string {
+	return urlPassword.ReplaceAllString(s, `$1***@`)
+}
+
 // span is a byte range of the text.
 type span struct{ from, to int }
 

@@ -140,3 +140,13 @@ func FuzzRedactTOML(f *testing.F) {
 		}
 	})
 }
+
+// An error's text may quote a URL with its password (a client library
+// naming what it failed to reach): the task view's reason and errors and
+// a dead letter's reason show it masked.
+func TestRedactTextMasksURLPasswords(t *testing.T) {
+	got := RedactText(`dial "nats://app:s3cret@nats:4222": refused; redis://:onlypass@cache:6379 too`)
+	if strings.Contains(got, "s3cret") || strings.Contains(got, "onlypass") || !strings.Contains(got, "nats://app:***@nats:4222") {
+		t.Fatalf("%s", got)
+	}
+}

@@ -80,7 +80,7 @@ func viewOf(t *engine.Task) TaskView {
 		v.Lag = &lag
 	}
 	if err := t.Reason(); err != nil {
-		v.Reason = err.Error()
+		v.Reason = RedactText(err.Error())
 	}
 	return v
 }
@@ -100,6 +100,9 @@ func (a *api) listTasks(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) getTask(w http.ResponseWriter, r *http.Request, t *engine.Task) {
 	d := TaskDetail{TaskView: viewOf(t), Stages: t.Stages(), Errors: t.Errors()}
+	for i := range d.Errors {
+		d.Errors[i].Message = RedactText(d.Errors[i].Message)
+	}
 	if f := a.opts.Files(t.Name()); f.Path != "" {
 		raw, err := os.ReadFile(f.Path)
 		if err != nil {
