@@ -22,9 +22,15 @@ import (
 // describes it.
 type Column struct {
 	Name string
-	// Type is the database's type, as a cast target (PostgreSQL:
-	// format_type) or for messages.
+	// Type is the database's type (PostgreSQL: format_type), for
+	// messages.
 	Type string
+	// Cast is PostgreSQL's type without its modifier (varchar, not
+	// varchar(3)), what a statement's parameters are cast to: an explicit
+	// cast to varchar(3), char(3) or bit(3) cuts a longer value to the
+	// length without a word, where the INSERT's own conversion to the
+	// column refuses it.
+	Cast string
 	// Kind tells how a JSON value becomes the column's input.
 	Kind Kind
 }

@@ -151,9 +151,13 @@ ORDER BY array_position(current_schemas(false), n.nspname::text) LIMIT 1`, sc, [
 	}
 	resolved := string(row[0])
 	d.table = pgconnect.Ident(resolved, table)
-	rows, err := pgconnect.Query(ctx, conn, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typcategory::text
+	// The cast name is the type's quoted name, which, unlike format_type
+	// without a modifier, never takes the SQL standard's default length
+	// (bit and character alone are bit(1) and character(1)).
+	rows, err := pgconnect.Query(ctx, conn, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typcategory::text,
+format('%I.%I', tn.nspname, t.typname)
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 ORDER BY a.attnum`, []byte(resolved), []byte(table))
 	if err != nil {
@@ -161,7 +165,7 @@ ORDER BY a.attnum`, []byte(resolved), []byte(table))
 	}
 	var cols []sqlsink.Column
 	for _, r := range rows {
-		c := sqlsink.Column{Name: string(r[0]), Type: string(r[1])}
+		c := sqlsink.Column{Name: string(r[0]), Type: string(r[1]), Cast: string(r[4])}
 		typname, cat := string(r[2]), string(r[3])
 		switch {
 		case typname == "bytea":
@@ -320,13 +324,15 @@ func (d *dialect) statement(p *sqlsink.Plan, g *sqlsink.Group) string {
 		// Each column's values arrive as one array literal in the text
 		// format, parsed by the column type's own input function; array
 		// columns come as text[] (unnest would flatten them) and are cast.
+		// The casts leave out the column's modifier: the INSERT applies
+		// it, refusing a value too long where a cast would cut it.
 		b.WriteString("SELECT ")
 		for i, c := range g.Cols {
 			if i > 0 {
 				b.WriteString(", ")
 			}
 			if p.Columns[c].Kind == sqlsink.KindArray {
-				fmt.Fprintf(&b, "u.v%d::%s", i, p.Columns[c].Type)
+				fmt.Fprintf(&b, "u.v%d::%s", i, p.Columns[c].Cast)
 			} else {
 				fmt.Fprintf(&b, "u.v%d", i)
 			}
@@ -339,7 +345,7 @@ func (d *dialect) statement(p *sqlsink.Plan, g *sqlsink.Group) string {
 			if p.Columns[c].Kind == sqlsink.KindArray {
 				fmt.Fprintf(&b, "$%d::text[]", i+1)
 			} else {
-				fmt.Fprintf(&b, "$%d::%s[]", i+1, p.Columns[c].Type)
+				fmt.Fprintf(&b, "$%d::%s[]", i+1, p.Columns[c].Cast)
 			}
 		}
 		b.WriteString(") AS u(")
