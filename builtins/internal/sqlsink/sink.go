@@ -45,6 +45,7 @@ const (
 	KindBool              // true/false
 	KindJSON              // any JSON value, as JSON text
 	KindArray             // PostgreSQL array from a JSON array
+	KindBits              // MySQL BIT(n): a number (true/false: 1/0)
 )
 
 // Value is one column's value in a row, ready for the driver.

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -184,6 +185,8 @@ WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, ta
 		case "tinyint", "bit":
 			if strings.HasPrefix(strings.ToLower(ct), "tinyint(1)") || strings.ToLower(ct) == "bit(1)" {
 				c.Kind = sqlsink.KindBool
+			} else if strings.ToLower(dt) == "bit" {
+				c.Kind = sqlsink.KindBits
 			}
 		}
 		cols = append(cols, c)
@@ -241,6 +244,19 @@ func (d *dialect) Convert(c *sqlsink.Column, tok []byte, dst []byte) (sqlsink.Va
 		// RFC 3339 (as the CDC sources write) becomes a UTC DATETIME
 		// literal.
 		dst = sqlsink.AppendUTCDigits(dst, from)
+	case sqlsink.KindBits:
+		// A BIT(n) value is a number (mysql_cdc and the sql source write
+		// it so); exec sends it as one: a string is taken as its bytes.
+		switch string(tok) {
+		case "true":
+			return sqlsink.Value{Text: one}, dst, nil
+		case "false":
+			return sqlsink.Value{Text: zero}, dst, nil
+		}
+		if _, err := strconv.ParseUint(string(tok), 10, 64); err != nil {
+			return sqlsink.Value{}, dst, fmt.Errorf("want a number from 0 to 18446744073709551615 for %s, got %.40s", c.Type, tok)
+		}
+		dst = append(dst, tok...)
 	case sqlsink.KindBool:
 		switch string(tok) {
 		case "true":
@@ -372,6 +388,15 @@ func (d *dialect) exec(ctx context.Context, tx *sql.Tx, p *sqlsink.Plan, g *sqls
 				args = append(args, nil)
 			case p.Columns[c].Kind == sqlsink.KindBytes:
 				args = append(args, v.Text)
+			case p.Columns[c].Kind == sqlsink.KindBool || p.Columns[c].Kind == sqlsink.KindBits:
+				// As a number: a BIT column takes a string as its
+				// bytes ('1' is 0x31, too long for BIT(1); '0' into
+				// BIT(8) is 48).
+				if n, err := strconv.ParseUint(string(v.Text), 10, 64); err == nil {
+					args = append(args, n)
+				} else {
+					args = append(args, string(v.Text))
+				}
 			default:
 				args = append(args, string(v.Text))
 			}
