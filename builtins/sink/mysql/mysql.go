@@ -197,6 +197,28 @@ WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, ta
 	if len(cols) == 0 {
 		return nil, nil, component.TaskPermanent(fmt.Errorf("mysql sink %s: table %s.%s does not exist: create it or fix table", d.where, schema, table))
 	}
+	// MariaDB's JSON is LONGTEXT checked by json_valid(col) (as mysql_cdc
+	// finds it). MySQL before 8.0.16 has no CHECK_CONSTRAINTS, and no such
+	// columns.
+	if checks, err := d.db.QueryContext(ctx, `SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?`, schema, table); err == nil {
+		defer checks.Close()
+		for checks.Next() {
+			var clause string
+			if err := checks.Scan(&clause); err != nil {
+				return nil, nil, d.Classify(err)
+			}
+			for i := range cols {
+				if cols[i].Kind == sqlsink.KindText && strings.HasSuffix(strings.ToLower(cols[i].Type), "longtext") &&
+					strings.EqualFold(clause, "json_valid("+quote(cols[i].Name)+")") {
+					cols[i].Kind = sqlsink.KindJSON
+				}
+			}
+		}
+		if err := checks.Err(); err != nil {
+			return nil, nil, d.Classify(err)
+		}
+	}
 	krows, err := d.db.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION`, schema, table)
 	if err != nil {
@@ -244,6 +266,10 @@ func (d *dialect) Convert(c *sqlsink.Column, tok []byte, dst []byte) (sqlsink.Va
 		// RFC 3339 (as the CDC sources write) becomes a UTC DATETIME
 		// literal.
 		dst = sqlsink.AppendUTCDigits(dst, from)
+	case sqlsink.KindJSON:
+		// The JSON value itself: a string stays a JSON string (its
+		// content would be other JSON, or none).
+		dst = append(dst, tok...)
 	case sqlsink.KindBits:
 		// A BIT(n) value is a number (mysql_cdc and the sql source write
 		// it so); exec sends it as one: a string is taken as its bytes.
