@@ -584,12 +584,53 @@ var ErrNotOpen = errors.New("sink not open")
 // its UTC digits without a zone ("2006-01-02 15:04:05.999999"), what a
 // column without time zone takes (the CDC sources' convention); other text
 // (infinity, a date before year 1, digits without a zone) is left to the
-// server.
+// server. The instant may also be spelled with a space or a t for the T, a
+// z for the Z, and an offset without its colon (+0200) or of hours alone
+// (+02, PostgreSQL's output): left to the server, such an offset was
+// dropped without a word (PostgreSQL's timestamp input ignores it).
 func AppendUTCDigits(dst []byte, from int) []byte {
-	if t, err := time.Parse(time.RFC3339Nano, string(dst[from:])); err == nil {
+	if t, ok := parseInstant(dst[from:]); ok {
 		return t.UTC().AppendFormat(dst[:from], "2006-01-02 15:04:05.999999")
 	}
 	return dst
+}
+
+// parseInstant reads an RFC 3339 instant, and the spellings
+// AppendUTCDigits takes besides.
+func parseInstant(b []byte) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil {
+		return t, true
+	}
+	// 2006-01-02?15:04:05[.frac]<zone>
+	if len(b) < 20 || len(b) > 64 || (b[10] != ' ' && b[10] != 't' && b[10] != 'T') {
+		return time.Time{}, false
+	}
+	i := 19
+	if b[i] == '.' {
+		i++
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	zone := b[i:]
+	norm := make([]byte, 0, 40)
+	norm = append(norm, b[:10]...)
+	norm = append(norm, 'T')
+	norm = append(norm, b[11:i]...)
+	switch {
+	case len(zone) == 1 && (zone[0] == 'z' || zone[0] == 'Z'):
+		norm = append(norm, 'Z')
+	case len(zone) == 3 && (zone[0] == '+' || zone[0] == '-'): // +02
+		norm = append(append(norm, zone...), ":00"...)
+	case len(zone) == 5 && (zone[0] == '+' || zone[0] == '-'): // +0200
+		norm = append(append(append(norm, zone[:3]...), ':'), zone[3:]...)
+	case len(zone) == 6 && (zone[0] == '+' || zone[0] == '-'): // +02:00
+		norm = append(norm, zone...)
+	default:
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(norm))
+	return t, err == nil
 }
 
 // JSONText returns the text a JSON token stands for: a string's content,
