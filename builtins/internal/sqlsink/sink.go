@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -531,22 +532,26 @@ func dedupe(rows []*Row, key []int) []*Row {
 	}
 	last := make(map[string]int, len(rows))
 	var kb []byte
-	keyOf := func(r *Row) string {
+	// A key with a NULL equals no other (a unique key lets each such row
+	// in, a primary key refuses each): such a row is its own, kept under a
+	// key no other row has.
+	keyOf := func(i int, r *Row) string {
 		kb = kb[:0]
 		for _, k := range key {
 			v := r.Vals[k]
 			if v.Null {
-				kb = append(kb, 0, 'n')
-			} else {
-				kb = append(kb, 0, 'v')
-				kb = append(kb, v.Text...)
+				kb = append(kb[:0], 1, 'n')
+				kb = strconv.AppendInt(kb, int64(i), 10)
+				break
 			}
+			kb = append(kb, 0, 'v')
+			kb = append(kb, v.Text...)
 		}
 		return string(kb)
 	}
 	keys := make([]string, len(rows))
 	for i, r := range rows {
-		keys[i] = keyOf(r)
+		keys[i] = keyOf(i, r)
 		if j, ok := last[keys[i]]; ok && !r.Delete && !rows[j].Delete {
 			prev := rows[j]
 			for c := range r.Present {
