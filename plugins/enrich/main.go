@@ -208,6 +208,7 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 	}
 	cur := doc
 	path := append(append(make([]string, 0, len(targetPath)+1), targetPath...), "")
+	w := 0 // the tmp buffer the next Set writes: never the one cur is in
 	for i, name := range e.names {
 		if !overwrite {
 			if _, found := jsonfield.Get(cur, append(path[:len(targetPath)], name)...); found {
@@ -215,12 +216,13 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 			}
 		}
 		path[len(targetPath)] = name
-		b, err := jsonfield.Set(tmp[i%2][:0], cur, e.vals[i], path...)
+		b, err := jsonfield.Set(tmp[w][:0], cur, e.vals[i], path...)
 		if err != nil {
 			return errors.New("enrich: " + err.Error())
 		}
-		tmp[i%2] = b
+		tmp[w] = b
 		cur = b
+		w ^= 1
 	}
 	if &cur[0] == &doc[0] {
 		out.Pass()

@@ -35,3 +35,23 @@ func BenchmarkWASM(b *testing.B) {
 	in := plugintest.BenchBatch(256)
 	plugintest.Bench(b, tr, in, len(in))
 }
+
+// TestWASMKeepExistingSkipsAField keeps a field the event already has
+// between two it adds (overwrite = false): the added fields are written
+// around it, and every output is the valid document, event after event.
+func TestWASMKeepExistingSkipsAField(t *testing.T) {
+	tr := plugintest.Load(t, "enrich.wasm", plugintest.Build(t, "enrich"),
+		`{"key":"data.k","overwrite":false,"table":{"x":{"a":1,"b":2,"c":3,"d":4,"e":5}}}`, wasmhost.TransformerConfig{})
+	var docs, want []string
+	for range 4 {
+		docs = append(docs, `{"data":{"k":"x","b":0}}`, `{"data":{"k":"x","b":0,"d":0}}`)
+		want = append(want, `{"data":{"k":"x","b":0,"a":1,"c":3,"d":4,"e":5}}`, `{"data":{"k":"x","b":0,"d":0,"a":1,"c":3,"e":5}}`)
+	}
+	r := plugintest.Run(t, tr, plugintest.Events(docs...))
+	if len(r.Failures) > 0 {
+		t.Fatalf("failures %v", r.Failures)
+	}
+	if strings.Join(r.Payloads, "\n") != strings.Join(want, "\n") {
+		t.Errorf("outputs:\n%s\nwant:\n%s", strings.Join(r.Payloads, "\n"), strings.Join(want, "\n"))
+	}
+}
