@@ -207,14 +207,29 @@ func (m Masker) maskText(s []byte, write bool) int {
 			continue
 		}
 		// The group: digits and single or double separators, ending on a
-		// digit.
-		digits, last, seps := 0, -1, 0
+		// digit. A card or phone number may be followed in it by other
+		// digits (an expiry date, a count, a second number): each digit
+		// run that ends the group's first 19 digits ends a candidate, and
+		// the longest candidate that is a card or phone number is masked.
+		// Without one, the search starts again at the group's next run.
+		var cands [20][2]int // index after a digit run, digits up to it
+		nc, digits, seps, firstEnd := 0, 0, 0, -1
 		j := i
 		for ; j < len(s); j++ {
 			if isDigit(s[j]) {
 				digits++
-				last = j
 				seps = 0
+				if j+1 < len(s) && isDigit(s[j+1]) {
+					continue
+				}
+				if firstEnd < 0 {
+					firstEnd = j + 1
+				}
+				if digits > 19 {
+					break // no card or phone is longer
+				}
+				cands[nc] = [2]int{j + 1, digits}
+				nc++
 				continue
 			}
 			if j == i || (isSep(s[j]) && seps < 2) {
@@ -225,28 +240,38 @@ func (m Masker) maskText(s []byte, write bool) int {
 			}
 			break
 		}
-		end := last + 1
-		if end < len(s) && isAlnum(s[end]) {
-			i = end
-			continue // part of a longer word
+		if firstEnd < 0 {
+			continue // a '+' or '(' followed by a digit always has a run
 		}
-		g := s[i:end]
-		kind := ""
-		switch {
-		case m.card && digits >= 13 && digits <= 19 && luhn(g):
-			kind = "card"
-		case m.phone && digits >= 7 && digits <= 15 && !dateLike(g):
-			kind = "phone"
+		end, nd, kind := 0, 0, ""
+		for c := nc - 1; c >= 0 && kind == ""; c-- {
+			end, nd = cands[c][0], cands[c][1]
+			if end < len(s) && isAlnum(s[end]) {
+				continue // part of a longer word
+			}
+			g := s[i:end]
+			switch {
+			case m.card && nd >= 13 && nd <= 19 && luhn(g):
+				kind = "card"
+			case m.phone && nd >= 7 && nd <= 15 && !dateLike(g):
+				kind = "phone"
+			}
 		}
-		if kind != "" {
-			n++
-			if write {
-				toMask := digits - m.keep
-				for k := i; k < end && toMask > 0; k++ {
-					if isDigit(s[k]) {
-						s[k] = m.char
-						toMask--
-					}
+		if kind == "" {
+			if dateLike(s[i:j]) {
+				i += 9 // past the date
+			} else {
+				i = firstEnd - 1 // the next run
+			}
+			continue
+		}
+		n++
+		if write {
+			toMask := nd - m.keep
+			for k := i; k < end && toMask > 0; k++ {
+				if isDigit(s[k]) {
+					s[k] = m.char
+					toMask--
 				}
 			}
 		}

@@ -44,3 +44,33 @@ func BenchmarkWASM(b *testing.B) {
 	}
 	plugintest.Bench(b, tr, in, len(in))
 }
+
+// TestWASMNumberFollowedByDigits masks a card or phone number that the
+// text follows with other digits after a space (an expiry date, a
+// security code, a count) or that follows a date: the number stays in
+// clear if the digits around it are taken as part of one longer group.
+func TestWASMNumberFollowedByDigits(t *testing.T) {
+	tr := plugintest.Load(t, "mask-pii.wasm", plugintest.Build(t, "mask-pii"), `{"fields":["data.note"]}`, wasmhost.TransformerConfig{})
+	r := plugintest.Run(t, tr, plugintest.Events(
+		`{"data":{"note":"card 4111 1111 1111 1111 05/27"}}`,
+		`{"data":{"note":"card 4111111111111111 123"}}`,
+		`{"data":{"note":"paid with 5555 5555 5555 4444 2 times"}}`,
+		`{"data":{"note":"on 2026-11-25 4155550132"}}`,
+		`{"data":{"note":"order 1234 of 2026-11-25 09:00"}}`,
+	))
+	want := []string{
+		`{"data":{"note":"card **** **** **** 1111 05/27"}}`,
+		`{"data":{"note":"card ************1111 123"}}`,
+		`{"data":{"note":"paid with **** **** **** 4444 2 times"}}`,
+		`{"data":{"note":"on 2026-11-25 ******0132"}}`,
+		`{"data":{"note":"order 1234 of 2026-11-25 09:00"}}`,
+	}
+	if len(r.Failures) > 0 || len(r.Payloads) != len(want) {
+		t.Fatalf("result %+v", r)
+	}
+	for i := range want {
+		if r.Payloads[i] != want[i] {
+			t.Errorf("output %d:\n got %s\nwant %s", i, r.Payloads[i], want[i])
+		}
+	}
+}
