@@ -182,6 +182,10 @@ func handle(r *sdk.Record, out *sdk.Output) error {
 		}
 		return nil
 	}
+	if len(e.names) == 0 { // an empty table: nothing to add
+		out.Pass()
+		return nil
+	}
 	s, end, ok := jsonfield.Span(doc, targetPath...)
 	if !ok || jsonfield.KindOf(doc[s:end]) != jsonfield.Object {
 		return errors.New("enrich: target " + strings.Join(targetPath, ".") + " is not an object")

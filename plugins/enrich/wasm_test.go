@@ -55,3 +55,20 @@ func TestWASMKeepExistingSkipsAField(t *testing.T) {
 		t.Errorf("outputs:\n%s\nwant:\n%s", strings.Join(r.Payloads, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestWASMEntryWithoutFields passes on unchanged an event whose key maps
+// to an empty table (a known key with nothing to add, as in an allow-list
+// with on_missing = "drop") or that takes an empty default: nothing is
+// spliced into it, so it stays valid JSON.
+func TestWASMEntryWithoutFields(t *testing.T) {
+	tr := plugintest.Load(t, "enrich.wasm", plugintest.Build(t, "enrich"),
+		`{"key":"data.k","table":{"a":{}},"default":{}}`, wasmhost.TransformerConfig{})
+	docs := []string{`{"data":{"k":"a","n":1}}`, `{"data":{"k":"b","n":2}}`}
+	r := plugintest.Run(t, tr, plugintest.Events(docs...))
+	if len(r.Failures) > 0 {
+		t.Fatalf("failures %v", r.Failures)
+	}
+	if strings.Join(r.Payloads, "\n") != strings.Join(docs, "\n") {
+		t.Errorf("outputs:\n%s\nwant:\n%s", strings.Join(r.Payloads, "\n"), strings.Join(docs, "\n"))
+	}
+}
