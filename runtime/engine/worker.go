@@ -21,6 +21,8 @@ type job struct {
 	fates []Fate
 	// readAt is when the source returned the batch (end-to-end latency).
 	readAt time.Time
+	// at is the index in the worker's pending outputs of the job's first.
+	at int
 }
 
 // worker processes jobs in arrival order and delivers their outputs.
@@ -117,6 +119,7 @@ func (w *worker) handle(ctx context.Context, j *job) {
 		w.t.tracker.finish(j.lane, j.p, err)
 		return
 	}
+	j.at = len(w.pending)
 	for i := range outs {
 		w.pending = append(w.pending, outs[i])
 		w.owners = append(w.owners, j)
@@ -131,14 +134,15 @@ func (w *worker) flush(ctx context.Context) {
 	if len(w.jobs) == 0 {
 		return
 	}
+	k, n := w.blockedAt()
 	if w.t.buf != nil {
-		w.flushToBuffer(ctx)
+		w.flushToBuffer(ctx, k, n)
 		return
 	}
 	e := &w.t.cfg.Engine
 	var stop error
-	for start, end := 0, 0; start < len(w.pending) && stop == nil; start = end {
-		end = start + cut(w.pending[start:], e.MaxEvents, e.MaxBytes)
+	for start, end := 0, 0; start < n && stop == nil; start = end {
+		end = start + cut(w.pending[start:n], e.MaxEvents, e.MaxBytes)
 		chunk := w.pending[start:end]
 		if cap(w.results) < len(chunk) {
 			w.results = make([]delivery.Result, len(chunk))
@@ -174,7 +178,7 @@ func (w *worker) flush(ctx context.Context) {
 			w.t.obs.taps.offer(w.t.obs.sink(), chunk)
 		}
 	}
-	if stop == nil && len(w.pending) > 0 {
+	if stop == nil && n > 0 {
 		w.t.observeLatency(w.jobs[0].readAt)
 	}
 	if stop != nil {
@@ -189,28 +193,62 @@ func (w *worker) flush(ctx context.Context) {
 			w.t.tracker.finish(j.lane, j.p, stop)
 		}
 	} else {
-		for _, j := range w.jobs {
+		for _, j := range w.jobs[:k] {
 			w.settle(ctx, j, false)
 		}
+		w.block(ctx, k, false)
 	}
 	w.reset()
+}
+
+// blockedAt returns the index k of the first pending job holding an event
+// that failed before the sink, when that blocks the task (errors.tolerance
+// = "none"), and the number n of outputs of the jobs before it; else
+// len(w.jobs) and len(w.pending). Job k and those after it are read
+// again once the task resumes: none of their outputs may be written now,
+// or the resumed task would write them a second time.
+func (w *worker) blockedAt() (k, n int) {
+	if w.t.cfg.Tolerance == ToleranceNone {
+		for k, j := range w.jobs {
+			for i := range j.fates {
+				if j.fates[i].Failed() {
+					return k, j.at
+				}
+			}
+		}
+	}
+	return len(w.jobs), len(w.pending)
+}
+
+// block settles the jobs from k on, none of whose outputs was written: job
+// k blocks the task on its failed event (settle dead-letters it, which
+// under errors.tolerance = "none" blocks), and the jobs after it are not
+// handled. Nothing of them is committed.
+func (w *worker) block(ctx context.Context, k int, buffered bool) {
+	if k >= len(w.jobs) {
+		return
+	}
+	w.settle(ctx, w.jobs[k], buffered)
+	for _, j := range w.jobs[k+1:] {
+		w.t.tracker.finish(j.lane, j.p, errStopping)
+	}
 }
 
 // appendChunks appends pending outputs in chunks small enough for the
 // buffer's segments, cutting only between inputs: an input's outputs stay
 // contiguous in the buffer, which is how the drain counts them. An input
 // too large for the buffer on its own is dead-lettered.
-func (w *worker) appendChunks(ctx context.Context) error {
+func (w *worker) appendChunks(ctx context.Context, n int) error {
 	t := w.t
 	limit := t.bufChunk
 	start, size := 0, 0
-	for i := range w.pending {
+	for i := range w.pending[:n] {
 		m := &w.pending[i]
 		size += len(m.Payload) + len(m.Event) + len(m.Key) + 64
 		if !w.tags[i].Last {
 			continue
 		}
-		if i+1-start < t.cfg.Engine.MaxEvents && size < limit && i+1 < len(w.pending) {
+		if i+1-start < t.cfg.Engine.MaxEvents && size < limit && i+1 < n {
 			continue
 		}
 		err := t.buf.Append(ctx, w.pending[start:i+1], w.tags[start:i+1])
@@ -258,18 +296,19 @@ func (w *worker) reset() {
 	w.proc.Reset()
 }
 
-// flushToBuffer appends pending outputs to the task's disk buffer and acks
-// their jobs once the append is durable: from there the buffer's drain
-// delivers them, and counts each input delivered or dead-lettered.
-func (w *worker) flushToBuffer(ctx context.Context) {
+// flushToBuffer appends the outputs of the first k pending jobs (the first
+// n outputs: see blockedAt) to the task's disk buffer and acks those jobs
+// once the append is durable: from there the buffer's drain delivers them,
+// and counts each input delivered or dead-lettered.
+func (w *worker) flushToBuffer(ctx context.Context, k, n int) {
 	t := w.t
 	tags := w.tags[:0]
-	for i := range w.pending {
-		last := i == len(w.pending)-1 || w.owners[i+1] != w.owners[i] || w.pending[i+1].Ref != w.pending[i].Ref
+	for i := range w.pending[:n] {
+		last := i == n-1 || w.owners[i+1] != w.owners[i] || w.pending[i+1].Ref != w.pending[i].Ref
 		tags = append(tags, buffer.Tag{Group: uint32(w.pending[i].Ref), Last: last})
 	}
 	w.tags = tags
-	err := w.appendChunks(ctx)
+	err := w.appendChunks(ctx, n)
 	// Appends are where a full drop_oldest buffer drops: count it now,
 	// not when the drain (stuck on a sink that is down) next gets round.
 	t.countBufferDrops()
@@ -285,12 +324,13 @@ func (w *worker) flushToBuffer(ctx context.Context) {
 	} else {
 		// With a disk buffer, a batch's latency ends at the durable append:
 		// the buffer, not the sink, acknowledges it.
-		if len(w.pending) > 0 {
+		if n > 0 {
 			t.observeLatency(w.jobs[0].readAt)
 		}
-		for _, j := range w.jobs {
+		for _, j := range w.jobs[:k] {
 			w.settle(ctx, j, true)
 		}
+		w.block(ctx, k, true)
 	}
 	w.reset()
 }

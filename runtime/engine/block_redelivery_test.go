@@ -1,0 +1,131 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/runtime/buffer"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+// rewindSource serves fixed batches of one lane and, like a Kafka source,
+// rewinds to the first batch not acknowledged when a blocked task resumes.
+type rewindSource struct {
+	batches [][]string
+
+	mu        sync.Mutex
+	next      int // batch to read
+	committed int // batches acknowledged, in order
+	reads     atomic.Int64
+}
+
+func (s *rewindSource) Open(context.Context) error  { return nil }
+func (s *rewindSource) Close(context.Context) error { return nil }
+
+func (s *rewindSource) Rewind(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next = s.committed
+	return nil
+}
+
+func (s *rewindSource) Read(ctx context.Context) (component.Batch, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next >= len(s.batches) {
+		return component.Batch{}, io.EOF
+	}
+	n := s.next
+	s.next++
+	s.reads.Add(1)
+	msgs := make([]message.Message, len(s.batches[n]))
+	for i, p := range s.batches[n] {
+		msgs[i] = message.Message{Payload: []byte(p), Event: []byte(p), Pos: message.Position{Stream: "s", Offset: int64(n*100 + i)}}
+	}
+	return component.Batch{Messages: msgs, Lane: "s", Ack: func(err error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err == nil && s.committed == n {
+			s.committed = n + 1
+		}
+	}}, nil
+}
+
+// failWhile fails, event-permanently, the events holding "bad" while
+// failing is set, and passes the others on.
+type failWhile struct{ failing atomic.Bool }
+
+func (f *failWhile) Apply(_ context.Context, in []message.Message, out *component.Output) error {
+	for i := range in {
+		if f.failing.Load() && bytes.Contains(in[i].Payload, []byte("bad")) {
+			out.Fail(&in[i], component.EventPermanent(errors.New("refused by the transform")))
+			continue
+		}
+		out.Emit(&in[i], in[i].Payload)
+	}
+	return nil
+}
+
+// TestBlockedBatchIsNotDeliveredTwiceAfterResume: under errors.tolerance
+// = "none", a batch whose middle event fails in a transform blocks the
+// task; the operator fixes the cause and resumes, the source reads the
+// batch again, and each of its events reaches the sink once. The good
+// outputs of the blocked batch were written (to the disk buffer, or to
+// the sink) before the block, then again after the resume: duplicates at
+// every block, not only after a crash.
+func TestBlockedBatchIsNotDeliveredTwiceAfterResume(t *testing.T) {
+	for _, buffered := range []bool{true, false} {
+		name := "sink"
+		if buffered {
+			name = "disk buffer"
+		}
+		t.Run(name, func(t *testing.T) {
+			src := &rewindSource{batches: [][]string{{`"a"`, `"b"`}, {`"c"`, `"bad"`, `"d"`}, {`"e"`}}}
+			sink := &memSink{}
+			tr := &failWhile{}
+			tr.failing.Store(true)
+			cfg := task(src, sink, func(c *config.Task) {
+				c.Tolerance = "none"
+				c.Transforms = []config.Component{{Type: "failwhile", Instance: tr}}
+				// Every batch in one flush: the batch before the failing one
+				// is written, the failing one must not be.
+				c.Engine.MaxWait = time.Hour
+				if buffered {
+					c.Engine.Buffer = &buffer.Options{Dir: t.TempDir(), MaxSize: 1 << 20}
+				}
+			})
+			o := opts(t)
+			o.HoldBlocked = true
+			run := engine.New(cfg, o)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- run.Run(ctx) }()
+			testkit.WaitFor(t, "the task to block on the failing event", func() bool { return run.State() == engine.Blocked })
+			tr.failing.Store(false) // the cause is fixed
+			run.Resume()
+			if err := <-done; err != nil {
+				t.Fatalf("run after the resume: %v", err)
+			}
+			seen := map[string]int{}
+			for _, p := range sink.payloads() {
+				seen[p]++
+			}
+			for _, p := range []string{`"a"`, `"b"`, `"c"`, `"bad"`, `"d"`, `"e"`} {
+				if seen[p] != 1 {
+					t.Errorf("%s delivered %d times, want once; delivered %q", p, seen[p], sink.payloads())
+				}
+			}
+		})
+	}
+}
