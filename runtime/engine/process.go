@@ -182,6 +182,11 @@ func (p *Processor) apply(ctx context.Context, k int, tr component.Transform, in
 	}
 	start := len(o.Messages)
 	fstart := len(o.Failures)
+	// Each output carries the index of its input (copied with the message):
+	// a retry's outputs go back to their place by it.
+	for i := range in {
+		in[i].Seq = int32(i)
+	}
 	if err := p.isolate(ctx, tr, in, o); err != nil {
 		return err
 	}
@@ -202,8 +207,13 @@ func (p *Processor) apply(ctx context.Context, k int, tr component.Transform, in
 		}
 		// The retried events' outputs were appended after the others':
 		// put them back in input order, which is the lane's (docs/delivery.md:
-		// order is kept per source partition).
-		slices.SortStableFunc(o.Messages[start:], func(a, b message.Message) int { return cmp.Compare(a.Ref, b.Ref) })
+		// order is kept per source partition), and, within an event split
+		// in several messages by an earlier transform, in the order of
+		// those messages (by the event alone, a retried first message's
+		// outputs went after the second's).
+		slices.SortStableFunc(o.Messages[start:], func(a, b message.Message) int {
+			return cmp.Or(cmp.Compare(a.Ref, b.Ref), cmp.Compare(a.Seq, b.Seq))
+		})
 	}
 	return nil
 }

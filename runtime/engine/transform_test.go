@@ -184,6 +184,9 @@ func TestRetryAfterFanOutRetriesEachOutput(t *testing.T) {
 	}{
 		{"both outputs failed", &outage{down: 1}},
 		{"the second output failed", &failOnce{payload: `"two"`}},
+		// The retried first output must come back before the second, not
+		// after it (the outputs were put back in order by event only).
+		{"the first output failed", &failOnce{payload: `"one"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := `{"k":"plain","n":1}` + "\n" + `{"k":"split","n":2}` + "\n" + `{"k":"plain","n":3}` + "\n"

@@ -38,6 +38,12 @@ type Message struct {
 	// descends from within the batch being processed. Transforms copy it from
 	// input to output (copying the Message value does so).
 	Ref int32
+	// Seq is managed by the engine: the index of the message this one
+	// descends from among the inputs of the transform that made it (copied
+	// like Ref). After a fan-out an event reaches a transform as several
+	// messages; when some are retried, their outputs go back to their
+	// place among the event's other outputs by it.
+	Seq int32
 }
 
 // Header is one record header.
