@@ -8,6 +8,7 @@ package builtins
 import (
 	"github.com/sluicehq/sluice/builtins/filter"
 	"github.com/sluicehq/sluice/builtins/filter/condition"
+	"github.com/sluicehq/sluice/builtins/internal/deadletter"
 	filesink "github.com/sluicehq/sluice/builtins/sink/file"
 	httpsink "github.com/sluicehq/sluice/builtins/sink/http"
 	"github.com/sluicehq/sluice/builtins/sink/stdout"
@@ -23,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/transform/wasm"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/message"
 )
 
 // AllFamilies names every connector family, compiled in or not.
@@ -93,4 +95,13 @@ func BuildFilter(cfg *config.FilterConfig, maxEvent int, p *component.Problems) 
 		return nil
 	}
 	return f
+}
+
+// DeadLetterEvent returns the event a replay of the dead-letter record rec
+// runs through its task, as `sluice dlq replay` (the dlq source) makes it:
+// a CloudEvent unchanged, a raw line that failed to decode wrapped as the
+// auto line format would. pos is the record's place (a wrapped event's id
+// derives from it). The admin console's replay is given it by the command.
+func DeadLetterEvent(rec []byte, pos message.Position) ([]byte, error) {
+	return deadletter.Event(rec, pos)
 }

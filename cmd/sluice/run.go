@@ -124,8 +124,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if s.adminAddr != "" {
-		srv, err := admin.Start(s.adminAddr, nil, ms, admin.Options{Token: s.adminToken, Logger: log, Tasks: sup.Tasks, Reload: adminReload(sup, log),
-			Files: taskFiles(sup.Loaded), Playground: newPlayground(s, log, shared)})
+		srv, err := admin.Start(s.adminAddr, nil, ms, consoleOptions(s, log, shared,
+			admin.Options{Token: s.adminToken, Logger: log, Tasks: sup.Tasks, Reload: adminReload(sup, log), Files: taskFiles(sup.Loaded)}))
 		if err != nil {
 			log.Error().Err(err).Str("admin_addr", s.adminAddr).Msg("sluice run: cannot start the admin API")
 			return exitFailed
@@ -255,6 +255,15 @@ func (q *quietness) quietAgain(in uint64) bool {
 // taskFiles tells the admin API where each task's file and dead letters
 // are, from the loaded file of the current task of that name (a reload
 // changes it).
+// consoleOptions adds to o what the admin API gets from the command, which
+// knows the components: the playground, and the dead-letter replay's
+// events, made from a record as `sluice dlq replay` makes them.
+func consoleOptions(s settings, log zerolog.Logger, shared *component.Shared, o admin.Options) admin.Options {
+	o.Playground = newPlayground(s, log, shared)
+	o.ReplayEvent = builtins.DeadLetterEvent
+	return o
+}
+
 func taskFiles(loaded func(name string) *config.Task) func(string) admin.TaskFiles {
 	return func(name string) admin.TaskFiles {
 		t := loaded(name)

@@ -38,6 +38,7 @@ import (
 
 	"github.com/sluicehq/sluice/runtime/admin/console"
 	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/metrics"
 )
 
@@ -68,6 +69,13 @@ type Options struct {
 	Playground Playground
 	// Reload, when set, serves POST /reload (reload.go).
 	Reload ReloadFunc
+	// ReplayEvent makes the event a dead-letter replay runs through the
+	// task from the record rec at pos (its file and byte offset), as
+	// `sluice dlq replay` does: a raw line that failed to decode is wrapped
+	// as the task's source would (a CloudEvent). It is injected by the
+	// command, which knows the line formats; nil, or an error, replays
+	// the record's event as it is kept.
+	ReplayEvent func(rec []byte, pos message.Position) ([]byte, error)
 
 	// keepAlive is how often an idle tap sends a comment (15 s); tests
 	// shorten it.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/message"
 )
 
 // DeadLetter is one record of a task's dead-letter file, as the browser
@@ -263,6 +264,12 @@ func (a *api) dlqReplay(w http.ResponseWriter, r *http.Request, t *engine.Task) 
 		ev := eventBytes(rec.Event)
 		if rec.EventBase64 != "" {
 			if b, err := base64.StdEncoding.DecodeString(rec.EventBase64); err == nil {
+				ev = b
+			}
+		}
+		if a.opts.ReplayEvent != nil {
+			// As `sluice dlq replay` reads the record at this place.
+			if b, err := a.opts.ReplayEvent(line, message.Position{Stream: path, Offset: id}); err == nil {
 				ev = b
 			}
 		}

@@ -7,7 +7,6 @@ package dlq
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/builtins/internal/deadletter"
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -120,7 +120,7 @@ func New(cfg Config, env component.Env) *Source {
 		maxEvent = defaultMaxEvent
 	}
 	return &Source{cfg: cfg, env: env, maxEvent: maxEvent, maxLine: lineLimit(maxEvent), lines: lineformat.LineReader{Limit: lineLimit(maxEvent)},
-		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay", MaxEvent: env.MaxEvent, MaxBuilt: env.MaxEvent}}
+		w: deadletter.NewWrapper(env.MaxEvent)}
 }
 
 // defaultMaxEvent is the event limit the line bound derives from when the
@@ -252,20 +252,9 @@ func (s *Source) decode(line []byte, pos message.Position, now time.Time) (messa
 	if !stageWanted(s.cfg.Stages, string(stage)) {
 		return message.Message{}, false
 	}
-	var raw []byte
-	if b64 != nil {
-		// The event was not valid UTF-8: its exact bytes are here, and
-		// "event" holds them with U+FFFD in place of the bad bytes.
-		var err error
-		if raw, err = base64.StdEncoding.AppendDecode(nil, b64); err != nil {
-			return bad("event_base64 is not base64")
-		}
-	} else if event[0] == '"' {
-		// An event that was not JSON (or a raw line that failed to decode)
-		// was kept as a string.
-		raw, _ = jsonscan.AppendString(nil, event)
-	} else {
-		raw = append([]byte(nil), event...)
+	raw, err := deadletter.Raw(event, b64)
+	if err != nil {
+		return bad(err.Error())
 	}
 	out, err := s.w.Append(nil, raw, pos)
 	if err != nil {
@@ -276,29 +265,7 @@ func (s *Source) decode(line []byte, pos message.Position, now time.Time) (messa
 
 // Fields returns the raw "event" value, the decoded "stage" and the decoded
 // "event_base64" string (nil when absent) of a dead-letter record.
-func Fields(rec []byte) (event, stage, eventBase64 []byte) {
-	m := jsonscan.MembersOf(rec, jsonscan.SkipSpace(rec, 0))
-	for m.Next() {
-		switch {
-		case m.KeyIs("event"):
-			vs, ve := m.Value()
-			if ve > vs {
-				event = rec[vs:ve]
-			}
-		case m.KeyIs("stage"):
-			vs, ve := m.Value()
-			if ve > vs && rec[vs] == '"' {
-				stage, _ = jsonscan.AppendString(nil, rec[vs:ve])
-			}
-		case m.KeyIs("event_base64"):
-			vs, ve := m.Value()
-			if ve > vs && rec[vs] == '"' {
-				eventBase64, _ = jsonscan.AppendString(nil, rec[vs:ve])
-			}
-		}
-	}
-	return event, stage, eventBase64
-}
+func Fields(rec []byte) (event, stage, eventBase64 []byte) { return deadletter.Fields(rec) }
 
 func stageWanted(stages []string, stage string) bool {
 	if len(stages) == 0 || slices.Contains(stages, stage) {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicehq/sluice/builtins/internal/deadletter"
 	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -72,7 +73,7 @@ func NewKafka(addr string, stages []string, batch int, env component.Env) (*Kafk
 		batch = 512
 	}
 	return &KafkaSource{brokers: brokers, topic: topic, stages: stages, batch: batch, env: env,
-		w: lineformat.Wrapper{Format: lineformat.Auto, Source: "sluice/dlq", Type: "sluice.dlq.replay", MaxEvent: env.MaxEvent, MaxBuilt: env.MaxEvent}}, nil
+		w: deadletter.NewWrapper(env.MaxEvent)}, nil
 }
 
 // Open connects and notes where the topic ends now.
