@@ -155,7 +155,7 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 		b, err := t.buf.Read(readCtx, max)
 		if err != nil {
 			if readCtx.Err() == nil && !errors.Is(err, buffer.ErrClosed) {
-				t.stop(Blocked, fmt.Errorf("reading the disk buffer: %w", err))
+				t.block(blockedByBuffer, fmt.Errorf("reading the disk buffer: %w", err))
 			}
 			return
 		}
@@ -192,7 +192,7 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 		}
 		t.stats.delivered.Add(delivered)
 		if err := t.buf.Commit(b.Cursor); err != nil {
-			t.stop(Blocked, fmt.Errorf("committing the disk buffer: %w", err))
+			t.block(blockedByBuffer, fmt.Errorf("committing the disk buffer: %w", err))
 			return
 		}
 	}

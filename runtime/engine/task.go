@@ -261,16 +261,29 @@ func (t *Task) waitResume(ctx, workCtx context.Context) {
 	}
 }
 
+// What blocked a task, in its log line (block).
+const (
+	blockedByTolerance = `errors.tolerance = "none"`
+	blockedByDLQ       = "the dead-letter queue could not take a failed event"
+	blockedByBuffer    = "the disk buffer failed"
+)
+
+// block halts the task in state Blocked with err, as stop does; why says
+// what blocked it (blockedBy...), for the log.
+func (t *Task) block(why string, err error) { t.halt(Blocked, why, err) }
+
 // stop halts the task in state s (Blocked or StartFailed) with err: reading
 // ends and what is still queued is nacked, keeping the source position.
-func (t *Task) stop(s State, err error) {
+func (t *Task) stop(s State, err error) { t.halt(s, "", err) }
+
+func (t *Task) halt(s State, why string, err error) {
 	t.mu.Lock()
 	if t.reason == nil {
 		t.reason = err
 		t.setState(s)
 		t.obs.addError("task", err.Error())
 		if s == Blocked {
-			t.log.Error().Err(err).Msg("task blocked (errors.tolerance = \"none\"); its position is kept and it resumes from there when restarted")
+			t.log.Error().Err(err).Msg("task blocked (" + why + "); its position is kept and it resumes from there when restarted")
 		} else {
 			t.log.Error().Err(err).Msg("task failed; its position is kept")
 		}

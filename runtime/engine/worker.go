@@ -314,7 +314,7 @@ func (w *worker) flushToBuffer(ctx context.Context, k, n int) {
 	t.countBufferDrops()
 	if err != nil {
 		if ctx.Err() == nil {
-			t.stop(Blocked, fmt.Errorf("disk buffer: %w", err))
+			t.block(blockedByBuffer, fmt.Errorf("disk buffer: %w", err))
 		} else {
 			t.nacked.Add(int64(len(w.jobs)))
 		}
@@ -401,7 +401,7 @@ func (t *Task) deadLetter(ctx context.Context, recs []delivery.Record, scratch *
 	if t.cfg.Tolerance == ToleranceNone {
 		r := &recs[0]
 		err := errors.New(r.Stage + " failed at " + r.Pos.String() + ": " + r.Err.Error())
-		t.stop(Blocked, err)
+		t.block(blockedByTolerance, err)
 		return err
 	}
 	if t.dlq == nil {
@@ -434,7 +434,7 @@ func (t *Task) deadLetter(ctx context.Context, recs []delivery.Record, scratch *
 				return fmt.Errorf("%w: dead-letter queue: %w", errCycleAborted, err)
 			}
 			if ctx.Err() == nil {
-				t.stop(Blocked, errors.New("dead-letter queue unavailable: "+err.Error()))
+				t.block(blockedByDLQ, errors.New("dead-letter queue unavailable: "+err.Error()))
 			}
 			return err
 		}
@@ -447,7 +447,7 @@ func (t *Task) deadLetter(ctx context.Context, recs []delivery.Record, scratch *
 			// The dead-letter queue refused the record: nothing is left to
 			// keep it, so the task stops rather than lose it.
 			err := errors.New("dead-letter queue rejected a record: " + res[i].Err.Error())
-			t.stop(Blocked, err)
+			t.block(blockedByDLQ, err)
 			return err
 		}
 	}
