@@ -89,3 +89,57 @@ func TestPausedThenBlockedTaskResumes(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// gatedRewind holds its first Rewind until release is closed.
+type gatedRewind struct {
+	*rewindSource
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *gatedRewind) Rewind(ctx context.Context) error {
+	s.once.Do(func() {
+		close(s.entered)
+		<-s.release
+	})
+	return s.rewindSource.Rewind(ctx)
+}
+
+// TestSecondResumeIsNotKeptForTheNextBlock: two Resume calls on a blocked
+// task (an operator clicking twice, two consoles) resume it once. The
+// second, made while the first was still rewinding the source (the task
+// still said Blocked), was kept: the task's next block resumed itself at
+// once, without anyone asking, reading the failing batch again.
+func TestSecondResumeIsNotKeptForTheNextBlock(t *testing.T) {
+	src := &gatedRewind{rewindSource: &rewindSource{batches: [][]string{{`"bad"`}}}, entered: make(chan struct{}), release: make(chan struct{})}
+	sink := &memSink{}
+	tr := &failWhile{}
+	tr.failing.Store(true)
+	cfg := task(src, sink, func(c *config.Task) {
+		c.Tolerance = "none"
+		c.Transforms = []config.Component{{Type: "failwhile", Instance: tr}}
+	})
+	o := opts(t)
+	o.HoldBlocked = true
+	run := engine.New(cfg, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "the task to block", func() bool { return run.State() == engine.Blocked })
+	tr.failing.Store(false)
+	run.Resume()
+	<-src.entered // resuming: the source rewinds
+	run.Resume()  // asked again meanwhile
+	close(src.release)
+	if err := <-done; err != nil {
+		t.Fatalf("run after the resume: %v", err)
+	}
+	if got := sink.payloads(); len(got) != 1 {
+		t.Fatalf("delivered %q, want the event once", got)
+	}
+	if n := run.SpareResumes(); n != 0 {
+		t.Fatalf("%d resume(s) left queued: the task's next block would resume by itself", n)
+	}
+}

@@ -213,15 +213,17 @@ func (t *Task) Pause() {
 
 // Resume undoes Pause, or resumes a blocked task held by HoldBlocked.
 func (t *Task) Resume() {
+	t.pauseMu.Lock()
+	defer t.pauseMu.Unlock()
 	if t.State() == Blocked {
+		// Under pauseMu: holdBlocked leaves Blocked and drops the resumes
+		// asked meanwhile under it too, so none is left for the next block.
 		select {
 		case t.resumeBlocked <- struct{}{}:
 		default:
 		}
 		return
 	}
-	t.pauseMu.Lock()
-	defer t.pauseMu.Unlock()
 	if t.paused == nil {
 		return
 	}
@@ -232,6 +234,21 @@ func (t *Task) Resume() {
 	}
 	if p, ok := t.src.(component.Pauser); ok {
 		p.Resume()
+	}
+}
+
+// setRunning sets the state Running, at the start of a run or once a
+// blocked task was resumed. Under pauseMu, as Resume's check for Blocked:
+// a Resume asked while the task was resuming (a second click, while the
+// source rewound) is answered by this resume, not kept for the next block,
+// which would then resume by itself.
+func (t *Task) setRunning() {
+	t.pauseMu.Lock()
+	defer t.pauseMu.Unlock()
+	t.setState(Running)
+	select {
+	case <-t.resumeBlocked:
+	default:
 	}
 }
 
@@ -334,7 +351,7 @@ func (t *Task) Run(ctx context.Context) error {
 	t.startDrain()
 	var readErr error
 	for {
-		t.setState(Running)
+		t.setRunning()
 		t.log.Info().Str("source", t.cfg.SourceType).Str("sink", t.cfg.SinkType).Int("concurrency", t.cfg.Engine.Concurrency).Msg("task running")
 		readErr = t.runOnce(ctx)
 		if t.buf != nil && ctx.Err() == nil && !t.halted.Load() {
