@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -270,11 +271,15 @@ func (l *Loader) LoadFile(path string) (*Task, error) {
 // Load loads a task from data; file names it in diagnostics and anchors
 // relative paths.
 func (l *Loader) Load(file string, data []byte) (*Task, error) {
+	// A UTF-8 byte order mark (some Windows editors write one) is no part
+	// of the first line: the decoder skips it, and positions count from
+	// after it, as editors show them. The digest is of the file's bytes.
+	text := bytes.TrimPrefix(data, []byte("\ufeff"))
 	var tree map[string]any
-	if _, err := toml.Decode(string(data), &tree); err != nil {
-		return nil, Diagnostics{syntaxDiag(file, data, err)}
+	if _, err := toml.Decode(string(text), &tree); err != nil {
+		return nil, Diagnostics{syntaxDiag(file, text, err)}
 	}
-	ix := buildIndex(data)
+	ix := buildIndex(text)
 	p := component.NewProblems()
 	// Problems found from here on are at offsets in expanded strings;
 	// those of the expansion itself are at offsets in the file's.

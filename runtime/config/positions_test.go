@@ -1,0 +1,41 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// A task file saved with a UTF-8 byte order mark (Windows editors add one)
+// has its problems located as in one without it: the mark is not a column.
+// The syntax-only pass that finds positions used to stop at the mark, so
+// every problem of such a file came without a line and a column, and the
+// decoder's syntax errors were placed 3 bytes early (on the line before
+// when at the start of a line).
+func TestByteOrderMarkKeepsPositions(t *testing.T) {
+	const bom = "\ufeff"
+	_, ds := load(t, bom+"nam = \"t\"\n[source]\ntype = \"thing\"\npath = \"x\"\nformt = \"json\"\n[sink]\ntype = \"out\"\n")
+	want := map[string]string{
+		"nam":          "task.toml:1:1: nam: unknown key",
+		"source.formt": "task.toml:5:1: source.formt: unknown key",
+	}
+	for _, d := range ds {
+		if w, ok := want[d.Path]; ok {
+			if !strings.HasPrefix(d.Error(), w) {
+				t.Errorf("got %q, want it to start with %q", d.Error(), w)
+			}
+			if !strings.Contains(d.Snippet, "\n      | ^") || strings.Contains(d.Snippet, bom) {
+				t.Errorf("%s: snippet with the caret not under the key, or holding the mark:\n%s", d.Path, d.Snippet)
+			}
+			delete(want, d.Path)
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("missing %v in:\n%v", want, ds)
+	}
+
+	// A syntax error at the start of line 3.
+	_, ds = load(t, bom+"name = \"t\"\n[source]\n= 1\n")
+	if len(ds) != 1 || ds[0].Line != 3 || ds[0].Col != 1 {
+		t.Fatalf("want the syntax error at 3:1, got %v", ds)
+	}
+}
