@@ -57,6 +57,10 @@ func buildIndex(data []byte) *index {
 			} else {
 				path = ix.resolve(keys, arrays)
 			}
+			var r span
+			if first.Valid() {
+				r = keyRange(&p, e)
+			}
 			if e.Kind == unstable.ArrayTable {
 				k := pathKey(path)
 				n, ok := arrays[k]
@@ -64,11 +68,16 @@ func buildIndex(data []byte) *index {
 					n++
 				}
 				arrays[k] = n
+				if _, indexed := ix.locs[k]; !indexed && first.Valid() {
+					// The array itself is at its first element's header:
+					// a problem with the whole array ([[sink]] where a
+					// table is expected) points there.
+					ix.locs[k] = loc{key: r, val: r}
+				}
 				path = append(path, "["+strconv.Itoa(n)+"]")
 			}
 			table = path
 			if first.Valid() {
-				r := keyRange(&p, e)
 				ix.locs[pathKey(path)] = loc{key: r, val: r}
 			}
 		}

@@ -39,3 +39,30 @@ func TestByteOrderMarkKeepsPositions(t *testing.T) {
 		t.Fatalf("want the syntax error at 3:1, got %v", ds)
 	}
 }
+
+// A component table written as an array of tables ([[sink]] for [sink],
+// as [[transform]] is spelt) is refused at its header; the problem used to
+// come with no line or column.
+func TestArrayOfTablesWhereATableIsExpectedHasAPosition(t *testing.T) {
+	for _, c := range []struct{ text, path string }{
+		{"name = \"t\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[[sink]]\ntype = \"out\"\n", "sink"},
+		{"name = \"t\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[sink]\ntype = \"out\"\n[[dead_letter]]\ntype = \"out\"\n", "dead_letter"},
+		{"name = \"t\"\n[[source]]\ntype = \"thing\"\npath = \"x\"\n[sink]\ntype = \"out\"\n", "source"},
+	} {
+		_, ds := load(t, c.text)
+		found := false
+		for _, d := range ds {
+			if d.Path == c.path {
+				found = true
+				header := "[[" + c.path + "]]"
+				line := strings.Count(c.text[:strings.Index(c.text, header)], "\n") + 1
+				if d.Line != line || d.Col != 3 {
+					t.Errorf("%s: got %q, want it at %d:3 (the header)", c.path, d.Error(), line)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no problem at that path: %v", c.path, ds)
+		}
+	}
+}
