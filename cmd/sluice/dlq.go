@@ -122,6 +122,13 @@ func dlqShow(args []string, stdout, stderr io.Writer) int {
 // dlqReplay runs a task with its source replaced by a dead-letter file, so
 // the events go through the (fixed) task again.
 func dlqReplay(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return dlqReplayUntil(ctx, args, stdout, stderr)
+}
+
+// dlqReplayUntil is dlqReplay, interrupted when ctx ends (SIGINT, SIGTERM).
+func dlqReplayUntil(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("dlq replay", stderr, "dlq replay TASK.toml --from DLQ.jsonl [--stage S]... [--skip-transforms] [--failed FILE]",
 		"Runs the task with its source replaced by the dead-letter records' original events; events that",
 		"fail again go to --failed.")
@@ -190,9 +197,6 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	// The task runs with its source replaced by the dead-letter records and
 	// its dead-letter queue by the --failed file, both built through the
 	// registry as a task file would declare them.
@@ -245,11 +249,18 @@ func dlqReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
-	if st.DeadLettered > 0 {
+	if st.DeadLettered == 0 && !keepFailed {
+		os.Remove(*failed)
+	}
+	if ctx.Err() != nil {
+		// A signal stopped the replay: what it had read was delivered (or
+		// failed again), the rest of --from was not read. It is no clean
+		// replay: a script must not take it for one and delete --from.
+		fmt.Fprintf(stderr, "sluice dlq replay: interrupted before the end of --from %s: only the %d events above were replayed; replaying it again delivers those again\n", *from, st.In)
 		return exitFailed
 	}
-	if !keepFailed {
-		os.Remove(*failed)
+	if st.DeadLettered > 0 {
+		return exitFailed
 	}
 	return exitOK
 }

@@ -3,10 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -180,5 +185,65 @@ sasl = { mechanism = "SCRAM-SHA-512", username = "sluice", password = "${env:DLQ
 		"--state-dir", t.TempDir(), "--log-level", "error")
 	if n := fileLines(t, filepath.Join(dir, "out.jsonl")); code != exitOK || n != 2 {
 		t.Fatalf("exit %d, the sink got %d events for 2 dead letters\n%s%s", code, n, so, se)
+	}
+}
+
+// TestInterruptedReplayIsNoSuccess: a replay stopped by SIGINT or SIGTERM
+// delivers what it read and ends; it used to print its counts and exit 0
+// as a finished one does, so `sluice dlq replay ... && rm DLQ` deleted the
+// records it never read. It now says it was interrupted and exits 1.
+func TestInterruptedReplayIsNoSuccess(t *testing.T) {
+	dir := t.TempDir()
+	const records = 20000
+	var b strings.Builder
+	for i := range records {
+		b.WriteString(dlqRecord(fmt.Sprintf("e%d", i)))
+	}
+	from := write(t, dir, "dlq.jsonl", b.String())
+	first := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		once.Do(func() { close(first) })
+		<-release
+	}))
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	task := write(t, dir, "task.toml", "name = \"orders\"\nmax_in_flight = 1\n[source]\ntype = \"stdin\"\n[sink]\ntype = \"http\"\nurl = \""+srv.URL+"\"\n")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var so, se strings.Builder
+	code := make(chan int, 1)
+	go func() {
+		code <- dlqReplayUntil(ctx, []string{task, "--from", from, "--state-dir", t.TempDir(), "--log-level", "error"}, &so, &se)
+	}()
+	select {
+	case <-first:
+	case c := <-code:
+		t.Fatalf("the replay ended (exit %d) before its first delivery\n%s%s", c, so.String(), se.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery within 30s")
+	}
+	cancel() // SIGINT
+	close(release)
+	var c int
+	select {
+	case c = <-code:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the interrupted replay did not end within 60s")
+	}
+	if strings.Contains(so.String(), fmt.Sprintf("replayed %d events", records)) {
+		t.Fatalf("the replay read every record before the interrupt: the test proves nothing: %s", so.String())
+	}
+	if c != exitFailed || !strings.Contains(se.String(), "interrupted") {
+		t.Fatalf("an interrupted replay exited %d; want %d, saying it was interrupted\n%s%s", c, exitFailed, so.String(), se.String())
 	}
 }
