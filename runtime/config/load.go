@@ -237,7 +237,8 @@ func (l *Loader) LoadAll(args []string) ([]*Task, error) {
 			return nil, err
 		}
 		if prev, dup := names[t.Name]; dup {
-			diags = append(diags, Diagnostic{File: f, Path: "name", Msg: fmt.Sprintf("task name %q is already used by %s; names must be unique in one process", t.Name, prev)})
+			diags = append(diags, nameDiag(f, fmt.Sprintf("task name %q is already used by %s; names must be unique in one process", t.Name, prev)))
+			t.Discard(context.Background())
 			continue
 		}
 		names[t.Name] = f
@@ -257,6 +258,17 @@ func (l *Loader) LoadAll(args []string) ([]*Task, error) {
 		return nil, diags
 	}
 	return tasks, nil
+}
+
+// nameDiag is a problem with the name of the task of file, located at its
+// name key's value.
+func nameDiag(file, msg string) Diagnostic {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return Diagnostic{File: file, Path: "name", Msg: msg}
+	}
+	ix := buildIndex(bytes.TrimPrefix(data, []byte("\ufeff")))
+	return ix.diagnose(file, component.Problem{Path: []string{"name"}, Offset: -1, Msg: msg})
 }
 
 // LoadFile reads and loads one task file.

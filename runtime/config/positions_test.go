@@ -1,8 +1,14 @@
 package config
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/runtime/component"
 )
 
 // A task file saved with a UTF-8 byte order mark (Windows editors add one)
@@ -64,5 +70,51 @@ func TestArrayOfTablesWhereATableIsExpectedHasAPosition(t *testing.T) {
 		if !found {
 			t.Errorf("%s: no problem at that path: %v", c.path, ds)
 		}
+	}
+}
+
+// A task name used by two files is reported at the second file's name,
+// with its line and column; it used to come with neither.
+func TestDuplicateTaskNameHasAPosition(t *testing.T) {
+	dir := t.TempDir()
+	body := "[source]\ntype = \"thing\"\npath = \"p\"\n[sink]\ntype = \"out\"\n"
+	os.WriteFile(filepath.Join(dir, "a.toml"), []byte("name = \"x\"\n"+body), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.toml"), []byte("# the same task\n\nname = \"x\"\n"+body), 0o644)
+	l := &Loader{Registry: testRegistry()}
+	_, err := l.LoadAll([]string{dir})
+	var ds Diagnostics
+	if !errors.As(err, &ds) || len(ds) != 1 {
+		t.Fatalf("want one diagnostic, got %v", err)
+	}
+	if want := filepath.Join(dir, "b.toml") + `:3:8: name: task name "x" is already used by`; !strings.HasPrefix(ds[0].Error(), want) || ds[0].Snippet == "" {
+		t.Fatalf("got %q (snippet %q), want it to start with %q", ds[0].Error(), ds[0].Snippet, want)
+	}
+}
+
+type closeCounter struct {
+	nopComp
+	n *int
+}
+
+func (c closeCounter) Close(context.Context) error { *c.n++; return nil }
+
+// The components built for a file whose task name is taken are released
+// like those of any refused file (a WASM module compiled for it used to
+// stay, at each refused reload).
+func TestDuplicateTaskNameReleasesItsComponents(t *testing.T) {
+	closed := 0
+	r := testRegistry()
+	r.Register(component.Spec{Kind: component.KindSource, Name: "counted", New: func() any { return &struct{}{} },
+		Build: func(any, component.Env) (any, error) { return closeCounter{n: &closed}, nil }})
+	dir := t.TempDir()
+	body := "[source]\ntype = \"counted\"\n[sink]\ntype = \"out\"\n"
+	os.WriteFile(filepath.Join(dir, "a.toml"), []byte("name = \"x\"\n"+body), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.toml"), []byte("name = \"x\"\n"+body), 0o644)
+	l := &Loader{Registry: r}
+	if _, err := l.LoadAll([]string{dir}); err == nil {
+		t.Fatal("two tasks named x were accepted")
+	}
+	if closed != 2 {
+		t.Fatalf("%d of the 2 sources built were closed", closed)
 	}
 }
