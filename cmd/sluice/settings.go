@@ -138,6 +138,9 @@ func bindSettings(fs *flag.FlagSet, s *settings, which ...setting) func() error 
 		if bound(settingShutdownTimeout) && s.shutdownTimeout < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must not be negative (0 means the default, 30s)", source("shutdown-timeout", "SLUICE_SHUTDOWN_TIMEOUT"), s.shutdownTimeout))
 		}
+		if bound(settingMaxEventSize) && int64(s.maxEventSize) > config.MaxEventLimit {
+			errs = append(errs, fmt.Errorf("%s %s: at most %s", source("max-event-size", "SLUICE_MAX_EVENT_SIZE"), s.maxEventSize, component.ByteSize(config.MaxEventLimit)))
+		}
 		if bound(settingMemoryLimit) {
 			if _, err := parseMemoryLimitFrom(source("memory-limit", "SLUICE_MEMORY_LIMIT"), s.memoryLimit); err != nil {
 				errs = append(errs, err)

@@ -23,6 +23,9 @@ func TestNegativeSettingsAreUsageErrors(t *testing.T) {
 		{args: []string{"run", "--shutdown-timeout", "-1s", task}, want: "--shutdown-timeout -1s"},
 		{env: "SLUICE_SHUTDOWN_TIMEOUT", val: "-5s", args: []string{"run", task}, want: "SLUICE_SHUTDOWN_TIMEOUT -5s"},
 		{args: []string{"dlq", "replay", task, "--from", filepath.Join(dir, "x.jsonl"), "--shutdown-timeout", "-1s"}, want: "--shutdown-timeout -1s"},
+		// Too large wrapped the limits components derive from it.
+		{args: []string{"validate", "--max-event-size", "2097152TiB", task}, want: "--max-event-size 2097152TiB: at most 256MiB"},
+		{env: "SLUICE_MAX_EVENT_SIZE", val: "1GiB", args: []string{"run", task}, want: "SLUICE_MAX_EVENT_SIZE 1GiB: at most 256MiB"},
 	} {
 		t.Run(strings.Join(append([]string{c.env}, c.args[:len(c.args)-1]...), " "), func(t *testing.T) {
 			if c.env != "" {

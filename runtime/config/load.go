@@ -58,6 +58,12 @@ type Loader struct {
 // DefaultMaxEvent is the default limit on one event (docs/configuration.md).
 const DefaultMaxEvent = 1 << 20
 
+// MaxEventLimit is the most max_event_size may be. Components size their
+// own limits from it (a line reader takes 4 times it, a rendered template
+// 4 times plus 64 KiB), which must fit an int on 32-bit arm; and no
+// stream's event comes near it.
+const MaxEventLimit = 256 << 20
+
 // DefaultConditionBudget is the steps one evaluation of a filter condition
 // may take when condition_budget does not say (the filter's own default).
 const DefaultConditionBudget = 100_000_000
@@ -317,7 +323,9 @@ func (l *Loader) Load(file string, data []byte) (*Task, error) {
 	if t.Engine.MaxEvent == 0 {
 		t.Engine.MaxEvent = DefaultMaxEvent
 	}
-	if l.Capped && int(fs.MaxEventSize) > t.Engine.MaxEvent {
+	if fs.MaxEventSize > MaxEventLimit {
+		p.Addf([]string{"max_event_size"}, "%s is above the most an event may be, %s", fs.MaxEventSize, component.ByteSize(MaxEventLimit))
+	} else if l.Capped && int(fs.MaxEventSize) > t.Engine.MaxEvent {
 		p.Addf([]string{"max_event_size"}, "%s is above the process's limit of %s (--max-event-size): here a task may not raise it",
 			fs.MaxEventSize, component.ByteSize(t.Engine.MaxEvent))
 	} else if fs.MaxEventSize > 0 {

@@ -118,3 +118,17 @@ func TestDuplicateTaskNameReleasesItsComponents(t *testing.T) {
 		t.Fatalf("%d of the 2 sources built were closed", closed)
 	}
 }
+
+// max_event_size is at most config.MaxEventLimit: components size their
+// own limits from it (4 times it for a line), which wrapped around for a
+// huge value ("2097152TiB" made the stdin source's line limit negative,
+// and every line was cut to nothing and dead-lettered).
+func TestMaxEventSizeIsBounded(t *testing.T) {
+	_, ds := load(t, "name = \"t\"\nmax_event_size = \"2097152TiB\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[sink]\ntype = \"out\"\n")
+	if len(ds) != 1 || ds[0].Path != "max_event_size" || ds[0].Line != 2 || !strings.Contains(ds[0].Msg, "256MiB") {
+		t.Fatalf("want one problem at max_event_size (line 2) naming 256MiB, got %v", ds)
+	}
+	if _, ds := load(t, "name = \"t\"\nmax_event_size = \"256MiB\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[sink]\ntype = \"out\"\n"); len(ds) != 0 {
+		t.Fatalf("256MiB refused: %v", ds)
+	}
+}
