@@ -439,6 +439,13 @@ func (s *Sink) send(ctx context.Context, ws *writeState, body []byte, ct string)
 	if err != nil {
 		return s.transportError(ctx, rctx, err, time.Since(start))
 	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// net/http hands a 101 over with the raw connection as its body,
+		// out of reach of the request's timeout: reading it waited for
+		// the server forever. Closing it closes the connection.
+		resp.Body.Close()
+		return component.TaskPermanent(fmt.Errorf("http sink: %s %s: status 101 Switching Protocols (the server switched to another protocol, which a webhook does not do; check url)", s.method, s.safeURL))
+	}
 	defer func() {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 		resp.Body.Close()

@@ -726,3 +726,43 @@ func TestStatusBelow100IsRetryable(t *testing.T) {
 		t.Errorf("message %q does not name the status", err)
 	}
 }
+
+// TestSwitchingProtocolsAnswerStopsTheTaskWithoutHanging: net/http hands
+// a 101 over as the final answer, with the raw connection as its body and
+// out of reach of the request's timeout. The sink read that body for the
+// error message and to drain it, so a server (or a proxy) that answered
+// 101 and kept the connection open held the Write, the worker and the
+// task's shutdown forever. A 101 to a plain POST is about the setup (the
+// url points at something that is not a webhook): it is task-permanent.
+func TestSwitchingProtocolsAnswerStopsTheTaskWithoutHanging(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	defer close(hold)
+	addr := testkit.Serve(t, ln, func(c net.Conn) {
+		defer c.Close()
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		<-hold // the connection stays open and silent
+	})
+	s := newSink(t, urlKey("http://"+addr)+`timeout = "300ms"`)
+	done := make(chan error, 1)
+	go func() { done <- s.Write(context.Background(), msgs(`{"a":1}`)) }()
+	select {
+	case err := <-done:
+		if c := component.ClassOf(err); c != component.ClassTaskPermanent {
+			t.Fatalf("class %v, want task_permanent: %v", c, err)
+		}
+		if !strings.Contains(err.Error(), "status 101") {
+			t.Errorf("message %q does not name the status", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Write still waits 20 s after a 101 answer, with timeout = 300ms")
+	}
+}
