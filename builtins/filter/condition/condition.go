@@ -116,8 +116,10 @@ type Limits struct {
 	// Steps is the most steps one evaluation takes: one an instruction of
 	// a loop's body (any, all, map, filter, ...) at each pass, plus one
 	// per element of an array and per 64 bytes of a string that an
-	// operation walks (`in`, `contains`, `matches`, `==`, and builtins
-	// such as indexOf, join, uniq, sort). 0 means DefaultSteps.
+	// operation walks (`in`, `contains`, `==`, and builtins such as
+	// indexOf, join, uniq, sort), and for `matches` one per byte of the
+	// text and instruction of the pattern (docs/filters.md#limits).
+	// 0 means DefaultSteps.
 	Steps uint64
 	// Bytes is the most bytes of strings one evaluation builds (`+` and
 	// the builtins that make strings: upper, repeat, join, replace,

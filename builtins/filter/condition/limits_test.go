@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // eventWithArrays is {"data":{"tags":["t0",...],"blocked":["B0",...]}}.
@@ -137,5 +138,50 @@ func TestConditionStopsWhenItsContextEnds(t *testing.T) {
 	}
 	if ok, err := MustCompile(`data.x == 1`).EvalContext(t.Context(), []byte(`{"data":{"x":1}}`)); !ok || err != nil {
 		t.Fatalf("a live context: (%v, %v)", ok, err)
+	}
+}
+
+// `matches` is charged by what Go's regexp does: a match walks each byte
+// of the text once per instruction of the compiled pattern at worst, and
+// a pattern taken from the event is compiled at each evaluation. It was
+// charged a step per 64 bytes of the text, whatever the pattern, so a
+// 20 KB event whose pattern is `a?` 5,000 times then `a` 5,000 times
+// (matched against 5,000 a's) held a worker 1.4 s within a budget of
+// 100 million steps, an 80 KB one 27 s, and a 1 MiB one for about an hour;
+// a constant pattern re-run over a long field in a loop went past the
+// budget the same way. Each now stops at the budget.
+func TestConditionRegexpWorkIsBoundedBySteps(t *testing.T) {
+	n := 5000
+	hostile := `{"data":{"s":"` + strings.Repeat("a", n) + `","re":"` + strings.Repeat("a?", n) + strings.Repeat("a", n) + `"}}`
+	start := time.Now()
+	ok, err := MustCompile(`data.s matches data.re`).Eval([]byte(hostile))
+	if !strings.Contains(fmt.Sprint(err), "exceeded its budget of 100000000 steps") {
+		t.Errorf("an event pattern of %d instructions on %d bytes: (%v, %v) after %v, want the step budget exceeded", 3*n, n, ok, err, time.Since(start))
+	}
+
+	// A constant pattern run again and again over one long field.
+	body := `{"data":{"body":"` + strings.Repeat("a", 64<<10) + `","keys":[` + strings.Repeat(`1,`, 199) + `1]}}`
+	c, err := CompileLimits(`any(data.keys, data.body matches "a.*b.*c.*d")`, Limits{Steps: 10_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	ok, err = c.Eval([]byte(body))
+	if !strings.Contains(fmt.Sprint(err), "exceeded its budget of 10000000 steps") {
+		t.Errorf("200 matches over 64 KiB within 10000000 steps: (%v, %v) after %v, want the step budget exceeded", ok, err, time.Since(start))
+	}
+
+	// Within the budget, `matches` works as before: an ordinary pattern
+	// over a long field, a plain word (as cheap as contains), and one
+	// event pattern in a loop, compiled once.
+	for _, tc := range []struct{ cond, event string }{
+		{`data.s matches "^[a-z]+@[a-z]+\\.com$"`, `{"data":{"s":"` + strings.Repeat("a", 100<<10) + `@example.com"}}`},
+		{`data.s matches "needle"`, `{"data":{"s":"` + strings.Repeat("a", 1<<20) + `needle"}}`},
+		{`any(data.l, # matches data.re)`, `{"data":{"l":[` + strings.Repeat(`"b",`, 200) + `"xy"],"re":"^` + strings.Repeat("(?:x|y)", 2) + `$"}}`},
+		{`all(data.l, # matches data.re)`, `{"data":{"l":[` + strings.Repeat(`"x",`, 200) + `"y"],"re":"` + strings.Repeat("(?:x|y)?", 2000) + `"}}`},
+	} {
+		if ok, err := MustCompile(tc.cond).Eval([]byte(tc.event)); !ok || err != nil {
+			t.Errorf("%s on a %d-byte event: (%v, %v), want true", tc.cond, len(tc.event), ok, err)
+		}
 	}
 }

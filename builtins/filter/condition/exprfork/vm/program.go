@@ -28,6 +28,8 @@ type Program struct {
 	functions []Function
 	debugInfo map[string]string
 	span      *Span
+	// Sluice: the size of each constant pattern (regexp_cost.go).
+	regexpSizes []uint64
 }
 
 // NewProgram returns a new Program. It's used by the compiler.
@@ -44,16 +46,17 @@ func NewProgram(
 	span *Span,
 ) *Program {
 	return &Program{
-		source:    source,
-		node:      node,
-		locations: locations,
-		variables: variables,
-		Constants: constants,
-		Bytecode:  bytecode,
-		Arguments: arguments,
-		functions: functions,
-		debugInfo: debugInfo,
-		span:      span,
+		source:      source,
+		node:        node,
+		locations:   locations,
+		variables:   variables,
+		Constants:   constants,
+		Bytecode:    bytecode,
+		Arguments:   arguments,
+		functions:   functions,
+		debugInfo:   debugInfo,
+		span:        span,
+		regexpSizes: regexpSizes(constants),
 	}
 }
 

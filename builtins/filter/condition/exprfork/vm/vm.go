@@ -91,6 +91,10 @@ type VM struct {
 	steps     uint64
 	bytes     uint64
 	nextCheck uint64
+	// the last pattern `matches` compiled in this run (regexp_cost.go)
+	re        *regexp.Regexp
+	rePattern string
+	reSize    uint64
 }
 
 func (vm *VM) Run(program *Program, env any) (_ any, err error) {
@@ -132,6 +136,7 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 	vm.memory = 0
 	vm.ip = 0
 	vm.steps, vm.bytes, vm.nextCheck = 0, 0, 0
+	vm.re, vm.rePattern, vm.reSize = nil, "", 0
 
 	var fnArgsBuf []any
 
@@ -369,18 +374,17 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 				vm.push(false)
 				break
 			}
-			var match bool
-			var err error
+			// Sluice: the pattern's compilation and the match are
+			// charged by the pattern's size (regexp_cost.go).
+			r, size := vm.compileRegexp(b.(string))
 			if s, ok := a.(string); ok {
-				vm.walk(uint64(len(s)) / bytesPerStep)
-				match, err = regexp.MatchString(b.(string), s)
+				vm.walk(regexpMatchSteps(r, len(s), size))
+				vm.push(r.MatchString(s))
 			} else {
-				match, err = regexp.Match(b.(string), a.([]byte))
+				t := a.([]byte)
+				vm.walk(regexpMatchSteps(r, len(t), size))
+				vm.push(r.Match(t))
 			}
-			if err != nil {
-				panic(err)
-			}
-			vm.push(match)
 
 		case OpMatchesConst:
 			a := vm.pop()
@@ -389,11 +393,14 @@ func (vm *VM) Run(program *Program, env any) (_ any, err error) {
 				break
 			}
 			r := program.Constants[arg].(*regexp.Regexp)
+			size := program.regexpSizes[arg]
 			if s, ok := a.(string); ok {
-				vm.walk(uint64(len(s)) / bytesPerStep)
+				vm.walk(regexpMatchSteps(r, len(s), size))
 				vm.push(r.MatchString(s))
 			} else {
-				vm.push(r.Match(a.([]byte)))
+				t := a.([]byte)
+				vm.walk(regexpMatchSteps(r, len(t), size))
+				vm.push(r.Match(t))
 			}
 
 		case OpContains:
