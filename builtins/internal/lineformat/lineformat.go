@@ -112,6 +112,7 @@ func (w *Wrapper) Append(dst, line []byte, pos message.Position) ([]byte, error)
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
 	}
+	n0 := len(line)
 	if w.MaxEvent > 0 && len(line) > w.MaxEvent {
 		return dst, fmt.Errorf("%w: %d bytes, the limit is %d (raise max_event_size)", ErrTooLarge, len(line), w.MaxEvent)
 	}
@@ -136,6 +137,16 @@ func (w *Wrapper) Append(dst, line []byte, pos message.Position) ([]byte, error)
 			if err := checkCloudEvent(line, start); err != nil {
 				return dst, err
 			}
+		}
+		// Passed on as it is, the event can still be over MaxBuilt: with
+		// its invalid UTF-8 replaced (a byte becomes three), or a line
+		// under a source's max_event_size that is over the task's limit.
+		if w.MaxBuilt > 0 && len(line) > w.MaxBuilt {
+			how := ""
+			if len(line) != n0 {
+				how = " (invalid UTF-8 replaced by U+FFFD)"
+			}
+			return dst, fmt.Errorf("%w: the event passed on from its %d bytes%s is %d bytes, the task's event limit is %d (raise max_event_size)", ErrTooLarge, n0, how, len(line), w.MaxBuilt)
 		}
 		return append(dst, line...), nil
 	}

@@ -113,3 +113,24 @@ func TestAppendLimitsTheBuiltEvent(t *testing.T) {
 		t.Fatalf("under the limit: %d bytes, %v", len(out)-len(dst), err)
 	}
 }
+
+// TestAppendLimitsAPassedOnCloudEvent: a CloudEvent line is passed on as
+// it is, but it too can come out larger than the line: each byte that is
+// not UTF-8 becomes U+FFFD, three bytes. Such an event over MaxBuilt (or a
+// line between a source's max_event_size and the task's smaller limit) was
+// passed on and dead-lettered by the engine, with neither the line's
+// position nor its size; it is refused here like a wrapped one.
+func TestAppendLimitsAPassedOnCloudEvent(t *testing.T) {
+	line := []byte(`{"specversion":"1.0","id":"x","source":"s","type":"t","data":"` + strings.Repeat("\xe9", 60) + `"}`)
+	for _, f := range []Format{Auto, JSON, CloudEvents} {
+		w := Wrapper{Format: f, Source: "s", Type: "t", MaxEvent: 200, MaxBuilt: 200}
+		out, err := w.Append([]byte("kept"), line, message.Position{Stream: "x", Offset: 1})
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "limit is 200") || !strings.Contains(err.Error(), "its 124 bytes") || string(out) != "kept" {
+			t.Errorf("%s: a %d-byte line whose event is %d bytes: %v, want ErrTooLarge naming the limit, dst unchanged", f, len(line), len(out)-4, err)
+		}
+		w.MaxBuilt = 400
+		if out, err := w.Append(nil, line, message.Position{Stream: "x", Offset: 1}); err != nil || !utf8.Valid(out) || !json.Valid(out) {
+			t.Errorf("%s: under the limit: %q, %v", f, out, err)
+		}
+	}
+}
