@@ -1,0 +1,25 @@
+package condition
+
+import (
+	"testing"
+
+	"github.com/sluicehq/sluice/runtime/testkit"
+)
+
+// BenchmarkEvalMatches: a constant regular expression over a short field,
+// the common use of matches (what charging its steps costs shows here).
+func BenchmarkEvalMatches(b *testing.B) {
+	ev := []byte(`{"data":{"path":"/api/v2/orders/12345/items","method":"GET"}}`)
+	c := MustCompile(`data.method == "GET" && data.path matches "^/api/v[0-9]+/orders/[0-9]+"`)
+	if ok, err := c.Eval(ev); !ok || err != nil {
+		b.Fatal(ok, err)
+	}
+	b.ReportAllocs()
+	t0 := testkit.ThreadCPU()
+	for b.Loop() {
+		c.Eval(ev)
+	}
+	if cpu := testkit.ThreadCPU() - t0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
