@@ -750,6 +750,19 @@ func (b *Buffer) dropOldestLocked() error {
 	if err := os.Remove(b.segPath(s.seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("append to disk buffer %s: drop the oldest segment: %w", b.dir, err)
 	}
+	// The drain may hold the file open between two Reads (stuck delivering
+	// a batch read from it while the sink is down): a deleted file keeps
+	// its blocks while a descriptor holds it, so on a full disk this drop
+	// would free nothing and the next one would go too. Close it unless a
+	// Read is under way, which moves to the next segment by itself (it
+	// sees dropGen change).
+	if b.readMu.TryLock() {
+		if b.rf != nil && b.rseq == s.seq {
+			b.rf.Close()
+			b.rf, b.rok = nil, false
+		}
+		b.readMu.Unlock()
+	}
 	b.segs = slices.Delete(b.segs, 0, 1)
 	b.used -= s.size
 	var n, g uint64

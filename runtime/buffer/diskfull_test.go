@@ -341,3 +341,43 @@ func TestAppendAfterTheDirectoryIsRemoved(t *testing.T) {
 		b.Close()
 	}
 }
+
+// TestDiskFullDropOldestFreesTheSegmentTheDrainHolds: with the sink down,
+// the drain holds a batch read from the oldest segment and keeps that
+// segment file open. When the disk filled, drop_oldest deleted that
+// segment, but its blocks stayed allocated under the open descriptor, so
+// the write failed again and a second segment of unread events was
+// dropped at once; the first one's space stayed taken for as long as the
+// outage lasted. A drop must free the space it was made for.
+func TestDiskFullDropOldestFreesTheSegmentTheDrainHolds(t *testing.T) {
+	dir := testkit.Tmpfs(t, 256<<10)
+	b, err := Open(Options{Dir: dir, MaxSize: 64 << 20, SegmentSize: 32 << 10, WhenFull: DropOldest, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	n := uint64(0)
+	for ; b.Stats().Segments < 3; n++ {
+		if err := b.Append(ctx, numbered(n), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The drain reads one record of the oldest segment and is stuck
+	// delivering it.
+	if batch, err := b.Read(ctx, 1); err != nil || len(batch.Msgs) != 1 {
+		t.Fatalf("read: %d records, %v", len(batch.Msgs), err)
+	}
+	oldest := uint64(firstIndex(t, segFiles(t, dir)[1])) // records in the oldest segment
+	for ; b.Stats().Dropped == 0; n++ {
+		if n > 10000 {
+			t.Fatalf("nothing dropped after %d appends on a 256 KiB disk: %+v", n, b.Stats())
+		}
+		if err := b.Append(ctx, numbered(n), nil); err != nil {
+			t.Fatalf("append %d: %v", n, err)
+		}
+	}
+	if st := b.Stats(); st.Dropped != oldest-1 {
+		t.Fatalf("the first drop removed %d unread records; want %d, the oldest segment's less the one the drain holds: %+v", st.Dropped, oldest-1, st)
+	}
+}
