@@ -139,6 +139,21 @@ func (b *Buffer) recover() error {
 			if !errors.As(herr, &c) {
 				return herr
 			}
+			if i == len(seqs)-1 && size > headerSize {
+				// No later segment leaves a gap for the reader to count:
+				// count its whole Appends here (after the cursor when it
+				// points into it; those before were delivered).
+				from := int64(headerSize)
+				if found && cp.seq == seq && cp.off <= size {
+					from = cp.off
+				}
+				n, g, err := countRecords(path, from, size)
+				if err != nil {
+					return err
+				}
+				b.lost += n
+				b.lostGroups += g
+			}
 			if err := os.Remove(path); err != nil {
 				return err
 			}
@@ -377,4 +392,20 @@ func scanTail(f *os.File, from pos, size int64) (good pos, cut uint64, reason st
 		reason = "the last Append did not complete (its final record is missing)"
 	}
 	return good, cut, reason, nil
+}
+
+// countRecords counts the records of the complete Appends in the segment
+// file at path from offset from up to size, and those of them with
+// Tag.Last, without trusting its header.
+func countRecords(path string, from, size int64) (n, groups uint64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	good, _, _, err := scanTail(f, pos{off: from}, size)
+	if err != nil {
+		return 0, 0, fmt.Errorf("check %s: %w", filepath.Base(path), err)
+	}
+	return good.index, good.groups, nil
 }
