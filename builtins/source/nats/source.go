@@ -314,7 +314,15 @@ func (s *Source) consumeError(_ jetstream.ConsumeContext, err error) {
 		}
 		s.mu.Unlock()
 	case errors.Is(err, jetstream.ErrConnectionClosed):
-		// Close is under way.
+		// Close is under way, or the client gave up the connection (the
+		// server refused the credentials twice in a row on a reconnect):
+		// then nothing is pulled again and Read must say so.
+		s.mu.Lock()
+		if s.fatal == nil && !s.closed && s.nc != nil && s.nc.IsClosed() {
+			s.fatal = s.connClosedLocked()
+			s.notifyLocked()
+		}
+		s.mu.Unlock()
 	case errors.Is(err, jetstream.ErrNoHeartbeat):
 		// The server went quiet: a cut connection (the client reconnects)
 		// or a durable deleted on a server too old to say so.
@@ -576,9 +584,32 @@ func (s *Source) Resume() {
 		return
 	}
 	if err := s.consumeLocked(); err != nil {
-		s.fatal = component.Retryable(fmt.Errorf("nats source: resume pulling from durable %q: %w", s.durable, err), 0)
+		// The pull cannot start only on a connection the client closed
+		// (or a durable it cannot pull from): retrying Read would return
+		// the same error forever, and the task would never read again.
+		if s.nc != nil && s.nc.IsClosed() {
+			s.fatal = s.connClosedLocked()
+		} else {
+			s.fatal = component.TaskPermanent(fmt.Errorf("nats source: resume pulling from durable %q: %w", s.durable, err))
+		}
 		s.notifyLocked()
 	}
+}
+
+// connClosedLocked is the error of a connection the client closed by
+// itself: it reconnects forever, except to a server that refused the
+// credentials twice in a row. The task stops, with the reason; a restart
+// connects again.
+func (s *Source) connClosedLocked() error {
+	cause := s.nc.LastError()
+	if cause == nil {
+		cause = nats.ErrConnectionClosed
+	}
+	err := natsconf.Classify(fmt.Errorf("nats source: the client closed the connection to %s and stopped reconnecting: %w", s.conn.Servers(), cause))
+	if component.ClassOf(err) != component.ClassTaskPermanent {
+		err = component.TaskPermanent(err)
+	}
+	return err
 }
 
 func (s *Source) takeQueueLocked() []jetstream.Msg {
