@@ -52,6 +52,19 @@ const (
 	mergeWorkPerValue = 4
 )
 
+// splitWorkBase and splitWorkFactor bound the matchers a split pattern
+// makes (see split), counted as the fields and value lists their levels are
+// built from: 1,048,576 plus 32 times the pattern's own (nodeSize). Halving a large $or costs a few times the pattern; but where
+// several keys each hold more than a mask does (a large $or under each),
+// every part of one is combined with every part of the others, and the
+// matchers double with each such key: 14 keys with a $or of 65 one-value
+// branches each, 10 KB, made 16,384 matchers in 12 s, each of which reads
+// every event, and 20 keys would not compile at all.
+const (
+	splitWorkBase   = 1 << 20
+	splitWorkFactor = 32
+)
+
 // countValues counts the values of a pattern document, for the merge cap.
 func countValues(v *value) int {
 	n := 1
@@ -134,11 +147,23 @@ func (c *compiler) compile(root *value) (*Pattern, error) {
 	// each a matcher of its own, and matches when one of them does.
 	p := &Pattern{}
 	todo := []*objNode{node}
+	maxSplit := 0
 	for len(todo) > 0 {
 		n := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
 		nslots := 0
 		lv, ov := c.level([]*objNode{n}, &nslots, nil)
+		if maxSplit == 0 {
+			maxSplit = splitWorkBase + splitWorkFactor*nodeSize(node, map[*objNode]int{})
+		}
+		if c.splitWork > maxSplit {
+			var at []string
+			if ov != nil {
+				at = sub(ov.at, ov.key)
+			}
+			c.fail(root, at, CodeTooComplex, "splitting this pattern into matchers builds more than %d fields and value lists (%d plus %d times the pattern's own), %d matchers so far: one matcher holds at most %d value lists or sub-patterns on one key, and where several keys each need more (a large $or under each), every part of one is combined with every part of the others; use value lists (k = [1, 2, 3]) instead of one-value $or branches, or split the filter", maxSplit, splitWorkBase, splitWorkFactor, 1+len(p.more), maskBits)
+			return nil, c.err()
+		}
 		if ov == nil {
 			if p.root == nil {
 				p.root = lv
@@ -158,6 +183,27 @@ func (c *compiler) compile(root *value) (*Pattern, error) {
 		todo = append(todo, b, a)
 	}
 	return p, nil
+}
+
+// nodeSize is what building n's levels reads once: its fields and value
+// lists, with those of the sub-patterns below (counted at every place they
+// appear, as the levels are built), capped at 1<<40.
+func nodeSize(n *objNode, memo map[*objNode]int) int {
+	if s, ok := memo[n]; ok {
+		return s
+	}
+	s := 0
+	for _, a := range n.alts {
+		for _, f := range a.fields {
+			s += 1 + len(f.leaves)
+			if f.obj != nil {
+				s += nodeSize(f.obj, memo)
+			}
+		}
+		s = min(s, 1<<40)
+	}
+	memo[n] = s
+	return s
 }
 
 // split returns two object nodes whose disjunction is n, smaller where the
@@ -202,6 +248,7 @@ type compiler struct {
 	ids        int
 	multiplied int      // alternatives made by multiplying (see maxMultiplied)
 	work       int      // fields copied by merge
+	splitWork  int      // fields and value lists the matchers' levels were built from (see maxSplitWork)
 	maxWork    int      // the cap on work (see mergeWorkBase)
 	orDepth    int      // $or arrays enclosing the value being compiled
 	keys       []string // keys of the products under way, from the object

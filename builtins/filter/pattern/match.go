@@ -70,7 +70,9 @@ func (c *compiler) level(nodes []*objNode, nslots *int, path []string) (*level, 
 	var children [][]*objNode
 	for _, n := range nodes {
 		for _, a := range n.alts {
+			c.splitWork += len(a.fields)
 			for _, f := range a.fields {
+				c.splitWork += len(f.leaves)
 				k, ok := keyIdx[f.key]
 				if !ok {
 					k = len(lv.keys)
