@@ -171,6 +171,22 @@ func Connect(ctx context.Context, c *Conn, opts []nats.Option, needJS bool, jsOp
 	return nc, js, nil
 }
 
+// ClosedByClient is the error for nc, a connection the client closed by
+// itself: it reconnects forever, except to a server that refused the
+// credentials twice in a row. Nothing goes through it again, so the task
+// stops (task-permanent) with the reason; a restart connects again.
+func ClosedByClient(c *Conn, nc *nats.Conn, what string) error {
+	cause := nc.LastError()
+	if cause == nil {
+		cause = nats.ErrConnectionClosed
+	}
+	err := Classify(fmt.Errorf("%s: the client closed the connection to %s and stopped reconnecting: %w", what, c.Servers(), cause))
+	if component.ClassOf(err) != component.ClassTaskPermanent {
+		err = component.TaskPermanent(err)
+	}
+	return err
+}
+
 // Classify maps err to its class, adding what to change where the user can.
 func Classify(err error) error {
 	switch {

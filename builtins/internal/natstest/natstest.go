@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,4 +229,40 @@ func StartServer(t testing.TB, config func(addr, dir string) string) string {
 	}
 	testkit.RunServer(t, "nats-server", addr, "-c", conf)
 	return addr
+}
+
+// PasswordServer starts a throwaway nats-server with JetStream that takes
+// user "u" with password "one", and returns its URL and a function that
+// changes the password (a configuration reload): the server then drops the
+// clients that logged in with the old one and refuses their reconnects,
+// and nats.go gives up (closes the connection) after the second refusal
+// in a row.
+func PasswordServer(t testing.TB) (url string, changePassword func()) {
+	t.Helper()
+	var listen, conf, pidFile string
+	write := func(password string) string {
+		return fmt.Sprintf("listen: %s\npid_file: %q\njetstream { store_dir: %q }\nauthorization { user: \"u\", password: %q }\n",
+			listen, pidFile, filepath.Join(filepath.Dir(conf), "js"), password)
+	}
+	addr := StartServer(t, func(addr, dir string) string {
+		listen, conf, pidFile = addr, filepath.Join(dir, "nats.conf"), filepath.Join(dir, "nats.pid")
+		return write("one")
+	})
+	return "nats://" + addr, func() {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte(write("two")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(pidFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

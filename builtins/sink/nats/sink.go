@@ -201,6 +201,18 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 	if len(errs) == 0 {
 		return nil
 	}
+	if nc.IsClosed() {
+		// The client gave up the connection (the server refused the
+		// credentials twice in a row): retrying would fail every record
+		// until the process restarts, sending each to the dead-letter
+		// queue. Stop the task, as a refused login at start does.
+		s.mu.Lock()
+		closing := s.closed
+		s.mu.Unlock()
+		if !closing {
+			return natsconf.ClosedByClient(s.conn, nc, "nats sink")
+		}
+	}
 	for _, err := range errs {
 		s.m.errors.WithLabelValues(component.ClassOf(err).String()).Inc()
 	}

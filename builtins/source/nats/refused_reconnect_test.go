@@ -2,12 +2,7 @@ package nats
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,44 +11,9 @@ import (
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
-// refusingServer starts a nats-server with a password, and returns its URL
-// and a function that changes the password (a configuration reload): the
-// server then drops the source's connection and refuses its reconnects,
-// and the client gives up after the second refusal in a row.
-func refusingServer(t *testing.T) (url string, changePassword func()) {
-	t.Helper()
-	var listen, conf, pidFile string
-	write := func(password string) {
-		data := fmt.Sprintf("listen: %s\npid_file: %q\njetstream { store_dir: %q }\nauthorization { user: \"u\", password: %q }\n",
-			listen, pidFile, filepath.Join(filepath.Dir(conf), "js"), password)
-		if err := os.WriteFile(conf, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	addr := natstest.StartServer(t, func(addr, dir string) string {
-		listen, conf, pidFile = addr, filepath.Join(dir, "nats.conf"), filepath.Join(dir, "nats.pid")
-		return fmt.Sprintf("listen: %s\npid_file: %q\njetstream { store_dir: %q }\nauthorization { user: \"u\", password: \"one\" }\n",
-			addr, pidFile, filepath.Join(dir, "js"))
-	})
-	return "nats://" + addr, func() {
-		write("two")
-		raw, err := os.ReadFile(pidFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func refusedSource(t *testing.T) (*Source, func()) {
 	t.Helper()
-	url, changePassword := refusingServer(t)
+	url, changePassword := natstest.PasswordServer(t)
 	fx := &fixture{stream: "REFUSED", subject: "refused", durable: "d"}
 	s := open(t, fx.build(t, url, "user = \"u\"\npassword = \"one\"\ncreate = true\nsubjects = [\"refused.>\"]\nreconnect_wait = \"100ms\"\n"))
 	return s, changePassword

@@ -597,19 +597,9 @@ func (s *Source) Resume() {
 }
 
 // connClosedLocked is the error of a connection the client closed by
-// itself: it reconnects forever, except to a server that refused the
-// credentials twice in a row. The task stops, with the reason; a restart
-// connects again.
+// itself (see natsconf.ClosedByClient).
 func (s *Source) connClosedLocked() error {
-	cause := s.nc.LastError()
-	if cause == nil {
-		cause = nats.ErrConnectionClosed
-	}
-	err := natsconf.Classify(fmt.Errorf("nats source: the client closed the connection to %s and stopped reconnecting: %w", s.conn.Servers(), cause))
-	if component.ClassOf(err) != component.ClassTaskPermanent {
-		err = component.TaskPermanent(err)
-	}
-	return err
+	return natsconf.ClosedByClient(s.conn, s.nc, "nats source")
 }
 
 func (s *Source) takeQueueLocked() []jetstream.Msg {
