@@ -3,6 +3,7 @@ package pattern
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 	"sync"
 
 	"github.com/sluicehq/sluice/runtime/jsonscan"
@@ -111,10 +112,10 @@ func (c *compiler) level(nodes []*objNode, nslots *int, path []string) (*level, 
 	for k := range lv.keys {
 		e := &lv.keys[k]
 		if len(e.leaves) > maskBits {
-			return nil, &overflow{at: path, key: e.key, n: len(e.leaves)}
+			return nil, &overflow{at: slices.Clone(path), key: e.key, n: len(e.leaves)}
 		}
 		if len(children[k]) > maskBits {
-			return nil, &overflow{at: path, key: e.key, n: len(children[k])}
+			return nil, &overflow{at: slices.Clone(path), key: e.key, n: len(children[k])}
 		}
 		for b, l := range e.leaves {
 			if l.missing {
@@ -123,7 +124,7 @@ func (c *compiler) level(nodes []*objNode, nslots *int, path []string) (*level, 
 		}
 		if len(children[k]) > 0 {
 			var ov *overflow
-			if e.child, ov = c.level(children[k], nslots, sub(path, e.key)); ov != nil {
+			if e.child, ov = c.level(children[k], nslots, ext(path, e.key)); ov != nil {
 				return nil, ov
 			}
 		}
