@@ -65,7 +65,7 @@ type overflow struct {
 // root); it reports an overflow instead when a mask cannot hold them.
 func (c *compiler) level(nodes []*objNode, nslots *int, path []string) (*level, *overflow) {
 	lv := &level{nodes: nodes, slot: *nslots}
-	keyIdx := map[string]int{}
+	keyIdx := map[int]int{} // by key number (keyID)
 	leafBit := []map[*leafSet]int{}
 	childBit := []map[*objNode]int{}
 	var children [][]*objNode
@@ -74,10 +74,10 @@ func (c *compiler) level(nodes []*objNode, nslots *int, path []string) (*level, 
 			c.splitWork += len(a.fields)
 			for _, f := range a.fields {
 				c.splitWork += len(f.leaves)
-				k, ok := keyIdx[f.key]
+				k, ok := keyIdx[f.kid]
 				if !ok {
 					k = len(lv.keys)
-					keyIdx[f.key] = k
+					keyIdx[f.kid] = k
 					lv.keys = append(lv.keys, keyEntry{key: f.key})
 					leafBit = append(leafBit, map[*leafSet]int{})
 					childBit = append(childBit, map[*objNode]int{})
@@ -107,7 +107,10 @@ func (c *compiler) level(nodes []*objNode, nslots *int, path []string) (*level, 
 		}
 	}
 	if len(lv.keys) > 8 {
-		lv.index = keyIdx
+		lv.index = make(map[string]int, len(lv.keys))
+		for k := range lv.keys {
+			lv.index[lv.keys[k].key] = k
+		}
 	}
 	for k := range lv.keys {
 		e := &lv.keys[k]
@@ -134,7 +137,7 @@ func (c *compiler) level(nodes []*objNode, nslots *int, path []string) (*level, 
 		for _, a := range n.alts {
 			var rs []req
 			for _, f := range a.fields {
-				k := keyIdx[f.key]
+				k := keyIdx[f.kid]
 				r := req{key: k}
 				for _, l := range f.leaves {
 					r.leaf |= 1 << leafBit[k][l]
