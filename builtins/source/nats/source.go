@@ -557,6 +557,11 @@ func (s *Source) keepalive(ackWait time.Duration, stop, stopped chan struct{}) {
 // in progress, and are handed out after Resume: handed back now, they could
 // be sent to a pull request of this connection that the server still
 // holds, and wait for ack_wait.
+//
+// It returns once the pull subscription is drained (or after a bound, when
+// the server does not answer): a Resume before that pulled on a second
+// subscription while the first still delivered what the server had sent
+// to its pull request, and the two interleaved out of stream order.
 func (s *Source) Pause() {
 	s.mu.Lock()
 	if s.paused || s.closed {
@@ -569,8 +574,18 @@ func (s *Source) Pause() {
 	s.mu.Unlock()
 	if cc != nil {
 		cc.Drain() // what the client still holds reaches receive, which queues it
+		t := time.NewTimer(pauseDrainWait)
+		defer t.Stop()
+		select {
+		case <-cc.Closed():
+		case <-t.C:
+		}
 	}
 }
+
+// pauseDrainWait bounds how long Pause waits for the pull subscription to
+// drain.
+const pauseDrainWait = 2 * time.Second
 
 // Resume undoes Pause.
 func (s *Source) Resume() {
