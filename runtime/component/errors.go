@@ -3,6 +3,8 @@ package component
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -82,6 +84,39 @@ func RetryAfter(err error) time.Duration {
 	var c *classified
 	if errors.As(err, &c) {
 		return c.retryAfter
+	}
+	return 0
+}
+
+// MaxRetryAfter caps a server's Retry-After (ParseRetryAfter): the engine
+// waits what it asks for, and a wrong header must not park a worker for
+// years.
+const MaxRetryAfter = 7 * 24 * time.Hour
+
+// ParseRetryAfter reads an HTTP Retry-After header (RFC 9110): delay
+// seconds or an HTTP date, capped at MaxRetryAfter. A date in the past, a
+// zero or malformed value mean no delay; a number of seconds too large for
+// any integer is the cap, not nothing.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if n <= 0 { // also a huge negative number
+			return 0
+		}
+		return time.Duration(min(n, int64(MaxRetryAfter/time.Second))) * time.Second
+	}
+	// The three date forms HTTP/1.1 accepts.
+	for _, layout := range []string{"Mon, 02 Jan 2006 15:04:05 GMT", time.RFC850, time.ANSIC} {
+		if t, err := time.Parse(layout, v); err == nil {
+			// t.Sub saturates, so a date centuries away is not negative.
+			if d := t.Sub(now); d > 0 {
+				return min(d, MaxRetryAfter)
+			}
+			return 0
+		}
 	}
 	return 0
 }

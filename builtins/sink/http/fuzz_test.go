@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/jsonscan"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -19,7 +20,7 @@ func FuzzEncode(f *testing.F) {
 	f.Add([]byte("\"q\\\"\"\x1e\x00\xff\x1e"), uint16(1))
 	f.Add([]byte("Fri, 02 Jan 2026 03:05:05 GMT"), uint16(1000))
 	f.Fuzz(func(t *testing.T, in []byte, maxBytes uint16) {
-		if d := parseRetryAfter(string(in), time.Unix(1e9, 0)); d < 0 {
+		if d := component.ParseRetryAfter(string(in), time.Unix(1e9, 0)); d < 0 {
 			t.Fatalf("negative Retry-After %v", d)
 		}
 		var ms []message.Message

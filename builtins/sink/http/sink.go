@@ -490,7 +490,7 @@ func (s *Sink) statusError(resp *http.Response) error {
 		// code < 100 and >= 600 are not HTTP statuses, and RFC 9110
 		// (section 15) says to treat them as 5xx. 421 is retried on
 		// another connection: send drops the idle ones.
-		return component.Retryable(errors.New(msg), parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+		return component.Retryable(errors.New(msg), component.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	case code >= 300 && code < 400:
 		loc := resp.Header.Get("Location")
 		if lu, err := url.Parse(loc); err == nil && loc != "" {
@@ -566,31 +566,6 @@ func snippet(b []byte, truncated bool) string {
 		sb.WriteString("…")
 	}
 	return strconv.Quote(sb.String())
-}
-
-// maxRetryAfter caps a server's Retry-After, in either form.
-const maxRetryAfter = 7 * 24 * time.Hour
-
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
-// A date in the past means no delay.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		// t.Sub saturates, so a date centuries away is not negative.
-		if d := t.Sub(now); d > 0 {
-			return min(d, maxRetryAfter)
-		}
-	}
-	return 0
 }
 
 // body is a request body that reports when the transport closed it, so the

@@ -638,28 +638,6 @@ func TestTLS(t *testing.T) {
 	})
 }
 
-func TestRetryAfterParsing(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	cases := map[string]time.Duration{
-		"":                              0,
-		"0":                             0,
-		"-5":                            0,
-		" 12 ":                          12 * time.Second,
-		"99999999999":                   7 * 24 * time.Hour,
-		"Fri, 02 Jan 2026 03:05:05 GMT": time.Minute,
-		"Fri, 02 Jan 2026 03:00:00 GMT": 0,
-		"Thu, 01 Jan 1970 00:00:00 GMT": 0,
-		"Sat, 10 Jan 2026 03:04:05 GMT": 7 * 24 * time.Hour, // 8 days: capped like the seconds form
-		"Fri, 31 Dec 9999 23:59:59 GMT": 7 * 24 * time.Hour,
-		"tomorrow":                      0,
-	}
-	for in, want := range cases {
-		if got := parseRetryAfter(in, now); got != want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 // TestRetryAfterDateIsCapped: a 503 whose Retry-After is an HTTP date
 // centuries away passes on at most 7 days, as the seconds form does.
 func TestRetryAfterDateIsCapped(t *testing.T) {

@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -297,17 +295,10 @@ func (t *Transform) failAll(in []message.Message, out *component.Output, err err
 	}
 }
 
-// maxRetryAfter caps a function's Retry-After, as the HTTP sink caps a
-// server's: the engine waits what it asks for, and a wrong header must not
-// park a worker for years (or overflow a Duration).
-const maxRetryAfter = 7 * 24 * time.Hour
-
-// retryAfter reads a Retry-After header given in seconds.
+// retryAfter reads a function's Retry-After header, as the HTTP sink
+// reads a server's.
 func retryAfter(resp *http.Response) time.Duration {
-	if s, err := strconv.ParseInt(strings.TrimSpace(resp.Header.Get("Retry-After")), 10, 64); err == nil && s > 0 {
-		return time.Duration(min(s, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	return 0
+	return component.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 }
 
 // results turns parsed results into outputs and failures of one call.
