@@ -15,6 +15,7 @@
 package lineformat
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -101,8 +102,11 @@ func (w *Wrapper) SetTime(t time.Time) {
 	w.timeTok = append(w.timeTok, '"')
 }
 
+var byteOrderMark = []byte("\ufeff")
+
 // Append appends the event built from line to dst and returns it. line must
-// not include its newline (a trailing '\r' is dropped). Bytes that are not
+// not include its newline (a trailing '\r' is dropped, and so is a UTF-8
+// byte order mark at the start of a stream: pos.Offset 0). Bytes that are not
 // valid UTF-8 are replaced by U+FFFD, or make the line a decode error under
 // Reject; the event is always valid JSON in valid UTF-8. On a decode error, an
 // over-size line or an over-size event built from it (MaxBuilt), it returns
@@ -111,6 +115,11 @@ func (w *Wrapper) SetTime(t time.Time) {
 func (w *Wrapper) Append(dst, line []byte, pos message.Position) ([]byte, error) {
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
+	}
+	// A byte order mark at the start of a stream (Windows tools write one
+	// at the start of a file) is not part of the first line.
+	if pos.Offset == 0 && bytes.HasPrefix(line, byteOrderMark) {
+		line = line[len(byteOrderMark):]
 	}
 	n0 := len(line)
 	if w.MaxEvent > 0 && len(line) > w.MaxEvent {

@@ -134,3 +134,22 @@ func TestAppendLimitsAPassedOnCloudEvent(t *testing.T) {
 		}
 	}
 }
+
+// A UTF-8 byte order mark at the start of a stream (Windows tools write one
+// at the start of a file) is not part of the first line: the line is JSON
+// as in the file without it. Elsewhere it is a character of the line.
+func TestAppendDropsAByteOrderMarkAtTheStartOfAStream(t *testing.T) {
+	line := []byte("\ufeff{\"n\":1}")
+	for _, f := range []Format{Auto, JSON} {
+		w := Wrapper{Format: f, Source: "s", Type: "t"}
+		out, err := w.Append(nil, line, message.Position{Stream: "x", Offset: 0})
+		if err != nil || !strings.Contains(string(out), `"datacontenttype":"application/json","data":{"n":1}`) {
+			t.Errorf("%s: the first line %q gave %s, %v; want its JSON", f, line, out, err)
+		}
+	}
+	w := Wrapper{Format: Auto, Source: "s", Type: "t"}
+	out, err := w.Append(nil, line, message.Position{Stream: "x", Offset: 42})
+	if err != nil || !strings.Contains(string(out), `"datacontenttype":"text/plain"`) {
+		t.Errorf("a later line %q gave %s, %v; want text (the mark is a character there)", line, out, err)
+	}
+}
