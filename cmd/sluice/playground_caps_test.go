@@ -32,7 +32,7 @@ condition = 'len(repeat("` + strings.Repeat("x", 64) + `", 1000000)) > 0'
 		t.Fatalf("without max_event_size in the fragment: err %v, want the memory budget refusing", err)
 	}
 	for _, c := range []struct{ fragment, want string }{
-		{"max_event_size = \"1TiB\"\n" + cond, "max_event_size"},
+		{"max_event_size = \"64MiB\"\n" + cond, "max_event_size"}, // under the 256 MiB cap, above the process's 1 MiB
 		{"[filter]\ncondition = 'true'\ncondition_budget = 1000000000000\n", "condition_budget"},
 	} {
 		outs, filtered, err := play(ctx, `{"a":1}`, c.fragment)
