@@ -284,13 +284,7 @@ func (s *Source) ack(f *flight, use uint64, err error) {
 	}
 	// The engine reads nothing of a batch it settled: its memory serves
 	// a later one.
-	if len(s.spare) < maxSpare {
-		clear(f.b.msgs)
-		clear(f.ids)
-		f.b.msgs, f.b.buf, f.ids = f.b.msgs[:0], f.b.buf[:0], f.ids[:0]
-		f.use++
-		s.spare = append(s.spare, f)
-	}
+	s.recycleLocked(f)
 	s.notifyLocked()
 	s.mu.Unlock()
 	if err == nil {
@@ -303,13 +297,40 @@ func (s *Source) ack(f *flight, use uint64, err error) {
 
 // Rewind reads again every entry not acknowledged: the fetch loop goes
 // back to this consumer's pending entries. The engine calls it with no
-// batch in flight.
+// batch in flight. A batch fetched and not handed out yet is dropped: its
+// entries are newer than those given back, and stay pending to be read
+// again after them (handed out first, they reached the sink before the
+// older entries).
 func (s *Source) Rewind(context.Context) error {
 	s.mu.Lock()
+	for _, fe := range s.ready {
+		s.settleLocked(fe.f)
+	}
+	clear(s.ready)
+	s.ready = s.ready[:0]
 	s.rewind = true
 	s.notifyLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+// settleLocked forgets f, a batch fetched and not handed out, keeping its
+// memory for reuse; its entries stay pending.
+func (s *Source) settleLocked(f *flight) {
+	delete(s.flights, f)
+	s.outstanding--
+	s.recycleLocked(f)
+}
+
+// recycleLocked keeps a settled batch's memory for a later one.
+func (s *Source) recycleLocked(f *flight) {
+	if len(s.spare) < maxSpare {
+		clear(f.b.msgs)
+		clear(f.ids)
+		f.b.msgs, f.b.buf, f.ids = f.b.msgs[:0], f.b.buf[:0], f.ids[:0]
+		f.use++
+		s.spare = append(s.spare, f)
+	}
 }
 
 // Close stops reading, sends the acknowledgements that wait, and closes
@@ -538,7 +559,10 @@ func (s *Source) pause(ctx context.Context, backoff *time.Duration, err error, f
 	return true
 }
 
-// waitRoom waits until the batch fetched before was handed out. It goes on
+// waitRoom waits until the batch fetched before was handed out, and while
+// a batch was given back (or a read failed), until every batch out is
+// settled: the entries pending are then read again before newer ones, in
+// stream order (reading on handed newer entries out first). It goes on
 // marking the entries this process holds as in progress meanwhile: the
 // engine stops reading exactly when it holds as many batches as it may (a
 // sink being retried), and without the marks the held batches and the
@@ -548,7 +572,7 @@ func (s *Source) waitRoom(ctx context.Context, rdb *redisconf.Client) bool {
 	var touch <-chan time.Time
 	for {
 		s.mu.Lock()
-		if len(s.ready) == 0 {
+		if len(s.ready) == 0 && !(s.rewind && s.outstanding > 0) {
 			s.mu.Unlock()
 			return true
 		}
@@ -590,8 +614,16 @@ func (s *Source) deliver(es []entry) {
 	for i := range es {
 		f.ids = append(f.ids, es[i].idArg)
 	}
-	s.m.records.Add(uint64(len(es)))
 	s.mu.Lock()
+	if s.rewind {
+		// A batch was given back while these were read: they stay
+		// pending, and the rewind reads them again after the older
+		// entries.
+		s.recycleLocked(f)
+		s.mu.Unlock()
+		return
+	}
+	s.m.records.Add(uint64(len(es)))
 	s.flights[f] = struct{}{}
 	s.outstanding++
 	s.ready = append(s.ready, fetched{f: f, b: b})
