@@ -84,7 +84,22 @@ type Source struct {
 	closed bool
 	done   chan struct{}
 	gen    uint64
+	// backoff is the wait before the next reconnect: it grows while
+	// connections are lost soon after they were made (another client with
+	// the same id takes the session over at each connect), and is zero
+	// after a connection that lasted.
+	backoff time.Duration
 }
+
+// Reconnect backoff: a connection lost within quickLoss of its connect
+// doubles the wait before the next one, from minBackoff to maxBackoff.
+// Without it two processes with one client id took the session from each
+// other hundreds of times a second, each logging every loss.
+const (
+	quickLoss  = 10 * time.Second
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
 
 type sourceMetrics struct {
 	messages   metrics.Counter
@@ -132,6 +147,7 @@ func build(c any, env component.Env) (any, error) {
 // the unacknowledged ones again, under packet ids of the new session.
 type session struct {
 	client   paho.Client
+	since    time.Time // connected
 	qos      int
 	idPrefix []byte // `<client id>-<session>-`
 	seq      int64  // messages handed out, numbering event ids; Read only
@@ -231,6 +247,7 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	ss.since = time.Now()
 	if first || !present || s.cfg.CleanSession {
 		tok := client.SubscribeMultiple(s.filters, nil)
 		if err := mqttconf.Wait(ctx, tok); err != nil {
@@ -264,9 +281,22 @@ func (s *Source) current(ctx context.Context) (*session, error) {
 		return nil, ErrClosed
 	}
 	ss := s.sess
+	wait := s.backoff
 	s.mu.Unlock()
 	if ss != nil {
 		return ss, nil
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-s.done:
+			t.Stop()
+			return nil, ErrClosed
+		}
 	}
 	ss, err := s.connect(ctx)
 	if err != nil {
@@ -286,14 +316,26 @@ func (s *Source) current(ctx context.Context) (*session, error) {
 
 // drop forgets ss and disconnects it.
 func (s *Source) drop(ss *session) {
+	lasted := time.Since(ss.since)
 	s.mu.Lock()
 	if s.sess == ss {
 		s.sess = nil
 	}
+	if lasted < quickLoss {
+		s.backoff = min(max(2*s.backoff, minBackoff), maxBackoff)
+	} else {
+		s.backoff = 0
+	}
+	wait := s.backoff
 	closed := s.closed
 	s.mu.Unlock()
 	if !closed {
-		s.log.Warn().Err(ss.reason).Str("url", s.where).Msg("mqtt connection lost; reconnecting")
+		ev := s.log.Warn().Err(ss.reason).Str("url", s.where)
+		if wait > 0 {
+			ev = ev.Dur("lasted", lasted.Round(time.Millisecond)).Dur("retry_in", wait).
+				Str("hint", fmt.Sprintf("is another client connected with client id %q? Two clients with one id disconnect each other", s.conn.ClientID))
+		}
+		ev.Msg("mqtt connection lost; reconnecting")
 	}
 	go ss.client.Disconnect(0)
 }
