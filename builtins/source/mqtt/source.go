@@ -84,6 +84,12 @@ type Source struct {
 	closed bool
 	done   chan struct{}
 	gen    uint64
+	// carry holds the QoS 1 and 2 messages a lost session had received
+	// and not handed out: the broker sends them again if it kept the
+	// session, and they are dropped then; if it lost it (a restart
+	// without persistence), nobody sends them again, and the next
+	// session hands them out first.
+	carry []paho.Message
 	// backoff is the wait before the next reconnect: it grows while
 	// connections are lost soon after they were made (another client with
 	// the same id takes the session over at each connect), and is zero
@@ -248,6 +254,22 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	ss.since = time.Now()
+	s.mu.Lock()
+	carry := s.carry
+	s.carry = nil
+	s.mu.Unlock()
+	if !present && len(carry) > 0 {
+		// Before any message of this session: the broker sends none
+		// before the subscription below.
+		ss.mu.Lock()
+		for _, m := range carry {
+			ss.queue = append(ss.queue, carried{m})
+			ss.queued += len(m.Payload())
+		}
+		ss.mu.Unlock()
+		s.log.Warn().Int("messages", len(carry)).Str("client_id", s.conn.ClientID).
+			Msg("the MQTT broker lost the session (restarted without persistence?): the messages received before the connection was lost are handed to the task, what the broker held for the session is lost")
+	}
 	if first || !present || s.cfg.CleanSession {
 		tok := client.SubscribeMultiple(s.filters, nil)
 		if err := mqttconf.Wait(ctx, tok); err != nil {
@@ -406,13 +428,29 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 }
 
 // notResent keeps, in place, the messages of ms that the broker will not
-// send again to the next session.
+// send again to the next session. The others wait in carry until the next
+// connect tells whether the broker kept the session.
 func (s *Source) notResent(ms []paho.Message) []paho.Message {
 	if s.cfg.CleanSession {
 		return ms
 	}
-	return slices.DeleteFunc(ms, func(m paho.Message) bool { return m.Qos() > 0 })
+	return slices.DeleteFunc(ms, func(m paho.Message) bool {
+		if _, ok := m.(carried); ok || m.Qos() == 0 {
+			return false
+		}
+		s.mu.Lock()
+		s.carry = append(s.carry, m)
+		s.mu.Unlock()
+		return true
+	})
 }
+
+// carried is a message a lost session received, handed out by the next
+// one because the broker lost the session: nobody sends it again, and its
+// acknowledgement has no connection to go to.
+type carried struct{ paho.Message }
+
+func (carried) Ack() {}
 
 // batch wraps messages in events, with one buffer for all payloads.
 func (s *Source) batch(ss *session, ms []paho.Message) component.Batch {
