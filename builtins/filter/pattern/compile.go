@@ -63,6 +63,10 @@ const (
 const (
 	splitWorkBase   = 1 << 20
 	splitWorkFactor = 32
+	// maxNodeSize caps nodeSize so that the bound on splitting fits an int
+	// on 32-bit platforms (splitWorkBase + splitWorkFactor*maxNodeSize <
+	// 2^31); no pattern the parser takes comes near it.
+	maxNodeSize = 1 << 25
 )
 
 // countValues counts the values of a pattern document, for the merge cap.
@@ -188,7 +192,7 @@ func (c *compiler) compile(root *value) (*Pattern, error) {
 
 // nodeSize is what building n's levels reads once: its fields and value
 // lists, with those of the sub-patterns below (counted at every place they
-// appear, as the levels are built), capped at 1<<40.
+// appear, as the levels are built), capped at maxNodeSize.
 func nodeSize(n *objNode, memo map[*objNode]int) int {
 	if s, ok := memo[n]; ok {
 		return s
@@ -201,7 +205,7 @@ func nodeSize(n *objNode, memo map[*objNode]int) int {
 				s += nodeSize(f.obj, memo)
 			}
 		}
-		s = min(s, 1<<40)
+		s = min(s, maxNodeSize)
 	}
 	memo[n] = s
 	return s
