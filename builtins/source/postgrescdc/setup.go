@@ -42,14 +42,36 @@ func (s *Source) checkServer(ctx context.Context, c *pgconn.PgConn) error {
 	return nil
 }
 
-// queryErr classifies a failed catalog query: a lost connection is
-// retried, a refused one (privileges) stops the task.
+// queryErr classifies a failed query: a lost connection, and the server's
+// transient errors (its shutdown, a terminated backend, a cancelled
+// statement, a lack of resources, a serialization failure), are retried;
+// any other error (privileges, a missing object) stops the task.
 func (s *Source) queryErr(what string, err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
+	if errors.As(err, &pe) && !transientState(pe.Code) {
 		return component.TaskPermanent(fmt.Errorf("postgres %s: %s: %s (SQLSTATE %s)", s.where, what, pe.Message, pe.Code))
 	}
+	if pe != nil {
+		return component.Retryable(fmt.Errorf("postgres %s: %s: %s (SQLSTATE %s)", s.where, what, pe.Message, pe.Code), 0)
+	}
 	return component.Retryable(fmt.Errorf("postgres %s: %s: %w", s.where, what, err), 0)
+}
+
+// transientState reports whether a SQLSTATE says the server could not
+// answer now rather than that the query is wrong: connection exceptions
+// (08), serialization failures and deadlocks (40), insufficient resources
+// (53), a lock not available (55P03), operator intervention (57: a
+// shutdown, a terminated backend, a cancelled statement) and system errors
+// (58).
+func transientState(code string) bool {
+	if len(code) != 5 {
+		return false
+	}
+	switch code[:2] {
+	case "08", "40", "53", "57", "58":
+		return true
+	}
+	return code == "55P03"
 }
 
 // ensurePublication uses the publication when it exists and creates it

@@ -154,6 +154,16 @@ FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdrop
 		}
 		rr := r.c.ExecParams(ctx, sb.String(), params, nil, nil, nil)
 		fds := rr.FieldDescriptions()
+		if fds == nil {
+			// The query failed before describing its result (a lost
+			// connection, a cancelled statement): its error, not a
+			// missing key column.
+			_, err := rr.Close()
+			if err == nil {
+				err = fmt.Errorf("the query returned no columns")
+			}
+			return s.queryErr("snapshot of "+lane, err)
+		}
 		tbl, types, pkIdx, err := r.describe(ctx, t, fds)
 		if err != nil {
 			rr.Close()
