@@ -30,7 +30,11 @@ func (s *Source) beginSnapshot(ctx context.Context, name string) error {
 	}
 	s.mu.Lock()
 	s.snap = c
+	rewind := s.rewind
 	s.mu.Unlock()
+	if rewind {
+		return errRewound
+	}
 	if _, err := pgconnect.Exec(ctx, c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
 		return s.queryErr("begin the snapshot", err)
 	}

@@ -69,6 +69,10 @@ type Source struct {
 	stream  *session // the replication session under way, if any
 	opened  bool
 	closing bool
+	// rewind is set by Rewind and cleared when run resets the outbox: a
+	// snapshot or stream that starts meanwhile ends at once, so that the
+	// reset (the rewind itself) comes before anything more is read.
+	rewind bool
 }
 
 func build(c any, env component.Env) (any, error) {
@@ -254,6 +258,9 @@ func (s *Source) run(ctx context.Context) {
 		case <-t.C:
 		}
 		backoff = min(backoff*2, 30*time.Second)
+		s.mu.Lock()
+		s.rewind = false
+		s.mu.Unlock()
 		s.ob.reset()
 	}
 }
@@ -294,16 +301,30 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 }
 
 // Rewind reads again, from the slot's confirmed position, everything not
-// acknowledged: the replication connection is dropped and reopened.
+// acknowledged: the replication connection is dropped and reopened. During
+// the snapshot, its connection is closed: the snapshot starts again from
+// the last chunk checkpointed, as after a crash (before, a rewind during
+// the snapshot did nothing: the rows of a nacked batch were not read again
+// and the nack kept every position where it was until a restart).
 func (s *Source) Rewind(ctx context.Context) error {
 	s.mu.Lock()
+	s.rewind = true
 	sess := s.stream
+	if s.snap != nil {
+		if nc := s.snap.Conn(); nc != nil {
+			nc.Close()
+		}
+	}
 	s.mu.Unlock()
 	if sess != nil {
 		sess.abort()
 	}
 	return nil
 }
+
+// errRewound ends a snapshot or stream that would start while a rewind
+// waits for run's reset.
+var errRewound = errors.New("rewound: reading again from the last committed position")
 
 // Close reports the confirmed position to the server, waits for it to be
 // taken, and disconnects.

@@ -72,6 +72,10 @@ func (s *Source) streamChanges(ctx context.Context) error {
 		s.mu.Unlock()
 		return errClosed
 	}
+	if s.rewind {
+		s.mu.Unlock()
+		return errRewound
+	}
 	s.stream = sess
 	s.mu.Unlock()
 	s.log.Info().Str("slot", s.cfg.Slot).Str("from", string(appendLSN(nil, start))).Msg("streaming changes")
