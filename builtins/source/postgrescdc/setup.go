@@ -174,6 +174,14 @@ func (s *Source) createPublication(ctx context.Context, c *pgconn.PgConn, pub st
 	return nil
 }
 
+// errNoTable is in the chain of lookupTable's error for a missing table;
+// its text is empty.
+var errNoTable = noTableError{}
+
+type noTableError struct{}
+
+func (noTableError) Error() string { return "" }
+
 // lookupTable reads a table's primary key and replica identity; a missing
 // table stops the task.
 func (s *Source) lookupTable(ctx context.Context, c *pgconn.PgConn, schema, name string) (*tableMeta, error) {
@@ -187,7 +195,7 @@ SELECT c.relreplident::text,
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, []byte(schema), []byte(name))
 	if errors.Is(err, pgconnect.ErrNoRows) {
-		return nil, component.TaskPermanent(fmt.Errorf("postgres %s: table %s.%s does not exist: create it or fix tables", s.where, schema, name))
+		return nil, component.TaskPermanent(fmt.Errorf("postgres %s: table %s.%s does not exist: create it or fix tables%w", s.where, schema, name, errNoTable))
 	}
 	if err == nil {
 		m.pk, err = pgconnect.Strings(row[1])

@@ -305,6 +305,7 @@ func (d *decoder) handle(ctx context.Context, lsn uint64, data []byte) error {
 func (d *decoder) relation(ctx context.Context, r relationMsg) (*relInfo, error) {
 	s := d.s
 	var meta *tableMeta
+	flagged := r.replIdent == 'i' // the key is the columns the message flags
 	for _, t := range s.tables {
 		if t.schema == r.namespace && t.name == r.name {
 			meta = t
@@ -312,10 +313,20 @@ func (d *decoder) relation(ctx context.Context, r relationMsg) (*relInfo, error)
 	}
 	if meta == nil {
 		m, err := s.lookupTable(ctx, s.meta, r.namespace, r.name)
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoTable):
+			// Dropped (or renamed) since these changes were written:
+			// logical decoding still sends them, described as the table
+			// was. Its key is then the replica identity the message
+			// flags (the primary key, unless it was FULL). Stopping here
+			// stopped the task at every start, the slot stuck before them.
+			meta = &tableMeta{schema: r.namespace, name: r.name, replIdent: r.replIdent}
+			flagged = r.replIdent == 'd'
+		case err != nil:
 			return nil, err
+		default:
+			meta = m
 		}
-		meta = m
 	}
 	cols := make([]cdc.Column, len(r.cols))
 	types := make([]pgtext.ColType, len(r.cols))
@@ -340,7 +351,7 @@ func (d *decoder) relation(ctx context.Context, r relationMsg) (*relInfo, error)
 	if len(key) != len(meta.pk) {
 		key = nil
 	}
-	if len(key) == 0 && r.replIdent == 'i' {
+	if len(key) == 0 && flagged {
 		for i, k := range isKey {
 			if k {
 				key = append(key, i)
