@@ -182,8 +182,8 @@ type noTableError struct{}
 
 func (noTableError) Error() string { return "" }
 
-// lookupTable reads a table's primary key and replica identity; a missing
-// table stops the task.
+// lookupTable reads a table's primary key (else its replica identity
+// index's columns) and replica identity; a missing table stops the task.
 func (s *Source) lookupTable(ctx context.Context, c *pgconn.PgConn, schema, name string) (*tableMeta, error) {
 	m := &tableMeta{schema: schema, name: name}
 	// The key's names come as JSON (pgconnect.Strings says why).
@@ -191,7 +191,10 @@ func (s *Source) lookupTable(ctx context.Context, c *pgconn.PgConn, schema, name
 SELECT c.relreplident::text,
        coalesce((SELECT json_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
                  FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-                 WHERE i.indrelid = c.oid AND i.indisprimary), '[]')::text
+                 WHERE i.indrelid = c.oid AND i.indisprimary), '[]')::text,
+       coalesce((SELECT json_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
+                 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                 WHERE i.indrelid = c.oid AND i.indisreplident), '[]')::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, []byte(schema), []byte(name))
 	if errors.Is(err, pgconnect.ErrNoRows) {
@@ -205,6 +208,15 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, []byte(sch
 	}
 	if ident := row[0]; len(ident) > 0 {
 		m.replIdent = ident[0]
+	}
+	if len(m.pk) == 0 && m.replIdent == 'i' {
+		// Without a primary key, the replica identity's unique index (on
+		// NOT NULL columns) is the key: the stream's changes carry it, so
+		// the snapshot's rows must too (they had none), and the snapshot
+		// can read the table in chunks of it.
+		if m.pk, err = pgconnect.Strings(row[2]); err != nil {
+			return nil, s.queryErr("reading table "+schema+"."+name, err)
+		}
 	}
 	return m, nil
 }
