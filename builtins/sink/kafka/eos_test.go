@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -503,5 +504,143 @@ topic = "dlq"
 	}
 	if !strings.Contains(reason, "in-0-1 to in-0-2") || !strings.Contains(reason, "cannot be decompressed") {
 		t.Fatalf("dead letter reason %q", reason)
+	}
+}
+
+// TestExactlyOnceCommitWhoseAnswerWasLost: with exactly_once, the brokers
+// commit a transaction but the answer to EndTxn never arrives (the network
+// goes away right after the request). The end of the cycle fails without
+// knowing whether the commit happened; once the brokers are back the task
+// must go on from what the group really committed, not read the
+// transaction's records again, also after a later transaction aborts: a
+// read_committed reader sees every output once.
+func TestExactlyOnceCommitWhoseAnswerWasLost(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 2, Topics: []string{"in", "out"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 200
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produceRange := func(from, to int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			recs = append(recs, &kgo.Record{Topic: "in", Key: fmt.Appendf(nil, "k%d", i%5), Value: fmt.Appendf(nil, `{"seq":%d}`, i)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produceRange(0, n/2)
+	// The first commit reaches the brokers, which apply it; the answer is
+	// lost with every connection, and the brokers stay away until the
+	// task has given up on it.
+	var cut atomic.Bool
+	c.Kfake().ControlKey(kmsg.EndTxn.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if req.(*kmsg.EndTxnRequest).Commit && cut.CompareAndSwap(false, true) {
+			c.Cut()
+		}
+		return nil, nil, false
+	})
+	dir := t.TempDir()
+	text := fmt.Sprintf(`name = "lost"
+exactly_once = true
+[source]
+type = "kafka"
+brokers = [%[1]q]
+topics = ["in"]
+group = "lost"
+offset = "earliest"
+max_poll_records = 20
+heartbeat_interval = "200ms"
+commit_interval = "200ms"
+transaction_timeout = "7s"
+[sink]
+type = "kafka"
+brokers = [%[1]q]
+topic = "out"
+delivery_timeout = "1s"
+[retry]
+policy = "none"
+`, c.Addr())
+	r := component.NewRegistry()
+	srckafka.Register(r)
+	sinkkafka.Register(r)
+	lg := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	ms := metrics.New()
+	l := &config.Loader{Registry: r, StateDir: filepath.Join(dir, "state"), Shared: component.NewShared(), Logger: lg, Metrics: ms,
+		TaskChecks: []func(*config.Task, *component.Problems){kafkaconf.CheckExactlyOnce}}
+	task, err := l.Load(filepath.Join(dir, "task.toml"), []byte(text))
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	run := runner.New(task, engine.Options{Logger: lg, Metrics: ms, ShutdownTimeout: 5 * time.Second})
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run.Run(rctx) }()
+	commitErrors := func() float64 {
+		v, _ := metricstest.Gather(t, ms).Value("sluice_kafka_consumer_commit_errors_total")
+		return v
+	}
+	testkit.WaitFor(t, "the task to give up on the lost commit", func() bool {
+		return cut.Load() && commitErrors() > 0
+	})
+	if err := c.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	// The next transaction fails and aborts: the client rewinds to the
+	// offsets it knows as committed, which do not include the lost
+	// commit's.
+	aborted := func() float64 {
+		v, _ := metricstest.Gather(t, ms).Value("sluice_kafka_transactions_total", "outcome", "aborted")
+		return v
+	}
+	before := aborted()
+	fault := c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "out", Err: kerr.NotEnoughReplicas, Count: -1})
+	produceRange(n/2, n)
+	testkit.WaitFor(t, "a transaction to abort", func() bool { return aborted() > before })
+	fault.Remove()
+	adm := kadm.NewClient(cl)
+	testkit.WaitFor(t, "every record committed", func() bool {
+		offs, err := adm.FetchOffsets(ctx, "lost")
+		if err != nil {
+			return false
+		}
+		var total int64
+		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+		return total == n
+	})
+	rcancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	seen := map[int]int{}
+	for _, r := range readCommitted(t, c.Addr(), "out", n) {
+		var v struct {
+			Data struct{ Value struct{ Seq int } }
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		seen[v.Data.Value.Seq]++
+	}
+	var dups []int
+	for i := range n {
+		switch {
+		case seen[i] == 0:
+			t.Errorf("record %d is missing", i)
+		case seen[i] > 1:
+			dups = append(dups, i)
+		}
+	}
+	if len(dups) > 0 {
+		t.Errorf("%d records written more than once for a read_committed reader (the transaction whose answer was lost was read again): %v", len(dups), dups)
 	}
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -59,6 +62,9 @@ func (s *Source) begin(ctx context.Context) error {
 		s.unended = false
 		s.mu.Unlock()
 	}
+	if err := s.settleUnconfirmed(ctx, cl); err != nil {
+		return err
+	}
 	if err := sess.Begin(); err != nil {
 		return txnError(fmt.Errorf("kafka source: begin a transaction (transactional_id %q): %w", s.txnID, err), s.txnID)
 	}
@@ -103,10 +109,19 @@ func (s *Source) EndCycle(ctx context.Context, commit bool) error {
 			marks[st.topic][st.part] = off
 		}
 	}
+	for k, eo := range s.recommit {
+		if _, ok := marks[k.topic][k.part]; !ok {
+			if marks[k.topic] == nil {
+				marks[k.topic] = map[int32]kgo.EpochOffset{}
+			}
+			marks[k.topic][k.part] = eo
+		}
+	}
 	s.mu.Unlock()
 	// The session commits what was polled; commit what was acknowledged
 	// instead: batches polled but not handed out yet go to the next
 	// transaction.
+	var sent []tp
 	fctx := kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
 		topics := req.Topics[:0]
 		for _, t := range req.Topics {
@@ -115,6 +130,7 @@ func (s *Source) EndCycle(ctx context.Context, commit bool) error {
 				if eo, ok := marks[t.Topic][p.Partition]; ok {
 					p.Offset, p.LeaderEpoch = eo.Offset, eo.Epoch
 					parts = append(parts, p)
+					sent = append(sent, tp{t.Topic, p.Partition})
 				}
 			}
 			if len(parts) > 0 {
@@ -147,15 +163,23 @@ func (s *Source) EndCycle(ctx context.Context, commit bool) error {
 				}
 			}
 		}
+		for _, k := range sent {
+			delete(s.recommit, k)
+		}
 		s.backoff = 0
 	} else {
 		s.m.txns.WithLabelValues("aborted").Inc()
+		rewind = map[string]map[int32]kgo.EpochOffset{}
 		if err != nil {
 			s.unended = true
+			if commit {
+				// EndTxn may have committed with its answer lost: the
+				// next begin asks the brokers.
+				s.unconfirmed = marks
+			}
 			// The session may have given up before rewinding (a context
 			// ending): rewind ourselves to the first record read since
 			// the last commit.
-			rewind = map[string]map[int32]kgo.EpochOffset{}
 			for _, st := range s.parts {
 				if len(st.batches) > 0 {
 					if rewind[st.topic] == nil {
@@ -163,6 +187,17 @@ func (s *Source) EndCycle(ctx context.Context, commit bool) error {
 					}
 					rewind[st.topic][st.part] = st.batches[0].first
 				}
+			}
+		}
+		// The session rewound to the offsets it knows as committed,
+		// which are older than those of an unconfirmed commit that did
+		// commit.
+		for k, eo := range s.recommit {
+			if _, ok := rewind[k.topic][k.part]; !ok {
+				if rewind[k.topic] == nil {
+					rewind[k.topic] = map[int32]kgo.EpochOffset{}
+				}
+				rewind[k.topic][k.part] = eo
 			}
 		}
 		clear(s.queue)
@@ -201,6 +236,70 @@ func (s *Source) EndCycle(ctx context.Context, commit bool) error {
 		s.log.Info().Msg("transaction aborted (partitions were revoked, or the group moved on); its records will be read again")
 	case !commit && !closing && cause != nil:
 		s.log.Warn().Err(cause).Dur("retry_in", s.backoffNow()).Msg("transaction aborted after a failure; its records will be read again")
+	}
+	return nil
+}
+
+// settleUnconfirmed finds out, once the transaction whose end got no answer
+// was aborted (which ends it on the brokers if the commit never arrived),
+// whether it committed: the group's offsets on the brokers commit with the
+// records, so a partition whose committed offset is the one that
+// transaction carried was committed by it. Such a partition goes on from
+// there, forgetting what was read again since; reading it again would write
+// its outputs twice.
+func (s *Source) settleUnconfirmed(ctx context.Context, cl *kgo.Client) error {
+	s.mu.Lock()
+	marks := s.unconfirmed
+	s.mu.Unlock()
+	if marks == nil {
+		return nil
+	}
+	topics := slices.Collect(maps.Keys(marks))
+	offs, err := kadm.NewClient(cl).FetchOffsetsForTopics(kadm.RequireStable(ctx), s.group, topics...)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return kafkaconf.Classify(fmt.Errorf("kafka source: read the offsets of group %q to learn whether the transaction whose end got no answer committed: %w", s.group, err))
+	}
+	// Hold rebalances off while the offsets are chosen and set.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	cl.PollRecords(done, 1)
+	defer cl.AllowRebalance()
+	s.mu.Lock()
+	set := map[string]map[int32]kgo.EpochOffset{}
+	var states []*partState
+	for topic, ps := range marks {
+		for p, eo := range ps {
+			st := s.parts[tp{topic, p}]
+			o, ok := offs.Lookup(topic, p)
+			if st == nil || st.dead || !ok || o.At != eo.Offset {
+				continue
+			}
+			states = append(states, st)
+			if set[topic] == nil {
+				set[topic] = map[int32]kgo.EpochOffset{}
+			}
+			set[topic][p] = eo
+			if s.recommit == nil {
+				s.recommit = map[tp]kgo.EpochOffset{}
+			}
+			s.recommit[st.tp] = eo
+		}
+	}
+	// No batch of this cycle was handed out yet: only queued ones go.
+	s.dropQueuedLocked(states)
+	for _, st := range states {
+		st.abort()
+		st.committed = max(st.committed, set[st.topic][st.part].Offset)
+	}
+	s.unconfirmed = nil
+	s.notifyLocked()
+	s.mu.Unlock()
+	if len(set) > 0 {
+		cl.SetOffsets(set)
+		s.log.Info().Interface("offsets", set).Msg("the transaction whose end got no answer did commit; going on after it")
 	}
 	return nil
 }

@@ -105,10 +105,19 @@ type Source struct {
 	stopped  chan struct{} // closed when the committer ended
 
 	// Exactly-once cycle state, guarded by mu.
-	inTxn      bool
-	txnStart   time.Time
-	abortSoon  bool  // the open transaction cannot commit (nack, rebalance)
-	unended    bool  // ending the last transaction failed: abort it before the next
+	inTxn     bool
+	txnStart  time.Time
+	abortSoon bool // the open transaction cannot commit (nack, rebalance)
+	unended   bool // ending the last transaction failed: abort it before the next
+	// unconfirmed holds the offsets of a commit whose outcome is unknown
+	// (its EndTxn got no answer): before the next transaction, the group's
+	// offsets on the brokers tell whether it committed.
+	unconfirmed map[string]map[int32]kgo.EpochOffset
+	// recommit holds offsets committed by such a transaction, which the
+	// client does not know as committed: it would rewind to its older view
+	// on an abort, so they are set again after one, and committed again in
+	// the next transaction (which teaches the client).
+	recommit   map[tp]kgo.EpochOffset
 	abortErr   error // the first failure of the open transaction
 	retryAt    time.Time
 	backoff    time.Duration
@@ -714,6 +723,7 @@ func (s *Source) forgetLocked(states []*partState) {
 		s.acked -= a
 		st.dead = true
 		delete(s.parts, st.tp)
+		delete(s.recommit, st.tp)
 		s.m.lag.Delete(st.topic, strconv.Itoa(int(st.part)))
 	}
 	s.m.uncommitted.Set(float64(s.handed))
