@@ -381,6 +381,9 @@ func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("not acknowledged within delivery_timeout (%s): %w", s.cfg.DeliveryTimeout, err)
 		}
+		if errors.Is(err, kerr.MessageTooLarge) {
+			err = s.tooLarge(r, err)
+		}
 		re.Errs[i] = s.classify(r.Topic, err)
 		if s.tpl.fixedTopic == "" && (errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.InvalidTopicException)) {
 			if purge == nil {
@@ -597,15 +600,35 @@ func (s *Sink) aloneClient() (*kgo.Client, error) {
 // is the largest of theirs. The size is that of a batch holding only r,
 // as the client computes it, give or take a few bytes of varints.
 func (s *Sink) fits(r *kgo.Record) error {
+	if n := aloneBytes(r); n > s.cfg.BatchMaxBytes.Int() {
+		return fmt.Errorf("produce to topic %q: %w (a batch of this record alone takes about %d bytes; batch_max_bytes is %d)", r.Topic, kerr.MessageTooLarge, n, s.cfg.BatchMaxBytes.Int())
+	}
+	return nil
+}
+
+// aloneBytes is the size of a record batch holding only r, as the client
+// computes it, give or take a few bytes of varints.
+func aloneBytes(r *kgo.Record) int {
 	const batchOverhead, recordOverhead, headerOverhead = 61, 21, 10
 	n := batchOverhead + recordOverhead + len(r.Key) + len(r.Value)
 	for _, h := range r.Headers {
 		n += headerOverhead + len(h.Key) + len(h.Value)
 	}
-	if n > s.cfg.BatchMaxBytes.Int() {
-		return fmt.Errorf("produce to topic %q: %w (a batch of this record alone takes about %d bytes; batch_max_bytes is %d)", r.Topic, kerr.MessageTooLarge, n, s.cfg.BatchMaxBytes.Int())
+	return n
+}
+
+// tooLarge explains a MESSAGE_TOO_LARGE, which franz-go words as the
+// brokers' limit ("larger than the max message size the server will
+// accept") also when the record is over the sink's own batch_max_bytes and
+// was never sent: it names the limit to raise.
+func (s *Sink) tooLarge(r *kgo.Record, err error) error {
+	n, limit := aloneBytes(r), s.cfg.BatchMaxBytes.Int()
+	if n > limit {
+		return fmt.Errorf("%w: a batch of this record alone takes about %d bytes, over the sink's batch_max_bytes (%d); "+
+			"to write it, raise batch_max_bytes (and the topic's max.message.bytes, if lower)", err, n, limit)
 	}
-	return nil
+	return fmt.Errorf("%w: a batch of this record alone takes about %d bytes, within batch_max_bytes (%d), so the brokers refused it: "+
+		"raise the topic's max.message.bytes (or set batch_max_bytes at or below it)", err, n, limit)
 }
 
 // record fills r from m. Rendered text is appended to buf, which it returns.
