@@ -644,3 +644,122 @@ policy = "none"
 		t.Errorf("%d records written more than once for a read_committed reader (the transaction whose answer was lost was read again): %v", len(dups), dups)
 	}
 }
+
+// TestExactlyOnceFencedProducerStops: two processes run with the same
+// transactional_id; the second one's start fences the first, which stops
+// in StartFailed naming the id (docs/kafka.md), while the second goes on:
+// a read_committed reader sees every output once.
+func TestExactlyOnceFencedProducerStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 2, Topics: []string{"in", "out"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const n = 300
+	produceRange := func(from, to int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			recs = append(recs, &kgo.Record{Topic: "in", Key: fmt.Appendf(nil, "k%d", i%5), Value: fmt.Appendf(nil, `{"seq":%d}`, i)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := fmt.Sprintf(`name = "fence"
+exactly_once = true
+[source]
+type = "kafka"
+brokers = [%[1]q]
+topics = ["in"]
+group = "fence"
+offset = "earliest"
+max_poll_records = 20
+heartbeat_interval = "200ms"
+session_timeout = "6s"
+commit_interval = "100ms"
+transaction_timeout = "10s"
+transactional_id = "fence-fixed"
+[sink]
+type = "kafka"
+brokers = [%[1]q]
+topic = "out"
+delivery_timeout = "2s"
+[retry]
+policy = "none"
+`, c.Addr())
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	start := func() (*engine.Task, chan error) {
+		dir := t.TempDir()
+		r := component.NewRegistry()
+		srckafka.Register(r)
+		sinkkafka.Register(r)
+		lg := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+		l := &config.Loader{Registry: r, StateDir: filepath.Join(dir, "state"), Shared: component.NewShared(), Logger: lg, Metrics: metrics.New(),
+			TaskChecks: []func(*config.Task, *component.Problems){kafkaconf.CheckExactlyOnce}}
+		task, err := l.Load(filepath.Join(dir, "task.toml"), []byte(text))
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		run := runner.New(task, engine.Options{Logger: lg, ShutdownTimeout: 5 * time.Second})
+		done := make(chan error, 1)
+		go func() { done <- run.Run(rctx) }()
+		return run, done
+	}
+	adm := kadm.NewClient(cl)
+	committed := func() int64 {
+		offs, err := adm.FetchOffsets(ctx, "fence")
+		if err != nil {
+			return -1
+		}
+		var total int64
+		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+		return total
+	}
+	produceRange(0, n/3)
+	first, firstDone := start()
+	testkit.WaitFor(t, "the first process to commit", func() bool { return committed() > 0 })
+	second, secondDone := start()
+	if _, err := c.Kfake().WaitGroupStable(ctx, "fence", 2); err != nil {
+		t.Fatal(err)
+	}
+	produceRange(n/3, n)
+	testkit.WaitFor(t, "the fenced process to stop", func() bool {
+		return first.State() == engine.StartFailed
+	})
+	if reason := fmt.Sprint(first.Reason()); !strings.Contains(reason, "fence-fixed") {
+		t.Errorf("fenced process stopped with %q, want the transactional_id named", reason)
+	}
+	testkit.WaitFor(t, "every record committed", func() bool { return committed() == n })
+	if s := second.State(); s != engine.Running {
+		t.Fatalf("second process is %v (%v)", s, second.Reason())
+	}
+	rcancel()
+	<-firstDone
+	if err := <-secondDone; err != nil {
+		t.Fatalf("second process: %v", err)
+	}
+	seen := map[int]int{}
+	for _, r := range readCommitted(t, c.Addr(), "out", n) {
+		var v struct {
+			Data struct{ Value struct{ Seq int } }
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		seen[v.Data.Value.Seq]++
+	}
+	for i := range n {
+		if seen[i] != 1 {
+			t.Errorf("record %d written %d times", i, seen[i])
+		}
+	}
+}

@@ -306,8 +306,12 @@ func (s *Source) settleUnconfirmed(ctx context.Context, cl *kgo.Client) error {
 
 // txnError classifies a transaction failure: a fenced producer means
 // another process uses the same transactional id, which no retry fixes.
+// The brokers may say so with INVALID_PRODUCER_EPOCH (a produce or an
+// InitProducerID at the epoch the newer process bumped): franz-go then
+// holds the producer id as failed for good, and every later Begin fails
+// the same way.
 func txnError(err error, id string) error {
-	if errors.Is(err, kerr.ProducerFenced) {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
 		return component.TaskPermanent(fmt.Errorf("%w: another process uses transactional_id %q; give each process its own (or leave transactional_id unset)", err, id))
 	}
 	return kafkaconf.Classify(err)
