@@ -231,7 +231,7 @@ func TestRetryAfterIsCapped(t *testing.T) {
 	}{
 		{"30", 30 * time.Second},
 		{"99999999999999", 7 * 24 * time.Hour},
-		{"99999999999999999999", 7 * 24 * time.Hour}, // past int64: the cap, not nothing
+		{"99999999999999999999", 7 * 24 * time.Hour},                         // past int64: the cap, not nothing
 		{time.Now().Add(time.Hour).UTC().Format(http.TimeFormat), time.Hour}, // read against the clock: up to a minute less
 		{"-5", 0},
 		{"soon", 0},
