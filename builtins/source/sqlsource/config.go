@@ -8,6 +8,7 @@ package sqlsource
 import (
 	"regexp"
 	"time"
+	_ "time/tzdata" // timestamp_zone's names where the system has no zoneinfo
 
 	"github.com/sluicehq/sluice/builtins/internal/tlsconf"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -37,6 +38,7 @@ type Config struct {
 	IncrementingColumn string             `toml:"incrementing_column" doc:"A strictly increasing column (a serial or AUTO_INCREMENT key). Required by incrementing modes."`
 	TimestampColumn    string             `toml:"timestamp_column" doc:"A column set to the time of each insert and update. Required by timestamp modes."`
 	TimestampDelay     component.Duration `toml:"timestamp_delay" doc:"Timestamp modes: read only rows older than this, so that a transaction committing late with an earlier timestamp is not skipped."`
+	TimestampZone      string             `toml:"timestamp_zone" doc:"Time zone (IANA name, e.g. Europe/Berlin) of timestamp_column's values when the column has no zone of its own (DATETIME, timestamp without time zone) and holds local time: timestamp_delay's cut-off is given in it. Default UTC. Leave unset for a TIMESTAMP or timestamptz column."`
 	PollInterval       component.Duration `toml:"poll_interval" doc:"How long to wait after a poll that found nothing."`
 	BatchSize          int                `toml:"batch_size" min:"1" max:"100000" doc:"Most rows read by one query (one batch)."`
 	DecimalAsNumber    bool               `toml:"decimal_as_number" doc:"Write numeric/decimal columns as JSON numbers instead of strings."`
@@ -66,6 +68,11 @@ func (c *Config) Validate(p *component.Problems) {
 	for k, v := range map[string]string{"incrementing_column": c.IncrementingColumn, "timestamp_column": c.TimestampColumn} {
 		if v != "" && !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`).MatchString(v) {
 			p.Addf([]string{k}, "invalid column name %q", v)
+		}
+	}
+	if c.TimestampZone != "" {
+		if _, err := time.LoadLocation(c.TimestampZone); err != nil {
+			p.Addf([]string{"timestamp_zone"}, "unknown time zone %q: want an IANA name such as Europe/Berlin", c.TimestampZone)
 		}
 	}
 	if c.PollInterval.D() < 10*time.Millisecond {

@@ -53,6 +53,7 @@ type Source struct {
 	log   zerolog.Logger
 	db    backend
 	cpDir string
+	zone  *time.Location // of timestamp_delay's cut-off: timestamp_zone, or UTC
 
 	store   *checkpoint.Store
 	subject string
@@ -70,6 +71,10 @@ type Source struct {
 func build(c any, env component.Env) (any, error) {
 	cfg := c.(*Config)
 	s := &Source{cfg: cfg, env: env, log: env.Logger, cpDir: checkpoint.Dir(env.StateDir, env.Dir, env.Task), closed: make(chan struct{})}
+	s.zone = time.UTC
+	if loc, err := time.LoadLocation(cfg.TimestampZone); err == nil && cfg.TimestampZone != "" {
+		s.zone = loc // (an unknown name was reported by Validate)
+	}
 	var tc *tls.Config
 	if cfg.TLS != nil {
 		var err error
@@ -179,7 +184,10 @@ func (s *Source) query(pos position, limit bool, tsEquals string) (string, []any
 		conds = append(conds, "("+ts+" > "+gt+" OR ("+ts+" = "+eq+" AND "+inc+" > "+arg(pos.Inc)+"))")
 	}
 	if s.cfg.Mode != ModeIncrementing && s.cfg.TimestampDelay > 0 {
-		before := time.Now().Add(-s.cfg.TimestampDelay.D()).UTC().Format("2006-01-02 15:04:05.999999")
+		// The cut-off is compared with the column as text, so it must be
+		// in the zone of the column's values: UTC (the session's) unless
+		// timestamp_zone names the local zone a zoneless column holds.
+		before := time.Now().Add(-s.cfg.TimestampDelay.D()).In(s.zone).Format("2006-01-02 15:04:05.999999")
 		conds = append(conds, ts+" < "+arg(before))
 	}
 	var order []string
