@@ -11,11 +11,15 @@ import (
 
 	"github.com/sluicehq/sluice/builtins/internal/binlog"
 	"github.com/sluicehq/sluice/builtins/internal/cdc"
+	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
 )
 
 // snapshot reads the tables not done yet in the snapshot transaction, in
-// primary-key chunks, each after the last key delivered.
+// primary-key chunks, each after the last key delivered. A connection lost
+// meanwhile is opened again, in a new snapshot transaction that reads on
+// after the last row read (a later instant, as a resumed snapshot: the
+// stream, from the first snapshot's position, replays what changed).
 func (r *reader) snapshot(ctx context.Context) error {
 	conn := r.s.snapConn
 	defer func() {
@@ -30,7 +34,9 @@ func (r *reader) snapshot(ctx context.Context) error {
 	}
 	r.s.mu.Unlock()
 	start := parseSnapshotPosition(r.s.start)
-	for i, p := range snap.Tables {
+	backoff := 100 * time.Millisecond
+	for i := 0; i < len(snap.Tables); i++ {
+		p := snap.Tables[i]
 		if p.Done {
 			continue
 		}
@@ -42,13 +48,39 @@ func (r *reader) snapshot(ctx context.Context) error {
 			continue
 		}
 		began := time.Now()
-		n, err := r.snapshotTable(ctx, conn, ts, i, p.LastKey, snap, start)
-		if err != nil {
+		n, last, err := r.snapshotTable(ctx, conn, ts, i, p.LastKey, snap, start, 0)
+		for err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return r.s.queryErr("snapshot of "+ts.lane, err)
+			err = r.s.queryErr("snapshot of "+ts.lane, err)
+			if component.ClassOf(err) == component.ClassTaskPermanent {
+				return err
+			}
+			r.s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("snapshot interrupted; reading on after the last row read in a new snapshot transaction")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 10*time.Second)
+			conn.Close()
+			if err = r.s.beginSnapshot(ctx, false); err != nil {
+				conn = r.s.snapConn // closed by the deferred call
+				if component.ClassOf(err) == component.ClassTaskPermanent {
+					return err
+				}
+				continue
+			}
+			conn = r.s.snapConn
+			if len(ts.schema.Key) == 0 {
+				last, n = nil, 0 // read in one query: again from its start
+			}
+			var more int
+			more, last, err = r.snapshotTable(ctx, conn, ts, i, last, snap, start, n)
+			n += more
 		}
+		backoff = 100 * time.Millisecond
 		r.s.log.Info().Str("table", ts.lane).Int("rows", n).Dur("took", time.Since(began)).Msg("table snapshot read")
 	}
 	return nil
@@ -68,8 +100,10 @@ func parseSnapshotPosition(st state) snapPosition {
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
-// snapshotTable reads one table and returns how many rows it emitted.
-func (r *reader) snapshotTable(ctx context.Context, conn *sql.Conn, ts *tableState, idx int, lastKey [][]byte, snap snapshot, sp snapPosition) (int, error) {
+// snapshotTable reads one table after lastKey and returns how many rows it
+// emitted and the key of the last one (for a retry after a failure). done
+// rows of the table were emitted before (they number the rows).
+func (r *reader) snapshotTable(ctx context.Context, conn *sql.Conn, ts *tableState, idx int, lastKey [][]byte, snap snapshot, sp snapPosition, done int) (int, [][]byte, error) {
 	sc := ts.schema
 	cols := make([]string, len(sc.Columns))
 	exprs := make([]string, len(sc.Columns))
@@ -110,6 +144,13 @@ func (r *reader) snapshotTable(ctx context.Context, conn *sql.Conn, ts *tableSta
 		}
 	}
 	total := 0
+	// progress is the key of the last row emitted, for a retry.
+	progress := func() [][]byte {
+		if total == 0 {
+			return lastKey
+		}
+		return copyKey(keyVals)
+	}
 	for {
 		q := sel
 		var args []any
@@ -121,27 +162,27 @@ func (r *reader) snapshotTable(ctx context.Context, conn *sql.Conn, ts *tableSta
 		q += order
 		rows, err := conn.QueryContext(ctx, q, args...)
 		if err != nil {
-			return total, err
+			return total, progress(), err
 		}
 		n := 0
 		for rows.Next() {
 			if err := rows.Scan(ptrs...); err != nil {
 				rows.Close()
-				return total, err
+				return total, progress(), err
 			}
 			n++
 			total++
 			for i, k := range sc.Key {
 				keyVals[i] = append(keyVals[i][:0], raw[k]...)
 			}
-			if err := r.snapshotRow(ctx, ts, table, idx, raw, keyVals, snap, sp, total); err != nil {
+			if err := r.snapshotRow(ctx, ts, table, idx, raw, keyVals, snap, sp, done+total); err != nil {
 				rows.Close()
-				return total, err
+				return total, progress(), err
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return total, err
+			return total, progress(), err
 		}
 		lastKey = keyVals
 		if !keyed || n < r.s.o.chunk {
@@ -154,7 +195,7 @@ func (r *reader) snapshotTable(ctx context.Context, conn *sql.Conn, ts *tableSta
 	b := r.builder(ts)
 	b.snapshot, b.snapIndex, b.final = true, idx, true
 	b.lastKey = copyKey(keyVals)
-	return total, r.flush(ctx, ts)
+	return total, nil, r.flush(ctx, ts)
 }
 
 func copyKey(k [][]byte) [][]byte {
