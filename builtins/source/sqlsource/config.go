@@ -8,7 +8,6 @@ package sqlsource
 import (
 	"regexp"
 	"time"
-	_ "time/tzdata" // timestamp_zone's names where the system has no zoneinfo
 
 	"github.com/sluicehq/sluice/builtins/internal/tlsconf"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -72,7 +71,7 @@ func (c *Config) Validate(p *component.Problems) {
 	}
 	if c.TimestampZone != "" {
 		if _, err := time.LoadLocation(c.TimestampZone); err != nil {
-			p.Addf([]string{"timestamp_zone"}, "unknown time zone %q: want an IANA name such as Europe/Berlin", c.TimestampZone)
+			p.Addf([]string{"timestamp_zone"}, "unknown time zone %q: want an IANA name such as Europe/Berlin, from the system's time zone database (the tzdata package, or ZONEINFO)", c.TimestampZone)
 		}
 	}
 	if c.PollInterval.D() < 10*time.Millisecond {
