@@ -33,6 +33,11 @@ var keep []byte // keeps returned bytes alive until the next call
 func exportInit(ptr, n uint32) uint64 {
 	if err := initPlugin(mem(ptr, n)); err != nil {
 		keep = []byte(err.Error())
+		if len(keep) == 0 {
+			// An empty message packs to 0, which the host reads as
+			// "accept": the rejected config would be taken.
+			keep = []byte(emptyInitError)
+		}
 		return pack(keep)
 	}
 	return 0

@@ -74,6 +74,11 @@ func initPlugin(config []byte) error {
 	return nil
 }
 
+// emptyInitError is the rejection sluice_init returns for an Init (or
+// config decoding) error whose message is empty: the region of an empty
+// message is (0, 0), which is 0, "accept".
+const emptyInitError = "the plugin rejected its config with an empty error message"
+
 // clip shortens b for a message.
 func clip(b []byte) string {
 	if len(b) > 80 {

@@ -328,6 +328,9 @@ func TestGoGuestInitRejectsConfig(t *testing.T) {
 	for _, tc := range []struct{ config, want string }{
 		{`{"reject":true}`, "module rejected its config: reject is set"},
 		{`{"rejet":true}`, `module rejected its config: invalid config: unknown field "rejet"`},
+		// An Init error without a message still rejects the config: its
+		// region (0, 0) would read as 0, "accept".
+		{`{"tag":"reject-silently"}`, "module rejected its config: "},
 	} {
 		_, err = m.NewTransformer(wasmhost.TransformerConfig{Config: []byte(tc.config)}).Start(ctx)
 		var ce *wasmhost.ConfigError

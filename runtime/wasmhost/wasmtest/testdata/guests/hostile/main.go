@@ -29,6 +29,9 @@ func init() {
 			if cfg.Reject {
 				return errors.New("reject is set")
 			}
+			if cfg.Tag == "reject-silently" {
+				return errors.New("") // a rejection without a message
+			}
 			sdk.Infof("hostile started with tag %q", cfg.Tag)
 			return nil
 		},
