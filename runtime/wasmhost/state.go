@@ -173,15 +173,20 @@ const (
 	KVOK       = 0
 	KVFull     = 1 // kv_put: the store is at its quota of entries or bytes
 	KVTooLarge = 2 // kv_put: key or value over the limits
-	KVBadArgs  = 3 // a pointer outside memory
+	KVBadArgs  = 3 // a pointer outside memory (kv_put, kv_add, kv_delete)
 	KVExists   = 4 // kv_add: the key holds a live entry
+	// KVGetBadArgs is kv_get's BAD_ARGS: negative, since every
+	// non-negative result of kv_get is a value's length (it returned 3,
+	// the length of a 3-byte value, until this was noticed).
+	KVGetBadArgs = -2
 )
 
 func hostKVGet(ctx context.Context, m api.Module, stack []uint64) {
 	inst := stateOf(ctx)
 	key, ok := guestBytes(m, stack[0], stack[1])
 	if inst == nil || !ok {
-		stack[0] = uint64(uint32(KVBadArgs))
+		bad := int32(KVGetBadArgs)
+		stack[0] = uint64(uint32(bad))
 		return
 	}
 	outside := false
@@ -195,7 +200,7 @@ func hostKVGet(ctx context.Context, m api.Module, stack []uint64) {
 	if outside {
 		// The value fits buf_cap but not memory: the guest must not take
 		// its buffer for the value.
-		n = KVBadArgs
+		n = KVGetBadArgs
 	}
 	stack[0] = uint64(uint32(int32(n)))
 	checkHost(inst)
