@@ -185,7 +185,7 @@ func (m *Module) newInstance(ctx context.Context, state *State, config []byte) (
 	inst.fnClose = am.ExportedFunction(ExportClose)
 	v, err := inst.call(ctx, am.ExportedFunction(ExportVersion), initBudget)
 	if err != nil {
-		inst.close(ctx)
+		inst.discard() // it trapped: sluice_close is not called
 		return nil, fmt.Errorf("call %s: %w", ExportVersion, err)
 	}
 	if uint32(v) != abi.Version {
@@ -194,7 +194,14 @@ func (m *Module) newInstance(ctx context.Context, state *State, config []byte) (
 	}
 	if config != nil {
 		if err := inst.init(ctx, config); err != nil {
-			inst.close(ctx)
+			// Only a module that rejected its config is healthy; one that
+			// trapped or broke the ABI is not closed (docs/abi.md 2).
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				inst.close(ctx)
+			} else {
+				inst.discard()
+			}
 			return nil, err
 		}
 	}
