@@ -331,6 +331,8 @@ func TestGoGuestInitRejectsConfig(t *testing.T) {
 		// An Init error without a message still rejects the config: its
 		// region (0, 0) would read as 0, "accept".
 		{`{"tag":"reject-silently"}`, "module rejected its config: "},
+		// A message over 4 KiB is cut, not taken for a broken module.
+		{`{"tag":"reject-at-length"}`, "module rejected its config: too long: \u00e9\u00e9"},
 	} {
 		_, err = m.NewTransformer(wasmhost.TransformerConfig{Config: []byte(tc.config)}).Start(ctx)
 		var ce *wasmhost.ConfigError

@@ -233,11 +233,15 @@ func (inst *instance) init(ctx context.Context, config []byte) error {
 		return fmt.Errorf("call %s: %w", ExportInit, err)
 	}
 	if res != 0 {
-		msg, err := inst.read(res, 4096)
+		// The message is kept as RETRY and FAIL messages are: its first
+		// 4 KiB, cut between characters, as valid UTF-8. (A longer one
+		// was taken for a broken module, and its text was lost.)
+		n := min(uint32(res), abi.MaxMessage+1)
+		msg, err := inst.read(res>>32<<32|uint64(n), abi.MaxMessage+1)
 		if err != nil {
 			return err
 		}
-		return &ConfigError{string(msg)}
+		return &ConfigError{abi.MessageText(msg)}
 	}
 	return nil
 }

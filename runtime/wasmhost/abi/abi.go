@@ -239,6 +239,10 @@ func (e *RecordError) Error() string {
 // MaxMessage is the most bytes of a RETRY or FAIL message kept.
 const MaxMessage = 4096
 
+// MessageText is a message of the guest as a reason's text: its first
+// MaxMessage bytes, cut between characters, as valid UTF-8 (reasonText).
+func MessageText(b []byte) string { return reasonText(b) }
+
 // reasonText turns the guest's RETRY or FAIL message into the reason's text:
 // cut to MaxMessage bytes without splitting a character, and valid UTF-8
 // (each run of bytes that is not becomes U+FFFD), since the reason ends up

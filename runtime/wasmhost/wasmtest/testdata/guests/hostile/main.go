@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/sluicehq/sluice/sdk"
 	"github.com/sluicehq/sluice/sdk/jsonfield"
@@ -31,6 +32,9 @@ func init() {
 			}
 			if cfg.Tag == "reject-silently" {
 				return errors.New("") // a rejection without a message
+			}
+			if cfg.Tag == "reject-at-length" {
+				return errors.New("too long: " + strings.Repeat("\u00e9", 5000))
 			}
 			sdk.Infof("hostile started with tag %q", cfg.Tag)
 			return nil
