@@ -1,11 +1,14 @@
 package wasmhost_test
 
 import (
+	"bytes"
 	"math"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/runtime/metrics"
 	"github.com/sluicehq/sluice/runtime/wasmhost"
 	"github.com/sluicehq/sluice/runtime/wasmhost/wasmtest"
 )
@@ -107,5 +110,31 @@ func TestKVImportLongTTL(t *testing.T) {
 		if _, ok := kv.Get([]byte(key)); !ok {
 			t.Errorf("entry %q put with a TTL of centuries is gone a year later", key)
 		}
+	}
+}
+
+// A metric name is a label value of the task's metrics, and Prometheus
+// refuses a whole scrape with one label value that is not UTF-8: a guest
+// naming a metric "\xff" made every metric of the process unreadable.
+// Such a name is ignored, as names over 128 bytes are.
+func TestGuestMetricNameNotUTF8IsIgnored(t *testing.T) {
+	importMetric := wasmtest.Import{Module: "sluice", Name: "metric",
+		Type: wasmtest.FuncType{Params: []byte{wasmtest.I32, wasmtest.I32, wasmtest.I32, wasmtest.F64}}}
+	// Byte 8192 holds "\xff"; counter add 1 under the names "\xff" and
+	// "{" (the description's first byte).
+	body := wasmtest.Code{}.
+		I32Const(8192).I32Const(0xff).I32Store8(0).
+		I32Const(0).I32Const(8192).I32Const(1).Op(0x44).Op(0, 0, 0, 0, 0, 0, 0xf0, 0x3f).Call(0). // f64.const 1
+		I32Const(0).I32Const(1024).I32Const(1).Op(0x44).Op(0, 0, 0, 0, 0, 0, 0xf0, 0x3f).Call(0)
+	set := metrics.New()
+	tr := transformer(t, importModule(body, importMetric), wasmhost.TransformerConfig{Task: "t", Metrics: set})
+	process(t, tr, msgs("a"))
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	if !strings.Contains(b.String(), `name="{"`) {
+		t.Fatalf("the valid name is missing from the metrics:\n%s", b.String())
+	}
+	if !utf8.Valid(b.Bytes()) {
+		t.Fatalf("the metrics are not valid UTF-8 (Prometheus refuses the scrape):\n%q", b.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	"github.com/tetratelabs/wazero/api"
@@ -146,7 +147,9 @@ const (
 func hostMetric(ctx context.Context, m api.Module, stack []uint64) {
 	inst := stateOf(ctx)
 	name, ok := guestBytes(m, stack[1], stack[2])
-	if inst == nil || !ok || len(name) == 0 || len(name) > 128 {
+	// The name becomes a label value, and Prometheus refuses a whole
+	// scrape holding one that is not UTF-8.
+	if inst == nil || !ok || len(name) == 0 || len(name) > 128 || !utf8.Valid(name) {
 		return
 	}
 	p, ok := inst.state.metric(name)
