@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
 	sinkkafka "github.com/sluicehq/sluice/builtins/sink/kafka"
 	srckafka "github.com/sluicehq/sluice/builtins/source/kafka"
@@ -28,18 +29,36 @@ import (
 // engine until ctx ends.
 func runTask(t *testing.T, ctx context.Context, dir, text string) (engine.Stats, error) {
 	t.Helper()
+	run, _, done := startTask(t, ctx, dir, text, engine.Options{})
+	err := <-done
+	return run.Stats(), err
+}
+
+// startTask loads the task text (the Kafka source and sink registered, the
+// exactly_once check on) from a task file in dir, and runs it with the real
+// engine until ctx ends: done gets Run's error. opts' logger and metrics
+// are the test's, its shutdown timeout 5 s unless set.
+func startTask(t *testing.T, ctx context.Context, dir, text string, opts engine.Options) (run *engine.Task, ms *metrics.Set, done <-chan error) {
+	t.Helper()
 	r := component.NewRegistry()
 	srckafka.Register(r)
 	sinkkafka.Register(r)
 	lg := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	l := &config.Loader{Registry: r, StateDir: filepath.Join(dir, "state"), Shared: component.NewShared(), Logger: lg, Metrics: metrics.New()}
+	ms = metrics.New()
+	l := &config.Loader{Registry: r, StateDir: filepath.Join(dir, "state"), Shared: component.NewShared(), Logger: lg, Metrics: ms,
+		TaskChecks: []func(*config.Task, *component.Problems){kafkaconf.CheckExactlyOnce}}
 	task, err := l.Load(filepath.Join(dir, "task.toml"), []byte(text))
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	run := runner.New(task, engine.Options{Logger: lg, ShutdownTimeout: 5 * time.Second})
-	err = run.Run(ctx)
-	return run.Stats(), err
+	opts.Logger, opts.Metrics = lg, ms
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 5 * time.Second
+	}
+	run = runner.New(task, opts)
+	ch := make(chan error, 1)
+	go func() { ch <- run.Run(ctx) }()
+	return run, ms, ch
 }
 
 // TestEngineKafkaToKafka runs Kafka → Kafka through the loader and the

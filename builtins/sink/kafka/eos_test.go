@@ -7,29 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/sluicehq/sluice/builtins/internal/kafkaconf"
 	"github.com/sluicehq/sluice/builtins/kafkadev"
-	sinkkafka "github.com/sluicehq/sluice/builtins/sink/kafka"
-	srckafka "github.com/sluicehq/sluice/builtins/source/kafka"
-	"github.com/sluicehq/sluice/runtime/component"
-	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
-	"github.com/sluicehq/sluice/runtime/metrics"
 	"github.com/sluicehq/sluice/runtime/metrics/metricstest"
-	"github.com/sluicehq/sluice/runtime/runner"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -60,6 +51,33 @@ func readCommitted(t *testing.T, addr, topic string, want int) []*kgo.Record {
 		out = append(out, recs...)
 	}
 	return out
+}
+
+// countSeqs counts recs in seen by their event's data.value.seq (the
+// tests' inputs are {"seq": N}, wrapped by the source).
+func countSeqs(t *testing.T, seen map[int]int, recs []*kgo.Record) {
+	t.Helper()
+	for _, r := range recs {
+		var v struct {
+			Data struct{ Value struct{ Seq int } }
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		seen[v.Data.Value.Seq]++
+	}
+}
+
+// groupCommitted returns the offsets group committed, summed over its
+// partitions (-1 when they cannot be read).
+func groupCommitted(ctx context.Context, adm *kadm.Client, group string) int64 {
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return -1
+	}
+	var total int64
+	offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+	return total
 }
 
 // TestEngineExactlyOnce runs Kafka to Kafka with exactly_once through the
@@ -126,17 +144,13 @@ brokers = [%[1]q]
 topic = "dlq"
 delivery_timeout = "3s"
 `, c.Addr())
-	committedTotal := func() int64 {
-		cl, _ := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
-		defer cl.Close()
-		offs, err := kadm.NewClient(cl).FetchOffsets(ctx, "eos")
-		if err != nil {
-			return -1
-		}
-		total := int64(0)
-		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
-		return total
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	committedTotal := func() int64 { return groupCommitted(ctx, adm, "eos") }
 	rctx, rcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
@@ -168,15 +182,7 @@ delivery_timeout = "3s"
 	}
 
 	seen := map[int]int{}
-	for _, r := range readCommitted(t, c.Addr(), "out", n-1) {
-		var v struct {
-			Data struct{ Value struct{ Seq int } }
-		}
-		if err := json.Unmarshal(r.Value, &v); err != nil {
-			t.Fatal(err)
-		}
-		seen[v.Data.Value.Seq]++
-	}
+	countSeqs(t, seen, readCommitted(t, c.Addr(), "out", n-1))
 	for i := range n {
 		switch {
 		case i == 77 && seen[i] != 0:
@@ -250,21 +256,8 @@ policy = "none"
 [errors]
 tolerance = "none"
 `, c.Addr(), eos)
-			r := component.NewRegistry()
-			srckafka.Register(r)
-			sinkkafka.Register(r)
-			lg := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-			ms := metrics.New()
-			l := &config.Loader{Registry: r, StateDir: filepath.Join(dir, "state"), Shared: component.NewShared(), Logger: lg, Metrics: ms,
-				TaskChecks: []func(*config.Task, *component.Problems){kafkaconf.CheckExactlyOnce}}
-			task, err := l.Load(filepath.Join(dir, "task.toml"), []byte(text))
-			if err != nil {
-				t.Fatalf("load: %v", err)
-			}
-			run := runner.New(task, engine.Options{Logger: lg, Metrics: ms, ShutdownTimeout: 5 * time.Second, HoldBlocked: true})
 			rctx, rcancel := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- run.Run(rctx) }()
+			run, ms, done := startTask(t, rctx, dir, text, engine.Options{HoldBlocked: true})
 			wait := func(what string, cond func() bool) {
 				t.Helper()
 				if !testkit.Eventually(testkit.DefaultWait, cond) {
@@ -277,16 +270,7 @@ tolerance = "none"
 				t.Fatal(err)
 			}
 			run.Resume()
-			committed := func() int64 {
-				offs, err := adm.FetchOffsets(ctx, "resume")
-				if err != nil {
-					return -1
-				}
-				var total int64
-				offs.Each(func(o kadm.OffsetResponse) { total += o.At })
-				return total
-			}
-			wait("every record committed after the resume", func() bool { return committed() == n })
+			wait("every record committed after the resume", func() bool { return groupCommitted(ctx, adm, "resume") == n })
 			rcancel()
 			if err := <-done; err != nil {
 				t.Fatalf("run: %v", err)
@@ -297,15 +281,7 @@ tolerance = "none"
 				if topic == "out-us" {
 					want = n / 50
 				}
-				for _, r := range readCommitted(t, c.Addr(), topic, want) {
-					var v struct {
-						Data struct{ Value struct{ Seq int } }
-					}
-					if err := json.Unmarshal(r.Value, &v); err != nil {
-						t.Fatal(err)
-					}
-					seen[v.Data.Value.Seq]++
-				}
+				countSeqs(t, seen, readCommitted(t, c.Addr(), topic, want))
 			}
 			for i := range n {
 				if seen[i] == 0 || eos && seen[i] != 1 {
@@ -463,12 +439,14 @@ transaction_timeout = "20s"
 type = "kafka"
 brokers = [%[1]q]
 topic = "out"
+delivery_timeout = "5s"
 [retry]
 policy = "none"
 [dead_letter]
 type = "kafka"
 brokers = [%[1]q]
 topic = "dlq"
+delivery_timeout = "5s"
 `, c.Addr()))
 		done <- err
 	}()
@@ -570,21 +548,8 @@ delivery_timeout = "1s"
 [retry]
 policy = "none"
 `, c.Addr())
-	r := component.NewRegistry()
-	srckafka.Register(r)
-	sinkkafka.Register(r)
-	lg := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	ms := metrics.New()
-	l := &config.Loader{Registry: r, StateDir: filepath.Join(dir, "state"), Shared: component.NewShared(), Logger: lg, Metrics: ms,
-		TaskChecks: []func(*config.Task, *component.Problems){kafkaconf.CheckExactlyOnce}}
-	task, err := l.Load(filepath.Join(dir, "task.toml"), []byte(text))
-	if err != nil {
-		t.Fatalf("load: %v", err)
-	}
-	run := runner.New(task, engine.Options{Logger: lg, Metrics: ms, ShutdownTimeout: 5 * time.Second})
 	rctx, rcancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- run.Run(rctx) }()
+	_, ms, done := startTask(t, rctx, dir, text, engine.Options{})
 	commitErrors := func() float64 {
 		v, _ := metricstest.Gather(t, ms).Value("sluice_kafka_consumer_commit_errors_total")
 		return v
@@ -608,29 +573,13 @@ policy = "none"
 	testkit.WaitFor(t, "a transaction to abort", func() bool { return aborted() > before })
 	fault.Remove()
 	adm := kadm.NewClient(cl)
-	testkit.WaitFor(t, "every record committed", func() bool {
-		offs, err := adm.FetchOffsets(ctx, "lost")
-		if err != nil {
-			return false
-		}
-		var total int64
-		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
-		return total == n
-	})
+	testkit.WaitFor(t, "every record committed", func() bool { return groupCommitted(ctx, adm, "lost") == n })
 	rcancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
 	seen := map[int]int{}
-	for _, r := range readCommitted(t, c.Addr(), "out", n) {
-		var v struct {
-			Data struct{ Value struct{ Seq int } }
-		}
-		if err := json.Unmarshal(r.Value, &v); err != nil {
-			t.Fatal(err)
-		}
-		seen[v.Data.Value.Seq]++
-	}
+	countSeqs(t, seen, readCommitted(t, c.Addr(), "out", n))
 	var dups []int
 	for i := range n {
 		switch {
@@ -697,33 +646,12 @@ policy = "none"
 `, c.Addr())
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
-	start := func() (*engine.Task, chan error) {
-		dir := t.TempDir()
-		r := component.NewRegistry()
-		srckafka.Register(r)
-		sinkkafka.Register(r)
-		lg := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-		l := &config.Loader{Registry: r, StateDir: filepath.Join(dir, "state"), Shared: component.NewShared(), Logger: lg, Metrics: metrics.New(),
-			TaskChecks: []func(*config.Task, *component.Problems){kafkaconf.CheckExactlyOnce}}
-		task, err := l.Load(filepath.Join(dir, "task.toml"), []byte(text))
-		if err != nil {
-			t.Fatalf("load: %v", err)
-		}
-		run := runner.New(task, engine.Options{Logger: lg, ShutdownTimeout: 5 * time.Second})
-		done := make(chan error, 1)
-		go func() { done <- run.Run(rctx) }()
+	start := func() (*engine.Task, <-chan error) {
+		run, _, done := startTask(t, rctx, t.TempDir(), text, engine.Options{})
 		return run, done
 	}
 	adm := kadm.NewClient(cl)
-	committed := func() int64 {
-		offs, err := adm.FetchOffsets(ctx, "fence")
-		if err != nil {
-			return -1
-		}
-		var total int64
-		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
-		return total
-	}
+	committed := func() int64 { return groupCommitted(ctx, adm, "fence") }
 	produceRange(0, n/3)
 	first, firstDone := start()
 	testkit.WaitFor(t, "the first process to commit", func() bool { return committed() > 0 })
@@ -748,15 +676,7 @@ policy = "none"
 		t.Fatalf("second process: %v", err)
 	}
 	seen := map[int]int{}
-	for _, r := range readCommitted(t, c.Addr(), "out", n) {
-		var v struct {
-			Data struct{ Value struct{ Seq int } }
-		}
-		if err := json.Unmarshal(r.Value, &v); err != nil {
-			t.Fatal(err)
-		}
-		seen[v.Data.Value.Seq]++
-	}
+	countSeqs(t, seen, readCommitted(t, c.Addr(), "out", n))
 	for i := range n {
 		if seen[i] != 1 {
 			t.Errorf("record %d written %d times", i, seen[i])
