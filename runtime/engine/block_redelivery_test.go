@@ -104,13 +104,7 @@ func TestBlockedBatchIsNotDeliveredTwiceAfterResume(t *testing.T) {
 					c.Engine.Buffer = &buffer.Options{Dir: t.TempDir(), MaxSize: 1 << 20}
 				}
 			})
-			o := opts(t)
-			o.HoldBlocked = true
-			run := engine.New(cfg, o)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- run.Run(ctx) }()
+			run, done, _ := startHeld(t, cfg)
 			testkit.WaitFor(t, "the task to block on the failing event", func() bool { return run.State() == engine.Blocked })
 			tr.failing.Store(false) // the cause is fixed
 			run.Resume()

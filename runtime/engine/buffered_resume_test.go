@@ -1,14 +1,12 @@
 package engine_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/runtime/buffer"
@@ -40,13 +38,7 @@ func TestBufferedResumeRereadsUncommittedBatch(t *testing.T) {
 	text = strings.Replace(text, `batch = { max_events = 500, max_wait = "50ms" }`,
 		`batch = { max_events = 10, max_wait = "10ms" }
 buffer = { type = "disk", path = "buf", max_size = "1MiB" }`, 1)
-	o := opts(t)
-	o.HoldBlocked = true
-	run := engine.New(load(t, dir, text), o)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
+	run, done, cancel := startHeld(t, load(t, dir, text))
 	testkit.WaitFor(t, "the task to block on the poison event", func() bool { return run.State() == engine.Blocked })
 	// The cause is fixed: the sink now takes every event.
 	h.answer.Store(func(string) int { return 200 })
@@ -106,13 +98,7 @@ func TestBufferedGroupFailureSurvivesResume(t *testing.T) {
 		c.Engine.MaxEvents = 2
 		c.Engine.Buffer = &buffer.Options{Dir: t.TempDir(), MaxSize: 1 << 20}
 	})
-	o := opts(t)
-	o.HoldBlocked = true
-	run := engine.New(cfg, o)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
+	run, done, cancel := startHeld(t, cfg)
 	testkit.WaitFor(t, "the task to block on the dead-letter queue", func() bool { return run.State() == engine.Blocked })
 	dlqDown.Store(false)
 	run.Resume()

@@ -23,6 +23,7 @@ import (
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/message"
 	"github.com/sluicehq/sluice/runtime/runner"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // laneSource emits numbered events on several lanes and records acks: it
@@ -145,6 +146,21 @@ func task(src component.Source, sink component.Sink, mod func(*config.Task)) eng
 		mod(t)
 	}
 	return runner.Definition(t)
+}
+
+// startHeld runs cfg with HoldBlocked (a blocked task waits for Resume,
+// as the admin API makes it) until it ends, cancel is called or the test
+// ends; done gets Run's error.
+func startHeld(t *testing.T, cfg engine.Definition) (run *engine.Task, done <-chan error, cancel context.CancelFunc) {
+	t.Helper()
+	o := opts(t)
+	o.HoldBlocked = true
+	run = engine.New(cfg, o)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Scale(60*time.Second))
+	t.Cleanup(cancel)
+	ch := make(chan error, 1)
+	go func() { ch <- run.Run(ctx) }()
+	return run, ch, cancel
 }
 
 func opts(t *testing.T) engine.Options {

@@ -58,13 +58,7 @@ func TestPausedThenBlockedTaskResumes(t *testing.T) {
 		c.Engine.MaxInFlight = 1
 		c.Engine.MaxEvents = 5
 	})
-	o := opts(t)
-	o.HoldBlocked = true
-	run := engine.New(cfg, o)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
+	run, done, cancel := startHeld(t, cfg)
 
 	<-sink.entered // the first batch is in flight
 	run.Pause()
@@ -120,13 +114,7 @@ func TestSecondResumeIsNotKeptForTheNextBlock(t *testing.T) {
 		c.Tolerance = "none"
 		c.Transforms = []config.Component{{Type: "failwhile", Instance: tr}}
 	})
-	o := opts(t)
-	o.HoldBlocked = true
-	run := engine.New(cfg, o)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
+	run, done, _ := startHeld(t, cfg)
 	testkit.WaitFor(t, "the task to block", func() bool { return run.State() == engine.Blocked })
 	tr.failing.Store(false)
 	run.Resume()

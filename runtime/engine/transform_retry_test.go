@@ -61,39 +61,35 @@ func (s *throttled) Apply(_ context.Context, in []message.Message, out *componen
 // transform's doc says the header is passed on). The processor ignored it
 // and called the throttled function again after the policy's 1 s.
 func TestTransformRetryWaitsForRetryAfter(t *testing.T) {
-	tr := &throttled{down: 1, ra: 30 * time.Second}
-	p := engine.NewProcessor(nil, []component.Transform{tr}, 1<<20,
-		delivery.Policy{Attempts: 3, Initial: time.Second, Max: time.Minute, Multiplier: 2})
-	clk := &waitClock{now: time.Unix(1e9, 0)}
-	p.Clock = clk
-	msgs := []message.Message{{Payload: []byte(`{"k":1}`), Ref: 0}}
-	fates := make([]engine.Fate, 1)
-	outs, err := p.Process(t.Context(), msgs, fates)
-	if err != nil || len(outs) != 1 || fates[0].Failed() {
-		t.Fatalf("outputs %d, err %v, fate %+v; want the event through after one retry", len(outs), err, fates[0])
-	}
-	if len(clk.waits) != 1 || clk.waits[0] != 30*time.Second {
-		t.Fatalf("waits %v; want one wait of 30s, the server's Retry-After (the policy's interval is 1s)", clk.waits)
-	}
-}
-
-// TestTransformRetryAfterStopsAtMaxAge: a Retry-After longer than what is
-// left of the policy's max_age waits only until max_age, then tries once
-// more, as a sink does: it never waits past max_age.
-func TestTransformRetryAfterStopsAtMaxAge(t *testing.T) {
-	tr := &throttled{down: 1, ra: time.Hour}
-	p := engine.NewProcessor(nil, []component.Transform{tr}, 1<<20,
-		delivery.Policy{Attempts: 3, Initial: time.Second, Max: time.Minute, Multiplier: 2, MaxAge: 10 * time.Minute})
-	clk := &waitClock{now: time.Unix(1e9, 0)}
-	p.Clock = clk
-	msgs := []message.Message{{Payload: []byte(`{"k":1}`), Ref: 0}}
-	fates := make([]engine.Fate, 1)
-	outs, err := p.Process(t.Context(), msgs, fates)
-	if err != nil || len(outs) != 1 || fates[0].Failed() {
-		t.Fatalf("outputs %d, err %v, fate %+v; want the event through after one retry", len(outs), err, fates[0])
-	}
-	if len(clk.waits) != 1 || clk.waits[0] != 10*time.Minute {
-		t.Fatalf("waits %v; want one wait of 10m (the Retry-After of 1h, cut at max_age)", clk.waits)
+	for _, c := range []struct {
+		name   string
+		ra     time.Duration // the server's Retry-After
+		maxAge time.Duration
+		want   time.Duration
+	}{
+		// The policy's interval is 1s: the server's 30s wins.
+		{"longer than the policy's interval", 30 * time.Second, 0, 30 * time.Second},
+		// A Retry-After longer than what is left of max_age waits only
+		// until max_age, then tries once more, as a sink does: it never
+		// waits past max_age.
+		{"cut at max_age", time.Hour, 10 * time.Minute, 10 * time.Minute},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tr := &throttled{down: 1, ra: c.ra}
+			p := engine.NewProcessor(nil, []component.Transform{tr}, 1<<20,
+				delivery.Policy{Attempts: 3, Initial: time.Second, Max: time.Minute, Multiplier: 2, MaxAge: c.maxAge})
+			clk := &waitClock{now: time.Unix(1e9, 0)}
+			p.Clock = clk
+			msgs := []message.Message{{Payload: []byte(`{"k":1}`), Ref: 0}}
+			fates := make([]engine.Fate, 1)
+			outs, err := p.Process(t.Context(), msgs, fates)
+			if err != nil || len(outs) != 1 || fates[0].Failed() {
+				t.Fatalf("outputs %d, err %v, fate %+v; want the event through after one retry", len(outs), err, fates[0])
+			}
+			if len(clk.waits) != 1 || clk.waits[0] != c.want {
+				t.Fatalf("waits %v; want one wait of %s (Retry-After %s, max_age %s, the policy's interval 1s)", clk.waits, c.want, c.ra, c.maxAge)
+			}
+		})
 	}
 }
 
