@@ -80,6 +80,9 @@ func jsonEscape(v string) string {
 // structure. In pattern_json one that lands outside a string must be one
 // JSON value (a number, true, ...), or it is refused; in a template it is
 // text, as a fixed variable's value is there (docs/transforms.md).
+//
+// A default ends at the first }: it cannot hold a } and cannot hold
+// another reference (${env:A:-${env:B}} is refused, not half read).
 func expandEnv(s string, lookup func(string) (string, bool), p *component.Problems, path []string, mode jsonMode) (string, expansion) {
 	if !strings.Contains(s, "${") {
 		return s, nil
@@ -122,6 +125,8 @@ func expandEnv(s string, lookup func(string) (string, bool), p *component.Proble
 		v, ok := "", false
 		if !validEnvName(name) {
 			p.AddAt(path, i, "invalid environment variable name %q in %q", name, s[i:i+end+1])
+		} else if hasDef && strings.Contains(def, "${") {
+			p.AddAt(path, i, "the default of ${env:%s} holds another reference %q: a default is plain text and ends at the first }; nested references are not expanded", name, def)
 		} else if v, ok = lookup(name); ok {
 		} else if hasDef {
 			v, ok = def, true

@@ -78,3 +78,15 @@ func TestEnvValueInJSONTemplateStringIsEscaped(t *testing.T) {
 	}
 }
 
+// A default ends at the first }; one holding another reference is refused
+// rather than read up to the inner reference's }.
+func TestEnvDefaultWithNestedReferenceIsRefused(t *testing.T) {
+	tree, msgs := expandIn(t, map[string]string{"B": "b"}, map[string]any{"source": map[string]any{"path": "p/${env:A:-${env:B}}/q"}})
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "source.path: the default of ${env:A} holds another reference") {
+		t.Fatalf("got %v (%v)", msgs, tree)
+	}
+	tree, msgs = expandIn(t, nil, map[string]any{"source": map[string]any{"path": "${env:X:-a}b}"}})
+	if len(msgs) != 0 || tree["source"].(map[string]any)["path"] != "ab}" {
+		t.Fatalf("got %v %v", msgs, tree)
+	}
+}
