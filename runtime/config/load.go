@@ -162,24 +162,33 @@ func (l *Loader) lookupEnv(name string) (string, bool) {
 func Expand(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
-		st, err := os.Stat(a)
+		m, err := expandArg(a)
 		if err != nil {
-			return nil, fmt.Errorf("task file %s: %w", a, errors.Unwrap(err))
-		}
-		if !st.IsDir() {
-			out = append(out, a)
-			continue
-		}
-		m, err := FolderTasks(a)
-		if err != nil {
-			return nil, err
-		}
-		if len(m) == 0 {
-			return nil, fmt.Errorf("task folder %s holds no *.toml files", a)
+			return nil, fmt.Errorf("%s: %w", a, err)
 		}
 		out = append(out, m...)
 	}
 	return out, nil
+}
+
+// expandArg lists the task files named by one argument; its error does
+// not repeat the argument.
+func expandArg(a string) ([]string, error) {
+	st, err := os.Stat(a)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read task file: %w", errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return []string{a}, nil
+	}
+	m, err := FolderTasks(a)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read task folder: %w", errors.Unwrap(err))
+	}
+	if len(m) == 0 {
+		return nil, errors.New("the task folder holds no *.toml files")
+	}
+	return m, nil
 }
 
 // FolderTasks lists the task files of folder dir, sorted: its *.toml
@@ -225,12 +234,20 @@ func FolderTasks(dir string) ([]string, error) {
 // the task quota and that names are unique, and returns every problem of
 // every file at once.
 func (l *Loader) LoadAll(args []string) ([]*Task, error) {
-	files, err := Expand(args)
-	if err != nil {
-		return nil, err
+	// A file or folder that cannot be listed is one problem among the
+	// others: the remaining arguments are still checked, so that every
+	// problem shows at once.
+	var files []string
+	var diags Diagnostics
+	for _, a := range args {
+		m, err := expandArg(a)
+		if err != nil {
+			diags = append(diags, Diagnostic{File: a, Msg: err.Error()})
+			continue
+		}
+		files = append(files, m...)
 	}
 	var tasks []*Task
-	var diags Diagnostics
 	names := map[string]string{}
 	for _, f := range files {
 		t, err := l.LoadFile(f)
