@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 
@@ -29,7 +30,8 @@ type Supervisor struct {
 	// for its files to be fixed); without it Run ends with the last task.
 	KeepAlive bool
 
-	reload sync.Mutex // one reload at a time
+	reload   sync.Mutex      // one reload at a time
+	fileArgs map[string]bool // the arguments that were files at the start
 
 	mu       sync.Mutex
 	ctx      context.Context // Run's; nil before Run
@@ -89,7 +91,13 @@ func NewSupervisor(loader *config.Loader, args []string, opts engine.Options) (*
 	if err != nil {
 		return nil, err
 	}
-	s := &Supervisor{loader: loader, args: args, opts: opts, log: opts.Logger, tasks: map[string]*incarnation{}, changed: make(chan struct{}, 1), started: make(chan struct{})}
+	fileArgs := map[string]bool{}
+	for _, a := range args {
+		if st, err := os.Stat(a); err == nil && !st.IsDir() {
+			fileArgs[a] = true
+		}
+	}
+	s := &Supervisor{loader: loader, args: args, fileArgs: fileArgs, opts: opts, log: opts.Logger, tasks: map[string]*incarnation{}, changed: make(chan struct{}, 1), started: make(chan struct{})}
 	for _, f := range files {
 		s.tasks[f.Name] = &incarnation{file: f, task: New(f, opts), done: make(chan struct{})}
 		s.order = append(s.order, f.Name)
@@ -198,6 +206,23 @@ func (s *Supervisor) signal() {
 	}
 }
 
+// reloadArgs are the arguments a reload loads: those of the start, less
+// the files named directly that are gone, whose tasks a reload stops as it
+// does those of a file removed from a folder (docs/operations.md). A file
+// that is there but cannot be read stays, and refuses the reload.
+func (s *Supervisor) reloadArgs() []string {
+	out := make([]string, 0, len(s.args))
+	for _, a := range s.args {
+		if s.fileArgs[a] {
+			if _, err := os.Lstat(a); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 // Reload loads the task files again. When any file is invalid it returns
 // an *InvalidError with every problem and changes nothing. Otherwise it
 // stops (draining, as on SIGTERM) the tasks whose file is gone or changed,
@@ -212,7 +237,7 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 	if err := s.running(); err != nil {
 		return ReloadResult{}, err
 	}
-	files, err := s.loader.LoadAll(s.args)
+	files, err := s.loader.LoadAll(s.reloadArgs())
 	if err != nil {
 		inv := invalid(err)
 		for _, p := range inv.Problems {

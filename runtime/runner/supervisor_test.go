@@ -387,3 +387,49 @@ func TestFailedRestartKeepsTheTaskInMetrics(t *testing.T) {
 		t.Fatalf("sluice_task_state of the kept run: %v, want Stopped = 1", states)
 	}
 }
+
+// A task file named on the command line (not through its folder) that is
+// deleted stops its task at the next reload, as one removed from a folder
+// does; the other tasks go on.
+func TestReloadStopsTheTaskOfADeletedFileArgument(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.toml"), filepath.Join(dir, "b.toml")
+	writeFile(t, a, genTask(dir, "a", ""))
+	writeFile(t, b, genTask(dir, "b", ""))
+	s, err := runner.NewSupervisor(newLoader(t), []string{a, b}, engine.Options{Logger: zerolog.Nop(), Metrics: metrics.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		s.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ended
+	})
+	old := byName(s)
+	waitRunning(t, old["a"], old["b"])
+
+	if err := os.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Reload(context.Background())
+	if err != nil {
+		t.Fatalf("reload after deleting %s: %v", a, err)
+	}
+	if !slices.Equal(res.Stopped, []string{"a"}) || !slices.Equal(res.Unchanged, []string{"b"}) {
+		t.Fatalf("reload result %+v; want a stopped, b unchanged", res)
+	}
+	if st := old["a"].State(); st != engine.Stopped {
+		t.Errorf("a: %s, want Stopped", st)
+	}
+	// The file back: the next reload starts its task again.
+	writeFile(t, a, genTask(dir, "a", ""))
+	if res, err := s.Reload(context.Background()); err != nil || !slices.Equal(res.Started, []string{"a"}) {
+		t.Fatalf("reload after restoring %s: %+v, %v", a, res, err)
+	}
+	waitRunning(t, byName(s)["a"])
+}
