@@ -34,6 +34,7 @@ type cycleSource struct {
 	ends      []bool
 	idleEnds  int // cycles ended while the source had nothing to read
 	nacks     int
+	endErr    error // when set, EndCycle fails with it; nothing is read again
 }
 
 func (s *cycleSource) Open(context.Context) error  { return nil }
@@ -87,6 +88,9 @@ func (s *cycleSource) EndCycle(_ context.Context, commit bool) error {
 		s.idleEnds++
 	}
 	s.inCycle, s.idle = 0, false
+	if s.endErr != nil {
+		return s.endErr
+	}
 	if commit {
 		s.committed = s.next
 	} else {
@@ -128,6 +132,34 @@ func TestCycleEndsWhileIdle(t *testing.T) {
 	}
 	if len(sink.payloads()) != 25 {
 		t.Fatalf("delivered %d, want 25", len(sink.payloads()))
+	}
+}
+
+// TestFencedCycleEndStopsTheTask: a cycle's end fails with a
+// task-permanent error (a Kafka producer fenced by another process with
+// the same transactional_id). The task stops in StartFailed with that
+// reason at once, also when nothing more arrives to read: left Running
+// until its next cycle began, an idle fenced process kept its partitions
+// in the group and no other member ever got them.
+func TestFencedCycleEndStopsTheTask(t *testing.T) {
+	fenced := component.TaskPermanent(errors.New(`producer fenced: another process uses transactional_id "orders-1"`))
+	src := &cycleSource{n: 10, per: 10, cycleLen: 1, endErr: fenced}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := engine.New(task(src, &memSink{}, func(c *config.Task) { c.ExactlyOnce = true }), opts(t))
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "the fenced task to stop", func() bool { return run.State() == engine.StartFailed })
+	if reason := fmt.Sprint(run.Reason()); !strings.Contains(reason, `transactional_id "orders-1"`) {
+		t.Errorf("reason %q, want the fence naming the transactional_id", reason)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, engine.ErrStartFailed) {
+			t.Fatalf("Run returned %v, want ErrStartFailed", err)
+		}
+	case <-time.After(testkit.Scale(testkit.DefaultWait)):
+		t.Fatal("Run did not return after the fence")
 	}
 }
 

@@ -472,6 +472,13 @@ func (t *Task) endCycle(ctx context.Context, cyc component.Cycler) {
 	}
 	commit := t.tracker.takeNacks() == 0 && !t.halted.Load()
 	if err := cyc.EndCycle(ctx, commit); err != nil {
+		if component.ClassOf(err) == component.ClassTaskPermanent {
+			// No retry fixes it (a fenced producer): stop now. Left to the
+			// next cycle's begin, an idle task stayed Running, holding its
+			// partitions in the group, until a record arrived.
+			t.stop(StartFailed, err)
+			return
+		}
 		t.log.Warn().Err(err).Bool("commit", commit).Msg("ending the transaction failed; its records will be read again")
 	}
 }
