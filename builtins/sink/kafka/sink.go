@@ -90,6 +90,7 @@ func build(c any, env component.Env) (any, error) {
 		if base := env.Problems.Base(); len(base) > 0 && base[0] == "dead_letter" {
 			// A replay of the topic connects as this sink does.
 			kafkaconf.ShareDeadLetter(env.Shared, env.Task, tpl.fixedTopic, cfg.Brokers, opts)
+			warnSmallDeadLetter(env.Logger, cfg.BatchMaxBytes.Int(), env.MaxEvent)
 		}
 	}
 	if env.ExactlyOnce {
@@ -111,6 +112,24 @@ func build(c any, env component.Env) (any, error) {
 		latency: ms.Histogram("kafka_produce_seconds", "Time for one Write, from the first record handed to the client to the last acknowledgement.", nil, "task").WithLabelValues(lbl),
 	}
 	return s, nil
+}
+
+// warnSmallDeadLetter warns, when the task is loaded, that a Kafka
+// dead-letter queue whose batch_max_bytes is below the task's
+// max_event_size cannot take every event the task accepts: one between the
+// two is refused (MESSAGE_TOO_LARGE) and, as a dead-letter queue that
+// refuses a record does, stops the task in Blocked (docs/delivery.md). A
+// warning, not a refusal: the defaults (1000012 bytes, Kafka's
+// max.message.bytes, and 1 MiB) are in this case, and most events are far
+// smaller than either limit.
+func warnSmallDeadLetter(log zerolog.Logger, batchMax, maxEvent int) {
+	if maxEvent <= 0 || batchMax >= maxEvent {
+		return
+	}
+	log.Warn().Int("batch_max_bytes", batchMax).Int("max_event_size", maxEvent).
+		Msgf("the kafka dead-letter queue's batch_max_bytes (%d) is below the task's max_event_size (%d): an event between the two cannot be dead-lettered, "+
+			"and a failed one blocks the task (state Blocked) instead; raise [dead_letter] batch_max_bytes above max_event_size, with a few KiB for the failure headers "+
+			"(and the topic's max.message.bytes with it), or lower max_event_size", batchMax, maxEvent)
 }
 
 // DeadLetterRaw tells the engine that, as a dead-letter sink, this sink
