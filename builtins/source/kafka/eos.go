@@ -168,7 +168,11 @@ func (s *Source) EndCycle(ctx context.Context, commit bool) error {
 		}
 		s.backoff = 0
 	} else {
-		s.m.txns.WithLabelValues("aborted").Inc()
+		if err == nil || !commit {
+			// A commit whose answer was lost is counted once the brokers
+			// say how it ended (settleUnconfirmed): it may have committed.
+			s.m.txns.WithLabelValues("aborted").Inc()
+		}
 		rewind = map[string]map[int32]kgo.EpochOffset{}
 		if err != nil {
 			s.unended = true
@@ -270,10 +274,14 @@ func (s *Source) settleUnconfirmed(ctx context.Context, cl *kgo.Client) error {
 	s.mu.Lock()
 	set := map[string]map[int32]kgo.EpochOffset{}
 	var states []*partState
+	committed := false
 	for topic, ps := range marks {
 		for p, eo := range ps {
 			st := s.parts[tp{topic, p}]
 			o, ok := offs.Lookup(topic, p)
+			if ok && o.At == eo.Offset {
+				committed = true // also for a partition since revoked
+			}
 			if st == nil || st.dead || !ok || o.At != eo.Offset {
 				continue
 			}
@@ -295,6 +303,13 @@ func (s *Source) settleUnconfirmed(ctx context.Context, cl *kgo.Client) error {
 		st.committed = max(st.committed, set[st.topic][st.part].Offset)
 	}
 	s.unconfirmed = nil
+	// The offsets commit with the records: the transaction committed when
+	// the group holds the offsets it carried.
+	if committed {
+		s.m.txns.WithLabelValues("committed").Inc()
+	} else {
+		s.m.txns.WithLabelValues("aborted").Inc()
+	}
 	s.notifyLocked()
 	s.mu.Unlock()
 	if len(set) > 0 {
