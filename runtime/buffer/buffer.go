@@ -328,6 +328,25 @@ func (b *Buffer) Append(ctx context.Context, msgs []message.Message, tags []Tag)
 	return err
 }
 
+// Fits reports, with an error wrapping ErrTooLarge, whether Append would
+// refuse msgs as too large (a record over MaxRecordSize, or a batch that
+// could never fit under MaxSize), without appending anything. A caller that
+// must not append part of a group of records checks the group first.
+func (b *Buffer) Fits(msgs []message.Message) error {
+	var need int64
+	for i := range msgs {
+		n := frameSize(&msgs[i])
+		if n-frameOverhead > MaxRecordSize {
+			return fmt.Errorf("append to disk buffer %s: record %d encodes to %d bytes, over the %d-byte limit: %w", b.dir, i, n-frameOverhead, MaxRecordSize, ErrTooLarge)
+		}
+		need += int64(n)
+	}
+	if need+headerSize > b.opts.MaxSize {
+		return fmt.Errorf("append to disk buffer %s: batch of %d records encodes to %d bytes, more than max_size %d allows: %w", b.dir, len(msgs), need, b.opts.MaxSize, ErrTooLarge)
+	}
+	return nil
+}
+
 func (b *Buffer) append(ctx context.Context, buf []byte, n, lasts uint64) error {
 	need := int64(len(buf))
 	if need+headerSize > b.opts.MaxSize {

@@ -150,6 +150,38 @@ func appendFrame(dst []byte, m *message.Message, tag Tag, batchEnd bool) []byte 
 	return dst
 }
 
+// frameSize is the length of what appendFrame appends for m.
+func frameSize(m *message.Message) int {
+	n := frameOverhead + 1 + 4 + 4 + 8 + 8 + 4
+	n += uvarintLen(uint64(len(m.Pos.Stream))) + len(m.Pos.Stream)
+	n += bytesSize(m.Key) + bytesSize(m.Payload)
+	if !(m.Event != nil && m.Payload != nil && bytes.Equal(m.Event, m.Payload)) {
+		n += bytesSize(m.Event)
+	}
+	n += uvarintLen(uint64(len(m.Headers)))
+	for i := range m.Headers {
+		n += uvarintLen(uint64(len(m.Headers[i].Key))) + len(m.Headers[i].Key) + bytesSize(m.Headers[i].Value)
+	}
+	return n
+}
+
+// bytesSize is the length of what appendBytes appends for b.
+func bytesSize(b []byte) int {
+	if b == nil {
+		return 1
+	}
+	return uvarintLen(uint64(len(b))+1) + len(b)
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
 // appendBytes writes len+1 (0 for nil) and the bytes, so that a nil key and
 // an empty key (different things to Kafka) survive the round trip.
 func appendBytes(dst, b []byte) []byte {

@@ -123,3 +123,51 @@ func TestBlockedBatchIsNotDeliveredTwiceAfterResume(t *testing.T) {
 		})
 	}
 }
+
+// inflateWhile turns the events holding "big" into an output too large for
+// the disk buffer while inflating is set, and passes the others on.
+type inflateWhile struct{ inflating atomic.Bool }
+
+func (f *inflateWhile) Apply(_ context.Context, in []message.Message, out *component.Output) error {
+	for i := range in {
+		if f.inflating.Load() && bytes.Contains(in[i].Payload, []byte("big")) {
+			out.Emit(&in[i], bytes.Repeat([]byte("x"), 128<<10))
+			continue
+		}
+		out.Emit(&in[i], in[i].Payload)
+	}
+	return nil
+}
+
+// TestEventTooLargeForTheBufferBlocksBeforeItsSiblingsAreAppended: under
+// errors.tolerance = "none", an output too large for the disk buffer blocks
+// the task; the events of its batch must not be in the buffer yet, or the
+// batch read again after the resume appends them a second time.
+func TestEventTooLargeForTheBufferBlocksBeforeItsSiblingsAreAppended(t *testing.T) {
+	src := &rewindSource{batches: [][]string{{`"a"`, `"b"`}, {`"c"`, `"big"`, `"d"`}, {`"e"`}}}
+	sink := &memSink{}
+	tr := &inflateWhile{}
+	tr.inflating.Store(true)
+	cfg := task(src, sink, func(c *config.Task) {
+		c.Tolerance = "none"
+		c.Transforms = []config.Component{{Type: "inflatewhile", Instance: tr}}
+		c.Engine.MaxWait = time.Hour
+		c.Engine.Buffer = &buffer.Options{Dir: t.TempDir(), MaxSize: 64 << 10}
+	})
+	run, done, _ := startHeld(t, cfg)
+	testkit.WaitFor(t, "the task to block on the event too large", func() bool { return run.State() == engine.Blocked })
+	tr.inflating.Store(false) // the cause is fixed
+	run.Resume()
+	if err := <-done; err != nil {
+		t.Fatalf("run after the resume: %v", err)
+	}
+	seen := map[string]int{}
+	for _, p := range sink.payloads() {
+		seen[p]++
+	}
+	for _, p := range []string{`"a"`, `"b"`, `"c"`, `"big"`, `"d"`, `"e"`} {
+		if seen[p] != 1 {
+			t.Errorf("%s delivered %d times, want once; delivered %q", p, seen[p], sink.payloads())
+		}
+	}
+}

@@ -134,6 +134,9 @@ func (w *worker) flush(ctx context.Context) {
 	if len(w.jobs) == 0 {
 		return
 	}
+	if w.t.buf != nil && w.t.cfg.Tolerance == ToleranceNone {
+		w.failTooLarge()
+	}
 	k, n := w.blockedAt()
 	if w.t.buf != nil {
 		w.flushToBuffer(ctx, k, n)
@@ -273,9 +276,7 @@ func (w *worker) appendOneByOne(ctx context.Context, from, to int) error {
 		}
 		err := t.buf.Append(ctx, w.pending[g:i+1], w.tags[g:i+1])
 		if errors.Is(err, buffer.ErrTooLarge) {
-			f := &w.owners[g].fates[w.pending[g].Ref]
-			*f = Fate{Stage: "sink", Err: component.EventPermanent(fmt.Errorf("event too large for the disk buffer (max_size %s): %w", component.ByteSize(t.cfg.Engine.Buffer.MaxSize), err)), Attempts: 1}
-			f.Outputs = 0
+			w.tooLarge(g, err)
 			err = nil
 		}
 		if err != nil {
@@ -284,6 +285,32 @@ func (w *worker) appendOneByOne(ctx context.Context, from, to int) error {
 		g = i + 1
 	}
 	return nil
+}
+
+// tooLarge fails the input whose outputs start at pending[g]: they do not
+// fit in the disk buffer.
+func (w *worker) tooLarge(g int, err error) {
+	f := &w.owners[g].fates[w.pending[g].Ref]
+	*f = Fate{Stage: "sink", Err: component.EventPermanent(fmt.Errorf("event too large for the disk buffer (max_size %s): %w", component.ByteSize(w.t.cfg.Engine.Buffer.MaxSize), err)), Attempts: 1}
+	f.Outputs = 0
+}
+
+// failTooLarge fails, before anything is appended, each input whose outputs
+// the disk buffer would refuse as too large. Under errors.tolerance = "none"
+// such an input blocks the task, and blockedAt must see it before the
+// append: found during the append, its batch's other outputs (and those of
+// the batches after it) would already be in the buffer, and written again
+// when the resumed task reads the batch again.
+func (w *worker) failTooLarge() {
+	for g, i := 0, 0; i < len(w.pending); i++ {
+		if i+1 < len(w.pending) && w.owners[i+1] == w.owners[i] && w.pending[i+1].Ref == w.pending[i].Ref {
+			continue
+		}
+		if err := w.t.buf.Fits(w.pending[g : i+1]); err != nil {
+			w.tooLarge(g, err)
+		}
+		g = i + 1
+	}
 }
 
 // reset empties the worker's pending state after a flush.
