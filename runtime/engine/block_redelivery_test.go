@@ -120,6 +120,9 @@ func TestBlockedBatchIsNotDeliveredTwiceAfterResume(t *testing.T) {
 					t.Errorf("%s delivered %d times, want once; delivered %q", p, seen[p], sink.payloads())
 				}
 			}
+			// The batch read twice counts once: in = delivered + filtered +
+			// dead_lettered + dropped once the task is idle.
+			checkCounts(t, run.Stats())
 		})
 	}
 }
@@ -170,4 +173,5 @@ func TestEventTooLargeForTheBufferBlocksBeforeItsSiblingsAreAppended(t *testing.
 			t.Errorf("%s delivered %d times, want once; delivered %q", p, seen[p], sink.payloads())
 		}
 	}
+	checkCounts(t, run.Stats())
 }

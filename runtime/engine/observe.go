@@ -155,7 +155,8 @@ func (t *Task) sampleRate(now time.Time) {
 	o.rateMu.Lock()
 	defer o.rateMu.Unlock()
 	if !o.lastAt.IsZero() {
-		if dt := now.Sub(o.lastAt).Seconds(); dt > 0 {
+		// in goes down when batches read are nacked (uncountNacked).
+		if dt := now.Sub(o.lastAt).Seconds(); dt > 0 && in >= o.lastIn {
 			// Two decimals: a ticker's jitter is no information.
 			o.rates[o.rateN%RateHistory] = math.Round(float64(in-o.lastIn)/dt*100) / 100
 			o.rateN++

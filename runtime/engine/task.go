@@ -641,6 +641,9 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 			t.obs.taps.offer(stageSource, b.Messages)
 		}
 		readAt := time.Now()
+		if n > 0 {
+			b.Ack = t.uncountNacked(b.Ack, n, bytes)
+		}
 		switch {
 		case n == 0:
 			// An empty batch lets a source that waits for records end a
@@ -662,6 +665,23 @@ func (t *Task) read(ctx, workCtx context.Context, workers []*worker, cyc compone
 		}
 		if cyc != nil && cyc.CycleDue() {
 			t.endCycle(workCtx, cyc)
+		}
+	}
+}
+
+// uncountNacked wraps a batch's ack so that a batch not handled (acked
+// with an error: it is read again after a resume, a failed dead-letter
+// write or a rewind, or by the next run) leaves the in counters as it
+// found them: a batch read twice is counted once, and once the task is idle
+// in = delivered + filtered + dead_lettered + dropped.
+func (t *Task) uncountNacked(ack func(error), n, bytes int) func(error) {
+	return func(err error) {
+		if err != nil {
+			t.stats.in.Add(^uint64(n - 1))
+			t.stats.bytesIn.Add(^uint64(bytes - 1))
+		}
+		if ack != nil {
+			ack(err)
 		}
 	}
 }

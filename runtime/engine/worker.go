@@ -396,18 +396,19 @@ func (w *worker) settle(ctx context.Context, j *job, buffered bool) {
 			filtered++
 		}
 	}
-	t.stats.delivered.Add(delivered)
-	t.stats.filtered.Add(filtered)
-	t.m.filtered.Add(filtered)
 	if len(w.dead) > 0 {
 		if err := t.deadLetter(ctx, w.dead, &w.buf); err != nil {
 			if ctx.Err() != nil {
 				t.nacked.Add(1)
 			}
+			// Not handled: the batch is read again and counted then.
 			t.tracker.finish(j.lane, j.p, err)
 			return
 		}
 	}
+	t.stats.delivered.Add(delivered)
+	t.stats.filtered.Add(filtered)
+	t.m.filtered.Add(filtered)
 	t.tracker.finish(j.lane, j.p, nil)
 }
 
