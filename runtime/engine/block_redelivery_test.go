@@ -175,3 +175,39 @@ func TestEventTooLargeForTheBufferBlocksBeforeItsSiblingsAreAppended(t *testing.
 	}
 	checkCounts(t, run.Stats())
 }
+
+// TestCountersAddUpAfterAFailedDeadLetterWrite: a dead-letter write that
+// fails blocks the task; the batch and those after it in the same flush
+// are read again after the resume. Each counts once: once the task is idle,
+// in = delivered + filtered + dead_lettered + dropped.
+func TestCountersAddUpAfterAFailedDeadLetterWrite(t *testing.T) {
+	src := &rewindSource{batches: [][]string{{`"a"`}, {`"bad"`, `"b"`}, {`"c"`}}}
+	sink := &memSink{}
+	dlq := &memSink{}
+	var dlqDown atomic.Bool
+	dlqDown.Store(true)
+	dlq.reject = func([]byte) error {
+		if dlqDown.Load() {
+			return component.EventPermanent(errors.New("dead-letter queue refuses"))
+		}
+		return nil
+	}
+	tr := &failWhile{}
+	tr.failing.Store(true)
+	cfg := task(src, sink, func(c *config.Task) {
+		c.Transforms = []config.Component{{Type: "failwhile", Instance: tr}}
+		c.DeadLetter = &config.Component{Type: "mem", Instance: dlq}
+		c.Engine.MaxWait = time.Hour
+	})
+	run, done, _ := startHeld(t, cfg)
+	testkit.WaitFor(t, "the task to block on the dead-letter queue", func() bool { return run.State() == engine.Blocked })
+	dlqDown.Store(false)
+	run.Resume()
+	if err := <-done; err != nil {
+		t.Fatalf("run after the resume: %v", err)
+	}
+	if got := dlq.payloads(); len(got) != 1 {
+		t.Errorf("dead letters %q, want one", got)
+	}
+	checkCounts(t, run.Stats())
+}

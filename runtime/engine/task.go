@@ -441,6 +441,7 @@ func (t *Task) runOnce(ctx context.Context) error {
 	t.cycling = cyc != nil
 	t.slots = make(chan struct{}, e.MaxInFlight)
 	t.tracker = newTracker(func() { <-t.slots })
+	t.tracker.onNack = t.uncountSettled
 	workers := make([]*worker, e.Concurrency)
 	var wg sync.WaitGroup
 	for i := range workers {
@@ -682,6 +683,22 @@ func (t *Task) uncountNacked(ack func(error), n, bytes int) func(error) {
 		}
 		if ack != nil {
 			ack(err)
+		}
+	}
+}
+
+// uncountSettled takes off the counters what the settled parts of a nacked
+// batch counted: the batch is read again and counted then. (A part settled
+// before another part or an earlier batch failed may have been written: it
+// is written again, and counted once.)
+func (t *Task) uncountSettled(p *pending) {
+	c := &p.counted
+	for _, x := range []struct {
+		total *atomic.Uint64
+		n     uint64
+	}{{&t.stats.delivered, c.delivered.Load()}, {&t.stats.filtered, c.filtered.Load()}, {&t.stats.deadLettered, c.deadLettered.Load()}, {&t.stats.dropped, c.dropped.Load()}} {
+		if x.n > 0 {
+			x.total.Add(^uint64(x.n - 1))
 		}
 	}
 }

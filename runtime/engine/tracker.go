@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // errEarlierFailed nacks a batch whose lane holds an earlier batch that was
@@ -19,8 +20,11 @@ type tracker struct {
 	mu      sync.Mutex
 	lanes   map[string]*lane
 	release func() // frees one in-flight slot per finished batch
-	pending int    // batches added and not acked
-	nacks   int    // batches acked with an error since the last takeNacks
+	// onNack, when set, is called with each batch acked with an error,
+	// before its ack.
+	onNack  func(p *pending)
+	pending int // batches added and not acked
+	nacks   int // batches acked with an error since the last takeNacks
 	idle    chan struct{}
 }
 
@@ -37,6 +41,9 @@ type pending struct {
 	done  bool
 	err   error
 	next  *pending
+	// counted is what the batch's settled parts added to the task's
+	// counters: taken off again if the batch is nacked (read again).
+	counted struct{ delivered, filtered, deadLettered, dropped atomic.Uint64 }
 }
 
 func newTracker(release func()) *tracker {
@@ -143,6 +150,9 @@ func (t *tracker) finish(laneName string, p *pending, err error) {
 		// no other goroutine acks this lane while acking is set.
 		t.mu.Unlock()
 		for _, q := range ready {
+			if q.err != nil && t.onNack != nil {
+				t.onNack(q)
+			}
 			if q.ack != nil {
 				q.ack(q.err)
 			}

@@ -406,9 +406,18 @@ func (w *worker) settle(ctx context.Context, j *job, buffered bool) {
 			return
 		}
 	}
+	if len(w.dead) > 0 && t.cfg.Tolerance != ToleranceNone {
+		if t.dlq == nil {
+			j.p.counted.dropped.Add(uint64(len(w.dead)))
+		} else {
+			j.p.counted.deadLettered.Add(uint64(len(w.dead)))
+		}
+	}
 	t.stats.delivered.Add(delivered)
 	t.stats.filtered.Add(filtered)
 	t.m.filtered.Add(filtered)
+	j.p.counted.delivered.Add(delivered)
+	j.p.counted.filtered.Add(filtered)
 	t.tracker.finish(j.lane, j.p, nil)
 }
 
