@@ -105,24 +105,7 @@ func TestBlockedBatchIsNotDeliveredTwiceAfterResume(t *testing.T) {
 				}
 			})
 			run, done, _ := startHeld(t, cfg)
-			testkit.WaitFor(t, "the task to block on the failing event", func() bool { return run.State() == engine.Blocked })
-			tr.failing.Store(false) // the cause is fixed
-			run.Resume()
-			if err := <-done; err != nil {
-				t.Fatalf("run after the resume: %v", err)
-			}
-			seen := map[string]int{}
-			for _, p := range sink.payloads() {
-				seen[p]++
-			}
-			for _, p := range []string{`"a"`, `"b"`, `"c"`, `"bad"`, `"d"`, `"e"`} {
-				if seen[p] != 1 {
-					t.Errorf("%s delivered %d times, want once; delivered %q", p, seen[p], sink.payloads())
-				}
-			}
-			// The batch read twice counts once: in = delivered + filtered +
-			// dead_lettered + dropped once the task is idle.
-			checkCounts(t, run.Stats())
+			blockFixResume(t, run, done, func() { tr.failing.Store(false) }, sink, `"a"`, `"b"`, `"c"`, `"bad"`, `"d"`, `"e"`)
 		})
 	}
 }
@@ -158,8 +141,17 @@ func TestEventTooLargeForTheBufferBlocksBeforeItsSiblingsAreAppended(t *testing.
 		c.Engine.Buffer = &buffer.Options{Dir: t.TempDir(), MaxSize: 64 << 10}
 	})
 	run, done, _ := startHeld(t, cfg)
-	testkit.WaitFor(t, "the task to block on the event too large", func() bool { return run.State() == engine.Blocked })
-	tr.inflating.Store(false) // the cause is fixed
+	blockFixResume(t, run, done, func() { tr.inflating.Store(false) }, sink, `"a"`, `"b"`, `"c"`, `"big"`, `"d"`, `"e"`)
+}
+
+// blockFixResume waits for run to block, fixes the cause (fix), resumes it
+// and waits for its end: each of want reached sink once, and the batch
+// read twice counts once (in = delivered + filtered + dead_lettered +
+// dropped once the task is idle).
+func blockFixResume(t *testing.T, run *engine.Task, done <-chan error, fix func(), sink *memSink, want ...string) {
+	t.Helper()
+	testkit.WaitFor(t, "the task to block", func() bool { return run.State() == engine.Blocked })
+	fix()
 	run.Resume()
 	if err := <-done; err != nil {
 		t.Fatalf("run after the resume: %v", err)
@@ -168,7 +160,7 @@ func TestEventTooLargeForTheBufferBlocksBeforeItsSiblingsAreAppended(t *testing.
 	for _, p := range sink.payloads() {
 		seen[p]++
 	}
-	for _, p := range []string{`"a"`, `"b"`, `"c"`, `"big"`, `"d"`, `"e"`} {
+	for _, p := range want {
 		if seen[p] != 1 {
 			t.Errorf("%s delivered %d times, want once; delivered %q", p, seen[p], sink.payloads())
 		}
