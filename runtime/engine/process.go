@@ -320,7 +320,10 @@ func (p *Processor) retry(ctx context.Context, k int, tr component.Transform, in
 		}
 		var again []component.Failure
 		for _, f := range o.Failures[fmark:] {
-			if component.ClassOf(f.Err) != component.ClassRetryable {
+			given := slices.ContainsFunc(pending, func(m message.Message) bool { return m.Ref == f.Ref })
+			if !given || component.ClassOf(f.Err) != component.ClassRetryable {
+				// Failed for good, or a Ref this call was not given
+				// (nothing to run again): as on the first try.
 				p.fail(fates, f.Ref, Fate{Stage: p.stages[k], Err: f.Err, Attempts: attempt + 1})
 				continue
 			}

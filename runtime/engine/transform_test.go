@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/source/stdin"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
+	"github.com/sluicehq/sluice/runtime/delivery"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/message"
 )
@@ -232,4 +233,37 @@ func (f *failOnce) Apply(_ context.Context, in []message.Message, out *component
 		out.Emit(&in[i], in[i].Payload)
 	}
 	return nil
+}
+
+// namesAnother fails the second event retryably on the first call; on the
+// retry (given only that event) it passes it and fails, by its Ref, the
+// first event, which it was not given: a transform breaking the contract.
+type namesAnother struct{ calls atomic.Int64 }
+
+func (f *namesAnother) Apply(_ context.Context, in []message.Message, out *component.Output) error {
+	if f.calls.Add(1) == 1 {
+		out.Emit(&in[0], in[0].Payload)
+		out.Fail(&in[1], component.Retryable(errors.New("503 service unavailable"), 0))
+		return nil
+	}
+	out.Emit(&in[0], in[0].Payload)
+	out.Failures = append(out.Failures, component.Failure{Ref: 0, Err: component.Retryable(errors.New("stale"), 0)})
+	return nil
+}
+
+// TestRetryFailureOfAnEventNotGivenFailsIt: a failure a retry call reports
+// for an event it was not given fails that event, as on the first call:
+// nothing can run it again. It was taken for a retry that matched no
+// message, and the event counted as succeeded.
+func TestRetryFailureOfAnEventNotGivenFailsIt(t *testing.T) {
+	p := engine.NewProcessor(nil, []component.Transform{&namesAnother{}}, 1<<20,
+		delivery.Policy{Attempts: 3, Initial: time.Millisecond, Max: time.Millisecond, Multiplier: 1})
+	msgs := []message.Message{{Payload: []byte(`{"n":0}`), Ref: 0}, {Payload: []byte(`{"n":1}`), Ref: 1}}
+	fates := make([]engine.Fate, 2)
+	if _, err := p.Process(t.Context(), msgs, fates); err != nil {
+		t.Fatal(err)
+	}
+	if !fates[0].Failed() || fates[1].Failed() {
+		t.Fatalf("fates %+v: want event 0 failed (named by a call it was not in), event 1 through", fates)
+	}
 }
