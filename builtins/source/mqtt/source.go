@@ -271,14 +271,26 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 			Msg("the MQTT broker lost the session (restarted without persistence?): the messages received before the connection was lost are handed to the task, what the broker held for the session is lost")
 	}
 	if first || !present || s.cfg.CleanSession {
+		// A failed subscription throws this session away: the carried
+		// messages wait for the next one again, which the broker will
+		// not send either.
+		giveBack := func() {
+			if !present && len(carry) > 0 {
+				s.mu.Lock()
+				s.carry = append(carry, s.carry...)
+				s.mu.Unlock()
+			}
+		}
 		tok := client.SubscribeMultiple(s.filters, nil)
 		if err := mqttconf.Wait(ctx, tok); err != nil {
 			client.Disconnect(0)
+			giveBack()
 			return nil, component.Retryable(fmt.Errorf("subscribe to %v on %s: %w", s.cfg.Topics, s.where, err), 0)
 		}
 		for f, q := range tok.(*paho.SubscribeToken).Result() {
 			if q == 0x80 {
 				client.Disconnect(0)
+				giveBack()
 				return nil, component.TaskPermanent(fmt.Errorf("MQTT broker %s refused the subscription to %q: check the filter and the broker's ACL for client %q", s.where, f, s.conn.ClientID))
 			}
 		}
