@@ -333,6 +333,21 @@ func (b *Buffer) Append(ctx context.Context, msgs []message.Message, tags []Tag)
 // could never fit under MaxSize), without appending anything. A caller that
 // must not append part of a group of records checks the group first.
 func (b *Buffer) Fits(msgs []message.Message) error {
+	// Nearly every batch is far under the limits: an upper bound settles
+	// it without comparing each event with its payload (which reads both,
+	// at every flush).
+	var bound int64
+	for i := range msgs {
+		n := frameSizeAt(&msgs[i], false)
+		if n-frameOverhead > MaxRecordSize {
+			bound = b.opts.MaxSize // decide exactly below
+			break
+		}
+		bound += int64(n)
+	}
+	if bound+headerSize <= b.opts.MaxSize {
+		return nil
+	}
 	var need int64
 	for i := range msgs {
 		n := frameSize(&msgs[i])

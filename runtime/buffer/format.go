@@ -151,11 +151,16 @@ func appendFrame(dst []byte, m *message.Message, tag Tag, batchEnd bool) []byte 
 }
 
 // frameSize is the length of what appendFrame appends for m.
-func frameSize(m *message.Message) int {
+func frameSize(m *message.Message) int { return frameSizeAt(m, true) }
+
+// frameSizeAt is frameSize when exact is set; else an upper bound, found
+// without comparing the event with the payload (the encoder writes the
+// event only when they differ), which reads neither.
+func frameSizeAt(m *message.Message, exact bool) int {
 	n := frameOverhead + 1 + 4 + 4 + 8 + 8 + 4
 	n += uvarintLen(uint64(len(m.Pos.Stream))) + len(m.Pos.Stream)
 	n += bytesSize(m.Key) + bytesSize(m.Payload)
-	if !(m.Event != nil && m.Payload != nil && bytes.Equal(m.Event, m.Payload)) {
+	if !exact || !(m.Event != nil && m.Payload != nil && bytes.Equal(m.Event, m.Payload)) {
 		n += bytesSize(m.Event)
 	}
 	n += uvarintLen(uint64(len(m.Headers)))
