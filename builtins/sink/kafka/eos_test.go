@@ -68,6 +68,35 @@ func countSeqs(t *testing.T, seen map[int]int, recs []*kgo.Record) {
 	}
 }
 
+// seqCluster starts an in-process Kafka with the topics "in" and "out" (2
+// partitions each) until the test ends, and a client of it.
+func seqCluster(t *testing.T, ctx context.Context) (*kafkadev.Cluster, *kgo.Client) {
+	t.Helper()
+	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 2, Topics: []string{"in", "out"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return c, cl
+}
+
+// produceSeqs writes {"seq": from} .. {"seq": to-1} to "in", keyed k0..k4.
+func produceSeqs(t *testing.T, ctx context.Context, cl *kgo.Client, from, to int) {
+	t.Helper()
+	var recs []*kgo.Record
+	for i := from; i < to; i++ {
+		recs = append(recs, &kgo.Record{Topic: "in", Key: fmt.Appendf(nil, "k%d", i%5), Value: fmt.Appendf(nil, `{"seq":%d}`, i)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // groupCommitted returns the offsets group committed, summed over its
 // partitions (-1 when they cannot be read).
 func groupCommitted(ctx context.Context, adm *kadm.Client, group string) int64 {
@@ -496,27 +525,9 @@ delivery_timeout = "5s"
 func TestExactlyOnceCommitWhoseAnswerWasLost(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 2, Topics: []string{"in", "out"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, cl := seqCluster(t, ctx)
 	const n = 200
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	produceRange := func(from, to int) {
-		t.Helper()
-		var recs []*kgo.Record
-		for i := from; i < to; i++ {
-			recs = append(recs, &kgo.Record{Topic: "in", Key: fmt.Appendf(nil, "k%d", i%5), Value: fmt.Appendf(nil, `{"seq":%d}`, i)})
-		}
-		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produceRange := func(from, to int) { produceSeqs(t, ctx, cl, from, to) }
 	produceRange(0, n/2)
 	// The first commit reaches the brokers, which apply it; the answer is
 	// lost with every connection, and the brokers stay away until the
@@ -609,27 +620,9 @@ policy = "none"
 func TestExactlyOnceFencedProducerStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := kafkadev.StartWith(ctx, kafkadev.Options{Partitions: 2, Topics: []string{"in", "out"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, cl := seqCluster(t, ctx)
 	const n = 300
-	produceRange := func(from, to int) {
-		t.Helper()
-		var recs []*kgo.Record
-		for i := from; i < to; i++ {
-			recs = append(recs, &kgo.Record{Topic: "in", Key: fmt.Appendf(nil, "k%d", i%5), Value: fmt.Appendf(nil, `{"seq":%d}`, i)})
-		}
-		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produceRange := func(from, to int) { produceSeqs(t, ctx, cl, from, to) }
 	text := fmt.Sprintf(`name = "fence"
 exactly_once = true
 [source]
