@@ -1,13 +1,9 @@
 package mqtt
 
 import (
-	"context"
-	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/builtins/internal/mqtttest"
-	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // TestReceivedNotLostOnReconnect: messages the source has already received
@@ -27,37 +23,13 @@ func TestReceivedNotLostOnReconnect(t *testing.T) {
 		{"qos1-clean-session", "qos = 1\nclean_session = true\n", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			url := testkit.MQTT(t)
-			topic := testkit.Unique(t, "rq0")
-			id := testkit.Unique(t, "cid")
-			t.Cleanup(func() { cleanSession(t, url, id) })
-			proxy := testkit.NewProxy(t, strings.TrimPrefix(url, "tcp://"))
-			s := newSource(t, fmt.Sprintf("url = \"tcp://%s\"\ntopics = [%q]\nclient_id = %q\nkeep_alive = \"1s\"\n%s", proxy.Addr(), topic, id, tc.cfg))
-			openT(t, s)
+			s, url, topic, proxy := proxiedSource(t, "rq0", tc.cfg)
 			pub := mqtttest.Connect(t, url)
 			const n = 5
-			for i := range n {
-				pub.Publish(t, topic, tc.pubQoS, fmt.Appendf(nil, `{"n":%d}`, i))
-			}
-			ss, err := s.current(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			testkit.WaitFor(t, "every message received by the source", func() bool {
-				ss.mu.Lock()
-				defer ss.mu.Unlock()
-				return len(ss.queue) == n
-			})
 			// The broker restarts (the connection drops) before the task read them.
-			proxy.Cut()
-			testkit.WaitFor(t, "the source to notice the lost connection", ss.isDead)
+			receivedThenCut(t, s, proxy, pub, topic, tc.pubQoS, n)
 			proxy.Restore()
-			msgs := readN(t, s, n, true) // fails (deadline) when the received messages were dropped
-			for i, m := range msgs {
-				if got, want := string(payload(t, m)), fmt.Sprintf(`{"n":%d}`, i); got != want {
-					t.Fatalf("message %d is %s, want %s", i, got, want)
-				}
-			}
+			readInOrder(t, s, n)
 		})
 	}
 }

@@ -177,16 +177,57 @@ func TestPersistentSession(t *testing.T) {
 	}
 }
 
+// proxiedSource opens a source on the local broker through a proxy the
+// test can cut, with a topic and client id of its own (named from prefix)
+// and the more keys of cfg; the session is removed at the end.
+func proxiedSource(t *testing.T, prefix, cfg string) (s *Source, url, topic string, proxy *testkit.Proxy) {
+	t.Helper()
+	url = testkit.MQTT(t)
+	topic = testkit.Unique(t, prefix)
+	id := testkit.Unique(t, "cid")
+	t.Cleanup(func() { cleanSession(t, url, id) })
+	proxy = testkit.NewProxy(t, strings.TrimPrefix(url, "tcp://"))
+	s = newSource(t, fmt.Sprintf("url = \"tcp://%s\"\ntopics = [%q]\nclient_id = %q\nkeep_alive = \"1s\"\n%s", proxy.Addr(), topic, id, cfg))
+	openT(t, s)
+	return s, url, topic, proxy
+}
+
+// receivedThenCut has pub publish {"n":0} .. {"n":n-1} at qos, waits until
+// the source received them all (none read by the task yet), then cuts the
+// connection and waits until the source noticed.
+func receivedThenCut(t *testing.T, s *Source, proxy *testkit.Proxy, pub *mqtttest.Client, topic string, qos byte, n int) {
+	t.Helper()
+	for i := range n {
+		pub.Publish(t, topic, qos, fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	ss, err := s.current(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "every message received by the source", func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return len(ss.queue) == n
+	})
+	proxy.Cut()
+	testkit.WaitFor(t, "the source to notice the lost connection", ss.isDead)
+}
+
+// readInOrder reads n messages and checks they are {"n":0} .. {"n":n-1};
+// it fails (deadline) when some were dropped.
+func readInOrder(t *testing.T, s *Source, n int) {
+	t.Helper()
+	for i, m := range readN(t, s, n, true) {
+		if got, want := string(payload(t, m)), fmt.Sprintf(`{"n":%d}`, i); got != want {
+			t.Fatalf("message %d is %s, want %s", i, got, want)
+		}
+	}
+}
+
 // TestReconnect: the connection is cut mid-stream; the source reconnects
 // and every message arrives, the unacknowledged batch again.
 func TestReconnect(t *testing.T) {
-	url := testkit.MQTT(t)
-	topic := testkit.Unique(t, "cut")
-	id := testkit.Unique(t, "cid")
-	t.Cleanup(func() { cleanSession(t, url, id) })
-	proxy := testkit.NewProxy(t, strings.TrimPrefix(url, "tcp://"))
-	s := newSource(t, fmt.Sprintf("url = \"tcp://%s\"\ntopics = [%q]\nclient_id = %q\nkeep_alive = \"1s\"\n", proxy.Addr(), topic, id))
-	openT(t, s)
+	s, url, topic, proxy := proxiedSource(t, "cut", "")
 	pub := mqtttest.Connect(t, url)
 	const n = 100
 	var bodies [][]byte
