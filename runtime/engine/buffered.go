@@ -147,6 +147,9 @@ func (d *drainer) run(readCtx, ctx context.Context) {
 		t.m.retries.Inc()
 	}
 	defer t.countBufferDrops() // what was dropped while the last batch was under way
+	if !t.openPendingSink(readCtx) {
+		return
+	}
 	for {
 		t.countBufferDrops()
 		if readCtx.Err() != nil {

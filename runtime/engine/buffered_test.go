@@ -2,16 +2,21 @@ package engine_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/sluicehq/sluice/runtime/buffer"
+	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
@@ -158,4 +163,91 @@ buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB
 	if n := logs.count(); n < 1 || n > 2 {
 		t.Fatalf("the drops were logged %d times, want once as they started and once at the stop at most", n)
 	}
+}
+
+// unreachableSink is a sink whose Open fails as a Kafka or MQTT sink's
+// does while its brokers cannot be reached (retryable), until up is set.
+type unreachableSink struct {
+	memSink
+	up    atomic.Bool
+	opens atomic.Int64
+}
+
+func (s *unreachableSink) Open(context.Context) error {
+	s.opens.Add(1)
+	if !s.up.Load() {
+		return component.Retryable(errors.New("dial tcp 127.0.0.1:9092: connect: connection refused"), 0)
+	}
+	return nil
+}
+
+// shortClock shortens every retry wait to at most a millisecond: the
+// backoff of opening goes on as written without the test waiting for it.
+type shortClock struct{}
+
+func (shortClock) Now() time.Time { return time.Now() }
+func (shortClock) Sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(min(d, time.Millisecond))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// TestDiskBufferReadsTheSourceWhileTheSinkCannotOpen: a buffered task
+// started while its sink cannot be reached (an edge box booting with its
+// uplink down) reads its source into the buffer and acknowledges it, as
+// it does when the link drops later; the sink is opened by the drain once
+// it can be, and everything is delivered in order. Before, the task stayed
+// Starting with its source unopened until the sink was reachable: an MQTT
+// broker's queue (1000 messages in Mosquitto) or an HTTP client took the
+// whole outage.
+func TestDiskBufferReadsTheSourceWhileTheSinkCannotOpen(t *testing.T) {
+	dir := t.TempDir()
+	src := &laneSource{lanes: 1, batches: 20, perBatch: 10}
+	sink := &unreachableSink{}
+	def := task(src, sink, func(c *config.Task) {
+		o := buffer.NewConfig().Options(dir, filepath.Join(dir, "buf"), zerolog.Nop())
+		c.Engine.Buffer = &o
+	})
+	o := opts(t)
+	o.Clock = shortClock{}
+	run := engine.New(def, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	testkit.WaitFor(t, "the source read into the buffer and acknowledged while the sink cannot open", func() bool {
+		src.mu.Lock()
+		acked := len(src.acked["lane-0"])
+		src.mu.Unlock()
+		return run.Stats().In == 200 && acked == 20 && sink.opens.Load() > 1
+	})
+	if got := len(sink.payloads()); got != 0 {
+		t.Fatalf("%d events written to a sink that never opened", got)
+	}
+	if st := run.State(); st != engine.Running {
+		t.Fatalf("state %s while the sink cannot open, want Running (the source is read)", st)
+	}
+	sink.up.Store(true) // the link is back
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil // for the cleanup
+	got := sink.payloads()
+	if len(got) != 200 {
+		t.Fatalf("delivered %d events, want 200", len(got))
+	}
+	for i, p := range got {
+		if want := fmt.Sprintf(`"batch":%d,"i":%d}`, i/10, i%10); !strings.Contains(p, want) {
+			t.Fatalf("event %d is %s: out of order", i, p)
+		}
+	}
+	checkCounts(t, run.Stats())
 }

@@ -84,8 +84,11 @@ type Task struct {
 	readCtx    context.Context    // the context of Reads; a seek cancels it
 	cancelRead context.CancelFunc // under mu
 
-	buf         *buffer.Buffer
-	bufChunk    int // largest append, in bytes
+	buf      *buffer.Buffer
+	bufChunk int // largest append, in bytes
+	// sinkPending: the sink of a buffered task could not be opened at
+	// start (retryably); the drain opens it before its first delivery.
+	sinkPending bool
 	drainCancel context.CancelFunc
 	drainDone   chan struct{}
 	bufLostMu   sync.Mutex
@@ -560,7 +563,7 @@ func (t *Task) open(ctx context.Context) error {
 			}
 		}
 	}
-	for _, s := range steps {
+	for i, s := range steps {
 		backoff := 500 * time.Millisecond
 		for {
 			err := s.open(ctx)
@@ -573,6 +576,16 @@ func (t *Task) open(ctx context.Context) error {
 				undo()
 				return fmt.Errorf("open %s: %w", s.what, err)
 			}
+			if i == 0 && t.buf != nil {
+				// The disk buffer takes the events while the sink is out of
+				// reach, as it does when the link drops later: the source
+				// opens now (a box booting with its uplink down keeps reading
+				// its sensors) and the drain opens the sink once it can.
+				// It stays in opened: it may hold half its resources.
+				t.log.Warn().Err(err).Str(logx.Component, s.what).Msg("cannot open the sink; the source is read into the disk buffer, and the sink is opened once it can be")
+				t.sinkPending = true
+				break
+			}
 			opened = opened[:len(opened)-1]
 			t.log.Warn().Err(err).Str(logx.Component, s.what).Dur("retry_in", backoff).Msg("cannot open; retrying")
 			if err := t.opts.Clock.Sleep(ctx, backoff); err != nil {
@@ -581,9 +594,38 @@ func (t *Task) open(ctx context.Context) error {
 			}
 			backoff = min(backoff*2, 30*time.Second)
 		}
-		opened = append(opened, s)
+		if i != 0 || !t.sinkPending {
+			opened = append(opened, s)
+		}
 	}
 	return nil
+}
+
+// openPendingSink opens the sink that open left to the drain, with the
+// same backoff, until it opens, ctx ends (false) or the failure is one no
+// retry fixes (false, the task failed).
+func (t *Task) openPendingSink(ctx context.Context) bool {
+	backoff := 500 * time.Millisecond
+	for t.sinkPending {
+		err := t.sink.Open(ctx)
+		switch {
+		case err == nil:
+			t.sinkPending = false
+			t.log.Info().Msg("the sink is open; the disk buffer drains")
+		case ctx.Err() != nil:
+			return false
+		case component.ClassOf(err) != component.ClassRetryable:
+			t.stop(StartFailed, fmt.Errorf("open sink: %w", err))
+			return false
+		default:
+			t.log.Warn().Err(err).Str(logx.Component, "sink").Dur("retry_in", backoff).Msg("cannot open; retrying")
+			if t.opts.Clock.Sleep(ctx, backoff) != nil {
+				return false
+			}
+			backoff = min(backoff*2, 30*time.Second)
+		}
+	}
+	return true
 }
 
 // read pulls batches and hands them to workers until the source ends, ctx
