@@ -141,7 +141,7 @@ func New(def Definition, opts Options) *Task {
 		out:      ms.Counter("events_out_total", "Outputs delivered to the sink.", "task").WithLabelValues(lbl),
 		filtered: ms.Counter("events_filtered_total", "Events dropped by the filter or a transform.", "task").WithLabelValues(lbl),
 		dlq:      ms.Counter("events_dead_lettered_total", "Events sent to the dead-letter queue.", "task").WithLabelValues(lbl),
-		dropped:  ms.Counter("events_dropped_total", "Failed events dropped by policy (no dead-letter queue).", "task").WithLabelValues(lbl),
+		dropped:  ms.Counter("events_dropped_total", "Events dropped: failed events with no dead-letter queue, and what a full disk buffer with when_full = \"drop_oldest\" (or a damaged one) removed.", "task").WithLabelValues(lbl),
 		retries:  ms.Counter("retries_total", "Sink and transform retries.", "task").WithLabelValues(lbl),
 		failed:   ms.Counter("events_failed_total", "Event failures by stage and error class.", "task", "stage", "error_type").Curry(lbl),
 		write:    ms.Histogram("sink_write_seconds", "Time to deliver one sink batch, retries included.", nil, "task").WithLabelValues(lbl),
