@@ -251,3 +251,30 @@ func TestDiskBufferReadsTheSourceWhileTheSinkCannotOpen(t *testing.T) {
 	}
 	checkCounts(t, run.Stats())
 }
+
+// TestStopWhileTheSinkCannotOpenIsClean: a stop (SIGTERM, a reload) while
+// the task still retries opening a sink it cannot reach ends the run
+// cleanly: nothing was read, nothing is lost. It used to fail the task
+// ("open sink: context canceled", StartFailed), so `sluice run` exited 1
+// and systemd logged a failed stop at every reboot during an outage.
+func TestStopWhileTheSinkCannotOpenIsClean(t *testing.T) {
+	src := &laneSource{lanes: 1, batches: 1, perBatch: 1}
+	sink := &unreachableSink{}
+	o := opts(t)
+	o.Clock = shortClock{}
+	run := engine.New(task(src, sink, nil), o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "the sink's open to be retried", func() bool { return sink.opens.Load() > 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run stopped while opening: %v, want a clean stop", err)
+	}
+	if st := run.State(); st != engine.Stopped {
+		t.Fatalf("state %s, want Stopped", st)
+	}
+	if in := run.Stats().In; in != 0 {
+		t.Fatalf("%d events read, want none (the source never opened)", in)
+	}
+}

@@ -348,6 +348,14 @@ func (t *Task) Run(ctx context.Context) error {
 			t.buf.Close()
 			t.unregisterBufferMetrics()
 		}
+		if ctx.Err() != nil {
+			// Stopped while still opening (retrying a sink out of
+			// reach): nothing was read, so nothing is lost; a stop, not a
+			// failure (`sluice run` exits 0, systemd logs no failed stop).
+			t.setState(Stopped)
+			t.log.Info().Err(err).Msg("task stopped while opening")
+			return nil
+		}
 		t.stop(StartFailed, err)
 		return fmt.Errorf("%w: %s: %w", ErrStartFailed, t.cfg.Name, err)
 	}
