@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,10 +41,17 @@ func runTask(t *testing.T, ctx context.Context, dir, text string) (engine.Stats,
 // are the test's, its shutdown timeout 5 s unless set.
 func startTask(t *testing.T, ctx context.Context, dir, text string, opts engine.Options) (run *engine.Task, ms *metrics.Set, done <-chan error) {
 	t.Helper()
+	return startTaskLogging(t, ctx, dir, text, opts, io.Discard)
+}
+
+// startTaskLogging is startTask that also writes the task's log (warnings
+// and errors, JSON lines) to w.
+func startTaskLogging(t *testing.T, ctx context.Context, dir, text string, opts engine.Options, w io.Writer) (run *engine.Task, ms *metrics.Set, done <-chan error) {
+	t.Helper()
 	r := component.NewRegistry()
 	srckafka.Register(r)
 	sinkkafka.Register(r)
-	lg := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	lg := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), w)).Level(zerolog.WarnLevel)
 	ms = metrics.New()
 	l := &config.Loader{Registry: r, StateDir: filepath.Join(dir, "state"), Shared: component.NewShared(), Logger: lg, Metrics: ms,
 		TaskChecks: []func(*config.Task, *component.Problems){kafkaconf.CheckExactlyOnce}}

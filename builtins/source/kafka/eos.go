@@ -44,12 +44,40 @@ func (s *Source) CycleDue() bool {
 	return s.eos && s.inTxn && (s.abortSoon || !time.Now().Before(s.txnStart.Add(s.cfg.CommitInterval.D())))
 }
 
-// begin begins a transaction. Read calls it with no batch in flight. A
-// transaction whose end failed (the brokers were unreachable) is aborted
-// first, as franz-go documents: until then the client is still in it.
+// begin begins a transaction. Read calls it with no batch in flight.
 func (s *Source) begin(ctx context.Context) error {
+	if err := s.settle(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
-	sess, cl, unended := s.sess, s.cl, s.unended
+	sess := s.sess
+	s.mu.Unlock()
+	if err := sess.Begin(); err != nil {
+		return txnError(fmt.Errorf("kafka source: begin a transaction (transactional_id %q): %w", s.txnID, err), s.txnID)
+	}
+	s.mu.Lock()
+	s.inTxn, s.txnStart, s.abortSoon = true, time.Now(), false
+	s.mu.Unlock()
+	return nil
+}
+
+// unsettledLocked reports whether a transaction's end failed and settle
+// has not run since.
+func (s *Source) unsettledLocked() bool {
+	return s.unended || s.unconfirmed != nil
+}
+
+// settle finishes with a transaction whose end failed (the brokers were
+// unreachable): it is aborted, as franz-go documents (until then the
+// client is still in it), and a commit whose answer was lost is looked up
+// (settleUnconfirmed). Read calls it before the next transaction, and also
+// with nothing to read: the partitions may have gone back to the group
+// meanwhile (the lost commit's heartbeats failed too) and come back at
+// offsets that commit carried, with no record left to begin a transaction
+// for, and the commit would never be counted.
+func (s *Source) settle(ctx context.Context) error {
+	s.mu.Lock()
+	cl, unended := s.cl, s.unended
 	s.mu.Unlock()
 	if unended {
 		if err := cl.AbortBufferedRecords(ctx); err != nil {
@@ -62,16 +90,7 @@ func (s *Source) begin(ctx context.Context) error {
 		s.unended = false
 		s.mu.Unlock()
 	}
-	if err := s.settleUnconfirmed(ctx, cl); err != nil {
-		return err
-	}
-	if err := sess.Begin(); err != nil {
-		return txnError(fmt.Errorf("kafka source: begin a transaction (transactional_id %q): %w", s.txnID, err), s.txnID)
-	}
-	s.mu.Lock()
-	s.inTxn, s.txnStart, s.abortSoon = true, time.Now(), false
-	s.mu.Unlock()
-	return nil
+	return s.settleUnconfirmed(ctx, cl)
 }
 
 // abortSoonLocked marks the open transaction as unable to commit and

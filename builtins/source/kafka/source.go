@@ -427,6 +427,13 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 			s.mu.Unlock()
 			return q.b, nil
 		}
+		if s.eos && !s.inTxn && s.unsettledLocked() {
+			s.mu.Unlock()
+			if err := s.settle(ctx); err != nil {
+				return component.Batch{}, err
+			}
+			continue
+		}
 		pctx, cancel := ctx, context.CancelFunc(func() {})
 		cycleDue := false
 		if s.eos && s.inTxn {
