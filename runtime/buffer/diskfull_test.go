@@ -381,3 +381,68 @@ func TestDiskFullDropOldestFreesTheSegmentTheDrainHolds(t *testing.T) {
 		t.Fatalf("the first drop removed %d unread records; want %d, the oldest segment's less the one the drain holds: %+v", st.Dropped, oldest-1, st)
 	}
 }
+
+// fillDisk writes a file in dir until the file system refuses more, and
+// returns its path: another program filling the disk.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 4<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !isNoSpace(err) {
+				t.Fatal(err)
+			}
+			return path
+		}
+	}
+}
+
+// TestOpenOnAFullDisk: a buffer opened on a disk another program has
+// filled (a box restarted with its disk full, or a crash after the last,
+// delivered segment was deleted and before the next was created) has no
+// segment and no room to create one. Open failed ("no space left on
+// device") and the task with it, for good, where a full disk while running
+// only makes the source wait: it must open, make Append wait for space,
+// and carry on once space is freed.
+func TestOpenOnAFullDisk(t *testing.T) {
+	mnt := testkit.Tmpfs(t, 256<<10)
+	opts := Options{Dir: filepath.Join(mnt, "buf"), MaxSize: 64 << 20}
+	filler := fillDisk(t, mnt)
+	b, err := Open(opts)
+	if err != nil {
+		t.Fatalf("open on a full disk: %v", err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- b.Append(ctx, numbered(7), nil) }()
+	testkit.WaitFor(t, "the append to wait for space", func() bool { return b.Stats().DiskFull })
+	select {
+	case err := <-errc:
+		t.Fatalf("Append on a full disk returned %v; want it to wait", err)
+	default:
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("append once space was freed: %v", err)
+	}
+	batch, err := b.Read(ctx, 10)
+	if err != nil || len(batch.Msgs) != 1 || binary.LittleEndian.Uint64(batch.Msgs[0].Payload) != 7 {
+		t.Fatalf("read after the append: %d records, %v", len(batch.Msgs), err)
+	}
+	if err := b.Commit(batch.Cursor); err != nil {
+		t.Fatal(err)
+	}
+	if n, segs := dirBytes(t, opts.Dir); b.Stats().Bytes != n || b.Stats().Segments != segs {
+		t.Fatalf("stats %+v, the folder holds %d bytes in %d segments", b.Stats(), n, segs)
+	}
+}

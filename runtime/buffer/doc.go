@@ -116,8 +116,9 @@
 //     segment being written to is deleted and a new one started, so a
 //     disk smaller than one segment fills and empties again; the reader
 //     closes its file whenever it waits, since a deleted file keeps its
-//     blocks while a descriptor holds it. Stats.DiskFull says when the
-//     disk is full.
+//     blocks while a descriptor holds it. Open on a full disk with no
+//     segment to keep does not fail: the first Append waits for room to
+//     create one. Stats.DiskFull says when the disk is full.
 //   - Files deleted under an open buffer (its folder removed) make Append
 //     fail for good, rather than report stored records no restart would
 //     find; the task then stops, and its next start creates the folder

@@ -192,14 +192,27 @@ func (b *Buffer) recover() error {
 			// grew past it, and the next Open would cut from there.
 			start = pos{max(start.seq, cp.seq+1), headerSize, cp.index, cp.groups}
 		}
+		b.written, b.durable, b.read, b.commit = start, start, start, start
 		f, err := b.createSegment(start)
+		if isNoSpace(err) {
+			// The disk is full (another program filled it, or a crash
+			// came between the deletion of the delivered last segment and
+			// the creation of the next, startOverLocked): open as that
+			// state, with no write handle, so that Append waits for space
+			// and creates the segment, as it does while running. Failing
+			// here stopped the task for good where a full disk while
+			// running only makes the source wait. The placeholder stands
+			// for the deleted segment before start and holds no bytes.
+			b.log.Warn().Err(err).Str(logx.File, b.dir).Msg("disk buffer: the disk is full, no segment could be created yet; appends wait for space")
+			b.segs = []*segment{{seq: start.seq - 1, start: start}}
+			return b.preallocCursor()
+		}
 		if err != nil {
 			return err
 		}
 		b.wf = f
 		b.segs = []*segment{{seq: start.seq, start: start, size: headerSize, born: unixSeconds(b.now())}}
 		b.used = headerSize
-		b.written, b.durable, b.read, b.commit = start, start, start, start
 		b.recovery.Segments, b.recovery.Bytes = 1, headerSize
 		return b.preallocCursor()
 	}
