@@ -558,7 +558,10 @@ func (b *Buffer) waitForDiskLocked(ctx context.Context, cause error) error {
 			return err
 		}
 	}
-	if b.opts.WhenFull == DropOldest && len(b.segs) > 1 {
+	// A Commit deleting delivered segments (freeing) is about to give back
+	// space: wait for it, as reserveLocked does, rather than drop unread
+	// records for room that is on its way.
+	if b.opts.WhenFull == DropOldest && len(b.segs) > 1 && b.freeing == 0 {
 		if err := b.dropOldestLocked(); err != nil {
 			b.mu.Unlock()
 			return err
@@ -1158,6 +1161,19 @@ func (b *Buffer) Commit(c Cursor) error {
 		if rerr := os.Remove(b.segPath(s.seq)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 			err = fmt.Errorf("commit to disk buffer %s: delete a delivered segment: %w", b.dir, rerr)
 		}
+	}
+	// The reader keeps the file it last read open until its next Read, and
+	// a deleted file keeps its blocks while a descriptor holds it: on a
+	// full disk the space this Commit frees was not free yet, and an
+	// Append waiting for it dropped an unread segment (drop_oldest)
+	// instead. Close it unless a Read is under way (which moves on to the
+	// next segment, closing it, by itself).
+	if len(gone) > 0 && b.readMu.TryLock() {
+		if b.rf != nil && b.rseq <= gone[len(gone)-1].seq {
+			b.rf.Close()
+			b.rf, b.rok = nil, false
+		}
+		b.readMu.Unlock()
 	}
 	if retry {
 		if err = b.cursor.write(c.p, !b.opts.NoSync); err != nil {

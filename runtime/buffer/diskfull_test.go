@@ -446,3 +446,62 @@ func TestOpenOnAFullDisk(t *testing.T) {
 		t.Fatalf("stats %+v, the folder holds %d bytes in %d segments", b.Stats(), n, segs)
 	}
 }
+
+// TestDiskFullDropOldestSparesUnreadRecordsDuringCommit: under
+// drop_oldest, an Append refused by a full disk while a Commit is deleting
+// the segments it delivered must wait for that space, as it does when the
+// buffer is full by max_size (TestDropOldestSparesUnreadRecordsDuringCommit):
+// it dropped the oldest segment left, unread, though the Commit was about
+// to free more than it needed.
+func TestDiskFullDropOldestSparesUnreadRecordsDuringCommit(t *testing.T) {
+	mnt := testkit.Tmpfs(t, 512<<10)
+	big := func(n uint64) []message.Message { // 8 KiB: always needs new blocks
+		p := make([]byte, 8<<10)
+		binary.LittleEndian.PutUint64(p, n)
+		return []message.Message{{Payload: p}}
+	}
+	for round := range 50 {
+		dir := filepath.Join(mnt, fmt.Sprint(round))
+		b := openT(t, Options{Dir: dir, MaxSize: 64 << 20, SegmentSize: 16 << 10, WhenFull: DropOldest, NoSync: true})
+		n := uint64(0)
+		for ; b.Stats().Segments < 5; n++ {
+			if err := b.Append(context.Background(), big(n), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		filler := fillDisk(t, mnt)
+		b.mu.Lock()
+		first := b.segs[1].start.index - b.segs[0].start.index
+		b.mu.Unlock()
+		batch, err := b.Read(context.Background(), int(first)) // the first segment's records
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		committed, appended := make(chan error, 1), make(chan error, 1)
+		go func() { committed <- b.Commit(batch.Cursor) }()
+		go func() { appended <- b.Append(context.Background(), big(n), nil) }()
+		testkit.WaitBlocked(t, "(*Buffer).Commit")
+		testkit.WaitBlocked(t, "(*Buffer).append")
+		b.mu.Unlock()
+		if err := <-committed; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-appended; err != nil {
+			t.Fatal(err)
+		}
+		// Taking the lock first, the Append drops the first segment, read
+		// (not counted); after the Commit, it finds the space freed. Only
+		// inside the Commit's window could it drop an unread record.
+		if s := b.Stats(); s.Dropped != 0 {
+			t.Fatalf("round %d: %d unread records dropped on a full disk while a Commit freed a delivered segment (stats %+v)", round, s.Dropped, s)
+		}
+		b.Close()
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
