@@ -130,3 +130,45 @@ func TestMarksBounded(t *testing.T) {
 		t.Fatalf("oldest %v, want %v", got, first)
 	}
 }
+
+// TestOldestAfterADayOffline: a day of appends, one a second (the sink
+// down), then the drain: at every commit the backlog's age is that of the
+// oldest record left, within the resolution the 4096 marks allow over a
+// day (a minute). Thinning kept the first mark and every other one, and
+// went on adding marks a second apart: the oldest part of the backlog was
+// thinned again at every round, until a mark stood for hours of records,
+// and the gauge read up to 17 hours too old while the backlog drained.
+func TestOldestAfterADayOffline(t *testing.T) {
+	clk := &fakeNow{t: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+	b, err := Open(Options{Dir: t.TempDir(), MaxSize: 64 << 20, Now: clk.Now, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	start := clk.Now()
+	const n = 86400
+	one := []message.Message{{Payload: []byte("x")}}
+	for range n {
+		if err := b.Append(context.Background(), one, nil); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Second)
+	}
+	for done := 0; done < n; {
+		batch, err := b.Read(context.Background(), 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(batch.Cursor); err != nil {
+			t.Fatal(err)
+		}
+		done += len(batch.Msgs)
+		if done == n {
+			break
+		}
+		want := start.Add(time.Duration(done) * time.Second) // record done is the oldest left
+		if got := b.Stats().Oldest; got.After(want) || want.Sub(got) > time.Minute {
+			t.Fatalf("after %d of %d records delivered: oldest %v, want %v (within a minute, never younger)", done, n, got, want)
+		}
+	}
+}

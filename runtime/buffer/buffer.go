@@ -146,8 +146,11 @@ type Stats struct {
 	// Segments is the number of segment files.
 	Segments int
 	// Oldest is when the oldest record not yet committed was appended
-	// (zero when there is none). It is exact to the second while the
-	// process runs; after a restart, records from before it are dated by
+	// (zero when there is none). While the process runs it is exact to
+	// the second for a backlog appended over up to an hour (4096 marks),
+	// and errs on the old side by less than a thousandth of a longer one
+	// (48 s after a day of appends); after a restart, records from before
+	// it are dated by
 	// the first append of their segment (or, for segments of builds
 	// without that field, the segment file's modification time).
 	Oldest time.Time
@@ -180,9 +183,10 @@ type mark struct {
 	unix  int64
 }
 
-// maxMarks bounds the marks kept: one per second of appends at most, and
-// past this many every other one is forgotten (the age then errs on the old
-// side, by at most the gap between two marks left).
+// maxMarks bounds the marks kept: one per second of appends at most; past
+// this many the marks are thinned to twice the spacing, which new marks
+// then keep too (the age then errs on the old side, by at most one and a
+// half times that spacing: 48 s after a day of appends).
 const maxMarks = 4096
 
 // Buffer is a persistent FIFO of messages; see the package documentation.
@@ -195,18 +199,19 @@ type Buffer struct {
 	encBuffer sync.Pool
 
 	mu      sync.Mutex
-	segs    []*segment // oldest first; the last one is appended to
-	wf      *os.File   // write handle of the last segment
-	used    int64      // bytes of all segment files
-	written pos        // end of the last write
-	durable pos        // end of the data Read may return
-	read    pos        // next record Read returns
-	commit  pos        // everything before it was delivered
-	writes  uint64     // completed writes
-	synced  uint64     // writes known to be on disk
-	dropGen uint64     // bumped when a drop moves read
-	marks   []mark     // append times, oldest first; see mark
-	failed  error      // sticky: a failed fsync leaves the file state unknown
+	segs    []*segment    // oldest first; the last one is appended to
+	wf      *os.File      // write handle of the last segment
+	used    int64         // bytes of all segment files
+	written pos           // end of the last write
+	durable pos           // end of the data Read may return
+	read    pos           // next record Read returns
+	commit  pos           // everything before it was delivered
+	writes  uint64        // completed writes
+	synced  uint64        // writes known to be on disk
+	dropGen uint64        // bumped when a drop moves read
+	marks   []mark        // append times, oldest first; see mark
+	markGap time.Duration // least spacing of marks (0: a second); see maxMarks
+	failed  error         // sticky: a failed fsync leaves the file state unknown
 	closed  bool
 	// diskFull is set while appends wait because the file system refused
 	// a write for want of space; diskFullCount counts those refusals.
@@ -602,25 +607,39 @@ func unixSeconds(t time.Time) uint32 {
 }
 
 // addMarkLocked notes that record index was appended at t, unless the last
-// mark is less than a second older.
+// mark is less than the marks' spacing (a second, until they are thinned)
+// older.
 func (b *Buffer) addMarkLocked(index uint64, t time.Time) {
-	if n := len(b.marks); n > 0 && t.UnixNano()-b.marks[n-1].unix < int64(time.Second) {
+	if n := len(b.marks); n > 0 && t.UnixNano()-b.marks[n-1].unix < int64(max(b.markGap, time.Second)) {
 		return
 	}
-	if len(b.marks) >= maxMarks {
-		// Keep the first (the age of the oldest record) and every other.
-		k := 1
-		for i := 2; i < len(b.marks); i += 2 {
-			b.marks[k] = b.marks[i]
-			k++
-		}
-		b.marks = b.marks[:k]
+	for len(b.marks) >= maxMarks {
+		b.thinMarksLocked()
 	}
 	b.marks = append(b.marks, mark{index, t.UnixNano()})
 	// Appended to a buffer whose records were all delivered: this mark now
 	// dates the oldest record left, not the delivered one before it (the
 	// backlog's age read hours too old after an idle spell).
 	b.pruneMarksLocked()
+}
+
+// thinMarksLocked doubles the spacing of the marks: it keeps the first (the
+// age of the oldest record) and each one at least the new spacing after the
+// last kept, and later marks keep that spacing. A record is then appended
+// less than the new spacing plus the old one after the mark kept before it.
+// Keeping every other mark instead, while new ones kept coming a second
+// apart, thinned the oldest marks again at every round: after a day of
+// appends one mark stood for hours of records.
+func (b *Buffer) thinMarksLocked() {
+	b.markGap = 2 * max(b.markGap, time.Second)
+	k := 1
+	for i := 1; i < len(b.marks); i++ {
+		if b.marks[i].unix-b.marks[k-1].unix >= int64(b.markGap) {
+			b.marks[k] = b.marks[i]
+			k++
+		}
+	}
+	b.marks = b.marks[:k]
 }
 
 // pruneMarksLocked forgets the marks of committed records, keeping the
@@ -633,6 +652,10 @@ func (b *Buffer) pruneMarksLocked() {
 	}
 	if i > 0 {
 		b.marks = slices.Delete(b.marks, 0, i)
+	}
+	if len(b.marks) <= 1 {
+		// The backlog is back within one mark: a second apart again.
+		b.markGap = 0
 	}
 }
 

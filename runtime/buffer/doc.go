@@ -124,9 +124,10 @@
 //     find; the task then stops, and its next start creates the folder
 //     again.
 //   - Stats.Oldest dates the oldest uncommitted record by its append time
-//     (one mark a second at most, at most 4096 marks); segment headers
-//     keep the time of their first append, which dates older records
-//     after a restart.
+//     (one mark a second at most, at most 4096 marks, thinned to twice
+//     the spacing when full: a day's backlog is dated within 48 s);
+//     segment headers keep the time of their first append, which dates
+//     older records after a restart.
 //   - Memory is bounded by a 256 KiB read-ahead plus ReadBytes per batch,
 //     whatever the backlog; Open reads the last segment once to check it.
 //
