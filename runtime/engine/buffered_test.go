@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -276,5 +277,71 @@ func TestStopWhileTheSinkCannotOpenIsClean(t *testing.T) {
 	}
 	if in := run.Stats().In; in != 0 {
 		t.Fatalf("%d events read, want none (the source never opened)", in)
+	}
+}
+
+// refusedSink is unreachable at start (retryable), then refuses the task
+// for good (an uplink back, with the credentials rejected).
+type refusedSink struct {
+	memSink
+	opens atomic.Int64
+}
+
+func (s *refusedSink) Open(context.Context) error {
+	if s.opens.Add(1) == 1 {
+		return component.Retryable(errors.New("dial tcp 127.0.0.1:9092: connect: connection refused"), 0)
+	}
+	return component.TaskPermanent(errors.New("SASL authentication failed"))
+}
+
+// gateLog is a task log whose "task running" line waits until the task
+// failed: the drain's open of the pending sink fails the task after the
+// run loop set the state Running and before it reads, a window the run
+// loop otherwise crosses too fast to see.
+type gateLog struct {
+	once   sync.Once
+	failed chan struct{}
+}
+
+func (w *gateLog) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("task failed")) {
+		w.once.Do(func() { close(w.failed) })
+	}
+	if bytes.Contains(p, []byte("task running")) {
+		<-w.failed
+	}
+	return len(p), nil
+}
+
+// TestPendingSinkRefusedBeforeTheReadLoopStopsTheTask: the drain opens a
+// pending sink at once, concurrently with the run loop starting to read.
+// A refusal no retry fixes, met before the read loop registered its stop,
+// failed the task (StartFailed) but the source went on being read into a
+// buffer nothing drains: every event acknowledged, the run ending only
+// when the source does (never, for a broker or a sensor).
+func TestPendingSinkRefusedBeforeTheReadLoopStopsTheTask(t *testing.T) {
+	dir := t.TempDir()
+	src := &laneSource{lanes: 1, batches: 200, perBatch: 1}
+	sink := &refusedSink{}
+	def := task(src, sink, func(c *config.Task) {
+		o := buffer.NewConfig().Options(dir, filepath.Join(dir, "buf"), zerolog.Nop())
+		c.Engine.Buffer = &o
+	})
+	o := opts(t)
+	o.Logger = zerolog.New(&gateLog{failed: make(chan struct{})})
+	o.Clock = shortClock{}
+	run := engine.New(def, o)
+	err := run.Run(context.Background())
+	if !errors.Is(err, engine.ErrStartFailed) {
+		t.Fatalf("Run returned %v, want ErrStartFailed (the sink refused the task)", err)
+	}
+	if st := run.State(); st != engine.StartFailed {
+		t.Fatalf("state %s, want StartFailed", st)
+	}
+	src.mu.Lock()
+	read := src.next
+	src.mu.Unlock()
+	if read != 0 {
+		t.Fatalf("%d batches read after the task failed, want none", read)
 	}
 }

@@ -248,7 +248,13 @@ func (t *Task) Resume() {
 func (t *Task) setRunning() {
 	t.pauseMu.Lock()
 	defer t.pauseMu.Unlock()
-	t.setState(Running)
+	// The drain runs already and may have halted the task (a pending sink
+	// refused it): its state stays.
+	t.mu.Lock()
+	if t.reason == nil {
+		t.setState(Running)
+	}
+	t.mu.Unlock()
 	select {
 	case <-t.resumeBlocked:
 	default:
@@ -432,8 +438,14 @@ func (t *Task) runOnce(ctx context.Context) error {
 	readCtx, stopRead := context.WithCancel(ctx)
 	t.mu.Lock()
 	t.stopRead = stopRead
+	halted := t.reason != nil
 	t.mu.Unlock()
 	defer stopRead()
+	if halted {
+		// The drain, started first, halted the task before this run could
+		// be stopped (a pending sink refused it at once): read nothing.
+		return nil
+	}
 
 	// Work outlives ctx by the shutdown deadline so that what was read is
 	// delivered and committed.
