@@ -345,3 +345,41 @@ func TestPendingSinkRefusedBeforeTheReadLoopStopsTheTask(t *testing.T) {
 		t.Fatalf("%d batches read after the task failed, want none", read)
 	}
 }
+
+// refusingSource refuses the task for good when opened.
+type refusingSource struct{ laneSource }
+
+func (*refusingSource) Open(context.Context) error {
+	return component.TaskPermanent(errors.New("SASL authentication failed"))
+}
+
+// closeHookSink calls onClose when closed.
+type closeHookSink struct {
+	memSink
+	onClose func()
+}
+
+func (s *closeHookSink) Close(context.Context) error {
+	s.onClose()
+	return nil
+}
+
+// TestStopAfterAPermanentOpenFailureStillFails: a source refusing the
+// task for good fails it, even when a stop comes while the sinks already
+// opened are closed again (which may take the shutdown timeout): a clean
+// stop there hid the refusal (`sluice run` exited 0, state Stopped, the
+// cause logged at info level) and the supervisor took the task as stopped
+// on purpose.
+func TestStopAfterAPermanentOpenFailureStillFails(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sink := &closeHookSink{onClose: cancel} // the stop arrives meanwhile
+	run := engine.New(task(&refusingSource{}, sink, nil), opts(t))
+	err := run.Run(ctx)
+	if !errors.Is(err, engine.ErrStartFailed) || !strings.Contains(err.Error(), "SASL") {
+		t.Fatalf("Run returned %v, want ErrStartFailed with the refusal", err)
+	}
+	if st := run.State(); st != engine.StartFailed {
+		t.Fatalf("state %s, want StartFailed", st)
+	}
+}

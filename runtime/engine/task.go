@@ -354,7 +354,7 @@ func (t *Task) Run(ctx context.Context) error {
 			t.buf.Close()
 			t.unregisterBufferMetrics()
 		}
-		if ctx.Err() != nil {
+		if errors.Is(err, errOpenStopped) {
 			// Stopped while still opening (retrying a sink out of
 			// reach): nothing was read, so nothing is lost; a stop, not a
 			// failure (`sluice run` exits 0, systemd logs no failed stop).
@@ -549,6 +549,9 @@ func (t *Task) holdBlocked(ctx context.Context) bool {
 	return true
 }
 
+// errOpenStopped marks open's error when ctx ended it, not a failure.
+var errOpenStopped = errors.New("stopped while opening")
+
 // open opens the components in dependency order: sinks first, so that the
 // first event read has somewhere to go. A retryable failure is retried with
 // a capped backoff until ctx ends; a task-permanent one fails the task.
@@ -593,7 +596,13 @@ func (t *Task) open(ctx context.Context) error {
 			// A component that failed to open may hold half its resources.
 			opened = append(opened, s)
 			if ctx.Err() != nil || component.ClassOf(err) != component.ClassRetryable {
+				// Decided now: undo may take the shutdown timeout, and a
+				// stop meanwhile must not turn a refusal into a clean stop.
+				stopped := ctx.Err() != nil && (component.ClassOf(err) == component.ClassRetryable || errors.Is(err, ctx.Err()))
 				undo()
+				if stopped {
+					return fmt.Errorf("open %s (%w): %w", s.what, errOpenStopped, err)
+				}
 				return fmt.Errorf("open %s: %w", s.what, err)
 			}
 			if i == 0 && t.buf != nil {
@@ -610,7 +619,7 @@ func (t *Task) open(ctx context.Context) error {
 			t.log.Warn().Err(err).Str(logx.Component, s.what).Dur("retry_in", backoff).Msg("cannot open; retrying")
 			if err := t.opts.Clock.Sleep(ctx, backoff); err != nil {
 				undo()
-				return fmt.Errorf("open %s: %w", s.what, ctx.Err())
+				return fmt.Errorf("open %s (%w): %w", s.what, errOpenStopped, ctx.Err())
 			}
 			backoff = min(backoff*2, 30*time.Second)
 		}
