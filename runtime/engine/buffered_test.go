@@ -383,3 +383,39 @@ func TestStopAfterAPermanentOpenFailureStillFails(t *testing.T) {
 		t.Fatalf("state %s, want StartFailed", st)
 	}
 }
+
+// TestReplayWaitsForThePendingSink: a dead-letter replay goes to the sink
+// directly, and a buffered task whose sink could not be opened yet is
+// Running: the replay wrote to a sink never opened (a Kafka, NATS or
+// Redis sink refuses: "Write before Open"; the events failed again and
+// went back to the dead-letter queue, the replay answered 200), beside
+// the drain opening it. It is refused as for a task not running.
+func TestReplayWaitsForThePendingSink(t *testing.T) {
+	dir := t.TempDir()
+	src := &laneSource{lanes: 1, batches: 1, perBatch: 1}
+	sink := &unreachableSink{}
+	def := task(src, sink, func(c *config.Task) {
+		o := buffer.NewConfig().Options(dir, filepath.Join(dir, "buf"), zerolog.Nop())
+		c.Engine.Buffer = &o
+	})
+	o := opts(t)
+	o.Clock = shortClock{}
+	run := engine.New(def, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	testkit.WaitFor(t, "the task running with its sink not open", func() bool {
+		return run.State() == engine.Running && sink.opens.Load() > 1
+	})
+	_, err := run.Replay(ctx, [][]byte{[]byte(`{"replayed":1}`)})
+	if !errors.Is(err, engine.ErrCannotSeek) {
+		t.Fatalf("Replay returned %v, want a refusal (ErrCannotSeek: the sink is not open yet)", err)
+	}
+	if got := sink.payloads(); len(got) != 0 {
+		t.Fatalf("the replay wrote %q to a sink not open", got)
+	}
+}

@@ -31,6 +31,11 @@ func (t *Task) Replay(ctx context.Context, events [][]byte) (ReplayStats, error)
 	if s := t.State(); s != Running && s != Paused {
 		return rs, fmt.Errorf("%w: the task is %s; dead letters replay through a running or paused task", ErrCannotSeek, s)
 	}
+	if t.sinkPending.Load() {
+		// Running on its disk buffer, the sink not reached since the
+		// start: the outputs would go to a sink not open.
+		return rs, fmt.Errorf("%w: the task's sink could not be opened yet (its events wait in the disk buffer); replay once it is", ErrCannotSeek)
+	}
 	e := t.cfg.Engine
 	proc := NewProcessor(t.cfg.Filter, t.trs, e.MaxEvent, t.cfg.Retry)
 	proc.Clock = t.opts.Clock

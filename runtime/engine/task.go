@@ -88,7 +88,8 @@ type Task struct {
 	bufChunk int // largest append, in bytes
 	// sinkPending: the sink of a buffered task could not be opened at
 	// start (retryably); the drain opens it before its first delivery.
-	sinkPending bool
+	// Atomic: Replay, which writes to the sink directly, checks it.
+	sinkPending atomic.Bool
 	drainCancel context.CancelFunc
 	drainDone   chan struct{}
 	bufLostMu   sync.Mutex
@@ -612,7 +613,7 @@ func (t *Task) open(ctx context.Context) error {
 				// its sensors) and the drain opens the sink once it can.
 				// It stays in opened: it may hold half its resources.
 				t.log.Warn().Err(err).Str(logx.Component, s.what).Msg("cannot open the sink; the source is read into the disk buffer, and the sink is opened once it can be")
-				t.sinkPending = true
+				t.sinkPending.Store(true)
 				break
 			}
 			opened = opened[:len(opened)-1]
@@ -623,7 +624,7 @@ func (t *Task) open(ctx context.Context) error {
 			}
 			backoff = min(backoff*2, 30*time.Second)
 		}
-		if i != 0 || !t.sinkPending {
+		if i != 0 || !t.sinkPending.Load() {
 			opened = append(opened, s)
 		}
 	}
@@ -635,11 +636,11 @@ func (t *Task) open(ctx context.Context) error {
 // retry fixes (false, the task failed).
 func (t *Task) openPendingSink(ctx context.Context) bool {
 	backoff := 500 * time.Millisecond
-	for t.sinkPending {
+	for t.sinkPending.Load() {
 		err := t.sink.Open(ctx)
 		switch {
 		case err == nil:
-			t.sinkPending = false
+			t.sinkPending.Store(false)
 			t.log.Info().Msg("the sink is open; the disk buffer drains")
 		case ctx.Err() != nil:
 			return false
