@@ -236,6 +236,14 @@ func TestDiskBufferReadsTheSourceWhileTheSinkCannotOpen(t *testing.T) {
 	if st := run.State(); st != engine.Running {
 		t.Fatalf("state %s while the sink cannot open, want Running (the source is read)", st)
 	}
+	// The operator sees why nothing is delivered (the admin API's errors).
+	var sinkErr bool
+	for _, e := range run.Errors() {
+		sinkErr = sinkErr || e.Stage == "sink" && strings.Contains(e.Message, "connection refused")
+	}
+	if !sinkErr {
+		t.Fatalf("recent errors %+v: want the sink's failure to open", run.Errors())
+	}
 	sink.up.Store(true) // the link is back
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -613,6 +613,7 @@ func (t *Task) open(ctx context.Context) error {
 				// its sensors) and the drain opens the sink once it can.
 				// It stays in opened: it may hold half its resources.
 				t.log.Warn().Err(err).Str(logx.Component, s.what).Msg("cannot open the sink; the source is read into the disk buffer, and the sink is opened once it can be")
+				t.obs.addError("sink", "cannot open (the source is read into the disk buffer): "+err.Error())
 				t.sinkPending.Store(true)
 				break
 			}
@@ -648,6 +649,9 @@ func (t *Task) openPendingSink(ctx context.Context) bool {
 			t.stop(StartFailed, fmt.Errorf("open sink: %w", err))
 			return false
 		default:
+			// Running on the buffer: the admin API's recent errors show why
+			// nothing is delivered.
+			t.obs.addError("sink", "cannot open (the events wait in the disk buffer): "+err.Error())
 			t.log.Warn().Err(err).Str(logx.Component, "sink").Dur("retry_in", backoff).Msg("cannot open; retrying")
 			if t.opts.Clock.Sleep(ctx, backoff) != nil {
 				return false
