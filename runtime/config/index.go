@@ -79,6 +79,7 @@ func buildIndex(data []byte) *index {
 			table = path
 			if first.Valid() {
 				ix.locs[pathKey(path)] = loc{key: r, val: r}
+				ix.implicit(e, func(n int) []string { return ix.resolve(keys[:n], arrays) })
 			}
 		}
 	}
@@ -136,7 +137,27 @@ func (ix *index) keyValue(p *unstable.Parser, e *unstable.Node, base []string, a
 	kr := keyRange(p, e)
 	v := e.Value()
 	ix.locs[pathKey(path)] = loc{key: kr, val: ix.valueSpan(p, v)}
+	ix.implicit(e, func(n int) []string { return path[:len(base)+n] })
 	ix.value(p, v, path)
+}
+
+// implicit indexes the tables a dotted key creates without a header of
+// their own ([a.b] or a.b = 1 create a) at the part of the key naming
+// each, unless the file locates them elsewhere: a problem with such a
+// table (an unknown key a) had no position. prefix(n) is the path of the
+// table named by the key's first n parts.
+func (ix *index) implicit(e *unstable.Node, prefix func(n int) []string) {
+	it := e.Key()
+	for n := 1; it.Next(); n++ {
+		if !it.IsLast() {
+			k := pathKey(prefix(n))
+			if _, ok := ix.locs[k]; !ok {
+				r := it.Node().Raw
+				s := span{off: int(r.Offset), len: int(r.Length)}
+				ix.locs[k] = loc{key: s, val: s}
+			}
+		}
+	}
 }
 
 func (ix *index) value(p *unstable.Parser, v *unstable.Node, path []string) {

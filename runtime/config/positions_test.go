@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -130,5 +131,36 @@ func TestMaxEventSizeIsBounded(t *testing.T) {
 	}
 	if _, ds := load(t, "name = \"t\"\nmax_event_size = \"256MiB\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[sink]\ntype = \"out\"\n"); len(ds) != 0 {
 		t.Fatalf("256MiB refused: %v", ds)
+	}
+}
+
+// A table the file creates only through a dotted key ([snk.tls] for a
+// misspelt [sink.tls], snk.x = 1, [transform.0] for [[transform]]) is
+// located at the part of the key that names it; its problems used to come
+// with no line or column, as the index held only the full dotted path.
+func TestImplicitTableHasAPosition(t *testing.T) {
+	const base = "name = \"t\"\n[source]\ntype = \"thing\"\npath = \"x\"\n[sink]\ntype = \"out\"\n"
+	for _, c := range []struct{ text, path, at string }{
+		{"[snk.tls]\nca = \"x\"\n", "snk", "7:2"},
+		{"[[snk.tls.x]]\nca = \"x\"\n", "snk", "7:3"},
+		{"[transform.0]\ntype = \"x\"\n", "transform", "7:2"},
+	} {
+		_, ds := load(t, base+c.text)
+		found := false
+		for _, d := range ds {
+			if d.Path == c.path {
+				found = true
+				if got := strconv.Itoa(d.Line) + ":" + strconv.Itoa(d.Col); got != c.at {
+					t.Errorf("%q: got %q, want it at %s", c.text, d.Error(), c.at)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%q: no problem at %s: %v", c.text, c.path, ds)
+		}
+	}
+	_, ds := load(t, "snk.x = 1\n"+base)
+	if len(ds) != 1 || ds[0].Path != "snk" || ds[0].Line != 1 || ds[0].Col != 1 {
+		t.Errorf("dotted key: %v", ds)
 	}
 }
