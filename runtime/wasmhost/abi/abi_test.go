@@ -68,10 +68,13 @@ type result struct{ mem []byte }
 
 func (r *result) put32(off int, v uint32) { binary.LittleEndian.PutUint32(r.mem[off:], v) }
 
-func TestDecode(t *testing.T) {
-	in := testMsgs()
+// at is where testResult puts the result.
+const at = 100
+
+// testResult is a valid result for testMsgs at address at: record 0
+// emits one output with a new key, record 1 fails with a message.
+func testResult() *result {
 	r := &result{mem: make([]byte, 1024)}
-	const at = 100
 	r.put32(at, 1)
 	r.put32(at+4, 2)
 	r.put32(at+8, 400) // outputs
@@ -91,6 +94,12 @@ func TestDecode(t *testing.T) {
 	r.put32(408, 500)
 	r.put32(412, 6)
 	r.put32(424, OutSetKey)
+	return r
+}
+
+func TestDecode(t *testing.T) {
+	in := testMsgs()
+	r := testResult()
 	out := &component.Output{}
 	if err := Decode(r.mem, at<<32|48, in, out, Limits{}); err != nil {
 		t.Fatal(err)
@@ -134,6 +143,8 @@ func TestDecode(t *testing.T) {
 // never panic nor read outside memory.
 func FuzzDecode(f *testing.F) {
 	f.Add(make([]byte, 256), uint64(16)<<32|48)
+	// A valid result: what the decoder walks past its header checks.
+	f.Add(testResult().mem, uint64(at)<<32|48)
 	f.Fuzz(func(t *testing.T, mem []byte, packed uint64) {
 		in := testMsgs()
 		out := &component.Output{}
