@@ -31,7 +31,7 @@ type Server struct {
 }
 
 // Local returns the local NATS server (testkit.NATS skips or fails the test
-// when it is down), connected.
+// when it is down), connected, with KeepStream in its account.
 func Local(t testing.TB) *Server {
 	t.Helper()
 	u := testkit.NATS(t)
@@ -45,7 +45,43 @@ func Local(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	addr := strings.TrimPrefix(u, "nats://")
-	return &Server{URL: u, Addr: addr, NC: nc, JS: js}
+	s := &Server{URL: u, Addr: addr, NC: nc, JS: js}
+	s.keep(t)
+	return s
+}
+
+// KeepStream is a stream Local leaves on the server for good (empty: its
+// only subject is its name, which no test uses), so that the account's
+// store directory is never empty. nats-server 2.9 removes an account's
+// streams directory, then the account's directory, when it deletes the
+// account's last file stream, and a stream another connection creates at
+// that moment fails: "error creating store for stream" (err_code 10049),
+// the server logging "mkdir .../$G/streams: no such file or directory".
+// The tests of several packages (and several runs) share the server, so one
+// test's cleanup deleting the last stream failed another test's setup.
+const KeepStream = "SLUICE_TEST_KEEP"
+
+// errStreamStoreFailed is the server's JSStreamStoreFailedF, which nats.go
+// has no name for.
+const errStreamStoreFailed jetstream.ErrorCode = 10049
+
+// keep creates KeepStream unless it exists (creating it again with the same
+// configuration is a no-op).
+func (s *Server) keep(t testing.TB) {
+	t.Helper()
+	ctx := Ctx(t)
+	for {
+		_, err := s.JS.CreateStream(ctx, jetstream.StreamConfig{Name: KeepStream, Storage: jetstream.FileStorage, MaxMsgs: 1})
+		var api *jetstream.APIError
+		if errors.As(err, &api) && api.ErrorCode == errStreamStoreFailed && ctx.Err() == nil {
+			// Until it exists, creating it meets the very race it prevents.
+			continue
+		}
+		if err != nil {
+			t.Fatalf("create the stream %s that keeps the server's store directory: %v", KeepStream, err)
+		}
+		return
+	}
 }
 
 // Ctx returns a context that ends with the test's default wait.
