@@ -64,19 +64,7 @@ func TestDropOldestSparesUnreadRecordsDuringCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.mu.Lock()
-		committed, appended := make(chan error, 1), make(chan error, 1)
-		go func() { committed <- b.Commit(batch.Cursor) }()
-		go func() { appended <- b.Append(context.Background(), event(900, n), nil) }()
-		testkit.WaitBlocked(t, "(*Buffer).Commit")
-		testkit.WaitBlocked(t, "(*Buffer).append")
-		b.mu.Unlock()
-		if err := <-committed; err != nil {
-			t.Fatal(err)
-		}
-		if err := <-appended; err != nil {
-			t.Fatal(err)
-		}
+		commitBesideAppend(t, b, batch.Cursor, event(900, n))
 		// Had the Append taken the lock first, it would have dropped the
 		// first segment, read but not committed: Dropped counts unread
 		// records only, and only the Commit's window can make it grow.
@@ -84,6 +72,25 @@ func TestDropOldestSparesUnreadRecordsDuringCommit(t *testing.T) {
 			t.Fatalf("round %d: %d unread records dropped while a Commit freed a delivered segment (stats %+v)", round, s.Dropped, s)
 		}
 		b.Close()
+	}
+}
+
+// commitBesideAppend commits cur and appends msgs at once: both wait for
+// the buffer's lock, held until both are there, so that they race for it.
+func commitBesideAppend(t *testing.T, b *Buffer, cur Cursor, msgs []message.Message) {
+	t.Helper()
+	b.mu.Lock()
+	committed, appended := make(chan error, 1), make(chan error, 1)
+	go func() { committed <- b.Commit(cur) }()
+	go func() { appended <- b.Append(context.Background(), msgs, nil) }()
+	testkit.WaitBlocked(t, "(*Buffer).Commit")
+	testkit.WaitBlocked(t, "(*Buffer).append")
+	b.mu.Unlock()
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-appended; err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -477,19 +477,7 @@ func TestDiskFullDropOldestSparesUnreadRecordsDuringCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.mu.Lock()
-		committed, appended := make(chan error, 1), make(chan error, 1)
-		go func() { committed <- b.Commit(batch.Cursor) }()
-		go func() { appended <- b.Append(context.Background(), big(n), nil) }()
-		testkit.WaitBlocked(t, "(*Buffer).Commit")
-		testkit.WaitBlocked(t, "(*Buffer).append")
-		b.mu.Unlock()
-		if err := <-committed; err != nil {
-			t.Fatal(err)
-		}
-		if err := <-appended; err != nil {
-			t.Fatal(err)
-		}
+		commitBesideAppend(t, b, batch.Cursor, big(n))
 		// Taking the lock first, the Append drops the first segment, read
 		// (not counted); after the Commit, it finds the space freed. Only
 		// inside the Commit's window could it drop an unread record.

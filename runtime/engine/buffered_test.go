@@ -198,6 +198,24 @@ func (shortClock) Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// bufferedTask is a task from src to sink with a disk buffer in a
+// temporary folder, whose retry waits are short (shortClock); mod changes
+// its options.
+func bufferedTask(t *testing.T, src component.Source, sink component.Sink, mod func(*engine.Options)) *engine.Task {
+	t.Helper()
+	dir := t.TempDir()
+	def := task(src, sink, func(c *config.Task) {
+		o := buffer.NewConfig().Options(dir, filepath.Join(dir, "buf"), zerolog.Nop())
+		c.Engine.Buffer = &o
+	})
+	o := opts(t)
+	o.Clock = shortClock{}
+	if mod != nil {
+		mod(&o)
+	}
+	return engine.New(def, o)
+}
+
 // TestDiskBufferReadsTheSourceWhileTheSinkCannotOpen: a buffered task
 // started while its sink cannot be reached (an edge box booting with its
 // uplink down) reads its source into the buffer and acknowledges it, as
@@ -207,16 +225,9 @@ func (shortClock) Sleep(ctx context.Context, d time.Duration) error {
 // broker's queue (1000 messages in Mosquitto) or an HTTP client took the
 // whole outage.
 func TestDiskBufferReadsTheSourceWhileTheSinkCannotOpen(t *testing.T) {
-	dir := t.TempDir()
 	src := &laneSource{lanes: 1, batches: 20, perBatch: 10}
 	sink := &unreachableSink{}
-	def := task(src, sink, func(c *config.Task) {
-		o := buffer.NewConfig().Options(dir, filepath.Join(dir, "buf"), zerolog.Nop())
-		c.Engine.Buffer = &o
-	})
-	o := opts(t)
-	o.Clock = shortClock{}
-	run := engine.New(def, o)
+	run := bufferedTask(t, src, sink, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run.Run(ctx) }()
@@ -328,17 +339,10 @@ func (w *gateLog) Write(p []byte) (int, error) {
 // buffer nothing drains: every event acknowledged, the run ending only
 // when the source does (never, for a broker or a sensor).
 func TestPendingSinkRefusedBeforeTheReadLoopStopsTheTask(t *testing.T) {
-	dir := t.TempDir()
 	src := &laneSource{lanes: 1, batches: 200, perBatch: 1}
-	sink := &refusedSink{}
-	def := task(src, sink, func(c *config.Task) {
-		o := buffer.NewConfig().Options(dir, filepath.Join(dir, "buf"), zerolog.Nop())
-		c.Engine.Buffer = &o
+	run := bufferedTask(t, src, &refusedSink{}, func(o *engine.Options) {
+		o.Logger = zerolog.New(&gateLog{failed: make(chan struct{})})
 	})
-	o := opts(t)
-	o.Logger = zerolog.New(&gateLog{failed: make(chan struct{})})
-	o.Clock = shortClock{}
-	run := engine.New(def, o)
 	err := run.Run(context.Background())
 	if !errors.Is(err, engine.ErrStartFailed) {
 		t.Fatalf("Run returned %v, want ErrStartFailed (the sink refused the task)", err)
@@ -399,16 +403,9 @@ func TestStopAfterAPermanentOpenFailureStillFails(t *testing.T) {
 // went back to the dead-letter queue, the replay answered 200), beside
 // the drain opening it. It is refused as for a task not running.
 func TestReplayWaitsForThePendingSink(t *testing.T) {
-	dir := t.TempDir()
 	src := &laneSource{lanes: 1, batches: 1, perBatch: 1}
 	sink := &unreachableSink{}
-	def := task(src, sink, func(c *config.Task) {
-		o := buffer.NewConfig().Options(dir, filepath.Join(dir, "buf"), zerolog.Nop())
-		c.Engine.Buffer = &o
-	})
-	o := opts(t)
-	o.Clock = shortClock{}
-	run := engine.New(def, o)
+	run := bufferedTask(t, src, sink, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run.Run(ctx) }()
