@@ -532,34 +532,9 @@ func TestExactlyOnceCommitWhoseAnswerWasLost(t *testing.T) {
 	// The first commit reaches the brokers, which apply it; the answer is
 	// lost with every connection, and the brokers stay away until the
 	// task has given up on it.
-	var cut atomic.Bool
-	c.Kfake().ControlKey(kmsg.EndTxn.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if req.(*kmsg.EndTxnRequest).Commit && cut.CompareAndSwap(false, true) {
-			c.Cut()
-		}
-		return nil, nil, false
-	})
+	cut := cutAtFirstCommit(c)
 	dir := t.TempDir()
-	text := fmt.Sprintf(`name = "lost"
-exactly_once = true
-[source]
-type = "kafka"
-brokers = [%[1]q]
-topics = ["in"]
-group = "lost"
-offset = "earliest"
-max_poll_records = 20
-heartbeat_interval = "200ms"
-commit_interval = "200ms"
-transaction_timeout = "7s"
-[sink]
-type = "kafka"
-brokers = [%[1]q]
-topic = "out"
-delivery_timeout = "1s"
-[retry]
-policy = "none"
-`, c.Addr())
+	text := lostCommitTask(c.Addr(), "lost", 20)
 	rctx, rcancel := context.WithCancel(ctx)
 	_, ms, done := startTask(t, rctx, dir, text, engine.Options{})
 	commitErrors := func() float64 {
@@ -606,6 +581,45 @@ policy = "none"
 	}
 }
 
+// cutAtFirstCommit makes the first commit's EndTxn reach the brokers,
+// which apply it, and its answer be lost with every connection: the
+// brokers stay away until c.Restore. The flag reports that it happened.
+func cutAtFirstCommit(c *kafkadev.Cluster) *atomic.Bool {
+	cut := new(atomic.Bool)
+	c.Kfake().ControlKey(kmsg.EndTxn.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if req.(*kmsg.EndTxnRequest).Commit && cut.CompareAndSwap(false, true) {
+			c.Cut()
+		}
+		return nil, nil, false
+	})
+	return cut
+}
+
+// lostCommitTask is the exactly-once task "in" → "out" of the lost-commit
+// tests, named name (its group too), reading maxPoll records at a time.
+func lostCommitTask(addr, name string, maxPoll int) string {
+	return fmt.Sprintf(`name = %[2]q
+exactly_once = true
+[source]
+type = "kafka"
+brokers = [%[1]q]
+topics = ["in"]
+group = %[2]q
+offset = "earliest"
+max_poll_records = %[3]d
+heartbeat_interval = "200ms"
+commit_interval = "200ms"
+transaction_timeout = "7s"
+[sink]
+type = "kafka"
+brokers = [%[1]q]
+topic = "out"
+delivery_timeout = "1s"
+[retry]
+policy = "none"
+`, addr, name, maxPoll)
+}
+
 // TestLostCommitAnswerCountedByOutcome: a commit whose EndTxn answer was
 // lost, but which the brokers applied, counts in
 // sluice_kafka_transactions_total as committed once the task learns it
@@ -629,42 +643,11 @@ func TestLostCommitAnswerCountedByOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	var recs []*kgo.Record
-	for i := range n {
-		recs = append(recs, &kgo.Record{Topic: "in", Key: fmt.Appendf(nil, "k%d", i%5), Value: fmt.Appendf(nil, `{"seq":%d}`, i)})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceSeqs(t, ctx, cl, 0, n)
 	// The first commit reaches the brokers, which apply it; its answer is
 	// lost with every connection.
-	var cut atomic.Bool
-	c.Kfake().ControlKey(kmsg.EndTxn.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if req.(*kmsg.EndTxnRequest).Commit && cut.CompareAndSwap(false, true) {
-			c.Cut()
-		}
-		return nil, nil, false
-	})
-	text := fmt.Sprintf(`name = "lostcount"
-exactly_once = true
-[source]
-type = "kafka"
-brokers = [%[1]q]
-topics = ["in"]
-group = "lostcount"
-offset = "earliest"
-max_poll_records = 1000
-heartbeat_interval = "200ms"
-commit_interval = "200ms"
-transaction_timeout = "7s"
-[sink]
-type = "kafka"
-brokers = [%[1]q]
-topic = "out"
-delivery_timeout = "1s"
-[retry]
-policy = "none"
-`, c.Addr())
+	cut := cutAtFirstCommit(c)
+	text := lostCommitTask(c.Addr(), "lostcount", 1000)
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
 	lost := &logWatch{substr: "partitions lost"}
