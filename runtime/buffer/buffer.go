@@ -159,13 +159,18 @@ type Stats struct {
 	DiskFull      bool
 	DiskFullWaits uint64
 	// Dropped counts unread records deleted by the drop_oldest policy since
-	// Open; DroppedGroups counts those of them that carried Tag.Last.
+	// Open, and records read but given back undelivered (Rewind, Close)
+	// after drop_oldest deleted their segment; DroppedGroups counts those
+	// of them that carried Tag.Last.
 	Dropped, DroppedGroups uint64
 	// Lost counts records skipped because they were found corrupt while
 	// reading (see the package documentation); LostGroups those with
 	// Tag.Last. Both stay zero unless the disk or the OS misbehaved.
 	Lost, LostGroups uint64
 }
+
+// span is the records from from to to (exclusive).
+type span struct{ from, to pos }
 
 // segment is one segment file.
 type segment struct {
@@ -224,6 +229,11 @@ type Buffer struct {
 	ops           sync.WaitGroup
 
 	dropped, droppedGroups, lost, lostGroups uint64
+	// held are the ranges of records drop_oldest deleted while the reader
+	// had them read and not committed: not dropped while the drain may
+	// still deliver them from memory, dropped when it gives them back
+	// (Rewind, Close) instead of committing them.
+	held []span
 
 	syncMu sync.Mutex // one fsync leader at a time
 
@@ -825,6 +835,17 @@ func (b *Buffer) dropOldestLocked() error {
 	}
 	b.segs = slices.Delete(b.segs, 0, 1)
 	b.used -= s.size
+	if b.commit.seq <= s.seq {
+		// Read and not committed: in the drain's hands until it commits
+		// them or gives them back.
+		end := next.start
+		if b.read.index < end.index {
+			end = b.read
+		}
+		if b.commit.index < end.index {
+			b.held = append(b.held, span{b.commit, end})
+		}
+	}
 	var n, g uint64
 	if b.read.index < next.start.index {
 		n = next.start.index - b.read.index
@@ -928,7 +949,42 @@ func (b *Buffer) Rewind() error {
 	// commit position along with what it drops.
 	b.read = b.commit
 	b.readAny = false
+	b.dropHeldLocked()
 	return nil
+}
+
+// deliveredHeldLocked takes the held records up to p out of b.held: the
+// reader delivered them.
+func (b *Buffer) deliveredHeldLocked(p pos) {
+	kept := b.held[:0]
+	for _, h := range b.held {
+		if h.to.index <= p.index {
+			continue
+		}
+		if h.from.index < p.index {
+			h.from = p
+		}
+		kept = append(kept, h)
+	}
+	b.held = kept
+}
+
+// dropHeldLocked counts the held records as dropped: the reader gave them
+// back undelivered, and their segment is gone.
+func (b *Buffer) dropHeldLocked() {
+	var n, g uint64
+	for _, h := range b.held {
+		n += h.to.index - h.from.index
+		g += sub(h.to.groups, h.from.groups)
+	}
+	b.held = b.held[:0]
+	if n == 0 {
+		return
+	}
+	b.dropped += n
+	b.droppedGroups += g
+	b.log.Debug().Uint64("records", n).Uint64("groups", g).
+		Msg("disk buffer: records read but not delivered were in segments drop_oldest deleted; counted as dropped")
 }
 
 // Read waits until at least one record is unread (or ctx ends, or Close),
@@ -1142,6 +1198,7 @@ func (b *Buffer) Commit(c Cursor) error {
 		return err
 	}
 	defer b.ops.Done()
+	b.deliveredHeldLocked(c.p)
 	if c.p.index <= b.commit.index {
 		b.mu.Unlock()
 		return nil
@@ -1223,6 +1280,7 @@ func (b *Buffer) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.dropHeldLocked()
 	wake(&b.dataCh)
 	wake(&b.spaceCh)
 	b.mu.Unlock()

@@ -105,8 +105,10 @@
 //   - The segment files never exceed MaxSize bytes in total. Block makes
 //     Append wait for the drain; DropOldest deletes the oldest segments,
 //     read or not, and counts the unread records it deleted (Stats.Dropped).
-//     Records already returned by Read but not committed are not counted:
-//     they are in the drain's hands.
+//     Records already returned by Read but not committed are in the
+//     drain's hands: they are counted only if the drain gives them back
+//     undelivered (Rewind, Close) instead of committing them, since their
+//     file is gone and no later Read returns them.
 //   - A file system that fills before MaxSize (ENOSPC, EDQUOT) counts as a
 //     full buffer: the refused write is cut back to the last whole append
 //     and Append waits (Block: until the reader frees a segment, trying

@@ -296,3 +296,70 @@ func TestMemoryBoundedBacklog(t *testing.T) {
 		t.Fatalf("heap in use grew by %d bytes while draining a %d-byte backlog; want it bounded by the batch, not the backlog", growth, total)
 	}
 }
+
+// TestDropOldestHeldBatchGivenBack: records the drain read and did not
+// commit are not dropped while it may still deliver them, but once it gives
+// them back (a stop, a rewind) after drop_oldest deleted their segment,
+// nothing will ever read them again: they count as dropped.
+func TestDropOldestHeldBatchGivenBack(t *testing.T) {
+	t.Parallel()
+	for _, giveBack := range []string{"rewind", "close", "commit"} {
+		t.Run(giveBack, func(t *testing.T) {
+			t.Parallel()
+			o := Options{Dir: t.TempDir(), MaxSize: 16 << 10, SegmentSize: 4 << 10, WhenFull: DropOldest, NoSync: true}
+			b := openT(t, o)
+			appendT(t, b, testMsgs(0, 5))
+			held, err := b.Read(context.Background(), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const total = 1000
+			for i := 5; i < total; i += 5 {
+				appendT(t, b, testMsgs(i, 5))
+			}
+			before := b.Stats()
+			if before.Dropped == 0 || before.Unread+before.Dropped+3 != total {
+				t.Fatalf("stats %+v: want records dropped, and unread + dropped + 3 held = %d", before, total)
+			}
+			var after Stats
+			switch giveBack {
+			case "rewind":
+				if err := b.Rewind(); err != nil {
+					t.Fatal(err)
+				}
+				after = b.Stats()
+			case "close":
+				if err := b.Close(); err != nil {
+					t.Fatal(err)
+				}
+				after = b.Stats()
+			case "commit":
+				// Delivered: committing the held batch, then rewinding,
+				// drops nothing more.
+				if err := b.Commit(held.Cursor); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Rewind(); err != nil {
+					t.Fatal(err)
+				}
+				if s := b.Stats(); s.Dropped != before.Dropped || s.DroppedGroups != before.DroppedGroups {
+					t.Fatalf("after delivering the held batch: stats %+v, want the drops of %+v", s, before)
+				}
+				return
+			}
+			if after.Dropped != before.Dropped+3 || after.DroppedGroups != before.DroppedGroups+3 {
+				t.Fatalf("after %s: dropped %d (%d groups), want %d (%d): the 3 held records were never delivered",
+					giveBack, after.Dropped, after.DroppedGroups, before.Dropped+3, before.DroppedGroups+3)
+			}
+			if giveBack == "rewind" {
+				// Counted once: a second rewind adds nothing.
+				if err := b.Rewind(); err != nil {
+					t.Fatal(err)
+				}
+				if s := b.Stats(); s.Dropped != after.Dropped {
+					t.Fatalf("second rewind: dropped %d, want %d", s.Dropped, after.Dropped)
+				}
+			}
+		})
+	}
+}

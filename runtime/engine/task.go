@@ -425,10 +425,13 @@ func (t *Task) closeAll(ctx context.Context) {
 		}
 	}
 	if t.buf != nil {
-		t.logBufferDrops(true)
 		if err := t.buf.Close(); err != nil {
 			t.log.Error().Err(err).Msg("closing the disk buffer")
 		}
+		// Close counts the records the drain held undelivered whose
+		// segment drop_oldest deleted: no later run reads them.
+		t.countBufferDrops()
+		t.logBufferDrops(true)
 		t.unregisterBufferMetrics()
 	}
 }
