@@ -154,6 +154,10 @@ type Stats struct {
 	// the first append of their segment (or, for segments of builds
 	// without that field, the segment file's modification time).
 	Oldest time.Time
+	// Full is set while appends wait because the buffer is full (max_size
+	// under when_full = block, or the file system full): the source is
+	// held back.
+	Full bool
 	// DiskFull is set while appends wait because the file system is full
 	// before MaxSize; DiskFullWaits counts the writes it refused.
 	DiskFull      bool
@@ -226,6 +230,7 @@ type Buffer struct {
 	dataCh        chan struct{} // closed when durable advances (and on Close)
 	spaceCh       chan struct{} // closed when space is freed (and on Close)
 	freeing       int64         // bytes of delivered segments a Commit is deleting
+	waiting       int           // Appends waiting for the drain to free space (max_size)
 	ops           sync.WaitGroup
 
 	dropped, droppedGroups, lost, lostGroups uint64
@@ -286,6 +291,7 @@ func (b *Buffer) Stats() Stats {
 	}
 	return Stats{
 		Oldest:        oldest,
+		Full:          b.waiting > 0 || b.diskFull,
 		DiskFull:      b.diskFull,
 		DiskFullWaits: b.diskFullCount,
 		Records:       b.written.index - b.commit.index,
@@ -524,13 +530,20 @@ func (b *Buffer) reserveLocked(ctx context.Context, need int64) error {
 			continue
 		}
 		ch := b.spaceCh
+		b.waiting++
 		b.mu.Unlock()
+		var err error
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("append to disk buffer %s: full (%d of %d bytes), waiting for the sink to catch up: %w", b.dir, b.usedNow(), b.opts.MaxSize, ctx.Err())
+			err = fmt.Errorf("append to disk buffer %s: full (%d of %d bytes), waiting for the sink to catch up: %w", b.dir, b.usedNow(), b.opts.MaxSize, ctx.Err())
 		}
 		b.mu.Lock()
+		b.waiting--
+		if err != nil {
+			b.mu.Unlock()
+			return err
+		}
 		if b.closed {
 			b.mu.Unlock()
 			return ErrClosed

@@ -57,6 +57,7 @@ func TestBlockWhenFull(t *testing.T) {
 		t.Fatalf("Append on a full buffer returned %v instead of waiting", err)
 	case <-time.After(50 * time.Millisecond):
 	}
+	testkit.WaitFor(t, "Stats.Full while the Append waits", func() bool { return b.Stats().Full })
 	// Reading without committing frees nothing.
 	got := readN(t, b, 5, 5, false)
 	select {
@@ -75,6 +76,9 @@ func TestBlockWhenFull(t *testing.T) {
 		t.Fatal("Append still blocked after the drain committed half the buffer")
 	}
 	checkDiskSize(t, b)
+	if b.Stats().Full {
+		t.Fatal("Stats.Full after the Append went through")
+	}
 	got = append(got, readN(t, b, n-len(got)+5, 50, true)...)
 	checkSeq(t, got, 0)
 	expectEmpty(t, b)

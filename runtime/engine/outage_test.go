@@ -267,3 +267,59 @@ buffer = { type = "disk", path = "buf" }`, 1)
 		t.Fatalf("sluice_buffer_records = %v after the old task stopped, want the new task's 7 (-1: gone)", got)
 	}
 }
+
+// TestStopWithAFullBlockingBufferIsClean: with the sink down and the disk
+// buffer full under when_full = "block", the workers wait for room that
+// only the sink's return can free. A stop must not wait for it: before 8
+// Dec it waited the whole shutdown deadline and failed ("shutdown deadline
+// passed with N batches not delivered", `sluice run` exiting 1, systemd
+// logging a failed stop). The batches waiting were never acknowledged, so
+// the next run reads them again and nothing is lost.
+func TestStopWithAFullBlockingBufferIsClean(t *testing.T) {
+	const events = 2000
+	dir := t.TempDir()
+	h := newHook(t)
+	h.answer.Store(func(string) int { return 503 })
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), events, nil)
+	text := strings.Replace(fileTask(dir, h.URL, retryFast), `batch = { max_events = 500, max_wait = "50ms" }`,
+		`batch = { max_events = 50 }
+buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB", when_full = "block" }`, 1)
+	o := opts(t)
+	// The drain's retry waits last until the stop: the buffer must fill.
+	o.Clock = stuckClock{time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+	// Long enough that waiting it out cannot pass for a clean stop.
+	o.ShutdownTimeout = time.Minute
+	o.Metrics = metrics.New()
+	run := engine.New(load(t, dir, text), o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "the buffer to be full with the source waiting", func() bool {
+		return gauge(t, o.Metrics, "sluice_buffer_full") == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("stop with a full buffer and the sink down: %v, want a clean stop", err)
+	}
+	if s := run.Stats(); s.Dropped != 0 || s.Delivered != 0 {
+		t.Fatalf("first run: %+v", s)
+	}
+
+	// The sink is back: the backlog and the rest of the file arrive, every
+	// event at least once.
+	h.answer.Store(func(string) int { return 200 })
+	run = engine.New(load(t, dir, text), opts(t))
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "every event delivered after the restart", func() bool { return len(h.delivered()) == events })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := h.delivered()
+	for i := range events {
+		if got[i] == 0 {
+			t.Fatalf("event %d never delivered", i)
+		}
+	}
+}

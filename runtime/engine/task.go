@@ -66,11 +66,14 @@ type Task struct {
 	dlqDeliver delivery.Deliverer
 	dlqRaw     bool
 
-	slots    chan struct{}
-	tracker  *tracker
-	nacked   atomic.Int64       // batches nacked because the shutdown deadline passed
-	stopRead context.CancelFunc // ends reading (block, fail)
-	halted   atomic.Bool        // no more processing: nack what comes
+	slots   chan struct{}
+	tracker *tracker
+	nacked  atomic.Int64 // batches nacked because the shutdown deadline passed
+	// givenBack counts batches a full disk buffer did not take before the
+	// task stopped: nacked, read again at the next start, not a failure.
+	givenBack atomic.Int64
+	stopRead  context.CancelFunc // ends reading (block, fail)
+	halted    atomic.Bool        // no more processing: nack what comes
 	// cycling is set while the source commits in cycles (exactly_once):
 	// a sink failure that retries cannot fix then aborts the cycle.
 	cycling bool
@@ -402,6 +405,9 @@ func (t *Task) Run(ctx context.Context) error {
 	if n := t.nacked.Load(); n > 0 {
 		return fmt.Errorf("%s: shutdown deadline (%s) passed with %d batches not delivered; they were not committed and will be read again", t.cfg.Name, t.opts.ShutdownTimeout, n)
 	}
+	if n := t.givenBack.Load(); n > 0 {
+		t.log.Info().Int64("batches", n).Msg("the disk buffer was full when the task stopped: the batches waiting for room were not stored nor acknowledged, and the source reads them again at the next start")
+	}
 	s := t.Stats()
 	t.log.Info().Uint64("in", s.In).Uint64("delivered", s.Delivered).Uint64("filtered", s.Filtered).
 		Uint64("dead_lettered", s.DeadLettered).Uint64("dropped", s.Dropped).Uint64("out", s.Out).Msg("task stopped")
@@ -469,10 +475,18 @@ func (t *Task) runOnce(ctx context.Context) error {
 	t.slots = make(chan struct{}, e.MaxInFlight)
 	t.tracker = newTracker(func() { <-t.slots })
 	t.tracker.onNack = t.uncountSettled
+	// A stop (or a halt) ends at once an append waiting for room in a full
+	// disk buffer: the drain frees room only if the sink comes back, so
+	// the stop would wait out the whole shutdown deadline and fail. The
+	// batch was not acknowledged: the source reads it again.
+	appendCtx, cancelAppend := context.WithCancel(workCtx)
+	defer cancelAppend()
+	defer context.AfterFunc(readCtx, cancelAppend)()
 	workers := make([]*worker, e.Concurrency)
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := t.newWorker(i)
+		w.appendCtx = appendCtx
 		workers[i] = w
 		wg.Add(1)
 		go func() {

@@ -41,6 +41,11 @@ type worker struct {
 	dead    []delivery.Record
 	buf     []byte
 	tags    []buffer.Tag
+	// appendCtx ends an append waiting for room in a full disk buffer as
+	// soon as the task stops or halts, where the work context lets a
+	// delivery under way finish within the shutdown deadline: a full
+	// buffer frees no room then.
+	appendCtx context.Context
 }
 
 func (t *Task) newWorker(id int) *worker {
@@ -335,15 +340,24 @@ func (w *worker) flushToBuffer(ctx context.Context, k, n int) {
 		tags = append(tags, buffer.Tag{Group: uint32(w.pending[i].Ref), Last: last})
 	}
 	w.tags = tags
-	err := w.appendChunks(ctx, n)
+	appendCtx := w.appendCtx
+	if appendCtx == nil {
+		appendCtx = ctx
+	}
+	err := w.appendChunks(appendCtx, n)
 	// Appends are where a full drop_oldest buffer drops: count it now,
 	// not when the drain (stuck on a sink that is down) next gets round.
 	t.countBufferDrops()
 	if err != nil {
-		if ctx.Err() == nil {
-			t.block(blockedByBuffer, fmt.Errorf("disk buffer: %w", err))
-		} else {
+		switch {
+		case ctx.Err() != nil:
 			t.nacked.Add(int64(len(w.jobs)))
+		case appendCtx.Err() != nil && errors.Is(err, context.Canceled):
+			// Stopping (or halted) while the buffer was full: not
+			// stored, not acknowledged, read again at the next start.
+			t.givenBack.Add(int64(len(w.jobs)))
+		default:
+			t.block(blockedByBuffer, fmt.Errorf("disk buffer: %w", err))
 		}
 		for _, j := range w.jobs {
 			t.tracker.finish(j.lane, j.p, err)
