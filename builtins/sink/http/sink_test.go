@@ -306,7 +306,9 @@ func TestTimeoutsAndConnections(t *testing.T) {
 		if component.ClassOf(err) != component.ClassRetryable || err == nil || !strings.Contains(err.Error(), "timeout (100ms)") {
 			t.Fatalf("err %v, want retryable timeout", err)
 		}
-		if d := time.Since(start); d > 2*time.Second {
+		// The error names the timeout; this bound only catches a wait for
+		// the server (which never answers), far above any stall.
+		if d := time.Since(start); d > 30*time.Second {
 			t.Errorf("took %v", d)
 		}
 	})
