@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -321,5 +322,51 @@ buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB
 		if got[i] == 0 {
 			t.Fatalf("event %d never delivered", i)
 		}
+	}
+}
+
+// TestBlockedWithAFullBufferEnds: a task whose drain blocks it (tolerance
+// none, an event the sink refuses) while its workers wait for room in the
+// full buffer must end in Blocked (so `sluice run` can report it and exit),
+// not wait for room nothing will free any more: before 8 Dec Run never
+// returned.
+func TestBlockedWithAFullBufferEnds(t *testing.T) {
+	const events = 2000
+	dir := t.TempDir()
+	h := newHook(t)
+	var refuse atomic.Bool
+	h.answer.Store(func(string) int {
+		if refuse.Load() {
+			return 400
+		}
+		return 503
+	})
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), events, nil)
+	text := strings.Replace(fileTask(dir, h.URL, retryFast+"\n[errors]\ntolerance = \"none\"\n"), `batch = { max_events = 500, max_wait = "50ms" }`,
+		`batch = { max_events = 50 }
+buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB", when_full = "block" }`, 1)
+	o := opts(t)
+	o.Metrics = metrics.New()
+	run := engine.New(load(t, dir, text), o)
+	done := make(chan error, 1)
+	go func() { done <- run.Run(context.Background()) }()
+	testkit.WaitFor(t, "the buffer to be full with the source waiting", func() bool {
+		return gauge(t, o.Metrics, "sluice_buffer_full") == 1
+	})
+	refuse.Store(true)
+	var err error
+	testkit.WaitFor(t, "Run to end after the task blocked", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if !errors.Is(err, engine.ErrBlocked) || run.State() != engine.Blocked {
+		t.Fatalf("Run: %v in state %v, want ErrBlocked", err, run.State())
+	}
+	if s := run.Stats(); s.Delivered != 0 || s.Dropped != 0 {
+		t.Fatalf("%+v", s)
 	}
 }
