@@ -41,7 +41,8 @@ type Deliverer struct {
 	OnRetry func(attempt int, wait time.Duration, err error)
 	// Interrupt, when closed, ends retry waits at once (a Stop wrapping
 	// ErrInterrupted): the caller is stopping and would rather keep the
-	// records for later than wait. A write under way is not interrupted.
+	// records for later than wait. A retry under way is cut short too; a
+	// first try is not (see write).
 	Interrupt <-chan struct{}
 	// Persist makes retryable failures never final: once the policy's
 	// retries or its max_age are spent, the write is tried again every
@@ -92,12 +93,15 @@ func (d *Deliverer) deliver(ctx context.Context, msgs []message.Message, res []R
 		for i := range msgs {
 			res[i].Attempts = attempt
 		}
-		err := d.Write(ctx, msgs)
+		err := d.write(ctx, msgs, attempt)
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return &Stop{Err: ctx.Err()}
+		}
+		if errors.Is(err, ErrInterrupted) {
+			return &Stop{Err: err}
 		}
 		var re *component.RecordErrors
 		if errors.As(err, &re) {
@@ -134,6 +138,37 @@ func (d *Deliverer) deliver(ctx context.Context, msgs []message.Message, res []R
 		}
 		attempt++
 	}
+}
+
+// write runs one try of msgs. A retry (the sink already failed these
+// records) is cut short when Interrupt closes: the sink is likely still
+// down, and the try would hold the stop until it timed out (a Kafka produce
+// to unreachable brokers: up to the shutdown deadline). A first try is left
+// to finish, so that a stop does not turn a healthy delivery into records
+// sent again by the next run. A try cut short fails with ErrInterrupted.
+func (d *Deliverer) write(ctx context.Context, msgs []message.Message, attempt int) error {
+	if attempt == 1 || d.Interrupt == nil {
+		return d.Write(ctx, msgs)
+	}
+	select {
+	case <-d.Interrupt:
+		return ErrInterrupted
+	default:
+	}
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-d.Interrupt:
+			cancel()
+		case <-ictx.Done():
+		}
+	}()
+	err := d.Write(ictx, msgs)
+	if err != nil && ctx.Err() == nil && ictx.Err() != nil {
+		return fmt.Errorf("%w (a retry under way was cut short: %w)", ErrInterrupted, err)
+	}
+	return err
 }
 
 // sleep waits d, or less when ctx ends or Interrupt closes.

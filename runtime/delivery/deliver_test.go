@@ -254,6 +254,58 @@ func TestInterruptEndsRetryWaits(t *testing.T) {
 	})
 }
 
+// TestInterruptCutsARetryShort: a retry under way when the caller starts
+// stopping is cut short (the sink failed the batch before, and a hung try
+// held the stop until the shutdown deadline), but a first try is left to
+// finish: a healthy delivery cut short would be sent again by the next run.
+func TestInterruptCutsARetryShort(t *testing.T) {
+	t.Run("retry", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			stop := make(chan struct{})
+			writes := 0
+			d := Deliverer{Policy: Backoff, Interrupt: stop, Write: func(ctx context.Context, _ []message.Message) error {
+				writes++
+				if writes == 1 {
+					return errors.New("503")
+				}
+				close(stop) // the stop comes while the retry hangs
+				<-ctx.Done()
+				return fmt.Errorf("dial: %w", ctx.Err())
+			}}
+			err := d.Deliver(context.Background(), msgs(1), make([]Result, 1))
+			var s *Stop
+			if !errors.As(err, &s) || !errors.Is(err, ErrInterrupted) || writes != 2 {
+				t.Fatalf("err %v after %d writes, want ErrInterrupted during the second", err, writes)
+			}
+		})
+	})
+	t.Run("first try", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			stop := make(chan struct{})
+			release := make(chan struct{})
+			var cut bool
+			d := Deliverer{Policy: Backoff, Interrupt: stop, Write: func(ctx context.Context, _ []message.Message) error {
+				select {
+				case <-ctx.Done():
+					cut = true
+					return ctx.Err()
+				case <-release:
+					return nil
+				}
+			}}
+			done := make(chan error, 1)
+			go func() { done <- d.Deliver(context.Background(), msgs(1), make([]Result, 1)) }()
+			synctest.Wait() // the first try is under way
+			close(stop)
+			synctest.Wait()
+			close(release)
+			if err := <-done; err != nil || cut {
+				t.Fatalf("first try: %v (cut short: %v), want it delivered", err, cut)
+			}
+		})
+	})
+}
+
 // TestPersistNeverGivesUp: with Persist, a retryable failure outlasting
 // every policy is retried at the policy's cap (at least
 // MinPersistInterval) until the sink takes the batch, a simulated day and

@@ -370,3 +370,58 @@ buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB
 		t.Fatalf("%+v", s)
 	}
 }
+
+// TestStopCutsAHungRetryShort: a buffered task's drain retrying a sink that
+// now hangs (an uplink that drops packets: a Kafka produce or an HTTP
+// request waits for its timeout) stops at once instead of holding the stop
+// until the try times out or the shutdown deadline passes (before 8 Dec a
+// Kafka sink held it about 28 s). The batch stays in the buffer.
+func TestStopCutsAHungRetryShort(t *testing.T) {
+	dir := t.TempDir()
+	h := newHook(t)
+	var tries atomic.Int64
+	h.answer.Store(func(string) int {
+		if tries.Add(1) == 1 {
+			return 503
+		}
+		return -1 // hang until the client gives up
+	})
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), 20, nil)
+	text := strings.Replace(fileTask(dir, h.URL, retryFast), `timeout = "30s"`, `timeout = "10m"`, 1)
+	text = strings.Replace(text, `batch = { max_events = 500, max_wait = "50ms" }`,
+		`batch = { max_events = 50 }
+buffer = { type = "disk", path = "buf", max_size = "1MiB" }`, 1)
+	o := opts(t)
+	o.ShutdownTimeout = 10 * time.Minute // waiting it out cannot pass
+	run := engine.New(load(t, dir, text), o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "a retry to hang", func() bool { return tries.Load() >= 2 })
+	cancel()
+	var err error
+	testkit.WaitFor(t, "Run to end after the stop", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if err != nil {
+		t.Fatalf("stop: %v, want a clean stop", err)
+	}
+	if s := run.Stats(); s.Delivered != 0 || s.Dropped != 0 || s.DeadLettered != 0 {
+		t.Fatalf("%+v", s)
+	}
+	// Nothing lost: the next run delivers the 20 events.
+	h.answer.Store(func(string) int { return 200 })
+	run = engine.New(load(t, dir, text), opts(t))
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "the buffered events delivered by the next run", func() bool { return len(h.delivered()) == 20 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
