@@ -100,6 +100,9 @@ type Task struct {
 	bufLogged   uint64    // of those, the ones already logged
 	bufLoggedAt time.Time // when they were (engine clock)
 	bufMetrics  []func()  // removes the backlog gauges
+	// bufLeft is how many records the disk buffer still held, not
+	// delivered, when the run closed it (BufferLeft).
+	bufLeft atomic.Uint64
 }
 
 type taskMetrics struct {
@@ -181,6 +184,17 @@ func (t *Task) ExposeState() {
 			return 0
 		}, t.cfg.Name, st.String())
 	}
+}
+
+// BufferLeft reports, once Run returned, how many records the task's disk
+// buffer still held undelivered when the run closed it, and the buffer's
+// folder ("" for a task without a disk buffer). The next run with the same
+// buffer delivers them; no other run does.
+func (t *Task) BufferLeft() (records uint64, dir string) {
+	if t.cfg.Engine.Buffer == nil {
+		return 0, ""
+	}
+	return t.bufLeft.Load(), t.cfg.Engine.Buffer.Dir
 }
 
 // Name returns the task name.
@@ -356,6 +370,7 @@ func (t *Task) Run(ctx context.Context) error {
 	if err := t.open(ctx); err != nil {
 		if t.buf != nil {
 			t.buf.Close()
+			t.bufLeft.Store(t.buf.Stats().Records)
 			t.unregisterBufferMetrics()
 		}
 		if errors.Is(err, errOpenStopped) {
@@ -434,6 +449,7 @@ func (t *Task) closeAll(ctx context.Context) {
 		if err := t.buf.Close(); err != nil {
 			t.log.Error().Err(err).Msg("closing the disk buffer")
 		}
+		t.bufLeft.Store(t.buf.Stats().Records)
 		// Close counts the records the drain held undelivered whose
 		// segment drop_oldest deleted: no later run reads them.
 		t.countBufferDrops()

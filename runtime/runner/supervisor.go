@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -324,6 +325,7 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 		if inc.err != nil {
 			s.log.Error().Err(inc.err).Str(logx.Task, inc.task.Name()).Msg("task stopped by the reload ended with an error")
 		}
+		s.warnStranded(inc, next[inc.task.Name()])
 	}
 	// A removed task leaves no series in /metrics, and a restarted one
 	// starts its series again (a counter reset, as a process restart is):
@@ -384,6 +386,26 @@ func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 	}
 	s.log.Info().Strs("started", res.Started).Strs("restarted", res.Restarted).Strs("stopped", res.Stopped).Msg("task files reloaded")
 	return res, nil
+}
+
+// warnStranded warns when a run the reload stopped left undelivered
+// records in its disk buffer and no run of the new files will read that
+// buffer: the task was removed or renamed, or its new file has no disk
+// buffer or one in another folder. Its buffer is keyed by its name (or its
+// path), and the acknowledged source will not send the records again, so
+// nothing but a task using that buffer again delivers them.
+func (s *Supervisor) warnStranded(old, next *incarnation) {
+	left, dir := old.task.BufferLeft()
+	if left == 0 || dir == "" {
+		return
+	}
+	if next != nil {
+		if b := next.file.Engine.Buffer; b != nil && filepath.Clean(b.Dir) == filepath.Clean(dir) {
+			return // the new run drains it
+		}
+	}
+	s.log.Warn().Str(logx.Task, old.task.Name()).Uint64("records", left).Str("buffer", dir).
+		Msg("the stopped task left undelivered records in its disk buffer, and no task of the reloaded files uses that buffer: they are not delivered until a task of this name with this buffer runs again (restore the task's name or its buffer settings)")
 }
 
 // rebuild loads the file of a changed task again, now that its old run

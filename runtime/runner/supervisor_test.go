@@ -2,8 +2,10 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -432,4 +435,108 @@ func TestReloadStopsTheTaskOfADeletedFileArgument(t *testing.T) {
 		t.Fatalf("reload after restoring %s: %+v, %v", a, res, err)
 	}
 	waitRunning(t, byName(s)["a"])
+}
+
+// syncBuffer is a log destination safe for the tasks' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// A reload that removes a task whose disk buffer still holds undelivered
+// records (its sink out of reach), or that restarts it without that buffer
+// (the buffer key removed, or another path), leaves those records where no
+// run reads them: the reload says so, naming the folder and the count.
+// Before, it logged only "task stopped", and a task renamed (or its buffer
+// moved) while the uplink was down silently stranded its backlog.
+func TestReloadWarnsOfRecordsLeftInADiskBuffer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close() // nothing listens: the sink cannot deliver
+	bufTask := func(name, buffer string) string {
+		return fmt.Sprintf(`name = %q
+[source]
+type = "generate"
+rate = 200
+[sink]
+type = "http"
+url = "http://%s/"
+%s
+`, name, down, buffer)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(dir, file string) // the change to the task file
+	}{
+		{"removed", func(dir, file string) { os.Remove(file) }},
+		{"renamed", func(dir, file string) { writeFile(t, file, bufTask("edge2", `buffer = { type = "disk" }`)) }},
+		{"buffer removed", func(dir, file string) { writeFile(t, file, bufTask("edge", "")) }},
+		{"buffer moved", func(dir, file string) {
+			writeFile(t, file, bufTask("edge", fmt.Sprintf(`buffer = { type = "disk", path = %q }`, filepath.Join(dir, "elsewhere"))))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "edge.toml")
+			writeFile(t, file, bufTask("edge", `buffer = { type = "disk" }`))
+			writeFile(t, filepath.Join(dir, "other.toml"), genTask(dir, "other", ""))
+			loader := newLoader(t)
+			var logs syncBuffer
+			// A short shutdown deadline only ends the test sooner: the new run
+			// without a buffer retries its unreachable sink until then.
+			s, err := runner.NewSupervisor(loader, []string{dir}, engine.Options{Logger: zerolog.New(&logs), Metrics: metrics.New(), ShutdownTimeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			ended := make(chan struct{})
+			go func() {
+				defer close(ended)
+				s.Run(ctx)
+			}()
+			t.Cleanup(func() {
+				cancel()
+				<-ended
+			})
+			edge := byName(s)["edge"]
+			testkit.WaitFor(t, "events read into the buffer", func() bool { return edge.Stats().In > 0 })
+
+			tc.change(dir, file)
+			if _, err := s.Reload(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			bufDir := filepath.Join(loader.StateDir, "buffers", "edge")
+			var warned map[string]any
+			for _, line := range strings.Split(logs.String(), "\n") {
+				var m map[string]any
+				if json.Unmarshal([]byte(line), &m) == nil && strings.Contains(fmt.Sprint(m["message"]), "disk buffer") && m["task"] == "edge" && m["level"] == "warn" {
+					warned = m
+				}
+			}
+			if warned == nil {
+				t.Fatalf("no warning of the records left in %s; log:\n%s", bufDir, logs.String())
+			}
+			if warned["buffer"] != bufDir {
+				t.Errorf("warning names folder %v, want %s", warned["buffer"], bufDir)
+			}
+			if n, _ := warned["records"].(float64); n <= 0 {
+				t.Errorf("warning counts %v records, want > 0", warned["records"])
+			}
+		})
+	}
 }
