@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/sluicehq/sluice/runtime/buffer"
 	"github.com/sluicehq/sluice/runtime/delivery"
 	"github.com/sluicehq/sluice/runtime/logx"
@@ -54,6 +56,18 @@ func (t *Task) openBuffer() error {
 	}
 	t.bufChunk = int(max(seg/4, 1024))
 	return nil
+}
+
+// BufferBacklog returns how many undelivered records the disk buffer in dir
+// holds. It opens the buffer for a moment (checking and repairing it as the
+// next run would), so it fails while a task or another process uses it.
+func BufferBacklog(dir string) (uint64, error) {
+	b, err := buffer.Open(buffer.Options{Dir: dir, Logger: zerolog.Nop()})
+	if err != nil {
+		return 0, err
+	}
+	n := b.Stats().Records
+	return n, b.Close()
 }
 
 // startDrain runs the drain until stopDrain.

@@ -139,6 +139,7 @@ func (s *Supervisor) Loaded(name string) *config.Task {
 // each current task that ended with one, in file order; tasks a reload
 // stopped or replaced had theirs logged.
 func (s *Supervisor) Run(ctx context.Context) []error {
+	s.warnOrphanBuffers()
 	s.mu.Lock()
 	s.ctx = ctx
 	for _, n := range s.order {
@@ -406,6 +407,42 @@ func (s *Supervisor) warnStranded(old, next *incarnation) {
 	}
 	s.log.Warn().Str(logx.Task, old.task.Name()).Uint64("records", left).Str("buffer", dir).
 		Msg("the stopped task left undelivered records in its disk buffer, and no task of the reloaded files uses that buffer: they are not delivered until a task of this name with this buffer runs again (restore the task's name or its buffer settings)")
+}
+
+// warnOrphanBuffers warns, before the tasks start, of each disk buffer in
+// the state directory's buffers folder that holds undelivered records and
+// that no task uses: what the reload warning (warnStranded) says when the
+// change came with a restart instead (the task renamed or removed, or its
+// buffer settings changed, while its uplink was down). Only buffers at
+// their default place can be found this way. It runs before the tasks
+// start because looking takes the buffer's lock for a moment.
+func (s *Supervisor) warnOrphanBuffers() {
+	if s.loader.StateDir == "" {
+		return
+	}
+	root := filepath.Join(s.loader.StateDir, "buffers")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	used := map[string]bool{}
+	for _, inc := range s.tasks {
+		if b := inc.file.Engine.Buffer; b != nil {
+			used[filepath.Clean(b.Dir)] = true
+		}
+	}
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		if !e.IsDir() || used[filepath.Clean(dir)] {
+			continue
+		}
+		// Fails if another process holds the buffer: then it is not
+		// orphaned.
+		if left, err := engine.BufferBacklog(dir); err == nil && left > 0 {
+			s.log.Warn().Str(logx.Task, e.Name()).Uint64("records", left).Str("buffer", dir).
+				Msg("a disk buffer holds undelivered records and no task uses it (a task of this name was removed or renamed, or its buffer settings changed): they are not delivered until a task of this name with this buffer runs again")
+		}
+	}
 }
 
 // rebuild loads the file of a changed task again, now that its old run

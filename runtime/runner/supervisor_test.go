@@ -540,3 +540,88 @@ url = "http://%s/"
 		})
 	}
 }
+
+// TestStartWarnsOfAnOrphanedDiskBuffer: a task renamed or removed (or its
+// buffer settings changed) while the process was down, with its uplink
+// down before that, leaves its backlog in buffers/<old name>, which no task
+// reads. The start says so, naming the folder and the count; an empty
+// leftover buffer and the buffers in use are not reported.
+func TestStartWarnsOfAnOrphanedDiskBuffer(t *testing.T) {
+	dir := t.TempDir()
+	loader := newLoader(t)
+	// The backlog of a task "edge" that has since been renamed "edge2":
+	// stored by a run of the old file while its sink was down.
+	old := filepath.Join(dir, "old")
+	if err := os.Mkdir(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bufTask := func(name, sinkURL string) string {
+		return fmt.Sprintf(`name = %q
+[source]
+type = "generate"
+count = 7
+[sink]
+type = "http"
+url = %q
+buffer = { type = "disk" }
+`, name, sinkURL)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String() + "/"
+	ln.Close()
+	writeFile(t, filepath.Join(old, "edge.toml"), bufTask("edge", down))
+	writeFile(t, filepath.Join(old, "empty.toml"), genTask(old, "empty", `buffer = { type = "disk" }`))
+	s, err := runner.NewSupervisor(loader, []string{old}, engine.Options{Logger: zerolog.Nop(), Metrics: metrics.New(), ShutdownTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		s.Run(ctx)
+	}()
+	edge, empty := byName(s)["edge"], byName(s)["empty"]
+	testkit.WaitFor(t, "the 7 events in edge's buffer, and empty's delivered", func() bool {
+		return edge.Stats().In == 7 && empty.Stats().Delivered > 0
+	})
+	cancel()
+	<-ended
+
+	// The new files: edge renamed edge2, empty gone, other without a buffer.
+	renamed := filepath.Join(dir, "new")
+	if err := os.Mkdir(renamed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(renamed, "edge.toml"), bufTask("edge2", down))
+	var logs syncBuffer
+	s, err = runner.NewSupervisor(loader, []string{renamed}, engine.Options{Logger: zerolog.New(&logs), Metrics: metrics.New(), ShutdownTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	ended = make(chan struct{})
+	go func() {
+		defer close(ended)
+		s.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ended
+	})
+	<-s.Started()
+	var warned []map[string]any
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["level"] == "warn" && strings.Contains(fmt.Sprint(m["message"]), "no task uses it") {
+			warned = append(warned, m)
+		}
+	}
+	want := filepath.Join(loader.StateDir, "buffers", "edge")
+	if len(warned) != 1 || warned[0]["buffer"] != want || warned[0]["records"] != float64(7) || warned[0]["task"] != "edge" {
+		t.Fatalf("warnings %v, want one for the 7 records in %s; log:\n%s", warned, want, logs.String())
+	}
+}
