@@ -425,3 +425,56 @@ buffer = { type = "disk", path = "buf", max_size = "1MiB" }`, 1)
 		t.Fatal(err)
 	}
 }
+
+// TestStopWhileTheSinkFailsIsClean: without a disk buffer, a stop while the
+// sink fails every try does not wait for it: the retries are cut short,
+// the batches are not acknowledged (the file source reads them again), and
+// the stop is clean. Before 8 Dec it waited out --shutdown-timeout and
+// failed ("shutdown deadline passed"), so `sluice run` exited 1 at every
+// stop during an outage.
+func TestStopWhileTheSinkFailsIsClean(t *testing.T) {
+	dir := t.TempDir()
+	h := newHook(t)
+	h.answer.Store(func(string) int { return 503 })
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), 20, nil)
+	text := fileTask(dir, h.URL, `
+[retry]
+policy = "custom"
+attempts = 1000
+initial = "1s"
+max = "1s"
+`)
+	text = strings.Replace(text, "path = \"in.jsonl\"", "path = \"in.jsonl\"\nmode = \"tail\"\npoll_interval = \"20ms\"", 1)
+	o := opts(t)
+	o.ShutdownTimeout = 10 * time.Minute // waiting it out cannot pass
+	run := engine.New(load(t, dir, text), o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "the sink to fail a retry", func() bool { return h.requests.Load() >= 2 })
+	cancel()
+	var err error
+	testkit.WaitFor(t, "Run to end after the stop", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if err != nil {
+		t.Fatalf("stop: %v, want a clean stop", err)
+	}
+	if s := run.Stats(); s.Delivered != 0 || s.DeadLettered != 0 || s.Dropped != 0 {
+		t.Fatalf("%+v", s)
+	}
+	h.answer.Store(func(string) int { return 200 })
+	run = engine.New(load(t, dir, text), opts(t))
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "the 20 events delivered by the next run", func() bool { return len(h.delivered()) == 20 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -69,8 +69,9 @@ type Task struct {
 	slots   chan struct{}
 	tracker *tracker
 	nacked  atomic.Int64 // batches nacked because the shutdown deadline passed
-	// givenBack counts batches a full disk buffer did not take before the
-	// task stopped: nacked, read again at the next start, not a failure.
+	// givenBack counts batches a stop left undelivered on purpose (a full
+	// disk buffer did not take them, or the sink was failing them): nacked,
+	// read again at the next start, not a failure.
 	givenBack atomic.Int64
 	stopRead  context.CancelFunc // ends reading (block, fail)
 	halted    atomic.Bool        // no more processing: nack what comes
@@ -421,7 +422,7 @@ func (t *Task) Run(ctx context.Context) error {
 		return fmt.Errorf("%s: shutdown deadline (%s) passed with %d batches not delivered; they were not committed and will be read again", t.cfg.Name, t.opts.ShutdownTimeout, n)
 	}
 	if n := t.givenBack.Load(); n > 0 {
-		t.log.Info().Int64("batches", n).Msg("the disk buffer was full when the task stopped: the batches waiting for room were not stored nor acknowledged, and the source reads them again at the next start")
+		t.log.Info().Int64("batches", n).Msg("batches were left undelivered by the stop (the sink was failing them, or the disk buffer was full): they were not acknowledged, and the source reads them again at the next start")
 	}
 	s := t.Stats()
 	t.log.Info().Uint64("in", s.In).Uint64("delivered", s.Delivered).Uint64("filtered", s.Filtered).
@@ -503,6 +504,8 @@ func (t *Task) runOnce(ctx context.Context) error {
 	for i := range workers {
 		w := t.newWorker(i)
 		w.appendCtx = appendCtx
+		w.deliver = t.deliver
+		w.deliver.Interrupt = readCtx.Done()
 		workers[i] = w
 		wg.Add(1)
 		go func() {

@@ -46,6 +46,11 @@ type worker struct {
 	// delivery under way finish within the shutdown deadline: a full
 	// buffer frees no room then.
 	appendCtx context.Context
+	// deliver is the task's, with Interrupt set to the end of reading: a
+	// stop (or a halt) cuts short the retries of a failing sink, whose
+	// batches are then read again, instead of waiting out the shutdown
+	// deadline for them.
+	deliver delivery.Deliverer
 }
 
 func (t *Task) newWorker(id int) *worker {
@@ -157,7 +162,7 @@ func (w *worker) flush(ctx context.Context) {
 		}
 		res := w.results[:len(chunk)]
 		began := time.Now()
-		err := w.t.deliver.Deliver(ctx, chunk, res)
+		err := w.deliver.Deliver(ctx, chunk, res)
 		w.t.m.write.Observe(time.Since(began).Seconds())
 		if err != nil {
 			stop = err
@@ -191,12 +196,18 @@ func (w *worker) flush(ctx context.Context) {
 	}
 	if stop != nil {
 		var s *delivery.Stop
-		if errors.As(stop, &s) && ctx.Err() == nil {
+		interrupted := errors.Is(stop, delivery.ErrInterrupted)
+		if errors.As(stop, &s) && ctx.Err() == nil && !interrupted {
 			w.t.stop(StartFailed, s.Err)
 		}
 		for _, j := range w.jobs {
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				w.t.nacked.Add(1)
+			case interrupted:
+				// Stopping while the sink failed: not delivered, not
+				// acknowledged, read again; not a failure.
+				w.t.givenBack.Add(1)
 			}
 			w.t.tracker.finish(j.lane, j.p, stop)
 		}
