@@ -355,15 +355,19 @@ func (s *Source) drop(ss *session) {
 	if s.sess == ss {
 		s.sess = nil
 	}
-	if lasted < quickLoss {
+	rewound := errors.Is(ss.reason, errRewound)
+	switch {
+	case rewound:
+		// Not a lost connection: reconnect at once, without a warning.
+	case lasted < quickLoss:
 		s.backoff = min(max(2*s.backoff, minBackoff), maxBackoff)
-	} else {
+	default:
 		s.backoff = 0
 	}
 	wait := s.backoff
 	closed := s.closed
 	s.mu.Unlock()
-	if !closed {
+	if !closed && !rewound {
 		ev := s.log.Warn().Err(ss.reason).Str("url", s.where)
 		if wait > 0 {
 			ev = ev.Dur("lasted", lasted.Round(time.Millisecond)).Dur("retry_in", wait).
@@ -534,15 +538,20 @@ func (s *Source) ack(ss *session, ms []paho.Message, err error) {
 	}
 }
 
+// errRewound ends a session that Rewind closed.
+var errRewound = errors.New("rewound")
+
 // Rewind reopens the session: the broker sends every unacknowledged
-// message again.
+// message again. The closed session stays current until Read has handed
+// out what it received that the broker will not send again (QoS 0
+// messages, every message of a clean session), as after a lost
+// connection; those were thrown away with it before.
 func (s *Source) Rewind(ctx context.Context) error {
 	s.mu.Lock()
 	ss := s.sess
-	s.sess = nil
 	s.mu.Unlock()
 	if ss != nil {
-		ss.end(errors.New("rewound"))
+		ss.end(errRewound)
 		ss.client.Disconnect(250)
 	}
 	return nil
