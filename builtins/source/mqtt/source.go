@@ -293,6 +293,12 @@ func (s *Source) connect(ctx context.Context) (*session, error) {
 				giveBack()
 				return nil, component.TaskPermanent(fmt.Errorf("MQTT broker %s refused the subscription to %q: check the filter and the broker's ACL for client %q", s.where, f, s.conn.ClientID))
 			}
+			if int(q) < s.cfg.QoS {
+				// The broker's max_qos (or its ACL) downgraded it: its
+				// messages come at most once, whatever the task says.
+				s.log.Warn().Str("topic", f).Int("qos", s.cfg.QoS).Int("granted_qos", int(q)).Str("url", s.where).
+					Msg("the MQTT broker granted a lower QoS than asked for this subscription: its messages are delivered at most once by the broker, and lost if Sluice stops before delivering them (raise the broker's max_qos)")
+			}
 		}
 	}
 	s.mu.Lock()
