@@ -478,3 +478,62 @@ max = "1s"
 		t.Fatal(err)
 	}
 }
+
+// TestStopWithAFullBufferKeepsWhatWasStored: the worker appends a flush's
+// outputs in chunks; when the buffer fills part way through, the batches
+// whose outputs were all stored before the stop are acknowledged (the
+// drain delivers them), and only the batch whose append was cut is read
+// again: at most that one batch is delivered twice by the next run.
+func TestStopWithAFullBufferKeepsWhatWasStored(t *testing.T) {
+	const events, perBatch = 2000, 5
+	dir := t.TempDir()
+	h := newHook(t)
+	h.answer.Store(func(string) int { return 503 })
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), events, nil)
+	text := strings.Replace(fileTask(dir, h.URL, retryFast), `batch = { max_events = 500, max_wait = "50ms" }`,
+		`batch = { max_events = 40, max_wait = "1h" }
+buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB", when_full = "block" }`, 1)
+	text = strings.Replace(text, `path = "in.jsonl"`, `path = "in.jsonl"
+batch = { max_events = 5 }`, 1)
+	text = strings.Replace(text, `name = "d"`, `name = "d"
+max_in_flight = 64`, 1)
+	o := opts(t)
+	o.Clock = stuckClock{time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+	o.ShutdownTimeout = time.Minute
+	o.Metrics = metrics.New()
+	run := engine.New(load(t, dir, text), o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "the buffer to be full with the source waiting", func() bool {
+		return gauge(t, o.Metrics, "sluice_buffer_full") == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	acked := run.Stats().In
+	left, _ := run.BufferLeft()
+	if left < acked || left-acked >= perBatch {
+		t.Fatalf("the buffer holds %d records for %d events acknowledged: %d stored records belong to batches given back to the source, want fewer than one batch (%d)", left, acked, left-acked, perBatch)
+	}
+
+	h.answer.Store(func(string) int { return 200 })
+	run = engine.New(load(t, dir, text), opts(t))
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- run.Run(ctx) }()
+	testkit.WaitFor(t, "every event delivered after the restart", func() bool { return len(h.delivered()) == events })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	twice := 0
+	for _, n := range h.delivered() {
+		if n > 1 {
+			twice++
+		}
+	}
+	if twice >= perBatch {
+		t.Fatalf("%d events delivered twice, want fewer than one source batch (%d)", twice, perBatch)
+	}
+}

@@ -422,7 +422,7 @@ func (t *Task) Run(ctx context.Context) error {
 		return fmt.Errorf("%s: shutdown deadline (%s) passed with %d batches not delivered; they were not committed and will be read again", t.cfg.Name, t.opts.ShutdownTimeout, n)
 	}
 	if n := t.givenBack.Load(); n > 0 {
-		t.log.Info().Int64("batches", n).Msg("batches were left undelivered by the stop (the sink was failing them, or the disk buffer was full): they were not acknowledged, and the source reads them again at the next start")
+		t.log.Info().Int64("batches", n).Msg("batches were left undelivered by the stop (the sink was failing them, or the disk buffer was full): they were not acknowledged, and the source reads them again at the next start (what an append under way had stored of its batch is delivered twice)")
 	}
 	s := t.Stats()
 	t.log.Info().Uint64("in", s.In).Uint64("delivered", s.Delivered).Uint64("filtered", s.Filtered).

@@ -256,8 +256,10 @@ func (w *worker) block(ctx context.Context, k int, buffered bool) {
 // appendChunks appends pending outputs in chunks small enough for the
 // buffer's segments, cutting only between inputs: an input's outputs stay
 // contiguous in the buffer, which is how the drain counts them. An input
-// too large for the buffer on its own is dead-lettered.
-func (w *worker) appendChunks(ctx context.Context, n int) error {
+// too large for the buffer on its own is dead-lettered. It returns how many
+// of the first n outputs were handled (stored, or failed as too large):
+// all n unless it fails.
+func (w *worker) appendChunks(ctx context.Context, n int) (int, error) {
 	t := w.t
 	limit := t.bufChunk
 	start, size := 0, 0
@@ -273,17 +275,20 @@ func (w *worker) appendChunks(ctx context.Context, n int) error {
 		err := t.buf.Append(ctx, w.pending[start:i+1], w.tags[start:i+1])
 		if errors.Is(err, buffer.ErrTooLarge) {
 			// Too large even alone: each input of the chunk on its own.
-			err = w.appendOneByOne(ctx, start, i+1)
+			var done int
+			if done, err = w.appendOneByOne(ctx, start, i+1); err != nil {
+				return done, err
+			}
 		}
 		if err != nil {
-			return err
+			return start, err
 		}
 		start, size = i+1, 0
 	}
-	return nil
+	return n, nil
 }
 
-func (w *worker) appendOneByOne(ctx context.Context, from, to int) error {
+func (w *worker) appendOneByOne(ctx context.Context, from, to int) (int, error) {
 	t := w.t
 	g := from
 	for i := from; i < to; i++ {
@@ -296,11 +301,11 @@ func (w *worker) appendOneByOne(ctx context.Context, from, to int) error {
 			err = nil
 		}
 		if err != nil {
-			return err
+			return g, err
 		}
 		g = i + 1
 	}
-	return nil
+	return to, nil
 }
 
 // tooLarge fails the input whose outputs start at pending[g]: they do not
@@ -329,6 +334,14 @@ func (w *worker) failTooLarge() {
 	}
 }
 
+// jobEnd returns the index in pending just past the outputs of w.jobs[i].
+func (w *worker) jobEnd(i int) int {
+	if i+1 < len(w.jobs) {
+		return w.jobs[i+1].at
+	}
+	return len(w.pending)
+}
+
 // reset empties the worker's pending state after a flush.
 func (w *worker) reset() {
 	clear(w.pending)
@@ -355,22 +368,35 @@ func (w *worker) flushToBuffer(ctx context.Context, k, n int) {
 	if appendCtx == nil {
 		appendCtx = ctx
 	}
-	err := w.appendChunks(appendCtx, n)
+	stored, err := w.appendChunks(appendCtx, n)
 	// Appends are where a full drop_oldest buffer drops: count it now,
 	// not when the drain (stuck on a sink that is down) next gets round.
 	t.countBufferDrops()
 	if err != nil {
+		// The jobs whose outputs all went into the buffer before the
+		// failure are handled: the drain delivers them. Nacked, they
+		// were read again and written twice (a stop while the buffer
+		// was full sent again every batch of the flush under way).
+		kept := 0
+		for kept < k && w.jobEnd(kept) <= stored {
+			kept++
+		}
+		rest := w.jobs[kept:]
 		switch {
 		case ctx.Err() != nil:
-			t.nacked.Add(int64(len(w.jobs)))
+			t.nacked.Add(int64(len(rest)))
 		case appendCtx.Err() != nil && errors.Is(err, context.Canceled):
 			// Stopping (or halted) while the buffer was full: not
-			// stored, not acknowledged, read again at the next start.
-			t.givenBack.Add(int64(len(w.jobs)))
+			// acknowledged, read again at the next start (what the
+			// append under way had stored of its batch, too).
+			t.givenBack.Add(int64(len(rest)))
 		default:
 			t.block(blockedByBuffer, fmt.Errorf("disk buffer: %w", err))
 		}
-		for _, j := range w.jobs {
+		for _, j := range w.jobs[:kept] {
+			w.settle(ctx, j, true)
+		}
+		for _, j := range rest {
 			t.tracker.finish(j.lane, j.p, err)
 		}
 	} else {
