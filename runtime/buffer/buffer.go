@@ -154,9 +154,9 @@ type Stats struct {
 	// the first append of their segment (or, for segments of builds
 	// without that field, the segment file's modification time).
 	Oldest time.Time
-	// Full is set while appends wait because the buffer is full (max_size
-	// under when_full = block, or the file system full): the source is
-	// held back.
+	// Full is set while appends wait for room (max_size reached under
+	// when_full = block, a commit's deletions under drop_oldest, or the
+	// file system full): the source is held back.
 	Full bool
 	// DiskFull is set while appends wait because the file system is full
 	// before MaxSize; DiskFullWaits counts the writes it refused.
@@ -230,7 +230,7 @@ type Buffer struct {
 	dataCh        chan struct{} // closed when durable advances (and on Close)
 	spaceCh       chan struct{} // closed when space is freed (and on Close)
 	freeing       int64         // bytes of delivered segments a Commit is deleting
-	waiting       int           // Appends waiting for the drain to free space (max_size)
+	waiting       int           // Appends waiting for space (max_size, or the file system full)
 	ops           sync.WaitGroup
 
 	dropped, droppedGroups, lost, lostGroups uint64
@@ -291,7 +291,7 @@ func (b *Buffer) Stats() Stats {
 	}
 	return Stats{
 		Oldest:        oldest,
-		Full:          b.waiting > 0 || b.diskFull,
+		Full:          b.waiting > 0,
 		DiskFull:      b.diskFull,
 		DiskFullWaits: b.diskFullCount,
 		Records:       b.written.index - b.commit.index,
@@ -597,16 +597,23 @@ func (b *Buffer) waitForDiskLocked(ctx context.Context, cause error) error {
 		return nil
 	}
 	ch := b.spaceCh
+	b.waiting++
 	b.mu.Unlock()
 	timer := time.NewTimer(diskRetry)
 	defer timer.Stop()
+	var err error
 	select {
 	case <-ch:
 	case <-timer.C:
 	case <-ctx.Done():
-		return fmt.Errorf("append to disk buffer %s: the file system is full (%v), waiting for space: %w", b.dir, cause, ctx.Err())
+		err = fmt.Errorf("append to disk buffer %s: the file system is full (%v), waiting for space: %w", b.dir, cause, ctx.Err())
 	}
 	b.mu.Lock()
+	b.waiting--
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
 	if b.closed {
 		b.mu.Unlock()
 		return ErrClosed

@@ -493,3 +493,28 @@ func TestDiskFullDropOldestSparesUnreadRecordsDuringCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestFullClearsWhenTheWaitEnds: Stats.Full (the sluice_buffer_full gauge)
+// says an append waits for room; once the only waiting append gives up (a
+// stop, a halted task), it reads false again, although the disk is still
+// full. Before, it stayed set until an append next went through.
+func TestFullClearsWhenTheWaitEnds(t *testing.T) {
+	mnt := testkit.Tmpfs(t, 1<<20)
+	fillDisk(t, mnt)
+	b, err := Open(Options{Dir: filepath.Join(mnt, "buf"), MaxSize: 64 << 20})
+	if err != nil {
+		t.Fatalf("open on a full disk: %v", err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- b.Append(ctx, numbered(7), nil) }()
+	testkit.WaitFor(t, "the append to wait for space", func() bool { return b.Stats().Full })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("append after its context ended: %v", err)
+	}
+	if st := b.Stats(); st.Full {
+		t.Fatalf("Stats.Full still set with no append waiting: %+v", st)
+	}
+}

@@ -268,7 +268,7 @@ func (t *Task) registerBufferMetrics() {
 			func(s buffer.Stats) float64 { return float64(s.Records) }),
 		gauge("buffer_bytes", "Size of the task's disk buffer files.",
 			func(s buffer.Stats) float64 { return float64(s.Bytes) }),
-		gauge("buffer_full", "1 while the task's source waits because its disk buffer is full (max_size reached under when_full = \"block\", or the file system full), else 0.",
+		gauge("buffer_full", "1 while the task's source waits for room in its disk buffer (max_size reached under when_full = \"block\", or the file system full), else 0.",
 			func(s buffer.Stats) float64 {
 				if s.Full {
 					return 1

@@ -582,6 +582,7 @@ func (t *Task) holdBlocked(ctx context.Context) bool {
 	t.reason = nil
 	t.mu.Unlock()
 	t.halted.Store(false)
+	t.givenBack.Store(0) // read again from here: the stop's log counts its own
 	t.log.Info().Msg("task resumed from its last committed position")
 	return true
 }
