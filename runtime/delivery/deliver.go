@@ -150,20 +150,11 @@ func (d *Deliverer) write(ctx context.Context, msgs []message.Message, attempt i
 	if attempt == 1 || d.Interrupt == nil {
 		return d.Write(ctx, msgs)
 	}
-	select {
-	case <-d.Interrupt:
+	ictx, cancel, ok := d.interruptible(ctx)
+	if !ok {
 		return ErrInterrupted
-	default:
 	}
-	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-d.Interrupt:
-			cancel()
-		case <-ictx.Done():
-		}
-	}()
 	err := d.Write(ictx, msgs)
 	if err != nil && ctx.Err() == nil && ictx.Err() != nil {
 		return fmt.Errorf("%w (a retry under way was cut short: %w)", ErrInterrupted, err)
@@ -176,20 +167,11 @@ func (d *Deliverer) sleep(ctx context.Context, wait time.Duration) error {
 	if d.Interrupt == nil {
 		return d.clock().Sleep(ctx, wait)
 	}
-	select {
-	case <-d.Interrupt:
+	ictx, cancel, ok := d.interruptible(ctx)
+	if !ok {
 		return ErrInterrupted
-	default:
 	}
-	ictx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-d.Interrupt:
-			cancel()
-		case <-ictx.Done():
-		}
-	}()
 	if err := d.clock().Sleep(ictx, wait); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -197,6 +179,25 @@ func (d *Deliverer) sleep(ctx context.Context, wait time.Duration) error {
 		return ErrInterrupted
 	}
 	return nil
+}
+
+// interruptible returns a context that also ends when Interrupt closes,
+// or ok false when it has closed already.
+func (d *Deliverer) interruptible(ctx context.Context) (ictx context.Context, cancel context.CancelFunc, ok bool) {
+	select {
+	case <-d.Interrupt:
+		return nil, nil, false
+	default:
+	}
+	ictx, cancel = context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-d.Interrupt:
+			cancel()
+		case <-ictx.Done():
+		}
+	}()
+	return ictx, cancel, true
 }
 
 // wait returns how long to wait before retry number attempt, or false when

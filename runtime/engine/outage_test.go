@@ -269,6 +269,54 @@ buffer = { type = "disk", path = "buf" }`, 1)
 	}
 }
 
+// started runs run in the background; stop cancels it and returns Run's
+// error. The test fails if Run does not end within testkit's wait: a stop
+// waiting out a long shutdown deadline does not pass.
+func started(t *testing.T, run *engine.Task) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	return func() error {
+		cancel()
+		return runEnd(t, done)
+	}
+}
+
+// runEnd waits for Run's error on done.
+func runEnd(t *testing.T, done <-chan error) error {
+	t.Helper()
+	var err error
+	testkit.WaitFor(t, "Run to end", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	return err
+}
+
+// redeliver runs the task of text again with the sink back and waits until
+// it has received n distinct events.
+func redeliver(t *testing.T, h *hook, dir, text string, n int) {
+	t.Helper()
+	h.answer.Store(func(string) int { return 200 })
+	stop := started(t, engine.New(load(t, dir, text), opts(t)))
+	testkit.WaitFor(t, "every event delivered by the next run", func() bool { return len(h.delivered()) == n })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fullBufferTask is fileTask with a 64 KiB disk buffer under when_full =
+// "block", in 8 KiB segments, and sink batches of 50.
+func fullBufferTask(dir, url, extra string) string {
+	return strings.Replace(fileTask(dir, url, extra), `batch = { max_events = 500, max_wait = "50ms" }`,
+		`batch = { max_events = 50 }
+buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB", when_full = "block" }`, 1)
+}
+
 // TestStopWithAFullBlockingBufferIsClean: with the sink down and the disk
 // buffer full under when_full = "block", the workers wait for room that
 // only the sink's return can free. A stop must not wait for it: before 8
@@ -282,47 +330,27 @@ func TestStopWithAFullBlockingBufferIsClean(t *testing.T) {
 	h := newHook(t)
 	h.answer.Store(func(string) int { return 503 })
 	writeEvents(t, filepath.Join(dir, "in.jsonl"), events, nil)
-	text := strings.Replace(fileTask(dir, h.URL, retryFast), `batch = { max_events = 500, max_wait = "50ms" }`,
-		`batch = { max_events = 50 }
-buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB", when_full = "block" }`, 1)
+	text := fullBufferTask(dir, h.URL, retryFast)
 	o := opts(t)
 	// The drain's retry waits last until the stop: the buffer must fill.
 	o.Clock = stuckClock{time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
 	// Long enough that waiting it out cannot pass for a clean stop.
-	o.ShutdownTimeout = time.Minute
+	o.ShutdownTimeout = 10 * time.Minute
 	o.Metrics = metrics.New()
 	run := engine.New(load(t, dir, text), o)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
+	stop := started(t, run)
 	testkit.WaitFor(t, "the buffer to be full with the source waiting", func() bool {
 		return gauge(t, o.Metrics, "sluice_buffer_full") == 1
 	})
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("stop with a full buffer and the sink down: %v, want a clean stop", err)
 	}
 	if s := run.Stats(); s.Dropped != 0 || s.Delivered != 0 {
 		t.Fatalf("first run: %+v", s)
 	}
-
 	// The sink is back: the backlog and the rest of the file arrive, every
 	// event at least once.
-	h.answer.Store(func(string) int { return 200 })
-	run = engine.New(load(t, dir, text), opts(t))
-	ctx, cancel = context.WithCancel(context.Background())
-	go func() { done <- run.Run(ctx) }()
-	testkit.WaitFor(t, "every event delivered after the restart", func() bool { return len(h.delivered()) == events })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	got := h.delivered()
-	for i := range events {
-		if got[i] == 0 {
-			t.Fatalf("event %d never delivered", i)
-		}
-	}
+	redeliver(t, h, dir, text, events)
 }
 
 // TestBlockedWithAFullBufferEnds: a task whose drain blocks it (tolerance
@@ -331,7 +359,6 @@ buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB
 // not wait for room nothing will free any more: before 8 Dec Run never
 // returned.
 func TestBlockedWithAFullBufferEnds(t *testing.T) {
-	const events = 2000
 	dir := t.TempDir()
 	h := newHook(t)
 	var refuse atomic.Bool
@@ -341,29 +368,17 @@ func TestBlockedWithAFullBufferEnds(t *testing.T) {
 		}
 		return 503
 	})
-	writeEvents(t, filepath.Join(dir, "in.jsonl"), events, nil)
-	text := strings.Replace(fileTask(dir, h.URL, retryFast+"\n[errors]\ntolerance = \"none\"\n"), `batch = { max_events = 500, max_wait = "50ms" }`,
-		`batch = { max_events = 50 }
-buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB", when_full = "block" }`, 1)
+	writeEvents(t, filepath.Join(dir, "in.jsonl"), 2000, nil)
 	o := opts(t)
 	o.Metrics = metrics.New()
-	run := engine.New(load(t, dir, text), o)
+	run := engine.New(load(t, dir, fullBufferTask(dir, h.URL, retryFast+"\n[errors]\ntolerance = \"none\"\n")), o)
 	done := make(chan error, 1)
 	go func() { done <- run.Run(context.Background()) }()
 	testkit.WaitFor(t, "the buffer to be full with the source waiting", func() bool {
 		return gauge(t, o.Metrics, "sluice_buffer_full") == 1
 	})
 	refuse.Store(true)
-	var err error
-	testkit.WaitFor(t, "Run to end after the task blocked", func() bool {
-		select {
-		case err = <-done:
-			return true
-		default:
-			return false
-		}
-	})
-	if !errors.Is(err, engine.ErrBlocked) || run.State() != engine.Blocked {
+	if err := runEnd(t, done); !errors.Is(err, engine.ErrBlocked) || run.State() != engine.Blocked {
 		t.Fatalf("Run: %v in state %v, want ErrBlocked", err, run.State())
 	}
 	if s := run.Stats(); s.Delivered != 0 || s.Dropped != 0 {
@@ -394,36 +409,15 @@ buffer = { type = "disk", path = "buf", max_size = "1MiB" }`, 1)
 	o := opts(t)
 	o.ShutdownTimeout = 10 * time.Minute // waiting it out cannot pass
 	run := engine.New(load(t, dir, text), o)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
+	stop := started(t, run)
 	testkit.WaitFor(t, "a retry to hang", func() bool { return tries.Load() >= 2 })
-	cancel()
-	var err error
-	testkit.WaitFor(t, "Run to end after the stop", func() bool {
-		select {
-		case err = <-done:
-			return true
-		default:
-			return false
-		}
-	})
-	if err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("stop: %v, want a clean stop", err)
 	}
 	if s := run.Stats(); s.Delivered != 0 || s.Dropped != 0 || s.DeadLettered != 0 {
 		t.Fatalf("%+v", s)
 	}
-	// Nothing lost: the next run delivers the 20 events.
-	h.answer.Store(func(string) int { return 200 })
-	run = engine.New(load(t, dir, text), opts(t))
-	ctx, cancel = context.WithCancel(context.Background())
-	go func() { done <- run.Run(ctx) }()
-	testkit.WaitFor(t, "the buffered events delivered by the next run", func() bool { return len(h.delivered()) == 20 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	redeliver(t, h, dir, text, 20) // nothing lost
 }
 
 // TestStopWhileTheSinkFailsIsClean: without a disk buffer, a stop while the
@@ -448,35 +442,15 @@ max = "1s"
 	o := opts(t)
 	o.ShutdownTimeout = 10 * time.Minute // waiting it out cannot pass
 	run := engine.New(load(t, dir, text), o)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
+	stop := started(t, run)
 	testkit.WaitFor(t, "the sink to fail a retry", func() bool { return h.requests.Load() >= 2 })
-	cancel()
-	var err error
-	testkit.WaitFor(t, "Run to end after the stop", func() bool {
-		select {
-		case err = <-done:
-			return true
-		default:
-			return false
-		}
-	})
-	if err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("stop: %v, want a clean stop", err)
 	}
 	if s := run.Stats(); s.Delivered != 0 || s.DeadLettered != 0 || s.Dropped != 0 {
 		t.Fatalf("%+v", s)
 	}
-	h.answer.Store(func(string) int { return 200 })
-	run = engine.New(load(t, dir, text), opts(t))
-	ctx, cancel = context.WithCancel(context.Background())
-	go func() { done <- run.Run(ctx) }()
-	testkit.WaitFor(t, "the 20 events delivered by the next run", func() bool { return len(h.delivered()) == 20 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	redeliver(t, h, dir, text, 20)
 }
 
 // TestStopWithAFullBufferKeepsWhatWasStored: the worker appends a flush's
@@ -490,9 +464,8 @@ func TestStopWithAFullBufferKeepsWhatWasStored(t *testing.T) {
 	h := newHook(t)
 	h.answer.Store(func(string) int { return 503 })
 	writeEvents(t, filepath.Join(dir, "in.jsonl"), events, nil)
-	text := strings.Replace(fileTask(dir, h.URL, retryFast), `batch = { max_events = 500, max_wait = "50ms" }`,
-		`batch = { max_events = 40, max_wait = "1h" }
-buffer = { type = "disk", path = "buf", max_size = "64KiB", segment_size = "8KiB", when_full = "block" }`, 1)
+	text := strings.Replace(fullBufferTask(dir, h.URL, retryFast), `batch = { max_events = 50 }`,
+		`batch = { max_events = 40, max_wait = "1h" }`, 1)
 	text = strings.Replace(text, `path = "in.jsonl"`, `path = "in.jsonl"
 batch = { max_events = 5 }`, 1)
 	text = strings.Replace(text, `name = "d"`, `name = "d"
@@ -502,14 +475,11 @@ max_in_flight = 64`, 1)
 	o.ShutdownTimeout = time.Minute
 	o.Metrics = metrics.New()
 	run := engine.New(load(t, dir, text), o)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
+	stop := started(t, run)
 	testkit.WaitFor(t, "the buffer to be full with the source waiting", func() bool {
 		return gauge(t, o.Metrics, "sluice_buffer_full") == 1
 	})
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	acked := run.Stats().In
@@ -517,16 +487,7 @@ max_in_flight = 64`, 1)
 	if left < acked || left-acked >= perBatch {
 		t.Fatalf("the buffer holds %d records for %d events acknowledged: %d stored records belong to batches given back to the source, want fewer than one batch (%d)", left, acked, left-acked, perBatch)
 	}
-
-	h.answer.Store(func(string) int { return 200 })
-	run = engine.New(load(t, dir, text), opts(t))
-	ctx, cancel = context.WithCancel(context.Background())
-	go func() { done <- run.Run(ctx) }()
-	testkit.WaitFor(t, "every event delivered after the restart", func() bool { return len(h.delivered()) == events })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	redeliver(t, h, dir, text, events)
 	twice := 0
 	for _, n := range h.delivered() {
 		if n > 1 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -437,22 +438,27 @@ func TestReloadStopsTheTaskOfADeletedFileArgument(t *testing.T) {
 	waitRunning(t, byName(s)["a"])
 }
 
-// syncBuffer is a log destination safe for the tasks' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
+// runWith runs the tasks of args with a short shutdown deadline and logs
+// to w; stop ends the run and waits for it (also at the test's end).
+func runWith(t *testing.T, loader *config.Loader, args []string, w io.Writer) (s *runner.Supervisor, stop func()) {
+	t.Helper()
+	s, err := runner.NewSupervisor(loader, args, engine.Options{Logger: zerolog.New(w), Metrics: metrics.New(), ShutdownTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		s.Run(ctx)
+	}()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		<-ended
+	})
+	t.Cleanup(stop)
+	<-s.Started()
+	return s, stop
 }
 
 // A reload that removes a task whose disk buffer still holds undelivered
@@ -496,23 +502,8 @@ url = "http://%s/"
 			writeFile(t, file, bufTask("edge", `buffer = { type = "disk" }`))
 			writeFile(t, filepath.Join(dir, "other.toml"), genTask(dir, "other", ""))
 			loader := newLoader(t)
-			var logs syncBuffer
-			// A short shutdown deadline only ends the test sooner: the new run
-			// without a buffer retries its unreachable sink until then.
-			s, err := runner.NewSupervisor(loader, []string{dir}, engine.Options{Logger: zerolog.New(&logs), Metrics: metrics.New(), ShutdownTimeout: 100 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			ended := make(chan struct{})
-			go func() {
-				defer close(ended)
-				s.Run(ctx)
-			}()
-			t.Cleanup(func() {
-				cancel()
-				<-ended
-			})
+			var logs testkit.LogBuffer
+			s, _ := runWith(t, loader, []string{dir}, &logs)
 			edge := byName(s)["edge"]
 			testkit.WaitFor(t, "events read into the buffer", func() bool { return edge.Stats().In > 0 })
 
@@ -574,22 +565,12 @@ buffer = { type = "disk" }
 	ln.Close()
 	writeFile(t, filepath.Join(old, "edge.toml"), bufTask("edge", down))
 	writeFile(t, filepath.Join(old, "empty.toml"), genTask(old, "empty", `buffer = { type = "disk" }`))
-	s, err := runner.NewSupervisor(loader, []string{old}, engine.Options{Logger: zerolog.Nop(), Metrics: metrics.New(), ShutdownTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		s.Run(ctx)
-	}()
+	s, stop := runWith(t, loader, []string{old}, io.Discard)
 	edge, empty := byName(s)["edge"], byName(s)["empty"]
 	testkit.WaitFor(t, "the 7 events in edge's buffer, and empty's delivered", func() bool {
 		return edge.Stats().In == 7 && empty.Stats().Delivered > 0
 	})
-	cancel()
-	<-ended
+	stop()
 
 	// The new files: edge renamed edge2, empty gone, other without a buffer.
 	renamed := filepath.Join(dir, "new")
@@ -597,22 +578,8 @@ buffer = { type = "disk" }
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(renamed, "edge.toml"), bufTask("edge2", down))
-	var logs syncBuffer
-	s, err = runner.NewSupervisor(loader, []string{renamed}, engine.Options{Logger: zerolog.New(&logs), Metrics: metrics.New(), ShutdownTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel = context.WithCancel(context.Background())
-	ended = make(chan struct{})
-	go func() {
-		defer close(ended)
-		s.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-ended
-	})
-	<-s.Started()
+	var logs testkit.LogBuffer
+	runWith(t, loader, []string{renamed}, &logs)
 	var warned []map[string]any
 	for _, line := range strings.Split(logs.String(), "\n") {
 		var m map[string]any

@@ -1,10 +1,8 @@
 package mqtt
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -15,24 +13,6 @@ import (
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
-// lockedLog is a log destination safe for paho's goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLowerGrantedQoSIsWarned: a broker that grants a subscription a lower
 // QoS than the task asks for (Mosquitto's max_qos) turns at-least-once into
 // at-most-once for its messages; the source says so at subscribe, naming
@@ -41,7 +21,7 @@ func TestLowerGrantedQoSIsWarned(t *testing.T) {
 	testkit.MQTT(t) // skips, or fails under SLUICE_INTEGRATION=1, without Mosquitto
 	url := mqtttest.Mosquitto(t, "allow_anonymous true", "max_qos 0")
 	topic := testkit.Unique(t, "granted")
-	var logs lockedLog
+	var logs testkit.LogBuffer
 	env := componenttest.Env(t, zerolog.InfoLevel, "source")
 	env.Logger = zerolog.New(&logs)
 	s := componenttest.Build(t, Register, component.KindSource, "mqtt", fmt.Sprintf("url = %q\ntopics = [%q]\nqos = 1\n", url, topic), env).(*Source)
