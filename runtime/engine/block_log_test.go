@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -16,26 +15,16 @@ import (
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/config"
 	"github.com/sluicehq/sluice/runtime/engine"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // logLines keeps the log lines of a task.
-type logLines struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
+type logLines struct{ testkit.LogBuffer }
 
 // message returns the message of the first line whose message starts with
 // prefix.
 func (l *logLines) message(prefix string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range strings.Split(l.b.String(), "\n") {
+	for _, line := range strings.Split(l.String(), "\n") {
 		var rec struct{ Message string }
 		if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Message, prefix) {
 			return rec.Message

@@ -2,30 +2,19 @@ package stdout
 
 import (
 	"bytes"
-	"sync"
 	"testing"
 
 	"github.com/sluicehq/sluice/builtins/internal/componenttest"
 	"github.com/sluicehq/sluice/runtime/component"
+	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
 // syncBuffer is the stand-in for standard output, safe to read while the
 // sink writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+type syncBuffer struct{ testkit.LogBuffer }
 
 func (s *syncBuffer) lines() [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Split(bytes.TrimSuffix(bytes.Clone(s.b.Bytes()), []byte("\n")), []byte("\n"))
+	return bytes.Split(bytes.TrimSuffix([]byte(s.String()), []byte("\n")), []byte("\n"))
 }
 
 func TestConformance(t *testing.T) {
