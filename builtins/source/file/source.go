@@ -586,7 +586,15 @@ func (s *Source) checkStream(st *stream, now time.Time, atEnd bool) {
 		id := idOf(fi)
 		for _, sg := range st.segs {
 			if sg.id == id && !sg.truncated {
-				return // a rotated file came back under its old name; keep draining it
+				// A rotated file came back under its old name (moved away
+				// and back, or a stat of the path failed for a moment): it
+				// is the live file again. Left rotated, it was finished
+				// once quiet for rotate_wait and then, no longer followed,
+				// read again from its start as the next generation.
+				sg.rotated, sg.finishing, sg.drained = false, false, false
+				st.active = sg
+				s.log.Info().Str(logx.File, st.path).Int32(logx.Partition, sg.gen).Msg("rotated file is back at the path; following it again")
+				return
 			}
 		}
 		if _, err := s.openSegment(st, st.path, 0, atEnd); err != nil {
