@@ -65,13 +65,14 @@ type Source struct {
 
 	// readMu is held by Read for its whole call and by Open and Close, so
 	// the reading state below has one owner at a time.
-	readMu  sync.Mutex
-	opened  bool
-	closed  bool
-	eof     bool
-	streams []*stream
-	byPath  map[string]*stream
-	rr      int // round-robin start over streams
+	readMu   sync.Mutex
+	opened   bool
+	closed   bool
+	eof      bool
+	streams  []*stream
+	byPath   map[string]*stream
+	rr       int // round-robin start over streams
+	lastPoll time.Time
 	// slabHint and countHint size the next batch after the last one.
 	slabHint, countHint int
 	open                int                    // segments holding an open file
@@ -684,6 +685,13 @@ func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 		}
 		s.applyRewinds()
 		now := time.Now()
+		if s.o.tail && !polled && now.Sub(s.lastPoll) >= s.o.poll {
+			// Polled every poll_interval even while files have data:
+			// polling only when none had, one busy file kept rotation,
+			// truncation and new files from being noticed in the others.
+			s.poll(now)
+			polled = true
+		}
 		b, ok, err := s.tryRead(now)
 		if err != nil {
 			return component.Batch{}, err
@@ -731,9 +739,11 @@ func (s *Source) allDrained() bool {
 	return true
 }
 
-// poll runs when no file has data: it checks rotation and truncation, looks
-// for new files, finishes quiet rotated files and retires finished ones.
+// poll runs when no file has data, and at least every poll_interval: it
+// checks rotation and truncation, looks for new files, finishes quiet
+// rotated files and retires finished ones.
 func (s *Source) poll(now time.Time) {
+	s.lastPoll = now
 	if s.o.glob {
 		paths, err := s.matches()
 		if err != nil {
