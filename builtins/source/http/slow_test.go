@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -188,4 +189,56 @@ func TestClientThatNeverReadsIsDisconnected(t *testing.T) {
 func serverConns() int {
 	buf := make([]byte, 1<<20)
 	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "net/http.(*conn).serve(")
+}
+
+// TestSlowSenderIsDisconnected: a client cut off with 408 (its body came
+// too slowly) has its connection closed, whatever it goes on sending. The
+// answer went out, but then net/http read what was left of the body (up to
+// 256 KiB: a chunked body, or a Content-Length with that little left) with
+// no deadline at all: a trickler that kept trickling kept its connection and
+// a goroutine for hours, and held Close until its deadline.
+func TestSlowSenderIsDisconnected(t *testing.T) {
+	for _, c := range []struct {
+		name, framing string
+		chunk         string
+	}{
+		{name: "chunked", framing: "Transfer-Encoding: chunked", chunk: "2\r\n1\n\r\n"},
+		{name: "content-length", framing: "Content-Length: 100000", chunk: "1\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, base := startSource(t, "read_timeout = \"1s\"\n")
+			runEngine(t, s, nil)
+			addr := strings.TrimPrefix(base, "http://")
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-ndjson\r\n%s\r\n\r\n", addr, c.framing)
+			go func() {
+				tick := time.NewTicker(100 * time.Millisecond) // the pace of the attack, not synchronisation
+				defer tick.Stop()
+				for range tick.C {
+					if _, err := conn.Write([]byte(c.chunk)); err != nil {
+						return
+					}
+				}
+			}()
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestTimeout {
+				t.Fatalf("status %d, want 408", resp.StatusCode)
+			}
+			var closed atomic.Bool
+			go func() {
+				_, _ = io.Copy(io.Discard, br) // until the server closes the connection
+				closed.Store(true)
+			}()
+			testkit.WaitFor(t, "the server to close the connection of the client it answered 408", closed.Load)
+		})
+	}
 }

@@ -449,6 +449,14 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request, f framing, media
 	b.body = body
 	if err != nil {
 		s.putBuilder(b)
+		// The body was not read to its end, and nothing of it is kept.
+		// After the handler net/http reads what is left of it (up to
+		// 256 KiB, whatever Connection says) to reuse the connection,
+		// under no deadline (receive cleared its own): a client that keeps
+		// trickling would keep its connection, a goroutine and Close for
+		// as long as it likes. Let that read fail at once: the connection
+		// is then closed after the answer.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
@@ -461,10 +469,6 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request, f framing, media
 		case errors.Is(err, errBudget):
 			s.unavailable(w, err.Error()+"; nothing was kept", "")
 		case errors.Is(err, errClosing):
-			// After the handler the server reads what is left of the body
-			// (net/http does, whatever Connection says): let that fail at
-			// once too, or the connection stays open and holds Close.
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 			w.Header().Set("Connection", "close")
 			s.unavailable(w, "source is shutting down; nothing was kept", "")
 		case errors.Is(err, errDecoded):
