@@ -241,6 +241,11 @@ func TestBinaryMode(t *testing.T) {
 			err: lineformat.ErrDecode},
 		{name: "too large", keys: `max_event_size = "100B"`, headers: append([]string{"Content-Type: text/plain"}, ceHeaders...), body: strings.Repeat("y", 100), code: 200,
 			err: lineformat.ErrTooLarge},
+		// The source's max_event_size may be over the task's event limit
+		// (1 MiB here), which the engine holds every event to: the event
+		// is the source's own rejection, not accepted then dead-lettered.
+		{name: "over the task's limit", keys: `max_event_size = "4MiB"`, headers: append([]string{"Content-Type: text/plain"}, ceHeaders...), body: strings.Repeat("y", 1<<20), code: 200,
+			err: lineformat.ErrTooLarge},
 		{name: "missing id", headers: []string{"ce-specversion: 1.0", "ce-source: s", "ce-type: t"}, code: 400},
 		{name: "old specversion", headers: []string{"ce-specversion: 0.3", "ce-id: 1", "ce-source: s", "ce-type: t"}, code: 400},
 		{name: "bad attribute name", headers: append([]string{"ce-my-ext: 1"}, ceHeaders...), code: 400},

@@ -408,10 +408,18 @@ func (b *builder) binary(h http.Header, media string, format lineformat.Format) 
 	}
 	out = append(out, '}')
 	c.out = out
-	if limit := b.w.MaxEvent; limit > 0 && len(out)-start > limit {
+	// The event is held to max_event_size and to the task's event limit,
+	// which the engine holds every event to (the source's max_event_size
+	// may be above it): over either, it is the source's own rejection,
+	// counted in the answer, rather than accepted and then dead-lettered.
+	limit, whose := b.w.MaxEvent, "the limit"
+	if mb := b.w.MaxBuilt; mb > 0 && (limit <= 0 || mb < limit) {
+		limit, whose = mb, "the task's event limit"
+	}
+	if limit > 0 && len(out)-start > limit {
 		ev := slices.Clone(out[start:])
 		c.out = out[:start]
-		b.fail(ev, pos, fmt.Errorf("http request %s: %w: %d bytes, the limit is %d (raise max_event_size)", b.stream, lineformat.ErrTooLarge, len(ev), limit))
+		b.fail(ev, pos, fmt.Errorf("http request %s: %w: %d bytes, %s is %d (raise max_event_size)", b.stream, lineformat.ErrTooLarge, len(ev), whose, limit))
 		return nil
 	}
 	c.msgs = append(c.msgs, message.Message{Time: b.now, Pos: pos})
