@@ -352,16 +352,30 @@ type pending struct {
 }
 
 // bodyHold keeps an abandoned request's share of the body budget until the
-// task acknowledged every batch of it that it took.
+// task acknowledged every batch of it that it took, and gathers what became
+// of those batches: the request is counted once, when the last is
+// acknowledged.
 type bodyHold struct {
+	s      *Source
+	id     string
 	budget *budget
 	units  int
 	refs   atomic.Int32
+	// Abandoned batches (set by giveUp while it holds a reference), the
+	// events of those handled after all, and those not handled.
+	abandoned  int
+	handled    atomic.Int64
+	notHandled atomic.Int64
+	firstErrMu sync.Mutex
+	firstErr   error
 }
 
 func (h *bodyHold) done() {
 	if h.refs.Add(-1) == 0 {
 		h.budget.release(h.units)
+		if h.abandoned > 0 {
+			h.s.late(h)
+		}
 	}
 }
 
@@ -371,28 +385,39 @@ func (p *pending) ack(err error) {
 		return
 	}
 	if p.state.CompareAndSwap(stateAbandoned, stateLate) {
-		p.s.late(p, err)
-		if p.hold != nil {
-			p.hold.done()
+		h := p.hold
+		if err == nil {
+			h.handled.Add(int64(len(p.batch.Messages)))
+		} else {
+			h.notHandled.Add(int64(len(p.batch.Messages)))
+			h.firstErrMu.Lock()
+			if h.firstErr == nil {
+				h.firstErr = err
+			}
+			h.firstErrMu.Unlock()
 		}
+		h.done()
 	}
 }
 
-// late notes the fate of events whose request was already answered 503.
-func (s *Source) late(p *pending, err error) {
+// late notes, once per request, the fate of events whose request was
+// already answered 503: handled when the task handled any of them after
+// all (a retry by the client duplicates those), not_handled otherwise.
+func (s *Source) late(h *bodyHold) {
+	handled, notHandled := h.handled.Load(), h.notHandled.Load()
 	outcome := "handled"
-	if err != nil {
+	if handled == 0 {
 		outcome = "not_handled"
 	}
 	if s.abandoned != nil {
 		s.abandoned.WithLabelValues(s.task, outcome).Inc()
 	}
-	if err == nil {
-		s.log.Warn().Str("request_id", p.id).Int(logx.Events, len(p.batch.Messages)).
-			Msg("events of a request answered 503 (response_timeout) were handled after all; a retry by the client will deliver them again")
+	if handled > 0 {
+		s.log.Warn().Str("request_id", h.id).Int64(logx.Events, handled).Int64("events_not_handled", notHandled).
+			Msg("events of a request answered 503 were handled after all; a retry by the client will deliver them again")
 		return
 	}
-	s.log.Debug().Str("request_id", p.id).Int(logx.Events, len(p.batch.Messages)).Err(err).
+	s.log.Debug().Str("request_id", h.id).Int64(logx.Events, notHandled).Err(h.firstErr).
 		Msg("events of a request answered 503 were not handled")
 }
 
@@ -632,7 +657,7 @@ func (fl *flight) giveUp(w http.ResponseWriter) {
 	// A batch the task keeps may point into the body: the body's budget
 	// goes with the abandoned batches, released when the last is
 	// acknowledged (the handler's reference is dropped below).
-	hold := &bodyHold{budget: s.budget, units: *fl.held}
+	hold := &bodyHold{s: s, id: fl.id, budget: s.budget, units: *fl.held}
 	hold.refs.Store(1)
 	for _, p := range fl.inflight {
 		if p.state.CompareAndSwap(statePending, stateDropped) {
@@ -643,6 +668,7 @@ func (fl *flight) giveUp(w http.ResponseWriter) {
 		switch {
 		case p.state.CompareAndSwap(stateTaken, stateAbandoned):
 			fl.taken, recycle = true, false
+			hold.abandoned++
 		default:
 			hold.refs.Add(-1)
 			// Acknowledged meanwhile.

@@ -795,3 +795,64 @@ func TestLargeBodyFailsMidway(t *testing.T) {
 		t.Fatalf("%d batches handed over after the third failed", got)
 	}
 }
+
+// TestUnconfirmedCountedPerRequest: sluice_http_source_unconfirmed_total
+// counts requests answered 503 whose events the task handled after all,
+// once per request. A large request has several batches in the task when
+// it gives up; each was counted (and warned about) on its own, so one
+// request read as two.
+func TestUnconfirmedCountedPerRequest(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		errs    [2]error
+		outcome string
+	}{
+		{"handled", [2]error{nil, nil}, "handled"},
+		{"not handled", [2]error{errors.New("stopped"), errors.New("stopped")}, "not_handled"},
+		// A retry duplicates what was handled: that is what the count warns of.
+		{"partly handled", [2]error{nil, errors.New("stopped")}, "handled"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, base := startSource(t, "batch = { max_events = 1 }\nresponse_timeout = \"60s\"")
+			var mu sync.Mutex
+			var held []component.Batch
+			runEngine(t, s, func(b component.Batch) (time.Duration, bool, error) {
+				mu.Lock()
+				held = append(held, b)
+				mu.Unlock()
+				return 0, false, nil
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/", strings.NewReader("1\n2\n3\n"))
+			req.Header.Set("Content-Type", "application/x-ndjson")
+			errc := make(chan error, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				errc <- err
+			}()
+			testkit.WaitFor(t, "the task to take two batches of the request", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(held) == 2
+			})
+			cancel() // the client goes away: the request gives up with both batches in the task
+			<-errc
+			testkit.WaitFor(t, "the request to be answered 503", func() bool {
+				return s.requests.WithLabelValues("t1", "503").Value() == 1
+			})
+			for i, b := range held {
+				b.Ack(c.errs[i])
+			}
+			handled := s.abandoned.WithLabelValues("t1", "handled").Value()
+			notHandled := s.abandoned.WithLabelValues("t1", "not_handled").Value()
+			want := map[string]float64{"handled": 0, "not_handled": 0}
+			want[c.outcome] = 1
+			if handled != want["handled"] || notHandled != want["not_handled"] {
+				t.Errorf("unconfirmed: handled %v, not_handled %v; want %v for one request", handled, notHandled, want)
+			}
+		})
+	}
+}
