@@ -107,7 +107,7 @@ func newBudget(bytes int64) *budget {
 }
 
 // acquire takes n units, waiting up to wait for them (and while ctx
-// lasts). It takes all or none.
+// lasts and the source is open). It takes all or none.
 func (b *budget) acquire(ctx context.Context, n int, wait time.Duration, closed <-chan struct{}) error {
 	var timer *time.Timer
 	for i := range n {
@@ -127,7 +127,7 @@ func (b *budget) acquire(ctx context.Context, n int, wait time.Duration, closed 
 			return errBudget
 		case <-closed:
 			b.release(i)
-			return errBudget
+			return errClosing
 		case <-ctx.Done():
 			b.release(i)
 			return ctx.Err()
