@@ -34,6 +34,7 @@ type Config struct {
 	ReadTimeout     component.Duration `toml:"read_timeout" doc:"Longest time to read a request's body (headers: at most 10 s of it); a slower client gets 408 and is disconnected."`
 	MinBodyRate     component.ByteSize `toml:"min_body_rate" doc:"Slowest average rate, in bytes per second, at which a body may arrive once it has taken 5 s; a slower client gets 408 and is disconnected (slowloris). \"0\" turns the check off (read_timeout still applies)."`
 	MaxRequests     int                `toml:"max_requests" min:"1" max:"100000" doc:"Requests whose events are handled at once (a request takes a slot once its body is read). More wait up to response_timeout for a slot, then get 503. Bodies being received or handled share max_requests × max_body_size bytes of memory."`
+	MaxConnections  int                `toml:"max_connections" min:"1" max:"1000000" doc:"Most client connections open at once, idle keep-alive ones included; more wait in the system's accept queue until one closes. With request headers capped at 64 KiB, it bounds what connections can hold in memory besides the bodies' budget."`
 	Batch           Batch              `toml:"batch" doc:"Size of the batches a request's events are handed to the task in; a larger body is handed over batch after batch, and answered once all of them were handled."`
 	EventSource     string             `toml:"event_source" doc:"CloudEvents source attribute of wrapped events. Default: \"sluice/TASK/http\"."`
 	EventType       string             `toml:"event_type" doc:"CloudEvents type attribute of wrapped events."`
@@ -57,10 +58,15 @@ const (
 	defaultResponseTimeout = 10 * time.Second
 	defaultReadTimeout     = 30 * time.Second
 	defaultMaxRequests     = 64
-	defaultMinBodyRate     = 16 << 10
-	defaultBatchEvents     = 1000
-	defaultBatchBytes      = 1 << 20
-	defaultEventType       = "sluice.http"
+	defaultMaxConnections  = 1024
+	// maxHeaderBytes caps a request's headers (net/http's default is 1
+	// MiB): read before the token is checked, they are what an
+	// unauthenticated client can make the source hold per connection.
+	maxHeaderBytes     = 64 << 10
+	defaultMinBodyRate = 16 << 10
+	defaultBatchEvents = 1000
+	defaultBatchBytes  = 1 << 20
+	defaultEventType   = "sluice.http"
 )
 
 func newConfig() any {
@@ -72,6 +78,7 @@ func newConfig() any {
 		ResponseTimeout: component.Duration(defaultResponseTimeout),
 		ReadTimeout:     component.Duration(defaultReadTimeout),
 		MaxRequests:     defaultMaxRequests,
+		MaxConnections:  defaultMaxConnections,
 		MinBodyRate:     defaultMinBodyRate,
 		Batch:           Batch{MaxEvents: defaultBatchEvents, MaxBytes: defaultBatchBytes},
 		EventType:       defaultEventType,

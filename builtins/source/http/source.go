@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/net/netutil"
 
 	"github.com/sluicehq/sluice/builtins/internal/lineformat"
 	"github.com/sluicehq/sluice/runtime/component"
@@ -71,6 +72,10 @@ type Source struct {
 	served   chan struct{}         // closed when the serve goroutine returns
 	newConns map[net.Conn]struct{} // connections that have not sent a request yet
 	bodies   map[*wire]struct{}    // bodies being received: Close ends their reads
+	maxConns int
+	// conns and peakConns count the open connections, and the most at
+	// once (for the tests of max_connections).
+	conns, peakConns int
 
 	builders sync.Pool
 	budget   *budget // memory of request bodies
@@ -142,6 +147,7 @@ func New(cfg *Config, env component.Env) (*Source, error) {
 	s.idPrefix = hex.EncodeToString(rnd[:])
 	s.queue = make(chan *pending, max(1, cfg.Concurrency))
 	s.slots = make(chan struct{}, max(1, cmpOrInt(cfg.MaxRequests, defaultMaxRequests)))
+	s.maxConns = max(1, cmpOrInt(cfg.MaxConnections, defaultMaxConnections))
 	// Bodies being received and requests being handled share
 	// max_requests × max_body_size bytes; one request always fits.
 	s.budget = newBudget(int64(cap(s.slots))*s.maxBody + 2*budgetUnit + 512)
@@ -202,8 +208,13 @@ func (s *Source) Open(ctx context.Context) error {
 		}
 		return err
 	}
+	// Connections over the limit wait in the accept queue: without a
+	// limit, hostile clients could each hold up to maxHeaderBytes (read
+	// before the token is checked) on as many connections as they open.
+	ln = netutil.LimitListener(ln, s.maxConns)
 	srv := &http.Server{
 		Handler:           s,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: min(10*time.Second, s.readTO),
 		ReadTimeout:       s.readTO,
 		IdleTimeout:       2 * time.Minute,
@@ -306,6 +317,13 @@ func (s *Source) Close(ctx context.Context) error {
 func (s *Source) trackConn(c net.Conn, st http.ConnState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch st {
+	case http.StateNew:
+		s.conns++
+		s.peakConns = max(s.peakConns, s.conns)
+	case http.StateClosed, http.StateHijacked:
+		s.conns--
+	}
 	if st == http.StateNew {
 		if s.newConns == nil {
 			s.newConns = map[net.Conn]struct{}{}
