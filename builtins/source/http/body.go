@@ -43,6 +43,7 @@ type wire struct {
 	limit  time.Duration
 	rate   float64 // bytes per second; 0: no rate
 	err    error
+	eof    bool // the body was read to its end
 	// closing is the source's closed channel: Close sets the read deadline
 	// to now, and a read that moved it on afterwards sets it back.
 	closing <-chan struct{}
@@ -81,7 +82,9 @@ func (w *wire) Read(p []byte) (int, error) {
 	n, err := w.r.Read(p)
 	w.got += int64(n)
 	switch {
-	case err == nil, err == io.EOF:
+	case err == io.EOF:
+		w.eof = true
+	case err == nil:
 	case errors.Is(err, os.ErrDeadlineExceeded) && w.isClosing():
 		w.err = errClosing
 		err = errClosing
@@ -148,7 +151,7 @@ func unitsFor(bytes int) int { return (bytes + budgetUnit - 1) / budgetUnit }
 // decoding its Content-Encoding c. It keeps *held units of the budget for
 // the buffer, which the caller releases once the request is over. The body
 // is limited to max_body_size on the wire and once decoded.
-func (s *Source) receive(w http.ResponseWriter, r *http.Request, buf []byte, c coding, held *int) ([]byte, error) {
+func (s *Source) receive(w http.ResponseWriter, r *http.Request, buf []byte, c coding, held *int) (_ []byte, err error) {
 	rc := http.NewResponseController(w)
 	wr := &wire{r: http.MaxBytesReader(w, r.Body, s.maxBody), rc: rc, start: time.Now(), grace: min(bodyGrace, s.readTO), limit: s.readTO, rate: s.minRate, closing: s.closed}
 	s.mu.Lock()
@@ -164,8 +167,23 @@ func (s *Source) receive(w http.ResponseWriter, r *http.Request, buf []byte, c c
 	}()
 	// The server's background read of the next request must not see the
 	// deadline set here once the body is in: it would cancel the request
-	// while its events wait for the task.
-	defer rc.SetReadDeadline(time.Time{})
+	// while its events wait for the task. A body that failed before its
+	// end is another matter: after the handler net/http reads what is left
+	// of it (up to 256 KiB, whatever Connection says) to reuse the
+	// connection, under no deadline, so a client that keeps trickling
+	// would keep its connection, a goroutine and Close for as long as it
+	// likes. That read fails at once instead, and the connection is closed
+	// after the answer. Not once the body was read to its end (a gzip body
+	// whose checksum is wrong): net/http's background read of the next
+	// request runs then, and failing it cancels the connection's context,
+	// so the next request on it was answered 503 "client went away".
+	defer func() {
+		if err != nil && !wr.eof {
+			_ = rc.SetReadDeadline(time.Now())
+			return
+		}
+		_ = rc.SetReadDeadline(time.Time{})
+	}()
 	var in io.Reader = wr
 	if c != codingIdentity {
 		d, err := s.decoders.open(c, wr)

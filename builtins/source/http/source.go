@@ -492,14 +492,9 @@ func (s *Source) handle(w http.ResponseWriter, r *http.Request, f framing, media
 	b.body = body
 	if err != nil {
 		s.putBuilder(b)
-		// The body was not read to its end, and nothing of it is kept.
-		// After the handler net/http reads what is left of it (up to
-		// 256 KiB, whatever Connection says) to reuse the connection,
-		// under no deadline (receive cleared its own): a client that keeps
-		// trickling would keep its connection, a goroutine and Close for
-		// as long as it likes. Let that read fail at once: the connection
-		// is then closed after the answer.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		// Nothing of the body is kept. receive made net/http's read of
+		// what is left of it after the handler fail at once, closing the
+		// connection, when it failed before the body's end.
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
