@@ -131,6 +131,15 @@ type Rewinder interface {
 	Rewind(ctx context.Context) error
 }
 
+// OneShot is implemented by sources that cannot deliver again what they
+// read and was not acknowledged (stdin: the bytes are gone once read). A
+// stop then waits, within the shutdown deadline, for a failing sink or a
+// full disk buffer to take their batches, instead of giving the batches
+// back at once as it does for the sources that send them again.
+type OneShot interface {
+	OneShot()
+}
+
 // Cycler is implemented by sources that commit in cycles instead of on each
 // ack: Kafka exactly-once, where records consumed, records produced and
 // offsets commit together in one transaction. The engine reads until

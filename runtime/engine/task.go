@@ -498,14 +498,21 @@ func (t *Task) runOnce(ctx context.Context) error {
 	// batch was not acknowledged: the source reads it again.
 	appendCtx, cancelAppend := context.WithCancel(workCtx)
 	defer cancelAppend()
-	defer context.AfterFunc(readCtx, cancelAppend)()
+	// A source that cannot send its batches again (stdin) would lose
+	// them: for it the stop waits within the deadline, as for a delivery.
+	_, oneShot := t.src.(component.OneShot)
+	if !oneShot {
+		defer context.AfterFunc(readCtx, cancelAppend)()
+	}
 	workers := make([]*worker, e.Concurrency)
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := t.newWorker(i)
 		w.appendCtx = appendCtx
 		w.deliver = t.deliver
-		w.deliver.Interrupt = readCtx.Done()
+		if !oneShot {
+			w.deliver.Interrupt = readCtx.Done()
+		}
 		workers[i] = w
 		wg.Add(1)
 		go func() {

@@ -115,6 +115,11 @@ var ErrClosed = errors.New("stdin source closed")
 // no more input is buffered, so a slow producer sees its lines promptly. It
 // returns ctx.Err() as soon as ctx ends, and ErrClosed once the source is
 // closed, whether input comes or not.
+// OneShot marks stdin as a source that cannot send again what it read: a
+// stop waits for a failing sink within the shutdown deadline rather than
+// give its batches back (component.OneShot).
+func (s *Source) OneShot() {}
+
 func (s *Source) Read(ctx context.Context) (component.Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return component.Batch{}, err
