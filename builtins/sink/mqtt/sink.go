@@ -223,6 +223,17 @@ func (s *Sink) current(ctx context.Context) (paho.Client, error) {
 // (QoS 1, 2) or written (QoS 0). A record whose topic renders invalid fails
 // alone, event-permanent.
 func (s *Sink) Write(ctx context.Context, msgs []message.Message) error {
+	err := s.write(ctx, msgs)
+	var re *component.RecordErrors
+	if err != nil && !errors.As(err, &re) {
+		// The whole batch failed (no connection, a publish timeout):
+		// counted too, not only the messages refused one by one.
+		s.m.errors.WithLabelValues(component.ClassOf(err).String()).Add(uint64(len(msgs)))
+	}
+	return err
+}
+
+func (s *Sink) write(ctx context.Context, msgs []message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/builtins/internal/mqtttest"
 	"github.com/sluicehq/sluice/runtime/component"
 	"github.com/sluicehq/sluice/runtime/message"
+	"github.com/sluicehq/sluice/runtime/metrics/metricstest"
 	"github.com/sluicehq/sluice/runtime/testkit"
 )
 
@@ -167,4 +168,25 @@ func TestTopicWithControlCharacterIsolated(t *testing.T) {
 		}
 	}
 	testkit.WaitFor(t, "the good messages", func() bool { return len(col.All()) == 12 })
+}
+
+// TestBatchFailuresCounted: sluice_mqtt_publisher_errors_total counts the
+// messages of a batch that failed as a whole (the broker cut off), by
+// class, not only those refused one by one (a bad topic): an outage read
+// zero on it before.
+func TestBatchFailuresCounted(t *testing.T) {
+	url := testkit.MQTT(t)
+	proxy := testkit.NewProxy(t, strings.TrimPrefix(url, "tcp://"))
+	env := componenttest.Env(t, zerolog.InfoLevel, "sink")
+	s := componenttest.Build(t, Register, component.KindSink, "mqtt",
+		fmt.Sprintf("url = \"tcp://%s\"\ntopic = %q\nconnect_timeout = \"2s\"\npublish_timeout = \"2s\"\n", proxy.Addr(), testkit.Unique(t, "cut")), env).(*Sink)
+	openSink(t, s)
+	proxy.Cut()
+	err := s.Write(context.Background(), []message.Message{msg(`{}`, `1`), msg(`{}`, `2`), msg(`{}`, `3`)})
+	if component.ClassOf(err) != component.ClassRetryable {
+		t.Fatalf("write through a cut connection: %v, want a retryable failure", err)
+	}
+	if v, ok := metricstest.Gather(t, env.Metrics).Value("sluice_mqtt_publisher_errors_total", "error_type", "retryable"); !ok || v != 3 {
+		t.Fatalf("sluice_mqtt_publisher_errors_total{error_type=\"retryable\"} = %v (%v), want 3", v, ok)
+	}
 }
