@@ -400,20 +400,7 @@ func TestReloadStopsTheTaskOfADeletedFileArgument(t *testing.T) {
 	a, b := filepath.Join(dir, "a.toml"), filepath.Join(dir, "b.toml")
 	writeFile(t, a, genTask(dir, "a", ""))
 	writeFile(t, b, genTask(dir, "b", ""))
-	s, err := runner.NewSupervisor(newLoader(t), []string{a, b}, engine.Options{Logger: zerolog.Nop(), Metrics: metrics.New()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		s.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-ended
-	})
+	s, _ := runWith(t, newLoader(t), []string{a, b}, io.Discard)
 	old := byName(s)
 	waitRunning(t, old["a"], old["b"])
 
