@@ -448,6 +448,29 @@ func runWith(t *testing.T, loader *config.Loader, args []string, w io.Writer) (s
 	return s, stop
 }
 
+// downURL is the URL of a local port nothing listens on: a sink sending
+// there cannot deliver.
+func downURL(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// warnings returns the warning lines of logs whose message holds sub.
+func warnings(logs, sub string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(logs, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["level"] == "warn" && strings.Contains(fmt.Sprint(m["message"]), sub) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // A reload that removes a task whose disk buffer still holds undelivered
 // records (its sink out of reach), or that restarts it without that buffer
 // (the buffer key removed, or another path), leaves those records where no
@@ -455,12 +478,7 @@ func runWith(t *testing.T, loader *config.Loader, args []string, w io.Writer) (s
 // Before, it logged only "task stopped", and a task renamed (or its buffer
 // moved) while the uplink was down silently stranded its backlog.
 func TestReloadWarnsOfRecordsLeftInADiskBuffer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close() // nothing listens: the sink cannot deliver
+	down := downURL(t)
 	bufTask := func(name, buffer string) string {
 		return fmt.Sprintf(`name = %q
 [source]
@@ -468,7 +486,7 @@ type = "generate"
 rate = 200
 [sink]
 type = "http"
-url = "http://%s/"
+url = %q
 %s
 `, name, down, buffer)
 	}
@@ -500,9 +518,8 @@ url = "http://%s/"
 			}
 			bufDir := filepath.Join(loader.StateDir, "buffers", "edge")
 			var warned map[string]any
-			for _, line := range strings.Split(logs.String(), "\n") {
-				var m map[string]any
-				if json.Unmarshal([]byte(line), &m) == nil && strings.Contains(fmt.Sprint(m["message"]), "disk buffer") && m["task"] == "edge" && m["level"] == "warn" {
+			for _, m := range warnings(logs.String(), "disk buffer") {
+				if m["task"] == "edge" {
 					warned = m
 				}
 			}
@@ -544,12 +561,7 @@ url = %q
 buffer = { type = "disk" }
 `, name, sinkURL)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "http://" + ln.Addr().String() + "/"
-	ln.Close()
+	down := downURL(t)
 	writeFile(t, filepath.Join(old, "edge.toml"), bufTask("edge", down))
 	writeFile(t, filepath.Join(old, "empty.toml"), genTask(old, "empty", `buffer = { type = "disk" }`))
 	s, stop := runWith(t, loader, []string{old}, io.Discard)
@@ -567,13 +579,7 @@ buffer = { type = "disk" }
 	writeFile(t, filepath.Join(renamed, "edge.toml"), bufTask("edge2", down))
 	var logs testkit.LogBuffer
 	runWith(t, loader, []string{renamed}, &logs)
-	var warned []map[string]any
-	for _, line := range strings.Split(logs.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["level"] == "warn" && strings.Contains(fmt.Sprint(m["message"]), "no task uses it") {
-			warned = append(warned, m)
-		}
-	}
+	warned := warnings(logs.String(), "no task uses it")
 	want := filepath.Join(loader.StateDir, "buffers", "edge")
 	if len(warned) != 1 || warned[0]["buffer"] != want || warned[0]["records"] != float64(7) || warned[0]["task"] != "edge" {
 		t.Fatalf("warnings %v, want one for the 7 records in %s; log:\n%s", warned, want, logs.String())

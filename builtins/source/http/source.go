@@ -321,15 +321,13 @@ func (s *Source) trackConn(c net.Conn, st http.ConnState) {
 	case http.StateNew:
 		s.conns++
 		s.peakConns = max(s.peakConns, s.conns)
-	case http.StateClosed, http.StateHijacked:
-		s.conns--
-	}
-	if st == http.StateNew {
 		if s.newConns == nil {
 			s.newConns = map[net.Conn]struct{}{}
 		}
 		s.newConns[c] = struct{}{}
 		return
+	case http.StateClosed, http.StateHijacked:
+		s.conns--
 	}
 	delete(s.newConns, c)
 }

@@ -18,16 +18,8 @@ import (
 // thrown away with the session, uncounted. QoS 1 messages of a persistent
 // session come again from the broker, once.
 func TestRewindKeepsWhatTheBrokerDoesNotResend(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		cfg    string
-		pubQoS byte
-	}{
-		{"qos1-persistent-session-qos0-publisher", "qos = 1\n", 0},
-		{"qos0-subscription", "qos = 0\nclean_session = true\n", 0},
-		{"qos1-clean-session", "qos = 1\nclean_session = true\n", 1},
-		{"qos1-persistent-session", "qos = 1\n", 1},
-	} {
+	// And a persistent session's QoS 1 messages, which the broker resends.
+	for _, tc := range append(notResent, sessionCase{"qos1-persistent-session", "qos = 1\n", 1}) {
 		t.Run(tc.name, func(t *testing.T) {
 			url := testkit.MQTT(t)
 			topic := testkit.Unique(t, "rw")
